@@ -1,0 +1,104 @@
+//! A global allocator that counts allocations, for benchmarks and tests that
+//! must prove a hot path performs no heap allocation.
+//!
+//! Install it in a benchmark or test binary, then measure a closure:
+//!
+//! ```
+//! use flagwire_alloc_counter::{CountingAllocator, count_allocations};
+//!
+//! #[global_allocator]
+//! static ALLOC: CountingAllocator = CountingAllocator::new();
+//!
+//! let (sum, allocations) = count_allocations(|| (1..=10u32).sum::<u32>());
+//! assert_eq!(sum, 55);
+//! assert_eq!(allocations, 0);
+//!
+//! let (_v, allocations) = count_allocations(|| vec![1u8; 64]);
+//! assert_eq!(allocations, 1);
+//! ```
+//!
+//! Counts are per thread, so work on other threads (a benchmark harness, a
+//! runtime's workers) does not disturb a measurement taken on this one.
+#![allow(unsafe_code)]
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+
+thread_local! {
+    static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
+    static BYTES: Cell<u64> = const { Cell::new(0) };
+}
+
+/// Wraps the system allocator and counts, per thread, every allocation and
+/// reallocation together with the bytes requested.
+#[derive(Debug, Default)]
+pub struct CountingAllocator {
+    _private: (),
+}
+
+impl CountingAllocator {
+    /// A new counting allocator; use it as a `#[global_allocator]` static.
+    pub const fn new() -> Self {
+        Self { _private: () }
+    }
+}
+
+fn record(size: usize) {
+    // `try_with` because the allocator can be called while thread-locals are
+    // being torn down at thread exit.
+    let _ = ALLOCATIONS.try_with(|c| c.set(c.get() + 1));
+    let _ = BYTES.try_with(|c| c.set(c.get() + size as u64));
+}
+
+// SAFETY: every method forwards to `System` with the caller's arguments
+// unchanged; counting touches only thread-local cells and never allocates.
+unsafe impl GlobalAlloc for CountingAllocator {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        record(layout.size());
+        // SAFETY: forwarded unchanged; the caller upholds `alloc`'s contract.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        record(layout.size());
+        // SAFETY: forwarded unchanged; the caller upholds the contract.
+        unsafe { System.alloc_zeroed(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: forwarded unchanged; `ptr` came from `System` via this type.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        record(new_size);
+        // SAFETY: forwarded unchanged; the caller upholds `realloc`'s contract.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+/// A snapshot of this thread's counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct AllocationStats {
+    /// Allocations and reallocations made by this thread.
+    pub allocations: u64,
+    /// Bytes requested by those allocations.
+    pub bytes: u64,
+}
+
+/// This thread's counters so far. They only move when a
+/// [`CountingAllocator`] is the global allocator.
+pub fn stats() -> AllocationStats {
+    AllocationStats {
+        allocations: ALLOCATIONS.with(Cell::get),
+        bytes: BYTES.with(Cell::get),
+    }
+}
+
+/// Runs `f` and returns its result with the number of allocations it made on
+/// this thread.
+pub fn count_allocations<T>(f: impl FnOnce() -> T) -> (T, u64) {
+    let before = stats().allocations;
+    let out = f();
+    (out, stats().allocations - before)
+}

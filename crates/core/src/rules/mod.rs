@@ -1,0 +1,1 @@
+//! The native flag rules engine: local flag evaluation without network calls.

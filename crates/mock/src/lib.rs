@@ -1,0 +1,1 @@
+//! An in-memory emulator of the Schematic and eSauti APIs.

@@ -1,0 +1,1 @@
+//! flagwire: the Rust SDK for Schematic and eSauti.

@@ -1,0 +1,1 @@
+//! flagwire's HTTP transport: a tower `Service` stack on hyper and rustls.
