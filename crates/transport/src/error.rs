@@ -1,0 +1,397 @@
+//! The one error type of the transport.
+
+use std::error::Error as StdError;
+use std::fmt;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Response, StatusCode};
+
+/// A boxed error that can cross threads, as tower uses.
+pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
+
+/// Which deadline ran out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum TimeoutKind {
+    /// The deadline for the whole logical request, retries and back-off
+    /// sleeps included.
+    Overall,
+    /// The deadline for one attempt: connecting, sending the request and
+    /// reading the whole response body.
+    Attempt,
+}
+
+impl fmt::Display for TimeoutKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            TimeoutKind::Overall => "overall",
+            TimeoutKind::Attempt => "per-attempt",
+        })
+    }
+}
+
+/// Everything that can go wrong between handing a request to the transport
+/// and getting a fully buffered response back.
+///
+/// An HTTP error status is *not* an error at this level: a `404` comes back as
+/// `Ok(response)`. The one exception is [`TransportError::RetriesExhausted`],
+/// returned when the retry layer tried again and every attempt failed; it
+/// still carries the last response so the caller can read the API's message.
+///
+/// Neither `Display` nor `Debug` ever prints header values, so secrets sent
+/// with a request cannot leak through an error.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum TransportError {
+    /// No connection could be made (DNS, refused, unreachable, connect
+    /// timeout of the socket). The request was never sent.
+    Connect {
+        /// The underlying error.
+        source: BoxError,
+    },
+    /// The TLS handshake failed, e.g. the server's certificate is not trusted.
+    /// Never retried: trying again will not make a certificate valid.
+    Tls {
+        /// The underlying error.
+        source: BoxError,
+    },
+    /// A deadline ran out. The transport never turns a timeout into a
+    /// synthetic HTTP status.
+    Timeout {
+        /// Which deadline ran out.
+        kind: TimeoutKind,
+        /// The length of that deadline.
+        after: Duration,
+        /// The attempt (1-based) that was running when it ran out.
+        attempt: u32,
+    },
+    /// The response body was longer than the configured limit; reading
+    /// stopped there.
+    BodyTooLarge {
+        /// The limit in bytes.
+        limit: usize,
+    },
+    /// The connection failed after it was made: reset, closed in the middle
+    /// of the response, or an HTTP protocol error.
+    Io {
+        /// The underlying error.
+        source: BoxError,
+    },
+    /// The retry layer tried again and no attempt succeeded.
+    RetriesExhausted {
+        /// How many attempts were made, the first one included.
+        attempts: u32,
+        /// The status of the last response, if the last attempt got one.
+        last_status: Option<StatusCode>,
+        /// The last response itself, when the last attempt got one.
+        last_response: Option<LastResponse>,
+        /// The error of the last attempt, when it failed without a response.
+        source: Option<Box<TransportError>>,
+    },
+    /// The request cannot be sent as it is (e.g. a URI without scheme or
+    /// host, or a scheme other than `http`/`https`).
+    InvalidRequest {
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A [`RequestSigner`](crate::auth::RequestSigner) refused to sign.
+    Signing {
+        /// The signer's error.
+        source: BoxError,
+    },
+    /// The transport could not be built from its configuration (e.g. an API
+    /// key that is not a valid header value, or an unparsable certificate).
+    Config {
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// An error from a user-supplied service or layer.
+    Other {
+        /// The user's error.
+        source: BoxError,
+    },
+}
+
+/// The last response of a request whose retries ran out. Its `Debug` prints
+/// only the status and body length, never headers or the body.
+pub struct LastResponse(pub Box<Response<Bytes>>);
+
+impl fmt::Debug for LastResponse {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LastResponse")
+            .field("status", &self.0.status())
+            .field("body_len", &self.0.body().len())
+            .finish()
+    }
+}
+
+impl TransportError {
+    /// Wraps any error from a user-supplied service or layer. A
+    /// `TransportError` passed in boxed is unwrapped rather than nested.
+    pub fn other(err: impl Into<BoxError>) -> Self {
+        let err = err.into();
+        match err.downcast::<TransportError>() {
+            Ok(own) => *own,
+            Err(source) => TransportError::Other { source },
+        }
+    }
+
+    pub(crate) fn invalid_request(reason: impl Into<String>) -> Self {
+        TransportError::InvalidRequest {
+            reason: reason.into(),
+        }
+    }
+
+    pub(crate) fn config(reason: impl Into<String>) -> Self {
+        TransportError::Config {
+            reason: reason.into(),
+        }
+    }
+
+    /// Whether this failure is of a kind the retry layer retries: a failed
+    /// connection, a connection that broke mid-request, or an attempt that
+    /// timed out. An overall timeout, TLS failures, oversized bodies and
+    /// configuration errors are final.
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            TransportError::Connect { .. }
+                | TransportError::Io { .. }
+                | TransportError::Timeout {
+                    kind: TimeoutKind::Attempt,
+                    ..
+                }
+        )
+    }
+
+    /// Whether a deadline ran out, directly or on the last attempt.
+    pub fn is_timeout(&self) -> bool {
+        match self {
+            TransportError::Timeout { .. } => true,
+            TransportError::RetriesExhausted {
+                source: Some(inner),
+                ..
+            } => inner.is_timeout(),
+            _ => false,
+        }
+    }
+
+    /// The status of the response behind this error, if there is one.
+    pub fn status(&self) -> Option<StatusCode> {
+        match self {
+            TransportError::RetriesExhausted { last_status, .. } => *last_status,
+            _ => None,
+        }
+    }
+
+    /// The last response of a request whose retries ran out.
+    pub fn last_response(&self) -> Option<&Response<Bytes>> {
+        match self {
+            TransportError::RetriesExhausted {
+                last_response: Some(r),
+                ..
+            } => Some(&r.0),
+            _ => None,
+        }
+    }
+
+    /// Takes the last response of a request whose retries ran out.
+    pub fn into_last_response(self) -> Option<Response<Bytes>> {
+        match self {
+            TransportError::RetriesExhausted {
+                last_response: Some(r),
+                ..
+            } => Some(*r.0),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for TransportError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TransportError::Connect { source } => write!(f, "could not connect: {source}"),
+            TransportError::Tls { source } => write!(f, "TLS handshake failed: {source}"),
+            TransportError::Timeout {
+                kind,
+                after,
+                attempt,
+            } => write!(
+                f,
+                "{kind} timeout of {after:?} elapsed during attempt {attempt}"
+            ),
+            TransportError::BodyTooLarge { limit } => {
+                write!(f, "response body exceeds the limit of {limit} bytes")
+            }
+            TransportError::Io { source } => write!(f, "connection failed: {source}"),
+            TransportError::RetriesExhausted {
+                attempts,
+                last_status,
+                source,
+                ..
+            } => {
+                write!(f, "request failed after {attempts} attempts")?;
+                if let Some(status) = last_status {
+                    write!(f, "; last status {status}")?;
+                }
+                if let Some(err) = source {
+                    write!(f, "; last error: {err}")?;
+                }
+                Ok(())
+            }
+            TransportError::InvalidRequest { reason } => write!(f, "invalid request: {reason}"),
+            TransportError::Signing { source } => {
+                write!(f, "could not sign the request: {source}")
+            }
+            TransportError::Config { reason } => {
+                write!(f, "invalid transport configuration: {reason}")
+            }
+            TransportError::Other { source } => write!(f, "{source}"),
+        }
+    }
+}
+
+impl StdError for TransportError {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        match self {
+            TransportError::Connect { source }
+            | TransportError::Tls { source }
+            | TransportError::Io { source }
+            | TransportError::Signing { source }
+            | TransportError::Other { source } => Some(&**source),
+            TransportError::RetriesExhausted {
+                source: Some(inner),
+                ..
+            } => Some(&**inner),
+            _ => None,
+        }
+    }
+}
+
+impl From<std::convert::Infallible> for TransportError {
+    fn from(never: std::convert::Infallible) -> Self {
+        match never {}
+    }
+}
+
+/// Maps an error from hyper-util's client to the transport's error kinds.
+pub(crate) fn from_client_error(err: hyper_util::client::legacy::Error) -> TransportError {
+    if is_tls(&err) {
+        return TransportError::Tls {
+            source: Box::new(err),
+        };
+    }
+    if err.is_connect() {
+        TransportError::Connect {
+            source: Box::new(err),
+        }
+    } else {
+        TransportError::Io {
+            source: Box::new(err),
+        }
+    }
+}
+
+/// Maps an error met while reading a response body.
+pub(crate) fn from_body_error(err: BoxError, limit: usize) -> TransportError {
+    if err.is::<http_body_util::LengthLimitError>() {
+        TransportError::BodyTooLarge { limit }
+    } else {
+        match err.downcast::<TransportError>() {
+            Ok(own) => *own,
+            Err(source) => TransportError::Io { source },
+        }
+    }
+}
+
+/// Walks an error's chain looking for a rustls error. `io::Error` hides its
+/// inner error from `source()`, so it is opened explicitly.
+fn is_tls(err: &(dyn StdError + 'static)) -> bool {
+    let mut cur: Option<&(dyn StdError + 'static)> = Some(err);
+    while let Some(e) = cur {
+        if e.is::<rustls::Error>() {
+            return true;
+        }
+        if let Some(io) = e.downcast_ref::<std::io::Error>()
+            && let Some(inner) = io.get_ref()
+            && inner.is::<rustls::Error>()
+        {
+            return true;
+        }
+        cur = e.source();
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn display_names_the_deadline_and_attempt() {
+        let err = TransportError::Timeout {
+            kind: TimeoutKind::Attempt,
+            after: Duration::from_millis(250),
+            attempt: 2,
+        };
+        assert_eq!(
+            err.to_string(),
+            "per-attempt timeout of 250ms elapsed during attempt 2"
+        );
+        assert!(err.is_retryable());
+        let overall = TransportError::Timeout {
+            kind: TimeoutKind::Overall,
+            after: Duration::from_secs(1),
+            attempt: 3,
+        };
+        assert!(!overall.is_retryable());
+        assert!(overall.to_string().starts_with("overall timeout of 1s"));
+    }
+
+    #[test]
+    fn retries_exhausted_reports_status_and_source() {
+        let err = TransportError::RetriesExhausted {
+            attempts: 3,
+            last_status: None,
+            last_response: None,
+            source: Some(Box::new(TransportError::BodyTooLarge { limit: 10 })),
+        };
+        assert_eq!(
+            err.to_string(),
+            "request failed after 3 attempts; last error: response body exceeds the limit of 10 bytes"
+        );
+        assert!(err.source().is_some());
+
+        let resp = Response::builder()
+            .status(503)
+            .header("x-secret", "hunter2")
+            .body(Bytes::from_static(b"busy"))
+            .unwrap();
+        let err = TransportError::RetriesExhausted {
+            attempts: 3,
+            last_status: Some(StatusCode::SERVICE_UNAVAILABLE),
+            last_response: Some(LastResponse(Box::new(resp))),
+            source: None,
+        };
+        assert_eq!(
+            err.to_string(),
+            "request failed after 3 attempts; last status 503 Service Unavailable"
+        );
+        assert!(!format!("{err:?}").contains("hunter2"));
+        assert_eq!(err.status(), Some(StatusCode::SERVICE_UNAVAILABLE));
+        assert_eq!(err.into_last_response().unwrap().body().as_ref(), b"busy");
+    }
+
+    #[test]
+    fn other_unwraps_own_errors() {
+        let boxed: BoxError = Box::new(TransportError::BodyTooLarge { limit: 1 });
+        assert!(matches!(
+            TransportError::other(boxed),
+            TransportError::BodyTooLarge { limit: 1 }
+        ));
+        let foreign = TransportError::other("boom");
+        assert!(matches!(foreign, TransportError::Other { .. }));
+        assert_eq!(foreign.to_string(), "boom");
+    }
+}

@@ -1,0 +1,167 @@
+//! SDK identification headers.
+//!
+//! [`IdentificationLayer`] adds `User-Agent: flagwire/<version>` and the
+//! `X-Fern-*` headers that Schematic's own SDKs send (language, SDK name and
+//! version, platform), so the platform can tell which client made a call.
+//! Headers already present on a request are left alone: a caller that sets
+//! its own `User-Agent` keeps it.
+
+use std::task::{Context, Poll};
+
+use http::header::{HeaderName, USER_AGENT};
+use http::{HeaderValue, Request};
+use tower_layer::Layer;
+use tower_service::Service;
+
+use crate::error::TransportError;
+
+/// The version of this crate, used in the default identification.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+const FERN_LANGUAGE: HeaderName = HeaderName::from_static("x-fern-language");
+const FERN_SDK_NAME: HeaderName = HeaderName::from_static("x-fern-sdk-name");
+const FERN_SDK_VERSION: HeaderName = HeaderName::from_static("x-fern-sdk-version");
+const FERN_RUNTIME: HeaderName = HeaderName::from_static("x-fern-runtime");
+const FERN_PLATFORM: HeaderName = HeaderName::from_static("x-fern-platform");
+
+/// Adds identification headers to every request that lacks them.
+///
+/// The default identifies as `flagwire` at this crate's version:
+///
+/// | header | value |
+/// |---|---|
+/// | `User-Agent` | `flagwire/<version>` |
+/// | `X-Fern-Language` | `Rust` |
+/// | `X-Fern-SDK-Name` | `flagwire` |
+/// | `X-Fern-SDK-Version` | `<version>` |
+/// | `X-Fern-Runtime` | `rust` |
+/// | `X-Fern-Platform` | `<os>/<arch>` |
+#[derive(Debug, Clone)]
+pub struct IdentificationLayer {
+    headers: Vec<(HeaderName, HeaderValue)>,
+}
+
+impl Default for IdentificationLayer {
+    fn default() -> Self {
+        IdentificationLayer::new("flagwire", VERSION).expect("static identification is valid")
+    }
+}
+
+impl IdentificationLayer {
+    /// Identifies as `sdk_name` at `version`. Fails with
+    /// [`TransportError::Config`] if either cannot be sent in a header.
+    pub fn new(sdk_name: &str, version: &str) -> Result<Self, TransportError> {
+        let value = |s: String| {
+            HeaderValue::try_from(s)
+                .map_err(|_| TransportError::config("identification is not a valid header value"))
+        };
+        Ok(IdentificationLayer {
+            headers: vec![
+                (USER_AGENT, value(format!("{sdk_name}/{version}"))?),
+                (FERN_LANGUAGE, HeaderValue::from_static("Rust")),
+                (FERN_SDK_NAME, value(sdk_name.to_owned())?),
+                (FERN_SDK_VERSION, value(version.to_owned())?),
+                (FERN_RUNTIME, HeaderValue::from_static("rust")),
+                (
+                    FERN_PLATFORM,
+                    value(format!(
+                        "{}/{}",
+                        std::env::consts::OS,
+                        std::env::consts::ARCH
+                    ))?,
+                ),
+            ],
+        })
+    }
+
+    /// Adds (or replaces) one more header sent with every request, e.g.
+    /// `X-Schematic-Environment-Id`.
+    pub fn header(mut self, name: HeaderName, value: HeaderValue) -> Self {
+        self.headers.retain(|(n, _)| *n != name);
+        self.headers.push((name, value));
+        self
+    }
+
+    /// The headers this layer adds.
+    pub fn headers(&self) -> impl Iterator<Item = (&HeaderName, &HeaderValue)> {
+        self.headers.iter().map(|(n, v)| (n, v))
+    }
+}
+
+impl<S> Layer<S> for IdentificationLayer {
+    type Service = Identify<S>;
+
+    fn layer(&self, inner: S) -> Identify<S> {
+        Identify {
+            inner,
+            headers: self.headers.clone().into(),
+        }
+    }
+}
+
+/// The service made by [`IdentificationLayer`].
+#[derive(Debug, Clone)]
+pub struct Identify<S> {
+    inner: S,
+    headers: std::sync::Arc<[(HeaderName, HeaderValue)]>,
+}
+
+impl<S, B> Service<Request<B>> for Identify<S>
+where
+    S: Service<Request<B>>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<B>) -> Self::Future {
+        let map = req.headers_mut();
+        map.reserve(self.headers.len());
+        for (name, value) in self.headers.iter() {
+            if let http::header::Entry::Vacant(slot) = map.entry(name) {
+                slot.insert(value.clone());
+            }
+        }
+        self.inner.call(req)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::convert::Infallible;
+    use tower::ServiceExt;
+
+    #[tokio::test]
+    async fn adds_defaults_and_keeps_callers_headers() {
+        let echo = tower::service_fn(|req: Request<()>| async move {
+            Ok::<_, Infallible>(req.headers().clone())
+        });
+        let layer = IdentificationLayer::default().header(
+            HeaderName::from_static("x-schematic-environment-id"),
+            HeaderValue::from_static("env_1"),
+        );
+        let svc = layer.layer(echo);
+        let mut req = Request::new(());
+        req.headers_mut()
+            .insert(USER_AGENT, HeaderValue::from_static("mine/1"));
+        let h = svc.oneshot(req).await.unwrap();
+        assert_eq!(h[USER_AGENT], "mine/1");
+        assert_eq!(h["x-fern-sdk-name"], "flagwire");
+        assert_eq!(h["x-fern-sdk-version"], VERSION);
+        assert_eq!(h["x-fern-language"], "Rust");
+        assert_eq!(h["x-schematic-environment-id"], "env_1");
+    }
+
+    #[test]
+    fn default_user_agent() {
+        let layer = IdentificationLayer::default();
+        let ua = layer.headers().find(|(n, _)| **n == USER_AGENT).unwrap().1;
+        assert_eq!(ua, &format!("flagwire/{VERSION}"));
+        assert!(IdentificationLayer::new("bad\nname", "1").is_err());
+    }
+}

@@ -1,0 +1,93 @@
+//! Per-request options and the bookkeeping extensions the layers share.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+/// Per-request overrides of the transport's defaults, carried in the
+/// request's extensions.
+///
+/// ```
+/// use std::time::Duration;
+/// use bytes::Bytes;
+/// use flagwire_transport::RequestOptions;
+///
+/// let mut req = http::Request::new(Bytes::new());
+/// req.extensions_mut().insert(
+///     RequestOptions::new()
+///         .max_retries(0)
+///         .timeout(Duration::from_secs(5)),
+/// );
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RequestOptions {
+    /// Retries allowed after the first attempt; `None` keeps the layer's.
+    pub max_retries: Option<u32>,
+    /// Overall deadline for this request; `None` keeps the layer's.
+    pub timeout: Option<Duration>,
+    /// Deadline for each attempt of this request; `None` keeps the layer's.
+    pub attempt_timeout: Option<Duration>,
+}
+
+impl RequestOptions {
+    /// No overrides.
+    pub const fn new() -> Self {
+        RequestOptions {
+            max_retries: None,
+            timeout: None,
+            attempt_timeout: None,
+        }
+    }
+
+    /// Overrides the number of retries (0 disables retrying).
+    pub const fn max_retries(mut self, retries: u32) -> Self {
+        self.max_retries = Some(retries);
+        self
+    }
+
+    /// Overrides the overall deadline.
+    pub const fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// Overrides the per-attempt deadline.
+    pub const fn attempt_timeout(mut self, timeout: Duration) -> Self {
+        self.attempt_timeout = Some(timeout);
+        self
+    }
+}
+
+/// The 1-based number of the attempt a request belongs to. The retry layer
+/// stamps it on every copy it sends; layers below it (signers, tracing,
+/// per-attempt timeouts) read it. A request without it is attempt 1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Attempt(pub u32);
+
+impl Attempt {
+    /// Reads the attempt number of a request (1 when absent).
+    pub fn of<B>(req: &http::Request<B>) -> u32 {
+        req.extensions().get::<Attempt>().map_or(1, |a| a.0)
+    }
+}
+
+/// Set by a retry layer on the requests it sends down, so a second retry
+/// layer below it passes them through instead of multiplying attempts.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RetryOwned;
+
+/// Shared between the overall-timeout layer and the retry layer, so an
+/// overall timeout can say which attempt was running.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct AttemptCounter(Arc<AtomicU32>);
+
+impl AttemptCounter {
+    pub(crate) fn set(&self, attempt: u32) {
+        self.0.store(attempt, Ordering::Relaxed);
+    }
+
+    pub(crate) fn get(&self) -> u32 {
+        self.0.load(Ordering::Relaxed).max(1)
+    }
+}

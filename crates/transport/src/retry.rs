@@ -1,0 +1,655 @@
+//! Retrying failed attempts, the way Schematic's official SDKs do, without
+//! their defects.
+//!
+//! [`RetryLayer`] resends a request when an attempt
+//!
+//! * could not connect, broke mid-request ([`TransportError::Io`]) or ran out
+//!   of its per-attempt deadline, or
+//! * got `408`, `429` or any `5xx` (and `409` when enabled, as Schematic's
+//!   Python SDK does).
+//!
+//! Before retry *n* (0-based) it waits, in order of preference:
+//!
+//! 1. `Retry-After` (delta seconds or an HTTP date), capped at
+//!    [`RetryPolicy::max_delay`], no jitter;
+//! 2. until `X-RateLimit-Reset` (Unix seconds) if that is in the future,
+//!    capped, with jitter ×[1.0, 1.2);
+//! 3. `base_delay × 2^n`, capped, with jitter ×[0.9, 1.1).
+//!
+//! Every attempt resends the request as it was handed over: the body is a
+//! `Bytes` (or any `Clone` body), so a retry never goes out empty. Each copy
+//! carries its [`Attempt`] number, which signers and tracing read.
+//!
+//! **Never nested.** The layer marks the requests it sends down; another
+//! retry layer further down passes marked requests straight through, so
+//! attempts add up instead of multiplying.
+//!
+//! **Retry storms.** A shared [`RetryBudget`] (tower's `TpsBudget`) caps the
+//! retries to a share of the recent traffic; when it is empty, failures are
+//! returned at once.
+//!
+//! **Non-idempotent requests.** Like the official SDKs, a `POST` or `PATCH`
+//! is retried by default on the statuses above. That can duplicate a write
+//! the server did perform before failing. Turn it off with
+//! [`RetryPolicy::retry_non_idempotent`]`(false)`: such requests are then
+//! retried only when the connection could not be made (nothing was sent) or
+//! when they carry an `Idempotency-Key` header.
+//!
+//! **Outcome.** If no retry was made, the first outcome comes back unchanged
+//! (an error status is an `Ok` response). If retries were made and the last
+//! attempt still failed in a retryable way, the result is
+//! [`TransportError::RetriesExhausted`] with the attempt count, the last
+//! status and the last response (or error).
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use http::{HeaderMap, Method, Request, Response, StatusCode};
+use pin_project_lite::pin_project;
+use tokio::time::Sleep;
+use tower::retry::budget::{Budget, TpsBudget};
+use tower_layer::Layer;
+use tower_service::Service;
+
+use crate::error::{LastResponse, TransportError};
+use crate::options::{Attempt, AttemptCounter, RequestOptions, RetryOwned};
+
+const IDEMPOTENCY_KEY: &str = "idempotency-key";
+const RATE_LIMIT_RESET: &str = "x-ratelimit-reset";
+
+/// When and how long to wait before trying again.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RetryPolicy {
+    max_retries: u32,
+    base_delay: Duration,
+    max_delay: Duration,
+    retry_conflict: bool,
+    retry_non_idempotent: bool,
+    retry_io_errors: bool,
+    jitter: bool,
+}
+
+impl Default for RetryPolicy {
+    /// Two retries (three attempts), 1 s base delay, 60 s cap, jitter on,
+    /// `409` not retried, non-idempotent requests retried, broken
+    /// connections retried.
+    fn default() -> Self {
+        RetryPolicy {
+            max_retries: 2,
+            base_delay: Duration::from_secs(1),
+            max_delay: Duration::from_secs(60),
+            retry_conflict: false,
+            retry_non_idempotent: true,
+            retry_io_errors: true,
+            jitter: true,
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// The default policy.
+    pub fn new() -> Self {
+        RetryPolicy::default()
+    }
+
+    /// A policy that never retries.
+    pub fn none() -> Self {
+        RetryPolicy::default().max_retries(0)
+    }
+
+    /// Retries allowed after the first attempt (default 2).
+    pub fn max_retries(mut self, retries: u32) -> Self {
+        self.max_retries = retries;
+        self
+    }
+
+    /// The first back-off delay, doubled on each retry (default 1 s).
+    pub fn base_delay(mut self, delay: Duration) -> Self {
+        self.base_delay = delay;
+        self
+    }
+
+    /// The longest wait before a retry, whatever the server asks (default 60 s).
+    pub fn max_delay(mut self, delay: Duration) -> Self {
+        self.max_delay = delay;
+        self
+    }
+
+    /// Also retry `409 Conflict` (default off).
+    pub fn retry_conflict(mut self, on: bool) -> Self {
+        self.retry_conflict = on;
+        self
+    }
+
+    /// Retry `POST`/`PATCH` requests without an `Idempotency-Key` on error
+    /// statuses and broken connections (default on, as the official SDKs).
+    pub fn retry_non_idempotent(mut self, on: bool) -> Self {
+        self.retry_non_idempotent = on;
+        self
+    }
+
+    /// Retry connections that broke after the request may have been sent
+    /// (default on).
+    pub fn retry_io_errors(mut self, on: bool) -> Self {
+        self.retry_io_errors = on;
+        self
+    }
+
+    /// Randomise back-off delays (default on). Turn off for deterministic
+    /// tests.
+    pub fn jitter(mut self, on: bool) -> Self {
+        self.jitter = on;
+        self
+    }
+
+    /// The configured number of retries.
+    pub fn retries(&self) -> u32 {
+        self.max_retries
+    }
+
+    /// Whether a response status is worth another attempt.
+    pub fn is_retryable_status(&self, status: StatusCode) -> bool {
+        status == StatusCode::REQUEST_TIMEOUT
+            || status == StatusCode::TOO_MANY_REQUESTS
+            || status.is_server_error()
+            || (self.retry_conflict && status == StatusCode::CONFLICT)
+    }
+
+    /// How long to wait before retry `retry` (0-based), given the headers of
+    /// the failed response if there was one.
+    pub fn delay(&self, retry: u32, headers: Option<&HeaderMap>) -> Duration {
+        self.delay_at(retry, headers, SystemTime::now())
+    }
+
+    fn delay_at(&self, retry: u32, headers: Option<&HeaderMap>, now: SystemTime) -> Duration {
+        if let Some(headers) = headers {
+            if let Some(wait) = retry_after(headers, now) {
+                return wait.min(self.max_delay);
+            }
+            if let Some(wait) = rate_limit_reset(headers, now) {
+                let wait = wait.min(self.max_delay);
+                return self.jittered(wait, 1.0, 1.2).min(self.max_delay);
+            }
+        }
+        let factor = 2u32.checked_pow(retry).unwrap_or(u32::MAX);
+        let backoff = self
+            .base_delay
+            .checked_mul(factor)
+            .unwrap_or(self.max_delay)
+            .min(self.max_delay);
+        self.jittered(backoff, 0.9, 1.1).min(self.max_delay)
+    }
+
+    fn jittered(&self, d: Duration, lo: f64, hi: f64) -> Duration {
+        if !self.jitter {
+            return d;
+        }
+        d.mul_f64(lo + fastrand::f64() * (hi - lo))
+    }
+}
+
+fn header_str<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+    headers.get(name)?.to_str().ok().map(str::trim)
+}
+
+/// `Retry-After` as delta seconds or an HTTP date.
+fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
+    let value = header_str(headers, http::header::RETRY_AFTER.as_str())?;
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
+}
+
+/// Time left until `X-RateLimit-Reset` (Unix seconds), if in the future.
+fn rate_limit_reset(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
+    let reset = header_str(headers, RATE_LIMIT_RESET)?.parse::<u64>().ok()?;
+    let at = UNIX_EPOCH.checked_add(Duration::from_secs(reset))?;
+    at.duration_since(now).ok().filter(|d| !d.is_zero())
+}
+
+/// A shared limit on retries, so a failing upstream is not hit with a
+/// multiple of the normal traffic. Cloning shares the budget.
+#[derive(Clone)]
+pub struct RetryBudget(Arc<dyn Budget + Send + Sync>);
+
+impl fmt::Debug for RetryBudget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("RetryBudget")
+    }
+}
+
+impl Default for RetryBudget {
+    /// Retries may add 20% to the requests of the last 10 s, plus 10 per
+    /// second regardless.
+    fn default() -> Self {
+        RetryBudget(Arc::new(TpsBudget::default()))
+    }
+}
+
+impl RetryBudget {
+    /// A budget allowing `min_per_sec` retries a second plus `retry_ratio`
+    /// (0.0–1000.0) retries per request, over a window of `ttl` (1–60 s).
+    pub fn new(ttl: Duration, min_per_sec: u32, retry_ratio: f32) -> Result<Self, TransportError> {
+        if !(Duration::from_secs(1)..=Duration::from_secs(60)).contains(&ttl) {
+            return Err(TransportError::config(
+                "retry budget window must be between 1 s and 60 s",
+            ));
+        }
+        if !(0.0..=1000.0).contains(&retry_ratio) {
+            return Err(TransportError::config(
+                "retry budget ratio must be between 0 and 1000",
+            ));
+        }
+        Ok(RetryBudget(Arc::new(TpsBudget::new(
+            ttl,
+            min_per_sec,
+            retry_ratio,
+        ))))
+    }
+
+    /// Any other implementation of tower's `Budget`.
+    pub fn custom(budget: impl Budget + Send + Sync + 'static) -> Self {
+        RetryBudget(Arc::new(budget))
+    }
+
+    fn deposit(&self) {
+        self.0.deposit();
+    }
+
+    fn withdraw(&self) -> bool {
+        self.0.withdraw()
+    }
+}
+
+/// Retries failed attempts; see the [module docs](self).
+#[derive(Debug, Clone, Default)]
+pub struct RetryLayer {
+    policy: Arc<RetryPolicy>,
+    budget: Option<RetryBudget>,
+}
+
+impl RetryLayer {
+    /// A layer with `policy` and the default budget.
+    pub fn new(policy: RetryPolicy) -> Self {
+        RetryLayer {
+            policy: Arc::new(policy),
+            budget: Some(RetryBudget::default()),
+        }
+    }
+
+    /// Replaces the budget; `None` removes the limit.
+    pub fn budget(mut self, budget: Option<RetryBudget>) -> Self {
+        self.budget = budget;
+        self
+    }
+}
+
+impl<S> Layer<S> for RetryLayer {
+    type Service = Retry<S>;
+
+    fn layer(&self, inner: S) -> Retry<S> {
+        Retry {
+            inner,
+            policy: self.policy.clone(),
+            budget: self.budget.clone(),
+        }
+    }
+}
+
+/// The service made by [`RetryLayer`].
+#[derive(Debug, Clone)]
+pub struct Retry<S> {
+    inner: S,
+    policy: Arc<RetryPolicy>,
+    budget: Option<RetryBudget>,
+}
+
+fn is_idempotent(method: &Method) -> bool {
+    matches!(
+        *method,
+        Method::GET | Method::HEAD | Method::PUT | Method::DELETE | Method::OPTIONS | Method::TRACE
+    )
+}
+
+impl<S, B> Service<Request<B>> for Retry<S>
+where
+    S: Service<Request<B>, Response = Response<Bytes>> + Clone,
+    S::Error: Into<TransportError>,
+    B: Clone,
+{
+    type Response = Response<Bytes>;
+    type Error = TransportError;
+    type Future = ResponseFuture<S, B>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, mut req: Request<B>) -> Self::Future {
+        // The service that was driven to readiness serves the first attempt;
+        // the clone left behind serves later ones.
+        let clone = self.inner.clone();
+        let mut service = std::mem::replace(&mut self.inner, clone);
+
+        let nested = req.extensions().get::<RetryOwned>().is_some();
+        let max_retries = req
+            .extensions()
+            .get::<RequestOptions>()
+            .and_then(|o| o.max_retries)
+            .unwrap_or(self.policy.max_retries);
+        let counter = req.extensions().get::<AttemptCounter>().cloned();
+        let status_retries = self.policy.retry_non_idempotent
+            || is_idempotent(req.method())
+            || req.headers().contains_key(IDEMPOTENCY_KEY);
+
+        let template = if nested || max_retries == 0 {
+            None
+        } else {
+            if let Some(budget) = &self.budget {
+                budget.deposit();
+            }
+            req.extensions_mut().insert(RetryOwned);
+            req.extensions_mut().insert(Attempt(1));
+            Some(req.clone())
+        };
+        if let Some(c) = &counter {
+            c.set(1);
+        }
+        let fut = service.call(req);
+        ResponseFuture {
+            state: State::Calling { fut },
+            service,
+            template,
+            attempt: 1,
+            max_retries,
+            status_retries,
+            policy: self.policy.clone(),
+            budget: self.budget.clone(),
+            counter,
+            last_status: None,
+        }
+    }
+}
+
+pin_project! {
+    #[project = StateProj]
+    enum State<F> {
+        Calling { #[pin] fut: F },
+        Sleeping { #[pin] sleep: Sleep },
+        Waiting,
+    }
+}
+
+pin_project! {
+    /// The response future of [`Retry`]. It owns a clone of the inner
+    /// service and of the request, to send further attempts.
+    pub struct ResponseFuture<S, B>
+    where
+        S: Service<Request<B>>,
+    {
+        #[pin]
+        state: State<S::Future>,
+        service: S,
+        template: Option<Request<B>>,
+        attempt: u32,
+        max_retries: u32,
+        status_retries: bool,
+        policy: Arc<RetryPolicy>,
+        budget: Option<RetryBudget>,
+        counter: Option<AttemptCounter>,
+        last_status: Option<StatusCode>,
+    }
+}
+
+impl<S, B> fmt::Debug for ResponseFuture<S, B>
+where
+    S: Service<Request<B>>,
+{
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("retry::ResponseFuture")
+            .field("attempt", &self.attempt)
+            .field("max_retries", &self.max_retries)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What to do with one attempt's outcome.
+enum Verdict {
+    /// Done; return the outcome as it is.
+    Done,
+    /// Worth another attempt, after this long, if retries remain.
+    Again(Duration),
+}
+
+impl<S, B> Future for ResponseFuture<S, B>
+where
+    S: Service<Request<B>, Response = Response<Bytes>>,
+    S::Error: Into<TransportError>,
+    B: Clone,
+{
+    type Output = Result<Response<Bytes>, TransportError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        loop {
+            let mut this = self.as_mut().project();
+            match this.state.as_mut().project() {
+                StateProj::Calling { fut } => {
+                    let outcome = ready!(fut.poll(cx)).map_err(Into::into);
+                    let retry_index = *this.attempt - 1;
+                    let verdict = match &outcome {
+                        Ok(resp) if this.policy.is_retryable_status(resp.status()) => {
+                            if *this.status_retries {
+                                Verdict::Again(this.policy.delay(retry_index, Some(resp.headers())))
+                            } else {
+                                Verdict::Done
+                            }
+                        }
+                        Ok(_) => Verdict::Done,
+                        // Nothing was sent: always safe to try again.
+                        Err(TransportError::Connect { .. }) => {
+                            Verdict::Again(this.policy.delay(retry_index, None))
+                        }
+                        Err(TransportError::Io { .. })
+                            if !(this.policy.retry_io_errors && *this.status_retries) =>
+                        {
+                            Verdict::Done
+                        }
+                        Err(e) if e.is_retryable() && *this.status_retries => {
+                            Verdict::Again(this.policy.delay(retry_index, None))
+                        }
+                        Err(_) => Verdict::Done,
+                    };
+                    let delay = match verdict {
+                        Verdict::Done => return Poll::Ready(outcome),
+                        Verdict::Again(delay) => delay,
+                    };
+                    let retries_left =
+                        this.template.is_some() && *this.attempt <= *this.max_retries;
+                    let allowed =
+                        retries_left && this.budget.as_ref().is_none_or(RetryBudget::withdraw);
+                    if !allowed {
+                        return Poll::Ready(exhausted(*this.attempt, *this.last_status, outcome));
+                    }
+                    if let Ok(resp) = &outcome {
+                        *this.last_status = Some(resp.status());
+                    }
+                    tracing::debug!(
+                        attempt = *this.attempt,
+                        delay_ms = delay.as_millis() as u64,
+                        status = outcome.as_ref().ok().map(|r| r.status().as_u16()),
+                        error = outcome.as_ref().err().map(tracing::field::display),
+                        "retrying request"
+                    );
+                    *this.attempt += 1;
+                    this.state.set(State::Sleeping {
+                        sleep: tokio::time::sleep(delay),
+                    });
+                }
+                StateProj::Sleeping { sleep } => {
+                    ready!(sleep.poll(cx));
+                    this.state.set(State::Waiting);
+                }
+                StateProj::Waiting => {
+                    if let Err(e) = ready!(this.service.poll_ready(cx)) {
+                        return Poll::Ready(Err(e.into()));
+                    }
+                    let template = this
+                        .template
+                        .as_ref()
+                        .expect("a retry is only scheduled with a template");
+                    let attempt = *this.attempt;
+                    let req = if attempt > *this.max_retries {
+                        // The last attempt: hand over the template itself.
+                        let mut req = this.template.take().expect("checked above");
+                        req.extensions_mut().insert(Attempt(attempt));
+                        req
+                    } else {
+                        let mut req = template.clone();
+                        req.extensions_mut().insert(Attempt(attempt));
+                        req
+                    };
+                    if let Some(c) = this.counter.as_ref() {
+                        c.set(attempt);
+                    }
+                    let fut = this.service.call(req);
+                    this.state.set(State::Calling { fut });
+                }
+            }
+        }
+    }
+}
+
+fn exhausted(
+    attempts: u32,
+    previous_status: Option<StatusCode>,
+    outcome: Result<Response<Bytes>, TransportError>,
+) -> Result<Response<Bytes>, TransportError> {
+    if attempts == 1 {
+        return outcome;
+    }
+    Err(match outcome {
+        Ok(resp) => TransportError::RetriesExhausted {
+            attempts,
+            last_status: Some(resp.status()),
+            last_response: Some(LastResponse(Box::new(resp))),
+            source: None,
+        },
+        Err(err) => TransportError::RetriesExhausted {
+            attempts,
+            last_status: previous_status,
+            last_response: None,
+            source: Some(Box::new(err)),
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+
+    fn headers(name: &'static str, value: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(name, HeaderValue::from_str(value).unwrap());
+        h
+    }
+
+    #[test]
+    fn retry_after_seconds_and_date_are_capped() {
+        let p = RetryPolicy::new();
+        let now = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        assert_eq!(
+            p.delay_at(0, Some(&headers("retry-after", "7")), now),
+            Duration::from_secs(7)
+        );
+        assert_eq!(
+            p.delay_at(0, Some(&headers("retry-after", "3600")), now),
+            Duration::from_secs(60)
+        );
+        let date = httpdate::fmt_http_date(now + Duration::from_secs(12));
+        assert_eq!(
+            p.delay_at(0, Some(&headers("retry-after", &date)), now),
+            Duration::from_secs(12)
+        );
+        let past = httpdate::fmt_http_date(now - Duration::from_secs(12));
+        assert_eq!(
+            p.delay_at(0, Some(&headers("retry-after", &past)), now),
+            Duration::ZERO
+        );
+    }
+
+    #[test]
+    fn rate_limit_reset_has_positive_jitter() {
+        let p = RetryPolicy::new();
+        let now = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let h = headers("x-ratelimit-reset", "1700000010");
+        for _ in 0..100 {
+            let d = p.delay_at(0, Some(&h), now);
+            assert!(
+                d >= Duration::from_secs(10) && d <= Duration::from_secs(12),
+                "{d:?}"
+            );
+        }
+        // A reset in the past falls back to back-off.
+        let h = headers("x-ratelimit-reset", "1600000000");
+        let d = p.jitter(false).delay_at(1, Some(&h), now);
+        assert_eq!(d, Duration::from_secs(2));
+    }
+
+    #[test]
+    fn backoff_doubles_with_jitter_and_cap() {
+        let p = RetryPolicy::new();
+        for n in 0..4u32 {
+            let d = p.delay_at(n, None, SystemTime::now());
+            let nominal = Duration::from_secs(1 << n);
+            assert!(
+                d >= nominal.mul_f64(0.9) && d <= nominal.mul_f64(1.1),
+                "{n}: {d:?}"
+            );
+        }
+        let capped = p.delay_at(40, None, SystemTime::now());
+        assert!(capped >= Duration::from_secs(54) && capped <= Duration::from_secs(60));
+        let fixed = RetryPolicy::new()
+            .jitter(false)
+            .base_delay(Duration::from_millis(3));
+        assert_eq!(
+            fixed.delay_at(2, None, SystemTime::now()),
+            Duration::from_millis(12)
+        );
+    }
+
+    #[test]
+    fn statuses() {
+        let p = RetryPolicy::new();
+        for s in [408, 429, 500, 502, 503, 504, 599] {
+            assert!(
+                p.is_retryable_status(StatusCode::from_u16(s).unwrap()),
+                "{s}"
+            );
+        }
+        for s in [200, 400, 401, 403, 404, 409, 422] {
+            assert!(
+                !p.is_retryable_status(StatusCode::from_u16(s).unwrap()),
+                "{s}"
+            );
+        }
+        assert!(
+            p.retry_conflict(true)
+                .is_retryable_status(StatusCode::CONFLICT)
+        );
+    }
+
+    #[test]
+    fn budget_validation() {
+        assert!(RetryBudget::new(Duration::from_millis(10), 1, 0.1).is_err());
+        assert!(RetryBudget::new(Duration::from_secs(1), 1, -1.0).is_err());
+        assert!(RetryBudget::new(Duration::from_secs(1), 1, 0.1).is_ok());
+    }
+}
