@@ -1,0 +1,280 @@
+//! Strict hex and base64 codecs that decode into fixed stack buffers.
+//!
+//! Verification only ever decodes 32-byte HMAC-SHA256 tags, so the decoders
+//! write into `[u8; 32]` and refuse anything that is not exactly the right
+//! length. Encoders are used by the signing helpers only.
+
+/// Length in bytes of an HMAC-SHA256 tag.
+pub(crate) const TAG_LEN: usize = 32;
+
+/// Length of a hex-encoded tag.
+pub(crate) const HEX_TAG_LEN: usize = TAG_LEN * 2;
+
+/// Length of a padded, standard-alphabet base64 tag.
+pub(crate) const BASE64_TAG_LEN: usize = 44;
+
+/// Why a tag failed to decode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum DecodeError {
+    /// The encoded text has the wrong number of characters.
+    Length,
+    /// A character outside the alphabet, or non-canonical padding bits.
+    Character,
+}
+
+const INVALID: u8 = 0xff;
+
+const fn hex_table() -> [u8; 256] {
+    let mut table = [INVALID; 256];
+    let mut i = 0;
+    while i < 10 {
+        table[b'0' as usize + i] = i as u8;
+        i += 1;
+    }
+    let mut i = 0;
+    while i < 6 {
+        table[b'a' as usize + i] = 10 + i as u8;
+        table[b'A' as usize + i] = 10 + i as u8;
+        i += 1;
+    }
+    table
+}
+
+static HEX: [u8; 256] = hex_table();
+
+/// Decodes exactly 64 hex digits (either case) into a 32-byte tag.
+pub(crate) fn decode_hex_tag(input: &[u8]) -> Result<[u8; TAG_LEN], DecodeError> {
+    if input.len() != HEX_TAG_LEN {
+        return Err(DecodeError::Length);
+    }
+    let mut out = [0u8; TAG_LEN];
+    let mut bad = 0u8;
+    for (byte, pair) in out.iter_mut().zip(input.chunks_exact(2)) {
+        let hi = HEX[usize::from(pair[0])];
+        let lo = HEX[usize::from(pair[1])];
+        bad |= (hi | lo) & 0xf0;
+        *byte = (hi << 4) | (lo & 0x0f);
+    }
+    if bad != 0 {
+        return Err(DecodeError::Character);
+    }
+    Ok(out)
+}
+
+const B64_ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+const fn base64_table() -> [u8; 256] {
+    let mut table = [INVALID; 256];
+    let mut i = 0;
+    while i < 64 {
+        table[B64_ALPHABET[i] as usize] = i as u8;
+        i += 1;
+    }
+    table
+}
+
+static BASE64: [u8; 256] = base64_table();
+
+/// Decodes exactly 44 characters of padded standard base64 into a 32-byte
+/// tag. The single trailing `=` is required and the unused low bits of the
+/// last symbol must be zero, so every tag has exactly one accepted spelling.
+pub(crate) fn decode_base64_tag(input: &[u8]) -> Result<[u8; TAG_LEN], DecodeError> {
+    if input.len() != BASE64_TAG_LEN {
+        return Err(DecodeError::Length);
+    }
+    if input[43] != b'=' {
+        return Err(DecodeError::Character);
+    }
+    let mut out = [0u8; TAG_LEN];
+    let mut bad = 0u8;
+    // Ten full groups of four symbols give 30 bytes.
+    for (chunk, quad) in out.chunks_exact_mut(3).zip(input[..40].chunks_exact(4)) {
+        let a = BASE64[usize::from(quad[0])];
+        let b = BASE64[usize::from(quad[1])];
+        let c = BASE64[usize::from(quad[2])];
+        let d = BASE64[usize::from(quad[3])];
+        bad |= (a | b | c | d) & 0xc0;
+        let n = (u32::from(a) << 18) | (u32::from(b) << 12) | (u32::from(c) << 6) | u32::from(d);
+        chunk[0] = (n >> 16) as u8;
+        chunk[1] = (n >> 8) as u8;
+        chunk[2] = n as u8;
+    }
+    // The last group carries two bytes in three symbols plus padding.
+    let a = BASE64[usize::from(input[40])];
+    let b = BASE64[usize::from(input[41])];
+    let c = BASE64[usize::from(input[42])];
+    bad |= (a | b | c) & 0xc0;
+    bad |= c & 0x03; // non-canonical trailing bits
+    let n = (u32::from(a) << 18) | (u32::from(b) << 12) | (u32::from(c) << 6);
+    out[30] = (n >> 16) as u8;
+    out[31] = (n >> 8) as u8;
+    if bad != 0 {
+        return Err(DecodeError::Character);
+    }
+    Ok(out)
+}
+
+/// Decodes standard-alphabet base64 of any length, padded or not. Used for
+/// secrets at construction time, where allocation is fine.
+pub(crate) fn decode_base64(input: &[u8]) -> Option<Vec<u8>> {
+    let unpadded = match input {
+        [rest @ .., b'=', b'='] => rest,
+        [rest @ .., b'='] => rest,
+        all => all,
+    };
+    let padded_len = input.len() != unpadded.len();
+    if unpadded.len() % 4 == 1 || (padded_len && !input.len().is_multiple_of(4)) {
+        return None;
+    }
+    let mut out = Vec::with_capacity(unpadded.len() / 4 * 3 + 2);
+    let mut acc = 0u32;
+    let mut bits = 0u32;
+    for &symbol in unpadded {
+        let value = BASE64[usize::from(symbol)];
+        if value == INVALID {
+            return None;
+        }
+        acc = (acc << 6) | u32::from(value);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    // Leftover bits must be zero for a canonical encoding.
+    if acc != 0 {
+        return None;
+    }
+    Some(out)
+}
+
+/// Lowercase hex of `bytes`.
+pub(crate) fn encode_hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for &b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 0x0f)]));
+    }
+    out
+}
+
+/// Padded standard-alphabet base64 of `bytes`.
+pub(crate) fn encode_base64(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let n = (u32::from(chunk[0]) << 16)
+            | (u32::from(*chunk.get(1).unwrap_or(&0)) << 8)
+            | u32::from(*chunk.get(2).unwrap_or(&0));
+        let symbols = [(n >> 18) & 63, (n >> 12) & 63, (n >> 6) & 63, n & 63];
+        for (i, s) in symbols.iter().enumerate() {
+            if i <= chunk.len() {
+                out.push(char::from(B64_ALPHABET[*s as usize]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// Compares two tags without branching on their contents.
+///
+/// The fold touches every byte and `black_box` keeps the optimiser from
+/// turning the accumulated difference into an early exit.
+pub(crate) fn tags_equal(a: &[u8; TAG_LEN], b: &[u8]) -> bool {
+    if b.len() != TAG_LEN {
+        return false;
+    }
+    let mut diff = 0u8;
+    for (x, y) in a.iter().zip(b) {
+        diff |= core::hint::black_box(x ^ y);
+    }
+    core::hint::black_box(diff) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hex_round_trip_and_case() {
+        let tag: [u8; 32] = core::array::from_fn(|i| (i * 7 + 3) as u8);
+        let hex = encode_hex(&tag);
+        assert_eq!(decode_hex_tag(hex.as_bytes()), Ok(tag));
+        assert_eq!(decode_hex_tag(hex.to_uppercase().as_bytes()), Ok(tag));
+    }
+
+    #[test]
+    fn hex_rejects_bad_input() {
+        let hex = "ab".repeat(32);
+        assert_eq!(
+            decode_hex_tag(&hex.as_bytes()[..62]),
+            Err(DecodeError::Length)
+        );
+        assert_eq!(decode_hex_tag(b""), Err(DecodeError::Length));
+        let mut bad = hex.clone().into_bytes();
+        bad[10] = b'g';
+        assert_eq!(decode_hex_tag(&bad), Err(DecodeError::Character));
+        bad[10] = b' ';
+        assert_eq!(decode_hex_tag(&bad), Err(DecodeError::Character));
+        bad[10] = 0xc3;
+        assert_eq!(decode_hex_tag(&bad), Err(DecodeError::Character));
+    }
+
+    #[test]
+    fn base64_round_trip() {
+        for seed in 0..8u8 {
+            let tag: [u8; 32] = core::array::from_fn(|i| (i as u8).wrapping_mul(31) ^ seed);
+            let b64 = encode_base64(&tag);
+            assert_eq!(b64.len(), BASE64_TAG_LEN);
+            assert_eq!(decode_base64_tag(b64.as_bytes()), Ok(tag));
+            assert_eq!(decode_base64(b64.as_bytes()).as_deref(), Some(&tag[..]));
+        }
+    }
+
+    #[test]
+    fn base64_tag_is_strict() {
+        let b64 = encode_base64(&[0xa5; 32]);
+        let bytes = b64.as_bytes();
+        assert_eq!(decode_base64_tag(&bytes[..43]), Err(DecodeError::Length));
+        let mut url_safe = bytes.to_vec();
+        url_safe[0] = b'-';
+        assert_eq!(decode_base64_tag(&url_safe), Err(DecodeError::Character));
+        let mut no_pad = bytes.to_vec();
+        no_pad[43] = b'A';
+        assert_eq!(decode_base64_tag(&no_pad), Err(DecodeError::Character));
+        // Flip a trailing bit that carries no data: a second spelling of the
+        // same tag must not be accepted.
+        let mut sloppy = bytes.to_vec();
+        let last = BASE64[usize::from(sloppy[42])] | 1;
+        sloppy[42] = B64_ALPHABET[usize::from(last)];
+        assert_eq!(decode_base64_tag(&sloppy), Err(DecodeError::Character));
+    }
+
+    #[test]
+    fn base64_any_length() {
+        assert_eq!(decode_base64(b"").as_deref(), Some(&b""[..]));
+        assert_eq!(decode_base64(b"Zg==").as_deref(), Some(&b"f"[..]));
+        assert_eq!(decode_base64(b"Zg").as_deref(), Some(&b"f"[..]));
+        assert_eq!(decode_base64(b"Zm8=").as_deref(), Some(&b"fo"[..]));
+        assert_eq!(decode_base64(b"Zm9v").as_deref(), Some(&b"foo"[..]));
+        assert_eq!(decode_base64(b"Z"), None);
+        assert_eq!(decode_base64(b"Zh=="), None);
+        assert_eq!(decode_base64(b"Zm9v!"), None);
+        assert_eq!(encode_base64(b"f"), "Zg==");
+        assert_eq!(encode_base64(b"fo"), "Zm8=");
+        assert_eq!(encode_base64(b"foo"), "Zm9v");
+    }
+
+    #[test]
+    fn tag_comparison() {
+        let a = [7u8; 32];
+        let mut b = a;
+        assert!(tags_equal(&a, &b));
+        b[31] ^= 1;
+        assert!(!tags_equal(&a, &b));
+        assert!(!tags_equal(&a, &b[..31]));
+    }
+}

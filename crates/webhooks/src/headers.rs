@@ -1,0 +1,202 @@
+//! Looking headers up, whatever the framework.
+
+use std::collections::{BTreeMap, HashMap};
+use std::hash::BuildHasher;
+
+use crate::error::{Error, Malformed};
+
+/// Read access to request headers by name, matched ASCII case-insensitively.
+///
+/// Implemented for:
+///
+/// * slices, arrays and `Vec`s of `(name, value)` pairs, where names and
+///   values are anything that is `AsRef<[u8]>` (`&str`, `String`, `&[u8]`,
+///   `Vec<u8>`, …), so a value does not have to be UTF-8;
+/// * `HashMap` and `BTreeMap` with such keys and values;
+/// * [`http::HeaderMap`], [`http::Request`] and [`http::request::Parts`]
+///   with the default `http` feature;
+/// * references to any of these.
+///
+/// ```
+/// use flagwire_webhooks::Headers;
+///
+/// let headers = [("Content-Type", "application/json"), ("X-Flagsmith-Signature", "ab")];
+/// let found: Vec<&[u8]> = headers.header_values("x-flagsmith-signature").collect();
+/// assert_eq!(found, [b"ab"]);
+/// ```
+///
+/// To plug in another framework, implement [`header_values`](Headers::header_values) so
+/// that it yields every value of the named header, in order.
+pub trait Headers {
+    /// Every value of the header called `name`. The verifiers always pass
+    /// names in lowercase, and implementations must compare them without
+    /// regard to ASCII case.
+    fn header_values(&self, name: &'static str) -> impl Iterator<Item = &[u8]>;
+}
+
+fn pairs<'a, K, V>(
+    iter: impl Iterator<Item = (&'a K, &'a V)>,
+    name: &'static str,
+) -> impl Iterator<Item = &'a [u8]>
+where
+    K: AsRef<[u8]> + ?Sized + 'a,
+    V: AsRef<[u8]> + ?Sized + 'a,
+{
+    iter.filter(move |(k, _)| k.as_ref().eq_ignore_ascii_case(name.as_bytes()))
+        .map(|(_, v)| v.as_ref())
+}
+
+impl<K: AsRef<[u8]>, V: AsRef<[u8]>> Headers for [(K, V)] {
+    fn header_values(&self, name: &'static str) -> impl Iterator<Item = &[u8]> {
+        pairs(self.iter().map(|(k, v)| (k, v)), name)
+    }
+}
+
+impl<K: AsRef<[u8]>, V: AsRef<[u8]>, const N: usize> Headers for [(K, V); N] {
+    fn header_values(&self, name: &'static str) -> impl Iterator<Item = &[u8]> {
+        self.as_slice().header_values(name)
+    }
+}
+
+impl<K: AsRef<[u8]>, V: AsRef<[u8]>> Headers for Vec<(K, V)> {
+    fn header_values(&self, name: &'static str) -> impl Iterator<Item = &[u8]> {
+        self.as_slice().header_values(name)
+    }
+}
+
+impl<K: AsRef<[u8]>, V: AsRef<[u8]>, S: BuildHasher> Headers for HashMap<K, V, S> {
+    fn header_values(&self, name: &'static str) -> impl Iterator<Item = &[u8]> {
+        pairs(self.iter(), name)
+    }
+}
+
+impl<K: AsRef<[u8]>, V: AsRef<[u8]>> Headers for BTreeMap<K, V> {
+    fn header_values(&self, name: &'static str) -> impl Iterator<Item = &[u8]> {
+        pairs(self.iter(), name)
+    }
+}
+
+impl<T: Headers + ?Sized> Headers for &T {
+    fn header_values(&self, name: &'static str) -> impl Iterator<Item = &[u8]> {
+        (**self).header_values(name)
+    }
+}
+
+#[cfg(feature = "http")]
+impl Headers for http::HeaderMap {
+    fn header_values(&self, name: &'static str) -> impl Iterator<Item = &[u8]> {
+        // `HeaderMap` stores names in lowercase, and the verifiers pass
+        // lowercase names, so this is a plain hashed lookup.
+        self.get_all(name).iter().map(http::HeaderValue::as_bytes)
+    }
+}
+
+#[cfg(feature = "http")]
+impl<B> Headers for http::Request<B> {
+    fn header_values(&self, name: &'static str) -> impl Iterator<Item = &[u8]> {
+        self.headers().header_values(name)
+    }
+}
+
+#[cfg(feature = "http")]
+impl Headers for http::request::Parts {
+    fn header_values(&self, name: &'static str) -> impl Iterator<Item = &[u8]> {
+        self.headers.header_values(name)
+    }
+}
+
+/// Optional whitespace around a field value is not part of it (RFC 9110).
+fn trim_ows(mut value: &[u8]) -> &[u8] {
+    while let [b' ' | b'\t', rest @ ..] = value {
+        value = rest;
+    }
+    while let [rest @ .., b' ' | b'\t'] = value {
+        value = rest;
+    }
+    value
+}
+
+/// The one value of a single-valued header: `None` if absent or empty,
+/// an error if it appears more than once.
+pub(crate) fn optional<'h, H: Headers + ?Sized>(
+    headers: &'h H,
+    name: &'static str,
+) -> Result<Option<&'h [u8]>, Error> {
+    let mut values = headers.header_values(name);
+    let Some(first) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() {
+        return Err(Error::MalformedHeader {
+            name,
+            reason: Malformed::Repeated,
+        });
+    }
+    let value = trim_ows(first);
+    Ok(if value.is_empty() { None } else { Some(value) })
+}
+
+/// Like [`optional`], but absence is an error.
+pub(crate) fn required<'h, H: Headers + ?Sized>(
+    headers: &'h H,
+    name: &'static str,
+) -> Result<&'h [u8], Error> {
+    optional(headers, name)?.ok_or(Error::MissingHeader { name })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn case_insensitive_pairs_and_maps() {
+        let pairs = [("X-Hook", "a"), ("other", "b")];
+        assert_eq!(required(&pairs, "x-hook"), Ok(&b"a"[..]));
+        let bytes: Vec<(&[u8], &[u8])> = vec![(b"x-HOOK", b"\xff\xfe")];
+        assert_eq!(required(&bytes, "x-hook"), Ok(&b"\xff\xfe"[..]));
+        let map: HashMap<String, String> = [("X-HOOK".to_owned(), " v ".to_owned())].into();
+        assert_eq!(required(&map, "x-hook"), Ok(&b"v"[..]));
+        let map: BTreeMap<&str, &str> = [("x-Hook", "v")].into();
+        assert_eq!(required(&map, "x-hook"), Ok(&b"v"[..]));
+    }
+
+    #[test]
+    fn missing_empty_and_repeated() {
+        let pairs = [("a", ""), ("b", "1"), ("B", "2"), ("c", " \t ")];
+        assert_eq!(
+            required(&pairs, "a"),
+            Err(Error::MissingHeader { name: "a" })
+        );
+        assert_eq!(
+            required(&pairs, "c"),
+            Err(Error::MissingHeader { name: "c" })
+        );
+        assert_eq!(
+            required(&pairs, "z"),
+            Err(Error::MissingHeader { name: "z" })
+        );
+        assert_eq!(
+            required(&pairs, "b"),
+            Err(Error::MalformedHeader {
+                name: "b",
+                reason: Malformed::Repeated
+            })
+        );
+    }
+
+    #[cfg(feature = "http")]
+    #[test]
+    fn header_map() {
+        let mut map = http::HeaderMap::new();
+        map.insert("X-Hook", http::HeaderValue::from_static("v"));
+        assert_eq!(required(&map, "x-hook"), Ok(&b"v"[..]));
+        map.append("x-hook", http::HeaderValue::from_static("w"));
+        assert!(required(&map, "x-hook").is_err());
+        let req = http::Request::builder()
+            .header("X-Other", "1")
+            .body(())
+            .unwrap();
+        assert_eq!(required(&req, "x-other"), Ok(&b"1"[..]));
+        assert_eq!(required(&req.into_parts().0, "x-other"), Ok(&b"1"[..]));
+    }
+}

@@ -1,0 +1,850 @@
+//! Building verifiers and checking deliveries.
+
+use core::fmt;
+use core::marker::PhantomData;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ring::hmac;
+
+use crate::clock::{Clock, SystemClock};
+use crate::encoding::{DecodeError, TAG_LEN, decode_base64_tag, decode_hex_tag, tags_equal};
+use crate::error::{Error, Malformed};
+use crate::headers::{Headers, optional, required};
+use crate::scheme::{Esauti, Flagsmith, GitHub, Schematic, Scheme, StandardWebhooks, Stripe};
+use crate::secret::Secret;
+
+/// The default timestamp tolerance: 300 seconds in either direction.
+pub const DEFAULT_TOLERANCE: Duration = Duration::from_secs(300);
+
+/// Checks deliveries signed with scheme `S` against one or more secrets.
+///
+/// Build it once (keys are derived and the HMAC state is precomputed here)
+/// and share it: it is cheap to clone and `Send + Sync`. Verification never
+/// allocates, never copies the body and accepts any bytes as body.
+///
+/// Every scheme has its own `verify` method, because the inputs differ:
+/// eSauti also signs the request method and path. See
+/// [`Verifier::<Schematic>::verify`](Verifier#method.verify) and the
+/// aliases [`SchematicVerifier`](crate::SchematicVerifier) and friends.
+///
+/// Several secrets can be given for rotation; a delivery passes when any of
+/// them matches, and [`Verified::secret_index`] tells which.
+pub struct Verifier<S: Scheme> {
+    keys: Box<[hmac::Key]>,
+    tolerance: Option<u64>,
+    clock: Arc<dyn Clock>,
+    scheme: PhantomData<fn() -> S>,
+}
+
+impl<S: Scheme> Clone for Verifier<S> {
+    fn clone(&self) -> Self {
+        Verifier {
+            keys: self.keys.clone(),
+            tolerance: self.tolerance,
+            clock: Arc::clone(&self.clock),
+            scheme: PhantomData,
+        }
+    }
+}
+
+impl<S: Scheme> fmt::Debug for Verifier<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut d = f.debug_struct("Verifier");
+        d.field("scheme", &S::NAME)
+            .field("secrets", &self.keys.len());
+        if S::HAS_TIMESTAMP {
+            d.field("tolerance_secs", &self.tolerance);
+        }
+        d.finish_non_exhaustive()
+    }
+}
+
+/// Configures a [`Verifier`]; see [`Verifier::builder`].
+#[must_use]
+pub struct VerifierBuilder<S: Scheme> {
+    secrets: Vec<Secret>,
+    tolerance: Option<u64>,
+    clock: Option<Arc<dyn Clock>>,
+    scheme: PhantomData<fn() -> S>,
+}
+
+impl<S: Scheme> fmt::Debug for VerifierBuilder<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("VerifierBuilder")
+            .field("scheme", &S::NAME)
+            .field("secrets", &self.secrets.len())
+            .field("tolerance_secs", &self.tolerance)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S: Scheme> VerifierBuilder<S> {
+    /// Adds a secret. Secrets are tried in the order they were added.
+    pub fn secret(mut self, secret: impl Into<Secret>) -> Self {
+        self.secrets.push(secret.into());
+        self
+    }
+
+    /// Adds several secrets, for example the current and the previous one
+    /// while a secret is being rotated.
+    pub fn secrets<I>(mut self, secrets: I) -> Self
+    where
+        I: IntoIterator,
+        I::Item: Into<Secret>,
+    {
+        self.secrets.extend(secrets.into_iter().map(Into::into));
+        self
+    }
+
+    /// How far a signed timestamp may be from the clock, in either direction
+    /// (whole seconds; fractions are dropped). Defaults to
+    /// [`DEFAULT_TOLERANCE`]. Has no effect on schemes without a timestamp.
+    pub fn tolerance(mut self, tolerance: Duration) -> Self {
+        self.tolerance = Some(tolerance.as_secs());
+        self
+    }
+
+    /// Accepts signed timestamps of any age.
+    ///
+    /// The timestamp is still parsed and is still part of the signed
+    /// message, but a delivery captured once can then be replayed forever.
+    /// Use it to reprocess old deliveries, or to match the official
+    /// Schematic SDKs, which never check the age.
+    pub fn ignore_timestamp_age(mut self) -> Self {
+        self.tolerance = None;
+        self
+    }
+
+    /// Uses `clock` instead of the system clock for the tolerance check.
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Some(Arc::new(clock));
+        self
+    }
+
+    /// Derives the keys and builds the verifier.
+    ///
+    /// Fails with [`Error::NoSecrets`] without secrets, and with
+    /// [`Error::InvalidSecret`] for an empty secret or a Standard Webhooks
+    /// secret that is not base64.
+    pub fn build(self) -> Result<Verifier<S>, Error> {
+        if self.secrets.is_empty() {
+            return Err(Error::NoSecrets);
+        }
+        let keys = self
+            .secrets
+            .iter()
+            .map(|secret| S::key_bytes(secret).map(|key| hmac::Key::new(hmac::HMAC_SHA256, &key)))
+            .collect::<Result<Box<[_]>, _>>()?;
+        Ok(Verifier {
+            keys,
+            tolerance: self.tolerance,
+            clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock)),
+            scheme: PhantomData,
+        })
+    }
+}
+
+/// What a successful verification established.
+///
+/// The id borrows from the request headers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Verified<'h> {
+    timestamp: Option<i64>,
+    id: Option<&'h str>,
+    secret_index: usize,
+}
+
+impl<'h> Verified<'h> {
+    /// The signed timestamp in Unix seconds, for schemes that have one.
+    pub fn timestamp(&self) -> Option<i64> {
+        self.timestamp
+    }
+
+    /// The delivery id, for schemes that send one (`webhook-id`,
+    /// `X-GitHub-Delivery`). It stays the same across retries, so use it to
+    /// drop duplicates: the tolerance window alone does not stop a replay
+    /// inside the window.
+    pub fn id(&self) -> Option<&'h str> {
+        self.id
+    }
+
+    /// The position, in the order they were added, of the secret that
+    /// matched.
+    pub fn secret_index(&self) -> usize {
+        self.secret_index
+    }
+}
+
+impl<S: Scheme> Verifier<S> {
+    /// Starts configuring a verifier.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use flagwire_webhooks::{Schematic, Verifier};
+    ///
+    /// let verifier = Verifier::<Schematic>::builder()
+    ///     .secret("new-secret")
+    ///     .secret("old-secret")
+    ///     .tolerance(Duration::from_secs(600))
+    ///     .build()?;
+    /// # Ok::<(), flagwire_webhooks::Error>(())
+    /// ```
+    pub fn builder() -> VerifierBuilder<S> {
+        VerifierBuilder {
+            secrets: Vec::new(),
+            tolerance: Some(DEFAULT_TOLERANCE.as_secs()),
+            clock: None,
+            scheme: PhantomData,
+        }
+    }
+
+    /// A verifier for one secret with the default settings.
+    pub fn new(secret: impl Into<Secret>) -> Result<Self, Error> {
+        Self::builder().secret(secret).build()
+    }
+
+    /// The configured tolerance in seconds, or `None` when the age of
+    /// timestamps is ignored.
+    pub fn tolerance_secs(&self) -> Option<u64> {
+        self.tolerance
+    }
+
+    fn check_age(&self, timestamp: i64, now: Option<i64>) -> Result<(), Error> {
+        let Some(tolerance) = self.tolerance else {
+            return Ok(());
+        };
+        let now = now.unwrap_or_else(|| self.clock.now_unix());
+        let skew = now.saturating_sub(timestamp);
+        if skew.unsigned_abs() > tolerance {
+            return Err(Error::TimestampOutOfTolerance {
+                timestamp,
+                now,
+                skew,
+                tolerance,
+            });
+        }
+        Ok(())
+    }
+
+    /// Finds the first key whose MAC over the fed message equals `expected`.
+    fn match_one(
+        &self,
+        expected: &[u8; TAG_LEN],
+        feed: impl Fn(&mut hmac::Context),
+    ) -> Result<usize, Error> {
+        for (index, key) in self.keys.iter().enumerate() {
+            if tags_equal(expected, mac(key, &feed).as_ref()) {
+                return Ok(index);
+            }
+        }
+        Err(Error::SignatureMismatch)
+    }
+
+    /// Finds the first key whose MAC equals any of the candidates. Every
+    /// candidate is compared, so timing does not reveal which one matched.
+    fn match_any<I>(
+        &self,
+        candidates: impl Fn() -> I,
+        feed: impl Fn(&mut hmac::Context),
+    ) -> Result<usize, Error>
+    where
+        I: Iterator<Item = [u8; TAG_LEN]>,
+    {
+        for (index, key) in self.keys.iter().enumerate() {
+            let tag = mac(key, &feed);
+            let mut found = false;
+            for candidate in candidates() {
+                found |= tags_equal(&candidate, tag.as_ref());
+            }
+            if found {
+                return Ok(index);
+            }
+        }
+        Err(Error::SignatureMismatch)
+    }
+}
+
+#[inline]
+fn mac(key: &hmac::Key, feed: &impl Fn(&mut hmac::Context)) -> hmac::Tag {
+    let mut context = hmac::Context::with_key(key);
+    feed(&mut context);
+    context.sign()
+}
+
+/// Parses a Unix timestamp: ASCII digits only, no sign, fits in `i64`.
+fn parse_timestamp(raw: &[u8], name: &'static str) -> Result<i64, Error> {
+    let malformed = Error::MalformedHeader {
+        name,
+        reason: Malformed::InvalidTimestamp,
+    };
+    if raw.is_empty() {
+        return Err(malformed);
+    }
+    let mut value: i64 = 0;
+    for &c in raw {
+        if !c.is_ascii_digit() {
+            return Err(malformed);
+        }
+        value = value
+            .checked_mul(10)
+            .and_then(|v| v.checked_add(i64::from(c - b'0')))
+            .ok_or(malformed)?;
+    }
+    Ok(value)
+}
+
+fn decode_error(name: &'static str, error: DecodeError) -> Error {
+    Error::MalformedHeader {
+        name,
+        reason: match error {
+            DecodeError::Length => Malformed::InvalidLength,
+            DecodeError::Character => Malformed::InvalidEncoding,
+        },
+    }
+}
+
+fn hex_signature(value: &[u8], name: &'static str) -> Result<[u8; TAG_LEN], Error> {
+    decode_hex_tag(value).map_err(|e| decode_error(name, e))
+}
+
+fn prefixed_hex_signature(value: &[u8], name: &'static str) -> Result<[u8; TAG_LEN], Error> {
+    let hex = value
+        .strip_prefix(b"sha256=")
+        .ok_or(Error::MalformedHeader {
+            name,
+            reason: Malformed::MissingPrefix,
+        })?;
+    hex_signature(hex, name)
+}
+
+fn utf8<'a>(value: &'a [u8], name: &'static str) -> Result<&'a str, Error> {
+    core::str::from_utf8(value).map_err(|_| Error::MalformedHeader {
+        name,
+        reason: Malformed::NotUtf8,
+    })
+}
+
+impl Verifier<Schematic> {
+    /// Verifies a Schematic webhook delivery against the system clock (or
+    /// the configured one).
+    ///
+    /// ```
+    /// use flagwire_webhooks::{Schematic, SchematicVerifier, Signer, unix_now};
+    ///
+    /// let body = br#"{"action":"company.updated"}"#;
+    /// let sent = Signer::<Schematic>::new("secret")?.sign(unix_now(), body);
+    ///
+    /// let verifier = SchematicVerifier::new("secret")?;
+    /// let verified = verifier.verify(&sent, body)?;
+    /// assert!(verified.timestamp().is_some());
+    /// assert!(verifier.verify(&sent, b"{}").is_err());
+    /// # Ok::<(), flagwire_webhooks::Error>(())
+    /// ```
+    pub fn verify<'h, H: Headers + ?Sized>(
+        &self,
+        headers: &'h H,
+        body: &[u8],
+    ) -> Result<Verified<'h>, Error> {
+        self.verify_inner(headers, body, None)
+    }
+
+    /// Like [`verify`](Self::verify), but checks the tolerance against
+    /// `now` (Unix seconds), for example the time a queued delivery was
+    /// received.
+    pub fn verify_at<'h, H: Headers + ?Sized>(
+        &self,
+        headers: &'h H,
+        body: &[u8],
+        now: i64,
+    ) -> Result<Verified<'h>, Error> {
+        self.verify_inner(headers, body, Some(now))
+    }
+
+    fn verify_inner<'h, H: Headers + ?Sized>(
+        &self,
+        headers: &'h H,
+        body: &[u8],
+        now: Option<i64>,
+    ) -> Result<Verified<'h>, Error> {
+        let signature = required(headers, Schematic::SIGNATURE_HEADER)?;
+        let ts_raw = required(headers, Schematic::TIMESTAMP_HEADER)?;
+        let expected = hex_signature(signature, Schematic::SIGNATURE_HEADER)?;
+        let timestamp = parse_timestamp(ts_raw, Schematic::TIMESTAMP_HEADER)?;
+        self.check_age(timestamp, now)?;
+        let secret_index = self.match_one(&expected, |cx| {
+            cx.update(body);
+            cx.update(b"+");
+            cx.update(ts_raw);
+        })?;
+        Ok(Verified {
+            timestamp: Some(timestamp),
+            id: None,
+            secret_index,
+        })
+    }
+}
+
+impl Verifier<Flagsmith> {
+    /// Verifies a Flagsmith webhook delivery.
+    ///
+    /// ```
+    /// use flagwire_webhooks::FlagsmithVerifier;
+    ///
+    /// let body = br#"{"event_type": "FLAG_UPDATED"}"#;
+    /// let headers = [(
+    ///     "X-Flagsmith-Signature",
+    ///     "6a6eeaae2241fc0ae5cec51884ed64be87ab39bf472af4e1a80833ab8f75e18b",
+    /// )];
+    /// FlagsmithVerifier::new("secret")?.verify(&headers, body)?;
+    /// # Ok::<(), flagwire_webhooks::Error>(())
+    /// ```
+    pub fn verify<'h, H: Headers + ?Sized>(
+        &self,
+        headers: &'h H,
+        body: &[u8],
+    ) -> Result<Verified<'h>, Error> {
+        let signature = required(headers, Flagsmith::SIGNATURE_HEADER)?;
+        let expected = hex_signature(signature, Flagsmith::SIGNATURE_HEADER)?;
+        let secret_index = self.match_one(&expected, |cx| cx.update(body))?;
+        Ok(Verified {
+            timestamp: None,
+            id: None,
+            secret_index,
+        })
+    }
+}
+
+impl Verifier<GitHub> {
+    /// Verifies a GitHub webhook delivery (`X-Hub-Signature-256`).
+    ///
+    /// ```
+    /// use flagwire_webhooks::GitHubVerifier;
+    ///
+    /// let headers = [
+    ///     ("X-Hub-Signature-256", "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17"),
+    ///     ("X-GitHub-Delivery", "72d3162e-cc78-11e3-81ab-4c9367dc0958"),
+    /// ];
+    /// let verified = GitHubVerifier::new("It's a Secret to Everybody")?
+    ///     .verify(&headers, b"Hello, World!")?;
+    /// assert_eq!(verified.id(), Some("72d3162e-cc78-11e3-81ab-4c9367dc0958"));
+    /// # Ok::<(), flagwire_webhooks::Error>(())
+    /// ```
+    pub fn verify<'h, H: Headers + ?Sized>(
+        &self,
+        headers: &'h H,
+        body: &[u8],
+    ) -> Result<Verified<'h>, Error> {
+        let signature = required(headers, GitHub::SIGNATURE_HEADER)?;
+        let expected = prefixed_hex_signature(signature, GitHub::SIGNATURE_HEADER)?;
+        let id = optional(headers, GitHub::DELIVERY_HEADER)?
+            .map(|id| utf8(id, GitHub::DELIVERY_HEADER))
+            .transpose()?;
+        let secret_index = self.match_one(&expected, |cx| cx.update(body))?;
+        Ok(Verified {
+            timestamp: None,
+            id,
+            secret_index,
+        })
+    }
+}
+
+/// Feeds `method` upper-cased without allocating.
+fn feed_upper(cx: &mut hmac::Context, method: &str) {
+    let bytes = method.as_bytes();
+    if !bytes.iter().any(u8::is_ascii_lowercase) {
+        cx.update(bytes);
+        return;
+    }
+    let mut buf = [0u8; 16];
+    for chunk in bytes.chunks(buf.len()) {
+        let out = &mut buf[..chunk.len()];
+        out.copy_from_slice(chunk);
+        out.make_ascii_uppercase();
+        cx.update(out);
+    }
+}
+
+/// The part of a request target that eSauti signs: the path alone, `/` if
+/// empty.
+pub(crate) fn signed_path(target: &str) -> &str {
+    let end = target.find(['?', '#']).unwrap_or(target.len());
+    match &target[..end] {
+        "" => "/",
+        path => path,
+    }
+}
+
+impl Verifier<Esauti> {
+    /// Verifies an eSauti signed request. `method` is the HTTP method (any
+    /// case) and `path` the request path; a query string or fragment in
+    /// `path` is ignored, since eSauti does not sign it.
+    ///
+    /// The signature header must carry its `sha256=` prefix.
+    ///
+    /// ```
+    /// use flagwire_webhooks::{EsautiVerifier, FixedClock};
+    ///
+    /// let headers = [
+    ///     ("X-eSauti-Timestamp", "1700000000"),
+    ///     ("X-eSauti-Signature", "sha256=70069ac894eebe92d767d0add5927d08297ca5653e43c4458cbb40acd4930c62"),
+    /// ];
+    /// let verifier = EsautiVerifier::builder()
+    ///     .secret("super-secret")
+    ///     .clock(FixedClock(1_700_000_010))
+    ///     .build()?;
+    /// let body = br#"{"type":"order.created"}"#;
+    /// verifier.verify("POST", "/v1/inbound/event", &headers, body)?;
+    /// # Ok::<(), flagwire_webhooks::Error>(())
+    /// ```
+    pub fn verify<'h, H: Headers + ?Sized>(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &'h H,
+        body: &[u8],
+    ) -> Result<Verified<'h>, Error> {
+        self.verify_inner(method, path, headers, body, None)
+    }
+
+    /// Like [`verify`](Self::verify), but checks the tolerance against `now`
+    /// (Unix seconds).
+    pub fn verify_at<'h, H: Headers + ?Sized>(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &'h H,
+        body: &[u8],
+        now: i64,
+    ) -> Result<Verified<'h>, Error> {
+        self.verify_inner(method, path, headers, body, Some(now))
+    }
+
+    /// Verifies an [`http::Request`] whose body is the raw bytes, taking the
+    /// method and path from the request.
+    #[cfg(feature = "http")]
+    pub fn verify_request<'h, B: AsRef<[u8]>>(
+        &self,
+        request: &'h http::Request<B>,
+    ) -> Result<Verified<'h>, Error> {
+        self.verify(
+            request.method().as_str(),
+            request.uri().path(),
+            request.headers(),
+            request.body().as_ref(),
+        )
+    }
+
+    fn verify_inner<'h, H: Headers + ?Sized>(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &'h H,
+        body: &[u8],
+        now: Option<i64>,
+    ) -> Result<Verified<'h>, Error> {
+        let signature = required(headers, Esauti::SIGNATURE_HEADER)?;
+        let ts_raw = required(headers, Esauti::TIMESTAMP_HEADER)?;
+        let expected = prefixed_hex_signature(signature, Esauti::SIGNATURE_HEADER)?;
+        let timestamp = parse_timestamp(ts_raw, Esauti::TIMESTAMP_HEADER)?;
+        self.check_age(timestamp, now)?;
+        let path = signed_path(path);
+        let secret_index = self.match_one(&expected, |cx| {
+            feed_upper(cx, method);
+            cx.update(b"\n");
+            cx.update(path.as_bytes());
+            cx.update(b"\n");
+            cx.update(ts_raw);
+            cx.update(b"\n");
+            cx.update(body);
+        })?;
+        Ok(Verified {
+            timestamp: Some(timestamp),
+            id: None,
+            secret_index,
+        })
+    }
+}
+
+impl Verifier<StandardWebhooks> {
+    /// Verifies a Standard Webhooks (or Svix) delivery. Passes when any `v1`
+    /// entry of the signature header matches any secret; entries of other
+    /// versions are ignored.
+    ///
+    /// ```
+    /// use flagwire_webhooks::StandardWebhooksVerifier;
+    ///
+    /// let headers = [
+    ///     ("webhook-id", "msg_p5jXN8AQM9LWM0D4loKWxJek"),
+    ///     ("webhook-timestamp", "1614265330"),
+    ///     ("webhook-signature", "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="),
+    /// ];
+    /// let verifier = StandardWebhooksVerifier::new("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")?;
+    /// let verified = verifier.verify_at(&headers, br#"{"test": 2432232314}"#, 1614265330)?;
+    /// assert_eq!(verified.id(), Some("msg_p5jXN8AQM9LWM0D4loKWxJek"));
+    /// # Ok::<(), flagwire_webhooks::Error>(())
+    /// ```
+    pub fn verify<'h, H: Headers + ?Sized>(
+        &self,
+        headers: &'h H,
+        body: &[u8],
+    ) -> Result<Verified<'h>, Error> {
+        self.verify_inner(headers, body, None)
+    }
+
+    /// Like [`verify`](Self::verify), but checks the tolerance against `now`
+    /// (Unix seconds).
+    pub fn verify_at<'h, H: Headers + ?Sized>(
+        &self,
+        headers: &'h H,
+        body: &[u8],
+        now: i64,
+    ) -> Result<Verified<'h>, Error> {
+        self.verify_inner(headers, body, Some(now))
+    }
+
+    fn verify_inner<'h, H: Headers + ?Sized>(
+        &self,
+        headers: &'h H,
+        body: &[u8],
+        now: Option<i64>,
+    ) -> Result<Verified<'h>, Error> {
+        type S = StandardWebhooks;
+        // Use one family of header names throughout: `webhook-*`, or the
+        // Svix names when the Standard Webhooks signature is absent.
+        let (id_name, ts_name, sig_name, signature) = match optional(headers, S::SIGNATURE_HEADER)?
+        {
+            Some(sig) => (S::ID_HEADER, S::TIMESTAMP_HEADER, S::SIGNATURE_HEADER, sig),
+            None => match optional(headers, S::SVIX_SIGNATURE_HEADER)? {
+                Some(sig) => (
+                    S::SVIX_ID_HEADER,
+                    S::SVIX_TIMESTAMP_HEADER,
+                    S::SVIX_SIGNATURE_HEADER,
+                    sig,
+                ),
+                None => {
+                    return Err(Error::MissingHeader {
+                        name: S::SIGNATURE_HEADER,
+                    });
+                }
+            },
+        };
+        let id = utf8(required(headers, id_name)?, id_name)?;
+        let ts_raw = required(headers, ts_name)?;
+        let timestamp = parse_timestamp(ts_raw, ts_name)?;
+        let v1_entries = || {
+            signature
+                .split(|&b| b == b' ')
+                .filter_map(|entry| entry.strip_prefix(b"v1,"))
+        };
+        if v1_entries().next().is_none() {
+            return Err(Error::NoSupportedSignature { name: sig_name });
+        }
+        self.check_age(timestamp, now)?;
+        let secret_index = self.match_any(
+            || v1_entries().filter_map(|b64| decode_base64_tag(b64).ok()),
+            |cx| {
+                cx.update(id.as_bytes());
+                cx.update(b".");
+                cx.update(ts_raw);
+                cx.update(b".");
+                cx.update(body);
+            },
+        )?;
+        Ok(Verified {
+            timestamp: Some(timestamp),
+            id: Some(id),
+            secret_index,
+        })
+    }
+}
+
+/// The parts of a `Stripe-Signature` header that matter.
+struct StripeHeader<'a> {
+    t_raw: &'a [u8],
+    timestamp: i64,
+    value: &'a [u8],
+}
+
+impl<'a> StripeHeader<'a> {
+    fn parse(value: &'a [u8]) -> Result<Self, Error> {
+        let name = Stripe::SIGNATURE_HEADER;
+        let malformed = Error::MalformedHeader {
+            name,
+            reason: Malformed::InvalidFormat,
+        };
+        let mut t_raw = None;
+        let mut has_v1 = false;
+        for element in Self::elements(value) {
+            let (key, val) = element?;
+            match key {
+                b"t" if t_raw.is_some() => return Err(malformed),
+                b"t" => t_raw = Some(val),
+                b"v1" => has_v1 = true,
+                _ => {}
+            }
+        }
+        let t_raw = t_raw.ok_or(malformed)?;
+        let timestamp = parse_timestamp(t_raw, name)?;
+        if !has_v1 {
+            return Err(Error::NoSupportedSignature { name });
+        }
+        Ok(StripeHeader {
+            t_raw,
+            timestamp,
+            value,
+        })
+    }
+
+    /// `key=value` elements separated by commas, whitespace-trimmed.
+    fn elements(value: &'a [u8]) -> impl Iterator<Item = Result<(&'a [u8], &'a [u8]), Error>> {
+        value.split(|&b| b == b',').map(|element| {
+            let element = element.trim_ascii();
+            let eq = element
+                .iter()
+                .position(|&b| b == b'=')
+                .ok_or(Error::MalformedHeader {
+                    name: Stripe::SIGNATURE_HEADER,
+                    reason: Malformed::InvalidFormat,
+                })?;
+            Ok((&element[..eq], &element[eq + 1..]))
+        })
+    }
+
+    fn v1_tags(&self) -> impl Iterator<Item = [u8; TAG_LEN]> + 'a {
+        Self::elements(self.value).filter_map(|element| match element {
+            Ok((b"v1", hex)) => decode_hex_tag(hex).ok(),
+            _ => None,
+        })
+    }
+}
+
+impl Verifier<Stripe> {
+    /// Verifies a Stripe webhook delivery. Passes when any `v1` entry
+    /// matches any secret; `v0` and unknown entries are ignored.
+    ///
+    /// ```
+    /// use flagwire_webhooks::StripeVerifier;
+    ///
+    /// let headers = [(
+    ///     "Stripe-Signature",
+    ///     "t=1700000000,v1=8042376f6ca064adbe037642a718227dfd59047137eb49497a54c49eb0cfb724",
+    /// )];
+    /// let verifier = StripeVerifier::new("whsec_test_secret")?;
+    /// let body = br#"{"id":"evt_test","object":"event"}"#;
+    /// assert_eq!(verifier.verify_at(&headers, body, 1_700_000_100)?.timestamp(), Some(1_700_000_000));
+    /// # Ok::<(), flagwire_webhooks::Error>(())
+    /// ```
+    pub fn verify<'h, H: Headers + ?Sized>(
+        &self,
+        headers: &'h H,
+        body: &[u8],
+    ) -> Result<Verified<'h>, Error> {
+        self.verify_inner(headers, body, None)
+    }
+
+    /// Like [`verify`](Self::verify), but checks the tolerance against `now`
+    /// (Unix seconds), for example the time a queued delivery was received.
+    pub fn verify_at<'h, H: Headers + ?Sized>(
+        &self,
+        headers: &'h H,
+        body: &[u8],
+        now: i64,
+    ) -> Result<Verified<'h>, Error> {
+        self.verify_inner(headers, body, Some(now))
+    }
+
+    fn verify_inner<'h, H: Headers + ?Sized>(
+        &self,
+        headers: &'h H,
+        body: &[u8],
+        now: Option<i64>,
+    ) -> Result<Verified<'h>, Error> {
+        let header = StripeHeader::parse(required(headers, Stripe::SIGNATURE_HEADER)?)?;
+        self.check_age(header.timestamp, now)?;
+        let secret_index = self.match_any(
+            || header.v1_tags(),
+            |cx| {
+                cx.update(header.t_raw);
+                cx.update(b".");
+                cx.update(body);
+            },
+        )?;
+        Ok(Verified {
+            timestamp: Some(header.timestamp),
+            id: None,
+            secret_index,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_are_strict() {
+        assert_eq!(parse_timestamp(b"1700000000", "t"), Ok(1_700_000_000));
+        assert_eq!(parse_timestamp(b"0", "t"), Ok(0));
+        assert_eq!(parse_timestamp(b"9223372036854775807", "t"), Ok(i64::MAX));
+        for bad in [
+            &b""[..],
+            b"-1",
+            b"+1",
+            b"1.5",
+            b"1e9",
+            b"12 3",
+            b"9223372036854775808",
+            b"99999999999999999999999",
+            b"\xff",
+        ] {
+            assert_eq!(
+                parse_timestamp(bad, "t"),
+                Err(Error::MalformedHeader {
+                    name: "t",
+                    reason: Malformed::InvalidTimestamp
+                }),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn esauti_signed_path() {
+        assert_eq!(signed_path(""), "/");
+        assert_eq!(signed_path("/a/b?x=1"), "/a/b");
+        assert_eq!(signed_path("?x=1"), "/");
+        assert_eq!(signed_path("/a#frag"), "/a");
+    }
+
+    #[test]
+    fn method_is_upper_cased_in_chunks() {
+        let key = hmac::Key::new(hmac::HMAC_SHA256, b"k");
+        let long = "abcdefghijklmnopqrstuvwxyz";
+        let ours = mac(&key, &|cx: &mut hmac::Context| feed_upper(cx, long));
+        let plain = hmac::sign(&key, long.to_ascii_uppercase().as_bytes());
+        assert_eq!(ours.as_ref(), plain.as_ref());
+    }
+
+    #[test]
+    fn skew_saturates() {
+        let v = Verifier::<Schematic>::new("s").unwrap();
+        let err = v.check_age(i64::MAX, Some(i64::MIN)).unwrap_err();
+        assert!(matches!(
+            err,
+            Error::TimestampOutOfTolerance { skew: i64::MIN, .. }
+        ));
+        assert!(v.check_age(1000, Some(1300)).is_ok());
+        assert!(v.check_age(1300, Some(1000)).is_ok());
+        assert!(v.check_age(1000, Some(1301)).is_err());
+        assert!(v.check_age(1301, Some(1000)).is_err());
+    }
+
+    #[test]
+    fn debug_hides_keys() {
+        let v = Verifier::<Stripe>::new("whsec_top_secret_value").unwrap();
+        let shown = format!("{v:?}");
+        assert!(!shown.contains("top_secret"), "{shown}");
+        assert!(shown.contains("Stripe"));
+    }
+}
