@@ -40,7 +40,7 @@
 //!     // The stack added the key and identified the SDK.
 //!     assert_eq!(req.headers()["x-schematic-api-key"], "sch_dev_example");
 //!     assert!(req.headers()["user-agent"].to_str()?.starts_with("flagwire/"));
-//!     Ok::<_, http::Error>(http::Response::new(Bytes::from_static(b"{\"data\":{}}")))
+//!     Ok::<_, flagwire_transport::BoxError>(http::Response::new(Bytes::from_static(b"{\"data\":{}}")))
 //! });
 //!
 //! let transport = TransportBuilder::new()
