@@ -10,7 +10,7 @@ use std::fmt;
 use time::OffsetDateTime;
 
 use super::date::parse_date;
-use super::hash::{HStr, HashIndex, IdSet, hash_str};
+use super::hash::{HStr, HashIndex, IdSet, hash_str, str_eq};
 use super::model::{
     Company, ComparableType, Condition, ConditionType, EntityType, FeatureEntitlement,
     MetricPeriod, MonthReset, Operator, Rule, RuleType, Subscription, Trait, User,
@@ -46,6 +46,14 @@ pub(crate) fn parse_int(text: &str) -> i64 {
     value
 }
 
+/// The lookup hash of a metric: its event subtype, period and month reset.
+#[inline]
+pub(crate) fn metric_key(subtype_hash: u64, period: &MetricPeriod, reset: &MonthReset) -> u64 {
+    let p = hash_str(period.as_str());
+    let r = hash_str(reset.as_str());
+    subtype_hash ^ p.rotate_left(21) ^ r.rotate_left(42)
+}
+
 /// A string value with its int, bool and date readings precomputed.
 #[derive(Debug, Clone)]
 pub(crate) struct Value {
@@ -65,7 +73,7 @@ impl Value {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     pub(crate) fn as_ref(&self) -> ValueRef<'_> {
         ValueRef {
             raw: &self.raw,
@@ -147,7 +155,7 @@ impl From<&ComparableType> for Ct {
     }
 }
 
-#[inline]
+#[inline(always)]
 pub(crate) fn compare_int(a: i64, b: i64, op: Op) -> bool {
     match op {
         Op::Eq => a == b,
@@ -214,7 +222,7 @@ fn compare_date(a: Option<OffsetDateTime>, b: Option<OffsetDateTime>, op: Op) ->
 }
 
 /// Compares two values as `ct`.
-#[inline]
+#[inline(always)]
 pub(crate) fn compare_values(
     left: ValueRef<'_>,
     right: ValueRef<'_>,
@@ -275,6 +283,8 @@ pub(crate) enum Cond {
         op: Op,
     },
     Metric {
+        /// [`metric_key`] of subtype, period and reset.
+        key: u64,
         subtype: HStr,
         period: MetricPeriod,
         reset: MonthReset,
@@ -330,17 +340,23 @@ impl Cond {
                 op: Op::from(&c.operator),
             },
             ConditionType::Metric => match (&c.event_subtype, c.metric_value) {
-                (Some(subtype), Some(value)) => Self::Metric {
-                    subtype: HStr::new(subtype),
-                    period: c.metric_period.clone().unwrap_or_default(),
-                    reset: c.metric_period_month_reset.clone().unwrap_or_default(),
-                    op: Op::from(&c.operator),
-                    value,
-                    comparison: c
-                        .comparison_trait_definition
-                        .as_ref()
-                        .map(|d| HStr::new(&d.id)),
-                },
+                (Some(subtype), Some(value)) => {
+                    let subtype = HStr::new(subtype);
+                    let period = c.metric_period.clone().unwrap_or_default();
+                    let reset = c.metric_period_month_reset.clone().unwrap_or_default();
+                    Self::Metric {
+                        key: metric_key(subtype.hash, &period, &reset),
+                        subtype,
+                        period,
+                        reset,
+                        op: Op::from(&c.operator),
+                        value,
+                        comparison: c
+                            .comparison_trait_definition
+                            .as_ref()
+                            .map(|d| HStr::new(&d.id)),
+                    }
+                }
                 _ => Self::Never,
             },
             ConditionType::Trait => {
@@ -377,10 +393,178 @@ impl Cond {
     }
 }
 
+/// A company id set a condition can test.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SetKind {
+    Plan = 0,
+    PlanVersion = 1,
+    BillingProduct = 2,
+}
+
+/// `company` / `user` id condition.
+#[derive(Debug, Clone)]
+pub(crate) struct EntityIdCond {
+    pub(crate) user: bool,
+    pub(crate) ids: IdSet,
+    pub(crate) negate: bool,
+}
+
+/// `plan` / `plan_version` / `billing_product` condition.
+#[derive(Debug, Clone)]
+pub(crate) struct SetCond {
+    pub(crate) kind: SetKind,
+    pub(crate) ids: IdSet,
+    pub(crate) negate: bool,
+}
+
+/// `base_plan` condition.
+#[derive(Debug, Clone)]
+pub(crate) struct BasePlanCond {
+    pub(crate) ids: IdSet,
+    pub(crate) op: Op,
+}
+
+/// `metric` condition.
+#[derive(Debug, Clone)]
+pub(crate) struct MetricCond {
+    /// [`metric_key`] of subtype, period and reset.
+    pub(crate) key: u64,
+    pub(crate) subtype: HStr,
+    pub(crate) period: MetricPeriod,
+    pub(crate) reset: MonthReset,
+    pub(crate) op: Op,
+    pub(crate) value: i64,
+    pub(crate) comparison: Option<HStr>,
+}
+
+/// `trait` condition.
+#[derive(Debug, Clone)]
+pub(crate) struct TraitCond {
+    pub(crate) entity: Entity,
+    pub(crate) def: HStr,
+    pub(crate) def_type: Ct,
+    pub(crate) op: Op,
+    pub(crate) literal: Value,
+    pub(crate) comparison: Option<HStr>,
+}
+
+/// `credit` condition.
+#[derive(Debug, Clone)]
+pub(crate) struct CreditCond {
+    pub(crate) credit: HStr,
+    pub(crate) subtype: Option<HStr>,
+    pub(crate) rate: f64,
+}
+
+/// A list of conditions split by kind, so evaluation runs one tight loop per
+/// kind instead of dispatching on every condition. Conditions have no side
+/// effects, so AND and OR results do not depend on the order of evaluation.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct CondSet {
+    /// Number of conditions that can never match.
+    pub(crate) never: u32,
+    pub(crate) entity_ids: Box<[EntityIdCond]>,
+    pub(crate) sets: Box<[SetCond]>,
+    pub(crate) base_plans: Box<[BasePlanCond]>,
+    pub(crate) metrics: Box<[MetricCond]>,
+    pub(crate) traits: Box<[TraitCond]>,
+    pub(crate) credits: Box<[CreditCond]>,
+}
+
+impl CondSet {
+    pub(crate) fn new<'a>(conditions: impl IntoIterator<Item = &'a Condition>) -> Self {
+        let mut never = 0;
+        let (mut entity_ids, mut sets, mut base_plans) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut metrics, mut traits, mut credits) = (Vec::new(), Vec::new(), Vec::new());
+        for c in conditions {
+            match Cond::compile(c) {
+                Cond::Never => never += 1,
+                Cond::CompanyId { ids, negate } => entity_ids.push(EntityIdCond {
+                    user: false,
+                    ids,
+                    negate,
+                }),
+                Cond::UserId { ids, negate } => entity_ids.push(EntityIdCond {
+                    user: true,
+                    ids,
+                    negate,
+                }),
+                Cond::Plan { ids, negate } => sets.push(SetCond {
+                    kind: SetKind::Plan,
+                    ids,
+                    negate,
+                }),
+                Cond::PlanVersion { ids, negate } => sets.push(SetCond {
+                    kind: SetKind::PlanVersion,
+                    ids,
+                    negate,
+                }),
+                Cond::BillingProduct { ids, negate } => sets.push(SetCond {
+                    kind: SetKind::BillingProduct,
+                    ids,
+                    negate,
+                }),
+                Cond::BasePlan { ids, op } => base_plans.push(BasePlanCond { ids, op }),
+                Cond::Metric {
+                    key,
+                    subtype,
+                    period,
+                    reset,
+                    op,
+                    value,
+                    comparison,
+                } => metrics.push(MetricCond {
+                    key,
+                    subtype,
+                    period,
+                    reset,
+                    op,
+                    value,
+                    comparison,
+                }),
+                Cond::Trait {
+                    entity,
+                    def,
+                    def_type,
+                    op,
+                    literal,
+                    comparison,
+                } => traits.push(TraitCond {
+                    entity,
+                    def,
+                    def_type,
+                    op,
+                    literal,
+                    comparison,
+                }),
+                Cond::Credit {
+                    credit,
+                    subtype,
+                    rate,
+                } => credits.push(CreditCond {
+                    credit,
+                    subtype,
+                    rate,
+                }),
+            }
+        }
+        Self {
+            never,
+            entity_ids: entity_ids.into_boxed_slice(),
+            sets: sets.into_boxed_slice(),
+            base_plans: base_plans.into_boxed_slice(),
+            metrics: metrics.into_boxed_slice(),
+            traits: traits.into_boxed_slice(),
+            credits: credits.into_boxed_slice(),
+        }
+    }
+}
+
 /// How a matched entitlement rule reports usage and allocation.
 #[derive(Debug, Clone)]
 pub(crate) enum UsageSpec {
     Metric {
+        key: u64,
         subtype: HStr,
         period: MetricPeriod,
         reset: MonthReset,
@@ -426,6 +610,7 @@ impl UsageSpec {
             let allocation = c.metric_value.unwrap_or(0);
             match &c.event_subtype {
                 Some(subtype) => Self::Metric {
+                    key: metric_key(hash_str(subtype), &period, &reset),
                     subtype: HStr::new(subtype),
                     period,
                     reset,
@@ -477,8 +662,8 @@ pub(crate) struct CompiledRule {
     pub(crate) rule_type: RuleType,
     pub(crate) value: bool,
     pub(crate) always: bool,
-    pub(crate) conditions: Box<[Cond]>,
-    pub(crate) groups: Box<[Box<[Cond]>]>,
+    pub(crate) conditions: CondSet,
+    pub(crate) groups: Box<[CondSet]>,
     pub(crate) usage: Option<UsageSpec>,
 }
 
@@ -500,11 +685,11 @@ impl CompiledRule {
             rule_type: rule.rule_type.clone(),
             value: rule.value,
             always: matches!(rule.rule_type, RuleType::Default | RuleType::GlobalOverride),
-            conditions: rule.conditions.iter().map(Cond::compile).collect(),
+            conditions: CondSet::new(&rule.conditions),
             groups: rule
                 .condition_groups
                 .iter()
-                .map(|g| g.conditions.iter().map(Cond::compile).collect())
+                .map(|g| CondSet::new(&g.conditions))
                 .collect(),
             usage: UsageSpec::compile(rule),
         })
@@ -555,7 +740,7 @@ impl ScopedRules {
     #[inline]
     pub(crate) fn for_flag(&self, flag_id: &HStr) -> &[CompiledRule] {
         for (id, start, end) in &*self.by_flag {
-            if id.hash == flag_id.hash && id.text == flag_id.text {
+            if id.hash == flag_id.hash && str_eq(&id.text, &flag_id.text) {
                 return &self.rules[*start as usize..*end as usize];
             }
         }
@@ -602,11 +787,11 @@ impl TraitTable {
         Self { index, traits }
     }
 
-    #[inline]
+    #[inline(always)]
     pub(crate) fn find(&self, def: &HStr) -> Option<&PreparedTrait> {
         let traits = &self.traits;
         self.index
-            .find(def.hash, |p| *traits[p].def_id == *def.text)
+            .find(def.hash, |p| str_eq(&traits[p].def_id, &def.text))
             .map(|p| &traits[p])
     }
 }
@@ -620,9 +805,8 @@ impl TraitTable {
 pub struct PreparedCompany {
     pub(crate) company: Company,
     pub(crate) id_hash: u64,
-    pub(crate) plans: Box<[u64]>,
-    pub(crate) plan_versions: Box<[u64]>,
-    pub(crate) billing_products: Box<[u64]>,
+    /// Plan, plan version and billing product ids, indexed by [`SetKind`].
+    pub(crate) sets: [IdList; 3],
     pub(crate) base_plan: Option<u64>,
     pub(crate) traits: TraitTable,
     pub(crate) metrics: HashIndex,
@@ -633,8 +817,28 @@ pub struct PreparedCompany {
     pub(crate) rules: ScopedRules,
 }
 
-fn hashes(ids: &[String]) -> Box<[u64]> {
-    ids.iter().map(|s| hash_str(s)).collect()
+/// A company's ids with their hashes.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct IdList {
+    pub(crate) hashes: Box<[u64]>,
+    pub(crate) texts: Box<[Box<str>]>,
+}
+
+impl IdList {
+    fn new(ids: &[String]) -> Self {
+        Self {
+            hashes: ids.iter().map(|s| hash_str(s)).collect(),
+            texts: ids.iter().map(|s| s.as_str().into()).collect(),
+        }
+    }
+
+    #[inline(always)]
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (u64, &str)> {
+        self.hashes
+            .iter()
+            .copied()
+            .zip(self.texts.iter().map(|t| &**t))
+    }
 }
 
 impl PreparedCompany {
@@ -648,16 +852,18 @@ impl PreparedCompany {
         let credit_values: Box<[f64]> = company.credit_balances.values().copied().collect();
         Self {
             id_hash: hash_str(&company.id),
-            plans: hashes(&company.plan_ids),
-            plan_versions: hashes(&company.plan_version_ids),
-            billing_products: hashes(&company.billing_product_ids),
+            sets: [
+                IdList::new(&company.plan_ids),
+                IdList::new(&company.plan_version_ids),
+                IdList::new(&company.billing_product_ids),
+            ],
             base_plan: company.base_plan_id.as_deref().map(hash_str),
             traits: TraitTable::new(&company.traits),
-            metrics: HashIndex::new(
+            metrics: HashIndex::from_hashes(
                 company
                     .metrics
                     .iter()
-                    .map(|m| Some(m.event_subtype.as_str())),
+                    .map(|m| metric_key(hash_str(&m.event_subtype), &m.period, &m.month_reset)),
             ),
             credits: HashIndex::new(credit_ids.iter().map(|k| Some(&**k))),
             credit_ids,
@@ -703,7 +909,7 @@ impl PreparedCompany {
         now: OffsetDateTime,
     ) -> i64 {
         self.metric(
-            hash_str(event_subtype),
+            metric_key(hash_str(event_subtype), period, month_reset),
             event_subtype,
             period,
             month_reset,
@@ -711,10 +917,10 @@ impl PreparedCompany {
         )
     }
 
-    #[inline]
+    #[inline(always)]
     pub(crate) fn metric(
         &self,
-        hash: u64,
+        key: u64,
         event_subtype: &str,
         period: &MetricPeriod,
         month_reset: &MonthReset,
@@ -722,9 +928,9 @@ impl PreparedCompany {
     ) -> i64 {
         let metrics = &self.company.metrics;
         self.metrics
-            .find(hash, |p| {
+            .find(key, |p| {
                 let m = &metrics[p];
-                m.event_subtype == event_subtype
+                str_eq(&m.event_subtype, event_subtype)
                     && m.period == *period
                     && m.month_reset == *month_reset
             })
@@ -743,11 +949,11 @@ impl PreparedCompany {
         self.credit(hash_str(credit_id), credit_id)
     }
 
-    #[inline]
+    #[inline(always)]
     pub(crate) fn credit(&self, hash: u64, credit_id: &str) -> f64 {
         let ids = &self.credit_ids;
         self.credits
-            .find(hash, |p| *ids[p] == *credit_id)
+            .find(hash, |p| str_eq(&ids[p], credit_id))
             .map_or(0.0, |p| self.credit_values[p])
     }
 
@@ -756,7 +962,7 @@ impl PreparedCompany {
     pub(crate) fn entitlement(&self, hash: u64, flag_key: &str) -> Option<&FeatureEntitlement> {
         let ents = &self.company.entitlements;
         self.entitlements
-            .find(hash, |p| ents[p].feature_key == flag_key)
+            .find(hash, |p| str_eq(&ents[p].feature_key, flag_key))
             .map(|p| &ents[p])
     }
 

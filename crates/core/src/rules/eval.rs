@@ -8,10 +8,11 @@ use time::OffsetDateTime;
 
 use super::RulesError;
 use super::compile::{
-    CompiledRule, Cond, PreparedCompany, PreparedTrait, PreparedUser, UsageSpec, ValueRef,
+    BasePlanCond, CompiledRule, CondSet, CreditCond, Entity, EntityIdCond, MetricCond, Op,
+    PreparedCompany, PreparedTrait, PreparedUser, SetCond, TraitCond, UsageSpec, ValueRef,
     compare_int, compare_values,
 };
-use super::hash::{BuildStrHasher, HStr, hash_str};
+use super::hash::{BuildStrHasher, HStr, hash_str, str_eq};
 use super::model::{FeatureEntitlement, Flag, MetricPeriod, MonthReset, RuleType};
 use super::period::next_period_start;
 
@@ -85,7 +86,7 @@ impl<'o> CheckOptions<'o> {
     #[inline]
     fn event_quantity(&self, subtype: &str) -> Option<i64> {
         match self.event_usage {
-            Some((s, q)) if q > 0 && s == subtype => Some(q),
+            Some((s, q)) if q > 0 && str_eq(s, subtype) => Some(q),
             _ => None,
         }
     }
@@ -411,6 +412,7 @@ fn feature_usage<'a>(
     };
     match spec {
         UsageSpec::Metric {
+            key,
             subtype,
             period,
             reset,
@@ -418,7 +420,7 @@ fn feature_usage<'a>(
             allocation,
             comparison,
         } => FeatureUsage {
-            usage: company.metric(subtype.hash, &subtype.text, period, reset, now),
+            usage: company.metric(*key, &subtype.text, period, reset, now),
             allocation: comparison_allocation(comparison, *allocation),
             event: Some(&subtype.text),
             period: Some(period),
@@ -462,140 +464,142 @@ struct Scope<'s> {
 }
 
 impl Scope<'_> {
-    #[inline]
+    #[inline(always)]
     fn rule_matches(&self, rule: &CompiledRule) -> bool {
         if rule.always {
             return true;
         }
-        rule.conditions.iter().all(|c| self.condition_matches(c))
-            && rule
-                .groups
-                .iter()
-                .all(|group| group.iter().any(|c| self.condition_matches(c)))
+        self.all(&rule.conditions) && rule.groups.iter().all(|group| self.any(group))
     }
 
-    #[inline]
-    fn condition_matches(&self, cond: &Cond) -> bool {
-        match cond {
-            Cond::Never => false,
-            Cond::CompanyId { ids, negate } => self
-                .company
-                .is_some_and(|c| ids.contains(c.id_hash, &c.company.id) != *negate),
-            Cond::UserId { ids, negate } => self
-                .user
-                .is_some_and(|u| ids.contains(u.id_hash, &u.user.id) != *negate),
-            Cond::Plan { ids, negate } => self
-                .company
-                .is_some_and(|c| ids.intersects(zip_ids(&c.plans, &c.company.plan_ids)) != *negate),
-            Cond::PlanVersion { ids, negate } => self.company.is_some_and(|c| {
-                ids.intersects(zip_ids(&c.plan_versions, &c.company.plan_version_ids)) != *negate
-            }),
-            Cond::BillingProduct { ids, negate } => self.company.is_some_and(|c| {
-                ids.intersects(zip_ids(&c.billing_products, &c.company.billing_product_ids))
-                    != *negate
-            }),
-            Cond::BasePlan { ids, op } => self.company.is_some_and(|c| {
-                let in_set = || match (c.base_plan, c.company.base_plan_id.as_deref()) {
-                    (Some(h), Some(id)) => ids.contains(h, id),
-                    _ => false,
-                };
-                use super::compile::Op;
-                match op {
-                    Op::Eq => in_set(),
-                    Op::Ne => !in_set(),
-                    Op::IsEmpty => c.base_plan.is_none(),
-                    Op::NotEmpty => c.base_plan.is_some(),
-                    _ => false,
-                }
-            }),
-            Cond::Metric {
-                subtype,
-                period,
-                reset,
-                op,
-                value,
-                comparison,
-            } => {
-                let Some(company) = self.company else {
-                    return false;
-                };
-                let mut left = company.metric(subtype.hash, &subtype.text, period, reset, self.now);
-                if let Some(q) = self.options.event_quantity(&subtype.text) {
-                    left = left.wrapping_add(q);
-                } else {
-                    left = left.wrapping_add(self.options.positive_usage());
-                }
-                let right = match comparison {
-                    None => *value,
-                    Some(def) => company.traits.find(def).map_or(0, |t| t.value.as_ref().int),
-                };
-                compare_int(left, right, *op)
-            }
-            Cond::Trait {
-                entity,
-                def,
-                def_type,
-                op,
-                literal,
-                comparison,
-            } => {
-                let traits = match entity {
-                    super::compile::Entity::Company => match self.company {
-                        Some(c) => &c.traits,
-                        None => return false,
-                    },
-                    super::compile::Entity::User => match self.user {
-                        Some(u) => &u.traits,
-                        None => return false,
-                    },
-                };
-                let found: Option<&PreparedTrait> = traits.find(def);
-                let (left, ct) = match found {
-                    Some(t) => (t.value.as_ref(), t.ct),
-                    None => (ValueRef::EMPTY, *def_type),
-                };
-                let right = match comparison {
-                    None => literal.as_ref(),
-                    Some(c) => traits.find(c).map_or(ValueRef::EMPTY, |t| t.value.as_ref()),
-                };
-                compare_values(left, right, ct, *op, self.options.positive_usage())
-            }
-            Cond::Credit {
-                credit,
-                subtype,
-                rate,
-            } => {
-                let Some(company) = self.company else {
-                    return false;
-                };
-                let balance = company.credit(credit.hash, &credit.text);
-                if let Some((_, cost)) = self
-                    .options
-                    .credit_cost
-                    .iter()
-                    .find(|(id, _)| **id == *credit.text)
-                {
-                    return balance >= *cost;
-                }
-                if let Some(q) = subtype
-                    .as_ref()
-                    .and_then(|s| self.options.event_quantity(&s.text))
-                {
-                    return balance >= q as f64 * rate;
-                }
-                let usage = self.options.positive_usage();
-                if usage > 0 {
-                    return balance >= usage as f64 * rate;
-                }
-                balance >= *rate
-            }
+    /// Every condition matches (true for an empty set).
+    #[inline(always)]
+    fn all(&self, set: &CondSet) -> bool {
+        set.never == 0
+            && set.entity_ids.iter().all(|c| self.entity_id(c))
+            && set.sets.iter().all(|c| self.id_set(c))
+            && set.metrics.iter().all(|c| self.metric(c))
+            && set.traits.iter().all(|c| self.trait_cond(c))
+            && set.base_plans.iter().all(|c| self.base_plan(c))
+            && set.credits.iter().all(|c| self.credit(c))
+    }
+
+    /// At least one condition matches (false for an empty set).
+    #[inline(always)]
+    fn any(&self, set: &CondSet) -> bool {
+        set.entity_ids.iter().any(|c| self.entity_id(c))
+            || set.sets.iter().any(|c| self.id_set(c))
+            || set.metrics.iter().any(|c| self.metric(c))
+            || set.traits.iter().any(|c| self.trait_cond(c))
+            || set.base_plans.iter().any(|c| self.base_plan(c))
+            || set.credits.iter().any(|c| self.credit(c))
+    }
+
+    #[inline(always)]
+    fn entity_id(&self, c: &EntityIdCond) -> bool {
+        let entity = if c.user {
+            self.user.map(|u| (u.id_hash, u.user.id.as_str()))
+        } else {
+            self.company.map(|co| (co.id_hash, co.company.id.as_str()))
+        };
+        entity.is_some_and(|(hash, id)| c.ids.contains(hash, id) != c.negate)
+    }
+
+    #[inline(always)]
+    fn id_set(&self, c: &SetCond) -> bool {
+        self.company
+            .is_some_and(|co| c.ids.intersects(co.sets[c.kind as usize].iter()) != c.negate)
+    }
+
+    #[inline(always)]
+    fn base_plan(&self, c: &BasePlanCond) -> bool {
+        let Some(co) = self.company else {
+            return false;
+        };
+        let in_set = || match (co.base_plan, co.company.base_plan_id.as_deref()) {
+            (Some(h), Some(id)) => c.ids.contains(h, id),
+            _ => false,
+        };
+        match c.op {
+            Op::Eq => in_set(),
+            Op::Ne => !in_set(),
+            Op::IsEmpty => co.base_plan.is_none(),
+            Op::NotEmpty => co.base_plan.is_some(),
+            _ => false,
         }
     }
-}
 
-#[inline]
-fn zip_ids<'a>(hashes: &'a [u64], ids: &'a [String]) -> impl Iterator<Item = (u64, &'a str)> + 'a {
-    hashes.iter().copied().zip(ids.iter().map(String::as_str))
+    #[inline(always)]
+    fn metric(&self, c: &MetricCond) -> bool {
+        let Some(company) = self.company else {
+            return false;
+        };
+        let mut left = company.metric(c.key, &c.subtype.text, &c.period, &c.reset, self.now);
+        if let Some(q) = self.options.event_quantity(&c.subtype.text) {
+            left = left.wrapping_add(q);
+        } else {
+            left = left.wrapping_add(self.options.positive_usage());
+        }
+        let right = match &c.comparison {
+            None => c.value,
+            Some(def) => company.traits.find(def).map_or(0, |t| t.value.as_ref().int),
+        };
+        compare_int(left, right, c.op)
+    }
+
+    #[inline(always)]
+    fn trait_cond(&self, c: &TraitCond) -> bool {
+        let traits = match c.entity {
+            Entity::Company => match self.company {
+                Some(co) => &co.traits,
+                None => return false,
+            },
+            Entity::User => match self.user {
+                Some(u) => &u.traits,
+                None => return false,
+            },
+        };
+        let found: Option<&PreparedTrait> = traits.find(&c.def);
+        let (left, ct) = match found {
+            Some(t) => (t.value.as_ref(), t.ct),
+            None => (ValueRef::EMPTY, c.def_type),
+        };
+        let right = match &c.comparison {
+            None => c.literal.as_ref(),
+            Some(def) => traits
+                .find(def)
+                .map_or(ValueRef::EMPTY, |t| t.value.as_ref()),
+        };
+        compare_values(left, right, ct, c.op, self.options.positive_usage())
+    }
+
+    #[inline(always)]
+    fn credit(&self, c: &CreditCond) -> bool {
+        let Some(company) = self.company else {
+            return false;
+        };
+        let balance = company.credit(c.credit.hash, &c.credit.text);
+        if let Some((_, cost)) = self
+            .options
+            .credit_cost
+            .iter()
+            .find(|(id, _)| str_eq(id, &c.credit.text))
+        {
+            return balance >= *cost;
+        }
+        if let Some(q) = c
+            .subtype
+            .as_ref()
+            .and_then(|s| self.options.event_quantity(&s.text))
+        {
+            return balance >= q as f64 * c.rate;
+        }
+        let usage = self.options.positive_usage();
+        if usage > 0 {
+            return balance >= usage as f64 * c.rate;
+        }
+        balance >= c.rate
+    }
 }
 
 /// The rules engine: a set of compiled flags, looked up by key.

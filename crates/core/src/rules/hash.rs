@@ -36,6 +36,44 @@ pub(crate) fn hash_str(s: &str) -> u64 {
     hash_bytes(s.as_bytes())
 }
 
+#[inline(always)]
+fn word(bytes: &[u8], at: usize) -> u64 {
+    let mut w = [0u8; 8];
+    w.copy_from_slice(&bytes[at..at + 8]);
+    u64::from_le_bytes(w)
+}
+
+#[inline(always)]
+fn half(bytes: &[u8], at: usize) -> u32 {
+    let mut w = [0u8; 4];
+    w.copy_from_slice(&bytes[at..at + 4]);
+    u32::from_le_bytes(w)
+}
+
+/// String equality tuned for the short ids the engine compares: lengths
+/// first, then a few overlapping word compares instead of a `memcmp` call.
+#[inline(always)]
+pub(crate) fn str_eq(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    match n {
+        0 => true,
+        1..=3 => a[0] == b[0] && a[n / 2] == b[n / 2] && a[n - 1] == b[n - 1],
+        4..=7 => half(a, 0) == half(b, 0) && half(a, n - 4) == half(b, n - 4),
+        8..=16 => word(a, 0) == word(b, 0) && word(a, n - 8) == word(b, n - 8),
+        17..=32 => {
+            word(a, 0) == word(b, 0)
+                && word(a, 8) == word(b, 8)
+                && word(a, n - 16) == word(b, n - 16)
+                && word(a, n - 8) == word(b, n - 8)
+        }
+        _ => a == b,
+    }
+}
+
 /// A [`Hasher`] over [`hash_bytes`], for the engine's flag-key map.
 #[derive(Default, Clone, Copy)]
 pub(crate) struct StrHasher {
@@ -78,40 +116,137 @@ impl HStr {
     }
 }
 
-/// An immutable set of strings, sorted by hash for binary search.
+/// Sets up to this size are scanned linearly; larger ones use an
+/// open-addressing table.
+const LINEAR_MAX: usize = 8;
+
+const EMPTY: u32 = u32::MAX;
+
+/// An open-addressing (linear probing) table from hashes to positions.
+/// Entries are inserted in position order, so among equal hashes the
+/// earliest position is met first along a probe sequence.
+#[derive(Debug, Clone, Default)]
+struct Slots {
+    /// (hash, position); `EMPTY` position marks a free slot.
+    slots: Box<[(u64, u32)]>,
+    mask: usize,
+}
+
+impl Slots {
+    fn new(pairs: &[(u64, u32)]) -> Self {
+        if pairs.is_empty() {
+            return Self::default();
+        }
+        let size = (pairs.len() * 2).next_power_of_two().max(4);
+        let mut slots = vec![(0u64, EMPTY); size].into_boxed_slice();
+        let mask = size - 1;
+        for &(hash, pos) in pairs {
+            let mut i = hash as usize & mask;
+            while slots[i].1 != EMPTY {
+                i = (i + 1) & mask;
+            }
+            slots[i] = (hash, pos);
+        }
+        Self { slots, mask }
+    }
+
+    /// The first position along `hash`'s probe sequence that has this hash
+    /// and satisfies `is_match`.
+    #[inline(always)]
+    fn find(&self, hash: u64, mut is_match: impl FnMut(usize) -> bool) -> Option<usize> {
+        if self.slots.is_empty() {
+            return None;
+        }
+        let mut i = hash as usize & self.mask;
+        loop {
+            let (h, pos) = self.slots[i];
+            if pos == EMPTY {
+                return None;
+            }
+            if h == hash && is_match(pos as usize) {
+                return Some(pos as usize);
+            }
+            i = (i + 1) & self.mask;
+        }
+    }
+}
+
+/// Maps hashes to positions: a linear scan for small tables, open
+/// addressing for larger ones.
+#[derive(Debug, Clone, Default)]
+struct Lookup {
+    /// (hash, position) in position order, for the linear scan.
+    pairs: Box<[(u64, u32)]>,
+    slots: Slots,
+}
+
+impl Lookup {
+    fn new(pairs: Vec<(u64, u32)>) -> Self {
+        let slots = if pairs.len() > LINEAR_MAX {
+            Slots::new(&pairs)
+        } else {
+            Slots::default()
+        };
+        Self {
+            pairs: pairs.into_boxed_slice(),
+            slots,
+        }
+    }
+
+    #[inline(always)]
+    fn find(&self, hash: u64, mut is_match: impl FnMut(usize) -> bool) -> Option<usize> {
+        if self.pairs.len() <= LINEAR_MAX {
+            for &(h, pos) in &*self.pairs {
+                if h == hash && is_match(pos as usize) {
+                    return Some(pos as usize);
+                }
+            }
+            None
+        } else {
+            self.slots.find(hash, is_match)
+        }
+    }
+}
+
+/// An immutable set of strings.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct IdSet {
-    entries: Box<[HStr]>,
+    texts: Box<[Box<str>]>,
+    lookup: Lookup,
 }
 
 impl IdSet {
     pub(crate) fn new<'a>(ids: impl IntoIterator<Item = &'a str>) -> Self {
-        let mut entries: Vec<HStr> = ids.into_iter().map(HStr::new).collect();
-        entries.sort_by(|a, b| a.hash.cmp(&b.hash).then_with(|| a.text.cmp(&b.text)));
-        entries.dedup();
+        let mut texts: Vec<Box<str>> = Vec::new();
+        for id in ids {
+            if !texts.iter().any(|t| **t == *id) {
+                texts.push(id.into());
+            }
+        }
+        let pairs = texts
+            .iter()
+            .enumerate()
+            .map(|(pos, t)| (hash_str(t), pos as u32))
+            .collect();
         Self {
-            entries: entries.into_boxed_slice(),
+            texts: texts.into_boxed_slice(),
+            lookup: Lookup::new(pairs),
         }
     }
 
     /// Whether `text` (whose hash is `hash`) is in the set.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn contains(&self, hash: u64, text: &str) -> bool {
-        let entries = &*self.entries;
-        if entries.len() <= 4 {
-            return entries.iter().any(|e| e.hash == hash && &*e.text == text);
-        }
-        let start = entries.partition_point(|e| e.hash < hash);
-        entries[start..]
-            .iter()
-            .take_while(|e| e.hash == hash)
-            .any(|e| &*e.text == text)
+        let texts = &self.texts;
+        self.lookup
+            .find(hash, |pos| str_eq(&texts[pos], text))
+            .is_some()
     }
 
     /// Whether any of `items` (hash, text) is in the set.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn intersects<'a>(&self, items: impl Iterator<Item = (u64, &'a str)>) -> bool {
-        if self.entries.is_empty() {
+        if self.texts.is_empty() {
             return false;
         }
         for (hash, text) in items {
@@ -127,43 +262,39 @@ impl IdSet {
 /// keys the first position (input order) wins.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct HashIndex {
-    /// (hash, position), sorted by hash then position.
-    entries: Box<[(u64, u32)]>,
+    lookup: Lookup,
 }
 
 impl HashIndex {
     /// Indexes `keys`; `None` keys are skipped.
     pub(crate) fn new<'a>(keys: impl IntoIterator<Item = Option<&'a str>>) -> Self {
-        let mut entries: Vec<(u64, u32)> = keys
-            .into_iter()
-            .enumerate()
-            .filter_map(|(pos, key)| key.map(|k| (hash_str(k), pos as u32)))
-            .collect();
-        entries.sort_unstable();
         Self {
-            entries: entries.into_boxed_slice(),
+            lookup: Lookup::new(
+                keys.into_iter()
+                    .enumerate()
+                    .filter_map(|(pos, key)| key.map(|k| (hash_str(k), pos as u32)))
+                    .collect(),
+            ),
+        }
+    }
+
+    /// Indexes precomputed hashes by position.
+    pub(crate) fn from_hashes(hashes: impl IntoIterator<Item = u64>) -> Self {
+        Self {
+            lookup: Lookup::new(
+                hashes
+                    .into_iter()
+                    .enumerate()
+                    .map(|(pos, h)| (h, pos as u32))
+                    .collect(),
+            ),
         }
     }
 
     /// The first position whose key hashes to `hash` and satisfies `is_match`.
-    #[inline]
-    pub(crate) fn find(&self, hash: u64, mut is_match: impl FnMut(usize) -> bool) -> Option<usize> {
-        let entries = &*self.entries;
-        let start = if entries.len() <= 8 {
-            0
-        } else {
-            entries.partition_point(|e| e.0 < hash)
-        };
-        for &(h, pos) in &entries[start..] {
-            if h == hash {
-                if is_match(pos as usize) {
-                    return Some(pos as usize);
-                }
-            } else if h > hash {
-                break;
-            }
-        }
-        None
+    #[inline(always)]
+    pub(crate) fn find(&self, hash: u64, is_match: impl FnMut(usize) -> bool) -> Option<usize> {
+        self.lookup.find(hash, is_match)
     }
 }
 
@@ -180,6 +311,24 @@ mod tests {
     }
 
     #[test]
+    fn str_eq_every_length() {
+        let long: String = (0..40u8).map(|i| char::from(b'a' + i % 26)).collect();
+        for n in 0..=40 {
+            let a = &long[..n];
+            assert!(str_eq(a, a));
+            for i in 0..n {
+                let mut b = a.as_bytes().to_vec();
+                b[i] = b'#';
+                let b = String::from_utf8(b).unwrap();
+                assert!(!str_eq(a, &b), "{n} {i}");
+            }
+            if n > 0 {
+                assert!(!str_eq(a, &long[..n - 1]));
+            }
+        }
+    }
+
+    #[test]
     fn id_set_small_and_large() {
         for n in [0usize, 1, 3, 4, 5, 40] {
             let ids: Vec<String> = (0..n).map(|i| format!("id_{i}")).collect();
@@ -193,6 +342,19 @@ mod tests {
                 assert!(!set.contains(hash_str(first), "other"));
             }
         }
+    }
+
+    #[test]
+    fn hash_index_large_first_wins_and_misses() {
+        let keys: Vec<String> = (0..100).map(|i| format!("k{}", i % 60)).collect();
+        let index = HashIndex::new(keys.iter().map(|k| Some(k.as_str())));
+        for i in 0..60 {
+            let k = format!("k{i}");
+            assert_eq!(index.find(hash_str(&k), |p| keys[p] == k), Some(i));
+        }
+        assert_eq!(index.find(hash_str("k60"), |p| keys[p] == "k60"), None);
+        // Every position is reachable through its own hash.
+        assert_eq!(index.find(hash_str("k5"), |p| p == 65), Some(65));
     }
 
     #[test]
