@@ -306,20 +306,18 @@ pub(crate) fn from_body_error(err: BoxError, limit: usize) -> TransportError {
 }
 
 /// Walks an error's chain looking for a rustls error. `io::Error` hides its
-/// inner error from `source()`, so it is opened explicitly.
+/// inner error from `source()` (it skips to the inner error's source), so
+/// the walk steps into `get_ref()` instead.
 fn is_tls(err: &(dyn StdError + 'static)) -> bool {
     let mut cur: Option<&(dyn StdError + 'static)> = Some(err);
     while let Some(e) = cur {
         if e.is::<rustls::Error>() {
             return true;
         }
-        if let Some(io) = e.downcast_ref::<std::io::Error>()
-            && let Some(inner) = io.get_ref()
-            && inner.is::<rustls::Error>()
-        {
-            return true;
-        }
-        cur = e.source();
+        cur = match e.downcast_ref::<std::io::Error>() {
+            Some(io) => io.get_ref().map(|inner| inner as &(dyn StdError + 'static)),
+            None => e.source(),
+        };
     }
     false
 }
@@ -381,6 +379,15 @@ mod tests {
         assert!(!format!("{err:?}").contains("hunter2"));
         assert_eq!(err.status(), Some(StatusCode::SERVICE_UNAVAILABLE));
         assert_eq!(err.into_last_response().unwrap().body().as_ref(), b"busy");
+    }
+
+    #[test]
+    fn tls_errors_are_found_through_nested_io_errors() {
+        let rustls_err = rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer);
+        let inner = std::io::Error::new(std::io::ErrorKind::InvalidData, rustls_err);
+        let outer = std::io::Error::other(inner);
+        assert!(is_tls(&outer));
+        assert!(!is_tls(&std::io::Error::other("refused")));
     }
 
     #[test]
