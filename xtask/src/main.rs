@@ -2,7 +2,10 @@
 //!
 //! - `cargo xtask import-spec <openapi.yaml>` writes the facts-only API description
 //!   (`crates/core/api/schematic.json`) from an OpenAPI 3.0 document.
+//! - `cargo xtask codegen [--check]` generates `crates/core/src/generated/schematic/` from that
+//!   description; `--check` fails when the committed code differs from what would be generated.
 
+mod codegen;
 mod import;
 mod spec;
 
@@ -17,7 +20,7 @@ fn workspace_root() -> PathBuf {
 }
 
 fn usage() -> ExitCode {
-    eprintln!("usage: cargo xtask import-spec <openapi.yaml>");
+    eprintln!("usage: cargo xtask import-spec <openapi.yaml> | cargo xtask codegen [--check]");
     ExitCode::from(2)
 }
 
@@ -30,6 +33,8 @@ fn main() -> ExitCode {
         .as_slice()
     {
         ["import-spec", path] => import_spec(Path::new(path)),
+        ["codegen"] => run_codegen(false),
+        ["codegen", "--check"] => run_codegen(true),
         _ => return usage(),
     };
     match result {
@@ -55,6 +60,89 @@ fn import_spec(path: &Path) -> Result<(), String> {
         api.operations.len(),
         api.schemas.len(),
         api.tags.len()
+    );
+    Ok(())
+}
+
+/// Every `.rs` file under `dir`, as workspace-relative paths.
+fn existing_files(root: &Path, dir: &Path, out: &mut Vec<String>) -> Result<(), String> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Ok(());
+    };
+    for entry in entries {
+        let path = entry
+            .map_err(|e| format!("listing {}: {e}", dir.display()))?
+            .path();
+        if path.is_dir() {
+            existing_files(root, &path, out)?;
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            let rel = path.strip_prefix(root).map_err(|e| e.to_string())?;
+            out.push(rel.to_string_lossy().replace('\\', "/"));
+        }
+    }
+    Ok(())
+}
+
+fn run_codegen(check: bool) -> Result<(), String> {
+    let root = workspace_root();
+    let description = root.join(DESCRIPTION);
+    let text = std::fs::read_to_string(&description)
+        .map_err(|e| format!("reading {}: {e}", description.display()))?;
+    let api = spec::Api::from_json(&text)?;
+    let out = codegen::generate_formatted(&api)?;
+
+    let mut on_disk = Vec::new();
+    existing_files(&root, &root.join(codegen::OUT_DIR), &mut on_disk)?;
+    let stale: Vec<&String> = on_disk
+        .iter()
+        .filter(|p| !out.files.contains_key(*p))
+        .collect();
+    let changed: Vec<&String> = out
+        .files
+        .iter()
+        .filter(|(path, text)| {
+            std::fs::read_to_string(root.join(path)).ok().as_deref() != Some(text.as_str())
+        })
+        .map(|(path, _)| path)
+        .collect();
+
+    let summary = format!(
+        "{} operations, {} schemas ({} Rust types), {} files",
+        out.operations,
+        out.schemas,
+        out.types,
+        out.files.len()
+    );
+    if check {
+        if changed.is_empty() && stale.is_empty() {
+            println!("codegen check: up to date; {summary}");
+            return Ok(());
+        }
+        for p in &changed {
+            eprintln!("  differs: {p}");
+        }
+        for p in &stale {
+            eprintln!("  not generated (stale): {p}");
+        }
+        return Err(format!(
+            "generated code is out of date ({} files); run `cargo xtask codegen`",
+            changed.len() + stale.len()
+        ));
+    }
+    for p in &stale {
+        std::fs::remove_file(root.join(p)).map_err(|e| format!("removing {p}: {e}"))?;
+    }
+    for path in &changed {
+        let full = root.join(path);
+        if let Some(dir) = full.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+        }
+        std::fs::write(&full, &out.files[*path]).map_err(|e| format!("writing {path}: {e}"))?;
+    }
+    println!(
+        "codegen: {summary}; {} written, {} removed",
+        changed.len(),
+        stale.len()
     );
     Ok(())
 }

@@ -228,7 +228,6 @@ pub struct Schema {
 
 impl Schema {
     /// The component name of a `#/components/schemas/Name` reference.
-    #[allow(dead_code)]
     pub fn ref_name(&self) -> Option<&str> {
         self.reference
             .as_deref()
@@ -242,7 +241,6 @@ fn is_false(b: &bool) -> bool {
 
 impl Api {
     /// Parses a description from its JSON text.
-    #[allow(dead_code)]
     pub fn from_json(text: &str) -> Result<Self, String> {
         let api: Api =
             serde_json::from_str(text).map_err(|e| format!("invalid API description: {e}"))?;

@@ -1,0 +1,931 @@
+//! From description schemas to Rust type definitions.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fmt::Write as _;
+
+use super::naming::{pascal, snake, type_name, unraw};
+use crate::spec::{AdditionalProperties, Api, Schema};
+
+/// Where a type definition lives.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Module {
+    /// `models::<chunk>`: component schemas and their inline types.
+    Models,
+    /// A tag module: inline types of operation parameters and responses.
+    Tag(String),
+}
+
+/// A Rust type expression.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Ty {
+    String,
+    Bool,
+    I32,
+    I64,
+    F64,
+    DateTime,
+    Json,
+    Named(String, Module),
+    Vec(Box<Ty>),
+    Map(Box<Ty>),
+}
+
+impl Ty {
+    /// Renders the type as seen from `from`.
+    pub fn render(&self, from: &Module) -> String {
+        match self {
+            Ty::String => "String".into(),
+            Ty::Bool => "bool".into(),
+            Ty::I32 => "i32".into(),
+            Ty::I64 => "i64".into(),
+            Ty::F64 => "f64".into(),
+            Ty::DateTime => "time::OffsetDateTime".into(),
+            Ty::Json => "serde_json::Value".into(),
+            Ty::Named(n, m) => match (m, from) {
+                (Module::Models, Module::Tag(_)) => format!("models::{n}"),
+                _ => n.clone(),
+            },
+            Ty::Vec(t) => format!("Vec<{}>", t.render(from)),
+            Ty::Map(t) => format!("BTreeMap<String, {}>", t.render(from)),
+        }
+    }
+
+    fn contains_nested_datetime(&self) -> bool {
+        match self {
+            Ty::Vec(t) | Ty::Map(t) => matches!(**t, Ty::DateTime) || t.contains_nested_datetime(),
+            _ => false,
+        }
+    }
+}
+
+/// One struct field.
+#[derive(Debug, Clone)]
+pub struct Field {
+    pub rust: String,
+    pub wire: String,
+    pub ty: Ty,
+    pub required: bool,
+    pub nullable: bool,
+    pub boxed: bool,
+    pub notes: Vec<String>,
+}
+
+/// A variant of a `oneOf`/`anyOf` enum.
+#[derive(Debug, Clone)]
+pub struct Variant {
+    pub name: String,
+    pub ty: Ty,
+    /// The discriminator value selecting this variant, for tagged enums.
+    pub tag: Option<String>,
+}
+
+/// A generated type definition.
+#[derive(Debug, Clone)]
+pub enum Def {
+    Struct {
+        fields: Vec<Field>,
+        /// `(field, discriminator field)`: the first field's `oneOf` is chosen by the second's value.
+        sibling: Option<(String, String)>,
+    },
+    Enum {
+        values: Vec<(String, String)>,
+    },
+    OneOf {
+        variants: Vec<Variant>,
+        /// Discriminating property, for tagged enums; untagged otherwise.
+        property: Option<String>,
+    },
+    Alias {
+        ty: Ty,
+    },
+}
+
+/// A named definition with its provenance.
+#[derive(Debug, Clone)]
+pub struct TypeDef {
+    pub name: String,
+    pub module: Module,
+    /// Models chunk (file) for model types.
+    pub chunk: String,
+    /// Where it comes from, for the doc comment (`schema X`, `X.field`).
+    pub origin: String,
+    pub def: Def,
+}
+
+/// Collects type definitions while walking schemas.
+pub struct TypeSet<'a> {
+    pub api: &'a Api,
+    pub defs: Vec<TypeDef>,
+    /// Taken names per module.
+    names: HashMap<Module, BTreeSet<String>>,
+    /// Component schema name to Rust type name.
+    component_names: BTreeMap<String, String>,
+}
+
+/// The models chunk (file name) of a type name.
+pub fn chunk_of(name: &str) -> String {
+    name.chars()
+        .next()
+        .map(|c| c.to_ascii_lowercase().to_string())
+        .unwrap_or_else(|| "other".into())
+}
+
+impl<'a> TypeSet<'a> {
+    pub fn new(api: &'a Api) -> Result<Self, String> {
+        let mut set = TypeSet {
+            api,
+            defs: Vec::new(),
+            names: HashMap::new(),
+            component_names: BTreeMap::new(),
+        };
+        // Component names are reserved first so that inline types never take them.
+        for name in api.schemas.keys() {
+            let rust = type_name(name);
+            if !set.reserve(&Module::Models, &rust) {
+                return Err(format!("schema {name} maps to the taken type name {rust}"));
+            }
+            set.component_names.insert(name.clone(), rust);
+        }
+        for (name, schema) in &api.schemas {
+            let rust = set.component_names[name].clone();
+            let chunk = chunk_of(&rust);
+            set.define(
+                &rust,
+                Module::Models,
+                &chunk,
+                format!("schema `{name}`"),
+                schema,
+            )?;
+        }
+        Ok(set)
+    }
+
+    fn reserve(&mut self, module: &Module, name: &str) -> bool {
+        self.names
+            .entry(module.clone())
+            .or_default()
+            .insert(name.to_owned())
+    }
+
+    /// A free name in `module` based on `base`.
+    fn fresh(&mut self, module: &Module, base: &str) -> String {
+        let taken = self.names.entry(module.clone()).or_default();
+        // Tag modules also see model names through `models::`, so only their own names clash.
+        let mut candidate = base.to_owned();
+        let mut n = 2;
+        while taken.contains(&candidate) {
+            candidate = format!("{base}{n}");
+            n += 1;
+        }
+        taken.insert(candidate.clone());
+        candidate
+    }
+
+    /// Resolves a `$ref` to its component schema.
+    pub fn resolve(&self, schema: &'a Schema) -> Result<&'a Schema, String> {
+        match schema.ref_name() {
+            Some(n) => self
+                .api
+                .schemas
+                .get(n)
+                .ok_or_else(|| format!("unresolved reference {n}")),
+            None => Ok(schema),
+        }
+    }
+
+    /// Defines the named type `name` for `schema` (already reserved).
+    fn define(
+        &mut self,
+        name: &str,
+        module: Module,
+        chunk: &str,
+        origin: String,
+        schema: &Schema,
+    ) -> Result<(), String> {
+        let def = self.def_of(name, &module, chunk, schema)?;
+        self.defs.push(TypeDef {
+            name: name.to_owned(),
+            module,
+            chunk: chunk.to_owned(),
+            origin,
+            def,
+        });
+        Ok(())
+    }
+
+    fn def_of(
+        &mut self,
+        name: &str,
+        module: &Module,
+        chunk: &str,
+        schema: &Schema,
+    ) -> Result<Def, String> {
+        if schema.reference.is_some() || (schema.all_of.len() == 1 && schema.properties.is_empty())
+        {
+            let ty = self.ty_of(schema, name, module, chunk)?;
+            return Ok(Def::Alias { ty });
+        }
+        if !schema.one_of.is_empty() || !schema.any_of.is_empty() {
+            return self.one_of(name, module, chunk, schema);
+        }
+        if is_string_enum(schema) {
+            return Ok(Def::Enum {
+                values: enum_values(schema)?,
+            });
+        }
+        if !schema.all_of.is_empty() {
+            let merged = self.merge_all_of(schema)?;
+            return self.def_of(name, module, chunk, &merged);
+        }
+        if !schema.properties.is_empty() {
+            return self.struct_def(name, module, chunk, schema);
+        }
+        let ty = self.ty_of(schema, name, module, chunk)?;
+        Ok(Def::Alias { ty })
+    }
+
+    fn merge_all_of(&self, schema: &Schema) -> Result<Schema, String> {
+        let mut merged = Schema {
+            ty: Some("object".into()),
+            properties: schema.properties.clone(),
+            required: schema.required.clone(),
+            ..Schema::default()
+        };
+        for part in &schema.all_of {
+            let part = self.resolve(part)?;
+            if !part.all_of.is_empty() {
+                let inner = self.merge_all_of(part)?;
+                merged.properties.extend(inner.properties);
+                merged.required.extend(inner.required);
+            }
+            merged.properties.extend(part.properties.clone());
+            merged.required.extend(part.required.iter().cloned());
+        }
+        merged.required.sort();
+        merged.required.dedup();
+        Ok(merged)
+    }
+
+    fn struct_def(
+        &mut self,
+        name: &str,
+        module: &Module,
+        chunk: &str,
+        schema: &Schema,
+    ) -> Result<Def, String> {
+        let mut fields = Vec::new();
+        let mut taken = BTreeSet::new();
+        for (wire, prop) in &schema.properties {
+            let mut rust = snake(wire);
+            while !taken.insert(rust.clone()) {
+                rust.push('_');
+            }
+            let inline_name = format!("{name}{}", pascal(wire));
+            let ty = self.ty_of(prop, &inline_name, module, chunk)?;
+            if ty.contains_nested_datetime() {
+                return Err(format!(
+                    "{name}.{wire}: date-times inside arrays or maps are not supported"
+                ));
+            }
+            let resolved = self.resolve(prop)?;
+            let nullable = prop.nullable || resolved.nullable;
+            fields.push(Field {
+                rust,
+                wire: wire.clone(),
+                ty,
+                required: schema.required.contains(wire),
+                nullable,
+                boxed: false,
+                notes: constraint_notes(prop),
+            });
+        }
+        Ok(Def::Struct {
+            fields,
+            sibling: None,
+        })
+    }
+
+    fn one_of(
+        &mut self,
+        name: &str,
+        module: &Module,
+        chunk: &str,
+        schema: &Schema,
+    ) -> Result<Def, String> {
+        let members = if schema.one_of.is_empty() {
+            &schema.any_of
+        } else {
+            &schema.one_of
+        };
+        let mut variants = Vec::new();
+        let mut used = BTreeSet::new();
+        let property = discriminator_property(self, schema, members)?;
+        for (i, member) in members.iter().enumerate() {
+            let ty = self.ty_of(member, &format!("{name}Variant{}", i + 1), module, chunk)?;
+            let tag = match &property {
+                Some(p) => Some(self.variant_tag(schema, member, p)?),
+                None => None,
+            };
+            let base = match (&tag, member.ref_name()) {
+                (Some(t), _) => pascal(t),
+                (None, Some(r)) => {
+                    let r = type_name(r);
+                    match r.strip_prefix(name) {
+                        Some(rest) if !rest.is_empty() => rest.to_owned(),
+                        _ => r,
+                    }
+                }
+                (None, None) => format!("Variant{}", i + 1),
+            };
+            let mut vname = if base == "Unknown" {
+                "UnknownValue".to_owned()
+            } else {
+                base
+            };
+            while !used.insert(vname.clone()) {
+                vname.push('_');
+            }
+            variants.push((
+                required_count(self, member),
+                i,
+                Variant {
+                    name: vname,
+                    ty,
+                    tag,
+                },
+            ));
+        }
+        if property.is_none() {
+            // Untagged: try the most constrained shapes first so that a value is not captured by
+            // a variant whose few required fields it happens to have.
+            variants.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+        }
+        Ok(Def::OneOf {
+            variants: variants.into_iter().map(|v| v.2).collect(),
+            property,
+        })
+    }
+
+    fn variant_tag(
+        &self,
+        parent: &Schema,
+        member: &Schema,
+        property: &str,
+    ) -> Result<String, String> {
+        if let (Some(d), Some(r)) = (&parent.discriminator, &member.reference)
+            && let Some((value, _)) = d.mapping.iter().find(|(_, target)| *target == r)
+        {
+            return Ok(value.clone());
+        }
+        let resolved = self.resolve(member)?;
+        const_value(self, resolved, property)?.ok_or_else(|| {
+            format!(
+                "oneOf member {:?} fixes no value of discriminator {property}",
+                member.ref_name()
+            )
+        })
+    }
+
+    /// The Rust type of `schema`; inline objects, enums and unions become named definitions
+    /// called `inline_name`.
+    pub fn ty_of(
+        &mut self,
+        schema: &Schema,
+        inline_name: &str,
+        module: &Module,
+        chunk: &str,
+    ) -> Result<Ty, String> {
+        if let Some(r) = schema.ref_name() {
+            let name = self
+                .component_names
+                .get(r)
+                .ok_or_else(|| format!("unresolved reference {r}"))?;
+            return Ok(Ty::Named(name.clone(), Module::Models));
+        }
+        if schema.all_of.len() == 1 && schema.properties.is_empty() {
+            return self.ty_of(&schema.all_of[0], inline_name, module, chunk);
+        }
+        let needs_def = !schema.one_of.is_empty()
+            || !schema.any_of.is_empty()
+            || !schema.all_of.is_empty()
+            || is_string_enum(schema)
+            || !schema.properties.is_empty();
+        if needs_def {
+            let name = self.fresh(module, inline_name);
+            let origin = format!("inline type `{inline_name}`");
+            self.define(&name, module.clone(), chunk, origin, schema)?;
+            return Ok(Ty::Named(name, module.clone()));
+        }
+        Ok(match schema.ty.as_deref() {
+            Some("string") => match schema.format.as_deref() {
+                Some("date-time") => Ty::DateTime,
+                _ => Ty::String,
+            },
+            Some("integer") => match schema.format.as_deref() {
+                Some("int32") => Ty::I32,
+                _ => Ty::I64,
+            },
+            Some("number") => Ty::F64,
+            Some("boolean") => Ty::Bool,
+            Some("array") => {
+                let items = schema
+                    .items
+                    .as_deref()
+                    .ok_or_else(|| format!("{inline_name}: array without items"))?;
+                Ty::Vec(Box::new(self.ty_of(
+                    items,
+                    &format!("{inline_name}Item"),
+                    module,
+                    chunk,
+                )?))
+            }
+            Some("object") | None => match &schema.additional_properties {
+                Some(AdditionalProperties::Schema(v)) => Ty::Map(Box::new(self.ty_of(
+                    v,
+                    &format!("{inline_name}Value"),
+                    module,
+                    chunk,
+                )?)),
+                _ if schema.ty.is_some() => Ty::Map(Box::new(Ty::Json)),
+                _ => Ty::Json,
+            },
+            Some(other) => return Err(format!("{inline_name}: unsupported type {other}")),
+        })
+    }
+
+    /// Marks struct fields that must be boxed because their type contains the struct itself
+    /// without indirection.
+    pub fn box_recursive_fields(&mut self) {
+        let mut direct: HashMap<(String, Module), Vec<(String, Module)>> = HashMap::new();
+        for d in &self.defs {
+            let mut out = Vec::new();
+            let mut push = |ty: &Ty| {
+                if let Ty::Named(n, m) = ty {
+                    out.push((n.clone(), m.clone()));
+                }
+            };
+            match &d.def {
+                Def::Struct { fields, .. } => fields.iter().for_each(|f| push(&f.ty)),
+                Def::OneOf { variants, .. } => variants.iter().for_each(|v| push(&v.ty)),
+                Def::Alias { ty } => push(ty),
+                Def::Enum { .. } => {}
+            }
+            direct.insert((d.name.clone(), d.module.clone()), out);
+        }
+        let reaches = |from: &(String, Module), to: &(String, Module)| {
+            let mut seen = BTreeSet::new();
+            let mut stack = vec![from.clone()];
+            while let Some(cur) = stack.pop() {
+                if &cur == to {
+                    return true;
+                }
+                if seen.insert(cur.clone())
+                    && let Some(next) = direct.get(&cur)
+                {
+                    stack.extend(next.iter().cloned());
+                }
+            }
+            false
+        };
+        let mut to_box = Vec::new();
+        for (di, d) in self.defs.iter().enumerate() {
+            if let Def::Struct { fields, .. } = &d.def {
+                let me = (d.name.clone(), d.module.clone());
+                for (fi, f) in fields.iter().enumerate() {
+                    if let Ty::Named(n, m) = &f.ty
+                        && reaches(&(n.clone(), m.clone()), &me)
+                    {
+                        to_box.push((di, fi));
+                    }
+                }
+            }
+        }
+        for (di, fi) in to_box {
+            if let Def::Struct { fields, .. } = &mut self.defs[di].def {
+                fields[fi].boxed = true;
+            }
+        }
+    }
+
+    /// Finds structs where a field's untagged union is chosen by a sibling enum field whose
+    /// values name the union's variants (e.g. an event `body` chosen by `event_type`).
+    pub fn link_sibling_discriminators(&mut self) {
+        let lookup: HashMap<(String, Module), Def> = self
+            .defs
+            .iter()
+            .map(|d| ((d.name.clone(), d.module.clone()), d.def.clone()))
+            .collect();
+        for d in &mut self.defs {
+            let Def::Struct { fields, sibling } = &mut d.def else {
+                continue;
+            };
+            'fields: for f in fields.iter() {
+                let Ty::Named(n, m) = &f.ty else { continue };
+                let Some(Def::OneOf {
+                    variants,
+                    property: None,
+                }) = lookup.get(&(n.clone(), m.clone()))
+                else {
+                    continue;
+                };
+                for g in fields.iter() {
+                    let Ty::Named(en, em) = &g.ty else { continue };
+                    let Some(Def::Enum { values }) = lookup.get(&(en.clone(), em.clone())) else {
+                        continue;
+                    };
+                    let names: BTreeSet<&str> = values.iter().map(|(v, _)| v.as_str()).collect();
+                    if g.required
+                        && !g.nullable
+                        && variants.iter().all(|v| names.contains(v.name.as_str()))
+                    {
+                        *sibling = Some((f.rust.clone(), g.rust.clone()));
+                        break 'fields;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Looks a definition up by name and module.
+    pub fn get(&self, name: &str, module: &Module) -> Option<&TypeDef> {
+        self.defs
+            .iter()
+            .find(|d| d.name == name && &d.module == module)
+    }
+}
+
+fn is_string_enum(schema: &Schema) -> bool {
+    !schema.enumeration.is_empty() && schema.ty.as_deref().is_none_or(|t| t == "string")
+}
+
+fn enum_values(schema: &Schema) -> Result<Vec<(String, String)>, String> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    let mut used = BTreeSet::new();
+    for v in &schema.enumeration {
+        let wire = v
+            .as_str()
+            .ok_or_else(|| format!("non-string enum value {v}"))?
+            .to_owned();
+        if out.iter().any(|(_, w)| *w == wire) {
+            continue;
+        }
+        let mut name = pascal(&wire);
+        if name == "Unknown" {
+            name = "UnknownValue".into();
+        }
+        while !used.insert(name.clone()) {
+            name.push('_');
+        }
+        out.push((name, wire));
+    }
+    Ok(out)
+}
+
+/// The one value `schema` allows for `property`, if it fixes one.
+fn const_value(
+    set: &TypeSet<'_>,
+    schema: &Schema,
+    property: &str,
+) -> Result<Option<String>, String> {
+    let Some(p) = schema.properties.get(property) else {
+        return Ok(None);
+    };
+    let p = set.resolve(p)?;
+    Ok(match p.enumeration.as_slice() {
+        [v] => v.as_str().map(str::to_owned),
+        _ => None,
+    })
+}
+
+fn discriminator_property(
+    set: &TypeSet<'_>,
+    schema: &Schema,
+    members: &[Schema],
+) -> Result<Option<String>, String> {
+    if let Some(d) = &schema.discriminator {
+        return Ok(Some(d.property_name.clone()));
+    }
+    // No declared discriminator: use a property that every member fixes to a distinct value.
+    let first = set.resolve(&members[0])?;
+    'candidates: for prop in first.properties.keys() {
+        let mut seen = BTreeSet::new();
+        for m in members {
+            let m = set.resolve(m)?;
+            match const_value(set, m, prop)? {
+                Some(v) if m.required.contains(prop) && seen.insert(v.clone()) => {}
+                _ => continue 'candidates,
+            }
+        }
+        return Ok(Some(prop.clone()));
+    }
+    Ok(None)
+}
+
+fn required_count(set: &TypeSet<'_>, schema: &Schema) -> usize {
+    set.resolve(schema).map_or(0, |s| s.required.len())
+}
+
+fn constraint_notes(schema: &Schema) -> Vec<String> {
+    let mut notes = Vec::new();
+    if let Some(n) = schema.max_length {
+        notes.push(format!("at most {n} characters"));
+    }
+    if let Some(n) = schema.max_items {
+        notes.push(format!("at most {n} items"));
+    }
+    if let Some(n) = schema.max_properties {
+        notes.push(format!("at most {n} entries"));
+    }
+    if let Some(n) = &schema.minimum {
+        notes.push(format!("minimum {n}"));
+    }
+    if let Some(n) = &schema.maximum {
+        notes.push(format!("maximum {n}"));
+    }
+    if schema.deprecated {
+        notes.push("deprecated".into());
+    }
+    notes
+}
+
+/// Renders one definition as Rust source, as seen from its own module.
+pub fn render_def(set: &TypeSet<'_>, d: &TypeDef, out: &mut String) {
+    let m = &d.module;
+    if !matches!(d.def, Def::Enum { .. }) {
+        let _ = writeln!(out, "/// The {}.", d.origin);
+    }
+    match &d.def {
+        Def::Alias { ty } => {
+            let _ = writeln!(out, "pub type {} = {};\n", d.name, ty.render(m));
+        }
+        Def::Enum { values } => {
+            let _ = writeln!(
+                out,
+                "open_enum! {{\n/// The {}.\npub enum {} {{",
+                d.origin, d.name
+            );
+            for (v, w) in values {
+                let _ = writeln!(out, "{v} => {w:?},");
+            }
+            out.push_str("} }\n\n");
+        }
+        Def::OneOf { variants, property } => render_one_of(d, variants, property.as_deref(), out),
+        Def::Struct { fields, sibling } => render_struct(set, d, fields, sibling.as_ref(), out),
+    }
+}
+
+fn field_ty(f: &Field, m: &Module) -> String {
+    let inner = if f.boxed {
+        format!("Box<{}>", f.ty.render(m))
+    } else {
+        f.ty.render(m)
+    };
+    if f.required && !f.nullable {
+        inner
+    } else {
+        format!("Option<{inner}>")
+    }
+}
+
+fn field_doc(f: &Field) -> String {
+    let mut parts = vec![format!("`{}`", f.wire)];
+    parts.push(
+        match (f.required, f.nullable) {
+            (true, false) => "required",
+            (true, true) => "required, may be null",
+            (false, _) => "optional",
+        }
+        .to_owned(),
+    );
+    parts.extend(f.notes.iter().cloned());
+    format!("/// {}.", parts.join(", "))
+}
+
+fn serde_attrs(f: &Field) -> Vec<String> {
+    let mut attrs = Vec::new();
+    if unraw(&f.rust) != f.wire {
+        attrs.push(format!("rename = {:?}", f.wire));
+    }
+    let optional = !f.required;
+    if optional {
+        attrs.push("default".into());
+        attrs.push("skip_serializing_if = \"Option::is_none\"".into());
+    }
+    if f.ty == Ty::DateTime {
+        if optional || f.nullable {
+            attrs.push("with = \"time::serde::rfc3339::option\"".into());
+        } else {
+            attrs.push("with = \"time::serde::rfc3339\"".into());
+        }
+    }
+    attrs
+}
+
+fn render_fields(
+    fields: &[Field],
+    m: &Module,
+    override_field: Option<&str>,
+    out: &mut String,
+    public: bool,
+) {
+    for f in fields {
+        if public {
+            let _ = writeln!(out, "{}", field_doc(f));
+        }
+        let attrs = serde_attrs(f);
+        if !attrs.is_empty() {
+            let _ = writeln!(out, "#[serde({})]", attrs.join(", "));
+        }
+        let ty = if override_field == Some(f.rust.as_str()) {
+            if f.required && !f.nullable {
+                "serde_json::Value".to_owned()
+            } else {
+                "Option<serde_json::Value>".to_owned()
+            }
+        } else {
+            field_ty(f, m)
+        };
+        let vis = if public { "pub " } else { "" };
+        let _ = writeln!(out, "{vis}{}: {ty},", f.rust);
+    }
+}
+
+fn render_struct(
+    set: &TypeSet<'_>,
+    d: &TypeDef,
+    fields: &[Field],
+    sibling: Option<&(String, String)>,
+    out: &mut String,
+) {
+    let m = &d.module;
+    let all_optional = fields.iter().all(|f| !f.required);
+    let mut derives = vec!["Debug", "Clone", "PartialEq", "Serialize"];
+    if sibling.is_none() {
+        derives.push("Deserialize");
+    }
+    if all_optional {
+        derives.push("Default");
+    }
+    let _ = writeln!(out, "#[derive({})]", derives.join(", "));
+    let _ = writeln!(out, "pub struct {} {{", d.name);
+    render_fields(fields, m, None, out, true);
+    out.push_str("}\n\n");
+    if !all_optional {
+        // A constructor from the required fields; optional ones start as `None`.
+        let args: Vec<String> = fields
+            .iter()
+            .filter(|f| f.required)
+            .map(|f| format!("{}: {}", f.rust, field_ty(f, m)))
+            .collect();
+        let inits: Vec<String> = fields
+            .iter()
+            .map(|f| {
+                if f.required {
+                    f.rust.clone()
+                } else {
+                    format!("{}: None", f.rust)
+                }
+            })
+            .collect();
+        let _ = writeln!(
+            out,
+            "impl {} {{\n/// Creates a value from its required fields; optional fields are `None`.\npub fn new({}) -> Self {{ Self {{ {} }} }}\n}}\n",
+            d.name,
+            args.join(", "),
+            inits.join(", ")
+        );
+    }
+    let Some((union_field, tag_field)) = sibling else {
+        return;
+    };
+    // The union is decoded according to the sibling tag; unknown tags fall back to shape
+    // matching.
+    let union = fields
+        .iter()
+        .find(|f| &f.rust == union_field)
+        .expect("field exists");
+    let tag = fields
+        .iter()
+        .find(|f| &f.rust == tag_field)
+        .expect("field exists");
+    let (Ty::Named(un, um), Ty::Named(tn, tm)) = (&union.ty, &tag.ty) else {
+        unreachable!("sibling discriminators link named types")
+    };
+    let Some(TypeDef {
+        def: Def::OneOf { variants, .. },
+        ..
+    }) = set.get(un, um)
+    else {
+        unreachable!()
+    };
+    let union_ty = union.ty.render(m);
+    let tag_ty = Ty::Named(tn.clone(), tm.clone()).render(m);
+    let _ = writeln!(
+        out,
+        "impl<'de> Deserialize<'de> for {name} {{
+fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {{
+#[derive(Deserialize)]
+struct Wire {{",
+        name = d.name
+    );
+    render_fields(fields, m, Some(union_field), out, false);
+    out.push_str("}\nlet wire = Wire::deserialize(deserializer)?;\n");
+    let decode = |v: &str| -> String {
+        let mut s = format!("match &wire.{tag_field} {{\n");
+        for var in variants {
+            let _ = writeln!(
+                s,
+                "{tag_ty}::{n} => serde_json::from_value({v}).map({union_ty}::{n}),",
+                n = var.name
+            );
+        }
+        let _ = writeln!(
+            s,
+            "_ => serde_json::from_value({v}),\n}}.map_err(serde::de::Error::custom)?"
+        );
+        s
+    };
+    let value_expr = if union.required && !union.nullable {
+        decode(&format!("wire.{union_field}"))
+    } else {
+        format!(
+            "match wire.{union_field} {{ None => None, Some(value) => Some({}) }}",
+            decode("value")
+        )
+    };
+    let _ = writeln!(out, "let {union_field} = {value_expr};");
+    let _ = write!(out, "Ok({} {{", d.name);
+    for f in fields {
+        if &f.rust == union_field {
+            let _ = write!(out, "{union_field},");
+        } else {
+            let _ = write!(out, "{0}: wire.{0},", f.rust);
+        }
+    }
+    out.push_str("})\n}\n}\n\n");
+}
+
+fn render_one_of(d: &TypeDef, variants: &[Variant], property: Option<&str>, out: &mut String) {
+    let m = &d.module;
+    match property {
+        None => {
+            out.push_str(
+                "#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]\n#[serde(untagged)]\n",
+            );
+            let _ = writeln!(out, "pub enum {} {{", d.name);
+            for v in variants {
+                let _ = writeln!(out, "/// A `{}` value.", v.ty.render(m));
+                let _ = writeln!(out, "{}({}),", v.name, v.ty.render(m));
+            }
+            out.push_str(
+                "/// A value matching none of the known shapes, kept as sent.\nUnknown(serde_json::Value),\n}\n\n",
+            );
+        }
+        Some(p) => {
+            out.push_str("#[derive(Debug, Clone, PartialEq)]\n");
+            let _ = writeln!(out, "pub enum {} {{", d.name);
+            for v in variants {
+                let _ = writeln!(
+                    out,
+                    "/// `{p}` is `{}`.",
+                    v.tag.as_deref().unwrap_or_default()
+                );
+                let _ = writeln!(out, "{}({}),", v.name, v.ty.render(m));
+            }
+            let _ = writeln!(
+                out,
+                "/// A `{p}` this version of the crate does not know, kept as sent.\nUnknown(serde_json::Value),\n}}\n"
+            );
+            let _ = writeln!(
+                out,
+                "impl Serialize for {} {{
+fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {{
+match self {{",
+                d.name
+            );
+            for v in variants {
+                let _ = writeln!(out, "Self::{}(v) => v.serialize(serializer),", v.name);
+            }
+            out.push_str("Self::Unknown(v) => v.serialize(serializer),\n}\n}\n}\n\n");
+            let _ = writeln!(
+                out,
+                "impl<'de> Deserialize<'de> for {} {{
+fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {{
+let value = serde_json::Value::deserialize(deserializer)?;
+let decoded = match value.get({p:?}).and_then(serde_json::Value::as_str) {{",
+                d.name
+            );
+            for v in variants {
+                let _ = writeln!(
+                    out,
+                    "Some({:?}) => serde_json::from_value(value).map(Self::{}),",
+                    v.tag.as_deref().unwrap_or_default(),
+                    v.name
+                );
+            }
+            out.push_str(
+                "_ => Ok(Self::Unknown(value)),\n};\ndecoded.map_err(serde::de::Error::custom)\n}\n}\n\n",
+            );
+        }
+    }
+}
