@@ -47,11 +47,8 @@ pub enum Fault {
 }
 
 impl Fault {
-    /// A fault that answers with `status`.
-    ///
-    /// # Panics
-    ///
-    /// Never: an invalid code is mapped to 500.
+    /// A fault that answers with `status` (a code outside 100–999 becomes
+    /// 500).
     pub fn status(status: u16) -> Self {
         Fault::Respond {
             status: StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),

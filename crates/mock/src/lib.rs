@@ -70,7 +70,8 @@
 //!   the user, the company and the membership; track events add their
 //!   quantity (default 1) to the company's metrics for every period, so
 //!   metric rules react. Idempotency keys drop duplicates.
-//! * Webhooks: create, list, count, get, update, delete, test. Registered
+//! * Webhooks: create, list, count, get, update, delete, test, and the
+//!   webhook-events log (list, count, get). Registered
 //!   endpoints receive signed deliveries (`X-Schematic-Webhook-Signature`,
 //!   `X-Schematic-Webhook-Timestamp`) for company, user, feature, flag,
 //!   flag-rules and rule changes they subscribe to; see

@@ -68,6 +68,7 @@ impl Inner {
             let body = Bytes::from(serde_json::to_vec(&envelope).unwrap_or_default());
             for (webhook_id, url, secret) in store.subscribers(n.action) {
                 outgoing.push(Outgoing {
+                    event_id: store.next_id("whe"),
                     webhook_id,
                     url,
                     secret,
@@ -78,6 +79,7 @@ impl Inner {
         }
         drop(store);
         for o in outgoing {
+            self.deliveries.queued(&o);
             // The delivery task only stops with the server.
             let _ = self.webhook_tx.send(o);
         }
@@ -87,12 +89,17 @@ impl Inner {
     /// Queues one delivery of `notice` to the webhook `id` only (regardless
     /// of its subscriptions); false if there is no such webhook.
     pub(crate) fn send_to(&self, id: &str, notice: crate::store::Notice) -> bool {
-        let store = self.read();
+        let mut store = self.write();
+        if !store.webhooks.contains_key(id) {
+            return false;
+        }
+        let event_id = store.next_id("whe");
         let Some(w) = store.webhooks.get(id) else {
             return false;
         };
         let envelope = store.envelope(&notice);
         let outgoing = Outgoing {
+            event_id,
             webhook_id: w.id.clone(),
             url: w.url.clone(),
             secret: w.secret.clone(),
@@ -100,6 +107,7 @@ impl Inner {
             body: Bytes::from(serde_json::to_vec(&envelope).unwrap_or_default()),
         };
         drop(store);
+        self.deliveries.queued(&outgoing);
         let _ = self.webhook_tx.send(outgoing);
         true
     }

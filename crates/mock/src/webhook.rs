@@ -25,6 +25,7 @@ const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(5);
 /// A delivery waiting to be sent.
 #[derive(Debug)]
 pub(crate) struct Outgoing {
+    pub(crate) event_id: String,
     pub(crate) webhook_id: String,
     pub(crate) url: String,
     pub(crate) secret: String,
@@ -63,14 +64,61 @@ impl WebhookDelivery {
     }
 }
 
-/// The log of finished deliveries.
+/// A delivery as the platform's webhook-events API shows it.
+#[derive(Debug, Clone)]
+pub(crate) struct WebhookEvent {
+    pub(crate) id: String,
+    pub(crate) webhook_id: String,
+    pub(crate) request_type: &'static str,
+    pub(crate) payload: Bytes,
+    pub(crate) status: &'static str,
+    pub(crate) response_code: Option<u16>,
+    pub(crate) created_at: time::OffsetDateTime,
+    pub(crate) updated_at: time::OffsetDateTime,
+    pub(crate) sent_at: Option<time::OffsetDateTime>,
+}
+
+/// The log of finished deliveries and the state of every queued one.
 #[derive(Debug, Default)]
 pub(crate) struct Deliveries {
     log: Mutex<Vec<WebhookDelivery>>,
+    events: Mutex<Vec<WebhookEvent>>,
     notify: Notify,
 }
 
 impl Deliveries {
+    /// Records a delivery as pending.
+    pub(crate) fn queued(&self, o: &Outgoing) {
+        let t = time::OffsetDateTime::now_utc();
+        lock(&self.events).push(WebhookEvent {
+            id: o.event_id.clone(),
+            webhook_id: o.webhook_id.clone(),
+            request_type: o.action,
+            payload: o.body.clone(),
+            status: "pending",
+            response_code: None,
+            created_at: t,
+            updated_at: t,
+            sent_at: None,
+        });
+    }
+
+    /// The webhook events, oldest first.
+    pub(crate) fn events(&self) -> Vec<WebhookEvent> {
+        lock(&self.events).clone()
+    }
+
+    fn finished(&self, event_id: &str, d: WebhookDelivery) {
+        let t = time::OffsetDateTime::now_utc();
+        if let Some(e) = lock(&self.events).iter_mut().find(|e| e.id == event_id) {
+            e.status = if d.succeeded() { "success" } else { "failure" };
+            e.response_code = d.status;
+            e.updated_at = t;
+            e.sent_at = (d.attempts > 0).then_some(t);
+        }
+        self.push(d);
+    }
+
     pub(crate) fn all(&self) -> Vec<WebhookDelivery> {
         lock(&self.log).clone()
     }
@@ -116,11 +164,12 @@ pub(crate) async fn deliver(
             next = rx.recv() => next,
         };
         let Some(outgoing) = next else { break };
+        let event_id = outgoing.event_id.clone();
         let one = deliver_one(&client, outgoing, retries, backoff);
         tokio::select! {
             biased;
             _ = shutdown.wait_for(|s| *s) => break,
-            done = one => deliveries.push(done),
+            done = one => deliveries.finished(&event_id, done),
         }
     }
 }

@@ -110,3 +110,96 @@ fn blocking_server_works_from_sync_code() {
     let server = MockServer::start_blocking().unwrap();
     rt.block_on(async move { drop(server) });
 }
+
+#[tokio::test]
+async fn http2_prior_knowledge_is_served() {
+    use bytes::Bytes;
+    use http_body_util::{BodyExt, Full};
+    use hyper_util::client::legacy::Client;
+    use hyper_util::rt::TokioExecutor;
+
+    let server = MockServer::start().await.unwrap();
+    let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new())
+        .http2_only(true)
+        .build_http();
+    let req = http::Request::get(format!("{}/companies/count", server.rest_url()))
+        .header("x-schematic-api-key", server.api_key())
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let resp = client.request(req).await.unwrap();
+    assert_eq!(resp.version(), http::Version::HTTP_2);
+    assert_eq!(resp.status(), 200);
+    let body: serde_json::Value =
+        serde_json::from_slice(&resp.into_body().collect().await.unwrap().to_bytes()).unwrap();
+    assert_eq!(body["data"]["count"], 0);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_writes_and_checks_stay_consistent() {
+    let server = MockServer::start().await.unwrap();
+    server
+        .create_flag(json!({"key": "f", "name": "f", "description": "", "flag_type": "boolean", "default_value": true}))
+        .unwrap();
+    let api = Api::rest(&server);
+    let tasks: Vec<_> = (0..16)
+        .map(|i| {
+            let api = api.clone();
+            tokio::spawn(async move {
+                for j in 0..10 {
+                    let keys = json!({"id": format!("c{i}-{j}")});
+                    data(
+                        api.post("/companies", json!({"keys": keys, "traits": {"n": j}}))
+                            .await,
+                        200,
+                    );
+                    data(
+                        api.post(
+                            "/company-traits",
+                            json!({"keys": {"id": "shared"}, "trait": "hits", "incr": 1}),
+                        )
+                        .await,
+                        200,
+                    );
+                    let check = data(
+                        api.post("/flags/f/check", json!({"company": keys})).await,
+                        200,
+                    );
+                    assert_eq!(check["value"], true);
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert_eq!(data(api.get("/companies/count").await, 200)["count"], 161);
+    assert_eq!(
+        server.company_by_key("id", "shared").unwrap()["traits"]["hits"],
+        160
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn stop_lets_in_flight_requests_finish() {
+    use flagwire_mock::{Fault, Host};
+    use std::time::Duration;
+
+    let server = MockServer::start().await.unwrap();
+    server
+        .inject(
+            Host::Rest,
+            http::Method::GET,
+            "/companies",
+            [Fault::Delay(Duration::from_millis(200))],
+        )
+        .unwrap();
+    let api = Api::rest(&server);
+    let in_flight = tokio::spawn(async move { api.get("/companies").await.status });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let addr = server.rest_addr();
+    server.stop().await;
+    assert_eq!(in_flight.await.unwrap(), 200);
+    assert!(tokio::net::TcpStream::connect(addr).await.is_err());
+}

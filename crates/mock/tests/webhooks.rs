@@ -228,6 +228,37 @@ async fn deliveries_are_signed_and_follow_subscriptions() {
     );
     assert!(deliveries.iter().all(|d| d.succeeded() && d.attempts == 1));
 
+    // The webhook-events API shows the same deliveries.
+    let events = data(api.get("/webhook-events").await, 200);
+    let events = events.as_array().unwrap();
+    assert_eq!(events.len(), 4);
+    assert_eq!(
+        events[0]["request_type"], "flag_rules.updated",
+        "newest first"
+    );
+    assert!(
+        events
+            .iter()
+            .all(|e| e["status"] == "success" && e["response_code"] == 200)
+    );
+    let one = data(
+        api.get(&format!(
+            "/webhook-events/{}",
+            events[3]["id"].as_str().unwrap()
+        ))
+        .await,
+        200,
+    );
+    assert_eq!(one["request_type"], "company.created");
+    assert_eq!(one["webhook"]["name"], "w");
+    let payload: Value = serde_json::from_str(one["payload"].as_str().unwrap()).unwrap();
+    assert_eq!(payload["action"], "company.created");
+    assert_eq!(
+        data(api.get("/webhook-events/count?q=company").await, 200)["count"],
+        2
+    );
+    error(api.get("/webhook-events/whe_nope").await, 404);
+
     let received = got.lock().unwrap().clone();
     assert_eq!(received.len(), 4);
     for r in &received {

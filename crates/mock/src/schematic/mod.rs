@@ -157,6 +157,15 @@ fn route(method: &Method, segs: &[&str]) -> Option<(&'static str, Handler)> {
         (&M::GET, ["events"]) => ("listEvents", |c, _| events::list(c)),
         (&M::GET, ["events", _]) => ("getEvent", |c, s| events::get(c, s[1])),
         (&M::POST, ["event-batch"]) => ("createEventBatch", |c, _| events::create_batch(c)),
+        (&M::GET, ["webhook-events"]) => {
+            ("listWebhookEvents", |c, _| webhooks::list_events(c, false))
+        }
+        (&M::GET, ["webhook-events", "count"]) => {
+            ("countWebhookEvents", |c, _| webhooks::list_events(c, true))
+        }
+        (&M::GET, ["webhook-events", _]) => {
+            ("getWebhookEvent", |c, s| webhooks::get_event(c, s[1]))
+        }
         (&M::GET, ["webhooks"]) => ("listWebhooks", |c, _| webhooks::list(c, false)),
         (&M::POST, ["webhooks"]) => ("createWebhook", |c, _| webhooks::create(c)),
         (&M::GET, ["webhooks", "count"]) => ("countWebhooks", |c, _| webhooks::list(c, true)),
@@ -225,4 +234,7 @@ pub(crate) const EMULATED: &[&str] = &[
     "updateWebhook",
     "deleteWebhook",
     "sendTestWebhookAction",
+    "listWebhookEvents",
+    "countWebhookEvents",
+    "getWebhookEvent",
 ];

@@ -117,3 +117,62 @@ pub(super) fn test(ctx: &Ctx<'_>, id: &str) -> HandlerResult {
     }
     ok(&json!({ "success": true, "response_code": 200 }))
 }
+
+fn webhook_event(store: &crate::store::Store, e: &crate::webhook::WebhookEvent) -> Value {
+    let mut v = json!({
+        "id": e.id,
+        "webhook_id": e.webhook_id,
+        "request_type": e.request_type,
+        "payload": String::from_utf8_lossy(&e.payload),
+        "status": e.status,
+        "response_code": e.response_code,
+        "created_at": crate::util::ts(e.created_at),
+        "updated_at": crate::util::ts(e.updated_at),
+        "sent_at": e.sent_at.map(crate::util::ts),
+    });
+    if let Some(w) = store.webhooks.get(&e.webhook_id) {
+        v["webhook"] = render::webhook(w);
+    }
+    v
+}
+
+pub(super) fn list_events(ctx: &Ctx<'_>, count: bool) -> HandlerResult {
+    let page = ctx.query.page()?;
+    let q = ctx.query.search()?;
+    let ids = ctx.query.ids("ids")?;
+    let webhook_id = ctx.query.get("webhook_id").filter(|s| !s.is_empty());
+    let events = ctx.inner.deliveries.events();
+    let it = events.iter().rev().filter(|e| {
+        (ids.is_empty() || ids.contains(&e.id))
+            && webhook_id.is_none_or(|w| e.webhook_id == w)
+            && q.as_ref()
+                .is_none_or(|q| e.request_type.contains(q.as_str()))
+    });
+    let mut params = Map::new();
+    if let Some(q) = &q {
+        params.insert("q".into(), Value::String(q.clone()));
+    }
+    if !ids.is_empty() {
+        params.insert("ids".into(), json!(ids));
+    }
+    if let Some(w) = webhook_id {
+        params.insert("webhook_id".into(), Value::String(w.into()));
+    }
+    if count {
+        let n = it.count();
+        return envelope(StatusCode::OK, &json!({ "count": n }), &page.params(params));
+    }
+    let store = ctx.inner.read();
+    let data: Vec<Value> = page.apply(it).map(|e| webhook_event(&store, e)).collect();
+    envelope(StatusCode::OK, &data, &page.params(params))
+}
+
+pub(super) fn get_event(ctx: &Ctx<'_>, id: &str) -> HandlerResult {
+    let events = ctx.inner.deliveries.events();
+    let e = events
+        .iter()
+        .find(|e| e.id == id)
+        .ok_or_else(|| ApiFailure::not_found("webhook event"))?;
+    let store = ctx.inner.read();
+    ok(&webhook_event(&store, e))
+}
