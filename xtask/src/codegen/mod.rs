@@ -2,8 +2,9 @@
 //!
 //! Output layout (paths relative to the workspace root):
 //! - `crates/core/src/generated/schematic/mod.rs`: module docs, the operation table;
-//! - `.../schematic/models/{mod.rs, a.rs, b.rs, ...}`: one file per initial letter of the model
-//!   types, so that no single file dominates the compile;
+//! - `.../schematic/models/{mod.rs, a.rs, c_o.rs, ...}`: one file per initial letter of the
+//!   model types, split by the second letter for crowded letters, so that no single file
+//!   dominates the compile;
 //! - `.../schematic/<tag>.rs`: the request types of one tag;
 //! - `crates/core/tests/generated_roundtrip.rs`: one JSON round-trip test per model type.
 
@@ -48,6 +49,7 @@ pub fn generate(api: &Api) -> Result<Output, String> {
     }
     set.box_recursive_fields();
     set.link_sibling_discriminators();
+    types::coarsen_chunks(&mut set.defs);
 
     let mut files = BTreeMap::new();
 

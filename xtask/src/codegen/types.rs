@@ -122,12 +122,37 @@ pub struct TypeSet<'a> {
     component_names: BTreeMap<String, String>,
 }
 
-/// The models chunk (file name) of a type name.
+/// The fine-grained models chunk of a type name: its first two letters (`c_o` for
+/// `Company...`). [`coarsen_chunks`] merges small groups back to one letter.
 pub fn chunk_of(name: &str) -> String {
-    name.chars()
-        .next()
-        .map(|c| c.to_ascii_lowercase().to_string())
-        .unwrap_or_else(|| "other".into())
+    let mut letters = name
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .map(|c| c.to_ascii_lowercase());
+    match (letters.next(), letters.next()) {
+        (Some(a), Some(b)) => format!("{a}_{b}"),
+        (Some(a), None) => a.to_string(),
+        _ => "other".into(),
+    }
+}
+
+/// Types per file above which a letter is split by its second letter.
+pub const CHUNK_SPLIT: usize = 40;
+
+/// Keeps one file per initial letter unless that letter has more than [`CHUNK_SPLIT`] types,
+/// so that files stay comparable in size and the compiler can spread work across them.
+pub fn coarsen_chunks(defs: &mut [TypeDef]) {
+    let mut per_letter: BTreeMap<String, usize> = BTreeMap::new();
+    let letter = |chunk: &str| chunk.split('_').next().unwrap_or(chunk).to_owned();
+    for d in defs.iter().filter(|d| d.module == Module::Models) {
+        *per_letter.entry(letter(&d.chunk)).or_default() += 1;
+    }
+    for d in defs.iter_mut().filter(|d| d.module == Module::Models) {
+        let l = letter(&d.chunk);
+        if per_letter[&l] <= CHUNK_SPLIT {
+            d.chunk = l;
+        }
+    }
 }
 
 impl<'a> TypeSet<'a> {
