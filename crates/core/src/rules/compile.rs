@@ -2,15 +2,17 @@
 //! companies and users prepared once for many checks.
 //!
 //! Everything that would cost time on every check is done here instead:
-//! rules are ordered, ids and trait names are hashed, trait values and
-//! literals are parsed as int, bool and date up front.
+//! rules are ordered, configuration strings are interned (see
+//! [`super::intern`]), entity ids are hashed, and trait values and literals
+//! are parsed as int, bool and date up front.
 
 use std::fmt;
 
 use time::OffsetDateTime;
 
 use super::date::parse_date;
-use super::hash::{HStr, HashIndex, IdSet, hash_str, str_eq};
+use super::hash::{IdSet, hash_str};
+use super::intern::{Sym, SymMap, SymSet, intern, intern_all};
 use super::model::{
     Company, ComparableType, Condition, ConditionType, EntityType, FeatureEntitlement,
     MetricPeriod, MonthReset, Operator, Rule, RuleType, Subscription, Trait, User,
@@ -46,12 +48,17 @@ pub(crate) fn parse_int(text: &str) -> i64 {
     value
 }
 
-/// The lookup hash of a metric: its event subtype, period and month reset.
-#[inline]
-pub(crate) fn metric_key(subtype_hash: u64, period: &MetricPeriod, reset: &MonthReset) -> u64 {
-    let p = hash_str(period.as_str());
-    let r = hash_str(reset.as_str());
-    subtype_hash ^ p.rotate_left(21) ^ r.rotate_left(42)
+/// The lookup key of a metric: the interned triple of event subtype,
+/// period and month reset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct MetricKey(Sym);
+
+impl MetricKey {
+    pub(crate) fn new(subtype: &str, period: &MetricPeriod, reset: &MonthReset) -> Self {
+        // NUL cannot be confused with content: the parts are joined, not hashed.
+        let joined = format!("{subtype}\0{}\0{}", period.as_str(), reset.as_str());
+        Self(intern(&joined))
+    }
 }
 
 /// A string value with its int, bool and date readings precomputed.
@@ -60,7 +67,8 @@ pub(crate) struct Value {
     raw: Box<str>,
     int: i64,
     boolean: bool,
-    date: Option<OffsetDateTime>,
+    /// Unix time in nanoseconds, so comparisons are plain integer compares.
+    date: Option<i128>,
 }
 
 impl Value {
@@ -69,7 +77,7 @@ impl Value {
             raw: raw.into(),
             int: parse_int(raw),
             boolean: raw == "true",
-            date: parse_date(raw),
+            date: parse_date(raw).map(OffsetDateTime::unix_timestamp_nanos),
         }
     }
 
@@ -90,7 +98,7 @@ pub(crate) struct ValueRef<'a> {
     pub(crate) raw: &'a str,
     pub(crate) int: i64,
     pub(crate) boolean: bool,
-    pub(crate) date: Option<OffsetDateTime>,
+    pub(crate) date: Option<i128>,
 }
 
 impl ValueRef<'static> {
@@ -170,7 +178,7 @@ pub(crate) fn compare_int(a: i64, b: i64, op: Op) -> bool {
     }
 }
 
-#[inline]
+#[inline(always)]
 fn compare_str(a: &str, b: &str, op: Op) -> bool {
     match op {
         Op::Eq => a == b,
@@ -185,7 +193,7 @@ fn compare_str(a: &str, b: &str, op: Op) -> bool {
     }
 }
 
-#[inline]
+#[inline(always)]
 fn compare_bool(a: bool, b: bool, op: Op) -> bool {
     match op {
         Op::Eq => a == b,
@@ -196,14 +204,14 @@ fn compare_bool(a: bool, b: bool, op: Op) -> bool {
 }
 
 /// Dates compare by instant; a missing ("nil") date sorts before all others.
-#[inline]
-fn compare_date(a: Option<OffsetDateTime>, b: Option<OffsetDateTime>, op: Op) -> bool {
-    let gt = |a: Option<OffsetDateTime>, b: Option<OffsetDateTime>| match (a, b) {
+#[inline(always)]
+fn compare_date(a: Option<i128>, b: Option<i128>, op: Op) -> bool {
+    let gt = |a: Option<i128>, b: Option<i128>| match (a, b) {
         (None, _) => false,
         (Some(_), None) => true,
         (Some(a), Some(b)) => a > b,
     };
-    let lt = |a: Option<OffsetDateTime>, b: Option<OffsetDateTime>| match (a, b) {
+    let lt = |a: Option<i128>, b: Option<i128>| match (a, b) {
         (_, None) => false,
         (None, Some(_)) => true,
         (Some(a), Some(b)) => a < b,
@@ -253,146 +261,6 @@ pub(crate) enum Entity {
     User,
 }
 
-/// A condition in evaluation form.
-#[derive(Debug, Clone)]
-pub(crate) enum Cond {
-    /// Can never match (unknown type or missing required fields).
-    Never,
-    CompanyId {
-        ids: IdSet,
-        negate: bool,
-    },
-    UserId {
-        ids: IdSet,
-        negate: bool,
-    },
-    Plan {
-        ids: IdSet,
-        negate: bool,
-    },
-    PlanVersion {
-        ids: IdSet,
-        negate: bool,
-    },
-    BillingProduct {
-        ids: IdSet,
-        negate: bool,
-    },
-    BasePlan {
-        ids: IdSet,
-        op: Op,
-    },
-    Metric {
-        /// [`metric_key`] of subtype, period and reset.
-        key: u64,
-        subtype: HStr,
-        period: MetricPeriod,
-        reset: MonthReset,
-        op: Op,
-        value: i64,
-        comparison: Option<HStr>,
-    },
-    Trait {
-        entity: Entity,
-        def: HStr,
-        def_type: Ct,
-        op: Op,
-        literal: Value,
-        comparison: Option<HStr>,
-    },
-    Credit {
-        credit: HStr,
-        subtype: Option<HStr>,
-        rate: f64,
-    },
-}
-
-fn id_set(condition: &Condition) -> IdSet {
-    IdSet::new(condition.resource_ids.iter().map(String::as_str))
-}
-
-impl Cond {
-    pub(crate) fn compile(c: &Condition) -> Self {
-        let negate = c.operator == Operator::Ne;
-        match &c.condition_type {
-            ConditionType::Company => Self::CompanyId {
-                ids: id_set(c),
-                negate,
-            },
-            ConditionType::User => Self::UserId {
-                ids: id_set(c),
-                negate,
-            },
-            ConditionType::Plan => Self::Plan {
-                ids: id_set(c),
-                negate,
-            },
-            ConditionType::PlanVersion => Self::PlanVersion {
-                ids: id_set(c),
-                negate,
-            },
-            ConditionType::BillingProduct => Self::BillingProduct {
-                ids: id_set(c),
-                negate,
-            },
-            ConditionType::BasePlan => Self::BasePlan {
-                ids: id_set(c),
-                op: Op::from(&c.operator),
-            },
-            ConditionType::Metric => match (&c.event_subtype, c.metric_value) {
-                (Some(subtype), Some(value)) => {
-                    let subtype = HStr::new(subtype);
-                    let period = c.metric_period.clone().unwrap_or_default();
-                    let reset = c.metric_period_month_reset.clone().unwrap_or_default();
-                    Self::Metric {
-                        key: metric_key(subtype.hash, &period, &reset),
-                        subtype,
-                        period,
-                        reset,
-                        op: Op::from(&c.operator),
-                        value,
-                        comparison: c
-                            .comparison_trait_definition
-                            .as_ref()
-                            .map(|d| HStr::new(&d.id)),
-                    }
-                }
-                _ => Self::Never,
-            },
-            ConditionType::Trait => {
-                let Some(def) = &c.trait_definition else {
-                    return Self::Never;
-                };
-                let entity = match def.entity_type {
-                    EntityType::Company => Entity::Company,
-                    EntityType::User => Entity::User,
-                    EntityType::Other(_) => return Self::Never,
-                };
-                Self::Trait {
-                    entity,
-                    def: HStr::new(&def.id),
-                    def_type: Ct::from(&def.comparable_type),
-                    op: Op::from(&c.operator),
-                    literal: Value::new(&c.trait_value),
-                    comparison: c
-                        .comparison_trait_definition
-                        .as_ref()
-                        .map(|d| HStr::new(&d.id)),
-                }
-            }
-            ConditionType::Credit => match &c.credit_id {
-                Some(credit) => Self::Credit {
-                    credit: HStr::new(credit),
-                    subtype: c.event_subtype.as_deref().map(HStr::new),
-                    rate: c.consumption_rate.unwrap_or(1.0),
-                },
-                None => Self::Never,
-            },
-            ConditionType::Other(_) => Self::Never,
-        }
-    }
-}
-
 /// A company id set a condition can test.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum SetKind {
@@ -401,7 +269,8 @@ pub(crate) enum SetKind {
     BillingProduct = 2,
 }
 
-/// `company` / `user` id condition.
+/// `company` / `user` id condition. Entity ids are not interned (they are
+/// unbounded), so these compare hashes and then strings.
 #[derive(Debug, Clone)]
 pub(crate) struct EntityIdCond {
     pub(crate) user: bool,
@@ -413,46 +282,44 @@ pub(crate) struct EntityIdCond {
 #[derive(Debug, Clone)]
 pub(crate) struct SetCond {
     pub(crate) kind: SetKind,
-    pub(crate) ids: IdSet,
+    pub(crate) ids: SymSet,
     pub(crate) negate: bool,
 }
 
 /// `base_plan` condition.
 #[derive(Debug, Clone)]
 pub(crate) struct BasePlanCond {
-    pub(crate) ids: IdSet,
+    pub(crate) ids: SymSet,
     pub(crate) op: Op,
 }
 
 /// `metric` condition.
 #[derive(Debug, Clone)]
 pub(crate) struct MetricCond {
-    /// [`metric_key`] of subtype, period and reset.
-    pub(crate) key: u64,
-    pub(crate) subtype: HStr,
-    pub(crate) period: MetricPeriod,
-    pub(crate) reset: MonthReset,
+    pub(crate) key: MetricKey,
+    pub(crate) subtype: Box<str>,
     pub(crate) op: Op,
     pub(crate) value: i64,
-    pub(crate) comparison: Option<HStr>,
+    pub(crate) comparison: Option<Sym>,
 }
 
 /// `trait` condition.
 #[derive(Debug, Clone)]
 pub(crate) struct TraitCond {
     pub(crate) entity: Entity,
-    pub(crate) def: HStr,
+    pub(crate) def: Sym,
     pub(crate) def_type: Ct,
     pub(crate) op: Op,
     pub(crate) literal: Value,
-    pub(crate) comparison: Option<HStr>,
+    pub(crate) comparison: Option<Sym>,
 }
 
 /// `credit` condition.
 #[derive(Debug, Clone)]
 pub(crate) struct CreditCond {
-    pub(crate) credit: HStr,
-    pub(crate) subtype: Option<HStr>,
+    pub(crate) credit: Sym,
+    pub(crate) credit_id: Box<str>,
+    pub(crate) subtype: Option<Box<str>>,
     pub(crate) rate: f64,
 }
 
@@ -461,7 +328,8 @@ pub(crate) struct CreditCond {
 /// effects, so AND and OR results do not depend on the order of evaluation.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct CondSet {
-    /// Number of conditions that can never match.
+    /// Number of conditions that can never match (unknown type, missing
+    /// required fields).
     pub(crate) never: u32,
     pub(crate) entity_ids: Box<[EntityIdCond]>,
     pub(crate) sets: Box<[SetCond]>,
@@ -471,91 +339,113 @@ pub(crate) struct CondSet {
     pub(crate) credits: Box<[CreditCond]>,
 }
 
+fn sym_set(c: &Condition) -> SymSet {
+    SymSet::new(c.resource_ids.iter().map(String::as_str))
+}
+
 impl CondSet {
     pub(crate) fn new<'a>(conditions: impl IntoIterator<Item = &'a Condition>) -> Self {
-        let mut never = 0;
-        let (mut entity_ids, mut sets, mut base_plans) = (Vec::new(), Vec::new(), Vec::new());
-        let (mut metrics, mut traits, mut credits) = (Vec::new(), Vec::new(), Vec::new());
+        let mut out = CondSetBuilder::default();
         for c in conditions {
-            match Cond::compile(c) {
-                Cond::Never => never += 1,
-                Cond::CompanyId { ids, negate } => entity_ids.push(EntityIdCond {
-                    user: false,
-                    ids,
-                    negate,
-                }),
-                Cond::UserId { ids, negate } => entity_ids.push(EntityIdCond {
-                    user: true,
-                    ids,
-                    negate,
-                }),
-                Cond::Plan { ids, negate } => sets.push(SetCond {
-                    kind: SetKind::Plan,
-                    ids,
-                    negate,
-                }),
-                Cond::PlanVersion { ids, negate } => sets.push(SetCond {
-                    kind: SetKind::PlanVersion,
-                    ids,
-                    negate,
-                }),
-                Cond::BillingProduct { ids, negate } => sets.push(SetCond {
-                    kind: SetKind::BillingProduct,
-                    ids,
-                    negate,
-                }),
-                Cond::BasePlan { ids, op } => base_plans.push(BasePlanCond { ids, op }),
-                Cond::Metric {
-                    key,
-                    subtype,
-                    period,
-                    reset,
-                    op,
-                    value,
-                    comparison,
-                } => metrics.push(MetricCond {
-                    key,
-                    subtype,
-                    period,
-                    reset,
-                    op,
-                    value,
-                    comparison,
-                }),
-                Cond::Trait {
-                    entity,
-                    def,
-                    def_type,
-                    op,
-                    literal,
-                    comparison,
-                } => traits.push(TraitCond {
-                    entity,
-                    def,
-                    def_type,
-                    op,
-                    literal,
-                    comparison,
-                }),
-                Cond::Credit {
-                    credit,
-                    subtype,
-                    rate,
-                } => credits.push(CreditCond {
-                    credit,
-                    subtype,
-                    rate,
-                }),
-            }
+            out.add(c);
         }
         Self {
-            never,
-            entity_ids: entity_ids.into_boxed_slice(),
-            sets: sets.into_boxed_slice(),
-            base_plans: base_plans.into_boxed_slice(),
-            metrics: metrics.into_boxed_slice(),
-            traits: traits.into_boxed_slice(),
-            credits: credits.into_boxed_slice(),
+            never: out.never,
+            entity_ids: out.entity_ids.into_boxed_slice(),
+            sets: out.sets.into_boxed_slice(),
+            base_plans: out.base_plans.into_boxed_slice(),
+            metrics: out.metrics.into_boxed_slice(),
+            traits: out.traits.into_boxed_slice(),
+            credits: out.credits.into_boxed_slice(),
+        }
+    }
+}
+
+#[derive(Default)]
+struct CondSetBuilder {
+    never: u32,
+    entity_ids: Vec<EntityIdCond>,
+    sets: Vec<SetCond>,
+    base_plans: Vec<BasePlanCond>,
+    metrics: Vec<MetricCond>,
+    traits: Vec<TraitCond>,
+    credits: Vec<CreditCond>,
+}
+
+impl CondSetBuilder {
+    fn add(&mut self, c: &Condition) {
+        let negate = c.operator == Operator::Ne;
+        let comparison = || {
+            c.comparison_trait_definition
+                .as_ref()
+                .map(|d| intern(&d.id))
+        };
+        let set = |kind| SetCond {
+            kind,
+            ids: sym_set(c),
+            negate,
+        };
+        let entity = |user| EntityIdCond {
+            user,
+            ids: IdSet::new(c.resource_ids.iter().map(String::as_str)),
+            negate,
+        };
+        match &c.condition_type {
+            ConditionType::Company => self.entity_ids.push(entity(false)),
+            ConditionType::User => self.entity_ids.push(entity(true)),
+            ConditionType::Plan => self.sets.push(set(SetKind::Plan)),
+            ConditionType::PlanVersion => self.sets.push(set(SetKind::PlanVersion)),
+            ConditionType::BillingProduct => self.sets.push(set(SetKind::BillingProduct)),
+            ConditionType::BasePlan => self.base_plans.push(BasePlanCond {
+                ids: sym_set(c),
+                op: Op::from(&c.operator),
+            }),
+            ConditionType::Metric => match (&c.event_subtype, c.metric_value) {
+                (Some(subtype), Some(value)) => {
+                    let period = c.metric_period.clone().unwrap_or_default();
+                    let reset = c.metric_period_month_reset.clone().unwrap_or_default();
+                    self.metrics.push(MetricCond {
+                        key: MetricKey::new(subtype, &period, &reset),
+                        subtype: subtype.as_str().into(),
+                        op: Op::from(&c.operator),
+                        value,
+                        comparison: comparison(),
+                    });
+                }
+                _ => self.never += 1,
+            },
+            ConditionType::Trait => {
+                let entity = match c.trait_definition.as_ref().map(|d| &d.entity_type) {
+                    Some(EntityType::Company) => Entity::Company,
+                    Some(EntityType::User) => Entity::User,
+                    _ => {
+                        self.never += 1;
+                        return;
+                    }
+                };
+                let Some(def) = &c.trait_definition else {
+                    self.never += 1;
+                    return;
+                };
+                self.traits.push(TraitCond {
+                    entity,
+                    def: intern(&def.id),
+                    def_type: Ct::from(&def.comparable_type),
+                    op: Op::from(&c.operator),
+                    literal: Value::new(&c.trait_value),
+                    comparison: comparison(),
+                });
+            }
+            ConditionType::Credit => match &c.credit_id {
+                Some(credit) => self.credits.push(CreditCond {
+                    credit: intern(credit),
+                    credit_id: credit.as_str().into(),
+                    subtype: c.event_subtype.as_deref().map(Into::into),
+                    rate: c.consumption_rate.unwrap_or(1.0),
+                }),
+                None => self.never += 1,
+            },
+            ConditionType::Other(_) => self.never += 1,
         }
     }
 }
@@ -564,27 +454,20 @@ impl CondSet {
 #[derive(Debug, Clone)]
 pub(crate) enum UsageSpec {
     Metric {
-        key: u64,
-        subtype: HStr,
+        /// `None` when the condition has no event subtype (usage is then 0).
+        key: Option<MetricKey>,
+        subtype: Option<Box<str>>,
         period: MetricPeriod,
         reset: MonthReset,
         /// Whether the condition named a period (a reset time is reported only then).
         has_period: bool,
         allocation: i64,
-        comparison: Option<HStr>,
-    },
-    /// A metric condition without an event subtype.
-    MetricNoSubtype {
-        period: MetricPeriod,
-        has_period: bool,
-        reset: MonthReset,
-        allocation: i64,
-        comparison: Option<HStr>,
+        comparison: Option<Sym>,
     },
     Trait {
-        def: Option<HStr>,
+        def: Option<Sym>,
         allocation: i64,
-        comparison: Option<HStr>,
+        comparison: Option<Sym>,
     },
 }
 
@@ -602,33 +485,25 @@ impl UsageSpec {
         let comparison = c
             .comparison_trait_definition
             .as_ref()
-            .map(|d| HStr::new(&d.id));
+            .map(|d| intern(&d.id));
         Some(if c.condition_type == ConditionType::Metric {
             let period = c.metric_period.clone().unwrap_or_default();
             let reset = c.metric_period_month_reset.clone().unwrap_or_default();
-            let has_period = c.metric_period.is_some();
-            let allocation = c.metric_value.unwrap_or(0);
-            match &c.event_subtype {
-                Some(subtype) => Self::Metric {
-                    key: metric_key(hash_str(subtype), &period, &reset),
-                    subtype: HStr::new(subtype),
-                    period,
-                    reset,
-                    has_period,
-                    allocation,
-                    comparison,
-                },
-                None => Self::MetricNoSubtype {
-                    period,
-                    has_period,
-                    reset,
-                    allocation,
-                    comparison,
-                },
+            Self::Metric {
+                key: c
+                    .event_subtype
+                    .as_deref()
+                    .map(|s| MetricKey::new(s, &period, &reset)),
+                subtype: c.event_subtype.as_deref().map(Into::into),
+                has_period: c.metric_period.is_some(),
+                period,
+                reset,
+                allocation: c.metric_value.unwrap_or(0),
+                comparison,
             }
         } else {
             Self::Trait {
-                def: c.trait_definition.as_ref().map(|d| HStr::new(&d.id)),
+                def: c.trait_definition.as_ref().map(|d| intern(&d.id)),
                 allocation: parse_int(&c.trait_value),
                 comparison,
             }
@@ -709,7 +584,7 @@ impl CompiledRule {
 pub(crate) struct ScopedRules {
     rules: Box<[CompiledRule]>,
     /// (flag id, start, end) into `rules`.
-    by_flag: Box<[(HStr, u32, u32)]>,
+    by_flag: Box<[(Sym, u32, u32)]>,
 }
 
 impl ScopedRules {
@@ -728,7 +603,7 @@ impl ScopedRules {
             ));
             let end = all.len() as u32;
             if end > start {
-                by_flag.push((HStr::new(flag_id), start, end));
+                by_flag.push((intern(flag_id), start, end));
             }
         }
         Self {
@@ -738,9 +613,9 @@ impl ScopedRules {
     }
 
     #[inline]
-    pub(crate) fn for_flag(&self, flag_id: &HStr) -> &[CompiledRule] {
+    pub(crate) fn for_flag(&self, flag_id: Sym) -> &[CompiledRule] {
         for (id, start, end) in &*self.by_flag {
-            if id.hash == flag_id.hash && str_eq(&id.text, &flag_id.text) {
+            if *id == flag_id {
                 return &self.rules[*start as usize..*end as usize];
             }
         }
@@ -751,128 +626,119 @@ impl ScopedRules {
 /// A trait of a company or user in evaluation form.
 #[derive(Debug, Clone)]
 pub(crate) struct PreparedTrait {
-    pub(crate) def_id: Box<str>,
     pub(crate) ct: Ct,
     pub(crate) value: Value,
 }
 
-/// Traits indexed by definition id.
+/// Traits sorted by definition symbol (stably: the first of duplicate
+/// definitions wins). Traits without a definition can never be found and
+/// are left out.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct TraitTable {
-    index: HashIndex,
+    index: SymMap,
     traits: Box<[PreparedTrait]>,
 }
 
 impl TraitTable {
     fn new(traits: &[Trait]) -> Self {
-        let index = HashIndex::new(
-            traits
-                .iter()
-                .map(|t| t.trait_definition.as_ref().map(|d| d.id.as_str())),
-        );
-        let traits = traits
+        let entries: Vec<(Sym, PreparedTrait)> = traits
             .iter()
-            .map(|t| {
-                let (def_id, ct) = match &t.trait_definition {
-                    Some(d) => (d.id.as_str(), Ct::from(&d.comparable_type)),
-                    None => ("", Ct::String),
-                };
-                PreparedTrait {
-                    def_id: def_id.into(),
-                    ct,
-                    value: Value::new(&t.value),
-                }
+            .filter_map(|t| {
+                let d = t.trait_definition.as_ref()?;
+                Some((
+                    intern(&d.id),
+                    PreparedTrait {
+                        ct: Ct::from(&d.comparable_type),
+                        value: Value::new(&t.value),
+                    },
+                ))
             })
             .collect();
-        Self { index, traits }
+        Self {
+            index: SymMap::new(entries.iter().enumerate().map(|(i, e)| (e.0, i as u32))),
+            traits: entries.into_iter().map(|e| e.1).collect(),
+        }
     }
 
     #[inline(always)]
-    pub(crate) fn find(&self, def: &HStr) -> Option<&PreparedTrait> {
-        let traits = &self.traits;
-        self.index
-            .find(def.hash, |p| str_eq(&traits[p].def_id, &def.text))
-            .map(|p| &traits[p])
+    pub(crate) fn find(&self, def: Sym) -> Option<&PreparedTrait> {
+        self.index.get(def).map(|i| &self.traits[i])
     }
 }
 
-/// A company prepared once for many flag checks: ids hashed, traits parsed
-/// and indexed, company rules compiled and grouped by flag.
+/// A company metric in evaluation form.
+#[derive(Debug, Clone)]
+pub(crate) struct PreparedMetric {
+    value: i64,
+    /// Unix nanoseconds.
+    valid_until: Option<i128>,
+}
+
+/// A company prepared once for many flag checks: configuration strings
+/// interned, traits parsed and indexed, company rules compiled and grouped
+/// by flag.
 ///
 /// Build it with [`PreparedCompany::new`] (or `From<Company>`) whenever the
-/// company data changes; checks borrow it.
+/// company data changes; checks borrow it. Preparing is independent of any
+/// engine: a prepared company can be checked against any
+/// [`RulesEngine`](super::RulesEngine), before or after its flags change.
 #[derive(Clone)]
 pub struct PreparedCompany {
     pub(crate) company: Company,
     pub(crate) id_hash: u64,
     /// Plan, plan version and billing product ids, indexed by [`SetKind`].
-    pub(crate) sets: [IdList; 3],
-    pub(crate) base_plan: Option<u64>,
+    pub(crate) sets: [Box<[Sym]>; 3],
+    pub(crate) base_plan: Option<Sym>,
     pub(crate) traits: TraitTable,
-    pub(crate) metrics: HashIndex,
-    pub(crate) credit_ids: Box<[Box<str>]>,
-    pub(crate) credit_values: Box<[f64]>,
-    pub(crate) credits: HashIndex,
-    pub(crate) entitlements: HashIndex,
+    metric_index: SymMap,
+    metrics: Box<[PreparedMetric]>,
+    credit_index: SymMap,
+    credit_values: Box<[f64]>,
+    /// Feature key to index into `company.entitlements`.
+    entitlement_index: SymMap,
     pub(crate) rules: ScopedRules,
-}
-
-/// A company's ids with their hashes.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct IdList {
-    pub(crate) hashes: Box<[u64]>,
-    pub(crate) texts: Box<[Box<str>]>,
-}
-
-impl IdList {
-    fn new(ids: &[String]) -> Self {
-        Self {
-            hashes: ids.iter().map(|s| hash_str(s)).collect(),
-            texts: ids.iter().map(|s| s.as_str().into()).collect(),
-        }
-    }
-
-    #[inline(always)]
-    pub(crate) fn iter(&self) -> impl Iterator<Item = (u64, &str)> {
-        self.hashes
-            .iter()
-            .copied()
-            .zip(self.texts.iter().map(|t| &**t))
-    }
 }
 
 impl PreparedCompany {
     /// Prepares `company` for evaluation.
     pub fn new(company: Company) -> Self {
-        let credit_ids: Box<[Box<str>]> = company
-            .credit_balances
-            .keys()
-            .map(|k| k.as_str().into())
+        let metrics: Vec<(MetricKey, PreparedMetric)> = company
+            .metrics
+            .iter()
+            .map(|m| {
+                (
+                    MetricKey::new(&m.event_subtype, &m.period, &m.month_reset),
+                    PreparedMetric {
+                        value: m.value,
+                        valid_until: m.valid_until.map(OffsetDateTime::unix_timestamp_nanos),
+                    },
+                )
+            })
             .collect();
-        let credit_values: Box<[f64]> = company.credit_balances.values().copied().collect();
+        let credits: Vec<(Sym, f64)> = company
+            .credit_balances
+            .iter()
+            .map(|(k, v)| (intern(k), *v))
+            .collect();
         Self {
             id_hash: hash_str(&company.id),
             sets: [
-                IdList::new(&company.plan_ids),
-                IdList::new(&company.plan_version_ids),
-                IdList::new(&company.billing_product_ids),
+                intern_all(&company.plan_ids),
+                intern_all(&company.plan_version_ids),
+                intern_all(&company.billing_product_ids),
             ],
-            base_plan: company.base_plan_id.as_deref().map(hash_str),
+            base_plan: company.base_plan_id.as_deref().map(intern),
             traits: TraitTable::new(&company.traits),
-            metrics: HashIndex::from_hashes(
-                company
-                    .metrics
-                    .iter()
-                    .map(|m| metric_key(hash_str(&m.event_subtype), &m.period, &m.month_reset)),
-            ),
-            credits: HashIndex::new(credit_ids.iter().map(|k| Some(&**k))),
-            credit_ids,
-            credit_values,
-            entitlements: HashIndex::new(
+            metric_index: SymMap::new(metrics.iter().enumerate().map(|(i, m)| (m.0.0, i as u32))),
+            metrics: metrics.into_iter().map(|m| m.1).collect(),
+            credit_index: SymMap::new(credits.iter().enumerate().map(|(i, c)| (c.0, i as u32))),
+            credit_values: credits.iter().map(|c| c.1).collect(),
+            entitlement_index: SymMap::new(
                 company
                     .entitlements
                     .iter()
-                    .map(|e| Some(e.feature_key.as_str())),
+                    .enumerate()
+                    .map(|(i, e)| (intern(&e.feature_key), i as u32)),
             ),
             rules: ScopedRules::new(&company.rules),
             company,
@@ -908,62 +774,41 @@ impl PreparedCompany {
         month_reset: &MonthReset,
         now: OffsetDateTime,
     ) -> i64 {
-        self.metric(
-            metric_key(hash_str(event_subtype), period, month_reset),
-            event_subtype,
-            period,
-            month_reset,
-            now,
-        )
+        self.metric(MetricKey::new(event_subtype, period, month_reset), now)
     }
 
     #[inline(always)]
-    pub(crate) fn metric(
-        &self,
-        key: u64,
-        event_subtype: &str,
-        period: &MetricPeriod,
-        month_reset: &MonthReset,
-        now: OffsetDateTime,
-    ) -> i64 {
-        let metrics = &self.company.metrics;
-        self.metrics
-            .find(key, |p| {
-                let m = &metrics[p];
-                str_eq(&m.event_subtype, event_subtype)
-                    && m.period == *period
-                    && m.month_reset == *month_reset
-            })
-            .map_or(0, |p| {
-                let m = &metrics[p];
+    pub(crate) fn metric(&self, key: MetricKey, now: OffsetDateTime) -> i64 {
+        match self.metric_index.get(key.0) {
+            Some(i) => {
+                let m = &self.metrics[i];
                 match m.valid_until {
-                    Some(until) if until <= now => 0,
+                    Some(until) if until <= now.unix_timestamp_nanos() => 0,
                     _ => m.value,
                 }
-            })
+            }
+            None => 0,
+        }
     }
 
     /// The balance of `credit_id`, or 0.
-    #[inline]
     pub fn credit_balance(&self, credit_id: &str) -> f64 {
-        self.credit(hash_str(credit_id), credit_id)
+        self.credit(intern(credit_id))
     }
 
     #[inline(always)]
-    pub(crate) fn credit(&self, hash: u64, credit_id: &str) -> f64 {
-        let ids = &self.credit_ids;
-        self.credits
-            .find(hash, |p| str_eq(&ids[p], credit_id))
-            .map_or(0.0, |p| self.credit_values[p])
+    pub(crate) fn credit(&self, credit: Sym) -> f64 {
+        self.credit_index
+            .get(credit)
+            .map_or(0.0, |i| self.credit_values[i])
     }
 
-    /// The entitlement whose `feature_key` is `flag_key`.
+    /// The entitlement whose `feature_key` is the flag key.
     #[inline]
-    pub(crate) fn entitlement(&self, hash: u64, flag_key: &str) -> Option<&FeatureEntitlement> {
-        let ents = &self.company.entitlements;
-        self.entitlements
-            .find(hash, |p| str_eq(&ents[p].feature_key, flag_key))
-            .map(|p| &ents[p])
+    pub(crate) fn entitlement(&self, flag_key: Sym) -> Option<&FeatureEntitlement> {
+        self.entitlement_index
+            .get(flag_key)
+            .map(|i| &self.company.entitlements[i])
     }
 
     pub(crate) fn subscription(&self) -> Option<&Subscription> {
@@ -1061,7 +906,7 @@ mod tests {
 
     #[test]
     fn nil_dates_sort_first() {
-        let d = parse_date("2024-01-01");
+        let d = parse_date("2024-01-01").map(OffsetDateTime::unix_timestamp_nanos);
         assert!(!compare_date(None, d, Op::Gt));
         assert!(compare_date(None, d, Op::Lt));
         assert!(!compare_date(None, None, Op::Lt));

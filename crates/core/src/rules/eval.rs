@@ -12,8 +12,9 @@ use super::compile::{
     PreparedCompany, PreparedTrait, PreparedUser, SetCond, TraitCond, UsageSpec, ValueRef,
     compare_int, compare_values,
 };
-use super::hash::{BuildStrHasher, HStr, hash_str, str_eq};
-use super::model::{FeatureEntitlement, Flag, MetricPeriod, MonthReset, RuleType};
+use super::hash::{BuildStrHasher, str_eq};
+use super::intern::{Sym, intern};
+use super::model::{FeatureEntitlement, Flag, MetricPeriod, RuleType};
 use super::period::next_period_start;
 
 /// Preflight inputs of a check: usage the caller is about to add, so a
@@ -290,8 +291,8 @@ pub struct CheckFlagResult {
 #[derive(Debug, Clone)]
 pub struct CompiledFlag {
     flag: Flag,
-    id: HStr,
-    key_hash: u64,
+    id: Sym,
+    key: Sym,
     rules: Box<[CompiledRule]>,
 }
 
@@ -300,8 +301,8 @@ impl CompiledFlag {
     pub fn new(flag: Flag) -> Self {
         let rules = CompiledRule::compile_all(&flag.rules).into_boxed_slice();
         Self {
-            id: HStr::new(&flag.id),
-            key_hash: hash_str(&flag.key),
+            id: intern(&flag.id),
+            key: intern(&flag.key),
             rules,
             flag,
         }
@@ -330,6 +331,7 @@ impl CompiledFlag {
             user,
             now,
             options,
+            usage: options.positive_usage(),
         };
         let mut eval = Evaluation {
             flag_key: &self.flag.key,
@@ -340,11 +342,11 @@ impl CompiledFlag {
             rule_type: None,
             company_id: company.map(|c| c.company.id.as_str()),
             user_id: user.map(|u| u.user.id.as_str()),
-            entitlement: company.and_then(|c| c.entitlement(self.key_hash, &self.flag.key)),
+            entitlement: company.and_then(|c| c.entitlement(self.key)),
             feature_usage: None,
         };
-        let company_rules = company.map_or(&[][..], |c| c.rules.for_flag(&self.id));
-        let user_rules = user.map_or(&[][..], |u| u.rules.for_flag(&self.id));
+        let company_rules = company.map_or(&[][..], |c| c.rules.for_flag(self.id));
+        let user_rules = user.map_or(&[][..], |u| u.rules.for_flag(self.id));
         let matched = if company_rules.is_empty() && user_rules.is_empty() {
             self.rules.iter().find(|r| scope.rule_matches(r))
         } else {
@@ -397,18 +399,9 @@ fn feature_usage<'a>(
     company: &'a PreparedCompany,
     now: OffsetDateTime,
 ) -> FeatureUsage<'a> {
-    let comparison_allocation = |comparison: &Option<HStr>, fallback: i64| {
-        comparison
-            .as_ref()
-            .and_then(|c| company.traits.find(c))
-            .map_or(fallback, |t| t.value.as_ref().int)
-    };
-    let reset_at = |period: &MetricPeriod, reset: &MonthReset, has_period: bool| {
-        if has_period {
-            next_period_start(period, reset, company.subscription(), now)
-        } else {
-            None
-        }
+    let trait_int = |def: Sym| company.traits.find(def).map(|t| t.value.as_ref().int);
+    let allocation = |comparison: &Option<Sym>, fallback: i64| {
+        comparison.and_then(trait_int).unwrap_or(fallback)
     };
     match spec {
         UsageSpec::Metric {
@@ -417,38 +410,26 @@ fn feature_usage<'a>(
             period,
             reset,
             has_period,
-            allocation,
+            allocation: alloc,
             comparison,
         } => FeatureUsage {
-            usage: company.metric(*key, &subtype.text, period, reset, now),
-            allocation: comparison_allocation(comparison, *allocation),
-            event: Some(&subtype.text),
+            usage: key.map_or(0, |k| company.metric(k, now)),
+            allocation: allocation(comparison, *alloc),
+            event: subtype.as_deref(),
             period: Some(period),
-            reset_at: reset_at(period, reset, *has_period),
-        },
-        UsageSpec::MetricNoSubtype {
-            period,
-            has_period,
-            reset,
-            allocation,
-            comparison,
-        } => FeatureUsage {
-            usage: 0,
-            allocation: comparison_allocation(comparison, *allocation),
-            event: None,
-            period: Some(period),
-            reset_at: reset_at(period, reset, *has_period),
+            reset_at: if *has_period {
+                next_period_start(period, reset, company.subscription(), now)
+            } else {
+                None
+            },
         },
         UsageSpec::Trait {
             def,
-            allocation,
+            allocation: alloc,
             comparison,
         } => FeatureUsage {
-            usage: def
-                .as_ref()
-                .and_then(|d| company.traits.find(d))
-                .map_or(0, |t| t.value.as_ref().int),
-            allocation: comparison_allocation(comparison, *allocation),
+            usage: def.and_then(trait_int).unwrap_or(0),
+            allocation: allocation(comparison, *alloc),
             event: None,
             period: None,
             reset_at: None,
@@ -461,6 +442,8 @@ struct Scope<'s> {
     user: Option<&'s PreparedUser>,
     now: OffsetDateTime,
     options: &'s CheckOptions<'s>,
+    /// Generic preflight usage when positive, else 0.
+    usage: i64,
 }
 
 impl Scope<'_> {
@@ -469,30 +452,91 @@ impl Scope<'_> {
         if rule.always {
             return true;
         }
-        self.all(&rule.conditions) && rule.groups.iter().all(|group| self.any(group))
+        if !self.all(&rule.conditions) {
+            return false;
+        }
+        for group in &*rule.groups {
+            if !self.any(group) {
+                return false;
+            }
+        }
+        true
     }
 
-    /// Every condition matches (true for an empty set).
+    /// Every condition matches (true for an empty set). Plain loops, so
+    /// empty kinds cost one length check.
     #[inline(always)]
     fn all(&self, set: &CondSet) -> bool {
-        set.never == 0
-            && set.entity_ids.iter().all(|c| self.entity_id(c))
-            && set.sets.iter().all(|c| self.id_set(c))
-            && set.metrics.iter().all(|c| self.metric(c))
-            && set.traits.iter().all(|c| self.trait_cond(c))
-            && set.base_plans.iter().all(|c| self.base_plan(c))
-            && set.credits.iter().all(|c| self.credit(c))
+        if set.never != 0 {
+            return false;
+        }
+        for c in &*set.entity_ids {
+            if !self.entity_id(c) {
+                return false;
+            }
+        }
+        for c in &*set.sets {
+            if !self.id_set(c) {
+                return false;
+            }
+        }
+        for c in &*set.metrics {
+            if !self.metric(c) {
+                return false;
+            }
+        }
+        for c in &*set.traits {
+            if !self.trait_cond(c) {
+                return false;
+            }
+        }
+        for c in &*set.base_plans {
+            if !self.base_plan(c) {
+                return false;
+            }
+        }
+        for c in &*set.credits {
+            if !self.credit(c) {
+                return false;
+            }
+        }
+        true
     }
 
     /// At least one condition matches (false for an empty set).
     #[inline(always)]
     fn any(&self, set: &CondSet) -> bool {
-        set.entity_ids.iter().any(|c| self.entity_id(c))
-            || set.sets.iter().any(|c| self.id_set(c))
-            || set.metrics.iter().any(|c| self.metric(c))
-            || set.traits.iter().any(|c| self.trait_cond(c))
-            || set.base_plans.iter().any(|c| self.base_plan(c))
-            || set.credits.iter().any(|c| self.credit(c))
+        for c in &*set.entity_ids {
+            if self.entity_id(c) {
+                return true;
+            }
+        }
+        for c in &*set.sets {
+            if self.id_set(c) {
+                return true;
+            }
+        }
+        for c in &*set.metrics {
+            if self.metric(c) {
+                return true;
+            }
+        }
+        for c in &*set.traits {
+            if self.trait_cond(c) {
+                return true;
+            }
+        }
+        for c in &*set.base_plans {
+            if self.base_plan(c) {
+                return true;
+            }
+        }
+        for c in &*set.credits {
+            if self.credit(c) {
+                return true;
+            }
+        }
+        false
     }
 
     #[inline(always)]
@@ -508,7 +552,7 @@ impl Scope<'_> {
     #[inline(always)]
     fn id_set(&self, c: &SetCond) -> bool {
         self.company
-            .is_some_and(|co| c.ids.intersects(co.sets[c.kind as usize].iter()) != c.negate)
+            .is_some_and(|co| c.ids.intersects(&co.sets[c.kind as usize]) != c.negate)
     }
 
     #[inline(always)]
@@ -516,13 +560,9 @@ impl Scope<'_> {
         let Some(co) = self.company else {
             return false;
         };
-        let in_set = || match (co.base_plan, co.company.base_plan_id.as_deref()) {
-            (Some(h), Some(id)) => c.ids.contains(h, id),
-            _ => false,
-        };
         match c.op {
-            Op::Eq => in_set(),
-            Op::Ne => !in_set(),
+            Op::Eq => co.base_plan.is_some_and(|b| c.ids.contains(b)),
+            Op::Ne => !co.base_plan.is_some_and(|b| c.ids.contains(b)),
             Op::IsEmpty => co.base_plan.is_none(),
             Op::NotEmpty => co.base_plan.is_some(),
             _ => false,
@@ -534,13 +574,16 @@ impl Scope<'_> {
         let Some(company) = self.company else {
             return false;
         };
-        let mut left = company.metric(c.key, &c.subtype.text, &c.period, &c.reset, self.now);
-        if let Some(q) = self.options.event_quantity(&c.subtype.text) {
-            left = left.wrapping_add(q);
-        } else {
-            left = left.wrapping_add(self.options.positive_usage());
-        }
-        let right = match &c.comparison {
+        let mut left = company.metric(c.key, self.now);
+        let extra = match self.options.event_usage {
+            None => self.usage,
+            Some(_) => self
+                .options
+                .event_quantity(&c.subtype)
+                .unwrap_or(self.usage),
+        };
+        left = left.wrapping_add(extra);
+        let right = match c.comparison {
             None => c.value,
             Some(def) => company.traits.find(def).map_or(0, |t| t.value.as_ref().int),
         };
@@ -559,18 +602,18 @@ impl Scope<'_> {
                 None => return false,
             },
         };
-        let found: Option<&PreparedTrait> = traits.find(&c.def);
+        let found: Option<&PreparedTrait> = traits.find(c.def);
         let (left, ct) = match found {
             Some(t) => (t.value.as_ref(), t.ct),
             None => (ValueRef::EMPTY, c.def_type),
         };
-        let right = match &c.comparison {
+        let right = match c.comparison {
             None => c.literal.as_ref(),
             Some(def) => traits
                 .find(def)
                 .map_or(ValueRef::EMPTY, |t| t.value.as_ref()),
         };
-        compare_values(left, right, ct, c.op, self.options.positive_usage())
+        compare_values(left, right, ct, c.op, self.usage)
     }
 
     #[inline(always)]
@@ -578,25 +621,24 @@ impl Scope<'_> {
         let Some(company) = self.company else {
             return false;
         };
-        let balance = company.credit(c.credit.hash, &c.credit.text);
+        let balance = company.credit(c.credit);
         if let Some((_, cost)) = self
             .options
             .credit_cost
             .iter()
-            .find(|(id, _)| str_eq(id, &c.credit.text))
+            .find(|(id, _)| str_eq(id, &c.credit_id))
         {
             return balance >= *cost;
         }
         if let Some(q) = c
             .subtype
-            .as_ref()
-            .and_then(|s| self.options.event_quantity(&s.text))
+            .as_deref()
+            .and_then(|s| self.options.event_quantity(s))
         {
             return balance >= q as f64 * c.rate;
         }
-        let usage = self.options.positive_usage();
-        if usage > 0 {
-            return balance >= usage as f64 * c.rate;
+        if self.usage > 0 {
+            return balance >= self.usage as f64 * c.rate;
         }
         balance >= c.rate
     }

@@ -100,22 +100,6 @@ impl Hasher for StrHasher {
 /// Builds [`StrHasher`]s.
 pub(crate) type BuildStrHasher = BuildHasherDefault<StrHasher>;
 
-/// A string with its precomputed hash.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct HStr {
-    pub(crate) hash: u64,
-    pub(crate) text: Box<str>,
-}
-
-impl HStr {
-    pub(crate) fn new(text: &str) -> Self {
-        Self {
-            hash: hash_str(text),
-            text: text.into(),
-        }
-    }
-}
-
 /// Sets up to this size are scanned linearly; larger ones use an
 /// open-addressing table.
 const LINEAR_MAX: usize = 8;
@@ -217,12 +201,9 @@ pub(crate) struct IdSet {
 
 impl IdSet {
     pub(crate) fn new<'a>(ids: impl IntoIterator<Item = &'a str>) -> Self {
-        let mut texts: Vec<Box<str>> = Vec::new();
-        for id in ids {
-            if !texts.iter().any(|t| **t == *id) {
-                texts.push(id.into());
-            }
-        }
+        let mut texts: Vec<Box<str>> = ids.into_iter().map(Into::into).collect();
+        texts.sort_unstable();
+        texts.dedup();
         let pairs = texts
             .iter()
             .enumerate()
@@ -241,60 +222,6 @@ impl IdSet {
         self.lookup
             .find(hash, |pos| str_eq(&texts[pos], text))
             .is_some()
-    }
-
-    /// Whether any of `items` (hash, text) is in the set.
-    #[inline(always)]
-    pub(crate) fn intersects<'a>(&self, items: impl Iterator<Item = (u64, &'a str)>) -> bool {
-        if self.texts.is_empty() {
-            return false;
-        }
-        for (hash, text) in items {
-            if self.contains(hash, text) {
-                return true;
-            }
-        }
-        false
-    }
-}
-
-/// Maps hashed string keys to positions in some other slice; among equal
-/// keys the first position (input order) wins.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct HashIndex {
-    lookup: Lookup,
-}
-
-impl HashIndex {
-    /// Indexes `keys`; `None` keys are skipped.
-    pub(crate) fn new<'a>(keys: impl IntoIterator<Item = Option<&'a str>>) -> Self {
-        Self {
-            lookup: Lookup::new(
-                keys.into_iter()
-                    .enumerate()
-                    .filter_map(|(pos, key)| key.map(|k| (hash_str(k), pos as u32)))
-                    .collect(),
-            ),
-        }
-    }
-
-    /// Indexes precomputed hashes by position.
-    pub(crate) fn from_hashes(hashes: impl IntoIterator<Item = u64>) -> Self {
-        Self {
-            lookup: Lookup::new(
-                hashes
-                    .into_iter()
-                    .enumerate()
-                    .map(|(pos, h)| (h, pos as u32))
-                    .collect(),
-            ),
-        }
-    }
-
-    /// The first position whose key hashes to `hash` and satisfies `is_match`.
-    #[inline(always)]
-    pub(crate) fn find(&self, hash: u64, is_match: impl FnMut(usize) -> bool) -> Option<usize> {
-        self.lookup.find(hash, is_match)
     }
 }
 
@@ -342,27 +269,5 @@ mod tests {
                 assert!(!set.contains(hash_str(first), "other"));
             }
         }
-    }
-
-    #[test]
-    fn hash_index_large_first_wins_and_misses() {
-        let keys: Vec<String> = (0..100).map(|i| format!("k{}", i % 60)).collect();
-        let index = HashIndex::new(keys.iter().map(|k| Some(k.as_str())));
-        for i in 0..60 {
-            let k = format!("k{i}");
-            assert_eq!(index.find(hash_str(&k), |p| keys[p] == k), Some(i));
-        }
-        assert_eq!(index.find(hash_str("k60"), |p| keys[p] == "k60"), None);
-        // Every position is reachable through its own hash.
-        assert_eq!(index.find(hash_str("k5"), |p| p == 65), Some(65));
-    }
-
-    #[test]
-    fn hash_index_first_wins() {
-        let keys = ["a", "b", "a", "c", "d", "e", "f", "g", "h", "i"];
-        let index = HashIndex::new(keys.iter().map(|k| Some(*k)));
-        assert_eq!(index.find(hash_str("a"), |p| keys[p] == "a"), Some(0));
-        assert_eq!(index.find(hash_str("i"), |p| keys[p] == "i"), Some(9));
-        assert_eq!(index.find(hash_str("z"), |p| keys[p] == "z"), None);
     }
 }

@@ -115,6 +115,7 @@ mod compile;
 mod date;
 mod eval;
 mod hash;
+mod intern;
 pub mod model;
 pub mod period;
 
