@@ -15,6 +15,7 @@ use crate::schematic::requests::{
 use crate::server::Inner;
 use crate::store::Kind;
 use crate::util::ApiFailure;
+use flagwire_core::schematic::models as wire;
 
 /// Initial state for a [`MockServer`](crate::MockServer).
 ///
@@ -116,7 +117,10 @@ fn at(section: &str, i: usize, e: MockError) -> MockError {
     }
 }
 
-fn parse<T: DeserializeOwned>(v: Value) -> Result<T, MockError> {
+/// Decodes a seed item as the generated platform type `G` (the authority on
+/// shape and field types), then as the emulator's view `T`.
+fn parse<G: DeserializeOwned, T: DeserializeOwned>(v: Value) -> Result<T, MockError> {
+    serde_json::from_value::<G>(v.clone()).map_err(|e| MockError::Seed(e.to_string()))?;
     serde_json::from_value(v).map_err(|e| MockError::Seed(e.to_string()))
 }
 
@@ -125,7 +129,7 @@ fn api(e: ApiFailure) -> MockError {
 }
 
 pub(crate) fn upsert_company(inner: &Inner, body: Value) -> Result<Value, MockError> {
-    let body: UpsertCompany = parse(body)?;
+    let body: UpsertCompany = parse::<wire::UpsertCompanyRequestBody, _>(body)?;
     body.validate().map_err(api)?;
     inner
         .mutate(|s| crate::schematic::apply_upsert_company(s, &body, false))
@@ -133,7 +137,7 @@ pub(crate) fn upsert_company(inner: &Inner, body: Value) -> Result<Value, MockEr
 }
 
 pub(crate) fn upsert_user(inner: &Inner, body: Value) -> Result<Value, MockError> {
-    let body: UpsertUser = parse(body)?;
+    let body: UpsertUser = parse::<wire::UpsertUserRequestBody, _>(body)?;
     body.validate().map_err(api)?;
     inner
         .mutate(|s| crate::schematic::apply_upsert_user(s, &body, false))
@@ -141,7 +145,7 @@ pub(crate) fn upsert_user(inner: &Inner, body: Value) -> Result<Value, MockError
 }
 
 pub(crate) fn create_flag(inner: &Inner, body: Value) -> Result<Value, MockError> {
-    let body: CreateFlag = parse(body)?;
+    let body: CreateFlag = parse::<wire::CreateFlagRequestBody, _>(body)?;
     body.validate().map_err(api)?;
     inner
         .mutate(|s| crate::schematic::apply_create_flag(s, &body))
@@ -153,7 +157,8 @@ pub(crate) fn set_flag_rules(
     flag_key: &str,
     rules: Value,
 ) -> Result<Value, MockError> {
-    let body: UpdateRules = parse(serde_json::json!({ "rules": rules }))?;
+    let body: UpdateRules =
+        parse::<wire::UpdateFlagRulesRequestBody, _>(serde_json::json!({ "rules": rules }))?;
     crate::schematic::validate_rules(&body).map_err(api)?;
     inner
         .mutate(|s| -> Result<Value, ApiFailure> {
@@ -172,7 +177,7 @@ pub(crate) fn set_flag_rules(
 }
 
 pub(crate) fn create_feature(inner: &Inner, body: Value) -> Result<Value, MockError> {
-    let body: FeatureBody = parse(body)?;
+    let body: FeatureBody = parse::<wire::CreateFeatureRequestBody, _>(body)?;
     body.validate(true).map_err(api)?;
     inner
         .mutate(|s| crate::schematic::apply_create_feature(s, &body))
@@ -180,14 +185,14 @@ pub(crate) fn create_feature(inner: &Inner, body: Value) -> Result<Value, MockEr
 }
 
 pub(crate) fn create_webhook(inner: &Inner, body: Value) -> Result<Value, MockError> {
-    let body: CreateWebhook = parse(body)?;
+    let body: CreateWebhook = parse::<wire::CreateWebhookRequestBody, _>(body)?;
     inner
         .mutate(|s| crate::schematic::apply_create_webhook(s, &body))
         .map_err(api)
 }
 
 fn create_event(inner: &Inner, body: Value) -> Result<(), MockError> {
-    let body: CreateEvent = parse(body)?;
+    let body: CreateEvent = parse::<wire::CreateEventRequestBody, _>(body)?;
     let ev = crate::schematic::validate_event(
         &body.event_type,
         body.body.as_ref(),

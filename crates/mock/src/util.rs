@@ -124,6 +124,23 @@ pub(crate) fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<
         .map_err(|e| ApiFailure::bad_request(format!("invalid request body: {e}")))
 }
 
+/// Parses a JSON request body: first into the generated platform type `G`
+/// (the authority on shape and field types), then into the emulator's view
+/// `T` of it. Failures are 400s naming the problem.
+pub(crate) fn parse_as<G, T>(body: &[u8]) -> Result<T, ApiFailure>
+where
+    G: serde::de::DeserializeOwned,
+    T: serde::de::DeserializeOwned,
+{
+    if body.is_empty() {
+        return Err(ApiFailure::bad_request("request body is required"));
+    }
+    serde_json::from_slice::<G>(body)
+        .map_err(|e| ApiFailure::bad_request(format!("invalid request body: {e}")))?;
+    serde_json::from_slice(body)
+        .map_err(|e| ApiFailure::bad_request(format!("invalid request body: {e}")))
+}
+
 /// A decoded query string, in order of appearance.
 #[derive(Debug, Default, Clone)]
 pub(crate) struct Query {

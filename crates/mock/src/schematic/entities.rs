@@ -10,7 +10,8 @@ use super::requests::{
 use crate::render;
 use crate::server::Ctx;
 use crate::store::{Entity, Kind, Store, Upsert, trait_string};
-use crate::util::{ApiFailure, HandlerResult, Query, created, envelope, ok, parse_body, parse_ts};
+use crate::util::{ApiFailure, HandlerResult, Query, created, envelope, ok, parse_as, parse_ts};
+use flagwire_core::schematic::models as wire;
 
 fn matches_search(e: &Entity, q: &str) -> bool {
     e.name.to_lowercase().contains(q)
@@ -159,7 +160,7 @@ pub(super) fn delete(ctx: &Ctx<'_>, kind: Kind, id: &str) -> HandlerResult {
 }
 
 pub(super) fn delete_by_keys(ctx: &Ctx<'_>, kind: Kind) -> HandlerResult {
-    let body: KeysBody = parse_body(ctx.body)?;
+    let body: KeysBody = parse_as::<wire::KeysRequestBody, _>(ctx.body)?;
     check_keys("keys", &body.keys)?;
     let summary = ctx.inner.mutate(|s| {
         let id = s.find_by_keys(kind, &body.keys)?.to_owned();
@@ -204,7 +205,7 @@ pub(crate) fn apply_upsert_company(
 }
 
 pub(super) fn upsert_company(ctx: &Ctx<'_>, create_only: bool) -> HandlerResult {
-    let body: UpsertCompany = parse_body(ctx.body)?;
+    let body: UpsertCompany = parse_as::<wire::UpsertCompanyRequestBody, _>(ctx.body)?;
     body.validate()?;
     let data = ctx
         .inner
@@ -286,7 +287,7 @@ pub(crate) fn apply_upsert_user(
 }
 
 pub(super) fn upsert_user(ctx: &Ctx<'_>, create_only: bool) -> HandlerResult {
-    let body: UpsertUser = parse_body(ctx.body)?;
+    let body: UpsertUser = parse_as::<wire::UpsertUserRequestBody, _>(ctx.body)?;
     body.validate()?;
     let data = ctx
         .inner
@@ -299,7 +300,7 @@ pub(super) fn upsert_user(ctx: &Ctx<'_>, create_only: bool) -> HandlerResult {
 }
 
 pub(super) fn upsert_trait(ctx: &Ctx<'_>, kind: Kind) -> HandlerResult {
-    let body: UpsertTrait = parse_body(ctx.body)?;
+    let body: UpsertTrait = parse_as::<wire::UpsertTraitRequestBody, _>(ctx.body)?;
     body.validate()?;
     let data = ctx.inner.mutate(|s| -> Result<Value, ApiFailure> {
         let id = match s.find_by_keys(kind, &body.keys) {
@@ -349,7 +350,8 @@ pub(super) fn list_memberships(ctx: &Ctx<'_>) -> HandlerResult {
 }
 
 pub(super) fn create_membership(ctx: &Ctx<'_>) -> HandlerResult {
-    let body: MembershipBody = parse_body(ctx.body)?;
+    let body: MembershipBody =
+        parse_as::<wire::GetOrCreateCompanyMembershipRequestBody, _>(ctx.body)?;
     let data = ctx.inner.mutate(|s| -> Result<Value, ApiFailure> {
         if s.entity(Kind::Company, &body.company_id).is_none() {
             return Err(ApiFailure::not_found("company"));
@@ -418,7 +420,8 @@ pub(super) fn list_trait_definitions(ctx: &Ctx<'_>, count: bool) -> HandlerResul
 }
 
 pub(super) fn create_trait_definition(ctx: &Ctx<'_>) -> HandlerResult {
-    let body: CreateTraitDefinition = parse_body(ctx.body)?;
+    let body: CreateTraitDefinition =
+        parse_as::<wire::CreateEntityTraitDefinitionRequestBody, _>(ctx.body)?;
     check_enum("entity_type", &body.entity_type, ENTITY_TYPES)?;
     check_enum("trait_type", &body.trait_type, TRAIT_TYPES)?;
     if body.hierarchy.is_empty() || body.hierarchy.iter().any(String::is_empty) {

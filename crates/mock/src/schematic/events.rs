@@ -13,9 +13,8 @@ use crate::faults::Host;
 use crate::render;
 use crate::server::Ctx;
 use crate::store::{Kind, Store, StoredEvent, Upsert};
-use crate::util::{
-    ApiFailure, HandlerResult, created, envelope, now, ok, parse_body, parse_ts, ts,
-};
+use crate::util::{ApiFailure, HandlerResult, created, envelope, now, ok, parse_as, parse_ts, ts};
+use flagwire_core::schematic::models as wire;
 
 /// An event that passed validation, ready to be applied.
 #[derive(Debug)]
@@ -234,14 +233,14 @@ fn validate_create(e: &CreateEvent) -> Result<ValidEvent, ApiFailure> {
 }
 
 pub(super) fn create(ctx: &Ctx<'_>) -> HandlerResult {
-    let body: CreateEvent = parse_body(ctx.body)?;
+    let body: CreateEvent = parse_as::<wire::CreateEventRequestBody, _>(ctx.body)?;
     let ev = validate_create(&body)?;
     let id = ctx.inner.mutate(|s| apply(s, ev, Host::Rest))?;
     created(&raw_response(ctx, id))
 }
 
 pub(super) fn create_batch(ctx: &Ctx<'_>) -> HandlerResult {
-    let body: CreateEventBatch = parse_body(ctx.body)?;
+    let body: CreateEventBatch = parse_as::<wire::CreateEventBatchRequestBody, _>(ctx.body)?;
     if body.events.len() > 1000 {
         return Err(ApiFailure::bad_request("events accepts at most 1000 items"));
     }

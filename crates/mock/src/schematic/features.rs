@@ -6,7 +6,8 @@ use serde_json::{Map, Value, json};
 use super::requests::{FEATURE_TYPES, FeatureBody, check_enum};
 use crate::render;
 use crate::server::Ctx;
-use crate::util::{ApiFailure, HandlerResult, created, envelope, ok, parse_body};
+use crate::util::{ApiFailure, HandlerResult, created, envelope, ok, parse_as};
+use flagwire_core::schematic::models as wire;
 
 pub(super) fn list(ctx: &Ctx<'_>, count: bool) -> HandlerResult {
     let page = ctx.query.page()?;
@@ -59,7 +60,7 @@ pub(crate) fn apply_create(
 }
 
 pub(super) fn create(ctx: &Ctx<'_>) -> HandlerResult {
-    let body: FeatureBody = parse_body(ctx.body)?;
+    let body: FeatureBody = parse_as::<wire::CreateFeatureRequestBody, _>(ctx.body)?;
     body.validate(true)?;
     let data = ctx.inner.mutate(|s| apply_create(s, &body))?;
     created(&data)
@@ -75,7 +76,7 @@ pub(super) fn get(ctx: &Ctx<'_>, id: &str) -> HandlerResult {
 }
 
 pub(super) fn update(ctx: &Ctx<'_>, id: &str) -> HandlerResult {
-    let body: FeatureBody = parse_body(ctx.body)?;
+    let body: FeatureBody = parse_as::<wire::UpdateFeatureRequestBody, _>(ctx.body)?;
     body.validate(false)?;
     let data = ctx.inner.mutate(|s| -> Result<Value, ApiFailure> {
         s.update_feature(id, &body)?;

@@ -3,10 +3,11 @@
 use http::StatusCode;
 use serde_json::{Map, Value, json};
 
-use super::requests::{CheckBody, CheckBulk, CreateFlag, UpdateRules, check_items};
+use super::requests::{CheckBody, CheckBulk, CreateFlag, UpdateRules, check_items, validate_check};
 use crate::render;
 use crate::server::Ctx;
-use crate::util::{ApiFailure, HandlerResult, created, envelope, ok, parse_body};
+use crate::util::{ApiFailure, HandlerResult, created, envelope, ok, parse_as, parse_body};
+use flagwire_core::schematic::models as wire;
 
 pub(super) fn list(ctx: &Ctx<'_>, count: bool) -> HandlerResult {
     let page = ctx.query.page()?;
@@ -58,7 +59,7 @@ pub(crate) fn apply_create(
 }
 
 pub(super) fn create(ctx: &Ctx<'_>) -> HandlerResult {
-    let body: CreateFlag = parse_body(ctx.body)?;
+    let body: CreateFlag = parse_as::<wire::CreateFlagRequestBody, _>(ctx.body)?;
     body.validate()?;
     let data = ctx.inner.mutate(|s| apply_create(s, &body))?;
     created(&data)
@@ -74,7 +75,7 @@ pub(super) fn get(ctx: &Ctx<'_>, id: &str) -> HandlerResult {
 }
 
 pub(super) fn update(ctx: &Ctx<'_>, id: &str) -> HandlerResult {
-    let body: CreateFlag = parse_body(ctx.body)?;
+    let body: CreateFlag = parse_as::<wire::CreateFlagRequestBody, _>(ctx.body)?;
     body.validate()?;
     let data = ctx.inner.mutate(|s| -> Result<Value, ApiFailure> {
         s.update_flag(id, &body)?;
@@ -105,7 +106,7 @@ pub(crate) fn validate_rules(body: &UpdateRules) -> Result<(), ApiFailure> {
 }
 
 pub(super) fn update_rules(ctx: &Ctx<'_>, id: &str) -> HandlerResult {
-    let body: UpdateRules = parse_body(ctx.body)?;
+    let body: UpdateRules = parse_as::<wire::UpdateFlagRulesRequestBody, _>(ctx.body)?;
     validate_rules(&body)?;
     let data = ctx.inner.mutate(|s| -> Result<Value, ApiFailure> {
         s.set_flag_rules(id, &body.rules)?;
@@ -125,7 +126,7 @@ fn check_body(ctx: &Ctx<'_>) -> Result<CheckBody, ApiFailure> {
     } else {
         parse_body(ctx.body)?
     };
-    body.validate()?;
+    validate_check(&body)?;
     Ok(body)
 }
 
@@ -147,7 +148,7 @@ pub(super) fn check_bulk(ctx: &Ctx<'_>) -> HandlerResult {
         return Err(ApiFailure::bad_request("contexts must have 1 to 100 items"));
     }
     for c in &body.contexts {
-        c.validate()?;
+        validate_check(c)?;
     }
     let store = ctx.inner.read();
     crate::eval::check_bulk(&store, &body.contexts)

@@ -457,54 +457,30 @@ impl ConditionBody {
     }
 }
 
-/// `CheckFlagRequestBody`.
-#[derive(Debug, Clone, Default, Deserialize)]
-pub(crate) struct CheckBody {
-    pub(crate) company: Option<Keys>,
-    pub(crate) user: Option<Keys>,
-    pub(crate) preflight: Option<Preflight>,
-}
+/// `CheckFlagRequestBody`, used as generated.
+pub(crate) type CheckBody = flagwire_core::schematic::models::CheckFlagRequestBody;
 
-impl CheckBody {
-    pub(crate) fn validate(&self) -> Result<(), ApiFailure> {
-        if let Some(c) = &self.company {
-            check_keys("company", c)?;
-        }
-        if let Some(u) = &self.user {
-            check_keys("user", u)?;
-        }
-        if let Some(p) = &self.preflight {
-            for v in p.credit_cost.iter().flat_map(|m| m.values()) {
-                if !(v.is_finite() && *v >= 0.0) {
-                    return Err(ApiFailure::bad_request(
-                        "preflight.credit_cost values must be non-negative numbers",
-                    ));
-                }
+/// `CheckFlagsBulkRequestBody`, used as generated.
+pub(crate) type CheckBulk = flagwire_core::schematic::models::CheckFlagsBulkRequestBody;
+
+/// The documented limits of a check context.
+pub(crate) fn validate_check(body: &CheckBody) -> Result<(), ApiFailure> {
+    if let Some(c) = &body.company {
+        check_keys("company", c)?;
+    }
+    if let Some(u) = &body.user {
+        check_keys("user", u)?;
+    }
+    if let Some(p) = &body.preflight {
+        for v in p.credit_cost.iter().flat_map(|m| m.values()) {
+            if !(v.is_finite() && *v >= 0.0) {
+                return Err(ApiFailure::bad_request(
+                    "preflight.credit_cost values must be non-negative numbers",
+                ));
             }
         }
-        Ok(())
     }
-}
-
-/// `PreflightRequestBody`.
-#[derive(Debug, Clone, Default, Deserialize)]
-pub(crate) struct Preflight {
-    pub(crate) usage: Option<i64>,
-    pub(crate) event_usage: Option<PreflightEventUsage>,
-    pub(crate) credit_cost: Option<BTreeMap<String, f64>>,
-}
-
-/// `PreflightEventUsageRequestBody`.
-#[derive(Debug, Clone, Deserialize)]
-pub(crate) struct PreflightEventUsage {
-    pub(crate) event_subtype: String,
-    pub(crate) quantity: i64,
-}
-
-/// `CheckFlagsBulkRequestBody`.
-#[derive(Debug, Clone, Deserialize)]
-pub(crate) struct CheckBulk {
-    pub(crate) contexts: Vec<CheckBody>,
+    Ok(())
 }
 
 /// `CreateEventRequestBody`.

@@ -10,7 +10,8 @@ use super::requests::{
 use crate::render;
 use crate::server::Ctx;
 use crate::store::Notice;
-use crate::util::{ApiFailure, HandlerResult, created, envelope, ok, parse_body};
+use crate::util::{ApiFailure, HandlerResult, created, envelope, ok, parse_as};
+use flagwire_core::schematic::models as wire;
 
 pub(super) fn list(ctx: &Ctx<'_>, count: bool) -> HandlerResult {
     let page = ctx.query.page()?;
@@ -51,7 +52,7 @@ pub(crate) fn apply_create(
 }
 
 pub(super) fn create(ctx: &Ctx<'_>) -> HandlerResult {
-    let body: CreateWebhook = parse_body(ctx.body)?;
+    let body: CreateWebhook = parse_as::<wire::CreateWebhookRequestBody, _>(ctx.body)?;
     let data = ctx.inner.mutate(|s| apply_create(s, &body))?;
     created(&data)
 }
@@ -66,7 +67,7 @@ pub(super) fn get(ctx: &Ctx<'_>, id: &str) -> HandlerResult {
 }
 
 pub(super) fn update(ctx: &Ctx<'_>, id: &str) -> HandlerResult {
-    let body: UpdateWebhook = parse_body(ctx.body)?;
+    let body: UpdateWebhook = parse_as::<wire::UpdateWebhookRequestBody, _>(ctx.body)?;
     validate_webhook_fields(
         body.name.as_deref(),
         body.url.as_deref(),
@@ -95,7 +96,7 @@ pub(super) fn delete(ctx: &Ctx<'_>, id: &str) -> HandlerResult {
 /// only. The delivery happens asynchronously; the answer reports that it was
 /// queued.
 pub(super) fn test(ctx: &Ctx<'_>, id: &str) -> HandlerResult {
-    let body: TestWebhook = parse_body(ctx.body)?;
+    let body: TestWebhook = parse_as::<wire::TestWebhookRequestBody, _>(ctx.body)?;
     check_enum("request_type", &body.request_type, WEBHOOK_REQUEST_TYPES)?;
     let action = WEBHOOK_REQUEST_TYPES
         .iter()
