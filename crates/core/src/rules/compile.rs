@@ -55,8 +55,13 @@ pub(crate) struct MetricKey(Sym);
 
 impl MetricKey {
     pub(crate) fn new(subtype: &str, period: &MetricPeriod, reset: &MonthReset) -> Self {
-        // NUL cannot be confused with content: the parts are joined, not hashed.
-        let joined = format!("{subtype}\0{}\0{}", period.as_str(), reset.as_str());
+        // Length prefixes make the encoding unambiguous for any content.
+        let (period, reset) = (period.as_str(), reset.as_str());
+        let joined = format!(
+            "{}:{subtype}{}:{period}{reset}",
+            subtype.len(),
+            period.len()
+        );
         Self(intern(&joined))
     }
 }
@@ -81,34 +86,11 @@ impl Value {
         }
     }
 
+    /// The int reading.
     #[inline(always)]
-    pub(crate) fn as_ref(&self) -> ValueRef<'_> {
-        ValueRef {
-            raw: &self.raw,
-            int: self.int,
-            boolean: self.boolean,
-            date: self.date,
-        }
+    pub(crate) fn int(&self) -> i64 {
+        self.int
     }
-}
-
-/// A borrowed [`Value`].
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct ValueRef<'a> {
-    pub(crate) raw: &'a str,
-    pub(crate) int: i64,
-    pub(crate) boolean: bool,
-    pub(crate) date: Option<i128>,
-}
-
-impl ValueRef<'static> {
-    /// The reading of a missing trait: the empty string.
-    pub(crate) const EMPTY: Self = Self {
-        raw: "",
-        int: 0,
-        boolean: false,
-        date: None,
-    };
 }
 
 /// A compact operator.
@@ -229,27 +211,32 @@ fn compare_date(a: Option<i128>, b: Option<i128>, op: Op) -> bool {
     }
 }
 
-/// Compares two values as `ct`.
+/// Compares two values as `ct`; `None` is a missing trait, read as `""`.
 #[inline(always)]
 pub(crate) fn compare_values(
-    left: ValueRef<'_>,
-    right: ValueRef<'_>,
+    left: Option<&Value>,
+    right: Option<&Value>,
     ct: Ct,
     op: Op,
     usage: i64,
 ) -> bool {
     match ct {
-        Ct::String => compare_str(left.raw, right.raw, op),
+        Ct::String => compare_str(
+            left.map_or("", |v| &v.raw),
+            right.map_or("", |v| &v.raw),
+            op,
+        ),
         Ct::Int => {
-            let left = if usage > 0 {
-                left.int.wrapping_add(usage)
-            } else {
-                left.int
-            };
-            compare_int(left, right.int, op)
+            let l = left.map_or(0, |v| v.int);
+            let l = if usage > 0 { l.wrapping_add(usage) } else { l };
+            compare_int(l, right.map_or(0, |v| v.int), op)
         }
-        Ct::Bool => compare_bool(left.boolean, right.boolean, op),
-        Ct::Date => compare_date(left.date, right.date, op),
+        Ct::Bool => compare_bool(
+            left.is_some_and(|v| v.boolean),
+            right.is_some_and(|v| v.boolean),
+            op,
+        ),
+        Ct::Date => compare_date(left.and_then(|v| v.date), right.and_then(|v| v.date), op),
         Ct::Unknown => false,
     }
 }

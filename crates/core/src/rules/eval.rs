@@ -9,8 +9,8 @@ use time::OffsetDateTime;
 use super::RulesError;
 use super::compile::{
     BasePlanCond, CompiledRule, CondSet, CreditCond, Entity, EntityIdCond, MetricCond, Op,
-    PreparedCompany, PreparedTrait, PreparedUser, SetCond, TraitCond, UsageSpec, ValueRef,
-    compare_int, compare_values,
+    PreparedCompany, PreparedTrait, PreparedUser, SetCond, TraitCond, UsageSpec, compare_int,
+    compare_values,
 };
 use super::hash::{BuildStrHasher, str_eq};
 use super::intern::{Sym, intern};
@@ -399,7 +399,7 @@ fn feature_usage<'a>(
     company: &'a PreparedCompany,
     now: OffsetDateTime,
 ) -> FeatureUsage<'a> {
-    let trait_int = |def: Sym| company.traits.find(def).map(|t| t.value.as_ref().int);
+    let trait_int = |def: Sym| company.traits.find(def).map(|t| t.value.int());
     let allocation = |comparison: &Option<Sym>, fallback: i64| {
         comparison.and_then(trait_int).unwrap_or(fallback)
     };
@@ -585,7 +585,7 @@ impl Scope<'_> {
         left = left.wrapping_add(extra);
         let right = match c.comparison {
             None => c.value,
-            Some(def) => company.traits.find(def).map_or(0, |t| t.value.as_ref().int),
+            Some(def) => company.traits.find(def).map_or(0, |t| t.value.int()),
         };
         compare_int(left, right, c.op)
     }
@@ -604,14 +604,12 @@ impl Scope<'_> {
         };
         let found: Option<&PreparedTrait> = traits.find(c.def);
         let (left, ct) = match found {
-            Some(t) => (t.value.as_ref(), t.ct),
-            None => (ValueRef::EMPTY, c.def_type),
+            Some(t) => (Some(&t.value), t.ct),
+            None => (None, c.def_type),
         };
         let right = match c.comparison {
-            None => c.literal.as_ref(),
-            Some(def) => traits
-                .find(def)
-                .map_or(ValueRef::EMPTY, |t| t.value.as_ref()),
+            None => Some(&c.literal),
+            Some(def) => traits.find(def).map(|t| &t.value),
         };
         compare_values(left, right, ct, c.op, self.usage)
     }

@@ -5,11 +5,14 @@
 //!
 //! 1. **Load** flags (from the platform JSON or built in code) into a
 //!    [`RulesEngine`]. Loading compiles every flag once: rules are put in
-//!    evaluation order, resource ids and trait names are hashed, and literal
-//!    values are parsed as int, bool and date.
+//!    evaluation order, configuration strings (plan ids, trait definition
+//!    ids, event subtypes, credit ids) are interned into small integers in a
+//!    process-wide, append-only table, and literal values are parsed as int,
+//!    bool and date.
 //! 2. **Prepare** each company and user once per update with
-//!    [`PreparedCompany::new`] / [`PreparedUser::new`] (traits indexed and
-//!    parsed, company and user rules compiled).
+//!    [`PreparedCompany::new`] / [`PreparedUser::new`] (strings interned,
+//!    traits indexed and parsed, company and user rules compiled). Prepared
+//!    subjects do not depend on an engine: they stay valid when flags change.
 //! 3. **Check** with [`RulesEngine::check`] (or [`RulesEngine::check_with`]
 //!    for preflight usage). The clock is an argument, so results are
 //!    reproducible. The returned [`Evaluation`] borrows from the engine and
