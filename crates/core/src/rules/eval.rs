@@ -464,7 +464,7 @@ impl Scope<'_> {
     }
 
     /// Every condition matches (true for an empty set). Plain loops, so
-    /// empty kinds cost one length check.
+    /// empty kinds cost one length check; cheap kinds run first.
     #[inline(always)]
     fn all(&self, set: &CondSet) -> bool {
         if set.never != 0 {
@@ -480,6 +480,11 @@ impl Scope<'_> {
                 return false;
             }
         }
+        for c in &*set.base_plans {
+            if !self.base_plan(c) {
+                return false;
+            }
+        }
         for c in &*set.metrics {
             if !self.metric(c) {
                 return false;
@@ -487,11 +492,6 @@ impl Scope<'_> {
         }
         for c in &*set.traits {
             if !self.trait_cond(c) {
-                return false;
-            }
-        }
-        for c in &*set.base_plans {
-            if !self.base_plan(c) {
                 return false;
             }
         }
@@ -516,6 +516,11 @@ impl Scope<'_> {
                 return true;
             }
         }
+        for c in &*set.base_plans {
+            if self.base_plan(c) {
+                return true;
+            }
+        }
         for c in &*set.metrics {
             if self.metric(c) {
                 return true;
@@ -523,11 +528,6 @@ impl Scope<'_> {
         }
         for c in &*set.traits {
             if self.trait_cond(c) {
-                return true;
-            }
-        }
-        for c in &*set.base_plans {
-            if self.base_plan(c) {
                 return true;
             }
         }
