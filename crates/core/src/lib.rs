@@ -42,6 +42,7 @@
 //!
 //! Design notes (open enums, unions, pagination): `docs/codegen.md`.
 
+mod de;
 pub mod error;
 pub mod events;
 mod generated;

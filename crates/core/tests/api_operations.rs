@@ -214,6 +214,14 @@ fn missing_optional_fields_are_none_and_missing_required_fields_are_named() {
     )
     .unwrap_err();
     assert!(err.to_string().contains("missing field `id`"), "{err}");
+    // A required but nullable field accepts null; a non-nullable one does not.
+    let err = serde_json::from_str::<models::AccountMemberResponseData>(
+        r#"{"id": null, "created_at": "2024-01-02T03:04:05Z", "updated_at": "2024-01-02T03:04:05Z", "permissions": {}}"#,
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("invalid type: null"), "{err}");
+    let err = serde_json::from_str::<models::CountResponse>("[1]").unwrap_err();
+    assert!(err.to_string().contains("a CountResponse object"), "{err}");
 }
 
 #[test]

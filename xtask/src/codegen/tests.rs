@@ -85,9 +85,21 @@ fn maps_types_and_fields() {
     );
     assert!(n.contains("pub inner: Option<NodeInner>"));
     assert!(n.contains("pub struct NodeInner"));
-    assert!(n.contains(
-        "#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]\npub struct NodeInner"
-    ));
+    assert!(
+        n.contains("#[derive(Debug, Clone, PartialEq, Serialize, Default)]\npub struct NodeInner")
+    );
+    // Decoders: required fields are checked, optional ones accept null, date-times are RFC 3339.
+    assert!(n.contains("impl<'de> Deserialize<'de> for Node {"));
+    assert!(
+        n.contains("id: f4.ok_or_else(|| crate::de::missing(\"id\"))?"),
+        "{n}"
+    );
+    assert!(n.contains("\"created_at\" => f3 = Some(map.next_value::<crate::de::DateTime>()?.0)"));
+    assert!(n.contains("\"seen_at\" => f9 = map.next_value::<crate::de::OptDateTime>()?.0"));
+    assert!(
+        n.contains("_ => { map.next_value::<serde::de::IgnoredAny>()?; }"),
+        "unknown keys are skipped"
+    );
     let c = file(&out, "models/c.rs");
     assert!(c.contains("DarkBlue => \"dark-blue\""));
     assert!(

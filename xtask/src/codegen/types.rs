@@ -785,9 +785,6 @@ fn render_struct(
     let m = &d.module;
     let all_optional = fields.iter().all(|f| !f.required);
     let mut derives = vec!["Debug", "Clone", "PartialEq", "Serialize"];
-    if sibling.is_none() {
-        derives.push("Deserialize");
-    }
     if all_optional {
         derives.push("Default");
     }
@@ -821,6 +818,7 @@ fn render_struct(
         );
     }
     let Some((union_field, tag_field)) = sibling else {
+        render_deserialize(d, fields, out);
         return;
     };
     // The union is decoded according to the sibling tag; unknown tags fall back to shape
@@ -888,6 +886,58 @@ struct Wire {{",
         }
     }
     out.push_str("})\n}\n}\n\n");
+}
+
+/// A compact `Deserialize` for a struct: one map visitor, keys matched as strings, unknown keys
+/// skipped. Same behaviour as serde's derive for JSON objects, with far less code to compile.
+fn render_deserialize(d: &TypeDef, fields: &[Field], out: &mut String) {
+    let m = &d.module;
+    let _ = writeln!(
+        out,
+        "impl<'de> Deserialize<'de> for {name} {{
+fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {{
+struct V;
+impl<'de> serde::de::Visitor<'de> for V {{
+type Value = {name};
+fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {{ f.write_str(\"a {name} object\") }}
+fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<{name}, A::Error> {{",
+        name = d.name,
+    );
+    for (i, f) in fields.iter().enumerate() {
+        let inner = if f.boxed {
+            format!("Box<{}>", f.ty.render(m))
+        } else {
+            f.ty.render(m)
+        };
+        let _ = writeln!(out, "let mut f{i}: Option<{inner}> = None;");
+    }
+    out.push_str(
+        "while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {\nmatch key.as_str() {\n",
+    );
+    for (i, f) in fields.iter().enumerate() {
+        let optional = !f.required || f.nullable;
+        let value = match (f.ty == Ty::DateTime, optional) {
+            (true, true) => "map.next_value::<crate::de::OptDateTime>()?.0".to_owned(),
+            (true, false) => "Some(map.next_value::<crate::de::DateTime>()?.0)".to_owned(),
+            (false, true) => "map.next_value()?".to_owned(),
+            (false, false) => "Some(map.next_value()?)".to_owned(),
+        };
+        let _ = writeln!(out, "{:?} => f{i} = {value},", f.wire);
+    }
+    out.push_str("_ => { map.next_value::<serde::de::IgnoredAny>()?; }\n}\n}\n");
+    let _ = write!(out, "Ok({} {{", d.name);
+    for (i, f) in fields.iter().enumerate() {
+        if f.required && !f.nullable {
+            let _ = write!(
+                out,
+                "{}: f{i}.ok_or_else(|| crate::de::missing({:?}))?,",
+                f.rust, f.wire
+            );
+        } else {
+            let _ = write!(out, "{}: f{i},", f.rust);
+        }
+    }
+    out.push_str("})\n}\n}\ndeserializer.deserialize_map(V)\n}\n}\n\n");
 }
 
 fn render_one_of(d: &TypeDef, variants: &[Variant], property: Option<&str>, out: &mut String) {

@@ -33,7 +33,7 @@ WebhooksRevealSecret => "webhooks_reveal_secret",
 } }
 
 /// The schema `AccountMemberResponseData`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct AccountMemberResponseData {
     /// `created_at`, required.
     #[serde(with = "time::serde::rfc3339")]
@@ -88,6 +88,63 @@ impl AccountMemberResponseData {
     }
 }
 
+impl<'de> Deserialize<'de> for AccountMemberResponseData {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = AccountMemberResponseData;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a AccountMemberResponseData object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<AccountMemberResponseData, A::Error> {
+                let mut f0: Option<time::OffsetDateTime> = None;
+                let mut f1: Option<String> = None;
+                let mut f2: Option<String> = None;
+                let mut f3: Option<String> = None;
+                let mut f4: Option<String> = None;
+                let mut f5: Option<String> = None;
+                let mut f6: Option<String> = None;
+                let mut f7: Option<BTreeMap<String, Vec<AccountMemberPermission>>> = None;
+                let mut f8: Option<AccountMemberRole> = None;
+                let mut f9: Option<time::OffsetDateTime> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "created_at" => f0 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        "email" => f1 = map.next_value()?,
+                        "first_name" => f2 = map.next_value()?,
+                        "id" => f3 = Some(map.next_value()?),
+                        "image_url" => f4 = map.next_value()?,
+                        "last_name" => f5 = map.next_value()?,
+                        "name" => f6 = map.next_value()?,
+                        "permissions" => f7 = Some(map.next_value()?),
+                        "role" => f8 = map.next_value()?,
+                        "updated_at" => f9 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(AccountMemberResponseData {
+                    created_at: f0.ok_or_else(|| crate::de::missing("created_at"))?,
+                    email: f1,
+                    first_name: f2,
+                    id: f3.ok_or_else(|| crate::de::missing("id"))?,
+                    image_url: f4,
+                    last_name: f5,
+                    name: f6,
+                    permissions: f7.ok_or_else(|| crate::de::missing("permissions"))?,
+                    role: f8,
+                    updated_at: f9.ok_or_else(|| crate::de::missing("updated_at"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 open_enum! {
 /// The schema `AccountMemberRole`.
 pub enum AccountMemberRole {
@@ -96,7 +153,7 @@ Member => "member",
 } }
 
 /// The schema `AcquireCreditLeaseRequestBody`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct AcquireCreditLeaseRequestBody {
     /// `company_id`, required.
     pub company_id: String,
@@ -125,8 +182,47 @@ impl AcquireCreditLeaseRequestBody {
     }
 }
 
+impl<'de> Deserialize<'de> for AcquireCreditLeaseRequestBody {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = AcquireCreditLeaseRequestBody;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a AcquireCreditLeaseRequestBody object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<AcquireCreditLeaseRequestBody, A::Error> {
+                let mut f0: Option<String> = None;
+                let mut f1: Option<String> = None;
+                let mut f2: Option<time::OffsetDateTime> = None;
+                let mut f3: Option<f64> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "company_id" => f0 = Some(map.next_value()?),
+                        "credit_type_id" => f1 = Some(map.next_value()?),
+                        "expires_at" => f2 = map.next_value::<crate::de::OptDateTime>()?.0,
+                        "requested_amount" => f3 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(AcquireCreditLeaseRequestBody {
+                    company_id: f0.ok_or_else(|| crate::de::missing("company_id"))?,
+                    credit_type_id: f1.ok_or_else(|| crate::de::missing("credit_type_id"))?,
+                    expires_at: f2,
+                    requested_amount: f3.ok_or_else(|| crate::de::missing("requested_amount"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `ActivityEntryResponseData`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ActivityEntryResponseData {
     /// `actor_name`, required.
     pub actor_name: String,
@@ -164,8 +260,53 @@ impl ActivityEntryResponseData {
     }
 }
 
+impl<'de> Deserialize<'de> for ActivityEntryResponseData {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = ActivityEntryResponseData;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a ActivityEntryResponseData object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<ActivityEntryResponseData, A::Error> {
+                let mut f0: Option<String> = None;
+                let mut f1: Option<String> = None;
+                let mut f2: Option<String> = None;
+                let mut f3: Option<String> = None;
+                let mut f4: Option<time::OffsetDateTime> = None;
+                let mut f5: Option<String> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "actor_name" => f0 = Some(map.next_value()?),
+                        "method" => f1 = Some(map.next_value()?),
+                        "resource_name" => f2 = Some(map.next_value()?),
+                        "resource_type" => f3 = Some(map.next_value()?),
+                        "timestamp" => f4 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        "title" => f5 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(ActivityEntryResponseData {
+                    actor_name: f0.ok_or_else(|| crate::de::missing("actor_name"))?,
+                    method: f1.ok_or_else(|| crate::de::missing("method"))?,
+                    resource_name: f2.ok_or_else(|| crate::de::missing("resource_name"))?,
+                    resource_type: f3.ok_or_else(|| crate::de::missing("resource_type"))?,
+                    timestamp: f4.ok_or_else(|| crate::de::missing("timestamp"))?,
+                    title: f5.ok_or_else(|| crate::de::missing("title"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `ActivityResponseResponseData`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ActivityResponseResponseData {
     /// `entries`, required, at most 1000 items.
     pub entries: Vec<ActivityEntryResponseData>,
@@ -175,6 +316,36 @@ impl ActivityResponseResponseData {
     /// Creates a value from its required fields; optional fields are `None`.
     pub fn new(entries: Vec<ActivityEntryResponseData>) -> Self {
         Self { entries }
+    }
+}
+
+impl<'de> Deserialize<'de> for ActivityResponseResponseData {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = ActivityResponseResponseData;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a ActivityResponseResponseData object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<ActivityResponseResponseData, A::Error> {
+                let mut f0: Option<Vec<ActivityEntryResponseData>> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "entries" => f0 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(ActivityResponseResponseData {
+                    entries: f0.ok_or_else(|| crate::de::missing("entries"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
     }
 }
 
@@ -189,7 +360,7 @@ TemporaryAccessToken => "temporary_access_token",
 } }
 
 /// The schema `ApiError`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ApiError {
     /// `error`, required.
     pub error: String,
@@ -202,8 +373,38 @@ impl ApiError {
     }
 }
 
+impl<'de> Deserialize<'de> for ApiError {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = ApiError;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a ApiError object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<ApiError, A::Error> {
+                let mut f0: Option<String> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "error" => f0 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(ApiError {
+                    error: f0.ok_or_else(|| crate::de::missing("error"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `ApiKeyCreateResponseData`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ApiKeyCreateResponseData {
     /// `created_at`, required.
     #[serde(with = "time::serde::rfc3339")]
@@ -274,8 +475,74 @@ impl ApiKeyCreateResponseData {
     }
 }
 
+impl<'de> Deserialize<'de> for ApiKeyCreateResponseData {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = ApiKeyCreateResponseData;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a ApiKeyCreateResponseData object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<ApiKeyCreateResponseData, A::Error> {
+                let mut f0: Option<time::OffsetDateTime> = None;
+                let mut f1: Option<String> = None;
+                let mut f2: Option<EnvironmentResponseData> = None;
+                let mut f3: Option<String> = None;
+                let mut f4: Option<String> = None;
+                let mut f5: Option<ApiKeyIntegrationResponseData> = None;
+                let mut f6: Option<time::OffsetDateTime> = None;
+                let mut f7: Option<String> = None;
+                let mut f8: Option<i64> = None;
+                let mut f9: Option<bool> = None;
+                let mut f10: Option<Vec<ApiKeyScope>> = None;
+                let mut f11: Option<String> = None;
+                let mut f12: Option<time::OffsetDateTime> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "created_at" => f0 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        "description" => f1 = map.next_value()?,
+                        "environment" => f2 = map.next_value()?,
+                        "environment_id" => f3 = map.next_value()?,
+                        "id" => f4 = Some(map.next_value()?),
+                        "integration" => f5 = map.next_value()?,
+                        "last_used_at" => f6 = map.next_value::<crate::de::OptDateTime>()?.0,
+                        "name" => f7 = Some(map.next_value()?),
+                        "rate_limit_percent" => f8 = map.next_value()?,
+                        "readonly" => f9 = Some(map.next_value()?),
+                        "scopes" => f10 = Some(map.next_value()?),
+                        "secret" => f11 = Some(map.next_value()?),
+                        "updated_at" => f12 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(ApiKeyCreateResponseData {
+                    created_at: f0.ok_or_else(|| crate::de::missing("created_at"))?,
+                    description: f1,
+                    environment: f2,
+                    environment_id: f3,
+                    id: f4.ok_or_else(|| crate::de::missing("id"))?,
+                    integration: f5,
+                    last_used_at: f6,
+                    name: f7.ok_or_else(|| crate::de::missing("name"))?,
+                    rate_limit_percent: f8,
+                    readonly: f9.ok_or_else(|| crate::de::missing("readonly"))?,
+                    scopes: f10.ok_or_else(|| crate::de::missing("scopes"))?,
+                    secret: f11.ok_or_else(|| crate::de::missing("secret"))?,
+                    updated_at: f12.ok_or_else(|| crate::de::missing("updated_at"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `ApiKeyIntegrationResponseData`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ApiKeyIntegrationResponseData {
     /// `id`, required.
     pub id: String,
@@ -292,8 +559,44 @@ impl ApiKeyIntegrationResponseData {
     }
 }
 
+impl<'de> Deserialize<'de> for ApiKeyIntegrationResponseData {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = ApiKeyIntegrationResponseData;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a ApiKeyIntegrationResponseData object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<ApiKeyIntegrationResponseData, A::Error> {
+                let mut f0: Option<String> = None;
+                let mut f1: Option<IntegrationState> = None;
+                let mut f2: Option<IntegrationType> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "id" => f0 = Some(map.next_value()?),
+                        "state" => f1 = Some(map.next_value()?),
+                        "type" => f2 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(ApiKeyIntegrationResponseData {
+                    id: f0.ok_or_else(|| crate::de::missing("id"))?,
+                    state: f1.ok_or_else(|| crate::de::missing("state"))?,
+                    r#type: f2.ok_or_else(|| crate::de::missing("type"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `ApiKeyResponseData`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ApiKeyResponseData {
     /// `created_at`, required.
     #[serde(with = "time::serde::rfc3339")]
@@ -360,6 +663,69 @@ impl ApiKeyResponseData {
     }
 }
 
+impl<'de> Deserialize<'de> for ApiKeyResponseData {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = ApiKeyResponseData;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a ApiKeyResponseData object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<ApiKeyResponseData, A::Error> {
+                let mut f0: Option<time::OffsetDateTime> = None;
+                let mut f1: Option<String> = None;
+                let mut f2: Option<EnvironmentResponseData> = None;
+                let mut f3: Option<String> = None;
+                let mut f4: Option<String> = None;
+                let mut f5: Option<ApiKeyIntegrationResponseData> = None;
+                let mut f6: Option<time::OffsetDateTime> = None;
+                let mut f7: Option<String> = None;
+                let mut f8: Option<i64> = None;
+                let mut f9: Option<bool> = None;
+                let mut f10: Option<Vec<ApiKeyScope>> = None;
+                let mut f11: Option<time::OffsetDateTime> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "created_at" => f0 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        "description" => f1 = map.next_value()?,
+                        "environment" => f2 = map.next_value()?,
+                        "environment_id" => f3 = map.next_value()?,
+                        "id" => f4 = Some(map.next_value()?),
+                        "integration" => f5 = map.next_value()?,
+                        "last_used_at" => f6 = map.next_value::<crate::de::OptDateTime>()?.0,
+                        "name" => f7 = Some(map.next_value()?),
+                        "rate_limit_percent" => f8 = map.next_value()?,
+                        "readonly" => f9 = Some(map.next_value()?),
+                        "scopes" => f10 = Some(map.next_value()?),
+                        "updated_at" => f11 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(ApiKeyResponseData {
+                    created_at: f0.ok_or_else(|| crate::de::missing("created_at"))?,
+                    description: f1,
+                    environment: f2,
+                    environment_id: f3,
+                    id: f4.ok_or_else(|| crate::de::missing("id"))?,
+                    integration: f5,
+                    last_used_at: f6,
+                    name: f7.ok_or_else(|| crate::de::missing("name"))?,
+                    rate_limit_percent: f8,
+                    readonly: f9.ok_or_else(|| crate::de::missing("readonly"))?,
+                    scopes: f10.ok_or_else(|| crate::de::missing("scopes"))?,
+                    updated_at: f11.ok_or_else(|| crate::de::missing("updated_at"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 open_enum! {
 /// The schema `ApiKeyScope`.
 pub enum ApiKeyScope {
@@ -370,7 +736,7 @@ Write => "write",
 } }
 
 /// The schema `AuditLogExportMetadata`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct AuditLogExportMetadata {
     /// `actor_type`, optional.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -413,6 +779,51 @@ impl AuditLogExportMetadata {
     }
 }
 
+impl<'de> Deserialize<'de> for AuditLogExportMetadata {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = AuditLogExportMetadata;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a AuditLogExportMetadata object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<AuditLogExportMetadata, A::Error> {
+                let mut f0: Option<String> = None;
+                let mut f1: Option<time::OffsetDateTime> = None;
+                let mut f2: Option<AuditLogExportMetadataExportType> = None;
+                let mut f3: Option<Vec<String>> = None;
+                let mut f4: Option<String> = None;
+                let mut f5: Option<time::OffsetDateTime> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "actor_type" => f0 = map.next_value()?,
+                        "end_time" => f1 = map.next_value::<crate::de::OptDateTime>()?.0,
+                        "export_type" => f2 = Some(map.next_value()?),
+                        "notification_email_recipient_email_addresses" => f3 = map.next_value()?,
+                        "q" => f4 = map.next_value()?,
+                        "start_time" => f5 = map.next_value::<crate::de::OptDateTime>()?.0,
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(AuditLogExportMetadata {
+                    actor_type: f0,
+                    end_time: f1,
+                    export_type: f2.ok_or_else(|| crate::de::missing("export_type"))?,
+                    notification_email_recipient_email_addresses: f3,
+                    q: f4,
+                    start_time: f5,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 open_enum! {
 /// The inline type `AuditLogExportMetadataExportType`.
 pub enum AuditLogExportMetadataExportType {
@@ -420,7 +831,7 @@ AuditLog => "audit-log",
 } }
 
 /// The schema `AuditLogListResponseData`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct AuditLogListResponseData {
     /// `actor_type`, required.
     pub actor_type: ActorType,
@@ -506,8 +917,86 @@ impl AuditLogListResponseData {
     }
 }
 
+impl<'de> Deserialize<'de> for AuditLogListResponseData {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = AuditLogListResponseData;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a AuditLogListResponseData object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<AuditLogListResponseData, A::Error> {
+                let mut f0: Option<ActorType> = None;
+                let mut f1: Option<ApiKeyResponseData> = None;
+                let mut f2: Option<String> = None;
+                let mut f3: Option<time::OffsetDateTime> = None;
+                let mut f4: Option<EnvironmentResponseData> = None;
+                let mut f5: Option<String> = None;
+                let mut f6: Option<String> = None;
+                let mut f7: Option<String> = None;
+                let mut f8: Option<i64> = None;
+                let mut f9: Option<String> = None;
+                let mut f10: Option<String> = None;
+                let mut f11: Option<String> = None;
+                let mut f12: Option<i64> = None;
+                let mut f13: Option<String> = None;
+                let mut f14: Option<time::OffsetDateTime> = None;
+                let mut f15: Option<String> = None;
+                let mut f16: Option<String> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "actor_type" => f0 = Some(map.next_value()?),
+                        "api_key" => f1 = map.next_value()?,
+                        "api_key_id" => f2 = map.next_value()?,
+                        "ended_at" => f3 = map.next_value::<crate::de::OptDateTime>()?.0,
+                        "environment" => f4 = map.next_value()?,
+                        "environment_id" => f5 = map.next_value()?,
+                        "id" => f6 = Some(map.next_value()?),
+                        "method" => f7 = Some(map.next_value()?),
+                        "resource_id" => f8 = map.next_value()?,
+                        "resource_id_string" => f9 = map.next_value()?,
+                        "resource_name" => f10 = map.next_value()?,
+                        "resource_type" => f11 = map.next_value()?,
+                        "resp_code" => f12 = map.next_value()?,
+                        "secondary_resource" => f13 = map.next_value()?,
+                        "started_at" => f14 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        "url" => f15 = Some(map.next_value()?),
+                        "user_name" => f16 = map.next_value()?,
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(AuditLogListResponseData {
+                    actor_type: f0.ok_or_else(|| crate::de::missing("actor_type"))?,
+                    api_key: f1,
+                    api_key_id: f2,
+                    ended_at: f3,
+                    environment: f4,
+                    environment_id: f5,
+                    id: f6.ok_or_else(|| crate::de::missing("id"))?,
+                    method: f7.ok_or_else(|| crate::de::missing("method"))?,
+                    resource_id: f8,
+                    resource_id_string: f9,
+                    resource_name: f10,
+                    resource_type: f11,
+                    resp_code: f12,
+                    secondary_resource: f13,
+                    started_at: f14.ok_or_else(|| crate::de::missing("started_at"))?,
+                    url: f15.ok_or_else(|| crate::de::missing("url"))?,
+                    user_name: f16,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `AuditLogResponseData`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct AuditLogResponseData {
     /// `actor_type`, required.
     pub actor_type: ActorType,
@@ -602,5 +1091,92 @@ impl AuditLogResponseData {
             user_id: None,
             user_name: None,
         }
+    }
+}
+
+impl<'de> Deserialize<'de> for AuditLogResponseData {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = AuditLogResponseData;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a AuditLogResponseData object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<AuditLogResponseData, A::Error> {
+                let mut f0: Option<ActorType> = None;
+                let mut f1: Option<ApiKeyResponseData> = None;
+                let mut f2: Option<String> = None;
+                let mut f3: Option<time::OffsetDateTime> = None;
+                let mut f4: Option<EnvironmentResponseData> = None;
+                let mut f5: Option<String> = None;
+                let mut f6: Option<String> = None;
+                let mut f7: Option<String> = None;
+                let mut f8: Option<String> = None;
+                let mut f9: Option<i64> = None;
+                let mut f10: Option<String> = None;
+                let mut f11: Option<String> = None;
+                let mut f12: Option<String> = None;
+                let mut f13: Option<String> = None;
+                let mut f14: Option<i64> = None;
+                let mut f15: Option<String> = None;
+                let mut f16: Option<time::OffsetDateTime> = None;
+                let mut f17: Option<String> = None;
+                let mut f18: Option<String> = None;
+                let mut f19: Option<String> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "actor_type" => f0 = Some(map.next_value()?),
+                        "api_key" => f1 = map.next_value()?,
+                        "api_key_id" => f2 = map.next_value()?,
+                        "ended_at" => f3 = map.next_value::<crate::de::OptDateTime>()?.0,
+                        "environment" => f4 = map.next_value()?,
+                        "environment_id" => f5 = map.next_value()?,
+                        "id" => f6 = Some(map.next_value()?),
+                        "method" => f7 = Some(map.next_value()?),
+                        "req_body" => f8 = map.next_value()?,
+                        "resource_id" => f9 = map.next_value()?,
+                        "resource_id_string" => f10 = map.next_value()?,
+                        "resource_name" => f11 = map.next_value()?,
+                        "resource_type" => f12 = map.next_value()?,
+                        "resp_body" => f13 = map.next_value()?,
+                        "resp_code" => f14 = map.next_value()?,
+                        "secondary_resource" => f15 = map.next_value()?,
+                        "started_at" => f16 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        "url" => f17 = Some(map.next_value()?),
+                        "user_id" => f18 = map.next_value()?,
+                        "user_name" => f19 = map.next_value()?,
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(AuditLogResponseData {
+                    actor_type: f0.ok_or_else(|| crate::de::missing("actor_type"))?,
+                    api_key: f1,
+                    api_key_id: f2,
+                    ended_at: f3,
+                    environment: f4,
+                    environment_id: f5,
+                    id: f6.ok_or_else(|| crate::de::missing("id"))?,
+                    method: f7.ok_or_else(|| crate::de::missing("method"))?,
+                    req_body: f8,
+                    resource_id: f9,
+                    resource_id_string: f10,
+                    resource_name: f11,
+                    resource_type: f12,
+                    resp_body: f13,
+                    resp_code: f14,
+                    secondary_resource: f15,
+                    started_at: f16.ok_or_else(|| crate::de::missing("started_at"))?,
+                    url: f17.ok_or_else(|| crate::de::missing("url"))?,
+                    user_id: f18,
+                    user_name: f19,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
     }
 }

@@ -20,7 +20,7 @@ SendInvoice => "send_invoice",
 } }
 
 /// The schema `BillingCouponResponseData`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct BillingCouponResponseData {
     /// `account_id`, required.
     pub account_id: String,
@@ -109,6 +109,84 @@ impl BillingCouponResponseData {
     }
 }
 
+impl<'de> Deserialize<'de> for BillingCouponResponseData {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = BillingCouponResponseData;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a BillingCouponResponseData object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<BillingCouponResponseData, A::Error> {
+                let mut f0: Option<String> = None;
+                let mut f1: Option<i64> = None;
+                let mut f2: Option<String> = None;
+                let mut f3: Option<String> = None;
+                let mut f4: Option<i64> = None;
+                let mut f5: Option<String> = None;
+                let mut f6: Option<String> = None;
+                let mut f7: Option<String> = None;
+                let mut f8: Option<bool> = None;
+                let mut f9: Option<i64> = None;
+                let mut f10: Option<BTreeMap<String, serde_json::Value>> = None;
+                let mut f11: Option<String> = None;
+                let mut f12: Option<f64> = None;
+                let mut f13: Option<BillingProviderType> = None;
+                let mut f14: Option<i64> = None;
+                let mut f15: Option<time::OffsetDateTime> = None;
+                let mut f16: Option<time::OffsetDateTime> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "account_id" => f0 = Some(map.next_value()?),
+                        "amount_off" => f1 = map.next_value()?,
+                        "currency" => f2 = map.next_value()?,
+                        "duration" => f3 = map.next_value()?,
+                        "duration_in_months" => f4 = map.next_value()?,
+                        "environment_id" => f5 = Some(map.next_value()?),
+                        "external_id" => f6 = Some(map.next_value()?),
+                        "id" => f7 = Some(map.next_value()?),
+                        "is_active" => f8 = Some(map.next_value()?),
+                        "max_redemptions" => f9 = map.next_value()?,
+                        "metadata" => f10 = Some(map.next_value()?),
+                        "name" => f11 = Some(map.next_value()?),
+                        "percent_off" => f12 = map.next_value()?,
+                        "provider_type" => f13 = Some(map.next_value()?),
+                        "times_redeemed" => f14 = Some(map.next_value()?),
+                        "valid_from" => f15 = map.next_value::<crate::de::OptDateTime>()?.0,
+                        "valid_until" => f16 = map.next_value::<crate::de::OptDateTime>()?.0,
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(BillingCouponResponseData {
+                    account_id: f0.ok_or_else(|| crate::de::missing("account_id"))?,
+                    amount_off: f1,
+                    currency: f2,
+                    duration: f3,
+                    duration_in_months: f4,
+                    environment_id: f5.ok_or_else(|| crate::de::missing("environment_id"))?,
+                    external_id: f6.ok_or_else(|| crate::de::missing("external_id"))?,
+                    id: f7.ok_or_else(|| crate::de::missing("id"))?,
+                    is_active: f8.ok_or_else(|| crate::de::missing("is_active"))?,
+                    max_redemptions: f9,
+                    metadata: f10.ok_or_else(|| crate::de::missing("metadata"))?,
+                    name: f11.ok_or_else(|| crate::de::missing("name"))?,
+                    percent_off: f12,
+                    provider_type: f13.ok_or_else(|| crate::de::missing("provider_type"))?,
+                    times_redeemed: f14.ok_or_else(|| crate::de::missing("times_redeemed"))?,
+                    valid_from: f15,
+                    valid_until: f16,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 open_enum! {
 /// The schema `BillingCreditAutoTopupAvailability`.
 pub enum BillingCreditAutoTopupAvailability {
@@ -118,7 +196,7 @@ UserControlled => "user_controlled",
 } }
 
 /// The schema `BillingCreditBundleResponseData`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct BillingCreditBundleResponseData {
     /// `billing_invoice_id`, optional.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -221,6 +299,100 @@ impl BillingCreditBundleResponseData {
     }
 }
 
+impl<'de> Deserialize<'de> for BillingCreditBundleResponseData {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = BillingCreditBundleResponseData;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a BillingCreditBundleResponseData object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<BillingCreditBundleResponseData, A::Error> {
+                let mut f0: Option<String> = None;
+                let mut f1: Option<BillingCreditBundleType> = None;
+                let mut f2: Option<Vec<String>> = None;
+                let mut f3: Option<time::OffsetDateTime> = None;
+                let mut f4: Option<String> = None;
+                let mut f5: Option<String> = None;
+                let mut f6: Option<String> = None;
+                let mut f7: Option<String> = None;
+                let mut f8: Option<Vec<CreditBundleCurrencyPriceResponseData>> = None;
+                let mut f9: Option<BillingCreditExpiryType> = None;
+                let mut f10: Option<BillingCreditExpiryUnit> = None;
+                let mut f11: Option<i64> = None;
+                let mut f12: Option<bool> = None;
+                let mut f13: Option<String> = None;
+                let mut f14: Option<String> = None;
+                let mut f15: Option<String> = None;
+                let mut f16: Option<BillingPriceResponseData> = None;
+                let mut f17: Option<i64> = None;
+                let mut f18: Option<String> = None;
+                let mut f19: Option<BillingCreditBundleStatus> = None;
+                let mut f20: Option<BillingPriceResponseData> = None;
+                let mut f21: Option<time::OffsetDateTime> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "billing_invoice_id" => f0 = map.next_value()?,
+                        "bundle_type" => f1 = Some(map.next_value()?),
+                        "compatible_plan_ids" => f2 = Some(map.next_value()?),
+                        "created_at" => f3 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        "credit_description" => f4 = map.next_value()?,
+                        "credit_icon" => f5 = map.next_value()?,
+                        "credit_id" => f6 = Some(map.next_value()?),
+                        "credit_name" => f7 = Some(map.next_value()?),
+                        "currency_prices" => f8 = Some(map.next_value()?),
+                        "expiry_type" => f9 = Some(map.next_value()?),
+                        "expiry_unit" => f10 = Some(map.next_value()?),
+                        "expiry_unit_count" => f11 = map.next_value()?,
+                        "has_grants" => f12 = Some(map.next_value()?),
+                        "id" => f13 = Some(map.next_value()?),
+                        "name" => f14 = Some(map.next_value()?),
+                        "plural_name" => f15 = map.next_value()?,
+                        "price" => f16 = map.next_value()?,
+                        "quantity" => f17 = map.next_value()?,
+                        "singular_name" => f18 = map.next_value()?,
+                        "status" => f19 = Some(map.next_value()?),
+                        "unit_price" => f20 = map.next_value()?,
+                        "updated_at" => f21 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(BillingCreditBundleResponseData {
+                    billing_invoice_id: f0,
+                    bundle_type: f1.ok_or_else(|| crate::de::missing("bundle_type"))?,
+                    compatible_plan_ids: f2
+                        .ok_or_else(|| crate::de::missing("compatible_plan_ids"))?,
+                    created_at: f3.ok_or_else(|| crate::de::missing("created_at"))?,
+                    credit_description: f4,
+                    credit_icon: f5,
+                    credit_id: f6.ok_or_else(|| crate::de::missing("credit_id"))?,
+                    credit_name: f7.ok_or_else(|| crate::de::missing("credit_name"))?,
+                    currency_prices: f8.ok_or_else(|| crate::de::missing("currency_prices"))?,
+                    expiry_type: f9.ok_or_else(|| crate::de::missing("expiry_type"))?,
+                    expiry_unit: f10.ok_or_else(|| crate::de::missing("expiry_unit"))?,
+                    expiry_unit_count: f11,
+                    has_grants: f12.ok_or_else(|| crate::de::missing("has_grants"))?,
+                    id: f13.ok_or_else(|| crate::de::missing("id"))?,
+                    name: f14.ok_or_else(|| crate::de::missing("name"))?,
+                    plural_name: f15,
+                    price: f16,
+                    quantity: f17,
+                    singular_name: f18,
+                    status: f19.ok_or_else(|| crate::de::missing("status"))?,
+                    unit_price: f20,
+                    updated_at: f21.ok_or_else(|| crate::de::missing("updated_at"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 open_enum! {
 /// The schema `BillingCreditBundleStatus`.
 pub enum BillingCreditBundleStatus {
@@ -235,7 +407,7 @@ Fixed => "fixed",
 } }
 
 /// The schema `BillingCreditBundleView`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct BillingCreditBundleView {
     /// `bundle_type`, required.
     pub bundle_type: BillingCreditBundleType,
@@ -334,6 +506,97 @@ impl BillingCreditBundleView {
     }
 }
 
+impl<'de> Deserialize<'de> for BillingCreditBundleView {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = BillingCreditBundleView;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a BillingCreditBundleView object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<BillingCreditBundleView, A::Error> {
+                let mut f0: Option<BillingCreditBundleType> = None;
+                let mut f1: Option<Vec<String>> = None;
+                let mut f2: Option<time::OffsetDateTime> = None;
+                let mut f3: Option<String> = None;
+                let mut f4: Option<String> = None;
+                let mut f5: Option<String> = None;
+                let mut f6: Option<String> = None;
+                let mut f7: Option<Vec<CreditBundleCurrencyPrice>> = None;
+                let mut f8: Option<BillingCreditExpiryType> = None;
+                let mut f9: Option<BillingCreditExpiryUnit> = None;
+                let mut f10: Option<i64> = None;
+                let mut f11: Option<bool> = None;
+                let mut f12: Option<String> = None;
+                let mut f13: Option<String> = None;
+                let mut f14: Option<String> = None;
+                let mut f15: Option<BillingProductPriceResponseData> = None;
+                let mut f16: Option<i64> = None;
+                let mut f17: Option<String> = None;
+                let mut f18: Option<BillingCreditBundleStatus> = None;
+                let mut f19: Option<BillingProductPriceResponseData> = None;
+                let mut f20: Option<time::OffsetDateTime> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "bundle_type" => f0 = Some(map.next_value()?),
+                        "compatible_plan_ids" => f1 = Some(map.next_value()?),
+                        "created_at" => f2 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        "credit_description" => f3 = map.next_value()?,
+                        "credit_icon" => f4 = map.next_value()?,
+                        "credit_id" => f5 = Some(map.next_value()?),
+                        "credit_name" => f6 = Some(map.next_value()?),
+                        "currency_prices" => f7 = Some(map.next_value()?),
+                        "expiry_type" => f8 = Some(map.next_value()?),
+                        "expiry_unit" => f9 = Some(map.next_value()?),
+                        "expiry_unit_count" => f10 = map.next_value()?,
+                        "has_grants" => f11 = Some(map.next_value()?),
+                        "id" => f12 = Some(map.next_value()?),
+                        "name" => f13 = Some(map.next_value()?),
+                        "plural_name" => f14 = map.next_value()?,
+                        "price" => f15 = map.next_value()?,
+                        "quantity" => f16 = map.next_value()?,
+                        "singular_name" => f17 = map.next_value()?,
+                        "status" => f18 = Some(map.next_value()?),
+                        "unit_price" => f19 = map.next_value()?,
+                        "updated_at" => f20 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(BillingCreditBundleView {
+                    bundle_type: f0.ok_or_else(|| crate::de::missing("bundle_type"))?,
+                    compatible_plan_ids: f1
+                        .ok_or_else(|| crate::de::missing("compatible_plan_ids"))?,
+                    created_at: f2.ok_or_else(|| crate::de::missing("created_at"))?,
+                    credit_description: f3,
+                    credit_icon: f4,
+                    credit_id: f5.ok_or_else(|| crate::de::missing("credit_id"))?,
+                    credit_name: f6.ok_or_else(|| crate::de::missing("credit_name"))?,
+                    currency_prices: f7.ok_or_else(|| crate::de::missing("currency_prices"))?,
+                    expiry_type: f8.ok_or_else(|| crate::de::missing("expiry_type"))?,
+                    expiry_unit: f9.ok_or_else(|| crate::de::missing("expiry_unit"))?,
+                    expiry_unit_count: f10,
+                    has_grants: f11.ok_or_else(|| crate::de::missing("has_grants"))?,
+                    id: f12.ok_or_else(|| crate::de::missing("id"))?,
+                    name: f13.ok_or_else(|| crate::de::missing("name"))?,
+                    plural_name: f14,
+                    price: f15,
+                    quantity: f16,
+                    singular_name: f17,
+                    status: f18.ok_or_else(|| crate::de::missing("status"))?,
+                    unit_price: f19,
+                    updated_at: f20.ok_or_else(|| crate::de::missing("updated_at"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 open_enum! {
 /// The schema `BillingCreditBurnStrategy`.
 pub enum BillingCreditBurnStrategy {
@@ -372,7 +635,7 @@ Rollover => "rollover",
 } }
 
 /// The schema `BillingCreditGrantResponseData`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct BillingCreditGrantResponseData {
     /// `company_id`, required.
     pub company_id: String,
@@ -515,6 +778,121 @@ impl BillingCreditGrantResponseData {
     }
 }
 
+impl<'de> Deserialize<'de> for BillingCreditGrantResponseData {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = BillingCreditGrantResponseData;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a BillingCreditGrantResponseData object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<BillingCreditGrantResponseData, A::Error> {
+                let mut f0: Option<String> = None;
+                let mut f1: Option<String> = None;
+                let mut f2: Option<String> = None;
+                let mut f3: Option<time::OffsetDateTime> = None;
+                let mut f4: Option<String> = None;
+                let mut f5: Option<String> = None;
+                let mut f6: Option<String> = None;
+                let mut f7: Option<String> = None;
+                let mut f8: Option<time::OffsetDateTime> = None;
+                let mut f9: Option<BillingCreditGrantReason> = None;
+                let mut f10: Option<String> = None;
+                let mut f11: Option<String> = None;
+                let mut f12: Option<String> = None;
+                let mut f13: Option<String> = None;
+                let mut f14: Option<BillingPriceResponseData> = None;
+                let mut f15: Option<f64> = None;
+                let mut f16: Option<f64> = None;
+                let mut f17: Option<f64> = None;
+                let mut f18: Option<bool> = None;
+                let mut f19: Option<BillingPlanCreditGrantResetCadence> = None;
+                let mut f20: Option<f64> = None;
+                let mut f21: Option<f64> = None;
+                let mut f22: Option<String> = None;
+                let mut f23: Option<String> = None;
+                let mut f24: Option<Vec<CreditTransferResponseData>> = None;
+                let mut f25: Option<time::OffsetDateTime> = None;
+                let mut f26: Option<time::OffsetDateTime> = None;
+                let mut f27: Option<time::OffsetDateTime> = None;
+                let mut f28: Option<BillingCreditGrantZeroedOutReason> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "company_id" => f0 = Some(map.next_value()?),
+                        "company_license_id" => f1 = map.next_value()?,
+                        "company_name" => f2 = Some(map.next_value()?),
+                        "created_at" => f3 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        "credit_icon" => f4 = map.next_value()?,
+                        "credit_id" => f5 = Some(map.next_value()?),
+                        "credit_name" => f6 = Some(map.next_value()?),
+                        "currency" => f7 = map.next_value()?,
+                        "expires_at" => f8 = map.next_value::<crate::de::OptDateTime>()?.0,
+                        "grant_reason" => f9 = Some(map.next_value()?),
+                        "id" => f10 = Some(map.next_value()?),
+                        "license_name" => f11 = map.next_value()?,
+                        "plan_id" => f12 = map.next_value()?,
+                        "plan_name" => f13 = map.next_value()?,
+                        "price" => f14 = map.next_value()?,
+                        "quantity" => f15 = Some(map.next_value()?),
+                        "quantity_remaining" => f16 = Some(map.next_value()?),
+                        "quantity_used" => f17 = Some(map.next_value()?),
+                        "renewal_enabled" => f18 = Some(map.next_value()?),
+                        "renewal_period" => f19 = map.next_value()?,
+                        "reserved" => f20 = map.next_value()?,
+                        "settled" => f21 = map.next_value()?,
+                        "source_grant_id" => f22 = map.next_value()?,
+                        "source_label" => f23 = Some(map.next_value()?),
+                        "transfers" => f24 = map.next_value()?,
+                        "updated_at" => f25 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        "valid_from" => f26 = map.next_value::<crate::de::OptDateTime>()?.0,
+                        "zeroed_out_date" => f27 = map.next_value::<crate::de::OptDateTime>()?.0,
+                        "zeroed_out_reason" => f28 = map.next_value()?,
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(BillingCreditGrantResponseData {
+                    company_id: f0.ok_or_else(|| crate::de::missing("company_id"))?,
+                    company_license_id: f1,
+                    company_name: f2.ok_or_else(|| crate::de::missing("company_name"))?,
+                    created_at: f3.ok_or_else(|| crate::de::missing("created_at"))?,
+                    credit_icon: f4,
+                    credit_id: f5.ok_or_else(|| crate::de::missing("credit_id"))?,
+                    credit_name: f6.ok_or_else(|| crate::de::missing("credit_name"))?,
+                    currency: f7,
+                    expires_at: f8,
+                    grant_reason: f9.ok_or_else(|| crate::de::missing("grant_reason"))?,
+                    id: f10.ok_or_else(|| crate::de::missing("id"))?,
+                    license_name: f11,
+                    plan_id: f12,
+                    plan_name: f13,
+                    price: f14,
+                    quantity: f15.ok_or_else(|| crate::de::missing("quantity"))?,
+                    quantity_remaining: f16
+                        .ok_or_else(|| crate::de::missing("quantity_remaining"))?,
+                    quantity_used: f17.ok_or_else(|| crate::de::missing("quantity_used"))?,
+                    renewal_enabled: f18.ok_or_else(|| crate::de::missing("renewal_enabled"))?,
+                    renewal_period: f19,
+                    reserved: f20,
+                    settled: f21,
+                    source_grant_id: f22,
+                    source_label: f23.ok_or_else(|| crate::de::missing("source_label"))?,
+                    transfers: f24,
+                    updated_at: f25.ok_or_else(|| crate::de::missing("updated_at"))?,
+                    valid_from: f26,
+                    zeroed_out_date: f27,
+                    zeroed_out_reason: f28,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 open_enum! {
 /// The schema `BillingCreditGrantZeroedOutReason`.
 pub enum BillingCreditGrantZeroedOutReason {
@@ -537,7 +915,7 @@ ExternalRated => "external_rated",
 } }
 
 /// The schema `BillingCreditLedgerResponseData`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct BillingCreditLedgerResponseData {
     /// `description`, optional.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -571,8 +949,53 @@ impl BillingCreditLedgerResponseData {
     }
 }
 
+impl<'de> Deserialize<'de> for BillingCreditLedgerResponseData {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = BillingCreditLedgerResponseData;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a BillingCreditLedgerResponseData object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<BillingCreditLedgerResponseData, A::Error> {
+                let mut f0: Option<String> = None;
+                let mut f1: Option<String> = None;
+                let mut f2: Option<String> = None;
+                let mut f3: Option<String> = None;
+                let mut f4: Option<String> = None;
+                let mut f5: Option<String> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "description" => f0 = map.next_value()?,
+                        "icon" => f1 = map.next_value()?,
+                        "id" => f2 = Some(map.next_value()?),
+                        "name" => f3 = Some(map.next_value()?),
+                        "plural_name" => f4 = map.next_value()?,
+                        "singular_name" => f5 = map.next_value()?,
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(BillingCreditLedgerResponseData {
+                    description: f0,
+                    icon: f1,
+                    id: f2.ok_or_else(|| crate::de::missing("id"))?,
+                    name: f3.ok_or_else(|| crate::de::missing("name"))?,
+                    plural_name: f4,
+                    singular_name: f5,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `BillingCreditResponseData`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct BillingCreditResponseData {
     /// `burn_strategy`, required.
     pub burn_strategy: BillingCreditBurnStrategy,
@@ -651,6 +1074,83 @@ impl BillingCreditResponseData {
     }
 }
 
+impl<'de> Deserialize<'de> for BillingCreditResponseData {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = BillingCreditResponseData;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a BillingCreditResponseData object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<BillingCreditResponseData, A::Error> {
+                let mut f0: Option<BillingCreditBurnStrategy> = None;
+                let mut f1: Option<bool> = None;
+                let mut f2: Option<time::OffsetDateTime> = None;
+                let mut f3: Option<Vec<CreditCurrencyPriceResponseData>> = None;
+                let mut f4: Option<BillingCreditExpiryUnit> = None;
+                let mut f5: Option<i64> = None;
+                let mut f6: Option<BillingCreditRolloverPolicy> = None;
+                let mut f7: Option<String> = None;
+                let mut f8: Option<String> = None;
+                let mut f9: Option<String> = None;
+                let mut f10: Option<String> = None;
+                let mut f11: Option<String> = None;
+                let mut f12: Option<BillingPriceResponseData> = None;
+                let mut f13: Option<BillingProductResponseData> = None;
+                let mut f14: Option<String> = None;
+                let mut f15: Option<time::OffsetDateTime> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "burn_strategy" => f0 = Some(map.next_value()?),
+                        "cost_editable" => f1 = Some(map.next_value()?),
+                        "created_at" => f2 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        "currency_prices" => f3 = Some(map.next_value()?),
+                        "default_expiry_unit" => f4 = Some(map.next_value()?),
+                        "default_expiry_unit_count" => f5 = map.next_value()?,
+                        "default_rollover_policy" => f6 = Some(map.next_value()?),
+                        "description" => f7 = Some(map.next_value()?),
+                        "icon" => f8 = map.next_value()?,
+                        "id" => f9 = Some(map.next_value()?),
+                        "name" => f10 = Some(map.next_value()?),
+                        "plural_name" => f11 = map.next_value()?,
+                        "price" => f12 = map.next_value()?,
+                        "product" => f13 = map.next_value()?,
+                        "singular_name" => f14 = map.next_value()?,
+                        "updated_at" => f15 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(BillingCreditResponseData {
+                    burn_strategy: f0.ok_or_else(|| crate::de::missing("burn_strategy"))?,
+                    cost_editable: f1.ok_or_else(|| crate::de::missing("cost_editable"))?,
+                    created_at: f2.ok_or_else(|| crate::de::missing("created_at"))?,
+                    currency_prices: f3.ok_or_else(|| crate::de::missing("currency_prices"))?,
+                    default_expiry_unit: f4
+                        .ok_or_else(|| crate::de::missing("default_expiry_unit"))?,
+                    default_expiry_unit_count: f5,
+                    default_rollover_policy: f6
+                        .ok_or_else(|| crate::de::missing("default_rollover_policy"))?,
+                    description: f7.ok_or_else(|| crate::de::missing("description"))?,
+                    icon: f8,
+                    id: f9.ok_or_else(|| crate::de::missing("id"))?,
+                    name: f10.ok_or_else(|| crate::de::missing("name"))?,
+                    plural_name: f11,
+                    price: f12,
+                    product: f13,
+                    singular_name: f14,
+                    updated_at: f15.ok_or_else(|| crate::de::missing("updated_at"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 open_enum! {
 /// The schema `BillingCreditRolloverPolicy`.
 pub enum BillingCreditRolloverPolicy {
@@ -660,7 +1160,7 @@ Rollover => "rollover",
 } }
 
 /// The schema `BillingCreditView`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct BillingCreditView {
     /// `account_id`, required.
     pub account_id: String,
@@ -759,8 +1259,100 @@ impl BillingCreditView {
     }
 }
 
+impl<'de> Deserialize<'de> for BillingCreditView {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = BillingCreditView;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a BillingCreditView object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<BillingCreditView, A::Error> {
+                let mut f0: Option<String> = None;
+                let mut f1: Option<BillingCreditBurnStrategy> = None;
+                let mut f2: Option<bool> = None;
+                let mut f3: Option<time::OffsetDateTime> = None;
+                let mut f4: Option<Vec<CreditCurrencyPrice>> = None;
+                let mut f5: Option<BillingCreditExpiryUnit> = None;
+                let mut f6: Option<i64> = None;
+                let mut f7: Option<BillingCreditRolloverPolicy> = None;
+                let mut f8: Option<String> = None;
+                let mut f9: Option<String> = None;
+                let mut f10: Option<String> = None;
+                let mut f11: Option<String> = None;
+                let mut f12: Option<BillingCreditLedgerAuthority> = None;
+                let mut f13: Option<String> = None;
+                let mut f14: Option<String> = None;
+                let mut f15: Option<BillingPriceView> = None;
+                let mut f16: Option<i64> = None;
+                let mut f17: Option<String> = None;
+                let mut f18: Option<BillingProductRecordResponseData> = None;
+                let mut f19: Option<String> = None;
+                let mut f20: Option<time::OffsetDateTime> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "account_id" => f0 = Some(map.next_value()?),
+                        "burn_strategy" => f1 = Some(map.next_value()?),
+                        "cost_editable" => f2 = Some(map.next_value()?),
+                        "created_at" => f3 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        "currency_prices" => f4 = Some(map.next_value()?),
+                        "default_expiry_unit" => f5 = Some(map.next_value()?),
+                        "default_expiry_unit_count" => f6 = map.next_value()?,
+                        "default_rollover_policy" => f7 = Some(map.next_value()?),
+                        "description" => f8 = Some(map.next_value()?),
+                        "environment_id" => f9 = Some(map.next_value()?),
+                        "icon" => f10 = map.next_value()?,
+                        "id" => f11 = Some(map.next_value()?),
+                        "ledger_authority" => f12 = Some(map.next_value()?),
+                        "name" => f13 = Some(map.next_value()?),
+                        "plural_name" => f14 = map.next_value()?,
+                        "price" => f15 = map.next_value()?,
+                        "price_per_unit" => f16 = map.next_value()?,
+                        "price_per_unit_decimal" => f17 = map.next_value()?,
+                        "product" => f18 = map.next_value()?,
+                        "singular_name" => f19 = map.next_value()?,
+                        "updated_at" => f20 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(BillingCreditView {
+                    account_id: f0.ok_or_else(|| crate::de::missing("account_id"))?,
+                    burn_strategy: f1.ok_or_else(|| crate::de::missing("burn_strategy"))?,
+                    cost_editable: f2.ok_or_else(|| crate::de::missing("cost_editable"))?,
+                    created_at: f3.ok_or_else(|| crate::de::missing("created_at"))?,
+                    currency_prices: f4.ok_or_else(|| crate::de::missing("currency_prices"))?,
+                    default_expiry_unit: f5
+                        .ok_or_else(|| crate::de::missing("default_expiry_unit"))?,
+                    default_expiry_unit_count: f6,
+                    default_rollover_policy: f7
+                        .ok_or_else(|| crate::de::missing("default_rollover_policy"))?,
+                    description: f8.ok_or_else(|| crate::de::missing("description"))?,
+                    environment_id: f9.ok_or_else(|| crate::de::missing("environment_id"))?,
+                    icon: f10,
+                    id: f11.ok_or_else(|| crate::de::missing("id"))?,
+                    ledger_authority: f12.ok_or_else(|| crate::de::missing("ledger_authority"))?,
+                    name: f13.ok_or_else(|| crate::de::missing("name"))?,
+                    plural_name: f14,
+                    price: f15,
+                    price_per_unit: f16,
+                    price_per_unit_decimal: f17,
+                    product: f18,
+                    singular_name: f19,
+                    updated_at: f20.ok_or_else(|| crate::de::missing("updated_at"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `BillingCustomerResponseData`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct BillingCustomerResponseData {
     /// `company_id`, optional.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -810,8 +1402,59 @@ impl BillingCustomerResponseData {
     }
 }
 
+impl<'de> Deserialize<'de> for BillingCustomerResponseData {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = BillingCustomerResponseData;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a BillingCustomerResponseData object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<BillingCustomerResponseData, A::Error> {
+                let mut f0: Option<String> = None;
+                let mut f1: Option<time::OffsetDateTime> = None;
+                let mut f2: Option<String> = None;
+                let mut f3: Option<String> = None;
+                let mut f4: Option<String> = None;
+                let mut f5: Option<String> = None;
+                let mut f6: Option<BillingProviderType> = None;
+                let mut f7: Option<time::OffsetDateTime> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "company_id" => f0 = map.next_value()?,
+                        "deleted_at" => f1 = map.next_value::<crate::de::OptDateTime>()?.0,
+                        "email" => f2 = Some(map.next_value()?),
+                        "external_id" => f3 = Some(map.next_value()?),
+                        "id" => f4 = Some(map.next_value()?),
+                        "name" => f5 = Some(map.next_value()?),
+                        "provider_type" => f6 = Some(map.next_value()?),
+                        "updated_at" => f7 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(BillingCustomerResponseData {
+                    company_id: f0,
+                    deleted_at: f1,
+                    email: f2.ok_or_else(|| crate::de::missing("email"))?,
+                    external_id: f3.ok_or_else(|| crate::de::missing("external_id"))?,
+                    id: f4.ok_or_else(|| crate::de::missing("id"))?,
+                    name: f5.ok_or_else(|| crate::de::missing("name"))?,
+                    provider_type: f6.ok_or_else(|| crate::de::missing("provider_type"))?,
+                    updated_at: f7.ok_or_else(|| crate::de::missing("updated_at"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `BillingCustomerSubscription`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct BillingCustomerSubscription {
     /// `currency`, required.
     pub currency: String,
@@ -852,8 +1495,53 @@ impl BillingCustomerSubscription {
     }
 }
 
+impl<'de> Deserialize<'de> for BillingCustomerSubscription {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = BillingCustomerSubscription;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a BillingCustomerSubscription object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<BillingCustomerSubscription, A::Error> {
+                let mut f0: Option<String> = None;
+                let mut f1: Option<time::OffsetDateTime> = None;
+                let mut f2: Option<String> = None;
+                let mut f3: Option<bool> = None;
+                let mut f4: Option<i64> = None;
+                let mut f5: Option<i64> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "currency" => f0 = Some(map.next_value()?),
+                        "expired_at" => f1 = map.next_value::<crate::de::OptDateTime>()?.0,
+                        "interval" => f2 = Some(map.next_value()?),
+                        "metered_usage" => f3 = Some(map.next_value()?),
+                        "per_unit_price" => f4 = Some(map.next_value()?),
+                        "total_price" => f5 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(BillingCustomerSubscription {
+                    currency: f0.ok_or_else(|| crate::de::missing("currency"))?,
+                    expired_at: f1,
+                    interval: f2.ok_or_else(|| crate::de::missing("interval"))?,
+                    metered_usage: f3.ok_or_else(|| crate::de::missing("metered_usage"))?,
+                    per_unit_price: f4.ok_or_else(|| crate::de::missing("per_unit_price"))?,
+                    total_price: f5.ok_or_else(|| crate::de::missing("total_price"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `BillingCustomerWithSubscriptionsResponseData`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct BillingCustomerWithSubscriptionsResponseData {
     /// `company_id`, optional.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -907,8 +1595,62 @@ impl BillingCustomerWithSubscriptionsResponseData {
     }
 }
 
+impl<'de> Deserialize<'de> for BillingCustomerWithSubscriptionsResponseData {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = BillingCustomerWithSubscriptionsResponseData;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a BillingCustomerWithSubscriptionsResponseData object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<BillingCustomerWithSubscriptionsResponseData, A::Error> {
+                let mut f0: Option<String> = None;
+                let mut f1: Option<time::OffsetDateTime> = None;
+                let mut f2: Option<String> = None;
+                let mut f3: Option<String> = None;
+                let mut f4: Option<String> = None;
+                let mut f5: Option<String> = None;
+                let mut f6: Option<BillingProviderType> = None;
+                let mut f7: Option<Vec<BillingCustomerSubscription>> = None;
+                let mut f8: Option<time::OffsetDateTime> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "company_id" => f0 = map.next_value()?,
+                        "deleted_at" => f1 = map.next_value::<crate::de::OptDateTime>()?.0,
+                        "email" => f2 = Some(map.next_value()?),
+                        "external_id" => f3 = Some(map.next_value()?),
+                        "id" => f4 = Some(map.next_value()?),
+                        "name" => f5 = Some(map.next_value()?),
+                        "provider_type" => f6 = Some(map.next_value()?),
+                        "subscriptions" => f7 = Some(map.next_value()?),
+                        "updated_at" => f8 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(BillingCustomerWithSubscriptionsResponseData {
+                    company_id: f0,
+                    deleted_at: f1,
+                    email: f2.ok_or_else(|| crate::de::missing("email"))?,
+                    external_id: f3.ok_or_else(|| crate::de::missing("external_id"))?,
+                    id: f4.ok_or_else(|| crate::de::missing("id"))?,
+                    name: f5.ok_or_else(|| crate::de::missing("name"))?,
+                    provider_type: f6.ok_or_else(|| crate::de::missing("provider_type"))?,
+                    subscriptions: f7.ok_or_else(|| crate::de::missing("subscriptions"))?,
+                    updated_at: f8.ok_or_else(|| crate::de::missing("updated_at"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `BillingLinkedResourceResponseData`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct BillingLinkedResourceResponseData {
     /// `billing_provider`, required.
     pub billing_provider: BillingProviderType,
@@ -933,8 +1675,45 @@ impl BillingLinkedResourceResponseData {
     }
 }
 
+impl<'de> Deserialize<'de> for BillingLinkedResourceResponseData {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = BillingLinkedResourceResponseData;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a BillingLinkedResourceResponseData object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<BillingLinkedResourceResponseData, A::Error> {
+                let mut f0: Option<BillingProviderType> = None;
+                let mut f1: Option<String> = None;
+                let mut f2: Option<BillingProviderType> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "billing_provider" => f0 = Some(map.next_value()?),
+                        "external_resource_id" => f1 = Some(map.next_value()?),
+                        "originator" => f2 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(BillingLinkedResourceResponseData {
+                    billing_provider: f0.ok_or_else(|| crate::de::missing("billing_provider"))?,
+                    external_resource_id: f1
+                        .ok_or_else(|| crate::de::missing("external_resource_id"))?,
+                    originator: f2.ok_or_else(|| crate::de::missing("originator"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `BillingMeterResponseData`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct BillingMeterResponseData {
     /// `dispaly_name`, required.
     pub dispaly_name: String,
@@ -971,6 +1750,51 @@ impl BillingMeterResponseData {
     }
 }
 
+impl<'de> Deserialize<'de> for BillingMeterResponseData {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = BillingMeterResponseData;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a BillingMeterResponseData object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<BillingMeterResponseData, A::Error> {
+                let mut f0: Option<String> = None;
+                let mut f1: Option<String> = None;
+                let mut f2: Option<String> = None;
+                let mut f3: Option<String> = None;
+                let mut f4: Option<String> = None;
+                let mut f5: Option<BillingProviderType> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "dispaly_name" => f0 = Some(map.next_value()?),
+                        "event_name" => f1 = Some(map.next_value()?),
+                        "event_payload_key" => f2 = Some(map.next_value()?),
+                        "external_price_id" => f3 = Some(map.next_value()?),
+                        "id" => f4 = Some(map.next_value()?),
+                        "provider_type" => f5 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(BillingMeterResponseData {
+                    dispaly_name: f0.ok_or_else(|| crate::de::missing("dispaly_name"))?,
+                    event_name: f1.ok_or_else(|| crate::de::missing("event_name"))?,
+                    event_payload_key: f2.ok_or_else(|| crate::de::missing("event_payload_key"))?,
+                    external_price_id: f3.ok_or_else(|| crate::de::missing("external_price_id"))?,
+                    id: f4.ok_or_else(|| crate::de::missing("id"))?,
+                    provider_type: f5.ok_or_else(|| crate::de::missing("provider_type"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 open_enum! {
 /// The schema `BillingPlanCreditGrantResetCadence`.
 pub enum BillingPlanCreditGrantResetCadence {
@@ -997,7 +1821,7 @@ PlanPeriod => "plan_period",
 } }
 
 /// The schema `BillingPlanCreditGrantResponseData`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct BillingPlanCreditGrantResponseData {
     /// `auto_topup_amount`, optional.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -1148,8 +1972,142 @@ impl BillingPlanCreditGrantResponseData {
     }
 }
 
+impl<'de> Deserialize<'de> for BillingPlanCreditGrantResponseData {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = BillingPlanCreditGrantResponseData;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a BillingPlanCreditGrantResponseData object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<BillingPlanCreditGrantResponseData, A::Error> {
+                let mut f0: Option<i64> = None;
+                let mut f1: Option<String> = None;
+                let mut f2: Option<BillingCreditAutoTopupAvailability> = None;
+                let mut f3: Option<bool> = None;
+                let mut f4: Option<BillingCreditExpiryType> = None;
+                let mut f5: Option<BillingCreditExpiryUnit> = None;
+                let mut f6: Option<i64> = None;
+                let mut f7: Option<bool> = None;
+                let mut f8: Option<i64> = None;
+                let mut f9: Option<i64> = None;
+                let mut f10: Option<bool> = None;
+                let mut f11: Option<i64> = None;
+                let mut f12: Option<time::OffsetDateTime> = None;
+                let mut f13: Option<BillingCreditResponseData> = None;
+                let mut f14: Option<i64> = None;
+                let mut f15: Option<String> = None;
+                let mut f16: Option<String> = None;
+                let mut f17: Option<String> = None;
+                let mut f18: Option<String> = None;
+                let mut f19: Option<BillingCreditExpiryType> = None;
+                let mut f20: Option<BillingCreditExpiryUnit> = None;
+                let mut f21: Option<i64> = None;
+                let mut f22: Option<String> = None;
+                let mut f23: Option<String> = None;
+                let mut f24: Option<PreviewObjectResponseData> = None;
+                let mut f25: Option<String> = None;
+                let mut f26: Option<String> = None;
+                let mut f27: Option<String> = None;
+                let mut f28: Option<BillingPlanCreditGrantResetCadence> = None;
+                let mut f29: Option<BillingPlanCreditGrantResetStart> = None;
+                let mut f30: Option<BillingPlanCreditGrantResetType> = None;
+                let mut f31: Option<i64> = None;
+                let mut f32: Option<PlanCreditGrantScaling> = None;
+                let mut f33: Option<time::OffsetDateTime> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "auto_topup_amount" => f0 = map.next_value()?,
+                        "auto_topup_amount_type" => f1 = map.next_value()?,
+                        "auto_topup_availability" => f2 = Some(map.next_value()?),
+                        "auto_topup_enabled" => f3 = Some(map.next_value()?),
+                        "auto_topup_expiry_type" => f4 = map.next_value()?,
+                        "auto_topup_expiry_unit" => f5 = map.next_value()?,
+                        "auto_topup_expiry_unit_count" => f6 = map.next_value()?,
+                        "auto_topup_self_service" => f7 = Some(map.next_value()?),
+                        "auto_topup_threshold_credits" => f8 = map.next_value()?,
+                        "auto_topup_threshold_percent" => f9 = map.next_value()?,
+                        "can_buy_bundles" => f10 = Some(map.next_value()?),
+                        "company_credit_amount" => f11 = Some(map.next_value()?),
+                        "created_at" => f12 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        "credit" => f13 = map.next_value()?,
+                        "credit_amount" => f14 = Some(map.next_value()?),
+                        "credit_id" => f15 = Some(map.next_value()?),
+                        "credit_name" => f16 = Some(map.next_value()?),
+                        "credit_plural_name" => f17 = map.next_value()?,
+                        "credit_singular_name" => f18 = map.next_value()?,
+                        "expiry_type" => f19 = map.next_value()?,
+                        "expiry_unit" => f20 = map.next_value()?,
+                        "expiry_unit_count" => f21 = map.next_value()?,
+                        "id" => f22 = Some(map.next_value()?),
+                        "license_id" => f23 = map.next_value()?,
+                        "plan" => f24 = map.next_value()?,
+                        "plan_id" => f25 = Some(map.next_value()?),
+                        "plan_name" => f26 = Some(map.next_value()?),
+                        "plan_version_id" => f27 = map.next_value()?,
+                        "reset_cadence" => f28 = map.next_value()?,
+                        "reset_start" => f29 = map.next_value()?,
+                        "reset_type" => f30 = map.next_value()?,
+                        "rollover_percentage" => f31 = Some(map.next_value()?),
+                        "scaling" => f32 = Some(map.next_value()?),
+                        "updated_at" => f33 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(BillingPlanCreditGrantResponseData {
+                    auto_topup_amount: f0,
+                    auto_topup_amount_type: f1,
+                    auto_topup_availability: f2
+                        .ok_or_else(|| crate::de::missing("auto_topup_availability"))?,
+                    auto_topup_enabled: f3
+                        .ok_or_else(|| crate::de::missing("auto_topup_enabled"))?,
+                    auto_topup_expiry_type: f4,
+                    auto_topup_expiry_unit: f5,
+                    auto_topup_expiry_unit_count: f6,
+                    auto_topup_self_service: f7
+                        .ok_or_else(|| crate::de::missing("auto_topup_self_service"))?,
+                    auto_topup_threshold_credits: f8,
+                    auto_topup_threshold_percent: f9,
+                    can_buy_bundles: f10.ok_or_else(|| crate::de::missing("can_buy_bundles"))?,
+                    company_credit_amount: f11
+                        .ok_or_else(|| crate::de::missing("company_credit_amount"))?,
+                    created_at: f12.ok_or_else(|| crate::de::missing("created_at"))?,
+                    credit: f13,
+                    credit_amount: f14.ok_or_else(|| crate::de::missing("credit_amount"))?,
+                    credit_id: f15.ok_or_else(|| crate::de::missing("credit_id"))?,
+                    credit_name: f16.ok_or_else(|| crate::de::missing("credit_name"))?,
+                    credit_plural_name: f17,
+                    credit_singular_name: f18,
+                    expiry_type: f19,
+                    expiry_unit: f20,
+                    expiry_unit_count: f21,
+                    id: f22.ok_or_else(|| crate::de::missing("id"))?,
+                    license_id: f23,
+                    plan: f24,
+                    plan_id: f25.ok_or_else(|| crate::de::missing("plan_id"))?,
+                    plan_name: f26.ok_or_else(|| crate::de::missing("plan_name"))?,
+                    plan_version_id: f27,
+                    reset_cadence: f28,
+                    reset_start: f29,
+                    reset_type: f30,
+                    rollover_percentage: f31
+                        .ok_or_else(|| crate::de::missing("rollover_percentage"))?,
+                    scaling: f32.ok_or_else(|| crate::de::missing("scaling"))?,
+                    updated_at: f33.ok_or_else(|| crate::de::missing("updated_at"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `BillingPriceResponseData`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct BillingPriceResponseData {
     /// `currency`, required.
     pub currency: String,
@@ -1202,6 +2160,63 @@ impl BillingPriceResponseData {
     }
 }
 
+impl<'de> Deserialize<'de> for BillingPriceResponseData {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = BillingPriceResponseData;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a BillingPriceResponseData object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<BillingPriceResponseData, A::Error> {
+                let mut f0: Option<String> = None;
+                let mut f1: Option<String> = None;
+                let mut f2: Option<String> = None;
+                let mut f3: Option<BillingProductPriceInterval> = None;
+                let mut f4: Option<i64> = None;
+                let mut f5: Option<String> = None;
+                let mut f6: Option<i64> = None;
+                let mut f7: Option<String> = None;
+                let mut f8: Option<BillingProviderType> = None;
+                let mut f9: Option<BillingPriceScheme> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "currency" => f0 = Some(map.next_value()?),
+                        "external_price_id" => f1 = Some(map.next_value()?),
+                        "id" => f2 = Some(map.next_value()?),
+                        "interval" => f3 = Some(map.next_value()?),
+                        "interval_count" => f4 = Some(map.next_value()?),
+                        "nickname" => f5 = map.next_value()?,
+                        "price" => f6 = Some(map.next_value()?),
+                        "price_decimal" => f7 = map.next_value()?,
+                        "provider_type" => f8 = Some(map.next_value()?),
+                        "scheme" => f9 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(BillingPriceResponseData {
+                    currency: f0.ok_or_else(|| crate::de::missing("currency"))?,
+                    external_price_id: f1.ok_or_else(|| crate::de::missing("external_price_id"))?,
+                    id: f2.ok_or_else(|| crate::de::missing("id"))?,
+                    interval: f3.ok_or_else(|| crate::de::missing("interval"))?,
+                    interval_count: f4.ok_or_else(|| crate::de::missing("interval_count"))?,
+                    nickname: f5,
+                    price: f6.ok_or_else(|| crate::de::missing("price"))?,
+                    price_decimal: f7,
+                    provider_type: f8.ok_or_else(|| crate::de::missing("provider_type"))?,
+                    scheme: f9.ok_or_else(|| crate::de::missing("scheme"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 open_enum! {
 /// The schema `BillingPriceScheme`.
 pub enum BillingPriceScheme {
@@ -1217,7 +2232,7 @@ Metered => "metered",
 } }
 
 /// The schema `BillingPriceView`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct BillingPriceView {
     /// `billing_scheme`, required.
     pub billing_scheme: BillingPriceScheme,
@@ -1328,8 +2343,109 @@ impl BillingPriceView {
     }
 }
 
+impl<'de> Deserialize<'de> for BillingPriceView {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = BillingPriceView;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a BillingPriceView object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<BillingPriceView, A::Error> {
+                let mut f0: Option<BillingPriceScheme> = None;
+                let mut f1: Option<time::OffsetDateTime> = None;
+                let mut f2: Option<String> = None;
+                let mut f3: Option<String> = None;
+                let mut f4: Option<BillingProductPriceInterval> = None;
+                let mut f5: Option<i64> = None;
+                let mut f6: Option<bool> = None;
+                let mut f7: Option<String> = None;
+                let mut f8: Option<String> = None;
+                let mut f9: Option<String> = None;
+                let mut f10: Option<String> = None;
+                let mut f11: Option<i64> = None;
+                let mut f12: Option<i64> = None;
+                let mut f13: Option<String> = None;
+                let mut f14: Option<String> = None;
+                let mut f15: Option<String> = None;
+                let mut f16: Option<Vec<BillingProductPriceTierResponseData>> = None;
+                let mut f17: Option<String> = None;
+                let mut f18: Option<String> = None;
+                let mut f19: Option<String> = None;
+                let mut f20: Option<BillingProviderType> = None;
+                let mut f21: Option<BillingTiersMode> = None;
+                let mut f22: Option<time::OffsetDateTime> = None;
+                let mut f23: Option<BillingPriceUsageType> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "billing_scheme" => f0 = Some(map.next_value()?),
+                        "created_at" => f1 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        "currency" => f2 = Some(map.next_value()?),
+                        "id" => f3 = Some(map.next_value()?),
+                        "interval" => f4 = Some(map.next_value()?),
+                        "interval_count" => f5 = Some(map.next_value()?),
+                        "is_active" => f6 = Some(map.next_value()?),
+                        "meter_event_name" => f7 = map.next_value()?,
+                        "meter_event_payload_key" => f8 = map.next_value()?,
+                        "meter_id" => f9 = map.next_value()?,
+                        "nickname" => f10 = map.next_value()?,
+                        "package_size" => f11 = Some(map.next_value()?),
+                        "price" => f12 = Some(map.next_value()?),
+                        "price_decimal" => f13 = map.next_value()?,
+                        "price_external_id" => f14 = Some(map.next_value()?),
+                        "price_id" => f15 = Some(map.next_value()?),
+                        "price_tier" => f16 = Some(map.next_value()?),
+                        "product_external_id" => f17 = Some(map.next_value()?),
+                        "product_id" => f18 = Some(map.next_value()?),
+                        "product_name" => f19 = Some(map.next_value()?),
+                        "provider_type" => f20 = Some(map.next_value()?),
+                        "tiers_mode" => f21 = map.next_value()?,
+                        "updated_at" => f22 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        "usage_type" => f23 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(BillingPriceView {
+                    billing_scheme: f0.ok_or_else(|| crate::de::missing("billing_scheme"))?,
+                    created_at: f1.ok_or_else(|| crate::de::missing("created_at"))?,
+                    currency: f2.ok_or_else(|| crate::de::missing("currency"))?,
+                    id: f3.ok_or_else(|| crate::de::missing("id"))?,
+                    interval: f4.ok_or_else(|| crate::de::missing("interval"))?,
+                    interval_count: f5.ok_or_else(|| crate::de::missing("interval_count"))?,
+                    is_active: f6.ok_or_else(|| crate::de::missing("is_active"))?,
+                    meter_event_name: f7,
+                    meter_event_payload_key: f8,
+                    meter_id: f9,
+                    nickname: f10,
+                    package_size: f11.ok_or_else(|| crate::de::missing("package_size"))?,
+                    price: f12.ok_or_else(|| crate::de::missing("price"))?,
+                    price_decimal: f13,
+                    price_external_id: f14
+                        .ok_or_else(|| crate::de::missing("price_external_id"))?,
+                    price_id: f15.ok_or_else(|| crate::de::missing("price_id"))?,
+                    price_tier: f16.ok_or_else(|| crate::de::missing("price_tier"))?,
+                    product_external_id: f17
+                        .ok_or_else(|| crate::de::missing("product_external_id"))?,
+                    product_id: f18.ok_or_else(|| crate::de::missing("product_id"))?,
+                    product_name: f19.ok_or_else(|| crate::de::missing("product_name"))?,
+                    provider_type: f20.ok_or_else(|| crate::de::missing("provider_type"))?,
+                    tiers_mode: f21,
+                    updated_at: f22.ok_or_else(|| crate::de::missing("updated_at"))?,
+                    usage_type: f23.ok_or_else(|| crate::de::missing("usage_type"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `BillingProductDetailResponseData`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct BillingProductDetailResponseData {
     /// `account_id`, required.
     pub account_id: String,
@@ -1404,8 +2520,81 @@ impl BillingProductDetailResponseData {
     }
 }
 
+impl<'de> Deserialize<'de> for BillingProductDetailResponseData {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = BillingProductDetailResponseData;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a BillingProductDetailResponseData object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<BillingProductDetailResponseData, A::Error> {
+                let mut f0: Option<String> = None;
+                let mut f1: Option<time::OffsetDateTime> = None;
+                let mut f2: Option<String> = None;
+                let mut f3: Option<String> = None;
+                let mut f4: Option<String> = None;
+                let mut f5: Option<bool> = None;
+                let mut f6: Option<String> = None;
+                let mut f7: Option<f64> = None;
+                let mut f8: Option<String> = None;
+                let mut f9: Option<Vec<BillingPriceResponseData>> = None;
+                let mut f10: Option<String> = None;
+                let mut f11: Option<BillingProviderType> = None;
+                let mut f12: Option<f64> = None;
+                let mut f13: Option<i64> = None;
+                let mut f14: Option<time::OffsetDateTime> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "account_id" => f0 = Some(map.next_value()?),
+                        "created_at" => f1 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        "currency" => f2 = map.next_value()?,
+                        "environment_id" => f3 = Some(map.next_value()?),
+                        "external_id" => f4 = Some(map.next_value()?),
+                        "is_active" => f5 = Some(map.next_value()?),
+                        "name" => f6 = Some(map.next_value()?),
+                        "price" => f7 = Some(map.next_value()?),
+                        "price_decimal" => f8 = map.next_value()?,
+                        "prices" => f9 = Some(map.next_value()?),
+                        "product_id" => f10 = Some(map.next_value()?),
+                        "provider_type" => f11 = Some(map.next_value()?),
+                        "quantity" => f12 = Some(map.next_value()?),
+                        "subscription_count" => f13 = Some(map.next_value()?),
+                        "updated_at" => f14 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(BillingProductDetailResponseData {
+                    account_id: f0.ok_or_else(|| crate::de::missing("account_id"))?,
+                    created_at: f1.ok_or_else(|| crate::de::missing("created_at"))?,
+                    currency: f2,
+                    environment_id: f3.ok_or_else(|| crate::de::missing("environment_id"))?,
+                    external_id: f4.ok_or_else(|| crate::de::missing("external_id"))?,
+                    is_active: f5.ok_or_else(|| crate::de::missing("is_active"))?,
+                    name: f6.ok_or_else(|| crate::de::missing("name"))?,
+                    price: f7.ok_or_else(|| crate::de::missing("price"))?,
+                    price_decimal: f8,
+                    prices: f9.ok_or_else(|| crate::de::missing("prices"))?,
+                    product_id: f10.ok_or_else(|| crate::de::missing("product_id"))?,
+                    provider_type: f11.ok_or_else(|| crate::de::missing("provider_type"))?,
+                    quantity: f12.ok_or_else(|| crate::de::missing("quantity"))?,
+                    subscription_count: f13
+                        .ok_or_else(|| crate::de::missing("subscription_count"))?,
+                    updated_at: f14.ok_or_else(|| crate::de::missing("updated_at"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `BillingProductForSubscriptionResponseData`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct BillingProductForSubscriptionResponseData {
     /// `billing_scheme`, required.
     pub billing_scheme: BillingPriceScheme,
@@ -1512,8 +2701,105 @@ impl BillingProductForSubscriptionResponseData {
     }
 }
 
+impl<'de> Deserialize<'de> for BillingProductForSubscriptionResponseData {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = BillingProductForSubscriptionResponseData;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a BillingProductForSubscriptionResponseData object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<BillingProductForSubscriptionResponseData, A::Error> {
+                let mut f0: Option<BillingPriceScheme> = None;
+                let mut f1: Option<i64> = None;
+                let mut f2: Option<time::OffsetDateTime> = None;
+                let mut f3: Option<String> = None;
+                let mut f4: Option<String> = None;
+                let mut f5: Option<String> = None;
+                let mut f6: Option<String> = None;
+                let mut f7: Option<String> = None;
+                let mut f8: Option<i64> = None;
+                let mut f9: Option<String> = None;
+                let mut f10: Option<String> = None;
+                let mut f11: Option<i64> = None;
+                let mut f12: Option<i64> = None;
+                let mut f13: Option<String> = None;
+                let mut f14: Option<String> = None;
+                let mut f15: Option<String> = None;
+                let mut f16: Option<Vec<BillingProductPriceTierResponseData>> = None;
+                let mut f17: Option<BillingProviderType> = None;
+                let mut f18: Option<f64> = None;
+                let mut f19: Option<String> = None;
+                let mut f20: Option<String> = None;
+                let mut f21: Option<time::OffsetDateTime> = None;
+                let mut f22: Option<BillingPriceUsageType> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "billing_scheme" => f0 = Some(map.next_value()?),
+                        "billing_threshold" => f1 = map.next_value()?,
+                        "created_at" => f2 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        "currency" => f3 = Some(map.next_value()?),
+                        "environment_id" => f4 = Some(map.next_value()?),
+                        "external_id" => f5 = Some(map.next_value()?),
+                        "id" => f6 = Some(map.next_value()?),
+                        "interval" => f7 = Some(map.next_value()?),
+                        "interval_count" => f8 = map.next_value()?,
+                        "meter_id" => f9 = map.next_value()?,
+                        "name" => f10 = Some(map.next_value()?),
+                        "package_size" => f11 = Some(map.next_value()?),
+                        "price" => f12 = Some(map.next_value()?),
+                        "price_decimal" => f13 = map.next_value()?,
+                        "price_external_id" => f14 = Some(map.next_value()?),
+                        "price_id" => f15 = Some(map.next_value()?),
+                        "price_tier" => f16 = Some(map.next_value()?),
+                        "provider_type" => f17 = Some(map.next_value()?),
+                        "quantity" => f18 = Some(map.next_value()?),
+                        "subscription_id" => f19 = Some(map.next_value()?),
+                        "subscription_item_external_id" => f20 = map.next_value()?,
+                        "updated_at" => f21 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        "usage_type" => f22 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(BillingProductForSubscriptionResponseData {
+                    billing_scheme: f0.ok_or_else(|| crate::de::missing("billing_scheme"))?,
+                    billing_threshold: f1,
+                    created_at: f2.ok_or_else(|| crate::de::missing("created_at"))?,
+                    currency: f3.ok_or_else(|| crate::de::missing("currency"))?,
+                    environment_id: f4.ok_or_else(|| crate::de::missing("environment_id"))?,
+                    external_id: f5.ok_or_else(|| crate::de::missing("external_id"))?,
+                    id: f6.ok_or_else(|| crate::de::missing("id"))?,
+                    interval: f7.ok_or_else(|| crate::de::missing("interval"))?,
+                    interval_count: f8,
+                    meter_id: f9,
+                    name: f10.ok_or_else(|| crate::de::missing("name"))?,
+                    package_size: f11.ok_or_else(|| crate::de::missing("package_size"))?,
+                    price: f12.ok_or_else(|| crate::de::missing("price"))?,
+                    price_decimal: f13,
+                    price_external_id: f14
+                        .ok_or_else(|| crate::de::missing("price_external_id"))?,
+                    price_id: f15.ok_or_else(|| crate::de::missing("price_id"))?,
+                    price_tier: f16.ok_or_else(|| crate::de::missing("price_tier"))?,
+                    provider_type: f17.ok_or_else(|| crate::de::missing("provider_type"))?,
+                    quantity: f18.ok_or_else(|| crate::de::missing("quantity"))?,
+                    subscription_id: f19.ok_or_else(|| crate::de::missing("subscription_id"))?,
+                    subscription_item_external_id: f20,
+                    updated_at: f21.ok_or_else(|| crate::de::missing("updated_at"))?,
+                    usage_type: f22.ok_or_else(|| crate::de::missing("usage_type"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `BillingProductPlanResponseData`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct BillingProductPlanResponseData {
     /// `account_id`, required.
     pub account_id: String,
@@ -1574,6 +2860,70 @@ impl BillingProductPlanResponseData {
     }
 }
 
+impl<'de> Deserialize<'de> for BillingProductPlanResponseData {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = BillingProductPlanResponseData;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a BillingProductPlanResponseData object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<BillingProductPlanResponseData, A::Error> {
+                let mut f0: Option<String> = None;
+                let mut f1: Option<String> = None;
+                let mut f2: Option<BillingStrategy> = None;
+                let mut f3: Option<ChargeType> = None;
+                let mut f4: Option<BillingProviderType> = None;
+                let mut f5: Option<String> = None;
+                let mut f6: Option<bool> = None;
+                let mut f7: Option<String> = None;
+                let mut f8: Option<String> = None;
+                let mut f9: Option<String> = None;
+                let mut f10: Option<i64> = None;
+                let mut f11: Option<String> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "account_id" => f0 = Some(map.next_value()?),
+                        "billing_product_id" => f1 = Some(map.next_value()?),
+                        "billing_strategy" => f2 = Some(map.next_value()?),
+                        "charge_type" => f3 = Some(map.next_value()?),
+                        "controlled_by" => f4 = Some(map.next_value()?),
+                        "environment_id" => f5 = Some(map.next_value()?),
+                        "is_trialable" => f6 = Some(map.next_value()?),
+                        "monthly_price_id" => f7 = map.next_value()?,
+                        "one_time_price_id" => f8 = map.next_value()?,
+                        "plan_id" => f9 = Some(map.next_value()?),
+                        "trial_days" => f10 = map.next_value()?,
+                        "yearly_price_id" => f11 = map.next_value()?,
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(BillingProductPlanResponseData {
+                    account_id: f0.ok_or_else(|| crate::de::missing("account_id"))?,
+                    billing_product_id: f1
+                        .ok_or_else(|| crate::de::missing("billing_product_id"))?,
+                    billing_strategy: f2.ok_or_else(|| crate::de::missing("billing_strategy"))?,
+                    charge_type: f3.ok_or_else(|| crate::de::missing("charge_type"))?,
+                    controlled_by: f4.ok_or_else(|| crate::de::missing("controlled_by"))?,
+                    environment_id: f5.ok_or_else(|| crate::de::missing("environment_id"))?,
+                    is_trialable: f6.ok_or_else(|| crate::de::missing("is_trialable"))?,
+                    monthly_price_id: f7,
+                    one_time_price_id: f8,
+                    plan_id: f9.ok_or_else(|| crate::de::missing("plan_id"))?,
+                    trial_days: f10,
+                    yearly_price_id: f11,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 open_enum! {
 /// The schema `BillingProductPriceInterval`.
 pub enum BillingProductPriceInterval {
@@ -1584,7 +2934,7 @@ Year => "year",
 } }
 
 /// The schema `BillingProductPriceResponseData`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct BillingProductPriceResponseData {
     /// `billing_scheme`, required.
     pub billing_scheme: BillingPriceScheme,
@@ -1671,8 +3021,91 @@ impl BillingProductPriceResponseData {
     }
 }
 
+impl<'de> Deserialize<'de> for BillingProductPriceResponseData {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = BillingProductPriceResponseData;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a BillingProductPriceResponseData object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<BillingProductPriceResponseData, A::Error> {
+                let mut f0: Option<BillingPriceScheme> = None;
+                let mut f1: Option<time::OffsetDateTime> = None;
+                let mut f2: Option<String> = None;
+                let mut f3: Option<String> = None;
+                let mut f4: Option<BillingProductPriceInterval> = None;
+                let mut f5: Option<i64> = None;
+                let mut f6: Option<bool> = None;
+                let mut f7: Option<String> = None;
+                let mut f8: Option<String> = None;
+                let mut f9: Option<i64> = None;
+                let mut f10: Option<i64> = None;
+                let mut f11: Option<String> = None;
+                let mut f12: Option<String> = None;
+                let mut f13: Option<String> = None;
+                let mut f14: Option<BillingProviderType> = None;
+                let mut f15: Option<BillingTiersMode> = None;
+                let mut f16: Option<time::OffsetDateTime> = None;
+                let mut f17: Option<BillingPriceUsageType> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "billing_scheme" => f0 = Some(map.next_value()?),
+                        "created_at" => f1 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        "currency" => f2 = Some(map.next_value()?),
+                        "id" => f3 = Some(map.next_value()?),
+                        "interval" => f4 = Some(map.next_value()?),
+                        "interval_count" => f5 = Some(map.next_value()?),
+                        "is_active" => f6 = Some(map.next_value()?),
+                        "meter_id" => f7 = map.next_value()?,
+                        "nickname" => f8 = map.next_value()?,
+                        "package_size" => f9 = Some(map.next_value()?),
+                        "price" => f10 = Some(map.next_value()?),
+                        "price_decimal" => f11 = map.next_value()?,
+                        "price_external_id" => f12 = Some(map.next_value()?),
+                        "product_external_id" => f13 = Some(map.next_value()?),
+                        "provider_type" => f14 = Some(map.next_value()?),
+                        "tiers_mode" => f15 = map.next_value()?,
+                        "updated_at" => f16 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        "usage_type" => f17 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(BillingProductPriceResponseData {
+                    billing_scheme: f0.ok_or_else(|| crate::de::missing("billing_scheme"))?,
+                    created_at: f1.ok_or_else(|| crate::de::missing("created_at"))?,
+                    currency: f2.ok_or_else(|| crate::de::missing("currency"))?,
+                    id: f3.ok_or_else(|| crate::de::missing("id"))?,
+                    interval: f4.ok_or_else(|| crate::de::missing("interval"))?,
+                    interval_count: f5.ok_or_else(|| crate::de::missing("interval_count"))?,
+                    is_active: f6.ok_or_else(|| crate::de::missing("is_active"))?,
+                    meter_id: f7,
+                    nickname: f8,
+                    package_size: f9.ok_or_else(|| crate::de::missing("package_size"))?,
+                    price: f10.ok_or_else(|| crate::de::missing("price"))?,
+                    price_decimal: f11,
+                    price_external_id: f12
+                        .ok_or_else(|| crate::de::missing("price_external_id"))?,
+                    product_external_id: f13
+                        .ok_or_else(|| crate::de::missing("product_external_id"))?,
+                    provider_type: f14.ok_or_else(|| crate::de::missing("provider_type"))?,
+                    tiers_mode: f15,
+                    updated_at: f16.ok_or_else(|| crate::de::missing("updated_at"))?,
+                    usage_type: f17.ok_or_else(|| crate::de::missing("usage_type"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `BillingProductPriceTierResponseData`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, Default)]
 pub struct BillingProductPriceTierResponseData {
     /// `flat_amount`, optional.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -1688,8 +3121,47 @@ pub struct BillingProductPriceTierResponseData {
     pub up_to: Option<i64>,
 }
 
+impl<'de> Deserialize<'de> for BillingProductPriceTierResponseData {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = BillingProductPriceTierResponseData;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a BillingProductPriceTierResponseData object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<BillingProductPriceTierResponseData, A::Error> {
+                let mut f0: Option<i64> = None;
+                let mut f1: Option<i64> = None;
+                let mut f2: Option<String> = None;
+                let mut f3: Option<i64> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "flat_amount" => f0 = map.next_value()?,
+                        "per_unit_price" => f1 = map.next_value()?,
+                        "per_unit_price_decimal" => f2 = map.next_value()?,
+                        "up_to" => f3 = map.next_value()?,
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(BillingProductPriceTierResponseData {
+                    flat_amount: f0,
+                    per_unit_price: f1,
+                    per_unit_price_decimal: f2,
+                    up_to: f3,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `BillingProductPricing`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct BillingProductPricing {
     /// `billing_threshold`, optional, minimum 50, maximum 9999999999999.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -1750,8 +3222,72 @@ impl BillingProductPricing {
     }
 }
 
+impl<'de> Deserialize<'de> for BillingProductPricing {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = BillingProductPricing;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a BillingProductPricing object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<BillingProductPricing, A::Error> {
+                let mut f0: Option<i64> = None;
+                let mut f1: Option<String> = None;
+                let mut f2: Option<String> = None;
+                let mut f3: Option<String> = None;
+                let mut f4: Option<i64> = None;
+                let mut f5: Option<i64> = None;
+                let mut f6: Option<String> = None;
+                let mut f7: Option<String> = None;
+                let mut f8: Option<String> = None;
+                let mut f9: Option<i64> = None;
+                let mut f10: Option<String> = None;
+                let mut f11: Option<BillingPriceUsageType> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "billing_threshold" => f0 = map.next_value()?,
+                        "currency" => f1 = Some(map.next_value()?),
+                        "interval" => f2 = Some(map.next_value()?),
+                        "meter_id" => f3 = map.next_value()?,
+                        "package_size" => f4 = map.next_value()?,
+                        "price" => f5 = Some(map.next_value()?),
+                        "price_decimal" => f6 = map.next_value()?,
+                        "price_external_id" => f7 = Some(map.next_value()?),
+                        "product_external_id" => f8 = Some(map.next_value()?),
+                        "quantity" => f9 = Some(map.next_value()?),
+                        "subscription_item_external_id" => f10 = map.next_value()?,
+                        "usage_type" => f11 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(BillingProductPricing {
+                    billing_threshold: f0,
+                    currency: f1.ok_or_else(|| crate::de::missing("currency"))?,
+                    interval: f2.ok_or_else(|| crate::de::missing("interval"))?,
+                    meter_id: f3,
+                    package_size: f4,
+                    price: f5.ok_or_else(|| crate::de::missing("price"))?,
+                    price_decimal: f6,
+                    price_external_id: f7.ok_or_else(|| crate::de::missing("price_external_id"))?,
+                    product_external_id: f8
+                        .ok_or_else(|| crate::de::missing("product_external_id"))?,
+                    quantity: f9.ok_or_else(|| crate::de::missing("quantity"))?,
+                    subscription_item_external_id: f10,
+                    usage_type: f11.ok_or_else(|| crate::de::missing("usage_type"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `BillingProductRecordResponseData`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct BillingProductRecordResponseData {
     /// `account_id`, required.
     pub account_id: String,
@@ -1802,8 +3338,62 @@ impl BillingProductRecordResponseData {
     }
 }
 
+impl<'de> Deserialize<'de> for BillingProductRecordResponseData {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = BillingProductRecordResponseData;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a BillingProductRecordResponseData object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<BillingProductRecordResponseData, A::Error> {
+                let mut f0: Option<String> = None;
+                let mut f1: Option<time::OffsetDateTime> = None;
+                let mut f2: Option<String> = None;
+                let mut f3: Option<String> = None;
+                let mut f4: Option<String> = None;
+                let mut f5: Option<bool> = None;
+                let mut f6: Option<String> = None;
+                let mut f7: Option<BillingProviderType> = None;
+                let mut f8: Option<time::OffsetDateTime> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "account_id" => f0 = Some(map.next_value()?),
+                        "created_at" => f1 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        "environment_id" => f2 = Some(map.next_value()?),
+                        "external_id" => f3 = Some(map.next_value()?),
+                        "id" => f4 = Some(map.next_value()?),
+                        "is_active" => f5 = Some(map.next_value()?),
+                        "name" => f6 = Some(map.next_value()?),
+                        "provider_type" => f7 = Some(map.next_value()?),
+                        "updated_at" => f8 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(BillingProductRecordResponseData {
+                    account_id: f0.ok_or_else(|| crate::de::missing("account_id"))?,
+                    created_at: f1.ok_or_else(|| crate::de::missing("created_at"))?,
+                    environment_id: f2.ok_or_else(|| crate::de::missing("environment_id"))?,
+                    external_id: f3.ok_or_else(|| crate::de::missing("external_id"))?,
+                    id: f4.ok_or_else(|| crate::de::missing("id"))?,
+                    is_active: f5.ok_or_else(|| crate::de::missing("is_active"))?,
+                    name: f6.ok_or_else(|| crate::de::missing("name"))?,
+                    provider_type: f7.ok_or_else(|| crate::de::missing("provider_type"))?,
+                    updated_at: f8.ok_or_else(|| crate::de::missing("updated_at"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `BillingProductResponseData`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct BillingProductResponseData {
     /// `account_id`, required.
     pub account_id: String,
@@ -1870,6 +3460,72 @@ impl BillingProductResponseData {
     }
 }
 
+impl<'de> Deserialize<'de> for BillingProductResponseData {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = BillingProductResponseData;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a BillingProductResponseData object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<BillingProductResponseData, A::Error> {
+                let mut f0: Option<String> = None;
+                let mut f1: Option<time::OffsetDateTime> = None;
+                let mut f2: Option<String> = None;
+                let mut f3: Option<String> = None;
+                let mut f4: Option<String> = None;
+                let mut f5: Option<bool> = None;
+                let mut f6: Option<String> = None;
+                let mut f7: Option<f64> = None;
+                let mut f8: Option<String> = None;
+                let mut f9: Option<String> = None;
+                let mut f10: Option<BillingProviderType> = None;
+                let mut f11: Option<f64> = None;
+                let mut f12: Option<time::OffsetDateTime> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "account_id" => f0 = Some(map.next_value()?),
+                        "created_at" => f1 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        "currency" => f2 = map.next_value()?,
+                        "environment_id" => f3 = Some(map.next_value()?),
+                        "external_id" => f4 = Some(map.next_value()?),
+                        "is_active" => f5 = Some(map.next_value()?),
+                        "name" => f6 = Some(map.next_value()?),
+                        "price" => f7 = Some(map.next_value()?),
+                        "price_decimal" => f8 = map.next_value()?,
+                        "product_id" => f9 = Some(map.next_value()?),
+                        "provider_type" => f10 = Some(map.next_value()?),
+                        "quantity" => f11 = Some(map.next_value()?),
+                        "updated_at" => f12 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(BillingProductResponseData {
+                    account_id: f0.ok_or_else(|| crate::de::missing("account_id"))?,
+                    created_at: f1.ok_or_else(|| crate::de::missing("created_at"))?,
+                    currency: f2,
+                    environment_id: f3.ok_or_else(|| crate::de::missing("environment_id"))?,
+                    external_id: f4.ok_or_else(|| crate::de::missing("external_id"))?,
+                    is_active: f5.ok_or_else(|| crate::de::missing("is_active"))?,
+                    name: f6.ok_or_else(|| crate::de::missing("name"))?,
+                    price: f7.ok_or_else(|| crate::de::missing("price"))?,
+                    price_decimal: f8,
+                    product_id: f9.ok_or_else(|| crate::de::missing("product_id"))?,
+                    provider_type: f10.ok_or_else(|| crate::de::missing("provider_type"))?,
+                    quantity: f11.ok_or_else(|| crate::de::missing("quantity"))?,
+                    updated_at: f12.ok_or_else(|| crate::de::missing("updated_at"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 open_enum! {
 /// The schema `BillingProviderType`.
 pub enum BillingProviderType {
@@ -1888,7 +3544,7 @@ NoBilling => "no_billing",
 } }
 
 /// The schema `BillingSubscriptionDiscount`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct BillingSubscriptionDiscount {
     /// `coupon_external_id`, required, at most 255 characters.
     pub coupon_external_id: String,
@@ -1934,8 +3590,57 @@ impl BillingSubscriptionDiscount {
     }
 }
 
+impl<'de> Deserialize<'de> for BillingSubscriptionDiscount {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = BillingSubscriptionDiscount;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a BillingSubscriptionDiscount object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<BillingSubscriptionDiscount, A::Error> {
+                let mut f0: Option<String> = None;
+                let mut f1: Option<String> = None;
+                let mut f2: Option<time::OffsetDateTime> = None;
+                let mut f3: Option<String> = None;
+                let mut f4: Option<bool> = None;
+                let mut f5: Option<String> = None;
+                let mut f6: Option<time::OffsetDateTime> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "coupon_external_id" => f0 = Some(map.next_value()?),
+                        "customer_facing_code" => f1 = map.next_value()?,
+                        "ended_at" => f2 = map.next_value::<crate::de::OptDateTime>()?.0,
+                        "external_id" => f3 = Some(map.next_value()?),
+                        "is_active" => f4 = Some(map.next_value()?),
+                        "promo_code_external_id" => f5 = map.next_value()?,
+                        "started_at" => f6 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(BillingSubscriptionDiscount {
+                    coupon_external_id: f0
+                        .ok_or_else(|| crate::de::missing("coupon_external_id"))?,
+                    customer_facing_code: f1,
+                    ended_at: f2,
+                    external_id: f3.ok_or_else(|| crate::de::missing("external_id"))?,
+                    is_active: f4.ok_or_else(|| crate::de::missing("is_active"))?,
+                    promo_code_external_id: f5,
+                    started_at: f6.ok_or_else(|| crate::de::missing("started_at"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `BillingSubscriptionDiscountView`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct BillingSubscriptionDiscountView {
     /// `amount_off`, optional.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -2009,8 +3714,79 @@ impl BillingSubscriptionDiscountView {
     }
 }
 
+impl<'de> Deserialize<'de> for BillingSubscriptionDiscountView {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = BillingSubscriptionDiscountView;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a BillingSubscriptionDiscountView object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<BillingSubscriptionDiscountView, A::Error> {
+                let mut f0: Option<i64> = None;
+                let mut f1: Option<String> = None;
+                let mut f2: Option<String> = None;
+                let mut f3: Option<String> = None;
+                let mut f4: Option<String> = None;
+                let mut f5: Option<String> = None;
+                let mut f6: Option<String> = None;
+                let mut f7: Option<i64> = None;
+                let mut f8: Option<time::OffsetDateTime> = None;
+                let mut f9: Option<bool> = None;
+                let mut f10: Option<f64> = None;
+                let mut f11: Option<String> = None;
+                let mut f12: Option<time::OffsetDateTime> = None;
+                let mut f13: Option<String> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "amount_off" => f0 = map.next_value()?,
+                        "coupon_id" => f1 = Some(map.next_value()?),
+                        "coupon_name" => f2 = Some(map.next_value()?),
+                        "currency" => f3 = map.next_value()?,
+                        "customer_facing_code" => f4 = map.next_value()?,
+                        "discount_external_id" => f5 = Some(map.next_value()?),
+                        "duration" => f6 = Some(map.next_value()?),
+                        "duration_in_months" => f7 = map.next_value()?,
+                        "ended_at" => f8 = map.next_value::<crate::de::OptDateTime>()?.0,
+                        "is_active" => f9 = Some(map.next_value()?),
+                        "percent_off" => f10 = map.next_value()?,
+                        "promo_code_external_id" => f11 = map.next_value()?,
+                        "started_at" => f12 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        "subscription_external_id" => f13 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(BillingSubscriptionDiscountView {
+                    amount_off: f0,
+                    coupon_id: f1.ok_or_else(|| crate::de::missing("coupon_id"))?,
+                    coupon_name: f2.ok_or_else(|| crate::de::missing("coupon_name"))?,
+                    currency: f3,
+                    customer_facing_code: f4,
+                    discount_external_id: f5
+                        .ok_or_else(|| crate::de::missing("discount_external_id"))?,
+                    duration: f6.ok_or_else(|| crate::de::missing("duration"))?,
+                    duration_in_months: f7,
+                    ended_at: f8,
+                    is_active: f9.ok_or_else(|| crate::de::missing("is_active"))?,
+                    percent_off: f10,
+                    promo_code_external_id: f11,
+                    started_at: f12.ok_or_else(|| crate::de::missing("started_at"))?,
+                    subscription_external_id: f13
+                        .ok_or_else(|| crate::de::missing("subscription_external_id"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `BillingSubscriptionResponseData`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct BillingSubscriptionResponseData {
     /// `application_id`, optional.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -2108,6 +3884,96 @@ impl BillingSubscriptionResponseData {
     }
 }
 
+impl<'de> Deserialize<'de> for BillingSubscriptionResponseData {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = BillingSubscriptionResponseData;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a BillingSubscriptionResponseData object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<BillingSubscriptionResponseData, A::Error> {
+                let mut f0: Option<String> = None;
+                let mut f1: Option<i64> = None;
+                let mut f2: Option<bool> = None;
+                let mut f3: Option<String> = None;
+                let mut f4: Option<time::OffsetDateTime> = None;
+                let mut f5: Option<String> = None;
+                let mut f6: Option<String> = None;
+                let mut f7: Option<String> = None;
+                let mut f8: Option<time::OffsetDateTime> = None;
+                let mut f9: Option<String> = None;
+                let mut f10: Option<String> = None;
+                let mut f11: Option<BTreeMap<String, serde_json::Value>> = None;
+                let mut f12: Option<i64> = None;
+                let mut f13: Option<i64> = None;
+                let mut f14: Option<BillingProviderType> = None;
+                let mut f15: Option<String> = None;
+                let mut f16: Option<String> = None;
+                let mut f17: Option<i64> = None;
+                let mut f18: Option<i64> = None;
+                let mut f19: Option<BillingSubscriptionTrialEndSetting> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "application_id" => f0 = map.next_value()?,
+                        "cancel_at" => f1 = map.next_value()?,
+                        "cancel_at_period_end" => f2 = Some(map.next_value()?),
+                        "company_id" => f3 = map.next_value()?,
+                        "created_at" => f4 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        "currency" => f5 = Some(map.next_value()?),
+                        "customer_external_id" => f6 = Some(map.next_value()?),
+                        "default_payment_method_id" => f7 = map.next_value()?,
+                        "expired_at" => f8 = map.next_value::<crate::de::OptDateTime>()?.0,
+                        "id" => f9 = Some(map.next_value()?),
+                        "interval" => f10 = Some(map.next_value()?),
+                        "metadata" => f11 = map.next_value()?,
+                        "period_end" => f12 = Some(map.next_value()?),
+                        "period_start" => f13 = Some(map.next_value()?),
+                        "provider_type" => f14 = Some(map.next_value()?),
+                        "status" => f15 = Some(map.next_value()?),
+                        "subscription_external_id" => f16 = Some(map.next_value()?),
+                        "total_price" => f17 = Some(map.next_value()?),
+                        "trial_end" => f18 = map.next_value()?,
+                        "trial_end_setting" => f19 = map.next_value()?,
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(BillingSubscriptionResponseData {
+                    application_id: f0,
+                    cancel_at: f1,
+                    cancel_at_period_end: f2
+                        .ok_or_else(|| crate::de::missing("cancel_at_period_end"))?,
+                    company_id: f3,
+                    created_at: f4.ok_or_else(|| crate::de::missing("created_at"))?,
+                    currency: f5.ok_or_else(|| crate::de::missing("currency"))?,
+                    customer_external_id: f6
+                        .ok_or_else(|| crate::de::missing("customer_external_id"))?,
+                    default_payment_method_id: f7,
+                    expired_at: f8,
+                    id: f9.ok_or_else(|| crate::de::missing("id"))?,
+                    interval: f10.ok_or_else(|| crate::de::missing("interval"))?,
+                    metadata: f11,
+                    period_end: f12.ok_or_else(|| crate::de::missing("period_end"))?,
+                    period_start: f13.ok_or_else(|| crate::de::missing("period_start"))?,
+                    provider_type: f14.ok_or_else(|| crate::de::missing("provider_type"))?,
+                    status: f15.ok_or_else(|| crate::de::missing("status"))?,
+                    subscription_external_id: f16
+                        .ok_or_else(|| crate::de::missing("subscription_external_id"))?,
+                    total_price: f17.ok_or_else(|| crate::de::missing("total_price"))?,
+                    trial_end: f18,
+                    trial_end_setting: f19,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 open_enum! {
 /// The schema `BillingSubscriptionTrialEndSetting`.
 pub enum BillingSubscriptionTrialEndSetting {
@@ -2116,7 +3982,7 @@ Subscribe => "subscribe",
 } }
 
 /// The schema `BillingSubscriptionView`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct BillingSubscriptionView {
     /// `application_id`, optional.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -2230,6 +4096,108 @@ impl BillingSubscriptionView {
     }
 }
 
+impl<'de> Deserialize<'de> for BillingSubscriptionView {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = BillingSubscriptionView;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a BillingSubscriptionView object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<BillingSubscriptionView, A::Error> {
+                let mut f0: Option<String> = None;
+                let mut f1: Option<i64> = None;
+                let mut f2: Option<bool> = None;
+                let mut f3: Option<String> = None;
+                let mut f4: Option<time::OffsetDateTime> = None;
+                let mut f5: Option<String> = None;
+                let mut f6: Option<String> = None;
+                let mut f7: Option<String> = None;
+                let mut f8: Option<Vec<BillingSubscriptionDiscountView>> = None;
+                let mut f9: Option<time::OffsetDateTime> = None;
+                let mut f10: Option<String> = None;
+                let mut f11: Option<String> = None;
+                let mut f12: Option<InvoiceResponseData> = None;
+                let mut f13: Option<BTreeMap<String, serde_json::Value>> = None;
+                let mut f14: Option<PaymentMethodResponseData> = None;
+                let mut f15: Option<i64> = None;
+                let mut f16: Option<i64> = None;
+                let mut f17: Option<Vec<BillingProductForSubscriptionResponseData>> = None;
+                let mut f18: Option<BillingProviderType> = None;
+                let mut f19: Option<String> = None;
+                let mut f20: Option<String> = None;
+                let mut f21: Option<i64> = None;
+                let mut f22: Option<i64> = None;
+                let mut f23: Option<BillingSubscriptionTrialEndSetting> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "application_id" => f0 = map.next_value()?,
+                        "cancel_at" => f1 = map.next_value()?,
+                        "cancel_at_period_end" => f2 = Some(map.next_value()?),
+                        "company_id" => f3 = map.next_value()?,
+                        "created_at" => f4 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        "currency" => f5 = Some(map.next_value()?),
+                        "customer_external_id" => f6 = Some(map.next_value()?),
+                        "default_payment_method_id" => f7 = map.next_value()?,
+                        "discounts" => f8 = Some(map.next_value()?),
+                        "expired_at" => f9 = map.next_value::<crate::de::OptDateTime>()?.0,
+                        "id" => f10 = Some(map.next_value()?),
+                        "interval" => f11 = Some(map.next_value()?),
+                        "latest_invoice" => f12 = map.next_value()?,
+                        "metadata" => f13 = map.next_value()?,
+                        "payment_method" => f14 = map.next_value()?,
+                        "period_end" => f15 = Some(map.next_value()?),
+                        "period_start" => f16 = Some(map.next_value()?),
+                        "products" => f17 = Some(map.next_value()?),
+                        "provider_type" => f18 = Some(map.next_value()?),
+                        "status" => f19 = Some(map.next_value()?),
+                        "subscription_external_id" => f20 = Some(map.next_value()?),
+                        "total_price" => f21 = Some(map.next_value()?),
+                        "trial_end" => f22 = map.next_value()?,
+                        "trial_end_setting" => f23 = map.next_value()?,
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(BillingSubscriptionView {
+                    application_id: f0,
+                    cancel_at: f1,
+                    cancel_at_period_end: f2
+                        .ok_or_else(|| crate::de::missing("cancel_at_period_end"))?,
+                    company_id: f3,
+                    created_at: f4.ok_or_else(|| crate::de::missing("created_at"))?,
+                    currency: f5.ok_or_else(|| crate::de::missing("currency"))?,
+                    customer_external_id: f6
+                        .ok_or_else(|| crate::de::missing("customer_external_id"))?,
+                    default_payment_method_id: f7,
+                    discounts: f8.ok_or_else(|| crate::de::missing("discounts"))?,
+                    expired_at: f9,
+                    id: f10.ok_or_else(|| crate::de::missing("id"))?,
+                    interval: f11.ok_or_else(|| crate::de::missing("interval"))?,
+                    latest_invoice: f12,
+                    metadata: f13,
+                    payment_method: f14,
+                    period_end: f15.ok_or_else(|| crate::de::missing("period_end"))?,
+                    period_start: f16.ok_or_else(|| crate::de::missing("period_start"))?,
+                    products: f17.ok_or_else(|| crate::de::missing("products"))?,
+                    provider_type: f18.ok_or_else(|| crate::de::missing("provider_type"))?,
+                    status: f19.ok_or_else(|| crate::de::missing("status"))?,
+                    subscription_external_id: f20
+                        .ok_or_else(|| crate::de::missing("subscription_external_id"))?,
+                    total_price: f21.ok_or_else(|| crate::de::missing("total_price"))?,
+                    trial_end: f22,
+                    trial_end_setting: f23,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 open_enum! {
 /// The schema `BillingTiersMode`.
 pub enum BillingTiersMode {
@@ -2238,9 +4206,37 @@ Volume => "volume",
 } }
 
 /// The schema `BindCatalogRequestBody`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, Default)]
 pub struct BindCatalogRequestBody {
     /// `catalog_id`, optional.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub catalog_id: Option<String>,
+}
+
+impl<'de> Deserialize<'de> for BindCatalogRequestBody {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = BindCatalogRequestBody;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a BindCatalogRequestBody object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<BindCatalogRequestBody, A::Error> {
+                let mut f0: Option<String> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "catalog_id" => f0 = map.next_value()?,
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(BindCatalogRequestBody { catalog_id: f0 })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
 }

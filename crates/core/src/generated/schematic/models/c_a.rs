@@ -13,7 +13,7 @@ use super::*;
 use crate::open_enum::open_enum;
 
 /// The schema `CancelSubscriptionRequest`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CancelSubscriptionRequest {
     /// `cancel_immediately`, optional.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -36,8 +36,44 @@ impl CancelSubscriptionRequest {
     }
 }
 
+impl<'de> Deserialize<'de> for CancelSubscriptionRequest {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = CancelSubscriptionRequest;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a CancelSubscriptionRequest object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<CancelSubscriptionRequest, A::Error> {
+                let mut f0: Option<bool> = None;
+                let mut f1: Option<String> = None;
+                let mut f2: Option<bool> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "cancel_immediately" => f0 = map.next_value()?,
+                        "company_id" => f1 = Some(map.next_value()?),
+                        "prorate" => f2 = map.next_value()?,
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(CancelSubscriptionRequest {
+                    cancel_immediately: f0,
+                    company_id: f1.ok_or_else(|| crate::de::missing("company_id"))?,
+                    prorate: f2,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `CaptureRawEvent`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CaptureRawEvent {
     /// `captured_at`, required.
     #[serde(with = "time::serde::rfc3339")]
@@ -71,8 +107,50 @@ impl CaptureRawEvent {
     }
 }
 
+impl<'de> Deserialize<'de> for CaptureRawEvent {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = CaptureRawEvent;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a CaptureRawEvent object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<CaptureRawEvent, A::Error> {
+                let mut f0: Option<time::OffsetDateTime> = None;
+                let mut f1: Option<String> = None;
+                let mut f2: Option<String> = None;
+                let mut f3: Option<String> = None;
+                let mut f4: Option<String> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "captured_at" => f0 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        "event_id" => f1 = map.next_value()?,
+                        "raw_bytes" => f2 = Some(map.next_value()?),
+                        "remote_ip" => f3 = Some(map.next_value()?),
+                        "user_agent" => f4 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(CaptureRawEvent {
+                    captured_at: f0.ok_or_else(|| crate::de::missing("captured_at"))?,
+                    event_id: f1,
+                    raw_bytes: f2.ok_or_else(|| crate::de::missing("raw_bytes"))?,
+                    remote_ip: f3.ok_or_else(|| crate::de::missing("remote_ip"))?,
+                    user_agent: f4.ok_or_else(|| crate::de::missing("user_agent"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `CaptureRawEventBatch`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CaptureRawEventBatch {
     /// `events`, required, at most 1000 items.
     pub events: Vec<CaptureRawEvent>,
@@ -85,8 +163,38 @@ impl CaptureRawEventBatch {
     }
 }
 
+impl<'de> Deserialize<'de> for CaptureRawEventBatch {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = CaptureRawEventBatch;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a CaptureRawEventBatch object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<CaptureRawEventBatch, A::Error> {
+                let mut f0: Option<Vec<CaptureRawEvent>> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "events" => f0 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(CaptureRawEventBatch {
+                    events: f0.ok_or_else(|| crate::de::missing("events"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `CatalogConfigOrderedBundle`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CatalogConfigOrderedBundle {
     /// `bundle_id`, required.
     pub bundle_id: String,
@@ -99,8 +207,38 @@ impl CatalogConfigOrderedBundle {
     }
 }
 
+impl<'de> Deserialize<'de> for CatalogConfigOrderedBundle {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = CatalogConfigOrderedBundle;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a CatalogConfigOrderedBundle object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<CatalogConfigOrderedBundle, A::Error> {
+                let mut f0: Option<String> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "bundle_id" => f0 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(CatalogConfigOrderedBundle {
+                    bundle_id: f0.ok_or_else(|| crate::de::missing("bundle_id"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `CatalogConfigOrderedBundleResponseData`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CatalogConfigOrderedBundleResponseData {
     /// `bundle_id`, required.
     pub bundle_id: String,
@@ -113,8 +251,38 @@ impl CatalogConfigOrderedBundleResponseData {
     }
 }
 
+impl<'de> Deserialize<'de> for CatalogConfigOrderedBundleResponseData {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = CatalogConfigOrderedBundleResponseData;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a CatalogConfigOrderedBundleResponseData object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<CatalogConfigOrderedBundleResponseData, A::Error> {
+                let mut f0: Option<String> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "bundle_id" => f0 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(CatalogConfigOrderedBundleResponseData {
+                    bundle_id: f0.ok_or_else(|| crate::de::missing("bundle_id"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `CatalogConfigOrderedEntitlement`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CatalogConfigOrderedEntitlement {
     /// `feature_id`, required.
     pub feature_id: String,
@@ -133,8 +301,41 @@ impl CatalogConfigOrderedEntitlement {
     }
 }
 
+impl<'de> Deserialize<'de> for CatalogConfigOrderedEntitlement {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = CatalogConfigOrderedEntitlement;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a CatalogConfigOrderedEntitlement object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<CatalogConfigOrderedEntitlement, A::Error> {
+                let mut f0: Option<String> = None;
+                let mut f1: Option<bool> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "feature_id" => f0 = Some(map.next_value()?),
+                        "visible" => f1 = map.next_value()?,
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(CatalogConfigOrderedEntitlement {
+                    feature_id: f0.ok_or_else(|| crate::de::missing("feature_id"))?,
+                    visible: f1,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `CatalogConfigOrderedEntitlementResponseData`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CatalogConfigOrderedEntitlementResponseData {
     /// `feature_id`, required.
     pub feature_id: String,
@@ -152,8 +353,41 @@ impl CatalogConfigOrderedEntitlementResponseData {
     }
 }
 
+impl<'de> Deserialize<'de> for CatalogConfigOrderedEntitlementResponseData {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = CatalogConfigOrderedEntitlementResponseData;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a CatalogConfigOrderedEntitlementResponseData object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<CatalogConfigOrderedEntitlementResponseData, A::Error> {
+                let mut f0: Option<String> = None;
+                let mut f1: Option<bool> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "feature_id" => f0 = Some(map.next_value()?),
+                        "visible" => f1 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(CatalogConfigOrderedEntitlementResponseData {
+                    feature_id: f0.ok_or_else(|| crate::de::missing("feature_id"))?,
+                    visible: f1.ok_or_else(|| crate::de::missing("visible"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `CatalogConfigOrderedPlan`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CatalogConfigOrderedPlan {
     /// `entitlements`, optional, at most 200 items.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -172,8 +406,41 @@ impl CatalogConfigOrderedPlan {
     }
 }
 
+impl<'de> Deserialize<'de> for CatalogConfigOrderedPlan {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = CatalogConfigOrderedPlan;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a CatalogConfigOrderedPlan object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<CatalogConfigOrderedPlan, A::Error> {
+                let mut f0: Option<Vec<CatalogConfigOrderedEntitlement>> = None;
+                let mut f1: Option<String> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "entitlements" => f0 = map.next_value()?,
+                        "plan_id" => f1 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(CatalogConfigOrderedPlan {
+                    entitlements: f0,
+                    plan_id: f1.ok_or_else(|| crate::de::missing("plan_id"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `CatalogConfigOrderedPlanResponseData`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CatalogConfigOrderedPlanResponseData {
     /// `entitlements`, required, at most 1000 items.
     pub entitlements: Vec<CatalogConfigOrderedEntitlementResponseData>,
@@ -194,8 +461,41 @@ impl CatalogConfigOrderedPlanResponseData {
     }
 }
 
+impl<'de> Deserialize<'de> for CatalogConfigOrderedPlanResponseData {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = CatalogConfigOrderedPlanResponseData;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a CatalogConfigOrderedPlanResponseData object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<CatalogConfigOrderedPlanResponseData, A::Error> {
+                let mut f0: Option<Vec<CatalogConfigOrderedEntitlementResponseData>> = None;
+                let mut f1: Option<String> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "entitlements" => f0 = Some(map.next_value()?),
+                        "plan_id" => f1 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(CatalogConfigOrderedPlanResponseData {
+                    entitlements: f0.ok_or_else(|| crate::de::missing("entitlements"))?,
+                    plan_id: f1.ok_or_else(|| crate::de::missing("plan_id"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `CatalogConfigurationResponseData`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CatalogConfigurationResponseData {
     /// `add_ons`, required, at most 1000 items.
     pub add_ons: Vec<PlanGroupPlanDetailResponseData>,
@@ -252,8 +552,69 @@ impl CatalogConfigurationResponseData {
     }
 }
 
+impl<'de> Deserialize<'de> for CatalogConfigurationResponseData {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = CatalogConfigurationResponseData;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a CatalogConfigurationResponseData object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<CatalogConfigurationResponseData, A::Error> {
+                let mut f0: Option<Vec<PlanGroupPlanDetailResponseData>> = None;
+                let mut f1: Option<String> = None;
+                let mut f2: Option<String> = None;
+                let mut f3: Option<String> = None;
+                let mut f4: Option<bool> = None;
+                let mut f5: Option<Vec<CatalogConfigOrderedPlanResponseData>> = None;
+                let mut f6: Option<Vec<CatalogConfigOrderedBundleResponseData>> = None;
+                let mut f7: Option<Vec<CatalogConfigOrderedPlanResponseData>> = None;
+                let mut f8: Option<Vec<PlanGroupPlanDetailResponseData>> = None;
+                let mut f9: Option<String> = None;
+                let mut f10: Option<String> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "add_ons" => f0 = Some(map.next_value()?),
+                        "custom_plan_cta_text" => f1 = map.next_value()?,
+                        "custom_plan_cta_url" => f2 = map.next_value()?,
+                        "custom_plan_price_text" => f3 = map.next_value()?,
+                        "custom_plans_visible" => f4 = Some(map.next_value()?),
+                        "ordered_add_ons" => f5 = Some(map.next_value()?),
+                        "ordered_bundles" => f6 = Some(map.next_value()?),
+                        "ordered_plans" => f7 = Some(map.next_value()?),
+                        "plans" => f8 = Some(map.next_value()?),
+                        "pricing_model" => f9 = map.next_value()?,
+                        "pricing_url" => f10 = map.next_value()?,
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(CatalogConfigurationResponseData {
+                    add_ons: f0.ok_or_else(|| crate::de::missing("add_ons"))?,
+                    custom_plan_cta_text: f1,
+                    custom_plan_cta_url: f2,
+                    custom_plan_price_text: f3,
+                    custom_plans_visible: f4
+                        .ok_or_else(|| crate::de::missing("custom_plans_visible"))?,
+                    ordered_add_ons: f5.ok_or_else(|| crate::de::missing("ordered_add_ons"))?,
+                    ordered_bundles: f6.ok_or_else(|| crate::de::missing("ordered_bundles"))?,
+                    ordered_plans: f7.ok_or_else(|| crate::de::missing("ordered_plans"))?,
+                    plans: f8.ok_or_else(|| crate::de::missing("plans"))?,
+                    pricing_model: f9,
+                    pricing_url: f10,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `CatalogCreditBundleIDsResponseData`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CatalogCreditBundleIDsResponseData {
     /// `credit_bundle_ids`, required, at most 1000 items.
     pub credit_bundle_ids: Vec<String>,
@@ -266,8 +627,38 @@ impl CatalogCreditBundleIDsResponseData {
     }
 }
 
+impl<'de> Deserialize<'de> for CatalogCreditBundleIDsResponseData {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = CatalogCreditBundleIDsResponseData;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a CatalogCreditBundleIDsResponseData object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<CatalogCreditBundleIDsResponseData, A::Error> {
+                let mut f0: Option<Vec<String>> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "credit_bundle_ids" => f0 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(CatalogCreditBundleIDsResponseData {
+                    credit_bundle_ids: f0.ok_or_else(|| crate::de::missing("credit_bundle_ids"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `CatalogDerivedFeatureResponseData`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CatalogDerivedFeatureResponseData {
     /// `icon`, required.
     pub icon: String,
@@ -284,8 +675,44 @@ impl CatalogDerivedFeatureResponseData {
     }
 }
 
+impl<'de> Deserialize<'de> for CatalogDerivedFeatureResponseData {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = CatalogDerivedFeatureResponseData;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a CatalogDerivedFeatureResponseData object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<CatalogDerivedFeatureResponseData, A::Error> {
+                let mut f0: Option<String> = None;
+                let mut f1: Option<String> = None;
+                let mut f2: Option<String> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "icon" => f0 = Some(map.next_value()?),
+                        "id" => f1 = Some(map.next_value()?),
+                        "name" => f2 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(CatalogDerivedFeatureResponseData {
+                    icon: f0.ok_or_else(|| crate::de::missing("icon"))?,
+                    id: f1.ok_or_else(|| crate::de::missing("id"))?,
+                    name: f2.ok_or_else(|| crate::de::missing("name"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `CatalogDerivedFeaturesResponseData`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CatalogDerivedFeaturesResponseData {
     /// `features`, required, at most 1000 items.
     pub features: Vec<CatalogDerivedFeatureResponseData>,
@@ -298,8 +725,38 @@ impl CatalogDerivedFeaturesResponseData {
     }
 }
 
+impl<'de> Deserialize<'de> for CatalogDerivedFeaturesResponseData {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = CatalogDerivedFeaturesResponseData;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a CatalogDerivedFeaturesResponseData object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<CatalogDerivedFeaturesResponseData, A::Error> {
+                let mut f0: Option<Vec<CatalogDerivedFeatureResponseData>> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "features" => f0 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(CatalogDerivedFeaturesResponseData {
+                    features: f0.ok_or_else(|| crate::de::missing("features"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `CatalogPlanIDsResponseData`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CatalogPlanIDsResponseData {
     /// `plan_ids`, required, at most 1000 items.
     pub plan_ids: Vec<String>,
@@ -312,8 +769,38 @@ impl CatalogPlanIDsResponseData {
     }
 }
 
+impl<'de> Deserialize<'de> for CatalogPlanIDsResponseData {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = CatalogPlanIDsResponseData;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a CatalogPlanIDsResponseData object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<CatalogPlanIDsResponseData, A::Error> {
+                let mut f0: Option<Vec<String>> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "plan_ids" => f0 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(CatalogPlanIDsResponseData {
+                    plan_ids: f0.ok_or_else(|| crate::de::missing("plan_ids"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `CatalogResponseData`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CatalogResponseData {
     /// `account_id`, required.
     pub account_id: String,
@@ -377,5 +864,72 @@ impl CatalogResponseData {
             pricing_url: None,
             updated_at,
         }
+    }
+}
+
+impl<'de> Deserialize<'de> for CatalogResponseData {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = CatalogResponseData;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a CatalogResponseData object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<CatalogResponseData, A::Error> {
+                let mut f0: Option<String> = None;
+                let mut f1: Option<time::OffsetDateTime> = None;
+                let mut f2: Option<String> = None;
+                let mut f3: Option<String> = None;
+                let mut f4: Option<String> = None;
+                let mut f5: Option<bool> = None;
+                let mut f6: Option<String> = None;
+                let mut f7: Option<String> = None;
+                let mut f8: Option<bool> = None;
+                let mut f9: Option<String> = None;
+                let mut f10: Option<String> = None;
+                let mut f11: Option<String> = None;
+                let mut f12: Option<time::OffsetDateTime> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "account_id" => f0 = Some(map.next_value()?),
+                        "created_at" => f1 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        "custom_plan_cta_text" => f2 = map.next_value()?,
+                        "custom_plan_cta_url" => f3 = map.next_value()?,
+                        "custom_plan_price_text" => f4 = map.next_value()?,
+                        "custom_plans_visible" => f5 = Some(map.next_value()?),
+                        "description" => f6 = map.next_value()?,
+                        "id" => f7 = Some(map.next_value()?),
+                        "is_default" => f8 = Some(map.next_value()?),
+                        "name" => f9 = Some(map.next_value()?),
+                        "pricing_model" => f10 = map.next_value()?,
+                        "pricing_url" => f11 = map.next_value()?,
+                        "updated_at" => f12 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(CatalogResponseData {
+                    account_id: f0.ok_or_else(|| crate::de::missing("account_id"))?,
+                    created_at: f1.ok_or_else(|| crate::de::missing("created_at"))?,
+                    custom_plan_cta_text: f2,
+                    custom_plan_cta_url: f3,
+                    custom_plan_price_text: f4,
+                    custom_plans_visible: f5
+                        .ok_or_else(|| crate::de::missing("custom_plans_visible"))?,
+                    description: f6,
+                    id: f7.ok_or_else(|| crate::de::missing("id"))?,
+                    is_default: f8.ok_or_else(|| crate::de::missing("is_default"))?,
+                    name: f9.ok_or_else(|| crate::de::missing("name"))?,
+                    pricing_model: f10,
+                    pricing_url: f11,
+                    updated_at: f12.ok_or_else(|| crate::de::missing("updated_at"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
     }
 }

@@ -13,7 +13,7 @@ use super::*;
 use crate::open_enum::open_enum;
 
 /// The schema `ChangeSubscriptionInternalRequestBody`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ChangeSubscriptionInternalRequestBody {
     /// `add_on_ids`, required, at most 100 items.
     pub add_on_ids: Vec<UpdateAddOnRequestBody>,
@@ -82,8 +82,79 @@ impl ChangeSubscriptionInternalRequestBody {
     }
 }
 
+impl<'de> Deserialize<'de> for ChangeSubscriptionInternalRequestBody {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = ChangeSubscriptionInternalRequestBody;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a ChangeSubscriptionInternalRequestBody object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<ChangeSubscriptionInternalRequestBody, A::Error> {
+                let mut f0: Option<Vec<UpdateAddOnRequestBody>> = None;
+                let mut f1: Option<Vec<UpdateAutoTopupOverrideRequestBody>> = None;
+                let mut f2: Option<String> = None;
+                let mut f3: Option<String> = None;
+                let mut f4: Option<String> = None;
+                let mut f5: Option<Vec<UpdateCreditBundleRequestBody>> = None;
+                let mut f6: Option<Vec<CheckoutFieldValue>> = None;
+                let mut f7: Option<String> = None;
+                let mut f8: Option<String> = None;
+                let mut f9: Option<bool> = None;
+                let mut f10: Option<Vec<UpdatePayInAdvanceRequestBody>> = None;
+                let mut f11: Option<String> = None;
+                let mut f12: Option<String> = None;
+                let mut f13: Option<bool> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "add_on_ids" => f0 = Some(map.next_value()?),
+                        "auto_topup_overrides" => f1 = Some(map.next_value()?),
+                        "billing_entity_id" => f2 = map.next_value()?,
+                        "company_id" => f3 = Some(map.next_value()?),
+                        "coupon_external_id" => f4 = map.next_value()?,
+                        "credit_bundles" => f5 = Some(map.next_value()?),
+                        "custom_field_values" => f6 = Some(map.next_value()?),
+                        "new_plan_id" => f7 = Some(map.next_value()?),
+                        "new_price_id" => f8 = Some(map.next_value()?),
+                        "opt_in_accepted" => f9 = map.next_value()?,
+                        "pay_in_advance" => f10 = Some(map.next_value()?),
+                        "payment_method_id" => f11 = map.next_value()?,
+                        "promo_code" => f12 = map.next_value()?,
+                        "skip_trial" => f13 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(ChangeSubscriptionInternalRequestBody {
+                    add_on_ids: f0.ok_or_else(|| crate::de::missing("add_on_ids"))?,
+                    auto_topup_overrides: f1
+                        .ok_or_else(|| crate::de::missing("auto_topup_overrides"))?,
+                    billing_entity_id: f2,
+                    company_id: f3.ok_or_else(|| crate::de::missing("company_id"))?,
+                    coupon_external_id: f4,
+                    credit_bundles: f5.ok_or_else(|| crate::de::missing("credit_bundles"))?,
+                    custom_field_values: f6
+                        .ok_or_else(|| crate::de::missing("custom_field_values"))?,
+                    new_plan_id: f7.ok_or_else(|| crate::de::missing("new_plan_id"))?,
+                    new_price_id: f8.ok_or_else(|| crate::de::missing("new_price_id"))?,
+                    opt_in_accepted: f9,
+                    pay_in_advance: f10.ok_or_else(|| crate::de::missing("pay_in_advance"))?,
+                    payment_method_id: f11,
+                    promo_code: f12,
+                    skip_trial: f13.ok_or_else(|| crate::de::missing("skip_trial"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `ChangeSubscriptionRequestBody`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ChangeSubscriptionRequestBody {
     /// `add_on_ids`, required, at most 100 items.
     pub add_on_ids: Vec<UpdateAddOnRequestBody>,
@@ -148,6 +219,74 @@ impl ChangeSubscriptionRequestBody {
     }
 }
 
+impl<'de> Deserialize<'de> for ChangeSubscriptionRequestBody {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = ChangeSubscriptionRequestBody;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a ChangeSubscriptionRequestBody object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<ChangeSubscriptionRequestBody, A::Error> {
+                let mut f0: Option<Vec<UpdateAddOnRequestBody>> = None;
+                let mut f1: Option<Vec<UpdateAutoTopupOverrideRequestBody>> = None;
+                let mut f2: Option<String> = None;
+                let mut f3: Option<String> = None;
+                let mut f4: Option<Vec<UpdateCreditBundleRequestBody>> = None;
+                let mut f5: Option<Vec<CheckoutFieldValue>> = None;
+                let mut f6: Option<String> = None;
+                let mut f7: Option<String> = None;
+                let mut f8: Option<bool> = None;
+                let mut f9: Option<Vec<UpdatePayInAdvanceRequestBody>> = None;
+                let mut f10: Option<String> = None;
+                let mut f11: Option<String> = None;
+                let mut f12: Option<bool> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "add_on_ids" => f0 = Some(map.next_value()?),
+                        "auto_topup_overrides" => f1 = Some(map.next_value()?),
+                        "billing_entity_id" => f2 = map.next_value()?,
+                        "coupon_external_id" => f3 = map.next_value()?,
+                        "credit_bundles" => f4 = Some(map.next_value()?),
+                        "custom_field_values" => f5 = Some(map.next_value()?),
+                        "new_plan_id" => f6 = Some(map.next_value()?),
+                        "new_price_id" => f7 = Some(map.next_value()?),
+                        "opt_in_accepted" => f8 = map.next_value()?,
+                        "pay_in_advance" => f9 = Some(map.next_value()?),
+                        "payment_method_id" => f10 = map.next_value()?,
+                        "promo_code" => f11 = map.next_value()?,
+                        "skip_trial" => f12 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(ChangeSubscriptionRequestBody {
+                    add_on_ids: f0.ok_or_else(|| crate::de::missing("add_on_ids"))?,
+                    auto_topup_overrides: f1
+                        .ok_or_else(|| crate::de::missing("auto_topup_overrides"))?,
+                    billing_entity_id: f2,
+                    coupon_external_id: f3,
+                    credit_bundles: f4.ok_or_else(|| crate::de::missing("credit_bundles"))?,
+                    custom_field_values: f5
+                        .ok_or_else(|| crate::de::missing("custom_field_values"))?,
+                    new_plan_id: f6.ok_or_else(|| crate::de::missing("new_plan_id"))?,
+                    new_price_id: f7.ok_or_else(|| crate::de::missing("new_price_id"))?,
+                    opt_in_accepted: f8,
+                    pay_in_advance: f9.ok_or_else(|| crate::de::missing("pay_in_advance"))?,
+                    payment_method_id: f10,
+                    promo_code: f11,
+                    skip_trial: f12.ok_or_else(|| crate::de::missing("skip_trial"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 open_enum! {
 /// The schema `ChargeType`.
 pub enum ChargeType {
@@ -158,7 +297,7 @@ Recurring => "recurring",
 } }
 
 /// The schema `CheckFlagRequestBody`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, Default)]
 pub struct CheckFlagRequestBody {
     /// `company`, optional.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -171,8 +310,44 @@ pub struct CheckFlagRequestBody {
     pub user: Option<BTreeMap<String, String>>,
 }
 
+impl<'de> Deserialize<'de> for CheckFlagRequestBody {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = CheckFlagRequestBody;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a CheckFlagRequestBody object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<CheckFlagRequestBody, A::Error> {
+                let mut f0: Option<BTreeMap<String, String>> = None;
+                let mut f1: Option<PreflightRequestBody> = None;
+                let mut f2: Option<BTreeMap<String, String>> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "company" => f0 = map.next_value()?,
+                        "preflight" => f1 = map.next_value()?,
+                        "user" => f2 = map.next_value()?,
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(CheckFlagRequestBody {
+                    company: f0,
+                    preflight: f1,
+                    user: f2,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `CheckFlagResponseData`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CheckFlagResponseData {
     /// `company_id`, optional.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -245,8 +420,82 @@ impl CheckFlagResponseData {
     }
 }
 
+impl<'de> Deserialize<'de> for CheckFlagResponseData {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = CheckFlagResponseData;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a CheckFlagResponseData object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<CheckFlagResponseData, A::Error> {
+                let mut f0: Option<String> = None;
+                let mut f1: Option<FeatureEntitlement> = None;
+                let mut f2: Option<String> = None;
+                let mut f3: Option<i64> = None;
+                let mut f4: Option<i64> = None;
+                let mut f5: Option<String> = None;
+                let mut f6: Option<MetricPeriod> = None;
+                let mut f7: Option<time::OffsetDateTime> = None;
+                let mut f8: Option<String> = None;
+                let mut f9: Option<String> = None;
+                let mut f10: Option<String> = None;
+                let mut f11: Option<String> = None;
+                let mut f12: Option<RuleType> = None;
+                let mut f13: Option<String> = None;
+                let mut f14: Option<bool> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "company_id" => f0 = map.next_value()?,
+                        "entitlement" => f1 = map.next_value()?,
+                        "error" => f2 = map.next_value()?,
+                        "feature_allocation" => f3 = map.next_value()?,
+                        "feature_usage" => f4 = map.next_value()?,
+                        "feature_usage_event" => f5 = map.next_value()?,
+                        "feature_usage_period" => f6 = map.next_value()?,
+                        "feature_usage_reset_at" => {
+                            f7 = map.next_value::<crate::de::OptDateTime>()?.0
+                        }
+                        "flag" => f8 = Some(map.next_value()?),
+                        "flag_id" => f9 = map.next_value()?,
+                        "reason" => f10 = Some(map.next_value()?),
+                        "rule_id" => f11 = map.next_value()?,
+                        "rule_type" => f12 = map.next_value()?,
+                        "user_id" => f13 = map.next_value()?,
+                        "value" => f14 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(CheckFlagResponseData {
+                    company_id: f0,
+                    entitlement: f1,
+                    error: f2,
+                    feature_allocation: f3,
+                    feature_usage: f4,
+                    feature_usage_event: f5,
+                    feature_usage_period: f6,
+                    feature_usage_reset_at: f7,
+                    flag: f8.ok_or_else(|| crate::de::missing("flag"))?,
+                    flag_id: f9,
+                    reason: f10.ok_or_else(|| crate::de::missing("reason"))?,
+                    rule_id: f11,
+                    rule_type: f12,
+                    user_id: f13,
+                    value: f14.ok_or_else(|| crate::de::missing("value"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `CheckFlagsBulkRequestBody`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CheckFlagsBulkRequestBody {
     /// `contexts`, required, at most 100 items.
     pub contexts: Vec<CheckFlagRequestBody>,
@@ -259,8 +508,38 @@ impl CheckFlagsBulkRequestBody {
     }
 }
 
+impl<'de> Deserialize<'de> for CheckFlagsBulkRequestBody {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = CheckFlagsBulkRequestBody;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a CheckFlagsBulkRequestBody object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<CheckFlagsBulkRequestBody, A::Error> {
+                let mut f0: Option<Vec<CheckFlagRequestBody>> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "contexts" => f0 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(CheckFlagsBulkRequestBody {
+                    contexts: f0.ok_or_else(|| crate::de::missing("contexts"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `CheckFlagsBulkResponseData`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CheckFlagsBulkResponseData {
     /// `data`, required, at most 1000 items.
     pub data: Vec<CheckFlagsResponseData>,
@@ -273,8 +552,38 @@ impl CheckFlagsBulkResponseData {
     }
 }
 
+impl<'de> Deserialize<'de> for CheckFlagsBulkResponseData {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = CheckFlagsBulkResponseData;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a CheckFlagsBulkResponseData object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<CheckFlagsBulkResponseData, A::Error> {
+                let mut f0: Option<Vec<CheckFlagsResponseData>> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "data" => f0 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(CheckFlagsBulkResponseData {
+                    data: f0.ok_or_else(|| crate::de::missing("data"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `CheckFlagsResponseData`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CheckFlagsResponseData {
     /// `credit_balances`, optional.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -297,6 +606,42 @@ impl CheckFlagsResponseData {
     }
 }
 
+impl<'de> Deserialize<'de> for CheckFlagsResponseData {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = CheckFlagsResponseData;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a CheckFlagsResponseData object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<CheckFlagsResponseData, A::Error> {
+                let mut f0: Option<BTreeMap<String, CompanyCreditBalance>> = None;
+                let mut f1: Option<Vec<CheckFlagResponseData>> = None;
+                let mut f2: Option<DatastreamCompanyPlan> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "credit_balances" => f0 = map.next_value()?,
+                        "flags" => f1 = Some(map.next_value()?),
+                        "plan" => f2 = map.next_value()?,
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(CheckFlagsResponseData {
+                    credit_balances: f0,
+                    flags: f1.ok_or_else(|| crate::de::missing("flags"))?,
+                    plan: f2,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 open_enum! {
 /// The schema `CheckoutBundlePurchaseBehavior`.
 pub enum CheckoutBundlePurchaseBehavior {
@@ -305,7 +650,7 @@ Quantity => "quantity",
 } }
 
 /// The schema `CheckoutDataRequestBody`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CheckoutDataRequestBody {
     /// `company_id`, required.
     pub company_id: String,
@@ -328,8 +673,44 @@ impl CheckoutDataRequestBody {
     }
 }
 
+impl<'de> Deserialize<'de> for CheckoutDataRequestBody {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = CheckoutDataRequestBody;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a CheckoutDataRequestBody object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<CheckoutDataRequestBody, A::Error> {
+                let mut f0: Option<String> = None;
+                let mut f1: Option<String> = None;
+                let mut f2: Option<String> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "company_id" => f0 = Some(map.next_value()?),
+                        "currency" => f1 = map.next_value()?,
+                        "selected_plan_id" => f2 = map.next_value()?,
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(CheckoutDataRequestBody {
+                    company_id: f0.ok_or_else(|| crate::de::missing("company_id"))?,
+                    currency: f1,
+                    selected_plan_id: f2,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `CheckoutDataResponseData`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CheckoutDataResponseData {
     /// `active_add_ons`, required, at most 1000 items.
     pub active_add_ons: Vec<PlanDetailResponseData>,
@@ -386,8 +767,73 @@ impl CheckoutDataResponseData {
     }
 }
 
+impl<'de> Deserialize<'de> for CheckoutDataResponseData {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = CheckoutDataResponseData;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a CheckoutDataResponseData object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<CheckoutDataResponseData, A::Error> {
+                let mut f0: Option<Vec<PlanDetailResponseData>> = None;
+                let mut f1: Option<PlanDetailResponseData> = None;
+                let mut f2: Option<Vec<UsageBasedEntitlementResponseData>> = None;
+                let mut f3: Option<Vec<BillingCreditBundleResponseData>> = None;
+                let mut f4: Option<CompanyDetailResponseData> = None;
+                let mut f5: Option<Vec<CheckoutFieldWithValue>> = None;
+                let mut f6: Option<FeatureUsageDetailResponseData> = None;
+                let mut f7: Option<Vec<CreditBundlePurchaseResponseData>> = None;
+                let mut f8: Option<PlanDetailResponseData> = None;
+                let mut f9: Option<Vec<UsageBasedEntitlementResponseData>> = None;
+                let mut f10: Option<CompanySubscriptionResponseData> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "active_add_ons" => f0 = Some(map.next_value()?),
+                        "active_plan" => f1 = map.next_value()?,
+                        "active_usage_based_entitlements" => f2 = Some(map.next_value()?),
+                        "available_credit_bundles" => f3 = Some(map.next_value()?),
+                        "company" => f4 = map.next_value()?,
+                        "custom_checkout_fields" => f5 = Some(map.next_value()?),
+                        "feature_usage" => f6 = map.next_value()?,
+                        "selected_credit_bundles" => f7 = Some(map.next_value()?),
+                        "selected_plan" => f8 = map.next_value()?,
+                        "selected_usage_based_entitlements" => f9 = Some(map.next_value()?),
+                        "subscription" => f10 = map.next_value()?,
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(CheckoutDataResponseData {
+                    active_add_ons: f0.ok_or_else(|| crate::de::missing("active_add_ons"))?,
+                    active_plan: f1,
+                    active_usage_based_entitlements: f2
+                        .ok_or_else(|| crate::de::missing("active_usage_based_entitlements"))?,
+                    available_credit_bundles: f3
+                        .ok_or_else(|| crate::de::missing("available_credit_bundles"))?,
+                    company: f4,
+                    custom_checkout_fields: f5
+                        .ok_or_else(|| crate::de::missing("custom_checkout_fields"))?,
+                    feature_usage: f6,
+                    selected_credit_bundles: f7
+                        .ok_or_else(|| crate::de::missing("selected_credit_bundles"))?,
+                    selected_plan: f8,
+                    selected_usage_based_entitlements: f9
+                        .ok_or_else(|| crate::de::missing("selected_usage_based_entitlements"))?,
+                    subscription: f10,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `CheckoutFieldInput`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CheckoutFieldInput {
     /// `definition_id`, optional.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -420,8 +866,54 @@ impl CheckoutFieldInput {
     }
 }
 
+impl<'de> Deserialize<'de> for CheckoutFieldInput {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = CheckoutFieldInput;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a CheckoutFieldInput object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<CheckoutFieldInput, A::Error> {
+                let mut f0: Option<String> = None;
+                let mut f1: Option<String> = None;
+                let mut f2: Option<String> = None;
+                let mut f3: Option<String> = None;
+                let mut f4: Option<bool> = None;
+                let mut f5: Option<String> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "definition_id" => f0 = map.next_value()?,
+                        "helper_text" => f1 = map.next_value()?,
+                        "id" => f2 = map.next_value()?,
+                        "name" => f3 = Some(map.next_value()?),
+                        "required" => f4 = Some(map.next_value()?),
+                        "stripe_metadata_key" => f5 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(CheckoutFieldInput {
+                    definition_id: f0,
+                    helper_text: f1,
+                    id: f2,
+                    name: f3.ok_or_else(|| crate::de::missing("name"))?,
+                    required: f4.ok_or_else(|| crate::de::missing("required"))?,
+                    stripe_metadata_key: f5
+                        .ok_or_else(|| crate::de::missing("stripe_metadata_key"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `CheckoutFieldResponseData`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CheckoutFieldResponseData {
     /// `created_at`, required.
     #[serde(with = "time::serde::rfc3339")]
@@ -476,8 +968,66 @@ impl CheckoutFieldResponseData {
     }
 }
 
+impl<'de> Deserialize<'de> for CheckoutFieldResponseData {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = CheckoutFieldResponseData;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a CheckoutFieldResponseData object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<CheckoutFieldResponseData, A::Error> {
+                let mut f0: Option<time::OffsetDateTime> = None;
+                let mut f1: Option<String> = None;
+                let mut f2: Option<String> = None;
+                let mut f3: Option<String> = None;
+                let mut f4: Option<String> = None;
+                let mut f5: Option<i64> = None;
+                let mut f6: Option<bool> = None;
+                let mut f7: Option<String> = None;
+                let mut f8: Option<Vec<String>> = None;
+                let mut f9: Option<time::OffsetDateTime> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "created_at" => f0 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        "definition_id" => f1 = Some(map.next_value()?),
+                        "helper_text" => f2 = map.next_value()?,
+                        "id" => f3 = Some(map.next_value()?),
+                        "name" => f4 = Some(map.next_value()?),
+                        "position" => f5 = Some(map.next_value()?),
+                        "required" => f6 = Some(map.next_value()?),
+                        "stripe_metadata_key" => f7 = Some(map.next_value()?),
+                        "trait_hierarchy" => f8 = Some(map.next_value()?),
+                        "updated_at" => f9 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(CheckoutFieldResponseData {
+                    created_at: f0.ok_or_else(|| crate::de::missing("created_at"))?,
+                    definition_id: f1.ok_or_else(|| crate::de::missing("definition_id"))?,
+                    helper_text: f2,
+                    id: f3.ok_or_else(|| crate::de::missing("id"))?,
+                    name: f4.ok_or_else(|| crate::de::missing("name"))?,
+                    position: f5.ok_or_else(|| crate::de::missing("position"))?,
+                    required: f6.ok_or_else(|| crate::de::missing("required"))?,
+                    stripe_metadata_key: f7
+                        .ok_or_else(|| crate::de::missing("stripe_metadata_key"))?,
+                    trait_hierarchy: f8.ok_or_else(|| crate::de::missing("trait_hierarchy"))?,
+                    updated_at: f9.ok_or_else(|| crate::de::missing("updated_at"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `CheckoutFieldValue`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CheckoutFieldValue {
     /// `id`, required.
     pub id: String,
@@ -492,8 +1042,41 @@ impl CheckoutFieldValue {
     }
 }
 
+impl<'de> Deserialize<'de> for CheckoutFieldValue {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = CheckoutFieldValue;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a CheckoutFieldValue object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<CheckoutFieldValue, A::Error> {
+                let mut f0: Option<String> = None;
+                let mut f1: Option<String> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "id" => f0 = Some(map.next_value()?),
+                        "value" => f1 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(CheckoutFieldValue {
+                    id: f0.ok_or_else(|| crate::de::missing("id"))?,
+                    value: f1.ok_or_else(|| crate::de::missing("value"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `CheckoutFieldWithValue`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CheckoutFieldWithValue {
     /// `definition_id`, required.
     pub definition_id: String,
@@ -534,8 +1117,57 @@ impl CheckoutFieldWithValue {
     }
 }
 
+impl<'de> Deserialize<'de> for CheckoutFieldWithValue {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = CheckoutFieldWithValue;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a CheckoutFieldWithValue object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<CheckoutFieldWithValue, A::Error> {
+                let mut f0: Option<String> = None;
+                let mut f1: Option<String> = None;
+                let mut f2: Option<String> = None;
+                let mut f3: Option<String> = None;
+                let mut f4: Option<bool> = None;
+                let mut f5: Option<String> = None;
+                let mut f6: Option<String> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "definition_id" => f0 = Some(map.next_value()?),
+                        "helper_text" => f1 = map.next_value()?,
+                        "id" => f2 = Some(map.next_value()?),
+                        "name" => f3 = Some(map.next_value()?),
+                        "required" => f4 = Some(map.next_value()?),
+                        "stripe_metadata_key" => f5 = Some(map.next_value()?),
+                        "value" => f6 = map.next_value()?,
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(CheckoutFieldWithValue {
+                    definition_id: f0.ok_or_else(|| crate::de::missing("definition_id"))?,
+                    helper_text: f1,
+                    id: f2.ok_or_else(|| crate::de::missing("id"))?,
+                    name: f3.ok_or_else(|| crate::de::missing("name"))?,
+                    required: f4.ok_or_else(|| crate::de::missing("required"))?,
+                    stripe_metadata_key: f5
+                        .ok_or_else(|| crate::de::missing("stripe_metadata_key"))?,
+                    value: f6,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `CheckoutSettingsResponseData`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CheckoutSettingsResponseData {
     /// `bundle_purchase_behavior`, required.
     pub bundle_purchase_behavior: CheckoutBundlePurchaseBehavior,
@@ -580,8 +1212,60 @@ impl CheckoutSettingsResponseData {
     }
 }
 
+impl<'de> Deserialize<'de> for CheckoutSettingsResponseData {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = CheckoutSettingsResponseData;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a CheckoutSettingsResponseData object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<CheckoutSettingsResponseData, A::Error> {
+                let mut f0: Option<CheckoutBundlePurchaseBehavior> = None;
+                let mut f1: Option<bool> = None;
+                let mut f2: Option<bool> = None;
+                let mut f3: Option<bool> = None;
+                let mut f4: Option<bool> = None;
+                let mut f5: Option<bool> = None;
+                let mut f6: Option<String> = None;
+                let mut f7: Option<String> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "bundle_purchase_behavior" => f0 = Some(map.next_value()?),
+                        "collect_address" => f1 = Some(map.next_value()?),
+                        "collect_email" => f2 = Some(map.next_value()?),
+                        "collect_phone" => f3 = Some(map.next_value()?),
+                        "collect_tax_id" => f4 = Some(map.next_value()?),
+                        "opt_in_enabled" => f5 = Some(map.next_value()?),
+                        "opt_in_text" => f6 = map.next_value()?,
+                        "opt_in_title" => f7 = map.next_value()?,
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(CheckoutSettingsResponseData {
+                    bundle_purchase_behavior: f0
+                        .ok_or_else(|| crate::de::missing("bundle_purchase_behavior"))?,
+                    collect_address: f1.ok_or_else(|| crate::de::missing("collect_address"))?,
+                    collect_email: f2.ok_or_else(|| crate::de::missing("collect_email"))?,
+                    collect_phone: f3.ok_or_else(|| crate::de::missing("collect_phone"))?,
+                    collect_tax_id: f4.ok_or_else(|| crate::de::missing("collect_tax_id"))?,
+                    opt_in_enabled: f5.ok_or_else(|| crate::de::missing("opt_in_enabled"))?,
+                    opt_in_text: f6,
+                    opt_in_title: f7,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `CheckoutSubscription`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CheckoutSubscription {
     /// `application_id`, optional.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -692,5 +1376,107 @@ impl CheckoutSubscription {
             trial_end: None,
             trial_end_setting: None,
         }
+    }
+}
+
+impl<'de> Deserialize<'de> for CheckoutSubscription {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = CheckoutSubscription;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a CheckoutSubscription object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<CheckoutSubscription, A::Error> {
+                let mut f0: Option<String> = None;
+                let mut f1: Option<i64> = None;
+                let mut f2: Option<bool> = None;
+                let mut f3: Option<String> = None;
+                let mut f4: Option<String> = None;
+                let mut f5: Option<String> = None;
+                let mut f6: Option<time::OffsetDateTime> = None;
+                let mut f7: Option<String> = None;
+                let mut f8: Option<String> = None;
+                let mut f9: Option<String> = None;
+                let mut f10: Option<time::OffsetDateTime> = None;
+                let mut f11: Option<String> = None;
+                let mut f12: Option<String> = None;
+                let mut f13: Option<String> = None;
+                let mut f14: Option<String> = None;
+                let mut f15: Option<BTreeMap<String, serde_json::Value>> = None;
+                let mut f16: Option<i64> = None;
+                let mut f17: Option<i64> = None;
+                let mut f18: Option<BillingProviderType> = None;
+                let mut f19: Option<String> = None;
+                let mut f20: Option<String> = None;
+                let mut f21: Option<i64> = None;
+                let mut f22: Option<i64> = None;
+                let mut f23: Option<BillingSubscriptionTrialEndSetting> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "application_id" => f0 = map.next_value()?,
+                        "cancel_at" => f1 = map.next_value()?,
+                        "cancel_at_period_end" => f2 = Some(map.next_value()?),
+                        "company_id" => f3 = map.next_value()?,
+                        "confirm_payment_intent_client_secret" => f4 = map.next_value()?,
+                        "confirm_payment_intent_id" => f5 = map.next_value()?,
+                        "created_at" => f6 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        "currency" => f7 = Some(map.next_value()?),
+                        "customer_external_id" => f8 = Some(map.next_value()?),
+                        "default_payment_method_id" => f9 = map.next_value()?,
+                        "expired_at" => f10 = map.next_value::<crate::de::OptDateTime>()?.0,
+                        "id" => f11 = Some(map.next_value()?),
+                        "interval" => f12 = Some(map.next_value()?),
+                        "invoice_id" => f13 = map.next_value()?,
+                        "invoice_url" => f14 = map.next_value()?,
+                        "metadata" => f15 = map.next_value()?,
+                        "period_end" => f16 = Some(map.next_value()?),
+                        "period_start" => f17 = Some(map.next_value()?),
+                        "provider_type" => f18 = Some(map.next_value()?),
+                        "status" => f19 = Some(map.next_value()?),
+                        "subscription_external_id" => f20 = Some(map.next_value()?),
+                        "total_price" => f21 = Some(map.next_value()?),
+                        "trial_end" => f22 = map.next_value()?,
+                        "trial_end_setting" => f23 = map.next_value()?,
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(CheckoutSubscription {
+                    application_id: f0,
+                    cancel_at: f1,
+                    cancel_at_period_end: f2
+                        .ok_or_else(|| crate::de::missing("cancel_at_period_end"))?,
+                    company_id: f3,
+                    confirm_payment_intent_client_secret: f4,
+                    confirm_payment_intent_id: f5,
+                    created_at: f6.ok_or_else(|| crate::de::missing("created_at"))?,
+                    currency: f7.ok_or_else(|| crate::de::missing("currency"))?,
+                    customer_external_id: f8
+                        .ok_or_else(|| crate::de::missing("customer_external_id"))?,
+                    default_payment_method_id: f9,
+                    expired_at: f10,
+                    id: f11.ok_or_else(|| crate::de::missing("id"))?,
+                    interval: f12.ok_or_else(|| crate::de::missing("interval"))?,
+                    invoice_id: f13,
+                    invoice_url: f14,
+                    metadata: f15,
+                    period_end: f16.ok_or_else(|| crate::de::missing("period_end"))?,
+                    period_start: f17.ok_or_else(|| crate::de::missing("period_start"))?,
+                    provider_type: f18.ok_or_else(|| crate::de::missing("provider_type"))?,
+                    status: f19.ok_or_else(|| crate::de::missing("status"))?,
+                    subscription_external_id: f20
+                        .ok_or_else(|| crate::de::missing("subscription_external_id"))?,
+                    total_price: f21.ok_or_else(|| crate::de::missing("total_price"))?,
+                    trial_end: f22,
+                    trial_end_setting: f23,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
     }
 }

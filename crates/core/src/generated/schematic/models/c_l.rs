@@ -13,7 +13,7 @@ use super::*;
 use crate::open_enum::open_enum;
 
 /// The schema `ClerkIntegrationConfig`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ClerkIntegrationConfig {
     /// `first_events_received`, optional.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -33,6 +33,42 @@ impl ClerkIntegrationConfig {
             r#type,
             webhook_url: None,
         }
+    }
+}
+
+impl<'de> Deserialize<'de> for ClerkIntegrationConfig {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = ClerkIntegrationConfig;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a ClerkIntegrationConfig object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<ClerkIntegrationConfig, A::Error> {
+                let mut f0: Option<bool> = None;
+                let mut f1: Option<ClerkIntegrationConfigType> = None;
+                let mut f2: Option<String> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "first_events_received" => f0 = map.next_value()?,
+                        "type" => f1 = Some(map.next_value()?),
+                        "webhook_url" => f2 = map.next_value()?,
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(ClerkIntegrationConfig {
+                    first_events_received: f0,
+                    r#type: f1.ok_or_else(|| crate::de::missing("type"))?,
+                    webhook_url: f2,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
     }
 }
 

@@ -13,7 +13,7 @@ use super::*;
 use crate::open_enum::open_enum;
 
 /// The schema `CompanyBillingAddressView`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CompanyBillingAddressView {
     /// `city`, required.
     pub city: String,
@@ -50,8 +50,53 @@ impl CompanyBillingAddressView {
     }
 }
 
+impl<'de> Deserialize<'de> for CompanyBillingAddressView {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = CompanyBillingAddressView;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a CompanyBillingAddressView object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<CompanyBillingAddressView, A::Error> {
+                let mut f0: Option<String> = None;
+                let mut f1: Option<String> = None;
+                let mut f2: Option<String> = None;
+                let mut f3: Option<String> = None;
+                let mut f4: Option<String> = None;
+                let mut f5: Option<String> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "city" => f0 = Some(map.next_value()?),
+                        "country" => f1 = Some(map.next_value()?),
+                        "line1" => f2 = Some(map.next_value()?),
+                        "line2" => f3 = Some(map.next_value()?),
+                        "postal_code" => f4 = Some(map.next_value()?),
+                        "state" => f5 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(CompanyBillingAddressView {
+                    city: f0.ok_or_else(|| crate::de::missing("city"))?,
+                    country: f1.ok_or_else(|| crate::de::missing("country"))?,
+                    line1: f2.ok_or_else(|| crate::de::missing("line1"))?,
+                    line2: f3.ok_or_else(|| crate::de::missing("line2"))?,
+                    postal_code: f4.ok_or_else(|| crate::de::missing("postal_code"))?,
+                    state: f5.ok_or_else(|| crate::de::missing("state"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `CompanyBillingCheckoutSettings`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CompanyBillingCheckoutSettings {
     /// `collect_address`, required.
     pub collect_address: bool,
@@ -80,8 +125,47 @@ impl CompanyBillingCheckoutSettings {
     }
 }
 
+impl<'de> Deserialize<'de> for CompanyBillingCheckoutSettings {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = CompanyBillingCheckoutSettings;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a CompanyBillingCheckoutSettings object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<CompanyBillingCheckoutSettings, A::Error> {
+                let mut f0: Option<bool> = None;
+                let mut f1: Option<bool> = None;
+                let mut f2: Option<bool> = None;
+                let mut f3: Option<bool> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "collect_address" => f0 = Some(map.next_value()?),
+                        "collect_email" => f1 = Some(map.next_value()?),
+                        "collect_phone" => f2 = Some(map.next_value()?),
+                        "collect_tax_id" => f3 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(CompanyBillingCheckoutSettings {
+                    collect_address: f0.ok_or_else(|| crate::de::missing("collect_address"))?,
+                    collect_email: f1.ok_or_else(|| crate::de::missing("collect_email"))?,
+                    collect_phone: f2.ok_or_else(|| crate::de::missing("collect_phone"))?,
+                    collect_tax_id: f3.ok_or_else(|| crate::de::missing("collect_tax_id"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `CompanyBillingDetailsResponseData`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CompanyBillingDetailsResponseData {
     /// `address`, optional.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -118,8 +202,53 @@ impl CompanyBillingDetailsResponseData {
     }
 }
 
+impl<'de> Deserialize<'de> for CompanyBillingDetailsResponseData {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = CompanyBillingDetailsResponseData;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a CompanyBillingDetailsResponseData object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<CompanyBillingDetailsResponseData, A::Error> {
+                let mut f0: Option<CompanyBillingAddressView> = None;
+                let mut f1: Option<CompanyBillingCheckoutSettings> = None;
+                let mut f2: Option<Vec<CheckoutFieldWithValue>> = None;
+                let mut f3: Option<String> = None;
+                let mut f4: Option<String> = None;
+                let mut f5: Option<Vec<CompanyTaxIDView>> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "address" => f0 = map.next_value()?,
+                        "checkout_settings" => f1 = Some(map.next_value()?),
+                        "custom_fields" => f2 = Some(map.next_value()?),
+                        "email" => f3 = map.next_value()?,
+                        "phone" => f4 = map.next_value()?,
+                        "tax_ids" => f5 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(CompanyBillingDetailsResponseData {
+                    address: f0,
+                    checkout_settings: f1.ok_or_else(|| crate::de::missing("checkout_settings"))?,
+                    custom_fields: f2.ok_or_else(|| crate::de::missing("custom_fields"))?,
+                    email: f3,
+                    phone: f4,
+                    tax_ids: f5.ok_or_else(|| crate::de::missing("tax_ids"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `CompanyBillingDetailsView`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CompanyBillingDetailsView {
     /// `address`, optional.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -156,8 +285,53 @@ impl CompanyBillingDetailsView {
     }
 }
 
+impl<'de> Deserialize<'de> for CompanyBillingDetailsView {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = CompanyBillingDetailsView;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a CompanyBillingDetailsView object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<CompanyBillingDetailsView, A::Error> {
+                let mut f0: Option<CompanyBillingAddressView> = None;
+                let mut f1: Option<CompanyBillingCheckoutSettings> = None;
+                let mut f2: Option<Vec<CheckoutFieldWithValue>> = None;
+                let mut f3: Option<String> = None;
+                let mut f4: Option<String> = None;
+                let mut f5: Option<Vec<CompanyTaxIDView>> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "address" => f0 = map.next_value()?,
+                        "checkout_settings" => f1 = Some(map.next_value()?),
+                        "custom_fields" => f2 = Some(map.next_value()?),
+                        "email" => f3 = map.next_value()?,
+                        "phone" => f4 = map.next_value()?,
+                        "tax_ids" => f5 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(CompanyBillingDetailsView {
+                    address: f0,
+                    checkout_settings: f1.ok_or_else(|| crate::de::missing("checkout_settings"))?,
+                    custom_fields: f2.ok_or_else(|| crate::de::missing("custom_fields"))?,
+                    email: f3,
+                    phone: f4,
+                    tax_ids: f5.ok_or_else(|| crate::de::missing("tax_ids"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `CompanyBillingEntityResponseData`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CompanyBillingEntityResponseData {
     /// `billing_entity`, optional.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -176,8 +350,42 @@ impl CompanyBillingEntityResponseData {
     }
 }
 
+impl<'de> Deserialize<'de> for CompanyBillingEntityResponseData {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = CompanyBillingEntityResponseData;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a CompanyBillingEntityResponseData object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<CompanyBillingEntityResponseData, A::Error> {
+                let mut f0: Option<CompanyResponseData> = None;
+                let mut f1: Option<bool> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "billing_entity" => f0 = map.next_value()?,
+                        "has_own_stripe_customer" => f1 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(CompanyBillingEntityResponseData {
+                    billing_entity: f0,
+                    has_own_stripe_customer: f1
+                        .ok_or_else(|| crate::de::missing("has_own_stripe_customer"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `CompanyBillingEntitySubscriptionResponseData`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CompanyBillingEntitySubscriptionResponseData {
     /// `cancel_at`, optional.
     #[serde(
@@ -274,8 +482,92 @@ impl CompanyBillingEntitySubscriptionResponseData {
     }
 }
 
+impl<'de> Deserialize<'de> for CompanyBillingEntitySubscriptionResponseData {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = CompanyBillingEntitySubscriptionResponseData;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a CompanyBillingEntitySubscriptionResponseData object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<CompanyBillingEntitySubscriptionResponseData, A::Error> {
+                let mut f0: Option<time::OffsetDateTime> = None;
+                let mut f1: Option<bool> = None;
+                let mut f2: Option<CompanyResponseData> = None;
+                let mut f3: Option<String> = None;
+                let mut f4: Option<String> = None;
+                let mut f5: Option<Vec<BillingSubscriptionDiscountView>> = None;
+                let mut f6: Option<time::OffsetDateTime> = None;
+                let mut f7: Option<String> = None;
+                let mut f8: Option<bool> = None;
+                let mut f9: Option<InvoiceResponseData> = None;
+                let mut f10: Option<PaymentMethodResponseData> = None;
+                let mut f11: Option<String> = None;
+                let mut f12: Option<Vec<BillingProductForSubscriptionResponseData>> = None;
+                let mut f13: Option<BillingProviderType> = None;
+                let mut f14: Option<String> = None;
+                let mut f15: Option<String> = None;
+                let mut f16: Option<i64> = None;
+                let mut f17: Option<time::OffsetDateTime> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "cancel_at" => f0 = map.next_value::<crate::de::OptDateTime>()?.0,
+                        "cancel_at_period_end" => f1 = Some(map.next_value()?),
+                        "company" => f2 = map.next_value()?,
+                        "currency" => f3 = Some(map.next_value()?),
+                        "customer_external_id" => f4 = Some(map.next_value()?),
+                        "discounts" => f5 = Some(map.next_value()?),
+                        "expired_at" => f6 = map.next_value::<crate::de::OptDateTime>()?.0,
+                        "interval" => f7 = Some(map.next_value()?),
+                        "is_initial" => f8 = Some(map.next_value()?),
+                        "latest_invoice" => f9 = map.next_value()?,
+                        "payment_method" => f10 = map.next_value()?,
+                        "plan_name" => f11 = Some(map.next_value()?),
+                        "products" => f12 = Some(map.next_value()?),
+                        "provider_type" => f13 = Some(map.next_value()?),
+                        "status" => f14 = Some(map.next_value()?),
+                        "subscription_external_id" => f15 = Some(map.next_value()?),
+                        "total_price" => f16 = Some(map.next_value()?),
+                        "trial_end" => f17 = map.next_value::<crate::de::OptDateTime>()?.0,
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(CompanyBillingEntitySubscriptionResponseData {
+                    cancel_at: f0,
+                    cancel_at_period_end: f1
+                        .ok_or_else(|| crate::de::missing("cancel_at_period_end"))?,
+                    company: f2,
+                    currency: f3.ok_or_else(|| crate::de::missing("currency"))?,
+                    customer_external_id: f4
+                        .ok_or_else(|| crate::de::missing("customer_external_id"))?,
+                    discounts: f5.ok_or_else(|| crate::de::missing("discounts"))?,
+                    expired_at: f6,
+                    interval: f7.ok_or_else(|| crate::de::missing("interval"))?,
+                    is_initial: f8.ok_or_else(|| crate::de::missing("is_initial"))?,
+                    latest_invoice: f9,
+                    payment_method: f10,
+                    plan_name: f11.ok_or_else(|| crate::de::missing("plan_name"))?,
+                    products: f12.ok_or_else(|| crate::de::missing("products"))?,
+                    provider_type: f13.ok_or_else(|| crate::de::missing("provider_type"))?,
+                    status: f14.ok_or_else(|| crate::de::missing("status"))?,
+                    subscription_external_id: f15
+                        .ok_or_else(|| crate::de::missing("subscription_external_id"))?,
+                    total_price: f16.ok_or_else(|| crate::de::missing("total_price"))?,
+                    trial_end: f17,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `CompanyCreditBalance`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CompanyCreditBalance {
     /// `remaining`, required.
     pub remaining: f64,
@@ -296,8 +588,44 @@ impl CompanyCreditBalance {
     }
 }
 
+impl<'de> Deserialize<'de> for CompanyCreditBalance {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = CompanyCreditBalance;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a CompanyCreditBalance object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<CompanyCreditBalance, A::Error> {
+                let mut f0: Option<f64> = None;
+                let mut f1: Option<f64> = None;
+                let mut f2: Option<f64> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "remaining" => f0 = Some(map.next_value()?),
+                        "reserved" => f1 = Some(map.next_value()?),
+                        "settled" => f2 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(CompanyCreditBalance {
+                    remaining: f0.ok_or_else(|| crate::de::missing("remaining"))?,
+                    reserved: f1.ok_or_else(|| crate::de::missing("reserved"))?,
+                    settled: f2.ok_or_else(|| crate::de::missing("settled"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `CompanyCreditBalanceResponseData`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CompanyCreditBalanceResponseData {
     /// `credit_id`, required.
     pub credit_id: String,
@@ -334,8 +662,53 @@ impl CompanyCreditBalanceResponseData {
     }
 }
 
+impl<'de> Deserialize<'de> for CompanyCreditBalanceResponseData {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = CompanyCreditBalanceResponseData;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a CompanyCreditBalanceResponseData object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<CompanyCreditBalanceResponseData, A::Error> {
+                let mut f0: Option<String> = None;
+                let mut f1: Option<f64> = None;
+                let mut f2: Option<f64> = None;
+                let mut f3: Option<f64> = None;
+                let mut f4: Option<BillingProviderType> = None;
+                let mut f5: Option<f64> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "credit_id" => f0 = Some(map.next_value()?),
+                        "remaining" => f1 = Some(map.next_value()?),
+                        "reserved" => f2 = Some(map.next_value()?),
+                        "settled" => f3 = Some(map.next_value()?),
+                        "source" => f4 = Some(map.next_value()?),
+                        "total" => f5 = map.next_value()?,
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(CompanyCreditBalanceResponseData {
+                    credit_id: f0.ok_or_else(|| crate::de::missing("credit_id"))?,
+                    remaining: f1.ok_or_else(|| crate::de::missing("remaining"))?,
+                    reserved: f2.ok_or_else(|| crate::de::missing("reserved"))?,
+                    settled: f3.ok_or_else(|| crate::de::missing("settled"))?,
+                    source: f4.ok_or_else(|| crate::de::missing("source"))?,
+                    total: f5,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `CompanyDetailResponseData`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CompanyDetailResponseData {
     /// `add_ons`, required, at most 1000 items.
     pub add_ons: Vec<CompanyPlanWithBillingSubView>,
@@ -450,8 +823,109 @@ impl CompanyDetailResponseData {
     }
 }
 
+impl<'de> Deserialize<'de> for CompanyDetailResponseData {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = CompanyDetailResponseData;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a CompanyDetailResponseData object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<CompanyDetailResponseData, A::Error> {
+                let mut f0: Option<Vec<CompanyPlanWithBillingSubView>> = None;
+                let mut f1: Option<BTreeMap<String, f64>> = None;
+                let mut f2: Option<BillingSubscriptionView> = None;
+                let mut f3: Option<Vec<BillingSubscriptionView>> = None;
+                let mut f4: Option<time::OffsetDateTime> = None;
+                let mut f5: Option<Vec<CustomPlanBillingResponseData>> = None;
+                let mut f6: Option<PaymentMethodResponseData> = None;
+                let mut f7: Option<Vec<FeatureEntitlement>> = None;
+                let mut f8: Option<Vec<EntityTraitDetailResponseData>> = None;
+                let mut f9: Option<String> = None;
+                let mut f10: Option<String> = None;
+                let mut f11: Option<Vec<EntityKeyDetailResponseData>> = None;
+                let mut f12: Option<time::OffsetDateTime> = None;
+                let mut f13: Option<String> = None;
+                let mut f14: Option<Vec<CompanyEventPeriodMetricsResponseData>> = None;
+                let mut f15: Option<String> = None;
+                let mut f16: Option<Vec<PaymentMethodResponseData>> = None;
+                let mut f17: Option<CompanyPlanWithBillingSubView> = None;
+                let mut f18: Option<Vec<GenericPreviewObject>> = None;
+                let mut f19: Option<Vec<Rule>> = None;
+                let mut f20: Option<ScheduledDowngradeResponseData> = None;
+                let mut f21: Option<BTreeMap<String, serde_json::Value>> = None;
+                let mut f22: Option<time::OffsetDateTime> = None;
+                let mut f23: Option<i64> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "add_ons" => f0 = Some(map.next_value()?),
+                        "billing_credit_balances" => f1 = map.next_value()?,
+                        "billing_subscription" => f2 = map.next_value()?,
+                        "billing_subscriptions" => f3 = Some(map.next_value()?),
+                        "created_at" => f4 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        "custom_plan_billings" => f5 = Some(map.next_value()?),
+                        "default_payment_method" => f6 = map.next_value()?,
+                        "entitlements" => f7 = Some(map.next_value()?),
+                        "entity_traits" => f8 = Some(map.next_value()?),
+                        "environment_id" => f9 = Some(map.next_value()?),
+                        "id" => f10 = Some(map.next_value()?),
+                        "keys" => f11 = Some(map.next_value()?),
+                        "last_seen_at" => f12 = map.next_value::<crate::de::OptDateTime>()?.0,
+                        "logo_url" => f13 = map.next_value()?,
+                        "metrics" => f14 = Some(map.next_value()?),
+                        "name" => f15 = Some(map.next_value()?),
+                        "payment_methods" => f16 = Some(map.next_value()?),
+                        "plan" => f17 = map.next_value()?,
+                        "plans" => f18 = Some(map.next_value()?),
+                        "rules" => f19 = Some(map.next_value()?),
+                        "scheduled_downgrade" => f20 = map.next_value()?,
+                        "traits" => f21 = map.next_value()?,
+                        "updated_at" => f22 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        "user_count" => f23 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(CompanyDetailResponseData {
+                    add_ons: f0.ok_or_else(|| crate::de::missing("add_ons"))?,
+                    billing_credit_balances: f1,
+                    billing_subscription: f2,
+                    billing_subscriptions: f3
+                        .ok_or_else(|| crate::de::missing("billing_subscriptions"))?,
+                    created_at: f4.ok_or_else(|| crate::de::missing("created_at"))?,
+                    custom_plan_billings: f5
+                        .ok_or_else(|| crate::de::missing("custom_plan_billings"))?,
+                    default_payment_method: f6,
+                    entitlements: f7.ok_or_else(|| crate::de::missing("entitlements"))?,
+                    entity_traits: f8.ok_or_else(|| crate::de::missing("entity_traits"))?,
+                    environment_id: f9.ok_or_else(|| crate::de::missing("environment_id"))?,
+                    id: f10.ok_or_else(|| crate::de::missing("id"))?,
+                    keys: f11.ok_or_else(|| crate::de::missing("keys"))?,
+                    last_seen_at: f12,
+                    logo_url: f13,
+                    metrics: f14.ok_or_else(|| crate::de::missing("metrics"))?,
+                    name: f15.ok_or_else(|| crate::de::missing("name"))?,
+                    payment_methods: f16.ok_or_else(|| crate::de::missing("payment_methods"))?,
+                    plan: f17,
+                    plans: f18.ok_or_else(|| crate::de::missing("plans"))?,
+                    rules: f19.ok_or_else(|| crate::de::missing("rules"))?,
+                    scheduled_downgrade: f20,
+                    traits: f21,
+                    updated_at: f22.ok_or_else(|| crate::de::missing("updated_at"))?,
+                    user_count: f23.ok_or_else(|| crate::de::missing("user_count"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `CompanyEventPeriodMetricsResponseData`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CompanyEventPeriodMetricsResponseData {
     /// `account_id`, required.
     pub account_id: String,
@@ -515,8 +989,68 @@ impl CompanyEventPeriodMetricsResponseData {
     }
 }
 
+impl<'de> Deserialize<'de> for CompanyEventPeriodMetricsResponseData {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = CompanyEventPeriodMetricsResponseData;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a CompanyEventPeriodMetricsResponseData object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<CompanyEventPeriodMetricsResponseData, A::Error> {
+                let mut f0: Option<String> = None;
+                let mut f1: Option<time::OffsetDateTime> = None;
+                let mut f2: Option<time::OffsetDateTime> = None;
+                let mut f3: Option<String> = None;
+                let mut f4: Option<time::OffsetDateTime> = None;
+                let mut f5: Option<String> = None;
+                let mut f6: Option<String> = None;
+                let mut f7: Option<MetricPeriodMonthReset> = None;
+                let mut f8: Option<MetricPeriod> = None;
+                let mut f9: Option<time::OffsetDateTime> = None;
+                let mut f10: Option<i64> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "account_id" => f0 = Some(map.next_value()?),
+                        "captured_at_max" => f1 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        "captured_at_min" => f2 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        "company_id" => f3 = Some(map.next_value()?),
+                        "created_at" => f4 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        "environment_id" => f5 = Some(map.next_value()?),
+                        "event_subtype" => f6 = Some(map.next_value()?),
+                        "month_reset" => f7 = Some(map.next_value()?),
+                        "period" => f8 = Some(map.next_value()?),
+                        "valid_until" => f9 = map.next_value::<crate::de::OptDateTime>()?.0,
+                        "value" => f10 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(CompanyEventPeriodMetricsResponseData {
+                    account_id: f0.ok_or_else(|| crate::de::missing("account_id"))?,
+                    captured_at_max: f1.ok_or_else(|| crate::de::missing("captured_at_max"))?,
+                    captured_at_min: f2.ok_or_else(|| crate::de::missing("captured_at_min"))?,
+                    company_id: f3.ok_or_else(|| crate::de::missing("company_id"))?,
+                    created_at: f4.ok_or_else(|| crate::de::missing("created_at"))?,
+                    environment_id: f5.ok_or_else(|| crate::de::missing("environment_id"))?,
+                    event_subtype: f6.ok_or_else(|| crate::de::missing("event_subtype"))?,
+                    month_reset: f7.ok_or_else(|| crate::de::missing("month_reset"))?,
+                    period: f8.ok_or_else(|| crate::de::missing("period"))?,
+                    valid_until: f9,
+                    value: f10.ok_or_else(|| crate::de::missing("value"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `CompanyFeatureUsageExportMetadata`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CompanyFeatureUsageExportMetadata {
     /// `company_ids`, optional, at most 100 items.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -623,6 +1157,106 @@ impl CompanyFeatureUsageExportMetadata {
     }
 }
 
+impl<'de> Deserialize<'de> for CompanyFeatureUsageExportMetadata {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = CompanyFeatureUsageExportMetadata;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a CompanyFeatureUsageExportMetadata object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<CompanyFeatureUsageExportMetadata, A::Error> {
+                let mut f0: Option<Vec<String>> = None;
+                let mut f1: Option<Vec<String>> = None;
+                let mut f2: Option<Vec<String>> = None;
+                let mut f3: Option<Vec<String>> = None;
+                let mut f4: Option<CompanyFeatureUsageExportMetadataExportType> = None;
+                let mut f5: Option<Vec<String>> = None;
+                let mut f6: Option<bool> = None;
+                let mut f7: Option<bool> = None;
+                let mut f8: Option<Vec<String>> = None;
+                let mut f9: Option<String> = None;
+                let mut f10: Option<Vec<String>> = None;
+                let mut f11: Option<String> = None;
+                let mut f12: Option<bool> = None;
+                let mut f13: Option<String> = None;
+                let mut f14: Option<String> = None;
+                let mut f15: Option<CompanyFeatureUsageExportMetadataSortOrderDirection> = None;
+                let mut f16: Option<Vec<String>> = None;
+                let mut f17: Option<Vec<String>> = None;
+                let mut f18: Option<Vec<CompanyFeatureUsageExportMetadataVisibleColumnsItem>> =
+                    None;
+                let mut f19: Option<String> = None;
+                let mut f20: Option<bool> = None;
+                let mut f21: Option<String> = None;
+                let mut f22: Option<bool> = None;
+                let mut f23: Option<bool> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "company_ids" => f0 = map.next_value()?,
+                        "credit_type_ids" => f1 = map.next_value()?,
+                        "entity_key_definition_ids" => f2 = map.next_value()?,
+                        "entity_trait_definition_ids" => f3 = map.next_value()?,
+                        "export_type" => f4 = Some(map.next_value()?),
+                        "feature_ids" => f5 = map.next_value()?,
+                        "has_scheduled_downgrade" => f6 = map.next_value()?,
+                        "monetized_subscriptions" => f7 = map.next_value()?,
+                        "notification_email_recipient_email_addresses" => f8 = map.next_value()?,
+                        "plan_id" => f9 = map.next_value()?,
+                        "plan_ids" => f10 = map.next_value()?,
+                        "plan_version_id" => f11 = map.next_value()?,
+                        "plan_version_unpublished" => f12 = map.next_value()?,
+                        "q" => f13 = map.next_value()?,
+                        "sort_order_column" => f14 = map.next_value()?,
+                        "sort_order_direction" => f15 = map.next_value()?,
+                        "subscription_statuses" => f16 = map.next_value()?,
+                        "subscription_types" => f17 = map.next_value()?,
+                        "visible_columns" => f18 = map.next_value()?,
+                        "with_entitlement_for" => f19 = map.next_value()?,
+                        "with_subscription" => f20 = map.next_value()?,
+                        "without_feature_override_for" => f21 = map.next_value()?,
+                        "without_plan" => f22 = map.next_value()?,
+                        "without_subscription" => f23 = map.next_value()?,
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(CompanyFeatureUsageExportMetadata {
+                    company_ids: f0,
+                    credit_type_ids: f1,
+                    entity_key_definition_ids: f2,
+                    entity_trait_definition_ids: f3,
+                    export_type: f4.ok_or_else(|| crate::de::missing("export_type"))?,
+                    feature_ids: f5,
+                    has_scheduled_downgrade: f6,
+                    monetized_subscriptions: f7,
+                    notification_email_recipient_email_addresses: f8,
+                    plan_id: f9,
+                    plan_ids: f10,
+                    plan_version_id: f11,
+                    plan_version_unpublished: f12,
+                    q: f13,
+                    sort_order_column: f14,
+                    sort_order_direction: f15,
+                    subscription_statuses: f16,
+                    subscription_types: f17,
+                    visible_columns: f18,
+                    with_entitlement_for: f19,
+                    with_subscription: f20,
+                    without_feature_override_for: f21,
+                    without_plan: f22,
+                    without_subscription: f23,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 open_enum! {
 /// The inline type `CompanyFeatureUsageExportMetadataExportType`.
 pub enum CompanyFeatureUsageExportMetadataExportType {
@@ -646,7 +1280,7 @@ LastSeenAt => "last_seen_at",
 } }
 
 /// The schema `CompanyLedgerResponseData`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CompanyLedgerResponseData {
     /// `id`, required.
     pub id: String,
@@ -668,6 +1302,42 @@ impl CompanyLedgerResponseData {
     }
 }
 
+impl<'de> Deserialize<'de> for CompanyLedgerResponseData {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = CompanyLedgerResponseData;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a CompanyLedgerResponseData object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<CompanyLedgerResponseData, A::Error> {
+                let mut f0: Option<String> = None;
+                let mut f1: Option<String> = None;
+                let mut f2: Option<String> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "id" => f0 = Some(map.next_value()?),
+                        "logo_url" => f1 = map.next_value()?,
+                        "name" => f2 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(CompanyLedgerResponseData {
+                    id: f0.ok_or_else(|| crate::de::missing("id"))?,
+                    logo_url: f1,
+                    name: f2.ok_or_else(|| crate::de::missing("name"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 open_enum! {
 /// The schema `CompanyMatchingCriteria`.
 pub enum CompanyMatchingCriteria {
@@ -676,7 +1346,7 @@ ManualUpsert => "manual_upsert",
 } }
 
 /// The schema `CompanyMembershipDetailResponseData`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CompanyMembershipDetailResponseData {
     /// `company`, optional.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -715,8 +1385,53 @@ impl CompanyMembershipDetailResponseData {
     }
 }
 
+impl<'de> Deserialize<'de> for CompanyMembershipDetailResponseData {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = CompanyMembershipDetailResponseData;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a CompanyMembershipDetailResponseData object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<CompanyMembershipDetailResponseData, A::Error> {
+                let mut f0: Option<CompanyResponseData> = None;
+                let mut f1: Option<String> = None;
+                let mut f2: Option<time::OffsetDateTime> = None;
+                let mut f3: Option<String> = None;
+                let mut f4: Option<time::OffsetDateTime> = None;
+                let mut f5: Option<String> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "company" => f0 = map.next_value()?,
+                        "company_id" => f1 = Some(map.next_value()?),
+                        "created_at" => f2 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        "id" => f3 = Some(map.next_value()?),
+                        "updated_at" => f4 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        "user_id" => f5 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(CompanyMembershipDetailResponseData {
+                    company: f0,
+                    company_id: f1.ok_or_else(|| crate::de::missing("company_id"))?,
+                    created_at: f2.ok_or_else(|| crate::de::missing("created_at"))?,
+                    id: f3.ok_or_else(|| crate::de::missing("id"))?,
+                    updated_at: f4.ok_or_else(|| crate::de::missing("updated_at"))?,
+                    user_id: f5.ok_or_else(|| crate::de::missing("user_id"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `CompanyMembershipResponseData`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CompanyMembershipResponseData {
     /// `company_id`, required.
     pub company_id: String,
@@ -751,8 +1466,50 @@ impl CompanyMembershipResponseData {
     }
 }
 
+impl<'de> Deserialize<'de> for CompanyMembershipResponseData {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = CompanyMembershipResponseData;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a CompanyMembershipResponseData object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<CompanyMembershipResponseData, A::Error> {
+                let mut f0: Option<String> = None;
+                let mut f1: Option<time::OffsetDateTime> = None;
+                let mut f2: Option<String> = None;
+                let mut f3: Option<time::OffsetDateTime> = None;
+                let mut f4: Option<String> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "company_id" => f0 = Some(map.next_value()?),
+                        "created_at" => f1 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        "id" => f2 = Some(map.next_value()?),
+                        "updated_at" => f3 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        "user_id" => f4 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(CompanyMembershipResponseData {
+                    company_id: f0.ok_or_else(|| crate::de::missing("company_id"))?,
+                    created_at: f1.ok_or_else(|| crate::de::missing("created_at"))?,
+                    id: f2.ok_or_else(|| crate::de::missing("id"))?,
+                    updated_at: f3.ok_or_else(|| crate::de::missing("updated_at"))?,
+                    user_id: f4.ok_or_else(|| crate::de::missing("user_id"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `CompanyOverrideNoteResponseData`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CompanyOverrideNoteResponseData {
     /// `created_at`, required.
     #[serde(with = "time::serde::rfc3339")]
@@ -791,8 +1548,54 @@ impl CompanyOverrideNoteResponseData {
     }
 }
 
+impl<'de> Deserialize<'de> for CompanyOverrideNoteResponseData {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = CompanyOverrideNoteResponseData;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a CompanyOverrideNoteResponseData object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<CompanyOverrideNoteResponseData, A::Error> {
+                let mut f0: Option<time::OffsetDateTime> = None;
+                let mut f1: Option<String> = None;
+                let mut f2: Option<String> = None;
+                let mut f3: Option<String> = None;
+                let mut f4: Option<String> = None;
+                let mut f5: Option<time::OffsetDateTime> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "created_at" => f0 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        "external_user_id" => f1 = Some(map.next_value()?),
+                        "external_user_name" => f2 = Some(map.next_value()?),
+                        "id" => f3 = Some(map.next_value()?),
+                        "note" => f4 = Some(map.next_value()?),
+                        "updated_at" => f5 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(CompanyOverrideNoteResponseData {
+                    created_at: f0.ok_or_else(|| crate::de::missing("created_at"))?,
+                    external_user_id: f1.ok_or_else(|| crate::de::missing("external_user_id"))?,
+                    external_user_name: f2
+                        .ok_or_else(|| crate::de::missing("external_user_name"))?,
+                    id: f3.ok_or_else(|| crate::de::missing("id"))?,
+                    note: f4.ok_or_else(|| crate::de::missing("note"))?,
+                    updated_at: f5.ok_or_else(|| crate::de::missing("updated_at"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `CompanyOverrideResponseData`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CompanyOverrideResponseData {
     /// `company`, optional.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -891,8 +1694,95 @@ impl CompanyOverrideResponseData {
     }
 }
 
+impl<'de> Deserialize<'de> for CompanyOverrideResponseData {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = CompanyOverrideResponseData;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a CompanyOverrideResponseData object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<CompanyOverrideResponseData, A::Error> {
+                let mut f0: Option<CompanyDetailResponseData> = None;
+                let mut f1: Option<String> = None;
+                let mut f2: Option<f64> = None;
+                let mut f3: Option<time::OffsetDateTime> = None;
+                let mut f4: Option<String> = None;
+                let mut f5: Option<time::OffsetDateTime> = None;
+                let mut f6: Option<FeatureResponseData> = None;
+                let mut f7: Option<String> = None;
+                let mut f8: Option<String> = None;
+                let mut f9: Option<MetricPeriod> = None;
+                let mut f10: Option<MetricPeriodMonthReset> = None;
+                let mut f11: Option<Vec<CompanyOverrideNoteResponseData>> = None;
+                let mut f12: Option<String> = None;
+                let mut f13: Option<String> = None;
+                let mut f14: Option<time::OffsetDateTime> = None;
+                let mut f15: Option<bool> = None;
+                let mut f16: Option<i64> = None;
+                let mut f17: Option<EntityTraitDefinitionResponseData> = None;
+                let mut f18: Option<String> = None;
+                let mut f19: Option<EntitlementValueType> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "company" => f0 = map.next_value()?,
+                        "company_id" => f1 = Some(map.next_value()?),
+                        "consumption_rate" => f2 = map.next_value()?,
+                        "created_at" => f3 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        "environment_id" => f4 = Some(map.next_value()?),
+                        "expiration_date" => f5 = map.next_value::<crate::de::OptDateTime>()?.0,
+                        "feature" => f6 = map.next_value()?,
+                        "feature_id" => f7 = Some(map.next_value()?),
+                        "id" => f8 = Some(map.next_value()?),
+                        "metric_period" => f9 = map.next_value()?,
+                        "metric_period_month_reset" => f10 = map.next_value()?,
+                        "notes" => f11 = Some(map.next_value()?),
+                        "rule_id" => f12 = map.next_value()?,
+                        "rule_id_usage_exceeded" => f13 = map.next_value()?,
+                        "updated_at" => f14 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        "value_bool" => f15 = map.next_value()?,
+                        "value_numeric" => f16 = map.next_value()?,
+                        "value_trait" => f17 = map.next_value()?,
+                        "value_trait_id" => f18 = map.next_value()?,
+                        "value_type" => f19 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(CompanyOverrideResponseData {
+                    company: f0,
+                    company_id: f1.ok_or_else(|| crate::de::missing("company_id"))?,
+                    consumption_rate: f2,
+                    created_at: f3.ok_or_else(|| crate::de::missing("created_at"))?,
+                    environment_id: f4.ok_or_else(|| crate::de::missing("environment_id"))?,
+                    expiration_date: f5,
+                    feature: f6,
+                    feature_id: f7.ok_or_else(|| crate::de::missing("feature_id"))?,
+                    id: f8.ok_or_else(|| crate::de::missing("id"))?,
+                    metric_period: f9,
+                    metric_period_month_reset: f10,
+                    notes: f11.ok_or_else(|| crate::de::missing("notes"))?,
+                    rule_id: f12,
+                    rule_id_usage_exceeded: f13,
+                    updated_at: f14.ok_or_else(|| crate::de::missing("updated_at"))?,
+                    value_bool: f15,
+                    value_numeric: f16,
+                    value_trait: f17,
+                    value_trait_id: f18,
+                    value_type: f19.ok_or_else(|| crate::de::missing("value_type"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `CompanyPlanCreditGrantView`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CompanyPlanCreditGrantView {
     /// `billing_credit_auto_topup_amount`, optional.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -1059,8 +1949,156 @@ impl CompanyPlanCreditGrantView {
     }
 }
 
+impl<'de> Deserialize<'de> for CompanyPlanCreditGrantView {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = CompanyPlanCreditGrantView;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a CompanyPlanCreditGrantView object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<CompanyPlanCreditGrantView, A::Error> {
+                let mut f0: Option<i64> = None;
+                let mut f1: Option<String> = None;
+                let mut f2: Option<BillingCreditAutoTopupAvailability> = None;
+                let mut f3: Option<bool> = None;
+                let mut f4: Option<BillingCreditExpiryType> = None;
+                let mut f5: Option<BillingCreditExpiryUnit> = None;
+                let mut f6: Option<i64> = None;
+                let mut f7: Option<bool> = None;
+                let mut f8: Option<i64> = None;
+                let mut f9: Option<i64> = None;
+                let mut f10: Option<bool> = None;
+                let mut f11: Option<i64> = None;
+                let mut f12: Option<bool> = None;
+                let mut f13: Option<i64> = None;
+                let mut f14: Option<i64> = None;
+                let mut f15: Option<time::OffsetDateTime> = None;
+                let mut f16: Option<BillingCreditView> = None;
+                let mut f17: Option<i64> = None;
+                let mut f18: Option<String> = None;
+                let mut f19: Option<String> = None;
+                let mut f20: Option<String> = None;
+                let mut f21: Option<String> = None;
+                let mut f22: Option<BillingCreditExpiryType> = None;
+                let mut f23: Option<BillingCreditExpiryUnit> = None;
+                let mut f24: Option<i64> = None;
+                let mut f25: Option<String> = None;
+                let mut f26: Option<String> = None;
+                let mut f27: Option<GenericPreviewObject> = None;
+                let mut f28: Option<String> = None;
+                let mut f29: Option<String> = None;
+                let mut f30: Option<String> = None;
+                let mut f31: Option<BillingPlanCreditGrantResetCadence> = None;
+                let mut f32: Option<BillingPlanCreditGrantResetStart> = None;
+                let mut f33: Option<BillingPlanCreditGrantResetType> = None;
+                let mut f34: Option<i64> = None;
+                let mut f35: Option<PlanCreditGrantScaling> = None;
+                let mut f36: Option<String> = None;
+                let mut f37: Option<time::OffsetDateTime> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "billing_credit_auto_topup_amount" => f0 = map.next_value()?,
+                        "billing_credit_auto_topup_amount_type" => f1 = map.next_value()?,
+                        "billing_credit_auto_topup_availability" => f2 = map.next_value()?,
+                        "billing_credit_auto_topup_enabled" => f3 = Some(map.next_value()?),
+                        "billing_credit_auto_topup_expiry_type" => f4 = map.next_value()?,
+                        "billing_credit_auto_topup_expiry_unit" => f5 = map.next_value()?,
+                        "billing_credit_auto_topup_expiry_unit_count" => f6 = map.next_value()?,
+                        "billing_credit_auto_topup_self_service" => f7 = Some(map.next_value()?),
+                        "billing_credit_auto_topup_threshold_credits" => f8 = map.next_value()?,
+                        "billing_credit_auto_topup_threshold_percent" => f9 = map.next_value()?,
+                        "billing_credit_can_buy_bundles" => f10 = Some(map.next_value()?),
+                        "company_auto_topup_amount" => f11 = map.next_value()?,
+                        "company_auto_topup_enabled" => f12 = map.next_value()?,
+                        "company_auto_topup_threshold_credits" => f13 = map.next_value()?,
+                        "company_credit_amount" => f14 = Some(map.next_value()?),
+                        "created_at" => f15 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        "credit" => f16 = map.next_value()?,
+                        "credit_amount" => f17 = Some(map.next_value()?),
+                        "credit_description" => f18 = Some(map.next_value()?),
+                        "credit_icon" => f19 = map.next_value()?,
+                        "credit_id" => f20 = Some(map.next_value()?),
+                        "credit_name" => f21 = Some(map.next_value()?),
+                        "expiry_type" => f22 = map.next_value()?,
+                        "expiry_unit" => f23 = map.next_value()?,
+                        "expiry_unit_count" => f24 = map.next_value()?,
+                        "id" => f25 = Some(map.next_value()?),
+                        "license_id" => f26 = map.next_value()?,
+                        "plan" => f27 = map.next_value()?,
+                        "plan_id" => f28 = Some(map.next_value()?),
+                        "plan_version_id" => f29 = map.next_value()?,
+                        "plural_name" => f30 = map.next_value()?,
+                        "reset_cadence" => f31 = map.next_value()?,
+                        "reset_start" => f32 = map.next_value()?,
+                        "reset_type" => f33 = Some(map.next_value()?),
+                        "rollover_percentage" => f34 = Some(map.next_value()?),
+                        "scaling" => f35 = Some(map.next_value()?),
+                        "singular_name" => f36 = map.next_value()?,
+                        "updated_at" => f37 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(CompanyPlanCreditGrantView {
+                    billing_credit_auto_topup_amount: f0,
+                    billing_credit_auto_topup_amount_type: f1,
+                    billing_credit_auto_topup_availability: f2,
+                    billing_credit_auto_topup_enabled: f3
+                        .ok_or_else(|| crate::de::missing("billing_credit_auto_topup_enabled"))?,
+                    billing_credit_auto_topup_expiry_type: f4,
+                    billing_credit_auto_topup_expiry_unit: f5,
+                    billing_credit_auto_topup_expiry_unit_count: f6,
+                    billing_credit_auto_topup_self_service: f7.ok_or_else(|| {
+                        crate::de::missing("billing_credit_auto_topup_self_service")
+                    })?,
+                    billing_credit_auto_topup_threshold_credits: f8,
+                    billing_credit_auto_topup_threshold_percent: f9,
+                    billing_credit_can_buy_bundles: f10
+                        .ok_or_else(|| crate::de::missing("billing_credit_can_buy_bundles"))?,
+                    company_auto_topup_amount: f11,
+                    company_auto_topup_enabled: f12,
+                    company_auto_topup_threshold_credits: f13,
+                    company_credit_amount: f14
+                        .ok_or_else(|| crate::de::missing("company_credit_amount"))?,
+                    created_at: f15.ok_or_else(|| crate::de::missing("created_at"))?,
+                    credit: f16,
+                    credit_amount: f17.ok_or_else(|| crate::de::missing("credit_amount"))?,
+                    credit_description: f18
+                        .ok_or_else(|| crate::de::missing("credit_description"))?,
+                    credit_icon: f19,
+                    credit_id: f20.ok_or_else(|| crate::de::missing("credit_id"))?,
+                    credit_name: f21.ok_or_else(|| crate::de::missing("credit_name"))?,
+                    expiry_type: f22,
+                    expiry_unit: f23,
+                    expiry_unit_count: f24,
+                    id: f25.ok_or_else(|| crate::de::missing("id"))?,
+                    license_id: f26,
+                    plan: f27,
+                    plan_id: f28.ok_or_else(|| crate::de::missing("plan_id"))?,
+                    plan_version_id: f29,
+                    plural_name: f30,
+                    reset_cadence: f31,
+                    reset_start: f32,
+                    reset_type: f33.ok_or_else(|| crate::de::missing("reset_type"))?,
+                    rollover_percentage: f34
+                        .ok_or_else(|| crate::de::missing("rollover_percentage"))?,
+                    scaling: f35.ok_or_else(|| crate::de::missing("scaling"))?,
+                    singular_name: f36,
+                    updated_at: f37.ok_or_else(|| crate::de::missing("updated_at"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `CompanyPlanDetailResponseData`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CompanyPlanDetailResponseData {
     /// `active_version`, optional.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -1255,6 +2293,170 @@ impl CompanyPlanDetailResponseData {
     }
 }
 
+impl<'de> Deserialize<'de> for CompanyPlanDetailResponseData {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = CompanyPlanDetailResponseData;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a CompanyPlanDetailResponseData object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<CompanyPlanDetailResponseData, A::Error> {
+                let mut f0: Option<PlanVersionResponseData> = None;
+                let mut f1: Option<String> = None;
+                let mut f2: Option<Vec<PlanPriceCadence>> = None;
+                let mut f3: Option<BillingLinkedResourceResponseData> = None;
+                let mut f4: Option<BillingProductDetailResponseData> = None;
+                let mut f5: Option<BillingStrategy> = None;
+                let mut f6: Option<Vec<PlanCatalogMembershipResponseData>> = None;
+                let mut f7: Option<ChargeType> = None;
+                let mut f8: Option<bool> = None;
+                let mut f9: Option<i64> = None;
+                let mut f10: Option<String> = None;
+                let mut f11: Option<String> = None;
+                let mut f12: Option<String> = None;
+                let mut f13: Option<Vec<String>> = None;
+                let mut f14: Option<BillingProviderType> = None;
+                let mut f15: Option<String> = None;
+                let mut f16: Option<time::OffsetDateTime> = None;
+                let mut f17: Option<Vec<BillingCreditResponseData>> = None;
+                let mut f18: Option<Vec<PlanCurrencyPricesResponseData>> = None;
+                let mut f19: Option<bool> = None;
+                let mut f20: Option<bool> = None;
+                let mut f21: Option<CustomPlanConfig> = None;
+                let mut f22: Option<String> = None;
+                let mut f23: Option<PlanVersionResponseData> = None;
+                let mut f24: Option<Vec<PlanEntitlementResponseData>> = None;
+                let mut f25: Option<Vec<FeatureInPlanResponseData>> = None;
+                let mut f26: Option<PlanIcon> = None;
+                let mut f27: Option<String> = None;
+                let mut f28: Option<Vec<PlanCreditGrantView>> = None;
+                let mut f29: Option<CompanyPlanInvalidReason> = None;
+                let mut f30: Option<bool> = None;
+                let mut f31: Option<bool> = None;
+                let mut f32: Option<bool> = None;
+                let mut f33: Option<bool> = None;
+                let mut f34: Option<BillingPriceResponseData> = None;
+                let mut f35: Option<String> = None;
+                let mut f36: Option<BillingPriceResponseData> = None;
+                let mut f37: Option<PlanType> = None;
+                let mut f38: Option<BillingPriceResponseData> = None;
+                let mut f39: Option<i64> = None;
+                let mut f40: Option<time::OffsetDateTime> = None;
+                let mut f41: Option<Vec<FeatureUsageResponseData>> = None;
+                let mut f42: Option<bool> = None;
+                let mut f43: Option<Vec<PlanVersionResponseData>> = None;
+                let mut f44: Option<BillingPriceResponseData> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "active_version" => f0 = map.next_value()?,
+                        "audience_type" => f1 = map.next_value()?,
+                        "available_periods" => f2 = Some(map.next_value()?),
+                        "billing_linked_resource" => f3 = map.next_value()?,
+                        "billing_product" => f4 = map.next_value()?,
+                        "billing_strategy" => f5 = Some(map.next_value()?),
+                        "catalogs" => f6 = map.next_value()?,
+                        "charge_type" => f7 = Some(map.next_value()?),
+                        "company_can_trial" => f8 = Some(map.next_value()?),
+                        "company_count" => f9 = Some(map.next_value()?),
+                        "company_id" => f10 = map.next_value()?,
+                        "company_logo_url" => f11 = map.next_value()?,
+                        "company_name" => f12 = map.next_value()?,
+                        "compatible_plan_ids" => f13 = Some(map.next_value()?),
+                        "controlled_by" => f14 = Some(map.next_value()?),
+                        "copied_from_plan_id" => f15 = map.next_value()?,
+                        "created_at" => f16 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        "credits" => f17 = Some(map.next_value()?),
+                        "currency_prices" => f18 = Some(map.next_value()?),
+                        "current" => f19 = Some(map.next_value()?),
+                        "custom" => f20 = Some(map.next_value()?),
+                        "custom_plan_config" => f21 = map.next_value()?,
+                        "description" => f22 = Some(map.next_value()?),
+                        "draft_version" => f23 = map.next_value()?,
+                        "entitlements" => f24 = map.next_value()?,
+                        "features" => f25 = Some(map.next_value()?),
+                        "icon" => f26 = Some(map.next_value()?),
+                        "id" => f27 = Some(map.next_value()?),
+                        "included_credit_grants" => f28 = Some(map.next_value()?),
+                        "invalid_reason" => f29 = map.next_value()?,
+                        "is_custom" => f30 = Some(map.next_value()?),
+                        "is_default" => f31 = Some(map.next_value()?),
+                        "is_free" => f32 = map.next_value()?,
+                        "is_trialable" => f33 = Some(map.next_value()?),
+                        "monthly_price" => f34 = map.next_value()?,
+                        "name" => f35 = Some(map.next_value()?),
+                        "one_time_price" => f36 = map.next_value()?,
+                        "plan_type" => f37 = Some(map.next_value()?),
+                        "quarterly_price" => f38 = map.next_value()?,
+                        "trial_days" => f39 = map.next_value()?,
+                        "updated_at" => f40 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        "usage_violations" => f41 = Some(map.next_value()?),
+                        "valid" => f42 = Some(map.next_value()?),
+                        "versions" => f43 = Some(map.next_value()?),
+                        "yearly_price" => f44 = map.next_value()?,
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(CompanyPlanDetailResponseData {
+                    active_version: f0,
+                    audience_type: f1,
+                    available_periods: f2.ok_or_else(|| crate::de::missing("available_periods"))?,
+                    billing_linked_resource: f3,
+                    billing_product: f4,
+                    billing_strategy: f5.ok_or_else(|| crate::de::missing("billing_strategy"))?,
+                    catalogs: f6,
+                    charge_type: f7.ok_or_else(|| crate::de::missing("charge_type"))?,
+                    company_can_trial: f8.ok_or_else(|| crate::de::missing("company_can_trial"))?,
+                    company_count: f9.ok_or_else(|| crate::de::missing("company_count"))?,
+                    company_id: f10,
+                    company_logo_url: f11,
+                    company_name: f12,
+                    compatible_plan_ids: f13
+                        .ok_or_else(|| crate::de::missing("compatible_plan_ids"))?,
+                    controlled_by: f14.ok_or_else(|| crate::de::missing("controlled_by"))?,
+                    copied_from_plan_id: f15,
+                    created_at: f16.ok_or_else(|| crate::de::missing("created_at"))?,
+                    credits: f17.ok_or_else(|| crate::de::missing("credits"))?,
+                    currency_prices: f18.ok_or_else(|| crate::de::missing("currency_prices"))?,
+                    current: f19.ok_or_else(|| crate::de::missing("current"))?,
+                    custom: f20.ok_or_else(|| crate::de::missing("custom"))?,
+                    custom_plan_config: f21,
+                    description: f22.ok_or_else(|| crate::de::missing("description"))?,
+                    draft_version: f23,
+                    entitlements: f24,
+                    features: f25.ok_or_else(|| crate::de::missing("features"))?,
+                    icon: f26.ok_or_else(|| crate::de::missing("icon"))?,
+                    id: f27.ok_or_else(|| crate::de::missing("id"))?,
+                    included_credit_grants: f28
+                        .ok_or_else(|| crate::de::missing("included_credit_grants"))?,
+                    invalid_reason: f29,
+                    is_custom: f30.ok_or_else(|| crate::de::missing("is_custom"))?,
+                    is_default: f31.ok_or_else(|| crate::de::missing("is_default"))?,
+                    is_free: f32,
+                    is_trialable: f33.ok_or_else(|| crate::de::missing("is_trialable"))?,
+                    monthly_price: f34,
+                    name: f35.ok_or_else(|| crate::de::missing("name"))?,
+                    one_time_price: f36,
+                    plan_type: f37.ok_or_else(|| crate::de::missing("plan_type"))?,
+                    quarterly_price: f38,
+                    trial_days: f39,
+                    updated_at: f40.ok_or_else(|| crate::de::missing("updated_at"))?,
+                    usage_violations: f41.ok_or_else(|| crate::de::missing("usage_violations"))?,
+                    valid: f42.ok_or_else(|| crate::de::missing("valid"))?,
+                    versions: f43.ok_or_else(|| crate::de::missing("versions"))?,
+                    yearly_price: f44,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 open_enum! {
 /// The schema `CompanyPlanInvalidReason`.
 pub enum CompanyPlanInvalidReason {
@@ -1263,7 +2465,7 @@ FeatureUsageExceeded => "feature_usage_exceeded",
 } }
 
 /// The schema `CompanyPlanWithBillingSubView`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CompanyPlanWithBillingSubView {
     /// `added_on`, optional.
     #[serde(
@@ -1324,8 +2526,69 @@ impl CompanyPlanWithBillingSubView {
     }
 }
 
+impl<'de> Deserialize<'de> for CompanyPlanWithBillingSubView {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = CompanyPlanWithBillingSubView;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a CompanyPlanWithBillingSubView object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<CompanyPlanWithBillingSubView, A::Error> {
+                let mut f0: Option<time::OffsetDateTime> = None;
+                let mut f1: Option<String> = None;
+                let mut f2: Option<String> = None;
+                let mut f3: Option<String> = None;
+                let mut f4: Option<String> = None;
+                let mut f5: Option<String> = None;
+                let mut f6: Option<Vec<CompanyPlanCreditGrantView>> = None;
+                let mut f7: Option<String> = None;
+                let mut f8: Option<String> = None;
+                let mut f9: Option<i64> = None;
+                let mut f10: Option<String> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "added_on" => f0 = map.next_value::<crate::de::OptDateTime>()?.0,
+                        "billing_product_external_id" => f1 = map.next_value()?,
+                        "billing_product_id" => f2 = map.next_value()?,
+                        "description" => f3 = map.next_value()?,
+                        "id" => f4 = Some(map.next_value()?),
+                        "image_url" => f5 = map.next_value()?,
+                        "included_credit_grants" => f6 = Some(map.next_value()?),
+                        "name" => f7 = Some(map.next_value()?),
+                        "plan_period" => f8 = map.next_value()?,
+                        "plan_price" => f9 = map.next_value()?,
+                        "plan_version_id" => f10 = map.next_value()?,
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(CompanyPlanWithBillingSubView {
+                    added_on: f0,
+                    billing_product_external_id: f1,
+                    billing_product_id: f2,
+                    description: f3,
+                    id: f4.ok_or_else(|| crate::de::missing("id"))?,
+                    image_url: f5,
+                    included_credit_grants: f6
+                        .ok_or_else(|| crate::de::missing("included_credit_grants"))?,
+                    name: f7.ok_or_else(|| crate::de::missing("name"))?,
+                    plan_period: f8,
+                    plan_price: f9,
+                    plan_version_id: f10,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `CompanyResponseData`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CompanyResponseData {
     /// `created_at`, required.
     #[serde(with = "time::serde::rfc3339")]
@@ -1372,8 +2635,56 @@ impl CompanyResponseData {
     }
 }
 
+impl<'de> Deserialize<'de> for CompanyResponseData {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = CompanyResponseData;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a CompanyResponseData object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<CompanyResponseData, A::Error> {
+                let mut f0: Option<time::OffsetDateTime> = None;
+                let mut f1: Option<String> = None;
+                let mut f2: Option<String> = None;
+                let mut f3: Option<time::OffsetDateTime> = None;
+                let mut f4: Option<String> = None;
+                let mut f5: Option<String> = None;
+                let mut f6: Option<time::OffsetDateTime> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "created_at" => f0 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        "environment_id" => f1 = Some(map.next_value()?),
+                        "id" => f2 = Some(map.next_value()?),
+                        "last_seen_at" => f3 = map.next_value::<crate::de::OptDateTime>()?.0,
+                        "logo_url" => f4 = map.next_value()?,
+                        "name" => f5 = Some(map.next_value()?),
+                        "updated_at" => f6 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(CompanyResponseData {
+                    created_at: f0.ok_or_else(|| crate::de::missing("created_at"))?,
+                    environment_id: f1.ok_or_else(|| crate::de::missing("environment_id"))?,
+                    id: f2.ok_or_else(|| crate::de::missing("id"))?,
+                    last_seen_at: f3,
+                    logo_url: f4,
+                    name: f5.ok_or_else(|| crate::de::missing("name"))?,
+                    updated_at: f6.ok_or_else(|| crate::de::missing("updated_at"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `CompanySubscriptionResponseData`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CompanySubscriptionResponseData {
     /// `cancel_at`, optional.
     #[serde(
@@ -1462,8 +2773,86 @@ impl CompanySubscriptionResponseData {
     }
 }
 
+impl<'de> Deserialize<'de> for CompanySubscriptionResponseData {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = CompanySubscriptionResponseData;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a CompanySubscriptionResponseData object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<CompanySubscriptionResponseData, A::Error> {
+                let mut f0: Option<time::OffsetDateTime> = None;
+                let mut f1: Option<bool> = None;
+                let mut f2: Option<String> = None;
+                let mut f3: Option<String> = None;
+                let mut f4: Option<Vec<BillingSubscriptionDiscountView>> = None;
+                let mut f5: Option<time::OffsetDateTime> = None;
+                let mut f6: Option<String> = None;
+                let mut f7: Option<bool> = None;
+                let mut f8: Option<InvoiceResponseData> = None;
+                let mut f9: Option<PaymentMethodResponseData> = None;
+                let mut f10: Option<Vec<BillingProductForSubscriptionResponseData>> = None;
+                let mut f11: Option<BillingProviderType> = None;
+                let mut f12: Option<String> = None;
+                let mut f13: Option<String> = None;
+                let mut f14: Option<i64> = None;
+                let mut f15: Option<time::OffsetDateTime> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "cancel_at" => f0 = map.next_value::<crate::de::OptDateTime>()?.0,
+                        "cancel_at_period_end" => f1 = Some(map.next_value()?),
+                        "currency" => f2 = Some(map.next_value()?),
+                        "customer_external_id" => f3 = Some(map.next_value()?),
+                        "discounts" => f4 = Some(map.next_value()?),
+                        "expired_at" => f5 = map.next_value::<crate::de::OptDateTime>()?.0,
+                        "interval" => f6 = Some(map.next_value()?),
+                        "is_initial" => f7 = Some(map.next_value()?),
+                        "latest_invoice" => f8 = map.next_value()?,
+                        "payment_method" => f9 = map.next_value()?,
+                        "products" => f10 = Some(map.next_value()?),
+                        "provider_type" => f11 = Some(map.next_value()?),
+                        "status" => f12 = Some(map.next_value()?),
+                        "subscription_external_id" => f13 = Some(map.next_value()?),
+                        "total_price" => f14 = Some(map.next_value()?),
+                        "trial_end" => f15 = map.next_value::<crate::de::OptDateTime>()?.0,
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(CompanySubscriptionResponseData {
+                    cancel_at: f0,
+                    cancel_at_period_end: f1
+                        .ok_or_else(|| crate::de::missing("cancel_at_period_end"))?,
+                    currency: f2.ok_or_else(|| crate::de::missing("currency"))?,
+                    customer_external_id: f3
+                        .ok_or_else(|| crate::de::missing("customer_external_id"))?,
+                    discounts: f4.ok_or_else(|| crate::de::missing("discounts"))?,
+                    expired_at: f5,
+                    interval: f6.ok_or_else(|| crate::de::missing("interval"))?,
+                    is_initial: f7.ok_or_else(|| crate::de::missing("is_initial"))?,
+                    latest_invoice: f8,
+                    payment_method: f9,
+                    products: f10.ok_or_else(|| crate::de::missing("products"))?,
+                    provider_type: f11.ok_or_else(|| crate::de::missing("provider_type"))?,
+                    status: f12.ok_or_else(|| crate::de::missing("status"))?,
+                    subscription_external_id: f13
+                        .ok_or_else(|| crate::de::missing("subscription_external_id"))?,
+                    total_price: f14.ok_or_else(|| crate::de::missing("total_price"))?,
+                    trial_end: f15,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `CompanyTaxIDView`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CompanyTaxIDView {
     /// `country`, required.
     pub country: String,
@@ -1491,6 +2880,48 @@ impl CompanyTaxIDView {
     }
 }
 
+impl<'de> Deserialize<'de> for CompanyTaxIDView {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = CompanyTaxIDView;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a CompanyTaxIDView object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<CompanyTaxIDView, A::Error> {
+                let mut f0: Option<String> = None;
+                let mut f1: Option<String> = None;
+                let mut f2: Option<String> = None;
+                let mut f3: Option<String> = None;
+                let mut f4: Option<String> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "country" => f0 = Some(map.next_value()?),
+                        "id" => f1 = Some(map.next_value()?),
+                        "type" => f2 = Some(map.next_value()?),
+                        "value" => f3 = Some(map.next_value()?),
+                        "verification_status" => f4 = map.next_value()?,
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(CompanyTaxIDView {
+                    country: f0.ok_or_else(|| crate::de::missing("country"))?,
+                    id: f1.ok_or_else(|| crate::de::missing("id"))?,
+                    r#type: f2.ok_or_else(|| crate::de::missing("type"))?,
+                    value: f3.ok_or_else(|| crate::de::missing("value"))?,
+                    verification_status: f4,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 open_enum! {
 /// The schema `ComparableOperator`.
 pub enum ComparableOperator {
@@ -1505,7 +2936,7 @@ Ne => "ne",
 } }
 
 /// The schema `CompatiblePlans`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CompatiblePlans {
     /// `compatible_plan_ids`, required, at most 1000 items.
     pub compatible_plan_ids: Vec<String>,
@@ -1523,8 +2954,42 @@ impl CompatiblePlans {
     }
 }
 
+impl<'de> Deserialize<'de> for CompatiblePlans {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = CompatiblePlans;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a CompatiblePlans object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<CompatiblePlans, A::Error> {
+                let mut f0: Option<Vec<String>> = None;
+                let mut f1: Option<String> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "compatible_plan_ids" => f0 = Some(map.next_value()?),
+                        "source_plan_id" => f1 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(CompatiblePlans {
+                    compatible_plan_ids: f0
+                        .ok_or_else(|| crate::de::missing("compatible_plan_ids"))?,
+                    source_plan_id: f1.ok_or_else(|| crate::de::missing("source_plan_id"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `CompatiblePlansResponseData`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CompatiblePlansResponseData {
     /// `compatible_plan_ids`, required, at most 1000 items.
     pub compatible_plan_ids: Vec<String>,
@@ -1542,8 +3007,42 @@ impl CompatiblePlansResponseData {
     }
 }
 
+impl<'de> Deserialize<'de> for CompatiblePlansResponseData {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = CompatiblePlansResponseData;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a CompatiblePlansResponseData object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<CompatiblePlansResponseData, A::Error> {
+                let mut f0: Option<Vec<String>> = None;
+                let mut f1: Option<String> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "compatible_plan_ids" => f0 = Some(map.next_value()?),
+                        "source_plan_id" => f1 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(CompatiblePlansResponseData {
+                    compatible_plan_ids: f0
+                        .ok_or_else(|| crate::de::missing("compatible_plan_ids"))?,
+                    source_plan_id: f1.ok_or_else(|| crate::de::missing("source_plan_id"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `ComponentCapabilities`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ComponentCapabilities {
     /// `badge_visibility`, required.
     pub badge_visibility: bool,
@@ -1561,8 +3060,41 @@ impl ComponentCapabilities {
     }
 }
 
+impl<'de> Deserialize<'de> for ComponentCapabilities {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = ComponentCapabilities;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a ComponentCapabilities object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<ComponentCapabilities, A::Error> {
+                let mut f0: Option<bool> = None;
+                let mut f1: Option<bool> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "badge_visibility" => f0 = Some(map.next_value()?),
+                        "checkout" => f1 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(ComponentCapabilities {
+                    badge_visibility: f0.ok_or_else(|| crate::de::missing("badge_visibility"))?,
+                    checkout: f1.ok_or_else(|| crate::de::missing("checkout"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `ComponentCheckoutSettings`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ComponentCheckoutSettings {
     /// `bundle_purchase_behavior`, required.
     pub bundle_purchase_behavior: CheckoutBundlePurchaseBehavior,
@@ -1603,8 +3135,59 @@ impl ComponentCheckoutSettings {
     }
 }
 
+impl<'de> Deserialize<'de> for ComponentCheckoutSettings {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = ComponentCheckoutSettings;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a ComponentCheckoutSettings object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<ComponentCheckoutSettings, A::Error> {
+                let mut f0: Option<CheckoutBundlePurchaseBehavior> = None;
+                let mut f1: Option<bool> = None;
+                let mut f2: Option<bool> = None;
+                let mut f3: Option<bool> = None;
+                let mut f4: Option<bool> = None;
+                let mut f5: Option<ProrationBehavior> = None;
+                let mut f6: Option<bool> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "bundle_purchase_behavior" => f0 = Some(map.next_value()?),
+                        "collect_address" => f1 = Some(map.next_value()?),
+                        "collect_email" => f2 = Some(map.next_value()?),
+                        "collect_phone" => f3 = Some(map.next_value()?),
+                        "collect_tax_id" => f4 = Some(map.next_value()?),
+                        "proration_behavior" => f5 = Some(map.next_value()?),
+                        "tax_collection_enabled" => f6 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(ComponentCheckoutSettings {
+                    bundle_purchase_behavior: f0
+                        .ok_or_else(|| crate::de::missing("bundle_purchase_behavior"))?,
+                    collect_address: f1.ok_or_else(|| crate::de::missing("collect_address"))?,
+                    collect_email: f2.ok_or_else(|| crate::de::missing("collect_email"))?,
+                    collect_phone: f3.ok_or_else(|| crate::de::missing("collect_phone"))?,
+                    collect_tax_id: f4.ok_or_else(|| crate::de::missing("collect_tax_id"))?,
+                    proration_behavior: f5
+                        .ok_or_else(|| crate::de::missing("proration_behavior"))?,
+                    tax_collection_enabled: f6
+                        .ok_or_else(|| crate::de::missing("tax_collection_enabled"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `ComponentDisplaySettings`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ComponentDisplaySettings {
     /// `show_as_monthly_prices`, required.
     pub show_as_monthly_prices: bool,
@@ -1641,6 +3224,55 @@ impl ComponentDisplaySettings {
     }
 }
 
+impl<'de> Deserialize<'de> for ComponentDisplaySettings {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = ComponentDisplaySettings;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a ComponentDisplaySettings object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<ComponentDisplaySettings, A::Error> {
+                let mut f0: Option<bool> = None;
+                let mut f1: Option<bool> = None;
+                let mut f2: Option<bool> = None;
+                let mut f3: Option<bool> = None;
+                let mut f4: Option<bool> = None;
+                let mut f5: Option<bool> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "show_as_monthly_prices" => f0 = Some(map.next_value()?),
+                        "show_credits" => f1 = Some(map.next_value()?),
+                        "show_feature_description" => f2 = Some(map.next_value()?),
+                        "show_hard_limit" => f3 = Some(map.next_value()?),
+                        "show_period_toggle" => f4 = Some(map.next_value()?),
+                        "show_zero_price_as_free" => f5 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(ComponentDisplaySettings {
+                    show_as_monthly_prices: f0
+                        .ok_or_else(|| crate::de::missing("show_as_monthly_prices"))?,
+                    show_credits: f1.ok_or_else(|| crate::de::missing("show_credits"))?,
+                    show_feature_description: f2
+                        .ok_or_else(|| crate::de::missing("show_feature_description"))?,
+                    show_hard_limit: f3.ok_or_else(|| crate::de::missing("show_hard_limit"))?,
+                    show_period_toggle: f4
+                        .ok_or_else(|| crate::de::missing("show_period_toggle"))?,
+                    show_zero_price_as_free: f5
+                        .ok_or_else(|| crate::de::missing("show_zero_price_as_free"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 open_enum! {
 /// The schema `ComponentEntityType`.
 pub enum ComponentEntityType {
@@ -1649,7 +3281,7 @@ Entitlement => "entitlement",
 } }
 
 /// The schema `ComponentHydrateResponseData`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ComponentHydrateResponseData {
     /// `active_add_ons`, required, at most 1000 items.
     pub active_add_ons: Vec<CompanyPlanDetailResponseData>,
@@ -1770,8 +3402,123 @@ impl ComponentHydrateResponseData {
     }
 }
 
+impl<'de> Deserialize<'de> for ComponentHydrateResponseData {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = ComponentHydrateResponseData;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a ComponentHydrateResponseData object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<ComponentHydrateResponseData, A::Error> {
+                let mut f0: Option<Vec<CompanyPlanDetailResponseData>> = None;
+                let mut f1: Option<Vec<CompanyPlanDetailResponseData>> = None;
+                let mut f2: Option<Vec<UsageBasedEntitlementResponseData>> = None;
+                let mut f3: Option<Vec<CompatiblePlans>> = None;
+                let mut f4: Option<ComponentCapabilities> = None;
+                let mut f5: Option<ComponentCheckoutSettings> = None;
+                let mut f6: Option<CompanyDetailResponseData> = None;
+                let mut f7: Option<ComponentResponseData> = None;
+                let mut f8: Option<Vec<BillingCreditBundleView>> = None;
+                let mut f9: Option<Vec<CreditCompanyGrantView>> = None;
+                let mut f10: Option<Vec<CheckoutFieldWithValue>> = None;
+                let mut f11: Option<PlanDetailResponseData> = None;
+                let mut f12: Option<ComponentDisplaySettings> = None;
+                let mut f13: Option<FeatureUsageDetailResponseData> = None;
+                let mut f14: Option<PlanDetailResponseData> = None;
+                let mut f15: Option<bool> = None;
+                let mut f16: Option<String> = None;
+                let mut f17: Option<String> = None;
+                let mut f18: Option<ScheduledDowngradeResponseData> = None;
+                let mut f19: Option<bool> = None;
+                let mut f20: Option<bool> = None;
+                let mut f21: Option<bool> = None;
+                let mut f22: Option<bool> = None;
+                let mut f23: Option<StripeEmbedInfo> = None;
+                let mut f24: Option<CompanySubscriptionResponseData> = None;
+                let mut f25: Option<bool> = None;
+                let mut f26: Option<UpcomingInvoiceResponseData> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "active_add_ons" => f0 = Some(map.next_value()?),
+                        "active_plans" => f1 = Some(map.next_value()?),
+                        "active_usage_based_entitlements" => f2 = Some(map.next_value()?),
+                        "add_on_compatibilities" => f3 = Some(map.next_value()?),
+                        "capabilities" => f4 = map.next_value()?,
+                        "checkout_settings" => f5 = Some(map.next_value()?),
+                        "company" => f6 = map.next_value()?,
+                        "component" => f7 = map.next_value()?,
+                        "credit_bundles" => f8 = Some(map.next_value()?),
+                        "credit_grants" => f9 = Some(map.next_value()?),
+                        "custom_checkout_fields" => f10 = Some(map.next_value()?),
+                        "default_plan" => f11 = map.next_value()?,
+                        "display_settings" => f12 = Some(map.next_value()?),
+                        "feature_usage" => f13 = map.next_value()?,
+                        "post_trial_plan" => f14 = map.next_value()?,
+                        "prevent_self_service_downgrade" => f15 = Some(map.next_value()?),
+                        "prevent_self_service_downgrade_button_text" => f16 = map.next_value()?,
+                        "prevent_self_service_downgrade_url" => f17 = map.next_value()?,
+                        "scheduled_downgrade" => f18 = map.next_value()?,
+                        "show_as_monthly_prices" => f19 = Some(map.next_value()?),
+                        "show_credits" => f20 = Some(map.next_value()?),
+                        "show_period_toggle" => f21 = Some(map.next_value()?),
+                        "show_zero_price_as_free" => f22 = Some(map.next_value()?),
+                        "stripe_embed" => f23 = map.next_value()?,
+                        "subscription" => f24 = map.next_value()?,
+                        "trial_payment_method_required" => f25 = map.next_value()?,
+                        "upcoming_invoice" => f26 = map.next_value()?,
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(ComponentHydrateResponseData {
+                    active_add_ons: f0.ok_or_else(|| crate::de::missing("active_add_ons"))?,
+                    active_plans: f1.ok_or_else(|| crate::de::missing("active_plans"))?,
+                    active_usage_based_entitlements: f2
+                        .ok_or_else(|| crate::de::missing("active_usage_based_entitlements"))?,
+                    add_on_compatibilities: f3
+                        .ok_or_else(|| crate::de::missing("add_on_compatibilities"))?,
+                    capabilities: f4,
+                    checkout_settings: f5.ok_or_else(|| crate::de::missing("checkout_settings"))?,
+                    company: f6,
+                    component: f7,
+                    credit_bundles: f8.ok_or_else(|| crate::de::missing("credit_bundles"))?,
+                    credit_grants: f9.ok_or_else(|| crate::de::missing("credit_grants"))?,
+                    custom_checkout_fields: f10
+                        .ok_or_else(|| crate::de::missing("custom_checkout_fields"))?,
+                    default_plan: f11,
+                    display_settings: f12.ok_or_else(|| crate::de::missing("display_settings"))?,
+                    feature_usage: f13,
+                    post_trial_plan: f14,
+                    prevent_self_service_downgrade: f15
+                        .ok_or_else(|| crate::de::missing("prevent_self_service_downgrade"))?,
+                    prevent_self_service_downgrade_button_text: f16,
+                    prevent_self_service_downgrade_url: f17,
+                    scheduled_downgrade: f18,
+                    show_as_monthly_prices: f19
+                        .ok_or_else(|| crate::de::missing("show_as_monthly_prices"))?,
+                    show_credits: f20.ok_or_else(|| crate::de::missing("show_credits"))?,
+                    show_period_toggle: f21
+                        .ok_or_else(|| crate::de::missing("show_period_toggle"))?,
+                    show_zero_price_as_free: f22
+                        .ok_or_else(|| crate::de::missing("show_zero_price_as_free"))?,
+                    stripe_embed: f23,
+                    subscription: f24,
+                    trial_payment_method_required: f25,
+                    upcoming_invoice: f26,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `ComponentPreviewResponseData`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ComponentPreviewResponseData {
     /// `active_add_ons`, required, at most 1000 items.
     pub active_add_ons: Vec<CompanyPlanDetailResponseData>,
@@ -1896,8 +3643,126 @@ impl ComponentPreviewResponseData {
     }
 }
 
+impl<'de> Deserialize<'de> for ComponentPreviewResponseData {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = ComponentPreviewResponseData;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a ComponentPreviewResponseData object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<ComponentPreviewResponseData, A::Error> {
+                let mut f0: Option<Vec<CompanyPlanDetailResponseData>> = None;
+                let mut f1: Option<Vec<CompanyPlanDetailResponseData>> = None;
+                let mut f2: Option<Vec<UsageBasedEntitlementResponseData>> = None;
+                let mut f3: Option<Vec<CompatiblePlans>> = None;
+                let mut f4: Option<ComponentCapabilities> = None;
+                let mut f5: Option<ComponentCheckoutSettings> = None;
+                let mut f6: Option<CompanyDetailResponseData> = None;
+                let mut f7: Option<ComponentResponseData> = None;
+                let mut f8: Option<Vec<BillingCreditBundleView>> = None;
+                let mut f9: Option<Vec<CreditCompanyGrantView>> = None;
+                let mut f10: Option<Vec<CheckoutFieldWithValue>> = None;
+                let mut f11: Option<PlanDetailResponseData> = None;
+                let mut f12: Option<ComponentDisplaySettings> = None;
+                let mut f13: Option<FeatureUsageDetailResponseData> = None;
+                let mut f14: Option<Vec<InvoiceResponseData>> = None;
+                let mut f15: Option<PlanDetailResponseData> = None;
+                let mut f16: Option<bool> = None;
+                let mut f17: Option<String> = None;
+                let mut f18: Option<String> = None;
+                let mut f19: Option<ScheduledDowngradeResponseData> = None;
+                let mut f20: Option<bool> = None;
+                let mut f21: Option<bool> = None;
+                let mut f22: Option<bool> = None;
+                let mut f23: Option<bool> = None;
+                let mut f24: Option<StripeEmbedInfo> = None;
+                let mut f25: Option<CompanySubscriptionResponseData> = None;
+                let mut f26: Option<bool> = None;
+                let mut f27: Option<UpcomingInvoiceResponseData> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "active_add_ons" => f0 = Some(map.next_value()?),
+                        "active_plans" => f1 = Some(map.next_value()?),
+                        "active_usage_based_entitlements" => f2 = Some(map.next_value()?),
+                        "add_on_compatibilities" => f3 = Some(map.next_value()?),
+                        "capabilities" => f4 = map.next_value()?,
+                        "checkout_settings" => f5 = Some(map.next_value()?),
+                        "company" => f6 = map.next_value()?,
+                        "component" => f7 = map.next_value()?,
+                        "credit_bundles" => f8 = Some(map.next_value()?),
+                        "credit_grants" => f9 = Some(map.next_value()?),
+                        "custom_checkout_fields" => f10 = Some(map.next_value()?),
+                        "default_plan" => f11 = map.next_value()?,
+                        "display_settings" => f12 = Some(map.next_value()?),
+                        "feature_usage" => f13 = map.next_value()?,
+                        "invoices" => f14 = Some(map.next_value()?),
+                        "post_trial_plan" => f15 = map.next_value()?,
+                        "prevent_self_service_downgrade" => f16 = Some(map.next_value()?),
+                        "prevent_self_service_downgrade_button_text" => f17 = map.next_value()?,
+                        "prevent_self_service_downgrade_url" => f18 = map.next_value()?,
+                        "scheduled_downgrade" => f19 = map.next_value()?,
+                        "show_as_monthly_prices" => f20 = Some(map.next_value()?),
+                        "show_credits" => f21 = Some(map.next_value()?),
+                        "show_period_toggle" => f22 = Some(map.next_value()?),
+                        "show_zero_price_as_free" => f23 = Some(map.next_value()?),
+                        "stripe_embed" => f24 = map.next_value()?,
+                        "subscription" => f25 = map.next_value()?,
+                        "trial_payment_method_required" => f26 = map.next_value()?,
+                        "upcoming_invoice" => f27 = map.next_value()?,
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(ComponentPreviewResponseData {
+                    active_add_ons: f0.ok_or_else(|| crate::de::missing("active_add_ons"))?,
+                    active_plans: f1.ok_or_else(|| crate::de::missing("active_plans"))?,
+                    active_usage_based_entitlements: f2
+                        .ok_or_else(|| crate::de::missing("active_usage_based_entitlements"))?,
+                    add_on_compatibilities: f3
+                        .ok_or_else(|| crate::de::missing("add_on_compatibilities"))?,
+                    capabilities: f4,
+                    checkout_settings: f5.ok_or_else(|| crate::de::missing("checkout_settings"))?,
+                    company: f6,
+                    component: f7,
+                    credit_bundles: f8.ok_or_else(|| crate::de::missing("credit_bundles"))?,
+                    credit_grants: f9.ok_or_else(|| crate::de::missing("credit_grants"))?,
+                    custom_checkout_fields: f10
+                        .ok_or_else(|| crate::de::missing("custom_checkout_fields"))?,
+                    default_plan: f11,
+                    display_settings: f12.ok_or_else(|| crate::de::missing("display_settings"))?,
+                    feature_usage: f13,
+                    invoices: f14.ok_or_else(|| crate::de::missing("invoices"))?,
+                    post_trial_plan: f15,
+                    prevent_self_service_downgrade: f16
+                        .ok_or_else(|| crate::de::missing("prevent_self_service_downgrade"))?,
+                    prevent_self_service_downgrade_button_text: f17,
+                    prevent_self_service_downgrade_url: f18,
+                    scheduled_downgrade: f19,
+                    show_as_monthly_prices: f20
+                        .ok_or_else(|| crate::de::missing("show_as_monthly_prices"))?,
+                    show_credits: f21.ok_or_else(|| crate::de::missing("show_credits"))?,
+                    show_period_toggle: f22
+                        .ok_or_else(|| crate::de::missing("show_period_toggle"))?,
+                    show_zero_price_as_free: f23
+                        .ok_or_else(|| crate::de::missing("show_zero_price_as_free"))?,
+                    stripe_embed: f24,
+                    subscription: f25,
+                    trial_payment_method_required: f26,
+                    upcoming_invoice: f27,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `ComponentResponseData`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ComponentResponseData {
     /// `ast`, optional.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -1944,8 +3809,59 @@ impl ComponentResponseData {
     }
 }
 
+impl<'de> Deserialize<'de> for ComponentResponseData {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = ComponentResponseData;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a ComponentResponseData object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<ComponentResponseData, A::Error> {
+                let mut f0: Option<BTreeMap<String, f64>> = None;
+                let mut f1: Option<String> = None;
+                let mut f2: Option<time::OffsetDateTime> = None;
+                let mut f3: Option<String> = None;
+                let mut f4: Option<String> = None;
+                let mut f5: Option<ComponentState> = None;
+                let mut f6: Option<ComponentEntityType> = None;
+                let mut f7: Option<time::OffsetDateTime> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "ast" => f0 = map.next_value()?,
+                        "catalog_id" => f1 = map.next_value()?,
+                        "created_at" => f2 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        "id" => f3 = Some(map.next_value()?),
+                        "name" => f4 = Some(map.next_value()?),
+                        "state" => f5 = Some(map.next_value()?),
+                        "type" => f6 = Some(map.next_value()?),
+                        "updated_at" => f7 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(ComponentResponseData {
+                    ast: f0,
+                    catalog_id: f1,
+                    created_at: f2.ok_or_else(|| crate::de::missing("created_at"))?,
+                    id: f3.ok_or_else(|| crate::de::missing("id"))?,
+                    name: f4.ok_or_else(|| crate::de::missing("name"))?,
+                    state: f5.ok_or_else(|| crate::de::missing("state"))?,
+                    r#type: f6.ok_or_else(|| crate::de::missing("type"))?,
+                    updated_at: f7.ok_or_else(|| crate::de::missing("updated_at"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `ComponentSettingsResponseData`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ComponentSettingsResponseData {
     /// `show_as_monthly_prices`, required.
     pub show_as_monthly_prices: bool,
@@ -1982,6 +3898,55 @@ impl ComponentSettingsResponseData {
     }
 }
 
+impl<'de> Deserialize<'de> for ComponentSettingsResponseData {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = ComponentSettingsResponseData;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a ComponentSettingsResponseData object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<ComponentSettingsResponseData, A::Error> {
+                let mut f0: Option<bool> = None;
+                let mut f1: Option<bool> = None;
+                let mut f2: Option<bool> = None;
+                let mut f3: Option<bool> = None;
+                let mut f4: Option<bool> = None;
+                let mut f5: Option<bool> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "show_as_monthly_prices" => f0 = Some(map.next_value()?),
+                        "show_credits" => f1 = Some(map.next_value()?),
+                        "show_feature_description" => f2 = Some(map.next_value()?),
+                        "show_hard_limit" => f3 = Some(map.next_value()?),
+                        "show_period_toggle" => f4 = Some(map.next_value()?),
+                        "show_zero_price_as_free" => f5 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(ComponentSettingsResponseData {
+                    show_as_monthly_prices: f0
+                        .ok_or_else(|| crate::de::missing("show_as_monthly_prices"))?,
+                    show_credits: f1.ok_or_else(|| crate::de::missing("show_credits"))?,
+                    show_feature_description: f2
+                        .ok_or_else(|| crate::de::missing("show_feature_description"))?,
+                    show_hard_limit: f3.ok_or_else(|| crate::de::missing("show_hard_limit"))?,
+                    show_period_toggle: f4
+                        .ok_or_else(|| crate::de::missing("show_period_toggle"))?,
+                    show_zero_price_as_free: f5
+                        .ok_or_else(|| crate::de::missing("show_zero_price_as_free"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 open_enum! {
 /// The schema `ComponentState`.
 pub enum ComponentState {
@@ -1990,7 +3955,7 @@ Live => "live",
 } }
 
 /// The schema `Condition`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Condition {
     /// `account_id`, required.
     pub account_id: String,
@@ -2063,8 +4028,80 @@ impl Condition {
     }
 }
 
+impl<'de> Deserialize<'de> for Condition {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Condition;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a Condition object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Condition, A::Error> {
+                let mut f0: Option<String> = None;
+                let mut f1: Option<TraitDefinition> = None;
+                let mut f2: Option<ConditionType> = None;
+                let mut f3: Option<f64> = None;
+                let mut f4: Option<String> = None;
+                let mut f5: Option<String> = None;
+                let mut f6: Option<String> = None;
+                let mut f7: Option<String> = None;
+                let mut f8: Option<MetricPeriod> = None;
+                let mut f9: Option<MetricPeriodMonthReset> = None;
+                let mut f10: Option<i64> = None;
+                let mut f11: Option<ComparableOperator> = None;
+                let mut f12: Option<Vec<String>> = None;
+                let mut f13: Option<TraitDefinition> = None;
+                let mut f14: Option<String> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "account_id" => f0 = Some(map.next_value()?),
+                        "comparison_trait_definition" => f1 = map.next_value()?,
+                        "condition_type" => f2 = Some(map.next_value()?),
+                        "consumption_rate" => f3 = map.next_value()?,
+                        "credit_id" => f4 = map.next_value()?,
+                        "environment_id" => f5 = Some(map.next_value()?),
+                        "event_subtype" => f6 = map.next_value()?,
+                        "id" => f7 = Some(map.next_value()?),
+                        "metric_period" => f8 = map.next_value()?,
+                        "metric_period_month_reset" => f9 = map.next_value()?,
+                        "metric_value" => f10 = map.next_value()?,
+                        "operator" => f11 = Some(map.next_value()?),
+                        "resource_ids" => f12 = Some(map.next_value()?),
+                        "trait_definition" => f13 = map.next_value()?,
+                        "trait_value" => f14 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(Condition {
+                    account_id: f0.ok_or_else(|| crate::de::missing("account_id"))?,
+                    comparison_trait_definition: f1,
+                    condition_type: f2.ok_or_else(|| crate::de::missing("condition_type"))?,
+                    consumption_rate: f3,
+                    credit_id: f4,
+                    environment_id: f5.ok_or_else(|| crate::de::missing("environment_id"))?,
+                    event_subtype: f6,
+                    id: f7.ok_or_else(|| crate::de::missing("id"))?,
+                    metric_period: f8,
+                    metric_period_month_reset: f9,
+                    metric_value: f10,
+                    operator: f11.ok_or_else(|| crate::de::missing("operator"))?,
+                    resource_ids: f12.ok_or_else(|| crate::de::missing("resource_ids"))?,
+                    trait_definition: f13,
+                    trait_value: f14.ok_or_else(|| crate::de::missing("trait_value"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `ConditionGroup`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ConditionGroup {
     /// `conditions`, required, at most 1000 items.
     pub conditions: Vec<Condition>,
@@ -2077,8 +4114,38 @@ impl ConditionGroup {
     }
 }
 
+impl<'de> Deserialize<'de> for ConditionGroup {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = ConditionGroup;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a ConditionGroup object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<ConditionGroup, A::Error> {
+                let mut f0: Option<Vec<Condition>> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "conditions" => f0 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(ConditionGroup {
+                    conditions: f0.ok_or_else(|| crate::de::missing("conditions"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `ConditionGroupResponseData`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ConditionGroupResponseData {
     /// `account_id`, required.
     pub account_id: String,
@@ -2121,8 +4188,56 @@ impl ConditionGroupResponseData {
     }
 }
 
+impl<'de> Deserialize<'de> for ConditionGroupResponseData {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = ConditionGroupResponseData;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a ConditionGroupResponseData object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<ConditionGroupResponseData, A::Error> {
+                let mut f0: Option<String> = None;
+                let mut f1: Option<time::OffsetDateTime> = None;
+                let mut f2: Option<String> = None;
+                let mut f3: Option<String> = None;
+                let mut f4: Option<String> = None;
+                let mut f5: Option<String> = None;
+                let mut f6: Option<time::OffsetDateTime> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "account_id" => f0 = Some(map.next_value()?),
+                        "created_at" => f1 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        "environment_id" => f2 = Some(map.next_value()?),
+                        "flag_id" => f3 = map.next_value()?,
+                        "id" => f4 = Some(map.next_value()?),
+                        "rule_id" => f5 = Some(map.next_value()?),
+                        "updated_at" => f6 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(ConditionGroupResponseData {
+                    account_id: f0.ok_or_else(|| crate::de::missing("account_id"))?,
+                    created_at: f1.ok_or_else(|| crate::de::missing("created_at"))?,
+                    environment_id: f2.ok_or_else(|| crate::de::missing("environment_id"))?,
+                    flag_id: f3,
+                    id: f4.ok_or_else(|| crate::de::missing("id"))?,
+                    rule_id: f5.ok_or_else(|| crate::de::missing("rule_id"))?,
+                    updated_at: f6.ok_or_else(|| crate::de::missing("updated_at"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `ConditionGroupView`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ConditionGroupView {
     /// `account_id`, required.
     pub account_id: String,
@@ -2169,8 +4284,59 @@ impl ConditionGroupView {
     }
 }
 
+impl<'de> Deserialize<'de> for ConditionGroupView {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = ConditionGroupView;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a ConditionGroupView object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<ConditionGroupView, A::Error> {
+                let mut f0: Option<String> = None;
+                let mut f1: Option<Vec<ConditionView>> = None;
+                let mut f2: Option<time::OffsetDateTime> = None;
+                let mut f3: Option<String> = None;
+                let mut f4: Option<String> = None;
+                let mut f5: Option<String> = None;
+                let mut f6: Option<String> = None;
+                let mut f7: Option<time::OffsetDateTime> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "account_id" => f0 = Some(map.next_value()?),
+                        "conditions" => f1 = Some(map.next_value()?),
+                        "created_at" => f2 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        "environment_id" => f3 = Some(map.next_value()?),
+                        "flag_id" => f4 = map.next_value()?,
+                        "id" => f5 = Some(map.next_value()?),
+                        "rule_id" => f6 = Some(map.next_value()?),
+                        "updated_at" => f7 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(ConditionGroupView {
+                    account_id: f0.ok_or_else(|| crate::de::missing("account_id"))?,
+                    conditions: f1.ok_or_else(|| crate::de::missing("conditions"))?,
+                    created_at: f2.ok_or_else(|| crate::de::missing("created_at"))?,
+                    environment_id: f3.ok_or_else(|| crate::de::missing("environment_id"))?,
+                    flag_id: f4,
+                    id: f5.ok_or_else(|| crate::de::missing("id"))?,
+                    rule_id: f6.ok_or_else(|| crate::de::missing("rule_id"))?,
+                    updated_at: f7.ok_or_else(|| crate::de::missing("updated_at"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `ConditionResponseData`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ConditionResponseData {
     /// `account_id`, required.
     pub account_id: String,
@@ -2285,6 +4451,106 @@ impl ConditionResponseData {
     }
 }
 
+impl<'de> Deserialize<'de> for ConditionResponseData {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = ConditionResponseData;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a ConditionResponseData object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<ConditionResponseData, A::Error> {
+                let mut f0: Option<String> = None;
+                let mut f1: Option<String> = None;
+                let mut f2: Option<String> = None;
+                let mut f3: Option<ConditionType> = None;
+                let mut f4: Option<f64> = None;
+                let mut f5: Option<time::OffsetDateTime> = None;
+                let mut f6: Option<String> = None;
+                let mut f7: Option<String> = None;
+                let mut f8: Option<String> = None;
+                let mut f9: Option<String> = None;
+                let mut f10: Option<String> = None;
+                let mut f11: Option<MetricPeriod> = None;
+                let mut f12: Option<MetricPeriodMonthReset> = None;
+                let mut f13: Option<i64> = None;
+                let mut f14: Option<ComparableOperator> = None;
+                let mut f15: Option<Vec<String>> = None;
+                let mut f16: Option<String> = None;
+                let mut f17: Option<EntityType> = None;
+                let mut f18: Option<String> = None;
+                let mut f19: Option<String> = None;
+                let mut f20: Option<bool> = None;
+                let mut f21: Option<time::OffsetDateTime> = None;
+                let mut f22: Option<i64> = None;
+                let mut f23: Option<time::OffsetDateTime> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "account_id" => f0 = Some(map.next_value()?),
+                        "comparison_trait_id" => f1 = map.next_value()?,
+                        "condition_group_id" => f2 = map.next_value()?,
+                        "condition_type" => f3 = Some(map.next_value()?),
+                        "consumption_rate" => f4 = map.next_value()?,
+                        "created_at" => f5 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        "credit_id" => f6 = map.next_value()?,
+                        "environment_id" => f7 = Some(map.next_value()?),
+                        "event_subtype" => f8 = map.next_value()?,
+                        "flag_id" => f9 = map.next_value()?,
+                        "id" => f10 = Some(map.next_value()?),
+                        "metric_period" => f11 = map.next_value()?,
+                        "metric_period_month_reset" => f12 = map.next_value()?,
+                        "metric_value" => f13 = map.next_value()?,
+                        "operator" => f14 = Some(map.next_value()?),
+                        "resource_unspecified_ids" => f15 = Some(map.next_value()?),
+                        "rule_id" => f16 = Some(map.next_value()?),
+                        "trait_entity_type" => f17 = map.next_value()?,
+                        "trait_id" => f18 = map.next_value()?,
+                        "trait_value" => f19 = Some(map.next_value()?),
+                        "trait_value_bool" => f20 = Some(map.next_value()?),
+                        "trait_value_date" => f21 = map.next_value::<crate::de::OptDateTime>()?.0,
+                        "trait_value_int" => f22 = Some(map.next_value()?),
+                        "updated_at" => f23 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(ConditionResponseData {
+                    account_id: f0.ok_or_else(|| crate::de::missing("account_id"))?,
+                    comparison_trait_id: f1,
+                    condition_group_id: f2,
+                    condition_type: f3.ok_or_else(|| crate::de::missing("condition_type"))?,
+                    consumption_rate: f4,
+                    created_at: f5.ok_or_else(|| crate::de::missing("created_at"))?,
+                    credit_id: f6,
+                    environment_id: f7.ok_or_else(|| crate::de::missing("environment_id"))?,
+                    event_subtype: f8,
+                    flag_id: f9,
+                    id: f10.ok_or_else(|| crate::de::missing("id"))?,
+                    metric_period: f11,
+                    metric_period_month_reset: f12,
+                    metric_value: f13,
+                    operator: f14.ok_or_else(|| crate::de::missing("operator"))?,
+                    resource_unspecified_ids: f15
+                        .ok_or_else(|| crate::de::missing("resource_unspecified_ids"))?,
+                    rule_id: f16.ok_or_else(|| crate::de::missing("rule_id"))?,
+                    trait_entity_type: f17,
+                    trait_id: f18,
+                    trait_value: f19.ok_or_else(|| crate::de::missing("trait_value"))?,
+                    trait_value_bool: f20.ok_or_else(|| crate::de::missing("trait_value_bool"))?,
+                    trait_value_date: f21,
+                    trait_value_int: f22.ok_or_else(|| crate::de::missing("trait_value_int"))?,
+                    updated_at: f23.ok_or_else(|| crate::de::missing("updated_at"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 open_enum! {
 /// The schema `ConditionType`.
 pub enum ConditionType {
@@ -2300,7 +4566,7 @@ User => "user",
 } }
 
 /// The schema `ConditionView`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ConditionView {
     /// `account_id`, required.
     pub account_id: String,
@@ -2443,16 +4709,165 @@ impl ConditionView {
     }
 }
 
+impl<'de> Deserialize<'de> for ConditionView {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = ConditionView;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a ConditionView object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<ConditionView, A::Error> {
+                let mut f0: Option<String> = None;
+                let mut f1: Option<Vec<GenericPreviewObject>> = None;
+                let mut f2: Option<Vec<GenericPreviewObject>> = None;
+                let mut f3: Option<EntityTraitDefinitionResponseData> = None;
+                let mut f4: Option<String> = None;
+                let mut f5: Option<String> = None;
+                let mut f6: Option<ConditionType> = None;
+                let mut f7: Option<f64> = None;
+                let mut f8: Option<time::OffsetDateTime> = None;
+                let mut f9: Option<String> = None;
+                let mut f10: Option<String> = None;
+                let mut f11: Option<String> = None;
+                let mut f12: Option<String> = None;
+                let mut f13: Option<String> = None;
+                let mut f14: Option<MetricPeriod> = None;
+                let mut f15: Option<MetricPeriodMonthReset> = None;
+                let mut f16: Option<i64> = None;
+                let mut f17: Option<ComparableOperator> = None;
+                let mut f18: Option<Vec<GenericPreviewObject>> = None;
+                let mut f19: Option<Vec<GenericPreviewObject>> = None;
+                let mut f20: Option<Vec<String>> = None;
+                let mut f21: Option<String> = None;
+                let mut f22: Option<EntityTraitDefinitionResponseData> = None;
+                let mut f23: Option<EntityType> = None;
+                let mut f24: Option<String> = None;
+                let mut f25: Option<String> = None;
+                let mut f26: Option<bool> = None;
+                let mut f27: Option<time::OffsetDateTime> = None;
+                let mut f28: Option<i64> = None;
+                let mut f29: Option<time::OffsetDateTime> = None;
+                let mut f30: Option<Vec<GenericPreviewObject>> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "account_id" => f0 = Some(map.next_value()?),
+                        "billing_products" => f1 = Some(map.next_value()?),
+                        "companies" => f2 = Some(map.next_value()?),
+                        "comparison_trait" => f3 = map.next_value()?,
+                        "comparison_trait_id" => f4 = map.next_value()?,
+                        "condition_group_id" => f5 = map.next_value()?,
+                        "condition_type" => f6 = Some(map.next_value()?),
+                        "consumption_rate" => f7 = map.next_value()?,
+                        "created_at" => f8 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        "credit_id" => f9 = map.next_value()?,
+                        "environment_id" => f10 = Some(map.next_value()?),
+                        "event_subtype" => f11 = map.next_value()?,
+                        "flag_id" => f12 = map.next_value()?,
+                        "id" => f13 = Some(map.next_value()?),
+                        "metric_period" => f14 = map.next_value()?,
+                        "metric_period_month_reset" => f15 = map.next_value()?,
+                        "metric_value" => f16 = map.next_value()?,
+                        "operator" => f17 = Some(map.next_value()?),
+                        "plan_versions" => f18 = Some(map.next_value()?),
+                        "plans" => f19 = Some(map.next_value()?),
+                        "resource_unspecified_ids" => f20 = Some(map.next_value()?),
+                        "rule_id" => f21 = Some(map.next_value()?),
+                        "trait" => f22 = map.next_value()?,
+                        "trait_entity_type" => f23 = map.next_value()?,
+                        "trait_id" => f24 = map.next_value()?,
+                        "trait_value" => f25 = Some(map.next_value()?),
+                        "trait_value_bool" => f26 = Some(map.next_value()?),
+                        "trait_value_date" => f27 = map.next_value::<crate::de::OptDateTime>()?.0,
+                        "trait_value_int" => f28 = Some(map.next_value()?),
+                        "updated_at" => f29 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        "users" => f30 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(ConditionView {
+                    account_id: f0.ok_or_else(|| crate::de::missing("account_id"))?,
+                    billing_products: f1.ok_or_else(|| crate::de::missing("billing_products"))?,
+                    companies: f2.ok_or_else(|| crate::de::missing("companies"))?,
+                    comparison_trait: f3,
+                    comparison_trait_id: f4,
+                    condition_group_id: f5,
+                    condition_type: f6.ok_or_else(|| crate::de::missing("condition_type"))?,
+                    consumption_rate: f7,
+                    created_at: f8.ok_or_else(|| crate::de::missing("created_at"))?,
+                    credit_id: f9,
+                    environment_id: f10.ok_or_else(|| crate::de::missing("environment_id"))?,
+                    event_subtype: f11,
+                    flag_id: f12,
+                    id: f13.ok_or_else(|| crate::de::missing("id"))?,
+                    metric_period: f14,
+                    metric_period_month_reset: f15,
+                    metric_value: f16,
+                    operator: f17.ok_or_else(|| crate::de::missing("operator"))?,
+                    plan_versions: f18.ok_or_else(|| crate::de::missing("plan_versions"))?,
+                    plans: f19.ok_or_else(|| crate::de::missing("plans"))?,
+                    resource_unspecified_ids: f20
+                        .ok_or_else(|| crate::de::missing("resource_unspecified_ids"))?,
+                    rule_id: f21.ok_or_else(|| crate::de::missing("rule_id"))?,
+                    r#trait: f22,
+                    trait_entity_type: f23,
+                    trait_id: f24,
+                    trait_value: f25.ok_or_else(|| crate::de::missing("trait_value"))?,
+                    trait_value_bool: f26.ok_or_else(|| crate::de::missing("trait_value_bool"))?,
+                    trait_value_date: f27,
+                    trait_value_int: f28.ok_or_else(|| crate::de::missing("trait_value_int"))?,
+                    updated_at: f29.ok_or_else(|| crate::de::missing("updated_at"))?,
+                    users: f30.ok_or_else(|| crate::de::missing("users"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `CountResponse`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, Default)]
 pub struct CountResponse {
     /// `count`, optional.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub count: Option<i64>,
 }
 
+impl<'de> Deserialize<'de> for CountResponse {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = CountResponse;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a CountResponse object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<CountResponse, A::Error> {
+                let mut f0: Option<i64> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "count" => f0 = map.next_value()?,
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(CountResponse { count: f0 })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `CouponRequestBody`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CouponRequestBody {
     /// `amount_off`, required.
     pub amount_off: i64,
@@ -2494,5 +4909,57 @@ impl CouponRequestBody {
             percent_off,
             times_redeemed,
         }
+    }
+}
+
+impl<'de> Deserialize<'de> for CouponRequestBody {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = CouponRequestBody;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a CouponRequestBody object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<CouponRequestBody, A::Error> {
+                let mut f0: Option<i64> = None;
+                let mut f1: Option<String> = None;
+                let mut f2: Option<String> = None;
+                let mut f3: Option<i64> = None;
+                let mut f4: Option<i64> = None;
+                let mut f5: Option<String> = None;
+                let mut f6: Option<f64> = None;
+                let mut f7: Option<i64> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "amount_off" => f0 = Some(map.next_value()?),
+                        "currency" => f1 = map.next_value()?,
+                        "duration" => f2 = Some(map.next_value()?),
+                        "duration_in_months" => f3 = Some(map.next_value()?),
+                        "max_redemptions" => f4 = Some(map.next_value()?),
+                        "name" => f5 = Some(map.next_value()?),
+                        "percent_off" => f6 = Some(map.next_value()?),
+                        "times_redeemed" => f7 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(CouponRequestBody {
+                    amount_off: f0.ok_or_else(|| crate::de::missing("amount_off"))?,
+                    currency: f1,
+                    duration: f2.ok_or_else(|| crate::de::missing("duration"))?,
+                    duration_in_months: f3
+                        .ok_or_else(|| crate::de::missing("duration_in_months"))?,
+                    max_redemptions: f4.ok_or_else(|| crate::de::missing("max_redemptions"))?,
+                    name: f5.ok_or_else(|| crate::de::missing("name"))?,
+                    percent_off: f6.ok_or_else(|| crate::de::missing("percent_off"))?,
+                    times_redeemed: f7.ok_or_else(|| crate::de::missing("times_redeemed"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
     }
 }

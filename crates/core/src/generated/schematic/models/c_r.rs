@@ -13,7 +13,7 @@ use super::*;
 use crate::open_enum::open_enum;
 
 /// The schema `CreateApiKeyRequestBody`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CreateApiKeyRequestBody {
     /// `description`, optional, at most 256 characters.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -44,8 +44,50 @@ impl CreateApiKeyRequestBody {
     }
 }
 
+impl<'de> Deserialize<'de> for CreateApiKeyRequestBody {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = CreateApiKeyRequestBody;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a CreateApiKeyRequestBody object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<CreateApiKeyRequestBody, A::Error> {
+                let mut f0: Option<String> = None;
+                let mut f1: Option<String> = None;
+                let mut f2: Option<String> = None;
+                let mut f3: Option<i64> = None;
+                let mut f4: Option<bool> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "description" => f0 = map.next_value()?,
+                        "environment_id" => f1 = map.next_value()?,
+                        "name" => f2 = Some(map.next_value()?),
+                        "rate_limit_percent" => f3 = map.next_value()?,
+                        "readonly" => f4 = map.next_value()?,
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(CreateApiKeyRequestBody {
+                    description: f0,
+                    environment_id: f1,
+                    name: f2.ok_or_else(|| crate::de::missing("name"))?,
+                    rate_limit_percent: f3,
+                    readonly: f4,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `CreateBillingCreditRequestBody`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CreateBillingCreditRequestBody {
     /// `burn_strategy`, optional.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -106,8 +148,74 @@ impl CreateBillingCreditRequestBody {
     }
 }
 
+impl<'de> Deserialize<'de> for CreateBillingCreditRequestBody {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = CreateBillingCreditRequestBody;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a CreateBillingCreditRequestBody object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<CreateBillingCreditRequestBody, A::Error> {
+                let mut f0: Option<BillingCreditBurnStrategy> = None;
+                let mut f1: Option<String> = None;
+                let mut f2: Option<Vec<CreditCurrencyPriceRequestBody>> = None;
+                let mut f3: Option<BillingCreditExpiryUnit> = None;
+                let mut f4: Option<i64> = None;
+                let mut f5: Option<BillingCreditRolloverPolicy> = None;
+                let mut f6: Option<String> = None;
+                let mut f7: Option<String> = None;
+                let mut f8: Option<String> = None;
+                let mut f9: Option<i64> = None;
+                let mut f10: Option<String> = None;
+                let mut f11: Option<String> = None;
+                let mut f12: Option<String> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "burn_strategy" => f0 = map.next_value()?,
+                        "currency" => f1 = Some(map.next_value()?),
+                        "currency_prices" => f2 = map.next_value()?,
+                        "default_expiry_unit" => f3 = map.next_value()?,
+                        "default_expiry_unit_count" => f4 = map.next_value()?,
+                        "default_rollover_policy" => f5 = map.next_value()?,
+                        "description" => f6 = Some(map.next_value()?),
+                        "icon" => f7 = map.next_value()?,
+                        "name" => f8 = Some(map.next_value()?),
+                        "per_unit_price" => f9 = map.next_value()?,
+                        "per_unit_price_decimal" => f10 = map.next_value()?,
+                        "plural_name" => f11 = map.next_value()?,
+                        "singular_name" => f12 = map.next_value()?,
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(CreateBillingCreditRequestBody {
+                    burn_strategy: f0,
+                    currency: f1.ok_or_else(|| crate::de::missing("currency"))?,
+                    currency_prices: f2,
+                    default_expiry_unit: f3,
+                    default_expiry_unit_count: f4,
+                    default_rollover_policy: f5,
+                    description: f6.ok_or_else(|| crate::de::missing("description"))?,
+                    icon: f7,
+                    name: f8.ok_or_else(|| crate::de::missing("name"))?,
+                    per_unit_price: f9,
+                    per_unit_price_decimal: f10,
+                    plural_name: f11,
+                    singular_name: f12,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `CreateBillingCustomerRequestBody`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CreateBillingCustomerRequestBody {
     /// `company_id`, optional.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -148,8 +256,56 @@ impl CreateBillingCustomerRequestBody {
     }
 }
 
+impl<'de> Deserialize<'de> for CreateBillingCustomerRequestBody {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = CreateBillingCustomerRequestBody;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a CreateBillingCustomerRequestBody object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<CreateBillingCustomerRequestBody, A::Error> {
+                let mut f0: Option<String> = None;
+                let mut f1: Option<String> = None;
+                let mut f2: Option<String> = None;
+                let mut f3: Option<String> = None;
+                let mut f4: Option<BTreeMap<String, String>> = None;
+                let mut f5: Option<String> = None;
+                let mut f6: Option<BillingProviderType> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "company_id" => f0 = map.next_value()?,
+                        "default_payment_method_id" => f1 = map.next_value()?,
+                        "email" => f2 = Some(map.next_value()?),
+                        "external_id" => f3 = Some(map.next_value()?),
+                        "meta" => f4 = Some(map.next_value()?),
+                        "name" => f5 = Some(map.next_value()?),
+                        "provider_type" => f6 = map.next_value()?,
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(CreateBillingCustomerRequestBody {
+                    company_id: f0,
+                    default_payment_method_id: f1,
+                    email: f2.ok_or_else(|| crate::de::missing("email"))?,
+                    external_id: f3.ok_or_else(|| crate::de::missing("external_id"))?,
+                    meta: f4.ok_or_else(|| crate::de::missing("meta"))?,
+                    name: f5.ok_or_else(|| crate::de::missing("name"))?,
+                    provider_type: f6,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `CreateBillingLinkedFeatureRequestBody`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CreateBillingLinkedFeatureRequestBody {
     /// `billing_provider`, required.
     pub billing_provider: BillingProviderType,
@@ -214,8 +370,75 @@ impl CreateBillingLinkedFeatureRequestBody {
     }
 }
 
+impl<'de> Deserialize<'de> for CreateBillingLinkedFeatureRequestBody {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = CreateBillingLinkedFeatureRequestBody;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a CreateBillingLinkedFeatureRequestBody object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<CreateBillingLinkedFeatureRequestBody, A::Error> {
+                let mut f0: Option<BillingProviderType> = None;
+                let mut f1: Option<String> = None;
+                let mut f2: Option<String> = None;
+                let mut f3: Option<String> = None;
+                let mut f4: Option<FeatureType> = None;
+                let mut f5: Option<CreateOrUpdateFlagRequestBody> = None;
+                let mut f6: Option<String> = None;
+                let mut f7: Option<FeatureLifecyclePhase> = None;
+                let mut f8: Option<String> = None;
+                let mut f9: Option<String> = None;
+                let mut f10: Option<String> = None;
+                let mut f11: Option<String> = None;
+                let mut f12: Option<String> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "billing_provider" => f0 = Some(map.next_value()?),
+                        "description" => f1 = Some(map.next_value()?),
+                        "event_subtype" => f2 = map.next_value()?,
+                        "external_resource_id" => f3 = Some(map.next_value()?),
+                        "feature_type" => f4 = Some(map.next_value()?),
+                        "flag" => f5 = map.next_value()?,
+                        "icon" => f6 = map.next_value()?,
+                        "lifecycle_phase" => f7 = map.next_value()?,
+                        "maintainer_account_member_id" => f8 = map.next_value()?,
+                        "name" => f9 = Some(map.next_value()?),
+                        "plural_name" => f10 = map.next_value()?,
+                        "singular_name" => f11 = map.next_value()?,
+                        "trait_id" => f12 = map.next_value()?,
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(CreateBillingLinkedFeatureRequestBody {
+                    billing_provider: f0.ok_or_else(|| crate::de::missing("billing_provider"))?,
+                    description: f1.ok_or_else(|| crate::de::missing("description"))?,
+                    event_subtype: f2,
+                    external_resource_id: f3
+                        .ok_or_else(|| crate::de::missing("external_resource_id"))?,
+                    feature_type: f4.ok_or_else(|| crate::de::missing("feature_type"))?,
+                    flag: f5,
+                    icon: f6,
+                    lifecycle_phase: f7,
+                    maintainer_account_member_id: f8,
+                    name: f9.ok_or_else(|| crate::de::missing("name"))?,
+                    plural_name: f10,
+                    singular_name: f11,
+                    trait_id: f12,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `CreateBillingLinkedPlanEntitlementRequestBody`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CreateBillingLinkedPlanEntitlementRequestBody {
     /// `billing_product_id`, optional.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -372,8 +595,144 @@ impl CreateBillingLinkedPlanEntitlementRequestBody {
     }
 }
 
+impl<'de> Deserialize<'de> for CreateBillingLinkedPlanEntitlementRequestBody {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = CreateBillingLinkedPlanEntitlementRequestBody;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a CreateBillingLinkedPlanEntitlementRequestBody object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<CreateBillingLinkedPlanEntitlementRequestBody, A::Error> {
+                let mut f0: Option<String> = None;
+                let mut f1: Option<BillingProviderType> = None;
+                let mut f2: Option<i64> = None;
+                let mut f3: Option<f64> = None;
+                let mut f4: Option<String> = None;
+                let mut f5: Option<Vec<CurrencyPriceRequestBody>> = None;
+                let mut f6: Option<String> = None;
+                let mut f7: Option<String> = None;
+                let mut f8: Option<MetricPeriod> = None;
+                let mut f9: Option<MetricPeriodMonthReset> = None;
+                let mut f10: Option<String> = None;
+                let mut f11: Option<Vec<CreatePriceTierRequestBody>> = None;
+                let mut f12: Option<i64> = None;
+                let mut f13: Option<String> = None;
+                let mut f14: Option<String> = None;
+                let mut f15: Option<String> = None;
+                let mut f16: Option<String> = None;
+                let mut f17: Option<EntitlementPriceBehavior> = None;
+                let mut f18: Option<Vec<CreatePriceTierRequestBody>> = None;
+                let mut f19: Option<String> = None;
+                let mut f20: Option<Vec<CreatePriceTierRequestBody>> = None;
+                let mut f21: Option<i64> = None;
+                let mut f22: Option<String> = None;
+                let mut f23: Option<i64> = None;
+                let mut f24: Option<BillingTiersMode> = None;
+                let mut f25: Option<i64> = None;
+                let mut f26: Option<bool> = None;
+                let mut f27: Option<String> = None;
+                let mut f28: Option<i64> = None;
+                let mut f29: Option<String> = None;
+                let mut f30: Option<EntitlementValueType> = None;
+                let mut f31: Option<Vec<WarningTierRequestBody>> = None;
+                let mut f32: Option<String> = None;
+                let mut f33: Option<Vec<CreatePriceTierRequestBody>> = None;
+                let mut f34: Option<i64> = None;
+                let mut f35: Option<String> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "billing_product_id" => f0 = map.next_value()?,
+                        "billing_provider" => f1 = Some(map.next_value()?),
+                        "billing_threshold" => f2 = map.next_value()?,
+                        "credit_consumption_rate" => f3 = map.next_value()?,
+                        "currency" => f4 = map.next_value()?,
+                        "currency_prices" => f5 = map.next_value()?,
+                        "external_resource_id" => f6 = Some(map.next_value()?),
+                        "feature_id" => f7 = Some(map.next_value()?),
+                        "metric_period" => f8 = map.next_value()?,
+                        "metric_period_month_reset" => f9 = map.next_value()?,
+                        "monthly_metered_price_id" => f10 = map.next_value()?,
+                        "monthly_price_tiers" => f11 = map.next_value()?,
+                        "monthly_unit_price" => f12 = map.next_value()?,
+                        "monthly_unit_price_decimal" => f13 = map.next_value()?,
+                        "overage_billing_product_id" => f14 = map.next_value()?,
+                        "plan_id" => f15 = Some(map.next_value()?),
+                        "plan_version_id" => f16 = map.next_value()?,
+                        "price_behavior" => f17 = map.next_value()?,
+                        "price_tiers" => f18 = map.next_value()?,
+                        "quarterly_metered_price_id" => f19 = map.next_value()?,
+                        "quarterly_price_tiers" => f20 = map.next_value()?,
+                        "quarterly_unit_price" => f21 = map.next_value()?,
+                        "quarterly_unit_price_decimal" => f22 = map.next_value()?,
+                        "soft_limit" => f23 = map.next_value()?,
+                        "tier_mode" => f24 = map.next_value()?,
+                        "usage_quantity" => f25 = map.next_value()?,
+                        "value_bool" => f26 = map.next_value()?,
+                        "value_credit_id" => f27 = map.next_value()?,
+                        "value_numeric" => f28 = map.next_value()?,
+                        "value_trait_id" => f29 = map.next_value()?,
+                        "value_type" => f30 = Some(map.next_value()?),
+                        "warning_tiers" => f31 = map.next_value()?,
+                        "yearly_metered_price_id" => f32 = map.next_value()?,
+                        "yearly_price_tiers" => f33 = map.next_value()?,
+                        "yearly_unit_price" => f34 = map.next_value()?,
+                        "yearly_unit_price_decimal" => f35 = map.next_value()?,
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(CreateBillingLinkedPlanEntitlementRequestBody {
+                    billing_product_id: f0,
+                    billing_provider: f1.ok_or_else(|| crate::de::missing("billing_provider"))?,
+                    billing_threshold: f2,
+                    credit_consumption_rate: f3,
+                    currency: f4,
+                    currency_prices: f5,
+                    external_resource_id: f6
+                        .ok_or_else(|| crate::de::missing("external_resource_id"))?,
+                    feature_id: f7.ok_or_else(|| crate::de::missing("feature_id"))?,
+                    metric_period: f8,
+                    metric_period_month_reset: f9,
+                    monthly_metered_price_id: f10,
+                    monthly_price_tiers: f11,
+                    monthly_unit_price: f12,
+                    monthly_unit_price_decimal: f13,
+                    overage_billing_product_id: f14,
+                    plan_id: f15.ok_or_else(|| crate::de::missing("plan_id"))?,
+                    plan_version_id: f16,
+                    price_behavior: f17,
+                    price_tiers: f18,
+                    quarterly_metered_price_id: f19,
+                    quarterly_price_tiers: f20,
+                    quarterly_unit_price: f21,
+                    quarterly_unit_price_decimal: f22,
+                    soft_limit: f23,
+                    tier_mode: f24,
+                    usage_quantity: f25,
+                    value_bool: f26,
+                    value_credit_id: f27,
+                    value_numeric: f28,
+                    value_trait_id: f29,
+                    value_type: f30.ok_or_else(|| crate::de::missing("value_type"))?,
+                    warning_tiers: f31,
+                    yearly_metered_price_id: f32,
+                    yearly_price_tiers: f33,
+                    yearly_unit_price: f34,
+                    yearly_unit_price_decimal: f35,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `CreateBillingLinkedPlanRequestBody`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CreateBillingLinkedPlanRequestBody {
     /// `billing_provider`, required.
     pub billing_provider: BillingProviderType,
@@ -414,8 +773,57 @@ impl CreateBillingLinkedPlanRequestBody {
     }
 }
 
+impl<'de> Deserialize<'de> for CreateBillingLinkedPlanRequestBody {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = CreateBillingLinkedPlanRequestBody;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a CreateBillingLinkedPlanRequestBody object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<CreateBillingLinkedPlanRequestBody, A::Error> {
+                let mut f0: Option<BillingProviderType> = None;
+                let mut f1: Option<String> = None;
+                let mut f2: Option<String> = None;
+                let mut f3: Option<String> = None;
+                let mut f4: Option<PlanIcon> = None;
+                let mut f5: Option<String> = None;
+                let mut f6: Option<PlanType> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "billing_provider" => f0 = Some(map.next_value()?),
+                        "description" => f1 = map.next_value()?,
+                        "external_resource_id" => f2 = Some(map.next_value()?),
+                        "external_resource_version" => f3 = map.next_value()?,
+                        "icon" => f4 = map.next_value()?,
+                        "name" => f5 = Some(map.next_value()?),
+                        "plan_type" => f6 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(CreateBillingLinkedPlanRequestBody {
+                    billing_provider: f0.ok_or_else(|| crate::de::missing("billing_provider"))?,
+                    description: f1,
+                    external_resource_id: f2
+                        .ok_or_else(|| crate::de::missing("external_resource_id"))?,
+                    external_resource_version: f3,
+                    icon: f4,
+                    name: f5.ok_or_else(|| crate::de::missing("name"))?,
+                    plan_type: f6.ok_or_else(|| crate::de::missing("plan_type"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `CreateBillingPlanCreditGrantRequestBody`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CreateBillingPlanCreditGrantRequestBody {
     /// `apply_to_existing`, optional.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -532,8 +940,113 @@ impl CreateBillingPlanCreditGrantRequestBody {
     }
 }
 
+impl<'de> Deserialize<'de> for CreateBillingPlanCreditGrantRequestBody {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = CreateBillingPlanCreditGrantRequestBody;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a CreateBillingPlanCreditGrantRequestBody object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<CreateBillingPlanCreditGrantRequestBody, A::Error> {
+                let mut f0: Option<bool> = None;
+                let mut f1: Option<i64> = None;
+                let mut f2: Option<CreditAutoTopupAmountType> = None;
+                let mut f3: Option<BillingCreditAutoTopupAvailability> = None;
+                let mut f4: Option<bool> = None;
+                let mut f5: Option<BillingCreditExpiryType> = None;
+                let mut f6: Option<BillingCreditExpiryUnit> = None;
+                let mut f7: Option<i64> = None;
+                let mut f8: Option<bool> = None;
+                let mut f9: Option<i64> = None;
+                let mut f10: Option<i64> = None;
+                let mut f11: Option<bool> = None;
+                let mut f12: Option<i64> = None;
+                let mut f13: Option<i64> = None;
+                let mut f14: Option<String> = None;
+                let mut f15: Option<BillingCreditExpiryType> = None;
+                let mut f16: Option<BillingCreditExpiryUnit> = None;
+                let mut f17: Option<i64> = None;
+                let mut f18: Option<String> = None;
+                let mut f19: Option<String> = None;
+                let mut f20: Option<String> = None;
+                let mut f21: Option<BillingPlanCreditGrantResetCadence> = None;
+                let mut f22: Option<BillingPlanCreditGrantResetStart> = None;
+                let mut f23: Option<BillingPlanCreditGrantResetType> = None;
+                let mut f24: Option<i64> = None;
+                let mut f25: Option<PlanCreditGrantScaling> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "apply_to_existing" => f0 = map.next_value()?,
+                        "auto_topup_amount" => f1 = map.next_value()?,
+                        "auto_topup_amount_type" => f2 = map.next_value()?,
+                        "auto_topup_availability" => f3 = map.next_value()?,
+                        "auto_topup_enabled" => f4 = map.next_value()?,
+                        "auto_topup_expiry_type" => f5 = map.next_value()?,
+                        "auto_topup_expiry_unit" => f6 = map.next_value()?,
+                        "auto_topup_expiry_unit_count" => f7 = map.next_value()?,
+                        "auto_topup_self_service" => f8 = map.next_value()?,
+                        "auto_topup_threshold_credits" => f9 = map.next_value()?,
+                        "auto_topup_threshold_percent" => f10 = map.next_value()?,
+                        "can_buy_bundles" => f11 = map.next_value()?,
+                        "company_credit_amount" => f12 = map.next_value()?,
+                        "credit_amount" => f13 = Some(map.next_value()?),
+                        "credit_id" => f14 = Some(map.next_value()?),
+                        "expiry_type" => f15 = map.next_value()?,
+                        "expiry_unit" => f16 = map.next_value()?,
+                        "expiry_unit_count" => f17 = map.next_value()?,
+                        "license_id" => f18 = map.next_value()?,
+                        "plan_id" => f19 = Some(map.next_value()?),
+                        "plan_version_id" => f20 = map.next_value()?,
+                        "reset_cadence" => f21 = Some(map.next_value()?),
+                        "reset_start" => f22 = Some(map.next_value()?),
+                        "reset_type" => f23 = map.next_value()?,
+                        "rollover_percentage" => f24 = map.next_value()?,
+                        "scaling" => f25 = map.next_value()?,
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(CreateBillingPlanCreditGrantRequestBody {
+                    apply_to_existing: f0,
+                    auto_topup_amount: f1,
+                    auto_topup_amount_type: f2,
+                    auto_topup_availability: f3,
+                    auto_topup_enabled: f4,
+                    auto_topup_expiry_type: f5,
+                    auto_topup_expiry_unit: f6,
+                    auto_topup_expiry_unit_count: f7,
+                    auto_topup_self_service: f8,
+                    auto_topup_threshold_credits: f9,
+                    auto_topup_threshold_percent: f10,
+                    can_buy_bundles: f11,
+                    company_credit_amount: f12,
+                    credit_amount: f13.ok_or_else(|| crate::de::missing("credit_amount"))?,
+                    credit_id: f14.ok_or_else(|| crate::de::missing("credit_id"))?,
+                    expiry_type: f15,
+                    expiry_unit: f16,
+                    expiry_unit_count: f17,
+                    license_id: f18,
+                    plan_id: f19.ok_or_else(|| crate::de::missing("plan_id"))?,
+                    plan_version_id: f20,
+                    reset_cadence: f21.ok_or_else(|| crate::de::missing("reset_cadence"))?,
+                    reset_start: f22.ok_or_else(|| crate::de::missing("reset_start"))?,
+                    reset_type: f23,
+                    rollover_percentage: f24,
+                    scaling: f25,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `CreateBillingPriceRequestBody`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CreateBillingPriceRequestBody {
     /// `billing_scheme`, required.
     pub billing_scheme: BillingPriceScheme,
@@ -614,8 +1127,89 @@ impl CreateBillingPriceRequestBody {
     }
 }
 
+impl<'de> Deserialize<'de> for CreateBillingPriceRequestBody {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = CreateBillingPriceRequestBody;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a CreateBillingPriceRequestBody object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<CreateBillingPriceRequestBody, A::Error> {
+                let mut f0: Option<BillingPriceScheme> = None;
+                let mut f1: Option<String> = None;
+                let mut f2: Option<String> = None;
+                let mut f3: Option<String> = None;
+                let mut f4: Option<i64> = None;
+                let mut f5: Option<bool> = None;
+                let mut f6: Option<String> = None;
+                let mut f7: Option<String> = None;
+                let mut f8: Option<i64> = None;
+                let mut f9: Option<i64> = None;
+                let mut f10: Option<String> = None;
+                let mut f11: Option<String> = None;
+                let mut f12: Option<Vec<CreateBillingPriceTierRequestBody>> = None;
+                let mut f13: Option<String> = None;
+                let mut f14: Option<BillingProviderType> = None;
+                let mut f15: Option<BillingTiersMode> = None;
+                let mut f16: Option<BillingPriceUsageType> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "billing_scheme" => f0 = Some(map.next_value()?),
+                        "currency" => f1 = Some(map.next_value()?),
+                        "external_account_id" => f2 = Some(map.next_value()?),
+                        "interval" => f3 = Some(map.next_value()?),
+                        "interval_count" => f4 = map.next_value()?,
+                        "is_active" => f5 = Some(map.next_value()?),
+                        "meter_id" => f6 = map.next_value()?,
+                        "nickname" => f7 = map.next_value()?,
+                        "package_size" => f8 = map.next_value()?,
+                        "price" => f9 = Some(map.next_value()?),
+                        "price_decimal" => f10 = map.next_value()?,
+                        "price_external_id" => f11 = Some(map.next_value()?),
+                        "price_tiers" => f12 = Some(map.next_value()?),
+                        "product_external_id" => f13 = Some(map.next_value()?),
+                        "provider_type" => f14 = map.next_value()?,
+                        "tiers_mode" => f15 = map.next_value()?,
+                        "usage_type" => f16 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(CreateBillingPriceRequestBody {
+                    billing_scheme: f0.ok_or_else(|| crate::de::missing("billing_scheme"))?,
+                    currency: f1.ok_or_else(|| crate::de::missing("currency"))?,
+                    external_account_id: f2
+                        .ok_or_else(|| crate::de::missing("external_account_id"))?,
+                    interval: f3.ok_or_else(|| crate::de::missing("interval"))?,
+                    interval_count: f4,
+                    is_active: f5.ok_or_else(|| crate::de::missing("is_active"))?,
+                    meter_id: f6,
+                    nickname: f7,
+                    package_size: f8,
+                    price: f9.ok_or_else(|| crate::de::missing("price"))?,
+                    price_decimal: f10,
+                    price_external_id: f11
+                        .ok_or_else(|| crate::de::missing("price_external_id"))?,
+                    price_tiers: f12.ok_or_else(|| crate::de::missing("price_tiers"))?,
+                    product_external_id: f13
+                        .ok_or_else(|| crate::de::missing("product_external_id"))?,
+                    provider_type: f14,
+                    tiers_mode: f15,
+                    usage_type: f16.ok_or_else(|| crate::de::missing("usage_type"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `CreateBillingPriceTierRequestBody`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CreateBillingPriceTierRequestBody {
     /// `flat_amount`, optional.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -650,8 +1244,53 @@ impl CreateBillingPriceTierRequestBody {
     }
 }
 
+impl<'de> Deserialize<'de> for CreateBillingPriceTierRequestBody {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = CreateBillingPriceTierRequestBody;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a CreateBillingPriceTierRequestBody object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<CreateBillingPriceTierRequestBody, A::Error> {
+                let mut f0: Option<i64> = None;
+                let mut f1: Option<String> = None;
+                let mut f2: Option<i64> = None;
+                let mut f3: Option<String> = None;
+                let mut f4: Option<BillingProviderType> = None;
+                let mut f5: Option<i64> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "flat_amount" => f0 = map.next_value()?,
+                        "per_unit_decimal" => f1 = map.next_value()?,
+                        "per_unit_price" => f2 = map.next_value()?,
+                        "price_external_id" => f3 = Some(map.next_value()?),
+                        "provider_type" => f4 = map.next_value()?,
+                        "up_to" => f5 = map.next_value()?,
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(CreateBillingPriceTierRequestBody {
+                    flat_amount: f0,
+                    per_unit_decimal: f1,
+                    per_unit_price: f2,
+                    price_external_id: f3.ok_or_else(|| crate::de::missing("price_external_id"))?,
+                    provider_type: f4,
+                    up_to: f5,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `CreateBillingProductRequestBody`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CreateBillingProductRequestBody {
     /// `external_id`, required, at most 255 characters.
     pub external_id: String,
@@ -681,8 +1320,50 @@ impl CreateBillingProductRequestBody {
     }
 }
 
+impl<'de> Deserialize<'de> for CreateBillingProductRequestBody {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = CreateBillingProductRequestBody;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a CreateBillingProductRequestBody object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<CreateBillingProductRequestBody, A::Error> {
+                let mut f0: Option<String> = None;
+                let mut f1: Option<bool> = None;
+                let mut f2: Option<String> = None;
+                let mut f3: Option<f64> = None;
+                let mut f4: Option<BillingProviderType> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "external_id" => f0 = Some(map.next_value()?),
+                        "is_active" => f1 = map.next_value()?,
+                        "name" => f2 = map.next_value()?,
+                        "price" => f3 = Some(map.next_value()?),
+                        "provider_type" => f4 = map.next_value()?,
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(CreateBillingProductRequestBody {
+                    external_id: f0.ok_or_else(|| crate::de::missing("external_id"))?,
+                    is_active: f1,
+                    name: f2,
+                    price: f3.ok_or_else(|| crate::de::missing("price"))?,
+                    provider_type: f4,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `CreateBillingSubscriptionRequestBody`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CreateBillingSubscriptionRequestBody {
     /// `application_id`, optional, at most 255 characters.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -780,8 +1461,102 @@ impl CreateBillingSubscriptionRequestBody {
     }
 }
 
+impl<'de> Deserialize<'de> for CreateBillingSubscriptionRequestBody {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = CreateBillingSubscriptionRequestBody;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a CreateBillingSubscriptionRequestBody object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<CreateBillingSubscriptionRequestBody, A::Error> {
+                let mut f0: Option<String> = None;
+                let mut f1: Option<i64> = None;
+                let mut f2: Option<bool> = None;
+                let mut f3: Option<String> = None;
+                let mut f4: Option<String> = None;
+                let mut f5: Option<String> = None;
+                let mut f6: Option<String> = None;
+                let mut f7: Option<String> = None;
+                let mut f8: Option<Vec<BillingSubscriptionDiscount>> = None;
+                let mut f9: Option<time::OffsetDateTime> = None;
+                let mut f10: Option<String> = None;
+                let mut f11: Option<BTreeMap<String, serde_json::Value>> = None;
+                let mut f12: Option<i64> = None;
+                let mut f13: Option<i64> = None;
+                let mut f14: Option<Vec<BillingProductPricing>> = None;
+                let mut f15: Option<BillingProviderType> = None;
+                let mut f16: Option<String> = None;
+                let mut f17: Option<String> = None;
+                let mut f18: Option<i64> = None;
+                let mut f19: Option<i64> = None;
+                let mut f20: Option<BillingSubscriptionTrialEndSetting> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "application_id" => f0 = map.next_value()?,
+                        "cancel_at" => f1 = map.next_value()?,
+                        "cancel_at_period_end" => f2 = Some(map.next_value()?),
+                        "company_id" => f3 = map.next_value()?,
+                        "currency" => f4 = Some(map.next_value()?),
+                        "customer_external_id" => f5 = Some(map.next_value()?),
+                        "default_payment_method_external_id" => f6 = map.next_value()?,
+                        "default_payment_method_id" => f7 = map.next_value()?,
+                        "discounts" => f8 = Some(map.next_value()?),
+                        "expired_at" => f9 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        "interval" => f10 = map.next_value()?,
+                        "metadata" => f11 = map.next_value()?,
+                        "period_end" => f12 = map.next_value()?,
+                        "period_start" => f13 = map.next_value()?,
+                        "product_external_ids" => f14 = Some(map.next_value()?),
+                        "provider_type" => f15 = map.next_value()?,
+                        "status" => f16 = map.next_value()?,
+                        "subscription_external_id" => f17 = Some(map.next_value()?),
+                        "total_price" => f18 = Some(map.next_value()?),
+                        "trial_end" => f19 = map.next_value()?,
+                        "trial_end_setting" => f20 = map.next_value()?,
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(CreateBillingSubscriptionRequestBody {
+                    application_id: f0,
+                    cancel_at: f1,
+                    cancel_at_period_end: f2
+                        .ok_or_else(|| crate::de::missing("cancel_at_period_end"))?,
+                    company_id: f3,
+                    currency: f4.ok_or_else(|| crate::de::missing("currency"))?,
+                    customer_external_id: f5
+                        .ok_or_else(|| crate::de::missing("customer_external_id"))?,
+                    default_payment_method_external_id: f6,
+                    default_payment_method_id: f7,
+                    discounts: f8.ok_or_else(|| crate::de::missing("discounts"))?,
+                    expired_at: f9.ok_or_else(|| crate::de::missing("expired_at"))?,
+                    interval: f10,
+                    metadata: f11,
+                    period_end: f12,
+                    period_start: f13,
+                    product_external_ids: f14
+                        .ok_or_else(|| crate::de::missing("product_external_ids"))?,
+                    provider_type: f15,
+                    status: f16,
+                    subscription_external_id: f17
+                        .ok_or_else(|| crate::de::missing("subscription_external_id"))?,
+                    total_price: f18.ok_or_else(|| crate::de::missing("total_price"))?,
+                    trial_end: f19,
+                    trial_end_setting: f20,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `CreateCatalogRequestBody`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CreateCatalogRequestBody {
     /// `description`, optional, at most 1024 characters.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -800,8 +1575,41 @@ impl CreateCatalogRequestBody {
     }
 }
 
+impl<'de> Deserialize<'de> for CreateCatalogRequestBody {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = CreateCatalogRequestBody;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a CreateCatalogRequestBody object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<CreateCatalogRequestBody, A::Error> {
+                let mut f0: Option<String> = None;
+                let mut f1: Option<String> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "description" => f0 = map.next_value()?,
+                        "name" => f1 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(CreateCatalogRequestBody {
+                    description: f0,
+                    name: f1.ok_or_else(|| crate::de::missing("name"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `CreateCompanyCreditGrant`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CreateCompanyCreditGrant {
     /// `billing_periods_count`, optional, minimum 1.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -866,8 +1674,71 @@ impl CreateCompanyCreditGrant {
     }
 }
 
+impl<'de> Deserialize<'de> for CreateCompanyCreditGrant {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = CreateCompanyCreditGrant;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a CreateCompanyCreditGrant object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<CreateCompanyCreditGrant, A::Error> {
+                let mut f0: Option<i64> = None;
+                let mut f1: Option<String> = None;
+                let mut f2: Option<String> = None;
+                let mut f3: Option<String> = None;
+                let mut f4: Option<time::OffsetDateTime> = None;
+                let mut f5: Option<BillingCreditExpiryType> = None;
+                let mut f6: Option<BillingCreditExpiryUnit> = None;
+                let mut f7: Option<i64> = None;
+                let mut f8: Option<i64> = None;
+                let mut f9: Option<BillingCreditGrantReason> = None;
+                let mut f10: Option<bool> = None;
+                let mut f11: Option<BillingPlanCreditGrantResetStart> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "billing_periods_count" => f0 = map.next_value()?,
+                        "company_id" => f1 = Some(map.next_value()?),
+                        "credit_id" => f2 = Some(map.next_value()?),
+                        "currency" => f3 = map.next_value()?,
+                        "expires_at" => f4 = map.next_value::<crate::de::OptDateTime>()?.0,
+                        "expiry_type" => f5 = map.next_value()?,
+                        "expiry_unit" => f6 = map.next_value()?,
+                        "expiry_unit_count" => f7 = map.next_value()?,
+                        "quantity" => f8 = Some(map.next_value()?),
+                        "reason" => f9 = Some(map.next_value()?),
+                        "renewal_enabled" => f10 = map.next_value()?,
+                        "renewal_period" => f11 = map.next_value()?,
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(CreateCompanyCreditGrant {
+                    billing_periods_count: f0,
+                    company_id: f1.ok_or_else(|| crate::de::missing("company_id"))?,
+                    credit_id: f2.ok_or_else(|| crate::de::missing("credit_id"))?,
+                    currency: f3,
+                    expires_at: f4,
+                    expiry_type: f5,
+                    expiry_unit: f6,
+                    expiry_unit_count: f7,
+                    quantity: f8.ok_or_else(|| crate::de::missing("quantity"))?,
+                    reason: f9.ok_or_else(|| crate::de::missing("reason"))?,
+                    renewal_enabled: f10,
+                    renewal_period: f11,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `CreateCompanyOverrideRequestBody`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CreateCompanyOverrideRequestBody {
     /// `company_id`, required.
     pub company_id: String,
@@ -928,8 +1799,71 @@ impl CreateCompanyOverrideRequestBody {
     }
 }
 
+impl<'de> Deserialize<'de> for CreateCompanyOverrideRequestBody {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = CreateCompanyOverrideRequestBody;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a CreateCompanyOverrideRequestBody object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<CreateCompanyOverrideRequestBody, A::Error> {
+                let mut f0: Option<String> = None;
+                let mut f1: Option<f64> = None;
+                let mut f2: Option<time::OffsetDateTime> = None;
+                let mut f3: Option<String> = None;
+                let mut f4: Option<MetricPeriod> = None;
+                let mut f5: Option<MetricPeriodMonthReset> = None;
+                let mut f6: Option<String> = None;
+                let mut f7: Option<bool> = None;
+                let mut f8: Option<String> = None;
+                let mut f9: Option<i64> = None;
+                let mut f10: Option<String> = None;
+                let mut f11: Option<EntitlementValueType> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "company_id" => f0 = Some(map.next_value()?),
+                        "credit_consumption_rate" => f1 = map.next_value()?,
+                        "expiration_date" => f2 = map.next_value::<crate::de::OptDateTime>()?.0,
+                        "feature_id" => f3 = Some(map.next_value()?),
+                        "metric_period" => f4 = map.next_value()?,
+                        "metric_period_month_reset" => f5 = map.next_value()?,
+                        "note" => f6 = map.next_value()?,
+                        "value_bool" => f7 = map.next_value()?,
+                        "value_credit_id" => f8 = map.next_value()?,
+                        "value_numeric" => f9 = map.next_value()?,
+                        "value_trait_id" => f10 = map.next_value()?,
+                        "value_type" => f11 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(CreateCompanyOverrideRequestBody {
+                    company_id: f0.ok_or_else(|| crate::de::missing("company_id"))?,
+                    credit_consumption_rate: f1,
+                    expiration_date: f2,
+                    feature_id: f3.ok_or_else(|| crate::de::missing("feature_id"))?,
+                    metric_period: f4,
+                    metric_period_month_reset: f5,
+                    note: f6,
+                    value_bool: f7,
+                    value_credit_id: f8,
+                    value_numeric: f9,
+                    value_trait_id: f10,
+                    value_type: f11.ok_or_else(|| crate::de::missing("value_type"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `CreateComponentRequestBody`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CreateComponentRequestBody {
     /// `ast`, optional.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -951,8 +1885,44 @@ impl CreateComponentRequestBody {
     }
 }
 
+impl<'de> Deserialize<'de> for CreateComponentRequestBody {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = CreateComponentRequestBody;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a CreateComponentRequestBody object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<CreateComponentRequestBody, A::Error> {
+                let mut f0: Option<BTreeMap<String, f64>> = None;
+                let mut f1: Option<ComponentEntityType> = None;
+                let mut f2: Option<String> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "ast" => f0 = map.next_value()?,
+                        "entity_type" => f1 = Some(map.next_value()?),
+                        "name" => f2 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(CreateComponentRequestBody {
+                    ast: f0,
+                    entity_type: f1.ok_or_else(|| crate::de::missing("entity_type"))?,
+                    name: f2.ok_or_else(|| crate::de::missing("name"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `CreateCouponRequestBody`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CreateCouponRequestBody {
     /// `amount_off`, required.
     pub amount_off: i64,
@@ -1001,8 +1971,63 @@ impl CreateCouponRequestBody {
     }
 }
 
+impl<'de> Deserialize<'de> for CreateCouponRequestBody {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = CreateCouponRequestBody;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a CreateCouponRequestBody object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<CreateCouponRequestBody, A::Error> {
+                let mut f0: Option<i64> = None;
+                let mut f1: Option<String> = None;
+                let mut f2: Option<String> = None;
+                let mut f3: Option<i64> = None;
+                let mut f4: Option<String> = None;
+                let mut f5: Option<i64> = None;
+                let mut f6: Option<String> = None;
+                let mut f7: Option<f64> = None;
+                let mut f8: Option<i64> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "amount_off" => f0 = Some(map.next_value()?),
+                        "currency" => f1 = map.next_value()?,
+                        "duration" => f2 = Some(map.next_value()?),
+                        "duration_in_months" => f3 = Some(map.next_value()?),
+                        "external_id" => f4 = Some(map.next_value()?),
+                        "max_redemptions" => f5 = Some(map.next_value()?),
+                        "name" => f6 = Some(map.next_value()?),
+                        "percent_off" => f7 = Some(map.next_value()?),
+                        "times_redeemed" => f8 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(CreateCouponRequestBody {
+                    amount_off: f0.ok_or_else(|| crate::de::missing("amount_off"))?,
+                    currency: f1,
+                    duration: f2.ok_or_else(|| crate::de::missing("duration"))?,
+                    duration_in_months: f3
+                        .ok_or_else(|| crate::de::missing("duration_in_months"))?,
+                    external_id: f4.ok_or_else(|| crate::de::missing("external_id"))?,
+                    max_redemptions: f5.ok_or_else(|| crate::de::missing("max_redemptions"))?,
+                    name: f6.ok_or_else(|| crate::de::missing("name"))?,
+                    percent_off: f7.ok_or_else(|| crate::de::missing("percent_off"))?,
+                    times_redeemed: f8.ok_or_else(|| crate::de::missing("times_redeemed"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `CreateCreditBundleRequestBody`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CreateCreditBundleRequestBody {
     /// `bundle_name`, required, at most 255 characters.
     pub bundle_name: String,
@@ -1067,8 +2092,74 @@ impl CreateCreditBundleRequestBody {
     }
 }
 
+impl<'de> Deserialize<'de> for CreateCreditBundleRequestBody {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = CreateCreditBundleRequestBody;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a CreateCreditBundleRequestBody object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<CreateCreditBundleRequestBody, A::Error> {
+                let mut f0: Option<String> = None;
+                let mut f1: Option<BillingCreditBundleType> = None;
+                let mut f2: Option<Vec<String>> = None;
+                let mut f3: Option<String> = None;
+                let mut f4: Option<String> = None;
+                let mut f5: Option<Vec<CreditBundleCurrencyPriceRequestBody>> = None;
+                let mut f6: Option<BillingCreditExpiryType> = None;
+                let mut f7: Option<BillingCreditExpiryUnit> = None;
+                let mut f8: Option<i64> = None;
+                let mut f9: Option<i64> = None;
+                let mut f10: Option<String> = None;
+                let mut f11: Option<i64> = None;
+                let mut f12: Option<BillingCreditBundleStatus> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "bundle_name" => f0 = Some(map.next_value()?),
+                        "bundle_type" => f1 = map.next_value()?,
+                        "compatible_plan_ids" => f2 = map.next_value()?,
+                        "credit_id" => f3 = Some(map.next_value()?),
+                        "currency" => f4 = Some(map.next_value()?),
+                        "currency_prices" => f5 = map.next_value()?,
+                        "expiry_type" => f6 = map.next_value()?,
+                        "expiry_unit" => f7 = map.next_value()?,
+                        "expiry_unit_count" => f8 = map.next_value()?,
+                        "price_per_unit" => f9 = Some(map.next_value()?),
+                        "price_per_unit_decimal" => f10 = map.next_value()?,
+                        "quantity" => f11 = map.next_value()?,
+                        "status" => f12 = map.next_value()?,
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(CreateCreditBundleRequestBody {
+                    bundle_name: f0.ok_or_else(|| crate::de::missing("bundle_name"))?,
+                    bundle_type: f1,
+                    compatible_plan_ids: f2,
+                    credit_id: f3.ok_or_else(|| crate::de::missing("credit_id"))?,
+                    currency: f4.ok_or_else(|| crate::de::missing("currency"))?,
+                    currency_prices: f5,
+                    expiry_type: f6,
+                    expiry_unit: f7,
+                    expiry_unit_count: f8,
+                    price_per_unit: f9.ok_or_else(|| crate::de::missing("price_per_unit"))?,
+                    price_per_unit_decimal: f10,
+                    quantity: f11,
+                    status: f12,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `CreateCustomPlanBundlePlanRequestBody`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CreateCustomPlanBundlePlanRequestBody {
     /// `company_id`, required.
     pub company_id: String,
@@ -1094,8 +2185,47 @@ impl CreateCustomPlanBundlePlanRequestBody {
     }
 }
 
+impl<'de> Deserialize<'de> for CreateCustomPlanBundlePlanRequestBody {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = CreateCustomPlanBundlePlanRequestBody;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a CreateCustomPlanBundlePlanRequestBody object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<CreateCustomPlanBundlePlanRequestBody, A::Error> {
+                let mut f0: Option<String> = None;
+                let mut f1: Option<String> = None;
+                let mut f2: Option<PlanIcon> = None;
+                let mut f3: Option<String> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "company_id" => f0 = Some(map.next_value()?),
+                        "description" => f1 = map.next_value()?,
+                        "icon" => f2 = map.next_value()?,
+                        "name" => f3 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(CreateCustomPlanBundlePlanRequestBody {
+                    company_id: f0.ok_or_else(|| crate::de::missing("company_id"))?,
+                    description: f1,
+                    icon: f2,
+                    name: f3.ok_or_else(|| crate::de::missing("name"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `CreateCustomPlanBundleRequestBody`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CreateCustomPlanBundleRequestBody {
     /// `billing_product`, required.
     pub billing_product: UpsertBillingProductRequestBody,
@@ -1124,8 +2254,47 @@ impl CreateCustomPlanBundleRequestBody {
     }
 }
 
+impl<'de> Deserialize<'de> for CreateCustomPlanBundleRequestBody {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = CreateCustomPlanBundleRequestBody;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a CreateCustomPlanBundleRequestBody object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<CreateCustomPlanBundleRequestBody, A::Error> {
+                let mut f0: Option<UpsertBillingProductRequestBody> = None;
+                let mut f1: Option<Vec<PlanBundleCreditGrantRequestBody>> = None;
+                let mut f2: Option<Vec<PlanBundleEntitlementRequestBody>> = None;
+                let mut f3: Option<CreateCustomPlanBundlePlanRequestBody> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "billing_product" => f0 = Some(map.next_value()?),
+                        "credit_grants" => f1 = map.next_value()?,
+                        "entitlements" => f2 = Some(map.next_value()?),
+                        "plan" => f3 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(CreateCustomPlanBundleRequestBody {
+                    billing_product: f0.ok_or_else(|| crate::de::missing("billing_product"))?,
+                    credit_grants: f1,
+                    entitlements: f2.ok_or_else(|| crate::de::missing("entitlements"))?,
+                    plan: f3.ok_or_else(|| crate::de::missing("plan"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `CreateCustomPlanRequestBody`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CreateCustomPlanRequestBody {
     /// `company_id`, required.
     pub company_id: String,
@@ -1159,8 +2328,53 @@ impl CreateCustomPlanRequestBody {
     }
 }
 
+impl<'de> Deserialize<'de> for CreateCustomPlanRequestBody {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = CreateCustomPlanRequestBody;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a CreateCustomPlanRequestBody object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<CreateCustomPlanRequestBody, A::Error> {
+                let mut f0: Option<String> = None;
+                let mut f1: Option<String> = None;
+                let mut f2: Option<String> = None;
+                let mut f3: Option<String> = None;
+                let mut f4: Option<PlanIcon> = None;
+                let mut f5: Option<String> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "company_id" => f0 = Some(map.next_value()?),
+                        "copied_from_plan_id" => f1 = map.next_value()?,
+                        "copied_price_id" => f2 = map.next_value()?,
+                        "description" => f3 = map.next_value()?,
+                        "icon" => f4 = map.next_value()?,
+                        "name" => f5 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(CreateCustomPlanRequestBody {
+                    company_id: f0.ok_or_else(|| crate::de::missing("company_id"))?,
+                    copied_from_plan_id: f1,
+                    copied_price_id: f2,
+                    description: f3,
+                    icon: f4,
+                    name: f5.ok_or_else(|| crate::de::missing("name"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `CreateDataExportRequestBody`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CreateDataExportRequestBody {
     /// `export_type`, required.
     pub export_type: DataExportType,
@@ -1182,8 +2396,44 @@ impl CreateDataExportRequestBody {
     }
 }
 
+impl<'de> Deserialize<'de> for CreateDataExportRequestBody {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = CreateDataExportRequestBody;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a CreateDataExportRequestBody object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<CreateDataExportRequestBody, A::Error> {
+                let mut f0: Option<DataExportType> = None;
+                let mut f1: Option<DataExportMetadata> = None;
+                let mut f2: Option<DataExportOutputFileType> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "export_type" => f0 = Some(map.next_value()?),
+                        "metadata" => f1 = map.next_value()?,
+                        "output_file_type" => f2 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(CreateDataExportRequestBody {
+                    export_type: f0.ok_or_else(|| crate::de::missing("export_type"))?,
+                    metadata: f1,
+                    output_file_type: f2.ok_or_else(|| crate::de::missing("output_file_type"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `CreateEntitlementInBundleRequestBody`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CreateEntitlementInBundleRequestBody {
     /// `billing_product_id`, optional.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -1328,8 +2578,137 @@ impl CreateEntitlementInBundleRequestBody {
     }
 }
 
+impl<'de> Deserialize<'de> for CreateEntitlementInBundleRequestBody {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = CreateEntitlementInBundleRequestBody;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a CreateEntitlementInBundleRequestBody object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<CreateEntitlementInBundleRequestBody, A::Error> {
+                let mut f0: Option<String> = None;
+                let mut f1: Option<i64> = None;
+                let mut f2: Option<f64> = None;
+                let mut f3: Option<String> = None;
+                let mut f4: Option<Vec<CurrencyPriceRequestBody>> = None;
+                let mut f5: Option<String> = None;
+                let mut f6: Option<MetricPeriod> = None;
+                let mut f7: Option<MetricPeriodMonthReset> = None;
+                let mut f8: Option<String> = None;
+                let mut f9: Option<Vec<CreatePriceTierRequestBody>> = None;
+                let mut f10: Option<i64> = None;
+                let mut f11: Option<String> = None;
+                let mut f12: Option<String> = None;
+                let mut f13: Option<String> = None;
+                let mut f14: Option<String> = None;
+                let mut f15: Option<EntitlementPriceBehavior> = None;
+                let mut f16: Option<Vec<CreatePriceTierRequestBody>> = None;
+                let mut f17: Option<String> = None;
+                let mut f18: Option<Vec<CreatePriceTierRequestBody>> = None;
+                let mut f19: Option<i64> = None;
+                let mut f20: Option<String> = None;
+                let mut f21: Option<i64> = None;
+                let mut f22: Option<BillingTiersMode> = None;
+                let mut f23: Option<i64> = None;
+                let mut f24: Option<bool> = None;
+                let mut f25: Option<String> = None;
+                let mut f26: Option<i64> = None;
+                let mut f27: Option<String> = None;
+                let mut f28: Option<EntitlementValueType> = None;
+                let mut f29: Option<Vec<WarningTierRequestBody>> = None;
+                let mut f30: Option<String> = None;
+                let mut f31: Option<Vec<CreatePriceTierRequestBody>> = None;
+                let mut f32: Option<i64> = None;
+                let mut f33: Option<String> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "billing_product_id" => f0 = map.next_value()?,
+                        "billing_threshold" => f1 = map.next_value()?,
+                        "credit_consumption_rate" => f2 = map.next_value()?,
+                        "currency" => f3 = map.next_value()?,
+                        "currency_prices" => f4 = map.next_value()?,
+                        "feature_id" => f5 = Some(map.next_value()?),
+                        "metric_period" => f6 = map.next_value()?,
+                        "metric_period_month_reset" => f7 = map.next_value()?,
+                        "monthly_metered_price_id" => f8 = map.next_value()?,
+                        "monthly_price_tiers" => f9 = map.next_value()?,
+                        "monthly_unit_price" => f10 = map.next_value()?,
+                        "monthly_unit_price_decimal" => f11 = map.next_value()?,
+                        "overage_billing_product_id" => f12 = map.next_value()?,
+                        "plan_id" => f13 = Some(map.next_value()?),
+                        "plan_version_id" => f14 = map.next_value()?,
+                        "price_behavior" => f15 = map.next_value()?,
+                        "price_tiers" => f16 = map.next_value()?,
+                        "quarterly_metered_price_id" => f17 = map.next_value()?,
+                        "quarterly_price_tiers" => f18 = map.next_value()?,
+                        "quarterly_unit_price" => f19 = map.next_value()?,
+                        "quarterly_unit_price_decimal" => f20 = map.next_value()?,
+                        "soft_limit" => f21 = map.next_value()?,
+                        "tier_mode" => f22 = map.next_value()?,
+                        "usage_quantity" => f23 = map.next_value()?,
+                        "value_bool" => f24 = map.next_value()?,
+                        "value_credit_id" => f25 = map.next_value()?,
+                        "value_numeric" => f26 = map.next_value()?,
+                        "value_trait_id" => f27 = map.next_value()?,
+                        "value_type" => f28 = Some(map.next_value()?),
+                        "warning_tiers" => f29 = map.next_value()?,
+                        "yearly_metered_price_id" => f30 = map.next_value()?,
+                        "yearly_price_tiers" => f31 = map.next_value()?,
+                        "yearly_unit_price" => f32 = map.next_value()?,
+                        "yearly_unit_price_decimal" => f33 = map.next_value()?,
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(CreateEntitlementInBundleRequestBody {
+                    billing_product_id: f0,
+                    billing_threshold: f1,
+                    credit_consumption_rate: f2,
+                    currency: f3,
+                    currency_prices: f4,
+                    feature_id: f5.ok_or_else(|| crate::de::missing("feature_id"))?,
+                    metric_period: f6,
+                    metric_period_month_reset: f7,
+                    monthly_metered_price_id: f8,
+                    monthly_price_tiers: f9,
+                    monthly_unit_price: f10,
+                    monthly_unit_price_decimal: f11,
+                    overage_billing_product_id: f12,
+                    plan_id: f13.ok_or_else(|| crate::de::missing("plan_id"))?,
+                    plan_version_id: f14,
+                    price_behavior: f15,
+                    price_tiers: f16,
+                    quarterly_metered_price_id: f17,
+                    quarterly_price_tiers: f18,
+                    quarterly_unit_price: f19,
+                    quarterly_unit_price_decimal: f20,
+                    soft_limit: f21,
+                    tier_mode: f22,
+                    usage_quantity: f23,
+                    value_bool: f24,
+                    value_credit_id: f25,
+                    value_numeric: f26,
+                    value_trait_id: f27,
+                    value_type: f28.ok_or_else(|| crate::de::missing("value_type"))?,
+                    warning_tiers: f29,
+                    yearly_metered_price_id: f30,
+                    yearly_price_tiers: f31,
+                    yearly_unit_price: f32,
+                    yearly_unit_price_decimal: f33,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `CreateEntitlementReqCommon`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CreateEntitlementReqCommon {
     /// `credit_consumption_rate`, optional.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -1375,8 +2754,62 @@ impl CreateEntitlementReqCommon {
     }
 }
 
+impl<'de> Deserialize<'de> for CreateEntitlementReqCommon {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = CreateEntitlementReqCommon;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a CreateEntitlementReqCommon object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<CreateEntitlementReqCommon, A::Error> {
+                let mut f0: Option<f64> = None;
+                let mut f1: Option<String> = None;
+                let mut f2: Option<MetricPeriod> = None;
+                let mut f3: Option<MetricPeriodMonthReset> = None;
+                let mut f4: Option<bool> = None;
+                let mut f5: Option<String> = None;
+                let mut f6: Option<i64> = None;
+                let mut f7: Option<String> = None;
+                let mut f8: Option<EntitlementValueType> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "credit_consumption_rate" => f0 = map.next_value()?,
+                        "feature_id" => f1 = Some(map.next_value()?),
+                        "metric_period" => f2 = map.next_value()?,
+                        "metric_period_month_reset" => f3 = map.next_value()?,
+                        "value_bool" => f4 = map.next_value()?,
+                        "value_credit_id" => f5 = map.next_value()?,
+                        "value_numeric" => f6 = map.next_value()?,
+                        "value_trait_id" => f7 = map.next_value()?,
+                        "value_type" => f8 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(CreateEntitlementReqCommon {
+                    credit_consumption_rate: f0,
+                    feature_id: f1.ok_or_else(|| crate::de::missing("feature_id"))?,
+                    metric_period: f2,
+                    metric_period_month_reset: f3,
+                    value_bool: f4,
+                    value_credit_id: f5,
+                    value_numeric: f6,
+                    value_trait_id: f7,
+                    value_type: f8.ok_or_else(|| crate::de::missing("value_type"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `CreateEntityTraitDefinitionRequestBody`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CreateEntityTraitDefinitionRequestBody {
     /// `display_name`, optional, at most 255 characters.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -1401,8 +2834,47 @@ impl CreateEntityTraitDefinitionRequestBody {
     }
 }
 
+impl<'de> Deserialize<'de> for CreateEntityTraitDefinitionRequestBody {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = CreateEntityTraitDefinitionRequestBody;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a CreateEntityTraitDefinitionRequestBody object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<CreateEntityTraitDefinitionRequestBody, A::Error> {
+                let mut f0: Option<String> = None;
+                let mut f1: Option<EntityType> = None;
+                let mut f2: Option<Vec<String>> = None;
+                let mut f3: Option<TraitType> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "display_name" => f0 = map.next_value()?,
+                        "entity_type" => f1 = Some(map.next_value()?),
+                        "hierarchy" => f2 = Some(map.next_value()?),
+                        "trait_type" => f3 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(CreateEntityTraitDefinitionRequestBody {
+                    display_name: f0,
+                    entity_type: f1.ok_or_else(|| crate::de::missing("entity_type"))?,
+                    hierarchy: f2.ok_or_else(|| crate::de::missing("hierarchy"))?,
+                    trait_type: f3.ok_or_else(|| crate::de::missing("trait_type"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `CreateEnvironmentRequestBody`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CreateEnvironmentRequestBody {
     /// `environment_type`, required.
     pub environment_type: EnvironmentType,
@@ -1420,8 +2892,41 @@ impl CreateEnvironmentRequestBody {
     }
 }
 
+impl<'de> Deserialize<'de> for CreateEnvironmentRequestBody {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = CreateEnvironmentRequestBody;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a CreateEnvironmentRequestBody object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<CreateEnvironmentRequestBody, A::Error> {
+                let mut f0: Option<EnvironmentType> = None;
+                let mut f1: Option<String> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "environment_type" => f0 = Some(map.next_value()?),
+                        "name" => f1 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(CreateEnvironmentRequestBody {
+                    environment_type: f0.ok_or_else(|| crate::de::missing("environment_type"))?,
+                    name: f1.ok_or_else(|| crate::de::missing("name"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `CreateEventBatchRequestBody`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CreateEventBatchRequestBody {
     /// `events`, required, at most 1000 items.
     pub events: Vec<CreateEventRequestBody>,
@@ -1431,6 +2936,36 @@ impl CreateEventBatchRequestBody {
     /// Creates a value from its required fields; optional fields are `None`.
     pub fn new(events: Vec<CreateEventRequestBody>) -> Self {
         Self { events }
+    }
+}
+
+impl<'de> Deserialize<'de> for CreateEventBatchRequestBody {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = CreateEventBatchRequestBody;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a CreateEventBatchRequestBody object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<CreateEventBatchRequestBody, A::Error> {
+                let mut f0: Option<Vec<CreateEventRequestBody>> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "events" => f0 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(CreateEventBatchRequestBody {
+                    events: f0.ok_or_else(|| crate::de::missing("events"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
     }
 }
 
@@ -1520,7 +3055,7 @@ impl<'de> Deserialize<'de> for CreateEventRequestBody {
 }
 
 /// The schema `CreateFeatureRequestBody`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CreateFeatureRequestBody {
     /// `description`, required, at most 1024 characters.
     pub description: String,
@@ -1573,8 +3108,68 @@ impl CreateFeatureRequestBody {
     }
 }
 
+impl<'de> Deserialize<'de> for CreateFeatureRequestBody {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = CreateFeatureRequestBody;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a CreateFeatureRequestBody object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<CreateFeatureRequestBody, A::Error> {
+                let mut f0: Option<String> = None;
+                let mut f1: Option<String> = None;
+                let mut f2: Option<FeatureType> = None;
+                let mut f3: Option<CreateOrUpdateFlagRequestBody> = None;
+                let mut f4: Option<String> = None;
+                let mut f5: Option<FeatureLifecyclePhase> = None;
+                let mut f6: Option<String> = None;
+                let mut f7: Option<String> = None;
+                let mut f8: Option<String> = None;
+                let mut f9: Option<String> = None;
+                let mut f10: Option<String> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "description" => f0 = Some(map.next_value()?),
+                        "event_subtype" => f1 = map.next_value()?,
+                        "feature_type" => f2 = Some(map.next_value()?),
+                        "flag" => f3 = map.next_value()?,
+                        "icon" => f4 = map.next_value()?,
+                        "lifecycle_phase" => f5 = map.next_value()?,
+                        "maintainer_account_member_id" => f6 = map.next_value()?,
+                        "name" => f7 = Some(map.next_value()?),
+                        "plural_name" => f8 = map.next_value()?,
+                        "singular_name" => f9 = map.next_value()?,
+                        "trait_id" => f10 = map.next_value()?,
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(CreateFeatureRequestBody {
+                    description: f0.ok_or_else(|| crate::de::missing("description"))?,
+                    event_subtype: f1,
+                    feature_type: f2.ok_or_else(|| crate::de::missing("feature_type"))?,
+                    flag: f3,
+                    icon: f4,
+                    lifecycle_phase: f5,
+                    maintainer_account_member_id: f6,
+                    name: f7.ok_or_else(|| crate::de::missing("name"))?,
+                    plural_name: f8,
+                    singular_name: f9,
+                    trait_id: f10,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `CreateFlagRequestBody`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CreateFlagRequestBody {
     /// `default_value`, required.
     pub default_value: bool,
@@ -1615,8 +3210,56 @@ impl CreateFlagRequestBody {
     }
 }
 
+impl<'de> Deserialize<'de> for CreateFlagRequestBody {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = CreateFlagRequestBody;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a CreateFlagRequestBody object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<CreateFlagRequestBody, A::Error> {
+                let mut f0: Option<bool> = None;
+                let mut f1: Option<String> = None;
+                let mut f2: Option<String> = None;
+                let mut f3: Option<FlagType> = None;
+                let mut f4: Option<String> = None;
+                let mut f5: Option<String> = None;
+                let mut f6: Option<String> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "default_value" => f0 = Some(map.next_value()?),
+                        "description" => f1 = Some(map.next_value()?),
+                        "feature_id" => f2 = map.next_value()?,
+                        "flag_type" => f3 = Some(map.next_value()?),
+                        "key" => f4 = Some(map.next_value()?),
+                        "maintainer_account_member_id" => f5 = map.next_value()?,
+                        "name" => f6 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(CreateFlagRequestBody {
+                    default_value: f0.ok_or_else(|| crate::de::missing("default_value"))?,
+                    description: f1.ok_or_else(|| crate::de::missing("description"))?,
+                    feature_id: f2,
+                    flag_type: f3.ok_or_else(|| crate::de::missing("flag_type"))?,
+                    key: f4.ok_or_else(|| crate::de::missing("key"))?,
+                    maintainer_account_member_id: f5,
+                    name: f6.ok_or_else(|| crate::de::missing("name"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `CreateInvoiceRequestBody`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CreateInvoiceRequestBody {
     /// `amount_due`, required.
     pub amount_due: i64,
@@ -1693,8 +3336,81 @@ impl CreateInvoiceRequestBody {
     }
 }
 
+impl<'de> Deserialize<'de> for CreateInvoiceRequestBody {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = CreateInvoiceRequestBody;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a CreateInvoiceRequestBody object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<CreateInvoiceRequestBody, A::Error> {
+                let mut f0: Option<i64> = None;
+                let mut f1: Option<i64> = None;
+                let mut f2: Option<i64> = None;
+                let mut f3: Option<String> = None;
+                let mut f4: Option<String> = None;
+                let mut f5: Option<String> = None;
+                let mut f6: Option<time::OffsetDateTime> = None;
+                let mut f7: Option<i64> = None;
+                let mut f8: Option<String> = None;
+                let mut f9: Option<String> = None;
+                let mut f10: Option<i64> = None;
+                let mut f11: Option<InvoiceStatus> = None;
+                let mut f12: Option<String> = None;
+                let mut f13: Option<i64> = None;
+                let mut f14: Option<String> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "amount_due" => f0 = Some(map.next_value()?),
+                        "amount_paid" => f1 = Some(map.next_value()?),
+                        "amount_remaining" => f2 = Some(map.next_value()?),
+                        "collection_method" => f3 = Some(map.next_value()?),
+                        "currency" => f4 = Some(map.next_value()?),
+                        "customer_external_id" => f5 = Some(map.next_value()?),
+                        "due_date" => f6 = map.next_value::<crate::de::OptDateTime>()?.0,
+                        "ending_balance" => f7 = map.next_value()?,
+                        "external_id" => f8 = map.next_value()?,
+                        "payment_method_external_id" => f9 = map.next_value()?,
+                        "starting_balance" => f10 = map.next_value()?,
+                        "status" => f11 = map.next_value()?,
+                        "subscription_external_id" => f12 = map.next_value()?,
+                        "subtotal" => f13 = Some(map.next_value()?),
+                        "url" => f14 = map.next_value()?,
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(CreateInvoiceRequestBody {
+                    amount_due: f0.ok_or_else(|| crate::de::missing("amount_due"))?,
+                    amount_paid: f1.ok_or_else(|| crate::de::missing("amount_paid"))?,
+                    amount_remaining: f2.ok_or_else(|| crate::de::missing("amount_remaining"))?,
+                    collection_method: f3.ok_or_else(|| crate::de::missing("collection_method"))?,
+                    currency: f4.ok_or_else(|| crate::de::missing("currency"))?,
+                    customer_external_id: f5
+                        .ok_or_else(|| crate::de::missing("customer_external_id"))?,
+                    due_date: f6,
+                    ending_balance: f7,
+                    external_id: f8,
+                    payment_method_external_id: f9,
+                    starting_balance: f10,
+                    status: f11,
+                    subscription_external_id: f12,
+                    subtotal: f13.ok_or_else(|| crate::de::missing("subtotal"))?,
+                    url: f14,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `CreateMeterRequestBody`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CreateMeterRequestBody {
     /// `display_name`, required, at most 255 characters.
     pub display_name: String,
@@ -1727,8 +3443,50 @@ impl CreateMeterRequestBody {
     }
 }
 
+impl<'de> Deserialize<'de> for CreateMeterRequestBody {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = CreateMeterRequestBody;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a CreateMeterRequestBody object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<CreateMeterRequestBody, A::Error> {
+                let mut f0: Option<String> = None;
+                let mut f1: Option<String> = None;
+                let mut f2: Option<String> = None;
+                let mut f3: Option<String> = None;
+                let mut f4: Option<BillingProviderType> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "display_name" => f0 = Some(map.next_value()?),
+                        "event_name" => f1 = Some(map.next_value()?),
+                        "event_payload_key" => f2 = Some(map.next_value()?),
+                        "external_id" => f3 = Some(map.next_value()?),
+                        "provider_type" => f4 = map.next_value()?,
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(CreateMeterRequestBody {
+                    display_name: f0.ok_or_else(|| crate::de::missing("display_name"))?,
+                    event_name: f1.ok_or_else(|| crate::de::missing("event_name"))?,
+                    event_payload_key: f2.ok_or_else(|| crate::de::missing("event_payload_key"))?,
+                    external_id: f3.ok_or_else(|| crate::de::missing("external_id"))?,
+                    provider_type: f4,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `CreateMigrationInput`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CreateMigrationInput {
     /// `company_ids`, optional, at most 10000 items.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -1773,8 +3531,60 @@ impl CreateMigrationInput {
     }
 }
 
+impl<'de> Deserialize<'de> for CreateMigrationInput {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = CreateMigrationInput;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a CreateMigrationInput object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<CreateMigrationInput, A::Error> {
+                let mut f0: Option<Vec<String>> = None;
+                let mut f1: Option<Vec<String>> = None;
+                let mut f2: Option<String> = None;
+                let mut f3: Option<String> = None;
+                let mut f4: Option<Vec<String>> = None;
+                let mut f5: Option<MigrationProrationBehavior> = None;
+                let mut f6: Option<PlanVersionMigrationStrategy> = None;
+                let mut f7: Option<PlanType> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "company_ids" => f0 = map.next_value()?,
+                        "excluded_company_ids" => f1 = map.next_value()?,
+                        "plan_id" => f2 = Some(map.next_value()?),
+                        "plan_version_id_to" => f3 = Some(map.next_value()?),
+                        "plan_version_ids_from" => f4 = map.next_value()?,
+                        "proration_behavior" => f5 = map.next_value()?,
+                        "strategy" => f6 = Some(map.next_value()?),
+                        "target_plan_type" => f7 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(CreateMigrationInput {
+                    company_ids: f0,
+                    excluded_company_ids: f1,
+                    plan_id: f2.ok_or_else(|| crate::de::missing("plan_id"))?,
+                    plan_version_id_to: f3
+                        .ok_or_else(|| crate::de::missing("plan_version_id_to"))?,
+                    plan_version_ids_from: f4,
+                    proration_behavior: f5,
+                    strategy: f6.ok_or_else(|| crate::de::missing("strategy"))?,
+                    target_plan_type: f7.ok_or_else(|| crate::de::missing("target_plan_type"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `CreateOrUpdateConditionGroupRequestBody`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CreateOrUpdateConditionGroupRequestBody {
     /// `conditions`, required, at most 100 items.
     pub conditions: Vec<CreateOrUpdateConditionRequestBody>,
@@ -1797,8 +3607,44 @@ impl CreateOrUpdateConditionGroupRequestBody {
     }
 }
 
+impl<'de> Deserialize<'de> for CreateOrUpdateConditionGroupRequestBody {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = CreateOrUpdateConditionGroupRequestBody;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a CreateOrUpdateConditionGroupRequestBody object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<CreateOrUpdateConditionGroupRequestBody, A::Error> {
+                let mut f0: Option<Vec<CreateOrUpdateConditionRequestBody>> = None;
+                let mut f1: Option<String> = None;
+                let mut f2: Option<String> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "conditions" => f0 = Some(map.next_value()?),
+                        "flag_id" => f1 = map.next_value()?,
+                        "id" => f2 = map.next_value()?,
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(CreateOrUpdateConditionGroupRequestBody {
+                    conditions: f0.ok_or_else(|| crate::de::missing("conditions"))?,
+                    flag_id: f1,
+                    id: f2,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `CreateOrUpdateConditionRequestBody`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CreateOrUpdateConditionRequestBody {
     /// `comparison_trait_id`, optional.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -1863,8 +3709,74 @@ impl CreateOrUpdateConditionRequestBody {
     }
 }
 
+impl<'de> Deserialize<'de> for CreateOrUpdateConditionRequestBody {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = CreateOrUpdateConditionRequestBody;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a CreateOrUpdateConditionRequestBody object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<CreateOrUpdateConditionRequestBody, A::Error> {
+                let mut f0: Option<String> = None;
+                let mut f1: Option<ConditionType> = None;
+                let mut f2: Option<f64> = None;
+                let mut f3: Option<String> = None;
+                let mut f4: Option<String> = None;
+                let mut f5: Option<String> = None;
+                let mut f6: Option<MetricPeriod> = None;
+                let mut f7: Option<MetricPeriodMonthReset> = None;
+                let mut f8: Option<i64> = None;
+                let mut f9: Option<ComparableOperator> = None;
+                let mut f10: Option<Vec<String>> = None;
+                let mut f11: Option<String> = None;
+                let mut f12: Option<String> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "comparison_trait_id" => f0 = map.next_value()?,
+                        "condition_type" => f1 = Some(map.next_value()?),
+                        "credit_cost" => f2 = map.next_value()?,
+                        "credit_id" => f3 = map.next_value()?,
+                        "event_subtype" => f4 = map.next_value()?,
+                        "id" => f5 = map.next_value()?,
+                        "metric_period" => f6 = map.next_value()?,
+                        "metric_period_month_reset" => f7 = map.next_value()?,
+                        "metric_value" => f8 = map.next_value()?,
+                        "operator" => f9 = Some(map.next_value()?),
+                        "resource_ids" => f10 = Some(map.next_value()?),
+                        "trait_id" => f11 = map.next_value()?,
+                        "trait_value" => f12 = map.next_value()?,
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(CreateOrUpdateConditionRequestBody {
+                    comparison_trait_id: f0,
+                    condition_type: f1.ok_or_else(|| crate::de::missing("condition_type"))?,
+                    credit_cost: f2,
+                    credit_id: f3,
+                    event_subtype: f4,
+                    id: f5,
+                    metric_period: f6,
+                    metric_period_month_reset: f7,
+                    metric_value: f8,
+                    operator: f9.ok_or_else(|| crate::de::missing("operator"))?,
+                    resource_ids: f10.ok_or_else(|| crate::de::missing("resource_ids"))?,
+                    trait_id: f11,
+                    trait_value: f12,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `CreateOrUpdateFlagRequestBody`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CreateOrUpdateFlagRequestBody {
     /// `default_value`, required.
     pub default_value: bool,
@@ -1909,8 +3821,59 @@ impl CreateOrUpdateFlagRequestBody {
     }
 }
 
+impl<'de> Deserialize<'de> for CreateOrUpdateFlagRequestBody {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = CreateOrUpdateFlagRequestBody;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a CreateOrUpdateFlagRequestBody object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<CreateOrUpdateFlagRequestBody, A::Error> {
+                let mut f0: Option<bool> = None;
+                let mut f1: Option<String> = None;
+                let mut f2: Option<String> = None;
+                let mut f3: Option<FlagType> = None;
+                let mut f4: Option<String> = None;
+                let mut f5: Option<String> = None;
+                let mut f6: Option<String> = None;
+                let mut f7: Option<String> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "default_value" => f0 = Some(map.next_value()?),
+                        "description" => f1 = Some(map.next_value()?),
+                        "feature_id" => f2 = map.next_value()?,
+                        "flag_type" => f3 = Some(map.next_value()?),
+                        "id" => f4 = map.next_value()?,
+                        "key" => f5 = Some(map.next_value()?),
+                        "maintainer_account_member_id" => f6 = map.next_value()?,
+                        "name" => f7 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(CreateOrUpdateFlagRequestBody {
+                    default_value: f0.ok_or_else(|| crate::de::missing("default_value"))?,
+                    description: f1.ok_or_else(|| crate::de::missing("description"))?,
+                    feature_id: f2,
+                    flag_type: f3.ok_or_else(|| crate::de::missing("flag_type"))?,
+                    id: f4,
+                    key: f5.ok_or_else(|| crate::de::missing("key"))?,
+                    maintainer_account_member_id: f6,
+                    name: f7.ok_or_else(|| crate::de::missing("name"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `CreateOrUpdateRuleRequestBody`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CreateOrUpdateRuleRequestBody {
     /// `condition_groups`, required, at most 100 items.
     pub condition_groups: Vec<CreateOrUpdateConditionGroupRequestBody>,
@@ -1951,8 +3914,56 @@ impl CreateOrUpdateRuleRequestBody {
     }
 }
 
+impl<'de> Deserialize<'de> for CreateOrUpdateRuleRequestBody {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = CreateOrUpdateRuleRequestBody;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a CreateOrUpdateRuleRequestBody object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<CreateOrUpdateRuleRequestBody, A::Error> {
+                let mut f0: Option<Vec<CreateOrUpdateConditionGroupRequestBody>> = None;
+                let mut f1: Option<Vec<CreateOrUpdateConditionRequestBody>> = None;
+                let mut f2: Option<String> = None;
+                let mut f3: Option<String> = None;
+                let mut f4: Option<i64> = None;
+                let mut f5: Option<RuleType> = None;
+                let mut f6: Option<bool> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "condition_groups" => f0 = Some(map.next_value()?),
+                        "conditions" => f1 = Some(map.next_value()?),
+                        "id" => f2 = map.next_value()?,
+                        "name" => f3 = Some(map.next_value()?),
+                        "priority" => f4 = Some(map.next_value()?),
+                        "rule_type" => f5 = map.next_value()?,
+                        "value" => f6 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(CreateOrUpdateRuleRequestBody {
+                    condition_groups: f0.ok_or_else(|| crate::de::missing("condition_groups"))?,
+                    conditions: f1.ok_or_else(|| crate::de::missing("conditions"))?,
+                    id: f2,
+                    name: f3.ok_or_else(|| crate::de::missing("name"))?,
+                    priority: f4.ok_or_else(|| crate::de::missing("priority"))?,
+                    rule_type: f5,
+                    value: f6.ok_or_else(|| crate::de::missing("value"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `CreatePaymentMethodRequestBody`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CreatePaymentMethodRequestBody {
     /// `account_last4`, optional, at most 4 characters.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -2013,8 +4024,73 @@ impl CreatePaymentMethodRequestBody {
     }
 }
 
+impl<'de> Deserialize<'de> for CreatePaymentMethodRequestBody {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = CreatePaymentMethodRequestBody;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a CreatePaymentMethodRequestBody object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<CreatePaymentMethodRequestBody, A::Error> {
+                let mut f0: Option<String> = None;
+                let mut f1: Option<String> = None;
+                let mut f2: Option<String> = None;
+                let mut f3: Option<String> = None;
+                let mut f4: Option<String> = None;
+                let mut f5: Option<String> = None;
+                let mut f6: Option<i64> = None;
+                let mut f7: Option<i64> = None;
+                let mut f8: Option<String> = None;
+                let mut f9: Option<String> = None;
+                let mut f10: Option<String> = None;
+                let mut f11: Option<String> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "account_last4" => f0 = map.next_value()?,
+                        "account_name" => f1 = map.next_value()?,
+                        "bank_name" => f2 = map.next_value()?,
+                        "billing_email" => f3 = map.next_value()?,
+                        "billing_name" => f4 = map.next_value()?,
+                        "card_brand" => f5 = map.next_value()?,
+                        "card_exp_month" => f6 = map.next_value()?,
+                        "card_exp_year" => f7 = map.next_value()?,
+                        "card_last4" => f8 = map.next_value()?,
+                        "customer_external_id" => f9 = Some(map.next_value()?),
+                        "external_id" => f10 = Some(map.next_value()?),
+                        "payment_method_type" => f11 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(CreatePaymentMethodRequestBody {
+                    account_last4: f0,
+                    account_name: f1,
+                    bank_name: f2,
+                    billing_email: f3,
+                    billing_name: f4,
+                    card_brand: f5,
+                    card_exp_month: f6,
+                    card_exp_year: f7,
+                    card_last4: f8,
+                    customer_external_id: f9
+                        .ok_or_else(|| crate::de::missing("customer_external_id"))?,
+                    external_id: f10.ok_or_else(|| crate::de::missing("external_id"))?,
+                    payment_method_type: f11
+                        .ok_or_else(|| crate::de::missing("payment_method_type"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `CreatePlanBundleRequestBody`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CreatePlanBundleRequestBody {
     /// `billing_product`, optional.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -2043,8 +4119,47 @@ impl CreatePlanBundleRequestBody {
     }
 }
 
+impl<'de> Deserialize<'de> for CreatePlanBundleRequestBody {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = CreatePlanBundleRequestBody;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a CreatePlanBundleRequestBody object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<CreatePlanBundleRequestBody, A::Error> {
+                let mut f0: Option<UpsertBillingProductRequestBody> = None;
+                let mut f1: Option<Vec<PlanBundleCreditGrantRequestBody>> = None;
+                let mut f2: Option<Vec<PlanBundleEntitlementRequestBody>> = None;
+                let mut f3: Option<CreatePlanRequestBody> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "billing_product" => f0 = map.next_value()?,
+                        "credit_grants" => f1 = map.next_value()?,
+                        "entitlements" => f2 = Some(map.next_value()?),
+                        "plan" => f3 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(CreatePlanBundleRequestBody {
+                    billing_product: f0,
+                    credit_grants: f1,
+                    entitlements: f2.ok_or_else(|| crate::de::missing("entitlements"))?,
+                    plan: f3.ok_or_else(|| crate::de::missing("plan"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `CreatePlanEntitlementRequestBody`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CreatePlanEntitlementRequestBody {
     /// `billing_product_id`, optional.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -2189,8 +4304,137 @@ impl CreatePlanEntitlementRequestBody {
     }
 }
 
+impl<'de> Deserialize<'de> for CreatePlanEntitlementRequestBody {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = CreatePlanEntitlementRequestBody;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a CreatePlanEntitlementRequestBody object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<CreatePlanEntitlementRequestBody, A::Error> {
+                let mut f0: Option<String> = None;
+                let mut f1: Option<i64> = None;
+                let mut f2: Option<f64> = None;
+                let mut f3: Option<String> = None;
+                let mut f4: Option<Vec<CurrencyPriceRequestBody>> = None;
+                let mut f5: Option<String> = None;
+                let mut f6: Option<MetricPeriod> = None;
+                let mut f7: Option<MetricPeriodMonthReset> = None;
+                let mut f8: Option<String> = None;
+                let mut f9: Option<Vec<CreatePriceTierRequestBody>> = None;
+                let mut f10: Option<i64> = None;
+                let mut f11: Option<String> = None;
+                let mut f12: Option<String> = None;
+                let mut f13: Option<String> = None;
+                let mut f14: Option<String> = None;
+                let mut f15: Option<EntitlementPriceBehavior> = None;
+                let mut f16: Option<Vec<CreatePriceTierRequestBody>> = None;
+                let mut f17: Option<String> = None;
+                let mut f18: Option<Vec<CreatePriceTierRequestBody>> = None;
+                let mut f19: Option<i64> = None;
+                let mut f20: Option<String> = None;
+                let mut f21: Option<i64> = None;
+                let mut f22: Option<BillingTiersMode> = None;
+                let mut f23: Option<i64> = None;
+                let mut f24: Option<bool> = None;
+                let mut f25: Option<String> = None;
+                let mut f26: Option<i64> = None;
+                let mut f27: Option<String> = None;
+                let mut f28: Option<EntitlementValueType> = None;
+                let mut f29: Option<Vec<WarningTierRequestBody>> = None;
+                let mut f30: Option<String> = None;
+                let mut f31: Option<Vec<CreatePriceTierRequestBody>> = None;
+                let mut f32: Option<i64> = None;
+                let mut f33: Option<String> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "billing_product_id" => f0 = map.next_value()?,
+                        "billing_threshold" => f1 = map.next_value()?,
+                        "credit_consumption_rate" => f2 = map.next_value()?,
+                        "currency" => f3 = map.next_value()?,
+                        "currency_prices" => f4 = map.next_value()?,
+                        "feature_id" => f5 = Some(map.next_value()?),
+                        "metric_period" => f6 = map.next_value()?,
+                        "metric_period_month_reset" => f7 = map.next_value()?,
+                        "monthly_metered_price_id" => f8 = map.next_value()?,
+                        "monthly_price_tiers" => f9 = map.next_value()?,
+                        "monthly_unit_price" => f10 = map.next_value()?,
+                        "monthly_unit_price_decimal" => f11 = map.next_value()?,
+                        "overage_billing_product_id" => f12 = map.next_value()?,
+                        "plan_id" => f13 = Some(map.next_value()?),
+                        "plan_version_id" => f14 = map.next_value()?,
+                        "price_behavior" => f15 = map.next_value()?,
+                        "price_tiers" => f16 = map.next_value()?,
+                        "quarterly_metered_price_id" => f17 = map.next_value()?,
+                        "quarterly_price_tiers" => f18 = map.next_value()?,
+                        "quarterly_unit_price" => f19 = map.next_value()?,
+                        "quarterly_unit_price_decimal" => f20 = map.next_value()?,
+                        "soft_limit" => f21 = map.next_value()?,
+                        "tier_mode" => f22 = map.next_value()?,
+                        "usage_quantity" => f23 = map.next_value()?,
+                        "value_bool" => f24 = map.next_value()?,
+                        "value_credit_id" => f25 = map.next_value()?,
+                        "value_numeric" => f26 = map.next_value()?,
+                        "value_trait_id" => f27 = map.next_value()?,
+                        "value_type" => f28 = Some(map.next_value()?),
+                        "warning_tiers" => f29 = map.next_value()?,
+                        "yearly_metered_price_id" => f30 = map.next_value()?,
+                        "yearly_price_tiers" => f31 = map.next_value()?,
+                        "yearly_unit_price" => f32 = map.next_value()?,
+                        "yearly_unit_price_decimal" => f33 = map.next_value()?,
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(CreatePlanEntitlementRequestBody {
+                    billing_product_id: f0,
+                    billing_threshold: f1,
+                    credit_consumption_rate: f2,
+                    currency: f3,
+                    currency_prices: f4,
+                    feature_id: f5.ok_or_else(|| crate::de::missing("feature_id"))?,
+                    metric_period: f6,
+                    metric_period_month_reset: f7,
+                    monthly_metered_price_id: f8,
+                    monthly_price_tiers: f9,
+                    monthly_unit_price: f10,
+                    monthly_unit_price_decimal: f11,
+                    overage_billing_product_id: f12,
+                    plan_id: f13.ok_or_else(|| crate::de::missing("plan_id"))?,
+                    plan_version_id: f14,
+                    price_behavior: f15,
+                    price_tiers: f16,
+                    quarterly_metered_price_id: f17,
+                    quarterly_price_tiers: f18,
+                    quarterly_unit_price: f19,
+                    quarterly_unit_price_decimal: f20,
+                    soft_limit: f21,
+                    tier_mode: f22,
+                    usage_quantity: f23,
+                    value_bool: f24,
+                    value_credit_id: f25,
+                    value_numeric: f26,
+                    value_trait_id: f27,
+                    value_type: f28.ok_or_else(|| crate::de::missing("value_type"))?,
+                    warning_tiers: f29,
+                    yearly_metered_price_id: f30,
+                    yearly_price_tiers: f31,
+                    yearly_unit_price: f32,
+                    yearly_unit_price_decimal: f33,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `CreatePlanGroupRequestBody`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CreatePlanGroupRequestBody {
     /// `add_on_compatibilities`, optional, at most 100 items.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -2355,8 +4599,163 @@ impl CreatePlanGroupRequestBody {
     }
 }
 
+impl<'de> Deserialize<'de> for CreatePlanGroupRequestBody {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = CreatePlanGroupRequestBody;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a CreatePlanGroupRequestBody object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<CreatePlanGroupRequestBody, A::Error> {
+                let mut f0: Option<Vec<CompatiblePlans>> = None;
+                let mut f1: Option<Vec<String>> = None;
+                let mut f2: Option<CheckoutBundlePurchaseBehavior> = None;
+                let mut f3: Option<bool> = None;
+                let mut f4: Option<bool> = None;
+                let mut f5: Option<bool> = None;
+                let mut f6: Option<bool> = None;
+                let mut f7: Option<Vec<CheckoutFieldInput>> = None;
+                let mut f8: Option<CustomPlanConfig> = None;
+                let mut f9: Option<String> = None;
+                let mut f10: Option<bool> = None;
+                let mut f11: Option<String> = None;
+                let mut f12: Option<String> = None;
+                let mut f13: Option<String> = None;
+                let mut f14: Option<bool> = None;
+                let mut f15: Option<String> = None;
+                let mut f16: Option<String> = None;
+                let mut f17: Option<Vec<OrderedPlansInGroup>> = None;
+                let mut f18: Option<Vec<PlanGroupBundleOrder>> = None;
+                let mut f19: Option<Vec<OrderedPlansInGroup>> = None;
+                let mut f20: Option<bool> = None;
+                let mut f21: Option<bool> = None;
+                let mut f22: Option<String> = None;
+                let mut f23: Option<String> = None;
+                let mut f24: Option<ProrationBehavior> = None;
+                let mut f25: Option<ScheduledDowngradeConfigBehavior> = None;
+                let mut f26: Option<bool> = None;
+                let mut f27: Option<bool> = None;
+                let mut f28: Option<bool> = None;
+                let mut f29: Option<bool> = None;
+                let mut f30: Option<bool> = None;
+                let mut f31: Option<bool> = None;
+                let mut f32: Option<bool> = None;
+                let mut f33: Option<bool> = None;
+                let mut f34: Option<i64> = None;
+                let mut f35: Option<String> = None;
+                let mut f36: Option<String> = None;
+                let mut f37: Option<bool> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "add_on_compatibilities" => f0 = map.next_value()?,
+                        "add_on_ids" => f1 = Some(map.next_value()?),
+                        "checkout_bundle_purchase_behavior" => f2 = map.next_value()?,
+                        "checkout_collect_address" => f3 = Some(map.next_value()?),
+                        "checkout_collect_email" => f4 = Some(map.next_value()?),
+                        "checkout_collect_phone" => f5 = Some(map.next_value()?),
+                        "checkout_collect_tax_id" => f6 = Some(map.next_value()?),
+                        "custom_checkout_fields" => f7 = map.next_value()?,
+                        "custom_plan_config" => f8 = map.next_value()?,
+                        "custom_plan_id" => f9 = map.next_value()?,
+                        "enable_tax_collection" => f10 = Some(map.next_value()?),
+                        "fallback_plan_id" => f11 = map.next_value()?,
+                        "initial_plan_id" => f12 = map.next_value()?,
+                        "initial_plan_price_id" => f13 = map.next_value()?,
+                        "opt_in_enabled" => f14 = Some(map.next_value()?),
+                        "opt_in_text" => f15 = map.next_value()?,
+                        "opt_in_title" => f16 = map.next_value()?,
+                        "ordered_add_ons" => f17 = Some(map.next_value()?),
+                        "ordered_bundle_list" => f18 = Some(map.next_value()?),
+                        "ordered_plans" => f19 = Some(map.next_value()?),
+                        "prevent_downgrades_when_over_limit" => f20 = Some(map.next_value()?),
+                        "prevent_self_service_downgrade" => f21 = Some(map.next_value()?),
+                        "prevent_self_service_downgrade_button_text" => f22 = map.next_value()?,
+                        "prevent_self_service_downgrade_url" => f23 = map.next_value()?,
+                        "proration_behavior" => f24 = Some(map.next_value()?),
+                        "scheduled_downgrade_behavior" => f25 = map.next_value()?,
+                        "scheduled_downgrade_prevent_when_over_limit" => f26 = map.next_value()?,
+                        "show_as_monthly_prices" => f27 = Some(map.next_value()?),
+                        "show_credits" => f28 = Some(map.next_value()?),
+                        "show_feature_description" => f29 = Some(map.next_value()?),
+                        "show_hard_limit" => f30 = Some(map.next_value()?),
+                        "show_period_toggle" => f31 = Some(map.next_value()?),
+                        "show_zero_price_as_free" => f32 = Some(map.next_value()?),
+                        "sync_customer_billing_details" => f33 = Some(map.next_value()?),
+                        "trial_days" => f34 = map.next_value()?,
+                        "trial_expiry_plan_id" => f35 = map.next_value()?,
+                        "trial_expiry_plan_price_id" => f36 = map.next_value()?,
+                        "trial_payment_method_required" => f37 = map.next_value()?,
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(CreatePlanGroupRequestBody {
+                    add_on_compatibilities: f0,
+                    add_on_ids: f1.ok_or_else(|| crate::de::missing("add_on_ids"))?,
+                    checkout_bundle_purchase_behavior: f2,
+                    checkout_collect_address: f3
+                        .ok_or_else(|| crate::de::missing("checkout_collect_address"))?,
+                    checkout_collect_email: f4
+                        .ok_or_else(|| crate::de::missing("checkout_collect_email"))?,
+                    checkout_collect_phone: f5
+                        .ok_or_else(|| crate::de::missing("checkout_collect_phone"))?,
+                    checkout_collect_tax_id: f6
+                        .ok_or_else(|| crate::de::missing("checkout_collect_tax_id"))?,
+                    custom_checkout_fields: f7,
+                    custom_plan_config: f8,
+                    custom_plan_id: f9,
+                    enable_tax_collection: f10
+                        .ok_or_else(|| crate::de::missing("enable_tax_collection"))?,
+                    fallback_plan_id: f11,
+                    initial_plan_id: f12,
+                    initial_plan_price_id: f13,
+                    opt_in_enabled: f14.ok_or_else(|| crate::de::missing("opt_in_enabled"))?,
+                    opt_in_text: f15,
+                    opt_in_title: f16,
+                    ordered_add_ons: f17.ok_or_else(|| crate::de::missing("ordered_add_ons"))?,
+                    ordered_bundle_list: f18
+                        .ok_or_else(|| crate::de::missing("ordered_bundle_list"))?,
+                    ordered_plans: f19.ok_or_else(|| crate::de::missing("ordered_plans"))?,
+                    prevent_downgrades_when_over_limit: f20
+                        .ok_or_else(|| crate::de::missing("prevent_downgrades_when_over_limit"))?,
+                    prevent_self_service_downgrade: f21
+                        .ok_or_else(|| crate::de::missing("prevent_self_service_downgrade"))?,
+                    prevent_self_service_downgrade_button_text: f22,
+                    prevent_self_service_downgrade_url: f23,
+                    proration_behavior: f24
+                        .ok_or_else(|| crate::de::missing("proration_behavior"))?,
+                    scheduled_downgrade_behavior: f25,
+                    scheduled_downgrade_prevent_when_over_limit: f26,
+                    show_as_monthly_prices: f27
+                        .ok_or_else(|| crate::de::missing("show_as_monthly_prices"))?,
+                    show_credits: f28.ok_or_else(|| crate::de::missing("show_credits"))?,
+                    show_feature_description: f29
+                        .ok_or_else(|| crate::de::missing("show_feature_description"))?,
+                    show_hard_limit: f30.ok_or_else(|| crate::de::missing("show_hard_limit"))?,
+                    show_period_toggle: f31
+                        .ok_or_else(|| crate::de::missing("show_period_toggle"))?,
+                    show_zero_price_as_free: f32
+                        .ok_or_else(|| crate::de::missing("show_zero_price_as_free"))?,
+                    sync_customer_billing_details: f33
+                        .ok_or_else(|| crate::de::missing("sync_customer_billing_details"))?,
+                    trial_days: f34,
+                    trial_expiry_plan_id: f35,
+                    trial_expiry_plan_price_id: f36,
+                    trial_payment_method_required: f37,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `CreatePlanRequestBody`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CreatePlanRequestBody {
     /// `description`, optional, at most 1024 characters.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -2382,8 +4781,47 @@ impl CreatePlanRequestBody {
     }
 }
 
+impl<'de> Deserialize<'de> for CreatePlanRequestBody {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = CreatePlanRequestBody;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a CreatePlanRequestBody object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<CreatePlanRequestBody, A::Error> {
+                let mut f0: Option<String> = None;
+                let mut f1: Option<PlanIcon> = None;
+                let mut f2: Option<String> = None;
+                let mut f3: Option<PlanType> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "description" => f0 = map.next_value()?,
+                        "icon" => f1 = map.next_value()?,
+                        "name" => f2 = Some(map.next_value()?),
+                        "plan_type" => f3 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(CreatePlanRequestBody {
+                    description: f0,
+                    icon: f1,
+                    name: f2.ok_or_else(|| crate::de::missing("name"))?,
+                    plan_type: f3.ok_or_else(|| crate::de::missing("plan_type"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `CreatePriceTierRequestBody`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, Default)]
 pub struct CreatePriceTierRequestBody {
     /// `flat_amount`, optional.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -2399,8 +4837,47 @@ pub struct CreatePriceTierRequestBody {
     pub up_to: Option<i64>,
 }
 
+impl<'de> Deserialize<'de> for CreatePriceTierRequestBody {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = CreatePriceTierRequestBody;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a CreatePriceTierRequestBody object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<CreatePriceTierRequestBody, A::Error> {
+                let mut f0: Option<i64> = None;
+                let mut f1: Option<i64> = None;
+                let mut f2: Option<String> = None;
+                let mut f3: Option<i64> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "flat_amount" => f0 = map.next_value()?,
+                        "per_unit_price" => f1 = map.next_value()?,
+                        "per_unit_price_decimal" => f2 = map.next_value()?,
+                        "up_to" => f3 = map.next_value()?,
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(CreatePriceTierRequestBody {
+                    flat_amount: f0,
+                    per_unit_price: f1,
+                    per_unit_price_decimal: f2,
+                    up_to: f3,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `CreateScheduledCheckoutRequest`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CreateScheduledCheckoutRequest {
     /// `company_id`, required.
     pub company_id: String,
@@ -2430,8 +4907,47 @@ impl CreateScheduledCheckoutRequest {
     }
 }
 
+impl<'de> Deserialize<'de> for CreateScheduledCheckoutRequest {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = CreateScheduledCheckoutRequest;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a CreateScheduledCheckoutRequest object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<CreateScheduledCheckoutRequest, A::Error> {
+                let mut f0: Option<String> = None;
+                let mut f1: Option<time::OffsetDateTime> = None;
+                let mut f2: Option<String> = None;
+                let mut f3: Option<String> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "company_id" => f0 = Some(map.next_value()?),
+                        "execute_after" => f1 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        "from_plan_id" => f2 = Some(map.next_value()?),
+                        "to_plan_id" => f3 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(CreateScheduledCheckoutRequest {
+                    company_id: f0.ok_or_else(|| crate::de::missing("company_id"))?,
+                    execute_after: f1.ok_or_else(|| crate::de::missing("execute_after"))?,
+                    from_plan_id: f2.ok_or_else(|| crate::de::missing("from_plan_id"))?,
+                    to_plan_id: f3.ok_or_else(|| crate::de::missing("to_plan_id"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `CreateWebhookRequestBody`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CreateWebhookRequestBody {
     /// `credit_trigger_configs`, optional, at most 100 items.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -2460,6 +4976,48 @@ impl CreateWebhookRequestBody {
     }
 }
 
+impl<'de> Deserialize<'de> for CreateWebhookRequestBody {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = CreateWebhookRequestBody;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a CreateWebhookRequestBody object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<CreateWebhookRequestBody, A::Error> {
+                let mut f0: Option<Vec<CreditTriggerConfig>> = None;
+                let mut f1: Option<Vec<EntitlementTriggerConfig>> = None;
+                let mut f2: Option<String> = None;
+                let mut f3: Option<Vec<WebhookRequestType>> = None;
+                let mut f4: Option<String> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "credit_trigger_configs" => f0 = map.next_value()?,
+                        "entitlement_trigger_configs" => f1 = map.next_value()?,
+                        "name" => f2 = Some(map.next_value()?),
+                        "request_types" => f3 = Some(map.next_value()?),
+                        "url" => f4 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(CreateWebhookRequestBody {
+                    credit_trigger_configs: f0,
+                    entitlement_trigger_configs: f1,
+                    name: f2.ok_or_else(|| crate::de::missing("name"))?,
+                    request_types: f3.ok_or_else(|| crate::de::missing("request_types"))?,
+                    url: f4.ok_or_else(|| crate::de::missing("url"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 open_enum! {
 /// The schema `CreditAutoTopupAmountType`.
 pub enum CreditAutoTopupAmountType {
@@ -2467,7 +5025,7 @@ Credit => "credit",
 } }
 
 /// The schema `CreditBundleCurrencyPrice`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CreditBundleCurrencyPrice {
     /// `currency`, required.
     pub currency: String,
@@ -2486,8 +5044,41 @@ impl CreditBundleCurrencyPrice {
     }
 }
 
+impl<'de> Deserialize<'de> for CreditBundleCurrencyPrice {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = CreditBundleCurrencyPrice;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a CreditBundleCurrencyPrice object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<CreditBundleCurrencyPrice, A::Error> {
+                let mut f0: Option<String> = None;
+                let mut f1: Option<BillingPriceView> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "currency" => f0 = Some(map.next_value()?),
+                        "price" => f1 = map.next_value()?,
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(CreditBundleCurrencyPrice {
+                    currency: f0.ok_or_else(|| crate::de::missing("currency"))?,
+                    price: f1,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `CreditBundleCurrencyPriceRequestBody`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CreditBundleCurrencyPriceRequestBody {
     /// `currency`, required, at most 3 characters.
     pub currency: String,
@@ -2510,8 +5101,44 @@ impl CreditBundleCurrencyPriceRequestBody {
     }
 }
 
+impl<'de> Deserialize<'de> for CreditBundleCurrencyPriceRequestBody {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = CreditBundleCurrencyPriceRequestBody;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a CreditBundleCurrencyPriceRequestBody object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<CreditBundleCurrencyPriceRequestBody, A::Error> {
+                let mut f0: Option<String> = None;
+                let mut f1: Option<i64> = None;
+                let mut f2: Option<String> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "currency" => f0 = Some(map.next_value()?),
+                        "price_per_unit" => f1 = map.next_value()?,
+                        "price_per_unit_decimal" => f2 = map.next_value()?,
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(CreditBundleCurrencyPriceRequestBody {
+                    currency: f0.ok_or_else(|| crate::de::missing("currency"))?,
+                    price_per_unit: f1,
+                    price_per_unit_decimal: f2,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `CreditBundleCurrencyPriceResponseData`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CreditBundleCurrencyPriceResponseData {
     /// `currency`, required.
     pub currency: String,
@@ -2530,8 +5157,41 @@ impl CreditBundleCurrencyPriceResponseData {
     }
 }
 
+impl<'de> Deserialize<'de> for CreditBundleCurrencyPriceResponseData {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = CreditBundleCurrencyPriceResponseData;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a CreditBundleCurrencyPriceResponseData object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<CreditBundleCurrencyPriceResponseData, A::Error> {
+                let mut f0: Option<String> = None;
+                let mut f1: Option<BillingPriceResponseData> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "currency" => f0 = Some(map.next_value()?),
+                        "price" => f1 = map.next_value()?,
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(CreditBundleCurrencyPriceResponseData {
+                    currency: f0.ok_or_else(|| crate::de::missing("currency"))?,
+                    price: f1,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `CreditBundlePurchaseResponseData`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CreditBundlePurchaseResponseData {
     /// `bundle`, optional.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -2553,8 +5213,44 @@ impl CreditBundlePurchaseResponseData {
     }
 }
 
+impl<'de> Deserialize<'de> for CreditBundlePurchaseResponseData {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = CreditBundlePurchaseResponseData;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a CreditBundlePurchaseResponseData object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<CreditBundlePurchaseResponseData, A::Error> {
+                let mut f0: Option<BillingCreditBundleResponseData> = None;
+                let mut f1: Option<i64> = None;
+                let mut f2: Option<i64> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "bundle" => f0 = map.next_value()?,
+                        "quantity" => f1 = Some(map.next_value()?),
+                        "total" => f2 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(CreditBundlePurchaseResponseData {
+                    bundle: f0,
+                    quantity: f1.ok_or_else(|| crate::de::missing("quantity"))?,
+                    total: f2.ok_or_else(|| crate::de::missing("total"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `CreditCompanyGrantView`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CreditCompanyGrantView {
     /// `billing_credit_bundle_id`, optional.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -2733,8 +5429,148 @@ impl CreditCompanyGrantView {
     }
 }
 
+impl<'de> Deserialize<'de> for CreditCompanyGrantView {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = CreditCompanyGrantView;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a CreditCompanyGrantView object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<CreditCompanyGrantView, A::Error> {
+                let mut f0: Option<String> = None;
+                let mut f1: Option<String> = None;
+                let mut f2: Option<String> = None;
+                let mut f3: Option<String> = None;
+                let mut f4: Option<String> = None;
+                let mut f5: Option<time::OffsetDateTime> = None;
+                let mut f6: Option<String> = None;
+                let mut f7: Option<String> = None;
+                let mut f8: Option<String> = None;
+                let mut f9: Option<String> = None;
+                let mut f10: Option<time::OffsetDateTime> = None;
+                let mut f11: Option<time::OffsetDateTime> = None;
+                let mut f12: Option<BillingCreditExpiryType> = None;
+                let mut f13: Option<BillingCreditExpiryUnit> = None;
+                let mut f14: Option<i64> = None;
+                let mut f15: Option<BillingCreditGrantReason> = None;
+                let mut f16: Option<String> = None;
+                let mut f17: Option<String> = None;
+                let mut f18: Option<String> = None;
+                let mut f19: Option<String> = None;
+                let mut f20: Option<String> = None;
+                let mut f21: Option<BillingProductPriceResponseData> = None;
+                let mut f22: Option<f64> = None;
+                let mut f23: Option<f64> = None;
+                let mut f24: Option<f64> = None;
+                let mut f25: Option<bool> = None;
+                let mut f26: Option<BillingPlanCreditGrantResetCadence> = None;
+                let mut f27: Option<f64> = None;
+                let mut f28: Option<f64> = None;
+                let mut f29: Option<String> = None;
+                let mut f30: Option<String> = None;
+                let mut f31: Option<String> = None;
+                let mut f32: Option<Vec<CreditTransferView>> = None;
+                let mut f33: Option<time::OffsetDateTime> = None;
+                let mut f34: Option<time::OffsetDateTime> = None;
+                let mut f35: Option<time::OffsetDateTime> = None;
+                let mut f36: Option<BillingCreditGrantZeroedOutReason> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "billing_credit_bundle_id" => f0 = map.next_value()?,
+                        "billing_credit_id" => f1 = Some(map.next_value()?),
+                        "company_id" => f2 = Some(map.next_value()?),
+                        "company_license_id" => f3 = map.next_value()?,
+                        "company_name" => f4 = Some(map.next_value()?),
+                        "created_at" => f5 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        "credit_description" => f6 = Some(map.next_value()?),
+                        "credit_icon" => f7 = map.next_value()?,
+                        "credit_name" => f8 = Some(map.next_value()?),
+                        "currency" => f9 = map.next_value()?,
+                        "exhausted_at" => f10 = map.next_value::<crate::de::OptDateTime>()?.0,
+                        "expires_at" => f11 = map.next_value::<crate::de::OptDateTime>()?.0,
+                        "expiry_type" => f12 = map.next_value()?,
+                        "expiry_unit" => f13 = map.next_value()?,
+                        "expiry_unit_count" => f14 = map.next_value()?,
+                        "grant_reason" => f15 = Some(map.next_value()?),
+                        "id" => f16 = Some(map.next_value()?),
+                        "license_name" => f17 = map.next_value()?,
+                        "plan_id" => f18 = map.next_value()?,
+                        "plan_name" => f19 = map.next_value()?,
+                        "plural_name" => f20 = map.next_value()?,
+                        "price" => f21 = map.next_value()?,
+                        "quantity" => f22 = Some(map.next_value()?),
+                        "quantity_remaining" => f23 = Some(map.next_value()?),
+                        "quantity_used" => f24 = Some(map.next_value()?),
+                        "renewal_enabled" => f25 = Some(map.next_value()?),
+                        "renewal_period" => f26 = map.next_value()?,
+                        "reserved" => f27 = map.next_value()?,
+                        "settled" => f28 = map.next_value()?,
+                        "singular_name" => f29 = map.next_value()?,
+                        "source_grant_id" => f30 = map.next_value()?,
+                        "source_label" => f31 = Some(map.next_value()?),
+                        "transfers" => f32 = map.next_value()?,
+                        "updated_at" => f33 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        "valid_from" => f34 = map.next_value::<crate::de::OptDateTime>()?.0,
+                        "zeroed_out_date" => f35 = map.next_value::<crate::de::OptDateTime>()?.0,
+                        "zeroed_out_reason" => f36 = map.next_value()?,
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(CreditCompanyGrantView {
+                    billing_credit_bundle_id: f0,
+                    billing_credit_id: f1.ok_or_else(|| crate::de::missing("billing_credit_id"))?,
+                    company_id: f2.ok_or_else(|| crate::de::missing("company_id"))?,
+                    company_license_id: f3,
+                    company_name: f4.ok_or_else(|| crate::de::missing("company_name"))?,
+                    created_at: f5.ok_or_else(|| crate::de::missing("created_at"))?,
+                    credit_description: f6
+                        .ok_or_else(|| crate::de::missing("credit_description"))?,
+                    credit_icon: f7,
+                    credit_name: f8.ok_or_else(|| crate::de::missing("credit_name"))?,
+                    currency: f9,
+                    exhausted_at: f10,
+                    expires_at: f11,
+                    expiry_type: f12,
+                    expiry_unit: f13,
+                    expiry_unit_count: f14,
+                    grant_reason: f15.ok_or_else(|| crate::de::missing("grant_reason"))?,
+                    id: f16.ok_or_else(|| crate::de::missing("id"))?,
+                    license_name: f17,
+                    plan_id: f18,
+                    plan_name: f19,
+                    plural_name: f20,
+                    price: f21,
+                    quantity: f22.ok_or_else(|| crate::de::missing("quantity"))?,
+                    quantity_remaining: f23
+                        .ok_or_else(|| crate::de::missing("quantity_remaining"))?,
+                    quantity_used: f24.ok_or_else(|| crate::de::missing("quantity_used"))?,
+                    renewal_enabled: f25.ok_or_else(|| crate::de::missing("renewal_enabled"))?,
+                    renewal_period: f26,
+                    reserved: f27,
+                    settled: f28,
+                    singular_name: f29,
+                    source_grant_id: f30,
+                    source_label: f31.ok_or_else(|| crate::de::missing("source_label"))?,
+                    transfers: f32,
+                    updated_at: f33.ok_or_else(|| crate::de::missing("updated_at"))?,
+                    valid_from: f34,
+                    zeroed_out_date: f35,
+                    zeroed_out_reason: f36,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `CreditCurrencyPrice`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CreditCurrencyPrice {
     /// `currency`, required.
     pub currency: String,
@@ -2753,8 +5589,41 @@ impl CreditCurrencyPrice {
     }
 }
 
+impl<'de> Deserialize<'de> for CreditCurrencyPrice {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = CreditCurrencyPrice;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a CreditCurrencyPrice object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<CreditCurrencyPrice, A::Error> {
+                let mut f0: Option<String> = None;
+                let mut f1: Option<BillingPriceView> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "currency" => f0 = Some(map.next_value()?),
+                        "price" => f1 = map.next_value()?,
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(CreditCurrencyPrice {
+                    currency: f0.ok_or_else(|| crate::de::missing("currency"))?,
+                    price: f1,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `CreditCurrencyPriceRequestBody`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CreditCurrencyPriceRequestBody {
     /// `currency`, required, at most 3 characters.
     pub currency: String,
@@ -2777,8 +5646,44 @@ impl CreditCurrencyPriceRequestBody {
     }
 }
 
+impl<'de> Deserialize<'de> for CreditCurrencyPriceRequestBody {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = CreditCurrencyPriceRequestBody;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a CreditCurrencyPriceRequestBody object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<CreditCurrencyPriceRequestBody, A::Error> {
+                let mut f0: Option<String> = None;
+                let mut f1: Option<i64> = None;
+                let mut f2: Option<String> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "currency" => f0 = Some(map.next_value()?),
+                        "price_per_unit" => f1 = map.next_value()?,
+                        "price_per_unit_decimal" => f2 = map.next_value()?,
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(CreditCurrencyPriceRequestBody {
+                    currency: f0.ok_or_else(|| crate::de::missing("currency"))?,
+                    price_per_unit: f1,
+                    price_per_unit_decimal: f2,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `CreditCurrencyPriceResponseData`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CreditCurrencyPriceResponseData {
     /// `currency`, required.
     pub currency: String,
@@ -2797,8 +5702,41 @@ impl CreditCurrencyPriceResponseData {
     }
 }
 
+impl<'de> Deserialize<'de> for CreditCurrencyPriceResponseData {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = CreditCurrencyPriceResponseData;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a CreditCurrencyPriceResponseData object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<CreditCurrencyPriceResponseData, A::Error> {
+                let mut f0: Option<String> = None;
+                let mut f1: Option<BillingPriceResponseData> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "currency" => f0 = Some(map.next_value()?),
+                        "price" => f1 = map.next_value()?,
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(CreditCurrencyPriceResponseData {
+                    currency: f0.ok_or_else(|| crate::de::missing("currency"))?,
+                    price: f1,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `CreditEventLedgerResponseData`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CreditEventLedgerResponseData {
     /// `amount`, required.
     pub amount: f64,
@@ -2948,6 +5886,129 @@ impl CreditEventLedgerResponseData {
     }
 }
 
+impl<'de> Deserialize<'de> for CreditEventLedgerResponseData {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = CreditEventLedgerResponseData;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a CreditEventLedgerResponseData object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<CreditEventLedgerResponseData, A::Error> {
+                let mut f0: Option<f64> = None;
+                let mut f1: Option<String> = None;
+                let mut f2: Option<String> = None;
+                let mut f3: Option<String> = None;
+                let mut f4: Option<CompanyLedgerResponseData> = None;
+                let mut f5: Option<String> = None;
+                let mut f6: Option<BillingCreditLedgerResponseData> = None;
+                let mut f7: Option<String> = None;
+                let mut f8: Option<String> = None;
+                let mut f9: Option<time::OffsetDateTime> = None;
+                let mut f10: Option<String> = None;
+                let mut f11: Option<CreditEventType> = None;
+                let mut f12: Option<BillingCreditExpiryType> = None;
+                let mut f13: Option<BillingCreditExpiryUnit> = None;
+                let mut f14: Option<i64> = None;
+                let mut f15: Option<FeatureLedgerResponseData> = None;
+                let mut f16: Option<String> = None;
+                let mut f17: Option<String> = None;
+                let mut f18: Option<time::OffsetDateTime> = None;
+                let mut f19: Option<String> = None;
+                let mut f20: Option<f64> = None;
+                let mut f21: Option<f64> = None;
+                let mut f22: Option<BillingCreditGrantReason> = None;
+                let mut f23: Option<time::OffsetDateTime> = None;
+                let mut f24: Option<String> = None;
+                let mut f25: Option<f64> = None;
+                let mut f26: Option<f64> = None;
+                let mut f27: Option<i64> = None;
+                let mut f28: Option<String> = None;
+                let mut f29: Option<String> = None;
+                let mut f30: Option<CreditUsageReason> = None;
+                let mut f31: Option<BillingCreditGrantZeroedOutReason> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "amount" => f0 = Some(map.next_value()?),
+                        "auto_topup_log_id" => f1 = map.next_value()?,
+                        "billing_credit_bundle_id" => f2 = map.next_value()?,
+                        "billing_credit_id" => f3 = Some(map.next_value()?),
+                        "company" => f4 = map.next_value()?,
+                        "company_id" => f5 = Some(map.next_value()?),
+                        "credit" => f6 = map.next_value()?,
+                        "credit_name" => f7 = Some(map.next_value()?),
+                        "environment_id" => f8 = Some(map.next_value()?),
+                        "event_at" => f9 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        "event_id" => f10 = Some(map.next_value()?),
+                        "event_type" => f11 = Some(map.next_value()?),
+                        "expiry_type" => f12 = map.next_value()?,
+                        "expiry_unit" => f13 = map.next_value()?,
+                        "expiry_unit_count" => f14 = map.next_value()?,
+                        "feature" => f15 = map.next_value()?,
+                        "feature_id" => f16 = map.next_value()?,
+                        "from_grant_id" => f17 = map.next_value()?,
+                        "grant_expires_at" => f18 = map.next_value::<crate::de::OptDateTime>()?.0,
+                        "grant_id" => f19 = map.next_value()?,
+                        "grant_quantity" => f20 = map.next_value()?,
+                        "grant_quantity_remaining" => f21 = map.next_value()?,
+                        "grant_reason" => f22 = map.next_value()?,
+                        "grant_valid_from" => f23 = map.next_value::<crate::de::OptDateTime>()?.0,
+                        "plan_id" => f24 = map.next_value()?,
+                        "quantity_consumed" => f25 = map.next_value()?,
+                        "quantity_remaining_at_zero_out" => f26 = map.next_value()?,
+                        "source_id" => f27 = Some(map.next_value()?),
+                        "to_grant_id" => f28 = map.next_value()?,
+                        "usage_event_id" => f29 = map.next_value()?,
+                        "usage_reason" => f30 = map.next_value()?,
+                        "zeroed_out_reason" => f31 = map.next_value()?,
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(CreditEventLedgerResponseData {
+                    amount: f0.ok_or_else(|| crate::de::missing("amount"))?,
+                    auto_topup_log_id: f1,
+                    billing_credit_bundle_id: f2,
+                    billing_credit_id: f3.ok_or_else(|| crate::de::missing("billing_credit_id"))?,
+                    company: f4,
+                    company_id: f5.ok_or_else(|| crate::de::missing("company_id"))?,
+                    credit: f6,
+                    credit_name: f7.ok_or_else(|| crate::de::missing("credit_name"))?,
+                    environment_id: f8.ok_or_else(|| crate::de::missing("environment_id"))?,
+                    event_at: f9.ok_or_else(|| crate::de::missing("event_at"))?,
+                    event_id: f10.ok_or_else(|| crate::de::missing("event_id"))?,
+                    event_type: f11.ok_or_else(|| crate::de::missing("event_type"))?,
+                    expiry_type: f12,
+                    expiry_unit: f13,
+                    expiry_unit_count: f14,
+                    feature: f15,
+                    feature_id: f16,
+                    from_grant_id: f17,
+                    grant_expires_at: f18,
+                    grant_id: f19,
+                    grant_quantity: f20,
+                    grant_quantity_remaining: f21,
+                    grant_reason: f22,
+                    grant_valid_from: f23,
+                    plan_id: f24,
+                    quantity_consumed: f25,
+                    quantity_remaining_at_zero_out: f26,
+                    source_id: f27.ok_or_else(|| crate::de::missing("source_id"))?,
+                    to_grant_id: f28,
+                    usage_event_id: f29,
+                    usage_reason: f30,
+                    zeroed_out_reason: f31,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 open_enum! {
 /// The schema `CreditEventType`.
 pub enum CreditEventType {
@@ -2958,7 +6019,7 @@ ZeroOut => "zero_out",
 } }
 
 /// The schema `CreditGrantDetail`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CreditGrantDetail {
     /// `credit_type_icon`, optional.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -2988,8 +6049,47 @@ impl CreditGrantDetail {
     }
 }
 
+impl<'de> Deserialize<'de> for CreditGrantDetail {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = CreditGrantDetail;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a CreditGrantDetail object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<CreditGrantDetail, A::Error> {
+                let mut f0: Option<String> = None;
+                let mut f1: Option<time::OffsetDateTime> = None;
+                let mut f2: Option<BillingCreditGrantReason> = None;
+                let mut f3: Option<f64> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "credit_type_icon" => f0 = map.next_value()?,
+                        "expires_at" => f1 = map.next_value::<crate::de::OptDateTime>()?.0,
+                        "grant_reason" => f2 = Some(map.next_value()?),
+                        "quantity" => f3 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(CreditGrantDetail {
+                    credit_type_icon: f0,
+                    expires_at: f1,
+                    grant_reason: f2.ok_or_else(|| crate::de::missing("grant_reason"))?,
+                    quantity: f3.ok_or_else(|| crate::de::missing("quantity"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `CreditGrantExpiryRequestBody`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CreditGrantExpiryRequestBody {
     /// `expiry_type`, optional.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -3026,6 +6126,51 @@ impl CreditGrantExpiryRequestBody {
     }
 }
 
+impl<'de> Deserialize<'de> for CreditGrantExpiryRequestBody {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = CreditGrantExpiryRequestBody;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a CreditGrantExpiryRequestBody object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<CreditGrantExpiryRequestBody, A::Error> {
+                let mut f0: Option<BillingCreditExpiryType> = None;
+                let mut f1: Option<BillingCreditExpiryUnit> = None;
+                let mut f2: Option<i64> = None;
+                let mut f3: Option<BillingPlanCreditGrantResetCadence> = None;
+                let mut f4: Option<BillingPlanCreditGrantResetStart> = None;
+                let mut f5: Option<BillingPlanCreditGrantResetType> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "expiry_type" => f0 = map.next_value()?,
+                        "expiry_unit" => f1 = map.next_value()?,
+                        "expiry_unit_count" => f2 = map.next_value()?,
+                        "reset_cadence" => f3 = Some(map.next_value()?),
+                        "reset_start" => f4 = Some(map.next_value()?),
+                        "reset_type" => f5 = map.next_value()?,
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(CreditGrantExpiryRequestBody {
+                    expiry_type: f0,
+                    expiry_unit: f1,
+                    expiry_unit_count: f2,
+                    reset_cadence: f3.ok_or_else(|| crate::de::missing("reset_cadence"))?,
+                    reset_start: f4.ok_or_else(|| crate::de::missing("reset_start"))?,
+                    reset_type: f5,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 open_enum! {
 /// The schema `CreditGrantSortOrder`.
 pub enum CreditGrantSortOrder {
@@ -3036,7 +6181,7 @@ QuantityRemaining => "quantity_remaining",
 } }
 
 /// The schema `CreditLeaseResponseData`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CreditLeaseResponseData {
     /// `company_id`, required.
     pub company_id: String,
@@ -3088,8 +6233,59 @@ impl CreditLeaseResponseData {
     }
 }
 
+impl<'de> Deserialize<'de> for CreditLeaseResponseData {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = CreditLeaseResponseData;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a CreditLeaseResponseData object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<CreditLeaseResponseData, A::Error> {
+                let mut f0: Option<String> = None;
+                let mut f1: Option<time::OffsetDateTime> = None;
+                let mut f2: Option<String> = None;
+                let mut f3: Option<time::OffsetDateTime> = None;
+                let mut f4: Option<f64> = None;
+                let mut f5: Option<String> = None;
+                let mut f6: Option<time::OffsetDateTime> = None;
+                let mut f7: Option<time::OffsetDateTime> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "company_id" => f0 = Some(map.next_value()?),
+                        "created_at" => f1 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        "credit_type_id" => f2 = Some(map.next_value()?),
+                        "expires_at" => f3 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        "granted_amount" => f4 = Some(map.next_value()?),
+                        "id" => f5 = Some(map.next_value()?),
+                        "released_at" => f6 = map.next_value::<crate::de::OptDateTime>()?.0,
+                        "updated_at" => f7 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(CreditLeaseResponseData {
+                    company_id: f0.ok_or_else(|| crate::de::missing("company_id"))?,
+                    created_at: f1.ok_or_else(|| crate::de::missing("created_at"))?,
+                    credit_type_id: f2.ok_or_else(|| crate::de::missing("credit_type_id"))?,
+                    expires_at: f3.ok_or_else(|| crate::de::missing("expires_at"))?,
+                    granted_amount: f4.ok_or_else(|| crate::de::missing("granted_amount"))?,
+                    id: f5.ok_or_else(|| crate::de::missing("id"))?,
+                    released_at: f6,
+                    updated_at: f7.ok_or_else(|| crate::de::missing("updated_at"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `CreditTransferResponseData`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CreditTransferResponseData {
     /// `amount`, required.
     pub amount: f64,
@@ -3127,8 +6323,53 @@ impl CreditTransferResponseData {
     }
 }
 
+impl<'de> Deserialize<'de> for CreditTransferResponseData {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = CreditTransferResponseData;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a CreditTransferResponseData object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<CreditTransferResponseData, A::Error> {
+                let mut f0: Option<f64> = None;
+                let mut f1: Option<time::OffsetDateTime> = None;
+                let mut f2: Option<String> = None;
+                let mut f3: Option<String> = None;
+                let mut f4: Option<String> = None;
+                let mut f5: Option<String> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "amount" => f0 = Some(map.next_value()?),
+                        "created_at" => f1 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        "direction" => f2 = Some(map.next_value()?),
+                        "id" => f3 = Some(map.next_value()?),
+                        "reason" => f4 = Some(map.next_value()?),
+                        "related_grant_id" => f5 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(CreditTransferResponseData {
+                    amount: f0.ok_or_else(|| crate::de::missing("amount"))?,
+                    created_at: f1.ok_or_else(|| crate::de::missing("created_at"))?,
+                    direction: f2.ok_or_else(|| crate::de::missing("direction"))?,
+                    id: f3.ok_or_else(|| crate::de::missing("id"))?,
+                    reason: f4.ok_or_else(|| crate::de::missing("reason"))?,
+                    related_grant_id: f5.ok_or_else(|| crate::de::missing("related_grant_id"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `CreditTransferView`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CreditTransferView {
     /// `amount`, required.
     pub amount: f64,
@@ -3166,8 +6407,53 @@ impl CreditTransferView {
     }
 }
 
+impl<'de> Deserialize<'de> for CreditTransferView {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = CreditTransferView;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a CreditTransferView object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<CreditTransferView, A::Error> {
+                let mut f0: Option<f64> = None;
+                let mut f1: Option<time::OffsetDateTime> = None;
+                let mut f2: Option<String> = None;
+                let mut f3: Option<String> = None;
+                let mut f4: Option<String> = None;
+                let mut f5: Option<String> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "amount" => f0 = Some(map.next_value()?),
+                        "created_at" => f1 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        "direction" => f2 = Some(map.next_value()?),
+                        "id" => f3 = Some(map.next_value()?),
+                        "reason" => f4 = Some(map.next_value()?),
+                        "related_grant_id" => f5 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(CreditTransferView {
+                    amount: f0.ok_or_else(|| crate::de::missing("amount"))?,
+                    created_at: f1.ok_or_else(|| crate::de::missing("created_at"))?,
+                    direction: f2.ok_or_else(|| crate::de::missing("direction"))?,
+                    id: f3.ok_or_else(|| crate::de::missing("id"))?,
+                    reason: f4.ok_or_else(|| crate::de::missing("reason"))?,
+                    related_grant_id: f5.ok_or_else(|| crate::de::missing("related_grant_id"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `CreditTriggerConfig`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CreditTriggerConfig {
     /// `credit_id`, required.
     pub credit_id: String,
@@ -3180,8 +6466,38 @@ impl CreditTriggerConfig {
     }
 }
 
+impl<'de> Deserialize<'de> for CreditTriggerConfig {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = CreditTriggerConfig;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a CreditTriggerConfig object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<CreditTriggerConfig, A::Error> {
+                let mut f0: Option<String> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "credit_id" => f0 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(CreditTriggerConfig {
+                    credit_id: f0.ok_or_else(|| crate::de::missing("credit_id"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `CreditUsage`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, Default)]
 pub struct CreditUsage {
     /// `credit_consumption_rate`, optional.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -3212,8 +6528,62 @@ pub struct CreditUsage {
     pub usage_aggregation: Option<CreditUsageAggregation>,
 }
 
+impl<'de> Deserialize<'de> for CreditUsage {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = CreditUsage;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a CreditUsage object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<CreditUsage, A::Error> {
+                let mut f0: Option<f64> = None;
+                let mut f1: Option<BTreeMap<String, f64>> = None;
+                let mut f2: Option<Vec<CreditGrantDetail>> = None;
+                let mut f3: Option<f64> = None;
+                let mut f4: Option<f64> = None;
+                let mut f5: Option<String> = None;
+                let mut f6: Option<String> = None;
+                let mut f7: Option<f64> = None;
+                let mut f8: Option<CreditUsageAggregation> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "credit_consumption_rate" => f0 = map.next_value()?,
+                        "credit_grant_counts" => f1 = map.next_value()?,
+                        "credit_grant_details" => f2 = map.next_value()?,
+                        "credit_remaining" => f3 = map.next_value()?,
+                        "credit_total" => f4 = map.next_value()?,
+                        "credit_type_icon" => f5 = map.next_value()?,
+                        "credit_type_name" => f6 = map.next_value()?,
+                        "credit_used" => f7 = map.next_value()?,
+                        "usage_aggregation" => f8 = map.next_value()?,
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(CreditUsage {
+                    credit_consumption_rate: f0,
+                    credit_grant_counts: f1,
+                    credit_grant_details: f2,
+                    credit_remaining: f3,
+                    credit_total: f4,
+                    credit_type_icon: f5,
+                    credit_type_name: f6,
+                    credit_used: f7,
+                    usage_aggregation: f8,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `CreditUsageAggregation`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, Default)]
 pub struct CreditUsageAggregation {
     /// `usage_this_billing_period`, optional.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -3229,6 +6599,45 @@ pub struct CreditUsageAggregation {
     pub usage_today: Option<f64>,
 }
 
+impl<'de> Deserialize<'de> for CreditUsageAggregation {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = CreditUsageAggregation;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a CreditUsageAggregation object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<CreditUsageAggregation, A::Error> {
+                let mut f0: Option<f64> = None;
+                let mut f1: Option<f64> = None;
+                let mut f2: Option<f64> = None;
+                let mut f3: Option<f64> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "usage_this_billing_period" => f0 = map.next_value()?,
+                        "usage_this_calendar_month" => f1 = map.next_value()?,
+                        "usage_this_week" => f2 = map.next_value()?,
+                        "usage_today" => f3 = map.next_value()?,
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(CreditUsageAggregation {
+                    usage_this_billing_period: f0,
+                    usage_this_calendar_month: f1,
+                    usage_this_week: f2,
+                    usage_today: f3,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 open_enum! {
 /// The schema `CreditUsageReason`.
 pub enum CreditUsageReason {
@@ -3240,7 +6649,7 @@ Track => "track",
 } }
 
 /// The schema `CreditsAutoTopupCompanySummary`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CreditsAutoTopupCompanySummary {
     /// `id`, required.
     pub id: String,
@@ -3255,8 +6664,41 @@ impl CreditsAutoTopupCompanySummary {
     }
 }
 
+impl<'de> Deserialize<'de> for CreditsAutoTopupCompanySummary {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = CreditsAutoTopupCompanySummary;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a CreditsAutoTopupCompanySummary object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<CreditsAutoTopupCompanySummary, A::Error> {
+                let mut f0: Option<String> = None;
+                let mut f1: Option<String> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "id" => f0 = Some(map.next_value()?),
+                        "name" => f1 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(CreditsAutoTopupCompanySummary {
+                    id: f0.ok_or_else(|| crate::de::missing("id"))?,
+                    name: f1.ok_or_else(|| crate::de::missing("name"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `CreditsAutoTopupCreditSummary`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CreditsAutoTopupCreditSummary {
     /// `id`, required.
     pub id: String,
@@ -3271,8 +6713,41 @@ impl CreditsAutoTopupCreditSummary {
     }
 }
 
+impl<'de> Deserialize<'de> for CreditsAutoTopupCreditSummary {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = CreditsAutoTopupCreditSummary;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a CreditsAutoTopupCreditSummary object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<CreditsAutoTopupCreditSummary, A::Error> {
+                let mut f0: Option<String> = None;
+                let mut f1: Option<String> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "id" => f0 = Some(map.next_value()?),
+                        "name" => f1 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(CreditsAutoTopupCreditSummary {
+                    id: f0.ok_or_else(|| crate::de::missing("id"))?,
+                    name: f1.ok_or_else(|| crate::de::missing("name"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `CreditsAutoTopupHardFailure`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, Default)]
 pub struct CreditsAutoTopupHardFailure {
     /// `company`, optional.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -3288,8 +6763,47 @@ pub struct CreditsAutoTopupHardFailure {
     pub stripe_error_code: Option<String>,
 }
 
+impl<'de> Deserialize<'de> for CreditsAutoTopupHardFailure {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = CreditsAutoTopupHardFailure;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a CreditsAutoTopupHardFailure object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<CreditsAutoTopupHardFailure, A::Error> {
+                let mut f0: Option<CreditsAutoTopupCompanySummary> = None;
+                let mut f1: Option<CreditsAutoTopupCreditSummary> = None;
+                let mut f2: Option<String> = None;
+                let mut f3: Option<String> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "company" => f0 = map.next_value()?,
+                        "credit" => f1 = map.next_value()?,
+                        "error_message" => f2 = map.next_value()?,
+                        "stripe_error_code" => f3 = map.next_value()?,
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(CreditsAutoTopupHardFailure {
+                    company: f0,
+                    credit: f1,
+                    error_message: f2,
+                    stripe_error_code: f3,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `CreditsAutoTopupRetryFailure`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CreditsAutoTopupRetryFailure {
     /// `company`, optional.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -3320,8 +6834,51 @@ impl CreditsAutoTopupRetryFailure {
     }
 }
 
+impl<'de> Deserialize<'de> for CreditsAutoTopupRetryFailure {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = CreditsAutoTopupRetryFailure;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a CreditsAutoTopupRetryFailure object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<CreditsAutoTopupRetryFailure, A::Error> {
+                let mut f0: Option<CreditsAutoTopupCompanySummary> = None;
+                let mut f1: Option<i64> = None;
+                let mut f2: Option<CreditsAutoTopupCreditSummary> = None;
+                let mut f3: Option<String> = None;
+                let mut f4: Option<String> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "company" => f0 = map.next_value()?,
+                        "consecutive_failures" => f1 = Some(map.next_value()?),
+                        "credit" => f2 = map.next_value()?,
+                        "last_error_message" => f3 = map.next_value()?,
+                        "stripe_error_code" => f4 = map.next_value()?,
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(CreditsAutoTopupRetryFailure {
+                    company: f0,
+                    consecutive_failures: f1
+                        .ok_or_else(|| crate::de::missing("consecutive_failures"))?,
+                    credit: f2,
+                    last_error_message: f3,
+                    stripe_error_code: f4,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `CreditsAutoTopupSuccess`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CreditsAutoTopupSuccess {
     /// `company`, optional.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -3347,8 +6904,47 @@ impl CreditsAutoTopupSuccess {
     }
 }
 
+impl<'de> Deserialize<'de> for CreditsAutoTopupSuccess {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = CreditsAutoTopupSuccess;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a CreditsAutoTopupSuccess object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<CreditsAutoTopupSuccess, A::Error> {
+                let mut f0: Option<CreditsAutoTopupCompanySummary> = None;
+                let mut f1: Option<CreditsAutoTopupCreditSummary> = None;
+                let mut f2: Option<String> = None;
+                let mut f3: Option<i64> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "company" => f0 = map.next_value()?,
+                        "credit" => f1 = map.next_value()?,
+                        "grant_id" => f2 = Some(map.next_value()?),
+                        "quantity" => f3 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(CreditsAutoTopupSuccess {
+                    company: f0,
+                    credit: f1,
+                    grant_id: f2.ok_or_else(|| crate::de::missing("grant_id"))?,
+                    quantity: f3.ok_or_else(|| crate::de::missing("quantity"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `CreditsCreditPurchaseSuccess`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CreditsCreditPurchaseSuccess {
     /// `bundle_id`, required.
     pub bundle_id: String,
@@ -3385,8 +6981,53 @@ impl CreditsCreditPurchaseSuccess {
     }
 }
 
+impl<'de> Deserialize<'de> for CreditsCreditPurchaseSuccess {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = CreditsCreditPurchaseSuccess;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a CreditsCreditPurchaseSuccess object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<CreditsCreditPurchaseSuccess, A::Error> {
+                let mut f0: Option<String> = None;
+                let mut f1: Option<String> = None;
+                let mut f2: Option<CreditsWebhookCompanySummary> = None;
+                let mut f3: Option<CreditsWebhookCreditSummary> = None;
+                let mut f4: Option<Vec<String>> = None;
+                let mut f5: Option<i64> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "bundle_id" => f0 = Some(map.next_value()?),
+                        "bundle_name" => f1 = Some(map.next_value()?),
+                        "company" => f2 = map.next_value()?,
+                        "credit" => f3 = map.next_value()?,
+                        "grant_ids" => f4 = Some(map.next_value()?),
+                        "quantity" => f5 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(CreditsCreditPurchaseSuccess {
+                    bundle_id: f0.ok_or_else(|| crate::de::missing("bundle_id"))?,
+                    bundle_name: f1.ok_or_else(|| crate::de::missing("bundle_name"))?,
+                    company: f2,
+                    credit: f3,
+                    grant_ids: f4.ok_or_else(|| crate::de::missing("grant_ids"))?,
+                    quantity: f5.ok_or_else(|| crate::de::missing("quantity"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `CreditsWebhookCompanySummary`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CreditsWebhookCompanySummary {
     /// `id`, required.
     pub id: String,
@@ -3401,8 +7042,41 @@ impl CreditsWebhookCompanySummary {
     }
 }
 
+impl<'de> Deserialize<'de> for CreditsWebhookCompanySummary {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = CreditsWebhookCompanySummary;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a CreditsWebhookCompanySummary object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<CreditsWebhookCompanySummary, A::Error> {
+                let mut f0: Option<String> = None;
+                let mut f1: Option<String> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "id" => f0 = Some(map.next_value()?),
+                        "name" => f1 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(CreditsWebhookCompanySummary {
+                    id: f0.ok_or_else(|| crate::de::missing("id"))?,
+                    name: f1.ok_or_else(|| crate::de::missing("name"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `CreditsWebhookCreditSummary`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CreditsWebhookCreditSummary {
     /// `id`, required.
     pub id: String,
@@ -3414,5 +7088,38 @@ impl CreditsWebhookCreditSummary {
     /// Creates a value from its required fields; optional fields are `None`.
     pub fn new(id: String, name: String) -> Self {
         Self { id, name }
+    }
+}
+
+impl<'de> Deserialize<'de> for CreditsWebhookCreditSummary {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = CreditsWebhookCreditSummary;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a CreditsWebhookCreditSummary object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<CreditsWebhookCreditSummary, A::Error> {
+                let mut f0: Option<String> = None;
+                let mut f1: Option<String> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "id" => f0 = Some(map.next_value()?),
+                        "name" => f1 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(CreditsWebhookCreditSummary {
+                    id: f0.ok_or_else(|| crate::de::missing("id"))?,
+                    name: f1.ok_or_else(|| crate::de::missing("name"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
     }
 }

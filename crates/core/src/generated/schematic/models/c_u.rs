@@ -13,7 +13,7 @@ use super::*;
 use crate::open_enum::open_enum;
 
 /// The schema `CurrencyPriceRequestBody`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CurrencyPriceRequestBody {
     /// `currency`, required, at most 3 characters.
     pub currency: String,
@@ -64,6 +64,63 @@ impl CurrencyPriceRequestBody {
     }
 }
 
+impl<'de> Deserialize<'de> for CurrencyPriceRequestBody {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = CurrencyPriceRequestBody;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a CurrencyPriceRequestBody object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<CurrencyPriceRequestBody, A::Error> {
+                let mut f0: Option<String> = None;
+                let mut f1: Option<Vec<CreatePriceTierRequestBody>> = None;
+                let mut f2: Option<i64> = None;
+                let mut f3: Option<String> = None;
+                let mut f4: Option<Vec<CreatePriceTierRequestBody>> = None;
+                let mut f5: Option<i64> = None;
+                let mut f6: Option<String> = None;
+                let mut f7: Option<Vec<CreatePriceTierRequestBody>> = None;
+                let mut f8: Option<i64> = None;
+                let mut f9: Option<String> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "currency" => f0 = Some(map.next_value()?),
+                        "monthly_price_tiers" => f1 = map.next_value()?,
+                        "monthly_unit_price" => f2 = map.next_value()?,
+                        "monthly_unit_price_decimal" => f3 = map.next_value()?,
+                        "quarterly_price_tiers" => f4 = map.next_value()?,
+                        "quarterly_unit_price" => f5 = map.next_value()?,
+                        "quarterly_unit_price_decimal" => f6 = map.next_value()?,
+                        "yearly_price_tiers" => f7 = map.next_value()?,
+                        "yearly_unit_price" => f8 = map.next_value()?,
+                        "yearly_unit_price_decimal" => f9 = map.next_value()?,
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(CurrencyPriceRequestBody {
+                    currency: f0.ok_or_else(|| crate::de::missing("currency"))?,
+                    monthly_price_tiers: f1,
+                    monthly_unit_price: f2,
+                    monthly_unit_price_decimal: f3,
+                    quarterly_price_tiers: f4,
+                    quarterly_unit_price: f5,
+                    quarterly_unit_price_decimal: f6,
+                    yearly_price_tiers: f7,
+                    yearly_unit_price: f8,
+                    yearly_unit_price_decimal: f9,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 open_enum! {
 /// The schema `CustomPlanActivationStrategy`.
 pub enum CustomPlanActivationStrategy {
@@ -72,7 +129,7 @@ OnPublish => "on_publish",
 } }
 
 /// The schema `CustomPlanBillingResponseData`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CustomPlanBillingResponseData {
     /// `activation_strategy`, required.
     pub activation_strategy: CustomPlanActivationStrategy,
@@ -159,6 +216,82 @@ impl CustomPlanBillingResponseData {
     }
 }
 
+impl<'de> Deserialize<'de> for CustomPlanBillingResponseData {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = CustomPlanBillingResponseData;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a CustomPlanBillingResponseData object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<CustomPlanBillingResponseData, A::Error> {
+                let mut f0: Option<CustomPlanActivationStrategy> = None;
+                let mut f1: Option<time::OffsetDateTime> = None;
+                let mut f2: Option<String> = None;
+                let mut f3: Option<time::OffsetDateTime> = None;
+                let mut f4: Option<i64> = None;
+                let mut f5: Option<String> = None;
+                let mut f6: Option<String> = None;
+                let mut f7: Option<time::OffsetDateTime> = None;
+                let mut f8: Option<PlanBillingSource> = None;
+                let mut f9: Option<String> = None;
+                let mut f10: Option<time::OffsetDateTime> = None;
+                let mut f11: Option<bool> = None;
+                let mut f12: Option<CustomPlanBillingStatus> = None;
+                let mut f13: Option<String> = None;
+                let mut f14: Option<time::OffsetDateTime> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "activation_strategy" => f0 = Some(map.next_value()?),
+                        "billing_cycle_anchor" => {
+                            f1 = map.next_value::<crate::de::OptDateTime>()?.0
+                        }
+                        "company_id" => f2 = Some(map.next_value()?),
+                        "created_at" => f3 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        "days_until_due" => f4 = Some(map.next_value()?),
+                        "external_invoice_id" => f5 = map.next_value()?,
+                        "id" => f6 = Some(map.next_value()?),
+                        "paid_at" => f7 = map.next_value::<crate::de::OptDateTime>()?.0,
+                        "plan_billing_source" => f8 = Some(map.next_value()?),
+                        "plan_id" => f9 = Some(map.next_value()?),
+                        "published_at" => f10 = map.next_value::<crate::de::OptDateTime>()?.0,
+                        "send_invoice" => f11 = Some(map.next_value()?),
+                        "status" => f12 = Some(map.next_value()?),
+                        "stripe_invoice_url" => f13 = map.next_value()?,
+                        "updated_at" => f14 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(CustomPlanBillingResponseData {
+                    activation_strategy: f0
+                        .ok_or_else(|| crate::de::missing("activation_strategy"))?,
+                    billing_cycle_anchor: f1,
+                    company_id: f2.ok_or_else(|| crate::de::missing("company_id"))?,
+                    created_at: f3.ok_or_else(|| crate::de::missing("created_at"))?,
+                    days_until_due: f4.ok_or_else(|| crate::de::missing("days_until_due"))?,
+                    external_invoice_id: f5,
+                    id: f6.ok_or_else(|| crate::de::missing("id"))?,
+                    paid_at: f7,
+                    plan_billing_source: f8
+                        .ok_or_else(|| crate::de::missing("plan_billing_source"))?,
+                    plan_id: f9.ok_or_else(|| crate::de::missing("plan_id"))?,
+                    published_at: f10,
+                    send_invoice: f11.ok_or_else(|| crate::de::missing("send_invoice"))?,
+                    status: f12.ok_or_else(|| crate::de::missing("status"))?,
+                    stripe_invoice_url: f13,
+                    updated_at: f14.ok_or_else(|| crate::de::missing("updated_at"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 open_enum! {
 /// The schema `CustomPlanBillingStatus`.
 pub enum CustomPlanBillingStatus {
@@ -169,7 +302,7 @@ Pending => "pending",
 } }
 
 /// The schema `CustomPlanConfig`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CustomPlanConfig {
     /// `cta_text`, required.
     pub cta_text: String,
@@ -190,8 +323,44 @@ impl CustomPlanConfig {
     }
 }
 
+impl<'de> Deserialize<'de> for CustomPlanConfig {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = CustomPlanConfig;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a CustomPlanConfig object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<CustomPlanConfig, A::Error> {
+                let mut f0: Option<String> = None;
+                let mut f1: Option<String> = None;
+                let mut f2: Option<String> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "cta_text" => f0 = Some(map.next_value()?),
+                        "cta_web_site" => f1 = Some(map.next_value()?),
+                        "price_text" => f2 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(CustomPlanConfig {
+                    cta_text: f0.ok_or_else(|| crate::de::missing("cta_text"))?,
+                    cta_web_site: f1.ok_or_else(|| crate::de::missing("cta_web_site"))?,
+                    price_text: f2.ok_or_else(|| crate::de::missing("price_text"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `CustomPlanViewConfigResponseData`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CustomPlanViewConfigResponseData {
     /// `cta_text`, required.
     pub cta_text: String,
@@ -212,8 +381,44 @@ impl CustomPlanViewConfigResponseData {
     }
 }
 
+impl<'de> Deserialize<'de> for CustomPlanViewConfigResponseData {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = CustomPlanViewConfigResponseData;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a CustomPlanViewConfigResponseData object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<CustomPlanViewConfigResponseData, A::Error> {
+                let mut f0: Option<String> = None;
+                let mut f1: Option<String> = None;
+                let mut f2: Option<String> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "cta_text" => f0 = Some(map.next_value()?),
+                        "cta_web_site" => f1 = Some(map.next_value()?),
+                        "price_text" => f2 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(CustomPlanViewConfigResponseData {
+                    cta_text: f0.ok_or_else(|| crate::de::missing("cta_text"))?,
+                    cta_web_site: f1.ok_or_else(|| crate::de::missing("cta_web_site"))?,
+                    price_text: f2.ok_or_else(|| crate::de::missing("price_text"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `CustomerBillingAddress`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CustomerBillingAddress {
     /// `city`, required, at most 255 characters.
     pub city: String,
@@ -247,5 +452,50 @@ impl CustomerBillingAddress {
             postal_code,
             state,
         }
+    }
+}
+
+impl<'de> Deserialize<'de> for CustomerBillingAddress {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = CustomerBillingAddress;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a CustomerBillingAddress object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<CustomerBillingAddress, A::Error> {
+                let mut f0: Option<String> = None;
+                let mut f1: Option<String> = None;
+                let mut f2: Option<String> = None;
+                let mut f3: Option<String> = None;
+                let mut f4: Option<String> = None;
+                let mut f5: Option<String> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "city" => f0 = Some(map.next_value()?),
+                        "country" => f1 = Some(map.next_value()?),
+                        "line1" => f2 = Some(map.next_value()?),
+                        "line2" => f3 = Some(map.next_value()?),
+                        "postal_code" => f4 = Some(map.next_value()?),
+                        "state" => f5 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(CustomerBillingAddress {
+                    city: f0.ok_or_else(|| crate::de::missing("city"))?,
+                    country: f1.ok_or_else(|| crate::de::missing("country"))?,
+                    line1: f2.ok_or_else(|| crate::de::missing("line1"))?,
+                    line2: f3.ok_or_else(|| crate::de::missing("line2"))?,
+                    postal_code: f4.ok_or_else(|| crate::de::missing("postal_code"))?,
+                    state: f5.ok_or_else(|| crate::de::missing("state"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
     }
 }

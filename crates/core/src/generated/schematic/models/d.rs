@@ -13,7 +13,7 @@ use super::*;
 use crate::open_enum::open_enum;
 
 /// The schema `DataEventPayload`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct DataEventPayload {
     /// `api_key`, required.
     pub api_key: String,
@@ -52,6 +52,54 @@ impl DataEventPayload {
             trusted_client_clock: None,
             r#type,
         }
+    }
+}
+
+impl<'de> Deserialize<'de> for DataEventPayload {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = DataEventPayload;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a DataEventPayload object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<DataEventPayload, A::Error> {
+                let mut f0: Option<String> = None;
+                let mut f1: Option<bool> = None;
+                let mut f2: Option<BTreeMap<String, serde_json::Value>> = None;
+                let mut f3: Option<String> = None;
+                let mut f4: Option<time::OffsetDateTime> = None;
+                let mut f5: Option<bool> = None;
+                let mut f6: Option<EventType> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "api_key" => f0 = Some(map.next_value()?),
+                        "backfill" => f1 = map.next_value()?,
+                        "body" => f2 = map.next_value()?,
+                        "idempotency_key" => f3 = map.next_value()?,
+                        "sent_at" => f4 = map.next_value::<crate::de::OptDateTime>()?.0,
+                        "trusted_client_clock" => f5 = map.next_value()?,
+                        "type" => f6 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(DataEventPayload {
+                    api_key: f0.ok_or_else(|| crate::de::missing("api_key"))?,
+                    backfill: f1,
+                    body: f2,
+                    idempotency_key: f3,
+                    sent_at: f4,
+                    trusted_client_clock: f5,
+                    r#type: f6.ok_or_else(|| crate::de::missing("type"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
     }
 }
 
@@ -102,7 +150,7 @@ CsvGz => "csv.gz",
 } }
 
 /// The schema `DataExportResponseData`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct DataExportResponseData {
     /// `account_id`, required.
     pub account_id: String,
@@ -153,6 +201,60 @@ impl DataExportResponseData {
     }
 }
 
+impl<'de> Deserialize<'de> for DataExportResponseData {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = DataExportResponseData;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a DataExportResponseData object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<DataExportResponseData, A::Error> {
+                let mut f0: Option<String> = None;
+                let mut f1: Option<time::OffsetDateTime> = None;
+                let mut f2: Option<String> = None;
+                let mut f3: Option<DataExportType> = None;
+                let mut f4: Option<String> = None;
+                let mut f5: Option<DataExportMetadata> = None;
+                let mut f6: Option<DataExportOutputFileType> = None;
+                let mut f7: Option<DataExportStatus> = None;
+                let mut f8: Option<time::OffsetDateTime> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "account_id" => f0 = Some(map.next_value()?),
+                        "created_at" => f1 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        "environment_id" => f2 = Some(map.next_value()?),
+                        "export_type" => f3 = Some(map.next_value()?),
+                        "id" => f4 = Some(map.next_value()?),
+                        "metadata" => f5 = map.next_value()?,
+                        "output_file_type" => f6 = Some(map.next_value()?),
+                        "status" => f7 = Some(map.next_value()?),
+                        "updated_at" => f8 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(DataExportResponseData {
+                    account_id: f0.ok_or_else(|| crate::de::missing("account_id"))?,
+                    created_at: f1.ok_or_else(|| crate::de::missing("created_at"))?,
+                    environment_id: f2.ok_or_else(|| crate::de::missing("environment_id"))?,
+                    export_type: f3.ok_or_else(|| crate::de::missing("export_type"))?,
+                    id: f4.ok_or_else(|| crate::de::missing("id"))?,
+                    metadata: f5,
+                    output_file_type: f6.ok_or_else(|| crate::de::missing("output_file_type"))?,
+                    status: f7.ok_or_else(|| crate::de::missing("status"))?,
+                    updated_at: f8.ok_or_else(|| crate::de::missing("updated_at"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 open_enum! {
 /// The schema `DataExportStatus`.
 pub enum DataExportStatus {
@@ -170,7 +272,7 @@ Event => "event",
 } }
 
 /// The schema `DatastreamCompanyPlan`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct DatastreamCompanyPlan {
     /// `id`, required.
     pub id: String,
@@ -200,24 +302,121 @@ impl DatastreamCompanyPlan {
     }
 }
 
+impl<'de> Deserialize<'de> for DatastreamCompanyPlan {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = DatastreamCompanyPlan;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a DatastreamCompanyPlan object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<DatastreamCompanyPlan, A::Error> {
+                let mut f0: Option<String> = None;
+                let mut f1: Option<String> = None;
+                let mut f2: Option<time::OffsetDateTime> = None;
+                let mut f3: Option<TrialStatus> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "id" => f0 = Some(map.next_value()?),
+                        "name" => f1 = Some(map.next_value()?),
+                        "trial_end_date" => f2 = map.next_value::<crate::de::OptDateTime>()?.0,
+                        "trial_status" => f3 = map.next_value()?,
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(DatastreamCompanyPlan {
+                    id: f0.ok_or_else(|| crate::de::missing("id"))?,
+                    name: f1.ok_or_else(|| crate::de::missing("name"))?,
+                    trial_end_date: f2,
+                    trial_status: f3,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `DeleteBillingPlanCreditGrantRequestBody`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, Default)]
 pub struct DeleteBillingPlanCreditGrantRequestBody {
     /// `apply_to_existing`, optional.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub apply_to_existing: Option<bool>,
 }
 
+impl<'de> Deserialize<'de> for DeleteBillingPlanCreditGrantRequestBody {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = DeleteBillingPlanCreditGrantRequestBody;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a DeleteBillingPlanCreditGrantRequestBody object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<DeleteBillingPlanCreditGrantRequestBody, A::Error> {
+                let mut f0: Option<bool> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "apply_to_existing" => f0 = map.next_value()?,
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(DeleteBillingPlanCreditGrantRequestBody {
+                    apply_to_existing: f0,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `DeleteResponse`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, Default)]
 pub struct DeleteResponse {
     /// `deleted`, optional.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deleted: Option<bool>,
 }
 
+impl<'de> Deserialize<'de> for DeleteResponse {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = DeleteResponse;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a DeleteResponse object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<DeleteResponse, A::Error> {
+                let mut f0: Option<bool> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "deleted" => f0 = map.next_value()?,
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(DeleteResponse { deleted: f0 })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `DuplicatePlanEntitlementsRequestBody`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct DuplicatePlanEntitlementsRequestBody {
     /// `source_plan_id`, required.
     pub source_plan_id: String,
@@ -235,8 +434,41 @@ impl DuplicatePlanEntitlementsRequestBody {
     }
 }
 
+impl<'de> Deserialize<'de> for DuplicatePlanEntitlementsRequestBody {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = DuplicatePlanEntitlementsRequestBody;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a DuplicatePlanEntitlementsRequestBody object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<DuplicatePlanEntitlementsRequestBody, A::Error> {
+                let mut f0: Option<String> = None;
+                let mut f1: Option<String> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "source_plan_id" => f0 = Some(map.next_value()?),
+                        "target_plan_id" => f1 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(DuplicatePlanEntitlementsRequestBody {
+                    source_plan_id: f0.ok_or_else(|| crate::de::missing("source_plan_id"))?,
+                    target_plan_id: f1.ok_or_else(|| crate::de::missing("target_plan_id"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `DuplicatePlanEntitlementsResponseResponseData`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct DuplicatePlanEntitlementsResponseResponseData {
     /// `data`, required, at most 1000 items.
     pub data: Vec<PlanEntitlementResponseData>,
@@ -258,5 +490,41 @@ impl DuplicatePlanEntitlementsResponseResponseData {
             issues,
             skipped,
         }
+    }
+}
+
+impl<'de> Deserialize<'de> for DuplicatePlanEntitlementsResponseResponseData {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = DuplicatePlanEntitlementsResponseResponseData;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a DuplicatePlanEntitlementsResponseResponseData object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<DuplicatePlanEntitlementsResponseResponseData, A::Error> {
+                let mut f0: Option<Vec<PlanEntitlementResponseData>> = None;
+                let mut f1: Option<Vec<PlanIssueResponseData>> = None;
+                let mut f2: Option<Vec<SkippedEntitlementResponseData>> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "data" => f0 = Some(map.next_value()?),
+                        "issues" => f1 = Some(map.next_value()?),
+                        "skipped" => f2 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(DuplicatePlanEntitlementsResponseResponseData {
+                    data: f0.ok_or_else(|| crate::de::missing("data"))?,
+                    issues: f1.ok_or_else(|| crate::de::missing("issues"))?,
+                    skipped: f2.ok_or_else(|| crate::de::missing("skipped"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
     }
 }

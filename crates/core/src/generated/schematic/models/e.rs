@@ -13,7 +13,7 @@ use super::*;
 use crate::open_enum::open_enum;
 
 /// The schema `EntitlementCurrencyPricesResponseData`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct EntitlementCurrencyPricesResponseData {
     /// `currency`, required.
     pub currency: String,
@@ -40,6 +40,45 @@ impl EntitlementCurrencyPricesResponseData {
     }
 }
 
+impl<'de> Deserialize<'de> for EntitlementCurrencyPricesResponseData {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = EntitlementCurrencyPricesResponseData;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a EntitlementCurrencyPricesResponseData object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<EntitlementCurrencyPricesResponseData, A::Error> {
+                let mut f0: Option<String> = None;
+                let mut f1: Option<BillingPriceView> = None;
+                let mut f2: Option<BillingPriceView> = None;
+                let mut f3: Option<BillingPriceView> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "currency" => f0 = Some(map.next_value()?),
+                        "monthly_price" => f1 = map.next_value()?,
+                        "quarterly_price" => f2 = map.next_value()?,
+                        "yearly_price" => f3 = map.next_value()?,
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(EntitlementCurrencyPricesResponseData {
+                    currency: f0.ok_or_else(|| crate::de::missing("currency"))?,
+                    monthly_price: f1,
+                    quarterly_price: f2,
+                    yearly_price: f3,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 open_enum! {
 /// The schema `EntitlementPriceBehavior`.
 pub enum EntitlementPriceBehavior {
@@ -51,7 +90,7 @@ Tier => "tier",
 } }
 
 /// The schema `EntitlementTriggerConfig`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct EntitlementTriggerConfig {
     /// `feature_id`, required.
     pub feature_id: String,
@@ -61,6 +100,36 @@ impl EntitlementTriggerConfig {
     /// Creates a value from its required fields; optional fields are `None`.
     pub fn new(feature_id: String) -> Self {
         Self { feature_id }
+    }
+}
+
+impl<'de> Deserialize<'de> for EntitlementTriggerConfig {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = EntitlementTriggerConfig;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a EntitlementTriggerConfig object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<EntitlementTriggerConfig, A::Error> {
+                let mut f0: Option<String> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "feature_id" => f0 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(EntitlementTriggerConfig {
+                    feature_id: f0.ok_or_else(|| crate::de::missing("feature_id"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
     }
 }
 
@@ -84,7 +153,7 @@ Unlimited => "unlimited",
 } }
 
 /// The schema `EntitlementsInPlan`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct EntitlementsInPlan {
     /// `entitlement_id`, required.
     pub entitlement_id: String,
@@ -103,8 +172,41 @@ impl EntitlementsInPlan {
     }
 }
 
+impl<'de> Deserialize<'de> for EntitlementsInPlan {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = EntitlementsInPlan;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a EntitlementsInPlan object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<EntitlementsInPlan, A::Error> {
+                let mut f0: Option<String> = None;
+                let mut f1: Option<bool> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "entitlement_id" => f0 = Some(map.next_value()?),
+                        "visible" => f1 = map.next_value()?,
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(EntitlementsInPlan {
+                    entitlement_id: f0.ok_or_else(|| crate::de::missing("entitlement_id"))?,
+                    visible: f1,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `EntityKeyDefinitionResponseData`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct EntityKeyDefinitionResponseData {
     /// `created_at`, required.
     #[serde(with = "time::serde::rfc3339")]
@@ -139,8 +241,50 @@ impl EntityKeyDefinitionResponseData {
     }
 }
 
+impl<'de> Deserialize<'de> for EntityKeyDefinitionResponseData {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = EntityKeyDefinitionResponseData;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a EntityKeyDefinitionResponseData object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<EntityKeyDefinitionResponseData, A::Error> {
+                let mut f0: Option<time::OffsetDateTime> = None;
+                let mut f1: Option<EntityType> = None;
+                let mut f2: Option<String> = None;
+                let mut f3: Option<String> = None;
+                let mut f4: Option<time::OffsetDateTime> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "created_at" => f0 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        "entity_type" => f1 = Some(map.next_value()?),
+                        "id" => f2 = Some(map.next_value()?),
+                        "key" => f3 = Some(map.next_value()?),
+                        "updated_at" => f4 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(EntityKeyDefinitionResponseData {
+                    created_at: f0.ok_or_else(|| crate::de::missing("created_at"))?,
+                    entity_type: f1.ok_or_else(|| crate::de::missing("entity_type"))?,
+                    id: f2.ok_or_else(|| crate::de::missing("id"))?,
+                    key: f3.ok_or_else(|| crate::de::missing("key"))?,
+                    updated_at: f4.ok_or_else(|| crate::de::missing("updated_at"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `EntityKeyDetailResponseData`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct EntityKeyDetailResponseData {
     /// `created_at`, required.
     #[serde(with = "time::serde::rfc3339")]
@@ -195,8 +339,65 @@ impl EntityKeyDetailResponseData {
     }
 }
 
+impl<'de> Deserialize<'de> for EntityKeyDetailResponseData {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = EntityKeyDetailResponseData;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a EntityKeyDetailResponseData object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<EntityKeyDetailResponseData, A::Error> {
+                let mut f0: Option<time::OffsetDateTime> = None;
+                let mut f1: Option<EntityKeyDefinitionResponseData> = None;
+                let mut f2: Option<String> = None;
+                let mut f3: Option<String> = None;
+                let mut f4: Option<EntityType> = None;
+                let mut f5: Option<String> = None;
+                let mut f6: Option<String> = None;
+                let mut f7: Option<String> = None;
+                let mut f8: Option<time::OffsetDateTime> = None;
+                let mut f9: Option<String> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "created_at" => f0 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        "definition" => f1 = map.next_value()?,
+                        "definition_id" => f2 = Some(map.next_value()?),
+                        "entity_id" => f3 = Some(map.next_value()?),
+                        "entity_type" => f4 = Some(map.next_value()?),
+                        "environment_id" => f5 = Some(map.next_value()?),
+                        "id" => f6 = Some(map.next_value()?),
+                        "key" => f7 = Some(map.next_value()?),
+                        "updated_at" => f8 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        "value" => f9 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(EntityKeyDetailResponseData {
+                    created_at: f0.ok_or_else(|| crate::de::missing("created_at"))?,
+                    definition: f1,
+                    definition_id: f2.ok_or_else(|| crate::de::missing("definition_id"))?,
+                    entity_id: f3.ok_or_else(|| crate::de::missing("entity_id"))?,
+                    entity_type: f4.ok_or_else(|| crate::de::missing("entity_type"))?,
+                    environment_id: f5.ok_or_else(|| crate::de::missing("environment_id"))?,
+                    id: f6.ok_or_else(|| crate::de::missing("id"))?,
+                    key: f7.ok_or_else(|| crate::de::missing("key"))?,
+                    updated_at: f8.ok_or_else(|| crate::de::missing("updated_at"))?,
+                    value: f9.ok_or_else(|| crate::de::missing("value"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `EntityKeyResponseData`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct EntityKeyResponseData {
     /// `created_at`, required.
     #[serde(with = "time::serde::rfc3339")]
@@ -247,8 +448,62 @@ impl EntityKeyResponseData {
     }
 }
 
+impl<'de> Deserialize<'de> for EntityKeyResponseData {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = EntityKeyResponseData;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a EntityKeyResponseData object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<EntityKeyResponseData, A::Error> {
+                let mut f0: Option<time::OffsetDateTime> = None;
+                let mut f1: Option<String> = None;
+                let mut f2: Option<String> = None;
+                let mut f3: Option<EntityType> = None;
+                let mut f4: Option<String> = None;
+                let mut f5: Option<String> = None;
+                let mut f6: Option<String> = None;
+                let mut f7: Option<time::OffsetDateTime> = None;
+                let mut f8: Option<String> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "created_at" => f0 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        "definition_id" => f1 = Some(map.next_value()?),
+                        "entity_id" => f2 = Some(map.next_value()?),
+                        "entity_type" => f3 = Some(map.next_value()?),
+                        "environment_id" => f4 = Some(map.next_value()?),
+                        "id" => f5 = Some(map.next_value()?),
+                        "key" => f6 = Some(map.next_value()?),
+                        "updated_at" => f7 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        "value" => f8 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(EntityKeyResponseData {
+                    created_at: f0.ok_or_else(|| crate::de::missing("created_at"))?,
+                    definition_id: f1.ok_or_else(|| crate::de::missing("definition_id"))?,
+                    entity_id: f2.ok_or_else(|| crate::de::missing("entity_id"))?,
+                    entity_type: f3.ok_or_else(|| crate::de::missing("entity_type"))?,
+                    environment_id: f4.ok_or_else(|| crate::de::missing("environment_id"))?,
+                    id: f5.ok_or_else(|| crate::de::missing("id"))?,
+                    key: f6.ok_or_else(|| crate::de::missing("key"))?,
+                    updated_at: f7.ok_or_else(|| crate::de::missing("updated_at"))?,
+                    value: f8.ok_or_else(|| crate::de::missing("value"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `EntityTraitDefinitionResponseData`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct EntityTraitDefinitionResponseData {
     /// `created_at`, required.
     #[serde(with = "time::serde::rfc3339")]
@@ -291,8 +546,56 @@ impl EntityTraitDefinitionResponseData {
     }
 }
 
+impl<'de> Deserialize<'de> for EntityTraitDefinitionResponseData {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = EntityTraitDefinitionResponseData;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a EntityTraitDefinitionResponseData object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<EntityTraitDefinitionResponseData, A::Error> {
+                let mut f0: Option<time::OffsetDateTime> = None;
+                let mut f1: Option<String> = None;
+                let mut f2: Option<EntityType> = None;
+                let mut f3: Option<Vec<String>> = None;
+                let mut f4: Option<String> = None;
+                let mut f5: Option<TraitType> = None;
+                let mut f6: Option<time::OffsetDateTime> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "created_at" => f0 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        "display_name" => f1 = Some(map.next_value()?),
+                        "entity_type" => f2 = Some(map.next_value()?),
+                        "hierarchy" => f3 = Some(map.next_value()?),
+                        "id" => f4 = Some(map.next_value()?),
+                        "trait_type" => f5 = Some(map.next_value()?),
+                        "updated_at" => f6 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(EntityTraitDefinitionResponseData {
+                    created_at: f0.ok_or_else(|| crate::de::missing("created_at"))?,
+                    display_name: f1.ok_or_else(|| crate::de::missing("display_name"))?,
+                    entity_type: f2.ok_or_else(|| crate::de::missing("entity_type"))?,
+                    hierarchy: f3.ok_or_else(|| crate::de::missing("hierarchy"))?,
+                    id: f4.ok_or_else(|| crate::de::missing("id"))?,
+                    trait_type: f5.ok_or_else(|| crate::de::missing("trait_type"))?,
+                    updated_at: f6.ok_or_else(|| crate::de::missing("updated_at"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `EntityTraitDefinitionUsage`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct EntityTraitDefinitionUsage {
     /// `checkout_field_config_count`, required.
     pub checkout_field_config_count: i64,
@@ -329,8 +632,57 @@ impl EntityTraitDefinitionUsage {
     }
 }
 
+impl<'de> Deserialize<'de> for EntityTraitDefinitionUsage {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = EntityTraitDefinitionUsage;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a EntityTraitDefinitionUsage object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<EntityTraitDefinitionUsage, A::Error> {
+                let mut f0: Option<i64> = None;
+                let mut f1: Option<i64> = None;
+                let mut f2: Option<i64> = None;
+                let mut f3: Option<i64> = None;
+                let mut f4: Option<i64> = None;
+                let mut f5: Option<i64> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "checkout_field_config_count" => f0 = Some(map.next_value()?),
+                        "company_override_count" => f1 = Some(map.next_value()?),
+                        "feature_count" => f2 = Some(map.next_value()?),
+                        "plan_entitlement_count" => f3 = Some(map.next_value()?),
+                        "plan_trait_count" => f4 = Some(map.next_value()?),
+                        "rule_condition_count" => f5 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(EntityTraitDefinitionUsage {
+                    checkout_field_config_count: f0
+                        .ok_or_else(|| crate::de::missing("checkout_field_config_count"))?,
+                    company_override_count: f1
+                        .ok_or_else(|| crate::de::missing("company_override_count"))?,
+                    feature_count: f2.ok_or_else(|| crate::de::missing("feature_count"))?,
+                    plan_entitlement_count: f3
+                        .ok_or_else(|| crate::de::missing("plan_entitlement_count"))?,
+                    plan_trait_count: f4.ok_or_else(|| crate::de::missing("plan_trait_count"))?,
+                    rule_condition_count: f5
+                        .ok_or_else(|| crate::de::missing("rule_condition_count"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `EntityTraitDetailResponseData`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct EntityTraitDetailResponseData {
     /// `created_at`, required.
     #[serde(with = "time::serde::rfc3339")]
@@ -373,8 +725,56 @@ impl EntityTraitDetailResponseData {
     }
 }
 
+impl<'de> Deserialize<'de> for EntityTraitDetailResponseData {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = EntityTraitDetailResponseData;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a EntityTraitDetailResponseData object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<EntityTraitDetailResponseData, A::Error> {
+                let mut f0: Option<time::OffsetDateTime> = None;
+                let mut f1: Option<EntityTraitDefinitionResponseData> = None;
+                let mut f2: Option<String> = None;
+                let mut f3: Option<String> = None;
+                let mut f4: Option<String> = None;
+                let mut f5: Option<time::OffsetDateTime> = None;
+                let mut f6: Option<String> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "created_at" => f0 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        "definition" => f1 = map.next_value()?,
+                        "definition_id" => f2 = Some(map.next_value()?),
+                        "environment_id" => f3 = Some(map.next_value()?),
+                        "id" => f4 = Some(map.next_value()?),
+                        "updated_at" => f5 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        "value" => f6 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(EntityTraitDetailResponseData {
+                    created_at: f0.ok_or_else(|| crate::de::missing("created_at"))?,
+                    definition: f1,
+                    definition_id: f2.ok_or_else(|| crate::de::missing("definition_id"))?,
+                    environment_id: f3.ok_or_else(|| crate::de::missing("environment_id"))?,
+                    id: f4.ok_or_else(|| crate::de::missing("id"))?,
+                    updated_at: f5.ok_or_else(|| crate::de::missing("updated_at"))?,
+                    value: f6.ok_or_else(|| crate::de::missing("value"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `EntityTraitResponseData`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct EntityTraitResponseData {
     /// `created_at`, required.
     #[serde(with = "time::serde::rfc3339")]
@@ -413,8 +813,53 @@ impl EntityTraitResponseData {
     }
 }
 
+impl<'de> Deserialize<'de> for EntityTraitResponseData {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = EntityTraitResponseData;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a EntityTraitResponseData object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<EntityTraitResponseData, A::Error> {
+                let mut f0: Option<time::OffsetDateTime> = None;
+                let mut f1: Option<String> = None;
+                let mut f2: Option<String> = None;
+                let mut f3: Option<String> = None;
+                let mut f4: Option<time::OffsetDateTime> = None;
+                let mut f5: Option<String> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "created_at" => f0 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        "definition_id" => f1 = Some(map.next_value()?),
+                        "environment_id" => f2 = Some(map.next_value()?),
+                        "id" => f3 = Some(map.next_value()?),
+                        "updated_at" => f4 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        "value" => f5 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(EntityTraitResponseData {
+                    created_at: f0.ok_or_else(|| crate::de::missing("created_at"))?,
+                    definition_id: f1.ok_or_else(|| crate::de::missing("definition_id"))?,
+                    environment_id: f2.ok_or_else(|| crate::de::missing("environment_id"))?,
+                    id: f3.ok_or_else(|| crate::de::missing("id"))?,
+                    updated_at: f4.ok_or_else(|| crate::de::missing("updated_at"))?,
+                    value: f5.ok_or_else(|| crate::de::missing("value"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `EntityTraitValue`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct EntityTraitValue {
     /// `definition_id`, required.
     pub definition_id: String,
@@ -432,6 +877,39 @@ impl EntityTraitValue {
     }
 }
 
+impl<'de> Deserialize<'de> for EntityTraitValue {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = EntityTraitValue;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a EntityTraitValue object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<EntityTraitValue, A::Error> {
+                let mut f0: Option<String> = None;
+                let mut f1: Option<String> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "definition_id" => f0 = Some(map.next_value()?),
+                        "value" => f1 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(EntityTraitValue {
+                    definition_id: f0.ok_or_else(|| crate::de::missing("definition_id"))?,
+                    value: f1.ok_or_else(|| crate::de::missing("value"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 open_enum! {
 /// The schema `EntityType`.
 pub enum EntityType {
@@ -440,7 +918,7 @@ User => "user",
 } }
 
 /// The schema `EnvironmentDetailResponseData`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct EnvironmentDetailResponseData {
     /// `api_keys`, required, at most 1000 items.
     pub api_keys: Vec<ApiKeyResponseData>,
@@ -479,8 +957,53 @@ impl EnvironmentDetailResponseData {
     }
 }
 
+impl<'de> Deserialize<'de> for EnvironmentDetailResponseData {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = EnvironmentDetailResponseData;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a EnvironmentDetailResponseData object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<EnvironmentDetailResponseData, A::Error> {
+                let mut f0: Option<Vec<ApiKeyResponseData>> = None;
+                let mut f1: Option<time::OffsetDateTime> = None;
+                let mut f2: Option<EnvironmentType> = None;
+                let mut f3: Option<String> = None;
+                let mut f4: Option<String> = None;
+                let mut f5: Option<time::OffsetDateTime> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "api_keys" => f0 = Some(map.next_value()?),
+                        "created_at" => f1 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        "environment_type" => f2 = Some(map.next_value()?),
+                        "id" => f3 = Some(map.next_value()?),
+                        "name" => f4 = Some(map.next_value()?),
+                        "updated_at" => f5 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(EnvironmentDetailResponseData {
+                    api_keys: f0.ok_or_else(|| crate::de::missing("api_keys"))?,
+                    created_at: f1.ok_or_else(|| crate::de::missing("created_at"))?,
+                    environment_type: f2.ok_or_else(|| crate::de::missing("environment_type"))?,
+                    id: f3.ok_or_else(|| crate::de::missing("id"))?,
+                    name: f4.ok_or_else(|| crate::de::missing("name"))?,
+                    updated_at: f5.ok_or_else(|| crate::de::missing("updated_at"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `EnvironmentFeatureUsageTimeSeriesResponseData`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct EnvironmentFeatureUsageTimeSeriesResponseData {
     /// `event_subtype`, required.
     pub event_subtype: String,
@@ -505,8 +1028,44 @@ impl EnvironmentFeatureUsageTimeSeriesResponseData {
     }
 }
 
+impl<'de> Deserialize<'de> for EnvironmentFeatureUsageTimeSeriesResponseData {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = EnvironmentFeatureUsageTimeSeriesResponseData;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a EnvironmentFeatureUsageTimeSeriesResponseData object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<EnvironmentFeatureUsageTimeSeriesResponseData, A::Error> {
+                let mut f0: Option<String> = None;
+                let mut f1: Option<String> = None;
+                let mut f2: Option<Vec<EnvironmentUsagePointResponseData>> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "event_subtype" => f0 = Some(map.next_value()?),
+                        "feature_id" => f1 = Some(map.next_value()?),
+                        "points" => f2 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(EnvironmentFeatureUsageTimeSeriesResponseData {
+                    event_subtype: f0.ok_or_else(|| crate::de::missing("event_subtype"))?,
+                    feature_id: f1.ok_or_else(|| crate::de::missing("feature_id"))?,
+                    points: f2.ok_or_else(|| crate::de::missing("points"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `EnvironmentResponseData`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct EnvironmentResponseData {
     /// `created_at`, required.
     #[serde(with = "time::serde::rfc3339")]
@@ -541,8 +1100,50 @@ impl EnvironmentResponseData {
     }
 }
 
+impl<'de> Deserialize<'de> for EnvironmentResponseData {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = EnvironmentResponseData;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a EnvironmentResponseData object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<EnvironmentResponseData, A::Error> {
+                let mut f0: Option<time::OffsetDateTime> = None;
+                let mut f1: Option<EnvironmentType> = None;
+                let mut f2: Option<String> = None;
+                let mut f3: Option<String> = None;
+                let mut f4: Option<time::OffsetDateTime> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "created_at" => f0 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        "environment_type" => f1 = Some(map.next_value()?),
+                        "id" => f2 = Some(map.next_value()?),
+                        "name" => f3 = Some(map.next_value()?),
+                        "updated_at" => f4 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(EnvironmentResponseData {
+                    created_at: f0.ok_or_else(|| crate::de::missing("created_at"))?,
+                    environment_type: f1.ok_or_else(|| crate::de::missing("environment_type"))?,
+                    id: f2.ok_or_else(|| crate::de::missing("id"))?,
+                    name: f3.ok_or_else(|| crate::de::missing("name"))?,
+                    updated_at: f4.ok_or_else(|| crate::de::missing("updated_at"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `EnvironmentTraitUsageTimeSeriesResponseData`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct EnvironmentTraitUsageTimeSeriesResponseData {
     /// `feature_id`, required.
     pub feature_id: String,
@@ -567,6 +1168,43 @@ impl EnvironmentTraitUsageTimeSeriesResponseData {
     }
 }
 
+impl<'de> Deserialize<'de> for EnvironmentTraitUsageTimeSeriesResponseData {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = EnvironmentTraitUsageTimeSeriesResponseData;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a EnvironmentTraitUsageTimeSeriesResponseData object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<EnvironmentTraitUsageTimeSeriesResponseData, A::Error> {
+                let mut f0: Option<String> = None;
+                let mut f1: Option<Vec<EnvironmentUsagePointResponseData>> = None;
+                let mut f2: Option<String> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "feature_id" => f0 = Some(map.next_value()?),
+                        "points" => f1 = Some(map.next_value()?),
+                        "trait_definition_id" => f2 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(EnvironmentTraitUsageTimeSeriesResponseData {
+                    feature_id: f0.ok_or_else(|| crate::de::missing("feature_id"))?,
+                    points: f1.ok_or_else(|| crate::de::missing("points"))?,
+                    trait_definition_id: f2
+                        .ok_or_else(|| crate::de::missing("trait_definition_id"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 open_enum! {
 /// The schema `EnvironmentType`.
 pub enum EnvironmentType {
@@ -576,7 +1214,7 @@ Staging => "staging",
 } }
 
 /// The schema `EnvironmentUsagePointResponseData`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct EnvironmentUsagePointResponseData {
     /// `timestamp`, required.
     #[serde(with = "time::serde::rfc3339")]
@@ -589,6 +1227,39 @@ impl EnvironmentUsagePointResponseData {
     /// Creates a value from its required fields; optional fields are `None`.
     pub fn new(timestamp: time::OffsetDateTime, usage: i64) -> Self {
         Self { timestamp, usage }
+    }
+}
+
+impl<'de> Deserialize<'de> for EnvironmentUsagePointResponseData {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = EnvironmentUsagePointResponseData;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a EnvironmentUsagePointResponseData object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<EnvironmentUsagePointResponseData, A::Error> {
+                let mut f0: Option<time::OffsetDateTime> = None;
+                let mut f1: Option<i64> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "timestamp" => f0 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        "usage" => f1 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(EnvironmentUsagePointResponseData {
+                    timestamp: f0.ok_or_else(|| crate::de::missing("timestamp"))?,
+                    usage: f1.ok_or_else(|| crate::de::missing("usage"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
     }
 }
 
@@ -609,7 +1280,7 @@ pub enum EventBody {
 }
 
 /// The schema `EventBodyFlagCheck`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct EventBodyFlagCheck {
     /// `company_id`, optional.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -662,8 +1333,68 @@ impl EventBodyFlagCheck {
     }
 }
 
+impl<'de> Deserialize<'de> for EventBodyFlagCheck {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = EventBodyFlagCheck;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a EventBodyFlagCheck object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<EventBodyFlagCheck, A::Error> {
+                let mut f0: Option<String> = None;
+                let mut f1: Option<String> = None;
+                let mut f2: Option<String> = None;
+                let mut f3: Option<String> = None;
+                let mut f4: Option<bool> = None;
+                let mut f5: Option<String> = None;
+                let mut f6: Option<BTreeMap<String, String>> = None;
+                let mut f7: Option<BTreeMap<String, String>> = None;
+                let mut f8: Option<String> = None;
+                let mut f9: Option<String> = None;
+                let mut f10: Option<bool> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "company_id" => f0 = map.next_value()?,
+                        "error" => f1 = map.next_value()?,
+                        "flag_id" => f2 = map.next_value()?,
+                        "flag_key" => f3 = Some(map.next_value()?),
+                        "preflight" => f4 = map.next_value()?,
+                        "reason" => f5 = Some(map.next_value()?),
+                        "req_company" => f6 = map.next_value()?,
+                        "req_user" => f7 = map.next_value()?,
+                        "rule_id" => f8 = map.next_value()?,
+                        "user_id" => f9 = map.next_value()?,
+                        "value" => f10 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(EventBodyFlagCheck {
+                    company_id: f0,
+                    error: f1,
+                    flag_id: f2,
+                    flag_key: f3.ok_or_else(|| crate::de::missing("flag_key"))?,
+                    preflight: f4,
+                    reason: f5.ok_or_else(|| crate::de::missing("reason"))?,
+                    req_company: f6,
+                    req_user: f7,
+                    rule_id: f8,
+                    user_id: f9,
+                    value: f10.ok_or_else(|| crate::de::missing("value"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `EventBodyIdentify`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct EventBodyIdentify {
     /// `company`, optional.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -690,8 +1421,47 @@ impl EventBodyIdentify {
     }
 }
 
+impl<'de> Deserialize<'de> for EventBodyIdentify {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = EventBodyIdentify;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a EventBodyIdentify object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<EventBodyIdentify, A::Error> {
+                let mut f0: Option<EventBodyIdentifyCompany> = None;
+                let mut f1: Option<BTreeMap<String, String>> = None;
+                let mut f2: Option<String> = None;
+                let mut f3: Option<BTreeMap<String, serde_json::Value>> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "company" => f0 = map.next_value()?,
+                        "keys" => f1 = Some(map.next_value()?),
+                        "name" => f2 = map.next_value()?,
+                        "traits" => f3 = map.next_value()?,
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(EventBodyIdentify {
+                    company: f0,
+                    keys: f1.ok_or_else(|| crate::de::missing("keys"))?,
+                    name: f2,
+                    traits: f3,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The inline type `EventBodyIdentifyCompany`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct EventBodyIdentifyCompany {
     /// `keys`, required.
     pub keys: BTreeMap<String, String>,
@@ -714,8 +1484,44 @@ impl EventBodyIdentifyCompany {
     }
 }
 
+impl<'de> Deserialize<'de> for EventBodyIdentifyCompany {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = EventBodyIdentifyCompany;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a EventBodyIdentifyCompany object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<EventBodyIdentifyCompany, A::Error> {
+                let mut f0: Option<BTreeMap<String, String>> = None;
+                let mut f1: Option<String> = None;
+                let mut f2: Option<BTreeMap<String, serde_json::Value>> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "keys" => f0 = Some(map.next_value()?),
+                        "name" => f1 = map.next_value()?,
+                        "traits" => f2 = map.next_value()?,
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(EventBodyIdentifyCompany {
+                    keys: f0.ok_or_else(|| crate::de::missing("keys"))?,
+                    name: f1,
+                    traits: f2,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `EventBodyInference`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct EventBodyInference {
     /// `cached_input_tokens`, optional.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -784,8 +1590,77 @@ impl EventBodyInference {
     }
 }
 
+impl<'de> Deserialize<'de> for EventBodyInference {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = EventBodyInference;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a EventBodyInference object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<EventBodyInference, A::Error> {
+                let mut f0: Option<i64> = None;
+                let mut f1: Option<BTreeMap<String, String>> = None;
+                let mut f2: Option<String> = None;
+                let mut f3: Option<String> = None;
+                let mut f4: Option<String> = None;
+                let mut f5: Option<i64> = None;
+                let mut f6: Option<String> = None;
+                let mut f7: Option<i64> = None;
+                let mut f8: Option<String> = None;
+                let mut f9: Option<i64> = None;
+                let mut f10: Option<String> = None;
+                let mut f11: Option<i64> = None;
+                let mut f12: Option<String> = None;
+                let mut f13: Option<BTreeMap<String, String>> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "cached_input_tokens" => f0 = map.next_value()?,
+                        "company" => f1 = Some(map.next_value()?),
+                        "cost" => f2 = map.next_value()?,
+                        "currency" => f3 = map.next_value()?,
+                        "event" => f4 = map.next_value()?,
+                        "input_tokens" => f5 = Some(map.next_value()?),
+                        "operation" => f6 = map.next_value()?,
+                        "output_tokens" => f7 = Some(map.next_value()?),
+                        "provider" => f8 = Some(map.next_value()?),
+                        "reasoning_tokens" => f9 = map.next_value()?,
+                        "request_model" => f10 = map.next_value()?,
+                        "requests" => f11 = map.next_value()?,
+                        "response_model" => f12 = Some(map.next_value()?),
+                        "user" => f13 = map.next_value()?,
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(EventBodyInference {
+                    cached_input_tokens: f0,
+                    company: f1.ok_or_else(|| crate::de::missing("company"))?,
+                    cost: f2,
+                    currency: f3,
+                    event: f4,
+                    input_tokens: f5.ok_or_else(|| crate::de::missing("input_tokens"))?,
+                    operation: f6,
+                    output_tokens: f7.ok_or_else(|| crate::de::missing("output_tokens"))?,
+                    provider: f8.ok_or_else(|| crate::de::missing("provider"))?,
+                    reasoning_tokens: f9,
+                    request_model: f10,
+                    requests: f11,
+                    response_model: f12.ok_or_else(|| crate::de::missing("response_model"))?,
+                    user: f13,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `EventBodyTrack`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct EventBodyTrack {
     /// `company`, optional.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -820,8 +1695,53 @@ impl EventBodyTrack {
     }
 }
 
+impl<'de> Deserialize<'de> for EventBodyTrack {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = EventBodyTrack;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a EventBodyTrack object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<EventBodyTrack, A::Error> {
+                let mut f0: Option<BTreeMap<String, String>> = None;
+                let mut f1: Option<String> = None;
+                let mut f2: Option<String> = None;
+                let mut f3: Option<i64> = None;
+                let mut f4: Option<BTreeMap<String, serde_json::Value>> = None;
+                let mut f5: Option<BTreeMap<String, String>> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "company" => f0 = map.next_value()?,
+                        "event" => f1 = Some(map.next_value()?),
+                        "lease_id" => f2 = map.next_value()?,
+                        "quantity" => f3 = map.next_value()?,
+                        "traits" => f4 = map.next_value()?,
+                        "user" => f5 = map.next_value()?,
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(EventBodyTrack {
+                    company: f0,
+                    event: f1.ok_or_else(|| crate::de::missing("event"))?,
+                    lease_id: f2,
+                    quantity: f3,
+                    traits: f4,
+                    user: f5,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `EventDetailResponseData`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct EventDetailResponseData {
     /// `api_key`, optional.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -955,8 +1875,110 @@ impl EventDetailResponseData {
     }
 }
 
+impl<'de> Deserialize<'de> for EventDetailResponseData {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = EventDetailResponseData;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a EventDetailResponseData object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<EventDetailResponseData, A::Error> {
+                let mut f0: Option<String> = None;
+                let mut f1: Option<ApiKeyResponseData> = None;
+                let mut f2: Option<BTreeMap<String, serde_json::Value>> = None;
+                let mut f3: Option<String> = None;
+                let mut f4: Option<time::OffsetDateTime> = None;
+                let mut f5: Option<PreviewObject> = None;
+                let mut f6: Option<String> = None;
+                let mut f7: Option<time::OffsetDateTime> = None;
+                let mut f8: Option<String> = None;
+                let mut f9: Option<String> = None;
+                let mut f10: Option<Vec<String>> = None;
+                let mut f11: Option<Vec<PreviewObject>> = None;
+                let mut f12: Option<String> = None;
+                let mut f13: Option<String> = None;
+                let mut f14: Option<String> = None;
+                let mut f15: Option<time::OffsetDateTime> = None;
+                let mut f16: Option<time::OffsetDateTime> = None;
+                let mut f17: Option<i64> = None;
+                let mut f18: Option<time::OffsetDateTime> = None;
+                let mut f19: Option<EventStatus> = None;
+                let mut f20: Option<String> = None;
+                let mut f21: Option<EventType> = None;
+                let mut f22: Option<time::OffsetDateTime> = None;
+                let mut f23: Option<PreviewObject> = None;
+                let mut f24: Option<String> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "api_key" => f0 = map.next_value()?,
+                        "api_key_view" => f1 = map.next_value()?,
+                        "body" => f2 = Some(map.next_value()?),
+                        "body_preview" => f3 = Some(map.next_value()?),
+                        "captured_at" => f4 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        "company" => f5 = map.next_value()?,
+                        "company_id" => f6 = map.next_value()?,
+                        "enriched_at" => f7 = map.next_value::<crate::de::OptDateTime>()?.0,
+                        "environment_id" => f8 = map.next_value()?,
+                        "error_message" => f9 = map.next_value()?,
+                        "feature_ids" => f10 = Some(map.next_value()?),
+                        "features" => f11 = Some(map.next_value()?),
+                        "id" => f12 = Some(map.next_value()?),
+                        "idempotency_key" => f13 = map.next_value()?,
+                        "lease_id" => f14 = map.next_value()?,
+                        "loaded_at" => f15 = map.next_value::<crate::de::OptDateTime>()?.0,
+                        "processed_at" => f16 = map.next_value::<crate::de::OptDateTime>()?.0,
+                        "quantity" => f17 = Some(map.next_value()?),
+                        "sent_at" => f18 = map.next_value::<crate::de::OptDateTime>()?.0,
+                        "status" => f19 = Some(map.next_value()?),
+                        "subtype" => f20 = map.next_value()?,
+                        "type" => f21 = Some(map.next_value()?),
+                        "updated_at" => f22 = map.next_value::<crate::de::OptDateTime>()?.0,
+                        "user" => f23 = map.next_value()?,
+                        "user_id" => f24 = map.next_value()?,
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(EventDetailResponseData {
+                    api_key: f0,
+                    api_key_view: f1,
+                    body: f2.ok_or_else(|| crate::de::missing("body"))?,
+                    body_preview: f3.ok_or_else(|| crate::de::missing("body_preview"))?,
+                    captured_at: f4.ok_or_else(|| crate::de::missing("captured_at"))?,
+                    company: f5,
+                    company_id: f6,
+                    enriched_at: f7,
+                    environment_id: f8,
+                    error_message: f9,
+                    feature_ids: f10.ok_or_else(|| crate::de::missing("feature_ids"))?,
+                    features: f11.ok_or_else(|| crate::de::missing("features"))?,
+                    id: f12.ok_or_else(|| crate::de::missing("id"))?,
+                    idempotency_key: f13,
+                    lease_id: f14,
+                    loaded_at: f15,
+                    processed_at: f16,
+                    quantity: f17.ok_or_else(|| crate::de::missing("quantity"))?,
+                    sent_at: f18,
+                    status: f19.ok_or_else(|| crate::de::missing("status"))?,
+                    subtype: f20,
+                    r#type: f21.ok_or_else(|| crate::de::missing("type"))?,
+                    updated_at: f22,
+                    user: f23,
+                    user_id: f24,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `EventExportMetadata`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct EventExportMetadata {
     /// `company_id`, optional.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -1011,6 +2033,60 @@ impl EventExportMetadata {
     }
 }
 
+impl<'de> Deserialize<'de> for EventExportMetadata {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = EventExportMetadata;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a EventExportMetadata object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<EventExportMetadata, A::Error> {
+                let mut f0: Option<String> = None;
+                let mut f1: Option<time::OffsetDateTime> = None;
+                let mut f2: Option<String> = None;
+                let mut f3: Option<Vec<EventExportMetadataEventTypesItem>> = None;
+                let mut f4: Option<EventExportMetadataExportType> = None;
+                let mut f5: Option<String> = None;
+                let mut f6: Option<Vec<String>> = None;
+                let mut f7: Option<time::OffsetDateTime> = None;
+                let mut f8: Option<String> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "company_id" => f0 = map.next_value()?,
+                        "end_time" => f1 = map.next_value::<crate::de::OptDateTime>()?.0,
+                        "event_subtype" => f2 = map.next_value()?,
+                        "event_types" => f3 = map.next_value()?,
+                        "export_type" => f4 = Some(map.next_value()?),
+                        "flag_id" => f5 = map.next_value()?,
+                        "notification_email_recipient_email_addresses" => f6 = map.next_value()?,
+                        "start_time" => f7 = map.next_value::<crate::de::OptDateTime>()?.0,
+                        "user_id" => f8 = map.next_value()?,
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(EventExportMetadata {
+                    company_id: f0,
+                    end_time: f1,
+                    event_subtype: f2,
+                    event_types: f3,
+                    export_type: f4.ok_or_else(|| crate::de::missing("export_type"))?,
+                    flag_id: f5,
+                    notification_email_recipient_email_addresses: f6,
+                    start_time: f7,
+                    user_id: f8,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 open_enum! {
 /// The inline type `EventExportMetadataEventTypesItem`.
 pub enum EventExportMetadataEventTypesItem {
@@ -1027,7 +2103,7 @@ Event => "event",
 } }
 
 /// The schema `EventResponseData`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct EventResponseData {
     /// `api_key`, optional.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -1145,6 +2221,96 @@ impl EventResponseData {
     }
 }
 
+impl<'de> Deserialize<'de> for EventResponseData {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = EventResponseData;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a EventResponseData object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<EventResponseData, A::Error> {
+                let mut f0: Option<String> = None;
+                let mut f1: Option<BTreeMap<String, serde_json::Value>> = None;
+                let mut f2: Option<String> = None;
+                let mut f3: Option<time::OffsetDateTime> = None;
+                let mut f4: Option<String> = None;
+                let mut f5: Option<time::OffsetDateTime> = None;
+                let mut f6: Option<String> = None;
+                let mut f7: Option<String> = None;
+                let mut f8: Option<Vec<String>> = None;
+                let mut f9: Option<String> = None;
+                let mut f10: Option<String> = None;
+                let mut f11: Option<String> = None;
+                let mut f12: Option<time::OffsetDateTime> = None;
+                let mut f13: Option<time::OffsetDateTime> = None;
+                let mut f14: Option<i64> = None;
+                let mut f15: Option<time::OffsetDateTime> = None;
+                let mut f16: Option<EventStatus> = None;
+                let mut f17: Option<String> = None;
+                let mut f18: Option<EventType> = None;
+                let mut f19: Option<time::OffsetDateTime> = None;
+                let mut f20: Option<String> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "api_key" => f0 = map.next_value()?,
+                        "body" => f1 = Some(map.next_value()?),
+                        "body_preview" => f2 = Some(map.next_value()?),
+                        "captured_at" => f3 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        "company_id" => f4 = map.next_value()?,
+                        "enriched_at" => f5 = map.next_value::<crate::de::OptDateTime>()?.0,
+                        "environment_id" => f6 = map.next_value()?,
+                        "error_message" => f7 = map.next_value()?,
+                        "feature_ids" => f8 = Some(map.next_value()?),
+                        "id" => f9 = Some(map.next_value()?),
+                        "idempotency_key" => f10 = map.next_value()?,
+                        "lease_id" => f11 = map.next_value()?,
+                        "loaded_at" => f12 = map.next_value::<crate::de::OptDateTime>()?.0,
+                        "processed_at" => f13 = map.next_value::<crate::de::OptDateTime>()?.0,
+                        "quantity" => f14 = Some(map.next_value()?),
+                        "sent_at" => f15 = map.next_value::<crate::de::OptDateTime>()?.0,
+                        "status" => f16 = Some(map.next_value()?),
+                        "subtype" => f17 = map.next_value()?,
+                        "type" => f18 = Some(map.next_value()?),
+                        "updated_at" => f19 = map.next_value::<crate::de::OptDateTime>()?.0,
+                        "user_id" => f20 = map.next_value()?,
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(EventResponseData {
+                    api_key: f0,
+                    body: f1.ok_or_else(|| crate::de::missing("body"))?,
+                    body_preview: f2.ok_or_else(|| crate::de::missing("body_preview"))?,
+                    captured_at: f3.ok_or_else(|| crate::de::missing("captured_at"))?,
+                    company_id: f4,
+                    enriched_at: f5,
+                    environment_id: f6,
+                    error_message: f7,
+                    feature_ids: f8.ok_or_else(|| crate::de::missing("feature_ids"))?,
+                    id: f9.ok_or_else(|| crate::de::missing("id"))?,
+                    idempotency_key: f10,
+                    lease_id: f11,
+                    loaded_at: f12,
+                    processed_at: f13,
+                    quantity: f14.ok_or_else(|| crate::de::missing("quantity"))?,
+                    sent_at: f15,
+                    status: f16.ok_or_else(|| crate::de::missing("status"))?,
+                    subtype: f17,
+                    r#type: f18.ok_or_else(|| crate::de::missing("type"))?,
+                    updated_at: f19,
+                    user_id: f20,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 open_enum! {
 /// The schema `EventStatus`.
 pub enum EventStatus {
@@ -1156,7 +2322,7 @@ UnknownValue => "unknown",
 } }
 
 /// The schema `EventSummaryResponseData`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct EventSummaryResponseData {
     /// `company_count`, required.
     pub company_count: i64,
@@ -1197,6 +2363,51 @@ impl EventSummaryResponseData {
     }
 }
 
+impl<'de> Deserialize<'de> for EventSummaryResponseData {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = EventSummaryResponseData;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a EventSummaryResponseData object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<EventSummaryResponseData, A::Error> {
+                let mut f0: Option<i64> = None;
+                let mut f1: Option<String> = None;
+                let mut f2: Option<i64> = None;
+                let mut f3: Option<String> = None;
+                let mut f4: Option<time::OffsetDateTime> = None;
+                let mut f5: Option<i64> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "company_count" => f0 = Some(map.next_value()?),
+                        "environment_id" => f1 = Some(map.next_value()?),
+                        "event_count" => f2 = Some(map.next_value()?),
+                        "event_subtype" => f3 = Some(map.next_value()?),
+                        "last_seen_at" => f4 = map.next_value::<crate::de::OptDateTime>()?.0,
+                        "user_count" => f5 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(EventSummaryResponseData {
+                    company_count: f0.ok_or_else(|| crate::de::missing("company_count"))?,
+                    environment_id: f1.ok_or_else(|| crate::de::missing("environment_id"))?,
+                    event_count: f2.ok_or_else(|| crate::de::missing("event_count"))?,
+                    event_subtype: f3.ok_or_else(|| crate::de::missing("event_subtype"))?,
+                    last_seen_at: f4,
+                    user_count: f5.ok_or_else(|| crate::de::missing("user_count"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 open_enum! {
 /// The schema `EventType`.
 pub enum EventType {
@@ -1207,7 +2418,7 @@ Track => "track",
 } }
 
 /// The schema `ExtendCreditLeaseRequestBody`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ExtendCreditLeaseRequestBody {
     /// `additional_amount`, required.
     pub additional_amount: f64,
@@ -1227,5 +2438,38 @@ impl ExtendCreditLeaseRequestBody {
             additional_amount,
             expires_at: None,
         }
+    }
+}
+
+impl<'de> Deserialize<'de> for ExtendCreditLeaseRequestBody {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = ExtendCreditLeaseRequestBody;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a ExtendCreditLeaseRequestBody object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<ExtendCreditLeaseRequestBody, A::Error> {
+                let mut f0: Option<f64> = None;
+                let mut f1: Option<time::OffsetDateTime> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "additional_amount" => f0 = Some(map.next_value()?),
+                        "expires_at" => f1 = map.next_value::<crate::de::OptDateTime>()?.0,
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(ExtendCreditLeaseRequestBody {
+                    additional_amount: f0.ok_or_else(|| crate::de::missing("additional_amount"))?,
+                    expires_at: f1,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
     }
 }

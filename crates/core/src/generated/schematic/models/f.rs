@@ -13,7 +13,7 @@ use super::*;
 use crate::open_enum::open_enum;
 
 /// The schema `FeatureCompanyResponseData`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct FeatureCompanyResponseData {
     /// `access`, required.
     pub access: bool,
@@ -182,8 +182,148 @@ impl FeatureCompanyResponseData {
     }
 }
 
+impl<'de> Deserialize<'de> for FeatureCompanyResponseData {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = FeatureCompanyResponseData;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a FeatureCompanyResponseData object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<FeatureCompanyResponseData, A::Error> {
+                let mut f0: Option<bool> = None;
+                let mut f1: Option<i64> = None;
+                let mut f2: Option<EntitlementValueType> = None;
+                let mut f3: Option<CompanyDetailResponseData> = None;
+                let mut f4: Option<CompanyOverrideResponseData> = None;
+                let mut f5: Option<f64> = None;
+                let mut f6: Option<BTreeMap<String, f64>> = None;
+                let mut f7: Option<Vec<CreditGrantDetail>> = None;
+                let mut f8: Option<BillingCreditGrantReason> = None;
+                let mut f9: Option<f64> = None;
+                let mut f10: Option<f64> = None;
+                let mut f11: Option<String> = None;
+                let mut f12: Option<CreditUsage> = None;
+                let mut f13: Option<CreditUsageAggregation> = None;
+                let mut f14: Option<f64> = None;
+                let mut f15: Option<i64> = None;
+                let mut f16: Option<f64> = None;
+                let mut f17: Option<time::OffsetDateTime> = None;
+                let mut f18: Option<String> = None;
+                let mut f19: Option<String> = None;
+                let mut f20: Option<EntitlementType> = None;
+                let mut f21: Option<FeatureInPlanResponseData> = None;
+                let mut f22: Option<bool> = None;
+                let mut f23: Option<bool> = None;
+                let mut f24: Option<time::OffsetDateTime> = None;
+                let mut f25: Option<MetricPeriodMonthReset> = None;
+                let mut f26: Option<BillingPriceView> = None;
+                let mut f27: Option<i64> = None;
+                let mut f28: Option<f64> = None;
+                let mut f29: Option<MetricPeriod> = None;
+                let mut f30: Option<PlanResponseData> = None;
+                let mut f31: Option<PlanEntitlementResponseData> = None;
+                let mut f32: Option<EntitlementPriceBehavior> = None;
+                let mut f33: Option<BillingPriceView> = None;
+                let mut f34: Option<i64> = None;
+                let mut f35: Option<i64> = None;
+                let mut f36: Option<BillingPriceView> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "access" => f0 = Some(map.next_value()?),
+                        "allocation" => f1 = map.next_value()?,
+                        "allocation_type" => f2 = Some(map.next_value()?),
+                        "company" => f3 = map.next_value()?,
+                        "company_override" => f4 = map.next_value()?,
+                        "credit_consumption_rate" => f5 = map.next_value()?,
+                        "credit_grant_counts" => f6 = map.next_value()?,
+                        "credit_grant_details" => f7 = map.next_value()?,
+                        "credit_grant_reason" => f8 = map.next_value()?,
+                        "credit_remaining" => f9 = map.next_value()?,
+                        "credit_total" => f10 = map.next_value()?,
+                        "credit_type_icon" => f11 = map.next_value()?,
+                        "credit_usage" => f12 = map.next_value()?,
+                        "credit_usage_aggregation" => f13 = map.next_value()?,
+                        "credit_used" => f14 = map.next_value()?,
+                        "effective_limit" => f15 = map.next_value()?,
+                        "effective_price" => f16 = map.next_value()?,
+                        "entitlement_expiration_date" => {
+                            f17 = map.next_value::<crate::de::OptDateTime>()?.0
+                        }
+                        "entitlement_id" => f18 = Some(map.next_value()?),
+                        "entitlement_source" => f19 = map.next_value()?,
+                        "entitlement_type" => f20 = Some(map.next_value()?),
+                        "feature" => f21 = map.next_value()?,
+                        "has_valid_allocation" => f22 = map.next_value()?,
+                        "is_unlimited" => f23 = map.next_value()?,
+                        "metric_reset_at" => f24 = map.next_value::<crate::de::OptDateTime>()?.0,
+                        "month_reset" => f25 = map.next_value()?,
+                        "monthly_usage_based_price" => f26 = map.next_value()?,
+                        "overuse" => f27 = map.next_value()?,
+                        "percent_used" => f28 = map.next_value()?,
+                        "period" => f29 = map.next_value()?,
+                        "plan" => f30 = map.next_value()?,
+                        "plan_entitlement" => f31 = map.next_value()?,
+                        "price_behavior" => f32 = map.next_value()?,
+                        "quarterly_usage_based_price" => f33 = map.next_value()?,
+                        "soft_limit" => f34 = map.next_value()?,
+                        "usage" => f35 = map.next_value()?,
+                        "yearly_usage_based_price" => f36 = map.next_value()?,
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(FeatureCompanyResponseData {
+                    access: f0.ok_or_else(|| crate::de::missing("access"))?,
+                    allocation: f1,
+                    allocation_type: f2.ok_or_else(|| crate::de::missing("allocation_type"))?,
+                    company: f3,
+                    company_override: f4,
+                    credit_consumption_rate: f5,
+                    credit_grant_counts: f6,
+                    credit_grant_details: f7,
+                    credit_grant_reason: f8,
+                    credit_remaining: f9,
+                    credit_total: f10,
+                    credit_type_icon: f11,
+                    credit_usage: f12,
+                    credit_usage_aggregation: f13,
+                    credit_used: f14,
+                    effective_limit: f15,
+                    effective_price: f16,
+                    entitlement_expiration_date: f17,
+                    entitlement_id: f18.ok_or_else(|| crate::de::missing("entitlement_id"))?,
+                    entitlement_source: f19,
+                    entitlement_type: f20.ok_or_else(|| crate::de::missing("entitlement_type"))?,
+                    feature: f21,
+                    has_valid_allocation: f22,
+                    is_unlimited: f23,
+                    metric_reset_at: f24,
+                    month_reset: f25,
+                    monthly_usage_based_price: f26,
+                    overuse: f27,
+                    percent_used: f28,
+                    period: f29,
+                    plan: f30,
+                    plan_entitlement: f31,
+                    price_behavior: f32,
+                    quarterly_usage_based_price: f33,
+                    soft_limit: f34,
+                    usage: f35,
+                    yearly_usage_based_price: f36,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `FeatureCompanyUserResponseData`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct FeatureCompanyUserResponseData {
     /// `access`, required.
     pub access: bool,
@@ -252,8 +392,74 @@ impl FeatureCompanyUserResponseData {
     }
 }
 
+impl<'de> Deserialize<'de> for FeatureCompanyUserResponseData {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = FeatureCompanyUserResponseData;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a FeatureCompanyUserResponseData object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<FeatureCompanyUserResponseData, A::Error> {
+                let mut f0: Option<bool> = None;
+                let mut f1: Option<i64> = None;
+                let mut f2: Option<EntitlementValueType> = None;
+                let mut f3: Option<CompanyDetailResponseData> = None;
+                let mut f4: Option<String> = None;
+                let mut f5: Option<EntitlementType> = None;
+                let mut f6: Option<FeatureDetailResponseData> = None;
+                let mut f7: Option<time::OffsetDateTime> = None;
+                let mut f8: Option<MetricPeriodMonthReset> = None;
+                let mut f9: Option<MetricPeriod> = None;
+                let mut f10: Option<PlanResponseData> = None;
+                let mut f11: Option<i64> = None;
+                let mut f12: Option<UserResponseData> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "access" => f0 = Some(map.next_value()?),
+                        "allocation" => f1 = map.next_value()?,
+                        "allocation_type" => f2 = Some(map.next_value()?),
+                        "company" => f3 = map.next_value()?,
+                        "entitlement_id" => f4 = Some(map.next_value()?),
+                        "entitlement_type" => f5 = Some(map.next_value()?),
+                        "feature" => f6 = map.next_value()?,
+                        "metric_reset_at" => f7 = map.next_value::<crate::de::OptDateTime>()?.0,
+                        "month_reset" => f8 = map.next_value()?,
+                        "period" => f9 = map.next_value()?,
+                        "plan" => f10 = map.next_value()?,
+                        "usage" => f11 = map.next_value()?,
+                        "user" => f12 = map.next_value()?,
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(FeatureCompanyUserResponseData {
+                    access: f0.ok_or_else(|| crate::de::missing("access"))?,
+                    allocation: f1,
+                    allocation_type: f2.ok_or_else(|| crate::de::missing("allocation_type"))?,
+                    company: f3,
+                    entitlement_id: f4.ok_or_else(|| crate::de::missing("entitlement_id"))?,
+                    entitlement_type: f5.ok_or_else(|| crate::de::missing("entitlement_type"))?,
+                    feature: f6,
+                    metric_reset_at: f7,
+                    month_reset: f8,
+                    period: f9,
+                    plan: f10,
+                    usage: f11,
+                    user: f12,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `FeatureDetailResponseData`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct FeatureDetailResponseData {
     /// `billing_linked_resource`, optional.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -356,8 +562,101 @@ impl FeatureDetailResponseData {
     }
 }
 
+impl<'de> Deserialize<'de> for FeatureDetailResponseData {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = FeatureDetailResponseData;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a FeatureDetailResponseData object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<FeatureDetailResponseData, A::Error> {
+                let mut f0: Option<BillingLinkedResourceResponseData> = None;
+                let mut f1: Option<BillingProductResponseData> = None;
+                let mut f2: Option<time::OffsetDateTime> = None;
+                let mut f3: Option<String> = None;
+                let mut f4: Option<String> = None;
+                let mut f5: Option<EventSummaryResponseData> = None;
+                let mut f6: Option<FeatureType> = None;
+                let mut f7: Option<Vec<FlagDetailResponseData>> = None;
+                let mut f8: Option<String> = None;
+                let mut f9: Option<String> = None;
+                let mut f10: Option<String> = None;
+                let mut f11: Option<FeatureLifecyclePhase> = None;
+                let mut f12: Option<AccountMemberResponseData> = None;
+                let mut f13: Option<String> = None;
+                let mut f14: Option<String> = None;
+                let mut f15: Option<Vec<PreviewObject>> = None;
+                let mut f16: Option<String> = None;
+                let mut f17: Option<String> = None;
+                let mut f18: Option<EntityTraitDefinitionResponseData> = None;
+                let mut f19: Option<String> = None;
+                let mut f20: Option<time::OffsetDateTime> = None;
+                let mut f21: Option<String> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "billing_linked_resource" => f0 = map.next_value()?,
+                        "billing_product" => f1 = map.next_value()?,
+                        "created_at" => f2 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        "description" => f3 = Some(map.next_value()?),
+                        "event_subtype" => f4 = map.next_value()?,
+                        "event_summary" => f5 = map.next_value()?,
+                        "feature_type" => f6 = Some(map.next_value()?),
+                        "flags" => f7 = Some(map.next_value()?),
+                        "icon" => f8 = Some(map.next_value()?),
+                        "id" => f9 = Some(map.next_value()?),
+                        "license_id" => f10 = map.next_value()?,
+                        "lifecycle_phase" => f11 = map.next_value()?,
+                        "maintainer" => f12 = map.next_value()?,
+                        "maintainer_account_member_id" => f13 = map.next_value()?,
+                        "name" => f14 = Some(map.next_value()?),
+                        "plans" => f15 = Some(map.next_value()?),
+                        "plural_name" => f16 = map.next_value()?,
+                        "singular_name" => f17 = map.next_value()?,
+                        "trait" => f18 = map.next_value()?,
+                        "trait_id" => f19 = map.next_value()?,
+                        "updated_at" => f20 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        "usage_limit_trait_id" => f21 = map.next_value()?,
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(FeatureDetailResponseData {
+                    billing_linked_resource: f0,
+                    billing_product: f1,
+                    created_at: f2.ok_or_else(|| crate::de::missing("created_at"))?,
+                    description: f3.ok_or_else(|| crate::de::missing("description"))?,
+                    event_subtype: f4,
+                    event_summary: f5,
+                    feature_type: f6.ok_or_else(|| crate::de::missing("feature_type"))?,
+                    flags: f7.ok_or_else(|| crate::de::missing("flags"))?,
+                    icon: f8.ok_or_else(|| crate::de::missing("icon"))?,
+                    id: f9.ok_or_else(|| crate::de::missing("id"))?,
+                    license_id: f10,
+                    lifecycle_phase: f11,
+                    maintainer: f12,
+                    maintainer_account_member_id: f13,
+                    name: f14.ok_or_else(|| crate::de::missing("name"))?,
+                    plans: f15.ok_or_else(|| crate::de::missing("plans"))?,
+                    plural_name: f16,
+                    singular_name: f17,
+                    r#trait: f18,
+                    trait_id: f19,
+                    updated_at: f20.ok_or_else(|| crate::de::missing("updated_at"))?,
+                    usage_limit_trait_id: f21,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `FeatureEntitlement`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct FeatureEntitlement {
     /// `allocation`, optional.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -446,8 +745,92 @@ impl FeatureEntitlement {
     }
 }
 
+impl<'de> Deserialize<'de> for FeatureEntitlement {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = FeatureEntitlement;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a FeatureEntitlement object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<FeatureEntitlement, A::Error> {
+                let mut f0: Option<i64> = None;
+                let mut f1: Option<f64> = None;
+                let mut f2: Option<String> = None;
+                let mut f3: Option<f64> = None;
+                let mut f4: Option<f64> = None;
+                let mut f5: Option<f64> = None;
+                let mut f6: Option<f64> = None;
+                let mut f7: Option<f64> = None;
+                let mut f8: Option<String> = None;
+                let mut f9: Option<String> = None;
+                let mut f10: Option<String> = None;
+                let mut f11: Option<String> = None;
+                let mut f12: Option<MetricPeriod> = None;
+                let mut f13: Option<time::OffsetDateTime> = None;
+                let mut f14: Option<MetricPeriodMonthReset> = None;
+                let mut f15: Option<i64> = None;
+                let mut f16: Option<i64> = None;
+                let mut f17: Option<EntitlementValueType> = None;
+                let mut f18: Option<Vec<WarningTier>> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "allocation" => f0 = map.next_value()?,
+                        "consumption_rate" => f1 = map.next_value()?,
+                        "credit_id" => f2 = map.next_value()?,
+                        "credit_remaining" => f3 = map.next_value()?,
+                        "credit_reserved" => f4 = map.next_value()?,
+                        "credit_settled" => f5 = map.next_value()?,
+                        "credit_total" => f6 = map.next_value()?,
+                        "credit_used" => f7 = map.next_value()?,
+                        "event_name" => f8 = map.next_value()?,
+                        "event_subtype" => f9 = map.next_value()?,
+                        "feature_id" => f10 = Some(map.next_value()?),
+                        "feature_key" => f11 = Some(map.next_value()?),
+                        "metric_period" => f12 = map.next_value()?,
+                        "metric_reset_at" => f13 = map.next_value::<crate::de::OptDateTime>()?.0,
+                        "month_reset" => f14 = map.next_value()?,
+                        "soft_limit" => f15 = map.next_value()?,
+                        "usage" => f16 = map.next_value()?,
+                        "value_type" => f17 = Some(map.next_value()?),
+                        "warning_tiers" => f18 = map.next_value()?,
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(FeatureEntitlement {
+                    allocation: f0,
+                    consumption_rate: f1,
+                    credit_id: f2,
+                    credit_remaining: f3,
+                    credit_reserved: f4,
+                    credit_settled: f5,
+                    credit_total: f6,
+                    credit_used: f7,
+                    event_name: f8,
+                    event_subtype: f9,
+                    feature_id: f10.ok_or_else(|| crate::de::missing("feature_id"))?,
+                    feature_key: f11.ok_or_else(|| crate::de::missing("feature_key"))?,
+                    metric_period: f12,
+                    metric_reset_at: f13,
+                    month_reset: f14,
+                    soft_limit: f15,
+                    usage: f16,
+                    value_type: f17.ok_or_else(|| crate::de::missing("value_type"))?,
+                    warning_tiers: f18,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `FeatureInPlanResponseData`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct FeatureInPlanResponseData {
     /// `billing_linked_resource`, optional.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -542,8 +925,95 @@ impl FeatureInPlanResponseData {
     }
 }
 
+impl<'de> Deserialize<'de> for FeatureInPlanResponseData {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = FeatureInPlanResponseData;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a FeatureInPlanResponseData object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<FeatureInPlanResponseData, A::Error> {
+                let mut f0: Option<BillingLinkedResourceResponseData> = None;
+                let mut f1: Option<time::OffsetDateTime> = None;
+                let mut f2: Option<String> = None;
+                let mut f3: Option<String> = None;
+                let mut f4: Option<EventSummaryResponseData> = None;
+                let mut f5: Option<FeatureType> = None;
+                let mut f6: Option<Vec<FlagInPlanResponseData>> = None;
+                let mut f7: Option<String> = None;
+                let mut f8: Option<String> = None;
+                let mut f9: Option<String> = None;
+                let mut f10: Option<FeatureLifecyclePhase> = None;
+                let mut f11: Option<String> = None;
+                let mut f12: Option<String> = None;
+                let mut f13: Option<Vec<PreviewObject>> = None;
+                let mut f14: Option<String> = None;
+                let mut f15: Option<String> = None;
+                let mut f16: Option<EntityTraitDefinitionResponseData> = None;
+                let mut f17: Option<String> = None;
+                let mut f18: Option<time::OffsetDateTime> = None;
+                let mut f19: Option<String> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "billing_linked_resource" => f0 = map.next_value()?,
+                        "created_at" => f1 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        "description" => f2 = Some(map.next_value()?),
+                        "event_subtype" => f3 = map.next_value()?,
+                        "event_summary" => f4 = map.next_value()?,
+                        "feature_type" => f5 = Some(map.next_value()?),
+                        "flags" => f6 = Some(map.next_value()?),
+                        "icon" => f7 = Some(map.next_value()?),
+                        "id" => f8 = Some(map.next_value()?),
+                        "license_id" => f9 = map.next_value()?,
+                        "lifecycle_phase" => f10 = map.next_value()?,
+                        "maintainer_account_member_id" => f11 = map.next_value()?,
+                        "name" => f12 = Some(map.next_value()?),
+                        "plans" => f13 = Some(map.next_value()?),
+                        "plural_name" => f14 = map.next_value()?,
+                        "singular_name" => f15 = map.next_value()?,
+                        "trait" => f16 = map.next_value()?,
+                        "trait_id" => f17 = map.next_value()?,
+                        "updated_at" => f18 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        "usage_limit_trait_id" => f19 = map.next_value()?,
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(FeatureInPlanResponseData {
+                    billing_linked_resource: f0,
+                    created_at: f1.ok_or_else(|| crate::de::missing("created_at"))?,
+                    description: f2.ok_or_else(|| crate::de::missing("description"))?,
+                    event_subtype: f3,
+                    event_summary: f4,
+                    feature_type: f5.ok_or_else(|| crate::de::missing("feature_type"))?,
+                    flags: f6.ok_or_else(|| crate::de::missing("flags"))?,
+                    icon: f7.ok_or_else(|| crate::de::missing("icon"))?,
+                    id: f8.ok_or_else(|| crate::de::missing("id"))?,
+                    license_id: f9,
+                    lifecycle_phase: f10,
+                    maintainer_account_member_id: f11,
+                    name: f12.ok_or_else(|| crate::de::missing("name"))?,
+                    plans: f13.ok_or_else(|| crate::de::missing("plans"))?,
+                    plural_name: f14,
+                    singular_name: f15,
+                    r#trait: f16,
+                    trait_id: f17,
+                    updated_at: f18.ok_or_else(|| crate::de::missing("updated_at"))?,
+                    usage_limit_trait_id: f19,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `FeatureLedgerResponseData`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct FeatureLedgerResponseData {
     /// `description`, optional.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -569,6 +1039,45 @@ impl FeatureLedgerResponseData {
     }
 }
 
+impl<'de> Deserialize<'de> for FeatureLedgerResponseData {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = FeatureLedgerResponseData;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a FeatureLedgerResponseData object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<FeatureLedgerResponseData, A::Error> {
+                let mut f0: Option<String> = None;
+                let mut f1: Option<String> = None;
+                let mut f2: Option<String> = None;
+                let mut f3: Option<String> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "description" => f0 = map.next_value()?,
+                        "icon" => f1 = map.next_value()?,
+                        "id" => f2 = Some(map.next_value()?),
+                        "name" => f3 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(FeatureLedgerResponseData {
+                    description: f0,
+                    icon: f1,
+                    id: f2.ok_or_else(|| crate::de::missing("id"))?,
+                    name: f3.ok_or_else(|| crate::de::missing("name"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 open_enum! {
 /// The schema `FeatureLifecyclePhase`.
 pub enum FeatureLifecyclePhase {
@@ -584,7 +1093,7 @@ Legacy => "legacy",
 } }
 
 /// The schema `FeatureResponseData`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct FeatureResponseData {
     /// `created_at`, required.
     #[serde(with = "time::serde::rfc3339")]
@@ -659,6 +1168,78 @@ impl FeatureResponseData {
     }
 }
 
+impl<'de> Deserialize<'de> for FeatureResponseData {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = FeatureResponseData;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a FeatureResponseData object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<FeatureResponseData, A::Error> {
+                let mut f0: Option<time::OffsetDateTime> = None;
+                let mut f1: Option<String> = None;
+                let mut f2: Option<String> = None;
+                let mut f3: Option<FeatureType> = None;
+                let mut f4: Option<String> = None;
+                let mut f5: Option<String> = None;
+                let mut f6: Option<String> = None;
+                let mut f7: Option<FeatureLifecyclePhase> = None;
+                let mut f8: Option<String> = None;
+                let mut f9: Option<String> = None;
+                let mut f10: Option<String> = None;
+                let mut f11: Option<String> = None;
+                let mut f12: Option<String> = None;
+                let mut f13: Option<time::OffsetDateTime> = None;
+                let mut f14: Option<String> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "created_at" => f0 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        "description" => f1 = Some(map.next_value()?),
+                        "event_subtype" => f2 = map.next_value()?,
+                        "feature_type" => f3 = Some(map.next_value()?),
+                        "icon" => f4 = Some(map.next_value()?),
+                        "id" => f5 = Some(map.next_value()?),
+                        "license_id" => f6 = map.next_value()?,
+                        "lifecycle_phase" => f7 = map.next_value()?,
+                        "maintainer_account_member_id" => f8 = map.next_value()?,
+                        "name" => f9 = Some(map.next_value()?),
+                        "plural_name" => f10 = map.next_value()?,
+                        "singular_name" => f11 = map.next_value()?,
+                        "trait_id" => f12 = map.next_value()?,
+                        "updated_at" => f13 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        "usage_limit_trait_id" => f14 = map.next_value()?,
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(FeatureResponseData {
+                    created_at: f0.ok_or_else(|| crate::de::missing("created_at"))?,
+                    description: f1.ok_or_else(|| crate::de::missing("description"))?,
+                    event_subtype: f2,
+                    feature_type: f3.ok_or_else(|| crate::de::missing("feature_type"))?,
+                    icon: f4.ok_or_else(|| crate::de::missing("icon"))?,
+                    id: f5.ok_or_else(|| crate::de::missing("id"))?,
+                    license_id: f6,
+                    lifecycle_phase: f7,
+                    maintainer_account_member_id: f8,
+                    name: f9.ok_or_else(|| crate::de::missing("name"))?,
+                    plural_name: f10,
+                    singular_name: f11,
+                    trait_id: f12,
+                    updated_at: f13.ok_or_else(|| crate::de::missing("updated_at"))?,
+                    usage_limit_trait_id: f14,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 open_enum! {
 /// The schema `FeatureType`.
 pub enum FeatureType {
@@ -669,7 +1250,7 @@ Trait => "trait",
 } }
 
 /// The schema `FeatureUsageDetailResponseData`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct FeatureUsageDetailResponseData {
     /// `features`, required, at most 1000 items.
     pub features: Vec<FeatureUsageResponseData>,
@@ -682,8 +1263,38 @@ impl FeatureUsageDetailResponseData {
     }
 }
 
+impl<'de> Deserialize<'de> for FeatureUsageDetailResponseData {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = FeatureUsageDetailResponseData;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a FeatureUsageDetailResponseData object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<FeatureUsageDetailResponseData, A::Error> {
+                let mut f0: Option<Vec<FeatureUsageResponseData>> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "features" => f0 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(FeatureUsageDetailResponseData {
+                    features: f0.ok_or_else(|| crate::de::missing("features"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `FeatureUsageHistoryResponseData`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct FeatureUsageHistoryResponseData {
     /// `company_id`, required.
     pub company_id: String,
@@ -722,8 +1333,53 @@ impl FeatureUsageHistoryResponseData {
     }
 }
 
+impl<'de> Deserialize<'de> for FeatureUsageHistoryResponseData {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = FeatureUsageHistoryResponseData;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a FeatureUsageHistoryResponseData object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<FeatureUsageHistoryResponseData, A::Error> {
+                let mut f0: Option<String> = None;
+                let mut f1: Option<String> = None;
+                let mut f2: Option<String> = None;
+                let mut f3: Option<time::OffsetDateTime> = None;
+                let mut f4: Option<time::OffsetDateTime> = None;
+                let mut f5: Option<i64> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "company_id" => f0 = Some(map.next_value()?),
+                        "event_subtype" => f1 = Some(map.next_value()?),
+                        "feature_id" => f2 = Some(map.next_value()?),
+                        "period_end" => f3 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        "period_start" => f4 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        "usage" => f5 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(FeatureUsageHistoryResponseData {
+                    company_id: f0.ok_or_else(|| crate::de::missing("company_id"))?,
+                    event_subtype: f1.ok_or_else(|| crate::de::missing("event_subtype"))?,
+                    feature_id: f2.ok_or_else(|| crate::de::missing("feature_id"))?,
+                    period_end: f3.ok_or_else(|| crate::de::missing("period_end"))?,
+                    period_start: f4.ok_or_else(|| crate::de::missing("period_start"))?,
+                    usage: f5.ok_or_else(|| crate::de::missing("usage"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `FeatureUsageLegacyResponseData`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct FeatureUsageLegacyResponseData {
     /// `Allocation`, optional.
     #[serde(
@@ -772,8 +1428,53 @@ impl FeatureUsageLegacyResponseData {
     }
 }
 
+impl<'de> Deserialize<'de> for FeatureUsageLegacyResponseData {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = FeatureUsageLegacyResponseData;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a FeatureUsageLegacyResponseData object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<FeatureUsageLegacyResponseData, A::Error> {
+                let mut f0: Option<i64> = None;
+                let mut f1: Option<CreditUsage> = None;
+                let mut f2: Option<String> = None;
+                let mut f3: Option<FeatureView> = None;
+                let mut f4: Option<time::OffsetDateTime> = None;
+                let mut f5: Option<i64> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "Allocation" => f0 = map.next_value()?,
+                        "CreditUsage" => f1 = map.next_value()?,
+                        "Entitlement" => f2 = Some(map.next_value()?),
+                        "Feature" => f3 = map.next_value()?,
+                        "MetricResetAt" => f4 = map.next_value::<crate::de::OptDateTime>()?.0,
+                        "Usage" => f5 = map.next_value()?,
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(FeatureUsageLegacyResponseData {
+                    allocation: f0,
+                    credit_usage: f1,
+                    entitlement: f2.ok_or_else(|| crate::de::missing("Entitlement"))?,
+                    feature: f3,
+                    metric_reset_at: f4,
+                    usage: f5,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `FeatureUsageResponseData`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct FeatureUsageResponseData {
     /// `access`, required.
     pub access: bool,
@@ -934,8 +1635,142 @@ impl FeatureUsageResponseData {
     }
 }
 
+impl<'de> Deserialize<'de> for FeatureUsageResponseData {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = FeatureUsageResponseData;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a FeatureUsageResponseData object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<FeatureUsageResponseData, A::Error> {
+                let mut f0: Option<bool> = None;
+                let mut f1: Option<i64> = None;
+                let mut f2: Option<EntitlementValueType> = None;
+                let mut f3: Option<CompanyOverrideResponseData> = None;
+                let mut f4: Option<f64> = None;
+                let mut f5: Option<BTreeMap<String, f64>> = None;
+                let mut f6: Option<Vec<CreditGrantDetail>> = None;
+                let mut f7: Option<BillingCreditGrantReason> = None;
+                let mut f8: Option<f64> = None;
+                let mut f9: Option<f64> = None;
+                let mut f10: Option<String> = None;
+                let mut f11: Option<CreditUsageAggregation> = None;
+                let mut f12: Option<f64> = None;
+                let mut f13: Option<i64> = None;
+                let mut f14: Option<f64> = None;
+                let mut f15: Option<time::OffsetDateTime> = None;
+                let mut f16: Option<String> = None;
+                let mut f17: Option<String> = None;
+                let mut f18: Option<EntitlementType> = None;
+                let mut f19: Option<FeatureInPlanResponseData> = None;
+                let mut f20: Option<bool> = None;
+                let mut f21: Option<bool> = None;
+                let mut f22: Option<time::OffsetDateTime> = None;
+                let mut f23: Option<MetricPeriodMonthReset> = None;
+                let mut f24: Option<BillingPriceView> = None;
+                let mut f25: Option<i64> = None;
+                let mut f26: Option<f64> = None;
+                let mut f27: Option<MetricPeriod> = None;
+                let mut f28: Option<PlanResponseData> = None;
+                let mut f29: Option<PlanEntitlementResponseData> = None;
+                let mut f30: Option<EntitlementPriceBehavior> = None;
+                let mut f31: Option<BillingPriceView> = None;
+                let mut f32: Option<i64> = None;
+                let mut f33: Option<i64> = None;
+                let mut f34: Option<BillingPriceView> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "access" => f0 = Some(map.next_value()?),
+                        "allocation" => f1 = map.next_value()?,
+                        "allocation_type" => f2 = Some(map.next_value()?),
+                        "company_override" => f3 = map.next_value()?,
+                        "credit_consumption_rate" => f4 = map.next_value()?,
+                        "credit_grant_counts" => f5 = map.next_value()?,
+                        "credit_grant_details" => f6 = map.next_value()?,
+                        "credit_grant_reason" => f7 = map.next_value()?,
+                        "credit_remaining" => f8 = map.next_value()?,
+                        "credit_total" => f9 = map.next_value()?,
+                        "credit_type_icon" => f10 = map.next_value()?,
+                        "credit_usage_aggregation" => f11 = map.next_value()?,
+                        "credit_used" => f12 = map.next_value()?,
+                        "effective_limit" => f13 = map.next_value()?,
+                        "effective_price" => f14 = map.next_value()?,
+                        "entitlement_expiration_date" => {
+                            f15 = map.next_value::<crate::de::OptDateTime>()?.0
+                        }
+                        "entitlement_id" => f16 = Some(map.next_value()?),
+                        "entitlement_source" => f17 = map.next_value()?,
+                        "entitlement_type" => f18 = Some(map.next_value()?),
+                        "feature" => f19 = map.next_value()?,
+                        "has_valid_allocation" => f20 = map.next_value()?,
+                        "is_unlimited" => f21 = map.next_value()?,
+                        "metric_reset_at" => f22 = map.next_value::<crate::de::OptDateTime>()?.0,
+                        "month_reset" => f23 = map.next_value()?,
+                        "monthly_usage_based_price" => f24 = map.next_value()?,
+                        "overuse" => f25 = map.next_value()?,
+                        "percent_used" => f26 = map.next_value()?,
+                        "period" => f27 = map.next_value()?,
+                        "plan" => f28 = map.next_value()?,
+                        "plan_entitlement" => f29 = map.next_value()?,
+                        "price_behavior" => f30 = map.next_value()?,
+                        "quarterly_usage_based_price" => f31 = map.next_value()?,
+                        "soft_limit" => f32 = map.next_value()?,
+                        "usage" => f33 = map.next_value()?,
+                        "yearly_usage_based_price" => f34 = map.next_value()?,
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(FeatureUsageResponseData {
+                    access: f0.ok_or_else(|| crate::de::missing("access"))?,
+                    allocation: f1,
+                    allocation_type: f2.ok_or_else(|| crate::de::missing("allocation_type"))?,
+                    company_override: f3,
+                    credit_consumption_rate: f4,
+                    credit_grant_counts: f5,
+                    credit_grant_details: f6,
+                    credit_grant_reason: f7,
+                    credit_remaining: f8,
+                    credit_total: f9,
+                    credit_type_icon: f10,
+                    credit_usage_aggregation: f11,
+                    credit_used: f12,
+                    effective_limit: f13,
+                    effective_price: f14,
+                    entitlement_expiration_date: f15,
+                    entitlement_id: f16.ok_or_else(|| crate::de::missing("entitlement_id"))?,
+                    entitlement_source: f17,
+                    entitlement_type: f18.ok_or_else(|| crate::de::missing("entitlement_type"))?,
+                    feature: f19,
+                    has_valid_allocation: f20,
+                    is_unlimited: f21,
+                    metric_reset_at: f22,
+                    month_reset: f23,
+                    monthly_usage_based_price: f24,
+                    overuse: f25,
+                    percent_used: f26,
+                    period: f27,
+                    plan: f28,
+                    plan_entitlement: f29,
+                    price_behavior: f30,
+                    quarterly_usage_based_price: f31,
+                    soft_limit: f32,
+                    usage: f33,
+                    yearly_usage_based_price: f34,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `FeatureUsageTimeSeriesResponseData`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct FeatureUsageTimeSeriesResponseData {
     /// `feature_id`, required.
     pub feature_id: String,
@@ -968,8 +1803,50 @@ impl FeatureUsageTimeSeriesResponseData {
     }
 }
 
+impl<'de> Deserialize<'de> for FeatureUsageTimeSeriesResponseData {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = FeatureUsageTimeSeriesResponseData;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a FeatureUsageTimeSeriesResponseData object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<FeatureUsageTimeSeriesResponseData, A::Error> {
+                let mut f0: Option<String> = None;
+                let mut f1: Option<FeatureType> = None;
+                let mut f2: Option<Vec<LimitTimeSeriesPointResponseData>> = None;
+                let mut f3: Option<String> = None;
+                let mut f4: Option<Vec<UsageTimeSeriesPointResponseData>> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "feature_id" => f0 = Some(map.next_value()?),
+                        "feature_type" => f1 = Some(map.next_value()?),
+                        "limits" => f2 = Some(map.next_value()?),
+                        "period_type" => f3 = map.next_value()?,
+                        "usage_points" => f4 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(FeatureUsageTimeSeriesResponseData {
+                    feature_id: f0.ok_or_else(|| crate::de::missing("feature_id"))?,
+                    feature_type: f1.ok_or_else(|| crate::de::missing("feature_type"))?,
+                    limits: f2.ok_or_else(|| crate::de::missing("limits"))?,
+                    period_type: f3,
+                    usage_points: f4.ok_or_else(|| crate::de::missing("usage_points"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `FeatureView`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct FeatureView {
     /// `account_id`, required.
     pub account_id: String,
@@ -1068,8 +1945,98 @@ impl FeatureView {
     }
 }
 
+impl<'de> Deserialize<'de> for FeatureView {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = FeatureView;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a FeatureView object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<FeatureView, A::Error> {
+                let mut f0: Option<String> = None;
+                let mut f1: Option<BillingLinkedResourceResponseData> = None;
+                let mut f2: Option<BillingProductRecordResponseData> = None;
+                let mut f3: Option<time::OffsetDateTime> = None;
+                let mut f4: Option<String> = None;
+                let mut f5: Option<String> = None;
+                let mut f6: Option<EventSummaryResponseData> = None;
+                let mut f7: Option<FeatureType> = None;
+                let mut f8: Option<Vec<FlagView>> = None;
+                let mut f9: Option<String> = None;
+                let mut f10: Option<String> = None;
+                let mut f11: Option<String> = None;
+                let mut f12: Option<FeatureLifecyclePhase> = None;
+                let mut f13: Option<String> = None;
+                let mut f14: Option<Vec<PreviewObject>> = None;
+                let mut f15: Option<String> = None;
+                let mut f16: Option<String> = None;
+                let mut f17: Option<EntityTraitDefinitionResponseData> = None;
+                let mut f18: Option<String> = None;
+                let mut f19: Option<time::OffsetDateTime> = None;
+                let mut f20: Option<String> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "account_id" => f0 = Some(map.next_value()?),
+                        "billing_linked_resource" => f1 = map.next_value()?,
+                        "billing_product" => f2 = map.next_value()?,
+                        "created_at" => f3 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        "description" => f4 = Some(map.next_value()?),
+                        "event_subtype" => f5 = map.next_value()?,
+                        "event_summary" => f6 = map.next_value()?,
+                        "feature_type" => f7 = Some(map.next_value()?),
+                        "flags" => f8 = Some(map.next_value()?),
+                        "icon" => f9 = Some(map.next_value()?),
+                        "id" => f10 = Some(map.next_value()?),
+                        "license_id" => f11 = map.next_value()?,
+                        "lifecycle_phase" => f12 = map.next_value()?,
+                        "name" => f13 = Some(map.next_value()?),
+                        "plans" => f14 = Some(map.next_value()?),
+                        "plural_name" => f15 = map.next_value()?,
+                        "singular_name" => f16 = map.next_value()?,
+                        "trait" => f17 = map.next_value()?,
+                        "trait_id" => f18 = map.next_value()?,
+                        "updated_at" => f19 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        "usage_limit_trait_id" => f20 = map.next_value()?,
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(FeatureView {
+                    account_id: f0.ok_or_else(|| crate::de::missing("account_id"))?,
+                    billing_linked_resource: f1,
+                    billing_product: f2,
+                    created_at: f3.ok_or_else(|| crate::de::missing("created_at"))?,
+                    description: f4.ok_or_else(|| crate::de::missing("description"))?,
+                    event_subtype: f5,
+                    event_summary: f6,
+                    feature_type: f7.ok_or_else(|| crate::de::missing("feature_type"))?,
+                    flags: f8.ok_or_else(|| crate::de::missing("flags"))?,
+                    icon: f9.ok_or_else(|| crate::de::missing("icon"))?,
+                    id: f10.ok_or_else(|| crate::de::missing("id"))?,
+                    license_id: f11,
+                    lifecycle_phase: f12,
+                    name: f13.ok_or_else(|| crate::de::missing("name"))?,
+                    plans: f14.ok_or_else(|| crate::de::missing("plans"))?,
+                    plural_name: f15,
+                    singular_name: f16,
+                    r#trait: f17,
+                    trait_id: f18,
+                    updated_at: f19.ok_or_else(|| crate::de::missing("updated_at"))?,
+                    usage_limit_trait_id: f20,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `FlagDetailResponseData`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct FlagDetailResponseData {
     /// `created_at`, required.
     #[serde(with = "time::serde::rfc3339")]
@@ -1144,8 +2111,77 @@ impl FlagDetailResponseData {
     }
 }
 
+impl<'de> Deserialize<'de> for FlagDetailResponseData {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = FlagDetailResponseData;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a FlagDetailResponseData object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<FlagDetailResponseData, A::Error> {
+                let mut f0: Option<time::OffsetDateTime> = None;
+                let mut f1: Option<bool> = None;
+                let mut f2: Option<String> = None;
+                let mut f3: Option<FeatureResponseData> = None;
+                let mut f4: Option<String> = None;
+                let mut f5: Option<FlagType> = None;
+                let mut f6: Option<String> = None;
+                let mut f7: Option<String> = None;
+                let mut f8: Option<time::OffsetDateTime> = None;
+                let mut f9: Option<AccountMemberResponseData> = None;
+                let mut f10: Option<String> = None;
+                let mut f11: Option<String> = None;
+                let mut f12: Option<Vec<RuleDetailResponseData>> = None;
+                let mut f13: Option<time::OffsetDateTime> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "created_at" => f0 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        "default_value" => f1 = Some(map.next_value()?),
+                        "description" => f2 = Some(map.next_value()?),
+                        "feature" => f3 = map.next_value()?,
+                        "feature_id" => f4 = map.next_value()?,
+                        "flag_type" => f5 = Some(map.next_value()?),
+                        "id" => f6 = Some(map.next_value()?),
+                        "key" => f7 = Some(map.next_value()?),
+                        "last_checked_at" => f8 = map.next_value::<crate::de::OptDateTime>()?.0,
+                        "maintainer" => f9 = map.next_value()?,
+                        "maintainer_account_member_id" => f10 = map.next_value()?,
+                        "name" => f11 = Some(map.next_value()?),
+                        "rules" => f12 = Some(map.next_value()?),
+                        "updated_at" => f13 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(FlagDetailResponseData {
+                    created_at: f0.ok_or_else(|| crate::de::missing("created_at"))?,
+                    default_value: f1.ok_or_else(|| crate::de::missing("default_value"))?,
+                    description: f2.ok_or_else(|| crate::de::missing("description"))?,
+                    feature: f3,
+                    feature_id: f4,
+                    flag_type: f5.ok_or_else(|| crate::de::missing("flag_type"))?,
+                    id: f6.ok_or_else(|| crate::de::missing("id"))?,
+                    key: f7.ok_or_else(|| crate::de::missing("key"))?,
+                    last_checked_at: f8,
+                    maintainer: f9,
+                    maintainer_account_member_id: f10,
+                    name: f11.ok_or_else(|| crate::de::missing("name"))?,
+                    rules: f12.ok_or_else(|| crate::de::missing("rules"))?,
+                    updated_at: f13.ok_or_else(|| crate::de::missing("updated_at"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `FlagInPlanResponseData`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct FlagInPlanResponseData {
     /// `created_at`, required.
     #[serde(with = "time::serde::rfc3339")]
@@ -1216,8 +2252,74 @@ impl FlagInPlanResponseData {
     }
 }
 
+impl<'de> Deserialize<'de> for FlagInPlanResponseData {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = FlagInPlanResponseData;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a FlagInPlanResponseData object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<FlagInPlanResponseData, A::Error> {
+                let mut f0: Option<time::OffsetDateTime> = None;
+                let mut f1: Option<bool> = None;
+                let mut f2: Option<String> = None;
+                let mut f3: Option<FeatureResponseData> = None;
+                let mut f4: Option<String> = None;
+                let mut f5: Option<FlagType> = None;
+                let mut f6: Option<String> = None;
+                let mut f7: Option<String> = None;
+                let mut f8: Option<time::OffsetDateTime> = None;
+                let mut f9: Option<String> = None;
+                let mut f10: Option<String> = None;
+                let mut f11: Option<Vec<RuleDetailResponseData>> = None;
+                let mut f12: Option<time::OffsetDateTime> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "created_at" => f0 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        "default_value" => f1 = Some(map.next_value()?),
+                        "description" => f2 = Some(map.next_value()?),
+                        "feature" => f3 = map.next_value()?,
+                        "feature_id" => f4 = map.next_value()?,
+                        "flag_type" => f5 = Some(map.next_value()?),
+                        "id" => f6 = Some(map.next_value()?),
+                        "key" => f7 = Some(map.next_value()?),
+                        "last_checked_at" => f8 = map.next_value::<crate::de::OptDateTime>()?.0,
+                        "maintainer_account_member_id" => f9 = map.next_value()?,
+                        "name" => f10 = Some(map.next_value()?),
+                        "rules" => f11 = Some(map.next_value()?),
+                        "updated_at" => f12 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(FlagInPlanResponseData {
+                    created_at: f0.ok_or_else(|| crate::de::missing("created_at"))?,
+                    default_value: f1.ok_or_else(|| crate::de::missing("default_value"))?,
+                    description: f2.ok_or_else(|| crate::de::missing("description"))?,
+                    feature: f3,
+                    feature_id: f4,
+                    flag_type: f5.ok_or_else(|| crate::de::missing("flag_type"))?,
+                    id: f6.ok_or_else(|| crate::de::missing("id"))?,
+                    key: f7.ok_or_else(|| crate::de::missing("key"))?,
+                    last_checked_at: f8,
+                    maintainer_account_member_id: f9,
+                    name: f10.ok_or_else(|| crate::de::missing("name"))?,
+                    rules: f11.ok_or_else(|| crate::de::missing("rules"))?,
+                    updated_at: f12.ok_or_else(|| crate::de::missing("updated_at"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `FlagResponseData`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct FlagResponseData {
     /// `created_at`, required.
     #[serde(with = "time::serde::rfc3339")]
@@ -1272,6 +2374,63 @@ impl FlagResponseData {
     }
 }
 
+impl<'de> Deserialize<'de> for FlagResponseData {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = FlagResponseData;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a FlagResponseData object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<FlagResponseData, A::Error> {
+                let mut f0: Option<time::OffsetDateTime> = None;
+                let mut f1: Option<bool> = None;
+                let mut f2: Option<String> = None;
+                let mut f3: Option<String> = None;
+                let mut f4: Option<FlagType> = None;
+                let mut f5: Option<String> = None;
+                let mut f6: Option<String> = None;
+                let mut f7: Option<String> = None;
+                let mut f8: Option<String> = None;
+                let mut f9: Option<time::OffsetDateTime> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "created_at" => f0 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        "default_value" => f1 = Some(map.next_value()?),
+                        "description" => f2 = Some(map.next_value()?),
+                        "feature_id" => f3 = map.next_value()?,
+                        "flag_type" => f4 = Some(map.next_value()?),
+                        "id" => f5 = Some(map.next_value()?),
+                        "key" => f6 = Some(map.next_value()?),
+                        "maintainer_account_member_id" => f7 = map.next_value()?,
+                        "name" => f8 = Some(map.next_value()?),
+                        "updated_at" => f9 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(FlagResponseData {
+                    created_at: f0.ok_or_else(|| crate::de::missing("created_at"))?,
+                    default_value: f1.ok_or_else(|| crate::de::missing("default_value"))?,
+                    description: f2.ok_or_else(|| crate::de::missing("description"))?,
+                    feature_id: f3,
+                    flag_type: f4.ok_or_else(|| crate::de::missing("flag_type"))?,
+                    id: f5.ok_or_else(|| crate::de::missing("id"))?,
+                    key: f6.ok_or_else(|| crate::de::missing("key"))?,
+                    maintainer_account_member_id: f7,
+                    name: f8.ok_or_else(|| crate::de::missing("name"))?,
+                    updated_at: f9.ok_or_else(|| crate::de::missing("updated_at"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 open_enum! {
 /// The schema `FlagType`.
 pub enum FlagType {
@@ -1279,7 +2438,7 @@ Boolean => "boolean",
 } }
 
 /// The schema `FlagView`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct FlagView {
     /// `account_id`, required.
     pub account_id: String,
@@ -1347,5 +2506,71 @@ impl FlagView {
             rules,
             updated_at,
         }
+    }
+}
+
+impl<'de> Deserialize<'de> for FlagView {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = FlagView;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a FlagView object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<FlagView, A::Error> {
+                let mut f0: Option<String> = None;
+                let mut f1: Option<time::OffsetDateTime> = None;
+                let mut f2: Option<bool> = None;
+                let mut f3: Option<String> = None;
+                let mut f4: Option<FeatureResponseData> = None;
+                let mut f5: Option<String> = None;
+                let mut f6: Option<FlagType> = None;
+                let mut f7: Option<String> = None;
+                let mut f8: Option<String> = None;
+                let mut f9: Option<time::OffsetDateTime> = None;
+                let mut f10: Option<String> = None;
+                let mut f11: Option<Vec<RuleView>> = None;
+                let mut f12: Option<time::OffsetDateTime> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "account_id" => f0 = Some(map.next_value()?),
+                        "created_at" => f1 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        "default_value" => f2 = Some(map.next_value()?),
+                        "description" => f3 = Some(map.next_value()?),
+                        "feature" => f4 = map.next_value()?,
+                        "feature_id" => f5 = map.next_value()?,
+                        "flag_type" => f6 = Some(map.next_value()?),
+                        "id" => f7 = Some(map.next_value()?),
+                        "key" => f8 = Some(map.next_value()?),
+                        "last_checked_at" => f9 = map.next_value::<crate::de::OptDateTime>()?.0,
+                        "name" => f10 = Some(map.next_value()?),
+                        "rules" => f11 = Some(map.next_value()?),
+                        "updated_at" => f12 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(FlagView {
+                    account_id: f0.ok_or_else(|| crate::de::missing("account_id"))?,
+                    created_at: f1.ok_or_else(|| crate::de::missing("created_at"))?,
+                    default_value: f2.ok_or_else(|| crate::de::missing("default_value"))?,
+                    description: f3.ok_or_else(|| crate::de::missing("description"))?,
+                    feature: f4,
+                    feature_id: f5,
+                    flag_type: f6.ok_or_else(|| crate::de::missing("flag_type"))?,
+                    id: f7.ok_or_else(|| crate::de::missing("id"))?,
+                    key: f8.ok_or_else(|| crate::de::missing("key"))?,
+                    last_checked_at: f9,
+                    name: f10.ok_or_else(|| crate::de::missing("name"))?,
+                    rules: f11.ok_or_else(|| crate::de::missing("rules"))?,
+                    updated_at: f12.ok_or_else(|| crate::de::missing("updated_at"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
     }
 }

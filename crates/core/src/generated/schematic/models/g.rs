@@ -13,7 +13,7 @@ use super::*;
 use crate::open_enum::open_enum;
 
 /// The schema `GenericPreviewObject`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct GenericPreviewObject {
     /// `description`, optional.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -39,8 +39,47 @@ impl GenericPreviewObject {
     }
 }
 
+impl<'de> Deserialize<'de> for GenericPreviewObject {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = GenericPreviewObject;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a GenericPreviewObject object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<GenericPreviewObject, A::Error> {
+                let mut f0: Option<String> = None;
+                let mut f1: Option<String> = None;
+                let mut f2: Option<String> = None;
+                let mut f3: Option<String> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "description" => f0 = map.next_value()?,
+                        "id" => f1 = Some(map.next_value()?),
+                        "image_url" => f2 = map.next_value()?,
+                        "name" => f3 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(GenericPreviewObject {
+                    description: f0,
+                    id: f1.ok_or_else(|| crate::de::missing("id"))?,
+                    image_url: f2,
+                    name: f3.ok_or_else(|| crate::de::missing("name"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `GetOnboardingStateResp`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct GetOnboardingStateResp {
     /// `environment_id`, optional.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -77,8 +116,53 @@ impl GetOnboardingStateResp {
     }
 }
 
+impl<'de> Deserialize<'de> for GetOnboardingStateResp {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = GetOnboardingStateResp;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a GetOnboardingStateResp object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<GetOnboardingStateResp, A::Error> {
+                let mut f0: Option<String> = None;
+                let mut f1: Option<Vec<OnboardingMilestoneView>> = None;
+                let mut f2: Option<OnboardingPath> = None;
+                let mut f3: Option<Vec<OnboardingRequirementView>> = None;
+                let mut f4: Option<Vec<OnboardingRequirement>> = None;
+                let mut f5: Option<OnboardingTrack> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "environment_id" => f0 = map.next_value()?,
+                        "milestones" => f1 = Some(map.next_value()?),
+                        "path" => f2 = map.next_value()?,
+                        "requirements" => f3 = Some(map.next_value()?),
+                        "suggested_next" => f4 = Some(map.next_value()?),
+                        "track" => f5 = map.next_value()?,
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(GetOnboardingStateResp {
+                    environment_id: f0,
+                    milestones: f1.ok_or_else(|| crate::de::missing("milestones"))?,
+                    path: f2,
+                    requirements: f3.ok_or_else(|| crate::de::missing("requirements"))?,
+                    suggested_next: f4.ok_or_else(|| crate::de::missing("suggested_next"))?,
+                    track: f5,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `GetOrCreateCompanyMembershipRequestBody`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct GetOrCreateCompanyMembershipRequestBody {
     /// `company_id`, required.
     pub company_id: String,
@@ -93,5 +177,38 @@ impl GetOrCreateCompanyMembershipRequestBody {
             company_id,
             user_id,
         }
+    }
+}
+
+impl<'de> Deserialize<'de> for GetOrCreateCompanyMembershipRequestBody {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = GetOrCreateCompanyMembershipRequestBody;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a GetOrCreateCompanyMembershipRequestBody object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<GetOrCreateCompanyMembershipRequestBody, A::Error> {
+                let mut f0: Option<String> = None;
+                let mut f1: Option<String> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "company_id" => f0 = Some(map.next_value()?),
+                        "user_id" => f1 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(GetOrCreateCompanyMembershipRequestBody {
+                    company_id: f0.ok_or_else(|| crate::de::missing("company_id"))?,
+                    user_id: f1.ok_or_else(|| crate::de::missing("user_id"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
     }
 }

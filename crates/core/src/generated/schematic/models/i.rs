@@ -13,7 +13,7 @@ use super::*;
 use crate::open_enum::open_enum;
 
 /// The schema `InsightsSummaryResponseData`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct InsightsSummaryResponseData {
     /// `active_credits`, required.
     pub active_credits: f64,
@@ -50,8 +50,53 @@ impl InsightsSummaryResponseData {
     }
 }
 
+impl<'de> Deserialize<'de> for InsightsSummaryResponseData {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = InsightsSummaryResponseData;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a InsightsSummaryResponseData object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<InsightsSummaryResponseData, A::Error> {
+                let mut f0: Option<f64> = None;
+                let mut f1: Option<Vec<MrrResponseData>> = None;
+                let mut f2: Option<i64> = None;
+                let mut f3: Option<i64> = None;
+                let mut f4: Option<i64> = None;
+                let mut f5: Option<i64> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "active_credits" => f0 = Some(map.next_value()?),
+                        "mrr" => f1 = Some(map.next_value()?),
+                        "paid_companies" => f2 = Some(map.next_value()?),
+                        "total_companies" => f3 = Some(map.next_value()?),
+                        "total_features" => f4 = Some(map.next_value()?),
+                        "total_plans" => f5 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(InsightsSummaryResponseData {
+                    active_credits: f0.ok_or_else(|| crate::de::missing("active_credits"))?,
+                    mrr: f1.ok_or_else(|| crate::de::missing("mrr"))?,
+                    paid_companies: f2.ok_or_else(|| crate::de::missing("paid_companies"))?,
+                    total_companies: f3.ok_or_else(|| crate::de::missing("total_companies"))?,
+                    total_features: f4.ok_or_else(|| crate::de::missing("total_features"))?,
+                    total_plans: f5.ok_or_else(|| crate::de::missing("total_plans"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `InstallIntegrationRequestBody`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct InstallIntegrationRequestBody {
     /// `company_matching_criteria`, optional.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -86,8 +131,53 @@ impl InstallIntegrationRequestBody {
     }
 }
 
+impl<'de> Deserialize<'de> for InstallIntegrationRequestBody {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = InstallIntegrationRequestBody;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a InstallIntegrationRequestBody object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<InstallIntegrationRequestBody, A::Error> {
+                let mut f0: Option<CompanyMatchingCriteria> = None;
+                let mut f1: Option<String> = None;
+                let mut f2: Option<BTreeMap<String, serde_json::Value>> = None;
+                let mut f3: Option<bool> = None;
+                let mut f4: Option<bool> = None;
+                let mut f5: Option<IntegrationType> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "company_matching_criteria" => f0 = map.next_value()?,
+                        "company_matching_field" => f1 = map.next_value()?,
+                        "config" => f2 = map.next_value()?,
+                        "is_sandbox" => f3 = map.next_value()?,
+                        "live_mode" => f4 = map.next_value()?,
+                        "type" => f5 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(InstallIntegrationRequestBody {
+                    company_matching_criteria: f0,
+                    company_matching_field: f1,
+                    config: f2,
+                    is_sandbox: f3,
+                    live_mode: f4,
+                    r#type: f5.ok_or_else(|| crate::de::missing("type"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `IntegrationCapabilities`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct IntegrationCapabilities {
     /// `author_plans`, required.
     pub author_plans: bool,
@@ -105,6 +195,42 @@ impl IntegrationCapabilities {
             checkout,
             edit_billing,
         }
+    }
+}
+
+impl<'de> Deserialize<'de> for IntegrationCapabilities {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = IntegrationCapabilities;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a IntegrationCapabilities object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<IntegrationCapabilities, A::Error> {
+                let mut f0: Option<bool> = None;
+                let mut f1: Option<bool> = None;
+                let mut f2: Option<bool> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "author_plans" => f0 = Some(map.next_value()?),
+                        "checkout" => f1 = Some(map.next_value()?),
+                        "edit_billing" => f2 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(IntegrationCapabilities {
+                    author_plans: f0.ok_or_else(|| crate::de::missing("author_plans"))?,
+                    checkout: f1.ok_or_else(|| crate::de::missing("checkout"))?,
+                    edit_billing: f2.ok_or_else(|| crate::de::missing("edit_billing"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
     }
 }
 
@@ -154,7 +280,7 @@ impl<'de> Deserialize<'de> for IntegrationConfig {
 }
 
 /// The schema `IntegrationInstallConfig`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct IntegrationInstallConfig {
     /// `company_matching_criteria`, optional.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -209,8 +335,66 @@ impl IntegrationInstallConfig {
     }
 }
 
+impl<'de> Deserialize<'de> for IntegrationInstallConfig {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = IntegrationInstallConfig;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a IntegrationInstallConfig object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<IntegrationInstallConfig, A::Error> {
+                let mut f0: Option<CompanyMatchingCriteria> = None;
+                let mut f1: Option<String> = None;
+                let mut f2: Option<IntegrationConfig> = None;
+                let mut f3: Option<time::OffsetDateTime> = None;
+                let mut f4: Option<String> = None;
+                let mut f5: Option<String> = None;
+                let mut f6: Option<bool> = None;
+                let mut f7: Option<bool> = None;
+                let mut f8: Option<bool> = None;
+                let mut f9: Option<time::OffsetDateTime> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "company_matching_criteria" => f0 = map.next_value()?,
+                        "company_matching_field" => f1 = map.next_value()?,
+                        "config" => f2 = map.next_value()?,
+                        "created_at" => f3 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        "id" => f4 = Some(map.next_value()?),
+                        "integration_id" => f5 = Some(map.next_value()?),
+                        "is_app_install" => f6 = Some(map.next_value()?),
+                        "is_connect_install" => f7 = Some(map.next_value()?),
+                        "live_mode" => f8 = Some(map.next_value()?),
+                        "updated_at" => f9 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(IntegrationInstallConfig {
+                    company_matching_criteria: f0,
+                    company_matching_field: f1,
+                    config: f2,
+                    created_at: f3.ok_or_else(|| crate::de::missing("created_at"))?,
+                    id: f4.ok_or_else(|| crate::de::missing("id"))?,
+                    integration_id: f5.ok_or_else(|| crate::de::missing("integration_id"))?,
+                    is_app_install: f6.ok_or_else(|| crate::de::missing("is_app_install"))?,
+                    is_connect_install: f7
+                        .ok_or_else(|| crate::de::missing("is_connect_install"))?,
+                    live_mode: f8.ok_or_else(|| crate::de::missing("live_mode"))?,
+                    updated_at: f9.ok_or_else(|| crate::de::missing("updated_at"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `IntegrationInstallResponseData`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct IntegrationInstallResponseData {
     /// `capabilities`, required.
     pub capabilities: IntegrationCapabilities,
@@ -235,8 +419,44 @@ impl IntegrationInstallResponseData {
     }
 }
 
+impl<'de> Deserialize<'de> for IntegrationInstallResponseData {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = IntegrationInstallResponseData;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a IntegrationInstallResponseData object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<IntegrationInstallResponseData, A::Error> {
+                let mut f0: Option<IntegrationCapabilities> = None;
+                let mut f1: Option<IntegrationInstallConfig> = None;
+                let mut f2: Option<IntegrationResponseData> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "capabilities" => f0 = Some(map.next_value()?),
+                        "config" => f1 = Some(map.next_value()?),
+                        "integration" => f2 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(IntegrationInstallResponseData {
+                    capabilities: f0.ok_or_else(|| crate::de::missing("capabilities"))?,
+                    config: f1.ok_or_else(|| crate::de::missing("config"))?,
+                    integration: f2.ok_or_else(|| crate::de::missing("integration"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `IntegrationResponseData`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct IntegrationResponseData {
     /// `created_at`, required.
     #[serde(with = "time::serde::rfc3339")]
@@ -271,6 +491,48 @@ impl IntegrationResponseData {
     }
 }
 
+impl<'de> Deserialize<'de> for IntegrationResponseData {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = IntegrationResponseData;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a IntegrationResponseData object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<IntegrationResponseData, A::Error> {
+                let mut f0: Option<time::OffsetDateTime> = None;
+                let mut f1: Option<String> = None;
+                let mut f2: Option<IntegrationState> = None;
+                let mut f3: Option<IntegrationType> = None;
+                let mut f4: Option<time::OffsetDateTime> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "created_at" => f0 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        "id" => f1 = Some(map.next_value()?),
+                        "state" => f2 = Some(map.next_value()?),
+                        "type" => f3 = Some(map.next_value()?),
+                        "updated_at" => f4 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(IntegrationResponseData {
+                    created_at: f0.ok_or_else(|| crate::de::missing("created_at"))?,
+                    id: f1.ok_or_else(|| crate::de::missing("id"))?,
+                    state: f2.ok_or_else(|| crate::de::missing("state"))?,
+                    r#type: f3.ok_or_else(|| crate::de::missing("type"))?,
+                    updated_at: f4.ok_or_else(|| crate::de::missing("updated_at"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 open_enum! {
 /// The schema `IntegrationState`.
 pub enum IntegrationState {
@@ -291,7 +553,7 @@ Workos => "workos",
 } }
 
 /// The schema `IntegrationWebhookUrlResponseData`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct IntegrationWebhookUrlResponseData {
     /// `type`, required.
     pub r#type: IntegrationType,
@@ -306,8 +568,41 @@ impl IntegrationWebhookUrlResponseData {
     }
 }
 
+impl<'de> Deserialize<'de> for IntegrationWebhookUrlResponseData {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = IntegrationWebhookUrlResponseData;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a IntegrationWebhookUrlResponseData object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<IntegrationWebhookUrlResponseData, A::Error> {
+                let mut f0: Option<IntegrationType> = None;
+                let mut f1: Option<String> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "type" => f0 = Some(map.next_value()?),
+                        "url" => f1 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(IntegrationWebhookUrlResponseData {
+                    r#type: f0.ok_or_else(|| crate::de::missing("type"))?,
+                    url: f1.ok_or_else(|| crate::de::missing("url"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `IntegrationsDataSetResponseData`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct IntegrationsDataSetResponseData {
     /// `keys`, required, at most 1000 items.
     pub keys: Vec<String>,
@@ -320,8 +615,38 @@ impl IntegrationsDataSetResponseData {
     }
 }
 
+impl<'de> Deserialize<'de> for IntegrationsDataSetResponseData {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = IntegrationsDataSetResponseData;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a IntegrationsDataSetResponseData object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<IntegrationsDataSetResponseData, A::Error> {
+                let mut f0: Option<Vec<String>> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "keys" => f0 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(IntegrationsDataSetResponseData {
+                    keys: f0.ok_or_else(|| crate::de::missing("keys"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `IntegrationsListResponseData`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct IntegrationsListResponseData {
     /// `capabilities`, required.
     pub capabilities: IntegrationCapabilities,
@@ -370,8 +695,62 @@ impl IntegrationsListResponseData {
     }
 }
 
+impl<'de> Deserialize<'de> for IntegrationsListResponseData {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = IntegrationsListResponseData;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a IntegrationsListResponseData object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<IntegrationsListResponseData, A::Error> {
+                let mut f0: Option<IntegrationCapabilities> = None;
+                let mut f1: Option<IntegrationConfig> = None;
+                let mut f2: Option<String> = None;
+                let mut f3: Option<bool> = None;
+                let mut f4: Option<bool> = None;
+                let mut f5: Option<time::OffsetDateTime> = None;
+                let mut f6: Option<IntegrationState> = None;
+                let mut f7: Option<IntegrationType> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "capabilities" => f0 = Some(map.next_value()?),
+                        "config" => f1 = map.next_value()?,
+                        "id" => f2 = Some(map.next_value()?),
+                        "is_app_install" => f3 = Some(map.next_value()?),
+                        "is_connect_install" => f4 = Some(map.next_value()?),
+                        "last_webhook_received_at" => {
+                            f5 = map.next_value::<crate::de::OptDateTime>()?.0
+                        }
+                        "state" => f6 = Some(map.next_value()?),
+                        "type" => f7 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(IntegrationsListResponseData {
+                    capabilities: f0.ok_or_else(|| crate::de::missing("capabilities"))?,
+                    config: f1,
+                    id: f2.ok_or_else(|| crate::de::missing("id"))?,
+                    is_app_install: f3.ok_or_else(|| crate::de::missing("is_app_install"))?,
+                    is_connect_install: f4
+                        .ok_or_else(|| crate::de::missing("is_connect_install"))?,
+                    last_webhook_received_at: f5,
+                    state: f6.ok_or_else(|| crate::de::missing("state"))?,
+                    r#type: f7.ok_or_else(|| crate::de::missing("type"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `IntegrationsResponseData`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct IntegrationsResponseData {
     /// `created_at`, required.
     #[serde(with = "time::serde::rfc3339")]
@@ -406,8 +785,50 @@ impl IntegrationsResponseData {
     }
 }
 
+impl<'de> Deserialize<'de> for IntegrationsResponseData {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = IntegrationsResponseData;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a IntegrationsResponseData object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<IntegrationsResponseData, A::Error> {
+                let mut f0: Option<time::OffsetDateTime> = None;
+                let mut f1: Option<String> = None;
+                let mut f2: Option<IntegrationState> = None;
+                let mut f3: Option<IntegrationType> = None;
+                let mut f4: Option<time::OffsetDateTime> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "created_at" => f0 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        "id" => f1 = Some(map.next_value()?),
+                        "state" => f2 = Some(map.next_value()?),
+                        "type" => f3 = Some(map.next_value()?),
+                        "updated_at" => f4 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(IntegrationsResponseData {
+                    created_at: f0.ok_or_else(|| crate::de::missing("created_at"))?,
+                    id: f1.ok_or_else(|| crate::de::missing("id"))?,
+                    state: f2.ok_or_else(|| crate::de::missing("state"))?,
+                    r#type: f3.ok_or_else(|| crate::de::missing("type"))?,
+                    updated_at: f4.ok_or_else(|| crate::de::missing("updated_at"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `InvoiceRequestBody`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct InvoiceRequestBody {
     /// `amount_due`, required.
     pub amount_due: i64,
@@ -480,8 +901,78 @@ impl InvoiceRequestBody {
     }
 }
 
+impl<'de> Deserialize<'de> for InvoiceRequestBody {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = InvoiceRequestBody;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a InvoiceRequestBody object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<InvoiceRequestBody, A::Error> {
+                let mut f0: Option<i64> = None;
+                let mut f1: Option<i64> = None;
+                let mut f2: Option<i64> = None;
+                let mut f3: Option<String> = None;
+                let mut f4: Option<String> = None;
+                let mut f5: Option<String> = None;
+                let mut f6: Option<time::OffsetDateTime> = None;
+                let mut f7: Option<i64> = None;
+                let mut f8: Option<String> = None;
+                let mut f9: Option<i64> = None;
+                let mut f10: Option<InvoiceStatus> = None;
+                let mut f11: Option<String> = None;
+                let mut f12: Option<i64> = None;
+                let mut f13: Option<String> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "amount_due" => f0 = Some(map.next_value()?),
+                        "amount_paid" => f1 = Some(map.next_value()?),
+                        "amount_remaining" => f2 = Some(map.next_value()?),
+                        "collection_method" => f3 = Some(map.next_value()?),
+                        "currency" => f4 = Some(map.next_value()?),
+                        "customer_external_id" => f5 = Some(map.next_value()?),
+                        "due_date" => f6 = map.next_value::<crate::de::OptDateTime>()?.0,
+                        "ending_balance" => f7 = map.next_value()?,
+                        "payment_method_external_id" => f8 = map.next_value()?,
+                        "starting_balance" => f9 = map.next_value()?,
+                        "status" => f10 = map.next_value()?,
+                        "subscription_external_id" => f11 = map.next_value()?,
+                        "subtotal" => f12 = Some(map.next_value()?),
+                        "url" => f13 = map.next_value()?,
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(InvoiceRequestBody {
+                    amount_due: f0.ok_or_else(|| crate::de::missing("amount_due"))?,
+                    amount_paid: f1.ok_or_else(|| crate::de::missing("amount_paid"))?,
+                    amount_remaining: f2.ok_or_else(|| crate::de::missing("amount_remaining"))?,
+                    collection_method: f3.ok_or_else(|| crate::de::missing("collection_method"))?,
+                    currency: f4.ok_or_else(|| crate::de::missing("currency"))?,
+                    customer_external_id: f5
+                        .ok_or_else(|| crate::de::missing("customer_external_id"))?,
+                    due_date: f6,
+                    ending_balance: f7,
+                    payment_method_external_id: f8,
+                    starting_balance: f9,
+                    status: f10,
+                    subscription_external_id: f11,
+                    subtotal: f12.ok_or_else(|| crate::de::missing("subtotal"))?,
+                    url: f13,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `InvoiceResponseData`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct InvoiceResponseData {
     /// `amount_due`, required.
     pub amount_due: i64,
@@ -584,6 +1075,97 @@ impl InvoiceResponseData {
     }
 }
 
+impl<'de> Deserialize<'de> for InvoiceResponseData {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = InvoiceResponseData;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a InvoiceResponseData object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<InvoiceResponseData, A::Error> {
+                let mut f0: Option<i64> = None;
+                let mut f1: Option<i64> = None;
+                let mut f2: Option<i64> = None;
+                let mut f3: Option<String> = None;
+                let mut f4: Option<String> = None;
+                let mut f5: Option<time::OffsetDateTime> = None;
+                let mut f6: Option<String> = None;
+                let mut f7: Option<String> = None;
+                let mut f8: Option<time::OffsetDateTime> = None;
+                let mut f9: Option<i64> = None;
+                let mut f10: Option<String> = None;
+                let mut f11: Option<String> = None;
+                let mut f12: Option<String> = None;
+                let mut f13: Option<String> = None;
+                let mut f14: Option<BillingProviderType> = None;
+                let mut f15: Option<i64> = None;
+                let mut f16: Option<InvoiceStatus> = None;
+                let mut f17: Option<String> = None;
+                let mut f18: Option<i64> = None;
+                let mut f19: Option<time::OffsetDateTime> = None;
+                let mut f20: Option<String> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "amount_due" => f0 = Some(map.next_value()?),
+                        "amount_paid" => f1 = Some(map.next_value()?),
+                        "amount_remaining" => f2 = Some(map.next_value()?),
+                        "collection_method" => f3 = Some(map.next_value()?),
+                        "company_id" => f4 = map.next_value()?,
+                        "created_at" => f5 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        "currency" => f6 = Some(map.next_value()?),
+                        "customer_external_id" => f7 = Some(map.next_value()?),
+                        "due_date" => f8 = map.next_value::<crate::de::OptDateTime>()?.0,
+                        "ending_balance" => f9 = Some(map.next_value()?),
+                        "environment_id" => f10 = Some(map.next_value()?),
+                        "external_id" => f11 = map.next_value()?,
+                        "id" => f12 = Some(map.next_value()?),
+                        "payment_method_external_id" => f13 = map.next_value()?,
+                        "provider_type" => f14 = Some(map.next_value()?),
+                        "starting_balance" => f15 = Some(map.next_value()?),
+                        "status" => f16 = map.next_value()?,
+                        "subscription_external_id" => f17 = map.next_value()?,
+                        "subtotal" => f18 = Some(map.next_value()?),
+                        "updated_at" => f19 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        "url" => f20 = map.next_value()?,
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(InvoiceResponseData {
+                    amount_due: f0.ok_or_else(|| crate::de::missing("amount_due"))?,
+                    amount_paid: f1.ok_or_else(|| crate::de::missing("amount_paid"))?,
+                    amount_remaining: f2.ok_or_else(|| crate::de::missing("amount_remaining"))?,
+                    collection_method: f3.ok_or_else(|| crate::de::missing("collection_method"))?,
+                    company_id: f4,
+                    created_at: f5.ok_or_else(|| crate::de::missing("created_at"))?,
+                    currency: f6.ok_or_else(|| crate::de::missing("currency"))?,
+                    customer_external_id: f7
+                        .ok_or_else(|| crate::de::missing("customer_external_id"))?,
+                    due_date: f8,
+                    ending_balance: f9.ok_or_else(|| crate::de::missing("ending_balance"))?,
+                    environment_id: f10.ok_or_else(|| crate::de::missing("environment_id"))?,
+                    external_id: f11,
+                    id: f12.ok_or_else(|| crate::de::missing("id"))?,
+                    payment_method_external_id: f13,
+                    provider_type: f14.ok_or_else(|| crate::de::missing("provider_type"))?,
+                    starting_balance: f15.ok_or_else(|| crate::de::missing("starting_balance"))?,
+                    status: f16,
+                    subscription_external_id: f17,
+                    subtotal: f18.ok_or_else(|| crate::de::missing("subtotal"))?,
+                    updated_at: f19.ok_or_else(|| crate::de::missing("updated_at"))?,
+                    url: f20,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 open_enum! {
 /// The schema `InvoiceStatus`.
 pub enum InvoiceStatus {
@@ -595,7 +1177,7 @@ Void => "void",
 } }
 
 /// The schema `IssueTemporaryAccessTokenRequestBody`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct IssueTemporaryAccessTokenRequestBody {
     /// `lookup`, required.
     pub lookup: BTreeMap<String, String>,
@@ -616,8 +1198,41 @@ impl IssueTemporaryAccessTokenRequestBody {
     }
 }
 
+impl<'de> Deserialize<'de> for IssueTemporaryAccessTokenRequestBody {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = IssueTemporaryAccessTokenRequestBody;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a IssueTemporaryAccessTokenRequestBody object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<IssueTemporaryAccessTokenRequestBody, A::Error> {
+                let mut f0: Option<BTreeMap<String, String>> = None;
+                let mut f1: Option<TemporaryAccessTokenResourceType> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "lookup" => f0 = Some(map.next_value()?),
+                        "resource_type" => f1 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(IssueTemporaryAccessTokenRequestBody {
+                    lookup: f0.ok_or_else(|| crate::de::missing("lookup"))?,
+                    resource_type: f1.ok_or_else(|| crate::de::missing("resource_type"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `IssueTemporaryAccessTokenResponseData`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct IssueTemporaryAccessTokenResponseData {
     /// `api_key_id`, required.
     pub api_key_id: String,
@@ -662,5 +1277,56 @@ impl IssueTemporaryAccessTokenResponseData {
             token,
             updated_at,
         }
+    }
+}
+
+impl<'de> Deserialize<'de> for IssueTemporaryAccessTokenResponseData {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = IssueTemporaryAccessTokenResponseData;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a IssueTemporaryAccessTokenResponseData object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<IssueTemporaryAccessTokenResponseData, A::Error> {
+                let mut f0: Option<String> = None;
+                let mut f1: Option<time::OffsetDateTime> = None;
+                let mut f2: Option<String> = None;
+                let mut f3: Option<time::OffsetDateTime> = None;
+                let mut f4: Option<String> = None;
+                let mut f5: Option<TemporaryAccessTokenResourceType> = None;
+                let mut f6: Option<String> = None;
+                let mut f7: Option<time::OffsetDateTime> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "api_key_id" => f0 = Some(map.next_value()?),
+                        "created_at" => f1 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        "environment_id" => f2 = Some(map.next_value()?),
+                        "expired_at" => f3 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        "id" => f4 = Some(map.next_value()?),
+                        "resource_type" => f5 = Some(map.next_value()?),
+                        "token" => f6 = Some(map.next_value()?),
+                        "updated_at" => f7 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(IssueTemporaryAccessTokenResponseData {
+                    api_key_id: f0.ok_or_else(|| crate::de::missing("api_key_id"))?,
+                    created_at: f1.ok_or_else(|| crate::de::missing("created_at"))?,
+                    environment_id: f2.ok_or_else(|| crate::de::missing("environment_id"))?,
+                    expired_at: f3.ok_or_else(|| crate::de::missing("expired_at"))?,
+                    id: f4.ok_or_else(|| crate::de::missing("id"))?,
+                    resource_type: f5.ok_or_else(|| crate::de::missing("resource_type"))?,
+                    token: f6.ok_or_else(|| crate::de::missing("token"))?,
+                    updated_at: f7.ok_or_else(|| crate::de::missing("updated_at"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
     }
 }

@@ -13,7 +13,7 @@ use super::*;
 use crate::open_enum::open_enum;
 
 /// The schema `KeysRequestBody`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct KeysRequestBody {
     /// `keys`, required.
     pub keys: BTreeMap<String, String>,
@@ -23,5 +23,35 @@ impl KeysRequestBody {
     /// Creates a value from its required fields; optional fields are `None`.
     pub fn new(keys: BTreeMap<String, String>) -> Self {
         Self { keys }
+    }
+}
+
+impl<'de> Deserialize<'de> for KeysRequestBody {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = KeysRequestBody;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a KeysRequestBody object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<KeysRequestBody, A::Error> {
+                let mut f0: Option<BTreeMap<String, String>> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "keys" => f0 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(KeysRequestBody {
+                    keys: f0.ok_or_else(|| crate::de::missing("keys"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
     }
 }

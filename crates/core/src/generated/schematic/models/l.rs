@@ -13,7 +13,7 @@ use super::*;
 use crate::open_enum::open_enum;
 
 /// The schema `LicenseResponseData`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct LicenseResponseData {
     /// `created_at`, required.
     #[serde(with = "time::serde::rfc3339")]
@@ -44,8 +44,47 @@ impl LicenseResponseData {
     }
 }
 
+impl<'de> Deserialize<'de> for LicenseResponseData {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = LicenseResponseData;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a LicenseResponseData object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<LicenseResponseData, A::Error> {
+                let mut f0: Option<time::OffsetDateTime> = None;
+                let mut f1: Option<String> = None;
+                let mut f2: Option<String> = None;
+                let mut f3: Option<time::OffsetDateTime> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "created_at" => f0 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        "id" => f1 = Some(map.next_value()?),
+                        "name" => f2 = Some(map.next_value()?),
+                        "updated_at" => f3 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(LicenseResponseData {
+                    created_at: f0.ok_or_else(|| crate::de::missing("created_at"))?,
+                    id: f1.ok_or_else(|| crate::de::missing("id"))?,
+                    name: f2.ok_or_else(|| crate::de::missing("name"))?,
+                    updated_at: f3.ok_or_else(|| crate::de::missing("updated_at"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `LimitTimeSeriesPointResponseData`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct LimitTimeSeriesPointResponseData {
     /// `effective_at`, required.
     #[serde(with = "time::serde::rfc3339")]
@@ -80,5 +119,50 @@ impl LimitTimeSeriesPointResponseData {
             plan_id: None,
             price_behavior: None,
         }
+    }
+}
+
+impl<'de> Deserialize<'de> for LimitTimeSeriesPointResponseData {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = LimitTimeSeriesPointResponseData;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a LimitTimeSeriesPointResponseData object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<LimitTimeSeriesPointResponseData, A::Error> {
+                let mut f0: Option<time::OffsetDateTime> = None;
+                let mut f1: Option<bool> = None;
+                let mut f2: Option<EntitlementType> = None;
+                let mut f3: Option<i64> = None;
+                let mut f4: Option<String> = None;
+                let mut f5: Option<EntitlementPriceBehavior> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "effective_at" => f0 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        "is_soft_limit" => f1 = Some(map.next_value()?),
+                        "limit_source" => f2 = Some(map.next_value()?),
+                        "limit_value" => f3 = map.next_value()?,
+                        "plan_id" => f4 = map.next_value()?,
+                        "price_behavior" => f5 = map.next_value()?,
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(LimitTimeSeriesPointResponseData {
+                    effective_at: f0.ok_or_else(|| crate::de::missing("effective_at"))?,
+                    is_soft_limit: f1.ok_or_else(|| crate::de::missing("is_soft_limit"))?,
+                    limit_source: f2.ok_or_else(|| crate::de::missing("limit_source"))?,
+                    limit_value: f3,
+                    plan_id: f4,
+                    price_behavior: f5,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
     }
 }

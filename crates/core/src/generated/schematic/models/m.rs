@@ -13,15 +13,45 @@ use super::*;
 use crate::open_enum::open_enum;
 
 /// The schema `ManagePlanPreviewResponseResponseData`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, Default)]
 pub struct ManagePlanPreviewResponseResponseData {
     /// `subscription_change_preview`, optional.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subscription_change_preview: Option<PreviewSubscriptionChangeResponseData>,
 }
 
+impl<'de> Deserialize<'de> for ManagePlanPreviewResponseResponseData {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = ManagePlanPreviewResponseResponseData;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a ManagePlanPreviewResponseResponseData object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<ManagePlanPreviewResponseResponseData, A::Error> {
+                let mut f0: Option<PreviewSubscriptionChangeResponseData> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "subscription_change_preview" => f0 = map.next_value()?,
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(ManagePlanPreviewResponseResponseData {
+                    subscription_change_preview: f0,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `ManagePlanRequest`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ManagePlanRequest {
     /// `activate_on_payment`, optional.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -130,8 +160,105 @@ impl ManagePlanRequest {
     }
 }
 
+impl<'de> Deserialize<'de> for ManagePlanRequest {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = ManagePlanRequest;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a ManagePlanRequest object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<ManagePlanRequest, A::Error> {
+                let mut f0: Option<bool> = None;
+                let mut f1: Option<Vec<PlanSelection>> = None;
+                let mut f2: Option<String> = None;
+                let mut f3: Option<String> = None;
+                let mut f4: Option<String> = None;
+                let mut f5: Option<time::OffsetDateTime> = None;
+                let mut f6: Option<String> = None;
+                let mut f7: Option<String> = None;
+                let mut f8: Option<bool> = None;
+                let mut f9: Option<BillingCollectionMethod> = None;
+                let mut f10: Option<String> = None;
+                let mut f11: Option<String> = None;
+                let mut f12: Option<Vec<UpdateCreditBundleRequestBody>> = None;
+                let mut f13: Option<Vec<CheckoutFieldValue>> = None;
+                let mut f14: Option<i64> = None;
+                let mut f15: Option<Vec<UpdatePayInAdvanceRequestBody>> = None;
+                let mut f16: Option<String> = None;
+                let mut f17: Option<String> = None;
+                let mut f18: Option<bool> = None;
+                let mut f19: Option<bool> = None;
+                let mut f20: Option<bool> = None;
+                let mut f21: Option<time::OffsetDateTime> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "activate_on_payment" => f0 = map.next_value()?,
+                        "add_on_selections" => f1 = Some(map.next_value()?),
+                        "base_plan_id" => f2 = map.next_value()?,
+                        "base_plan_price_id" => f3 = map.next_value()?,
+                        "base_plan_version_id" => f4 = map.next_value()?,
+                        "billing_cycle_anchor" => {
+                            f5 = map.next_value::<crate::de::OptDateTime>()?.0
+                        }
+                        "billing_email" => f6 = map.next_value()?,
+                        "billing_entity_id" => f7 = map.next_value()?,
+                        "cancel_immediately" => f8 = map.next_value()?,
+                        "collection_method" => f9 = map.next_value()?,
+                        "company_id" => f10 = Some(map.next_value()?),
+                        "coupon_external_id" => f11 = map.next_value()?,
+                        "credit_bundles" => f12 = Some(map.next_value()?),
+                        "custom_field_values" => f13 = Some(map.next_value()?),
+                        "days_until_due" => f14 = map.next_value()?,
+                        "pay_in_advance_entitlements" => f15 = Some(map.next_value()?),
+                        "payment_method_external_id" => f16 = map.next_value()?,
+                        "promo_code" => f17 = map.next_value()?,
+                        "prorate" => f18 = map.next_value()?,
+                        "prorate_first_period" => f19 = map.next_value()?,
+                        "send_invoice" => f20 = map.next_value()?,
+                        "trial_end" => f21 = map.next_value::<crate::de::OptDateTime>()?.0,
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(ManagePlanRequest {
+                    activate_on_payment: f0,
+                    add_on_selections: f1.ok_or_else(|| crate::de::missing("add_on_selections"))?,
+                    base_plan_id: f2,
+                    base_plan_price_id: f3,
+                    base_plan_version_id: f4,
+                    billing_cycle_anchor: f5,
+                    billing_email: f6,
+                    billing_entity_id: f7,
+                    cancel_immediately: f8,
+                    collection_method: f9,
+                    company_id: f10.ok_or_else(|| crate::de::missing("company_id"))?,
+                    coupon_external_id: f11,
+                    credit_bundles: f12.ok_or_else(|| crate::de::missing("credit_bundles"))?,
+                    custom_field_values: f13
+                        .ok_or_else(|| crate::de::missing("custom_field_values"))?,
+                    days_until_due: f14,
+                    pay_in_advance_entitlements: f15
+                        .ok_or_else(|| crate::de::missing("pay_in_advance_entitlements"))?,
+                    payment_method_external_id: f16,
+                    promo_code: f17,
+                    prorate: f18,
+                    prorate_first_period: f19,
+                    send_invoice: f20,
+                    trial_end: f21,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `ManagePlanResponseResponseData`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ManagePlanResponseResponseData {
     /// `company`, optional.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -150,11 +277,44 @@ impl ManagePlanResponseResponseData {
     }
 }
 
+impl<'de> Deserialize<'de> for ManagePlanResponseResponseData {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = ManagePlanResponseResponseData;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a ManagePlanResponseResponseData object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<ManagePlanResponseResponseData, A::Error> {
+                let mut f0: Option<CompanyDetailResponseData> = None;
+                let mut f1: Option<bool> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "company" => f0 = map.next_value()?,
+                        "success" => f1 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(ManagePlanResponseResponseData {
+                    company: f0,
+                    success: f1.ok_or_else(|| crate::de::missing("success"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `MarkCustomPlanBillingPaidRequestBody`.
 pub type MarkCustomPlanBillingPaidRequestBody = BTreeMap<String, serde_json::Value>;
 
 /// The schema `MeterRequestBody`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct MeterRequestBody {
     /// `display_name`, required, at most 255 characters.
     pub display_name: String,
@@ -175,6 +335,42 @@ impl MeterRequestBody {
     }
 }
 
+impl<'de> Deserialize<'de> for MeterRequestBody {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = MeterRequestBody;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a MeterRequestBody object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<MeterRequestBody, A::Error> {
+                let mut f0: Option<String> = None;
+                let mut f1: Option<String> = None;
+                let mut f2: Option<String> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "display_name" => f0 = Some(map.next_value()?),
+                        "event_name" => f1 = Some(map.next_value()?),
+                        "event_payload_key" => f2 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(MeterRequestBody {
+                    display_name: f0.ok_or_else(|| crate::de::missing("display_name"))?,
+                    event_name: f1.ok_or_else(|| crate::de::missing("event_name"))?,
+                    event_payload_key: f2.ok_or_else(|| crate::de::missing("event_payload_key"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 open_enum! {
 /// The schema `MetricPeriod`.
 pub enum MetricPeriod {
@@ -192,7 +388,7 @@ FirstOfMonth => "first_of_month",
 } }
 
 /// The schema `MetronomeIntegrationConfig`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct MetronomeIntegrationConfig {
     /// `external_customer_id_key`, optional.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -208,6 +404,39 @@ impl MetronomeIntegrationConfig {
             external_customer_id_key: None,
             r#type,
         }
+    }
+}
+
+impl<'de> Deserialize<'de> for MetronomeIntegrationConfig {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = MetronomeIntegrationConfig;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a MetronomeIntegrationConfig object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<MetronomeIntegrationConfig, A::Error> {
+                let mut f0: Option<String> = None;
+                let mut f1: Option<MetronomeIntegrationConfigType> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "external_customer_id_key" => f0 = map.next_value()?,
+                        "type" => f1 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(MetronomeIntegrationConfig {
+                    external_customer_id_key: f0,
+                    r#type: f1.ok_or_else(|| crate::de::missing("type"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
     }
 }
 
@@ -243,7 +472,7 @@ None => "none",
 } }
 
 /// The schema `MrrResponseData`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct MrrResponseData {
     /// `amount`, required.
     pub amount: i64,
@@ -255,5 +484,38 @@ impl MrrResponseData {
     /// Creates a value from its required fields; optional fields are `None`.
     pub fn new(amount: i64, currency: String) -> Self {
         Self { amount, currency }
+    }
+}
+
+impl<'de> Deserialize<'de> for MrrResponseData {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = MrrResponseData;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a MrrResponseData object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<MrrResponseData, A::Error> {
+                let mut f0: Option<i64> = None;
+                let mut f1: Option<String> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "amount" => f0 = Some(map.next_value()?),
+                        "currency" => f1 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(MrrResponseData {
+                    amount: f0.ok_or_else(|| crate::de::missing("amount"))?,
+                    currency: f1.ok_or_else(|| crate::de::missing("currency"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
     }
 }

@@ -20,7 +20,7 @@ Implemented => "implemented",
 } }
 
 /// The schema `OnboardingMilestoneView`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct OnboardingMilestoneView {
     /// `id`, required.
     pub id: OnboardingMilestone,
@@ -53,6 +53,45 @@ impl OnboardingMilestoneView {
     }
 }
 
+impl<'de> Deserialize<'de> for OnboardingMilestoneView {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = OnboardingMilestoneView;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a OnboardingMilestoneView object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<OnboardingMilestoneView, A::Error> {
+                let mut f0: Option<OnboardingMilestone> = None;
+                let mut f1: Option<Vec<OnboardingRequirement>> = None;
+                let mut f2: Option<f64> = None;
+                let mut f3: Option<time::OffsetDateTime> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "id" => f0 = Some(map.next_value()?),
+                        "missing" => f1 = Some(map.next_value()?),
+                        "progress" => f2 = Some(map.next_value()?),
+                        "reached_at" => f3 = map.next_value::<crate::de::OptDateTime>()?.0,
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(OnboardingMilestoneView {
+                    id: f0.ok_or_else(|| crate::de::missing("id"))?,
+                    missing: f1.ok_or_else(|| crate::de::missing("missing"))?,
+                    progress: f2.ok_or_else(|| crate::de::missing("progress"))?,
+                    reached_at: f3,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 open_enum! {
 /// The schema `OnboardingPath`.
 pub enum OnboardingPath {
@@ -80,7 +119,7 @@ Complete => "complete",
 } }
 
 /// The schema `OnboardingRequirementView`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct OnboardingRequirementView {
     /// `blocked_by`, optional, at most 10 items.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -114,6 +153,48 @@ impl OnboardingRequirementView {
     }
 }
 
+impl<'de> Deserialize<'de> for OnboardingRequirementView {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = OnboardingRequirementView;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a OnboardingRequirementView object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<OnboardingRequirementView, A::Error> {
+                let mut f0: Option<Vec<OnboardingRequirement>> = None;
+                let mut f1: Option<OnboardingRequirement> = None;
+                let mut f2: Option<time::OffsetDateTime> = None;
+                let mut f3: Option<String> = None;
+                let mut f4: Option<OnboardingRequirementStatus> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "blocked_by" => f0 = map.next_value()?,
+                        "id" => f1 = Some(map.next_value()?),
+                        "reached_at" => f2 = map.next_value::<crate::de::OptDateTime>()?.0,
+                        "satisfied_by" => f3 = map.next_value()?,
+                        "status" => f4 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(OnboardingRequirementView {
+                    blocked_by: f0,
+                    id: f1.ok_or_else(|| crate::de::missing("id"))?,
+                    reached_at: f2,
+                    satisfied_by: f3,
+                    status: f4.ok_or_else(|| crate::de::missing("status"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 open_enum! {
 /// The schema `OnboardingTrack`.
 pub enum OnboardingTrack {
@@ -122,7 +203,7 @@ SinglePlan => "single_plan",
 } }
 
 /// The schema `OrbIntegrationConfig`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct OrbIntegrationConfig {
     /// `external_customer_id_key`, optional.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -141,6 +222,39 @@ impl OrbIntegrationConfig {
     }
 }
 
+impl<'de> Deserialize<'de> for OrbIntegrationConfig {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = OrbIntegrationConfig;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a OrbIntegrationConfig object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<OrbIntegrationConfig, A::Error> {
+                let mut f0: Option<String> = None;
+                let mut f1: Option<OrbIntegrationConfigType> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "external_customer_id_key" => f0 = map.next_value()?,
+                        "type" => f1 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(OrbIntegrationConfig {
+                    external_customer_id_key: f0,
+                    r#type: f1.ok_or_else(|| crate::de::missing("type"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 open_enum! {
 /// The inline type `OrbIntegrationConfigType`.
 pub enum OrbIntegrationConfigType {
@@ -148,7 +262,7 @@ Orb => "orb",
 } }
 
 /// The schema `OrderedPlansInGroup`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct OrderedPlansInGroup {
     /// `entitlements`, optional, at most 100 items.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -164,5 +278,38 @@ impl OrderedPlansInGroup {
             entitlements: None,
             plan_id,
         }
+    }
+}
+
+impl<'de> Deserialize<'de> for OrderedPlansInGroup {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = OrderedPlansInGroup;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a OrderedPlansInGroup object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<OrderedPlansInGroup, A::Error> {
+                let mut f0: Option<Vec<EntitlementsInPlan>> = None;
+                let mut f1: Option<String> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "entitlements" => f0 = map.next_value()?,
+                        "plan_id" => f1 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(OrderedPlansInGroup {
+                    entitlements: f0,
+                    plan_id: f1.ok_or_else(|| crate::de::missing("plan_id"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
     }
 }

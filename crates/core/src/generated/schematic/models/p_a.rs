@@ -13,7 +13,7 @@ use super::*;
 use crate::open_enum::open_enum;
 
 /// The schema `PaymentMethodRequestBody`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PaymentMethodRequestBody {
     /// `account_last4`, optional, at most 4 characters.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -67,8 +67,70 @@ impl PaymentMethodRequestBody {
     }
 }
 
+impl<'de> Deserialize<'de> for PaymentMethodRequestBody {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = PaymentMethodRequestBody;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a PaymentMethodRequestBody object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<PaymentMethodRequestBody, A::Error> {
+                let mut f0: Option<String> = None;
+                let mut f1: Option<String> = None;
+                let mut f2: Option<String> = None;
+                let mut f3: Option<String> = None;
+                let mut f4: Option<String> = None;
+                let mut f5: Option<String> = None;
+                let mut f6: Option<i64> = None;
+                let mut f7: Option<i64> = None;
+                let mut f8: Option<String> = None;
+                let mut f9: Option<String> = None;
+                let mut f10: Option<String> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "account_last4" => f0 = map.next_value()?,
+                        "account_name" => f1 = map.next_value()?,
+                        "bank_name" => f2 = map.next_value()?,
+                        "billing_email" => f3 = map.next_value()?,
+                        "billing_name" => f4 = map.next_value()?,
+                        "card_brand" => f5 = map.next_value()?,
+                        "card_exp_month" => f6 = map.next_value()?,
+                        "card_exp_year" => f7 = map.next_value()?,
+                        "card_last4" => f8 = map.next_value()?,
+                        "customer_external_id" => f9 = Some(map.next_value()?),
+                        "payment_method_type" => f10 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(PaymentMethodRequestBody {
+                    account_last4: f0,
+                    account_name: f1,
+                    bank_name: f2,
+                    billing_email: f3,
+                    billing_name: f4,
+                    card_brand: f5,
+                    card_exp_month: f6,
+                    card_exp_year: f7,
+                    card_last4: f8,
+                    customer_external_id: f9
+                        .ok_or_else(|| crate::de::missing("customer_external_id"))?,
+                    payment_method_type: f10
+                        .ok_or_else(|| crate::de::missing("payment_method_type"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `PaymentMethodResponseData`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PaymentMethodResponseData {
     /// `account_last4`, optional.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -152,5 +214,88 @@ impl PaymentMethodResponseData {
             provider_type,
             updated_at,
         }
+    }
+}
+
+impl<'de> Deserialize<'de> for PaymentMethodResponseData {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = PaymentMethodResponseData;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a PaymentMethodResponseData object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<PaymentMethodResponseData, A::Error> {
+                let mut f0: Option<String> = None;
+                let mut f1: Option<String> = None;
+                let mut f2: Option<String> = None;
+                let mut f3: Option<String> = None;
+                let mut f4: Option<String> = None;
+                let mut f5: Option<String> = None;
+                let mut f6: Option<i64> = None;
+                let mut f7: Option<i64> = None;
+                let mut f8: Option<String> = None;
+                let mut f9: Option<String> = None;
+                let mut f10: Option<time::OffsetDateTime> = None;
+                let mut f11: Option<String> = None;
+                let mut f12: Option<String> = None;
+                let mut f13: Option<String> = None;
+                let mut f14: Option<String> = None;
+                let mut f15: Option<String> = None;
+                let mut f16: Option<BillingProviderType> = None;
+                let mut f17: Option<time::OffsetDateTime> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "account_last4" => f0 = map.next_value()?,
+                        "account_name" => f1 = map.next_value()?,
+                        "bank_name" => f2 = map.next_value()?,
+                        "billing_email" => f3 = map.next_value()?,
+                        "billing_name" => f4 = map.next_value()?,
+                        "card_brand" => f5 = map.next_value()?,
+                        "card_exp_month" => f6 = map.next_value()?,
+                        "card_exp_year" => f7 = map.next_value()?,
+                        "card_last4" => f8 = map.next_value()?,
+                        "company_id" => f9 = map.next_value()?,
+                        "created_at" => f10 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        "customer_external_id" => f11 = Some(map.next_value()?),
+                        "environment_id" => f12 = Some(map.next_value()?),
+                        "external_id" => f13 = Some(map.next_value()?),
+                        "id" => f14 = Some(map.next_value()?),
+                        "payment_method_type" => f15 = Some(map.next_value()?),
+                        "provider_type" => f16 = Some(map.next_value()?),
+                        "updated_at" => f17 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(PaymentMethodResponseData {
+                    account_last4: f0,
+                    account_name: f1,
+                    bank_name: f2,
+                    billing_email: f3,
+                    billing_name: f4,
+                    card_brand: f5,
+                    card_exp_month: f6,
+                    card_exp_year: f7,
+                    card_last4: f8,
+                    company_id: f9,
+                    created_at: f10.ok_or_else(|| crate::de::missing("created_at"))?,
+                    customer_external_id: f11
+                        .ok_or_else(|| crate::de::missing("customer_external_id"))?,
+                    environment_id: f12.ok_or_else(|| crate::de::missing("environment_id"))?,
+                    external_id: f13.ok_or_else(|| crate::de::missing("external_id"))?,
+                    id: f14.ok_or_else(|| crate::de::missing("id"))?,
+                    payment_method_type: f15
+                        .ok_or_else(|| crate::de::missing("payment_method_type"))?,
+                    provider_type: f16.ok_or_else(|| crate::de::missing("provider_type"))?,
+                    updated_at: f17.ok_or_else(|| crate::de::missing("updated_at"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
     }
 }

@@ -28,7 +28,7 @@ Delete => "delete",
 } }
 
 /// The schema `PlanBundleCreditGrantRequestBody`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PlanBundleCreditGrantRequestBody {
     /// `action`, required.
     pub action: PlanBundleAction,
@@ -59,8 +59,50 @@ impl PlanBundleCreditGrantRequestBody {
     }
 }
 
+impl<'de> Deserialize<'de> for PlanBundleCreditGrantRequestBody {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = PlanBundleCreditGrantRequestBody;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a PlanBundleCreditGrantRequestBody object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<PlanBundleCreditGrantRequestBody, A::Error> {
+                let mut f0: Option<PlanBundleAction> = None;
+                let mut f1: Option<CreateBillingPlanCreditGrantRequestBody> = None;
+                let mut f2: Option<String> = None;
+                let mut f3: Option<DeleteBillingPlanCreditGrantRequestBody> = None;
+                let mut f4: Option<UpdateBillingPlanCreditGrantRequestBody> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "action" => f0 = Some(map.next_value()?),
+                        "create_req" => f1 = map.next_value()?,
+                        "credit_grant_id" => f2 = map.next_value()?,
+                        "delete_req" => f3 = map.next_value()?,
+                        "update_req" => f4 = map.next_value()?,
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(PlanBundleCreditGrantRequestBody {
+                    action: f0.ok_or_else(|| crate::de::missing("action"))?,
+                    create_req: f1,
+                    credit_grant_id: f2,
+                    delete_req: f3,
+                    update_req: f4,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `PlanBundleEntitlementRequestBody`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PlanBundleEntitlementRequestBody {
     /// `action`, required.
     pub action: PlanBundleAction,
@@ -83,8 +125,44 @@ impl PlanBundleEntitlementRequestBody {
     }
 }
 
+impl<'de> Deserialize<'de> for PlanBundleEntitlementRequestBody {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = PlanBundleEntitlementRequestBody;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a PlanBundleEntitlementRequestBody object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<PlanBundleEntitlementRequestBody, A::Error> {
+                let mut f0: Option<PlanBundleAction> = None;
+                let mut f1: Option<String> = None;
+                let mut f2: Option<CreateEntitlementInBundleRequestBody> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "action" => f0 = Some(map.next_value()?),
+                        "entitlement_id" => f1 = map.next_value()?,
+                        "req" => f2 = map.next_value()?,
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(PlanBundleEntitlementRequestBody {
+                    action: f0.ok_or_else(|| crate::de::missing("action"))?,
+                    entitlement_id: f1,
+                    req: f2,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `PlanBundleResponseData`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, Default)]
 pub struct PlanBundleResponseData {
     /// `billing_product`, optional.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -103,8 +181,50 @@ pub struct PlanBundleResponseData {
     pub plan_version: Option<PlanVersionResponseData>,
 }
 
+impl<'de> Deserialize<'de> for PlanBundleResponseData {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = PlanBundleResponseData;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a PlanBundleResponseData object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<PlanBundleResponseData, A::Error> {
+                let mut f0: Option<BillingProductPlanResponseData> = None;
+                let mut f1: Option<Vec<BillingPlanCreditGrantResponseData>> = None;
+                let mut f2: Option<Vec<PlanEntitlementResponseData>> = None;
+                let mut f3: Option<PlanResponseData> = None;
+                let mut f4: Option<PlanVersionResponseData> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "billing_product" => f0 = map.next_value()?,
+                        "credit_grants" => f1 = map.next_value()?,
+                        "entitlements" => f2 = map.next_value()?,
+                        "plan" => f3 = map.next_value()?,
+                        "plan_version" => f4 = map.next_value()?,
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(PlanBundleResponseData {
+                    billing_product: f0,
+                    credit_grants: f1,
+                    entitlements: f2,
+                    plan: f3,
+                    plan_version: f4,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `PlanCatalogMembershipResponseData`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PlanCatalogMembershipResponseData {
     /// `id`, required.
     pub id: String,
@@ -116,6 +236,39 @@ impl PlanCatalogMembershipResponseData {
     /// Creates a value from its required fields; optional fields are `None`.
     pub fn new(id: String, name: String) -> Self {
         Self { id, name }
+    }
+}
+
+impl<'de> Deserialize<'de> for PlanCatalogMembershipResponseData {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = PlanCatalogMembershipResponseData;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a PlanCatalogMembershipResponseData object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<PlanCatalogMembershipResponseData, A::Error> {
+                let mut f0: Option<String> = None;
+                let mut f1: Option<String> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "id" => f0 = Some(map.next_value()?),
+                        "name" => f1 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(PlanCatalogMembershipResponseData {
+                    id: f0.ok_or_else(|| crate::de::missing("id"))?,
+                    name: f1.ok_or_else(|| crate::de::missing("name"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
     }
 }
 
@@ -145,7 +298,7 @@ TrialExpiry => "trial_expiry",
 } }
 
 /// The schema `PlanChangeResponseData`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PlanChangeResponseData {
     /// `action`, required.
     pub action: PlanChangeAction,
@@ -276,6 +429,115 @@ impl PlanChangeResponseData {
     }
 }
 
+impl<'de> Deserialize<'de> for PlanChangeResponseData {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = PlanChangeResponseData;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a PlanChangeResponseData object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<PlanChangeResponseData, A::Error> {
+                let mut f0: Option<PlanChangeAction> = None;
+                let mut f1: Option<ActorType> = None;
+                let mut f2: Option<Vec<PlanSnapshotView>> = None;
+                let mut f3: Option<Vec<PlanSnapshotView>> = None;
+                let mut f4: Option<ApiKeyResponseData> = None;
+                let mut f5: Option<AuditLogListResponseData> = None;
+                let mut f6: Option<PlanSnapshotView> = None;
+                let mut f7: Option<PlanChangeBasePlanAction> = None;
+                let mut f8: Option<PlanVersionSnapshotView> = None;
+                let mut f9: Option<CompanyResponseData> = None;
+                let mut f10: Option<String> = None;
+                let mut f11: Option<time::OffsetDateTime> = None;
+                let mut f12: Option<String> = None;
+                let mut f13: Option<String> = None;
+                let mut f14: Option<IntegrationResponseData> = None;
+                let mut f15: Option<bool> = None;
+                let mut f16: Option<PlanSnapshotView> = None;
+                let mut f17: Option<PlanVersionSnapshotView> = None;
+                let mut f18: Option<String> = None;
+                let mut f19: Option<PlanChangeSubscriptionAction> = None;
+                let mut f20: Option<Vec<SubscriptionTraitUpdate>> = None;
+                let mut f21: Option<time::OffsetDateTime> = None;
+                let mut f22: Option<time::OffsetDateTime> = None;
+                let mut f23: Option<TrialStatus> = None;
+                let mut f24: Option<time::OffsetDateTime> = None;
+                let mut f25: Option<String> = None;
+                let mut f26: Option<String> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "action" => f0 = Some(map.next_value()?),
+                        "actor_type" => f1 = Some(map.next_value()?),
+                        "add_ons_added" => f2 = Some(map.next_value()?),
+                        "add_ons_removed" => f3 = Some(map.next_value()?),
+                        "api_key" => f4 = map.next_value()?,
+                        "audit_log" => f5 = map.next_value()?,
+                        "base_plan" => f6 = map.next_value()?,
+                        "base_plan_action" => f7 = map.next_value()?,
+                        "base_plan_version" => f8 = map.next_value()?,
+                        "company" => f9 = map.next_value()?,
+                        "company_id" => f10 = Some(map.next_value()?),
+                        "created_at" => f11 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        "environment_id" => f12 = Some(map.next_value()?),
+                        "id" => f13 = Some(map.next_value()?),
+                        "integration" => f14 = map.next_value()?,
+                        "is_version_upgrade" => f15 = Some(map.next_value()?),
+                        "previous_base_plan" => f16 = map.next_value()?,
+                        "previous_base_plan_version" => f17 = map.next_value()?,
+                        "request_id" => f18 = map.next_value()?,
+                        "subscription_change_action" => f19 = map.next_value()?,
+                        "traits_updated" => f20 = Some(map.next_value()?),
+                        "trial_converted_at" => f21 = map.next_value::<crate::de::OptDateTime>()?.0,
+                        "trial_expires_at" => f22 = map.next_value::<crate::de::OptDateTime>()?.0,
+                        "trial_status" => f23 = map.next_value()?,
+                        "updated_at" => f24 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        "user_id" => f25 = map.next_value()?,
+                        "user_name" => f26 = map.next_value()?,
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(PlanChangeResponseData {
+                    action: f0.ok_or_else(|| crate::de::missing("action"))?,
+                    actor_type: f1.ok_or_else(|| crate::de::missing("actor_type"))?,
+                    add_ons_added: f2.ok_or_else(|| crate::de::missing("add_ons_added"))?,
+                    add_ons_removed: f3.ok_or_else(|| crate::de::missing("add_ons_removed"))?,
+                    api_key: f4,
+                    audit_log: f5,
+                    base_plan: f6,
+                    base_plan_action: f7,
+                    base_plan_version: f8,
+                    company: f9,
+                    company_id: f10.ok_or_else(|| crate::de::missing("company_id"))?,
+                    created_at: f11.ok_or_else(|| crate::de::missing("created_at"))?,
+                    environment_id: f12.ok_or_else(|| crate::de::missing("environment_id"))?,
+                    id: f13.ok_or_else(|| crate::de::missing("id"))?,
+                    integration: f14,
+                    is_version_upgrade: f15
+                        .ok_or_else(|| crate::de::missing("is_version_upgrade"))?,
+                    previous_base_plan: f16,
+                    previous_base_plan_version: f17,
+                    request_id: f18,
+                    subscription_change_action: f19,
+                    traits_updated: f20.ok_or_else(|| crate::de::missing("traits_updated"))?,
+                    trial_converted_at: f21,
+                    trial_expires_at: f22,
+                    trial_status: f23,
+                    updated_at: f24.ok_or_else(|| crate::de::missing("updated_at"))?,
+                    user_id: f25,
+                    user_name: f26,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 open_enum! {
 /// The schema `PlanChangeSubscriptionAction`.
 pub enum PlanChangeSubscriptionAction {
@@ -296,7 +558,7 @@ PerLicense => "per_license",
 } }
 
 /// The schema `PlanCreditGrantView`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PlanCreditGrantView {
     /// `billing_credit_auto_topup_amount`, optional.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -451,8 +713,147 @@ impl PlanCreditGrantView {
     }
 }
 
+impl<'de> Deserialize<'de> for PlanCreditGrantView {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = PlanCreditGrantView;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a PlanCreditGrantView object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<PlanCreditGrantView, A::Error> {
+                let mut f0: Option<i64> = None;
+                let mut f1: Option<String> = None;
+                let mut f2: Option<BillingCreditAutoTopupAvailability> = None;
+                let mut f3: Option<bool> = None;
+                let mut f4: Option<BillingCreditExpiryType> = None;
+                let mut f5: Option<BillingCreditExpiryUnit> = None;
+                let mut f6: Option<i64> = None;
+                let mut f7: Option<bool> = None;
+                let mut f8: Option<i64> = None;
+                let mut f9: Option<i64> = None;
+                let mut f10: Option<bool> = None;
+                let mut f11: Option<i64> = None;
+                let mut f12: Option<time::OffsetDateTime> = None;
+                let mut f13: Option<BillingCreditView> = None;
+                let mut f14: Option<i64> = None;
+                let mut f15: Option<String> = None;
+                let mut f16: Option<String> = None;
+                let mut f17: Option<String> = None;
+                let mut f18: Option<String> = None;
+                let mut f19: Option<BillingCreditExpiryType> = None;
+                let mut f20: Option<BillingCreditExpiryUnit> = None;
+                let mut f21: Option<i64> = None;
+                let mut f22: Option<String> = None;
+                let mut f23: Option<String> = None;
+                let mut f24: Option<GenericPreviewObject> = None;
+                let mut f25: Option<String> = None;
+                let mut f26: Option<String> = None;
+                let mut f27: Option<String> = None;
+                let mut f28: Option<BillingPlanCreditGrantResetCadence> = None;
+                let mut f29: Option<BillingPlanCreditGrantResetStart> = None;
+                let mut f30: Option<BillingPlanCreditGrantResetType> = None;
+                let mut f31: Option<i64> = None;
+                let mut f32: Option<PlanCreditGrantScaling> = None;
+                let mut f33: Option<String> = None;
+                let mut f34: Option<time::OffsetDateTime> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "billing_credit_auto_topup_amount" => f0 = map.next_value()?,
+                        "billing_credit_auto_topup_amount_type" => f1 = map.next_value()?,
+                        "billing_credit_auto_topup_availability" => f2 = map.next_value()?,
+                        "billing_credit_auto_topup_enabled" => f3 = Some(map.next_value()?),
+                        "billing_credit_auto_topup_expiry_type" => f4 = map.next_value()?,
+                        "billing_credit_auto_topup_expiry_unit" => f5 = map.next_value()?,
+                        "billing_credit_auto_topup_expiry_unit_count" => f6 = map.next_value()?,
+                        "billing_credit_auto_topup_self_service" => f7 = Some(map.next_value()?),
+                        "billing_credit_auto_topup_threshold_credits" => f8 = map.next_value()?,
+                        "billing_credit_auto_topup_threshold_percent" => f9 = map.next_value()?,
+                        "billing_credit_can_buy_bundles" => f10 = Some(map.next_value()?),
+                        "company_credit_amount" => f11 = Some(map.next_value()?),
+                        "created_at" => f12 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        "credit" => f13 = map.next_value()?,
+                        "credit_amount" => f14 = Some(map.next_value()?),
+                        "credit_description" => f15 = Some(map.next_value()?),
+                        "credit_icon" => f16 = map.next_value()?,
+                        "credit_id" => f17 = Some(map.next_value()?),
+                        "credit_name" => f18 = Some(map.next_value()?),
+                        "expiry_type" => f19 = map.next_value()?,
+                        "expiry_unit" => f20 = map.next_value()?,
+                        "expiry_unit_count" => f21 = map.next_value()?,
+                        "id" => f22 = Some(map.next_value()?),
+                        "license_id" => f23 = map.next_value()?,
+                        "plan" => f24 = map.next_value()?,
+                        "plan_id" => f25 = Some(map.next_value()?),
+                        "plan_version_id" => f26 = map.next_value()?,
+                        "plural_name" => f27 = map.next_value()?,
+                        "reset_cadence" => f28 = map.next_value()?,
+                        "reset_start" => f29 = map.next_value()?,
+                        "reset_type" => f30 = Some(map.next_value()?),
+                        "rollover_percentage" => f31 = Some(map.next_value()?),
+                        "scaling" => f32 = Some(map.next_value()?),
+                        "singular_name" => f33 = map.next_value()?,
+                        "updated_at" => f34 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(PlanCreditGrantView {
+                    billing_credit_auto_topup_amount: f0,
+                    billing_credit_auto_topup_amount_type: f1,
+                    billing_credit_auto_topup_availability: f2,
+                    billing_credit_auto_topup_enabled: f3
+                        .ok_or_else(|| crate::de::missing("billing_credit_auto_topup_enabled"))?,
+                    billing_credit_auto_topup_expiry_type: f4,
+                    billing_credit_auto_topup_expiry_unit: f5,
+                    billing_credit_auto_topup_expiry_unit_count: f6,
+                    billing_credit_auto_topup_self_service: f7.ok_or_else(|| {
+                        crate::de::missing("billing_credit_auto_topup_self_service")
+                    })?,
+                    billing_credit_auto_topup_threshold_credits: f8,
+                    billing_credit_auto_topup_threshold_percent: f9,
+                    billing_credit_can_buy_bundles: f10
+                        .ok_or_else(|| crate::de::missing("billing_credit_can_buy_bundles"))?,
+                    company_credit_amount: f11
+                        .ok_or_else(|| crate::de::missing("company_credit_amount"))?,
+                    created_at: f12.ok_or_else(|| crate::de::missing("created_at"))?,
+                    credit: f13,
+                    credit_amount: f14.ok_or_else(|| crate::de::missing("credit_amount"))?,
+                    credit_description: f15
+                        .ok_or_else(|| crate::de::missing("credit_description"))?,
+                    credit_icon: f16,
+                    credit_id: f17.ok_or_else(|| crate::de::missing("credit_id"))?,
+                    credit_name: f18.ok_or_else(|| crate::de::missing("credit_name"))?,
+                    expiry_type: f19,
+                    expiry_unit: f20,
+                    expiry_unit_count: f21,
+                    id: f22.ok_or_else(|| crate::de::missing("id"))?,
+                    license_id: f23,
+                    plan: f24,
+                    plan_id: f25.ok_or_else(|| crate::de::missing("plan_id"))?,
+                    plan_version_id: f26,
+                    plural_name: f27,
+                    reset_cadence: f28,
+                    reset_start: f29,
+                    reset_type: f30.ok_or_else(|| crate::de::missing("reset_type"))?,
+                    rollover_percentage: f31
+                        .ok_or_else(|| crate::de::missing("rollover_percentage"))?,
+                    scaling: f32.ok_or_else(|| crate::de::missing("scaling"))?,
+                    singular_name: f33,
+                    updated_at: f34.ok_or_else(|| crate::de::missing("updated_at"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `PlanCurrencyPriceRequestBody`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PlanCurrencyPriceRequestBody {
     /// `currency`, required, at most 3 characters.
     pub currency: String,
@@ -483,8 +884,50 @@ impl PlanCurrencyPriceRequestBody {
     }
 }
 
+impl<'de> Deserialize<'de> for PlanCurrencyPriceRequestBody {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = PlanCurrencyPriceRequestBody;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a PlanCurrencyPriceRequestBody object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<PlanCurrencyPriceRequestBody, A::Error> {
+                let mut f0: Option<String> = None;
+                let mut f1: Option<i64> = None;
+                let mut f2: Option<i64> = None;
+                let mut f3: Option<i64> = None;
+                let mut f4: Option<i64> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "currency" => f0 = Some(map.next_value()?),
+                        "monthly_price" => f1 = map.next_value()?,
+                        "one_time_price" => f2 = map.next_value()?,
+                        "quarterly_price" => f3 = map.next_value()?,
+                        "yearly_price" => f4 = map.next_value()?,
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(PlanCurrencyPriceRequestBody {
+                    currency: f0.ok_or_else(|| crate::de::missing("currency"))?,
+                    monthly_price: f1,
+                    one_time_price: f2,
+                    quarterly_price: f3,
+                    yearly_price: f4,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `PlanCurrencyPricesResponseData`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PlanCurrencyPricesResponseData {
     /// `currency`, required.
     pub currency: String,
@@ -515,8 +958,50 @@ impl PlanCurrencyPricesResponseData {
     }
 }
 
+impl<'de> Deserialize<'de> for PlanCurrencyPricesResponseData {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = PlanCurrencyPricesResponseData;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a PlanCurrencyPricesResponseData object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<PlanCurrencyPricesResponseData, A::Error> {
+                let mut f0: Option<String> = None;
+                let mut f1: Option<BillingPriceResponseData> = None;
+                let mut f2: Option<BillingPriceResponseData> = None;
+                let mut f3: Option<BillingPriceResponseData> = None;
+                let mut f4: Option<BillingPriceResponseData> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "currency" => f0 = Some(map.next_value()?),
+                        "monthly_price" => f1 = map.next_value()?,
+                        "one_time_price" => f2 = map.next_value()?,
+                        "quarterly_price" => f3 = map.next_value()?,
+                        "yearly_price" => f4 = map.next_value()?,
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(PlanCurrencyPricesResponseData {
+                    currency: f0.ok_or_else(|| crate::de::missing("currency"))?,
+                    monthly_price: f1,
+                    one_time_price: f2,
+                    quarterly_price: f3,
+                    yearly_price: f4,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `PlanDetailResponseData`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PlanDetailResponseData {
     /// `active_version`, optional.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -671,8 +1156,140 @@ impl PlanDetailResponseData {
     }
 }
 
+impl<'de> Deserialize<'de> for PlanDetailResponseData {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = PlanDetailResponseData;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a PlanDetailResponseData object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<PlanDetailResponseData, A::Error> {
+                let mut f0: Option<PlanVersionResponseData> = None;
+                let mut f1: Option<String> = None;
+                let mut f2: Option<BillingLinkedResourceResponseData> = None;
+                let mut f3: Option<BillingProductDetailResponseData> = None;
+                let mut f4: Option<BillingStrategy> = None;
+                let mut f5: Option<Vec<PlanCatalogMembershipResponseData>> = None;
+                let mut f6: Option<ChargeType> = None;
+                let mut f7: Option<i64> = None;
+                let mut f8: Option<String> = None;
+                let mut f9: Option<String> = None;
+                let mut f10: Option<String> = None;
+                let mut f11: Option<BillingProviderType> = None;
+                let mut f12: Option<String> = None;
+                let mut f13: Option<time::OffsetDateTime> = None;
+                let mut f14: Option<Vec<BillingCreditResponseData>> = None;
+                let mut f15: Option<Vec<PlanCurrencyPricesResponseData>> = None;
+                let mut f16: Option<String> = None;
+                let mut f17: Option<PlanVersionResponseData> = None;
+                let mut f18: Option<Vec<PlanEntitlementResponseData>> = None;
+                let mut f19: Option<Vec<FeatureInPlanResponseData>> = None;
+                let mut f20: Option<PlanIcon> = None;
+                let mut f21: Option<String> = None;
+                let mut f22: Option<Vec<BillingPlanCreditGrantResponseData>> = None;
+                let mut f23: Option<bool> = None;
+                let mut f24: Option<bool> = None;
+                let mut f25: Option<bool> = None;
+                let mut f26: Option<BillingPriceResponseData> = None;
+                let mut f27: Option<String> = None;
+                let mut f28: Option<BillingPriceResponseData> = None;
+                let mut f29: Option<PlanType> = None;
+                let mut f30: Option<BillingPriceResponseData> = None;
+                let mut f31: Option<i64> = None;
+                let mut f32: Option<time::OffsetDateTime> = None;
+                let mut f33: Option<Vec<PlanVersionResponseData>> = None;
+                let mut f34: Option<BillingPriceResponseData> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "active_version" => f0 = map.next_value()?,
+                        "audience_type" => f1 = map.next_value()?,
+                        "billing_linked_resource" => f2 = map.next_value()?,
+                        "billing_product" => f3 = map.next_value()?,
+                        "billing_strategy" => f4 = Some(map.next_value()?),
+                        "catalogs" => f5 = map.next_value()?,
+                        "charge_type" => f6 = Some(map.next_value()?),
+                        "company_count" => f7 = Some(map.next_value()?),
+                        "company_id" => f8 = map.next_value()?,
+                        "company_logo_url" => f9 = map.next_value()?,
+                        "company_name" => f10 = map.next_value()?,
+                        "controlled_by" => f11 = Some(map.next_value()?),
+                        "copied_from_plan_id" => f12 = map.next_value()?,
+                        "created_at" => f13 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        "credits" => f14 = Some(map.next_value()?),
+                        "currency_prices" => f15 = Some(map.next_value()?),
+                        "description" => f16 = Some(map.next_value()?),
+                        "draft_version" => f17 = map.next_value()?,
+                        "entitlements" => f18 = map.next_value()?,
+                        "features" => f19 = Some(map.next_value()?),
+                        "icon" => f20 = Some(map.next_value()?),
+                        "id" => f21 = Some(map.next_value()?),
+                        "included_credit_grants" => f22 = map.next_value()?,
+                        "is_default" => f23 = Some(map.next_value()?),
+                        "is_free" => f24 = map.next_value()?,
+                        "is_trialable" => f25 = Some(map.next_value()?),
+                        "monthly_price" => f26 = map.next_value()?,
+                        "name" => f27 = Some(map.next_value()?),
+                        "one_time_price" => f28 = map.next_value()?,
+                        "plan_type" => f29 = Some(map.next_value()?),
+                        "quarterly_price" => f30 = map.next_value()?,
+                        "trial_days" => f31 = map.next_value()?,
+                        "updated_at" => f32 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        "versions" => f33 = Some(map.next_value()?),
+                        "yearly_price" => f34 = map.next_value()?,
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(PlanDetailResponseData {
+                    active_version: f0,
+                    audience_type: f1,
+                    billing_linked_resource: f2,
+                    billing_product: f3,
+                    billing_strategy: f4.ok_or_else(|| crate::de::missing("billing_strategy"))?,
+                    catalogs: f5,
+                    charge_type: f6.ok_or_else(|| crate::de::missing("charge_type"))?,
+                    company_count: f7.ok_or_else(|| crate::de::missing("company_count"))?,
+                    company_id: f8,
+                    company_logo_url: f9,
+                    company_name: f10,
+                    controlled_by: f11.ok_or_else(|| crate::de::missing("controlled_by"))?,
+                    copied_from_plan_id: f12,
+                    created_at: f13.ok_or_else(|| crate::de::missing("created_at"))?,
+                    credits: f14.ok_or_else(|| crate::de::missing("credits"))?,
+                    currency_prices: f15.ok_or_else(|| crate::de::missing("currency_prices"))?,
+                    description: f16.ok_or_else(|| crate::de::missing("description"))?,
+                    draft_version: f17,
+                    entitlements: f18,
+                    features: f19.ok_or_else(|| crate::de::missing("features"))?,
+                    icon: f20.ok_or_else(|| crate::de::missing("icon"))?,
+                    id: f21.ok_or_else(|| crate::de::missing("id"))?,
+                    included_credit_grants: f22,
+                    is_default: f23.ok_or_else(|| crate::de::missing("is_default"))?,
+                    is_free: f24,
+                    is_trialable: f25.ok_or_else(|| crate::de::missing("is_trialable"))?,
+                    monthly_price: f26,
+                    name: f27.ok_or_else(|| crate::de::missing("name"))?,
+                    one_time_price: f28,
+                    plan_type: f29.ok_or_else(|| crate::de::missing("plan_type"))?,
+                    quarterly_price: f30,
+                    trial_days: f31,
+                    updated_at: f32.ok_or_else(|| crate::de::missing("updated_at"))?,
+                    versions: f33.ok_or_else(|| crate::de::missing("versions"))?,
+                    yearly_price: f34,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `PlanEntitlementResponseData`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PlanEntitlementResponseData {
     /// `billing_linked_resource`, optional.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -807,8 +1424,125 @@ impl PlanEntitlementResponseData {
     }
 }
 
+impl<'de> Deserialize<'de> for PlanEntitlementResponseData {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = PlanEntitlementResponseData;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a PlanEntitlementResponseData object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<PlanEntitlementResponseData, A::Error> {
+                let mut f0: Option<BillingLinkedResourceResponseData> = None;
+                let mut f1: Option<i64> = None;
+                let mut f2: Option<f64> = None;
+                let mut f3: Option<time::OffsetDateTime> = None;
+                let mut f4: Option<Vec<EntitlementCurrencyPricesResponseData>> = None;
+                let mut f5: Option<String> = None;
+                let mut f6: Option<FeatureResponseData> = None;
+                let mut f7: Option<String> = None;
+                let mut f8: Option<String> = None;
+                let mut f9: Option<BillingPriceView> = None;
+                let mut f10: Option<BillingPriceView> = None;
+                let mut f11: Option<BillingPriceView> = None;
+                let mut f12: Option<MetricPeriod> = None;
+                let mut f13: Option<MetricPeriodMonthReset> = None;
+                let mut f14: Option<PlanResponseData> = None;
+                let mut f15: Option<String> = None;
+                let mut f16: Option<EntitlementPriceBehavior> = None;
+                let mut f17: Option<String> = None;
+                let mut f18: Option<String> = None;
+                let mut f19: Option<i64> = None;
+                let mut f20: Option<time::OffsetDateTime> = None;
+                let mut f21: Option<BillingProductResponseData> = None;
+                let mut f22: Option<i64> = None;
+                let mut f23: Option<bool> = None;
+                let mut f24: Option<BillingCreditResponseData> = None;
+                let mut f25: Option<i64> = None;
+                let mut f26: Option<EntityTraitDefinitionResponseData> = None;
+                let mut f27: Option<String> = None;
+                let mut f28: Option<EntitlementValueType> = None;
+                let mut f29: Option<Vec<WarningTierResponseData>> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "billing_linked_resource" => f0 = map.next_value()?,
+                        "billing_threshold" => f1 = map.next_value()?,
+                        "consumption_rate" => f2 = map.next_value()?,
+                        "created_at" => f3 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        "currency_prices" => f4 = Some(map.next_value()?),
+                        "environment_id" => f5 = Some(map.next_value()?),
+                        "feature" => f6 = map.next_value()?,
+                        "feature_id" => f7 = Some(map.next_value()?),
+                        "id" => f8 = Some(map.next_value()?),
+                        "metered_monthly_price" => f9 = map.next_value()?,
+                        "metered_quarterly_price" => f10 = map.next_value()?,
+                        "metered_yearly_price" => f11 = map.next_value()?,
+                        "metric_period" => f12 = map.next_value()?,
+                        "metric_period_month_reset" => f13 = map.next_value()?,
+                        "plan" => f14 = map.next_value()?,
+                        "plan_id" => f15 = Some(map.next_value()?),
+                        "price_behavior" => f16 = map.next_value()?,
+                        "rule_id" => f17 = Some(map.next_value()?),
+                        "rule_id_usage_exceeded" => f18 = map.next_value()?,
+                        "soft_limit" => f19 = map.next_value()?,
+                        "updated_at" => f20 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        "usage_based_product" => f21 = map.next_value()?,
+                        "usage_quantity" => f22 = map.next_value()?,
+                        "value_bool" => f23 = map.next_value()?,
+                        "value_credit" => f24 = map.next_value()?,
+                        "value_numeric" => f25 = map.next_value()?,
+                        "value_trait" => f26 = map.next_value()?,
+                        "value_trait_id" => f27 = map.next_value()?,
+                        "value_type" => f28 = Some(map.next_value()?),
+                        "warning_tiers" => f29 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(PlanEntitlementResponseData {
+                    billing_linked_resource: f0,
+                    billing_threshold: f1,
+                    consumption_rate: f2,
+                    created_at: f3.ok_or_else(|| crate::de::missing("created_at"))?,
+                    currency_prices: f4.ok_or_else(|| crate::de::missing("currency_prices"))?,
+                    environment_id: f5.ok_or_else(|| crate::de::missing("environment_id"))?,
+                    feature: f6,
+                    feature_id: f7.ok_or_else(|| crate::de::missing("feature_id"))?,
+                    id: f8.ok_or_else(|| crate::de::missing("id"))?,
+                    metered_monthly_price: f9,
+                    metered_quarterly_price: f10,
+                    metered_yearly_price: f11,
+                    metric_period: f12,
+                    metric_period_month_reset: f13,
+                    plan: f14,
+                    plan_id: f15.ok_or_else(|| crate::de::missing("plan_id"))?,
+                    price_behavior: f16,
+                    rule_id: f17.ok_or_else(|| crate::de::missing("rule_id"))?,
+                    rule_id_usage_exceeded: f18,
+                    soft_limit: f19,
+                    updated_at: f20.ok_or_else(|| crate::de::missing("updated_at"))?,
+                    usage_based_product: f21,
+                    usage_quantity: f22,
+                    value_bool: f23,
+                    value_credit: f24,
+                    value_numeric: f25,
+                    value_trait: f26,
+                    value_trait_id: f27,
+                    value_type: f28.ok_or_else(|| crate::de::missing("value_type"))?,
+                    warning_tiers: f29.ok_or_else(|| crate::de::missing("warning_tiers"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `PlanEntitlementsOrder`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PlanEntitlementsOrder {
     /// `plan_entitlement_id`, required.
     pub plan_entitlement_id: String,
@@ -827,8 +1561,42 @@ impl PlanEntitlementsOrder {
     }
 }
 
+impl<'de> Deserialize<'de> for PlanEntitlementsOrder {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = PlanEntitlementsOrder;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a PlanEntitlementsOrder object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<PlanEntitlementsOrder, A::Error> {
+                let mut f0: Option<String> = None;
+                let mut f1: Option<bool> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "plan_entitlement_id" => f0 = Some(map.next_value()?),
+                        "visible" => f1 = map.next_value()?,
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(PlanEntitlementsOrder {
+                    plan_entitlement_id: f0
+                        .ok_or_else(|| crate::de::missing("plan_entitlement_id"))?,
+                    visible: f1,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `PlanGroupBundleOrder`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PlanGroupBundleOrder {
     /// `bundleId`, required.
     #[serde(rename = "bundleId")]
@@ -842,8 +1610,38 @@ impl PlanGroupBundleOrder {
     }
 }
 
+impl<'de> Deserialize<'de> for PlanGroupBundleOrder {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = PlanGroupBundleOrder;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a PlanGroupBundleOrder object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<PlanGroupBundleOrder, A::Error> {
+                let mut f0: Option<String> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "bundleId" => f0 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(PlanGroupBundleOrder {
+                    bundle_id: f0.ok_or_else(|| crate::de::missing("bundleId"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `PlanGroupDetailResponseData`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PlanGroupDetailResponseData {
     /// `add_ons`, required, at most 1000 items.
     pub add_ons: Vec<PlanGroupPlanDetailResponseData>,
@@ -1008,8 +1806,162 @@ impl PlanGroupDetailResponseData {
     }
 }
 
+impl<'de> Deserialize<'de> for PlanGroupDetailResponseData {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = PlanGroupDetailResponseData;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a PlanGroupDetailResponseData object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<PlanGroupDetailResponseData, A::Error> {
+                let mut f0: Option<Vec<PlanGroupPlanDetailResponseData>> = None;
+                let mut f1: Option<CheckoutSettingsResponseData> = None;
+                let mut f2: Option<ComponentSettingsResponseData> = None;
+                let mut f3: Option<Vec<CheckoutFieldResponseData>> = None;
+                let mut f4: Option<CustomPlanViewConfigResponseData> = None;
+                let mut f5: Option<String> = None;
+                let mut f6: Option<PlanGroupPlanDetailResponseData> = None;
+                let mut f7: Option<String> = None;
+                let mut f8: Option<PlanGroupPlanDetailResponseData> = None;
+                let mut f9: Option<String> = None;
+                let mut f10: Option<String> = None;
+                let mut f11: Option<PlanGroupPlanDetailResponseData> = None;
+                let mut f12: Option<String> = None;
+                let mut f13: Option<BillingPriceView> = None;
+                let mut f14: Option<String> = None;
+                let mut f15: Option<Vec<PlanGroupPlanEntitlementsOrder>> = None;
+                let mut f16: Option<Vec<PlanGroupBundleOrder>> = None;
+                let mut f17: Option<Vec<PlanGroupPlanEntitlementsOrder>> = None;
+                let mut f18: Option<Vec<PlanGroupPlanDetailResponseData>> = None;
+                let mut f19: Option<bool> = None;
+                let mut f20: Option<bool> = None;
+                let mut f21: Option<String> = None;
+                let mut f22: Option<String> = None;
+                let mut f23: Option<String> = None;
+                let mut f24: Option<String> = None;
+                let mut f25: Option<bool> = None;
+                let mut f26: Option<bool> = None;
+                let mut f27: Option<bool> = None;
+                let mut f28: Option<bool> = None;
+                let mut f29: Option<bool> = None;
+                let mut f30: Option<bool> = None;
+                let mut f31: Option<bool> = None;
+                let mut f32: Option<i64> = None;
+                let mut f33: Option<PlanGroupPlanDetailResponseData> = None;
+                let mut f34: Option<String> = None;
+                let mut f35: Option<BillingPriceView> = None;
+                let mut f36: Option<String> = None;
+                let mut f37: Option<bool> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "add_ons" => f0 = Some(map.next_value()?),
+                        "checkout_settings" => f1 = Some(map.next_value()?),
+                        "component_settings" => f2 = Some(map.next_value()?),
+                        "custom_checkout_fields" => f3 = Some(map.next_value()?),
+                        "custom_plan_config" => f4 = map.next_value()?,
+                        "custom_plan_id" => f5 = map.next_value()?,
+                        "default_plan" => f6 = map.next_value()?,
+                        "default_plan_id" => f7 = map.next_value()?,
+                        "fallback_plan" => f8 = map.next_value()?,
+                        "fallback_plan_id" => f9 = map.next_value()?,
+                        "id" => f10 = Some(map.next_value()?),
+                        "initial_plan" => f11 = map.next_value()?,
+                        "initial_plan_id" => f12 = map.next_value()?,
+                        "initial_plan_price" => f13 = map.next_value()?,
+                        "initial_plan_price_id" => f14 = map.next_value()?,
+                        "ordered_add_on_list" => f15 = Some(map.next_value()?),
+                        "ordered_bundle_list" => f16 = Some(map.next_value()?),
+                        "ordered_plan_list" => f17 = Some(map.next_value()?),
+                        "plans" => f18 = Some(map.next_value()?),
+                        "prevent_downgrades_when_over_limit" => f19 = Some(map.next_value()?),
+                        "prevent_self_service_downgrade" => f20 = Some(map.next_value()?),
+                        "prevent_self_service_downgrade_button_text" => f21 = map.next_value()?,
+                        "prevent_self_service_downgrade_url" => f22 = map.next_value()?,
+                        "proration_behavior" => f23 = Some(map.next_value()?),
+                        "scheduled_downgrade_behavior" => f24 = map.next_value()?,
+                        "scheduled_downgrade_prevent_when_over_limit" => f25 = map.next_value()?,
+                        "show_as_monthly_prices" => f26 = Some(map.next_value()?),
+                        "show_credits" => f27 = Some(map.next_value()?),
+                        "show_period_toggle" => f28 = Some(map.next_value()?),
+                        "show_zero_price_as_free" => f29 = Some(map.next_value()?),
+                        "sync_customer_billing_details" => f30 = Some(map.next_value()?),
+                        "tax_collection_enabled" => f31 = Some(map.next_value()?),
+                        "trial_days" => f32 = map.next_value()?,
+                        "trial_expiry_plan" => f33 = map.next_value()?,
+                        "trial_expiry_plan_id" => f34 = map.next_value()?,
+                        "trial_expiry_plan_price" => f35 = map.next_value()?,
+                        "trial_expiry_plan_price_id" => f36 = map.next_value()?,
+                        "trial_payment_method_required" => f37 = map.next_value()?,
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(PlanGroupDetailResponseData {
+                    add_ons: f0.ok_or_else(|| crate::de::missing("add_ons"))?,
+                    checkout_settings: f1.ok_or_else(|| crate::de::missing("checkout_settings"))?,
+                    component_settings: f2
+                        .ok_or_else(|| crate::de::missing("component_settings"))?,
+                    custom_checkout_fields: f3
+                        .ok_or_else(|| crate::de::missing("custom_checkout_fields"))?,
+                    custom_plan_config: f4,
+                    custom_plan_id: f5,
+                    default_plan: f6,
+                    default_plan_id: f7,
+                    fallback_plan: f8,
+                    fallback_plan_id: f9,
+                    id: f10.ok_or_else(|| crate::de::missing("id"))?,
+                    initial_plan: f11,
+                    initial_plan_id: f12,
+                    initial_plan_price: f13,
+                    initial_plan_price_id: f14,
+                    ordered_add_on_list: f15
+                        .ok_or_else(|| crate::de::missing("ordered_add_on_list"))?,
+                    ordered_bundle_list: f16
+                        .ok_or_else(|| crate::de::missing("ordered_bundle_list"))?,
+                    ordered_plan_list: f17
+                        .ok_or_else(|| crate::de::missing("ordered_plan_list"))?,
+                    plans: f18.ok_or_else(|| crate::de::missing("plans"))?,
+                    prevent_downgrades_when_over_limit: f19
+                        .ok_or_else(|| crate::de::missing("prevent_downgrades_when_over_limit"))?,
+                    prevent_self_service_downgrade: f20
+                        .ok_or_else(|| crate::de::missing("prevent_self_service_downgrade"))?,
+                    prevent_self_service_downgrade_button_text: f21,
+                    prevent_self_service_downgrade_url: f22,
+                    proration_behavior: f23
+                        .ok_or_else(|| crate::de::missing("proration_behavior"))?,
+                    scheduled_downgrade_behavior: f24,
+                    scheduled_downgrade_prevent_when_over_limit: f25,
+                    show_as_monthly_prices: f26
+                        .ok_or_else(|| crate::de::missing("show_as_monthly_prices"))?,
+                    show_credits: f27.ok_or_else(|| crate::de::missing("show_credits"))?,
+                    show_period_toggle: f28
+                        .ok_or_else(|| crate::de::missing("show_period_toggle"))?,
+                    show_zero_price_as_free: f29
+                        .ok_or_else(|| crate::de::missing("show_zero_price_as_free"))?,
+                    sync_customer_billing_details: f30
+                        .ok_or_else(|| crate::de::missing("sync_customer_billing_details"))?,
+                    tax_collection_enabled: f31
+                        .ok_or_else(|| crate::de::missing("tax_collection_enabled"))?,
+                    trial_days: f32,
+                    trial_expiry_plan: f33,
+                    trial_expiry_plan_id: f34,
+                    trial_expiry_plan_price: f35,
+                    trial_expiry_plan_price_id: f36,
+                    trial_payment_method_required: f37,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `PlanGroupPlanDetailResponseData`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PlanGroupPlanDetailResponseData {
     /// `active_version`, optional.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -1180,8 +2132,153 @@ impl PlanGroupPlanDetailResponseData {
     }
 }
 
+impl<'de> Deserialize<'de> for PlanGroupPlanDetailResponseData {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = PlanGroupPlanDetailResponseData;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a PlanGroupPlanDetailResponseData object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<PlanGroupPlanDetailResponseData, A::Error> {
+                let mut f0: Option<PlanVersionResponseData> = None;
+                let mut f1: Option<String> = None;
+                let mut f2: Option<Vec<PlanPriceCadence>> = None;
+                let mut f3: Option<BillingLinkedResourceResponseData> = None;
+                let mut f4: Option<BillingProductDetailResponseData> = None;
+                let mut f5: Option<BillingStrategy> = None;
+                let mut f6: Option<Vec<PlanCatalogMembershipResponseData>> = None;
+                let mut f7: Option<ChargeType> = None;
+                let mut f8: Option<i64> = None;
+                let mut f9: Option<String> = None;
+                let mut f10: Option<String> = None;
+                let mut f11: Option<String> = None;
+                let mut f12: Option<Vec<String>> = None;
+                let mut f13: Option<BillingProviderType> = None;
+                let mut f14: Option<String> = None;
+                let mut f15: Option<time::OffsetDateTime> = None;
+                let mut f16: Option<Vec<BillingCreditResponseData>> = None;
+                let mut f17: Option<Vec<PlanCurrencyPricesResponseData>> = None;
+                let mut f18: Option<CustomPlanViewConfigResponseData> = None;
+                let mut f19: Option<String> = None;
+                let mut f20: Option<PlanVersionResponseData> = None;
+                let mut f21: Option<Vec<PlanEntitlementResponseData>> = None;
+                let mut f22: Option<Vec<FeatureInPlanResponseData>> = None;
+                let mut f23: Option<PlanIcon> = None;
+                let mut f24: Option<String> = None;
+                let mut f25: Option<Vec<BillingPlanCreditGrantResponseData>> = None;
+                let mut f26: Option<bool> = None;
+                let mut f27: Option<bool> = None;
+                let mut f28: Option<bool> = None;
+                let mut f29: Option<bool> = None;
+                let mut f30: Option<BillingPriceResponseData> = None;
+                let mut f31: Option<String> = None;
+                let mut f32: Option<BillingPriceResponseData> = None;
+                let mut f33: Option<PlanType> = None;
+                let mut f34: Option<BillingPriceResponseData> = None;
+                let mut f35: Option<i64> = None;
+                let mut f36: Option<time::OffsetDateTime> = None;
+                let mut f37: Option<Vec<PlanVersionResponseData>> = None;
+                let mut f38: Option<BillingPriceResponseData> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "active_version" => f0 = map.next_value()?,
+                        "audience_type" => f1 = map.next_value()?,
+                        "available_periods" => f2 = Some(map.next_value()?),
+                        "billing_linked_resource" => f3 = map.next_value()?,
+                        "billing_product" => f4 = map.next_value()?,
+                        "billing_strategy" => f5 = Some(map.next_value()?),
+                        "catalogs" => f6 = map.next_value()?,
+                        "charge_type" => f7 = Some(map.next_value()?),
+                        "company_count" => f8 = Some(map.next_value()?),
+                        "company_id" => f9 = map.next_value()?,
+                        "company_logo_url" => f10 = map.next_value()?,
+                        "company_name" => f11 = map.next_value()?,
+                        "compatible_plan_ids" => f12 = Some(map.next_value()?),
+                        "controlled_by" => f13 = Some(map.next_value()?),
+                        "copied_from_plan_id" => f14 = map.next_value()?,
+                        "created_at" => f15 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        "credits" => f16 = Some(map.next_value()?),
+                        "currency_prices" => f17 = Some(map.next_value()?),
+                        "custom_plan_config" => f18 = map.next_value()?,
+                        "description" => f19 = Some(map.next_value()?),
+                        "draft_version" => f20 = map.next_value()?,
+                        "entitlements" => f21 = map.next_value()?,
+                        "features" => f22 = Some(map.next_value()?),
+                        "icon" => f23 = Some(map.next_value()?),
+                        "id" => f24 = Some(map.next_value()?),
+                        "included_credit_grants" => f25 = map.next_value()?,
+                        "is_custom" => f26 = Some(map.next_value()?),
+                        "is_default" => f27 = Some(map.next_value()?),
+                        "is_free" => f28 = map.next_value()?,
+                        "is_trialable" => f29 = Some(map.next_value()?),
+                        "monthly_price" => f30 = map.next_value()?,
+                        "name" => f31 = Some(map.next_value()?),
+                        "one_time_price" => f32 = map.next_value()?,
+                        "plan_type" => f33 = Some(map.next_value()?),
+                        "quarterly_price" => f34 = map.next_value()?,
+                        "trial_days" => f35 = map.next_value()?,
+                        "updated_at" => f36 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        "versions" => f37 = Some(map.next_value()?),
+                        "yearly_price" => f38 = map.next_value()?,
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(PlanGroupPlanDetailResponseData {
+                    active_version: f0,
+                    audience_type: f1,
+                    available_periods: f2.ok_or_else(|| crate::de::missing("available_periods"))?,
+                    billing_linked_resource: f3,
+                    billing_product: f4,
+                    billing_strategy: f5.ok_or_else(|| crate::de::missing("billing_strategy"))?,
+                    catalogs: f6,
+                    charge_type: f7.ok_or_else(|| crate::de::missing("charge_type"))?,
+                    company_count: f8.ok_or_else(|| crate::de::missing("company_count"))?,
+                    company_id: f9,
+                    company_logo_url: f10,
+                    company_name: f11,
+                    compatible_plan_ids: f12
+                        .ok_or_else(|| crate::de::missing("compatible_plan_ids"))?,
+                    controlled_by: f13.ok_or_else(|| crate::de::missing("controlled_by"))?,
+                    copied_from_plan_id: f14,
+                    created_at: f15.ok_or_else(|| crate::de::missing("created_at"))?,
+                    credits: f16.ok_or_else(|| crate::de::missing("credits"))?,
+                    currency_prices: f17.ok_or_else(|| crate::de::missing("currency_prices"))?,
+                    custom_plan_config: f18,
+                    description: f19.ok_or_else(|| crate::de::missing("description"))?,
+                    draft_version: f20,
+                    entitlements: f21,
+                    features: f22.ok_or_else(|| crate::de::missing("features"))?,
+                    icon: f23.ok_or_else(|| crate::de::missing("icon"))?,
+                    id: f24.ok_or_else(|| crate::de::missing("id"))?,
+                    included_credit_grants: f25,
+                    is_custom: f26.ok_or_else(|| crate::de::missing("is_custom"))?,
+                    is_default: f27.ok_or_else(|| crate::de::missing("is_default"))?,
+                    is_free: f28,
+                    is_trialable: f29.ok_or_else(|| crate::de::missing("is_trialable"))?,
+                    monthly_price: f30,
+                    name: f31.ok_or_else(|| crate::de::missing("name"))?,
+                    one_time_price: f32,
+                    plan_type: f33.ok_or_else(|| crate::de::missing("plan_type"))?,
+                    quarterly_price: f34,
+                    trial_days: f35,
+                    updated_at: f36.ok_or_else(|| crate::de::missing("updated_at"))?,
+                    versions: f37.ok_or_else(|| crate::de::missing("versions"))?,
+                    yearly_price: f38,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `PlanGroupPlanEntitlementsOrder`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PlanGroupPlanEntitlementsOrder {
     /// `entitlements`, optional, at most 1000 items.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -1200,8 +2297,41 @@ impl PlanGroupPlanEntitlementsOrder {
     }
 }
 
+impl<'de> Deserialize<'de> for PlanGroupPlanEntitlementsOrder {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = PlanGroupPlanEntitlementsOrder;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a PlanGroupPlanEntitlementsOrder object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<PlanGroupPlanEntitlementsOrder, A::Error> {
+                let mut f0: Option<Vec<PlanEntitlementsOrder>> = None;
+                let mut f1: Option<String> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "entitlements" => f0 = map.next_value()?,
+                        "plan_id" => f1 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(PlanGroupPlanEntitlementsOrder {
+                    entitlements: f0,
+                    plan_id: f1.ok_or_else(|| crate::de::missing("plan_id"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `PlanGroupResponseData`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PlanGroupResponseData {
     /// `add_on_compatibilities`, required, at most 1000 items.
     pub add_on_compatibilities: Vec<CompatiblePlansResponseData>,
@@ -1326,8 +2456,130 @@ impl PlanGroupResponseData {
     }
 }
 
+impl<'de> Deserialize<'de> for PlanGroupResponseData {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = PlanGroupResponseData;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a PlanGroupResponseData object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<PlanGroupResponseData, A::Error> {
+                let mut f0: Option<Vec<CompatiblePlansResponseData>> = None;
+                let mut f1: Option<Vec<String>> = None;
+                let mut f2: Option<CheckoutSettingsResponseData> = None;
+                let mut f3: Option<ComponentSettingsResponseData> = None;
+                let mut f4: Option<String> = None;
+                let mut f5: Option<String> = None;
+                let mut f6: Option<String> = None;
+                let mut f7: Option<String> = None;
+                let mut f8: Option<String> = None;
+                let mut f9: Option<Vec<OrderedPlansInGroup>> = None;
+                let mut f10: Option<Vec<OrderedPlansInGroup>> = None;
+                let mut f11: Option<bool> = None;
+                let mut f12: Option<bool> = None;
+                let mut f13: Option<String> = None;
+                let mut f14: Option<String> = None;
+                let mut f15: Option<String> = None;
+                let mut f16: Option<String> = None;
+                let mut f17: Option<bool> = None;
+                let mut f18: Option<bool> = None;
+                let mut f19: Option<bool> = None;
+                let mut f20: Option<bool> = None;
+                let mut f21: Option<bool> = None;
+                let mut f22: Option<bool> = None;
+                let mut f23: Option<bool> = None;
+                let mut f24: Option<i64> = None;
+                let mut f25: Option<String> = None;
+                let mut f26: Option<String> = None;
+                let mut f27: Option<bool> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "add_on_compatibilities" => f0 = Some(map.next_value()?),
+                        "add_on_ids" => f1 = Some(map.next_value()?),
+                        "checkout_settings" => f2 = Some(map.next_value()?),
+                        "component_settings" => f3 = Some(map.next_value()?),
+                        "default_plan_id" => f4 = map.next_value()?,
+                        "fallback_plan_id" => f5 = map.next_value()?,
+                        "id" => f6 = Some(map.next_value()?),
+                        "initial_plan_id" => f7 = map.next_value()?,
+                        "initial_plan_price_id" => f8 = map.next_value()?,
+                        "ordered_add_on_ids" => f9 = Some(map.next_value()?),
+                        "plan_ids" => f10 = Some(map.next_value()?),
+                        "prevent_downgrades_when_over_limit" => f11 = Some(map.next_value()?),
+                        "prevent_self_service_downgrade" => f12 = Some(map.next_value()?),
+                        "prevent_self_service_downgrade_button_text" => f13 = map.next_value()?,
+                        "prevent_self_service_downgrade_url" => f14 = map.next_value()?,
+                        "proration_behavior" => f15 = Some(map.next_value()?),
+                        "scheduled_downgrade_behavior" => f16 = map.next_value()?,
+                        "scheduled_downgrade_prevent_when_over_limit" => f17 = map.next_value()?,
+                        "show_as_monthly_prices" => f18 = Some(map.next_value()?),
+                        "show_credits" => f19 = Some(map.next_value()?),
+                        "show_period_toggle" => f20 = Some(map.next_value()?),
+                        "show_zero_price_as_free" => f21 = Some(map.next_value()?),
+                        "sync_customer_billing_details" => f22 = Some(map.next_value()?),
+                        "tax_collection_enabled" => f23 = Some(map.next_value()?),
+                        "trial_days" => f24 = map.next_value()?,
+                        "trial_expiry_plan_id" => f25 = map.next_value()?,
+                        "trial_expiry_plan_price_id" => f26 = map.next_value()?,
+                        "trial_payment_method_required" => f27 = map.next_value()?,
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(PlanGroupResponseData {
+                    add_on_compatibilities: f0
+                        .ok_or_else(|| crate::de::missing("add_on_compatibilities"))?,
+                    add_on_ids: f1.ok_or_else(|| crate::de::missing("add_on_ids"))?,
+                    checkout_settings: f2.ok_or_else(|| crate::de::missing("checkout_settings"))?,
+                    component_settings: f3
+                        .ok_or_else(|| crate::de::missing("component_settings"))?,
+                    default_plan_id: f4,
+                    fallback_plan_id: f5,
+                    id: f6.ok_or_else(|| crate::de::missing("id"))?,
+                    initial_plan_id: f7,
+                    initial_plan_price_id: f8,
+                    ordered_add_on_ids: f9
+                        .ok_or_else(|| crate::de::missing("ordered_add_on_ids"))?,
+                    plan_ids: f10.ok_or_else(|| crate::de::missing("plan_ids"))?,
+                    prevent_downgrades_when_over_limit: f11
+                        .ok_or_else(|| crate::de::missing("prevent_downgrades_when_over_limit"))?,
+                    prevent_self_service_downgrade: f12
+                        .ok_or_else(|| crate::de::missing("prevent_self_service_downgrade"))?,
+                    prevent_self_service_downgrade_button_text: f13,
+                    prevent_self_service_downgrade_url: f14,
+                    proration_behavior: f15
+                        .ok_or_else(|| crate::de::missing("proration_behavior"))?,
+                    scheduled_downgrade_behavior: f16,
+                    scheduled_downgrade_prevent_when_over_limit: f17,
+                    show_as_monthly_prices: f18
+                        .ok_or_else(|| crate::de::missing("show_as_monthly_prices"))?,
+                    show_credits: f19.ok_or_else(|| crate::de::missing("show_credits"))?,
+                    show_period_toggle: f20
+                        .ok_or_else(|| crate::de::missing("show_period_toggle"))?,
+                    show_zero_price_as_free: f21
+                        .ok_or_else(|| crate::de::missing("show_zero_price_as_free"))?,
+                    sync_customer_billing_details: f22
+                        .ok_or_else(|| crate::de::missing("sync_customer_billing_details"))?,
+                    tax_collection_enabled: f23
+                        .ok_or_else(|| crate::de::missing("tax_collection_enabled"))?,
+                    trial_days: f24,
+                    trial_expiry_plan_id: f25,
+                    trial_expiry_plan_price_id: f26,
+                    trial_payment_method_required: f27,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `PlanGrowthPointResponseData`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PlanGrowthPointResponseData {
     /// `month`, required.
     #[serde(with = "time::serde::rfc3339")]
@@ -1357,8 +2609,47 @@ impl PlanGrowthPointResponseData {
     }
 }
 
+impl<'de> Deserialize<'de> for PlanGrowthPointResponseData {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = PlanGrowthPointResponseData;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a PlanGrowthPointResponseData object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<PlanGrowthPointResponseData, A::Error> {
+                let mut f0: Option<time::OffsetDateTime> = None;
+                let mut f1: Option<String> = None;
+                let mut f2: Option<String> = None;
+                let mut f3: Option<i64> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "month" => f0 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        "plan_id" => f1 = Some(map.next_value()?),
+                        "plan_name" => f2 = Some(map.next_value()?),
+                        "subscribers" => f3 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(PlanGrowthPointResponseData {
+                    month: f0.ok_or_else(|| crate::de::missing("month"))?,
+                    plan_id: f1.ok_or_else(|| crate::de::missing("plan_id"))?,
+                    plan_name: f2.ok_or_else(|| crate::de::missing("plan_name"))?,
+                    subscribers: f3.ok_or_else(|| crate::de::missing("subscribers"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `PlanGrowthResponseData`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PlanGrowthResponseData {
     /// `points`, required, at most 1000 items.
     pub points: Vec<PlanGrowthPointResponseData>,
@@ -1368,6 +2659,36 @@ impl PlanGrowthResponseData {
     /// Creates a value from its required fields; optional fields are `None`.
     pub fn new(points: Vec<PlanGrowthPointResponseData>) -> Self {
         Self { points }
+    }
+}
+
+impl<'de> Deserialize<'de> for PlanGrowthResponseData {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = PlanGrowthResponseData;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a PlanGrowthResponseData object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<PlanGrowthResponseData, A::Error> {
+                let mut f0: Option<Vec<PlanGrowthPointResponseData>> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "points" => f0 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(PlanGrowthResponseData {
+                    points: f0.ok_or_else(|| crate::de::missing("points"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
     }
 }
 
@@ -1402,7 +2723,7 @@ Yellow => "yellow",
 } }
 
 /// The schema `PlanIssueResponseData`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PlanIssueResponseData {
     /// `code`, required.
     pub code: String,
@@ -1428,6 +2749,45 @@ impl PlanIssueResponseData {
     }
 }
 
+impl<'de> Deserialize<'de> for PlanIssueResponseData {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = PlanIssueResponseData;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a PlanIssueResponseData object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<PlanIssueResponseData, A::Error> {
+                let mut f0: Option<String> = None;
+                let mut f1: Option<String> = None;
+                let mut f2: Option<String> = None;
+                let mut f3: Option<String> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "code" => f0 = Some(map.next_value()?),
+                        "description" => f1 = Some(map.next_value()?),
+                        "detail" => f2 = map.next_value()?,
+                        "id" => f3 = map.next_value()?,
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(PlanIssueResponseData {
+                    code: f0.ok_or_else(|| crate::de::missing("code"))?,
+                    description: f1.ok_or_else(|| crate::de::missing("description"))?,
+                    detail: f2,
+                    id: f3,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 open_enum! {
 /// The schema `PlanPriceCadence`.
 pub enum PlanPriceCadence {
@@ -1437,7 +2797,7 @@ Yearly => "yearly",
 } }
 
 /// The schema `PlanResponseData`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PlanResponseData {
     /// `audience_type`, optional, deprecated.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -1492,8 +2852,65 @@ impl PlanResponseData {
     }
 }
 
+impl<'de> Deserialize<'de> for PlanResponseData {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = PlanResponseData;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a PlanResponseData object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<PlanResponseData, A::Error> {
+                let mut f0: Option<String> = None;
+                let mut f1: Option<String> = None;
+                let mut f2: Option<String> = None;
+                let mut f3: Option<time::OffsetDateTime> = None;
+                let mut f4: Option<String> = None;
+                let mut f5: Option<PlanIcon> = None;
+                let mut f6: Option<String> = None;
+                let mut f7: Option<String> = None;
+                let mut f8: Option<PlanType> = None;
+                let mut f9: Option<time::OffsetDateTime> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "audience_type" => f0 = map.next_value()?,
+                        "company_id" => f1 = map.next_value()?,
+                        "copied_from_plan_id" => f2 = map.next_value()?,
+                        "created_at" => f3 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        "description" => f4 = Some(map.next_value()?),
+                        "icon" => f5 = Some(map.next_value()?),
+                        "id" => f6 = Some(map.next_value()?),
+                        "name" => f7 = Some(map.next_value()?),
+                        "plan_type" => f8 = Some(map.next_value()?),
+                        "updated_at" => f9 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(PlanResponseData {
+                    audience_type: f0,
+                    company_id: f1,
+                    copied_from_plan_id: f2,
+                    created_at: f3.ok_or_else(|| crate::de::missing("created_at"))?,
+                    description: f4.ok_or_else(|| crate::de::missing("description"))?,
+                    icon: f5.ok_or_else(|| crate::de::missing("icon"))?,
+                    id: f6.ok_or_else(|| crate::de::missing("id"))?,
+                    name: f7.ok_or_else(|| crate::de::missing("name"))?,
+                    plan_type: f8.ok_or_else(|| crate::de::missing("plan_type"))?,
+                    updated_at: f9.ok_or_else(|| crate::de::missing("updated_at"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `PlanSelection`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PlanSelection {
     /// `plan_id`, required.
     pub plan_id: String,
@@ -1516,8 +2933,44 @@ impl PlanSelection {
     }
 }
 
+impl<'de> Deserialize<'de> for PlanSelection {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = PlanSelection;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a PlanSelection object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<PlanSelection, A::Error> {
+                let mut f0: Option<String> = None;
+                let mut f1: Option<String> = None;
+                let mut f2: Option<String> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "plan_id" => f0 = Some(map.next_value()?),
+                        "price_id" => f1 = map.next_value()?,
+                        "version_id" => f2 = map.next_value()?,
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(PlanSelection {
+                    plan_id: f0.ok_or_else(|| crate::de::missing("plan_id"))?,
+                    price_id: f1,
+                    version_id: f2,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `PlanSnapshotView`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PlanSnapshotView {
     /// `deleted`, required.
     pub deleted: bool,
@@ -1544,8 +2997,50 @@ impl PlanSnapshotView {
     }
 }
 
+impl<'de> Deserialize<'de> for PlanSnapshotView {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = PlanSnapshotView;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a PlanSnapshotView object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<PlanSnapshotView, A::Error> {
+                let mut f0: Option<bool> = None;
+                let mut f1: Option<String> = None;
+                let mut f2: Option<String> = None;
+                let mut f3: Option<String> = None;
+                let mut f4: Option<String> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "deleted" => f0 = Some(map.next_value()?),
+                        "description" => f1 = Some(map.next_value()?),
+                        "icon" => f2 = Some(map.next_value()?),
+                        "id" => f3 = Some(map.next_value()?),
+                        "name" => f4 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(PlanSnapshotView {
+                    deleted: f0.ok_or_else(|| crate::de::missing("deleted"))?,
+                    description: f1.ok_or_else(|| crate::de::missing("description"))?,
+                    icon: f2.ok_or_else(|| crate::de::missing("icon"))?,
+                    id: f3.ok_or_else(|| crate::de::missing("id"))?,
+                    name: f4.ok_or_else(|| crate::de::missing("name"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `PlanTraitResponseData`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PlanTraitResponseData {
     /// `account_id`, required.
     pub account_id: String,
@@ -1596,6 +3091,60 @@ impl PlanTraitResponseData {
     }
 }
 
+impl<'de> Deserialize<'de> for PlanTraitResponseData {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = PlanTraitResponseData;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a PlanTraitResponseData object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<PlanTraitResponseData, A::Error> {
+                let mut f0: Option<String> = None;
+                let mut f1: Option<time::OffsetDateTime> = None;
+                let mut f2: Option<String> = None;
+                let mut f3: Option<String> = None;
+                let mut f4: Option<String> = None;
+                let mut f5: Option<String> = None;
+                let mut f6: Option<String> = None;
+                let mut f7: Option<String> = None;
+                let mut f8: Option<time::OffsetDateTime> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "account_id" => f0 = Some(map.next_value()?),
+                        "created_at" => f1 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        "environment_id" => f2 = Some(map.next_value()?),
+                        "id" => f3 = Some(map.next_value()?),
+                        "plan_id" => f4 = Some(map.next_value()?),
+                        "plan_type" => f5 = Some(map.next_value()?),
+                        "trait_id" => f6 = Some(map.next_value()?),
+                        "trait_value" => f7 = Some(map.next_value()?),
+                        "updated_at" => f8 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(PlanTraitResponseData {
+                    account_id: f0.ok_or_else(|| crate::de::missing("account_id"))?,
+                    created_at: f1.ok_or_else(|| crate::de::missing("created_at"))?,
+                    environment_id: f2.ok_or_else(|| crate::de::missing("environment_id"))?,
+                    id: f3.ok_or_else(|| crate::de::missing("id"))?,
+                    plan_id: f4.ok_or_else(|| crate::de::missing("plan_id"))?,
+                    plan_type: f5.ok_or_else(|| crate::de::missing("plan_type"))?,
+                    trait_id: f6.ok_or_else(|| crate::de::missing("trait_id"))?,
+                    trait_value: f7.ok_or_else(|| crate::de::missing("trait_value"))?,
+                    updated_at: f8.ok_or_else(|| crate::de::missing("updated_at"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 open_enum! {
 /// The schema `PlanType`.
 pub enum PlanType {
@@ -1604,7 +3153,7 @@ AddOn => "add_on",
 } }
 
 /// The schema `PlanVersionCompanyMigrationResponseData`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PlanVersionCompanyMigrationResponseData {
     /// `company_id`, required.
     pub company_id: String,
@@ -1675,6 +3224,69 @@ impl PlanVersionCompanyMigrationResponseData {
     }
 }
 
+impl<'de> Deserialize<'de> for PlanVersionCompanyMigrationResponseData {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = PlanVersionCompanyMigrationResponseData;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a PlanVersionCompanyMigrationResponseData object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<PlanVersionCompanyMigrationResponseData, A::Error> {
+                let mut f0: Option<String> = None;
+                let mut f1: Option<String> = None;
+                let mut f2: Option<time::OffsetDateTime> = None;
+                let mut f3: Option<time::OffsetDateTime> = None;
+                let mut f4: Option<String> = None;
+                let mut f5: Option<MigrationErrorCode> = None;
+                let mut f6: Option<String> = None;
+                let mut f7: Option<String> = None;
+                let mut f8: Option<String> = None;
+                let mut f9: Option<time::OffsetDateTime> = None;
+                let mut f10: Option<PlanVersionCompanyMigrationStatus> = None;
+                let mut f11: Option<time::OffsetDateTime> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "company_id" => f0 = Some(map.next_value()?),
+                        "company_name" => f1 = Some(map.next_value()?),
+                        "completed_at" => f2 = map.next_value::<crate::de::OptDateTime>()?.0,
+                        "created_at" => f3 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        "error" => f4 = map.next_value()?,
+                        "error_code" => f5 = map.next_value()?,
+                        "id" => f6 = Some(map.next_value()?),
+                        "migration_id" => f7 = Some(map.next_value()?),
+                        "plan_version_id_from" => f8 = map.next_value()?,
+                        "started_at" => f9 = map.next_value::<crate::de::OptDateTime>()?.0,
+                        "status" => f10 = Some(map.next_value()?),
+                        "updated_at" => f11 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(PlanVersionCompanyMigrationResponseData {
+                    company_id: f0.ok_or_else(|| crate::de::missing("company_id"))?,
+                    company_name: f1.ok_or_else(|| crate::de::missing("company_name"))?,
+                    completed_at: f2,
+                    created_at: f3.ok_or_else(|| crate::de::missing("created_at"))?,
+                    error: f4,
+                    error_code: f5,
+                    id: f6.ok_or_else(|| crate::de::missing("id"))?,
+                    migration_id: f7.ok_or_else(|| crate::de::missing("migration_id"))?,
+                    plan_version_id_from: f8,
+                    started_at: f9,
+                    status: f10.ok_or_else(|| crate::de::missing("status"))?,
+                    updated_at: f11.ok_or_else(|| crate::de::missing("updated_at"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 open_enum! {
 /// The schema `PlanVersionCompanyMigrationStatus`.
 pub enum PlanVersionCompanyMigrationStatus {
@@ -1686,7 +3298,7 @@ Skipped => "skipped",
 } }
 
 /// The schema `PlanVersionMigrationPreviewCompanyResponseData`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PlanVersionMigrationPreviewCompanyResponseData {
     /// `company_id`, required.
     pub company_id: String,
@@ -1727,8 +3339,59 @@ impl PlanVersionMigrationPreviewCompanyResponseData {
     }
 }
 
+impl<'de> Deserialize<'de> for PlanVersionMigrationPreviewCompanyResponseData {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = PlanVersionMigrationPreviewCompanyResponseData;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a PlanVersionMigrationPreviewCompanyResponseData object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<PlanVersionMigrationPreviewCompanyResponseData, A::Error> {
+                let mut f0: Option<String> = None;
+                let mut f1: Option<bool> = None;
+                let mut f2: Option<bool> = None;
+                let mut f3: Option<String> = None;
+                let mut f4: Option<String> = None;
+                let mut f5: Option<bool> = None;
+                let mut f6: Option<bool> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "company_id" => f0 = Some(map.next_value()?),
+                        "has_billing_changes" => f1 = Some(map.next_value()?),
+                        "has_custom_pricing" => f2 = Some(map.next_value()?),
+                        "note" => f3 = map.next_value()?,
+                        "plan_version_id_from" => f4 = map.next_value()?,
+                        "will_update_subscription" => f5 = Some(map.next_value()?),
+                        "would_fail" => f6 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(PlanVersionMigrationPreviewCompanyResponseData {
+                    company_id: f0.ok_or_else(|| crate::de::missing("company_id"))?,
+                    has_billing_changes: f1
+                        .ok_or_else(|| crate::de::missing("has_billing_changes"))?,
+                    has_custom_pricing: f2
+                        .ok_or_else(|| crate::de::missing("has_custom_pricing"))?,
+                    note: f3,
+                    plan_version_id_from: f4,
+                    will_update_subscription: f5
+                        .ok_or_else(|| crate::de::missing("will_update_subscription"))?,
+                    would_fail: f6.ok_or_else(|| crate::de::missing("would_fail"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `PlanVersionMigrationPreviewResponseData`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PlanVersionMigrationPreviewResponseData {
     /// `companies`, required, at most 1000 items.
     pub companies: Vec<PlanVersionMigrationPreviewCompanyResponseData>,
@@ -1749,8 +3412,42 @@ impl PlanVersionMigrationPreviewResponseData {
     }
 }
 
+impl<'de> Deserialize<'de> for PlanVersionMigrationPreviewResponseData {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = PlanVersionMigrationPreviewResponseData;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a PlanVersionMigrationPreviewResponseData object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<PlanVersionMigrationPreviewResponseData, A::Error> {
+                let mut f0: Option<Vec<PlanVersionMigrationPreviewCompanyResponseData>> = None;
+                let mut f1: Option<bool> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "companies" => f0 = Some(map.next_value()?),
+                        "has_billing_changes" => f1 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(PlanVersionMigrationPreviewResponseData {
+                    companies: f0.ok_or_else(|| crate::de::missing("companies"))?,
+                    has_billing_changes: f1
+                        .ok_or_else(|| crate::de::missing("has_billing_changes"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `PlanVersionMigrationResponseData`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PlanVersionMigrationResponseData {
     /// `completed_at`, optional.
     #[serde(
@@ -1841,6 +3538,88 @@ impl PlanVersionMigrationResponseData {
     }
 }
 
+impl<'de> Deserialize<'de> for PlanVersionMigrationResponseData {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = PlanVersionMigrationResponseData;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a PlanVersionMigrationResponseData object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<PlanVersionMigrationResponseData, A::Error> {
+                let mut f0: Option<time::OffsetDateTime> = None;
+                let mut f1: Option<i64> = None;
+                let mut f2: Option<time::OffsetDateTime> = None;
+                let mut f3: Option<String> = None;
+                let mut f4: Option<i64> = None;
+                let mut f5: Option<String> = None;
+                let mut f6: Option<String> = None;
+                let mut f7: Option<String> = None;
+                let mut f8: Option<String> = None;
+                let mut f9: Option<Vec<String>> = None;
+                let mut f10: Option<MigrationProrationBehavior> = None;
+                let mut f11: Option<i64> = None;
+                let mut f12: Option<time::OffsetDateTime> = None;
+                let mut f13: Option<PlanVersionMigrationStatus> = None;
+                let mut f14: Option<PlanVersionMigrationStrategy> = None;
+                let mut f15: Option<i64> = None;
+                let mut f16: Option<time::OffsetDateTime> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "completed_at" => f0 = map.next_value::<crate::de::OptDateTime>()?.0,
+                        "completed_companies" => f1 = Some(map.next_value()?),
+                        "created_at" => f2 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        "error" => f3 = map.next_value()?,
+                        "failed_companies" => f4 = Some(map.next_value()?),
+                        "id" => f5 = Some(map.next_value()?),
+                        "plan_id" => f6 = Some(map.next_value()?),
+                        "plan_version_id_from" => f7 = map.next_value()?,
+                        "plan_version_id_to" => f8 = Some(map.next_value()?),
+                        "plan_version_ids_from" => f9 = Some(map.next_value()?),
+                        "proration_behavior" => f10 = map.next_value()?,
+                        "skipped_companies" => f11 = Some(map.next_value()?),
+                        "started_at" => f12 = map.next_value::<crate::de::OptDateTime>()?.0,
+                        "status" => f13 = Some(map.next_value()?),
+                        "strategy" => f14 = Some(map.next_value()?),
+                        "total_companies" => f15 = Some(map.next_value()?),
+                        "updated_at" => f16 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(PlanVersionMigrationResponseData {
+                    completed_at: f0,
+                    completed_companies: f1
+                        .ok_or_else(|| crate::de::missing("completed_companies"))?,
+                    created_at: f2.ok_or_else(|| crate::de::missing("created_at"))?,
+                    error: f3,
+                    failed_companies: f4.ok_or_else(|| crate::de::missing("failed_companies"))?,
+                    id: f5.ok_or_else(|| crate::de::missing("id"))?,
+                    plan_id: f6.ok_or_else(|| crate::de::missing("plan_id"))?,
+                    plan_version_id_from: f7,
+                    plan_version_id_to: f8
+                        .ok_or_else(|| crate::de::missing("plan_version_id_to"))?,
+                    plan_version_ids_from: f9
+                        .ok_or_else(|| crate::de::missing("plan_version_ids_from"))?,
+                    proration_behavior: f10,
+                    skipped_companies: f11
+                        .ok_or_else(|| crate::de::missing("skipped_companies"))?,
+                    started_at: f12,
+                    status: f13.ok_or_else(|| crate::de::missing("status"))?,
+                    strategy: f14.ok_or_else(|| crate::de::missing("strategy"))?,
+                    total_companies: f15.ok_or_else(|| crate::de::missing("total_companies"))?,
+                    updated_at: f16.ok_or_else(|| crate::de::missing("updated_at"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 open_enum! {
 /// The schema `PlanVersionMigrationStatus`.
 pub enum PlanVersionMigrationStatus {
@@ -1858,7 +3637,7 @@ Leave => "leave",
 } }
 
 /// The schema `PlanVersionResponseData`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PlanVersionResponseData {
     /// `created_at`, required.
     #[serde(with = "time::serde::rfc3339")]
@@ -1917,8 +3696,68 @@ impl PlanVersionResponseData {
     }
 }
 
+impl<'de> Deserialize<'de> for PlanVersionResponseData {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = PlanVersionResponseData;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a PlanVersionResponseData object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<PlanVersionResponseData, A::Error> {
+                let mut f0: Option<time::OffsetDateTime> = None;
+                let mut f1: Option<String> = None;
+                let mut f2: Option<String> = None;
+                let mut f3: Option<PlanIcon> = None;
+                let mut f4: Option<String> = None;
+                let mut f5: Option<String> = None;
+                let mut f6: Option<String> = None;
+                let mut f7: Option<PlanType> = None;
+                let mut f8: Option<PlanVersionStatus> = None;
+                let mut f9: Option<time::OffsetDateTime> = None;
+                let mut f10: Option<i64> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "created_at" => f0 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        "description" => f1 = Some(map.next_value()?),
+                        "environment_id" => f2 = Some(map.next_value()?),
+                        "icon" => f3 = Some(map.next_value()?),
+                        "id" => f4 = Some(map.next_value()?),
+                        "name" => f5 = Some(map.next_value()?),
+                        "original_plan_id" => f6 = map.next_value()?,
+                        "plan_type" => f7 = Some(map.next_value()?),
+                        "status" => f8 = Some(map.next_value()?),
+                        "updated_at" => f9 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        "version" => f10 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(PlanVersionResponseData {
+                    created_at: f0.ok_or_else(|| crate::de::missing("created_at"))?,
+                    description: f1.ok_or_else(|| crate::de::missing("description"))?,
+                    environment_id: f2.ok_or_else(|| crate::de::missing("environment_id"))?,
+                    icon: f3.ok_or_else(|| crate::de::missing("icon"))?,
+                    id: f4.ok_or_else(|| crate::de::missing("id"))?,
+                    name: f5.ok_or_else(|| crate::de::missing("name"))?,
+                    original_plan_id: f6,
+                    plan_type: f7.ok_or_else(|| crate::de::missing("plan_type"))?,
+                    status: f8.ok_or_else(|| crate::de::missing("status"))?,
+                    updated_at: f9.ok_or_else(|| crate::de::missing("updated_at"))?,
+                    version: f10.ok_or_else(|| crate::de::missing("version"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `PlanVersionSnapshotView`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PlanVersionSnapshotView {
     /// `id`, required.
     pub id: String,
@@ -1935,6 +3774,42 @@ impl PlanVersionSnapshotView {
     }
 }
 
+impl<'de> Deserialize<'de> for PlanVersionSnapshotView {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = PlanVersionSnapshotView;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a PlanVersionSnapshotView object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<PlanVersionSnapshotView, A::Error> {
+                let mut f0: Option<String> = None;
+                let mut f1: Option<String> = None;
+                let mut f2: Option<i64> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "id" => f0 = Some(map.next_value()?),
+                        "name" => f1 = Some(map.next_value()?),
+                        "version" => f2 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(PlanVersionSnapshotView {
+                    id: f0.ok_or_else(|| crate::de::missing("id"))?,
+                    name: f1.ok_or_else(|| crate::de::missing("name"))?,
+                    version: f2.ok_or_else(|| crate::de::missing("version"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 open_enum! {
 /// The schema `PlanVersionStatus`.
 pub enum PlanVersionStatus {
@@ -1944,7 +3819,7 @@ Archived => "archived",
 } }
 
 /// The schema `PlanViewPublicResponseData`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PlanViewPublicResponseData {
     /// `active_version`, optional.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -2116,5 +3991,154 @@ impl PlanViewPublicResponseData {
             versions,
             yearly_price: None,
         }
+    }
+}
+
+impl<'de> Deserialize<'de> for PlanViewPublicResponseData {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = PlanViewPublicResponseData;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a PlanViewPublicResponseData object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<PlanViewPublicResponseData, A::Error> {
+                let mut f0: Option<PlanVersionResponseData> = None;
+                let mut f1: Option<String> = None;
+                let mut f2: Option<Vec<PlanPriceCadence>> = None;
+                let mut f3: Option<BillingLinkedResourceResponseData> = None;
+                let mut f4: Option<BillingProductDetailResponseData> = None;
+                let mut f5: Option<BillingStrategy> = None;
+                let mut f6: Option<Vec<PlanCatalogMembershipResponseData>> = None;
+                let mut f7: Option<ChargeType> = None;
+                let mut f8: Option<i64> = None;
+                let mut f9: Option<String> = None;
+                let mut f10: Option<String> = None;
+                let mut f11: Option<String> = None;
+                let mut f12: Option<Vec<String>> = None;
+                let mut f13: Option<BillingProviderType> = None;
+                let mut f14: Option<String> = None;
+                let mut f15: Option<time::OffsetDateTime> = None;
+                let mut f16: Option<Vec<BillingCreditResponseData>> = None;
+                let mut f17: Option<Vec<PlanCurrencyPricesResponseData>> = None;
+                let mut f18: Option<bool> = None;
+                let mut f19: Option<CustomPlanConfig> = None;
+                let mut f20: Option<String> = None;
+                let mut f21: Option<PlanVersionResponseData> = None;
+                let mut f22: Option<Vec<PlanEntitlementResponseData>> = None;
+                let mut f23: Option<Vec<FeatureInPlanResponseData>> = None;
+                let mut f24: Option<PlanIcon> = None;
+                let mut f25: Option<String> = None;
+                let mut f26: Option<Vec<PlanCreditGrantView>> = None;
+                let mut f27: Option<bool> = None;
+                let mut f28: Option<bool> = None;
+                let mut f29: Option<bool> = None;
+                let mut f30: Option<bool> = None;
+                let mut f31: Option<BillingPriceResponseData> = None;
+                let mut f32: Option<String> = None;
+                let mut f33: Option<BillingPriceResponseData> = None;
+                let mut f34: Option<PlanType> = None;
+                let mut f35: Option<BillingPriceResponseData> = None;
+                let mut f36: Option<i64> = None;
+                let mut f37: Option<time::OffsetDateTime> = None;
+                let mut f38: Option<Vec<PlanVersionResponseData>> = None;
+                let mut f39: Option<BillingPriceResponseData> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "active_version" => f0 = map.next_value()?,
+                        "audience_type" => f1 = map.next_value()?,
+                        "available_periods" => f2 = Some(map.next_value()?),
+                        "billing_linked_resource" => f3 = map.next_value()?,
+                        "billing_product" => f4 = map.next_value()?,
+                        "billing_strategy" => f5 = Some(map.next_value()?),
+                        "catalogs" => f6 = map.next_value()?,
+                        "charge_type" => f7 = Some(map.next_value()?),
+                        "company_count" => f8 = Some(map.next_value()?),
+                        "company_id" => f9 = map.next_value()?,
+                        "company_logo_url" => f10 = map.next_value()?,
+                        "company_name" => f11 = map.next_value()?,
+                        "compatible_plan_ids" => f12 = Some(map.next_value()?),
+                        "controlled_by" => f13 = Some(map.next_value()?),
+                        "copied_from_plan_id" => f14 = map.next_value()?,
+                        "created_at" => f15 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        "credits" => f16 = Some(map.next_value()?),
+                        "currency_prices" => f17 = Some(map.next_value()?),
+                        "custom" => f18 = Some(map.next_value()?),
+                        "custom_plan_config" => f19 = map.next_value()?,
+                        "description" => f20 = Some(map.next_value()?),
+                        "draft_version" => f21 = map.next_value()?,
+                        "entitlements" => f22 = map.next_value()?,
+                        "features" => f23 = Some(map.next_value()?),
+                        "icon" => f24 = Some(map.next_value()?),
+                        "id" => f25 = Some(map.next_value()?),
+                        "included_credit_grants" => f26 = Some(map.next_value()?),
+                        "is_custom" => f27 = Some(map.next_value()?),
+                        "is_default" => f28 = Some(map.next_value()?),
+                        "is_free" => f29 = map.next_value()?,
+                        "is_trialable" => f30 = Some(map.next_value()?),
+                        "monthly_price" => f31 = map.next_value()?,
+                        "name" => f32 = Some(map.next_value()?),
+                        "one_time_price" => f33 = map.next_value()?,
+                        "plan_type" => f34 = Some(map.next_value()?),
+                        "quarterly_price" => f35 = map.next_value()?,
+                        "trial_days" => f36 = map.next_value()?,
+                        "updated_at" => f37 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        "versions" => f38 = Some(map.next_value()?),
+                        "yearly_price" => f39 = map.next_value()?,
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(PlanViewPublicResponseData {
+                    active_version: f0,
+                    audience_type: f1,
+                    available_periods: f2.ok_or_else(|| crate::de::missing("available_periods"))?,
+                    billing_linked_resource: f3,
+                    billing_product: f4,
+                    billing_strategy: f5.ok_or_else(|| crate::de::missing("billing_strategy"))?,
+                    catalogs: f6,
+                    charge_type: f7.ok_or_else(|| crate::de::missing("charge_type"))?,
+                    company_count: f8.ok_or_else(|| crate::de::missing("company_count"))?,
+                    company_id: f9,
+                    company_logo_url: f10,
+                    company_name: f11,
+                    compatible_plan_ids: f12
+                        .ok_or_else(|| crate::de::missing("compatible_plan_ids"))?,
+                    controlled_by: f13.ok_or_else(|| crate::de::missing("controlled_by"))?,
+                    copied_from_plan_id: f14,
+                    created_at: f15.ok_or_else(|| crate::de::missing("created_at"))?,
+                    credits: f16.ok_or_else(|| crate::de::missing("credits"))?,
+                    currency_prices: f17.ok_or_else(|| crate::de::missing("currency_prices"))?,
+                    custom: f18.ok_or_else(|| crate::de::missing("custom"))?,
+                    custom_plan_config: f19,
+                    description: f20.ok_or_else(|| crate::de::missing("description"))?,
+                    draft_version: f21,
+                    entitlements: f22,
+                    features: f23.ok_or_else(|| crate::de::missing("features"))?,
+                    icon: f24.ok_or_else(|| crate::de::missing("icon"))?,
+                    id: f25.ok_or_else(|| crate::de::missing("id"))?,
+                    included_credit_grants: f26
+                        .ok_or_else(|| crate::de::missing("included_credit_grants"))?,
+                    is_custom: f27.ok_or_else(|| crate::de::missing("is_custom"))?,
+                    is_default: f28.ok_or_else(|| crate::de::missing("is_default"))?,
+                    is_free: f29,
+                    is_trialable: f30.ok_or_else(|| crate::de::missing("is_trialable"))?,
+                    monthly_price: f31,
+                    name: f32.ok_or_else(|| crate::de::missing("name"))?,
+                    one_time_price: f33,
+                    plan_type: f34.ok_or_else(|| crate::de::missing("plan_type"))?,
+                    quarterly_price: f35,
+                    trial_days: f36,
+                    updated_at: f37.ok_or_else(|| crate::de::missing("updated_at"))?,
+                    versions: f38.ok_or_else(|| crate::de::missing("versions"))?,
+                    yearly_price: f39,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
     }
 }

@@ -13,7 +13,7 @@ use super::*;
 use crate::open_enum::open_enum;
 
 /// The schema `PreflightEventUsageRequestBody`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PreflightEventUsageRequestBody {
     /// `event_subtype`, required, at most 128 characters.
     pub event_subtype: String,
@@ -31,8 +31,41 @@ impl PreflightEventUsageRequestBody {
     }
 }
 
+impl<'de> Deserialize<'de> for PreflightEventUsageRequestBody {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = PreflightEventUsageRequestBody;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a PreflightEventUsageRequestBody object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<PreflightEventUsageRequestBody, A::Error> {
+                let mut f0: Option<String> = None;
+                let mut f1: Option<i64> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "event_subtype" => f0 = Some(map.next_value()?),
+                        "quantity" => f1 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(PreflightEventUsageRequestBody {
+                    event_subtype: f0.ok_or_else(|| crate::de::missing("event_subtype"))?,
+                    quantity: f1.ok_or_else(|| crate::de::missing("quantity"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `PreflightRequestBody`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, Default)]
 pub struct PreflightRequestBody {
     /// `credit_cost`, optional, at most 100 entries.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -45,8 +78,44 @@ pub struct PreflightRequestBody {
     pub usage: Option<i64>,
 }
 
+impl<'de> Deserialize<'de> for PreflightRequestBody {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = PreflightRequestBody;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a PreflightRequestBody object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<PreflightRequestBody, A::Error> {
+                let mut f0: Option<BTreeMap<String, f64>> = None;
+                let mut f1: Option<PreflightEventUsageRequestBody> = None;
+                let mut f2: Option<i64> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "credit_cost" => f0 = map.next_value()?,
+                        "event_usage" => f1 = map.next_value()?,
+                        "usage" => f2 = map.next_value()?,
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(PreflightRequestBody {
+                    credit_cost: f0,
+                    event_usage: f1,
+                    usage: f2,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `PreviewMigrationRequestBody`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PreviewMigrationRequestBody {
     /// `company_ids`, optional, at most 100 items.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -75,8 +144,51 @@ impl PreviewMigrationRequestBody {
     }
 }
 
+impl<'de> Deserialize<'de> for PreviewMigrationRequestBody {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = PreviewMigrationRequestBody;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a PreviewMigrationRequestBody object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<PreviewMigrationRequestBody, A::Error> {
+                let mut f0: Option<Vec<String>> = None;
+                let mut f1: Option<String> = None;
+                let mut f2: Option<String> = None;
+                let mut f3: Option<Vec<String>> = None;
+                let mut f4: Option<PlanType> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "company_ids" => f0 = map.next_value()?,
+                        "plan_id" => f1 = Some(map.next_value()?),
+                        "plan_version_id_to" => f2 = Some(map.next_value()?),
+                        "plan_version_ids_from" => f3 = map.next_value()?,
+                        "target_plan_type" => f4 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(PreviewMigrationRequestBody {
+                    company_ids: f0,
+                    plan_id: f1.ok_or_else(|| crate::de::missing("plan_id"))?,
+                    plan_version_id_to: f2
+                        .ok_or_else(|| crate::de::missing("plan_version_id_to"))?,
+                    plan_version_ids_from: f3,
+                    target_plan_type: f4.ok_or_else(|| crate::de::missing("target_plan_type"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `PreviewObject`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PreviewObject {
     /// `description`, optional.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -102,8 +214,47 @@ impl PreviewObject {
     }
 }
 
+impl<'de> Deserialize<'de> for PreviewObject {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = PreviewObject;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a PreviewObject object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<PreviewObject, A::Error> {
+                let mut f0: Option<String> = None;
+                let mut f1: Option<String> = None;
+                let mut f2: Option<String> = None;
+                let mut f3: Option<String> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "description" => f0 = map.next_value()?,
+                        "id" => f1 = Some(map.next_value()?),
+                        "image_url" => f2 = map.next_value()?,
+                        "name" => f3 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(PreviewObject {
+                    description: f0,
+                    id: f1.ok_or_else(|| crate::de::missing("id"))?,
+                    image_url: f2,
+                    name: f3.ok_or_else(|| crate::de::missing("name"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `PreviewObjectResponseData`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PreviewObjectResponseData {
     /// `description`, optional.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -129,8 +280,47 @@ impl PreviewObjectResponseData {
     }
 }
 
+impl<'de> Deserialize<'de> for PreviewObjectResponseData {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = PreviewObjectResponseData;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a PreviewObjectResponseData object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<PreviewObjectResponseData, A::Error> {
+                let mut f0: Option<String> = None;
+                let mut f1: Option<String> = None;
+                let mut f2: Option<String> = None;
+                let mut f3: Option<String> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "description" => f0 = map.next_value()?,
+                        "id" => f1 = Some(map.next_value()?),
+                        "image_url" => f2 = map.next_value()?,
+                        "name" => f3 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(PreviewObjectResponseData {
+                    description: f0,
+                    id: f1.ok_or_else(|| crate::de::missing("id"))?,
+                    image_url: f2,
+                    name: f3.ok_or_else(|| crate::de::missing("name"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `PreviewSubscriptionChangeResponseData`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PreviewSubscriptionChangeResponseData {
     /// `amount_off`, required, deprecated.
     pub amount_off: i64,
@@ -216,8 +406,88 @@ impl PreviewSubscriptionChangeResponseData {
     }
 }
 
+impl<'de> Deserialize<'de> for PreviewSubscriptionChangeResponseData {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = PreviewSubscriptionChangeResponseData;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a PreviewSubscriptionChangeResponseData object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<PreviewSubscriptionChangeResponseData, A::Error> {
+                let mut f0: Option<i64> = None;
+                let mut f1: Option<i64> = None;
+                let mut f2: Option<PreviewSubscriptionFinanceResponseData> = None;
+                let mut f3: Option<bool> = None;
+                let mut f4: Option<i64> = None;
+                let mut f5: Option<bool> = None;
+                let mut f6: Option<String> = None;
+                let mut f7: Option<String> = None;
+                let mut f8: Option<bool> = None;
+                let mut f9: Option<f64> = None;
+                let mut f10: Option<time::OffsetDateTime> = None;
+                let mut f11: Option<bool> = None;
+                let mut f12: Option<i64> = None;
+                let mut f13: Option<time::OffsetDateTime> = None;
+                let mut f14: Option<time::OffsetDateTime> = None;
+                let mut f15: Option<Vec<FeatureUsageResponseData>> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "amount_off" => f0 = Some(map.next_value()?),
+                        "due_now" => f1 = Some(map.next_value()?),
+                        "finance" => f2 = map.next_value()?,
+                        "is_scheduled_downgrade" => f3 = Some(map.next_value()?),
+                        "new_charges" => f4 = Some(map.next_value()?),
+                        "opt_in_required" => f5 = Some(map.next_value()?),
+                        "opt_in_text" => f6 = map.next_value()?,
+                        "opt_in_title" => f7 = map.next_value()?,
+                        "payment_method_required" => f8 = Some(map.next_value()?),
+                        "percent_off" => f9 = Some(map.next_value()?),
+                        "period_start" => f10 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        "promo_code_applied" => f11 = Some(map.next_value()?),
+                        "proration" => f12 = Some(map.next_value()?),
+                        "scheduled_change_time" => {
+                            f13 = map.next_value::<crate::de::OptDateTime>()?.0
+                        }
+                        "trial_end" => f14 = map.next_value::<crate::de::OptDateTime>()?.0,
+                        "usage_violations" => f15 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(PreviewSubscriptionChangeResponseData {
+                    amount_off: f0.ok_or_else(|| crate::de::missing("amount_off"))?,
+                    due_now: f1.ok_or_else(|| crate::de::missing("due_now"))?,
+                    finance: f2,
+                    is_scheduled_downgrade: f3
+                        .ok_or_else(|| crate::de::missing("is_scheduled_downgrade"))?,
+                    new_charges: f4.ok_or_else(|| crate::de::missing("new_charges"))?,
+                    opt_in_required: f5.ok_or_else(|| crate::de::missing("opt_in_required"))?,
+                    opt_in_text: f6,
+                    opt_in_title: f7,
+                    payment_method_required: f8
+                        .ok_or_else(|| crate::de::missing("payment_method_required"))?,
+                    percent_off: f9.ok_or_else(|| crate::de::missing("percent_off"))?,
+                    period_start: f10.ok_or_else(|| crate::de::missing("period_start"))?,
+                    promo_code_applied: f11
+                        .ok_or_else(|| crate::de::missing("promo_code_applied"))?,
+                    proration: f12.ok_or_else(|| crate::de::missing("proration"))?,
+                    scheduled_change_time: f13,
+                    trial_end: f14,
+                    usage_violations: f15.ok_or_else(|| crate::de::missing("usage_violations"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `PreviewSubscriptionDiscountResponseData`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PreviewSubscriptionDiscountResponseData {
     /// `amount_off`, optional.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -279,8 +549,68 @@ impl PreviewSubscriptionDiscountResponseData {
     }
 }
 
+impl<'de> Deserialize<'de> for PreviewSubscriptionDiscountResponseData {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = PreviewSubscriptionDiscountResponseData;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a PreviewSubscriptionDiscountResponseData object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<PreviewSubscriptionDiscountResponseData, A::Error> {
+                let mut f0: Option<i64> = None;
+                let mut f1: Option<String> = None;
+                let mut f2: Option<String> = None;
+                let mut f3: Option<String> = None;
+                let mut f4: Option<String> = None;
+                let mut f5: Option<i64> = None;
+                let mut f6: Option<time::OffsetDateTime> = None;
+                let mut f7: Option<bool> = None;
+                let mut f8: Option<f64> = None;
+                let mut f9: Option<String> = None;
+                let mut f10: Option<time::OffsetDateTime> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "amount_off" => f0 = map.next_value()?,
+                        "coupon_name" => f1 = Some(map.next_value()?),
+                        "currency" => f2 = map.next_value()?,
+                        "customer_facing_code" => f3 = map.next_value()?,
+                        "duration" => f4 = Some(map.next_value()?),
+                        "duration_in_months" => f5 = map.next_value()?,
+                        "ended_at" => f6 = map.next_value::<crate::de::OptDateTime>()?.0,
+                        "is_active" => f7 = Some(map.next_value()?),
+                        "percent_off" => f8 = map.next_value()?,
+                        "promo_code_external_id" => f9 = map.next_value()?,
+                        "started_at" => f10 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(PreviewSubscriptionDiscountResponseData {
+                    amount_off: f0,
+                    coupon_name: f1.ok_or_else(|| crate::de::missing("coupon_name"))?,
+                    currency: f2,
+                    customer_facing_code: f3,
+                    duration: f4.ok_or_else(|| crate::de::missing("duration"))?,
+                    duration_in_months: f5,
+                    ended_at: f6,
+                    is_active: f7.ok_or_else(|| crate::de::missing("is_active"))?,
+                    percent_off: f8,
+                    promo_code_external_id: f9,
+                    started_at: f10.ok_or_else(|| crate::de::missing("started_at"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `PreviewSubscriptionFinanceResponseData`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PreviewSubscriptionFinanceResponseData {
     /// `amount_off`, required.
     pub amount_off: i64,
@@ -371,8 +701,92 @@ impl PreviewSubscriptionFinanceResponseData {
     }
 }
 
+impl<'de> Deserialize<'de> for PreviewSubscriptionFinanceResponseData {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = PreviewSubscriptionFinanceResponseData;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a PreviewSubscriptionFinanceResponseData object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<PreviewSubscriptionFinanceResponseData, A::Error> {
+                let mut f0: Option<i64> = None;
+                let mut f1: Option<i64> = None;
+                let mut f2: Option<Vec<PreviewSubscriptionDiscountResponseData>> = None;
+                let mut f3: Option<i64> = None;
+                let mut f4: Option<i64> = None;
+                let mut f5: Option<f64> = None;
+                let mut f6: Option<time::OffsetDateTime> = None;
+                let mut f7: Option<time::OffsetDateTime> = None;
+                let mut f8: Option<bool> = None;
+                let mut f9: Option<i64> = None;
+                let mut f10: Option<time::OffsetDateTime> = None;
+                let mut f11: Option<i64> = None;
+                let mut f12: Option<String> = None;
+                let mut f13: Option<bool> = None;
+                let mut f14: Option<i64> = None;
+                let mut f15: Option<time::OffsetDateTime> = None;
+                let mut f16: Option<Vec<PreviewSubscriptionUpcomingInvoiceLineItems>> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "amount_off" => f0 = Some(map.next_value()?),
+                        "discount_amount" => f1 = Some(map.next_value()?),
+                        "discounts" => f2 = Some(map.next_value()?),
+                        "due_now" => f3 = Some(map.next_value()?),
+                        "new_charges" => f4 = Some(map.next_value()?),
+                        "percent_off" => f5 = Some(map.next_value()?),
+                        "period_end" => f6 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        "period_start" => f7 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        "promo_code_applied" => f8 = Some(map.next_value()?),
+                        "proration" => f9 = Some(map.next_value()?),
+                        "proration_billed_at" => {
+                            f10 = map.next_value::<crate::de::OptDateTime>()?.0
+                        }
+                        "tax_amount" => f11 = map.next_value()?,
+                        "tax_display_name" => f12 = map.next_value()?,
+                        "tax_require_billing_details" => f13 = Some(map.next_value()?),
+                        "total_per_billing_period" => f14 = Some(map.next_value()?),
+                        "trial_end" => f15 = map.next_value::<crate::de::OptDateTime>()?.0,
+                        "upcoming_invoice_line_items" => f16 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(PreviewSubscriptionFinanceResponseData {
+                    amount_off: f0.ok_or_else(|| crate::de::missing("amount_off"))?,
+                    discount_amount: f1.ok_or_else(|| crate::de::missing("discount_amount"))?,
+                    discounts: f2.ok_or_else(|| crate::de::missing("discounts"))?,
+                    due_now: f3.ok_or_else(|| crate::de::missing("due_now"))?,
+                    new_charges: f4.ok_or_else(|| crate::de::missing("new_charges"))?,
+                    percent_off: f5.ok_or_else(|| crate::de::missing("percent_off"))?,
+                    period_end: f6.ok_or_else(|| crate::de::missing("period_end"))?,
+                    period_start: f7.ok_or_else(|| crate::de::missing("period_start"))?,
+                    promo_code_applied: f8
+                        .ok_or_else(|| crate::de::missing("promo_code_applied"))?,
+                    proration: f9.ok_or_else(|| crate::de::missing("proration"))?,
+                    proration_billed_at: f10,
+                    tax_amount: f11,
+                    tax_display_name: f12,
+                    tax_require_billing_details: f13
+                        .ok_or_else(|| crate::de::missing("tax_require_billing_details"))?,
+                    total_per_billing_period: f14
+                        .ok_or_else(|| crate::de::missing("total_per_billing_period"))?,
+                    trial_end: f15,
+                    upcoming_invoice_line_items: f16
+                        .ok_or_else(|| crate::de::missing("upcoming_invoice_line_items"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `PreviewSubscriptionUpcomingInvoiceLineItems`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PreviewSubscriptionUpcomingInvoiceLineItems {
     /// `amount`, required.
     pub amount: i64,
@@ -402,6 +816,48 @@ impl PreviewSubscriptionUpcomingInvoiceLineItems {
             proration,
             quantity,
         }
+    }
+}
+
+impl<'de> Deserialize<'de> for PreviewSubscriptionUpcomingInvoiceLineItems {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = PreviewSubscriptionUpcomingInvoiceLineItems;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a PreviewSubscriptionUpcomingInvoiceLineItems object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<PreviewSubscriptionUpcomingInvoiceLineItems, A::Error> {
+                let mut f0: Option<i64> = None;
+                let mut f1: Option<String> = None;
+                let mut f2: Option<String> = None;
+                let mut f3: Option<bool> = None;
+                let mut f4: Option<i64> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "amount" => f0 = Some(map.next_value()?),
+                        "description" => f1 = Some(map.next_value()?),
+                        "price_id" => f2 = Some(map.next_value()?),
+                        "proration" => f3 = Some(map.next_value()?),
+                        "quantity" => f4 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(PreviewSubscriptionUpcomingInvoiceLineItems {
+                    amount: f0.ok_or_else(|| crate::de::missing("amount"))?,
+                    description: f1.ok_or_else(|| crate::de::missing("description"))?,
+                    price_id: f2.ok_or_else(|| crate::de::missing("price_id"))?,
+                    proration: f3.ok_or_else(|| crate::de::missing("proration"))?,
+                    quantity: f4.ok_or_else(|| crate::de::missing("quantity"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
     }
 }
 

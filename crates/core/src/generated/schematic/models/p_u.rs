@@ -13,7 +13,7 @@ use super::*;
 use crate::open_enum::open_enum;
 
 /// The schema `PublicPlansResponseData`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PublicPlansResponseData {
     /// `active_add_ons`, required, at most 1000 items.
     pub active_add_ons: Vec<PlanViewPublicResponseData>,
@@ -62,8 +62,66 @@ impl PublicPlansResponseData {
     }
 }
 
+impl<'de> Deserialize<'de> for PublicPlansResponseData {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = PublicPlansResponseData;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a PublicPlansResponseData object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<PublicPlansResponseData, A::Error> {
+                let mut f0: Option<Vec<PlanViewPublicResponseData>> = None;
+                let mut f1: Option<Vec<PlanViewPublicResponseData>> = None;
+                let mut f2: Option<Vec<CompatiblePlans>> = None;
+                let mut f3: Option<ComponentCapabilities> = None;
+                let mut f4: Option<ComponentDisplaySettings> = None;
+                let mut f5: Option<bool> = None;
+                let mut f6: Option<bool> = None;
+                let mut f7: Option<bool> = None;
+                let mut f8: Option<bool> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "active_add_ons" => f0 = Some(map.next_value()?),
+                        "active_plans" => f1 = Some(map.next_value()?),
+                        "add_on_compatibilities" => f2 = Some(map.next_value()?),
+                        "capabilities" => f3 = map.next_value()?,
+                        "display_settings" => f4 = Some(map.next_value()?),
+                        "show_as_monthly_prices" => f5 = Some(map.next_value()?),
+                        "show_credits" => f6 = Some(map.next_value()?),
+                        "show_period_toggle" => f7 = Some(map.next_value()?),
+                        "show_zero_price_as_free" => f8 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(PublicPlansResponseData {
+                    active_add_ons: f0.ok_or_else(|| crate::de::missing("active_add_ons"))?,
+                    active_plans: f1.ok_or_else(|| crate::de::missing("active_plans"))?,
+                    add_on_compatibilities: f2
+                        .ok_or_else(|| crate::de::missing("add_on_compatibilities"))?,
+                    capabilities: f3,
+                    display_settings: f4.ok_or_else(|| crate::de::missing("display_settings"))?,
+                    show_as_monthly_prices: f5
+                        .ok_or_else(|| crate::de::missing("show_as_monthly_prices"))?,
+                    show_credits: f6.ok_or_else(|| crate::de::missing("show_credits"))?,
+                    show_period_toggle: f7
+                        .ok_or_else(|| crate::de::missing("show_period_toggle"))?,
+                    show_zero_price_as_free: f8
+                        .ok_or_else(|| crate::de::missing("show_zero_price_as_free"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `PublishPlanVersionRequestBody`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PublishPlanVersionRequestBody {
     /// `activation_strategy`, optional.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -125,5 +183,73 @@ impl PublishPlanVersionRequestBody {
             send_invoice: None,
             tax_id: None,
         }
+    }
+}
+
+impl<'de> Deserialize<'de> for PublishPlanVersionRequestBody {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = PublishPlanVersionRequestBody;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a PublishPlanVersionRequestBody object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<PublishPlanVersionRequestBody, A::Error> {
+                let mut f0: Option<CustomPlanActivationStrategy> = None;
+                let mut f1: Option<CustomerBillingAddress> = None;
+                let mut f2: Option<String> = None;
+                let mut f3: Option<Vec<CheckoutFieldValue>> = None;
+                let mut f4: Option<String> = None;
+                let mut f5: Option<i64> = None;
+                let mut f6: Option<Vec<String>> = None;
+                let mut f7: Option<PlanVersionMigrationStrategy> = None;
+                let mut f8: Option<String> = None;
+                let mut f9: Option<MigrationProrationBehavior> = None;
+                let mut f10: Option<bool> = None;
+                let mut f11: Option<bool> = None;
+                let mut f12: Option<TaxIDInput> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "activation_strategy" => f0 = map.next_value()?,
+                        "address" => f1 = map.next_value()?,
+                        "coupon_external_id" => f2 = map.next_value()?,
+                        "custom_field_values" => f3 = map.next_value()?,
+                        "customer_email" => f4 = map.next_value()?,
+                        "days_until_due" => f5 = map.next_value()?,
+                        "excluded_company_ids" => f6 = Some(map.next_value()?),
+                        "migration_strategy" => f7 = Some(map.next_value()?),
+                        "phone" => f8 = map.next_value()?,
+                        "proration_behavior" => f9 = map.next_value()?,
+                        "require_no_migration" => f10 = map.next_value()?,
+                        "send_invoice" => f11 = map.next_value()?,
+                        "tax_id" => f12 = map.next_value()?,
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(PublishPlanVersionRequestBody {
+                    activation_strategy: f0,
+                    address: f1,
+                    coupon_external_id: f2,
+                    custom_field_values: f3,
+                    customer_email: f4,
+                    days_until_due: f5,
+                    excluded_company_ids: f6
+                        .ok_or_else(|| crate::de::missing("excluded_company_ids"))?,
+                    migration_strategy: f7
+                        .ok_or_else(|| crate::de::missing("migration_strategy"))?,
+                    phone: f8,
+                    proration_behavior: f9,
+                    require_no_migration: f10,
+                    send_invoice: f11,
+                    tax_id: f12,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
     }
 }

@@ -13,7 +13,7 @@ use super::*;
 use crate::open_enum::open_enum;
 
 /// The schema `QuickstartResp`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct QuickstartResp {
     /// `ok`, required.
     pub ok: bool,
@@ -23,5 +23,35 @@ impl QuickstartResp {
     /// Creates a value from its required fields; optional fields are `None`.
     pub fn new(ok: bool) -> Self {
         Self { ok }
+    }
+}
+
+impl<'de> Deserialize<'de> for QuickstartResp {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = QuickstartResp;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a QuickstartResp object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<QuickstartResp, A::Error> {
+                let mut f0: Option<bool> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "ok" => f0 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(QuickstartResp {
+                    ok: f0.ok_or_else(|| crate::de::missing("ok"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
     }
 }

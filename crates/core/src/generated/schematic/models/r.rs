@@ -13,7 +13,7 @@ use super::*;
 use crate::open_enum::open_enum;
 
 /// The schema `RawEventBatchResponseData`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RawEventBatchResponseData {
     /// `events`, required, at most 1000 items.
     pub events: Vec<RawEventResponseData>,
@@ -26,8 +26,38 @@ impl RawEventBatchResponseData {
     }
 }
 
+impl<'de> Deserialize<'de> for RawEventBatchResponseData {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = RawEventBatchResponseData;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a RawEventBatchResponseData object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<RawEventBatchResponseData, A::Error> {
+                let mut f0: Option<Vec<RawEventResponseData>> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "events" => f0 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(RawEventBatchResponseData {
+                    events: f0.ok_or_else(|| crate::de::missing("events"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `RawEventResponseData`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RawEventResponseData {
     /// `captured_at`, required.
     #[serde(with = "time::serde::rfc3339")]
@@ -57,11 +87,53 @@ impl RawEventResponseData {
     }
 }
 
+impl<'de> Deserialize<'de> for RawEventResponseData {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = RawEventResponseData;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a RawEventResponseData object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<RawEventResponseData, A::Error> {
+                let mut f0: Option<time::OffsetDateTime> = None;
+                let mut f1: Option<String> = None;
+                let mut f2: Option<String> = None;
+                let mut f3: Option<String> = None;
+                let mut f4: Option<String> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "captured_at" => f0 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        "event_id" => f1 = map.next_value()?,
+                        "remote_addr" => f2 = map.next_value()?,
+                        "remote_ip" => f3 = Some(map.next_value()?),
+                        "user_agent" => f4 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(RawEventResponseData {
+                    captured_at: f0.ok_or_else(|| crate::de::missing("captured_at"))?,
+                    event_id: f1,
+                    remote_addr: f2,
+                    remote_ip: f3.ok_or_else(|| crate::de::missing("remote_ip"))?,
+                    user_agent: f4.ok_or_else(|| crate::de::missing("user_agent"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `ReleaseCreditLeaseRequestBody`.
 pub type ReleaseCreditLeaseRequestBody = BTreeMap<String, serde_json::Value>;
 
 /// The schema `RetryCustomPlanBillingRequestBody`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RetryCustomPlanBillingRequestBody {
     /// `activation_strategy`, optional.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -88,8 +160,47 @@ impl RetryCustomPlanBillingRequestBody {
     }
 }
 
+impl<'de> Deserialize<'de> for RetryCustomPlanBillingRequestBody {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = RetryCustomPlanBillingRequestBody;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a RetryCustomPlanBillingRequestBody object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<RetryCustomPlanBillingRequestBody, A::Error> {
+                let mut f0: Option<CustomPlanActivationStrategy> = None;
+                let mut f1: Option<String> = None;
+                let mut f2: Option<i64> = None;
+                let mut f3: Option<bool> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "activation_strategy" => f0 = map.next_value()?,
+                        "customer_email" => f1 = Some(map.next_value()?),
+                        "days_until_due" => f2 = map.next_value()?,
+                        "send_invoice" => f3 = map.next_value()?,
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(RetryCustomPlanBillingRequestBody {
+                    activation_strategy: f0,
+                    customer_email: f1.ok_or_else(|| crate::de::missing("customer_email"))?,
+                    days_until_due: f2,
+                    send_invoice: f3,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `RetryMigrationRequestBody`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RetryMigrationRequestBody {
     /// `error_codes`, required, at most 10 items.
     pub error_codes: Vec<MigrationErrorCode>,
@@ -102,8 +213,38 @@ impl RetryMigrationRequestBody {
     }
 }
 
+impl<'de> Deserialize<'de> for RetryMigrationRequestBody {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = RetryMigrationRequestBody;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a RetryMigrationRequestBody object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<RetryMigrationRequestBody, A::Error> {
+                let mut f0: Option<Vec<MigrationErrorCode>> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "error_codes" => f0 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(RetryMigrationRequestBody {
+                    error_codes: f0.ok_or_else(|| crate::de::missing("error_codes"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `Rule`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Rule {
     /// `account_id`, required.
     pub account_id: String,
@@ -156,8 +297,62 @@ impl Rule {
     }
 }
 
+impl<'de> Deserialize<'de> for Rule {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Rule;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a Rule object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Rule, A::Error> {
+                let mut f0: Option<String> = None;
+                let mut f1: Option<Vec<ConditionGroup>> = None;
+                let mut f2: Option<Vec<Condition>> = None;
+                let mut f3: Option<String> = None;
+                let mut f4: Option<String> = None;
+                let mut f5: Option<String> = None;
+                let mut f6: Option<String> = None;
+                let mut f7: Option<i64> = None;
+                let mut f8: Option<RuleType> = None;
+                let mut f9: Option<bool> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "account_id" => f0 = Some(map.next_value()?),
+                        "condition_groups" => f1 = Some(map.next_value()?),
+                        "conditions" => f2 = Some(map.next_value()?),
+                        "environment_id" => f3 = Some(map.next_value()?),
+                        "flag_id" => f4 = map.next_value()?,
+                        "id" => f5 = Some(map.next_value()?),
+                        "name" => f6 = Some(map.next_value()?),
+                        "priority" => f7 = Some(map.next_value()?),
+                        "rule_type" => f8 = Some(map.next_value()?),
+                        "value" => f9 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(Rule {
+                    account_id: f0.ok_or_else(|| crate::de::missing("account_id"))?,
+                    condition_groups: f1.ok_or_else(|| crate::de::missing("condition_groups"))?,
+                    conditions: f2.ok_or_else(|| crate::de::missing("conditions"))?,
+                    environment_id: f3.ok_or_else(|| crate::de::missing("environment_id"))?,
+                    flag_id: f4,
+                    id: f5.ok_or_else(|| crate::de::missing("id"))?,
+                    name: f6.ok_or_else(|| crate::de::missing("name"))?,
+                    priority: f7.ok_or_else(|| crate::de::missing("priority"))?,
+                    rule_type: f8.ok_or_else(|| crate::de::missing("rule_type"))?,
+                    value: f9.ok_or_else(|| crate::de::missing("value"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `RuleConditionDetailResponseData`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RuleConditionDetailResponseData {
     /// `comparison_trait`, optional.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -256,8 +451,98 @@ impl RuleConditionDetailResponseData {
     }
 }
 
+impl<'de> Deserialize<'de> for RuleConditionDetailResponseData {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = RuleConditionDetailResponseData;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a RuleConditionDetailResponseData object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<RuleConditionDetailResponseData, A::Error> {
+                let mut f0: Option<EntityTraitDefinitionResponseData> = None;
+                let mut f1: Option<String> = None;
+                let mut f2: Option<String> = None;
+                let mut f3: Option<ConditionType> = None;
+                let mut f4: Option<time::OffsetDateTime> = None;
+                let mut f5: Option<String> = None;
+                let mut f6: Option<String> = None;
+                let mut f7: Option<String> = None;
+                let mut f8: Option<String> = None;
+                let mut f9: Option<MetricPeriod> = None;
+                let mut f10: Option<MetricPeriodMonthReset> = None;
+                let mut f11: Option<i64> = None;
+                let mut f12: Option<ComparableOperator> = None;
+                let mut f13: Option<Vec<String>> = None;
+                let mut f14: Option<Vec<PreviewObjectResponseData>> = None;
+                let mut f15: Option<String> = None;
+                let mut f16: Option<EntityTraitDefinitionResponseData> = None;
+                let mut f17: Option<EntityType> = None;
+                let mut f18: Option<String> = None;
+                let mut f19: Option<String> = None;
+                let mut f20: Option<time::OffsetDateTime> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "comparison_trait" => f0 = map.next_value()?,
+                        "comparison_trait_id" => f1 = map.next_value()?,
+                        "condition_group_id" => f2 = map.next_value()?,
+                        "condition_type" => f3 = Some(map.next_value()?),
+                        "created_at" => f4 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        "environment_id" => f5 = Some(map.next_value()?),
+                        "event_subtype" => f6 = map.next_value()?,
+                        "flag_id" => f7 = map.next_value()?,
+                        "id" => f8 = Some(map.next_value()?),
+                        "metric_period" => f9 = map.next_value()?,
+                        "metric_period_month_reset" => f10 = map.next_value()?,
+                        "metric_value" => f11 = map.next_value()?,
+                        "operator" => f12 = Some(map.next_value()?),
+                        "resource_ids" => f13 = Some(map.next_value()?),
+                        "resources" => f14 = Some(map.next_value()?),
+                        "rule_id" => f15 = Some(map.next_value()?),
+                        "trait" => f16 = map.next_value()?,
+                        "trait_entity_type" => f17 = map.next_value()?,
+                        "trait_id" => f18 = map.next_value()?,
+                        "trait_value" => f19 = Some(map.next_value()?),
+                        "updated_at" => f20 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(RuleConditionDetailResponseData {
+                    comparison_trait: f0,
+                    comparison_trait_id: f1,
+                    condition_group_id: f2,
+                    condition_type: f3.ok_or_else(|| crate::de::missing("condition_type"))?,
+                    created_at: f4.ok_or_else(|| crate::de::missing("created_at"))?,
+                    environment_id: f5.ok_or_else(|| crate::de::missing("environment_id"))?,
+                    event_subtype: f6,
+                    flag_id: f7,
+                    id: f8.ok_or_else(|| crate::de::missing("id"))?,
+                    metric_period: f9,
+                    metric_period_month_reset: f10,
+                    metric_value: f11,
+                    operator: f12.ok_or_else(|| crate::de::missing("operator"))?,
+                    resource_ids: f13.ok_or_else(|| crate::de::missing("resource_ids"))?,
+                    resources: f14.ok_or_else(|| crate::de::missing("resources"))?,
+                    rule_id: f15.ok_or_else(|| crate::de::missing("rule_id"))?,
+                    r#trait: f16,
+                    trait_entity_type: f17,
+                    trait_id: f18,
+                    trait_value: f19.ok_or_else(|| crate::de::missing("trait_value"))?,
+                    updated_at: f20.ok_or_else(|| crate::de::missing("updated_at"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `RuleConditionGroupDetailResponseData`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RuleConditionGroupDetailResponseData {
     /// `conditions`, required, at most 1000 items.
     pub conditions: Vec<RuleConditionDetailResponseData>,
@@ -300,8 +585,56 @@ impl RuleConditionGroupDetailResponseData {
     }
 }
 
+impl<'de> Deserialize<'de> for RuleConditionGroupDetailResponseData {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = RuleConditionGroupDetailResponseData;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a RuleConditionGroupDetailResponseData object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<RuleConditionGroupDetailResponseData, A::Error> {
+                let mut f0: Option<Vec<RuleConditionDetailResponseData>> = None;
+                let mut f1: Option<time::OffsetDateTime> = None;
+                let mut f2: Option<String> = None;
+                let mut f3: Option<String> = None;
+                let mut f4: Option<String> = None;
+                let mut f5: Option<String> = None;
+                let mut f6: Option<time::OffsetDateTime> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "conditions" => f0 = Some(map.next_value()?),
+                        "created_at" => f1 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        "environment_id" => f2 = Some(map.next_value()?),
+                        "flag_id" => f3 = map.next_value()?,
+                        "id" => f4 = Some(map.next_value()?),
+                        "rule_id" => f5 = Some(map.next_value()?),
+                        "updated_at" => f6 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(RuleConditionGroupDetailResponseData {
+                    conditions: f0.ok_or_else(|| crate::de::missing("conditions"))?,
+                    created_at: f1.ok_or_else(|| crate::de::missing("created_at"))?,
+                    environment_id: f2.ok_or_else(|| crate::de::missing("environment_id"))?,
+                    flag_id: f3,
+                    id: f4.ok_or_else(|| crate::de::missing("id"))?,
+                    rule_id: f5.ok_or_else(|| crate::de::missing("rule_id"))?,
+                    updated_at: f6.ok_or_else(|| crate::de::missing("updated_at"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `RuleConditionGroupResponseData`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RuleConditionGroupResponseData {
     /// `created_at`, required.
     #[serde(with = "time::serde::rfc3339")]
@@ -340,8 +673,53 @@ impl RuleConditionGroupResponseData {
     }
 }
 
+impl<'de> Deserialize<'de> for RuleConditionGroupResponseData {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = RuleConditionGroupResponseData;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a RuleConditionGroupResponseData object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<RuleConditionGroupResponseData, A::Error> {
+                let mut f0: Option<time::OffsetDateTime> = None;
+                let mut f1: Option<String> = None;
+                let mut f2: Option<String> = None;
+                let mut f3: Option<String> = None;
+                let mut f4: Option<String> = None;
+                let mut f5: Option<time::OffsetDateTime> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "created_at" => f0 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        "environment_id" => f1 = Some(map.next_value()?),
+                        "flag_id" => f2 = map.next_value()?,
+                        "id" => f3 = Some(map.next_value()?),
+                        "rule_id" => f4 = Some(map.next_value()?),
+                        "updated_at" => f5 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(RuleConditionGroupResponseData {
+                    created_at: f0.ok_or_else(|| crate::de::missing("created_at"))?,
+                    environment_id: f1.ok_or_else(|| crate::de::missing("environment_id"))?,
+                    flag_id: f2,
+                    id: f3.ok_or_else(|| crate::de::missing("id"))?,
+                    rule_id: f4.ok_or_else(|| crate::de::missing("rule_id"))?,
+                    updated_at: f5.ok_or_else(|| crate::de::missing("updated_at"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `RuleConditionResponseData`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RuleConditionResponseData {
     /// `comparison_trait_id`, optional.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -428,8 +806,89 @@ impl RuleConditionResponseData {
     }
 }
 
+impl<'de> Deserialize<'de> for RuleConditionResponseData {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = RuleConditionResponseData;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a RuleConditionResponseData object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<RuleConditionResponseData, A::Error> {
+                let mut f0: Option<String> = None;
+                let mut f1: Option<String> = None;
+                let mut f2: Option<ConditionType> = None;
+                let mut f3: Option<time::OffsetDateTime> = None;
+                let mut f4: Option<String> = None;
+                let mut f5: Option<String> = None;
+                let mut f6: Option<String> = None;
+                let mut f7: Option<String> = None;
+                let mut f8: Option<MetricPeriod> = None;
+                let mut f9: Option<MetricPeriodMonthReset> = None;
+                let mut f10: Option<i64> = None;
+                let mut f11: Option<ComparableOperator> = None;
+                let mut f12: Option<Vec<String>> = None;
+                let mut f13: Option<String> = None;
+                let mut f14: Option<EntityType> = None;
+                let mut f15: Option<String> = None;
+                let mut f16: Option<String> = None;
+                let mut f17: Option<time::OffsetDateTime> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "comparison_trait_id" => f0 = map.next_value()?,
+                        "condition_group_id" => f1 = map.next_value()?,
+                        "condition_type" => f2 = Some(map.next_value()?),
+                        "created_at" => f3 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        "environment_id" => f4 = Some(map.next_value()?),
+                        "event_subtype" => f5 = map.next_value()?,
+                        "flag_id" => f6 = map.next_value()?,
+                        "id" => f7 = Some(map.next_value()?),
+                        "metric_period" => f8 = map.next_value()?,
+                        "metric_period_month_reset" => f9 = map.next_value()?,
+                        "metric_value" => f10 = map.next_value()?,
+                        "operator" => f11 = Some(map.next_value()?),
+                        "resource_ids" => f12 = Some(map.next_value()?),
+                        "rule_id" => f13 = Some(map.next_value()?),
+                        "trait_entity_type" => f14 = map.next_value()?,
+                        "trait_id" => f15 = map.next_value()?,
+                        "trait_value" => f16 = Some(map.next_value()?),
+                        "updated_at" => f17 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(RuleConditionResponseData {
+                    comparison_trait_id: f0,
+                    condition_group_id: f1,
+                    condition_type: f2.ok_or_else(|| crate::de::missing("condition_type"))?,
+                    created_at: f3.ok_or_else(|| crate::de::missing("created_at"))?,
+                    environment_id: f4.ok_or_else(|| crate::de::missing("environment_id"))?,
+                    event_subtype: f5,
+                    flag_id: f6,
+                    id: f7.ok_or_else(|| crate::de::missing("id"))?,
+                    metric_period: f8,
+                    metric_period_month_reset: f9,
+                    metric_value: f10,
+                    operator: f11.ok_or_else(|| crate::de::missing("operator"))?,
+                    resource_ids: f12.ok_or_else(|| crate::de::missing("resource_ids"))?,
+                    rule_id: f13.ok_or_else(|| crate::de::missing("rule_id"))?,
+                    trait_entity_type: f14,
+                    trait_id: f15,
+                    trait_value: f16.ok_or_else(|| crate::de::missing("trait_value"))?,
+                    updated_at: f17.ok_or_else(|| crate::de::missing("updated_at"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `RuleDetailResponseData`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RuleDetailResponseData {
     /// `condition_groups`, required, at most 1000 items.
     pub condition_groups: Vec<RuleConditionGroupDetailResponseData>,
@@ -488,8 +947,68 @@ impl RuleDetailResponseData {
     }
 }
 
+impl<'de> Deserialize<'de> for RuleDetailResponseData {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = RuleDetailResponseData;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a RuleDetailResponseData object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<RuleDetailResponseData, A::Error> {
+                let mut f0: Option<Vec<RuleConditionGroupDetailResponseData>> = None;
+                let mut f1: Option<Vec<RuleConditionDetailResponseData>> = None;
+                let mut f2: Option<time::OffsetDateTime> = None;
+                let mut f3: Option<String> = None;
+                let mut f4: Option<String> = None;
+                let mut f5: Option<String> = None;
+                let mut f6: Option<String> = None;
+                let mut f7: Option<i64> = None;
+                let mut f8: Option<RuleType> = None;
+                let mut f9: Option<time::OffsetDateTime> = None;
+                let mut f10: Option<bool> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "condition_groups" => f0 = Some(map.next_value()?),
+                        "conditions" => f1 = Some(map.next_value()?),
+                        "created_at" => f2 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        "environment_id" => f3 = Some(map.next_value()?),
+                        "flag_id" => f4 = map.next_value()?,
+                        "id" => f5 = Some(map.next_value()?),
+                        "name" => f6 = Some(map.next_value()?),
+                        "priority" => f7 = Some(map.next_value()?),
+                        "rule_type" => f8 = Some(map.next_value()?),
+                        "updated_at" => f9 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        "value" => f10 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(RuleDetailResponseData {
+                    condition_groups: f0.ok_or_else(|| crate::de::missing("condition_groups"))?,
+                    conditions: f1.ok_or_else(|| crate::de::missing("conditions"))?,
+                    created_at: f2.ok_or_else(|| crate::de::missing("created_at"))?,
+                    environment_id: f3.ok_or_else(|| crate::de::missing("environment_id"))?,
+                    flag_id: f4,
+                    id: f5.ok_or_else(|| crate::de::missing("id"))?,
+                    name: f6.ok_or_else(|| crate::de::missing("name"))?,
+                    priority: f7.ok_or_else(|| crate::de::missing("priority"))?,
+                    rule_type: f8.ok_or_else(|| crate::de::missing("rule_type"))?,
+                    updated_at: f9.ok_or_else(|| crate::de::missing("updated_at"))?,
+                    value: f10.ok_or_else(|| crate::de::missing("value"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `RuleResponseData`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RuleResponseData {
     /// `created_at`, required.
     #[serde(with = "time::serde::rfc3339")]
@@ -540,6 +1059,60 @@ impl RuleResponseData {
     }
 }
 
+impl<'de> Deserialize<'de> for RuleResponseData {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = RuleResponseData;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a RuleResponseData object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<RuleResponseData, A::Error> {
+                let mut f0: Option<time::OffsetDateTime> = None;
+                let mut f1: Option<String> = None;
+                let mut f2: Option<String> = None;
+                let mut f3: Option<String> = None;
+                let mut f4: Option<String> = None;
+                let mut f5: Option<i64> = None;
+                let mut f6: Option<RuleType> = None;
+                let mut f7: Option<time::OffsetDateTime> = None;
+                let mut f8: Option<bool> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "created_at" => f0 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        "environment_id" => f1 = Some(map.next_value()?),
+                        "flag_id" => f2 = map.next_value()?,
+                        "id" => f3 = Some(map.next_value()?),
+                        "name" => f4 = Some(map.next_value()?),
+                        "priority" => f5 = Some(map.next_value()?),
+                        "rule_type" => f6 = Some(map.next_value()?),
+                        "updated_at" => f7 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        "value" => f8 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(RuleResponseData {
+                    created_at: f0.ok_or_else(|| crate::de::missing("created_at"))?,
+                    environment_id: f1.ok_or_else(|| crate::de::missing("environment_id"))?,
+                    flag_id: f2,
+                    id: f3.ok_or_else(|| crate::de::missing("id"))?,
+                    name: f4.ok_or_else(|| crate::de::missing("name"))?,
+                    priority: f5.ok_or_else(|| crate::de::missing("priority"))?,
+                    rule_type: f6.ok_or_else(|| crate::de::missing("rule_type"))?,
+                    updated_at: f7.ok_or_else(|| crate::de::missing("updated_at"))?,
+                    value: f8.ok_or_else(|| crate::de::missing("value"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 open_enum! {
 /// The schema `RuleType`.
 pub enum RuleType {
@@ -553,7 +1126,7 @@ Standard => "standard",
 } }
 
 /// The schema `RuleView`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RuleView {
     /// `account_id`, required.
     pub account_id: String,
@@ -616,8 +1189,71 @@ impl RuleView {
     }
 }
 
+impl<'de> Deserialize<'de> for RuleView {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = RuleView;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a RuleView object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<RuleView, A::Error> {
+                let mut f0: Option<String> = None;
+                let mut f1: Option<Vec<ConditionGroupView>> = None;
+                let mut f2: Option<Vec<ConditionView>> = None;
+                let mut f3: Option<time::OffsetDateTime> = None;
+                let mut f4: Option<String> = None;
+                let mut f5: Option<String> = None;
+                let mut f6: Option<String> = None;
+                let mut f7: Option<String> = None;
+                let mut f8: Option<i64> = None;
+                let mut f9: Option<RuleType> = None;
+                let mut f10: Option<time::OffsetDateTime> = None;
+                let mut f11: Option<bool> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "account_id" => f0 = Some(map.next_value()?),
+                        "condition_groups" => f1 = Some(map.next_value()?),
+                        "conditions" => f2 = Some(map.next_value()?),
+                        "created_at" => f3 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        "environment_id" => f4 = Some(map.next_value()?),
+                        "flag_id" => f5 = map.next_value()?,
+                        "id" => f6 = Some(map.next_value()?),
+                        "name" => f7 = Some(map.next_value()?),
+                        "priority" => f8 = Some(map.next_value()?),
+                        "rule_type" => f9 = Some(map.next_value()?),
+                        "updated_at" => f10 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        "value" => f11 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(RuleView {
+                    account_id: f0.ok_or_else(|| crate::de::missing("account_id"))?,
+                    condition_groups: f1.ok_or_else(|| crate::de::missing("condition_groups"))?,
+                    conditions: f2.ok_or_else(|| crate::de::missing("conditions"))?,
+                    created_at: f3.ok_or_else(|| crate::de::missing("created_at"))?,
+                    environment_id: f4.ok_or_else(|| crate::de::missing("environment_id"))?,
+                    flag_id: f5,
+                    id: f6.ok_or_else(|| crate::de::missing("id"))?,
+                    name: f7.ok_or_else(|| crate::de::missing("name"))?,
+                    priority: f8.ok_or_else(|| crate::de::missing("priority"))?,
+                    rule_type: f9.ok_or_else(|| crate::de::missing("rule_type"))?,
+                    updated_at: f10.ok_or_else(|| crate::de::missing("updated_at"))?,
+                    value: f11.ok_or_else(|| crate::de::missing("value"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `RulesDetailResponseData`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RulesDetailResponseData {
     /// `flag`, optional.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -633,6 +1269,39 @@ impl RulesDetailResponseData {
     }
 }
 
+impl<'de> Deserialize<'de> for RulesDetailResponseData {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = RulesDetailResponseData;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a RulesDetailResponseData object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<RulesDetailResponseData, A::Error> {
+                let mut f0: Option<FlagResponseData> = None;
+                let mut f1: Option<Vec<RuleDetailResponseData>> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "flag" => f0 = map.next_value()?,
+                        "rules" => f1 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(RulesDetailResponseData {
+                    flag: f0,
+                    rules: f1.ok_or_else(|| crate::de::missing("rules"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 open_enum! {
 /// The schema `RulesEngineSchemaVersion`.
 pub enum RulesEngineSchemaVersion {
@@ -641,7 +1310,7 @@ PlaceholderForFernCompatibility => "placeholder-for-fern-compatibility",
 } }
 
 /// The schema `RulesengineCheckFlagResult`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RulesengineCheckFlagResult {
     /// `company_id`, optional.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -714,8 +1383,82 @@ impl RulesengineCheckFlagResult {
     }
 }
 
+impl<'de> Deserialize<'de> for RulesengineCheckFlagResult {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = RulesengineCheckFlagResult;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a RulesengineCheckFlagResult object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<RulesengineCheckFlagResult, A::Error> {
+                let mut f0: Option<String> = None;
+                let mut f1: Option<RulesengineFeatureEntitlement> = None;
+                let mut f2: Option<String> = None;
+                let mut f3: Option<i64> = None;
+                let mut f4: Option<i64> = None;
+                let mut f5: Option<String> = None;
+                let mut f6: Option<RulesengineMetricPeriod> = None;
+                let mut f7: Option<time::OffsetDateTime> = None;
+                let mut f8: Option<String> = None;
+                let mut f9: Option<String> = None;
+                let mut f10: Option<String> = None;
+                let mut f11: Option<String> = None;
+                let mut f12: Option<RulesengineRuleType> = None;
+                let mut f13: Option<String> = None;
+                let mut f14: Option<bool> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "company_id" => f0 = map.next_value()?,
+                        "entitlement" => f1 = map.next_value()?,
+                        "err" => f2 = map.next_value()?,
+                        "feature_allocation" => f3 = map.next_value()?,
+                        "feature_usage" => f4 = map.next_value()?,
+                        "feature_usage_event" => f5 = map.next_value()?,
+                        "feature_usage_period" => f6 = map.next_value()?,
+                        "feature_usage_reset_at" => {
+                            f7 = map.next_value::<crate::de::OptDateTime>()?.0
+                        }
+                        "flag_id" => f8 = map.next_value()?,
+                        "flag_key" => f9 = Some(map.next_value()?),
+                        "reason" => f10 = Some(map.next_value()?),
+                        "rule_id" => f11 = map.next_value()?,
+                        "rule_type" => f12 = map.next_value()?,
+                        "user_id" => f13 = map.next_value()?,
+                        "value" => f14 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(RulesengineCheckFlagResult {
+                    company_id: f0,
+                    entitlement: f1,
+                    err: f2,
+                    feature_allocation: f3,
+                    feature_usage: f4,
+                    feature_usage_event: f5,
+                    feature_usage_period: f6,
+                    feature_usage_reset_at: f7,
+                    flag_id: f8,
+                    flag_key: f9.ok_or_else(|| crate::de::missing("flag_key"))?,
+                    reason: f10.ok_or_else(|| crate::de::missing("reason"))?,
+                    rule_id: f11,
+                    rule_type: f12,
+                    user_id: f13,
+                    value: f14.ok_or_else(|| crate::de::missing("value"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `RulesengineCompany`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RulesengineCompany {
     /// `account_id`, required.
     pub account_id: String,
@@ -784,8 +1527,78 @@ impl RulesengineCompany {
     }
 }
 
+impl<'de> Deserialize<'de> for RulesengineCompany {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = RulesengineCompany;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a RulesengineCompany object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<RulesengineCompany, A::Error> {
+                let mut f0: Option<String> = None;
+                let mut f1: Option<String> = None;
+                let mut f2: Option<Vec<String>> = None;
+                let mut f3: Option<BTreeMap<String, f64>> = None;
+                let mut f4: Option<Vec<RulesengineFeatureEntitlement>> = None;
+                let mut f5: Option<String> = None;
+                let mut f6: Option<String> = None;
+                let mut f7: Option<BTreeMap<String, String>> = None;
+                let mut f8: Option<Vec<RulesengineCompanyMetric>> = None;
+                let mut f9: Option<Vec<String>> = None;
+                let mut f10: Option<Vec<String>> = None;
+                let mut f11: Option<Vec<RulesengineRule>> = None;
+                let mut f12: Option<RulesengineSubscription> = None;
+                let mut f13: Option<Vec<RulesengineTrait>> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "account_id" => f0 = Some(map.next_value()?),
+                        "base_plan_id" => f1 = map.next_value()?,
+                        "billing_product_ids" => f2 = Some(map.next_value()?),
+                        "credit_balances" => f3 = Some(map.next_value()?),
+                        "entitlements" => f4 = map.next_value()?,
+                        "environment_id" => f5 = Some(map.next_value()?),
+                        "id" => f6 = Some(map.next_value()?),
+                        "keys" => f7 = Some(map.next_value()?),
+                        "metrics" => f8 = Some(map.next_value()?),
+                        "plan_ids" => f9 = Some(map.next_value()?),
+                        "plan_version_ids" => f10 = Some(map.next_value()?),
+                        "rules" => f11 = Some(map.next_value()?),
+                        "subscription" => f12 = map.next_value()?,
+                        "traits" => f13 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(RulesengineCompany {
+                    account_id: f0.ok_or_else(|| crate::de::missing("account_id"))?,
+                    base_plan_id: f1,
+                    billing_product_ids: f2
+                        .ok_or_else(|| crate::de::missing("billing_product_ids"))?,
+                    credit_balances: f3.ok_or_else(|| crate::de::missing("credit_balances"))?,
+                    entitlements: f4,
+                    environment_id: f5.ok_or_else(|| crate::de::missing("environment_id"))?,
+                    id: f6.ok_or_else(|| crate::de::missing("id"))?,
+                    keys: f7.ok_or_else(|| crate::de::missing("keys"))?,
+                    metrics: f8.ok_or_else(|| crate::de::missing("metrics"))?,
+                    plan_ids: f9.ok_or_else(|| crate::de::missing("plan_ids"))?,
+                    plan_version_ids: f10.ok_or_else(|| crate::de::missing("plan_version_ids"))?,
+                    rules: f11.ok_or_else(|| crate::de::missing("rules"))?,
+                    subscription: f12,
+                    traits: f13.ok_or_else(|| crate::de::missing("traits"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `RulesengineCompanyMetric`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RulesengineCompanyMetric {
     /// `account_id`, required.
     pub account_id: String,
@@ -839,8 +1652,62 @@ impl RulesengineCompanyMetric {
     }
 }
 
+impl<'de> Deserialize<'de> for RulesengineCompanyMetric {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = RulesengineCompanyMetric;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a RulesengineCompanyMetric object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<RulesengineCompanyMetric, A::Error> {
+                let mut f0: Option<String> = None;
+                let mut f1: Option<String> = None;
+                let mut f2: Option<time::OffsetDateTime> = None;
+                let mut f3: Option<String> = None;
+                let mut f4: Option<String> = None;
+                let mut f5: Option<RulesengineMetricPeriodMonthReset> = None;
+                let mut f6: Option<RulesengineMetricPeriod> = None;
+                let mut f7: Option<time::OffsetDateTime> = None;
+                let mut f8: Option<i64> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "account_id" => f0 = Some(map.next_value()?),
+                        "company_id" => f1 = Some(map.next_value()?),
+                        "created_at" => f2 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        "environment_id" => f3 = Some(map.next_value()?),
+                        "event_subtype" => f4 = Some(map.next_value()?),
+                        "month_reset" => f5 = Some(map.next_value()?),
+                        "period" => f6 = Some(map.next_value()?),
+                        "valid_until" => f7 = map.next_value::<crate::de::OptDateTime>()?.0,
+                        "value" => f8 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(RulesengineCompanyMetric {
+                    account_id: f0.ok_or_else(|| crate::de::missing("account_id"))?,
+                    company_id: f1.ok_or_else(|| crate::de::missing("company_id"))?,
+                    created_at: f2.ok_or_else(|| crate::de::missing("created_at"))?,
+                    environment_id: f3.ok_or_else(|| crate::de::missing("environment_id"))?,
+                    event_subtype: f4.ok_or_else(|| crate::de::missing("event_subtype"))?,
+                    month_reset: f5.ok_or_else(|| crate::de::missing("month_reset"))?,
+                    period: f6.ok_or_else(|| crate::de::missing("period"))?,
+                    valid_until: f7,
+                    value: f8.ok_or_else(|| crate::de::missing("value"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `RulesengineCondition`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RulesengineCondition {
     /// `account_id`, required.
     pub account_id: String,
@@ -913,8 +1780,80 @@ impl RulesengineCondition {
     }
 }
 
+impl<'de> Deserialize<'de> for RulesengineCondition {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = RulesengineCondition;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a RulesengineCondition object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<RulesengineCondition, A::Error> {
+                let mut f0: Option<String> = None;
+                let mut f1: Option<RulesengineTraitDefinition> = None;
+                let mut f2: Option<RulesengineConditionType> = None;
+                let mut f3: Option<f64> = None;
+                let mut f4: Option<String> = None;
+                let mut f5: Option<String> = None;
+                let mut f6: Option<String> = None;
+                let mut f7: Option<String> = None;
+                let mut f8: Option<RulesengineMetricPeriod> = None;
+                let mut f9: Option<RulesengineMetricPeriodMonthReset> = None;
+                let mut f10: Option<i64> = None;
+                let mut f11: Option<ComparableOperator> = None;
+                let mut f12: Option<Vec<String>> = None;
+                let mut f13: Option<RulesengineTraitDefinition> = None;
+                let mut f14: Option<String> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "account_id" => f0 = Some(map.next_value()?),
+                        "comparison_trait_definition" => f1 = map.next_value()?,
+                        "condition_type" => f2 = Some(map.next_value()?),
+                        "consumption_rate" => f3 = map.next_value()?,
+                        "credit_id" => f4 = map.next_value()?,
+                        "environment_id" => f5 = Some(map.next_value()?),
+                        "event_subtype" => f6 = map.next_value()?,
+                        "id" => f7 = Some(map.next_value()?),
+                        "metric_period" => f8 = map.next_value()?,
+                        "metric_period_month_reset" => f9 = map.next_value()?,
+                        "metric_value" => f10 = map.next_value()?,
+                        "operator" => f11 = Some(map.next_value()?),
+                        "resource_ids" => f12 = Some(map.next_value()?),
+                        "trait_definition" => f13 = map.next_value()?,
+                        "trait_value" => f14 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(RulesengineCondition {
+                    account_id: f0.ok_or_else(|| crate::de::missing("account_id"))?,
+                    comparison_trait_definition: f1,
+                    condition_type: f2.ok_or_else(|| crate::de::missing("condition_type"))?,
+                    consumption_rate: f3,
+                    credit_id: f4,
+                    environment_id: f5.ok_or_else(|| crate::de::missing("environment_id"))?,
+                    event_subtype: f6,
+                    id: f7.ok_or_else(|| crate::de::missing("id"))?,
+                    metric_period: f8,
+                    metric_period_month_reset: f9,
+                    metric_value: f10,
+                    operator: f11.ok_or_else(|| crate::de::missing("operator"))?,
+                    resource_ids: f12.ok_or_else(|| crate::de::missing("resource_ids"))?,
+                    trait_definition: f13,
+                    trait_value: f14.ok_or_else(|| crate::de::missing("trait_value"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `RulesengineConditionGroup`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RulesengineConditionGroup {
     /// `conditions`, required, at most 1000 items.
     pub conditions: Vec<RulesengineCondition>,
@@ -924,6 +1863,36 @@ impl RulesengineConditionGroup {
     /// Creates a value from its required fields; optional fields are `None`.
     pub fn new(conditions: Vec<RulesengineCondition>) -> Self {
         Self { conditions }
+    }
+}
+
+impl<'de> Deserialize<'de> for RulesengineConditionGroup {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = RulesengineConditionGroup;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a RulesengineConditionGroup object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<RulesengineConditionGroup, A::Error> {
+                let mut f0: Option<Vec<RulesengineCondition>> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "conditions" => f0 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(RulesengineConditionGroup {
+                    conditions: f0.ok_or_else(|| crate::de::missing("conditions"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
     }
 }
 
@@ -960,7 +1929,7 @@ User => "user",
 } }
 
 /// The schema `RulesengineFeatureEntitlement`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RulesengineFeatureEntitlement {
     /// `allocation`, optional.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -1053,8 +2022,92 @@ impl RulesengineFeatureEntitlement {
     }
 }
 
+impl<'de> Deserialize<'de> for RulesengineFeatureEntitlement {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = RulesengineFeatureEntitlement;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a RulesengineFeatureEntitlement object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<RulesengineFeatureEntitlement, A::Error> {
+                let mut f0: Option<i64> = None;
+                let mut f1: Option<f64> = None;
+                let mut f2: Option<String> = None;
+                let mut f3: Option<f64> = None;
+                let mut f4: Option<f64> = None;
+                let mut f5: Option<f64> = None;
+                let mut f6: Option<f64> = None;
+                let mut f7: Option<f64> = None;
+                let mut f8: Option<String> = None;
+                let mut f9: Option<String> = None;
+                let mut f10: Option<String> = None;
+                let mut f11: Option<String> = None;
+                let mut f12: Option<RulesengineMetricPeriod> = None;
+                let mut f13: Option<time::OffsetDateTime> = None;
+                let mut f14: Option<RulesengineMetricPeriodMonthReset> = None;
+                let mut f15: Option<i64> = None;
+                let mut f16: Option<i64> = None;
+                let mut f17: Option<RulesengineEntitlementValueType> = None;
+                let mut f18: Option<Vec<RulesengineWarningTier>> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "allocation" => f0 = map.next_value()?,
+                        "consumption_rate" => f1 = map.next_value()?,
+                        "credit_id" => f2 = map.next_value()?,
+                        "credit_remaining" => f3 = map.next_value()?,
+                        "credit_reserved" => f4 = map.next_value()?,
+                        "credit_settled" => f5 = map.next_value()?,
+                        "credit_total" => f6 = map.next_value()?,
+                        "credit_used" => f7 = map.next_value()?,
+                        "event_name" => f8 = map.next_value()?,
+                        "event_subtype" => f9 = map.next_value()?,
+                        "feature_id" => f10 = Some(map.next_value()?),
+                        "feature_key" => f11 = Some(map.next_value()?),
+                        "metric_period" => f12 = map.next_value()?,
+                        "metric_reset_at" => f13 = map.next_value::<crate::de::OptDateTime>()?.0,
+                        "month_reset" => f14 = map.next_value()?,
+                        "soft_limit" => f15 = map.next_value()?,
+                        "usage" => f16 = map.next_value()?,
+                        "value_type" => f17 = Some(map.next_value()?),
+                        "warning_tiers" => f18 = map.next_value()?,
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(RulesengineFeatureEntitlement {
+                    allocation: f0,
+                    consumption_rate: f1,
+                    credit_id: f2,
+                    credit_remaining: f3,
+                    credit_reserved: f4,
+                    credit_settled: f5,
+                    credit_total: f6,
+                    credit_used: f7,
+                    event_name: f8,
+                    event_subtype: f9,
+                    feature_id: f10.ok_or_else(|| crate::de::missing("feature_id"))?,
+                    feature_key: f11.ok_or_else(|| crate::de::missing("feature_key"))?,
+                    metric_period: f12,
+                    metric_reset_at: f13,
+                    month_reset: f14,
+                    soft_limit: f15,
+                    usage: f16,
+                    value_type: f17.ok_or_else(|| crate::de::missing("value_type"))?,
+                    warning_tiers: f18,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `RulesengineFlag`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RulesengineFlag {
     /// `account_id`, required.
     pub account_id: String,
@@ -1091,6 +2144,51 @@ impl RulesengineFlag {
     }
 }
 
+impl<'de> Deserialize<'de> for RulesengineFlag {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = RulesengineFlag;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a RulesengineFlag object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<RulesengineFlag, A::Error> {
+                let mut f0: Option<String> = None;
+                let mut f1: Option<bool> = None;
+                let mut f2: Option<String> = None;
+                let mut f3: Option<String> = None;
+                let mut f4: Option<String> = None;
+                let mut f5: Option<Vec<RulesengineRule>> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "account_id" => f0 = Some(map.next_value()?),
+                        "default_value" => f1 = Some(map.next_value()?),
+                        "environment_id" => f2 = Some(map.next_value()?),
+                        "id" => f3 = Some(map.next_value()?),
+                        "key" => f4 = Some(map.next_value()?),
+                        "rules" => f5 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(RulesengineFlag {
+                    account_id: f0.ok_or_else(|| crate::de::missing("account_id"))?,
+                    default_value: f1.ok_or_else(|| crate::de::missing("default_value"))?,
+                    environment_id: f2.ok_or_else(|| crate::de::missing("environment_id"))?,
+                    id: f3.ok_or_else(|| crate::de::missing("id"))?,
+                    key: f4.ok_or_else(|| crate::de::missing("key"))?,
+                    rules: f5.ok_or_else(|| crate::de::missing("rules"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 open_enum! {
 /// The schema `RulesengineMetricPeriod`.
 pub enum RulesengineMetricPeriod {
@@ -1108,7 +2206,7 @@ FirstOfMonth => "first_of_month",
 } }
 
 /// The schema `RulesengineRule`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RulesengineRule {
     /// `account_id`, required.
     pub account_id: String,
@@ -1161,6 +2259,63 @@ impl RulesengineRule {
     }
 }
 
+impl<'de> Deserialize<'de> for RulesengineRule {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = RulesengineRule;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a RulesengineRule object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<RulesengineRule, A::Error> {
+                let mut f0: Option<String> = None;
+                let mut f1: Option<Vec<RulesengineConditionGroup>> = None;
+                let mut f2: Option<Vec<RulesengineCondition>> = None;
+                let mut f3: Option<String> = None;
+                let mut f4: Option<String> = None;
+                let mut f5: Option<String> = None;
+                let mut f6: Option<String> = None;
+                let mut f7: Option<i64> = None;
+                let mut f8: Option<RulesengineRuleType> = None;
+                let mut f9: Option<bool> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "account_id" => f0 = Some(map.next_value()?),
+                        "condition_groups" => f1 = Some(map.next_value()?),
+                        "conditions" => f2 = Some(map.next_value()?),
+                        "environment_id" => f3 = Some(map.next_value()?),
+                        "flag_id" => f4 = map.next_value()?,
+                        "id" => f5 = Some(map.next_value()?),
+                        "name" => f6 = Some(map.next_value()?),
+                        "priority" => f7 = Some(map.next_value()?),
+                        "rule_type" => f8 = Some(map.next_value()?),
+                        "value" => f9 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(RulesengineRule {
+                    account_id: f0.ok_or_else(|| crate::de::missing("account_id"))?,
+                    condition_groups: f1.ok_or_else(|| crate::de::missing("condition_groups"))?,
+                    conditions: f2.ok_or_else(|| crate::de::missing("conditions"))?,
+                    environment_id: f3.ok_or_else(|| crate::de::missing("environment_id"))?,
+                    flag_id: f4,
+                    id: f5.ok_or_else(|| crate::de::missing("id"))?,
+                    name: f6.ok_or_else(|| crate::de::missing("name"))?,
+                    priority: f7.ok_or_else(|| crate::de::missing("priority"))?,
+                    rule_type: f8.ok_or_else(|| crate::de::missing("rule_type"))?,
+                    value: f9.ok_or_else(|| crate::de::missing("value"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 open_enum! {
 /// The schema `RulesengineRuleType`.
 pub enum RulesengineRuleType {
@@ -1174,7 +2329,7 @@ Standard => "standard",
 } }
 
 /// The schema `RulesengineSubscription`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RulesengineSubscription {
     /// `id`, required.
     pub id: String,
@@ -1201,8 +2356,44 @@ impl RulesengineSubscription {
     }
 }
 
+impl<'de> Deserialize<'de> for RulesengineSubscription {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = RulesengineSubscription;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a RulesengineSubscription object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<RulesengineSubscription, A::Error> {
+                let mut f0: Option<String> = None;
+                let mut f1: Option<time::OffsetDateTime> = None;
+                let mut f2: Option<time::OffsetDateTime> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "id" => f0 = Some(map.next_value()?),
+                        "period_end" => f1 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        "period_start" => f2 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(RulesengineSubscription {
+                    id: f0.ok_or_else(|| crate::de::missing("id"))?,
+                    period_end: f1.ok_or_else(|| crate::de::missing("period_end"))?,
+                    period_start: f2.ok_or_else(|| crate::de::missing("period_start"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `RulesengineTrait`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RulesengineTrait {
     /// `trait_definition`, optional.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -1221,8 +2412,41 @@ impl RulesengineTrait {
     }
 }
 
+impl<'de> Deserialize<'de> for RulesengineTrait {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = RulesengineTrait;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a RulesengineTrait object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<RulesengineTrait, A::Error> {
+                let mut f0: Option<RulesengineTraitDefinition> = None;
+                let mut f1: Option<String> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "trait_definition" => f0 = map.next_value()?,
+                        "value" => f1 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(RulesengineTrait {
+                    trait_definition: f0,
+                    value: f1.ok_or_else(|| crate::de::missing("value"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `RulesengineTraitDefinition`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RulesengineTraitDefinition {
     /// `comparable_type`, required.
     pub comparable_type: RulesengineTraitDefinitionComparableType,
@@ -1247,6 +2471,42 @@ impl RulesengineTraitDefinition {
     }
 }
 
+impl<'de> Deserialize<'de> for RulesengineTraitDefinition {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = RulesengineTraitDefinition;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a RulesengineTraitDefinition object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<RulesengineTraitDefinition, A::Error> {
+                let mut f0: Option<RulesengineTraitDefinitionComparableType> = None;
+                let mut f1: Option<RulesengineEntityType> = None;
+                let mut f2: Option<String> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "comparable_type" => f0 = Some(map.next_value()?),
+                        "entity_type" => f1 = Some(map.next_value()?),
+                        "id" => f2 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(RulesengineTraitDefinition {
+                    comparable_type: f0.ok_or_else(|| crate::de::missing("comparable_type"))?,
+                    entity_type: f1.ok_or_else(|| crate::de::missing("entity_type"))?,
+                    id: f2.ok_or_else(|| crate::de::missing("id"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 open_enum! {
 /// The inline type `RulesengineTraitDefinitionComparableType`.
 pub enum RulesengineTraitDefinitionComparableType {
@@ -1257,7 +2517,7 @@ String => "string",
 } }
 
 /// The schema `RulesengineUser`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RulesengineUser {
     /// `account_id`, required.
     pub account_id: String,
@@ -1294,8 +2554,53 @@ impl RulesengineUser {
     }
 }
 
+impl<'de> Deserialize<'de> for RulesengineUser {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = RulesengineUser;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a RulesengineUser object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<RulesengineUser, A::Error> {
+                let mut f0: Option<String> = None;
+                let mut f1: Option<String> = None;
+                let mut f2: Option<String> = None;
+                let mut f3: Option<BTreeMap<String, String>> = None;
+                let mut f4: Option<Vec<RulesengineRule>> = None;
+                let mut f5: Option<Vec<RulesengineTrait>> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "account_id" => f0 = Some(map.next_value()?),
+                        "environment_id" => f1 = Some(map.next_value()?),
+                        "id" => f2 = Some(map.next_value()?),
+                        "keys" => f3 = Some(map.next_value()?),
+                        "rules" => f4 = Some(map.next_value()?),
+                        "traits" => f5 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(RulesengineUser {
+                    account_id: f0.ok_or_else(|| crate::de::missing("account_id"))?,
+                    environment_id: f1.ok_or_else(|| crate::de::missing("environment_id"))?,
+                    id: f2.ok_or_else(|| crate::de::missing("id"))?,
+                    keys: f3.ok_or_else(|| crate::de::missing("keys"))?,
+                    rules: f4.ok_or_else(|| crate::de::missing("rules"))?,
+                    traits: f5.ok_or_else(|| crate::de::missing("traits"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `RulesengineWarningTier`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RulesengineWarningTier {
     /// `key`, required.
     pub key: String,
@@ -1307,5 +2612,38 @@ impl RulesengineWarningTier {
     /// Creates a value from its required fields; optional fields are `None`.
     pub fn new(key: String, value: i64) -> Self {
         Self { key, value }
+    }
+}
+
+impl<'de> Deserialize<'de> for RulesengineWarningTier {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = RulesengineWarningTier;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a RulesengineWarningTier object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<RulesengineWarningTier, A::Error> {
+                let mut f0: Option<String> = None;
+                let mut f1: Option<i64> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "key" => f0 = Some(map.next_value()?),
+                        "value" => f1 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(RulesengineWarningTier {
+                    key: f0.ok_or_else(|| crate::de::missing("key"))?,
+                    value: f1.ok_or_else(|| crate::de::missing("value"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
     }
 }

@@ -13,7 +13,7 @@ use super::*;
 use crate::open_enum::open_enum;
 
 /// The schema `ScheduledCheckoutResponseData`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ScheduledCheckoutResponseData {
     /// `actor_type`, required.
     pub actor_type: String,
@@ -93,6 +93,75 @@ impl ScheduledCheckoutResponseData {
     }
 }
 
+impl<'de> Deserialize<'de> for ScheduledCheckoutResponseData {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = ScheduledCheckoutResponseData;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a ScheduledCheckoutResponseData object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<ScheduledCheckoutResponseData, A::Error> {
+                let mut f0: Option<String> = None;
+                let mut f1: Option<String> = None;
+                let mut f2: Option<time::OffsetDateTime> = None;
+                let mut f3: Option<time::OffsetDateTime> = None;
+                let mut f4: Option<String> = None;
+                let mut f5: Option<time::OffsetDateTime> = None;
+                let mut f6: Option<String> = None;
+                let mut f7: Option<String> = None;
+                let mut f8: Option<String> = None;
+                let mut f9: Option<i64> = None;
+                let mut f10: Option<time::OffsetDateTime> = None;
+                let mut f11: Option<ScheduledCheckoutStatus> = None;
+                let mut f12: Option<String> = None;
+                let mut f13: Option<time::OffsetDateTime> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "actor_type" => f0 = Some(map.next_value()?),
+                        "company_id" => f1 = Some(map.next_value()?),
+                        "completed_at" => f2 = map.next_value::<crate::de::OptDateTime>()?.0,
+                        "created_at" => f3 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        "error_message" => f4 = map.next_value()?,
+                        "execute_after" => f5 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        "from_plan_id" => f6 = Some(map.next_value()?),
+                        "id" => f7 = Some(map.next_value()?),
+                        "scheduled_interval" => f8 = map.next_value()?,
+                        "scheduled_price" => f9 = map.next_value()?,
+                        "started_at" => f10 = map.next_value::<crate::de::OptDateTime>()?.0,
+                        "status" => f11 = Some(map.next_value()?),
+                        "to_plan_id" => f12 = Some(map.next_value()?),
+                        "updated_at" => f13 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(ScheduledCheckoutResponseData {
+                    actor_type: f0.ok_or_else(|| crate::de::missing("actor_type"))?,
+                    company_id: f1.ok_or_else(|| crate::de::missing("company_id"))?,
+                    completed_at: f2,
+                    created_at: f3.ok_or_else(|| crate::de::missing("created_at"))?,
+                    error_message: f4,
+                    execute_after: f5.ok_or_else(|| crate::de::missing("execute_after"))?,
+                    from_plan_id: f6.ok_or_else(|| crate::de::missing("from_plan_id"))?,
+                    id: f7.ok_or_else(|| crate::de::missing("id"))?,
+                    scheduled_interval: f8,
+                    scheduled_price: f9,
+                    started_at: f10,
+                    status: f11.ok_or_else(|| crate::de::missing("status"))?,
+                    to_plan_id: f12.ok_or_else(|| crate::de::missing("to_plan_id"))?,
+                    updated_at: f13.ok_or_else(|| crate::de::missing("updated_at"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 open_enum! {
 /// The schema `ScheduledCheckoutStatus`.
 pub enum ScheduledCheckoutStatus {
@@ -111,7 +180,7 @@ None => "none",
 } }
 
 /// The schema `ScheduledDowngradeResponseData`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ScheduledDowngradeResponseData {
     /// `currency`, required.
     pub currency: String,
@@ -169,8 +238,69 @@ impl ScheduledDowngradeResponseData {
     }
 }
 
+impl<'de> Deserialize<'de> for ScheduledDowngradeResponseData {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = ScheduledDowngradeResponseData;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a ScheduledDowngradeResponseData object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<ScheduledDowngradeResponseData, A::Error> {
+                let mut f0: Option<String> = None;
+                let mut f1: Option<time::OffsetDateTime> = None;
+                let mut f2: Option<String> = None;
+                let mut f3: Option<String> = None;
+                let mut f4: Option<i64> = None;
+                let mut f5: Option<String> = None;
+                let mut f6: Option<String> = None;
+                let mut f7: Option<String> = None;
+                let mut f8: Option<i64> = None;
+                let mut f9: Option<String> = None;
+                let mut f10: Option<String> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "currency" => f0 = Some(map.next_value()?),
+                        "effective_after" => f1 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        "from_plan_id" => f2 = Some(map.next_value()?),
+                        "from_plan_name" => f3 = Some(map.next_value()?),
+                        "from_subscription_price" => f4 = Some(map.next_value()?),
+                        "id" => f5 = Some(map.next_value()?),
+                        "interval" => f6 = Some(map.next_value()?),
+                        "scheduled_interval" => f7 = map.next_value()?,
+                        "scheduled_price" => f8 = map.next_value()?,
+                        "to_plan_id" => f9 = Some(map.next_value()?),
+                        "to_plan_name" => f10 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(ScheduledDowngradeResponseData {
+                    currency: f0.ok_or_else(|| crate::de::missing("currency"))?,
+                    effective_after: f1.ok_or_else(|| crate::de::missing("effective_after"))?,
+                    from_plan_id: f2.ok_or_else(|| crate::de::missing("from_plan_id"))?,
+                    from_plan_name: f3.ok_or_else(|| crate::de::missing("from_plan_name"))?,
+                    from_subscription_price: f4
+                        .ok_or_else(|| crate::de::missing("from_subscription_price"))?,
+                    id: f5.ok_or_else(|| crate::de::missing("id"))?,
+                    interval: f6.ok_or_else(|| crate::de::missing("interval"))?,
+                    scheduled_interval: f7,
+                    scheduled_price: f8,
+                    to_plan_id: f9.ok_or_else(|| crate::de::missing("to_plan_id"))?,
+                    to_plan_name: f10.ok_or_else(|| crate::de::missing("to_plan_name"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `SegmentStatusResp`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SegmentStatusResp {
     /// `connected`, required.
     pub connected: bool,
@@ -196,8 +326,44 @@ impl SegmentStatusResp {
     }
 }
 
+impl<'de> Deserialize<'de> for SegmentStatusResp {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = SegmentStatusResp;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a SegmentStatusResp object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<SegmentStatusResp, A::Error> {
+                let mut f0: Option<bool> = None;
+                let mut f1: Option<String> = None;
+                let mut f2: Option<time::OffsetDateTime> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "connected" => f0 = Some(map.next_value()?),
+                        "environment_id" => f1 = Some(map.next_value()?),
+                        "last_event_at" => f2 = map.next_value::<crate::de::OptDateTime>()?.0,
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(SegmentStatusResp {
+                    connected: f0.ok_or_else(|| crate::de::missing("connected"))?,
+                    environment_id: f1.ok_or_else(|| crate::de::missing("environment_id"))?,
+                    last_event_at: f2,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `SkippedEntitlementErrorResponseData`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SkippedEntitlementErrorResponseData {
     /// `message`, required.
     pub message: String,
@@ -210,8 +376,38 @@ impl SkippedEntitlementErrorResponseData {
     }
 }
 
+impl<'de> Deserialize<'de> for SkippedEntitlementErrorResponseData {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = SkippedEntitlementErrorResponseData;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a SkippedEntitlementErrorResponseData object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<SkippedEntitlementErrorResponseData, A::Error> {
+                let mut f0: Option<String> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "message" => f0 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(SkippedEntitlementErrorResponseData {
+                    message: f0.ok_or_else(|| crate::de::missing("message"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `SkippedEntitlementResponseData`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SkippedEntitlementResponseData {
     /// `entitlement_id`, required.
     pub entitlement_id: String,
@@ -240,6 +436,45 @@ impl SkippedEntitlementResponseData {
     }
 }
 
+impl<'de> Deserialize<'de> for SkippedEntitlementResponseData {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = SkippedEntitlementResponseData;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a SkippedEntitlementResponseData object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<SkippedEntitlementResponseData, A::Error> {
+                let mut f0: Option<String> = None;
+                let mut f1: Option<Vec<SkippedEntitlementErrorResponseData>> = None;
+                let mut f2: Option<String> = None;
+                let mut f3: Option<String> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "entitlement_id" => f0 = Some(map.next_value()?),
+                        "errors" => f1 = Some(map.next_value()?),
+                        "feature_id" => f2 = Some(map.next_value()?),
+                        "feature_name" => f3 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(SkippedEntitlementResponseData {
+                    entitlement_id: f0.ok_or_else(|| crate::de::missing("entitlement_id"))?,
+                    errors: f1.ok_or_else(|| crate::de::missing("errors"))?,
+                    feature_id: f2.ok_or_else(|| crate::de::missing("feature_id"))?,
+                    feature_name: f3.ok_or_else(|| crate::de::missing("feature_name"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 open_enum! {
 /// The schema `SortDirection`.
 pub enum SortDirection {
@@ -248,7 +483,7 @@ Desc => "desc",
 } }
 
 /// The schema `StartDataImportRequestBody`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct StartDataImportRequestBody {
     /// `company_matching_criteria`, optional.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -271,8 +506,44 @@ impl StartDataImportRequestBody {
     }
 }
 
+impl<'de> Deserialize<'de> for StartDataImportRequestBody {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = StartDataImportRequestBody;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a StartDataImportRequestBody object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<StartDataImportRequestBody, A::Error> {
+                let mut f0: Option<CompanyMatchingCriteria> = None;
+                let mut f1: Option<String> = None;
+                let mut f2: Option<String> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "company_matching_criteria" => f0 = map.next_value()?,
+                        "company_matching_field" => f1 = map.next_value()?,
+                        "integration_id" => f2 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(StartDataImportRequestBody {
+                    company_matching_criteria: f0,
+                    company_matching_field: f1,
+                    integration_id: f2.ok_or_else(|| crate::de::missing("integration_id"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `StripeEmbedInfo`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct StripeEmbedInfo {
     /// `account_id`, optional.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -299,8 +570,48 @@ impl StripeEmbedInfo {
     }
 }
 
+impl<'de> Deserialize<'de> for StripeEmbedInfo {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = StripeEmbedInfo;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a StripeEmbedInfo object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<StripeEmbedInfo, A::Error> {
+                let mut f0: Option<String> = None;
+                let mut f1: Option<String> = None;
+                let mut f2: Option<String> = None;
+                let mut f3: Option<String> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "account_id" => f0 = map.next_value()?,
+                        "publishable_key" => f1 = map.next_value()?,
+                        "schematic_publishable_key" => f2 = Some(map.next_value()?),
+                        "setup_intent_client_secret" => f3 = map.next_value()?,
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(StripeEmbedInfo {
+                    account_id: f0,
+                    publishable_key: f1,
+                    schematic_publishable_key: f2
+                        .ok_or_else(|| crate::de::missing("schematic_publishable_key"))?,
+                    setup_intent_client_secret: f3,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `StripeIntegrationConfig`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct StripeIntegrationConfig {
     /// `account_id`, optional.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -341,6 +652,57 @@ impl StripeIntegrationConfig {
     }
 }
 
+impl<'de> Deserialize<'de> for StripeIntegrationConfig {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = StripeIntegrationConfig;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a StripeIntegrationConfig object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<StripeIntegrationConfig, A::Error> {
+                let mut f0: Option<String> = None;
+                let mut f1: Option<String> = None;
+                let mut f2: Option<bool> = None;
+                let mut f3: Option<bool> = None;
+                let mut f4: Option<bool> = None;
+                let mut f5: Option<String> = None;
+                let mut f6: Option<String> = None;
+                let mut f7: Option<StripeIntegrationConfigType> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "account_id" => f0 = map.next_value()?,
+                        "account_name" => f1 = map.next_value()?,
+                        "company_update_only" => f2 = map.next_value()?,
+                        "is_sandbox" => f3 = Some(map.next_value()?),
+                        "live_mode" => f4 = Some(map.next_value()?),
+                        "onboard_url" => f5 = map.next_value()?,
+                        "return_to" => f6 = map.next_value()?,
+                        "type" => f7 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(StripeIntegrationConfig {
+                    account_id: f0,
+                    account_name: f1,
+                    company_update_only: f2,
+                    is_sandbox: f3.ok_or_else(|| crate::de::missing("is_sandbox"))?,
+                    live_mode: f4.ok_or_else(|| crate::de::missing("live_mode"))?,
+                    onboard_url: f5,
+                    return_to: f6,
+                    r#type: f7.ok_or_else(|| crate::de::missing("type"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 open_enum! {
 /// The inline type `StripeIntegrationConfigType`.
 pub enum StripeIntegrationConfigType {
@@ -362,7 +724,7 @@ Unpaid => "unpaid",
 } }
 
 /// The schema `SubscriptionTraitUpdate`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SubscriptionTraitUpdate {
     /// `feature_id`, required.
     pub feature_id: String,
@@ -400,6 +762,54 @@ impl SubscriptionTraitUpdate {
             trait_type,
             value,
         }
+    }
+}
+
+impl<'de> Deserialize<'de> for SubscriptionTraitUpdate {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = SubscriptionTraitUpdate;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a SubscriptionTraitUpdate object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<SubscriptionTraitUpdate, A::Error> {
+                let mut f0: Option<String> = None;
+                let mut f1: Option<Vec<String>> = None;
+                let mut f2: Option<String> = None;
+                let mut f3: Option<String> = None;
+                let mut f4: Option<String> = None;
+                let mut f5: Option<TraitType> = None;
+                let mut f6: Option<String> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "feature_id" => f0 = Some(map.next_value()?),
+                        "hierarchy" => f1 = Some(map.next_value()?),
+                        "reason" => f2 = Some(map.next_value()?),
+                        "trait_id" => f3 = Some(map.next_value()?),
+                        "trait_name" => f4 = Some(map.next_value()?),
+                        "trait_type" => f5 = Some(map.next_value()?),
+                        "value" => f6 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(SubscriptionTraitUpdate {
+                    feature_id: f0.ok_or_else(|| crate::de::missing("feature_id"))?,
+                    hierarchy: f1.ok_or_else(|| crate::de::missing("hierarchy"))?,
+                    reason: f2.ok_or_else(|| crate::de::missing("reason"))?,
+                    trait_id: f3.ok_or_else(|| crate::de::missing("trait_id"))?,
+                    trait_name: f4.ok_or_else(|| crate::de::missing("trait_name"))?,
+                    trait_type: f5.ok_or_else(|| crate::de::missing("trait_type"))?,
+                    value: f6.ok_or_else(|| crate::de::missing("value"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
     }
 }
 

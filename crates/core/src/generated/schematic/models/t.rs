@@ -13,7 +13,7 @@ use super::*;
 use crate::open_enum::open_enum;
 
 /// The schema `TaxIDInput`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TaxIDInput {
     /// `type`, required.
     pub r#type: TaxIdType,
@@ -25,6 +25,39 @@ impl TaxIDInput {
     /// Creates a value from its required fields; optional fields are `None`.
     pub fn new(r#type: TaxIdType, value: String) -> Self {
         Self { r#type, value }
+    }
+}
+
+impl<'de> Deserialize<'de> for TaxIDInput {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = TaxIDInput;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a TaxIDInput object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<TaxIDInput, A::Error> {
+                let mut f0: Option<TaxIdType> = None;
+                let mut f1: Option<String> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "type" => f0 = Some(map.next_value()?),
+                        "value" => f1 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(TaxIDInput {
+                    r#type: f0.ok_or_else(|| crate::de::missing("type"))?,
+                    value: f1.ok_or_else(|| crate::de::missing("value"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
     }
 }
 
@@ -78,7 +111,7 @@ Company => "company",
 } }
 
 /// The schema `TemporaryAccessTokenResponseData`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TemporaryAccessTokenResponseData {
     /// `api_key_id`, required.
     pub api_key_id: String,
@@ -122,8 +155,56 @@ impl TemporaryAccessTokenResponseData {
     }
 }
 
+impl<'de> Deserialize<'de> for TemporaryAccessTokenResponseData {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = TemporaryAccessTokenResponseData;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a TemporaryAccessTokenResponseData object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<TemporaryAccessTokenResponseData, A::Error> {
+                let mut f0: Option<String> = None;
+                let mut f1: Option<time::OffsetDateTime> = None;
+                let mut f2: Option<String> = None;
+                let mut f3: Option<time::OffsetDateTime> = None;
+                let mut f4: Option<String> = None;
+                let mut f5: Option<TemporaryAccessTokenResourceType> = None;
+                let mut f6: Option<time::OffsetDateTime> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "api_key_id" => f0 = Some(map.next_value()?),
+                        "created_at" => f1 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        "environment_id" => f2 = Some(map.next_value()?),
+                        "expired_at" => f3 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        "id" => f4 = Some(map.next_value()?),
+                        "resource_type" => f5 = Some(map.next_value()?),
+                        "updated_at" => f6 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(TemporaryAccessTokenResponseData {
+                    api_key_id: f0.ok_or_else(|| crate::de::missing("api_key_id"))?,
+                    created_at: f1.ok_or_else(|| crate::de::missing("created_at"))?,
+                    environment_id: f2.ok_or_else(|| crate::de::missing("environment_id"))?,
+                    expired_at: f3.ok_or_else(|| crate::de::missing("expired_at"))?,
+                    id: f4.ok_or_else(|| crate::de::missing("id"))?,
+                    resource_type: f5.ok_or_else(|| crate::de::missing("resource_type"))?,
+                    updated_at: f6.ok_or_else(|| crate::de::missing("updated_at"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `TestWebhookRequestBody`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TestWebhookRequestBody {
     /// `request_type`, required.
     pub request_type: WebhookRequestType,
@@ -136,8 +217,38 @@ impl TestWebhookRequestBody {
     }
 }
 
+impl<'de> Deserialize<'de> for TestWebhookRequestBody {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = TestWebhookRequestBody;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a TestWebhookRequestBody object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<TestWebhookRequestBody, A::Error> {
+                let mut f0: Option<WebhookRequestType> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "request_type" => f0 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(TestWebhookRequestBody {
+                    request_type: f0.ok_or_else(|| crate::de::missing("request_type"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `TestWebhookResponseData`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TestWebhookResponseData {
     /// `failure_reason`, optional.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -159,6 +270,42 @@ impl TestWebhookResponseData {
     }
 }
 
+impl<'de> Deserialize<'de> for TestWebhookResponseData {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = TestWebhookResponseData;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a TestWebhookResponseData object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<TestWebhookResponseData, A::Error> {
+                let mut f0: Option<String> = None;
+                let mut f1: Option<i64> = None;
+                let mut f2: Option<bool> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "failure_reason" => f0 = map.next_value()?,
+                        "response_code" => f1 = Some(map.next_value()?),
+                        "success" => f2 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(TestWebhookResponseData {
+                    failure_reason: f0,
+                    response_code: f1.ok_or_else(|| crate::de::missing("response_code"))?,
+                    success: f2.ok_or_else(|| crate::de::missing("success"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 open_enum! {
 /// The schema `TimeSeriesGranularity`.
 pub enum TimeSeriesGranularity {
@@ -169,7 +316,7 @@ Weekly => "weekly",
 } }
 
 /// The schema `TopFeatureByUsageResponseData`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TopFeatureByUsageResponseData {
     /// `change_pct`, optional.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -201,8 +348,53 @@ impl TopFeatureByUsageResponseData {
     }
 }
 
+impl<'de> Deserialize<'de> for TopFeatureByUsageResponseData {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = TopFeatureByUsageResponseData;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a TopFeatureByUsageResponseData object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<TopFeatureByUsageResponseData, A::Error> {
+                let mut f0: Option<f64> = None;
+                let mut f1: Option<String> = None;
+                let mut f2: Option<String> = None;
+                let mut f3: Option<String> = None;
+                let mut f4: Option<i64> = None;
+                let mut f5: Option<i64> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "change_pct" => f0 = map.next_value()?,
+                        "feature_id" => f1 = Some(map.next_value()?),
+                        "feature_name" => f2 = Some(map.next_value()?),
+                        "plural_name" => f3 = map.next_value()?,
+                        "prior_usage" => f4 = Some(map.next_value()?),
+                        "usage" => f5 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(TopFeatureByUsageResponseData {
+                    change_pct: f0,
+                    feature_id: f1.ok_or_else(|| crate::de::missing("feature_id"))?,
+                    feature_name: f2.ok_or_else(|| crate::de::missing("feature_name"))?,
+                    plural_name: f3,
+                    prior_usage: f4.ok_or_else(|| crate::de::missing("prior_usage"))?,
+                    usage: f5.ok_or_else(|| crate::de::missing("usage"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `TopFeaturesByUsageResponseData`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TopFeaturesByUsageResponseData {
     /// `features`, required, at most 1000 items.
     pub features: Vec<TopFeatureByUsageResponseData>,
@@ -215,8 +407,38 @@ impl TopFeaturesByUsageResponseData {
     }
 }
 
+impl<'de> Deserialize<'de> for TopFeaturesByUsageResponseData {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = TopFeaturesByUsageResponseData;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a TopFeaturesByUsageResponseData object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<TopFeaturesByUsageResponseData, A::Error> {
+                let mut f0: Option<Vec<TopFeatureByUsageResponseData>> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "features" => f0 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(TopFeaturesByUsageResponseData {
+                    features: f0.ok_or_else(|| crate::de::missing("features"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `TraitDefinition`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TraitDefinition {
     /// `comparable_type`, required.
     pub comparable_type: TraitDefinitionComparableType,
@@ -238,6 +460,42 @@ impl TraitDefinition {
             entity_type,
             id,
         }
+    }
+}
+
+impl<'de> Deserialize<'de> for TraitDefinition {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = TraitDefinition;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a TraitDefinition object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<TraitDefinition, A::Error> {
+                let mut f0: Option<TraitDefinitionComparableType> = None;
+                let mut f1: Option<EntityType> = None;
+                let mut f2: Option<String> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "comparable_type" => f0 = Some(map.next_value()?),
+                        "entity_type" => f1 = Some(map.next_value()?),
+                        "id" => f2 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(TraitDefinition {
+                    comparable_type: f0.ok_or_else(|| crate::de::missing("comparable_type"))?,
+                    entity_type: f1.ok_or_else(|| crate::de::missing("entity_type"))?,
+                    id: f2.ok_or_else(|| crate::de::missing("id"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
     }
 }
 

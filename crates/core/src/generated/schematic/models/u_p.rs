@@ -13,7 +13,7 @@ use super::*;
 use crate::open_enum::open_enum;
 
 /// The schema `UpcomingInvoiceResponseData`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct UpcomingInvoiceResponseData {
     /// `amount_due`, required.
     pub amount_due: i64,
@@ -112,8 +112,96 @@ impl UpcomingInvoiceResponseData {
     }
 }
 
+impl<'de> Deserialize<'de> for UpcomingInvoiceResponseData {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = UpcomingInvoiceResponseData;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a UpcomingInvoiceResponseData object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<UpcomingInvoiceResponseData, A::Error> {
+                let mut f0: Option<i64> = None;
+                let mut f1: Option<i64> = None;
+                let mut f2: Option<i64> = None;
+                let mut f3: Option<String> = None;
+                let mut f4: Option<String> = None;
+                let mut f5: Option<time::OffsetDateTime> = None;
+                let mut f6: Option<String> = None;
+                let mut f7: Option<String> = None;
+                let mut f8: Option<time::OffsetDateTime> = None;
+                let mut f9: Option<i64> = None;
+                let mut f10: Option<String> = None;
+                let mut f11: Option<String> = None;
+                let mut f12: Option<String> = None;
+                let mut f13: Option<BillingProviderType> = None;
+                let mut f14: Option<i64> = None;
+                let mut f15: Option<InvoiceStatus> = None;
+                let mut f16: Option<String> = None;
+                let mut f17: Option<i64> = None;
+                let mut f18: Option<time::OffsetDateTime> = None;
+                let mut f19: Option<String> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "amount_due" => f0 = Some(map.next_value()?),
+                        "amount_paid" => f1 = Some(map.next_value()?),
+                        "amount_remaining" => f2 = Some(map.next_value()?),
+                        "collection_method" => f3 = Some(map.next_value()?),
+                        "company_id" => f4 = map.next_value()?,
+                        "created_at" => f5 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        "currency" => f6 = Some(map.next_value()?),
+                        "customer_external_id" => f7 = Some(map.next_value()?),
+                        "due_date" => f8 = map.next_value::<crate::de::OptDateTime>()?.0,
+                        "ending_balance" => f9 = Some(map.next_value()?),
+                        "environment_id" => f10 = Some(map.next_value()?),
+                        "external_id" => f11 = map.next_value()?,
+                        "payment_method_external_id" => f12 = map.next_value()?,
+                        "provider_type" => f13 = Some(map.next_value()?),
+                        "starting_balance" => f14 = Some(map.next_value()?),
+                        "status" => f15 = map.next_value()?,
+                        "subscription_external_id" => f16 = map.next_value()?,
+                        "subtotal" => f17 = Some(map.next_value()?),
+                        "updated_at" => f18 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        "url" => f19 = map.next_value()?,
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(UpcomingInvoiceResponseData {
+                    amount_due: f0.ok_or_else(|| crate::de::missing("amount_due"))?,
+                    amount_paid: f1.ok_or_else(|| crate::de::missing("amount_paid"))?,
+                    amount_remaining: f2.ok_or_else(|| crate::de::missing("amount_remaining"))?,
+                    collection_method: f3.ok_or_else(|| crate::de::missing("collection_method"))?,
+                    company_id: f4,
+                    created_at: f5.ok_or_else(|| crate::de::missing("created_at"))?,
+                    currency: f6.ok_or_else(|| crate::de::missing("currency"))?,
+                    customer_external_id: f7
+                        .ok_or_else(|| crate::de::missing("customer_external_id"))?,
+                    due_date: f8,
+                    ending_balance: f9.ok_or_else(|| crate::de::missing("ending_balance"))?,
+                    environment_id: f10.ok_or_else(|| crate::de::missing("environment_id"))?,
+                    external_id: f11,
+                    payment_method_external_id: f12,
+                    provider_type: f13.ok_or_else(|| crate::de::missing("provider_type"))?,
+                    starting_balance: f14.ok_or_else(|| crate::de::missing("starting_balance"))?,
+                    status: f15,
+                    subscription_external_id: f16,
+                    subtotal: f17.ok_or_else(|| crate::de::missing("subtotal"))?,
+                    updated_at: f18.ok_or_else(|| crate::de::missing("updated_at"))?,
+                    url: f19,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `UpdateAddOnRequestBody`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct UpdateAddOnRequestBody {
     /// `add_on_id`, required.
     pub add_on_id: String,
@@ -131,8 +219,41 @@ impl UpdateAddOnRequestBody {
     }
 }
 
+impl<'de> Deserialize<'de> for UpdateAddOnRequestBody {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = UpdateAddOnRequestBody;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a UpdateAddOnRequestBody object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<UpdateAddOnRequestBody, A::Error> {
+                let mut f0: Option<String> = None;
+                let mut f1: Option<String> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "add_on_id" => f0 = Some(map.next_value()?),
+                        "price_id" => f1 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(UpdateAddOnRequestBody {
+                    add_on_id: f0.ok_or_else(|| crate::de::missing("add_on_id"))?,
+                    price_id: f1.ok_or_else(|| crate::de::missing("price_id"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `UpdateApiKeyRequestBody`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, Default)]
 pub struct UpdateApiKeyRequestBody {
     /// `description`, optional, at most 256 characters.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -145,8 +266,44 @@ pub struct UpdateApiKeyRequestBody {
     pub rate_limit_percent: Option<i64>,
 }
 
+impl<'de> Deserialize<'de> for UpdateApiKeyRequestBody {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = UpdateApiKeyRequestBody;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a UpdateApiKeyRequestBody object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<UpdateApiKeyRequestBody, A::Error> {
+                let mut f0: Option<String> = None;
+                let mut f1: Option<String> = None;
+                let mut f2: Option<i64> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "description" => f0 = map.next_value()?,
+                        "name" => f1 = map.next_value()?,
+                        "rate_limit_percent" => f2 = map.next_value()?,
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(UpdateApiKeyRequestBody {
+                    description: f0,
+                    name: f1,
+                    rate_limit_percent: f2,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `UpdateAutoTopupOverrideRequestBody`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct UpdateAutoTopupOverrideRequestBody {
     /// `auto_topup_amount`, optional, minimum 1.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -173,8 +330,48 @@ impl UpdateAutoTopupOverrideRequestBody {
     }
 }
 
+impl<'de> Deserialize<'de> for UpdateAutoTopupOverrideRequestBody {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = UpdateAutoTopupOverrideRequestBody;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a UpdateAutoTopupOverrideRequestBody object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<UpdateAutoTopupOverrideRequestBody, A::Error> {
+                let mut f0: Option<i64> = None;
+                let mut f1: Option<bool> = None;
+                let mut f2: Option<i64> = None;
+                let mut f3: Option<String> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "auto_topup_amount" => f0 = map.next_value()?,
+                        "auto_topup_enabled" => f1 = map.next_value()?,
+                        "auto_topup_threshold_credits" => f2 = map.next_value()?,
+                        "plan_credit_grant_id" => f3 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(UpdateAutoTopupOverrideRequestBody {
+                    auto_topup_amount: f0,
+                    auto_topup_enabled: f1,
+                    auto_topup_threshold_credits: f2,
+                    plan_credit_grant_id: f3
+                        .ok_or_else(|| crate::de::missing("plan_credit_grant_id"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `UpdateBillingCreditRequestBody`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct UpdateBillingCreditRequestBody {
     /// `burn_strategy`, optional.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -232,8 +429,71 @@ impl UpdateBillingCreditRequestBody {
     }
 }
 
+impl<'de> Deserialize<'de> for UpdateBillingCreditRequestBody {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = UpdateBillingCreditRequestBody;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a UpdateBillingCreditRequestBody object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<UpdateBillingCreditRequestBody, A::Error> {
+                let mut f0: Option<BillingCreditBurnStrategy> = None;
+                let mut f1: Option<Vec<CreditCurrencyPriceRequestBody>> = None;
+                let mut f2: Option<BillingCreditExpiryUnit> = None;
+                let mut f3: Option<i64> = None;
+                let mut f4: Option<BillingCreditRolloverPolicy> = None;
+                let mut f5: Option<String> = None;
+                let mut f6: Option<String> = None;
+                let mut f7: Option<String> = None;
+                let mut f8: Option<i64> = None;
+                let mut f9: Option<String> = None;
+                let mut f10: Option<String> = None;
+                let mut f11: Option<String> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "burn_strategy" => f0 = map.next_value()?,
+                        "currency_prices" => f1 = map.next_value()?,
+                        "default_expiry_unit" => f2 = map.next_value()?,
+                        "default_expiry_unit_count" => f3 = map.next_value()?,
+                        "default_rollover_policy" => f4 = map.next_value()?,
+                        "description" => f5 = Some(map.next_value()?),
+                        "icon" => f6 = map.next_value()?,
+                        "name" => f7 = Some(map.next_value()?),
+                        "per_unit_price" => f8 = map.next_value()?,
+                        "per_unit_price_decimal" => f9 = map.next_value()?,
+                        "plural_name" => f10 = map.next_value()?,
+                        "singular_name" => f11 = map.next_value()?,
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(UpdateBillingCreditRequestBody {
+                    burn_strategy: f0,
+                    currency_prices: f1,
+                    default_expiry_unit: f2,
+                    default_expiry_unit_count: f3,
+                    default_rollover_policy: f4,
+                    description: f5.ok_or_else(|| crate::de::missing("description"))?,
+                    icon: f6,
+                    name: f7.ok_or_else(|| crate::de::missing("name"))?,
+                    per_unit_price: f8,
+                    per_unit_price_decimal: f9,
+                    plural_name: f10,
+                    singular_name: f11,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `UpdateBillingPlanCreditGrantRequestBody`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct UpdateBillingPlanCreditGrantRequestBody {
     /// `apply_to_existing`, optional.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -338,8 +598,104 @@ impl UpdateBillingPlanCreditGrantRequestBody {
     }
 }
 
+impl<'de> Deserialize<'de> for UpdateBillingPlanCreditGrantRequestBody {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = UpdateBillingPlanCreditGrantRequestBody;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a UpdateBillingPlanCreditGrantRequestBody object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<UpdateBillingPlanCreditGrantRequestBody, A::Error> {
+                let mut f0: Option<bool> = None;
+                let mut f1: Option<i64> = None;
+                let mut f2: Option<CreditAutoTopupAmountType> = None;
+                let mut f3: Option<BillingCreditAutoTopupAvailability> = None;
+                let mut f4: Option<bool> = None;
+                let mut f5: Option<BillingCreditExpiryType> = None;
+                let mut f6: Option<BillingCreditExpiryUnit> = None;
+                let mut f7: Option<i64> = None;
+                let mut f8: Option<bool> = None;
+                let mut f9: Option<i64> = None;
+                let mut f10: Option<i64> = None;
+                let mut f11: Option<bool> = None;
+                let mut f12: Option<i64> = None;
+                let mut f13: Option<i64> = None;
+                let mut f14: Option<BillingCreditExpiryType> = None;
+                let mut f15: Option<BillingCreditExpiryUnit> = None;
+                let mut f16: Option<i64> = None;
+                let mut f17: Option<String> = None;
+                let mut f18: Option<BillingPlanCreditGrantResetCadence> = None;
+                let mut f19: Option<BillingPlanCreditGrantResetStart> = None;
+                let mut f20: Option<BillingPlanCreditGrantResetType> = None;
+                let mut f21: Option<i64> = None;
+                let mut f22: Option<PlanCreditGrantScaling> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "apply_to_existing" => f0 = map.next_value()?,
+                        "auto_topup_amount" => f1 = map.next_value()?,
+                        "auto_topup_amount_type" => f2 = map.next_value()?,
+                        "auto_topup_availability" => f3 = map.next_value()?,
+                        "auto_topup_enabled" => f4 = map.next_value()?,
+                        "auto_topup_expiry_type" => f5 = map.next_value()?,
+                        "auto_topup_expiry_unit" => f6 = map.next_value()?,
+                        "auto_topup_expiry_unit_count" => f7 = map.next_value()?,
+                        "auto_topup_self_service" => f8 = map.next_value()?,
+                        "auto_topup_threshold_credits" => f9 = map.next_value()?,
+                        "auto_topup_threshold_percent" => f10 = map.next_value()?,
+                        "can_buy_bundles" => f11 = map.next_value()?,
+                        "company_credit_amount" => f12 = map.next_value()?,
+                        "credit_amount" => f13 = map.next_value()?,
+                        "expiry_type" => f14 = map.next_value()?,
+                        "expiry_unit" => f15 = map.next_value()?,
+                        "expiry_unit_count" => f16 = map.next_value()?,
+                        "license_id" => f17 = map.next_value()?,
+                        "reset_cadence" => f18 = Some(map.next_value()?),
+                        "reset_start" => f19 = Some(map.next_value()?),
+                        "reset_type" => f20 = map.next_value()?,
+                        "rollover_percentage" => f21 = map.next_value()?,
+                        "scaling" => f22 = map.next_value()?,
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(UpdateBillingPlanCreditGrantRequestBody {
+                    apply_to_existing: f0,
+                    auto_topup_amount: f1,
+                    auto_topup_amount_type: f2,
+                    auto_topup_availability: f3,
+                    auto_topup_enabled: f4,
+                    auto_topup_expiry_type: f5,
+                    auto_topup_expiry_unit: f6,
+                    auto_topup_expiry_unit_count: f7,
+                    auto_topup_self_service: f8,
+                    auto_topup_threshold_credits: f9,
+                    auto_topup_threshold_percent: f10,
+                    can_buy_bundles: f11,
+                    company_credit_amount: f12,
+                    credit_amount: f13,
+                    expiry_type: f14,
+                    expiry_unit: f15,
+                    expiry_unit_count: f16,
+                    license_id: f17,
+                    reset_cadence: f18.ok_or_else(|| crate::de::missing("reset_cadence"))?,
+                    reset_start: f19.ok_or_else(|| crate::de::missing("reset_start"))?,
+                    reset_type: f20,
+                    rollover_percentage: f21,
+                    scaling: f22,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `UpdateCatalogConfigurationRequestBody`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, Default)]
 pub struct UpdateCatalogConfigurationRequestBody {
     /// `custom_plan_cta_text`, optional, at most 255 characters.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -370,8 +726,62 @@ pub struct UpdateCatalogConfigurationRequestBody {
     pub pricing_url: Option<String>,
 }
 
+impl<'de> Deserialize<'de> for UpdateCatalogConfigurationRequestBody {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = UpdateCatalogConfigurationRequestBody;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a UpdateCatalogConfigurationRequestBody object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<UpdateCatalogConfigurationRequestBody, A::Error> {
+                let mut f0: Option<String> = None;
+                let mut f1: Option<String> = None;
+                let mut f2: Option<String> = None;
+                let mut f3: Option<bool> = None;
+                let mut f4: Option<Vec<CatalogConfigOrderedPlan>> = None;
+                let mut f5: Option<Vec<CatalogConfigOrderedBundle>> = None;
+                let mut f6: Option<Vec<CatalogConfigOrderedPlan>> = None;
+                let mut f7: Option<String> = None;
+                let mut f8: Option<String> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "custom_plan_cta_text" => f0 = map.next_value()?,
+                        "custom_plan_cta_url" => f1 = map.next_value()?,
+                        "custom_plan_price_text" => f2 = map.next_value()?,
+                        "custom_plans_visible" => f3 = map.next_value()?,
+                        "ordered_add_ons" => f4 = map.next_value()?,
+                        "ordered_bundles" => f5 = map.next_value()?,
+                        "ordered_plans" => f6 = map.next_value()?,
+                        "pricing_model" => f7 = map.next_value()?,
+                        "pricing_url" => f8 = map.next_value()?,
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(UpdateCatalogConfigurationRequestBody {
+                    custom_plan_cta_text: f0,
+                    custom_plan_cta_url: f1,
+                    custom_plan_price_text: f2,
+                    custom_plans_visible: f3,
+                    ordered_add_ons: f4,
+                    ordered_bundles: f5,
+                    ordered_plans: f6,
+                    pricing_model: f7,
+                    pricing_url: f8,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `UpdateCatalogRequestBody`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, Default)]
 pub struct UpdateCatalogRequestBody {
     /// `description`, optional, at most 1024 characters.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -384,8 +794,44 @@ pub struct UpdateCatalogRequestBody {
     pub name: Option<String>,
 }
 
+impl<'de> Deserialize<'de> for UpdateCatalogRequestBody {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = UpdateCatalogRequestBody;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a UpdateCatalogRequestBody object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<UpdateCatalogRequestBody, A::Error> {
+                let mut f0: Option<String> = None;
+                let mut f1: Option<bool> = None;
+                let mut f2: Option<String> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "description" => f0 = map.next_value()?,
+                        "is_default" => f1 = map.next_value()?,
+                        "name" => f2 = map.next_value()?,
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(UpdateCatalogRequestBody {
+                    description: f0,
+                    is_default: f1,
+                    name: f2,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `UpdateCompanyBillingDetailsRequestBody`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct UpdateCompanyBillingDetailsRequestBody {
     /// `address`, optional.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -416,8 +862,50 @@ impl UpdateCompanyBillingDetailsRequestBody {
     }
 }
 
+impl<'de> Deserialize<'de> for UpdateCompanyBillingDetailsRequestBody {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = UpdateCompanyBillingDetailsRequestBody;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a UpdateCompanyBillingDetailsRequestBody object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<UpdateCompanyBillingDetailsRequestBody, A::Error> {
+                let mut f0: Option<CustomerBillingAddress> = None;
+                let mut f1: Option<String> = None;
+                let mut f2: Option<String> = None;
+                let mut f3: Option<TaxIDInput> = None;
+                let mut f4: Option<Vec<CheckoutFieldValue>> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "address" => f0 = map.next_value()?,
+                        "email" => f1 = map.next_value()?,
+                        "phone" => f2 = map.next_value()?,
+                        "tax_id" => f3 = map.next_value()?,
+                        "values" => f4 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(UpdateCompanyBillingDetailsRequestBody {
+                    address: f0,
+                    email: f1,
+                    phone: f2,
+                    tax_id: f3,
+                    values: f4.ok_or_else(|| crate::de::missing("values"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `UpdateCompanyOverrideRequestBody`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct UpdateCompanyOverrideRequestBody {
     /// `credit_consumption_rate`, optional.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -472,8 +960,65 @@ impl UpdateCompanyOverrideRequestBody {
     }
 }
 
+impl<'de> Deserialize<'de> for UpdateCompanyOverrideRequestBody {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = UpdateCompanyOverrideRequestBody;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a UpdateCompanyOverrideRequestBody object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<UpdateCompanyOverrideRequestBody, A::Error> {
+                let mut f0: Option<f64> = None;
+                let mut f1: Option<time::OffsetDateTime> = None;
+                let mut f2: Option<MetricPeriod> = None;
+                let mut f3: Option<MetricPeriodMonthReset> = None;
+                let mut f4: Option<String> = None;
+                let mut f5: Option<bool> = None;
+                let mut f6: Option<String> = None;
+                let mut f7: Option<i64> = None;
+                let mut f8: Option<String> = None;
+                let mut f9: Option<EntitlementValueType> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "credit_consumption_rate" => f0 = map.next_value()?,
+                        "expiration_date" => f1 = map.next_value::<crate::de::OptDateTime>()?.0,
+                        "metric_period" => f2 = map.next_value()?,
+                        "metric_period_month_reset" => f3 = map.next_value()?,
+                        "note" => f4 = map.next_value()?,
+                        "value_bool" => f5 = map.next_value()?,
+                        "value_credit_id" => f6 = map.next_value()?,
+                        "value_numeric" => f7 = map.next_value()?,
+                        "value_trait_id" => f8 = map.next_value()?,
+                        "value_type" => f9 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(UpdateCompanyOverrideRequestBody {
+                    credit_consumption_rate: f0,
+                    expiration_date: f1,
+                    metric_period: f2,
+                    metric_period_month_reset: f3,
+                    note: f4,
+                    value_bool: f5,
+                    value_credit_id: f6,
+                    value_numeric: f7,
+                    value_trait_id: f8,
+                    value_type: f9.ok_or_else(|| crate::de::missing("value_type"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `UpdateCompanyPlansRequestBody`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct UpdateCompanyPlansRequestBody {
     /// `add_on_ids`, required, at most 100 items.
     pub add_on_ids: Vec<String>,
@@ -492,8 +1037,41 @@ impl UpdateCompanyPlansRequestBody {
     }
 }
 
+impl<'de> Deserialize<'de> for UpdateCompanyPlansRequestBody {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = UpdateCompanyPlansRequestBody;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a UpdateCompanyPlansRequestBody object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<UpdateCompanyPlansRequestBody, A::Error> {
+                let mut f0: Option<Vec<String>> = None;
+                let mut f1: Option<String> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "add_on_ids" => f0 = Some(map.next_value()?),
+                        "base_plan_id" => f1 = map.next_value()?,
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(UpdateCompanyPlansRequestBody {
+                    add_on_ids: f0.ok_or_else(|| crate::de::missing("add_on_ids"))?,
+                    base_plan_id: f1,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `UpdateComponentRequestBody`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, Default)]
 pub struct UpdateComponentRequestBody {
     /// `ast`, optional.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -509,8 +1087,47 @@ pub struct UpdateComponentRequestBody {
     pub state: Option<ComponentState>,
 }
 
+impl<'de> Deserialize<'de> for UpdateComponentRequestBody {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = UpdateComponentRequestBody;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a UpdateComponentRequestBody object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<UpdateComponentRequestBody, A::Error> {
+                let mut f0: Option<BTreeMap<String, f64>> = None;
+                let mut f1: Option<ComponentEntityType> = None;
+                let mut f2: Option<String> = None;
+                let mut f3: Option<ComponentState> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "ast" => f0 = map.next_value()?,
+                        "entity_type" => f1 = map.next_value()?,
+                        "name" => f2 = map.next_value()?,
+                        "state" => f3 = map.next_value()?,
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(UpdateComponentRequestBody {
+                    ast: f0,
+                    entity_type: f1,
+                    name: f2,
+                    state: f3,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `UpdateCreditBundleDetailsRequestBody`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct UpdateCreditBundleDetailsRequestBody {
     /// `bundle_name`, required, at most 255 characters.
     pub bundle_name: String,
@@ -560,8 +1177,65 @@ impl UpdateCreditBundleDetailsRequestBody {
     }
 }
 
+impl<'de> Deserialize<'de> for UpdateCreditBundleDetailsRequestBody {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = UpdateCreditBundleDetailsRequestBody;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a UpdateCreditBundleDetailsRequestBody object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<UpdateCreditBundleDetailsRequestBody, A::Error> {
+                let mut f0: Option<String> = None;
+                let mut f1: Option<Vec<String>> = None;
+                let mut f2: Option<Vec<CreditBundleCurrencyPriceRequestBody>> = None;
+                let mut f3: Option<BillingCreditExpiryType> = None;
+                let mut f4: Option<BillingCreditExpiryUnit> = None;
+                let mut f5: Option<i64> = None;
+                let mut f6: Option<i64> = None;
+                let mut f7: Option<String> = None;
+                let mut f8: Option<i64> = None;
+                let mut f9: Option<BillingCreditBundleStatus> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "bundle_name" => f0 = Some(map.next_value()?),
+                        "compatible_plan_ids" => f1 = map.next_value()?,
+                        "currency_prices" => f2 = map.next_value()?,
+                        "expiry_type" => f3 = map.next_value()?,
+                        "expiry_unit" => f4 = map.next_value()?,
+                        "expiry_unit_count" => f5 = map.next_value()?,
+                        "price_per_unit" => f6 = Some(map.next_value()?),
+                        "price_per_unit_decimal" => f7 = map.next_value()?,
+                        "quantity" => f8 = map.next_value()?,
+                        "status" => f9 = map.next_value()?,
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(UpdateCreditBundleDetailsRequestBody {
+                    bundle_name: f0.ok_or_else(|| crate::de::missing("bundle_name"))?,
+                    compatible_plan_ids: f1,
+                    currency_prices: f2,
+                    expiry_type: f3,
+                    expiry_unit: f4,
+                    expiry_unit_count: f5,
+                    price_per_unit: f6.ok_or_else(|| crate::de::missing("price_per_unit"))?,
+                    price_per_unit_decimal: f7,
+                    quantity: f8,
+                    status: f9,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `UpdateCreditBundleRequestBody`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct UpdateCreditBundleRequestBody {
     /// `bundle_id`, required.
     pub bundle_id: String,
@@ -579,8 +1253,41 @@ impl UpdateCreditBundleRequestBody {
     }
 }
 
+impl<'de> Deserialize<'de> for UpdateCreditBundleRequestBody {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = UpdateCreditBundleRequestBody;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a UpdateCreditBundleRequestBody object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<UpdateCreditBundleRequestBody, A::Error> {
+                let mut f0: Option<String> = None;
+                let mut f1: Option<i64> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "bundle_id" => f0 = Some(map.next_value()?),
+                        "quantity" => f1 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(UpdateCreditBundleRequestBody {
+                    bundle_id: f0.ok_or_else(|| crate::de::missing("bundle_id"))?,
+                    quantity: f1.ok_or_else(|| crate::de::missing("quantity"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `UpdateEntitlementReqCommon`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct UpdateEntitlementReqCommon {
     /// `credit_consumption_rate`, optional.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -623,8 +1330,59 @@ impl UpdateEntitlementReqCommon {
     }
 }
 
+impl<'de> Deserialize<'de> for UpdateEntitlementReqCommon {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = UpdateEntitlementReqCommon;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a UpdateEntitlementReqCommon object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<UpdateEntitlementReqCommon, A::Error> {
+                let mut f0: Option<f64> = None;
+                let mut f1: Option<MetricPeriod> = None;
+                let mut f2: Option<MetricPeriodMonthReset> = None;
+                let mut f3: Option<bool> = None;
+                let mut f4: Option<String> = None;
+                let mut f5: Option<i64> = None;
+                let mut f6: Option<String> = None;
+                let mut f7: Option<EntitlementValueType> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "credit_consumption_rate" => f0 = map.next_value()?,
+                        "metric_period" => f1 = map.next_value()?,
+                        "metric_period_month_reset" => f2 = map.next_value()?,
+                        "value_bool" => f3 = map.next_value()?,
+                        "value_credit_id" => f4 = map.next_value()?,
+                        "value_numeric" => f5 = map.next_value()?,
+                        "value_trait_id" => f6 = map.next_value()?,
+                        "value_type" => f7 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(UpdateEntitlementReqCommon {
+                    credit_consumption_rate: f0,
+                    metric_period: f1,
+                    metric_period_month_reset: f2,
+                    value_bool: f3,
+                    value_credit_id: f4,
+                    value_numeric: f5,
+                    value_trait_id: f6,
+                    value_type: f7.ok_or_else(|| crate::de::missing("value_type"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `UpdateEntityTraitDefinitionRequestBody`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct UpdateEntityTraitDefinitionRequestBody {
     /// `display_name`, optional, at most 255 characters.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -643,8 +1401,41 @@ impl UpdateEntityTraitDefinitionRequestBody {
     }
 }
 
+impl<'de> Deserialize<'de> for UpdateEntityTraitDefinitionRequestBody {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = UpdateEntityTraitDefinitionRequestBody;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a UpdateEntityTraitDefinitionRequestBody object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<UpdateEntityTraitDefinitionRequestBody, A::Error> {
+                let mut f0: Option<String> = None;
+                let mut f1: Option<TraitType> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "display_name" => f0 = map.next_value()?,
+                        "trait_type" => f1 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(UpdateEntityTraitDefinitionRequestBody {
+                    display_name: f0,
+                    trait_type: f1.ok_or_else(|| crate::de::missing("trait_type"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `UpdateEnvironmentRequestBody`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, Default)]
 pub struct UpdateEnvironmentRequestBody {
     /// `environment_type`, optional.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -654,8 +1445,41 @@ pub struct UpdateEnvironmentRequestBody {
     pub name: Option<String>,
 }
 
+impl<'de> Deserialize<'de> for UpdateEnvironmentRequestBody {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = UpdateEnvironmentRequestBody;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a UpdateEnvironmentRequestBody object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<UpdateEnvironmentRequestBody, A::Error> {
+                let mut f0: Option<EnvironmentType> = None;
+                let mut f1: Option<String> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "environment_type" => f0 = map.next_value()?,
+                        "name" => f1 = map.next_value()?,
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(UpdateEnvironmentRequestBody {
+                    environment_type: f0,
+                    name: f1,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `UpdateFeatureRequestBody`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, Default)]
 pub struct UpdateFeatureRequestBody {
     /// `description`, optional, at most 1024 characters.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -692,8 +1516,68 @@ pub struct UpdateFeatureRequestBody {
     pub trait_id: Option<String>,
 }
 
+impl<'de> Deserialize<'de> for UpdateFeatureRequestBody {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = UpdateFeatureRequestBody;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a UpdateFeatureRequestBody object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<UpdateFeatureRequestBody, A::Error> {
+                let mut f0: Option<String> = None;
+                let mut f1: Option<String> = None;
+                let mut f2: Option<FeatureType> = None;
+                let mut f3: Option<CreateOrUpdateFlagRequestBody> = None;
+                let mut f4: Option<String> = None;
+                let mut f5: Option<FeatureLifecyclePhase> = None;
+                let mut f6: Option<String> = None;
+                let mut f7: Option<String> = None;
+                let mut f8: Option<String> = None;
+                let mut f9: Option<String> = None;
+                let mut f10: Option<String> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "description" => f0 = map.next_value()?,
+                        "event_subtype" => f1 = map.next_value()?,
+                        "feature_type" => f2 = map.next_value()?,
+                        "flag" => f3 = map.next_value()?,
+                        "icon" => f4 = map.next_value()?,
+                        "lifecycle_phase" => f5 = map.next_value()?,
+                        "maintainer_account_member_id" => f6 = map.next_value()?,
+                        "name" => f7 = map.next_value()?,
+                        "plural_name" => f8 = map.next_value()?,
+                        "singular_name" => f9 = map.next_value()?,
+                        "trait_id" => f10 = map.next_value()?,
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(UpdateFeatureRequestBody {
+                    description: f0,
+                    event_subtype: f1,
+                    feature_type: f2,
+                    flag: f3,
+                    icon: f4,
+                    lifecycle_phase: f5,
+                    maintainer_account_member_id: f6,
+                    name: f7,
+                    plural_name: f8,
+                    singular_name: f9,
+                    trait_id: f10,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `UpdateFlagRulesRequestBody`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct UpdateFlagRulesRequestBody {
     /// `rules`, required, at most 100 items.
     pub rules: Vec<CreateOrUpdateRuleRequestBody>,
@@ -706,8 +1590,38 @@ impl UpdateFlagRulesRequestBody {
     }
 }
 
+impl<'de> Deserialize<'de> for UpdateFlagRulesRequestBody {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = UpdateFlagRulesRequestBody;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a UpdateFlagRulesRequestBody object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<UpdateFlagRulesRequestBody, A::Error> {
+                let mut f0: Option<Vec<CreateOrUpdateRuleRequestBody>> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "rules" => f0 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(UpdateFlagRulesRequestBody {
+                    rules: f0.ok_or_else(|| crate::de::missing("rules"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `UpdateOnboardingStateRequestBody`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, Default)]
 pub struct UpdateOnboardingStateRequestBody {
     /// `path`, optional.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -723,8 +1637,47 @@ pub struct UpdateOnboardingStateRequestBody {
     pub website_url: Option<String>,
 }
 
+impl<'de> Deserialize<'de> for UpdateOnboardingStateRequestBody {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = UpdateOnboardingStateRequestBody;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a UpdateOnboardingStateRequestBody object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<UpdateOnboardingStateRequestBody, A::Error> {
+                let mut f0: Option<OnboardingPath> = None;
+                let mut f1: Option<String> = None;
+                let mut f2: Option<OnboardingTrack> = None;
+                let mut f3: Option<String> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "path" => f0 = map.next_value()?,
+                        "pricing_page_url" => f1 = map.next_value()?,
+                        "track" => f2 = map.next_value()?,
+                        "website_url" => f3 = map.next_value()?,
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(UpdateOnboardingStateRequestBody {
+                    path: f0,
+                    pricing_page_url: f1,
+                    track: f2,
+                    website_url: f3,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `UpdatePayInAdvanceRequestBody`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct UpdatePayInAdvanceRequestBody {
     /// `price_id`, required.
     pub price_id: String,
@@ -739,8 +1692,41 @@ impl UpdatePayInAdvanceRequestBody {
     }
 }
 
+impl<'de> Deserialize<'de> for UpdatePayInAdvanceRequestBody {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = UpdatePayInAdvanceRequestBody;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a UpdatePayInAdvanceRequestBody object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<UpdatePayInAdvanceRequestBody, A::Error> {
+                let mut f0: Option<String> = None;
+                let mut f1: Option<i64> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "price_id" => f0 = Some(map.next_value()?),
+                        "quantity" => f1 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(UpdatePayInAdvanceRequestBody {
+                    price_id: f0.ok_or_else(|| crate::de::missing("price_id"))?,
+                    quantity: f1.ok_or_else(|| crate::de::missing("quantity"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `UpdatePlanBundleRequestBody`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct UpdatePlanBundleRequestBody {
     /// `billing_product`, optional.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -773,8 +1759,50 @@ impl UpdatePlanBundleRequestBody {
     }
 }
 
+impl<'de> Deserialize<'de> for UpdatePlanBundleRequestBody {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = UpdatePlanBundleRequestBody;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a UpdatePlanBundleRequestBody object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<UpdatePlanBundleRequestBody, A::Error> {
+                let mut f0: Option<UpsertBillingProductRequestBody> = None;
+                let mut f1: Option<Vec<PlanBundleCreditGrantRequestBody>> = None;
+                let mut f2: Option<Vec<PlanBundleEntitlementRequestBody>> = None;
+                let mut f3: Option<UpdatePlanRequestBody> = None;
+                let mut f4: Option<String> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "billing_product" => f0 = map.next_value()?,
+                        "credit_grants" => f1 = map.next_value()?,
+                        "entitlements" => f2 = Some(map.next_value()?),
+                        "plan" => f3 = Some(map.next_value()?),
+                        "plan_version_id" => f4 = map.next_value()?,
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(UpdatePlanBundleRequestBody {
+                    billing_product: f0,
+                    credit_grants: f1,
+                    entitlements: f2.ok_or_else(|| crate::de::missing("entitlements"))?,
+                    plan: f3.ok_or_else(|| crate::de::missing("plan"))?,
+                    plan_version_id: f4,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `UpdatePlanEntitlementRequestBody`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct UpdatePlanEntitlementRequestBody {
     /// `billing_product_id`, optional.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -909,8 +1937,128 @@ impl UpdatePlanEntitlementRequestBody {
     }
 }
 
+impl<'de> Deserialize<'de> for UpdatePlanEntitlementRequestBody {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = UpdatePlanEntitlementRequestBody;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a UpdatePlanEntitlementRequestBody object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<UpdatePlanEntitlementRequestBody, A::Error> {
+                let mut f0: Option<String> = None;
+                let mut f1: Option<i64> = None;
+                let mut f2: Option<f64> = None;
+                let mut f3: Option<String> = None;
+                let mut f4: Option<Vec<CurrencyPriceRequestBody>> = None;
+                let mut f5: Option<MetricPeriod> = None;
+                let mut f6: Option<MetricPeriodMonthReset> = None;
+                let mut f7: Option<String> = None;
+                let mut f8: Option<Vec<CreatePriceTierRequestBody>> = None;
+                let mut f9: Option<i64> = None;
+                let mut f10: Option<String> = None;
+                let mut f11: Option<String> = None;
+                let mut f12: Option<EntitlementPriceBehavior> = None;
+                let mut f13: Option<Vec<CreatePriceTierRequestBody>> = None;
+                let mut f14: Option<String> = None;
+                let mut f15: Option<Vec<CreatePriceTierRequestBody>> = None;
+                let mut f16: Option<i64> = None;
+                let mut f17: Option<String> = None;
+                let mut f18: Option<i64> = None;
+                let mut f19: Option<BillingTiersMode> = None;
+                let mut f20: Option<i64> = None;
+                let mut f21: Option<bool> = None;
+                let mut f22: Option<String> = None;
+                let mut f23: Option<i64> = None;
+                let mut f24: Option<String> = None;
+                let mut f25: Option<EntitlementValueType> = None;
+                let mut f26: Option<Vec<WarningTierRequestBody>> = None;
+                let mut f27: Option<String> = None;
+                let mut f28: Option<Vec<CreatePriceTierRequestBody>> = None;
+                let mut f29: Option<i64> = None;
+                let mut f30: Option<String> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "billing_product_id" => f0 = map.next_value()?,
+                        "billing_threshold" => f1 = map.next_value()?,
+                        "credit_consumption_rate" => f2 = map.next_value()?,
+                        "currency" => f3 = map.next_value()?,
+                        "currency_prices" => f4 = map.next_value()?,
+                        "metric_period" => f5 = map.next_value()?,
+                        "metric_period_month_reset" => f6 = map.next_value()?,
+                        "monthly_metered_price_id" => f7 = map.next_value()?,
+                        "monthly_price_tiers" => f8 = map.next_value()?,
+                        "monthly_unit_price" => f9 = map.next_value()?,
+                        "monthly_unit_price_decimal" => f10 = map.next_value()?,
+                        "overage_billing_product_id" => f11 = map.next_value()?,
+                        "price_behavior" => f12 = map.next_value()?,
+                        "price_tiers" => f13 = map.next_value()?,
+                        "quarterly_metered_price_id" => f14 = map.next_value()?,
+                        "quarterly_price_tiers" => f15 = map.next_value()?,
+                        "quarterly_unit_price" => f16 = map.next_value()?,
+                        "quarterly_unit_price_decimal" => f17 = map.next_value()?,
+                        "soft_limit" => f18 = map.next_value()?,
+                        "tier_mode" => f19 = map.next_value()?,
+                        "usage_quantity" => f20 = map.next_value()?,
+                        "value_bool" => f21 = map.next_value()?,
+                        "value_credit_id" => f22 = map.next_value()?,
+                        "value_numeric" => f23 = map.next_value()?,
+                        "value_trait_id" => f24 = map.next_value()?,
+                        "value_type" => f25 = Some(map.next_value()?),
+                        "warning_tiers" => f26 = map.next_value()?,
+                        "yearly_metered_price_id" => f27 = map.next_value()?,
+                        "yearly_price_tiers" => f28 = map.next_value()?,
+                        "yearly_unit_price" => f29 = map.next_value()?,
+                        "yearly_unit_price_decimal" => f30 = map.next_value()?,
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(UpdatePlanEntitlementRequestBody {
+                    billing_product_id: f0,
+                    billing_threshold: f1,
+                    credit_consumption_rate: f2,
+                    currency: f3,
+                    currency_prices: f4,
+                    metric_period: f5,
+                    metric_period_month_reset: f6,
+                    monthly_metered_price_id: f7,
+                    monthly_price_tiers: f8,
+                    monthly_unit_price: f9,
+                    monthly_unit_price_decimal: f10,
+                    overage_billing_product_id: f11,
+                    price_behavior: f12,
+                    price_tiers: f13,
+                    quarterly_metered_price_id: f14,
+                    quarterly_price_tiers: f15,
+                    quarterly_unit_price: f16,
+                    quarterly_unit_price_decimal: f17,
+                    soft_limit: f18,
+                    tier_mode: f19,
+                    usage_quantity: f20,
+                    value_bool: f21,
+                    value_credit_id: f22,
+                    value_numeric: f23,
+                    value_trait_id: f24,
+                    value_type: f25.ok_or_else(|| crate::de::missing("value_type"))?,
+                    warning_tiers: f26,
+                    yearly_metered_price_id: f27,
+                    yearly_price_tiers: f28,
+                    yearly_unit_price: f29,
+                    yearly_unit_price_decimal: f30,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `UpdatePlanGroupRequestBody`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct UpdatePlanGroupRequestBody {
     /// `add_on_compatibilities`, optional, at most 100 items.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -1075,8 +2223,163 @@ impl UpdatePlanGroupRequestBody {
     }
 }
 
+impl<'de> Deserialize<'de> for UpdatePlanGroupRequestBody {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = UpdatePlanGroupRequestBody;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a UpdatePlanGroupRequestBody object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<UpdatePlanGroupRequestBody, A::Error> {
+                let mut f0: Option<Vec<CompatiblePlans>> = None;
+                let mut f1: Option<Vec<String>> = None;
+                let mut f2: Option<CheckoutBundlePurchaseBehavior> = None;
+                let mut f3: Option<bool> = None;
+                let mut f4: Option<bool> = None;
+                let mut f5: Option<bool> = None;
+                let mut f6: Option<bool> = None;
+                let mut f7: Option<Vec<CheckoutFieldInput>> = None;
+                let mut f8: Option<CustomPlanConfig> = None;
+                let mut f9: Option<String> = None;
+                let mut f10: Option<bool> = None;
+                let mut f11: Option<String> = None;
+                let mut f12: Option<String> = None;
+                let mut f13: Option<String> = None;
+                let mut f14: Option<bool> = None;
+                let mut f15: Option<String> = None;
+                let mut f16: Option<String> = None;
+                let mut f17: Option<Vec<OrderedPlansInGroup>> = None;
+                let mut f18: Option<Vec<PlanGroupBundleOrder>> = None;
+                let mut f19: Option<Vec<OrderedPlansInGroup>> = None;
+                let mut f20: Option<bool> = None;
+                let mut f21: Option<bool> = None;
+                let mut f22: Option<String> = None;
+                let mut f23: Option<String> = None;
+                let mut f24: Option<ProrationBehavior> = None;
+                let mut f25: Option<ScheduledDowngradeConfigBehavior> = None;
+                let mut f26: Option<bool> = None;
+                let mut f27: Option<bool> = None;
+                let mut f28: Option<bool> = None;
+                let mut f29: Option<bool> = None;
+                let mut f30: Option<bool> = None;
+                let mut f31: Option<bool> = None;
+                let mut f32: Option<bool> = None;
+                let mut f33: Option<bool> = None;
+                let mut f34: Option<i64> = None;
+                let mut f35: Option<String> = None;
+                let mut f36: Option<String> = None;
+                let mut f37: Option<bool> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "add_on_compatibilities" => f0 = map.next_value()?,
+                        "add_on_ids" => f1 = Some(map.next_value()?),
+                        "checkout_bundle_purchase_behavior" => f2 = map.next_value()?,
+                        "checkout_collect_address" => f3 = Some(map.next_value()?),
+                        "checkout_collect_email" => f4 = Some(map.next_value()?),
+                        "checkout_collect_phone" => f5 = Some(map.next_value()?),
+                        "checkout_collect_tax_id" => f6 = Some(map.next_value()?),
+                        "custom_checkout_fields" => f7 = map.next_value()?,
+                        "custom_plan_config" => f8 = map.next_value()?,
+                        "custom_plan_id" => f9 = map.next_value()?,
+                        "enable_tax_collection" => f10 = Some(map.next_value()?),
+                        "fallback_plan_id" => f11 = map.next_value()?,
+                        "initial_plan_id" => f12 = map.next_value()?,
+                        "initial_plan_price_id" => f13 = map.next_value()?,
+                        "opt_in_enabled" => f14 = Some(map.next_value()?),
+                        "opt_in_text" => f15 = map.next_value()?,
+                        "opt_in_title" => f16 = map.next_value()?,
+                        "ordered_add_ons" => f17 = Some(map.next_value()?),
+                        "ordered_bundle_list" => f18 = Some(map.next_value()?),
+                        "ordered_plans" => f19 = Some(map.next_value()?),
+                        "prevent_downgrades_when_over_limit" => f20 = Some(map.next_value()?),
+                        "prevent_self_service_downgrade" => f21 = Some(map.next_value()?),
+                        "prevent_self_service_downgrade_button_text" => f22 = map.next_value()?,
+                        "prevent_self_service_downgrade_url" => f23 = map.next_value()?,
+                        "proration_behavior" => f24 = Some(map.next_value()?),
+                        "scheduled_downgrade_behavior" => f25 = map.next_value()?,
+                        "scheduled_downgrade_prevent_when_over_limit" => f26 = map.next_value()?,
+                        "show_as_monthly_prices" => f27 = Some(map.next_value()?),
+                        "show_credits" => f28 = Some(map.next_value()?),
+                        "show_feature_description" => f29 = Some(map.next_value()?),
+                        "show_hard_limit" => f30 = Some(map.next_value()?),
+                        "show_period_toggle" => f31 = Some(map.next_value()?),
+                        "show_zero_price_as_free" => f32 = Some(map.next_value()?),
+                        "sync_customer_billing_details" => f33 = Some(map.next_value()?),
+                        "trial_days" => f34 = map.next_value()?,
+                        "trial_expiry_plan_id" => f35 = map.next_value()?,
+                        "trial_expiry_plan_price_id" => f36 = map.next_value()?,
+                        "trial_payment_method_required" => f37 = map.next_value()?,
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(UpdatePlanGroupRequestBody {
+                    add_on_compatibilities: f0,
+                    add_on_ids: f1.ok_or_else(|| crate::de::missing("add_on_ids"))?,
+                    checkout_bundle_purchase_behavior: f2,
+                    checkout_collect_address: f3
+                        .ok_or_else(|| crate::de::missing("checkout_collect_address"))?,
+                    checkout_collect_email: f4
+                        .ok_or_else(|| crate::de::missing("checkout_collect_email"))?,
+                    checkout_collect_phone: f5
+                        .ok_or_else(|| crate::de::missing("checkout_collect_phone"))?,
+                    checkout_collect_tax_id: f6
+                        .ok_or_else(|| crate::de::missing("checkout_collect_tax_id"))?,
+                    custom_checkout_fields: f7,
+                    custom_plan_config: f8,
+                    custom_plan_id: f9,
+                    enable_tax_collection: f10
+                        .ok_or_else(|| crate::de::missing("enable_tax_collection"))?,
+                    fallback_plan_id: f11,
+                    initial_plan_id: f12,
+                    initial_plan_price_id: f13,
+                    opt_in_enabled: f14.ok_or_else(|| crate::de::missing("opt_in_enabled"))?,
+                    opt_in_text: f15,
+                    opt_in_title: f16,
+                    ordered_add_ons: f17.ok_or_else(|| crate::de::missing("ordered_add_ons"))?,
+                    ordered_bundle_list: f18
+                        .ok_or_else(|| crate::de::missing("ordered_bundle_list"))?,
+                    ordered_plans: f19.ok_or_else(|| crate::de::missing("ordered_plans"))?,
+                    prevent_downgrades_when_over_limit: f20
+                        .ok_or_else(|| crate::de::missing("prevent_downgrades_when_over_limit"))?,
+                    prevent_self_service_downgrade: f21
+                        .ok_or_else(|| crate::de::missing("prevent_self_service_downgrade"))?,
+                    prevent_self_service_downgrade_button_text: f22,
+                    prevent_self_service_downgrade_url: f23,
+                    proration_behavior: f24
+                        .ok_or_else(|| crate::de::missing("proration_behavior"))?,
+                    scheduled_downgrade_behavior: f25,
+                    scheduled_downgrade_prevent_when_over_limit: f26,
+                    show_as_monthly_prices: f27
+                        .ok_or_else(|| crate::de::missing("show_as_monthly_prices"))?,
+                    show_credits: f28.ok_or_else(|| crate::de::missing("show_credits"))?,
+                    show_feature_description: f29
+                        .ok_or_else(|| crate::de::missing("show_feature_description"))?,
+                    show_hard_limit: f30.ok_or_else(|| crate::de::missing("show_hard_limit"))?,
+                    show_period_toggle: f31
+                        .ok_or_else(|| crate::de::missing("show_period_toggle"))?,
+                    show_zero_price_as_free: f32
+                        .ok_or_else(|| crate::de::missing("show_zero_price_as_free"))?,
+                    sync_customer_billing_details: f33
+                        .ok_or_else(|| crate::de::missing("sync_customer_billing_details"))?,
+                    trial_days: f34,
+                    trial_expiry_plan_id: f35,
+                    trial_expiry_plan_price_id: f36,
+                    trial_payment_method_required: f37,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `UpdatePlanRequestBody`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct UpdatePlanRequestBody {
     /// `description`, optional, at most 1024 characters.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -1099,8 +2402,44 @@ impl UpdatePlanRequestBody {
     }
 }
 
+impl<'de> Deserialize<'de> for UpdatePlanRequestBody {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = UpdatePlanRequestBody;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a UpdatePlanRequestBody object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<UpdatePlanRequestBody, A::Error> {
+                let mut f0: Option<String> = None;
+                let mut f1: Option<PlanIcon> = None;
+                let mut f2: Option<String> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "description" => f0 = map.next_value()?,
+                        "icon" => f1 = map.next_value()?,
+                        "name" => f2 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(UpdatePlanRequestBody {
+                    description: f0,
+                    icon: f1,
+                    name: f2.ok_or_else(|| crate::de::missing("name"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `UpdatePlanTraitBulkRequestBody`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct UpdatePlanTraitBulkRequestBody {
     /// `apply_to_existing_companies`, required.
     pub apply_to_existing_companies: bool,
@@ -1125,8 +2464,45 @@ impl UpdatePlanTraitBulkRequestBody {
     }
 }
 
+impl<'de> Deserialize<'de> for UpdatePlanTraitBulkRequestBody {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = UpdatePlanTraitBulkRequestBody;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a UpdatePlanTraitBulkRequestBody object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<UpdatePlanTraitBulkRequestBody, A::Error> {
+                let mut f0: Option<bool> = None;
+                let mut f1: Option<String> = None;
+                let mut f2: Option<Vec<UpdatePlanTraitTraitRequestBody>> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "apply_to_existing_companies" => f0 = Some(map.next_value()?),
+                        "plan_id" => f1 = Some(map.next_value()?),
+                        "traits" => f2 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(UpdatePlanTraitBulkRequestBody {
+                    apply_to_existing_companies: f0
+                        .ok_or_else(|| crate::de::missing("apply_to_existing_companies"))?,
+                    plan_id: f1.ok_or_else(|| crate::de::missing("plan_id"))?,
+                    traits: f2.ok_or_else(|| crate::de::missing("traits"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `UpdatePlanTraitTraitRequestBody`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct UpdatePlanTraitTraitRequestBody {
     /// `trait_id`, required.
     pub trait_id: String,
@@ -1144,8 +2520,41 @@ impl UpdatePlanTraitTraitRequestBody {
     }
 }
 
+impl<'de> Deserialize<'de> for UpdatePlanTraitTraitRequestBody {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = UpdatePlanTraitTraitRequestBody;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a UpdatePlanTraitTraitRequestBody object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<UpdatePlanTraitTraitRequestBody, A::Error> {
+                let mut f0: Option<String> = None;
+                let mut f1: Option<String> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "trait_id" => f0 = Some(map.next_value()?),
+                        "trait_value" => f1 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(UpdatePlanTraitTraitRequestBody {
+                    trait_id: f0.ok_or_else(|| crate::de::missing("trait_id"))?,
+                    trait_value: f1.ok_or_else(|| crate::de::missing("trait_value"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `UpdateRuleRequestBody`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct UpdateRuleRequestBody {
     /// `condition_groups`, required, at most 100 items.
     pub condition_groups: Vec<CreateOrUpdateConditionGroupRequestBody>,
@@ -1178,8 +2587,50 @@ impl UpdateRuleRequestBody {
     }
 }
 
+impl<'de> Deserialize<'de> for UpdateRuleRequestBody {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = UpdateRuleRequestBody;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a UpdateRuleRequestBody object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<UpdateRuleRequestBody, A::Error> {
+                let mut f0: Option<Vec<CreateOrUpdateConditionGroupRequestBody>> = None;
+                let mut f1: Option<Vec<CreateOrUpdateConditionRequestBody>> = None;
+                let mut f2: Option<String> = None;
+                let mut f3: Option<i64> = None;
+                let mut f4: Option<bool> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "condition_groups" => f0 = Some(map.next_value()?),
+                        "conditions" => f1 = Some(map.next_value()?),
+                        "name" => f2 = Some(map.next_value()?),
+                        "priority" => f3 = Some(map.next_value()?),
+                        "value" => f4 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(UpdateRuleRequestBody {
+                    condition_groups: f0.ok_or_else(|| crate::de::missing("condition_groups"))?,
+                    conditions: f1.ok_or_else(|| crate::de::missing("conditions"))?,
+                    name: f2.ok_or_else(|| crate::de::missing("name"))?,
+                    priority: f3.ok_or_else(|| crate::de::missing("priority"))?,
+                    value: f4.ok_or_else(|| crate::de::missing("value"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `UpdateScheduledCheckoutRequest`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, Default)]
 pub struct UpdateScheduledCheckoutRequest {
     /// `execute_after`, optional.
     #[serde(
@@ -1193,8 +2644,41 @@ pub struct UpdateScheduledCheckoutRequest {
     pub status: Option<ScheduledCheckoutStatus>,
 }
 
+impl<'de> Deserialize<'de> for UpdateScheduledCheckoutRequest {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = UpdateScheduledCheckoutRequest;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a UpdateScheduledCheckoutRequest object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<UpdateScheduledCheckoutRequest, A::Error> {
+                let mut f0: Option<time::OffsetDateTime> = None;
+                let mut f1: Option<ScheduledCheckoutStatus> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "execute_after" => f0 = map.next_value::<crate::de::OptDateTime>()?.0,
+                        "status" => f1 = map.next_value()?,
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(UpdateScheduledCheckoutRequest {
+                    execute_after: f0,
+                    status: f1,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `UpdateTrialEndRequestBody`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, Default)]
 pub struct UpdateTrialEndRequestBody {
     /// `trial_end`, optional.
     #[serde(
@@ -1205,8 +2689,36 @@ pub struct UpdateTrialEndRequestBody {
     pub trial_end: Option<time::OffsetDateTime>,
 }
 
+impl<'de> Deserialize<'de> for UpdateTrialEndRequestBody {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = UpdateTrialEndRequestBody;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a UpdateTrialEndRequestBody object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<UpdateTrialEndRequestBody, A::Error> {
+                let mut f0: Option<time::OffsetDateTime> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "trial_end" => f0 = map.next_value::<crate::de::OptDateTime>()?.0,
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(UpdateTrialEndRequestBody { trial_end: f0 })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `UpdateWebhookRequestBody`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, Default)]
 pub struct UpdateWebhookRequestBody {
     /// `credit_trigger_configs`, optional, at most 100 items.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -1228,8 +2740,53 @@ pub struct UpdateWebhookRequestBody {
     pub url: Option<String>,
 }
 
+impl<'de> Deserialize<'de> for UpdateWebhookRequestBody {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = UpdateWebhookRequestBody;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a UpdateWebhookRequestBody object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<UpdateWebhookRequestBody, A::Error> {
+                let mut f0: Option<Vec<CreditTriggerConfig>> = None;
+                let mut f1: Option<Vec<EntitlementTriggerConfig>> = None;
+                let mut f2: Option<String> = None;
+                let mut f3: Option<Vec<WebhookRequestType>> = None;
+                let mut f4: Option<WebhookStatus> = None;
+                let mut f5: Option<String> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "credit_trigger_configs" => f0 = map.next_value()?,
+                        "entitlement_trigger_configs" => f1 = map.next_value()?,
+                        "name" => f2 = map.next_value()?,
+                        "request_types" => f3 = map.next_value()?,
+                        "status" => f4 = map.next_value()?,
+                        "url" => f5 = map.next_value()?,
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(UpdateWebhookRequestBody {
+                    credit_trigger_configs: f0,
+                    entitlement_trigger_configs: f1,
+                    name: f2,
+                    request_types: f3,
+                    status: f4,
+                    url: f5,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `UpsertBillingProductRequestBody`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct UpsertBillingProductRequestBody {
     /// `billing_product_id`, optional.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -1299,8 +2856,80 @@ impl UpsertBillingProductRequestBody {
     }
 }
 
+impl<'de> Deserialize<'de> for UpsertBillingProductRequestBody {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = UpsertBillingProductRequestBody;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a UpsertBillingProductRequestBody object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<UpsertBillingProductRequestBody, A::Error> {
+                let mut f0: Option<String> = None;
+                let mut f1: Option<BillingStrategy> = None;
+                let mut f2: Option<ChargeType> = None;
+                let mut f3: Option<String> = None;
+                let mut f4: Option<Vec<PlanCurrencyPriceRequestBody>> = None;
+                let mut f5: Option<bool> = None;
+                let mut f6: Option<i64> = None;
+                let mut f7: Option<String> = None;
+                let mut f8: Option<i64> = None;
+                let mut f9: Option<String> = None;
+                let mut f10: Option<i64> = None;
+                let mut f11: Option<String> = None;
+                let mut f12: Option<i64> = None;
+                let mut f13: Option<i64> = None;
+                let mut f14: Option<String> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "billing_product_id" => f0 = map.next_value()?,
+                        "billing_strategy" => f1 = map.next_value()?,
+                        "charge_type" => f2 = Some(map.next_value()?),
+                        "currency" => f3 = map.next_value()?,
+                        "currency_prices" => f4 = map.next_value()?,
+                        "is_trialable" => f5 = Some(map.next_value()?),
+                        "monthly_price" => f6 = map.next_value()?,
+                        "monthly_price_id" => f7 = map.next_value()?,
+                        "one_time_price" => f8 = map.next_value()?,
+                        "one_time_price_id" => f9 = map.next_value()?,
+                        "quarterly_price" => f10 = map.next_value()?,
+                        "quarterly_price_id" => f11 = map.next_value()?,
+                        "trial_days" => f12 = map.next_value()?,
+                        "yearly_price" => f13 = map.next_value()?,
+                        "yearly_price_id" => f14 = map.next_value()?,
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(UpsertBillingProductRequestBody {
+                    billing_product_id: f0,
+                    billing_strategy: f1,
+                    charge_type: f2.ok_or_else(|| crate::de::missing("charge_type"))?,
+                    currency: f3,
+                    currency_prices: f4,
+                    is_trialable: f5.ok_or_else(|| crate::de::missing("is_trialable"))?,
+                    monthly_price: f6,
+                    monthly_price_id: f7,
+                    one_time_price: f8,
+                    one_time_price_id: f9,
+                    quarterly_price: f10,
+                    quarterly_price_id: f11,
+                    trial_days: f12,
+                    yearly_price: f13,
+                    yearly_price_id: f14,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `UpsertCompanyRequestBody`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct UpsertCompanyRequestBody {
     /// `base_plan_id`, optional.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -1355,8 +2984,65 @@ impl UpsertCompanyRequestBody {
     }
 }
 
+impl<'de> Deserialize<'de> for UpsertCompanyRequestBody {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = UpsertCompanyRequestBody;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a UpsertCompanyRequestBody object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<UpsertCompanyRequestBody, A::Error> {
+                let mut f0: Option<String> = None;
+                let mut f1: Option<String> = None;
+                let mut f2: Option<String> = None;
+                let mut f3: Option<BTreeMap<String, String>> = None;
+                let mut f4: Option<time::OffsetDateTime> = None;
+                let mut f5: Option<String> = None;
+                let mut f6: Option<bool> = None;
+                let mut f7: Option<Vec<String>> = None;
+                let mut f8: Option<BTreeMap<String, serde_json::Value>> = None;
+                let mut f9: Option<bool> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "base_plan_id" => f0 = map.next_value()?,
+                        "base_plan_price_id" => f1 = map.next_value()?,
+                        "id" => f2 = map.next_value()?,
+                        "keys" => f3 = Some(map.next_value()?),
+                        "last_seen_at" => f4 = map.next_value::<crate::de::OptDateTime>()?.0,
+                        "name" => f5 = map.next_value()?,
+                        "prevent_key_remap" => f6 = map.next_value()?,
+                        "remove_keys" => f7 = map.next_value()?,
+                        "traits" => f8 = map.next_value()?,
+                        "update_only" => f9 = map.next_value()?,
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(UpsertCompanyRequestBody {
+                    base_plan_id: f0,
+                    base_plan_price_id: f1,
+                    id: f2,
+                    keys: f3.ok_or_else(|| crate::de::missing("keys"))?,
+                    last_seen_at: f4,
+                    name: f5,
+                    prevent_key_remap: f6,
+                    remove_keys: f7,
+                    traits: f8,
+                    update_only: f9,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `UpsertTraitRequestBody`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct UpsertTraitRequestBody {
     /// `incr`, optional.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -1386,8 +3072,50 @@ impl UpsertTraitRequestBody {
     }
 }
 
+impl<'de> Deserialize<'de> for UpsertTraitRequestBody {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = UpsertTraitRequestBody;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a UpsertTraitRequestBody object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<UpsertTraitRequestBody, A::Error> {
+                let mut f0: Option<i64> = None;
+                let mut f1: Option<BTreeMap<String, String>> = None;
+                let mut f2: Option<String> = None;
+                let mut f3: Option<String> = None;
+                let mut f4: Option<bool> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "incr" => f0 = map.next_value()?,
+                        "keys" => f1 = Some(map.next_value()?),
+                        "set" => f2 = map.next_value()?,
+                        "trait" => f3 = Some(map.next_value()?),
+                        "update_only" => f4 = map.next_value()?,
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(UpsertTraitRequestBody {
+                    incr: f0,
+                    keys: f1.ok_or_else(|| crate::de::missing("keys"))?,
+                    set: f2,
+                    r#trait: f3.ok_or_else(|| crate::de::missing("trait"))?,
+                    update_only: f4,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `UpsertUserRequestBody`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct UpsertUserRequestBody {
     /// `companies`, optional, at most 100 items.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -1446,8 +3174,68 @@ impl UpsertUserRequestBody {
     }
 }
 
+impl<'de> Deserialize<'de> for UpsertUserRequestBody {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = UpsertUserRequestBody;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a UpsertUserRequestBody object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<UpsertUserRequestBody, A::Error> {
+                let mut f0: Option<Vec<BTreeMap<String, String>>> = None;
+                let mut f1: Option<BTreeMap<String, String>> = None;
+                let mut f2: Option<String> = None;
+                let mut f3: Option<Vec<String>> = None;
+                let mut f4: Option<String> = None;
+                let mut f5: Option<BTreeMap<String, String>> = None;
+                let mut f6: Option<time::OffsetDateTime> = None;
+                let mut f7: Option<String> = None;
+                let mut f8: Option<Vec<String>> = None;
+                let mut f9: Option<BTreeMap<String, serde_json::Value>> = None;
+                let mut f10: Option<bool> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "companies" => f0 = map.next_value()?,
+                        "company" => f1 = map.next_value()?,
+                        "company_id" => f2 = map.next_value()?,
+                        "company_ids" => f3 = map.next_value()?,
+                        "id" => f4 = map.next_value()?,
+                        "keys" => f5 = Some(map.next_value()?),
+                        "last_seen_at" => f6 = map.next_value::<crate::de::OptDateTime>()?.0,
+                        "name" => f7 = map.next_value()?,
+                        "remove_keys" => f8 = map.next_value()?,
+                        "traits" => f9 = map.next_value()?,
+                        "update_only" => f10 = map.next_value()?,
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(UpsertUserRequestBody {
+                    companies: f0,
+                    company: f1,
+                    company_id: f2,
+                    company_ids: f3,
+                    id: f4,
+                    keys: f5.ok_or_else(|| crate::de::missing("keys"))?,
+                    last_seen_at: f6,
+                    name: f7,
+                    remove_keys: f8,
+                    traits: f9,
+                    update_only: f10,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `UpsertUserSubRequestBody`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct UpsertUserSubRequestBody {
     /// `company_id`, optional.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -1495,5 +3283,59 @@ impl UpsertUserSubRequestBody {
             traits: None,
             update_only: None,
         }
+    }
+}
+
+impl<'de> Deserialize<'de> for UpsertUserSubRequestBody {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = UpsertUserSubRequestBody;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a UpsertUserSubRequestBody object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<UpsertUserSubRequestBody, A::Error> {
+                let mut f0: Option<String> = None;
+                let mut f1: Option<Vec<String>> = None;
+                let mut f2: Option<String> = None;
+                let mut f3: Option<BTreeMap<String, String>> = None;
+                let mut f4: Option<time::OffsetDateTime> = None;
+                let mut f5: Option<String> = None;
+                let mut f6: Option<Vec<String>> = None;
+                let mut f7: Option<BTreeMap<String, serde_json::Value>> = None;
+                let mut f8: Option<bool> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "company_id" => f0 = map.next_value()?,
+                        "company_ids" => f1 = map.next_value()?,
+                        "id" => f2 = map.next_value()?,
+                        "keys" => f3 = Some(map.next_value()?),
+                        "last_seen_at" => f4 = map.next_value::<crate::de::OptDateTime>()?.0,
+                        "name" => f5 = map.next_value()?,
+                        "remove_keys" => f6 = map.next_value()?,
+                        "traits" => f7 = map.next_value()?,
+                        "update_only" => f8 = map.next_value()?,
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(UpsertUserSubRequestBody {
+                    company_id: f0,
+                    company_ids: f1,
+                    id: f2,
+                    keys: f3.ok_or_else(|| crate::de::missing("keys"))?,
+                    last_seen_at: f4,
+                    name: f5,
+                    remove_keys: f6,
+                    traits: f7,
+                    update_only: f8,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
     }
 }

@@ -13,7 +13,7 @@ use super::*;
 use crate::open_enum::open_enum;
 
 /// The schema `UsageBasedEntitlementRequestBody`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, Default)]
 pub struct UsageBasedEntitlementRequestBody {
     /// `billing_product_id`, optional.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -83,8 +83,101 @@ pub struct UsageBasedEntitlementRequestBody {
     pub yearly_unit_price_decimal: Option<String>,
 }
 
+impl<'de> Deserialize<'de> for UsageBasedEntitlementRequestBody {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = UsageBasedEntitlementRequestBody;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a UsageBasedEntitlementRequestBody object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<UsageBasedEntitlementRequestBody, A::Error> {
+                let mut f0: Option<String> = None;
+                let mut f1: Option<i64> = None;
+                let mut f2: Option<String> = None;
+                let mut f3: Option<Vec<CurrencyPriceRequestBody>> = None;
+                let mut f4: Option<String> = None;
+                let mut f5: Option<Vec<CreatePriceTierRequestBody>> = None;
+                let mut f6: Option<i64> = None;
+                let mut f7: Option<String> = None;
+                let mut f8: Option<String> = None;
+                let mut f9: Option<EntitlementPriceBehavior> = None;
+                let mut f10: Option<Vec<CreatePriceTierRequestBody>> = None;
+                let mut f11: Option<String> = None;
+                let mut f12: Option<Vec<CreatePriceTierRequestBody>> = None;
+                let mut f13: Option<i64> = None;
+                let mut f14: Option<String> = None;
+                let mut f15: Option<i64> = None;
+                let mut f16: Option<BillingTiersMode> = None;
+                let mut f17: Option<i64> = None;
+                let mut f18: Option<String> = None;
+                let mut f19: Option<Vec<CreatePriceTierRequestBody>> = None;
+                let mut f20: Option<i64> = None;
+                let mut f21: Option<String> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "billing_product_id" => f0 = map.next_value()?,
+                        "billing_threshold" => f1 = map.next_value()?,
+                        "currency" => f2 = map.next_value()?,
+                        "currency_prices" => f3 = map.next_value()?,
+                        "monthly_metered_price_id" => f4 = map.next_value()?,
+                        "monthly_price_tiers" => f5 = map.next_value()?,
+                        "monthly_unit_price" => f6 = map.next_value()?,
+                        "monthly_unit_price_decimal" => f7 = map.next_value()?,
+                        "overage_billing_product_id" => f8 = map.next_value()?,
+                        "price_behavior" => f9 = map.next_value()?,
+                        "price_tiers" => f10 = map.next_value()?,
+                        "quarterly_metered_price_id" => f11 = map.next_value()?,
+                        "quarterly_price_tiers" => f12 = map.next_value()?,
+                        "quarterly_unit_price" => f13 = map.next_value()?,
+                        "quarterly_unit_price_decimal" => f14 = map.next_value()?,
+                        "soft_limit" => f15 = map.next_value()?,
+                        "tier_mode" => f16 = map.next_value()?,
+                        "usage_quantity" => f17 = map.next_value()?,
+                        "yearly_metered_price_id" => f18 = map.next_value()?,
+                        "yearly_price_tiers" => f19 = map.next_value()?,
+                        "yearly_unit_price" => f20 = map.next_value()?,
+                        "yearly_unit_price_decimal" => f21 = map.next_value()?,
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(UsageBasedEntitlementRequestBody {
+                    billing_product_id: f0,
+                    billing_threshold: f1,
+                    currency: f2,
+                    currency_prices: f3,
+                    monthly_metered_price_id: f4,
+                    monthly_price_tiers: f5,
+                    monthly_unit_price: f6,
+                    monthly_unit_price_decimal: f7,
+                    overage_billing_product_id: f8,
+                    price_behavior: f9,
+                    price_tiers: f10,
+                    quarterly_metered_price_id: f11,
+                    quarterly_price_tiers: f12,
+                    quarterly_unit_price: f13,
+                    quarterly_unit_price_decimal: f14,
+                    soft_limit: f15,
+                    tier_mode: f16,
+                    usage_quantity: f17,
+                    yearly_metered_price_id: f18,
+                    yearly_price_tiers: f19,
+                    yearly_unit_price: f20,
+                    yearly_unit_price_decimal: f21,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `UsageBasedEntitlementResponseData`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct UsageBasedEntitlementResponseData {
     /// `billing_threshold`, optional.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -150,8 +243,77 @@ impl UsageBasedEntitlementResponseData {
     }
 }
 
+impl<'de> Deserialize<'de> for UsageBasedEntitlementResponseData {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = UsageBasedEntitlementResponseData;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a UsageBasedEntitlementResponseData object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<UsageBasedEntitlementResponseData, A::Error> {
+                let mut f0: Option<i64> = None;
+                let mut f1: Option<f64> = None;
+                let mut f2: Option<String> = None;
+                let mut f3: Option<BillingPriceView> = None;
+                let mut f4: Option<MetricPeriod> = None;
+                let mut f5: Option<MetricPeriodMonthReset> = None;
+                let mut f6: Option<BillingPriceView> = None;
+                let mut f7: Option<EntitlementPriceBehavior> = None;
+                let mut f8: Option<BillingPriceView> = None;
+                let mut f9: Option<i64> = None;
+                let mut f10: Option<bool> = None;
+                let mut f11: Option<i64> = None;
+                let mut f12: Option<EntitlementValueType> = None;
+                let mut f13: Option<BillingPriceView> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "billing_threshold" => f0 = map.next_value()?,
+                        "consumption_rate" => f1 = map.next_value()?,
+                        "feature_id" => f2 = Some(map.next_value()?),
+                        "metered_price" => f3 = map.next_value()?,
+                        "metric_period" => f4 = map.next_value()?,
+                        "metric_period_month_reset" => f5 = map.next_value()?,
+                        "monthly_usage_based_price" => f6 = map.next_value()?,
+                        "price_behavior" => f7 = map.next_value()?,
+                        "quarterly_usage_based_price" => f8 = map.next_value()?,
+                        "usage_quantity" => f9 = map.next_value()?,
+                        "value_bool" => f10 = map.next_value()?,
+                        "value_numeric" => f11 = map.next_value()?,
+                        "value_type" => f12 = Some(map.next_value()?),
+                        "yearly_usage_based_price" => f13 = map.next_value()?,
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(UsageBasedEntitlementResponseData {
+                    billing_threshold: f0,
+                    consumption_rate: f1,
+                    feature_id: f2.ok_or_else(|| crate::de::missing("feature_id"))?,
+                    metered_price: f3,
+                    metric_period: f4,
+                    metric_period_month_reset: f5,
+                    monthly_usage_based_price: f6,
+                    price_behavior: f7,
+                    quarterly_usage_based_price: f8,
+                    usage_quantity: f9,
+                    value_bool: f10,
+                    value_numeric: f11,
+                    value_type: f12.ok_or_else(|| crate::de::missing("value_type"))?,
+                    yearly_usage_based_price: f13,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `UsageTimeSeriesPointResponseData`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct UsageTimeSeriesPointResponseData {
     /// `period_end`, optional.
     #[serde(
@@ -186,8 +348,47 @@ impl UsageTimeSeriesPointResponseData {
     }
 }
 
+impl<'de> Deserialize<'de> for UsageTimeSeriesPointResponseData {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = UsageTimeSeriesPointResponseData;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a UsageTimeSeriesPointResponseData object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<UsageTimeSeriesPointResponseData, A::Error> {
+                let mut f0: Option<time::OffsetDateTime> = None;
+                let mut f1: Option<time::OffsetDateTime> = None;
+                let mut f2: Option<time::OffsetDateTime> = None;
+                let mut f3: Option<i64> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "period_end" => f0 = map.next_value::<crate::de::OptDateTime>()?.0,
+                        "period_start" => f1 = map.next_value::<crate::de::OptDateTime>()?.0,
+                        "timestamp" => f2 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        "usage" => f3 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(UsageTimeSeriesPointResponseData {
+                    period_end: f0,
+                    period_start: f1,
+                    timestamp: f2.ok_or_else(|| crate::de::missing("timestamp"))?,
+                    usage: f3.ok_or_else(|| crate::de::missing("usage"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `UserCreditUsageResponseData`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct UserCreditUsageResponseData {
     /// `billing_credit_id`, required.
     pub billing_credit_id: String,
@@ -224,8 +425,53 @@ impl UserCreditUsageResponseData {
     }
 }
 
+impl<'de> Deserialize<'de> for UserCreditUsageResponseData {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = UserCreditUsageResponseData;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a UserCreditUsageResponseData object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<UserCreditUsageResponseData, A::Error> {
+                let mut f0: Option<String> = None;
+                let mut f1: Option<String> = None;
+                let mut f2: Option<f64> = None;
+                let mut f3: Option<f64> = None;
+                let mut f4: Option<UserResponseData> = None;
+                let mut f5: Option<String> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "billing_credit_id" => f0 = Some(map.next_value()?),
+                        "credit_name" => f1 = Some(map.next_value()?),
+                        "credits_used" => f2 = Some(map.next_value()?),
+                        "share" => f3 = Some(map.next_value()?),
+                        "user" => f4 = map.next_value()?,
+                        "user_id" => f5 = map.next_value()?,
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(UserCreditUsageResponseData {
+                    billing_credit_id: f0.ok_or_else(|| crate::de::missing("billing_credit_id"))?,
+                    credit_name: f1.ok_or_else(|| crate::de::missing("credit_name"))?,
+                    credits_used: f2.ok_or_else(|| crate::de::missing("credits_used"))?,
+                    share: f3.ok_or_else(|| crate::de::missing("share"))?,
+                    user: f4,
+                    user_id: f5,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `UserDailyCreditPointResponseData`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct UserDailyCreditPointResponseData {
     /// `credits_used`, required.
     pub credits_used: f64,
@@ -241,8 +487,41 @@ impl UserDailyCreditPointResponseData {
     }
 }
 
+impl<'de> Deserialize<'de> for UserDailyCreditPointResponseData {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = UserDailyCreditPointResponseData;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a UserDailyCreditPointResponseData object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<UserDailyCreditPointResponseData, A::Error> {
+                let mut f0: Option<f64> = None;
+                let mut f1: Option<time::OffsetDateTime> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "credits_used" => f0 = Some(map.next_value()?),
+                        "date" => f1 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(UserDailyCreditPointResponseData {
+                    credits_used: f0.ok_or_else(|| crate::de::missing("credits_used"))?,
+                    date: f1.ok_or_else(|| crate::de::missing("date"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `UserDailyUsagePointResponseData`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct UserDailyUsagePointResponseData {
     /// `date`, required.
     #[serde(with = "time::serde::rfc3339")]
@@ -265,8 +544,44 @@ impl UserDailyUsagePointResponseData {
     }
 }
 
+impl<'de> Deserialize<'de> for UserDailyUsagePointResponseData {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = UserDailyUsagePointResponseData;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a UserDailyUsagePointResponseData object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<UserDailyUsagePointResponseData, A::Error> {
+                let mut f0: Option<time::OffsetDateTime> = None;
+                let mut f1: Option<FeatureResponseData> = None;
+                let mut f2: Option<i64> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "date" => f0 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        "feature" => f1 = map.next_value()?,
+                        "value" => f2 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(UserDailyUsagePointResponseData {
+                    date: f0.ok_or_else(|| crate::de::missing("date"))?,
+                    feature: f1,
+                    value: f2.ok_or_else(|| crate::de::missing("value"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `UserDetailResponseData`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct UserDetailResponseData {
     /// `company_memberships`, required, at most 1000 items.
     pub company_memberships: Vec<CompanyMembershipDetailResponseData>,
@@ -325,8 +640,66 @@ impl UserDetailResponseData {
     }
 }
 
+impl<'de> Deserialize<'de> for UserDetailResponseData {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = UserDetailResponseData;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a UserDetailResponseData object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<UserDetailResponseData, A::Error> {
+                let mut f0: Option<Vec<CompanyMembershipDetailResponseData>> = None;
+                let mut f1: Option<time::OffsetDateTime> = None;
+                let mut f2: Option<Vec<EntityTraitDetailResponseData>> = None;
+                let mut f3: Option<String> = None;
+                let mut f4: Option<String> = None;
+                let mut f5: Option<Vec<EntityKeyDetailResponseData>> = None;
+                let mut f6: Option<time::OffsetDateTime> = None;
+                let mut f7: Option<String> = None;
+                let mut f8: Option<BTreeMap<String, serde_json::Value>> = None;
+                let mut f9: Option<time::OffsetDateTime> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "company_memberships" => f0 = Some(map.next_value()?),
+                        "created_at" => f1 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        "entity_traits" => f2 = Some(map.next_value()?),
+                        "environment_id" => f3 = Some(map.next_value()?),
+                        "id" => f4 = Some(map.next_value()?),
+                        "keys" => f5 = Some(map.next_value()?),
+                        "last_seen_at" => f6 = map.next_value::<crate::de::OptDateTime>()?.0,
+                        "name" => f7 = Some(map.next_value()?),
+                        "traits" => f8 = map.next_value()?,
+                        "updated_at" => f9 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(UserDetailResponseData {
+                    company_memberships: f0
+                        .ok_or_else(|| crate::de::missing("company_memberships"))?,
+                    created_at: f1.ok_or_else(|| crate::de::missing("created_at"))?,
+                    entity_traits: f2.ok_or_else(|| crate::de::missing("entity_traits"))?,
+                    environment_id: f3.ok_or_else(|| crate::de::missing("environment_id"))?,
+                    id: f4.ok_or_else(|| crate::de::missing("id"))?,
+                    keys: f5.ok_or_else(|| crate::de::missing("keys"))?,
+                    last_seen_at: f6,
+                    name: f7.ok_or_else(|| crate::de::missing("name"))?,
+                    traits: f8,
+                    updated_at: f9.ok_or_else(|| crate::de::missing("updated_at"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `UserFeatureUsageResponseData`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct UserFeatureUsageResponseData {
     /// `feature`, optional.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -360,8 +733,53 @@ impl UserFeatureUsageResponseData {
     }
 }
 
+impl<'de> Deserialize<'de> for UserFeatureUsageResponseData {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = UserFeatureUsageResponseData;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a UserFeatureUsageResponseData object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<UserFeatureUsageResponseData, A::Error> {
+                let mut f0: Option<FeatureResponseData> = None;
+                let mut f1: Option<time::OffsetDateTime> = None;
+                let mut f2: Option<f64> = None;
+                let mut f3: Option<UserResponseData> = None;
+                let mut f4: Option<String> = None;
+                let mut f5: Option<i64> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "feature" => f0 = map.next_value()?,
+                        "last_seen" => f1 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        "share" => f2 = Some(map.next_value()?),
+                        "user" => f3 = map.next_value()?,
+                        "user_id" => f4 = map.next_value()?,
+                        "value" => f5 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(UserFeatureUsageResponseData {
+                    feature: f0,
+                    last_seen: f1.ok_or_else(|| crate::de::missing("last_seen"))?,
+                    share: f2.ok_or_else(|| crate::de::missing("share"))?,
+                    user: f3,
+                    user_id: f4,
+                    value: f5.ok_or_else(|| crate::de::missing("value"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `UserResponseData`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct UserResponseData {
     /// `created_at`, required.
     #[serde(with = "time::serde::rfc3339")]
@@ -404,8 +822,53 @@ impl UserResponseData {
     }
 }
 
+impl<'de> Deserialize<'de> for UserResponseData {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = UserResponseData;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a UserResponseData object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<UserResponseData, A::Error> {
+                let mut f0: Option<time::OffsetDateTime> = None;
+                let mut f1: Option<String> = None;
+                let mut f2: Option<String> = None;
+                let mut f3: Option<time::OffsetDateTime> = None;
+                let mut f4: Option<String> = None;
+                let mut f5: Option<time::OffsetDateTime> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "created_at" => f0 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        "environment_id" => f1 = Some(map.next_value()?),
+                        "id" => f2 = Some(map.next_value()?),
+                        "last_seen_at" => f3 = map.next_value::<crate::de::OptDateTime>()?.0,
+                        "name" => f4 = Some(map.next_value()?),
+                        "updated_at" => f5 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(UserResponseData {
+                    created_at: f0.ok_or_else(|| crate::de::missing("created_at"))?,
+                    environment_id: f1.ok_or_else(|| crate::de::missing("environment_id"))?,
+                    id: f2.ok_or_else(|| crate::de::missing("id"))?,
+                    last_seen_at: f3,
+                    name: f4.ok_or_else(|| crate::de::missing("name"))?,
+                    updated_at: f5.ok_or_else(|| crate::de::missing("updated_at"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `UserUsageByCompanyResponseData`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct UserUsageByCompanyResponseData {
     /// `credits`, required, at most 1000 items.
     pub credits: Vec<UserCreditUsageResponseData>,
@@ -436,8 +899,47 @@ impl UserUsageByCompanyResponseData {
     }
 }
 
+impl<'de> Deserialize<'de> for UserUsageByCompanyResponseData {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = UserUsageByCompanyResponseData;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a UserUsageByCompanyResponseData object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<UserUsageByCompanyResponseData, A::Error> {
+                let mut f0: Option<Vec<UserCreditUsageResponseData>> = None;
+                let mut f1: Option<time::OffsetDateTime> = None;
+                let mut f2: Option<Vec<UserFeatureUsageResponseData>> = None;
+                let mut f3: Option<time::OffsetDateTime> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "credits" => f0 = Some(map.next_value()?),
+                        "end_time" => f1 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        "rows" => f2 = Some(map.next_value()?),
+                        "start_time" => f3 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(UserUsageByCompanyResponseData {
+                    credits: f0.ok_or_else(|| crate::de::missing("credits"))?,
+                    end_time: f1.ok_or_else(|| crate::de::missing("end_time"))?,
+                    rows: f2.ok_or_else(|| crate::de::missing("rows"))?,
+                    start_time: f3.ok_or_else(|| crate::de::missing("start_time"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `UserUsageDetailResponseData`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct UserUsageDetailResponseData {
     /// `credits`, required, at most 1000 items.
     pub credits: Vec<UserCreditUsageResponseData>,
@@ -477,5 +979,54 @@ impl UserUsageDetailResponseData {
             start_time,
             user: None,
         }
+    }
+}
+
+impl<'de> Deserialize<'de> for UserUsageDetailResponseData {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = UserUsageDetailResponseData;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a UserUsageDetailResponseData object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<UserUsageDetailResponseData, A::Error> {
+                let mut f0: Option<Vec<UserCreditUsageResponseData>> = None;
+                let mut f1: Option<Vec<UserDailyCreditPointResponseData>> = None;
+                let mut f2: Option<Vec<UserDailyUsagePointResponseData>> = None;
+                let mut f3: Option<time::OffsetDateTime> = None;
+                let mut f4: Option<Vec<UserFeatureUsageResponseData>> = None;
+                let mut f5: Option<time::OffsetDateTime> = None;
+                let mut f6: Option<UserResponseData> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "credits" => f0 = Some(map.next_value()?),
+                        "daily_credit_points" => f1 = Some(map.next_value()?),
+                        "daily_points" => f2 = Some(map.next_value()?),
+                        "end_time" => f3 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        "feature_totals" => f4 = Some(map.next_value()?),
+                        "start_time" => f5 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        "user" => f6 = map.next_value()?,
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(UserUsageDetailResponseData {
+                    credits: f0.ok_or_else(|| crate::de::missing("credits"))?,
+                    daily_credit_points: f1
+                        .ok_or_else(|| crate::de::missing("daily_credit_points"))?,
+                    daily_points: f2.ok_or_else(|| crate::de::missing("daily_points"))?,
+                    end_time: f3.ok_or_else(|| crate::de::missing("end_time"))?,
+                    feature_totals: f4.ok_or_else(|| crate::de::missing("feature_totals"))?,
+                    start_time: f5.ok_or_else(|| crate::de::missing("start_time"))?,
+                    user: f6,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
     }
 }

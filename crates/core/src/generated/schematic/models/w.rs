@@ -13,7 +13,7 @@ use super::*;
 use crate::open_enum::open_enum;
 
 /// The schema `WarningTier`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct WarningTier {
     /// `key`, required.
     pub key: String,
@@ -28,8 +28,41 @@ impl WarningTier {
     }
 }
 
+impl<'de> Deserialize<'de> for WarningTier {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = WarningTier;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a WarningTier object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<WarningTier, A::Error> {
+                let mut f0: Option<String> = None;
+                let mut f1: Option<i64> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "key" => f0 = Some(map.next_value()?),
+                        "value" => f1 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(WarningTier {
+                    key: f0.ok_or_else(|| crate::de::missing("key"))?,
+                    value: f1.ok_or_else(|| crate::de::missing("value"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `WarningTierRequestBody`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct WarningTierRequestBody {
     /// `key`, required, at most 255 characters.
     pub key: String,
@@ -44,8 +77,41 @@ impl WarningTierRequestBody {
     }
 }
 
+impl<'de> Deserialize<'de> for WarningTierRequestBody {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = WarningTierRequestBody;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a WarningTierRequestBody object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<WarningTierRequestBody, A::Error> {
+                let mut f0: Option<String> = None;
+                let mut f1: Option<i64> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "key" => f0 = Some(map.next_value()?),
+                        "value" => f1 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(WarningTierRequestBody {
+                    key: f0.ok_or_else(|| crate::de::missing("key"))?,
+                    value: f1.ok_or_else(|| crate::de::missing("value"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `WarningTierResponseData`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct WarningTierResponseData {
     /// `id`, required.
     pub id: String,
@@ -62,8 +128,44 @@ impl WarningTierResponseData {
     }
 }
 
+impl<'de> Deserialize<'de> for WarningTierResponseData {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = WarningTierResponseData;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a WarningTierResponseData object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<WarningTierResponseData, A::Error> {
+                let mut f0: Option<String> = None;
+                let mut f1: Option<String> = None;
+                let mut f2: Option<i64> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "id" => f0 = Some(map.next_value()?),
+                        "key" => f1 = Some(map.next_value()?),
+                        "value" => f2 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(WarningTierResponseData {
+                    id: f0.ok_or_else(|| crate::de::missing("id"))?,
+                    key: f1.ok_or_else(|| crate::de::missing("key"))?,
+                    value: f2.ok_or_else(|| crate::de::missing("value"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `WebFeatureUsageWebhookOutput`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct WebFeatureUsageWebhookOutput {
     /// `Allocation`, optional.
     #[serde(
@@ -116,8 +218,56 @@ impl WebFeatureUsageWebhookOutput {
     }
 }
 
+impl<'de> Deserialize<'de> for WebFeatureUsageWebhookOutput {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = WebFeatureUsageWebhookOutput;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a WebFeatureUsageWebhookOutput object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<WebFeatureUsageWebhookOutput, A::Error> {
+                let mut f0: Option<i64> = None;
+                let mut f1: Option<CreditUsage> = None;
+                let mut f2: Option<String> = None;
+                let mut f3: Option<FeatureView> = None;
+                let mut f4: Option<time::OffsetDateTime> = None;
+                let mut f5: Option<i64> = None;
+                let mut f6: Option<CompanyDetailResponseData> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "Allocation" => f0 = map.next_value()?,
+                        "CreditUsage" => f1 = map.next_value()?,
+                        "Entitlement" => f2 = Some(map.next_value()?),
+                        "Feature" => f3 = map.next_value()?,
+                        "MetricResetAt" => f4 = map.next_value::<crate::de::OptDateTime>()?.0,
+                        "Usage" => f5 = map.next_value()?,
+                        "company" => f6 = map.next_value()?,
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(WebFeatureUsageWebhookOutput {
+                    allocation: f0,
+                    credit_usage: f1,
+                    entitlement: f2.ok_or_else(|| crate::de::missing("Entitlement"))?,
+                    feature: f3,
+                    metric_reset_at: f4,
+                    usage: f5,
+                    company: f6,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `WebScheduledDowngradeWebhookOutput`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct WebScheduledDowngradeWebhookOutput {
     /// `company`, optional.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -156,8 +306,56 @@ impl WebScheduledDowngradeWebhookOutput {
     }
 }
 
+impl<'de> Deserialize<'de> for WebScheduledDowngradeWebhookOutput {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = WebScheduledDowngradeWebhookOutput;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a WebScheduledDowngradeWebhookOutput object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<WebScheduledDowngradeWebhookOutput, A::Error> {
+                let mut f0: Option<CompanyResponseData> = None;
+                let mut f1: Option<time::OffsetDateTime> = None;
+                let mut f2: Option<PlanSnapshotView> = None;
+                let mut f3: Option<String> = None;
+                let mut f4: Option<String> = None;
+                let mut f5: Option<i64> = None;
+                let mut f6: Option<PlanSnapshotView> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "company" => f0 = map.next_value()?,
+                        "execute_after" => f1 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        "from_plan" => f2 = map.next_value()?,
+                        "id" => f3 = Some(map.next_value()?),
+                        "scheduled_interval" => f4 = map.next_value()?,
+                        "scheduled_price" => f5 = map.next_value()?,
+                        "to_plan" => f6 = map.next_value()?,
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(WebScheduledDowngradeWebhookOutput {
+                    company: f0,
+                    execute_after: f1.ok_or_else(|| crate::de::missing("execute_after"))?,
+                    from_plan: f2,
+                    id: f3.ok_or_else(|| crate::de::missing("id"))?,
+                    scheduled_interval: f4,
+                    scheduled_price: f5,
+                    to_plan: f6,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `WebhookEventDetailResponseData`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct WebhookEventDetailResponseData {
     /// `created_at`, required.
     #[serde(with = "time::serde::rfc3339")]
@@ -216,8 +414,65 @@ impl WebhookEventDetailResponseData {
     }
 }
 
+impl<'de> Deserialize<'de> for WebhookEventDetailResponseData {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = WebhookEventDetailResponseData;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a WebhookEventDetailResponseData object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<WebhookEventDetailResponseData, A::Error> {
+                let mut f0: Option<time::OffsetDateTime> = None;
+                let mut f1: Option<String> = None;
+                let mut f2: Option<String> = None;
+                let mut f3: Option<WebhookRequestType> = None;
+                let mut f4: Option<i64> = None;
+                let mut f5: Option<time::OffsetDateTime> = None;
+                let mut f6: Option<WebhookEventStatus> = None;
+                let mut f7: Option<time::OffsetDateTime> = None;
+                let mut f8: Option<WebhookResponseData> = None;
+                let mut f9: Option<String> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "created_at" => f0 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        "id" => f1 = Some(map.next_value()?),
+                        "payload" => f2 = map.next_value()?,
+                        "request_type" => f3 = Some(map.next_value()?),
+                        "response_code" => f4 = map.next_value()?,
+                        "sent_at" => f5 = map.next_value::<crate::de::OptDateTime>()?.0,
+                        "status" => f6 = Some(map.next_value()?),
+                        "updated_at" => f7 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        "webhook" => f8 = map.next_value()?,
+                        "webhook_id" => f9 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(WebhookEventDetailResponseData {
+                    created_at: f0.ok_or_else(|| crate::de::missing("created_at"))?,
+                    id: f1.ok_or_else(|| crate::de::missing("id"))?,
+                    payload: f2,
+                    request_type: f3.ok_or_else(|| crate::de::missing("request_type"))?,
+                    response_code: f4,
+                    sent_at: f5,
+                    status: f6.ok_or_else(|| crate::de::missing("status"))?,
+                    updated_at: f7.ok_or_else(|| crate::de::missing("updated_at"))?,
+                    webhook: f8,
+                    webhook_id: f9.ok_or_else(|| crate::de::missing("webhook_id"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `WebhookEventResponseData`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct WebhookEventResponseData {
     /// `created_at`, required.
     #[serde(with = "time::serde::rfc3339")]
@@ -269,6 +524,60 @@ impl WebhookEventResponseData {
             updated_at,
             webhook_id,
         }
+    }
+}
+
+impl<'de> Deserialize<'de> for WebhookEventResponseData {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = WebhookEventResponseData;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a WebhookEventResponseData object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<WebhookEventResponseData, A::Error> {
+                let mut f0: Option<time::OffsetDateTime> = None;
+                let mut f1: Option<String> = None;
+                let mut f2: Option<String> = None;
+                let mut f3: Option<WebhookRequestType> = None;
+                let mut f4: Option<i64> = None;
+                let mut f5: Option<time::OffsetDateTime> = None;
+                let mut f6: Option<WebhookEventStatus> = None;
+                let mut f7: Option<time::OffsetDateTime> = None;
+                let mut f8: Option<String> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "created_at" => f0 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        "id" => f1 = Some(map.next_value()?),
+                        "payload" => f2 = map.next_value()?,
+                        "request_type" => f3 = Some(map.next_value()?),
+                        "response_code" => f4 = map.next_value()?,
+                        "sent_at" => f5 = map.next_value::<crate::de::OptDateTime>()?.0,
+                        "status" => f6 = Some(map.next_value()?),
+                        "updated_at" => f7 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        "webhook_id" => f8 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(WebhookEventResponseData {
+                    created_at: f0.ok_or_else(|| crate::de::missing("created_at"))?,
+                    id: f1.ok_or_else(|| crate::de::missing("id"))?,
+                    payload: f2,
+                    request_type: f3.ok_or_else(|| crate::de::missing("request_type"))?,
+                    response_code: f4,
+                    sent_at: f5,
+                    status: f6.ok_or_else(|| crate::de::missing("status"))?,
+                    updated_at: f7.ok_or_else(|| crate::de::missing("updated_at"))?,
+                    webhook_id: f8.ok_or_else(|| crate::de::missing("webhook_id"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
     }
 }
 
@@ -327,7 +636,7 @@ AutoTopupSuccess => "auto.topup.success",
 } }
 
 /// The schema `WebhookResponseData`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct WebhookResponseData {
     /// `created_at`, required.
     #[serde(with = "time::serde::rfc3339")]
@@ -382,6 +691,63 @@ impl WebhookResponseData {
     }
 }
 
+impl<'de> Deserialize<'de> for WebhookResponseData {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = WebhookResponseData;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a WebhookResponseData object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<WebhookResponseData, A::Error> {
+                let mut f0: Option<time::OffsetDateTime> = None;
+                let mut f1: Option<Vec<CreditTriggerConfig>> = None;
+                let mut f2: Option<Vec<EntitlementTriggerConfig>> = None;
+                let mut f3: Option<String> = None;
+                let mut f4: Option<String> = None;
+                let mut f5: Option<Vec<WebhookRequestType>> = None;
+                let mut f6: Option<String> = None;
+                let mut f7: Option<WebhookStatus> = None;
+                let mut f8: Option<time::OffsetDateTime> = None;
+                let mut f9: Option<String> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "created_at" => f0 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        "credit_trigger_configs" => f1 = map.next_value()?,
+                        "entitlement_trigger_configs" => f2 = map.next_value()?,
+                        "id" => f3 = Some(map.next_value()?),
+                        "name" => f4 = Some(map.next_value()?),
+                        "request_types" => f5 = Some(map.next_value()?),
+                        "secret" => f6 = Some(map.next_value()?),
+                        "status" => f7 = Some(map.next_value()?),
+                        "updated_at" => f8 = Some(map.next_value::<crate::de::DateTime>()?.0),
+                        "url" => f9 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(WebhookResponseData {
+                    created_at: f0.ok_or_else(|| crate::de::missing("created_at"))?,
+                    credit_trigger_configs: f1,
+                    entitlement_trigger_configs: f2,
+                    id: f3.ok_or_else(|| crate::de::missing("id"))?,
+                    name: f4.ok_or_else(|| crate::de::missing("name"))?,
+                    request_types: f5.ok_or_else(|| crate::de::missing("request_types"))?,
+                    secret: f6.ok_or_else(|| crate::de::missing("secret"))?,
+                    status: f7.ok_or_else(|| crate::de::missing("status"))?,
+                    updated_at: f8.ok_or_else(|| crate::de::missing("updated_at"))?,
+                    url: f9.ok_or_else(|| crate::de::missing("url"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 open_enum! {
 /// The schema `WebhookStatus`.
 pub enum WebhookStatus {
@@ -390,7 +756,7 @@ Inactive => "inactive",
 } }
 
 /// The schema `WebhookUrl`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct WebhookUrl {
     /// `type`, required.
     pub r#type: IntegrationType,
@@ -405,8 +771,41 @@ impl WebhookUrl {
     }
 }
 
+impl<'de> Deserialize<'de> for WebhookUrl {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = WebhookUrl;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a WebhookUrl object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<WebhookUrl, A::Error> {
+                let mut f0: Option<IntegrationType> = None;
+                let mut f1: Option<String> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "type" => f0 = Some(map.next_value()?),
+                        "url" => f1 = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(WebhookUrl {
+                    r#type: f0.ok_or_else(|| crate::de::missing("type"))?,
+                    url: f1.ok_or_else(|| crate::de::missing("url"))?,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `WhoAmIResponseData`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct WhoAmIResponseData {
     /// `account_id`, required.
     pub account_id: String,
@@ -459,8 +858,66 @@ impl WhoAmIResponseData {
     }
 }
 
+impl<'de> Deserialize<'de> for WhoAmIResponseData {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = WhoAmIResponseData;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a WhoAmIResponseData object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<WhoAmIResponseData, A::Error> {
+                let mut f0: Option<String> = None;
+                let mut f1: Option<String> = None;
+                let mut f2: Option<ActorType> = None;
+                let mut f3: Option<String> = None;
+                let mut f4: Option<String> = None;
+                let mut f5: Option<Vec<EnvironmentResponseData>> = None;
+                let mut f6: Option<bool> = None;
+                let mut f7: Option<String> = None;
+                let mut f8: Option<String> = None;
+                let mut f9: Option<String> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "account_id" => f0 = Some(map.next_value()?),
+                        "account_name" => f1 = Some(map.next_value()?),
+                        "actor_type" => f2 = Some(map.next_value()?),
+                        "api_key_id" => f3 = map.next_value()?,
+                        "environment_id" => f4 = map.next_value()?,
+                        "environments" => f5 = Some(map.next_value()?),
+                        "onboarding_complete" => f6 = Some(map.next_value()?),
+                        "stripe_user_id" => f7 = map.next_value()?,
+                        "user_id" => f8 = map.next_value()?,
+                        "user_name" => f9 = map.next_value()?,
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(WhoAmIResponseData {
+                    account_id: f0.ok_or_else(|| crate::de::missing("account_id"))?,
+                    account_name: f1.ok_or_else(|| crate::de::missing("account_name"))?,
+                    actor_type: f2.ok_or_else(|| crate::de::missing("actor_type"))?,
+                    api_key_id: f3,
+                    environment_id: f4,
+                    environments: f5.ok_or_else(|| crate::de::missing("environments"))?,
+                    onboarding_complete: f6
+                        .ok_or_else(|| crate::de::missing("onboarding_complete"))?,
+                    stripe_user_id: f7,
+                    user_id: f8,
+                    user_name: f9,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
 /// The schema `WorkOSIntegrationConfig`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct WorkOSIntegrationConfig {
     /// `first_events_received`, optional.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -480,6 +937,42 @@ impl WorkOSIntegrationConfig {
             r#type,
             webhook_url: None,
         }
+    }
+}
+
+impl<'de> Deserialize<'de> for WorkOSIntegrationConfig {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = WorkOSIntegrationConfig;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a WorkOSIntegrationConfig object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<WorkOSIntegrationConfig, A::Error> {
+                let mut f0: Option<bool> = None;
+                let mut f1: Option<WorkOSIntegrationConfigType> = None;
+                let mut f2: Option<String> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "first_events_received" => f0 = map.next_value()?,
+                        "type" => f1 = Some(map.next_value()?),
+                        "webhook_url" => f2 = map.next_value()?,
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(WorkOSIntegrationConfig {
+                    first_events_received: f0,
+                    r#type: f1.ok_or_else(|| crate::de::missing("type"))?,
+                    webhook_url: f2,
+                })
+            }
+        }
+        deserializer.deserialize_map(V)
     }
 }
 

@@ -13,9 +13,37 @@ use super::*;
 use crate::open_enum::open_enum;
 
 /// The schema `ZeroOutGrantRequestBody`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, Default)]
 pub struct ZeroOutGrantRequestBody {
     /// `reason`, optional.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<BillingCreditGrantZeroedOutReason>,
+}
+
+impl<'de> Deserialize<'de> for ZeroOutGrantRequestBody {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = ZeroOutGrantRequestBody;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a ZeroOutGrantRequestBody object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<ZeroOutGrantRequestBody, A::Error> {
+                let mut f0: Option<BillingCreditGrantZeroedOutReason> = None;
+                while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {
+                    match key.as_str() {
+                        "reason" => f0 = map.next_value()?,
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(ZeroOutGrantRequestBody { reason: f0 })
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
 }
