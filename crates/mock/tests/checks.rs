@@ -438,3 +438,23 @@ async fn features_and_flags_crud() {
     assert_eq!(data(api.get("/flags/count").await, 200)["count"], 1);
     server.stop().await;
 }
+
+#[tokio::test]
+async fn escaped_path_segments_are_decoded() {
+    use flagwire_core::Operation;
+    use flagwire_core::schematic::features::CheckFlag;
+
+    let server = MockServer::start().await.unwrap();
+    server.create_flag(flag("beta users/v2", true)).unwrap();
+    let api = Api::rest(&server);
+    let r = data(
+        api.post("/flags/beta%20users%2Fv2/check", json!({})).await,
+        200,
+    );
+    assert_eq!(r["flag"], "beta users/v2");
+    assert_eq!(r["value"], true);
+    // The generated operation escapes the key the same way.
+    let path = CheckFlag::new("beta users/v2", Default::default()).path();
+    assert_eq!(data(api.post(&path, json!({})).await, 200)["value"], true);
+    server.stop().await;
+}

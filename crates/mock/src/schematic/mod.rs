@@ -24,18 +24,36 @@ use crate::util::ApiFailure;
 /// Message of the 401 answer.
 pub(crate) const UNAUTHORIZED: &str = "missing or invalid API key (X-Schematic-Api-Key)";
 
-/// Routes a REST request and runs its handler.
-pub(crate) fn dispatch(ctx: &Ctx<'_>) -> Dispatched {
-    let mut buf: [&str; 6] = [""; 6];
+/// Copies up to `buf.len()` segments into `buf`; returns how many there
+/// were, or `buf.len() + 1` when there are more.
+fn fill<'a, const N: usize>(
+    buf: &mut [&'a str; N],
+    segments: impl Iterator<Item = &'a str>,
+) -> usize {
     let mut n = 0;
-    for seg in path_segments(ctx.path) {
-        if n == buf.len() {
-            n += 1;
-            break;
+    for seg in segments {
+        if n == N {
+            return N + 1;
         }
         buf[n] = seg;
         n += 1;
     }
+    n
+}
+
+/// Routes a REST request and runs its handler. Path segments are
+/// percent-decoded (flag keys and IDs may contain escaped characters).
+pub(crate) fn dispatch(ctx: &Ctx<'_>) -> Dispatched {
+    let decoded: Vec<std::borrow::Cow<'_, str>>;
+    let mut buf: [&str; 6] = [""; 6];
+    let n = if ctx.path.contains('%') {
+        decoded = path_segments(ctx.path)
+            .map(|s| percent_encoding::percent_decode_str(s).decode_utf8_lossy())
+            .collect();
+        fill(&mut buf, decoded.iter().map(|s| s.as_ref()))
+    } else {
+        fill(&mut buf, path_segments(ctx.path))
+    };
     let segs: &[&str] = if n > buf.len() { &[] } else { &buf[..n] };
     let too_deep = n > buf.len();
 
