@@ -17,7 +17,7 @@
 //! // Required parameters go to `new`, optional ones through builder methods.
 //! let list = ListCompanies::new().q("acme").limit(50);
 //! let request = list.to_request("https://api.schematichq.com").unwrap();
-//! assert_eq!(request.uri(), "https://api.schematichq.com/companies?limit=50&q=acme");
+//! assert_eq!(request.uri(), "https://api.schematichq.com/companies?q=acme&limit=50");
 //!
 //! // Object parameters use deepObject keys.
 //! let keys = BTreeMap::from([("domain".to_owned(), "acme.test".to_owned())]);
