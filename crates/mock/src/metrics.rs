@@ -1,7 +1,7 @@
 //! Calendar periods of company metrics (UTC): days start at midnight, weeks
 //! on Sunday, months on the 1st.
 
-use time::{Date, Duration, Month, OffsetDateTime, Time, Weekday};
+use time::{Date, Duration, Month, OffsetDateTime, Time};
 
 /// When the counter for `period` that contains `t` stops being current;
 /// `None` for `all_time` and unknown periods.
@@ -27,12 +27,6 @@ fn first_of_next_month(date: Date) -> Option<Date> {
     Date::from_calendar_date(year, month, 1).ok()
 }
 
-/// Whether `d` is a Sunday (used by tests).
-#[allow(dead_code)]
-pub(crate) fn is_sunday(d: Date) -> bool {
-    d.weekday() == Weekday::Sunday
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -50,7 +44,7 @@ mod tests {
             Some(datetime!(2027-01-01 0:00 UTC))
         );
         let week = period_end("current_week", t).unwrap();
-        assert!(is_sunday(week.date()));
+        assert_eq!(week.date().weekday(), time::Weekday::Sunday);
         assert_eq!(week, datetime!(2027-01-03 0:00 UTC));
         assert_eq!(period_end("all_time", t), None);
         // On a Sunday the week ends on the following Sunday.

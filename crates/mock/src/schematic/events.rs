@@ -4,10 +4,9 @@
 use http::StatusCode;
 use serde_json::{Map, Value, json};
 
-use super::entities::company_for_keys;
 use super::requests::{
-    CreateEvent, CreateEventBatch, EVENT_TYPES, FlagCheckBody, IdentifyBody, TrackBody, check_enum,
-    check_keys, check_len, check_opt_len,
+    CreateEvent, CreateEventBatch, EVENT_TYPES, IdentifyBody, TrackBody, check_enum, check_keys,
+    check_len, check_opt_len,
 };
 use crate::faults::Host;
 use crate::render;
@@ -92,7 +91,8 @@ pub(crate) fn validate(
             Parsed::Track(b)
         }
         "flag_check" => {
-            let _: FlagCheckBody = serde_json::from_value(body_value.clone()).map_err(bad)?;
+            let _: wire::EventBodyFlagCheck =
+                serde_json::from_value(body_value.clone()).map_err(bad)?;
             Parsed::Other
         }
         _ => {
@@ -186,16 +186,6 @@ pub(crate) fn apply(
         subtype,
     });
     Ok(Some(id))
-}
-
-/// Company created on demand by identify events uses [`company_for_keys`];
-/// re-exported for the capture host.
-#[allow(dead_code)]
-pub(crate) fn ensure_company(
-    s: &mut Store,
-    keys: &super::requests::Keys,
-) -> Result<String, ApiFailure> {
-    company_for_keys(s, keys)
 }
 
 fn raw_response(ctx: &Ctx<'_>, event_id: Option<String>) -> Value {

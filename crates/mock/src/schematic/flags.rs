@@ -153,8 +153,3 @@ pub(super) fn check_bulk(ctx: &Ctx<'_>) -> HandlerResult {
     let store = ctx.inner.read();
     crate::eval::check_bulk(&store, &body.contexts)
 }
-
-#[allow(dead_code)]
-fn _unused(_: HandlerResult) -> HandlerResult {
-    created(&())
-}

@@ -548,17 +548,6 @@ pub(crate) struct IdentifyCompany {
     pub(crate) traits: Option<Map<String, Value>>,
 }
 
-/// `EventBodyFlagCheck` (only its required fields are checked).
-#[derive(Debug, Clone, Deserialize)]
-pub(crate) struct FlagCheckBody {
-    #[allow(dead_code)]
-    pub(crate) flag_key: String,
-    #[allow(dead_code)]
-    pub(crate) reason: String,
-    #[allow(dead_code)]
-    pub(crate) value: bool,
-}
-
 /// `CreateWebhookRequestBody`.
 #[derive(Debug, Clone, Deserialize)]
 pub(crate) struct CreateWebhook {
