@@ -1,8 +1,8 @@
 //! Open (forward-compatible) string enums.
 //!
-//! Every string enum of the API is generated with [`open_enum!`]: the known values become
-//! variants and any other value is kept in `Unknown(String)`, so a value added by the server
-//! later never breaks decoding, and it is sent back unchanged.
+//! Every string enum of the API is generated with an internal `open_enum!` macro: the known
+//! values become variants and any other value is kept in `Unknown(String)`, so a value added by
+//! the server later never breaks decoding, and it is sent back unchanged.
 
 use std::fmt;
 use std::marker::PhantomData;
