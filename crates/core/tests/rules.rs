@@ -1183,6 +1183,33 @@ fn upsert_remove_replace() {
     assert!(!RulesEngine::default().check("z", None, None, NOW).value);
 }
 
+#[test]
+fn subjects_prepared_before_flags_exist_stay_valid() {
+    let seats = TraitDefinition::new(
+        "never-seen-before-trait",
+        ComparableType::Int,
+        EntityType::Company,
+    );
+    let mut co = company("c");
+    co.plan_ids = vec!["never-seen-before-plan".into()];
+    co.traits = vec![Trait::new(seats.clone(), "7")];
+    let prepared = PreparedCompany::new(co);
+    let mut engine = RulesEngine::default();
+    engine.upsert_flag(
+        Flag::new("f", "feature").with_rule(
+            Rule::new("r", "R", RuleType::Standard, true)
+                .with_condition(Condition::plan(op("eq"), &["never-seen-before-plan"]))
+                .with_condition(Condition::trait_value(seats, op("gt"), "6")),
+        ),
+    );
+    assert!(engine.check("feature", Some(&prepared), None, NOW).value);
+    let other = RulesEngine::new([Flag::new("g", "feature").with_rule(
+        Rule::new("r", "R", RuleType::Standard, true)
+            .with_condition(Condition::plan(op("eq"), &["never-seen-before-plan-2"])),
+    )]);
+    assert!(!other.check("feature", Some(&prepared), None, NOW).value);
+}
+
 // ---------------------------------------------------------------------------
 // JSON
 
