@@ -220,6 +220,7 @@ async fn capture_limits_and_auth() {
         401,
     );
     error(no_header.post("/batch", json!({"events": []})).await, 401);
+    error(no_header.post("/batch", json!({"nope": 1})).await, 401);
 
     error(
         capture

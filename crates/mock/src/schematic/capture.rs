@@ -34,10 +34,19 @@ pub(crate) fn dispatch(ctx: &Ctx<'_>) -> Dispatched {
 }
 
 fn batch(ctx: &Ctx<'_>) -> HandlerResult {
-    let body: CaptureBatch = parse_body(ctx.body)?;
     // The header key authorizes the request; without it every event must
-    // carry an accepted key.
+    // carry an accepted key (and a body that cannot be read carries none).
     let header_ok = ctx.inner.authorized(ctx.headers);
+    let body: CaptureBatch = match parse_body(ctx.body) {
+        Ok(body) => body,
+        Err(_) if !header_ok => {
+            return Err(ApiFailure::new(
+                StatusCode::UNAUTHORIZED,
+                super::UNAUTHORIZED,
+            ));
+        }
+        Err(e) => return Err(e),
+    };
     if !header_ok
         && (body.events.is_empty()
             || !body.events.iter().all(|e| {
