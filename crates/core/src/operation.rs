@@ -149,3 +149,125 @@ pub fn decode_bytes(
     check_status(status, headers, body)?;
     Ok(Bytes::copy_from_slice(body))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(serde::Serialize)]
+    struct Thing {
+        name: &'static str,
+    }
+
+    struct GetThing {
+        id: &'static str,
+        with_body: bool,
+    }
+
+    impl Operation for GetThing {
+        type Output = Vec<String>;
+        const OPERATION_ID: &'static str = "getThing";
+
+        fn method(&self) -> Method {
+            Method::POST
+        }
+
+        fn path(&self) -> String {
+            let mut p = String::from("/things/");
+            crate::query::push_path_segment(&mut p, self.id);
+            p
+        }
+
+        fn query(&self) -> Option<String> {
+            None
+        }
+
+        fn body(&self) -> Result<Option<Bytes>, EncodeError> {
+            if self.with_body {
+                json_body(&Thing { name: "a" })
+            } else {
+                Ok(None)
+            }
+        }
+
+        fn parse_response(
+            status: StatusCode,
+            headers: &HeaderMap,
+            body: &[u8],
+        ) -> Result<Vec<String>, ApiError> {
+            decode_data(status, headers, body)
+        }
+    }
+
+    #[test]
+    fn requests_join_base_and_path_and_set_headers() {
+        let op = GetThing {
+            id: "a b",
+            with_body: true,
+        };
+        let req = op.to_request("https://api.example.test/").unwrap();
+        assert_eq!(req.method(), Method::POST);
+        assert_eq!(req.uri(), "https://api.example.test/things/a%20b");
+        assert_eq!(req.headers()[header::CONTENT_TYPE], "application/json");
+        assert_eq!(req.headers()[header::ACCEPT], "application/json");
+        assert_eq!(&req.body()[..], br#"{"name":"a"}"#);
+
+        let op = GetThing {
+            id: "x",
+            with_body: false,
+        };
+        let req = op.to_request("http://127.0.0.1:8080").unwrap();
+        assert!(req.headers().get(header::CONTENT_TYPE).is_none());
+        assert!(req.body().is_empty());
+    }
+
+    #[test]
+    fn a_bad_base_url_is_an_encode_error() {
+        let op = GetThing {
+            id: "x",
+            with_body: false,
+        };
+        let err = op.to_request("not a url").unwrap_err();
+        assert!(matches!(err, EncodeError::Uri { .. }), "{err:?}");
+        assert!(err.to_string().contains("not a url"), "{err}");
+    }
+
+    #[test]
+    fn decoding_checks_status_envelope_and_trailing_data() {
+        let h = HeaderMap::new();
+        let ok =
+            GetThing::parse_response(StatusCode::CREATED, &h, br#"{"data":["a"],"params":{}}"#);
+        assert_eq!(ok.unwrap(), ["a"]);
+
+        let err =
+            GetThing::parse_response(StatusCode::OK, &h, br#"{"data":[]} trailing"#).unwrap_err();
+        assert!(matches!(err, ApiError::Decode(_)), "{err:?}");
+
+        let err = GetThing::parse_response(StatusCode::OK, &h, br#"{"data":[1]}"#).unwrap_err();
+        let ApiError::Decode(d) = &err else {
+            panic!("{err:?}")
+        };
+        assert_eq!(d.path(), "data[0]");
+        assert!(d.message().contains("invalid type: integer"), "{d}");
+
+        let err = GetThing::parse_response(StatusCode::TOO_MANY_REQUESTS, &h, b"").unwrap_err();
+        assert_eq!(err.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(err.message(), None);
+        let err =
+            GetThing::parse_response(StatusCode::BAD_REQUEST, &h, br#"{"error":""}"#).unwrap_err();
+        assert_eq!(err.message(), None, "an empty message is no message");
+        assert_eq!(err.to_string(), "the API answered 400 Bad Request");
+    }
+
+    #[test]
+    fn empty_and_raw_decoders_still_check_the_status() {
+        let h = HeaderMap::new();
+        assert!(decode_empty(StatusCode::NO_CONTENT, &h, b"").is_ok());
+        assert!(decode_empty(StatusCode::CONFLICT, &h, br#"{"error":"x"}"#).is_err());
+        assert_eq!(
+            &decode_bytes(StatusCode::OK, &h, b"a,b").unwrap()[..],
+            b"a,b"
+        );
+        assert!(decode_bytes(StatusCode::INTERNAL_SERVER_ERROR, &h, b"").is_err());
+    }
+}
