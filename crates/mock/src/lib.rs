@@ -107,6 +107,8 @@ mod body;
 mod error;
 mod eval;
 mod faults;
+#[cfg(test)]
+mod fuzz_tests;
 mod inspect;
 mod metrics;
 mod operations;

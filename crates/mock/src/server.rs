@@ -126,6 +126,23 @@ impl Inner {
     }
 }
 
+impl Inner {
+    /// State without listeners, for in-process handler tests.
+    #[cfg(test)]
+    pub(crate) fn for_tests() -> Arc<Inner> {
+        let (webhook_tx, _rx) = mpsc::unbounded_channel();
+        Arc::new(Inner {
+            store: RwLock::new(Store::new(None)),
+            api_keys: vec![DEFAULT_API_KEY.to_owned()],
+            faults: Faults::default(),
+            recorder: Recorder::new(0),
+            capture_batch_limit: 100,
+            webhook_tx,
+            deliveries: Arc::new(Deliveries::default()),
+        })
+    }
+}
+
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;
