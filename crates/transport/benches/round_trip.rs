@@ -1,2 +1,238 @@
-//! Benchmark placeholder, filled by its issue.
-fn main() {}
+//! Sequential round trips to a local hyper server: the full default stack
+//! against a bare hyper-util client, in the same run.
+//!
+//! Run: `cargo bench -p flagwire-transport --bench round_trip -- --warm-up-time 1 --measurement-time 3`
+//!
+//! Besides criterion's figures it prints, per path, the heap allocations one
+//! request makes on the client thread (the server runs on its own thread, so
+//! its allocations are not counted) and an interleaved median comparison.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use criterion::{Criterion, criterion_group};
+use flagwire_alloc_counter::{CountingAllocator, count_allocations};
+use flagwire_transport::headers::IdentificationLayer;
+use flagwire_transport::{BoxTransport, HttpsClient, TransportBuilder, auth};
+use http::{HeaderValue, Request, Response};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tower::{Service, ServiceExt};
+
+#[global_allocator]
+static ALLOC: CountingAllocator = CountingAllocator::new();
+
+const BODY: &[u8] =
+    br#"{"data":{"flag":"new-checkout","value":true,"reason":"rule match"},"params":{}}"#;
+
+fn start_server() -> SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            loop {
+                let (stream, _) = listener.accept().await.unwrap();
+                stream.set_nodelay(true).unwrap();
+                tokio::spawn(async move {
+                    let svc = hyper::service::service_fn(|req: Request<Incoming>| async move {
+                        let _ = req.into_body().collect().await;
+                        Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(BODY))))
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), svc)
+                        .await;
+                });
+            }
+        });
+    });
+    addr
+}
+
+type Bare = Client<HttpConnector, Full<Bytes>>;
+
+fn bare_client() -> Bare {
+    let mut http = HttpConnector::new();
+    http.set_nodelay(true);
+    Client::builder(TokioExecutor::new()).build(http)
+}
+
+fn stack() -> BoxTransport {
+    TransportBuilder::new()
+        .api_key(auth::SCHEMATIC_API_KEY, "sch_dev_benchmark")
+        .build()
+        .unwrap()
+}
+
+fn request(url: &str) -> Request<Bytes> {
+    Request::post(url)
+        .header("content-type", "application/json")
+        .body(Bytes::from_static(
+            br#"{"company":{"id":"c1"},"user":{"id":"u1"}}"#,
+        ))
+        .unwrap()
+}
+
+async fn bare_round_trip(client: &Bare, url: &str) -> Bytes {
+    let resp = client.request(request(url).map(Full::new)).await.unwrap();
+    resp.into_body().collect().await.unwrap().to_bytes()
+}
+
+/// The bare client sending the same headers the stack sends (API key and
+/// identification), so both put the same bytes on the wire.
+async fn bare_same_headers_round_trip(client: &Bare, url: &str) -> Bytes {
+    let mut req = request(url);
+    let headers = req.headers_mut();
+    headers.insert(
+        "x-schematic-api-key",
+        HeaderValue::from_static("sch_dev_benchmark"),
+    );
+    for (name, value) in IdentificationLayer::default().headers() {
+        headers.insert(name.clone(), value.clone());
+    }
+    let resp = client.request(req.map(Full::new)).await.unwrap();
+    resp.into_body().collect().await.unwrap().to_bytes()
+}
+
+async fn stack_round_trip(svc: &mut BoxTransport, url: &str) -> Bytes {
+    let svc = svc.ready().await.unwrap();
+    svc.call(request(url)).await.unwrap().into_body()
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+/// One way of sending a request, for the side-by-side report.
+enum Path {
+    Bare(Bare),
+    BareSameHeaders(Bare),
+    Service(BoxTransport),
+}
+
+impl Path {
+    async fn round_trip(&mut self, url: &str) -> Bytes {
+        match self {
+            Path::Bare(client) => bare_round_trip(client, url).await,
+            Path::BareSameHeaders(client) => bare_same_headers_round_trip(client, url).await,
+            Path::Service(svc) => stack_round_trip(svc, url).await,
+        }
+    }
+}
+
+/// Allocations per request and interleaved medians, measured outside
+/// criterion so all paths share the same conditions. Besides the bare
+/// client and the full stack, it shows the HTTPS client alone (rustls-capable
+/// connector, body collection) and the stack without deadlines, to tell
+/// where any overhead comes from.
+fn report(addr: SocketAddr, samples: usize) {
+    let url = format!("http://{addr}/flags/check");
+    let rt = runtime();
+    let mut paths = [
+        ("bare hyper-util", Path::Bare(bare_client())),
+        ("bare, same headers", Path::BareSameHeaders(bare_client())),
+        (
+            "HttpsClient alone",
+            Path::Service(BoxTransport::new(HttpsClient::new().unwrap())),
+        ),
+        (
+            "stack without deadlines",
+            Path::Service(
+                TransportBuilder::new()
+                    .api_key(auth::SCHEMATIC_API_KEY, "sch_dev_benchmark")
+                    .timeout(None)
+                    .attempt_timeout(None)
+                    .build()
+                    .unwrap(),
+            ),
+        ),
+        ("full default stack", Path::Service(stack())),
+    ];
+    // Warm up: open the pooled connections, fill caches.
+    rt.block_on(async {
+        for _ in 0..50 {
+            for (_, path) in paths.iter_mut() {
+                path.round_trip(&url).await;
+            }
+        }
+    });
+    let mut allocations = Vec::new();
+    for (_, path) in paths.iter_mut() {
+        let (_, n) = count_allocations(|| {
+            rt.block_on(async {
+                for _ in 0..samples {
+                    path.round_trip(&url).await;
+                }
+            })
+        });
+        allocations.push(n as f64 / samples as f64);
+    }
+    let mut times = vec![Vec::with_capacity(samples); paths.len()];
+    rt.block_on(async {
+        for _ in 0..samples {
+            for (i, (_, path)) in paths.iter_mut().enumerate() {
+                let t = Instant::now();
+                path.round_trip(&url).await;
+                times[i].push(t.elapsed());
+            }
+        }
+    });
+    let medians: Vec<Duration> = times.into_iter().map(median).collect();
+    println!("interleaved over {samples} requests each (median latency, allocations per request):");
+    for (i, (name, _)) in paths.iter().enumerate() {
+        println!(
+            "  {name:<24} {:>10.2?}  x{:.3}  {:>5.1} allocs",
+            medians[i],
+            medians[i].as_secs_f64() / medians[0].as_secs_f64(),
+            allocations[i]
+        );
+    }
+}
+
+fn round_trip(c: &mut Criterion) {
+    let addr = start_server();
+    let quick = !std::env::args().any(|a| a == "--bench");
+    report(addr, if quick { 50 } else { 2000 });
+
+    let url = format!("http://{addr}/flags/check");
+    let rt = runtime();
+    let bare = bare_client();
+    let svc = stack();
+    let mut group = c.benchmark_group("round_trip");
+    group.bench_function("bare_hyper_util", |b| {
+        b.to_async(&rt).iter(|| bare_round_trip(&bare, &url));
+    });
+    group.bench_function("flagwire_stack", |b| {
+        b.to_async(&rt).iter(|| {
+            let mut svc = svc.clone();
+            let url = url.as_str();
+            async move { stack_round_trip(&mut svc, url).await }
+        });
+    });
+    group.finish();
+}
+
+criterion_group!(benches, round_trip);
+
+fn main() {
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

@@ -62,20 +62,27 @@ impl RequestOptions {
 /// The 1-based number of the attempt a request belongs to. The retry layer
 /// stamps it on every copy it sends; layers below it (signers, tracing,
 /// per-attempt timeouts) read it. A request without it is attempt 1.
+///
+/// Its presence also tells a second retry layer further down that the
+/// request is already being retried, so it passes it through.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Attempt(pub u32);
+pub struct Attempt(u32);
 
 impl Attempt {
+    pub(crate) const fn new(number: u32) -> Self {
+        Attempt(number)
+    }
+
+    /// The attempt number, from 1.
+    pub const fn number(self) -> u32 {
+        self.0
+    }
+
     /// Reads the attempt number of a request (1 when absent).
     pub fn of<B>(req: &http::Request<B>) -> u32 {
         req.extensions().get::<Attempt>().map_or(1, |a| a.0)
     }
 }
-
-/// Set by a retry layer on the requests it sends down, so a second retry
-/// layer below it passes them through instead of multiplying attempts.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct RetryOwned;
 
 /// Shared between the overall-timeout layer and the retry layer, so an
 /// overall timeout can say which attempt was running.

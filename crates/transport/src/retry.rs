@@ -57,7 +57,7 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::error::{LastResponse, TransportError};
-use crate::options::{Attempt, AttemptCounter, RequestOptions, RetryOwned};
+use crate::options::{Attempt, AttemptCounter, RequestOptions};
 
 const IDEMPOTENCY_KEY: &str = "idempotency-key";
 const RATE_LIMIT_RESET: &str = "x-ratelimit-reset";
@@ -338,7 +338,7 @@ where
         let clone = self.inner.clone();
         let mut service = std::mem::replace(&mut self.inner, clone);
 
-        let nested = req.extensions().get::<RetryOwned>().is_some();
+        let nested = req.extensions().get::<Attempt>().is_some();
         let max_retries = req
             .extensions()
             .get::<RequestOptions>()
@@ -355,8 +355,7 @@ where
             if let Some(budget) = &self.budget {
                 budget.deposit();
             }
-            req.extensions_mut().insert(RetryOwned);
-            req.extensions_mut().insert(Attempt(1));
+            req.extensions_mut().insert(Attempt::new(1));
             Some(req.clone())
         };
         if let Some(c) = &counter {
@@ -508,11 +507,11 @@ where
                     let req = if attempt > *this.max_retries {
                         // The last attempt: hand over the template itself.
                         let mut req = this.template.take().expect("checked above");
-                        req.extensions_mut().insert(Attempt(attempt));
+                        req.extensions_mut().insert(Attempt::new(attempt));
                         req
                     } else {
                         let mut req = template.clone();
-                        req.extensions_mut().insert(Attempt(attempt));
+                        req.extensions_mut().insert(Attempt::new(attempt));
                         req
                     };
                     if let Some(c) = this.counter.as_ref() {

@@ -199,7 +199,7 @@ mod tests {
         let mut req = Request::new(());
         req.extensions_mut()
             .insert(RequestOptions::new().attempt_timeout(Duration::from_millis(10)));
-        req.extensions_mut().insert(Attempt(3));
+        req.extensions_mut().insert(Attempt::new(3));
         let err = svc.oneshot(req).await.unwrap_err();
         match err {
             TransportError::Timeout {
