@@ -66,11 +66,15 @@ pub fn generate(api: &Api) -> Result<Output, String> {
     files.insert(format!("{OUT_DIR}/models/mod.rs"), models_mod);
     for (chunk, mut defs) in chunks {
         defs.sort_by(|a, b| a.name.cmp(&b.name));
-        let mut s = String::from(HEADER);
-        s.push_str("#[allow(unused_imports)]\nuse std::collections::BTreeMap;\n\n#[allow(unused_imports)]\nuse serde::{Deserialize, Serialize};\n\n#[allow(unused_imports)]\nuse super::*;\n#[allow(unused_imports)]\nuse crate::open_enum::open_enum;\n\n");
+        let mut body = String::new();
         for d in defs {
-            types::render_def(&set, d, &mut s);
+            types::render_def(&set, d, &mut body);
         }
+        let mut s = String::from(HEADER);
+        s.push_str(&use_block(&body, MODEL_IMPORTS));
+        // Types of other chunks; not every chunk refers to one.
+        s.push_str("#[allow(unused_imports)]\nuse super::*;\n\n");
+        s.push_str(&body);
         files.insert(format!("{OUT_DIR}/models/{chunk}.rs"), s);
     }
 
@@ -88,17 +92,19 @@ pub fn generate(api: &Api) -> Result<Output, String> {
             "//! Requests of the `{tag}` group ({} operations).\n",
             module_ops.len()
         );
-        s.push_str("#[allow(unused_imports)]\nuse std::collections::BTreeMap;\n\n#[allow(unused_imports)]\nuse bytes::Bytes;\nuse http::{HeaderMap, Method, StatusCode};\n#[allow(unused_imports)]\nuse serde::{Deserialize, Serialize};\n\n#[allow(unused_imports)]\nuse super::models;\nuse crate::error::{ApiError, EncodeError};\n#[allow(unused_imports)]\nuse crate::open_enum::open_enum;\n#[allow(unused_imports)]\nuse crate::operation::{Operation, decode_bytes, decode_data, decode_empty, json_body};\n#[allow(unused_imports)]\nuse crate::pagination::Paginated;\n#[allow(unused_imports)]\nuse crate::query::{QueryBuilder, push_path_param};\n\n");
         let module_key = Module::Tag(module.clone());
         let mut inline: Vec<&types::TypeDef> =
             set.defs.iter().filter(|d| d.module == module_key).collect();
         inline.sort_by(|a, b| a.name.cmp(&b.name));
+        let mut body = String::new();
         for op in module_ops {
-            ops::render(op, &mut s);
+            ops::render(op, &mut body);
         }
         for d in inline {
-            types::render_def(&set, d, &mut s);
+            types::render_def(&set, d, &mut body);
         }
+        s.push_str(&use_block(&body, TAG_IMPORTS));
+        s.push_str(&body);
         files.insert(format!("{OUT_DIR}/{module}.rs"), s);
     }
 
@@ -152,6 +158,69 @@ pub fn generate(api: &Api) -> Result<Output, String> {
         schemas: api.schemas.len(),
         types: set.defs.len(),
     })
+}
+
+/// Candidate imports of model files: module path and the names it may provide.
+const MODEL_IMPORTS: &[(&str, &[&str])] = &[
+    ("std::collections", &["BTreeMap"]),
+    ("serde", &["Deserialize", "Serialize"]),
+    ("crate::open_enum", &["open_enum"]),
+];
+
+/// Candidate imports of tag modules.
+const TAG_IMPORTS: &[(&str, &[&str])] = &[
+    ("std::collections", &["BTreeMap"]),
+    ("bytes", &["Bytes"]),
+    ("http", &["HeaderMap", "Method", "StatusCode"]),
+    ("serde", &["Deserialize", "Serialize"]),
+    ("super", &["models"]),
+    ("crate::error", &["ApiError", "EncodeError"]),
+    ("crate::open_enum", &["open_enum"]),
+    (
+        "crate::operation",
+        &[
+            "Operation",
+            "decode_bytes",
+            "decode_data",
+            "decode_empty",
+            "json_body",
+        ],
+    ),
+    ("crate::pagination", &["Paginated"]),
+    ("crate::query", &["QueryBuilder", "push_path_param"]),
+];
+
+/// Whether `ident` occurs in `code` as a whole identifier that is not itself path-qualified.
+fn uses_ident(code: &str, ident: &str) -> bool {
+    let is_ident = |c: char| c.is_ascii_alphanumeric() || c == '_';
+    code.match_indices(ident).any(|(i, _)| {
+        let before = &code[..i];
+        let after = &code[i + ident.len()..];
+        !before.ends_with(is_ident) && !before.ends_with("::") && !after.starts_with(is_ident)
+    })
+}
+
+/// `use` lines for the candidates `code` refers to, and nothing else.
+fn use_block(code: &str, candidates: &[(&str, &[&str])]) -> String {
+    let mut out = String::new();
+    for (path, names) in candidates {
+        let used: Vec<&str> = names
+            .iter()
+            .copied()
+            .filter(|n| uses_ident(code, n))
+            .collect();
+        match used.as_slice() {
+            [] => {}
+            [one] => {
+                let _ = writeln!(out, "use {path}::{one};");
+            }
+            many => {
+                let _ = writeln!(out, "use {path}::{{{}}};", many.join(", "));
+            }
+        }
+    }
+    out.push('\n');
+    out
 }
 
 /// Formats Rust source with the workspace's rustfmt (edition 2024).

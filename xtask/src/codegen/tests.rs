@@ -195,3 +195,17 @@ fn the_committed_description_generates_every_operation() {
             .all(|p| p.starts_with(OUT_DIR) || p == ROUNDTRIP_TEST)
     );
 }
+
+#[test]
+fn imports_only_what_the_code_uses() {
+    assert!(uses_ident("let x: BTreeMap<String, u8>;", "BTreeMap"));
+    assert!(!uses_ident("serde::Serializer", "Serialize"));
+    assert!(!uses_ident("fn f<S: serde::Serialize>()", "Serialize"));
+    assert!(uses_ident("#[derive(Debug, Serialize)]", "Serialize"));
+    assert!(!uses_ident("decode_data_more()", "decode_data"));
+    let block = use_block(
+        "impl Operation for X { fn f() { decode_data(a, b, c) } }",
+        TAG_IMPORTS,
+    );
+    assert_eq!(block, "use crate::operation::{Operation, decode_data};\n\n");
+}

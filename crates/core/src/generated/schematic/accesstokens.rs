@@ -3,26 +3,11 @@
 
 //! Requests of the `accesstokens` group (1 operations).
 
-#[allow(unused_imports)]
-use std::collections::BTreeMap;
-
-#[allow(unused_imports)]
-use bytes::Bytes;
-use http::{HeaderMap, Method, StatusCode};
-#[allow(unused_imports)]
-use serde::{Deserialize, Serialize};
-
-#[allow(unused_imports)]
 use super::models;
 use crate::error::{ApiError, EncodeError};
-#[allow(unused_imports)]
-use crate::open_enum::open_enum;
-#[allow(unused_imports)]
-use crate::operation::{Operation, decode_bytes, decode_data, decode_empty, json_body};
-#[allow(unused_imports)]
-use crate::pagination::Paginated;
-#[allow(unused_imports)]
-use crate::query::{QueryBuilder, push_path_param};
+use crate::operation::{Operation, decode_data, json_body};
+use bytes::Bytes;
+use http::{HeaderMap, Method, StatusCode};
 
 /// `POST /temporary-access-tokens` (`issueTemporaryAccessToken`): responds `201` with [`models::IssueTemporaryAccessTokenResponseData`].
 #[derive(Debug, Clone, PartialEq)]

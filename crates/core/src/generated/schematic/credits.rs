@@ -3,26 +3,13 @@
 
 //! Requests of the `credits` group (30 operations).
 
-#[allow(unused_imports)]
-use std::collections::BTreeMap;
-
-#[allow(unused_imports)]
-use bytes::Bytes;
-use http::{HeaderMap, Method, StatusCode};
-#[allow(unused_imports)]
-use serde::{Deserialize, Serialize};
-
-#[allow(unused_imports)]
 use super::models;
 use crate::error::{ApiError, EncodeError};
-#[allow(unused_imports)]
-use crate::open_enum::open_enum;
-#[allow(unused_imports)]
-use crate::operation::{Operation, decode_bytes, decode_data, decode_empty, json_body};
-#[allow(unused_imports)]
+use crate::operation::{Operation, decode_data, json_body};
 use crate::pagination::Paginated;
-#[allow(unused_imports)]
 use crate::query::{QueryBuilder, push_path_param};
+use bytes::Bytes;
+use http::{HeaderMap, Method, StatusCode};
 
 /// `POST /billing/credits/lease` (`acquireCreditLease`): responds `201` with [`models::CreditLeaseResponseData`].
 #[derive(Debug, Clone, PartialEq)]

@@ -3,26 +3,13 @@
 
 //! Requests of the `events` group (6 operations).
 
-#[allow(unused_imports)]
-use std::collections::BTreeMap;
-
-#[allow(unused_imports)]
-use bytes::Bytes;
-use http::{HeaderMap, Method, StatusCode};
-#[allow(unused_imports)]
-use serde::{Deserialize, Serialize};
-
-#[allow(unused_imports)]
 use super::models;
 use crate::error::{ApiError, EncodeError};
-#[allow(unused_imports)]
-use crate::open_enum::open_enum;
-#[allow(unused_imports)]
-use crate::operation::{Operation, decode_bytes, decode_data, decode_empty, json_body};
-#[allow(unused_imports)]
+use crate::operation::{Operation, decode_data, json_body};
 use crate::pagination::Paginated;
-#[allow(unused_imports)]
 use crate::query::{QueryBuilder, push_path_param};
+use bytes::Bytes;
+use http::{HeaderMap, Method, StatusCode};
 
 /// `POST /events` (`createEvent`): responds `201` with [`models::RawEventResponseData`].
 #[derive(Debug, Clone, PartialEq)]

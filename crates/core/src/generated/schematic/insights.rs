@@ -3,26 +3,12 @@
 
 //! Requests of the `insights` group (6 operations).
 
-#[allow(unused_imports)]
-use std::collections::BTreeMap;
-
-#[allow(unused_imports)]
-use bytes::Bytes;
-use http::{HeaderMap, Method, StatusCode};
-#[allow(unused_imports)]
-use serde::{Deserialize, Serialize};
-
-#[allow(unused_imports)]
 use super::models;
 use crate::error::{ApiError, EncodeError};
-#[allow(unused_imports)]
-use crate::open_enum::open_enum;
-#[allow(unused_imports)]
-use crate::operation::{Operation, decode_bytes, decode_data, decode_empty, json_body};
-#[allow(unused_imports)]
-use crate::pagination::Paginated;
-#[allow(unused_imports)]
-use crate::query::{QueryBuilder, push_path_param};
+use crate::operation::{Operation, decode_data};
+use crate::query::QueryBuilder;
+use bytes::Bytes;
+use http::{HeaderMap, Method, StatusCode};
 
 /// `GET /insights/activity` (`getActivity`): responds `200` with [`models::ActivityResponseResponseData`].
 #[derive(Debug, Clone, PartialEq, Default)]
