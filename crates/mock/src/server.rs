@@ -35,7 +35,6 @@ const MAX_BODY: usize = 16 * 1024 * 1024;
 pub const DEFAULT_API_KEY: &str = "sch_dev_mock";
 
 /// Everything shared by the listeners and the handle.
-#[derive(Debug)]
 pub(crate) struct Inner {
     store: RwLock<Store>,
     pub(crate) api_keys: Vec<String>,
@@ -143,6 +142,46 @@ impl Inner {
     }
 }
 
+// Debug output never shows API keys or webhook secrets.
+
+impl std::fmt::Debug for Inner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Inner")
+            .field("api_keys", &self.api_keys.len())
+            .field("capture_batch_limit", &self.capture_batch_limit)
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for MockServerBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MockServerBuilder")
+            .field("api_keys", &self.api_keys.len())
+            .field("seeds", &self.seeds.len())
+            .field("capture_batch_limit", &self.capture_batch_limit)
+            .field(
+                "webhook_secret",
+                &self.webhook_secret.as_ref().map(|_| crate::REDACTED),
+            )
+            .field("ip", &self.ip)
+            .field("rest_port", &self.rest_port)
+            .field("capture_port", &self.capture_port)
+            .field("record_capacity", &self.record_capacity)
+            .field("webhook_retries", &self.webhook_retries)
+            .field("webhook_backoff", &self.webhook_backoff)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for MockServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MockServer")
+            .field("rest_addr", &self.rest_addr)
+            .field("capture_addr", &self.capture_addr)
+            .finish_non_exhaustive()
+    }
+}
+
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;
@@ -169,7 +208,7 @@ pub(crate) struct Dispatched {
 }
 
 /// Builder for a [`MockServer`].
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use]
 pub struct MockServerBuilder {
     api_keys: Vec<String>,
@@ -335,7 +374,6 @@ impl MockServerBuilder {
 ///
 /// Dropping the handle stops accepting connections without waiting; call
 /// [`stop`](Self::stop) to wait for in-flight requests.
-#[derive(Debug)]
 pub struct MockServer {
     pub(crate) inner: Arc<Inner>,
     rest_addr: SocketAddr,

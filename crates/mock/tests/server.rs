@@ -203,3 +203,16 @@ async fn stop_lets_in_flight_requests_finish() {
     assert_eq!(in_flight.await.unwrap(), 200);
     assert!(tokio::net::TcpStream::connect(addr).await.is_err());
 }
+
+#[tokio::test]
+async fn debug_output_hides_secrets() {
+    let builder = MockServer::builder()
+        .api_key("sch_dev_topsecret")
+        .webhook_secret("whsec_topsecret");
+    assert!(!format!("{builder:?}").contains("topsecret"));
+    let server = builder.start().await.unwrap();
+    let shown = format!("{server:?}");
+    assert!(!shown.contains("topsecret"), "{shown}");
+    assert!(shown.contains(&server.rest_addr().to_string()));
+    server.stop().await;
+}
