@@ -686,13 +686,14 @@ pub fn render_def(set: &TypeSet<'_>, d: &TypeDef, out: &mut String) {
         Def::Enum { values } => {
             let _ = writeln!(
                 out,
-                "open_enum! {{\n/// The {}.\npub enum {} {{",
+                "open_enum! {{\n    /// The {}.\n    pub enum {} {{",
                 d.origin, d.name
             );
+            // rustfmt leaves macro input alone, so it is indented here.
             for (v, w) in values {
-                let _ = writeln!(out, "{v} => {w:?},");
+                let _ = writeln!(out, "        {v} => {w:?},");
             }
-            out.push_str("} }\n\n");
+            out.push_str("    }\n}\n\n");
         }
         Def::OneOf { variants, property } => render_one_of(d, variants, property.as_deref(), out),
         Def::Struct { fields, sibling } => render_struct(set, d, fields, sibling.as_ref(), out),

@@ -9,24 +9,25 @@ use std::collections::BTreeMap;
 use super::*;
 
 open_enum! {
-/// The schema `AccountMemberPermission`.
-pub enum AccountMemberPermission {
-CompaniesEdit => "companies_edit",
-CompanyUsersEdit => "company_users_edit",
-ComponentsEdit => "components_edit",
-CustomPlansEdit => "custom_plans_edit",
-DataExportsEdit => "data_exports_edit",
-FeaturesEdit => "features_edit",
-FlagRulesEdit => "flag_rules_edit",
-FlagsEdit => "flags_edit",
-OverridesEdit => "overrides_edit",
-PlanBillingEdit => "plan_billing_edit",
-PlanEntitlementsEdit => "plan_entitlements_edit",
-PlanVersionsEdit => "plan_versions_edit",
-PlansEdit => "plans_edit",
-WebhooksEdit => "webhooks_edit",
-WebhooksRevealSecret => "webhooks_reveal_secret",
-} }
+    /// The schema `AccountMemberPermission`.
+    pub enum AccountMemberPermission {
+        CompaniesEdit => "companies_edit",
+        CompanyUsersEdit => "company_users_edit",
+        ComponentsEdit => "components_edit",
+        CustomPlansEdit => "custom_plans_edit",
+        DataExportsEdit => "data_exports_edit",
+        FeaturesEdit => "features_edit",
+        FlagRulesEdit => "flag_rules_edit",
+        FlagsEdit => "flags_edit",
+        OverridesEdit => "overrides_edit",
+        PlanBillingEdit => "plan_billing_edit",
+        PlanEntitlementsEdit => "plan_entitlements_edit",
+        PlanVersionsEdit => "plan_versions_edit",
+        PlansEdit => "plans_edit",
+        WebhooksEdit => "webhooks_edit",
+        WebhooksRevealSecret => "webhooks_reveal_secret",
+    }
+}
 
 /// The schema `AccountMemberResponseData`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -142,11 +143,12 @@ impl<'de> Deserialize<'de> for AccountMemberResponseData {
 }
 
 open_enum! {
-/// The schema `AccountMemberRole`.
-pub enum AccountMemberRole {
-Admin => "admin",
-Member => "member",
-} }
+    /// The schema `AccountMemberRole`.
+    pub enum AccountMemberRole {
+        Admin => "admin",
+        Member => "member",
+    }
+}
 
 /// The schema `AcquireCreditLeaseRequestBody`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -346,14 +348,15 @@ impl<'de> Deserialize<'de> for ActivityResponseResponseData {
 }
 
 open_enum! {
-/// The schema `ActorType`.
-pub enum ActorType {
-ApiKey => "api_key",
-AppUser => "app_user",
-StripeApp => "stripe_app",
-System => "system",
-TemporaryAccessToken => "temporary_access_token",
-} }
+    /// The schema `ActorType`.
+    pub enum ActorType {
+        ApiKey => "api_key",
+        AppUser => "app_user",
+        StripeApp => "stripe_app",
+        System => "system",
+        TemporaryAccessToken => "temporary_access_token",
+    }
+}
 
 /// The schema `ApiError`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -723,13 +726,14 @@ impl<'de> Deserialize<'de> for ApiKeyResponseData {
 }
 
 open_enum! {
-/// The schema `ApiKeyScope`.
-pub enum ApiKeyScope {
-Admin => "admin",
-Capture => "capture",
-Read => "read",
-Write => "write",
-} }
+    /// The schema `ApiKeyScope`.
+    pub enum ApiKeyScope {
+        Admin => "admin",
+        Capture => "capture",
+        Read => "read",
+        Write => "write",
+    }
+}
 
 /// The schema `AuditLogExportMetadata`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -821,10 +825,11 @@ impl<'de> Deserialize<'de> for AuditLogExportMetadata {
 }
 
 open_enum! {
-/// The inline type `AuditLogExportMetadataExportType`.
-pub enum AuditLogExportMetadataExportType {
-AuditLog => "audit-log",
-} }
+    /// The inline type `AuditLogExportMetadataExportType`.
+    pub enum AuditLogExportMetadataExportType {
+        AuditLog => "audit-log",
+    }
+}
 
 /// The schema `AuditLogListResponseData`.
 #[derive(Debug, Clone, PartialEq, Serialize)]

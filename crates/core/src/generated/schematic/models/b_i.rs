@@ -9,11 +9,12 @@ use std::collections::BTreeMap;
 use super::*;
 
 open_enum! {
-/// The schema `BillingCollectionMethod`.
-pub enum BillingCollectionMethod {
-ChargeAutomatically => "charge_automatically",
-SendInvoice => "send_invoice",
-} }
+    /// The schema `BillingCollectionMethod`.
+    pub enum BillingCollectionMethod {
+        ChargeAutomatically => "charge_automatically",
+        SendInvoice => "send_invoice",
+    }
+}
 
 /// The schema `BillingCouponResponseData`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -184,12 +185,13 @@ impl<'de> Deserialize<'de> for BillingCouponResponseData {
 }
 
 open_enum! {
-/// The schema `BillingCreditAutoTopupAvailability`.
-pub enum BillingCreditAutoTopupAvailability {
-Off => "off",
-Automatic => "automatic",
-UserControlled => "user_controlled",
-} }
+    /// The schema `BillingCreditAutoTopupAvailability`.
+    pub enum BillingCreditAutoTopupAvailability {
+        Off => "off",
+        Automatic => "automatic",
+        UserControlled => "user_controlled",
+    }
+}
 
 /// The schema `BillingCreditBundleResponseData`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -390,17 +392,19 @@ impl<'de> Deserialize<'de> for BillingCreditBundleResponseData {
 }
 
 open_enum! {
-/// The schema `BillingCreditBundleStatus`.
-pub enum BillingCreditBundleStatus {
-Active => "active",
-Inactive => "inactive",
-} }
+    /// The schema `BillingCreditBundleStatus`.
+    pub enum BillingCreditBundleStatus {
+        Active => "active",
+        Inactive => "inactive",
+    }
+}
 
 open_enum! {
-/// The schema `BillingCreditBundleType`.
-pub enum BillingCreditBundleType {
-Fixed => "fixed",
-} }
+    /// The schema `BillingCreditBundleType`.
+    pub enum BillingCreditBundleType {
+        Fixed => "fixed",
+    }
+}
 
 /// The schema `BillingCreditBundleView`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -594,41 +598,45 @@ impl<'de> Deserialize<'de> for BillingCreditBundleView {
 }
 
 open_enum! {
-/// The schema `BillingCreditBurnStrategy`.
-pub enum BillingCreditBurnStrategy {
-ExpirationPriority => "expiration_priority",
-FirstInFirstOut => "first_in_first_out",
-LastInFirstOut => "last_in_first_out",
-PlanFirstThenCreditBundlesFirstInFirstOut => "plan_first_then_credit_bundles_first_in_first_out",
-} }
+    /// The schema `BillingCreditBurnStrategy`.
+    pub enum BillingCreditBurnStrategy {
+        ExpirationPriority => "expiration_priority",
+        FirstInFirstOut => "first_in_first_out",
+        LastInFirstOut => "last_in_first_out",
+        PlanFirstThenCreditBundlesFirstInFirstOut => "plan_first_then_credit_bundles_first_in_first_out",
+    }
+}
 
 open_enum! {
-/// The schema `BillingCreditExpiryType`.
-pub enum BillingCreditExpiryType {
-Duration => "duration",
-EndOfBillingPeriod => "end_of_billing_period",
-EndOfNextBillingPeriod => "end_of_next_billing_period",
-EndOfTrial => "end_of_trial",
-NoExpiry => "no_expiry",
-} }
+    /// The schema `BillingCreditExpiryType`.
+    pub enum BillingCreditExpiryType {
+        Duration => "duration",
+        EndOfBillingPeriod => "end_of_billing_period",
+        EndOfNextBillingPeriod => "end_of_next_billing_period",
+        EndOfTrial => "end_of_trial",
+        NoExpiry => "no_expiry",
+    }
+}
 
 open_enum! {
-/// The schema `BillingCreditExpiryUnit`.
-pub enum BillingCreditExpiryUnit {
-BillingPeriods => "billing_periods",
-Days => "days",
-} }
+    /// The schema `BillingCreditExpiryUnit`.
+    pub enum BillingCreditExpiryUnit {
+        BillingPeriods => "billing_periods",
+        Days => "days",
+    }
+}
 
 open_enum! {
-/// The schema `BillingCreditGrantReason`.
-pub enum BillingCreditGrantReason {
-Adjustment => "adjustment",
-BillingCreditAutoTopup => "billing_credit_auto_topup",
-Free => "free",
-Plan => "plan",
-Purchased => "purchased",
-Rollover => "rollover",
-} }
+    /// The schema `BillingCreditGrantReason`.
+    pub enum BillingCreditGrantReason {
+        Adjustment => "adjustment",
+        BillingCreditAutoTopup => "billing_credit_auto_topup",
+        Free => "free",
+        Plan => "plan",
+        Purchased => "purchased",
+        Rollover => "rollover",
+    }
+}
 
 /// The schema `BillingCreditGrantResponseData`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -890,25 +898,27 @@ impl<'de> Deserialize<'de> for BillingCreditGrantResponseData {
 }
 
 open_enum! {
-/// The schema `BillingCreditGrantZeroedOutReason`.
-pub enum BillingCreditGrantZeroedOutReason {
-CustomerArchived => "customer_archived",
-Expired => "expired",
-IntegrationUninstalled => "integration_uninstalled",
-LicenseRetired => "license_retired",
-Manual => "manual",
-PlanChange => "plan_change",
-PlanPeriodReset => "plan_period_reset",
-Reconciled => "reconciled",
-} }
+    /// The schema `BillingCreditGrantZeroedOutReason`.
+    pub enum BillingCreditGrantZeroedOutReason {
+        CustomerArchived => "customer_archived",
+        Expired => "expired",
+        IntegrationUninstalled => "integration_uninstalled",
+        LicenseRetired => "license_retired",
+        Manual => "manual",
+        PlanChange => "plan_change",
+        PlanPeriodReset => "plan_period_reset",
+        Reconciled => "reconciled",
+    }
+}
 
 open_enum! {
-/// The schema `BillingCreditLedgerAuthority`.
-pub enum BillingCreditLedgerAuthority {
-SchematicAuthoritative => "schematic_authoritative",
-ExternalMirror => "external_mirror",
-ExternalRated => "external_rated",
-} }
+    /// The schema `BillingCreditLedgerAuthority`.
+    pub enum BillingCreditLedgerAuthority {
+        SchematicAuthoritative => "schematic_authoritative",
+        ExternalMirror => "external_mirror",
+        ExternalRated => "external_rated",
+    }
+}
 
 /// The schema `BillingCreditLedgerResponseData`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -1148,12 +1158,13 @@ impl<'de> Deserialize<'de> for BillingCreditResponseData {
 }
 
 open_enum! {
-/// The schema `BillingCreditRolloverPolicy`.
-pub enum BillingCreditRolloverPolicy {
-Expire => "expire",
-None => "none",
-Rollover => "rollover",
-} }
+    /// The schema `BillingCreditRolloverPolicy`.
+    pub enum BillingCreditRolloverPolicy {
+        Expire => "expire",
+        None => "none",
+        Rollover => "rollover",
+    }
+}
 
 /// The schema `BillingCreditView`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -1792,29 +1803,32 @@ impl<'de> Deserialize<'de> for BillingMeterResponseData {
 }
 
 open_enum! {
-/// The schema `BillingPlanCreditGrantResetCadence`.
-pub enum BillingPlanCreditGrantResetCadence {
-Daily => "daily",
-Every6Months => "every_6_months",
-Monthly => "monthly",
-Quarterly => "quarterly",
-Weekly => "weekly",
-Yearly => "yearly",
-} }
+    /// The schema `BillingPlanCreditGrantResetCadence`.
+    pub enum BillingPlanCreditGrantResetCadence {
+        Daily => "daily",
+        Every6Months => "every_6_months",
+        Monthly => "monthly",
+        Quarterly => "quarterly",
+        Weekly => "weekly",
+        Yearly => "yearly",
+    }
+}
 
 open_enum! {
-/// The schema `BillingPlanCreditGrantResetStart`.
-pub enum BillingPlanCreditGrantResetStart {
-BillingPeriod => "billing_period",
-FirstOfMonth => "first_of_month",
-} }
+    /// The schema `BillingPlanCreditGrantResetStart`.
+    pub enum BillingPlanCreditGrantResetStart {
+        BillingPeriod => "billing_period",
+        FirstOfMonth => "first_of_month",
+    }
+}
 
 open_enum! {
-/// The schema `BillingPlanCreditGrantResetType`.
-pub enum BillingPlanCreditGrantResetType {
-NoReset => "no_reset",
-PlanPeriod => "plan_period",
-} }
+    /// The schema `BillingPlanCreditGrantResetType`.
+    pub enum BillingPlanCreditGrantResetType {
+        NoReset => "no_reset",
+        PlanPeriod => "plan_period",
+    }
+}
 
 /// The schema `BillingPlanCreditGrantResponseData`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -2214,18 +2228,20 @@ impl<'de> Deserialize<'de> for BillingPriceResponseData {
 }
 
 open_enum! {
-/// The schema `BillingPriceScheme`.
-pub enum BillingPriceScheme {
-PerUnit => "per_unit",
-Tiered => "tiered",
-} }
+    /// The schema `BillingPriceScheme`.
+    pub enum BillingPriceScheme {
+        PerUnit => "per_unit",
+        Tiered => "tiered",
+    }
+}
 
 open_enum! {
-/// The schema `BillingPriceUsageType`.
-pub enum BillingPriceUsageType {
-Licensed => "licensed",
-Metered => "metered",
-} }
+    /// The schema `BillingPriceUsageType`.
+    pub enum BillingPriceUsageType {
+        Licensed => "licensed",
+        Metered => "metered",
+    }
+}
 
 /// The schema `BillingPriceView`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -2921,13 +2937,14 @@ impl<'de> Deserialize<'de> for BillingProductPlanResponseData {
 }
 
 open_enum! {
-/// The schema `BillingProductPriceInterval`.
-pub enum BillingProductPriceInterval {
-Day => "day",
-Month => "month",
-OneTime => "one-time",
-Year => "year",
-} }
+    /// The schema `BillingProductPriceInterval`.
+    pub enum BillingProductPriceInterval {
+        Day => "day",
+        Month => "month",
+        OneTime => "one-time",
+        Year => "year",
+    }
+}
 
 /// The schema `BillingProductPriceResponseData`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -3523,21 +3540,23 @@ impl<'de> Deserialize<'de> for BillingProductResponseData {
 }
 
 open_enum! {
-/// The schema `BillingProviderType`.
-pub enum BillingProviderType {
-Metronome => "metronome",
-Orb => "orb",
-Schematic => "schematic",
-Stripe => "stripe",
-} }
+    /// The schema `BillingProviderType`.
+    pub enum BillingProviderType {
+        Metronome => "metronome",
+        Orb => "orb",
+        Schematic => "schematic",
+        Stripe => "stripe",
+    }
+}
 
 open_enum! {
-/// The schema `BillingStrategy`.
-pub enum BillingStrategy {
-SchematicManaged => "schematic_managed",
-ProviderManaged => "provider_managed",
-NoBilling => "no_billing",
-} }
+    /// The schema `BillingStrategy`.
+    pub enum BillingStrategy {
+        SchematicManaged => "schematic_managed",
+        ProviderManaged => "provider_managed",
+        NoBilling => "no_billing",
+    }
+}
 
 /// The schema `BillingSubscriptionDiscount`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -3971,11 +3990,12 @@ impl<'de> Deserialize<'de> for BillingSubscriptionResponseData {
 }
 
 open_enum! {
-/// The schema `BillingSubscriptionTrialEndSetting`.
-pub enum BillingSubscriptionTrialEndSetting {
-Cancel => "cancel",
-Subscribe => "subscribe",
-} }
+    /// The schema `BillingSubscriptionTrialEndSetting`.
+    pub enum BillingSubscriptionTrialEndSetting {
+        Cancel => "cancel",
+        Subscribe => "subscribe",
+    }
+}
 
 /// The schema `BillingSubscriptionView`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -4195,11 +4215,12 @@ impl<'de> Deserialize<'de> for BillingSubscriptionView {
 }
 
 open_enum! {
-/// The schema `BillingTiersMode`.
-pub enum BillingTiersMode {
-Graduated => "graduated",
-Volume => "volume",
-} }
+    /// The schema `BillingTiersMode`.
+    pub enum BillingTiersMode {
+        Graduated => "graduated",
+        Volume => "volume",
+    }
+}
 
 /// The schema `BindCatalogRequestBody`.
 #[derive(Debug, Clone, PartialEq, Serialize, Default)]

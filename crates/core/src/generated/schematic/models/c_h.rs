@@ -284,13 +284,14 @@ impl<'de> Deserialize<'de> for ChangeSubscriptionRequestBody {
 }
 
 open_enum! {
-/// The schema `ChargeType`.
-pub enum ChargeType {
-Free => "free",
-None => "none",
-OneTime => "one_time",
-Recurring => "recurring",
-} }
+    /// The schema `ChargeType`.
+    pub enum ChargeType {
+        Free => "free",
+        None => "none",
+        OneTime => "one_time",
+        Recurring => "recurring",
+    }
+}
 
 /// The schema `CheckFlagRequestBody`.
 #[derive(Debug, Clone, PartialEq, Serialize, Default)]
@@ -639,11 +640,12 @@ impl<'de> Deserialize<'de> for CheckFlagsResponseData {
 }
 
 open_enum! {
-/// The schema `CheckoutBundlePurchaseBehavior`.
-pub enum CheckoutBundlePurchaseBehavior {
-Individual => "individual",
-Quantity => "quantity",
-} }
+    /// The schema `CheckoutBundlePurchaseBehavior`.
+    pub enum CheckoutBundlePurchaseBehavior {
+        Individual => "individual",
+        Quantity => "quantity",
+    }
+}
 
 /// The schema `CheckoutDataRequestBody`.
 #[derive(Debug, Clone, PartialEq, Serialize)]

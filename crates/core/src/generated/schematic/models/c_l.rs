@@ -68,7 +68,8 @@ impl<'de> Deserialize<'de> for ClerkIntegrationConfig {
 }
 
 open_enum! {
-/// The inline type `ClerkIntegrationConfigType`.
-pub enum ClerkIntegrationConfigType {
-Clerk => "clerk",
-} }
+    /// The inline type `ClerkIntegrationConfigType`.
+    pub enum ClerkIntegrationConfigType {
+        Clerk => "clerk",
+    }
+}

@@ -1254,26 +1254,29 @@ impl<'de> Deserialize<'de> for CompanyFeatureUsageExportMetadata {
 }
 
 open_enum! {
-/// The inline type `CompanyFeatureUsageExportMetadataExportType`.
-pub enum CompanyFeatureUsageExportMetadataExportType {
-CompanyFeatureUsage => "company-feature-usage",
-} }
+    /// The inline type `CompanyFeatureUsageExportMetadataExportType`.
+    pub enum CompanyFeatureUsageExportMetadataExportType {
+        CompanyFeatureUsage => "company-feature-usage",
+    }
+}
 
 open_enum! {
-/// The inline type `CompanyFeatureUsageExportMetadataSortOrderDirection`.
-pub enum CompanyFeatureUsageExportMetadataSortOrderDirection {
-Asc => "asc",
-Desc => "desc",
-} }
+    /// The inline type `CompanyFeatureUsageExportMetadataSortOrderDirection`.
+    pub enum CompanyFeatureUsageExportMetadataSortOrderDirection {
+        Asc => "asc",
+        Desc => "desc",
+    }
+}
 
 open_enum! {
-/// The inline type `CompanyFeatureUsageExportMetadataVisibleColumnsItem`.
-pub enum CompanyFeatureUsageExportMetadataVisibleColumnsItem {
-Plan => "plan",
-Subscription => "subscription",
-Users => "users",
-LastSeenAt => "last_seen_at",
-} }
+    /// The inline type `CompanyFeatureUsageExportMetadataVisibleColumnsItem`.
+    pub enum CompanyFeatureUsageExportMetadataVisibleColumnsItem {
+        Plan => "plan",
+        Subscription => "subscription",
+        Users => "users",
+        LastSeenAt => "last_seen_at",
+    }
+}
 
 /// The schema `CompanyLedgerResponseData`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -1335,11 +1338,12 @@ impl<'de> Deserialize<'de> for CompanyLedgerResponseData {
 }
 
 open_enum! {
-/// The schema `CompanyMatchingCriteria`.
-pub enum CompanyMatchingCriteria {
-BillingMetaObject => "billing_meta_object",
-ManualUpsert => "manual_upsert",
-} }
+    /// The schema `CompanyMatchingCriteria`.
+    pub enum CompanyMatchingCriteria {
+        BillingMetaObject => "billing_meta_object",
+        ManualUpsert => "manual_upsert",
+    }
+}
 
 /// The schema `CompanyMembershipDetailResponseData`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -2454,11 +2458,12 @@ impl<'de> Deserialize<'de> for CompanyPlanDetailResponseData {
 }
 
 open_enum! {
-/// The schema `CompanyPlanInvalidReason`.
-pub enum CompanyPlanInvalidReason {
-DowngradeNotPermitted => "downgrade_not_permitted",
-FeatureUsageExceeded => "feature_usage_exceeded",
-} }
+    /// The schema `CompanyPlanInvalidReason`.
+    pub enum CompanyPlanInvalidReason {
+        DowngradeNotPermitted => "downgrade_not_permitted",
+        FeatureUsageExceeded => "feature_usage_exceeded",
+    }
+}
 
 /// The schema `CompanyPlanWithBillingSubView`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -2919,17 +2924,18 @@ impl<'de> Deserialize<'de> for CompanyTaxIDView {
 }
 
 open_enum! {
-/// The schema `ComparableOperator`.
-pub enum ComparableOperator {
-Eq => "eq",
-Gt => "gt",
-Gte => "gte",
-IsEmpty => "is_empty",
-Lt => "lt",
-Lte => "lte",
-NotEmpty => "not_empty",
-Ne => "ne",
-} }
+    /// The schema `ComparableOperator`.
+    pub enum ComparableOperator {
+        Eq => "eq",
+        Gt => "gt",
+        Gte => "gte",
+        IsEmpty => "is_empty",
+        Lt => "lt",
+        Lte => "lte",
+        NotEmpty => "not_empty",
+        Ne => "ne",
+    }
+}
 
 /// The schema `CompatiblePlans`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -3270,11 +3276,12 @@ impl<'de> Deserialize<'de> for ComponentDisplaySettings {
 }
 
 open_enum! {
-/// The schema `ComponentEntityType`.
-pub enum ComponentEntityType {
-Billing => "billing",
-Entitlement => "entitlement",
-} }
+    /// The schema `ComponentEntityType`.
+    pub enum ComponentEntityType {
+        Billing => "billing",
+        Entitlement => "entitlement",
+    }
+}
 
 /// The schema `ComponentHydrateResponseData`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -3944,11 +3951,12 @@ impl<'de> Deserialize<'de> for ComponentSettingsResponseData {
 }
 
 open_enum! {
-/// The schema `ComponentState`.
-pub enum ComponentState {
-Draft => "draft",
-Live => "live",
-} }
+    /// The schema `ComponentState`.
+    pub enum ComponentState {
+        Draft => "draft",
+        Live => "live",
+    }
+}
 
 /// The schema `Condition`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -4548,18 +4556,19 @@ impl<'de> Deserialize<'de> for ConditionResponseData {
 }
 
 open_enum! {
-/// The schema `ConditionType`.
-pub enum ConditionType {
-BasePlan => "base_plan",
-BillingProduct => "billing_product",
-Company => "company",
-Credit => "credit",
-Metric => "metric",
-Plan => "plan",
-PlanVersion => "plan_version",
-Trait => "trait",
-User => "user",
-} }
+    /// The schema `ConditionType`.
+    pub enum ConditionType {
+        BasePlan => "base_plan",
+        BillingProduct => "billing_product",
+        Company => "company",
+        Credit => "credit",
+        Metric => "metric",
+        Plan => "plan",
+        PlanVersion => "plan_version",
+        Trait => "trait",
+        User => "user",
+    }
+}
 
 /// The schema `ConditionView`.
 #[derive(Debug, Clone, PartialEq, Serialize)]

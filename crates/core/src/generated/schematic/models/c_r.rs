@@ -5015,10 +5015,11 @@ impl<'de> Deserialize<'de> for CreateWebhookRequestBody {
 }
 
 open_enum! {
-/// The schema `CreditAutoTopupAmountType`.
-pub enum CreditAutoTopupAmountType {
-Credit => "credit",
-} }
+    /// The schema `CreditAutoTopupAmountType`.
+    pub enum CreditAutoTopupAmountType {
+        Credit => "credit",
+    }
+}
 
 /// The schema `CreditBundleCurrencyPrice`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -6006,13 +6007,14 @@ impl<'de> Deserialize<'de> for CreditEventLedgerResponseData {
 }
 
 open_enum! {
-/// The schema `CreditEventType`.
-pub enum CreditEventType {
-Grant => "grant",
-Transfer => "transfer",
-Usage => "usage",
-ZeroOut => "zero_out",
-} }
+    /// The schema `CreditEventType`.
+    pub enum CreditEventType {
+        Grant => "grant",
+        Transfer => "transfer",
+        Usage => "usage",
+        ZeroOut => "zero_out",
+    }
+}
 
 /// The schema `CreditGrantDetail`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -6168,13 +6170,14 @@ impl<'de> Deserialize<'de> for CreditGrantExpiryRequestBody {
 }
 
 open_enum! {
-/// The schema `CreditGrantSortOrder`.
-pub enum CreditGrantSortOrder {
-CreatedAt => "created_at",
-ExpiresAt => "expires_at",
-Quantity => "quantity",
-QuantityRemaining => "quantity_remaining",
-} }
+    /// The schema `CreditGrantSortOrder`.
+    pub enum CreditGrantSortOrder {
+        CreatedAt => "created_at",
+        ExpiresAt => "expires_at",
+        Quantity => "quantity",
+        QuantityRemaining => "quantity_remaining",
+    }
+}
 
 /// The schema `CreditLeaseResponseData`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -6635,14 +6638,15 @@ impl<'de> Deserialize<'de> for CreditUsageAggregation {
 }
 
 open_enum! {
-/// The schema `CreditUsageReason`.
-pub enum CreditUsageReason {
-LeaseHold => "lease_hold",
-LeaseRelease => "lease_release",
-ManualAdjustment => "manual_adjustment",
-Reconciliation => "reconciliation",
-Track => "track",
-} }
+    /// The schema `CreditUsageReason`.
+    pub enum CreditUsageReason {
+        LeaseHold => "lease_hold",
+        LeaseRelease => "lease_release",
+        ManualAdjustment => "manual_adjustment",
+        Reconciliation => "reconciliation",
+        Track => "track",
+    }
+}
 
 /// The schema `CreditsAutoTopupCompanySummary`.
 #[derive(Debug, Clone, PartialEq, Serialize)]

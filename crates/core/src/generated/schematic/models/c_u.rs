@@ -117,11 +117,12 @@ impl<'de> Deserialize<'de> for CurrencyPriceRequestBody {
 }
 
 open_enum! {
-/// The schema `CustomPlanActivationStrategy`.
-pub enum CustomPlanActivationStrategy {
-OnPayment => "on_payment",
-OnPublish => "on_publish",
-} }
+    /// The schema `CustomPlanActivationStrategy`.
+    pub enum CustomPlanActivationStrategy {
+        OnPayment => "on_payment",
+        OnPublish => "on_publish",
+    }
+}
 
 /// The schema `CustomPlanBillingResponseData`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -288,13 +289,14 @@ impl<'de> Deserialize<'de> for CustomPlanBillingResponseData {
 }
 
 open_enum! {
-/// The schema `CustomPlanBillingStatus`.
-pub enum CustomPlanBillingStatus {
-Active => "active",
-Expired => "expired",
-Paid => "paid",
-Pending => "pending",
-} }
+    /// The schema `CustomPlanBillingStatus`.
+    pub enum CustomPlanBillingStatus {
+        Active => "active",
+        Expired => "expired",
+        Paid => "paid",
+        Pending => "pending",
+    }
+}
 
 /// The schema `CustomPlanConfig`.
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -139,11 +139,12 @@ impl<'de> Deserialize<'de> for DataExportMetadata {
 }
 
 open_enum! {
-/// The schema `DataExportOutputFileType`.
-pub enum DataExportOutputFileType {
-Csv => "csv",
-CsvGz => "csv.gz",
-} }
+    /// The schema `DataExportOutputFileType`.
+    pub enum DataExportOutputFileType {
+        Csv => "csv",
+        CsvGz => "csv.gz",
+    }
+}
 
 /// The schema `DataExportResponseData`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -252,20 +253,22 @@ impl<'de> Deserialize<'de> for DataExportResponseData {
 }
 
 open_enum! {
-/// The schema `DataExportStatus`.
-pub enum DataExportStatus {
-Failure => "failure",
-Pending => "pending",
-Success => "success",
-} }
+    /// The schema `DataExportStatus`.
+    pub enum DataExportStatus {
+        Failure => "failure",
+        Pending => "pending",
+        Success => "success",
+    }
+}
 
 open_enum! {
-/// The schema `DataExportType`.
-pub enum DataExportType {
-AuditLog => "audit-log",
-CompanyFeatureUsage => "company-feature-usage",
-Event => "event",
-} }
+    /// The schema `DataExportType`.
+    pub enum DataExportType {
+        AuditLog => "audit-log",
+        CompanyFeatureUsage => "company-feature-usage",
+        Event => "event",
+    }
+}
 
 /// The schema `DatastreamCompanyPlan`.
 #[derive(Debug, Clone, PartialEq, Serialize)]

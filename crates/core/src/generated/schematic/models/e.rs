@@ -76,14 +76,15 @@ impl<'de> Deserialize<'de> for EntitlementCurrencyPricesResponseData {
 }
 
 open_enum! {
-/// The schema `EntitlementPriceBehavior`.
-pub enum EntitlementPriceBehavior {
-CreditBurndown => "credit_burndown",
-Overage => "overage",
-PayAsYouGo => "pay_as_you_go",
-PayInAdvance => "pay_in_advance",
-Tier => "tier",
-} }
+    /// The schema `EntitlementPriceBehavior`.
+    pub enum EntitlementPriceBehavior {
+        CreditBurndown => "credit_burndown",
+        Overage => "overage",
+        PayAsYouGo => "pay_as_you_go",
+        PayInAdvance => "pay_in_advance",
+        Tier => "tier",
+    }
+}
 
 /// The schema `EntitlementTriggerConfig`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -130,23 +131,25 @@ impl<'de> Deserialize<'de> for EntitlementTriggerConfig {
 }
 
 open_enum! {
-/// The schema `EntitlementType`.
-pub enum EntitlementType {
-CompanyOverride => "company_override",
-PlanEntitlement => "plan_entitlement",
-UnknownValue => "unknown",
-} }
+    /// The schema `EntitlementType`.
+    pub enum EntitlementType {
+        CompanyOverride => "company_override",
+        PlanEntitlement => "plan_entitlement",
+        UnknownValue => "unknown",
+    }
+}
 
 open_enum! {
-/// The schema `EntitlementValueType`.
-pub enum EntitlementValueType {
-Boolean => "boolean",
-Credit => "credit",
-Numeric => "numeric",
-Trait => "trait",
-UnknownValue => "unknown",
-Unlimited => "unlimited",
-} }
+    /// The schema `EntitlementValueType`.
+    pub enum EntitlementValueType {
+        Boolean => "boolean",
+        Credit => "credit",
+        Numeric => "numeric",
+        Trait => "trait",
+        UnknownValue => "unknown",
+        Unlimited => "unlimited",
+    }
+}
 
 /// The schema `EntitlementsInPlan`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -907,11 +910,12 @@ impl<'de> Deserialize<'de> for EntityTraitValue {
 }
 
 open_enum! {
-/// The schema `EntityType`.
-pub enum EntityType {
-Company => "company",
-User => "user",
-} }
+    /// The schema `EntityType`.
+    pub enum EntityType {
+        Company => "company",
+        User => "user",
+    }
+}
 
 /// The schema `EnvironmentDetailResponseData`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -1202,12 +1206,13 @@ impl<'de> Deserialize<'de> for EnvironmentTraitUsageTimeSeriesResponseData {
 }
 
 open_enum! {
-/// The schema `EnvironmentType`.
-pub enum EnvironmentType {
-Development => "development",
-Production => "production",
-Staging => "staging",
-} }
+    /// The schema `EnvironmentType`.
+    pub enum EnvironmentType {
+        Development => "development",
+        Production => "production",
+        Staging => "staging",
+    }
+}
 
 /// The schema `EnvironmentUsagePointResponseData`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -2084,19 +2089,21 @@ impl<'de> Deserialize<'de> for EventExportMetadata {
 }
 
 open_enum! {
-/// The inline type `EventExportMetadataEventTypesItem`.
-pub enum EventExportMetadataEventTypesItem {
-FlagCheck => "flag_check",
-Identify => "identify",
-Inference => "inference",
-Track => "track",
-} }
+    /// The inline type `EventExportMetadataEventTypesItem`.
+    pub enum EventExportMetadataEventTypesItem {
+        FlagCheck => "flag_check",
+        Identify => "identify",
+        Inference => "inference",
+        Track => "track",
+    }
+}
 
 open_enum! {
-/// The inline type `EventExportMetadataExportType`.
-pub enum EventExportMetadataExportType {
-Event => "event",
-} }
+    /// The inline type `EventExportMetadataExportType`.
+    pub enum EventExportMetadataExportType {
+        Event => "event",
+    }
+}
 
 /// The schema `EventResponseData`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -2308,14 +2315,15 @@ impl<'de> Deserialize<'de> for EventResponseData {
 }
 
 open_enum! {
-/// The schema `EventStatus`.
-pub enum EventStatus {
-Enriched => "enriched",
-Failed => "failed",
-Pending => "pending",
-Processed => "processed",
-UnknownValue => "unknown",
-} }
+    /// The schema `EventStatus`.
+    pub enum EventStatus {
+        Enriched => "enriched",
+        Failed => "failed",
+        Pending => "pending",
+        Processed => "processed",
+        UnknownValue => "unknown",
+    }
+}
 
 /// The schema `EventSummaryResponseData`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -2405,13 +2413,14 @@ impl<'de> Deserialize<'de> for EventSummaryResponseData {
 }
 
 open_enum! {
-/// The schema `EventType`.
-pub enum EventType {
-FlagCheck => "flag_check",
-Identify => "identify",
-Inference => "inference",
-Track => "track",
-} }
+    /// The schema `EventType`.
+    pub enum EventType {
+        FlagCheck => "flag_check",
+        Identify => "identify",
+        Inference => "inference",
+        Track => "track",
+    }
+}
 
 /// The schema `ExtendCreditLeaseRequestBody`.
 #[derive(Debug, Clone, PartialEq, Serialize)]

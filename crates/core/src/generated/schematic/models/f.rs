@@ -1075,18 +1075,19 @@ impl<'de> Deserialize<'de> for FeatureLedgerResponseData {
 }
 
 open_enum! {
-/// The schema `FeatureLifecyclePhase`.
-pub enum FeatureLifecyclePhase {
-AddOn => "add_on",
-Alpha => "alpha",
-Beta => "beta",
-Deprecated => "deprecated",
-Ga => "ga",
-Inactive => "inactive",
-InPlan => "in_plan",
-InternalTesting => "internal_testing",
-Legacy => "legacy",
-} }
+    /// The schema `FeatureLifecyclePhase`.
+    pub enum FeatureLifecyclePhase {
+        AddOn => "add_on",
+        Alpha => "alpha",
+        Beta => "beta",
+        Deprecated => "deprecated",
+        Ga => "ga",
+        Inactive => "inactive",
+        InPlan => "in_plan",
+        InternalTesting => "internal_testing",
+        Legacy => "legacy",
+    }
+}
 
 /// The schema `FeatureResponseData`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -1237,13 +1238,14 @@ impl<'de> Deserialize<'de> for FeatureResponseData {
 }
 
 open_enum! {
-/// The schema `FeatureType`.
-pub enum FeatureType {
-Boolean => "boolean",
-Event => "event",
-License => "license",
-Trait => "trait",
-} }
+    /// The schema `FeatureType`.
+    pub enum FeatureType {
+        Boolean => "boolean",
+        Event => "event",
+        License => "license",
+        Trait => "trait",
+    }
+}
 
 /// The schema `FeatureUsageDetailResponseData`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -2428,10 +2430,11 @@ impl<'de> Deserialize<'de> for FlagResponseData {
 }
 
 open_enum! {
-/// The schema `FlagType`.
-pub enum FlagType {
-Boolean => "boolean",
-} }
+    /// The schema `FlagType`.
+    pub enum FlagType {
+        Boolean => "boolean",
+    }
+}
 
 /// The schema `FlagView`.
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -530,23 +530,25 @@ impl<'de> Deserialize<'de> for IntegrationResponseData {
 }
 
 open_enum! {
-/// The schema `IntegrationState`.
-pub enum IntegrationState {
-Active => "active",
-Created => "created",
-Pending => "pending",
-} }
+    /// The schema `IntegrationState`.
+    pub enum IntegrationState {
+        Active => "active",
+        Created => "created",
+        Pending => "pending",
+    }
+}
 
 open_enum! {
-/// The schema `IntegrationType`.
-pub enum IntegrationType {
-Clerk => "clerk",
-Metronome => "metronome",
-Orb => "orb",
-Stripe => "stripe",
-UnknownValue => "unknown",
-Workos => "workos",
-} }
+    /// The schema `IntegrationType`.
+    pub enum IntegrationType {
+        Clerk => "clerk",
+        Metronome => "metronome",
+        Orb => "orb",
+        Stripe => "stripe",
+        UnknownValue => "unknown",
+        Workos => "workos",
+    }
+}
 
 /// The schema `IntegrationWebhookUrlResponseData`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -1163,14 +1165,15 @@ impl<'de> Deserialize<'de> for InvoiceResponseData {
 }
 
 open_enum! {
-/// The schema `InvoiceStatus`.
-pub enum InvoiceStatus {
-Draft => "draft",
-Open => "open",
-Paid => "paid",
-Uncollectible => "uncollectible",
-Void => "void",
-} }
+    /// The schema `InvoiceStatus`.
+    pub enum InvoiceStatus {
+        Draft => "draft",
+        Open => "open",
+        Paid => "paid",
+        Uncollectible => "uncollectible",
+        Void => "void",
+    }
+}
 
 /// The schema `IssueTemporaryAccessTokenRequestBody`.
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -368,20 +368,22 @@ impl<'de> Deserialize<'de> for MeterRequestBody {
 }
 
 open_enum! {
-/// The schema `MetricPeriod`.
-pub enum MetricPeriod {
-AllTime => "all_time",
-CurrentDay => "current_day",
-CurrentMonth => "current_month",
-CurrentWeek => "current_week",
-} }
+    /// The schema `MetricPeriod`.
+    pub enum MetricPeriod {
+        AllTime => "all_time",
+        CurrentDay => "current_day",
+        CurrentMonth => "current_month",
+        CurrentWeek => "current_week",
+    }
+}
 
 open_enum! {
-/// The schema `MetricPeriodMonthReset`.
-pub enum MetricPeriodMonthReset {
-BillingCycle => "billing_cycle",
-FirstOfMonth => "first_of_month",
-} }
+    /// The schema `MetricPeriodMonthReset`.
+    pub enum MetricPeriodMonthReset {
+        BillingCycle => "billing_cycle",
+        FirstOfMonth => "first_of_month",
+    }
+}
 
 /// The schema `MetronomeIntegrationConfig`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -437,35 +439,38 @@ impl<'de> Deserialize<'de> for MetronomeIntegrationConfig {
 }
 
 open_enum! {
-/// The inline type `MetronomeIntegrationConfigType`.
-pub enum MetronomeIntegrationConfigType {
-Metronome => "metronome",
-} }
+    /// The inline type `MetronomeIntegrationConfigType`.
+    pub enum MetronomeIntegrationConfigType {
+        Metronome => "metronome",
+    }
+}
 
 open_enum! {
-/// The schema `MigrationErrorCode`.
-pub enum MigrationErrorCode {
-AmbiguousSubscriptionItem => "ambiguous_subscription_item",
-MultipleSubscriptions => "multiple_subscriptions",
-NoPriceForInterval => "no_price_for_interval",
-NotOnOriginVersion => "not_on_origin_version",
-OperationItemNotFound => "operation_item_not_found",
-PermanentConfig => "permanent_config",
-PermanentDecline => "permanent_decline",
-TransientDecline => "transient_decline",
-TransientInfra => "transient_infra",
-TransientStripe => "transient_stripe",
-UnknownValue => "unknown",
-WouldLeaveEmptySubscription => "would_leave_empty_subscription",
-} }
+    /// The schema `MigrationErrorCode`.
+    pub enum MigrationErrorCode {
+        AmbiguousSubscriptionItem => "ambiguous_subscription_item",
+        MultipleSubscriptions => "multiple_subscriptions",
+        NoPriceForInterval => "no_price_for_interval",
+        NotOnOriginVersion => "not_on_origin_version",
+        OperationItemNotFound => "operation_item_not_found",
+        PermanentConfig => "permanent_config",
+        PermanentDecline => "permanent_decline",
+        TransientDecline => "transient_decline",
+        TransientInfra => "transient_infra",
+        TransientStripe => "transient_stripe",
+        UnknownValue => "unknown",
+        WouldLeaveEmptySubscription => "would_leave_empty_subscription",
+    }
+}
 
 open_enum! {
-/// The schema `MigrationProrationBehavior`.
-pub enum MigrationProrationBehavior {
-AlwaysInvoice => "always_invoice",
-CreateProrations => "create_prorations",
-None => "none",
-} }
+    /// The schema `MigrationProrationBehavior`.
+    pub enum MigrationProrationBehavior {
+        AlwaysInvoice => "always_invoice",
+        CreateProrations => "create_prorations",
+        None => "none",
+    }
+}
 
 /// The schema `MrrResponseData`.
 #[derive(Debug, Clone, PartialEq, Serialize)]

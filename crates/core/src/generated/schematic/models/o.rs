@@ -8,11 +8,12 @@ use serde::{Deserialize, Serialize};
 use super::*;
 
 open_enum! {
-/// The schema `OnboardingMilestone`.
-pub enum OnboardingMilestone {
-Evaluated => "evaluated",
-Implemented => "implemented",
-} }
+    /// The schema `OnboardingMilestone`.
+    pub enum OnboardingMilestone {
+        Evaluated => "evaluated",
+        Implemented => "implemented",
+    }
+}
 
 /// The schema `OnboardingMilestoneView`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -88,30 +89,33 @@ impl<'de> Deserialize<'de> for OnboardingMilestoneView {
 }
 
 open_enum! {
-/// The schema `OnboardingPath`.
-pub enum OnboardingPath {
-Agent => "agent",
-App => "app",
-} }
+    /// The schema `OnboardingPath`.
+    pub enum OnboardingPath {
+        Agent => "agent",
+        App => "app",
+    }
+}
 
 open_enum! {
-/// The schema `OnboardingRequirement`.
-pub enum OnboardingRequirement {
-ConnectBilling => "connect_billing",
-CreateApiKey => "create_api_key",
-FirstFlagCheck => "first_flag_check",
-ImportCompanies => "import_companies",
-ModelPackaging => "model_packaging",
-SendEvents => "send_events",
-} }
+    /// The schema `OnboardingRequirement`.
+    pub enum OnboardingRequirement {
+        ConnectBilling => "connect_billing",
+        CreateApiKey => "create_api_key",
+        FirstFlagCheck => "first_flag_check",
+        ImportCompanies => "import_companies",
+        ModelPackaging => "model_packaging",
+        SendEvents => "send_events",
+    }
+}
 
 open_enum! {
-/// The schema `OnboardingRequirementStatus`.
-pub enum OnboardingRequirementStatus {
-Available => "available",
-Blocked => "blocked",
-Complete => "complete",
-} }
+    /// The schema `OnboardingRequirementStatus`.
+    pub enum OnboardingRequirementStatus {
+        Available => "available",
+        Blocked => "blocked",
+        Complete => "complete",
+    }
+}
 
 /// The schema `OnboardingRequirementView`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -191,11 +195,12 @@ impl<'de> Deserialize<'de> for OnboardingRequirementView {
 }
 
 open_enum! {
-/// The schema `OnboardingTrack`.
-pub enum OnboardingTrack {
-Catalog => "catalog",
-SinglePlan => "single_plan",
-} }
+    /// The schema `OnboardingTrack`.
+    pub enum OnboardingTrack {
+        Catalog => "catalog",
+        SinglePlan => "single_plan",
+    }
+}
 
 /// The schema `OrbIntegrationConfig`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -251,10 +256,11 @@ impl<'de> Deserialize<'de> for OrbIntegrationConfig {
 }
 
 open_enum! {
-/// The inline type `OrbIntegrationConfigType`.
-pub enum OrbIntegrationConfigType {
-Orb => "orb",
-} }
+    /// The inline type `OrbIntegrationConfigType`.
+    pub enum OrbIntegrationConfigType {
+        Orb => "orb",
+    }
+}
 
 /// The schema `OrderedPlansInGroup`.
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -8,19 +8,21 @@ use serde::{Deserialize, Serialize};
 use super::*;
 
 open_enum! {
-/// The schema `PlanBillingSource`.
-pub enum PlanBillingSource {
-CustomPlan => "custom_plan",
-ManagePlan => "manage_plan",
-} }
+    /// The schema `PlanBillingSource`.
+    pub enum PlanBillingSource {
+        CustomPlan => "custom_plan",
+        ManagePlan => "manage_plan",
+    }
+}
 
 open_enum! {
-/// The schema `PlanBundleAction`.
-pub enum PlanBundleAction {
-Create => "create",
-Update => "update",
-Delete => "delete",
-} }
+    /// The schema `PlanBundleAction`.
+    pub enum PlanBundleAction {
+        Create => "create",
+        Update => "update",
+        Delete => "delete",
+    }
+}
 
 /// The schema `PlanBundleCreditGrantRequestBody`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -268,29 +270,31 @@ impl<'de> Deserialize<'de> for PlanCatalogMembershipResponseData {
 }
 
 open_enum! {
-/// The schema `PlanChangeAction`.
-pub enum PlanChangeAction {
-Checkout => "checkout",
-CompanyUpsert => "company_upsert",
-FallbackPlan => "fallback_plan",
-ManagePlan => "manage_plan",
-Migration => "migration",
-PlanBillingProductChanged => "plan_billing_product_changed",
-PlanDeleted => "plan_deleted",
-PlanTraitChange => "plan_trait_change",
-PlanVersionMigration => "plan_version_migration",
-Quickstart => "quickstart",
-SubscriptionChange => "subscription_change",
-} }
+    /// The schema `PlanChangeAction`.
+    pub enum PlanChangeAction {
+        Checkout => "checkout",
+        CompanyUpsert => "company_upsert",
+        FallbackPlan => "fallback_plan",
+        ManagePlan => "manage_plan",
+        Migration => "migration",
+        PlanBillingProductChanged => "plan_billing_product_changed",
+        PlanDeleted => "plan_deleted",
+        PlanTraitChange => "plan_trait_change",
+        PlanVersionMigration => "plan_version_migration",
+        Quickstart => "quickstart",
+        SubscriptionChange => "subscription_change",
+    }
+}
 
 open_enum! {
-/// The schema `PlanChangeBasePlanAction`.
-pub enum PlanChangeBasePlanAction {
-Fallback => "fallback",
-Initial => "initial",
-Trait => "trait",
-TrialExpiry => "trial_expiry",
-} }
+    /// The schema `PlanChangeBasePlanAction`.
+    pub enum PlanChangeBasePlanAction {
+        Fallback => "fallback",
+        Initial => "initial",
+        Trait => "trait",
+        TrialExpiry => "trial_expiry",
+    }
+}
 
 /// The schema `PlanChangeResponseData`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -534,23 +538,25 @@ impl<'de> Deserialize<'de> for PlanChangeResponseData {
 }
 
 open_enum! {
-/// The schema `PlanChangeSubscriptionAction`.
-pub enum PlanChangeSubscriptionAction {
-Adjustment => "adjustment",
-Downgrade => "downgrade",
-Invalid => "invalid",
-Subscribe => "subscribe",
-Unsubscribe => "unsubscribe",
-Upgrade => "upgrade",
-UpgradeTrial => "upgrade_trial",
-} }
+    /// The schema `PlanChangeSubscriptionAction`.
+    pub enum PlanChangeSubscriptionAction {
+        Adjustment => "adjustment",
+        Downgrade => "downgrade",
+        Invalid => "invalid",
+        Subscribe => "subscribe",
+        Unsubscribe => "unsubscribe",
+        Upgrade => "upgrade",
+        UpgradeTrial => "upgrade_trial",
+    }
+}
 
 open_enum! {
-/// The schema `PlanCreditGrantScaling`.
-pub enum PlanCreditGrantScaling {
-Fixed => "fixed",
-PerLicense => "per_license",
-} }
+    /// The schema `PlanCreditGrantScaling`.
+    pub enum PlanCreditGrantScaling {
+        Fixed => "fixed",
+        PerLicense => "per_license",
+    }
+}
 
 /// The schema `PlanCreditGrantView`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -2688,34 +2694,35 @@ impl<'de> Deserialize<'de> for PlanGrowthResponseData {
 }
 
 open_enum! {
-/// The schema `PlanIcon`.
-pub enum PlanIcon {
-Amber => "amber",
-Blue => "blue",
-BlueGray => "blueGray",
-BlueGreen => "blueGreen",
-Cyan => "cyan",
-Emerald => "emerald",
-Fuchsia => "fuchsia",
-Gray => "gray",
-Green => "green",
-Indigo => "indigo",
-LightBlue => "lightBlue",
-Lime => "lime",
-Orange => "orange",
-Pink => "pink",
-Purple => "purple",
-Red => "red",
-RedOrange => "redOrange",
-Rose => "rose",
-Sky => "sky",
-Slate => "slate",
-Teal => "teal",
-TrueGray => "trueGray",
-Violet => "violet",
-WarmGray => "warmGray",
-Yellow => "yellow",
-} }
+    /// The schema `PlanIcon`.
+    pub enum PlanIcon {
+        Amber => "amber",
+        Blue => "blue",
+        BlueGray => "blueGray",
+        BlueGreen => "blueGreen",
+        Cyan => "cyan",
+        Emerald => "emerald",
+        Fuchsia => "fuchsia",
+        Gray => "gray",
+        Green => "green",
+        Indigo => "indigo",
+        LightBlue => "lightBlue",
+        Lime => "lime",
+        Orange => "orange",
+        Pink => "pink",
+        Purple => "purple",
+        Red => "red",
+        RedOrange => "redOrange",
+        Rose => "rose",
+        Sky => "sky",
+        Slate => "slate",
+        Teal => "teal",
+        TrueGray => "trueGray",
+        Violet => "violet",
+        WarmGray => "warmGray",
+        Yellow => "yellow",
+    }
+}
 
 /// The schema `PlanIssueResponseData`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -2784,12 +2791,13 @@ impl<'de> Deserialize<'de> for PlanIssueResponseData {
 }
 
 open_enum! {
-/// The schema `PlanPriceCadence`.
-pub enum PlanPriceCadence {
-Monthly => "monthly",
-Quarterly => "quarterly",
-Yearly => "yearly",
-} }
+    /// The schema `PlanPriceCadence`.
+    pub enum PlanPriceCadence {
+        Monthly => "monthly",
+        Quarterly => "quarterly",
+        Yearly => "yearly",
+    }
+}
 
 /// The schema `PlanResponseData`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -3141,11 +3149,12 @@ impl<'de> Deserialize<'de> for PlanTraitResponseData {
 }
 
 open_enum! {
-/// The schema `PlanType`.
-pub enum PlanType {
-Plan => "plan",
-AddOn => "add_on",
-} }
+    /// The schema `PlanType`.
+    pub enum PlanType {
+        Plan => "plan",
+        AddOn => "add_on",
+    }
+}
 
 /// The schema `PlanVersionCompanyMigrationResponseData`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -3283,14 +3292,15 @@ impl<'de> Deserialize<'de> for PlanVersionCompanyMigrationResponseData {
 }
 
 open_enum! {
-/// The schema `PlanVersionCompanyMigrationStatus`.
-pub enum PlanVersionCompanyMigrationStatus {
-Completed => "completed",
-Failed => "failed",
-InProgress => "in_progress",
-Pending => "pending",
-Skipped => "skipped",
-} }
+    /// The schema `PlanVersionCompanyMigrationStatus`.
+    pub enum PlanVersionCompanyMigrationStatus {
+        Completed => "completed",
+        Failed => "failed",
+        InProgress => "in_progress",
+        Pending => "pending",
+        Skipped => "skipped",
+    }
+}
 
 /// The schema `PlanVersionMigrationPreviewCompanyResponseData`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -3616,20 +3626,22 @@ impl<'de> Deserialize<'de> for PlanVersionMigrationResponseData {
 }
 
 open_enum! {
-/// The schema `PlanVersionMigrationStatus`.
-pub enum PlanVersionMigrationStatus {
-Completed => "completed",
-Failed => "failed",
-InProgress => "in_progress",
-Pending => "pending",
-} }
+    /// The schema `PlanVersionMigrationStatus`.
+    pub enum PlanVersionMigrationStatus {
+        Completed => "completed",
+        Failed => "failed",
+        InProgress => "in_progress",
+        Pending => "pending",
+    }
+}
 
 open_enum! {
-/// The schema `PlanVersionMigrationStrategy`.
-pub enum PlanVersionMigrationStrategy {
-Immediate => "immediate",
-Leave => "leave",
-} }
+    /// The schema `PlanVersionMigrationStrategy`.
+    pub enum PlanVersionMigrationStrategy {
+        Immediate => "immediate",
+        Leave => "leave",
+    }
+}
 
 /// The schema `PlanVersionResponseData`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -3806,12 +3818,13 @@ impl<'de> Deserialize<'de> for PlanVersionSnapshotView {
 }
 
 open_enum! {
-/// The schema `PlanVersionStatus`.
-pub enum PlanVersionStatus {
-Published => "published",
-Draft => "draft",
-Archived => "archived",
-} }
+    /// The schema `PlanVersionStatus`.
+    pub enum PlanVersionStatus {
+        Published => "published",
+        Draft => "draft",
+        Archived => "archived",
+    }
+}
 
 /// The schema `PlanViewPublicResponseData`.
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -858,8 +858,9 @@ impl<'de> Deserialize<'de> for PreviewSubscriptionUpcomingInvoiceLineItems {
 }
 
 open_enum! {
-/// The schema `ProrationBehavior`.
-pub enum ProrationBehavior {
-CreateProrations => "create_prorations",
-InvoiceImmediately => "invoice_immediately",
-} }
+    /// The schema `ProrationBehavior`.
+    pub enum ProrationBehavior {
+        CreateProrations => "create_prorations",
+        InvoiceImmediately => "invoice_immediately",
+    }
+}

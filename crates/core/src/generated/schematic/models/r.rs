@@ -1110,16 +1110,17 @@ impl<'de> Deserialize<'de> for RuleResponseData {
 }
 
 open_enum! {
-/// The schema `RuleType`.
-pub enum RuleType {
-CompanyOverride => "company_override",
-CompanyOverrideUsageExceeded => "company_override_usage_exceeded",
-Default => "default",
-GlobalOverride => "global_override",
-PlanEntitlement => "plan_entitlement",
-PlanEntitlementUsageExceeded => "plan_entitlement_usage_exceeded",
-Standard => "standard",
-} }
+    /// The schema `RuleType`.
+    pub enum RuleType {
+        CompanyOverride => "company_override",
+        CompanyOverrideUsageExceeded => "company_override_usage_exceeded",
+        Default => "default",
+        GlobalOverride => "global_override",
+        PlanEntitlement => "plan_entitlement",
+        PlanEntitlementUsageExceeded => "plan_entitlement_usage_exceeded",
+        Standard => "standard",
+    }
+}
 
 /// The schema `RuleView`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -1299,11 +1300,12 @@ impl<'de> Deserialize<'de> for RulesDetailResponseData {
 }
 
 open_enum! {
-/// The schema `RulesEngineSchemaVersion`.
-pub enum RulesEngineSchemaVersion {
-Vc8eb8df4 => "vc8eb8df4",
-PlaceholderForFernCompatibility => "placeholder-for-fern-compatibility",
-} }
+    /// The schema `RulesEngineSchemaVersion`.
+    pub enum RulesEngineSchemaVersion {
+        Vc8eb8df4 => "vc8eb8df4",
+        PlaceholderForFernCompatibility => "placeholder-for-fern-compatibility",
+    }
+}
 
 /// The schema `RulesengineCheckFlagResult`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -1893,36 +1895,39 @@ impl<'de> Deserialize<'de> for RulesengineConditionGroup {
 }
 
 open_enum! {
-/// The schema `RulesengineConditionType`.
-pub enum RulesengineConditionType {
-BasePlan => "base_plan",
-BillingProduct => "billing_product",
-Company => "company",
-Credit => "credit",
-Metric => "metric",
-Plan => "plan",
-PlanVersion => "plan_version",
-Trait => "trait",
-User => "user",
-} }
+    /// The schema `RulesengineConditionType`.
+    pub enum RulesengineConditionType {
+        BasePlan => "base_plan",
+        BillingProduct => "billing_product",
+        Company => "company",
+        Credit => "credit",
+        Metric => "metric",
+        Plan => "plan",
+        PlanVersion => "plan_version",
+        Trait => "trait",
+        User => "user",
+    }
+}
 
 open_enum! {
-/// The schema `RulesengineEntitlementValueType`.
-pub enum RulesengineEntitlementValueType {
-Boolean => "boolean",
-Credit => "credit",
-Numeric => "numeric",
-Trait => "trait",
-UnknownValue => "unknown",
-Unlimited => "unlimited",
-} }
+    /// The schema `RulesengineEntitlementValueType`.
+    pub enum RulesengineEntitlementValueType {
+        Boolean => "boolean",
+        Credit => "credit",
+        Numeric => "numeric",
+        Trait => "trait",
+        UnknownValue => "unknown",
+        Unlimited => "unlimited",
+    }
+}
 
 open_enum! {
-/// The schema `RulesengineEntityType`.
-pub enum RulesengineEntityType {
-Company => "company",
-User => "user",
-} }
+    /// The schema `RulesengineEntityType`.
+    pub enum RulesengineEntityType {
+        Company => "company",
+        User => "user",
+    }
+}
 
 /// The schema `RulesengineFeatureEntitlement`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -2186,20 +2191,22 @@ impl<'de> Deserialize<'de> for RulesengineFlag {
 }
 
 open_enum! {
-/// The schema `RulesengineMetricPeriod`.
-pub enum RulesengineMetricPeriod {
-AllTime => "all_time",
-CurrentDay => "current_day",
-CurrentMonth => "current_month",
-CurrentWeek => "current_week",
-} }
+    /// The schema `RulesengineMetricPeriod`.
+    pub enum RulesengineMetricPeriod {
+        AllTime => "all_time",
+        CurrentDay => "current_day",
+        CurrentMonth => "current_month",
+        CurrentWeek => "current_week",
+    }
+}
 
 open_enum! {
-/// The schema `RulesengineMetricPeriodMonthReset`.
-pub enum RulesengineMetricPeriodMonthReset {
-BillingCycle => "billing_cycle",
-FirstOfMonth => "first_of_month",
-} }
+    /// The schema `RulesengineMetricPeriodMonthReset`.
+    pub enum RulesengineMetricPeriodMonthReset {
+        BillingCycle => "billing_cycle",
+        FirstOfMonth => "first_of_month",
+    }
+}
 
 /// The schema `RulesengineRule`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -2313,16 +2320,17 @@ impl<'de> Deserialize<'de> for RulesengineRule {
 }
 
 open_enum! {
-/// The schema `RulesengineRuleType`.
-pub enum RulesengineRuleType {
-CompanyOverride => "company_override",
-CompanyOverrideUsageExceeded => "company_override_usage_exceeded",
-Default => "default",
-GlobalOverride => "global_override",
-PlanEntitlement => "plan_entitlement",
-PlanEntitlementUsageExceeded => "plan_entitlement_usage_exceeded",
-Standard => "standard",
-} }
+    /// The schema `RulesengineRuleType`.
+    pub enum RulesengineRuleType {
+        CompanyOverride => "company_override",
+        CompanyOverrideUsageExceeded => "company_override_usage_exceeded",
+        Default => "default",
+        GlobalOverride => "global_override",
+        PlanEntitlement => "plan_entitlement",
+        PlanEntitlementUsageExceeded => "plan_entitlement_usage_exceeded",
+        Standard => "standard",
+    }
+}
 
 /// The schema `RulesengineSubscription`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -2504,13 +2512,14 @@ impl<'de> Deserialize<'de> for RulesengineTraitDefinition {
 }
 
 open_enum! {
-/// The inline type `RulesengineTraitDefinitionComparableType`.
-pub enum RulesengineTraitDefinitionComparableType {
-Bool => "bool",
-Date => "date",
-Int => "int",
-String => "string",
-} }
+    /// The inline type `RulesengineTraitDefinitionComparableType`.
+    pub enum RulesengineTraitDefinitionComparableType {
+        Bool => "bool",
+        Date => "date",
+        Int => "int",
+        String => "string",
+    }
+}
 
 /// The schema `RulesengineUser`.
 #[derive(Debug, Clone, PartialEq, Serialize)]

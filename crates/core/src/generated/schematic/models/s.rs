@@ -158,21 +158,23 @@ impl<'de> Deserialize<'de> for ScheduledCheckoutResponseData {
 }
 
 open_enum! {
-/// The schema `ScheduledCheckoutStatus`.
-pub enum ScheduledCheckoutStatus {
-Cancelled => "cancelled",
-Error => "error",
-Executing => "executing",
-Pending => "pending",
-Success => "success",
-} }
+    /// The schema `ScheduledCheckoutStatus`.
+    pub enum ScheduledCheckoutStatus {
+        Cancelled => "cancelled",
+        Error => "error",
+        Executing => "executing",
+        Pending => "pending",
+        Success => "success",
+    }
+}
 
 open_enum! {
-/// The schema `ScheduledDowngradeConfigBehavior`.
-pub enum ScheduledDowngradeConfigBehavior {
-EndOfBillingPeriod => "end_of_billing_period",
-None => "none",
-} }
+    /// The schema `ScheduledDowngradeConfigBehavior`.
+    pub enum ScheduledDowngradeConfigBehavior {
+        EndOfBillingPeriod => "end_of_billing_period",
+        None => "none",
+    }
+}
 
 /// The schema `ScheduledDowngradeResponseData`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -471,11 +473,12 @@ impl<'de> Deserialize<'de> for SkippedEntitlementResponseData {
 }
 
 open_enum! {
-/// The schema `SortDirection`.
-pub enum SortDirection {
-Asc => "asc",
-Desc => "desc",
-} }
+    /// The schema `SortDirection`.
+    pub enum SortDirection {
+        Asc => "asc",
+        Desc => "desc",
+    }
+}
 
 /// The schema `StartDataImportRequestBody`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -699,24 +702,26 @@ impl<'de> Deserialize<'de> for StripeIntegrationConfig {
 }
 
 open_enum! {
-/// The inline type `StripeIntegrationConfigType`.
-pub enum StripeIntegrationConfigType {
-Stripe => "stripe",
-} }
+    /// The inline type `StripeIntegrationConfigType`.
+    pub enum StripeIntegrationConfigType {
+        Stripe => "stripe",
+    }
+}
 
 open_enum! {
-/// The schema `SubscriptionStatus`.
-pub enum SubscriptionStatus {
-Active => "active",
-Canceled => "canceled",
-Expired => "expired",
-Incomplete => "incomplete",
-IncompleteExpired => "incomplete_expired",
-PastDue => "past_due",
-Paused => "paused",
-Trialing => "trialing",
-Unpaid => "unpaid",
-} }
+    /// The schema `SubscriptionStatus`.
+    pub enum SubscriptionStatus {
+        Active => "active",
+        Canceled => "canceled",
+        Expired => "expired",
+        Incomplete => "incomplete",
+        IncompleteExpired => "incomplete_expired",
+        PastDue => "past_due",
+        Paused => "paused",
+        Trialing => "trialing",
+        Unpaid => "unpaid",
+    }
+}
 
 /// The schema `SubscriptionTraitUpdate`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -809,10 +814,11 @@ impl<'de> Deserialize<'de> for SubscriptionTraitUpdate {
 }
 
 open_enum! {
-/// The schema `SubscriptionType`.
-pub enum SubscriptionType {
-Free => "free",
-OneTime => "one_time",
-Paid => "paid",
-Trial => "trial",
-} }
+    /// The schema `SubscriptionType`.
+    pub enum SubscriptionType {
+        Free => "free",
+        OneTime => "one_time",
+        Paid => "paid",
+        Trial => "trial",
+    }
+}

@@ -57,53 +57,55 @@ impl<'de> Deserialize<'de> for TaxIDInput {
 }
 
 open_enum! {
-/// The schema `TaxIdType`.
-pub enum TaxIdType {
-AeTrn => "ae_trn",
-AuAbn => "au_abn",
-AuArn => "au_arn",
-BrCnpj => "br_cnpj",
-BrCpf => "br_cpf",
-CaBn => "ca_bn",
-CaGstHst => "ca_gst_hst",
-CaPstBc => "ca_pst_bc",
-CaPstMb => "ca_pst_mb",
-CaPstSk => "ca_pst_sk",
-CaQst => "ca_qst",
-ChUid => "ch_uid",
-ChVat => "ch_vat",
-EuVat => "eu_vat",
-GbVat => "gb_vat",
-HkBr => "hk_br",
-IdNpwp => "id_npwp",
-IlVat => "il_vat",
-InGst => "in_gst",
-JpCn => "jp_cn",
-JpRn => "jp_rn",
-JpTrn => "jp_trn",
-KrBrn => "kr_brn",
-MxRfc => "mx_rfc",
-MyFrp => "my_frp",
-MyItn => "my_itn",
-MySst => "my_sst",
-NoVat => "no_vat",
-NzGst => "nz_gst",
-PhTin => "ph_tin",
-SaVat => "sa_vat",
-SgGst => "sg_gst",
-SgUen => "sg_uen",
-ThVat => "th_vat",
-TrTin => "tr_tin",
-TwVat => "tw_vat",
-UsEin => "us_ein",
-ZaVat => "za_vat",
-} }
+    /// The schema `TaxIdType`.
+    pub enum TaxIdType {
+        AeTrn => "ae_trn",
+        AuAbn => "au_abn",
+        AuArn => "au_arn",
+        BrCnpj => "br_cnpj",
+        BrCpf => "br_cpf",
+        CaBn => "ca_bn",
+        CaGstHst => "ca_gst_hst",
+        CaPstBc => "ca_pst_bc",
+        CaPstMb => "ca_pst_mb",
+        CaPstSk => "ca_pst_sk",
+        CaQst => "ca_qst",
+        ChUid => "ch_uid",
+        ChVat => "ch_vat",
+        EuVat => "eu_vat",
+        GbVat => "gb_vat",
+        HkBr => "hk_br",
+        IdNpwp => "id_npwp",
+        IlVat => "il_vat",
+        InGst => "in_gst",
+        JpCn => "jp_cn",
+        JpRn => "jp_rn",
+        JpTrn => "jp_trn",
+        KrBrn => "kr_brn",
+        MxRfc => "mx_rfc",
+        MyFrp => "my_frp",
+        MyItn => "my_itn",
+        MySst => "my_sst",
+        NoVat => "no_vat",
+        NzGst => "nz_gst",
+        PhTin => "ph_tin",
+        SaVat => "sa_vat",
+        SgGst => "sg_gst",
+        SgUen => "sg_uen",
+        ThVat => "th_vat",
+        TrTin => "tr_tin",
+        TwVat => "tw_vat",
+        UsEin => "us_ein",
+        ZaVat => "za_vat",
+    }
+}
 
 open_enum! {
-/// The schema `TemporaryAccessTokenResourceType`.
-pub enum TemporaryAccessTokenResourceType {
-Company => "company",
-} }
+    /// The schema `TemporaryAccessTokenResourceType`.
+    pub enum TemporaryAccessTokenResourceType {
+        Company => "company",
+    }
+}
 
 /// The schema `TemporaryAccessTokenResponseData`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -302,13 +304,14 @@ impl<'de> Deserialize<'de> for TestWebhookResponseData {
 }
 
 open_enum! {
-/// The schema `TimeSeriesGranularity`.
-pub enum TimeSeriesGranularity {
-Daily => "daily",
-Hourly => "hourly",
-Monthly => "monthly",
-Weekly => "weekly",
-} }
+    /// The schema `TimeSeriesGranularity`.
+    pub enum TimeSeriesGranularity {
+        Daily => "daily",
+        Hourly => "hourly",
+        Monthly => "monthly",
+        Weekly => "weekly",
+    }
+}
 
 /// The schema `TopFeatureByUsageResponseData`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -495,29 +498,32 @@ impl<'de> Deserialize<'de> for TraitDefinition {
 }
 
 open_enum! {
-/// The inline type `TraitDefinitionComparableType`.
-pub enum TraitDefinitionComparableType {
-Bool => "bool",
-Date => "date",
-Int => "int",
-String => "string",
-} }
+    /// The inline type `TraitDefinitionComparableType`.
+    pub enum TraitDefinitionComparableType {
+        Bool => "bool",
+        Date => "date",
+        Int => "int",
+        String => "string",
+    }
+}
 
 open_enum! {
-/// The schema `TraitType`.
-pub enum TraitType {
-Boolean => "boolean",
-Currency => "currency",
-Date => "date",
-Number => "number",
-String => "string",
-Url => "url",
-} }
+    /// The schema `TraitType`.
+    pub enum TraitType {
+        Boolean => "boolean",
+        Currency => "currency",
+        Date => "date",
+        Number => "number",
+        String => "string",
+        Url => "url",
+    }
+}
 
 open_enum! {
-/// The schema `TrialStatus`.
-pub enum TrialStatus {
-Active => "active",
-Converted => "converted",
-Expired => "expired",
-} }
+    /// The schema `TrialStatus`.
+    pub enum TrialStatus {
+        Active => "active",
+        Converted => "converted",
+        Expired => "expired",
+    }
+}

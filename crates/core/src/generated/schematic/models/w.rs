@@ -577,58 +577,60 @@ impl<'de> Deserialize<'de> for WebhookEventResponseData {
 }
 
 open_enum! {
-/// The schema `WebhookEventStatus`.
-pub enum WebhookEventStatus {
-Failure => "failure",
-Pending => "pending",
-Success => "success",
-} }
+    /// The schema `WebhookEventStatus`.
+    pub enum WebhookEventStatus {
+        Failure => "failure",
+        Pending => "pending",
+        Success => "success",
+    }
+}
 
 open_enum! {
-/// The schema `WebhookRequestType`.
-pub enum WebhookRequestType {
-SubscriptionTrialEnded => "subscription.trial.ended",
-CompanyCreated => "company.created",
-CompanyDeleted => "company.deleted",
-CompanyOverrideCreated => "company.override.created",
-CompanyOverrideDeleted => "company.override.deleted",
-CompanyOverrideExpired => "company.override.expired",
-CompanyOverrideUpdated => "company.override.updated",
-CompanyPlanChanged => "company.plan_changed",
-CompanyScheduledDowngrade => "company.scheduled_downgrade",
-CompanyUpdated => "company.updated",
-CreditLimitReached => "credit.limit.reached",
-CreditLimitWarning => "credit.limit.warning",
-CreditPurchaseSuccess => "credit.purchase.success",
-EntitlementLimitReached => "entitlement.limit.reached",
-EntitlementLimitWarning => "entitlement.limit.warning",
-EntitlementSoftLimitReached => "entitlement.soft_limit.reached",
-EntitlementSoftLimitWarning => "entitlement.soft_limit.warning",
-EntitlementTierLimitReached => "entitlement.tier_limit.reached",
-EntitlementTierLimitWarning => "entitlement.tier_limit.warning",
-FeatureCreated => "feature.created",
-FeatureDeleted => "feature.deleted",
-FeatureUpdated => "feature.updated",
-FlagCreated => "flag.created",
-FlagDeleted => "flag.deleted",
-FlagRulesUpdated => "flag_rules.updated",
-FlagUpdated => "flag.updated",
-PlanCreated => "plan.created",
-PlanDeleted => "plan.deleted",
-PlanEntitlementCreated => "plan.entitlement.created",
-PlanEntitlementDeleted => "plan.entitlement.deleted",
-PlanEntitlementUpdated => "plan.entitlement.updated",
-PlanUpdated => "plan.updated",
-PlanVersionDeleted => "plan_version.deleted",
-RuleDeleted => "rule.deleted",
-TestSend => "test.send",
-UserCreated => "user.created",
-UserDeleted => "user.deleted",
-UserUpdated => "user.updated",
-AutoTopupHardFailure => "auto.topup.hard.failure",
-AutoTopupRetryExceeded => "auto.topup.retry.exceeded",
-AutoTopupSuccess => "auto.topup.success",
-} }
+    /// The schema `WebhookRequestType`.
+    pub enum WebhookRequestType {
+        SubscriptionTrialEnded => "subscription.trial.ended",
+        CompanyCreated => "company.created",
+        CompanyDeleted => "company.deleted",
+        CompanyOverrideCreated => "company.override.created",
+        CompanyOverrideDeleted => "company.override.deleted",
+        CompanyOverrideExpired => "company.override.expired",
+        CompanyOverrideUpdated => "company.override.updated",
+        CompanyPlanChanged => "company.plan_changed",
+        CompanyScheduledDowngrade => "company.scheduled_downgrade",
+        CompanyUpdated => "company.updated",
+        CreditLimitReached => "credit.limit.reached",
+        CreditLimitWarning => "credit.limit.warning",
+        CreditPurchaseSuccess => "credit.purchase.success",
+        EntitlementLimitReached => "entitlement.limit.reached",
+        EntitlementLimitWarning => "entitlement.limit.warning",
+        EntitlementSoftLimitReached => "entitlement.soft_limit.reached",
+        EntitlementSoftLimitWarning => "entitlement.soft_limit.warning",
+        EntitlementTierLimitReached => "entitlement.tier_limit.reached",
+        EntitlementTierLimitWarning => "entitlement.tier_limit.warning",
+        FeatureCreated => "feature.created",
+        FeatureDeleted => "feature.deleted",
+        FeatureUpdated => "feature.updated",
+        FlagCreated => "flag.created",
+        FlagDeleted => "flag.deleted",
+        FlagRulesUpdated => "flag_rules.updated",
+        FlagUpdated => "flag.updated",
+        PlanCreated => "plan.created",
+        PlanDeleted => "plan.deleted",
+        PlanEntitlementCreated => "plan.entitlement.created",
+        PlanEntitlementDeleted => "plan.entitlement.deleted",
+        PlanEntitlementUpdated => "plan.entitlement.updated",
+        PlanUpdated => "plan.updated",
+        PlanVersionDeleted => "plan_version.deleted",
+        RuleDeleted => "rule.deleted",
+        TestSend => "test.send",
+        UserCreated => "user.created",
+        UserDeleted => "user.deleted",
+        UserUpdated => "user.updated",
+        AutoTopupHardFailure => "auto.topup.hard.failure",
+        AutoTopupRetryExceeded => "auto.topup.retry.exceeded",
+        AutoTopupSuccess => "auto.topup.success",
+    }
+}
 
 /// The schema `WebhookResponseData`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -744,11 +746,12 @@ impl<'de> Deserialize<'de> for WebhookResponseData {
 }
 
 open_enum! {
-/// The schema `WebhookStatus`.
-pub enum WebhookStatus {
-Active => "active",
-Inactive => "inactive",
-} }
+    /// The schema `WebhookStatus`.
+    pub enum WebhookStatus {
+        Active => "active",
+        Inactive => "inactive",
+    }
+}
 
 /// The schema `WebhookUrl`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -972,7 +975,8 @@ impl<'de> Deserialize<'de> for WorkOSIntegrationConfig {
 }
 
 open_enum! {
-/// The inline type `WorkOSIntegrationConfigType`.
-pub enum WorkOSIntegrationConfigType {
-Workos => "workos",
-} }
+    /// The inline type `WorkOSIntegrationConfigType`.
+    pub enum WorkOSIntegrationConfigType {
+        Workos => "workos",
+    }
+}
