@@ -262,7 +262,9 @@ impl TransportBuilder {
         let sign = self.signer.map_or(SignLayer::none(), SignLayer::from_arc);
         let parts = Parts {
             identification: self.identification,
-            overall: TimeoutLayer::overall(self.timeout),
+            // The per-attempt layer below always enforces the overall
+            // deadline too, so the overall layer needs no timer of its own.
+            overall: TimeoutLayer::overall_enforced_below(self.timeout),
             retry,
             auth: self.auth,
             sign,

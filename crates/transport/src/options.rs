@@ -84,6 +84,14 @@ impl Attempt {
     }
 }
 
+/// The overall deadline of a request, recorded by the overall-timeout layer
+/// for the layers below it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Deadline {
+    pub(crate) at: tokio::time::Instant,
+    pub(crate) after: Duration,
+}
+
 /// Shared between the overall-timeout layer and the retry layer, so an
 /// overall timeout can say which attempt was running.
 #[derive(Debug, Clone, Default)]

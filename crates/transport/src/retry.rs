@@ -35,6 +35,11 @@
 //! retried only when the connection could not be made (nothing was sent) or
 //! when they carry an `Idempotency-Key` header.
 //!
+//! **Deadlines.** When an overall deadline is set (by
+//! [`TimeoutLayer::overall`](crate::timeout::TimeoutLayer::overall) above),
+//! a retry whose back-off would end past it is not started: the last outcome
+//! is returned at once instead of sleeping into a timeout.
+//!
 //! **Outcome.** If no retry was made, the first outcome comes back unchanged
 //! (an error status is an `Ok` response). If retries were made and the last
 //! attempt still failed in a retryable way, the result is
@@ -57,7 +62,7 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::error::{LastResponse, TransportError};
-use crate::options::{Attempt, AttemptCounter, RequestOptions};
+use crate::options::{Attempt, AttemptCounter, Deadline, RequestOptions};
 
 const IDEMPOTENCY_KEY: &str = "idempotency-key";
 const RATE_LIMIT_RESET: &str = "x-ratelimit-reset";
@@ -345,6 +350,7 @@ where
             .and_then(|o| o.max_retries)
             .unwrap_or(self.policy.max_retries);
         let counter = req.extensions().get::<AttemptCounter>().cloned();
+        let deadline = req.extensions().get::<Deadline>().map(|d| d.at);
         let status_retries = self.policy.retry_non_idempotent
             || is_idempotent(req.method())
             || req.headers().contains_key(IDEMPOTENCY_KEY);
@@ -372,6 +378,7 @@ where
             policy: self.policy.clone(),
             budget: self.budget.clone(),
             counter,
+            deadline,
             last_status: None,
         }
     }
@@ -403,6 +410,7 @@ pin_project! {
         policy: Arc<RetryPolicy>,
         budget: Option<RetryBudget>,
         counter: Option<AttemptCounter>,
+        deadline: Option<tokio::time::Instant>,
         last_status: Option<StatusCode>,
     }
 }
@@ -469,8 +477,12 @@ where
                         Verdict::Done => return Poll::Ready(outcome),
                         Verdict::Again(delay) => delay,
                     };
+                    // No back-off that would end past the overall deadline.
+                    let in_time = this
+                        .deadline
+                        .is_none_or(|at| tokio::time::Instant::now() + delay < at);
                     let retries_left =
-                        this.template.is_some() && *this.attempt <= *this.max_retries;
+                        in_time && this.template.is_some() && *this.attempt <= *this.max_retries;
                     let allowed =
                         retries_left && this.budget.as_ref().is_none_or(RetryBudget::withdraw);
                     if !allowed {

@@ -14,22 +14,28 @@ use std::time::Duration;
 
 use http::Request;
 use pin_project_lite::pin_project;
-use tokio::time::Sleep;
+use tokio::time::{Instant, Sleep};
 use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::error::{TimeoutKind, TransportError};
-use crate::options::{Attempt, AttemptCounter, RequestOptions};
+use crate::options::{Attempt, AttemptCounter, Deadline, RequestOptions};
 
 /// Puts a deadline on each request (overall) or each attempt (per-attempt).
 ///
 /// Place the overall layer *above* the retry layer, so back-off sleeps count
 /// against it, and the per-attempt layer *below* it, so a slow attempt is cut
 /// short and retried.
+///
+/// The overall layer also records its deadline in the request, so that a
+/// retry layer below does not start a back-off sleep that would end past it,
+/// and a per-attempt layer below cuts an attempt at whichever deadline comes
+/// first (reporting which one it was).
 #[derive(Debug, Clone, Copy)]
 pub struct TimeoutLayer {
     kind: TimeoutKind,
     default: Option<Duration>,
+    delegated: bool,
 }
 
 impl TimeoutLayer {
@@ -39,15 +45,29 @@ impl TimeoutLayer {
         TimeoutLayer {
             kind: TimeoutKind::Overall,
             default: timeout,
+            delegated: false,
         }
     }
 
     /// A deadline for each attempt. `None` means no deadline unless a request
-    /// sets [`RequestOptions::attempt_timeout`].
+    /// sets [`RequestOptions::attempt_timeout`]; an overall deadline recorded
+    /// by an outer [`TimeoutLayer::overall`] is honoured either way.
     pub const fn per_attempt(timeout: Option<Duration>) -> Self {
         TimeoutLayer {
             kind: TimeoutKind::Attempt,
             default: timeout,
+            delegated: false,
+        }
+    }
+
+    /// An overall deadline that only records itself, leaving enforcement to
+    /// the retry layer and a per-attempt layer further down (which the
+    /// builder guarantees). This saves one timer per request.
+    pub(crate) const fn overall_enforced_below(timeout: Option<Duration>) -> Self {
+        TimeoutLayer {
+            kind: TimeoutKind::Overall,
+            default: timeout,
+            delegated: true,
         }
     }
 }
@@ -60,6 +80,7 @@ impl<S> Layer<S> for TimeoutLayer {
             inner,
             kind: self.kind,
             default: self.default,
+            delegated: self.delegated,
         }
     }
 }
@@ -70,6 +91,7 @@ pub struct Timeout<S> {
     inner: S,
     kind: TimeoutKind,
     default: Option<Duration>,
+    delegated: bool,
 }
 
 impl<S, B> Service<Request<B>> for Timeout<S>
@@ -87,29 +109,65 @@ where
 
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
         let options = req.extensions().get::<RequestOptions>();
-        let (after, attempt) = match self.kind {
+        match self.kind {
             TimeoutKind::Overall => {
-                let after = options.and_then(|o| o.timeout).or(self.default);
-                let counter = if after.is_some() {
-                    let counter = AttemptCounter::default();
-                    req.extensions_mut().insert(counter.clone());
-                    Some(counter)
-                } else {
-                    None
+                let Some(after) = options.and_then(|o| o.timeout).or(self.default) else {
+                    return ResponseFuture::unbounded(self.inner.call(req));
                 };
-                (after, AttemptOf::Counter(counter))
+                let at = Instant::now() + after;
+                req.extensions_mut().insert(Deadline { at, after });
+                if self.delegated {
+                    return ResponseFuture::unbounded(self.inner.call(req));
+                }
+                let counter = AttemptCounter::default();
+                req.extensions_mut().insert(counter.clone());
+                ResponseFuture {
+                    inner: self.inner.call(req),
+                    sleep: Some(tokio::time::sleep_until(at)),
+                    after,
+                    kind: TimeoutKind::Overall,
+                    attempt: AttemptOf::Counter(counter),
+                }
             }
             TimeoutKind::Attempt => {
-                let after = options.and_then(|o| o.attempt_timeout).or(self.default);
-                (after, AttemptOf::Fixed(Attempt::of(&req)))
+                let own = options
+                    .and_then(|o| o.attempt_timeout)
+                    .or(self.default)
+                    .map(|after| (Instant::now() + after, after, TimeoutKind::Attempt));
+                let outer = req
+                    .extensions()
+                    .get::<Deadline>()
+                    .map(|d| (d.at, d.after, TimeoutKind::Overall));
+                // Whichever deadline comes first; the per-attempt one on a tie.
+                let first = match (own, outer) {
+                    (Some(a), Some(o)) => Some(if o.0 < a.0 { o } else { a }),
+                    (a, o) => a.or(o),
+                };
+                let attempt = AttemptOf::Fixed(Attempt::of(&req));
+                let inner = self.inner.call(req);
+                match first {
+                    None => ResponseFuture::unbounded(inner),
+                    Some((at, after, kind)) => ResponseFuture {
+                        inner,
+                        sleep: Some(tokio::time::sleep_until(at)),
+                        after,
+                        kind,
+                        attempt,
+                    },
+                }
             }
-        };
+        }
+    }
+}
+
+impl<F> ResponseFuture<F> {
+    fn unbounded(inner: F) -> Self {
         ResponseFuture {
-            inner: self.inner.call(req),
-            sleep: after.map(tokio::time::sleep),
-            after: after.unwrap_or_default(),
-            kind: self.kind,
-            attempt,
+            inner,
+            sleep: None,
+            after: Duration::ZERO,
+            kind: TimeoutKind::Attempt,
+            attempt: AttemptOf::Fixed(1),
         }
     }
 }
@@ -117,7 +175,7 @@ where
 #[derive(Debug)]
 enum AttemptOf {
     Fixed(u32),
-    Counter(Option<AttemptCounter>),
+    Counter(AttemptCounter),
 }
 
 pin_project! {
@@ -150,7 +208,7 @@ where
             Some(Poll::Ready(())) => {
                 let attempt = match this.attempt {
                     AttemptOf::Fixed(n) => *n,
-                    AttemptOf::Counter(c) => c.as_ref().map_or(1, AttemptCounter::get),
+                    AttemptOf::Counter(c) => c.get(),
                 };
                 Poll::Ready(Err(TransportError::Timeout {
                     kind: *this.kind,
@@ -213,6 +271,36 @@ mod tests {
             }
             other => panic!("unexpected {other:?}"),
         }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn attempt_layer_enforces_an_earlier_overall_deadline() {
+        let stack = TimeoutLayer::overall_enforced_below(Some(Duration::from_secs(2))).layer(
+            TimeoutLayer::per_attempt(Some(Duration::from_secs(3)))
+                .layer(slow(Duration::from_secs(10))),
+        );
+        let err = stack.oneshot(Request::new(())).await.unwrap_err();
+        assert!(matches!(
+            err,
+            TransportError::Timeout {
+                kind: TimeoutKind::Overall,
+                after,
+                ..
+            } if after == Duration::from_secs(2)
+        ));
+
+        let stack = TimeoutLayer::overall_enforced_below(Some(Duration::from_secs(5))).layer(
+            TimeoutLayer::per_attempt(Some(Duration::from_secs(1)))
+                .layer(slow(Duration::from_secs(10))),
+        );
+        let err = stack.oneshot(Request::new(())).await.unwrap_err();
+        assert!(matches!(
+            err,
+            TransportError::Timeout {
+                kind: TimeoutKind::Attempt,
+                ..
+            }
+        ));
     }
 
     #[tokio::test(start_paused = true)]

@@ -533,3 +533,26 @@ async fn invalid_requests_and_config_are_typed_errors() {
         .unwrap_err();
     assert!(matches!(err, TransportError::Config { .. }));
 }
+
+#[tokio::test]
+async fn no_back_off_is_started_past_the_overall_deadline() {
+    let server = serve(|_| {
+        Reply::Respond(
+            Response::builder()
+                .status(503)
+                .header("retry-after", "30")
+                .body(Bytes::from_static(b"busy"))
+                .unwrap(),
+        )
+    });
+    let t = fast()
+        .timeout(Some(Duration::from_secs(2)))
+        .build()
+        .unwrap();
+    let started = std::time::Instant::now();
+    let resp = send(&t, get(&server.url("/"))).await.unwrap();
+    // The server's 503 comes back at once instead of a timeout 2 s later.
+    assert_eq!(resp.status(), 503);
+    assert!(started.elapsed() < Duration::from_secs(1));
+    assert_eq!(server.hit_count(), 1);
+}
