@@ -950,7 +950,7 @@ fn render_one_of(d: &TypeDef, variants: &[Variant], property: Option<&str>, out:
             );
             let _ = writeln!(out, "pub enum {} {{", d.name);
             for v in variants {
-                let _ = writeln!(out, "/// A `{}` value.", v.ty.render(m));
+                let _ = writeln!(out, "/// The [`{}`] shape.", v.ty.render(m));
                 let _ = writeln!(out, "{}({}),", v.name, v.ty.render(m));
             }
             out.push_str(

@@ -1268,13 +1268,13 @@ impl<'de> Deserialize<'de> for EnvironmentUsagePointResponseData {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum EventBody {
-    /// A `EventBodyInference` value.
+    /// The [`EventBodyInference`] shape.
     Inference(EventBodyInference),
-    /// A `EventBodyFlagCheck` value.
+    /// The [`EventBodyFlagCheck`] shape.
     FlagCheck(EventBodyFlagCheck),
-    /// A `EventBodyTrack` value.
+    /// The [`EventBodyTrack`] shape.
     Track(EventBodyTrack),
-    /// A `EventBodyIdentify` value.
+    /// The [`EventBodyIdentify`] shape.
     Identify(EventBodyIdentify),
     /// A value matching none of the known shapes, kept as sent.
     Unknown(serde_json::Value),
