@@ -1,0 +1,93 @@
+//! Arbitrary header values and bodies through every verifier: nothing may
+//! panic, and random input must never verify.
+#![no_main]
+
+use flagwire_webhooks::{
+    EsautiVerifier, FixedClock, FlagsmithVerifier, GitHubVerifier, SchematicVerifier,
+    StandardWebhooksVerifier, StripeVerifier, Verifier,
+};
+use libfuzzer_sys::fuzz_target;
+
+const NOW: i64 = 1_700_000_000;
+
+/// Splits the input into six fields at 0xff bytes; missing fields are empty.
+fn fields(data: &[u8]) -> [&[u8]; 6] {
+    let mut out: [&[u8]; 6] = [&[]; 6];
+    let mut parts = data.splitn(6, |&b| b == 0xff);
+    for slot in &mut out {
+        *slot = parts.next().unwrap_or_default();
+    }
+    out
+}
+
+fuzz_target!(|data: &[u8]| {
+    let [signature, timestamp, id, method, path, body] = fields(data);
+    let method = String::from_utf8_lossy(method);
+    let path = String::from_utf8_lossy(path);
+
+    let schematic: SchematicVerifier = Verifier::builder()
+        .secret("fuzz")
+        .clock(FixedClock(NOW))
+        .build()
+        .unwrap();
+    let headers: [(&str, &[u8]); 2] = [
+        ("X-Schematic-Webhook-Signature", signature),
+        ("X-Schematic-Webhook-Timestamp", timestamp),
+    ];
+    assert!(schematic.verify(&headers, body).is_err());
+
+    let flagsmith = FlagsmithVerifier::new("fuzz").unwrap();
+    assert!(
+        flagsmith
+            .verify(&[("X-Flagsmith-Signature", signature)], body)
+            .is_err()
+    );
+
+    let github = GitHubVerifier::new("fuzz").unwrap();
+    let headers: [(&str, &[u8]); 2] = [
+        ("X-Hub-Signature-256", signature),
+        ("X-GitHub-Delivery", id),
+    ];
+    assert!(github.verify(&headers, body).is_err());
+
+    let esauti: EsautiVerifier = Verifier::builder()
+        .secret("fuzz")
+        .clock(FixedClock(NOW))
+        .build()
+        .unwrap();
+    let headers: [(&str, &[u8]); 2] = [
+        ("X-eSauti-Signature", signature),
+        ("X-eSauti-Timestamp", timestamp),
+    ];
+    assert!(esauti.verify(&method, &path, &headers, body).is_err());
+
+    let standard: StandardWebhooksVerifier = Verifier::builder()
+        .secret("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
+        .ignore_timestamp_age()
+        .build()
+        .unwrap();
+    let headers: [(&str, &[u8]); 3] = [
+        ("webhook-id", id),
+        ("webhook-timestamp", timestamp),
+        ("webhook-signature", signature),
+    ];
+    assert!(standard.verify(&headers, body).is_err());
+
+    let stripe: StripeVerifier = Verifier::builder()
+        .secret("whsec_fuzz")
+        .ignore_timestamp_age()
+        .build()
+        .unwrap();
+    assert!(
+        stripe
+            .verify(&[("Stripe-Signature", signature)], body)
+            .is_err()
+    );
+
+    // Through http::HeaderMap too, when the bytes form valid header values.
+    if let Ok(value) = http::HeaderValue::from_bytes(signature) {
+        let mut map = http::HeaderMap::new();
+        map.insert("stripe-signature", value);
+        assert!(stripe.verify(&map, body).is_err());
+    }
+});
