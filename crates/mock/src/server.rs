@@ -167,6 +167,7 @@ impl std::fmt::Debug for MockServerBuilder {
             .field("rest_port", &self.rest_port)
             .field("capture_port", &self.capture_port)
             .field("record_capacity", &self.record_capacity)
+            .field("max_events", &self.max_events)
             .field("webhook_retries", &self.webhook_retries)
             .field("webhook_backoff", &self.webhook_backoff)
             .finish()
@@ -219,6 +220,7 @@ pub struct MockServerBuilder {
     rest_port: u16,
     capture_port: u16,
     record_capacity: usize,
+    max_events: usize,
     webhook_retries: u32,
     webhook_backoff: Duration,
 }
@@ -234,6 +236,7 @@ impl Default for MockServerBuilder {
             rest_port: 0,
             capture_port: 0,
             record_capacity: 10_000,
+            max_events: 100_000,
             webhook_retries: 2,
             webhook_backoff: Duration::from_millis(50),
         }
@@ -293,6 +296,14 @@ impl MockServerBuilder {
         self
     }
 
+    /// How many received events to keep for [`MockServer::events`] and
+    /// `GET /events` (default 100,000; the oldest are dropped first). Their
+    /// effects on companies, users and metrics are kept regardless.
+    pub fn max_events(mut self, max: usize) -> Self {
+        self.max_events = max;
+        self
+    }
+
     /// Webhook delivery retries after a failed attempt (default 2) and the
     /// first backoff, doubled after each retry (default 50 ms).
     pub fn webhook_retries(mut self, retries: u32, backoff: Duration) -> Self {
@@ -316,7 +327,11 @@ impl MockServerBuilder {
         let (webhook_tx, webhook_rx) = mpsc::unbounded_channel();
         let deliveries = Arc::new(Deliveries::default());
         let inner = Arc::new(Inner {
-            store: RwLock::new(Store::new(self.webhook_secret)),
+            store: RwLock::new({
+                let mut store = Store::new(self.webhook_secret);
+                store.max_events = self.max_events;
+                store
+            }),
             api_keys,
             faults: Faults::default(),
             recorder: Recorder::new(self.record_capacity),

@@ -270,13 +270,17 @@ pub(crate) struct Store {
     key_index: [KeyIndex; 2],
     key_defs: [HashMap<String, String>; 2],
     pub(crate) memberships: BTreeMap<String, Membership>,
+    /// (company ID, user ID) → membership ID.
+    membership_index: HashMap<(String, String), String>,
     pub(crate) trait_defs: BTreeMap<String, TraitDef>,
     trait_index: [HashMap<String, String>; 2],
     pub(crate) features: BTreeMap<String, Feature>,
     pub(crate) flags: BTreeMap<String, Flag>,
     flag_keys: HashMap<String, String>,
     pub(crate) webhooks: BTreeMap<String, Webhook>,
-    pub(crate) events: Vec<StoredEvent>,
+    /// Received events, oldest first, at most `max_events`.
+    pub(crate) events: std::collections::VecDeque<StoredEvent>,
+    pub(crate) max_events: usize,
     idempotency: HashSet<String>,
     notices: Vec<Notice>,
     /// The rules engine over all flags, rebuilt after flag changes.
@@ -313,13 +317,15 @@ impl Store {
             key_index: [KeyIndex::default(), KeyIndex::default()],
             key_defs: [HashMap::new(), HashMap::new()],
             memberships: BTreeMap::new(),
+            membership_index: HashMap::new(),
             trait_defs: BTreeMap::new(),
             trait_index: [HashMap::new(), HashMap::new()],
             features: BTreeMap::new(),
             flags: BTreeMap::new(),
             flag_keys: HashMap::new(),
             webhooks: BTreeMap::new(),
-            events: Vec::new(),
+            events: std::collections::VecDeque::new(),
+            max_events: usize::MAX,
             idempotency: HashSet::new(),
             notices: Vec::new(),
             engine: RulesEngine::default(),
@@ -695,7 +701,7 @@ impl Store {
         for (key, entry) in &entity.keys {
             self.key_index[k].remove(key, &entry.value);
         }
-        self.memberships.retain(|_, m| match kind {
+        self.retain_memberships(|m| match kind {
             Kind::Company => m.company_id != id,
             Kind::User => m.user_id != id,
         });
@@ -711,15 +717,36 @@ impl Store {
 
     // ----- memberships ------------------------------------------------------
 
+    /// Keeps the memberships for which `keep` is true.
+    fn retain_memberships(&mut self, mut keep: impl FnMut(&Membership) -> bool) {
+        let index = &mut self.membership_index;
+        self.memberships.retain(|_, m| {
+            let kept = keep(m);
+            if !kept {
+                index.remove(&(m.company_id.clone(), m.user_id.clone()));
+            }
+            kept
+        });
+    }
+
+    /// Removes one membership; false if there is none with this ID.
+    pub(crate) fn remove_membership(&mut self, id: &str) -> bool {
+        match self.memberships.remove(id) {
+            Some(m) => {
+                self.membership_index.remove(&(m.company_id, m.user_id));
+                true
+            }
+            None => false,
+        }
+    }
+
     pub(crate) fn ensure_membership(&mut self, company_id: &str, user_id: &str) -> String {
-        if let Some(m) = self
-            .memberships
-            .values()
-            .find(|m| m.company_id == company_id && m.user_id == user_id)
-        {
-            return m.id.clone();
+        let pair = (company_id.to_owned(), user_id.to_owned());
+        if let Some(id) = self.membership_index.get(&pair) {
+            return id.clone();
         }
         let id = self.next_id("cm");
+        self.membership_index.insert(pair, id.clone());
         let t = now();
         self.memberships.insert(
             id.clone(),
@@ -736,8 +763,7 @@ impl Store {
 
     /// Makes the user's memberships exactly `companies`.
     pub(crate) fn set_memberships(&mut self, user_id: &str, companies: &[String]) {
-        self.memberships
-            .retain(|_, m| m.user_id != user_id || companies.contains(&m.company_id));
+        self.retain_memberships(|m| m.user_id != user_id || companies.contains(&m.company_id));
         for c in companies {
             self.ensure_membership(c, user_id);
         }
@@ -1275,7 +1301,13 @@ impl Store {
     }
 
     pub(crate) fn push_event(&mut self, event: StoredEvent) {
-        self.events.push(event);
+        if self.max_events == 0 {
+            return;
+        }
+        if self.events.len() >= self.max_events {
+            self.events.pop_front();
+        }
+        self.events.push_back(event);
     }
 }
 

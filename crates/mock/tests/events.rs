@@ -247,3 +247,25 @@ async fn capture_limits_and_auth() {
     small.stop().await;
     server.stop().await;
 }
+
+#[tokio::test]
+async fn stored_events_are_bounded_but_effects_are_kept() {
+    let server = MockServer::builder().max_events(2).start().await.unwrap();
+    server
+        .upsert_company(json!({"keys": {"id": "acme"}}))
+        .unwrap();
+    for _ in 0..5 {
+        server.track(&[("id", "acme")], "login", 1).unwrap();
+    }
+    assert_eq!(server.events().len(), 2);
+    let acme = server.company_by_key("id", "acme").unwrap();
+    let all_time = acme["metrics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["period"] == "all_time")
+        .unwrap()
+        .clone();
+    assert_eq!(all_time["value"], 5);
+    server.stop().await;
+}

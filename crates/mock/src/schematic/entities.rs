@@ -370,7 +370,7 @@ pub(super) fn create_membership(ctx: &Ctx<'_>) -> HandlerResult {
 }
 
 pub(super) fn delete_membership(ctx: &Ctx<'_>, id: &str) -> HandlerResult {
-    let removed = ctx.inner.mutate(|s| s.memberships.remove(id).is_some());
+    let removed = ctx.inner.mutate(|s| s.remove_membership(id));
     if !removed {
         return Err(ApiFailure::not_found("company membership"));
     }
