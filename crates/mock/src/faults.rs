@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{Method, StatusCode};
+use http::{HeaderName, HeaderValue, Method, StatusCode};
 
 use crate::error::MockError;
 
@@ -25,13 +25,18 @@ pub enum Host {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Fault {
-    /// Answer with this status (and optional `Retry-After` and body) instead
-    /// of handling the request. Without a body, `{"error":"<reason>"}` is sent.
+    /// Answer with this status (and optional `Retry-After`, other headers
+    /// and body) instead of handling the request. Without a body,
+    /// `{"error":"<reason>"}` is sent. Build it with [`Fault::status`].
+    #[non_exhaustive]
     Respond {
         /// The status to answer with.
         status: StatusCode,
-        /// Value of the `Retry-After` header, when set.
+        /// Value of the `Retry-After` header, when set (ignored if it is not
+        /// a valid header value).
         retry_after: Option<String>,
+        /// Further response headers, e.g. `X-RateLimit-Reset`.
+        headers: Vec<(HeaderName, HeaderValue)>,
         /// The exact body to send, when set.
         body: Option<Bytes>,
     },
@@ -53,38 +58,36 @@ impl Fault {
         Fault::Respond {
             status: StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
             retry_after: None,
+            headers: Vec::new(),
             body: None,
         }
     }
 
+    /// Adds a response header to a [`Fault::Respond`]; other faults are
+    /// returned unchanged.
+    pub fn with_header(mut self, name: HeaderName, value: HeaderValue) -> Self {
+        if let Fault::Respond { headers, .. } = &mut self {
+            headers.push((name, value));
+        }
+        self
+    }
+
     /// Adds a `Retry-After` header value (seconds or an HTTP date) to a
     /// [`Fault::Respond`]; other faults are returned unchanged.
-    pub fn with_retry_after(self, value: impl Into<String>) -> Self {
-        match self {
-            Fault::Respond { status, body, .. } => Fault::Respond {
-                status,
-                retry_after: Some(value.into()),
-                body,
-            },
-            other => other,
+    pub fn with_retry_after(mut self, value: impl Into<String>) -> Self {
+        if let Fault::Respond { retry_after, .. } = &mut self {
+            *retry_after = Some(value.into());
         }
+        self
     }
 
     /// Sets the exact body of a [`Fault::Respond`]; other faults are returned
     /// unchanged.
-    pub fn with_body(self, new_body: impl Into<Bytes>) -> Self {
-        match self {
-            Fault::Respond {
-                status,
-                retry_after,
-                ..
-            } => Fault::Respond {
-                status,
-                retry_after,
-                body: Some(new_body.into()),
-            },
-            other => other,
+    pub fn with_body(mut self, new_body: impl Into<Bytes>) -> Self {
+        if let Fault::Respond { body, .. } = &mut self {
+            *body = Some(new_body.into());
         }
+        self
     }
 }
 
@@ -279,6 +282,7 @@ mod tests {
             Fault::Respond {
                 status: StatusCode::TOO_MANY_REQUESTS,
                 retry_after: Some("2".into()),
+                headers: Vec::new(),
                 body: Some(Bytes::from_static(b"x")),
             }
         );

@@ -796,6 +796,7 @@ async fn handle(
         Some(Fault::Respond {
             status,
             retry_after,
+            headers,
             body: fault_body,
         }) => {
             record(&inner, host, &parts, &body, status.as_u16(), None);
@@ -805,6 +806,9 @@ async fn handle(
             let mut resp = json_response(status, MockBody::full(payload));
             if let Some(ra) = retry_after.and_then(|v| HeaderValue::from_str(&v).ok()) {
                 resp.headers_mut().insert(RETRY_AFTER, ra);
+            }
+            for (name, value) in headers {
+                resp.headers_mut().append(name, value);
             }
             return Ok(resp);
         }

@@ -19,7 +19,10 @@ async fn scripted_faults_then_normal() {
             Method::GET,
             "/companies/{company_id}",
             [
-                Fault::status(429).with_retry_after("2"),
+                Fault::status(429).with_retry_after("2").with_header(
+                    http::HeaderName::from_static("x-ratelimit-reset"),
+                    http::HeaderValue::from_static("1700000000"),
+                ),
                 Fault::status(503).with_body(r#"{"error":"custom"}"#),
                 Fault::Delay(Duration::from_millis(150)),
                 Fault::DropConnection,
@@ -33,6 +36,7 @@ async fn scripted_faults_then_normal() {
     let r = api.get("/companies/comp_x").await;
     assert_eq!(r.status, 429);
     assert_eq!(r.headers["retry-after"], "2");
+    assert_eq!(r.headers["x-ratelimit-reset"], "1700000000");
     assert_eq!(r.body["error"], "Too Many Requests");
 
     let r = api.get("/companies/comp_x").await;
