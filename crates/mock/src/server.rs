@@ -503,6 +503,21 @@ impl MockServer {
         self.inner.recorder.clear();
     }
 
+    /// Empties the state (companies, users, flags, features, webhooks,
+    /// events and the webhook log), the request log and the fault scripts,
+    /// keeping the configuration. Deliveries already queued still go out.
+    pub fn reset(&self) {
+        {
+            let mut store = self.inner.write();
+            let mut fresh = Store::new(store.webhook_secret.clone());
+            fresh.max_events = store.max_events;
+            *store = fresh;
+        }
+        self.inner.recorder.clear();
+        self.inner.faults.clear();
+        self.inner.deliveries.clear();
+    }
+
     /// Stored companies, newest first, as `CompanyDetailResponseData` JSON.
     pub fn companies(&self) -> Vec<Value> {
         self.entities(Kind::Company)

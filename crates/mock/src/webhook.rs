@@ -103,6 +103,11 @@ impl Deliveries {
         });
     }
 
+    pub(crate) fn clear(&self) {
+        lock(&self.events).clear();
+        lock(&self.log).clear();
+    }
+
     /// The webhook events, oldest first.
     pub(crate) fn events(&self) -> Vec<WebhookEvent> {
         lock(&self.events).clone()

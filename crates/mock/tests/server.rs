@@ -216,3 +216,36 @@ async fn debug_output_hides_secrets() {
     assert!(shown.contains(&server.rest_addr().to_string()));
     server.stop().await;
 }
+
+#[tokio::test]
+async fn reset_empties_state_but_keeps_configuration() {
+    let server = MockServer::builder().api_key("k").start().await.unwrap();
+    server
+        .upsert_company(json!({"keys": {"id": "acme"}}))
+        .unwrap();
+    server
+        .create_flag(json!({"key": "f", "name": "f", "description": "", "flag_type": "boolean", "default_value": true}))
+        .unwrap();
+    server
+        .inject(
+            flagwire_mock::Host::Rest,
+            http::Method::GET,
+            "/flags",
+            [flagwire_mock::Fault::status(500)],
+        )
+        .unwrap();
+    let api = Api::new(server.rest_url(), Some("k"));
+    data(api.get("/companies").await, 200);
+    server.reset();
+    assert!(server.companies().is_empty());
+    assert!(server.flags().is_empty());
+    assert!(server.requests().is_empty());
+    assert_eq!(server.pending_faults(), 0);
+    assert_eq!(data(api.get("/flags/count").await, 200)["count"], 0);
+    // IDs start over, and the server keeps working.
+    let c = server
+        .upsert_company(json!({"keys": {"id": "globex"}}))
+        .unwrap();
+    assert!(c["id"].as_str().unwrap().starts_with("comp_"));
+    server.stop().await;
+}
