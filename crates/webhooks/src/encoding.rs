@@ -24,39 +24,35 @@ pub(crate) enum DecodeError {
 
 const INVALID: u8 = 0xff;
 
-const fn hex_table() -> [u8; 256] {
-    let mut table = [INVALID; 256];
-    let mut i = 0;
-    while i < 10 {
-        table[b'0' as usize + i] = i as u8;
-        i += 1;
-    }
-    let mut i = 0;
-    while i < 6 {
-        table[b'a' as usize + i] = 10 + i as u8;
-        table[b'A' as usize + i] = 10 + i as u8;
-        i += 1;
-    }
-    table
-}
-
-static HEX: [u8; 256] = hex_table();
-
 /// Decodes exactly 64 hex digits (either case) into a 32-byte tag.
+///
+/// Written as two fixed-length, branch-free loops so that the compiler can
+/// vectorise them: first every character to its nibble (and a validity
+/// flag), then pairs of nibbles to bytes.
 pub(crate) fn decode_hex_tag(input: &[u8]) -> Result<[u8; TAG_LEN], DecodeError> {
-    if input.len() != HEX_TAG_LEN {
+    let Ok(input) = <&[u8; HEX_TAG_LEN]>::try_from(input) else {
         return Err(DecodeError::Length);
-    }
-    let mut out = [0u8; TAG_LEN];
+    };
+    let mut nibbles = [0u8; HEX_TAG_LEN];
     let mut bad = 0u8;
-    for (byte, pair) in out.iter_mut().zip(input.chunks_exact(2)) {
-        let hi = HEX[usize::from(pair[0])];
-        let lo = HEX[usize::from(pair[1])];
-        bad |= (hi | lo) & 0xf0;
-        *byte = (hi << 4) | (lo & 0x0f);
+    for (nibble, &c) in nibbles.iter_mut().zip(input) {
+        let digit = c.wrapping_sub(b'0');
+        let letter = (c | 0x20).wrapping_sub(b'a');
+        let is_digit = digit < 10;
+        let is_letter = letter < 6;
+        *nibble = if is_digit {
+            digit
+        } else {
+            letter.wrapping_add(10)
+        };
+        bad |= u8::from(!(is_digit | is_letter));
     }
     if bad != 0 {
         return Err(DecodeError::Character);
+    }
+    let mut out = [0u8; TAG_LEN];
+    for (byte, pair) in out.iter_mut().zip(nibbles.chunks_exact(2)) {
+        *byte = (pair[0] << 4) | pair[1];
     }
     Ok(out)
 }
@@ -207,6 +203,21 @@ mod tests {
         let hex = encode_hex(&tag);
         assert_eq!(decode_hex_tag(hex.as_bytes()), Ok(tag));
         assert_eq!(decode_hex_tag(hex.to_uppercase().as_bytes()), Ok(tag));
+    }
+
+    #[test]
+    fn hex_accepts_exactly_the_hex_alphabet() {
+        for c in 0..=255u8 {
+            let mut input = [b'0'; HEX_TAG_LEN];
+            input[17] = c;
+            let decoded = decode_hex_tag(&input);
+            if c.is_ascii_hexdigit() {
+                let value = char::from(c).to_digit(16).unwrap() as u8;
+                assert_eq!(decoded.unwrap()[8], value, "{c:#x}");
+            } else {
+                assert_eq!(decoded, Err(DecodeError::Character), "{c:#x}");
+            }
+        }
     }
 
     #[test]

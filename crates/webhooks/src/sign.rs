@@ -220,7 +220,7 @@ impl Headers for SignedHeaders {
     fn header_values(&self, name: &'static str) -> impl Iterator<Item = &[u8]> {
         self.entries
             .iter()
-            .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
+            .filter(move |(n, _)| crate::headers::name_matches(n.as_bytes(), name))
             .map(|(_, v)| v.as_bytes())
     }
 }

@@ -841,6 +841,18 @@ mod tests {
     }
 
     #[test]
+    fn verifiers_are_shareable() {
+        fn assert_send_sync_clone<T: Send + Sync + Clone + 'static>() {}
+        assert_send_sync_clone::<Verifier<Schematic>>();
+        assert_send_sync_clone::<Verifier<Flagsmith>>();
+        assert_send_sync_clone::<Verifier<Esauti>>();
+        assert_send_sync_clone::<Verifier<StandardWebhooks>>();
+        assert_send_sync_clone::<Verifier<Stripe>>();
+        assert_send_sync_clone::<Verifier<GitHub>>();
+        assert_send_sync_clone::<crate::Signer<Schematic>>();
+    }
+
+    #[test]
     fn debug_hides_keys() {
         let v = Verifier::<Stripe>::new("whsec_top_secret_value").unwrap();
         let shown = format!("{v:?}");
