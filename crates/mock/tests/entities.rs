@@ -83,7 +83,9 @@ async fn company_upsert_get_lookup_list_count_delete() {
     assert_eq!(names, ["Initech", "Globex"]);
     let page2 = data(api.get("/companies?limit=2&offset=2").await, 200);
     assert_eq!(page2[0]["name"], "Acme");
-    let found = data(api.get("/companies?q=GLOB").await, 200);
+    let found = api.get("/companies?q=GLOB").await;
+    assert_eq!(found.body["params"]["q"], "GLOB");
+    let found = data(found, 200);
     assert_eq!(found.as_array().unwrap().len(), 1);
     let by_key = data(api.get("/companies?q=acme.io").await, 200);
     assert_eq!(by_key[0]["id"], id.as_str());

@@ -24,6 +24,7 @@ fn matches_search(e: &Entity, q: &str) -> bool {
 
 struct Filter {
     q: Option<String>,
+    raw_q: Option<String>,
     ids: Vec<String>,
     company_id: Option<String>,
 }
@@ -32,6 +33,7 @@ impl Filter {
     fn parse(query: &Query, kind: Kind) -> Result<Filter, ApiFailure> {
         Ok(Filter {
             q: query.search()?,
+            raw_q: query.get("q").filter(|s| !s.is_empty()).map(str::to_owned),
             ids: query.ids("ids")?,
             company_id: match kind {
                 Kind::User => query
@@ -65,7 +67,7 @@ impl Filter {
 
     fn params(&self) -> Map<String, Value> {
         let mut p = Map::new();
-        if let Some(q) = &self.q {
+        if let Some(q) = &self.raw_q {
             p.insert("q".into(), Value::String(q.clone()));
         }
         if !self.ids.is_empty() {
@@ -405,8 +407,11 @@ pub(super) fn list_trait_definitions(ctx: &Ctx<'_>, count: bool) -> HandlerResul
             })
     });
     let mut params = Map::new();
-    if let Some(q) = &q {
-        params.insert("q".into(), Value::String(q.clone()));
+    if q.is_some() {
+        params.insert(
+            "q".into(),
+            Value::String(ctx.query.get("q").unwrap_or_default().to_owned()),
+        );
     }
     if let Some(k) = entity_type {
         params.insert("entity_type".into(), Value::String(k.as_str().into()));

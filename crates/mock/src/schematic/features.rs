@@ -26,8 +26,11 @@ pub(super) fn list(ctx: &Ctx<'_>, count: bool) -> HandlerResult {
             })
     });
     let mut params = Map::new();
-    if let Some(q) = &q {
-        params.insert("q".into(), Value::String(q.clone()));
+    if q.is_some() {
+        params.insert(
+            "q".into(),
+            Value::String(ctx.query.get("q").unwrap_or_default().to_owned()),
+        );
     }
     if !ids.is_empty() {
         params.insert("ids".into(), json!(ids));

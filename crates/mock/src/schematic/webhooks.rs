@@ -22,8 +22,11 @@ pub(super) fn list(ctx: &Ctx<'_>, count: bool) -> HandlerResult {
             .is_none_or(|q| w.name.to_lowercase().contains(q) || w.url.to_lowercase().contains(q))
     });
     let mut params = Map::new();
-    if let Some(q) = &q {
-        params.insert("q".into(), Value::String(q.clone()));
+    if q.is_some() {
+        params.insert(
+            "q".into(),
+            Value::String(ctx.query.get("q").unwrap_or_default().to_owned()),
+        );
     }
     if count {
         let n = it.count();
@@ -150,8 +153,11 @@ pub(super) fn list_events(ctx: &Ctx<'_>, count: bool) -> HandlerResult {
                 .is_none_or(|q| e.request_type.contains(q.as_str()))
     });
     let mut params = Map::new();
-    if let Some(q) = &q {
-        params.insert("q".into(), Value::String(q.clone()));
+    if q.is_some() {
+        params.insert(
+            "q".into(),
+            Value::String(ctx.query.get("q").unwrap_or_default().to_owned()),
+        );
     }
     if !ids.is_empty() {
         params.insert("ids".into(), json!(ids));
