@@ -197,7 +197,14 @@ async fn stop_lets_in_flight_requests_finish() {
         .unwrap();
     let api = Api::rest(&server);
     let in_flight = tokio::spawn(async move { api.get("/companies").await.status });
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    // The fault is consumed when the request arrives; then it is in flight.
+    for _ in 0..500 {
+        if server.pending_faults() == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(server.pending_faults(), 0);
     let addr = server.rest_addr();
     server.stop().await;
     assert_eq!(in_flight.await.unwrap(), 200);
