@@ -3,9 +3,13 @@
 //! - `cargo xtask import-spec <openapi.yaml>` writes the facts-only API description
 //!   (`crates/core/api/schematic.json`) from an OpenAPI 3.0 document.
 //! - `cargo xtask codegen [--check]` generates `crates/core/src/generated/schematic/` from that
-//!   description; `--check` fails when the committed code differs from what would be generated.
+//!   description, and `crates/core/src/generated/esauti/` from the eSauti event registry data
+//!   file; `--check` fails when the committed code differs from what would be generated.
+//! - `cargo xtask import-esauti-registry <registry.tsv>` writes the eSauti event registry data
+//!   file (`crates/core/data/esauti-events.tsv`) from a registry table.
 
 mod codegen;
+mod esauti_registry;
 mod import;
 mod spec;
 
@@ -20,7 +24,9 @@ fn workspace_root() -> PathBuf {
 }
 
 fn usage() -> ExitCode {
-    eprintln!("usage: cargo xtask import-spec <openapi.yaml> | cargo xtask codegen [--check]");
+    eprintln!(
+        "usage: cargo xtask import-spec <openapi.yaml> | cargo xtask import-esauti-registry <registry.tsv> | cargo xtask codegen [--check]"
+    );
     ExitCode::from(2)
 }
 
@@ -33,6 +39,7 @@ fn main() -> ExitCode {
         .as_slice()
     {
         ["import-spec", path] => import_spec(Path::new(path)),
+        ["import-esauti-registry", path] => import_esauti_registry(Path::new(path)),
         ["codegen"] => run_codegen(false),
         ["codegen", "--check"] => run_codegen(true),
         _ => return usage(),
@@ -64,6 +71,24 @@ fn import_spec(path: &Path) -> Result<(), String> {
     Ok(())
 }
 
+fn import_esauti_registry(path: &Path) -> Result<(), String> {
+    let text =
+        std::fs::read_to_string(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
+    let registry = esauti_registry::Registry::parse_tsv(&text)?;
+    let out = workspace_root().join(esauti_registry::DATA_FILE);
+    if let Some(dir) = out.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+    }
+    std::fs::write(&out, registry.to_tsv())
+        .map_err(|e| format!("writing {}: {e}", out.display()))?;
+    println!(
+        "wrote {}: {} event types",
+        esauti_registry::DATA_FILE,
+        registry.events.len()
+    );
+    Ok(())
+}
+
 /// Every `.rs` file under `dir`, as workspace-relative paths.
 fn existing_files(root: &Path, dir: &Path, out: &mut Vec<String>) -> Result<(), String> {
     let Ok(entries) = std::fs::read_dir(dir) else {
@@ -89,10 +114,21 @@ fn run_codegen(check: bool) -> Result<(), String> {
     let text = std::fs::read_to_string(&description)
         .map_err(|e| format!("reading {}: {e}", description.display()))?;
     let api = spec::Api::from_json(&text)?;
-    let out = codegen::generate_formatted(&api)?;
+    let mut out = codegen::generate_formatted(&api)?;
+
+    let data = root.join(esauti_registry::DATA_FILE);
+    let text =
+        std::fs::read_to_string(&data).map_err(|e| format!("reading {}: {e}", data.display()))?;
+    let registry = esauti_registry::Registry::parse_tsv(&text)
+        .map_err(|e| format!("{}: {e}", esauti_registry::DATA_FILE))?;
+    for (path, src) in esauti_registry::generate(&registry)? {
+        let formatted = codegen::rustfmt(&src).map_err(|e| format!("{path}: {e}"))?;
+        out.files.insert(path, formatted);
+    }
 
     let mut on_disk = Vec::new();
     existing_files(&root, &root.join(codegen::OUT_DIR), &mut on_disk)?;
+    existing_files(&root, &root.join(esauti_registry::OUT_DIR), &mut on_disk)?;
     let stale: Vec<&String> = on_disk
         .iter()
         .filter(|p| !out.files.contains_key(*p))
@@ -107,10 +143,11 @@ fn run_codegen(check: bool) -> Result<(), String> {
         .collect();
 
     let summary = format!(
-        "{} operations, {} schemas ({} Rust types), {} files",
+        "{} operations, {} schemas ({} Rust types), {} eSauti event types, {} files",
         out.operations,
         out.schemas,
         out.types,
+        registry.events.len(),
         out.files.len()
     );
     if check {

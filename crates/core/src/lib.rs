@@ -40,10 +40,14 @@
 //! assert_eq!(err.message(), Some("not found"));
 //! ```
 //!
+//! eSauti Event Injection envelopes and the eSauti event registry are in [`esauti`]
+//! (`docs/esauti.md`).
+//!
 //! Design notes (open enums, unions, pagination): `docs/codegen.md`.
 
 mod de;
 pub mod error;
+pub mod esauti;
 pub mod events;
 mod generated;
 pub mod open_enum;

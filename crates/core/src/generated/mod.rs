@@ -11,3 +11,5 @@
     clippy::should_implement_trait
 )]
 pub mod schematic;
+
+pub mod esauti;
