@@ -416,6 +416,7 @@ impl EventBufferBuilder {
             sender: Box::new(sender),
             sink: self.dead_letter,
             encoder: BatchEncoder::with_capacity(32 * 1024),
+            batch: Vec::with_capacity(MAX_BATCH_EVENTS),
         };
         let thread_shared = shared.clone();
         let thread = std::thread::Builder::new()
@@ -430,6 +431,7 @@ impl EventBufferBuilder {
             shared: shared.clone(),
             handle: Arc::new(HandleGuard {
                 shared,
+                worker_id: thread.thread().id(),
                 thread: Mutex::new(Some(thread)),
             }),
         })
@@ -445,13 +447,20 @@ impl EventBufferBuilder {
 struct HandleGuard {
     shared: Arc<Shared>,
     thread: Mutex<Option<JoinHandle<()>>>,
+    worker_id: std::thread::ThreadId,
 }
 
 impl HandleGuard {
+    /// Whether the caller is the worker itself (a sender or sink that held
+    /// the last handle); it must never wait for itself.
+    fn on_worker_thread(&self) -> bool {
+        std::thread::current().id() == self.worker_id
+    }
+
     /// Joins the worker thread once it has reported that it stopped (so the
     /// join cannot block for long).
     fn join_if_stopped(&self) {
-        if !self.shared.progress().stopped {
+        if !self.shared.progress().stopped || self.on_worker_thread() {
             return;
         }
         let thread = self
@@ -679,7 +688,7 @@ impl Drop for HandleGuard {
         }
         let timeout = self.shared.config.drop_timeout;
         self.shared.begin_shutdown(timeout);
-        if timeout.is_zero() {
+        if timeout.is_zero() || self.on_worker_thread() {
             return;
         }
         if self
@@ -703,6 +712,7 @@ struct Worker {
     sender: Box<dyn BatchSender>,
     sink: Arc<dyn DeadLetterSink>,
     encoder: BatchEncoder,
+    batch: Vec<EventEnvelope>,
 }
 
 enum Attempt {
@@ -733,10 +743,12 @@ impl Worker {
     }
 
     /// Takes the next batch off the queue.
-    fn take_batch(&self) -> Vec<EventEnvelope> {
+    /// Moves the next batch off the queue into `out` (a reused buffer, so
+    /// the lock is held only for the moves, never for an allocation).
+    fn take_batch(&self, out: &mut Vec<EventEnvelope>) {
         let mut q = self.shared.queue();
         let n = q.events.len().min(self.shared.config.max_batch);
-        q.events.drain(..n).collect()
+        out.extend(q.events.drain(..n));
     }
 
     /// Publishes the watermark; only called when nothing is in flight.
@@ -752,26 +764,31 @@ impl Worker {
     async fn drain(&mut self) {
         loop {
             let past_deadline = self.shared.deadline().is_some_and(|d| Instant::now() >= d);
-            let batch = self.take_batch();
+            let mut batch = std::mem::take(&mut self.batch);
+            self.take_batch(&mut batch);
             if batch.is_empty() {
+                self.batch = batch;
                 break;
             }
             if past_deadline {
                 self.dead_letter(&batch, DeadLetterReason::ShutdownTimeout, None, 0);
             } else {
-                self.deliver(batch).await;
+                self.deliver(&batch).await;
             }
+            // Drop the events outside the queue lock, keep the allocation.
+            batch.clear();
+            self.batch = batch;
             self.publish_resolved();
         }
         self.publish_resolved();
     }
 
-    async fn deliver(&mut self, batch: Vec<EventEnvelope>) {
-        let body = match self.encoder.encode(&batch) {
+    async fn deliver(&mut self, batch: &[EventEnvelope]) {
+        let body = match self.encoder.encode(batch) {
             Ok(body) => body,
             Err(e) => {
                 let msg = e.to_string();
-                self.dead_letter(&batch, DeadLetterReason::Encoding, Some((&msg, None)), 0);
+                self.dead_letter(batch, DeadLetterReason::Encoding, Some((&msg, None)), 0);
                 return;
             }
         };
@@ -796,7 +813,7 @@ impl Worker {
                 Attempt::Done(Err(e)) if !e.is_retryable() => {
                     let msg = e.to_string();
                     let detail = Some((msg.as_str(), e.status()));
-                    self.dead_letter(&batch, DeadLetterReason::Rejected, detail, attempt);
+                    self.dead_letter(batch, DeadLetterReason::Rejected, detail, attempt);
                     return;
                 }
                 Attempt::Done(Err(e)) => {
@@ -810,7 +827,7 @@ impl Worker {
                     let msg = "shutdown deadline passed during a send attempt";
                     let status = last.as_ref().and_then(SendError::status);
                     let detail = Some((msg, status));
-                    self.dead_letter(&batch, DeadLetterReason::ShutdownTimeout, detail, attempt);
+                    self.dead_letter(batch, DeadLetterReason::ShutdownTimeout, detail, attempt);
                     return;
                 }
             }
@@ -819,7 +836,7 @@ impl Worker {
                 if !self.sleep(delay).await {
                     let (msg, status) = last_detail(last.as_ref());
                     let detail = Some((msg.as_str(), status));
-                    self.dead_letter(&batch, DeadLetterReason::ShutdownTimeout, detail, attempt);
+                    self.dead_letter(batch, DeadLetterReason::ShutdownTimeout, detail, attempt);
                     return;
                 }
             }
@@ -827,7 +844,7 @@ impl Worker {
         let (msg, status) = last_detail(last.as_ref());
         let detail = Some((msg.as_str(), status));
         self.dead_letter(
-            &batch,
+            batch,
             DeadLetterReason::RetriesExhausted,
             detail,
             max_attempts,
