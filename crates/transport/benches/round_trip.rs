@@ -196,6 +196,7 @@ fn report(addr: SocketAddr, samples: usize) {
         }
     });
     let medians: Vec<Duration> = times.into_iter().map(median).collect();
+    let layers = layer_cost(&rt, samples * 10);
     println!("interleaved over {samples} requests each (median latency, allocations per request):");
     for (i, (name, _)) in paths.iter().enumerate() {
         println!(
@@ -205,6 +206,39 @@ fn report(addr: SocketAddr, samples: usize) {
             allocations[i]
         );
     }
+    println!(
+        "layers alone, over an in-process service answering at once: {:.2?} per request",
+        layers
+    );
+}
+
+/// CPU cost of the default layers with no network: the full default stack
+/// over an in-process service, minus that service called directly.
+fn layer_cost(rt: &tokio::runtime::Runtime, n: usize) -> Duration {
+    let instant = tower::service_fn(|_req: Request<Bytes>| async {
+        Ok::<_, Infallible>(Response::new(Bytes::from_static(BODY)))
+    });
+    let mut direct = BoxTransport::new(instant.map_err(|e| match e {}));
+    let mut layered = TransportBuilder::new()
+        .api_key(auth::SCHEMATIC_API_KEY, "sch_dev_benchmark")
+        .service(instant)
+        .build()
+        .unwrap();
+    let url = "http://127.0.0.1/flags/check";
+    rt.block_on(async {
+        let run = async |svc: &mut BoxTransport| {
+            let t = Instant::now();
+            for _ in 0..n {
+                stack_round_trip(svc, url).await;
+            }
+            t.elapsed()
+        };
+        run(&mut direct).await;
+        run(&mut layered).await;
+        let base = run(&mut direct).await;
+        let full = run(&mut layered).await;
+        full.saturating_sub(base) / n as u32
+    })
 }
 
 fn round_trip(c: &mut Criterion) {
