@@ -106,3 +106,69 @@ pub(crate) fn validate(envelope: &EventEnvelope) -> Result<(), EventValidationEr
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn envelope() -> EventEnvelope {
+        EventEnvelope::builder("x.y")
+            .customer_field("id", 0)
+            .customer_field("email", "")
+            .property("flag", false)
+            .property("gone", Value::Null)
+            .context_field("ip", "203.0.113.9")
+            .tracking_id("7")
+            .external_event_id("ext")
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn paths() {
+        let e = envelope();
+        for present in [
+            "id",
+            "type",
+            "occurred_at",
+            "source",
+            "external_event_id",
+            "customer",
+            "entity",
+            "properties",
+            "context",
+            "esauti",
+            "customer.id",
+            "entity.type",
+            "entity.id",
+            "properties.flag",
+            "context.ip",
+            "esauti.id",
+        ] {
+            assert!(path_present(&e, present), "{present}");
+        }
+        for missing in [
+            "consent",
+            "customer.email",
+            "properties.gone",
+            "properties.absent",
+            "consent.marketing",
+            "esauti.device_id",
+            "esauti.other",
+            "unknown",
+            "unknown.key",
+            "customer.id.deeper",
+        ] {
+            assert!(!path_present(&e, missing), "{missing}");
+        }
+        // `0` as a customer id also becomes the default entity id.
+        assert_eq!(e.entity()["id"], json!("0"));
+    }
+
+    #[test]
+    fn custom_types_have_no_requirements() {
+        assert!(validate(&envelope()).is_ok());
+    }
+}
