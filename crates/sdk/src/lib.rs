@@ -39,4 +39,8 @@
 //! ```
 
 pub mod cache;
+pub mod error;
 pub mod events;
+pub mod schematic;
+
+pub use error::Error;

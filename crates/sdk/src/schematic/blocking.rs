@@ -1,0 +1,281 @@
+//! A synchronous facade over the async [`Client`](super::Client), in the
+//! manner of `reqwest::blocking`.
+//!
+//! The blocking client owns a Tokio runtime running on a thread of its own;
+//! every call hands its work to that thread and waits for the answer. It
+//! works from any plain thread. Called from inside an async runtime (where
+//! blocking would stall or deadlock the executor), a method that would block
+//! returns [`Error::BlockingInAsyncContext`] instead of panicking.
+//!
+//! ```
+//! use flagwire::schematic::blocking;
+//! use flagwire_core::events::{Keys, TrackBody};
+//!
+//! let client = blocking::Client::builder("sch_dev_example")
+//!     .offline(true)
+//!     .flag_default("new-editor", true)
+//!     .build_blocking()?;
+//! let acme = Keys::from([("id".to_owned(), "acme".to_owned())]);
+//! assert!(client.check_flag("new-editor", &acme, &Keys::new())?);
+//! client.track(TrackBody::builder("api-call").company_key("id", "acme").build()?)?;
+//! assert_eq!(client.event_stats().discarded_offline, 1);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+use std::fmt;
+use std::future::Future;
+use std::sync::Mutex;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use flagwire_core::events::{EventBody, IdentifyBody, Keys, TrackBody};
+use flagwire_core::{Operation, Paginated};
+use futures_util::TryStreamExt;
+use tokio::sync::oneshot;
+
+use super::builder::ClientBuilder;
+use super::events::EventStats;
+use super::flags::FlagCheck;
+use super::options::RequestOptions;
+use crate::error::Error;
+
+/// The runtime thread; stopped and joined when the last client clone drops.
+struct RuntimeThread {
+    handle: tokio::runtime::Handle,
+    stop: Option<oneshot::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl RuntimeThread {
+    fn start() -> Result<Self, Error> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| Error::config(format!("could not start a runtime: {e}")))?;
+        let handle = runtime.handle().clone();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("flagwire-schematic-blocking".to_owned())
+            .spawn(move || {
+                runtime.block_on(async {
+                    let _ = stopped.await;
+                });
+            })
+            .map_err(|e| Error::config(format!("could not start the runtime thread: {e}")))?;
+        Ok(RuntimeThread {
+            handle,
+            stop: Some(stop),
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for RuntimeThread {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take()
+            && thread.thread().id() != std::thread::current().id()
+        {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// The synchronous Schematic client. Cheap to clone; clones share the
+/// runtime thread, the cache and the event buffer.
+#[derive(Clone)]
+pub struct Client {
+    // Declared first so it drops first: the async client's event buffer is
+    // flushed by its own thread, not by this runtime.
+    inner: super::Client,
+    // Keeps the runtime thread alive while any clone exists.
+    _runtime: std::sync::Arc<Mutex<RuntimeThread>>,
+    handle: tokio::runtime::Handle,
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("blocking::Client")
+            .field("inner", &self.inner)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ClientBuilder {
+    /// Builds a [`blocking::Client`](Client) with these settings.
+    pub fn build_blocking(self) -> Result<Client, Error> {
+        let inner = self.build()?;
+        Client::from_async(inner)
+    }
+}
+
+impl Client {
+    /// A blocking client with the default settings.
+    pub fn new(api_key: impl Into<String>) -> Result<Client, Error> {
+        ClientBuilder::new(api_key).build_blocking()
+    }
+
+    /// Starts configuring a client; finish with
+    /// [`ClientBuilder::build_blocking`].
+    pub fn builder(api_key: impl Into<String>) -> ClientBuilder {
+        ClientBuilder::new(api_key)
+    }
+
+    /// Wraps an async client (sharing its cache and event buffer).
+    pub fn from_async(inner: super::Client) -> Result<Client, Error> {
+        let runtime = RuntimeThread::start()?;
+        let handle = runtime.handle.clone();
+        Ok(Client {
+            inner,
+            _runtime: std::sync::Arc::new(Mutex::new(runtime)),
+            handle,
+        })
+    }
+
+    /// The async client underneath.
+    pub fn as_async(&self) -> &super::Client {
+        &self.inner
+    }
+
+    fn run<F, T>(&self, work: impl FnOnce(super::Client) -> F) -> Result<T, Error>
+    where
+        F: Future<Output = T> + Send + 'static,
+        T: Send + 'static,
+    {
+        if tokio::runtime::Handle::try_current().is_ok() {
+            return Err(Error::BlockingInAsyncContext);
+        }
+        let future = work(self.inner.clone());
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        self.handle.spawn(async move {
+            let _ = tx.send(future.await);
+        });
+        rx.recv().map_err(|_| Error::RuntimeStopped)
+    }
+
+    /// Sends one API operation; see [`Client::send`](super::Client::send).
+    pub fn send<O>(&self, op: O) -> Result<O::Output, Error>
+    where
+        O: Operation + Send + 'static,
+        O::Output: Send + 'static,
+    {
+        self.run(move |c| async move { c.send(op).await })?
+    }
+
+    /// [`send`](Self::send) with per-request options.
+    pub fn send_with<O>(&self, op: O, options: RequestOptions) -> Result<O::Output, Error>
+    where
+        O: Operation + Send + 'static,
+        O::Output: Send + 'static,
+    {
+        self.run(move |c| async move { c.send_with(op, options).await })?
+    }
+
+    /// Every item of a paginated list, walking `limit`/`offset` pages.
+    pub fn list_all<P>(&self, first: P) -> Result<Vec<P::Item>, Error>
+    where
+        P: Paginated + Send + Sync + 'static,
+        P::Item: Send + 'static,
+        P::Output: Send,
+    {
+        self.run(move |c| async move { c.paginate(first).try_collect().await })?
+    }
+
+    /// The value of a flag; see [`Client::check_flag`](super::Client::check_flag).
+    /// The only errors are about the calling context, never about the check.
+    pub fn check_flag(&self, flag: &str, company: &Keys, user: &Keys) -> Result<bool, Error> {
+        let (flag, company, user) = (flag.to_owned(), company.clone(), user.clone());
+        self.run(move |c| async move { c.check_flag(&flag, &company, &user).await })
+    }
+
+    /// [`check_flag`](Self::check_flag) with a per-call default.
+    pub fn check_flag_or(
+        &self,
+        flag: &str,
+        company: &Keys,
+        user: &Keys,
+        default: bool,
+    ) -> Result<bool, Error> {
+        let (flag, company, user) = (flag.to_owned(), company.clone(), user.clone());
+        self.run(move |c| async move { c.check_flag_or(&flag, &company, &user, default).await })
+    }
+
+    /// The detailed outcome of a check.
+    pub fn check_flag_detailed(
+        &self,
+        flag: &str,
+        company: &Keys,
+        user: &Keys,
+        default: Option<bool>,
+    ) -> Result<FlagCheck, Error> {
+        let (flag, company, user) = (flag.to_owned(), company.clone(), user.clone());
+        self.run(
+            move |c| async move { c.check_flag_detailed(&flag, &company, &user, default).await },
+        )
+    }
+
+    /// Several flags for one context.
+    pub fn check_flags(
+        &self,
+        flags: &[&str],
+        company: &Keys,
+        user: &Keys,
+    ) -> Result<Vec<FlagCheck>, Error> {
+        let flags: Vec<String> = flags.iter().map(|f| (*f).to_owned()).collect();
+        let (company, user) = (company.clone(), user.clone());
+        self.run(move |c| async move {
+            let refs: Vec<&str> = flags.iter().map(String::as_str).collect();
+            c.check_flags(&refs, &company, &user).await
+        })
+    }
+
+    /// Queues an identify event; never blocks (allowed anywhere).
+    pub fn identify(&self, body: IdentifyBody) -> Result<(), Error> {
+        self.inner.identify(body)
+    }
+
+    /// Queues a track event; never blocks (allowed anywhere).
+    pub fn track(&self, body: TrackBody) -> Result<(), Error> {
+        self.inner.track(body)
+    }
+
+    /// Queues any event body; never blocks.
+    pub fn enqueue(&self, body: EventBody) -> Result<(), Error> {
+        self.inner.enqueue(body)
+    }
+
+    /// Waits (at most `timeout`) until every event queued before the call
+    /// is delivered or dead-lettered.
+    pub fn flush(&self, timeout: Duration) -> Result<(), Error> {
+        if tokio::runtime::Handle::try_current().is_ok() {
+            return Err(Error::BlockingInAsyncContext);
+        }
+        match &self.inner.inner.events {
+            None => Ok(()),
+            Some(buffer) => buffer.flush_blocking(timeout).map_err(Error::Buffer),
+        }
+    }
+
+    /// Delivers everything queued within `timeout` and stops taking events.
+    pub fn shutdown(&self, timeout: Duration) -> Result<EventStats, Error> {
+        if tokio::runtime::Handle::try_current().is_ok() {
+            return Err(Error::BlockingInAsyncContext);
+        }
+        if let Some(buffer) = &self.inner.inner.events {
+            buffer.shutdown_blocking(timeout);
+        }
+        Ok(self.inner.event_stats())
+    }
+
+    /// The event counters.
+    pub fn event_stats(&self) -> EventStats {
+        self.inner.event_stats()
+    }
+
+    /// Whether the client is offline.
+    pub fn is_offline(&self) -> bool {
+        self.inner.is_offline()
+    }
+}

@@ -1,0 +1,144 @@
+//! Events: `identify` / `track` queue capture events; a [`BatchSender`] over
+//! the transport delivers them to `{capture}/batch`.
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use flagwire_core::events::{EventBody, EventEnvelope, IdentifyBody, TrackBody};
+use flagwire_transport::{BoxTransport, RequestOptions};
+use futures_util::future::BoxFuture;
+use http::header::{CONTENT_TYPE, RETRY_AFTER};
+use http::{HeaderValue, Method};
+use tower::ServiceExt;
+
+use super::client::Client;
+use crate::error::Error;
+use crate::events::{Batch, BatchSender, BufferStats, SendError};
+
+/// Posts encoded batches to `{capture}/batch` through a transport whose own
+/// retries are off (the event buffer retries and dead-letters).
+pub(crate) struct CaptureSender {
+    transport: BoxTransport,
+    url: http::Uri,
+}
+
+impl CaptureSender {
+    pub(crate) fn new(transport: BoxTransport, url: http::Uri) -> Self {
+        CaptureSender { transport, url }
+    }
+}
+
+impl BatchSender for CaptureSender {
+    fn send(&self, batch: Batch) -> BoxFuture<'static, Result<(), SendError>> {
+        let transport = self.transport.clone();
+        let request = http::Request::builder()
+            .method(Method::POST)
+            .uri(self.url.clone())
+            .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
+            .extension(RequestOptions::new().max_retries(0))
+            .body(batch.body);
+        Box::pin(async move {
+            let request = request.map_err(|e| SendError::permanent(e.to_string()))?;
+            let response = match transport.oneshot(request).await {
+                Ok(r) => r,
+                Err(e) if e.is_retryable() || e.is_timeout() => {
+                    return Err(SendError::retryable(e.to_string()));
+                }
+                Err(e) => return Err(SendError::permanent(e.to_string())),
+            };
+            let status = response.status();
+            if status.is_success() {
+                return Ok(());
+            }
+            let message = serde_json::from_slice::<serde_json::Value>(response.body())
+                .ok()
+                .and_then(|v| v.get("error").and_then(|m| m.as_str()).map(str::to_owned))
+                .unwrap_or_default();
+            let mut err = SendError::from_status(status.as_u16(), message);
+            if let Some(delay) = response
+                .headers()
+                .get(RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok())
+            {
+                err = err.with_retry_after(Duration::from_secs(delay));
+            }
+            Err(err)
+        })
+    }
+}
+
+/// Counters of the client's events.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct EventStats {
+    /// The event buffer's counters (all zero when offline).
+    pub buffer: BufferStats,
+    /// Events discarded because the client is offline.
+    pub discarded_offline: u64,
+}
+
+impl Client {
+    /// Queues an `identify` event (user keys, optional company, name,
+    /// traits) and returns at once; the event is delivered in the
+    /// background.
+    ///
+    /// Fails only when the buffer refuses the event: queue full
+    /// ([`Error::Buffer`], counted as dropped) or shut down. Offline, the
+    /// event is counted and discarded.
+    pub fn identify(&self, body: IdentifyBody) -> Result<(), Error> {
+        self.enqueue(body.into())
+    }
+
+    /// Queues a `track` event (event name, company, user, traits, quantity)
+    /// and returns at once. See [`identify`](Self::identify).
+    pub fn track(&self, body: TrackBody) -> Result<(), Error> {
+        self.enqueue(body.into())
+    }
+
+    /// Queues any event body (e.g. a pass-through type).
+    pub fn enqueue(&self, body: EventBody) -> Result<(), Error> {
+        match &self.inner.events {
+            None => {
+                self.inner.offline_discarded.fetch_add(1, Ordering::Relaxed);
+                Ok(())
+            }
+            Some(buffer) => {
+                let envelope = EventEnvelope::new(self.inner.api_key.clone(), body);
+                buffer.enqueue(envelope).map_err(Error::Buffer)
+            }
+        }
+    }
+
+    /// Waits until every event queued before this call is delivered or
+    /// dead-lettered.
+    pub async fn flush(&self) -> Result<(), Error> {
+        match &self.inner.events {
+            None => Ok(()),
+            Some(buffer) => buffer.flush().await.map_err(Error::Buffer),
+        }
+    }
+
+    /// Stops taking events and delivers everything queued within `timeout`;
+    /// what is left then goes to the dead-letter sink. Returns the final
+    /// counters. Idempotent.
+    pub async fn shutdown(&self, timeout: Duration) -> EventStats {
+        if let Some(buffer) = &self.inner.events {
+            buffer.shutdown(timeout).await;
+        }
+        self.event_stats()
+    }
+
+    /// The event counters right now.
+    pub fn event_stats(&self) -> EventStats {
+        EventStats {
+            buffer: self
+                .inner
+                .events
+                .as_ref()
+                .map(|b| b.stats())
+                .unwrap_or_default(),
+            discarded_offline: self.inner.offline_discarded.load(Ordering::Relaxed),
+        }
+    }
+}
