@@ -1,0 +1,417 @@
+//! The Schematic client end to end against `flagwire-mock` over loopback.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use flagwire::Error;
+use flagwire::schematic::{CheckSource, Client, ClientBuilder, RequestOptions};
+use flagwire_core::events::{Keys, TrackBody};
+use flagwire_core::schematic::companies::{ListCompanies, UpsertCompany};
+use flagwire_core::schematic::models::UpsertCompanyRequestBody;
+use flagwire_mock::{Fault, Host, MockServer};
+use futures_util::TryStreamExt;
+use http::Method;
+use serde_json::json;
+
+#[path = "../examples/quickstart.rs"]
+#[allow(dead_code)]
+mod quickstart;
+
+fn keys(name: &str, value: &str) -> Keys {
+    Keys::from([(name.to_owned(), value.to_owned())])
+}
+
+fn builder(server: &MockServer) -> ClientBuilder {
+    Client::builder(server.api_key())
+        .base_url(server.rest_url())
+        .capture_url(server.capture_url())
+        .max_retries(0)
+        .events(|e| e.flush_interval(Duration::from_millis(20)))
+}
+
+fn seed_flag(server: &MockServer, key: &str, default_value: bool) {
+    server
+        .create_flag(json!({"key": key, "name": key, "description": "", "flag_type": "boolean", "default_value": default_value}))
+        .unwrap();
+}
+
+fn count(server: &MockServer, operation: &str) -> usize {
+    server
+        .requests()
+        .iter()
+        .filter(|r| r.operation == Some(operation))
+        .count()
+}
+
+#[tokio::test]
+async fn send_and_paginate_typed_operations() {
+    let server = MockServer::start().await.unwrap();
+    let client = builder(&server).build().unwrap();
+    for i in 0..5 {
+        let mut body = UpsertCompanyRequestBody::new(keys("id", &format!("c{i}")));
+        body.name = Some(format!("Company {i}"));
+        let company = client.send(UpsertCompany::new(body)).await.unwrap();
+        assert_eq!(company.name, format!("Company {i}"));
+    }
+    // The API key went in the header.
+    let first = &server.requests()[0];
+    assert_eq!(
+        first.headers["x-schematic-api-key"],
+        flagwire_mock::REDACTED
+    );
+
+    server.clear_requests();
+    let all: Vec<_> = client
+        .paginate(ListCompanies::new().limit(2))
+        .try_collect()
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 5);
+    let ids: HashSet<_> = all.iter().map(|c| c.id.clone()).collect();
+    assert_eq!(ids.len(), 5);
+    assert_eq!(count(&server, "listCompanies"), 3, "pages of 2, 2, 1");
+
+    // Accessor, per-request options, and API errors with the server's message.
+    let page = client
+        .companies()
+        .list_companies(ListCompanies::new().limit(1))
+        .await
+        .unwrap();
+    assert_eq!(page.len(), 1);
+    let err = client
+        .companies()
+        .get_company("comp_missing")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::Api { status, .. } if status == 404),
+        "{err:?}"
+    );
+    server.clear_requests();
+    client
+        .send_with(
+            ListCompanies::new(),
+            RequestOptions::new()
+                .query("q", "Company 1")
+                .header("x-extra", "yes")
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    let req = &server.requests()[0];
+    assert_eq!(req.headers["x-extra"], "yes");
+    assert!(req.query.as_deref().unwrap().contains("q=Company%201"));
+}
+
+#[tokio::test]
+async fn flag_checks_use_the_cache_and_keep_a_server_false() {
+    let server = MockServer::start().await.unwrap();
+    seed_flag(&server, "off-flag", false);
+    server
+        .upsert_company(json!({"keys": {"id": "acme"}}))
+        .unwrap();
+    let client = builder(&server)
+        .flag_default("off-flag", true)
+        .build()
+        .unwrap();
+    let acme = keys("id", "acme");
+
+    let first = client
+        .check_flag_detailed("off-flag", &acme, &Keys::new(), Some(true))
+        .await;
+    assert!(!first.value, "a server false stays false: {first:?}");
+    assert_eq!(first.source, CheckSource::Api);
+    assert!(!client.check_flag("off-flag", &acme, &Keys::new()).await);
+    let cached = client
+        .check_flag_detailed("off-flag", &acme, &Keys::new(), None)
+        .await;
+    assert_eq!(cached.source, CheckSource::Cache);
+    assert_eq!(count(&server, "checkFlag"), 1, "miss then hits");
+
+    // Another context misses.
+    client
+        .check_flag("off-flag", &keys("id", "globex"), &Keys::new())
+        .await;
+    assert_eq!(count(&server, "checkFlag"), 2);
+
+    // Disabled cache: every check asks.
+    let uncached = builder(&server).disable_cache().build().unwrap();
+    uncached.check_flag("off-flag", &acme, &Keys::new()).await;
+    uncached.check_flag("off-flag", &acme, &Keys::new()).await;
+    assert_eq!(count(&server, "checkFlag"), 4);
+}
+
+#[tokio::test]
+async fn defaults_answer_on_server_errors_and_timeouts() {
+    let server = MockServer::start().await.unwrap();
+    seed_flag(&server, "f", false);
+    let client = builder(&server)
+        .flag_default("mapped", true)
+        .timeout(Duration::from_millis(150))
+        .disable_cache()
+        .build()
+        .unwrap();
+    let none = Keys::new();
+    server
+        .inject(
+            Host::Rest,
+            Method::POST,
+            "/flags/{key}/check",
+            [Fault::status(500), Fault::status(500), Fault::status(500)],
+        )
+        .unwrap();
+    let check = client
+        .check_flag_detailed("f", &none, &none, Some(true))
+        .await;
+    assert!(check.value);
+    assert_eq!(check.source, CheckSource::Default);
+    assert!(check.error.as_deref().unwrap().contains("500"), "{check:?}");
+    assert!(
+        client.check_flag("mapped", &none, &none).await,
+        "client default"
+    );
+    assert!(
+        !client.check_flag("unmapped", &none, &none).await,
+        "false last"
+    );
+
+    server
+        .inject(
+            Host::Rest,
+            Method::POST,
+            "/flags/{key}/check",
+            [Fault::Delay(Duration::from_millis(600))],
+        )
+        .unwrap();
+    let check = client
+        .check_flag_detailed("f", &none, &none, Some(true))
+        .await;
+    assert!(check.value);
+    assert_eq!(check.source, CheckSource::Default);
+    // The next check reaches the server again and gets its false.
+    assert!(!client.check_flag_or("f", &none, &none, true).await);
+}
+
+#[tokio::test]
+async fn offline_mode_makes_no_requests() {
+    let server = MockServer::start().await.unwrap();
+    let client = builder(&server)
+        .offline(true)
+        .flag_default("on", true)
+        .build()
+        .unwrap();
+    let acme = keys("id", "acme");
+    assert!(client.check_flag("on", &acme, &Keys::new()).await);
+    let checks = client
+        .check_flags(&["on", "off"], &acme, &Keys::new())
+        .await;
+    assert_eq!(
+        checks
+            .iter()
+            .map(|c| (c.value, c.source))
+            .collect::<Vec<_>>(),
+        [(true, CheckSource::Offline), (false, CheckSource::Offline)]
+    );
+    for _ in 0..3 {
+        client
+            .track(
+                TrackBody::builder("e")
+                    .company_key("id", "acme")
+                    .build()
+                    .unwrap(),
+            )
+            .unwrap();
+    }
+    assert!(matches!(
+        client.send(ListCompanies::new()).await,
+        Err(Error::Offline)
+    ));
+    client.flush().await.unwrap();
+    let stats = client.shutdown(Duration::from_secs(1)).await;
+    assert_eq!(stats.discarded_offline, 3);
+    assert!(server.requests().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_thousand_events_arrive_exactly_once_in_batches_of_at_most_100() {
+    let server = MockServer::builder()
+        .record_requests(1_000)
+        .start()
+        .await
+        .unwrap();
+    server
+        .upsert_company(json!({"keys": {"id": "acme"}}))
+        .unwrap();
+    let client = builder(&server).build().unwrap();
+    for i in 0..10_000i64 {
+        client
+            .track(
+                TrackBody::builder("api-call")
+                    .company_key("id", "acme")
+                    .quantity(i + 1)
+                    .build()
+                    .unwrap(),
+            )
+            .unwrap();
+        if i == 4_999 {
+            client.flush().await.unwrap();
+        }
+    }
+    let stats = client.shutdown(Duration::from_secs(20)).await;
+    assert_eq!(stats.buffer.enqueued, 10_000);
+    assert_eq!(stats.buffer.sent, 10_000);
+    assert_eq!(stats.buffer.dead_lettered, 0);
+
+    let events = server.events();
+    assert_eq!(events.len(), 10_000);
+    let keys: HashSet<_> = events
+        .iter()
+        .map(|e| e.idempotency_key.clone().unwrap())
+        .collect();
+    assert_eq!(keys.len(), 10_000, "each event once");
+    let quantities: HashSet<_> = events
+        .iter()
+        .map(|e| e.body["quantity"].as_i64().unwrap())
+        .collect();
+    assert_eq!(quantities.len(), 10_000);
+    assert!(
+        events
+            .iter()
+            .all(|e| e.event_type == "track" && e.body["event"] == "api-call")
+    );
+
+    let batches: Vec<_> = server
+        .requests()
+        .into_iter()
+        .filter(|r| r.host == Host::Capture)
+        .collect();
+    assert!(!batches.is_empty());
+    for b in &batches {
+        let n = b.json().unwrap()["events"].as_array().unwrap().len();
+        assert!((1..=100).contains(&n), "batch of {n}");
+        assert_eq!(b.headers["x-schematic-api-key"], flagwire_mock::REDACTED);
+    }
+    assert_eq!(stats.buffer.batches_sent as usize, batches.len());
+}
+
+#[test]
+fn blocking_client_works_from_plain_threads_and_refuses_inside_a_runtime() {
+    let server = MockServer::start_blocking().unwrap();
+    seed_flag(&server, "f", false);
+    server
+        .upsert_company(json!({"keys": {"id": "acme"}}))
+        .unwrap();
+    let client = Client::builder(server.api_key())
+        .base_url(server.rest_url())
+        .capture_url(server.capture_url())
+        .max_retries(0)
+        .flag_default("f", true)
+        .build_blocking()
+        .unwrap();
+    let threads: Vec<_> = (0..4)
+        .map(|_| {
+            let client = client.clone();
+            std::thread::spawn(move || {
+                client
+                    .check_flag("f", &keys("id", "acme"), &Keys::new())
+                    .unwrap()
+            })
+        })
+        .collect();
+    for t in threads {
+        assert!(!t.join().unwrap(), "the server's false");
+    }
+    let all = client.list_all(ListCompanies::new().limit(1)).unwrap();
+    assert_eq!(all.len(), 1);
+    client
+        .track(
+            TrackBody::builder("e")
+                .company_key("id", "acme")
+                .build()
+                .unwrap(),
+        )
+        .unwrap();
+    client.flush(Duration::from_secs(5)).unwrap();
+    assert_eq!(client.event_stats().buffer.sent, 1);
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let inside = rt.block_on(async {
+        (
+            client.check_flag("f", &Keys::new(), &Keys::new()),
+            client.send(ListCompanies::new()),
+        )
+    });
+    assert!(matches!(inside.0, Err(Error::BlockingInAsyncContext)));
+    assert!(matches!(inside.1, Err(Error::BlockingInAsyncContext)));
+    let stats = client.shutdown(Duration::from_secs(5)).unwrap();
+    assert_eq!(stats.buffer.sent, 1);
+}
+
+#[tokio::test]
+async fn extra_layers_and_custom_services_take_effect() {
+    let server = MockServer::start().await.unwrap();
+    let client = builder(&server)
+        .transport(|b| {
+            b.request_layer(tower::util::MapRequestLayer::new(
+                |mut req: http::Request<bytes::Bytes>| {
+                    req.headers_mut()
+                        .insert("x-layer", http::HeaderValue::from_static("on"));
+                    req
+                },
+            ))
+        })
+        .build()
+        .unwrap();
+    client.send(ListCompanies::new()).await.unwrap();
+    client
+        .track(TrackBody::builder("e").build().unwrap())
+        .unwrap();
+    client.flush().await.unwrap();
+    let reqs = server.requests();
+    assert_eq!(reqs.len(), 2);
+    assert!(reqs.iter().all(|r| r.headers["x-layer"] == "on"));
+
+    // A whole custom bottom service: no network at all.
+    let double = tower::service_fn(|req: http::Request<bytes::Bytes>| async move {
+        assert_eq!(req.headers()["x-schematic-api-key"], "sch_custom");
+        Ok::<_, std::convert::Infallible>(http::Response::new(bytes::Bytes::from_static(
+            br#"{"data":[],"params":{}}"#,
+        )))
+    });
+    let client = Client::builder("sch_custom")
+        .service(double)
+        .build()
+        .unwrap();
+    assert!(client.send(ListCompanies::new()).await.unwrap().is_empty());
+}
+
+#[test]
+fn invalid_settings_are_config_errors() {
+    let bad = |b: ClientBuilder| matches!(b.offline(true).build(), Err(Error::Config(_)));
+    assert!(bad(Client::builder("")));
+    assert!(bad(Client::builder("k").base_url("/relative")));
+    assert!(bad(Client::builder("k").base_url("ftp://x")));
+    assert!(bad(Client::builder("k").capture_url("/batch")));
+    // Blank capture URL: the default, never a relative one.
+    let client = Client::builder("k")
+        .capture_url("  ")
+        .offline(true)
+        .build()
+        .unwrap();
+    assert_eq!(
+        client.capture_batch_url(),
+        "https://c.schematichq.com/batch"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quickstart_runs_against_the_emulator() {
+    let report = quickstart::run_with_mock().await.unwrap();
+    assert_eq!(report.flag_values, (true, false));
+    assert_eq!(report.companies_listed, 2);
+    assert_eq!(report.pages, 2);
+    assert!(report.webhook_verified);
+    assert_eq!(report.events, (2, 2));
+}
