@@ -215,8 +215,9 @@ fn render_name_enum(out: &mut String, name: &str, doc: &str, values: &[&str]) {
     );
 }
 
-/// Generates `generated/esauti/{mod.rs, events.rs}` (unformatted).
-pub fn generate(reg: &Registry) -> Result<BTreeMap<String, String>, String> {
+/// Generates `generated/esauti/{mod.rs, events.rs}` (unformatted); `with_rest` declares the
+/// `rest` module generated from the REST API description.
+pub fn generate(reg: &Registry, with_rest: bool) -> Result<BTreeMap<String, String>, String> {
     let variants = reg.variant_names()?;
     let groups: BTreeSet<&str> = reg.events.iter().map(|e| e.group.as_str()).collect();
     let entities: BTreeSet<&str> = reg.events.iter().map(|e| e.entity_type.as_str()).collect();
@@ -442,7 +443,11 @@ impl<'de> Deserialize<'de> for EventType {
     let mut files = BTreeMap::new();
     files.insert(format!("{OUT_DIR}/events.rs"), s);
     let mut m = String::from(HEADER);
-    m.push_str("//! Generated eSauti code: the event registry.\n\npub mod events;\n");
+    if with_rest {
+        m.push_str("//! Generated eSauti code: the event registry and the REST API.\n\npub mod events;\n#[allow(clippy::enum_variant_names, clippy::should_implement_trait)]\npub mod rest;\n");
+    } else {
+        m.push_str("//! Generated eSauti code: the event registry.\n\npub mod events;\n");
+    }
     files.insert(format!("{OUT_DIR}/mod.rs"), m);
     Ok(files)
 }
@@ -501,7 +506,7 @@ app.dialog_shown\tmobile_and_app_engagement\tapp\toccurred_at,source\t\n";
     #[test]
     fn generates_table_driven_code() {
         let reg = Registry::parse_tsv(SAMPLE).unwrap();
-        let files = generate(&reg).unwrap();
+        let files = generate(&reg, false).unwrap();
         let events = &files[&format!("{OUT_DIR}/events.rs")];
         assert!(events.contains("static TABLE: [Row; 2]"));
         assert!(events.contains("EventType::AppDialogShown => 1,"));

@@ -287,6 +287,7 @@ pub fn import(text: &str) -> Result<Api, String> {
         servers: raw.servers.into_iter().map(|s| s.url).collect(),
         api_key_header,
         tags: tags.into_iter().collect(),
+        unwrapped_responses: false,
         responses: raw
             .components
             .responses

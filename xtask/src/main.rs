@@ -17,6 +17,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 const DESCRIPTION: &str = "crates/core/api/schematic.json";
+const ESAUTI_DESCRIPTION: &str = "crates/core/api/esauti.json";
+const ESAUTI_REST_DIR: &str = "crates/core/src/generated/esauti/rest";
 
 fn workspace_root() -> PathBuf {
     let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
@@ -121,10 +123,20 @@ fn run_codegen(check: bool) -> Result<(), String> {
         std::fs::read_to_string(&data).map_err(|e| format!("reading {}: {e}", data.display()))?;
     let registry = esauti_registry::Registry::parse_tsv(&text)
         .map_err(|e| format!("{}: {e}", esauti_registry::DATA_FILE))?;
-    for (path, src) in esauti_registry::generate(&registry)? {
+    for (path, src) in esauti_registry::generate(&registry, true)? {
         let formatted = codegen::rustfmt(&src).map_err(|e| format!("{path}: {e}"))?;
         out.files.insert(path, formatted);
     }
+    let esauti_path = root.join(ESAUTI_DESCRIPTION);
+    let text = std::fs::read_to_string(&esauti_path)
+        .map_err(|e| format!("reading {}: {e}", esauti_path.display()))?;
+    let esauti_api =
+        spec::Api::from_json(&text).map_err(|e| format!("{ESAUTI_DESCRIPTION}: {e}"))?;
+    let rest = codegen::generate_formatted_for(
+        &esauti_api,
+        &codegen::Target::other(ESAUTI_DESCRIPTION, ESAUTI_REST_DIR),
+    )?;
+    out.files.extend(rest.files);
 
     let mut on_disk = Vec::new();
     existing_files(&root, &root.join(codegen::OUT_DIR), &mut on_disk)?;
@@ -143,11 +155,12 @@ fn run_codegen(check: bool) -> Result<(), String> {
         .collect();
 
     let summary = format!(
-        "{} operations, {} schemas ({} Rust types), {} eSauti event types, {} files",
+        "{} operations, {} schemas ({} Rust types), {} eSauti event types, {} eSauti REST operations, {} files",
         out.operations,
         out.schemas,
         out.types,
         registry.events.len(),
+        rest.operations,
         out.files.len()
     );
     if check {

@@ -29,6 +29,10 @@ pub struct Api {
     pub api_key_header: Option<String>,
     /// Tag names, sorted.
     pub tags: Vec<String>,
+    /// Whether success bodies are decoded whole; by default operations return the `data`
+    /// member of a `{data, ...}` envelope.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub unwrapped_responses: bool,
     /// Shared responses by name (`components.responses`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub responses: BTreeMap<String, Response>,

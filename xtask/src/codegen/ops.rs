@@ -33,6 +33,8 @@ pub enum Output {
     Bytes,
     /// The `data` member of the envelope.
     Data(Ty),
+    /// The whole JSON body (APIs without a `data` envelope).
+    Whole(Ty),
 }
 
 /// An operation ready to render.
@@ -74,7 +76,7 @@ pub fn module_of(tag: &str) -> String {
 }
 
 /// Builds the operation model, defining inline parameter and response types in `types`.
-pub fn build(types: &mut TypeSet<'_>, op: &Operation) -> Result<Op, String> {
+pub fn build(types: &mut TypeSet<'_>, op: &Operation, unwrapped: bool) -> Result<Op, String> {
     let tag = op.tags.first().cloned().unwrap_or_else(|| "default".into());
     let module = module_of(&tag);
     let m = Module::Tag(module.clone());
@@ -140,6 +142,8 @@ pub fn build(types: &mut TypeSet<'_>, op: &Operation) -> Result<Op, String> {
         .ok_or_else(|| format!("{}: no success response", op.id))?;
     let output = if response.content.is_empty() {
         Output::Empty
+    } else if let (true, Some(schema)) = (unwrapped, response.content.get("application/json")) {
+        Output::Whole(types.ty_of(schema, &format!("{name}Output"), &m, &module)?)
     } else if let Some(schema) = response.content.get("application/json") {
         let data = schema
             .properties
@@ -187,7 +191,7 @@ fn output_ty(op: &Op, m: &Module) -> String {
     match &op.output {
         Output::Empty => "()".into(),
         Output::Bytes => "Bytes".into(),
-        Output::Data(t) => t.render(m),
+        Output::Data(t) | Output::Whole(t) => t.render(m),
     }
 }
 
@@ -201,7 +205,7 @@ pub fn render(op: &Op, out: &mut String) {
     let payload = match &op.output {
         Output::Empty => "no body".to_owned(),
         Output::Bytes => "the raw file contents".to_owned(),
-        Output::Data(t) => format!("[`{}`]", t.render(&m)),
+        Output::Data(t) | Output::Whole(t) => format!("[`{}`]", t.render(&m)),
     };
     let _ = writeln!(
         out,
@@ -328,6 +332,7 @@ pub fn render(op: &Op, out: &mut String) {
         Output::Empty => "decode_empty",
         Output::Bytes => "decode_bytes",
         Output::Data(_) => "decode_data",
+        Output::Whole(_) => "decode_json",
     };
     let _ = writeln!(
         out,

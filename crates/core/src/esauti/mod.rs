@@ -38,6 +38,14 @@
 mod envelope;
 mod error;
 pub mod validate;
+pub(crate) mod wire;
+
+/// The eSauti REST API (Mautic style), generated from `crates/core/api/esauti.json`: one
+/// request type per operation, grouped by resource, implementing
+/// [`Operation`](crate::operation::Operation). Success bodies are decoded whole (there is no
+/// `data` envelope) as JSON objects. The base URL is the tenant's, ending in `/api`; it is
+/// separate from the Event Injection base URL.
+pub use crate::generated::esauti::rest as api;
 
 pub use crate::generated::esauti::events::{EntityType, EventGroup, EventType};
 pub use envelope::{
