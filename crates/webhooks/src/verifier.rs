@@ -325,6 +325,50 @@ fn utf8<'a>(value: &'a [u8], name: &'static str) -> Result<&'a str, Error> {
     })
 }
 
+/// Signatures from a list header, decoded once into a stack buffer.
+///
+/// Senders put one or two signatures in a list; up to four are kept here so
+/// that checking several secrets does not parse the header again. With more
+/// entries, `complete` is false and the caller re-reads the header instead.
+struct Candidates {
+    tags: [[u8; TAG_LEN]; Candidates::INLINE],
+    len: usize,
+    complete: bool,
+    /// Whether any entry of the supported version was seen, decodable or
+    /// not.
+    any_supported: bool,
+}
+
+impl Candidates {
+    const INLINE: usize = 4;
+
+    fn new() -> Self {
+        Candidates {
+            tags: [[0; TAG_LEN]; Candidates::INLINE],
+            len: 0,
+            complete: true,
+            any_supported: false,
+        }
+    }
+
+    /// Records an entry of the supported version; undecodable ones count as
+    /// seen but can never match.
+    fn push(&mut self, decoded: Result<[u8; TAG_LEN], DecodeError>) {
+        self.any_supported = true;
+        let Ok(tag) = decoded else { return };
+        if self.len == Candidates::INLINE {
+            self.complete = false;
+        } else {
+            self.tags[self.len] = tag;
+            self.len += 1;
+        }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = [u8; TAG_LEN]> + '_ {
+        self.tags[..self.len].iter().copied()
+    }
+}
+
 impl Verifier<Schematic> {
     /// Verifies a Schematic webhook delivery against the system clock (or
     /// the configured one).
@@ -637,20 +681,29 @@ impl Verifier<StandardWebhooks> {
                 .split(|&b| b == b' ')
                 .filter_map(|entry| entry.strip_prefix(b"v1,"))
         };
-        if v1_entries().next().is_none() {
+        let mut candidates = Candidates::new();
+        for b64 in v1_entries() {
+            candidates.push(decode_base64_tag(b64));
+        }
+        if !candidates.any_supported {
             return Err(Error::NoSupportedSignature { name: sig_name });
         }
         self.check_age(timestamp, now)?;
-        let secret_index = self.match_any(
-            || v1_entries().filter_map(|b64| decode_base64_tag(b64).ok()),
-            |cx| {
-                cx.update(id.as_bytes());
-                cx.update(b".");
-                cx.update(ts_raw);
-                cx.update(b".");
-                cx.update(body);
-            },
-        )?;
+        let feed = |cx: &mut hmac::Context| {
+            cx.update(id.as_bytes());
+            cx.update(b".");
+            cx.update(ts_raw);
+            cx.update(b".");
+            cx.update(body);
+        };
+        let secret_index = if candidates.complete {
+            self.match_any(|| candidates.iter(), feed)?
+        } else {
+            self.match_any(
+                || v1_entries().filter_map(|b64| decode_base64_tag(b64).ok()),
+                feed,
+            )?
+        };
         Ok(Verified {
             timestamp: Some(timestamp),
             id: Some(id),
@@ -663,6 +716,7 @@ impl Verifier<StandardWebhooks> {
 struct StripeHeader<'a> {
     t_raw: &'a [u8],
     timestamp: i64,
+    candidates: Candidates,
     value: &'a [u8],
 }
 
@@ -674,24 +728,25 @@ impl<'a> StripeHeader<'a> {
             reason: Malformed::InvalidFormat,
         };
         let mut t_raw = None;
-        let mut has_v1 = false;
+        let mut candidates = Candidates::new();
         for element in Self::elements(value) {
             let (key, val) = element?;
             match key {
                 b"t" if t_raw.is_some() => return Err(malformed),
                 b"t" => t_raw = Some(val),
-                b"v1" => has_v1 = true,
+                b"v1" => candidates.push(decode_hex_tag(val)),
                 _ => {}
             }
         }
         let t_raw = t_raw.ok_or(malformed)?;
         let timestamp = parse_timestamp(t_raw, name)?;
-        if !has_v1 {
+        if !candidates.any_supported {
             return Err(Error::NoSupportedSignature { name });
         }
         Ok(StripeHeader {
             t_raw,
             timestamp,
+            candidates,
             value,
         })
     }
@@ -711,7 +766,8 @@ impl<'a> StripeHeader<'a> {
         })
     }
 
-    fn v1_tags(&self) -> impl Iterator<Item = [u8; TAG_LEN]> + 'a {
+    /// Every decodable `v1` signature, read again from the header.
+    fn all_v1_tags(&self) -> impl Iterator<Item = [u8; TAG_LEN]> + 'a {
         Self::elements(self.value).filter_map(|element| match element {
             Ok((b"v1", hex)) => decode_hex_tag(hex).ok(),
             _ => None,
@@ -762,14 +818,16 @@ impl Verifier<Stripe> {
     ) -> Result<Verified<'h>, Error> {
         let header = StripeHeader::parse(required(headers, Stripe::SIGNATURE_HEADER)?)?;
         self.check_age(header.timestamp, now)?;
-        let secret_index = self.match_any(
-            || header.v1_tags(),
-            |cx| {
-                cx.update(header.t_raw);
-                cx.update(b".");
-                cx.update(body);
-            },
-        )?;
+        let feed = |cx: &mut hmac::Context| {
+            cx.update(header.t_raw);
+            cx.update(b".");
+            cx.update(body);
+        };
+        let secret_index = if header.candidates.complete {
+            self.match_any(|| header.candidates.iter(), feed)?
+        } else {
+            self.match_any(|| header.all_v1_tags(), feed)?
+        };
         Ok(Verified {
             timestamp: Some(header.timestamp),
             id: None,

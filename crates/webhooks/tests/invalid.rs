@@ -567,6 +567,15 @@ mod stripe {
             check(&v, &format!("t={NOW},v1={},v1={sig}", "f".repeat(64)), BODY),
             Ok(())
         );
+        // Many entries: the valid one comes after more wrong ones than are
+        // kept inline, and a wrong-only list of that size still fails.
+        let wrong: Vec<String> = (0..6)
+            .map(|i| format!("v1={}", format!("{i:x}").repeat(64)))
+            .collect();
+        let many = format!("t={NOW},{},v1={sig}", wrong.join(","));
+        assert_eq!(check(&v, &many, BODY), Ok(()));
+        let many_wrong = format!("t={NOW},{}", wrong.join(","));
+        assert_eq!(check(&v, &many_wrong, BODY), Err(Error::SignatureMismatch));
         assert_eq!(
             v.verify(&[("other", "x")], BODY).unwrap_err(),
             Error::MissingHeader {
