@@ -35,6 +35,14 @@ fn seed_flag(server: &MockServer, key: &str, default_value: bool) {
         .unwrap();
 }
 
+fn count_path(server: &MockServer, method: &Method, path: &str) -> usize {
+    server
+        .requests()
+        .iter()
+        .filter(|r| r.method == method && r.path == path)
+        .count()
+}
+
 fn count(server: &MockServer, operation: &str) -> usize {
     server
         .requests()
@@ -414,4 +422,114 @@ async fn quickstart_runs_against_the_emulator() {
     assert_eq!(report.pages, 2);
     assert!(report.webhook_verified);
     assert_eq!(report.events, (2, 2));
+}
+
+#[tokio::test]
+async fn cached_checks_expire_after_the_ttl() {
+    use flagwire::cache::{LruFlagCache, ManualClock};
+    use std::sync::Arc;
+
+    let server = MockServer::start().await.unwrap();
+    seed_flag(&server, "f", true);
+    let clock = Arc::new(ManualClock::new());
+    let cache = LruFlagCache::<flagwire::schematic::CachedCheck>::builder()
+        .ttl(Duration::from_secs(5))
+        .clock(clock.clone())
+        .build();
+    let client = builder(&server).cache(cache).build().unwrap();
+    let none = Keys::new();
+    assert!(client.check_flag("f", &none, &none).await);
+    clock.advance(Duration::from_secs(4));
+    assert!(client.check_flag("f", &none, &none).await);
+    assert_eq!(count(&server, "checkFlag"), 1, "fresh entry");
+    clock.advance(Duration::from_secs(2));
+    assert!(client.check_flag("f", &none, &none).await);
+    assert_eq!(count(&server, "checkFlag"), 2, "expired entry");
+}
+
+#[tokio::test]
+async fn retries_recover_and_exhausted_retries_report_the_api_error() {
+    use flagwire_transport::RetryPolicy;
+
+    let server = MockServer::start().await.unwrap();
+    let client = builder(&server)
+        .retry_policy(RetryPolicy::default().base_delay(Duration::from_millis(1)))
+        .max_retries(2)
+        .build()
+        .unwrap();
+    server
+        .inject(
+            Host::Rest,
+            Method::GET,
+            "/companies",
+            [Fault::status(503), Fault::status(503)],
+        )
+        .unwrap();
+    assert!(client.send(ListCompanies::new()).await.unwrap().is_empty());
+    assert_eq!(count_path(&server, &Method::GET, "/companies"), 3);
+
+    server
+        .inject(
+            Host::Rest,
+            Method::GET,
+            "/companies",
+            [Fault::status(503), Fault::status(503), Fault::status(503)],
+        )
+        .unwrap();
+    let err = client.send(ListCompanies::new()).await.unwrap_err();
+    assert!(
+        matches!(&err, Error::Api { status, .. } if *status == 503),
+        "{err:?}"
+    );
+    // Per request: no retries.
+    server
+        .inject(Host::Rest, Method::GET, "/companies", [Fault::status(503)])
+        .unwrap();
+    server.clear_requests();
+    let err = client
+        .send_with(ListCompanies::new(), RequestOptions::new().max_retries(0))
+        .await
+        .unwrap_err();
+    assert_eq!(err.status().map(|s| s.as_u16()), Some(503));
+    assert_eq!(count_path(&server, &Method::GET, "/companies"), 1);
+}
+
+#[test]
+fn dropping_the_last_handle_delivers_queued_events() {
+    let server = MockServer::start_blocking().unwrap();
+    server
+        .upsert_company(json!({"keys": {"id": "acme"}}))
+        .unwrap();
+    let client = Client::builder(server.api_key())
+        .base_url(server.rest_url())
+        .capture_url(server.capture_url())
+        .events(|e| e.flush_interval(Duration::from_secs(60)))
+        .build()
+        .unwrap();
+    for q in 1..=7 {
+        client
+            .track(
+                TrackBody::builder("e")
+                    .company_key("id", "acme")
+                    .quantity(q)
+                    .build()
+                    .unwrap(),
+            )
+            .unwrap();
+    }
+    let clone = client.clone();
+    drop(client);
+    assert!(server.events().is_empty(), "a clone still holds the buffer");
+    drop(clone);
+    assert_eq!(server.events().len(), 7);
+}
+
+#[test]
+fn debug_output_never_shows_the_api_key() {
+    let builder = Client::builder("sch_secret_value").offline(true);
+    assert!(!format!("{builder:?}").contains("sch_secret_value"));
+    let client = builder.build().unwrap();
+    assert!(!format!("{client:?}").contains("sch_secret_value"));
+    let blocking = flagwire::schematic::blocking::Client::from_async(client).unwrap();
+    assert!(!format!("{blocking:?}").contains("sch_secret_value"));
 }
