@@ -4,7 +4,8 @@
 //!   (`crates/core/api/schematic.json`) from an OpenAPI 3.0 document.
 //! - `cargo xtask codegen [--check]` generates `crates/core/src/generated/schematic/` from that
 //!   description, and `crates/core/src/generated/esauti/` from the eSauti event registry data
-//!   file; `--check` fails when the committed code differs from what would be generated.
+//!   file and the eSauti REST description (`crates/core/api/esauti.json`); `--check` fails when
+//!   the committed code differs from what would be generated.
 //! - `cargo xtask import-esauti-registry <registry.tsv>` writes the eSauti event registry data
 //!   file (`crates/core/data/esauti-events.tsv`) from a registry table.
 

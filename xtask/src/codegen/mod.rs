@@ -1,6 +1,8 @@
-//! `cargo xtask codegen`: Rust code for `flagwire-core` from the committed API description.
+//! `cargo xtask codegen`: Rust code for `flagwire-core` from the committed API descriptions.
 //!
-//! Output layout (paths relative to the workspace root):
+//! [`Target`] says where a description goes; the eSauti REST description uses the same
+//! generator into `generated/esauti/rest/` (no round-trip test, whole-body responses).
+//! Schematic output layout (paths relative to the workspace root):
 //! - `crates/core/src/generated/schematic/mod.rs`: module docs, the operation table;
 //! - `.../schematic/models/{mod.rs, a.rs, c_o.rs, ...}`: one file per initial letter of the
 //!   model types, split by the second letter for crowded letters, so that no single file
