@@ -533,3 +533,71 @@ fn debug_output_never_shows_the_api_key() {
     let blocking = flagwire::schematic::blocking::Client::from_async(client).unwrap();
     assert!(!format!("{blocking:?}").contains("sch_secret_value"));
 }
+
+#[tokio::test]
+async fn bulk_checks_ask_once_and_fill_the_cache() {
+    let server = MockServer::start().await.unwrap();
+    seed_flag(&server, "a", true);
+    seed_flag(&server, "b", false);
+    let client = builder(&server)
+        .flag_default("missing", true)
+        .build()
+        .unwrap();
+    let none = Keys::new();
+    let checks = client
+        .check_flags(&["a", "b", "missing"], &none, &none)
+        .await;
+    let got: Vec<_> = checks
+        .iter()
+        .map(|c| (c.flag.as_str(), c.value, c.source))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("a", true, CheckSource::Api),
+            ("b", false, CheckSource::Api),
+            ("missing", true, CheckSource::Default),
+        ]
+    );
+    assert_eq!(count(&server, "checkFlags"), 1);
+    // Served from the cache now, single and bulk.
+    assert!(client.check_flag("a", &none, &none).await);
+    let again = client.check_flags(&["a", "b"], &none, &none).await;
+    assert!(again.iter().all(|c| c.source == CheckSource::Cache));
+    assert_eq!(count(&server, "checkFlags"), 1);
+    assert_eq!(count(&server, "checkFlag"), 0);
+    // No keys: every flag the API knows.
+    let all = client.check_flags(&[], &none, &none).await;
+    let mut names: Vec<_> = all.iter().map(|c| c.flag.clone()).collect();
+    names.sort();
+    assert_eq!(names, ["a", "b"]);
+}
+
+#[tokio::test]
+async fn a_per_check_timeout_falls_back_to_the_per_check_default() {
+    use flagwire::schematic::CheckOptions;
+
+    let server = MockServer::start().await.unwrap();
+    seed_flag(&server, "f", false);
+    let client = builder(&server).disable_cache().build().unwrap();
+    server
+        .inject(
+            Host::Rest,
+            Method::POST,
+            "/flags/{key}/check",
+            [Fault::Delay(Duration::from_millis(500))],
+        )
+        .unwrap();
+    let none = Keys::new();
+    let options = CheckOptions::new()
+        .default(true)
+        .timeout(Duration::from_millis(50));
+    let started = std::time::Instant::now();
+    let check = client.check_flag_with("f", &none, &none, options).await;
+    assert!(started.elapsed() < Duration::from_millis(450));
+    assert!(check.value);
+    assert_eq!(check.source, CheckSource::Default);
+    let check = client.check_flag_with("f", &none, &none, options).await;
+    assert!(!check.value, "the server's false once it answers");
+    assert_eq!(check.source, CheckSource::Api);
+}

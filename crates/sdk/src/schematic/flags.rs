@@ -8,7 +8,10 @@ use flagwire_core::schematic::models::{
     CheckFlagRequestBody, CheckFlagResponseData, FeatureEntitlement,
 };
 
+use std::time::Duration;
+
 use super::client::Client;
+use super::options::RequestOptions;
 use crate::cache::FlagCacheKey;
 
 /// What the flag cache stores: the full answer of a check, shared.
@@ -26,6 +29,38 @@ pub enum CheckSource {
     Default,
     /// A default, because the client is offline.
     Offline,
+}
+
+/// Options of [`Client::check_flag_with`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CheckOptions {
+    /// Used before the client's defaults when the API cannot answer.
+    pub default: Option<bool>,
+    /// Deadline of the API request for this check.
+    pub timeout: Option<Duration>,
+}
+
+impl CheckOptions {
+    /// No options.
+    pub const fn new() -> Self {
+        CheckOptions {
+            default: None,
+            timeout: None,
+        }
+    }
+
+    /// Sets the per-call default.
+    pub const fn default(mut self, value: bool) -> Self {
+        self.default = Some(value);
+        self
+    }
+
+    /// Sets the deadline of the API request.
+    pub const fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
 }
 
 /// The detailed outcome of a flag check.
@@ -94,7 +129,9 @@ impl Client {
         if let Some(hit) = self.cached(flag, company, user) {
             return hit.value;
         }
-        self.check_flag_slow(flag, company, user, None).await.value
+        self.check_flag_slow(flag, company, user, None, None)
+            .await
+            .value
     }
 
     /// [`check_flag`](Self::check_flag) with a default for this call, used
@@ -109,7 +146,7 @@ impl Client {
         if let Some(hit) = self.cached(flag, company, user) {
             return hit.value;
         }
-        self.check_flag_slow(flag, company, user, Some(default))
+        self.check_flag_slow(flag, company, user, Some(default), None)
             .await
             .value
     }
@@ -128,13 +165,52 @@ impl Client {
             check.source = CheckSource::Cache;
             return check;
         }
-        self.check_flag_slow(flag, company, user, default).await
+        self.check_flag_slow(flag, company, user, default, None)
+            .await
+    }
+
+    /// A check with options: a per-call default and a deadline shorter (or
+    /// longer) than the client's timeout. Never fails.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use flagwire::schematic::{CheckOptions, Client};
+    /// use flagwire_core::events::Keys;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), flagwire::Error> {
+    /// let client = Client::builder("sch_dev_example").offline(true).build()?;
+    /// let options = CheckOptions::new().default(true).timeout(Duration::from_millis(300));
+    /// let check = client.check_flag_with("new-editor", &Keys::new(), &Keys::new(), options).await;
+    /// assert!(check.value);
+    /// # Ok(()) }
+    /// ```
+    pub async fn check_flag_with(
+        &self,
+        flag: &str,
+        company: &Keys,
+        user: &Keys,
+        options: CheckOptions,
+    ) -> FlagCheck {
+        if let Some(hit) = self.cached(flag, company, user) {
+            let mut check = (*hit).clone();
+            check.source = CheckSource::Cache;
+            return check;
+        }
+        self.check_flag_slow(flag, company, user, options.default, options.timeout)
+            .await
     }
 
     /// Checks several flags for one context with at most one request (for
     /// the flags not in the cache). Never fails; flags the API did not
     /// return get their defaults.
+    ///
+    /// With no flag keys, returns every flag the API knows for the context
+    /// (or, when it cannot answer, one entry per client default).
     pub async fn check_flags(&self, flags: &[&str], company: &Keys, user: &Keys) -> Vec<FlagCheck> {
+        if flags.is_empty() {
+            return self.all_flags(company, user).await;
+        }
         let mut out: Vec<Option<FlagCheck>> = flags
             .iter()
             .map(|flag| {
@@ -201,17 +277,53 @@ impl Client {
         out.into_iter().flatten().collect()
     }
 
+    async fn all_flags(&self, company: &Keys, user: &Keys) -> Vec<FlagCheck> {
+        let (source, error) = if self.inner.offline {
+            (CheckSource::Offline, None)
+        } else {
+            match self.send(CheckFlags::new(body(company, user))).await {
+                Ok(data) => {
+                    return data
+                        .flags
+                        .into_iter()
+                        .map(|f| {
+                            let check = Arc::new(FlagCheck::from_api(f));
+                            self.inner.cache.insert(
+                                &FlagCacheKey::new(&check.flag, company, user),
+                                check.clone(),
+                            );
+                            Arc::unwrap_or_clone(check)
+                        })
+                        .collect();
+                }
+                Err(e) => (CheckSource::Default, Some(e.to_string())),
+            }
+        };
+        let mut names: Vec<&String> = self.inner.defaults.keys().collect();
+        names.sort();
+        names
+            .into_iter()
+            .map(|flag| self.fallback(flag, None, source, error.clone()))
+            .collect()
+    }
+
     async fn check_flag_slow(
         &self,
         flag: &str,
         company: &Keys,
         user: &Keys,
         default: Option<bool>,
+        timeout: Option<Duration>,
     ) -> FlagCheck {
         if self.inner.offline {
             return self.fallback(flag, default, CheckSource::Offline, None);
         }
-        match self.send(CheckFlag::new(flag, body(company, user))).await {
+        let op = CheckFlag::new(flag, body(company, user));
+        let answer = match timeout {
+            Some(t) => self.send_with(op, RequestOptions::new().timeout(t)).await,
+            None => self.send(op).await,
+        };
+        match answer {
             Ok(data) => {
                 let check = Arc::new(FlagCheck::from_api(data));
                 // A failing cache never fails or changes the check.

@@ -45,6 +45,6 @@ mod resources;
 pub use builder::{ClientBuilder, DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT};
 pub use client::Client;
 pub use events::EventStats;
-pub use flags::{CachedCheck, CheckSource, FlagCheck};
+pub use flags::{CachedCheck, CheckOptions, CheckSource, FlagCheck};
 pub use options::RequestOptions;
 pub use resources::{Companies, Events, Features};
