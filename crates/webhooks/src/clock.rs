@@ -20,13 +20,58 @@ pub trait Clock: Send + Sync + 'static {
     fn now_unix(&self) -> i64;
 }
 
-/// The system's wall clock.
+/// The system's wall clock, read cheaply.
+///
+/// On Linux this reads `CLOCK_REALTIME_COARSE`, the wall time the kernel
+/// keeps as of its last timer tick. It is served from the vDSO without
+/// reading the hardware clock source, which makes it several times cheaper
+/// than [`SystemTime::now`]; its resolution is one tick (1–10 ms depending on
+/// the kernel's `HZ`), and it is never ahead of the precise clock. The
+/// tolerance check works in whole seconds, so a lag of a few milliseconds
+/// cannot change a verdict by more than the rounding of a second already
+/// does. Elsewhere, and if the coarse clock is unavailable, it reads
+/// [`SystemTime::now`].
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SystemClock;
 
 impl Clock for SystemClock {
+    #[inline]
     fn now_unix(&self) -> i64 {
-        unix_now()
+        coarse_unix_now()
+    }
+}
+
+/// Whole Unix seconds from the coarse system clock; see [`SystemClock`].
+#[inline]
+pub(crate) fn coarse_unix_now() -> i64 {
+    #[cfg(target_os = "linux")]
+    if let Some(secs) = coarse::realtime_secs() {
+        return secs;
+    }
+    unix_now()
+}
+
+/// The one place in this crate that calls into the C library.
+#[cfg(target_os = "linux")]
+#[allow(unsafe_code)]
+mod coarse {
+    /// Seconds of `CLOCK_REALTIME_COARSE`, or `None` if the call fails
+    /// (kernels before 2.6.32, some sandboxes).
+    #[inline]
+    pub(super) fn realtime_secs() -> Option<i64> {
+        let mut now = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: `clock_gettime` only writes one `timespec` through the
+        // pointer, which points to a live, properly aligned local of exactly
+        // that type; the clock id is a constant the kernel either accepts or
+        // rejects with an error code, in which case `now` is not used.
+        let rc = unsafe { libc::clock_gettime(libc::CLOCK_REALTIME_COARSE, &raw mut now) };
+        // `time_t` is 32 bits on some 32-bit targets.
+        #[allow(clippy::useless_conversion)]
+        let secs = i64::from(now.tv_sec);
+        (rc == 0).then_some(secs)
     }
 }
 
@@ -46,7 +91,8 @@ impl<F: Fn() -> i64 + Send + Sync + 'static> Clock for F {
     }
 }
 
-/// The system time in whole Unix seconds (negative before 1970).
+/// The precise system time ([`SystemTime::now`]) in whole Unix seconds
+/// (negative before 1970). Verifiers use the cheaper [`SystemClock`].
 ///
 /// ```
 /// assert!(flagwire_webhooks::unix_now() > 1_600_000_000);
@@ -55,5 +101,34 @@ pub fn unix_now() -> i64 {
     match SystemTime::now().duration_since(UNIX_EPOCH) {
         Ok(since) => i64::try_from(since.as_secs()).unwrap_or(i64::MAX),
         Err(before) => i64::try_from(before.duration().as_secs()).map_or(i64::MIN, |s| -s),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn coarse_clock_agrees_with_system_time() {
+        for _ in 0..3 {
+            let before = unix_now();
+            let coarse = SystemClock.now_unix();
+            let after = unix_now();
+            // The coarse clock lags by at most a tick, so its second is the
+            // precise second read just before or just after it, give or
+            // take one for a second boundary inside a tick.
+            assert!(
+                coarse >= before - 1 && coarse <= after,
+                "coarse {coarse} outside [{before} - 1, {after}]"
+            );
+        }
+    }
+
+    #[test]
+    fn coarse_clock_moves_forward() {
+        let first = coarse_unix_now();
+        let second = coarse_unix_now();
+        assert!(second >= first);
+        assert!(first > 1_600_000_000);
     }
 }

@@ -32,6 +32,51 @@ pub trait Headers {
     /// names in lowercase, and implementations must compare them without
     /// regard to ASCII case.
     fn header_values(&self, name: &'static str) -> impl Iterator<Item = &[u8]>;
+
+    /// Calls `found(i, value)` for every value of every header whose name
+    /// is `names[i]`, in no particular order. `names` are distinct and
+    /// lowercase.
+    ///
+    /// The verifiers use this to collect all of a scheme's headers at once.
+    /// The provided implementation looks each name up with
+    /// [`header_values`](Headers::header_values), which suits hashed maps;
+    /// list-like containers override it to make a single pass over their
+    /// entries, whatever the number of names.
+    ///
+    /// ```
+    /// use flagwire_webhooks::Headers;
+    ///
+    /// let headers = [("Webhook-Id", "msg_1"), ("Host", "example.com"), ("webhook-timestamp", "1")];
+    /// let mut seen = Vec::new();
+    /// headers.visit_values(&["webhook-timestamp", "webhook-id"], |i, value| seen.push((i, value)));
+    /// seen.sort();
+    /// assert_eq!(seen, [(0, &b"1"[..]), (1, &b"msg_1"[..])]);
+    /// ```
+    fn visit_values<'s>(&'s self, names: &[&'static str], mut found: impl FnMut(usize, &'s [u8])) {
+        for (index, &name) in names.iter().enumerate() {
+            for value in self.header_values(name) {
+                found(index, value);
+            }
+        }
+    }
+}
+
+/// One pass over name/value entries, reporting those named in `names`.
+#[inline]
+fn visit_pairs<'a, K, V>(
+    iter: impl Iterator<Item = (&'a K, &'a V)>,
+    names: &[&'static str],
+    mut found: impl FnMut(usize, &'a [u8]),
+) where
+    K: AsRef<[u8]> + ?Sized + 'a,
+    V: AsRef<[u8]> + ?Sized + 'a,
+{
+    for (key, value) in iter {
+        let key = key.as_ref();
+        if let Some(index) = names.iter().position(|name| name_matches(key, name)) {
+            found(index, value.as_ref());
+        }
+    }
 }
 
 fn pairs<'a, K, V>(
@@ -64,11 +109,19 @@ impl<K: AsRef<[u8]>, V: AsRef<[u8]>> Headers for [(K, V)] {
     fn header_values(&self, name: &'static str) -> impl Iterator<Item = &[u8]> {
         pairs(self.iter().map(|(k, v)| (k, v)), name)
     }
+
+    fn visit_values<'s>(&'s self, names: &[&'static str], found: impl FnMut(usize, &'s [u8])) {
+        visit_pairs(self.iter().map(|(k, v)| (k, v)), names, found);
+    }
 }
 
 impl<K: AsRef<[u8]>, V: AsRef<[u8]>, const N: usize> Headers for [(K, V); N] {
     fn header_values(&self, name: &'static str) -> impl Iterator<Item = &[u8]> {
         self.as_slice().header_values(name)
+    }
+
+    fn visit_values<'s>(&'s self, names: &[&'static str], found: impl FnMut(usize, &'s [u8])) {
+        self.as_slice().visit_values(names, found);
     }
 }
 
@@ -76,11 +129,19 @@ impl<K: AsRef<[u8]>, V: AsRef<[u8]>> Headers for Vec<(K, V)> {
     fn header_values(&self, name: &'static str) -> impl Iterator<Item = &[u8]> {
         self.as_slice().header_values(name)
     }
+
+    fn visit_values<'s>(&'s self, names: &[&'static str], found: impl FnMut(usize, &'s [u8])) {
+        self.as_slice().visit_values(names, found);
+    }
 }
 
 impl<K: AsRef<[u8]>, V: AsRef<[u8]>, S: BuildHasher> Headers for HashMap<K, V, S> {
     fn header_values(&self, name: &'static str) -> impl Iterator<Item = &[u8]> {
         pairs(self.iter(), name)
+    }
+
+    fn visit_values<'s>(&'s self, names: &[&'static str], found: impl FnMut(usize, &'s [u8])) {
+        visit_pairs(self.iter(), names, found);
     }
 }
 
@@ -88,11 +149,19 @@ impl<K: AsRef<[u8]>, V: AsRef<[u8]>> Headers for BTreeMap<K, V> {
     fn header_values(&self, name: &'static str) -> impl Iterator<Item = &[u8]> {
         pairs(self.iter(), name)
     }
+
+    fn visit_values<'s>(&'s self, names: &[&'static str], found: impl FnMut(usize, &'s [u8])) {
+        visit_pairs(self.iter(), names, found);
+    }
 }
 
 impl<T: Headers + ?Sized> Headers for &T {
     fn header_values(&self, name: &'static str) -> impl Iterator<Item = &[u8]> {
         (**self).header_values(name)
+    }
+
+    fn visit_values<'s>(&'s self, names: &[&'static str], found: impl FnMut(usize, &'s [u8])) {
+        (**self).visit_values(names, found);
     }
 }
 
@@ -110,12 +179,20 @@ impl<B> Headers for http::Request<B> {
     fn header_values(&self, name: &'static str) -> impl Iterator<Item = &[u8]> {
         self.headers().header_values(name)
     }
+
+    fn visit_values<'s>(&'s self, names: &[&'static str], found: impl FnMut(usize, &'s [u8])) {
+        self.headers().visit_values(names, found);
+    }
 }
 
 #[cfg(feature = "http")]
 impl Headers for http::request::Parts {
     fn header_values(&self, name: &'static str) -> impl Iterator<Item = &[u8]> {
         self.headers.header_values(name)
+    }
+
+    fn visit_values<'s>(&'s self, names: &[&'static str], found: impl FnMut(usize, &'s [u8])) {
+        self.headers.visit_values(names, found);
     }
 }
 
@@ -148,6 +225,63 @@ pub(crate) fn optional<'h, H: Headers + ?Sized>(
     }
     let value = trim_ows(first);
     Ok(if value.is_empty() { None } else { Some(value) })
+}
+
+/// All of a scheme's headers, collected in one [`Headers::visit_values`]
+/// call. Each slot keeps the first value and whether the header repeated.
+pub(crate) struct Found<'h, const N: usize> {
+    names: &'static [&'static str; N],
+    first: [Option<&'h [u8]>; N],
+    repeated: [bool; N],
+}
+
+impl<'h, const N: usize> Found<'h, N> {
+    /// Looks up every name in `names` at once.
+    #[inline]
+    pub(crate) fn collect<H: Headers + ?Sized>(
+        headers: &'h H,
+        names: &'static [&'static str; N],
+    ) -> Self {
+        let mut first = [None; N];
+        let mut repeated = [false; N];
+        headers.visit_values(names, |index, value| {
+            if let (Some(slot), Some(again)) = (first.get_mut(index), repeated.get_mut(index)) {
+                if slot.is_some() {
+                    *again = true;
+                } else {
+                    *slot = Some(value);
+                }
+            }
+        });
+        Found {
+            names,
+            first,
+            repeated,
+        }
+    }
+
+    /// The header `names[index]`, with the rules of [`optional`].
+    #[inline]
+    pub(crate) fn optional(&self, index: usize) -> Result<Option<&'h [u8]>, Error> {
+        let name = self.names[index];
+        if self.repeated[index] {
+            return Err(Error::MalformedHeader {
+                name,
+                reason: Malformed::Repeated,
+            });
+        }
+        Ok(self.first[index]
+            .map(trim_ows)
+            .filter(|value| !value.is_empty()))
+    }
+
+    /// The header `names[index]`, with the rules of [`required`].
+    #[inline]
+    pub(crate) fn required(&self, index: usize) -> Result<&'h [u8], Error> {
+        self.optional(index)?.ok_or(Error::MissingHeader {
+            name: self.names[index],
+        })
+    }
 }
 
 /// Like [`optional`], but absence is an error.
