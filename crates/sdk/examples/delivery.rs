@@ -1,0 +1,116 @@
+//! Measures event delivery of the Schematic client against the in-process
+//! emulator, and memory while the capture host is down.
+//!
+//! ```text
+//! cargo run --release -p flagwire --example delivery
+//! ```
+//!
+//! 1. Throughput: tracks `EVENTS` events as fast as the queue accepts them
+//!    (sleeping 0.5 ms whenever it is full) and shuts down; reports delivered events
+//!    per second from the first `track` to the end of the shutdown.
+//! 2. Outage: points the capture URL at a closed port and tracks for two
+//!    seconds without pause; reports accepted, dropped and peak RSS
+//!    (`VmHWM`, Linux only), which stays bounded by the queue capacity.
+
+use std::time::{Duration, Instant};
+
+use flagwire::Error;
+use flagwire::events::BufferError;
+use flagwire::schematic::Client;
+use flagwire_core::events::TrackBody;
+use flagwire_mock::MockServer;
+use serde_json::json;
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+const EVENTS: i64 = 200_000;
+
+fn body(i: i64) -> TrackBody {
+    TrackBody::builder("api-call")
+        .company_key("id", "acme")
+        .quantity(i)
+        .build()
+        .expect("a valid body")
+}
+
+fn peak_rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+#[tokio::main]
+async fn main() -> Result<(), BoxError> {
+    let server = MockServer::builder()
+        .record_requests(0)
+        .max_events(1_000)
+        .start()
+        .await?;
+    server.upsert_company(json!({"keys": {"id": "acme"}}))?;
+    let client = Client::builder(server.api_key())
+        .base_url(server.rest_url())
+        .capture_url(server.capture_url())
+        .build()?;
+
+    let start = Instant::now();
+    let mut waits = 0u64;
+    for i in 1..=EVENTS {
+        loop {
+            match client.track(body(i)) {
+                Ok(()) => break,
+                Err(Error::Buffer(BufferError::QueueFull)) => {
+                    waits += 1;
+                    // Give the delivery thread the CPU instead of spinning.
+                    tokio::time::sleep(Duration::from_micros(500)).await;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+    let stats = client.shutdown(Duration::from_secs(60)).await;
+    let elapsed = start.elapsed();
+    let dropped_while_waiting = stats.buffer.dropped;
+    println!(
+        "throughput: {} events delivered in {} batches in {:.3} s = {:.0} events/s \
+         (queue-full retries {waits}, refused {dropped_while_waiting}, dead-lettered {})",
+        stats.buffer.sent,
+        stats.buffer.batches_sent,
+        elapsed.as_secs_f64(),
+        stats.buffer.sent as f64 / elapsed.as_secs_f64(),
+        stats.buffer.dead_lettered,
+    );
+    let rss_before = peak_rss_kib();
+    server.stop().await;
+
+    // Outage: nothing listens on the capture port.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
+    let down = Client::builder("sch_dev_mock")
+        .offline(false)
+        .capture_url(format!("http://{closed}"))
+        .build()?;
+    let until = Instant::now() + Duration::from_secs(2);
+    let mut i = 0i64;
+    while Instant::now() < until {
+        for _ in 0..1_000 {
+            i += 1;
+            let _ = down.track(body(i));
+        }
+    }
+    let stats = down.event_stats();
+    println!(
+        "outage: {i} tracked in 2 s, {} accepted, {} dropped (queue full), {} queued; \
+         peak RSS {} KiB after the throughput run, {} KiB after the outage",
+        stats.buffer.enqueued,
+        stats.buffer.dropped,
+        stats.buffer.queued,
+        rss_before.map_or("n/a".to_owned(), |v| v.to_string()),
+        peak_rss_kib().map_or("n/a".to_owned(), |v| v.to_string()),
+    );
+    down.shutdown(Duration::from_millis(200)).await;
+    Ok(())
+}
