@@ -601,3 +601,53 @@ async fn a_per_check_timeout_falls_back_to_the_per_check_default() {
     assert!(!check.value, "the server's false once it answers");
     assert_eq!(check.source, CheckSource::Api);
 }
+
+#[tokio::test]
+async fn a_custom_transport_is_used_as_is() {
+    use flagwire_transport::TransportBuilder;
+
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = seen.clone();
+    let double = tower::service_fn(move |req: http::Request<bytes::Bytes>| {
+        let log = log.clone();
+        async move {
+            log.lock().unwrap().push((
+                req.uri().to_string(),
+                req.headers().contains_key("x-schematic-api-key"),
+            ));
+            let mut resp = http::Response::new(bytes::Bytes::from_static(
+                br#"{"error":"company not found"}"#,
+            ));
+            *resp.status_mut() = http::StatusCode::NOT_FOUND;
+            resp.headers_mut()
+                .insert("x-request-id", http::HeaderValue::from_static("req_42"));
+            Ok::<_, std::convert::Infallible>(resp)
+        }
+    });
+    let transport = TransportBuilder::new().service(double).build().unwrap();
+    let client = Client::builder("sch_custom")
+        .base_url("http://api.test")
+        .custom_transport(transport)
+        .build()
+        .unwrap();
+    let err = client.companies().get_company("comp_1").await.unwrap_err();
+    match &err {
+        Error::Api {
+            status,
+            message,
+            request_id,
+            ..
+        } => {
+            assert_eq!(*status, 404);
+            assert_eq!(message.as_deref(), Some("company not found"));
+            assert_eq!(request_id.as_deref(), Some("req_42"));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(err.to_string().contains("req_42"));
+    assert_eq!(
+        *seen.lock().unwrap(),
+        [("http://api.test/companies/comp_1".to_owned(), false)],
+        "no key layer on a transport used as is"
+    );
+}
