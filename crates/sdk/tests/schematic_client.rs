@@ -329,8 +329,16 @@ fn blocking_client_works_from_plain_threads_and_refuses_inside_a_runtime() {
     for t in threads {
         assert!(!t.join().unwrap(), "the server's false");
     }
+    let globex = client
+        .companies()
+        .upsert_company(UpsertCompanyRequestBody::new(keys("id", "globex")))
+        .unwrap();
+    assert_eq!(
+        client.companies().get_company(&globex.id).unwrap().id,
+        globex.id
+    );
     let all = client.list_all(ListCompanies::new().limit(1)).unwrap();
-    assert_eq!(all.len(), 1);
+    assert_eq!(all.len(), 2);
     client
         .track(
             TrackBody::builder("e")

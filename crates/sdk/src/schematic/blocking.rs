@@ -173,6 +173,19 @@ impl Client {
         self.run(move |c| async move { c.send_with(op, options).await })?
     }
 
+    /// [`check_flag`](Self::check_flag) with options (per-call default,
+    /// deadline).
+    pub fn check_flag_with(
+        &self,
+        flag: &str,
+        company: &Keys,
+        user: &Keys,
+        options: super::flags::CheckOptions,
+    ) -> Result<FlagCheck, Error> {
+        let (flag, company, user) = (flag.to_owned(), company.clone(), user.clone());
+        self.run(move |c| async move { c.check_flag_with(&flag, &company, &user, options).await })
+    }
+
     /// Every item of a paginated list, walking `limit`/`offset` pages.
     pub fn list_all<P>(&self, first: P) -> Result<Vec<P::Item>, Error>
     where
@@ -279,3 +292,145 @@ impl Client {
         self.inner.is_offline()
     }
 }
+
+mod resources {
+    use flagwire_core::Operation;
+    use flagwire_core::schematic::{companies, events, features, models};
+
+    use super::Client;
+    use crate::error::Error;
+
+    type Out<O> = Result<<O as Operation>::Output, Error>;
+
+    /// Companies and users; see [`super::super::Companies`].
+    #[derive(Debug, Clone, Copy)]
+    pub struct Companies<'a>(pub(super) &'a Client);
+
+    /// Features and flags; see [`super::super::Features`].
+    #[derive(Debug, Clone, Copy)]
+    pub struct Features<'a>(pub(super) &'a Client);
+
+    /// REST events; see [`super::super::Events`].
+    #[derive(Debug, Clone, Copy)]
+    pub struct Events<'a>(pub(super) &'a Client);
+
+    impl Client {
+        /// Company and user operations.
+        pub fn companies(&self) -> Companies<'_> {
+            Companies(self)
+        }
+
+        /// Feature and flag operations.
+        pub fn features(&self) -> Features<'_> {
+            Features(self)
+        }
+
+        /// REST event operations.
+        pub fn events(&self) -> Events<'_> {
+            Events(self)
+        }
+    }
+
+    impl Companies<'_> {
+        /// `POST /companies`.
+        pub fn upsert_company(
+            &self,
+            body: models::UpsertCompanyRequestBody,
+        ) -> Out<companies::UpsertCompany> {
+            self.0.send(companies::UpsertCompany::new(body))
+        }
+
+        /// `GET /companies/{id}`.
+        pub fn get_company(&self, company_id: &str) -> Out<companies::GetCompany> {
+            self.0.send(companies::GetCompany::new(company_id))
+        }
+
+        /// `GET /companies`: one page.
+        pub fn list_companies(
+            &self,
+            request: companies::ListCompanies,
+        ) -> Out<companies::ListCompanies> {
+            self.0.send(request)
+        }
+
+        /// `DELETE /companies/{id}`.
+        pub fn delete_company(&self, company_id: &str) -> Out<companies::DeleteCompany> {
+            self.0.send(companies::DeleteCompany::new(company_id))
+        }
+
+        /// `POST /users`.
+        pub fn upsert_user(
+            &self,
+            body: models::UpsertUserRequestBody,
+        ) -> Out<companies::UpsertUser> {
+            self.0.send(companies::UpsertUser::new(body))
+        }
+
+        /// `GET /users/{id}`.
+        pub fn get_user(&self, user_id: &str) -> Out<companies::GetUser> {
+            self.0.send(companies::GetUser::new(user_id))
+        }
+
+        /// `GET /users`: one page.
+        pub fn list_users(&self, request: companies::ListUsers) -> Out<companies::ListUsers> {
+            self.0.send(request)
+        }
+    }
+
+    impl Features<'_> {
+        /// `POST /flags`.
+        pub fn create_flag(
+            &self,
+            body: models::CreateFlagRequestBody,
+        ) -> Out<features::CreateFlag> {
+            self.0.send(features::CreateFlag::new(body))
+        }
+
+        /// `GET /flags`: one page.
+        pub fn list_flags(&self, request: features::ListFlags) -> Out<features::ListFlags> {
+            self.0.send(request)
+        }
+
+        /// `GET /features`: one page.
+        pub fn list_features(
+            &self,
+            request: features::ListFeatures,
+        ) -> Out<features::ListFeatures> {
+            self.0.send(request)
+        }
+
+        /// `POST /flags/{key}/check`, raw (no cache, no defaults).
+        pub fn check_flag(
+            &self,
+            key: &str,
+            body: models::CheckFlagRequestBody,
+        ) -> Out<features::CheckFlag> {
+            self.0.send(features::CheckFlag::new(key, body))
+        }
+    }
+
+    impl Events<'_> {
+        /// `POST /events`.
+        pub fn create_event(
+            &self,
+            body: models::CreateEventRequestBody,
+        ) -> Out<events::CreateEvent> {
+            self.0.send(events::CreateEvent::new(body))
+        }
+
+        /// `POST /event-batch`.
+        pub fn create_event_batch(
+            &self,
+            body: models::CreateEventBatchRequestBody,
+        ) -> Out<events::CreateEventBatch> {
+            self.0.send(events::CreateEventBatch::new(body))
+        }
+
+        /// `GET /events`: one page.
+        pub fn list_events(&self, request: events::ListEvents) -> Out<events::ListEvents> {
+            self.0.send(request)
+        }
+    }
+}
+
+pub use resources::{Companies, Events, Features};
