@@ -14,13 +14,54 @@
 //!   [`Client::shutdown`] wait for delivery.
 //! * [`blocking::Client`]: the same for synchronous code.
 //!
+//! Against the in-process emulator (`flagwire-mock`):
+//!
+//! ```
+//! use std::time::Duration;
+//! use flagwire::schematic::{CheckSource, Client};
+//! use flagwire_core::events::{Keys, TrackBody};
+//! use flagwire_core::schematic::models::UpsertCompanyRequestBody;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let server = flagwire_mock::MockServer::start().await?;
+//! server.create_flag(serde_json::json!({"key": "new-editor", "name": "New editor",
+//!     "description": "", "flag_type": "boolean", "default_value": false}))?;
+//!
+//! let client = Client::builder(server.api_key())
+//!     .base_url(server.rest_url())
+//!     .capture_url(server.capture_url())
+//!     .flag_default("new-editor", true)
+//!     .build()?;
+//!
+//! let acme = Keys::from([("id".to_owned(), "acme".to_owned())]);
+//! let company = client
+//!     .companies()
+//!     .upsert_company(UpsertCompanyRequestBody::new(acme.clone()))
+//!     .await?;
+//! assert!(company.id.starts_with("comp_"));
+//!
+//! // The server's `false` wins over the `true` default; the second check is cached.
+//! let check = client.check_flag_detailed("new-editor", &acme, &Keys::new(), None).await;
+//! assert!(!check.value);
+//! assert_eq!(check.source, CheckSource::Api);
+//! assert!(!client.check_flag("new-editor", &acme, &Keys::new()).await);
+//!
+//! client.track(TrackBody::builder("api-call").company_key("id", "acme").quantity(3).build()?)?;
+//! let stats = client.shutdown(Duration::from_secs(5)).await;
+//! assert_eq!(stats.buffer.sent, 1);
+//! assert_eq!(server.events().len(), 1);
+//! # Ok(()) }
+//! ```
+//!
+//! Offline, with no network at all, answers come from the defaults:
+//!
 //! ```
 //! use flagwire::schematic::{CheckSource, Client};
 //! use flagwire_core::events::Keys;
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), flagwire::Error> {
-//! // Offline mode: no network; answers come from the defaults.
 //! let client = Client::builder("sch_dev_example")
 //!     .offline(true)
 //!     .flag_default("new-editor", true)
