@@ -406,7 +406,12 @@ async fn extra_layers_and_custom_services_take_effect() {
 #[test]
 fn invalid_settings_are_config_errors() {
     let bad = |b: ClientBuilder| matches!(b.offline(true).build(), Err(Error::Config(_)));
-    assert!(bad(Client::builder("")));
+    assert!(matches!(
+        Client::builder(" ").build(),
+        Err(Error::Config(_))
+    ));
+    // Offline needs no key.
+    assert!(Client::builder("").offline(true).build().is_ok());
     assert!(bad(Client::builder("k").base_url("/relative")));
     assert!(bad(Client::builder("k").base_url("ftp://x")));
     assert!(bad(Client::builder("k").capture_url("/batch")));

@@ -172,7 +172,7 @@ impl ClientBuilder {
 
     /// Offline mode: no network at all. Checks answer from defaults, events
     /// are counted and discarded, [`Client::send`] fails with
-    /// [`Error::Offline`].
+    /// [`Error::Offline`]. Offline, the API key may be empty.
     pub fn offline(mut self, offline: bool) -> Self {
         self.offline = offline;
         self
@@ -236,24 +236,35 @@ impl ClientBuilder {
             .clone()
             .unwrap_or_default()
             .max_retries(retries);
-        TransportBuilder::new()
-            .api_key(SCHEMATIC_API_KEY, self.api_key.clone())
+        let builder = TransportBuilder::new()
             .timeout(Some(self.timeout))
-            .retry(policy)
+            .retry(policy);
+        if self.api_key.expose().trim().is_empty() {
+            // Only possible offline, where nothing is sent.
+            builder
+        } else {
+            builder.api_key(SCHEMATIC_API_KEY, self.api_key.clone())
+        }
     }
 
     /// Validates the settings and starts the client (and, unless offline,
     /// its event-buffer thread). Needs no async runtime.
     pub fn build(self) -> Result<Client, Error> {
         let key = self.api_key.expose();
-        if key.trim().is_empty() {
-            return Err(Error::config("the API key is empty"));
+        if key.trim().is_empty() && !self.offline {
+            return Err(Error::config(
+                "the API key is empty (set one, or use offline mode)",
+            ));
         }
         let base = self.base_url.trim().trim_end_matches('/').to_owned();
         validate_base(&base)?;
         let capture = capture_batch_url(self.capture_url.as_deref())
             .map_err(|e| Error::config(format!("capture URL: {e}")))?;
-        let event_key = ApiKey::new(key).map_err(|e| Error::config(format!("API key: {e}")))?;
+        let event_key = if key.trim().is_empty() {
+            None
+        } else {
+            Some(ApiKey::new(key).map_err(|e| Error::config(format!("API key: {e}")))?)
+        };
 
         let (api, capture_transport) = match &self.custom_transport {
             Some(t) => (t.clone(), t.clone()),

@@ -23,7 +23,8 @@ pub(crate) struct Inner {
     pub(crate) transport: BoxTransport,
     pub(crate) base_url: String,
     pub(crate) capture_url: http::Uri,
-    pub(crate) api_key: ApiKey,
+    /// `None` only offline without a key.
+    pub(crate) api_key: Option<ApiKey>,
     pub(crate) defaults: HashMap<String, bool>,
     pub(crate) cache: CacheChain<CachedCheck>,
     pub(crate) offline: bool,
@@ -37,7 +38,7 @@ impl Inner {
         transport: BoxTransport,
         base_url: String,
         capture_url: http::Uri,
-        api_key: ApiKey,
+        api_key: Option<ApiKey>,
         defaults: HashMap<String, bool>,
         cache: CacheChain<CachedCheck>,
         offline: bool,

@@ -98,14 +98,15 @@ impl Client {
 
     /// Queues any event body (e.g. a pass-through type).
     pub fn enqueue(&self, body: EventBody) -> Result<(), Error> {
-        match &self.inner.events {
-            None => {
+        match (&self.inner.events, &self.inner.api_key) {
+            (Some(buffer), Some(key)) => {
+                let envelope = EventEnvelope::new(key.clone(), body);
+                buffer.enqueue(envelope).map_err(Error::Buffer)
+            }
+            // Offline: no buffer exists.
+            _ => {
                 self.inner.offline_discarded.fetch_add(1, Ordering::Relaxed);
                 Ok(())
-            }
-            Some(buffer) => {
-                let envelope = EventEnvelope::new(self.inner.api_key.clone(), body);
-                buffer.enqueue(envelope).map_err(Error::Buffer)
             }
         }
     }
