@@ -1,8 +1,22 @@
 //! flagwire: the Rust SDK for Schematic and eSauti.
 //!
-//! The full Schematic client (async and blocking, typed API operations,
-//! flag checks with defaults) is assembled on top of the building blocks in
-//! this crate:
+//! Most users start with [`schematic::Client`] (or its synchronous twin
+//! [`schematic::blocking::Client`]):
+//!
+//! * every one of the 268 Schematic API operations, typed, through
+//!   [`schematic::Client::send`], with retries, deadlines and tracing from
+//!   [`flagwire_transport`];
+//! * flag checks that never fail — local cache, then the API, then your
+//!   defaults, then `false` — in [`schematic::Client::check_flag`];
+//! * `identify` / `track` events that return at once and are delivered in
+//!   batches of at most 100 from a background thread;
+//! * an offline mode for tests and local development.
+//!
+//! The [`schematic`] module has a runnable example against the in-process
+//! emulator (`flagwire-mock`); the repository's quickstart
+//! (`cargo run --example quickstart`) shows the whole flow.
+//!
+//! The building blocks are public too:
 //!
 //! * [`cache`]: the local flag-check cache. [`cache::FlagCache`] is the
 //!   plug-in trait; [`cache::LruFlagCache`] is the default (1,000 entries,
@@ -13,6 +27,9 @@
 //!   of at most 100 from its own thread, retries, dead-letters what cannot
 //!   be delivered, and drains on `flush` / `shutdown` / drop. The event
 //!   envelopes it carries are built with [`flagwire_core::events`].
+//!
+//! Webhook verification is [`flagwire_webhooks`], re-exported as
+//! [`webhooks`].
 //!
 //! ```
 //! use std::time::Duration;
@@ -44,3 +61,4 @@ pub mod events;
 pub mod schematic;
 
 pub use error::Error;
+pub use flagwire_webhooks as webhooks;
