@@ -6,6 +6,7 @@
 //! Headers already present on a request are left alone: a caller that sets
 //! its own `User-Agent` keeps it.
 
+use std::sync::OnceLock;
 use std::task::{Context, Poll};
 
 use http::header::{HeaderName, USER_AGENT};
@@ -17,6 +18,9 @@ use crate::error::TransportError;
 
 /// The version of this crate, used in the default identification.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Up to this many distinct header names, presence is checked by scanning.
+const SCAN_LIMIT: usize = 16;
 
 const FERN_LANGUAGE: HeaderName = HeaderName::from_static("x-fern-language");
 const FERN_SDK_NAME: HeaderName = HeaderName::from_static("x-fern-sdk-name");
@@ -43,7 +47,24 @@ pub struct IdentificationLayer {
 
 impl Default for IdentificationLayer {
     fn default() -> Self {
-        IdentificationLayer::new("flagwire", VERSION).expect("static identification is valid")
+        // Static values: putting them on a request copies no bytes and
+        // touches no reference count.
+        static PLATFORM: OnceLock<String> = OnceLock::new();
+        let platform =
+            PLATFORM.get_or_init(|| format!("{}/{}", std::env::consts::OS, std::env::consts::ARCH));
+        IdentificationLayer {
+            headers: vec![
+                (
+                    USER_AGENT,
+                    HeaderValue::from_static(concat!("flagwire/", env!("CARGO_PKG_VERSION"))),
+                ),
+                (FERN_LANGUAGE, HeaderValue::from_static("Rust")),
+                (FERN_SDK_NAME, HeaderValue::from_static("flagwire")),
+                (FERN_SDK_VERSION, HeaderValue::from_static(VERSION)),
+                (FERN_RUNTIME, HeaderValue::from_static("rust")),
+                (FERN_PLATFORM, HeaderValue::from_static(platform)),
+            ],
+        }
     }
 }
 
@@ -121,9 +142,17 @@ where
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
         let map = req.headers_mut();
         map.reserve(self.headers.len());
+        // Requests usually carry a handful of headers: comparing names is
+        // cheaper than hashing each one twice (look-up, then insert).
+        let scan = map.keys_len() <= SCAN_LIMIT;
         for (name, value) in self.headers.iter() {
-            if let http::header::Entry::Vacant(slot) = map.entry(name) {
-                slot.insert(value.clone());
+            let present = if scan {
+                map.keys().any(|k| k == name)
+            } else {
+                map.contains_key(name)
+            };
+            if !present {
+                map.append(name.clone(), value.clone());
             }
         }
         self.inner.call(req)
@@ -155,6 +184,15 @@ mod tests {
         assert_eq!(h["x-fern-sdk-version"], VERSION);
         assert_eq!(h["x-fern-language"], "Rust");
         assert_eq!(h["x-schematic-environment-id"], "env_1");
+    }
+
+    #[test]
+    fn default_matches_new() {
+        let built = IdentificationLayer::new("flagwire", VERSION).unwrap();
+        let default = IdentificationLayer::default();
+        let a: Vec<_> = built.headers().collect();
+        let b: Vec<_> = default.headers().collect();
+        assert_eq!(a, b);
     }
 
     #[test]
