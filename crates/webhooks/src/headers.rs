@@ -260,6 +260,12 @@ impl<'h, const N: usize> Found<'h, N> {
         }
     }
 
+    /// The name looked up in slot `index`.
+    #[inline]
+    pub(crate) fn name(&self, index: usize) -> &'static str {
+        self.names[index]
+    }
+
     /// The header `names[index]`, with the rules of [`optional`].
     #[inline]
     pub(crate) fn optional(&self, index: usize) -> Result<Option<&'h [u8]>, Error> {
@@ -354,6 +360,58 @@ mod tests {
                 reason: Malformed::Repeated
             })
         );
+    }
+
+    #[test]
+    fn one_scan_agrees_with_lookups_by_name() {
+        const NAMES: &[&str; 3] = &["webhook-signature", "webhook-id", "webhook-timestamp"];
+        let lists: [&[(&str, &str)]; 5] = [
+            &[],
+            &[
+                ("Host", "h"),
+                ("Webhook-Id", "msg"),
+                ("WEBHOOK-TIMESTAMP", " 1 "),
+            ],
+            &[("webhook-signature", "a"), ("webhook-Signature", "b")],
+            &[
+                ("webhook-id", ""),
+                ("webhook-timestamp", "\t"),
+                ("webhook-signaturex", "c"),
+            ],
+            &[
+                ("user-agent", "x"),
+                ("webhook-id", "1"),
+                ("webhook-id", "1"),
+            ],
+        ];
+        for list in lists {
+            let found = Found::collect(list, NAMES);
+            for (index, &name) in NAMES.iter().enumerate() {
+                assert_eq!(
+                    found.optional(index),
+                    optional(list, name),
+                    "{list:?} {name}"
+                );
+                assert_eq!(
+                    found.required(index),
+                    required(list, name),
+                    "{list:?} {name}"
+                );
+            }
+            // `HeaderMap` keeps the provided, per-name `visit_values`.
+            #[cfg(feature = "http")]
+            {
+                let mut map = http::HeaderMap::new();
+                for &(k, v) in list {
+                    let name = http::HeaderName::from_bytes(k.as_bytes()).unwrap();
+                    map.append(name, http::HeaderValue::from_str(v).unwrap());
+                }
+                let mapped = Found::collect(&map, NAMES);
+                for index in 0..NAMES.len() {
+                    assert_eq!(mapped.optional(index), found.optional(index), "{list:?}");
+                }
+            }
+        }
     }
 
     #[cfg(feature = "http")]

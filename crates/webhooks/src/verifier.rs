@@ -8,7 +8,9 @@ use std::time::Duration;
 use ring::hmac;
 
 use crate::clock::{Clock, coarse_unix_now};
-use crate::encoding::{DecodeError, TAG_LEN, decode_base64_tag, decode_hex_tag, tags_equal};
+use crate::encoding::{
+    DecodeError, TAG_LEN, decode_base64_tag, decode_hex_tag, find_byte, split_byte, tags_equal,
+};
 use crate::error::{Error, Malformed};
 use crate::headers::{Found, Headers, required};
 use crate::scheme::{Esauti, Flagsmith, GitHub, Schematic, Scheme, StandardWebhooks, Stripe};
@@ -730,36 +732,30 @@ impl Verifier<StandardWebhooks> {
         type S = StandardWebhooks;
         // Use one family of header names throughout: `webhook-*`, or the
         // Svix names when the Standard Webhooks signature is absent.
-        // Signature, id, timestamp: `webhook-*` first, then the Svix names.
-        const NAMES: &[&str; 6] = &[
-            S::SIGNATURE_HEADER,
-            S::ID_HEADER,
-            S::TIMESTAMP_HEADER,
+        // Signature, id, timestamp: the `webhook-*` names, or the Svix ones
+        // when there is no `webhook-signature` (a second scan only then).
+        const STANDARD: &[&str; 3] = &[S::SIGNATURE_HEADER, S::ID_HEADER, S::TIMESTAMP_HEADER];
+        const SVIX: &[&str; 3] = &[
             S::SVIX_SIGNATURE_HEADER,
             S::SVIX_ID_HEADER,
             S::SVIX_TIMESTAMP_HEADER,
         ];
-        let found = Found::collect(headers, NAMES);
-        let (family, signature) = match found.optional(0)? {
-            Some(sig) => (0, sig),
-            None => match found.optional(3)? {
-                Some(sig) => (3, sig),
-                None => {
-                    return Err(Error::MissingHeader {
-                        name: S::SIGNATURE_HEADER,
-                    });
-                }
-            },
+        let mut found = Found::collect(headers, STANDARD);
+        let signature = match found.optional(0)? {
+            Some(sig) => sig,
+            None => {
+                found = Found::collect(headers, SVIX);
+                found.optional(0)?.ok_or(Error::MissingHeader {
+                    name: S::SIGNATURE_HEADER,
+                })?
+            }
         };
-        let (sig_name, id_name, ts_name) = (NAMES[family], NAMES[family + 1], NAMES[family + 2]);
-        let id = utf8(found.required(family + 1)?, id_name)?;
-        let ts_raw = found.required(family + 2)?;
+        let (sig_name, id_name, ts_name) = (found.name(0), found.name(1), found.name(2));
+        let id = utf8(found.required(1)?, id_name)?;
+        let ts_raw = found.required(2)?;
         let timestamp = parse_timestamp(ts_raw, ts_name)?;
-        let v1_entries = || {
-            signature
-                .split(|&b| b == b' ')
-                .filter_map(|entry| entry.strip_prefix(b"v1,"))
-        };
+        let v1_entries =
+            || split_byte(signature, b' ').filter_map(|entry| entry.strip_prefix(b"v1,"));
         let mut candidates = Candidates::new();
         for b64 in v1_entries() {
             candidates.push(decode_base64_tag(b64));
@@ -768,20 +764,11 @@ impl Verifier<StandardWebhooks> {
             return Err(Error::NoSupportedSignature { name: sig_name });
         }
         self.check_age(timestamp, now)?;
-        let prefix = Gathered::new()
-            .push(id.as_bytes(), false)
-            .push(b".", false)
-            .push(ts_raw, false)
-            .push(b".", false);
         let feed = |cx: &mut hmac::Context| {
-            if let Some(prefix) = prefix.bytes() {
-                cx.update(prefix);
-            } else {
-                cx.update(id.as_bytes());
-                cx.update(b".");
-                cx.update(ts_raw);
-                cx.update(b".");
-            }
+            cx.update(id.as_bytes());
+            cx.update(b".");
+            cx.update(ts_raw);
+            cx.update(b".");
             cx.update(body);
         };
         let secret_index = if candidates.complete {
@@ -841,15 +828,12 @@ impl<'a> StripeHeader<'a> {
 
     /// `key=value` elements separated by commas, whitespace-trimmed.
     fn elements(value: &'a [u8]) -> impl Iterator<Item = Result<(&'a [u8], &'a [u8]), Error>> {
-        value.split(|&b| b == b',').map(|element| {
+        split_byte(value, b',').map(|element| {
             let element = element.trim_ascii();
-            let eq = element
-                .iter()
-                .position(|&b| b == b'=')
-                .ok_or(Error::MalformedHeader {
-                    name: Stripe::SIGNATURE_HEADER,
-                    reason: Malformed::InvalidFormat,
-                })?;
+            let eq = find_byte(element, b'=').ok_or(Error::MalformedHeader {
+                name: Stripe::SIGNATURE_HEADER,
+                reason: Malformed::InvalidFormat,
+            })?;
             Ok((&element[..eq], &element[eq + 1..]))
         })
     }
@@ -906,14 +890,9 @@ impl Verifier<Stripe> {
     ) -> Result<Verified<'h>, Error> {
         let header = StripeHeader::parse(required(headers, Stripe::SIGNATURE_HEADER)?)?;
         self.check_age(header.timestamp, now)?;
-        let prefix = Gathered::new().push(header.t_raw, false).push(b".", false);
         let feed = |cx: &mut hmac::Context| {
-            if let Some(prefix) = prefix.bytes() {
-                cx.update(prefix);
-            } else {
-                cx.update(header.t_raw);
-                cx.update(b".");
-            }
+            cx.update(header.t_raw);
+            cx.update(b".");
             cx.update(body);
         };
         let secret_index = if header.candidates.complete {
@@ -938,6 +917,11 @@ mod tests {
         assert_eq!(parse_timestamp(b"1700000000", "t"), Ok(1_700_000_000));
         assert_eq!(parse_timestamp(b"0", "t"), Ok(0));
         assert_eq!(parse_timestamp(b"9223372036854775807", "t"), Ok(i64::MAX));
+        assert_eq!(
+            parse_timestamp(b"999999999999999999", "t"),
+            Ok(999_999_999_999_999_999)
+        );
+        assert_eq!(parse_timestamp(b"0000000000000000001", "t"), Ok(1));
         for bad in [
             &b""[..],
             b"-1",
@@ -946,6 +930,7 @@ mod tests {
             b"1e9",
             b"12 3",
             b"9223372036854775808",
+            b"10000000000000000000",
             b"99999999999999999999999",
             b"\xff",
         ] {
