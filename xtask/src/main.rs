@@ -142,6 +142,7 @@ fn run_codegen(check: bool) -> Result<(), String> {
     let mut on_disk = Vec::new();
     existing_files(&root, &root.join(codegen::OUT_DIR), &mut on_disk)?;
     existing_files(&root, &root.join(esauti_registry::OUT_DIR), &mut on_disk)?;
+    existing_files(&root, &root.join(codegen::SDK_GENERATED_DIR), &mut on_disk)?;
     let stale: Vec<&String> = on_disk
         .iter()
         .filter(|p| !out.files.contains_key(*p))

@@ -192,8 +192,26 @@ fn the_committed_description_generates_every_operation() {
     assert!(
         out.files
             .keys()
-            .all(|p| p.starts_with(OUT_DIR) || p == ROUNDTRIP_TEST)
+            .all(|p| p.starts_with(OUT_DIR) || p == ROUNDTRIP_TEST || p == SDK_RESOURCES)
     );
+    // One accessor and one `_with` twin per operation, one handle per tag.
+    let accessors = &out.files[SDK_RESOURCES];
+    assert_eq!(accessors.matches("pub async fn ").count(), 2 * 268);
+    assert_eq!(accessors.matches("_with(&self, ").count(), 268);
+    assert_eq!(
+        accessors.matches("#[derive(Debug, Clone, Copy)]").count(),
+        22
+    );
+    assert!(accessors.contains("pub fn companies(&self) -> Companies<'_>"));
+    assert!(accessors.contains(
+        "pub async fn upsert_company(&self, body: models::UpsertCompanyRequestBody) -> Out<companies::UpsertCompany>"
+    ));
+    assert!(
+        accessors.contains("pub async fn list_companies(&self, request: companies::ListCompanies)")
+    );
+    assert!(accessors.contains(
+        "pub async fn check_flag(&self, key: impl Into<String>, body: models::CheckFlagRequestBody)"
+    ));
 }
 
 #[test]

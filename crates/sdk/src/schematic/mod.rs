@@ -2,9 +2,11 @@
 //!
 //! * [`Client`]: async, cheap to clone, `Send + Sync`. [`Client::send`]
 //!   sends any of the 268 typed operations of [`flagwire_core::schematic`];
-//!   [`Client::paginate`] walks list operations; resource accessors
-//!   ([`Client::companies`], [`Client::features`], [`Client::events`]) are
-//!   typed shortcuts.
+//!   [`Client::paginate`] walks list operations; resource accessors, one
+//!   per API group ([`Client::companies`], [`Client::features`],
+//!   [`Client::events`], [`Client::plans`], ...), reach every operation by
+//!   name: `client.companies().list_companies(...)`, each with a `_with`
+//!   twin taking [`RequestOptions`].
 //! * Flag checks that never fail: [`Client::check_flag`] asks the local
 //!   cache, then the API, then the per-call default, the client's defaults,
 //!   and finally answers `false`; [`Client::check_flag_detailed`] says why.
@@ -88,4 +90,4 @@ pub use client::Client;
 pub use events::EventStats;
 pub use flags::{CachedCheck, CheckOptions, CheckSource, FlagCheck};
 pub use options::RequestOptions;
-pub use resources::{Companies, Events, Features};
+pub use resources::*;

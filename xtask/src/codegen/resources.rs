@@ -1,0 +1,198 @@
+//! Resource accessors of the `flagwire` Schematic client: one borrowed handle per tag
+//! (`client.companies()`), one method per operation (`.upsert_company(...)`), and a
+//! `_with` twin taking per-request options.
+//!
+//! Argument rule, the same for every operation:
+//! - an operation whose parameters and body are all required takes them as its arguments,
+//!   in the order of the request type's `new` (`get_company(company_id)`,
+//!   `upsert_company(body)`, `check_flag(key, body)`);
+//! - an operation with anything optional (query parameters, an optional body) takes the
+//!   request value itself, built with its `new` and setters
+//!   (`list_companies(ListCompanies::new().limit(10))`).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+
+use super::naming::{pascal, unraw};
+use super::ops::{Op, Param};
+use super::types::{Module, Ty};
+
+/// The generated accessors, relative to the workspace root.
+pub const SDK_RESOURCES: &str = "crates/sdk/src/schematic/generated/resources.rs";
+/// The directory of generated `flagwire` code, relative to the workspace root.
+pub const SDK_GENERATED_DIR: &str = "crates/sdk/src/schematic/generated";
+
+/// A type as written outside the core crate's tag modules.
+fn qualified(ty: &Ty) -> String {
+    match ty {
+        Ty::Named(n, Module::Models) => format!("models::{n}"),
+        Ty::Named(n, Module::Tag(t)) => format!("{t}::{n}"),
+        Ty::Vec(t) => format!("Vec<{}>", qualified(t)),
+        Ty::Map(t) => format!("std::collections::BTreeMap<String, {}>", qualified(t)),
+        other => other.render(&Module::Models),
+    }
+}
+
+/// The argument type the request's `new` takes for `ty`.
+fn arg_ty(ty: &Ty) -> String {
+    match ty {
+        Ty::String => "impl Into<String>".into(),
+        Ty::Vec(inner) => format!("impl IntoIterator<Item = {}>", qualified(inner)),
+        other => qualified(other),
+    }
+}
+
+/// The method arguments (name, type) when the operation takes them one by one, or `None`
+/// when it takes the request value.
+fn direct_args(op: &Op) -> Option<Vec<(String, String)>> {
+    let optional_param = op.params.iter().any(|p: &Param| !p.required);
+    let optional_body = matches!(op.body, Some((_, false)));
+    if optional_param || optional_body {
+        return None;
+    }
+    let mut args: Vec<(String, String)> = op
+        .params
+        .iter()
+        .map(|p| (p.rust.clone(), arg_ty(&p.ty)))
+        .collect();
+    if let Some((ty, _)) = &op.body {
+        args.push(("body".into(), qualified(ty)));
+    }
+    Some(args)
+}
+
+/// Renders the accessors file (unformatted) for `ops`, with `header` on top.
+pub fn render(ops: &[&Op], header: &str) -> Result<String, String> {
+    let mut by_module: BTreeMap<&str, Vec<&Op>> = BTreeMap::new();
+    for op in ops {
+        by_module.entry(op.module.as_str()).or_default().push(op);
+    }
+    let mut s = String::from(header);
+    let _ = writeln!(
+        s,
+        "//! Resource accessors: {} operations in {} groups, one handle per group.
+//!
+//! An operation whose inputs are all required takes them as arguments (as its request
+//! type's `new` does); one with optional inputs takes the request value. Each method has a
+//! `_with` twin taking [`RequestOptions`].
+",
+        ops.len(),
+        by_module.len()
+    );
+    let mut modules: Vec<&str> = by_module.keys().copied().collect();
+    let uses_models = ops
+        .iter()
+        .filter_map(|op| direct_args(op))
+        .any(|args| args.iter().any(|(_, t)| t.contains("models::")));
+    if uses_models {
+        modules.push("models");
+        modules.sort_unstable();
+    }
+    let _ = writeln!(
+        s,
+        "use flagwire_core::Operation;\nuse flagwire_core::schematic::{{{}}};\n",
+        modules.join(", ")
+    );
+    s.push_str(
+        "use crate::error::Error;\nuse crate::schematic::{Client, RequestOptions};\n\n\
+         /// The result of sending `O`.\n\
+         type Out<O> = Result<<O as Operation>::Output, Error>;\n\n",
+    );
+
+    // Handles and the accessors on `Client`.
+    let mut accessors = String::new();
+    for (module, module_ops) in &by_module {
+        let handle = pascal(module);
+        let tag = &module_ops[0].tag;
+        let _ = writeln!(
+            s,
+            "/// The `{tag}` operations ({n}): request types in
+/// [`flagwire_core::schematic::{module}`]. Get one with [`Client::{module}`].
+#[derive(Debug, Clone, Copy)]
+pub struct {handle}<'a> {{ client: &'a Client }}
+",
+            n = module_ops.len()
+        );
+        let _ = writeln!(
+            accessors,
+            "/// The `{tag}` operations.\n#[inline]\npub fn {module}(&self) -> {handle}<'_> {{ {handle} {{ client: self }} }}\n"
+        );
+    }
+    let _ = writeln!(s, "impl Client {{\n{accessors}}}\n");
+
+    // Methods.
+    for (module, mut module_ops) in by_module {
+        module_ops.sort_by(|a, b| a.id.cmp(&b.id));
+        let handle = pascal(module);
+        let mut taken = BTreeSet::new();
+        let _ = writeln!(s, "impl {handle}<'_> {{");
+        for op in module_ops {
+            let method = super::naming::snake(&op.id);
+            let with = format!("{}_with", unraw(&method));
+            if !taken.insert(method.clone()) || !taken.insert(with.clone()) {
+                return Err(format!(
+                    "{}: accessor `{method}` is not unique in `{module}`",
+                    op.id
+                ));
+            }
+            let ty = format!("{module}::{}", op.name);
+            let (params, value) = match direct_args(op) {
+                Some(args) => {
+                    if args.iter().any(|(n, _)| n == "options") {
+                        return Err(format!("{}: a parameter is named `options`", op.id));
+                    }
+                    let params: Vec<String> =
+                        args.iter().map(|(n, t)| format!("{n}: {t}")).collect();
+                    let names: Vec<&str> = args.iter().map(|(n, _)| n.as_str()).collect();
+                    (params, format!("{ty}::new({})", names.join(", ")))
+                }
+                None => (vec![format!("request: {ty}")], "request".to_owned()),
+            };
+            let mut params_with = params.clone();
+            params_with.push("options: RequestOptions".into());
+            let deprecated = if op.deprecated {
+                "///\n/// The API marks this operation as deprecated.\n"
+            } else {
+                ""
+            };
+            let _ = writeln!(
+                s,
+                "/// `{} {}` (`{}`): sends [`{ty}`].\n{deprecated}#[inline]
+pub async fn {method}(&self, {}) -> Out<{ty}> {{ self.client.send({value}).await }}
+
+/// [`{}`](Self::{}) with per-request options.
+#[inline]
+pub async fn {with}(&self, {}) -> Out<{ty}> {{ self.client.send_with({value}, options).await }}
+",
+                op.method,
+                op.path,
+                op.id,
+                params.join(", "),
+                unraw(&method),
+                method,
+                params_with.join(", "),
+            );
+        }
+        s.push_str("}\n\n");
+    }
+
+    // The table the accessor test checks against `flagwire_core::schematic::OPERATIONS`.
+    let mut rows: Vec<(&str, String)> = ops
+        .iter()
+        .map(|op| {
+            (
+                op.id.as_str(),
+                format!("{}().{}", op.module, super::naming::snake(&op.id)),
+            )
+        })
+        .collect();
+    rows.sort();
+    s.push_str(
+        "/// Every accessor: (operation id, `handle().method`).\n#[cfg(test)]\npub(crate) const ACCESSORS: &[(&str, &str)] = &[\n",
+    );
+    for (id, path) in rows {
+        let _ = writeln!(s, "({id:?}, {path:?}),");
+    }
+    s.push_str("];\n");
+    Ok(s)
+}
