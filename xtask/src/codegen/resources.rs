@@ -150,6 +150,10 @@ pub struct {handle}<'a> {{ client: &'a Client }}
             };
             let mut params_with = params.clone();
             params_with.push("options: RequestOptions".into());
+            let params: Vec<String> = std::iter::once("&self".to_owned()).chain(params).collect();
+            let params_with: Vec<String> = std::iter::once("&self".to_owned())
+                .chain(params_with)
+                .collect();
             let deprecated = if op.deprecated {
                 "///\n/// The API marks this operation as deprecated.\n"
             } else {
@@ -158,11 +162,11 @@ pub struct {handle}<'a> {{ client: &'a Client }}
             let _ = writeln!(
                 s,
                 "/// `{} {}` (`{}`): sends [`{ty}`].\n{deprecated}#[inline]
-pub async fn {method}(&self, {}) -> Out<{ty}> {{ self.client.send({value}).await }}
+pub async fn {method}({}) -> Out<{ty}> {{ self.client.send({value}).await }}
 
 /// [`{}`](Self::{}) with per-request options.
 #[inline]
-pub async fn {with}(&self, {}) -> Out<{ty}> {{ self.client.send_with({value}, options).await }}
+pub async fn {with}({}) -> Out<{ty}> {{ self.client.send_with({value}, options).await }}
 ",
                 op.method,
                 op.path,

@@ -266,3 +266,79 @@ fn unwrapped_responses_decode_the_whole_body_into_another_dir() {
             .contains("no `data` member")
     );
 }
+
+const ACCESSOR_DOC: &str = r#"
+openapi: 3.0.0
+info: {title: T, version: '1'}
+components:
+  schemas:
+    Thing: {type: object, required: [id], properties: {id: {type: string}}}
+paths:
+  /things/{thing_id}:
+    put:
+      operationId: putThing
+      tags: [things]
+      parameters:
+        - {name: thing_id, in: path, required: true, schema: {type: string}}
+      requestBody:
+        required: true
+        content: {application/json: {schema: {$ref: '#/components/schemas/Thing'}}}
+      responses:
+        '204': {description: ok}
+  /things:
+    get:
+      operationId: listThings
+      tags: [things]
+      parameters:
+        - {name: limit, in: query, schema: {type: integer, format: int64}}
+      responses:
+        '204': {description: ok}
+  /other:
+    get:
+      operationId: getOther
+      tags: [other-group]
+      responses:
+        '204': {description: ok}
+"#;
+
+#[test]
+fn accessors_follow_one_argument_rule() {
+    let out = generate(&api(ACCESSOR_DOC)).unwrap();
+    let acc = &out.files[SDK_RESOURCES];
+    // All inputs required: taken directly, in `new`'s order.
+    assert!(
+        acc.contains("pub async fn put_thing(&self, thing_id: impl Into<String>, body: models::Thing) -> Out<things::PutThing> { self.client.send(things::PutThing::new(thing_id, body)).await }"),
+        "{acc}"
+    );
+    assert!(acc.contains(
+        "pub async fn put_thing_with(&self, thing_id: impl Into<String>, body: models::Thing, options: RequestOptions) -> Out<things::PutThing> { self.client.send_with(things::PutThing::new(thing_id, body), options).await }"
+    ));
+    // Optional inputs: the request value.
+    assert!(acc.contains(
+        "pub async fn list_things(&self, request: things::ListThings) -> Out<things::ListThings> { self.client.send(request).await }"
+    ));
+    // No inputs at all: no arguments.
+    assert!(acc.contains("pub async fn get_other(&self) -> Out<other_group::GetOther>"));
+    // Handles and accessors named after the tag module.
+    assert!(acc.contains("pub struct OtherGroup<'a>"));
+    assert!(acc.contains("pub fn other_group(&self) -> OtherGroup<'_>"));
+    assert!(acc.contains("use flagwire_core::schematic::{models, other_group, things};"));
+    assert!(acc.contains("(\"listThings\", \"things().list_things\"),"));
+    // Formats cleanly.
+    rustfmt(acc).unwrap();
+}
+
+#[test]
+fn clashing_accessors_are_clear_errors() {
+    let doc = ACCESSOR_DOC
+        .replace("operationId: getOther", "operationId: putThing_with")
+        .replace("tags: [other-group]", "tags: [things]");
+    let err = generate(&api(&doc)).err().expect("a clash");
+    assert!(err.contains("is not unique in `things`"), "{err}");
+}
+
+#[test]
+fn other_targets_get_no_accessors() {
+    let out = generate_for(&api(ACCESSOR_DOC), &Target::other("d.json", "out/tenant")).unwrap();
+    assert!(!out.files.contains_key(SDK_RESOURCES));
+}
