@@ -220,22 +220,50 @@ fn fold_mul(a: u64, b: u64) -> u64 {
     (r as u64) ^ ((r >> 64) as u64)
 }
 
+#[inline(always)]
+fn read_u64(bytes: &[u8], at: usize) -> u64 {
+    let mut word = [0u8; 8];
+    word.copy_from_slice(&bytes[at..at + 8]);
+    u64::from_le_bytes(word)
+}
+
+#[inline(always)]
+fn read_u32(bytes: &[u8], at: usize) -> u64 {
+    let mut word = [0u8; 4];
+    word.copy_from_slice(&bytes[at..at + 4]);
+    u64::from(u32::from_le_bytes(word))
+}
+
+/// Hashes a byte string. Short strings (most keys and values) take two
+/// multiplications: their bytes are read as two possibly overlapping words,
+/// with the length mixed in so that overlaps cannot make two strings equal.
+/// Longer ones fold 16 bytes per step.
 #[inline]
 fn hash_bytes(seed: u64, bytes: &[u8]) -> u64 {
-    let mut h = fold_mul(seed ^ P0, (bytes.len() as u64) ^ P1);
-    let mut chunks = bytes.chunks_exact(8);
-    for chunk in &mut chunks {
-        let mut word = [0u8; 8];
-        word.copy_from_slice(chunk);
-        h = fold_mul(h ^ u64::from_le_bytes(word), P2);
-    }
-    let rest = chunks.remainder();
-    if !rest.is_empty() {
-        let mut word = [0u8; 8];
-        word[..rest.len()].copy_from_slice(rest);
-        h = fold_mul(h ^ u64::from_le_bytes(word), P3);
-    }
-    h
+    let len = bytes.len();
+    let mut h = seed ^ P0;
+    let (a, b) = if len <= 16 {
+        if len >= 8 {
+            (read_u64(bytes, 0), read_u64(bytes, len - 8))
+        } else if len >= 4 {
+            (read_u32(bytes, 0), read_u32(bytes, len - 4))
+        } else if len > 0 {
+            let spread = (u64::from(bytes[0]) << 16)
+                | (u64::from(bytes[len / 2]) << 8)
+                | u64::from(bytes[len - 1]);
+            (spread, 0)
+        } else {
+            (0, 0)
+        }
+    } else {
+        let mut at = 0;
+        while len - at > 16 {
+            h = fold_mul(read_u64(bytes, at) ^ P1, read_u64(bytes, at + 8) ^ h);
+            at += 16;
+        }
+        (read_u64(bytes, len - 16), read_u64(bytes, len - 8))
+    };
+    fold_mul(P1 ^ len as u64, fold_mul(a ^ P2, b ^ h))
 }
 
 fn hash_pairs(seed: u64, pairs: &dyn KeyPairs) -> u64 {
@@ -278,12 +306,18 @@ impl Hasher for PassThrough {
 // ---------------------------------------------------------------------------
 
 /// A source of monotonic time for TTLs, injectable for tests.
+///
+/// Without one, [`LruFlagCache`] reads a coarse monotonic clock (see
+/// [`LruFlagCacheBuilder::clock`]); setting any `Clock` replaces it.
 pub trait Clock: Send + Sync + fmt::Debug {
     /// The current instant.
     fn now(&self) -> Instant;
 }
 
-/// The real monotonic clock ([`Instant::now`]).
+/// The precise monotonic clock ([`Instant::now`]).
+///
+/// Pass it to [`LruFlagCacheBuilder::clock`] for TTLs exact to the
+/// nanosecond; each lookup then pays for a full clock read.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SystemClock;
 
@@ -342,6 +376,118 @@ impl Clock for ManualClock {
 impl<C: Clock + ?Sized> Clock for Arc<C> {
     fn now(&self) -> Instant {
         (**self).now()
+    }
+}
+
+/// Where an [`LruFlagCache`] reads time: nanoseconds since the cache was
+/// built, from the coarse clock or from a [`Clock`] set by the user.
+enum TimeSource {
+    Coarse(coarse::CoarseClock),
+    Custom {
+        clock: Arc<dyn Clock>,
+        origin: Instant,
+    },
+}
+
+impl TimeSource {
+    fn new(clock: Option<Arc<dyn Clock>>) -> Self {
+        match clock {
+            None => TimeSource::Coarse(coarse::CoarseClock::new()),
+            Some(clock) => TimeSource::Custom {
+                origin: clock.now(),
+                clock,
+            },
+        }
+    }
+
+    #[inline]
+    fn now_nanos(&self) -> u64 {
+        match self {
+            TimeSource::Coarse(clock) => clock.elapsed_nanos(),
+            TimeSource::Custom { clock, origin } => {
+                nanos(clock.now().saturating_duration_since(*origin))
+            }
+        }
+    }
+}
+
+#[inline]
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// The default time source of [`LruFlagCache`].
+///
+/// A hit must check the entry's TTL, so it reads the time on every lookup.
+/// `Instant::now()` (`CLOCK_MONOTONIC`) costs 20–60 ns on virtual machines,
+/// more than the rest of a hit. On Linux the cache reads
+/// `CLOCK_MONOTONIC_COARSE` instead: the same clock, served from the vDSO
+/// page without touching the hardware counter, for a few nanoseconds. It
+/// advances once per scheduler tick (1–4 ms, `clock_getres` tells), so an
+/// entry lives its TTL plus or minus one tick. For TTLs of seconds (5 s by
+/// default) that difference does not matter. Other systems use [`Instant`].
+mod coarse {
+    use std::time::Instant;
+
+    #[derive(Debug)]
+    pub(super) struct CoarseClock {
+        /// Used on systems without a coarse clock, and if reading it ever
+        /// fails.
+        origin: Instant,
+        /// The coarse reading taken with `origin`, when there is one.
+        #[cfg(target_os = "linux")]
+        coarse_origin: Option<u64>,
+    }
+
+    impl CoarseClock {
+        pub(super) fn new() -> Self {
+            CoarseClock {
+                origin: Instant::now(),
+                #[cfg(target_os = "linux")]
+                coarse_origin: linux::monotonic_coarse_nanos(),
+            }
+        }
+
+        /// Nanoseconds since [`new`](Self::new).
+        #[inline]
+        pub(super) fn elapsed_nanos(&self) -> u64 {
+            #[cfg(target_os = "linux")]
+            if let Some(origin) = self.coarse_origin
+                && let Some(now) = linux::monotonic_coarse_nanos()
+            {
+                return now.saturating_sub(origin);
+            }
+            super::nanos(self.origin.elapsed())
+        }
+    }
+
+    /// The only call into the C library in this crate.
+    #[cfg(target_os = "linux")]
+    #[allow(unsafe_code)]
+    mod linux {
+        /// `CLOCK_MONOTONIC_COARSE` in nanoseconds, or `None` if the kernel
+        /// refuses it (before 2.6.32, some sandboxes).
+        #[inline]
+        pub(super) fn monotonic_coarse_nanos() -> Option<u64> {
+            let mut now = libc::timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            };
+            // SAFETY: `clock_gettime` writes one `timespec` through the
+            // pointer, which points to a live, aligned local of that exact
+            // type, and does nothing else with it. An unknown clock id is
+            // reported through the return code, and then `now` is ignored.
+            let rc = unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &raw mut now) };
+            if rc != 0 {
+                return None;
+            }
+            // `time_t` and `c_long` are 32 bits on some targets.
+            #[allow(clippy::useless_conversion)]
+            let (secs, subsec) = (i64::from(now.tv_sec), i64::from(now.tv_nsec));
+            let secs = u64::try_from(secs).ok()?;
+            let subsec = u64::try_from(subsec).ok()?;
+            Some(secs.saturating_mul(1_000_000_000).saturating_add(subsec))
+        }
     }
 }
 
@@ -508,7 +654,8 @@ struct Entry<V> {
     company: Pairs,
     user: Pairs,
     value: V,
-    expires_at: Instant,
+    /// On the cache's time line ([`TimeSource::now_nanos`]).
+    expires_at: u64,
 }
 
 #[derive(Clone, Copy)]
@@ -604,8 +751,9 @@ pub struct LruFlagCache<V> {
     shards: Box<[Mutex<Shard<V>>]>,
     shard_mask: u64,
     ttl: Duration,
+    ttl_nanos: u64,
     seed: u64,
-    clock: Arc<dyn Clock>,
+    time: TimeSource,
     capacity: usize,
 }
 
@@ -649,7 +797,7 @@ impl<V: Clone + Send> LruFlagCache<V> {
             return None;
         }
         let hash = hash_key(self.seed, key);
-        let now = self.clock.now();
+        let now = self.time.now_nanos();
         let mut shard = self
             .shard(hash)
             .lock()
@@ -698,7 +846,7 @@ impl<V: Clone + Send> LruFlagCache<V> {
             company: sorted_pairs(key.company),
             user: sorted_pairs(key.user),
             value,
-            expires_at: self.clock.now() + self.ttl,
+            expires_at: self.time.now_nanos().saturating_add(self.ttl_nanos),
         };
         let mut guard = self
             .shard(hash)
@@ -885,7 +1033,13 @@ impl LruFlagCacheBuilder {
         self
     }
 
-    /// The clock used for TTLs (default: [`SystemClock`]).
+    /// The clock used for TTLs.
+    ///
+    /// By default the cache reads a coarse monotonic clock, which is much
+    /// cheaper than [`Instant::now`] and advances in steps of one scheduler
+    /// tick (1–4 ms on Linux), so an entry may live up to a tick more or less
+    /// than its TTL. Pass [`SystemClock`] for exact TTLs, or a
+    /// [`ManualClock`] to control time in tests.
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = Some(clock);
         self
@@ -907,8 +1061,9 @@ impl LruFlagCacheBuilder {
             shards: shard_vec.into_boxed_slice(),
             shard_mask: shards as u64 - 1,
             ttl: self.ttl,
+            ttl_nanos: nanos(self.ttl),
             seed: RandomState::new().hash_one(0x5eed_u64),
-            clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock)),
+            time: TimeSource::new(self.clock),
             capacity,
         }
     }
@@ -998,6 +1153,58 @@ mod tests {
     }
 
     #[test]
+    fn coarse_clock_is_monotonic_and_advances() {
+        let clock = coarse::CoarseClock::new();
+        let t0 = clock.elapsed_nanos();
+        let mut last = t0;
+        for _ in 0..1_000 {
+            let t = clock.elapsed_nanos();
+            assert!(t >= last);
+            last = t;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+        let waited = clock.elapsed_nanos() - t0;
+        // At most one tick (a few ms) is lost to the coarse resolution.
+        assert!(waited >= 10_000_000, "{waited} ns");
+    }
+
+    #[test]
+    fn default_clock_expires_entries() {
+        let c = LruFlagCache::<u32>::builder()
+            .ttl(Duration::from_millis(30))
+            .build::<u32>();
+        let k = FlagCacheKey::new("f", &(), &());
+        c.store(&k, 1);
+        assert_eq!(c.lookup(&k), Some(1));
+        std::thread::sleep(Duration::from_millis(50));
+        assert_eq!(c.lookup(&k), None);
+        assert_eq!(c.stats().expired, 1);
+    }
+
+    #[test]
+    fn zero_and_unbounded_ttls() {
+        let zero = LruFlagCache::<u32>::builder()
+            .ttl(Duration::ZERO)
+            .build::<u32>();
+        let k = FlagCacheKey::new("f", &(), &());
+        zero.store(&k, 1);
+        assert_eq!(zero.lookup(&k), None);
+        let forever = LruFlagCache::<u32>::builder()
+            .ttl(Duration::MAX)
+            .build::<u32>();
+        forever.store(&k, 2);
+        assert_eq!(forever.lookup(&k), Some(2));
+        let clock = Arc::new(ManualClock::new());
+        let manual = LruFlagCache::<u32>::builder()
+            .ttl(Duration::MAX)
+            .clock(clock.clone())
+            .build::<u32>();
+        manual.store(&k, 3);
+        clock.advance(Duration::from_secs(100 * 365 * 86_400));
+        assert_eq!(manual.lookup(&k), Some(3));
+    }
+
+    #[test]
     fn least_recently_used_is_evicted_first() {
         let clock = Arc::new(ManualClock::new());
         let c = cache(3, &clock);
@@ -1059,6 +1266,25 @@ mod tests {
         // The most recent entries are present.
         let last = &names[4_999];
         assert_eq!(c.lookup(&FlagCacheKey::new(last, &(), &())), Some(4_999));
+    }
+
+    #[test]
+    fn byte_hash_separates_lengths_and_every_byte() {
+        let text: Vec<u8> = (0..64u8).map(|i| b'a' + i % 26).collect();
+        let mut seen = std::collections::HashSet::new();
+        for len in 0..=text.len() {
+            let base = &text[..len];
+            assert!(seen.insert(hash_bytes(7, base)), "length {len}");
+            for at in 0..len {
+                let mut changed = base.to_vec();
+                changed[at] ^= 1;
+                assert_ne!(hash_bytes(7, base), hash_bytes(7, &changed), "{len}/{at}");
+            }
+        }
+        // Zero bytes are not confused with shorter strings.
+        assert_ne!(hash_bytes(7, b"\0"), hash_bytes(7, b""));
+        assert_ne!(hash_bytes(7, b"ab\0"), hash_bytes(7, b"ab"));
+        assert_ne!(hash_bytes(7, b"abc"), hash_bytes(8, b"abc"));
     }
 
     #[test]

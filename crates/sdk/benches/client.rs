@@ -1,0 +1,188 @@
+//! The two calls an application makes on its hot path, measured through the
+//! whole `schematic::Client`:
+//!
+//! * `client/check_flag_cache_hit`: `Client::check_flag` answered from the
+//!   client's default cache. The cache is warmed by one real check that goes
+//!   through the client's transport stack to a test double of the API, so
+//!   the entry is exactly what a production check stores. A plain `HashMap`
+//!   lookup runs in the same group as a yardstick for the machine's speed.
+//! * `client/track`: `Client::track` with a body built beforehand (envelope
+//!   with `sent_at` and an idempotency key, then the queue), and
+//!   `client/track_with_body`: building the `TrackBody` too. The capture
+//!   endpoint of the double answers 200 at once, so the queue drains while
+//!   the benchmark runs; its capacity is large enough that no event is ever
+//!   refused, and the benchmark checks that none was.
+//!
+//! Before measuring, allocations per call are counted with
+//! `flagwire-alloc-counter` and printed; a cache hit must make none.
+//!
+//! `cargo bench -p flagwire --bench client -- --warm-up-time 1 --measurement-time 3`
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::hint::black_box;
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use bytes::Bytes;
+use criterion::{BatchSize, Criterion, criterion_group};
+use flagwire::schematic::Client;
+use flagwire_alloc_counter::{CountingAllocator, count_allocations};
+use flagwire_core::events::{Keys, TrackBody};
+
+#[global_allocator]
+static ALLOC: CountingAllocator = CountingAllocator::new();
+
+const FLAG: &str = "new-editor";
+
+/// A client whose transport answers flag checks with `true` and accepts
+/// every capture batch, without a network.
+fn client() -> Client {
+    let double = tower::service_fn(|req: http::Request<Bytes>| async move {
+        let body = if req.uri().path().ends_with("/check") {
+            Bytes::from_static(
+                br#"{"data":{"flag":"new-editor","reason":"rule","value":true},"params":{}}"#,
+            )
+        } else {
+            Bytes::new()
+        };
+        Ok::<_, Infallible>(http::Response::new(body))
+    });
+    Client::builder("sch_dev_bench")
+        .service(double)
+        .events(|b| b.capacity(1 << 24))
+        .build()
+        .expect("client builds")
+}
+
+fn keys(name: &str, value: &str) -> Keys {
+    Keys::from([(name.to_owned(), value.to_owned())])
+}
+
+/// Polls a future that is expected to be ready at once (a cache hit never
+/// waits).
+fn ready<F: Future>(fut: F) -> F::Output {
+    let mut fut = std::pin::pin!(fut);
+    match fut.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(out) => out,
+        Poll::Pending => panic!("a cache hit must complete without waiting"),
+    }
+}
+
+fn track_body() -> TrackBody {
+    TrackBody::builder("api-call")
+        .company_key("id", "acme")
+        .user_key("email", "ann@example.com")
+        .quantity(1)
+        .build()
+        .expect("valid body")
+}
+
+fn warm(client: &Client, company: &Keys, user: &Keys) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    assert!(runtime.block_on(client.check_flag(FLAG, company, user)));
+}
+
+fn bench_client(c: &mut Criterion) {
+    let client = client();
+    let company = keys("id", "acme");
+    let user = keys("email", "ann@example.com");
+    warm(&client, &company, &user);
+
+    let mut group = c.benchmark_group("client");
+    group.bench_function("check_flag_cache_hit", |b| {
+        b.iter(|| ready(client.check_flag(black_box(FLAG), black_box(&company), black_box(&user))));
+    });
+
+    // Yardstick: a std HashMap<String, bool> lookup by a prebuilt string.
+    let map: HashMap<String, bool> = (0..500)
+        .map(|i| {
+            (
+                format!("f:{FLAG};c:id:company-{i};u:email:ann@example.com"),
+                i % 2 == 0,
+            )
+        })
+        .collect();
+    let probe = format!("f:{FLAG};c:id:company-250;u:email:ann@example.com");
+    group.bench_function("hashmap_get", |b| {
+        b.iter(|| black_box(map.get(black_box(probe.as_str())).copied()));
+    });
+
+    let body = track_body();
+    group.bench_function("track", |b| {
+        b.iter_batched(
+            || body.clone(),
+            |body| client.track(body),
+            BatchSize::SmallInput,
+        );
+    });
+    group.bench_function("track_with_body", |b| {
+        b.iter(|| client.track(track_body()));
+    });
+    group.finish();
+
+    let stats = client.event_stats();
+    assert_eq!(stats.buffer.dropped, 0, "no event was refused: {stats:?}");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let stats = runtime.block_on(client.shutdown(Duration::from_secs(60)));
+    assert_eq!(stats.buffer.enqueued, stats.buffer.sent, "{stats:?}");
+}
+
+/// Counts allocations per call and refuses to benchmark an allocating
+/// cache hit.
+fn count_per_call() {
+    let client = client();
+    let company = keys("id", "acme");
+    let user = keys("email", "ann@example.com");
+    warm(&client, &company, &user);
+    const N: usize = 10_000;
+
+    let (hits, allocations) = count_allocations(|| {
+        (0..N)
+            .filter(|_| ready(client.check_flag(FLAG, &company, &user)))
+            .count()
+    });
+    assert_eq!(hits, N);
+    println!("client/check_flag_cache_hit: {allocations} allocations over {N} calls");
+    assert_eq!(allocations, 0, "a cache hit must not allocate");
+
+    let bodies: Vec<TrackBody> = (0..N).map(|_| track_body()).collect();
+    let (refused, allocations) = count_allocations(|| {
+        let mut refused = 0;
+        for body in bodies {
+            refused += usize::from(client.track(body).is_err());
+        }
+        refused
+    });
+    assert_eq!(refused, 0);
+    println!(
+        "client/track: {:.2} allocations per call on the calling thread (body built beforehand)",
+        allocations as f64 / N as f64
+    );
+    let (refused, allocations) = count_allocations(|| {
+        (0..N)
+            .filter(|_| client.track(track_body()).is_err())
+            .count()
+    });
+    assert_eq!(refused, 0);
+    println!(
+        "client/track_with_body: {:.2} allocations per call on the calling thread",
+        allocations as f64 / N as f64
+    );
+}
+
+criterion_group!(benches, bench_client);
+
+fn main() {
+    count_per_call();
+    benches();
+    criterion::Criterion::default()
+        .configure_from_args()
+        .final_summary();
+}
