@@ -14,6 +14,31 @@
 //!   `new` and the setters: `list_companies(ListCompanies::new().limit(10))`;
 //! * every method has a `_with` twin taking
 //!   [`RequestOptions`](super::RequestOptions) last.
+//!
+//! ```
+//! use std::time::Duration;
+//! use flagwire::schematic::{Client, RequestOptions};
+//! use flagwire_core::schematic::companies::ListCompanies;
+//! use flagwire_core::schematic::models::UpsertCompanyRequestBody;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let server = flagwire_mock::MockServer::start().await?;
+//! let client = Client::builder(server.api_key()).base_url(server.rest_url()).build()?;
+//!
+//! let keys = [("id".to_owned(), "acme".to_owned())].into();
+//! let acme = client.companies().upsert_company(UpsertCompanyRequestBody::new(keys)).await?;
+//! let again = client.companies().get_company(&acme.id).await?;
+//! assert_eq!(again.id, acme.id);
+//!
+//! let options = RequestOptions::new().timeout(Duration::from_secs(2)).max_retries(0);
+//! let page = client
+//!     .companies()
+//!     .list_companies_with(ListCompanies::new().limit(10), options)
+//!     .await?;
+//! assert_eq!(page.len(), 1);
+//! # Ok(()) }
+//! ```
 
 #[path = "generated/resources.rs"]
 mod generated;
