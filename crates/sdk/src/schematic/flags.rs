@@ -129,7 +129,7 @@ impl Client {
         if let Some(hit) = self.cached(flag, company, user) {
             return hit.value;
         }
-        self.check_flag_slow(flag, company, user, None, None)
+        Box::pin(self.check_flag_slow(flag, company, user, None, None))
             .await
             .value
     }
@@ -146,7 +146,7 @@ impl Client {
         if let Some(hit) = self.cached(flag, company, user) {
             return hit.value;
         }
-        self.check_flag_slow(flag, company, user, Some(default), None)
+        Box::pin(self.check_flag_slow(flag, company, user, Some(default), None))
             .await
             .value
     }
@@ -165,8 +165,7 @@ impl Client {
             check.source = CheckSource::Cache;
             return check;
         }
-        self.check_flag_slow(flag, company, user, default, None)
-            .await
+        Box::pin(self.check_flag_slow(flag, company, user, default, None)).await
     }
 
     /// A check with options: a per-call default and a deadline shorter (or
@@ -197,8 +196,7 @@ impl Client {
             check.source = CheckSource::Cache;
             return check;
         }
-        self.check_flag_slow(flag, company, user, options.default, options.timeout)
-            .await
+        Box::pin(self.check_flag_slow(flag, company, user, options.default, options.timeout)).await
     }
 
     /// Checks several flags for one context with at most one request (for
@@ -307,6 +305,10 @@ impl Client {
             .collect()
     }
 
+    /// The API and default part of a check. Callers box its future, so that
+    /// the future of a check answered from the cache stays a few bytes
+    /// instead of carrying (and moving) the whole request state; the
+    /// allocation only happens on a miss, which sends a request anyway.
     async fn check_flag_slow(
         &self,
         flag: &str,
