@@ -12,6 +12,10 @@
 //!   endpoint of the double answers 200 at once, so the queue drains while
 //!   the benchmark runs; its capacity is large enough that no event is ever
 //!   refused, and the benchmark checks that none was.
+//! * `client/track_worker_parked`: `Client::track` while the buffer's worker
+//!   is held at its first batch, so the timed loop pays only the caller's
+//!   part (envelope and queue), not the competition with a draining worker
+//!   on a small machine.
 //!
 //! Before measuring, allocations per call are counted with
 //! `flagwire-alloc-counter` and printed; a cache hit must make none.
@@ -22,7 +26,7 @@ use std::collections::HashMap;
 use std::convert::Infallible;
 use std::hint::black_box;
 use std::task::{Context, Poll, Waker};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use criterion::{BatchSize, Criterion, criterion_group};
@@ -38,15 +42,27 @@ const FLAG: &str = "new-editor";
 /// A client whose transport answers flag checks with `true` and accepts
 /// every capture batch, without a network.
 fn client() -> Client {
-    let double = tower::service_fn(|req: http::Request<Bytes>| async move {
-        let body = if req.uri().path().ends_with("/check") {
-            Bytes::from_static(
-                br#"{"data":{"flag":"new-editor","reason":"rule","value":true},"params":{}}"#,
-            )
-        } else {
-            Bytes::new()
-        };
-        Ok::<_, Infallible>(http::Response::new(body))
+    let (_open, gate) = tokio::sync::watch::channel(true);
+    client_with_gate(gate)
+}
+
+/// As [`client`], but a capture batch is only accepted once `gate` is
+/// `true`, which parks the buffer's worker until then.
+fn client_with_gate(gate: tokio::sync::watch::Receiver<bool>) -> Client {
+    let double = tower::service_fn(move |req: http::Request<Bytes>| {
+        let mut gate = gate.clone();
+        async move {
+            let body = if req.uri().path().ends_with("/check") {
+                Bytes::from_static(
+                    br#"{"data":{"flag":"new-editor","reason":"rule","value":true},"params":{}}"#,
+                )
+            } else {
+                // A closed gate counts as open.
+                let _ = gate.wait_for(|open| *open).await;
+                Bytes::new()
+            };
+            Ok::<_, Infallible>(http::Response::new(body))
+        }
     });
     Client::builder("sch_dev_bench")
         .service(double)
@@ -122,14 +138,34 @@ fn bench_client(c: &mut Criterion) {
     group.bench_function("track_with_body", |b| {
         b.iter(|| client.track(track_body()));
     });
-    group.finish();
 
-    let stats = client.event_stats();
-    assert_eq!(stats.buffer.dropped, 0, "no event was refused: {stats:?}");
+    // The caller's cost alone, as in `event_buffer/enqueue`: the worker of a
+    // fresh client waits at a closed gate with its first batch, so it does
+    // not compete for the queue or the CPU during the timed loop.
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("runtime");
+    group.bench_function("track_worker_parked", |b| {
+        b.iter_custom(|iters| {
+            let (open, gate) = tokio::sync::watch::channel(false);
+            let parked = client_with_gate(gate);
+            let bodies: Vec<TrackBody> = (0..iters).map(|_| body.clone()).collect();
+            let start = Instant::now();
+            for body in bodies {
+                let _ = black_box(parked.track(body));
+            }
+            let elapsed = start.elapsed();
+            open.send(true).expect("the client holds the gate");
+            let stats = runtime.block_on(parked.shutdown(Duration::from_secs(60)));
+            assert_eq!(stats.buffer.sent, iters, "{stats:?}");
+            elapsed
+        });
+    });
+    group.finish();
+
+    let stats = client.event_stats();
+    assert_eq!(stats.buffer.dropped, 0, "no event was refused: {stats:?}");
     let stats = runtime.block_on(client.shutdown(Duration::from_secs(60)));
     assert_eq!(stats.buffer.enqueued, stats.buffer.sent, "{stats:?}");
 }
@@ -158,6 +194,10 @@ fn count_per_call() {
     println!("client/check_flag_cache_hit: {allocations} allocations over {N} calls");
     assert_eq!(allocations, 0, "a cache hit must not allocate");
 
+    println!(
+        "client/track: a queued event is {} bytes before its heap parts",
+        std::mem::size_of::<flagwire_core::events::EventEnvelope>()
+    );
     let bodies: Vec<TrackBody> = (0..N).map(|_| track_body()).collect();
     let (refused, allocations) = count_allocations(|| {
         let mut refused = 0;
