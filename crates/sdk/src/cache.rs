@@ -198,10 +198,16 @@ fn pairs_match(stored: &[(Box<str>, Box<str>)], query: &dyn KeyPairs) -> bool {
     if stored.len() != query.pair_count() {
         return false;
     }
+    // A sorted map (the usual `Keys`) yields its pairs in stored order, so
+    // try the same position first and only search when that fails.
+    let mut position = 0;
     query.try_for_each_pair(&mut |k, v| {
-        stored
-            .binary_search_by(|(sk, _)| (**sk).cmp(k))
-            .is_ok_and(|i| &*stored[i].1 == v)
+        let found = match stored.get(position) {
+            Some((sk, _)) if &**sk == k => Some(position),
+            _ => stored.binary_search_by(|(sk, _)| (**sk).cmp(k)).ok(),
+        };
+        position += 1;
+        found.is_some_and(|i| &*stored[i].1 == v)
     })
 }
 
@@ -269,8 +275,12 @@ fn hash_bytes(seed: u64, bytes: &[u8]) -> u64 {
 fn hash_pairs(seed: u64, pairs: &dyn KeyPairs) -> u64 {
     let mut sum = 0u64;
     pairs.try_for_each_pair(&mut |k, v| {
+        // Name and value are hashed independently (in parallel on the CPU)
+        // and then bound together, so swapping values between two names
+        // changes the hash.
         let hk = hash_bytes(seed, k.as_bytes());
-        sum = sum.wrapping_add(fold_mul(hash_bytes(hk, v.as_bytes()), P1));
+        let hv = hash_bytes(seed ^ P1, v.as_bytes());
+        sum = sum.wrapping_add(fold_mul(hk ^ P2, hv ^ P3));
         true
     });
     sum
@@ -1132,6 +1142,13 @@ mod tests {
         assert_eq!(c.lookup(&FlagCacheKey::new("f", &b, &())), Some(1));
         b.insert("extra", "y");
         assert_eq!(c.lookup(&FlagCacheKey::new("f", &b, &())), None);
+        // The same names and values, paired differently.
+        let swapped = keys(&[("id", "x"), ("slug", "1")]);
+        assert_eq!(c.lookup(&FlagCacheKey::new("f", &swapped, &())), None);
+        assert_ne!(
+            hash_key(c.seed, &FlagCacheKey::new("f", &a, &())),
+            hash_key(c.seed, &FlagCacheKey::new("f", &swapped, &()))
+        );
     }
 
     #[test]
