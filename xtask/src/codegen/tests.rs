@@ -196,7 +196,10 @@ fn the_committed_description_generates_every_operation() {
     );
     // One accessor and one `_with` twin per operation, one handle per tag.
     let accessors = &out.files[SDK_RESOURCES];
-    assert_eq!(accessors.matches("pub async fn ").count(), 2 * 268);
+    assert_eq!(
+        accessors.matches("-> impl Future<Output = Out<").count(),
+        2 * 268
+    );
     assert_eq!(accessors.matches("_with(&self, ").count(), 268);
     assert_eq!(
         accessors.matches("#[derive(Debug, Clone, Copy)]").count(),
@@ -204,13 +207,11 @@ fn the_committed_description_generates_every_operation() {
     );
     assert!(accessors.contains("pub fn companies(&self) -> Companies<'_>"));
     assert!(accessors.contains(
-        "pub async fn upsert_company(&self, body: models::UpsertCompanyRequestBody) -> Out<companies::UpsertCompany>"
+        "pub fn upsert_company(&self, body: models::UpsertCompanyRequestBody) -> impl Future<Output = Out<companies::UpsertCompany>> + Send + '_"
     ));
-    assert!(
-        accessors.contains("pub async fn list_companies(&self, request: companies::ListCompanies)")
-    );
+    assert!(accessors.contains("pub fn list_companies(&self, request: companies::ListCompanies)"));
     assert!(accessors.contains(
-        "pub async fn check_flag(&self, key: impl Into<String>, body: models::CheckFlagRequestBody)"
+        "pub fn check_flag(&self, key: impl Into<String>, body: models::CheckFlagRequestBody)"
     ));
 }
 
@@ -307,18 +308,20 @@ fn accessors_follow_one_argument_rule() {
     let acc = &out.files[SDK_RESOURCES];
     // All inputs required: taken directly, in `new`'s order.
     assert!(
-        acc.contains("pub async fn put_thing(&self, thing_id: impl Into<String>, body: models::Thing) -> Out<things::PutThing> { self.client.send(things::PutThing::new(thing_id, body)).await }"),
+        acc.contains("pub fn put_thing(&self, thing_id: impl Into<String>, body: models::Thing) -> impl Future<Output = Out<things::PutThing>> + Send + '_ { self.client.send(things::PutThing::new(thing_id, body)) }"),
         "{acc}"
     );
     assert!(acc.contains(
-        "pub async fn put_thing_with(&self, thing_id: impl Into<String>, body: models::Thing, options: RequestOptions) -> Out<things::PutThing> { self.client.send_with(things::PutThing::new(thing_id, body), options).await }"
+        "pub fn put_thing_with(&self, thing_id: impl Into<String>, body: models::Thing, options: RequestOptions) -> impl Future<Output = Out<things::PutThing>> + Send + '_ { self.client.send_with(things::PutThing::new(thing_id, body), options) }"
     ));
     // Optional inputs: the request value.
     assert!(acc.contains(
-        "pub async fn list_things(&self, request: things::ListThings) -> Out<things::ListThings> { self.client.send(request).await }"
+        "pub fn list_things(&self, request: things::ListThings) -> impl Future<Output = Out<things::ListThings>> + Send + '_ { self.client.send(request) }"
     ));
     // No inputs at all: no arguments.
-    assert!(acc.contains("pub async fn get_other(&self) -> Out<other_group::GetOther>"));
+    assert!(
+        acc.contains("pub fn get_other(&self) -> impl Future<Output = Out<other_group::GetOther>>")
+    );
     // Handles and accessors named after the tag module.
     assert!(acc.contains("pub struct OtherGroup<'a>"));
     assert!(acc.contains("pub fn other_group(&self) -> OtherGroup<'_>"));

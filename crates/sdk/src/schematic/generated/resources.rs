@@ -311,5895 +311,5578 @@ impl Client {
 impl Accesstokens<'_> {
     /// `POST /temporary-access-tokens` (`issueTemporaryAccessToken`): sends [`accesstokens::IssueTemporaryAccessToken`].
     #[inline]
-    pub async fn issue_temporary_access_token(
+    pub fn issue_temporary_access_token(
         &self,
         body: models::IssueTemporaryAccessTokenRequestBody,
-    ) -> Out<accesstokens::IssueTemporaryAccessToken> {
+    ) -> impl Future<Output = Out<accesstokens::IssueTemporaryAccessToken>> + Send + '_ {
         self.client
             .send(accesstokens::IssueTemporaryAccessToken::new(body))
-            .await
     }
 
     /// [`issue_temporary_access_token`](Self::issue_temporary_access_token) with per-request options.
     #[inline]
-    pub async fn issue_temporary_access_token_with(
+    pub fn issue_temporary_access_token_with(
         &self,
         body: models::IssueTemporaryAccessTokenRequestBody,
         options: RequestOptions,
-    ) -> Out<accesstokens::IssueTemporaryAccessToken> {
+    ) -> impl Future<Output = Out<accesstokens::IssueTemporaryAccessToken>> + Send + '_ {
         self.client
             .send_with(accesstokens::IssueTemporaryAccessToken::new(body), options)
-            .await
     }
 }
 
 impl Accounts<'_> {
     /// `GET /account-members/count` (`countAccountMembers`): sends [`accounts::CountAccountMembers`].
     #[inline]
-    pub async fn count_account_members(
+    pub fn count_account_members(
         &self,
         request: accounts::CountAccountMembers,
-    ) -> Out<accounts::CountAccountMembers> {
-        self.client.send(request).await
+    ) -> impl Future<Output = Out<accounts::CountAccountMembers>> + Send + '_ {
+        self.client.send(request)
     }
 
     /// [`count_account_members`](Self::count_account_members) with per-request options.
     #[inline]
-    pub async fn count_account_members_with(
+    pub fn count_account_members_with(
         &self,
         request: accounts::CountAccountMembers,
         options: RequestOptions,
-    ) -> Out<accounts::CountAccountMembers> {
-        self.client.send_with(request, options).await
+    ) -> impl Future<Output = Out<accounts::CountAccountMembers>> + Send + '_ {
+        self.client.send_with(request, options)
     }
 
     /// `GET /api-keys/count` (`countApiKeys`): sends [`accounts::CountApiKeys`].
     #[inline]
-    pub async fn count_api_keys(
+    pub fn count_api_keys(
         &self,
         request: accounts::CountApiKeys,
-    ) -> Out<accounts::CountApiKeys> {
-        self.client.send(request).await
+    ) -> impl Future<Output = Out<accounts::CountApiKeys>> + Send + '_ {
+        self.client.send(request)
     }
 
     /// [`count_api_keys`](Self::count_api_keys) with per-request options.
     #[inline]
-    pub async fn count_api_keys_with(
+    pub fn count_api_keys_with(
         &self,
         request: accounts::CountApiKeys,
         options: RequestOptions,
-    ) -> Out<accounts::CountApiKeys> {
-        self.client.send_with(request, options).await
+    ) -> impl Future<Output = Out<accounts::CountApiKeys>> + Send + '_ {
+        self.client.send_with(request, options)
     }
 
     /// `GET /audit-log/count` (`countAuditLogs`): sends [`accounts::CountAuditLogs`].
     #[inline]
-    pub async fn count_audit_logs(
+    pub fn count_audit_logs(
         &self,
         request: accounts::CountAuditLogs,
-    ) -> Out<accounts::CountAuditLogs> {
-        self.client.send(request).await
+    ) -> impl Future<Output = Out<accounts::CountAuditLogs>> + Send + '_ {
+        self.client.send(request)
     }
 
     /// [`count_audit_logs`](Self::count_audit_logs) with per-request options.
     #[inline]
-    pub async fn count_audit_logs_with(
+    pub fn count_audit_logs_with(
         &self,
         request: accounts::CountAuditLogs,
         options: RequestOptions,
-    ) -> Out<accounts::CountAuditLogs> {
-        self.client.send_with(request, options).await
+    ) -> impl Future<Output = Out<accounts::CountAuditLogs>> + Send + '_ {
+        self.client.send_with(request, options)
     }
 
     /// `POST /api-keys` (`createApiKey`): sends [`accounts::CreateApiKey`].
     #[inline]
-    pub async fn create_api_key(
+    pub fn create_api_key(
         &self,
         body: models::CreateApiKeyRequestBody,
-    ) -> Out<accounts::CreateApiKey> {
-        self.client.send(accounts::CreateApiKey::new(body)).await
+    ) -> impl Future<Output = Out<accounts::CreateApiKey>> + Send + '_ {
+        self.client.send(accounts::CreateApiKey::new(body))
     }
 
     /// [`create_api_key`](Self::create_api_key) with per-request options.
     #[inline]
-    pub async fn create_api_key_with(
+    pub fn create_api_key_with(
         &self,
         body: models::CreateApiKeyRequestBody,
         options: RequestOptions,
-    ) -> Out<accounts::CreateApiKey> {
+    ) -> impl Future<Output = Out<accounts::CreateApiKey>> + Send + '_ {
         self.client
             .send_with(accounts::CreateApiKey::new(body), options)
-            .await
     }
 
     /// `POST /environments` (`createEnvironment`): sends [`accounts::CreateEnvironment`].
     #[inline]
-    pub async fn create_environment(
+    pub fn create_environment(
         &self,
         body: models::CreateEnvironmentRequestBody,
-    ) -> Out<accounts::CreateEnvironment> {
-        self.client
-            .send(accounts::CreateEnvironment::new(body))
-            .await
+    ) -> impl Future<Output = Out<accounts::CreateEnvironment>> + Send + '_ {
+        self.client.send(accounts::CreateEnvironment::new(body))
     }
 
     /// [`create_environment`](Self::create_environment) with per-request options.
     #[inline]
-    pub async fn create_environment_with(
+    pub fn create_environment_with(
         &self,
         body: models::CreateEnvironmentRequestBody,
         options: RequestOptions,
-    ) -> Out<accounts::CreateEnvironment> {
+    ) -> impl Future<Output = Out<accounts::CreateEnvironment>> + Send + '_ {
         self.client
             .send_with(accounts::CreateEnvironment::new(body), options)
-            .await
     }
 
     /// `DELETE /api-keys/{api_key_id}` (`deleteApiKey`): sends [`accounts::DeleteApiKey`].
     #[inline]
-    pub async fn delete_api_key(
+    pub fn delete_api_key(
         &self,
         api_key_id: impl Into<String>,
-    ) -> Out<accounts::DeleteApiKey> {
-        self.client
-            .send(accounts::DeleteApiKey::new(api_key_id))
-            .await
+    ) -> impl Future<Output = Out<accounts::DeleteApiKey>> + Send + '_ {
+        self.client.send(accounts::DeleteApiKey::new(api_key_id))
     }
 
     /// [`delete_api_key`](Self::delete_api_key) with per-request options.
     #[inline]
-    pub async fn delete_api_key_with(
+    pub fn delete_api_key_with(
         &self,
         api_key_id: impl Into<String>,
         options: RequestOptions,
-    ) -> Out<accounts::DeleteApiKey> {
+    ) -> impl Future<Output = Out<accounts::DeleteApiKey>> + Send + '_ {
         self.client
             .send_with(accounts::DeleteApiKey::new(api_key_id), options)
-            .await
     }
 
     /// `DELETE /environments/{environment_id}` (`deleteEnvironment`): sends [`accounts::DeleteEnvironment`].
     #[inline]
-    pub async fn delete_environment(
+    pub fn delete_environment(
         &self,
         environment_id: impl Into<String>,
-    ) -> Out<accounts::DeleteEnvironment> {
+    ) -> impl Future<Output = Out<accounts::DeleteEnvironment>> + Send + '_ {
         self.client
             .send(accounts::DeleteEnvironment::new(environment_id))
-            .await
     }
 
     /// [`delete_environment`](Self::delete_environment) with per-request options.
     #[inline]
-    pub async fn delete_environment_with(
+    pub fn delete_environment_with(
         &self,
         environment_id: impl Into<String>,
         options: RequestOptions,
-    ) -> Out<accounts::DeleteEnvironment> {
+    ) -> impl Future<Output = Out<accounts::DeleteEnvironment>> + Send + '_ {
         self.client
             .send_with(accounts::DeleteEnvironment::new(environment_id), options)
-            .await
     }
 
     /// `GET /account-members/{account_member_id}` (`getAccountMember`): sends [`accounts::GetAccountMember`].
     #[inline]
-    pub async fn get_account_member(
+    pub fn get_account_member(
         &self,
         account_member_id: impl Into<String>,
-    ) -> Out<accounts::GetAccountMember> {
+    ) -> impl Future<Output = Out<accounts::GetAccountMember>> + Send + '_ {
         self.client
             .send(accounts::GetAccountMember::new(account_member_id))
-            .await
     }
 
     /// [`get_account_member`](Self::get_account_member) with per-request options.
     #[inline]
-    pub async fn get_account_member_with(
+    pub fn get_account_member_with(
         &self,
         account_member_id: impl Into<String>,
         options: RequestOptions,
-    ) -> Out<accounts::GetAccountMember> {
+    ) -> impl Future<Output = Out<accounts::GetAccountMember>> + Send + '_ {
         self.client
             .send_with(accounts::GetAccountMember::new(account_member_id), options)
-            .await
     }
 
     /// `GET /api-keys/{api_key_id}` (`getApiKey`): sends [`accounts::GetApiKey`].
     #[inline]
-    pub async fn get_api_key(&self, api_key_id: impl Into<String>) -> Out<accounts::GetApiKey> {
-        self.client.send(accounts::GetApiKey::new(api_key_id)).await
+    pub fn get_api_key(
+        &self,
+        api_key_id: impl Into<String>,
+    ) -> impl Future<Output = Out<accounts::GetApiKey>> + Send + '_ {
+        self.client.send(accounts::GetApiKey::new(api_key_id))
     }
 
     /// [`get_api_key`](Self::get_api_key) with per-request options.
     #[inline]
-    pub async fn get_api_key_with(
+    pub fn get_api_key_with(
         &self,
         api_key_id: impl Into<String>,
         options: RequestOptions,
-    ) -> Out<accounts::GetApiKey> {
+    ) -> impl Future<Output = Out<accounts::GetApiKey>> + Send + '_ {
         self.client
             .send_with(accounts::GetApiKey::new(api_key_id), options)
-            .await
     }
 
     /// `GET /audit-log/{audit_log_id}` (`getAuditLog`): sends [`accounts::GetAuditLog`].
     #[inline]
-    pub async fn get_audit_log(
+    pub fn get_audit_log(
         &self,
         audit_log_id: impl Into<String>,
-    ) -> Out<accounts::GetAuditLog> {
-        self.client
-            .send(accounts::GetAuditLog::new(audit_log_id))
-            .await
+    ) -> impl Future<Output = Out<accounts::GetAuditLog>> + Send + '_ {
+        self.client.send(accounts::GetAuditLog::new(audit_log_id))
     }
 
     /// [`get_audit_log`](Self::get_audit_log) with per-request options.
     #[inline]
-    pub async fn get_audit_log_with(
+    pub fn get_audit_log_with(
         &self,
         audit_log_id: impl Into<String>,
         options: RequestOptions,
-    ) -> Out<accounts::GetAuditLog> {
+    ) -> impl Future<Output = Out<accounts::GetAuditLog>> + Send + '_ {
         self.client
             .send_with(accounts::GetAuditLog::new(audit_log_id), options)
-            .await
     }
 
     /// `GET /environments/{environment_id}` (`getEnvironment`): sends [`accounts::GetEnvironment`].
     #[inline]
-    pub async fn get_environment(
+    pub fn get_environment(
         &self,
         environment_id: impl Into<String>,
-    ) -> Out<accounts::GetEnvironment> {
+    ) -> impl Future<Output = Out<accounts::GetEnvironment>> + Send + '_ {
         self.client
             .send(accounts::GetEnvironment::new(environment_id))
-            .await
     }
 
     /// [`get_environment`](Self::get_environment) with per-request options.
     #[inline]
-    pub async fn get_environment_with(
+    pub fn get_environment_with(
         &self,
         environment_id: impl Into<String>,
         options: RequestOptions,
-    ) -> Out<accounts::GetEnvironment> {
+    ) -> impl Future<Output = Out<accounts::GetEnvironment>> + Send + '_ {
         self.client
             .send_with(accounts::GetEnvironment::new(environment_id), options)
-            .await
     }
 
     /// `GET /onboarding-state` (`getOnboardingState`): sends [`accounts::GetOnboardingState`].
     #[inline]
-    pub async fn get_onboarding_state(&self) -> Out<accounts::GetOnboardingState> {
-        self.client.send(accounts::GetOnboardingState::new()).await
+    pub fn get_onboarding_state(
+        &self,
+    ) -> impl Future<Output = Out<accounts::GetOnboardingState>> + Send + '_ {
+        self.client.send(accounts::GetOnboardingState::new())
     }
 
     /// [`get_onboarding_state`](Self::get_onboarding_state) with per-request options.
     #[inline]
-    pub async fn get_onboarding_state_with(
+    pub fn get_onboarding_state_with(
         &self,
         options: RequestOptions,
-    ) -> Out<accounts::GetOnboardingState> {
+    ) -> impl Future<Output = Out<accounts::GetOnboardingState>> + Send + '_ {
         self.client
             .send_with(accounts::GetOnboardingState::new(), options)
-            .await
     }
 
     /// `GET /whoami` (`getWhoAmI`): sends [`accounts::GetWhoAmI`].
     #[inline]
-    pub async fn get_who_am_i(&self) -> Out<accounts::GetWhoAmI> {
-        self.client.send(accounts::GetWhoAmI::new()).await
+    pub fn get_who_am_i(&self) -> impl Future<Output = Out<accounts::GetWhoAmI>> + Send + '_ {
+        self.client.send(accounts::GetWhoAmI::new())
     }
 
     /// [`get_who_am_i`](Self::get_who_am_i) with per-request options.
     #[inline]
-    pub async fn get_who_am_i_with(&self, options: RequestOptions) -> Out<accounts::GetWhoAmI> {
-        self.client
-            .send_with(accounts::GetWhoAmI::new(), options)
-            .await
+    pub fn get_who_am_i_with(
+        &self,
+        options: RequestOptions,
+    ) -> impl Future<Output = Out<accounts::GetWhoAmI>> + Send + '_ {
+        self.client.send_with(accounts::GetWhoAmI::new(), options)
     }
 
     /// `GET /account-members` (`listAccountMembers`): sends [`accounts::ListAccountMembers`].
     #[inline]
-    pub async fn list_account_members(
+    pub fn list_account_members(
         &self,
         request: accounts::ListAccountMembers,
-    ) -> Out<accounts::ListAccountMembers> {
-        self.client.send(request).await
+    ) -> impl Future<Output = Out<accounts::ListAccountMembers>> + Send + '_ {
+        self.client.send(request)
     }
 
     /// [`list_account_members`](Self::list_account_members) with per-request options.
     #[inline]
-    pub async fn list_account_members_with(
+    pub fn list_account_members_with(
         &self,
         request: accounts::ListAccountMembers,
         options: RequestOptions,
-    ) -> Out<accounts::ListAccountMembers> {
-        self.client.send_with(request, options).await
+    ) -> impl Future<Output = Out<accounts::ListAccountMembers>> + Send + '_ {
+        self.client.send_with(request, options)
     }
 
     /// `GET /api-keys` (`listApiKeys`): sends [`accounts::ListApiKeys`].
     #[inline]
-    pub async fn list_api_keys(
+    pub fn list_api_keys(
         &self,
         request: accounts::ListApiKeys,
-    ) -> Out<accounts::ListApiKeys> {
-        self.client.send(request).await
+    ) -> impl Future<Output = Out<accounts::ListApiKeys>> + Send + '_ {
+        self.client.send(request)
     }
 
     /// [`list_api_keys`](Self::list_api_keys) with per-request options.
     #[inline]
-    pub async fn list_api_keys_with(
+    pub fn list_api_keys_with(
         &self,
         request: accounts::ListApiKeys,
         options: RequestOptions,
-    ) -> Out<accounts::ListApiKeys> {
-        self.client.send_with(request, options).await
+    ) -> impl Future<Output = Out<accounts::ListApiKeys>> + Send + '_ {
+        self.client.send_with(request, options)
     }
 
     /// `GET /audit-log` (`listAuditLogs`): sends [`accounts::ListAuditLogs`].
     #[inline]
-    pub async fn list_audit_logs(
+    pub fn list_audit_logs(
         &self,
         request: accounts::ListAuditLogs,
-    ) -> Out<accounts::ListAuditLogs> {
-        self.client.send(request).await
+    ) -> impl Future<Output = Out<accounts::ListAuditLogs>> + Send + '_ {
+        self.client.send(request)
     }
 
     /// [`list_audit_logs`](Self::list_audit_logs) with per-request options.
     #[inline]
-    pub async fn list_audit_logs_with(
+    pub fn list_audit_logs_with(
         &self,
         request: accounts::ListAuditLogs,
         options: RequestOptions,
-    ) -> Out<accounts::ListAuditLogs> {
-        self.client.send_with(request, options).await
+    ) -> impl Future<Output = Out<accounts::ListAuditLogs>> + Send + '_ {
+        self.client.send_with(request, options)
     }
 
     /// `GET /environments` (`listEnvironments`): sends [`accounts::ListEnvironments`].
     #[inline]
-    pub async fn list_environments(
+    pub fn list_environments(
         &self,
         request: accounts::ListEnvironments,
-    ) -> Out<accounts::ListEnvironments> {
-        self.client.send(request).await
+    ) -> impl Future<Output = Out<accounts::ListEnvironments>> + Send + '_ {
+        self.client.send(request)
     }
 
     /// [`list_environments`](Self::list_environments) with per-request options.
     #[inline]
-    pub async fn list_environments_with(
+    pub fn list_environments_with(
         &self,
         request: accounts::ListEnvironments,
         options: RequestOptions,
-    ) -> Out<accounts::ListEnvironments> {
-        self.client.send_with(request, options).await
+    ) -> impl Future<Output = Out<accounts::ListEnvironments>> + Send + '_ {
+        self.client.send_with(request, options)
     }
 
     /// `POST /quickstart` (`quickstart`): sends [`accounts::Quickstart`].
     #[inline]
-    pub async fn quickstart(&self) -> Out<accounts::Quickstart> {
-        self.client.send(accounts::Quickstart::new()).await
+    pub fn quickstart(&self) -> impl Future<Output = Out<accounts::Quickstart>> + Send + '_ {
+        self.client.send(accounts::Quickstart::new())
     }
 
     /// [`quickstart`](Self::quickstart) with per-request options.
     #[inline]
-    pub async fn quickstart_with(&self, options: RequestOptions) -> Out<accounts::Quickstart> {
-        self.client
-            .send_with(accounts::Quickstart::new(), options)
-            .await
+    pub fn quickstart_with(
+        &self,
+        options: RequestOptions,
+    ) -> impl Future<Output = Out<accounts::Quickstart>> + Send + '_ {
+        self.client.send_with(accounts::Quickstart::new(), options)
     }
 
     /// `PUT /api-keys/{api_key_id}` (`updateApiKey`): sends [`accounts::UpdateApiKey`].
     #[inline]
-    pub async fn update_api_key(
+    pub fn update_api_key(
         &self,
         api_key_id: impl Into<String>,
         body: models::UpdateApiKeyRequestBody,
-    ) -> Out<accounts::UpdateApiKey> {
+    ) -> impl Future<Output = Out<accounts::UpdateApiKey>> + Send + '_ {
         self.client
             .send(accounts::UpdateApiKey::new(api_key_id, body))
-            .await
     }
 
     /// [`update_api_key`](Self::update_api_key) with per-request options.
     #[inline]
-    pub async fn update_api_key_with(
+    pub fn update_api_key_with(
         &self,
         api_key_id: impl Into<String>,
         body: models::UpdateApiKeyRequestBody,
         options: RequestOptions,
-    ) -> Out<accounts::UpdateApiKey> {
+    ) -> impl Future<Output = Out<accounts::UpdateApiKey>> + Send + '_ {
         self.client
             .send_with(accounts::UpdateApiKey::new(api_key_id, body), options)
-            .await
     }
 
     /// `PUT /environments/{environment_id}` (`updateEnvironment`): sends [`accounts::UpdateEnvironment`].
     #[inline]
-    pub async fn update_environment(
+    pub fn update_environment(
         &self,
         environment_id: impl Into<String>,
         body: models::UpdateEnvironmentRequestBody,
-    ) -> Out<accounts::UpdateEnvironment> {
+    ) -> impl Future<Output = Out<accounts::UpdateEnvironment>> + Send + '_ {
         self.client
             .send(accounts::UpdateEnvironment::new(environment_id, body))
-            .await
     }
 
     /// [`update_environment`](Self::update_environment) with per-request options.
     #[inline]
-    pub async fn update_environment_with(
+    pub fn update_environment_with(
         &self,
         environment_id: impl Into<String>,
         body: models::UpdateEnvironmentRequestBody,
         options: RequestOptions,
-    ) -> Out<accounts::UpdateEnvironment> {
-        self.client
-            .send_with(
-                accounts::UpdateEnvironment::new(environment_id, body),
-                options,
-            )
-            .await
+    ) -> impl Future<Output = Out<accounts::UpdateEnvironment>> + Send + '_ {
+        self.client.send_with(
+            accounts::UpdateEnvironment::new(environment_id, body),
+            options,
+        )
     }
 
     /// `POST /onboarding-state` (`updateOnboardingState`): sends [`accounts::UpdateOnboardingState`].
     #[inline]
-    pub async fn update_onboarding_state(
+    pub fn update_onboarding_state(
         &self,
         body: models::UpdateOnboardingStateRequestBody,
-    ) -> Out<accounts::UpdateOnboardingState> {
-        self.client
-            .send(accounts::UpdateOnboardingState::new(body))
-            .await
+    ) -> impl Future<Output = Out<accounts::UpdateOnboardingState>> + Send + '_ {
+        self.client.send(accounts::UpdateOnboardingState::new(body))
     }
 
     /// [`update_onboarding_state`](Self::update_onboarding_state) with per-request options.
     #[inline]
-    pub async fn update_onboarding_state_with(
+    pub fn update_onboarding_state_with(
         &self,
         body: models::UpdateOnboardingStateRequestBody,
         options: RequestOptions,
-    ) -> Out<accounts::UpdateOnboardingState> {
+    ) -> impl Future<Output = Out<accounts::UpdateOnboardingState>> + Send + '_ {
         self.client
             .send_with(accounts::UpdateOnboardingState::new(body), options)
-            .await
     }
 }
 
 impl Billing<'_> {
     /// `GET /billing/products/count` (`countBillingProducts`): sends [`billing::CountBillingProducts`].
     #[inline]
-    pub async fn count_billing_products(
+    pub fn count_billing_products(
         &self,
         request: billing::CountBillingProducts,
-    ) -> Out<billing::CountBillingProducts> {
-        self.client.send(request).await
+    ) -> impl Future<Output = Out<billing::CountBillingProducts>> + Send + '_ {
+        self.client.send(request)
     }
 
     /// [`count_billing_products`](Self::count_billing_products) with per-request options.
     #[inline]
-    pub async fn count_billing_products_with(
+    pub fn count_billing_products_with(
         &self,
         request: billing::CountBillingProducts,
         options: RequestOptions,
-    ) -> Out<billing::CountBillingProducts> {
-        self.client.send_with(request, options).await
+    ) -> impl Future<Output = Out<billing::CountBillingProducts>> + Send + '_ {
+        self.client.send_with(request, options)
     }
 
     /// `GET /billing/customers/count` (`countCustomers`): sends [`billing::CountCustomers`].
     #[inline]
-    pub async fn count_customers(
+    pub fn count_customers(
         &self,
         request: billing::CountCustomers,
-    ) -> Out<billing::CountCustomers> {
-        self.client.send(request).await
+    ) -> impl Future<Output = Out<billing::CountCustomers>> + Send + '_ {
+        self.client.send(request)
     }
 
     /// [`count_customers`](Self::count_customers) with per-request options.
     #[inline]
-    pub async fn count_customers_with(
+    pub fn count_customers_with(
         &self,
         request: billing::CountCustomers,
         options: RequestOptions,
-    ) -> Out<billing::CountCustomers> {
-        self.client.send_with(request, options).await
+    ) -> impl Future<Output = Out<billing::CountCustomers>> + Send + '_ {
+        self.client.send_with(request, options)
     }
 
     /// `DELETE /billing/coupons/{billing_id}` (`deleteBillingCoupon`): sends [`billing::DeleteBillingCoupon`].
     #[inline]
-    pub async fn delete_billing_coupon(
+    pub fn delete_billing_coupon(
         &self,
         billing_id: impl Into<String>,
-    ) -> Out<billing::DeleteBillingCoupon> {
+    ) -> impl Future<Output = Out<billing::DeleteBillingCoupon>> + Send + '_ {
         self.client
             .send(billing::DeleteBillingCoupon::new(billing_id))
-            .await
     }
 
     /// [`delete_billing_coupon`](Self::delete_billing_coupon) with per-request options.
     #[inline]
-    pub async fn delete_billing_coupon_with(
+    pub fn delete_billing_coupon_with(
         &self,
         billing_id: impl Into<String>,
         options: RequestOptions,
-    ) -> Out<billing::DeleteBillingCoupon> {
+    ) -> impl Future<Output = Out<billing::DeleteBillingCoupon>> + Send + '_ {
         self.client
             .send_with(billing::DeleteBillingCoupon::new(billing_id), options)
-            .await
     }
 
     /// `DELETE /billing/customer/{billing_id}` (`deleteBillingCustomer`): sends [`billing::DeleteBillingCustomer`].
     #[inline]
-    pub async fn delete_billing_customer(
+    pub fn delete_billing_customer(
         &self,
         billing_id: impl Into<String>,
-    ) -> Out<billing::DeleteBillingCustomer> {
+    ) -> impl Future<Output = Out<billing::DeleteBillingCustomer>> + Send + '_ {
         self.client
             .send(billing::DeleteBillingCustomer::new(billing_id))
-            .await
     }
 
     /// [`delete_billing_customer`](Self::delete_billing_customer) with per-request options.
     #[inline]
-    pub async fn delete_billing_customer_with(
+    pub fn delete_billing_customer_with(
         &self,
         billing_id: impl Into<String>,
         options: RequestOptions,
-    ) -> Out<billing::DeleteBillingCustomer> {
+    ) -> impl Future<Output = Out<billing::DeleteBillingCustomer>> + Send + '_ {
         self.client
             .send_with(billing::DeleteBillingCustomer::new(billing_id), options)
-            .await
     }
 
     /// `DELETE /billing/invoices/{billing_id}` (`deleteBillingInvoice`): sends [`billing::DeleteBillingInvoice`].
     #[inline]
-    pub async fn delete_billing_invoice(
+    pub fn delete_billing_invoice(
         &self,
         billing_id: impl Into<String>,
-    ) -> Out<billing::DeleteBillingInvoice> {
+    ) -> impl Future<Output = Out<billing::DeleteBillingInvoice>> + Send + '_ {
         self.client
             .send(billing::DeleteBillingInvoice::new(billing_id))
-            .await
     }
 
     /// [`delete_billing_invoice`](Self::delete_billing_invoice) with per-request options.
     #[inline]
-    pub async fn delete_billing_invoice_with(
+    pub fn delete_billing_invoice_with(
         &self,
         billing_id: impl Into<String>,
         options: RequestOptions,
-    ) -> Out<billing::DeleteBillingInvoice> {
+    ) -> impl Future<Output = Out<billing::DeleteBillingInvoice>> + Send + '_ {
         self.client
             .send_with(billing::DeleteBillingInvoice::new(billing_id), options)
-            .await
     }
 
     /// `DELETE /billing/product/{billing_id}` (`deleteBillingProduct`): sends [`billing::DeleteBillingProduct`].
     #[inline]
-    pub async fn delete_billing_product(
+    pub fn delete_billing_product(
         &self,
         billing_id: impl Into<String>,
-    ) -> Out<billing::DeleteBillingProduct> {
+    ) -> impl Future<Output = Out<billing::DeleteBillingProduct>> + Send + '_ {
         self.client
             .send(billing::DeleteBillingProduct::new(billing_id))
-            .await
     }
 
     /// [`delete_billing_product`](Self::delete_billing_product) with per-request options.
     #[inline]
-    pub async fn delete_billing_product_with(
+    pub fn delete_billing_product_with(
         &self,
         billing_id: impl Into<String>,
         options: RequestOptions,
-    ) -> Out<billing::DeleteBillingProduct> {
+    ) -> impl Future<Output = Out<billing::DeleteBillingProduct>> + Send + '_ {
         self.client
             .send_with(billing::DeleteBillingProduct::new(billing_id), options)
-            .await
     }
 
     /// `DELETE /billing/payment-methods/{billing_id}` (`deletePaymentMethodByExternalID`): sends [`billing::DeletePaymentMethodByExternalId`].
     #[inline]
-    pub async fn delete_payment_method_by_external_id(
+    pub fn delete_payment_method_by_external_id(
         &self,
         billing_id: impl Into<String>,
-    ) -> Out<billing::DeletePaymentMethodByExternalId> {
+    ) -> impl Future<Output = Out<billing::DeletePaymentMethodByExternalId>> + Send + '_ {
         self.client
             .send(billing::DeletePaymentMethodByExternalId::new(billing_id))
-            .await
     }
 
     /// [`delete_payment_method_by_external_id`](Self::delete_payment_method_by_external_id) with per-request options.
     #[inline]
-    pub async fn delete_payment_method_by_external_id_with(
+    pub fn delete_payment_method_by_external_id_with(
         &self,
         billing_id: impl Into<String>,
         options: RequestOptions,
-    ) -> Out<billing::DeletePaymentMethodByExternalId> {
-        self.client
-            .send_with(
-                billing::DeletePaymentMethodByExternalId::new(billing_id),
-                options,
-            )
-            .await
+    ) -> impl Future<Output = Out<billing::DeletePaymentMethodByExternalId>> + Send + '_ {
+        self.client.send_with(
+            billing::DeletePaymentMethodByExternalId::new(billing_id),
+            options,
+        )
     }
 
     /// `DELETE /billing/product/prices/{billing_id}` (`deleteProductPrice`): sends [`billing::DeleteProductPrice`].
     #[inline]
-    pub async fn delete_product_price(
+    pub fn delete_product_price(
         &self,
         billing_id: impl Into<String>,
-    ) -> Out<billing::DeleteProductPrice> {
+    ) -> impl Future<Output = Out<billing::DeleteProductPrice>> + Send + '_ {
         self.client
             .send(billing::DeleteProductPrice::new(billing_id))
-            .await
     }
 
     /// [`delete_product_price`](Self::delete_product_price) with per-request options.
     #[inline]
-    pub async fn delete_product_price_with(
+    pub fn delete_product_price_with(
         &self,
         billing_id: impl Into<String>,
         options: RequestOptions,
-    ) -> Out<billing::DeleteProductPrice> {
+    ) -> impl Future<Output = Out<billing::DeleteProductPrice>> + Send + '_ {
         self.client
             .send_with(billing::DeleteProductPrice::new(billing_id), options)
-            .await
     }
 
     /// `GET /billing/price` (`listBillingPrices`): sends [`billing::ListBillingPrices`].
     #[inline]
-    pub async fn list_billing_prices(
+    pub fn list_billing_prices(
         &self,
         request: billing::ListBillingPrices,
-    ) -> Out<billing::ListBillingPrices> {
-        self.client.send(request).await
+    ) -> impl Future<Output = Out<billing::ListBillingPrices>> + Send + '_ {
+        self.client.send(request)
     }
 
     /// [`list_billing_prices`](Self::list_billing_prices) with per-request options.
     #[inline]
-    pub async fn list_billing_prices_with(
+    pub fn list_billing_prices_with(
         &self,
         request: billing::ListBillingPrices,
         options: RequestOptions,
-    ) -> Out<billing::ListBillingPrices> {
-        self.client.send_with(request, options).await
+    ) -> impl Future<Output = Out<billing::ListBillingPrices>> + Send + '_ {
+        self.client.send_with(request, options)
     }
 
     /// `GET /billing/product/prices` (`listBillingProductPrices`): sends [`billing::ListBillingProductPrices`].
     #[inline]
-    pub async fn list_billing_product_prices(
+    pub fn list_billing_product_prices(
         &self,
         request: billing::ListBillingProductPrices,
-    ) -> Out<billing::ListBillingProductPrices> {
-        self.client.send(request).await
+    ) -> impl Future<Output = Out<billing::ListBillingProductPrices>> + Send + '_ {
+        self.client.send(request)
     }
 
     /// [`list_billing_product_prices`](Self::list_billing_product_prices) with per-request options.
     #[inline]
-    pub async fn list_billing_product_prices_with(
+    pub fn list_billing_product_prices_with(
         &self,
         request: billing::ListBillingProductPrices,
         options: RequestOptions,
-    ) -> Out<billing::ListBillingProductPrices> {
-        self.client.send_with(request, options).await
+    ) -> impl Future<Output = Out<billing::ListBillingProductPrices>> + Send + '_ {
+        self.client.send_with(request, options)
     }
 
     /// `GET /billing/products` (`listBillingProducts`): sends [`billing::ListBillingProducts`].
     #[inline]
-    pub async fn list_billing_products(
+    pub fn list_billing_products(
         &self,
         request: billing::ListBillingProducts,
-    ) -> Out<billing::ListBillingProducts> {
-        self.client.send(request).await
+    ) -> impl Future<Output = Out<billing::ListBillingProducts>> + Send + '_ {
+        self.client.send(request)
     }
 
     /// [`list_billing_products`](Self::list_billing_products) with per-request options.
     #[inline]
-    pub async fn list_billing_products_with(
+    pub fn list_billing_products_with(
         &self,
         request: billing::ListBillingProducts,
         options: RequestOptions,
-    ) -> Out<billing::ListBillingProducts> {
-        self.client.send_with(request, options).await
+    ) -> impl Future<Output = Out<billing::ListBillingProducts>> + Send + '_ {
+        self.client.send_with(request, options)
     }
 
     /// `GET /billing/coupons` (`listCoupons`): sends [`billing::ListCoupons`].
     #[inline]
-    pub async fn list_coupons(&self, request: billing::ListCoupons) -> Out<billing::ListCoupons> {
-        self.client.send(request).await
+    pub fn list_coupons(
+        &self,
+        request: billing::ListCoupons,
+    ) -> impl Future<Output = Out<billing::ListCoupons>> + Send + '_ {
+        self.client.send(request)
     }
 
     /// [`list_coupons`](Self::list_coupons) with per-request options.
     #[inline]
-    pub async fn list_coupons_with(
+    pub fn list_coupons_with(
         &self,
         request: billing::ListCoupons,
         options: RequestOptions,
-    ) -> Out<billing::ListCoupons> {
-        self.client.send_with(request, options).await
+    ) -> impl Future<Output = Out<billing::ListCoupons>> + Send + '_ {
+        self.client.send_with(request, options)
     }
 
     /// `GET /billing/customers` (`listCustomersWithSubscriptions`): sends [`billing::ListCustomersWithSubscriptions`].
     #[inline]
-    pub async fn list_customers_with_subscriptions(
+    pub fn list_customers_with_subscriptions(
         &self,
         request: billing::ListCustomersWithSubscriptions,
-    ) -> Out<billing::ListCustomersWithSubscriptions> {
-        self.client.send(request).await
+    ) -> impl Future<Output = Out<billing::ListCustomersWithSubscriptions>> + Send + '_ {
+        self.client.send(request)
     }
 
     /// [`list_customers_with_subscriptions`](Self::list_customers_with_subscriptions) with per-request options.
     #[inline]
-    pub async fn list_customers_with_subscriptions_with(
+    pub fn list_customers_with_subscriptions_with(
         &self,
         request: billing::ListCustomersWithSubscriptions,
         options: RequestOptions,
-    ) -> Out<billing::ListCustomersWithSubscriptions> {
-        self.client.send_with(request, options).await
+    ) -> impl Future<Output = Out<billing::ListCustomersWithSubscriptions>> + Send + '_ {
+        self.client.send_with(request, options)
     }
 
     /// `GET /billing/invoices` (`listInvoices`): sends [`billing::ListInvoices`].
     #[inline]
-    pub async fn list_invoices(
+    pub fn list_invoices(
         &self,
         request: billing::ListInvoices,
-    ) -> Out<billing::ListInvoices> {
-        self.client.send(request).await
+    ) -> impl Future<Output = Out<billing::ListInvoices>> + Send + '_ {
+        self.client.send(request)
     }
 
     /// [`list_invoices`](Self::list_invoices) with per-request options.
     #[inline]
-    pub async fn list_invoices_with(
+    pub fn list_invoices_with(
         &self,
         request: billing::ListInvoices,
         options: RequestOptions,
-    ) -> Out<billing::ListInvoices> {
-        self.client.send_with(request, options).await
+    ) -> impl Future<Output = Out<billing::ListInvoices>> + Send + '_ {
+        self.client.send_with(request, options)
     }
 
     /// `GET /billing/meter` (`listMeters`): sends [`billing::ListMeters`].
     #[inline]
-    pub async fn list_meters(&self, request: billing::ListMeters) -> Out<billing::ListMeters> {
-        self.client.send(request).await
+    pub fn list_meters(
+        &self,
+        request: billing::ListMeters,
+    ) -> impl Future<Output = Out<billing::ListMeters>> + Send + '_ {
+        self.client.send(request)
     }
 
     /// [`list_meters`](Self::list_meters) with per-request options.
     #[inline]
-    pub async fn list_meters_with(
+    pub fn list_meters_with(
         &self,
         request: billing::ListMeters,
         options: RequestOptions,
-    ) -> Out<billing::ListMeters> {
-        self.client.send_with(request, options).await
+    ) -> impl Future<Output = Out<billing::ListMeters>> + Send + '_ {
+        self.client.send_with(request, options)
     }
 
     /// `GET /billing/payment-methods` (`listPaymentMethods`): sends [`billing::ListPaymentMethods`].
     #[inline]
-    pub async fn list_payment_methods(
+    pub fn list_payment_methods(
         &self,
         request: billing::ListPaymentMethods,
-    ) -> Out<billing::ListPaymentMethods> {
-        self.client.send(request).await
+    ) -> impl Future<Output = Out<billing::ListPaymentMethods>> + Send + '_ {
+        self.client.send(request)
     }
 
     /// [`list_payment_methods`](Self::list_payment_methods) with per-request options.
     #[inline]
-    pub async fn list_payment_methods_with(
+    pub fn list_payment_methods_with(
         &self,
         request: billing::ListPaymentMethods,
         options: RequestOptions,
-    ) -> Out<billing::ListPaymentMethods> {
-        self.client.send_with(request, options).await
+    ) -> impl Future<Output = Out<billing::ListPaymentMethods>> + Send + '_ {
+        self.client.send_with(request, options)
     }
 
     /// `POST /billing/coupons` (`upsertBillingCoupon`): sends [`billing::UpsertBillingCoupon`].
     #[inline]
-    pub async fn upsert_billing_coupon(
+    pub fn upsert_billing_coupon(
         &self,
         body: models::CreateCouponRequestBody,
-    ) -> Out<billing::UpsertBillingCoupon> {
-        self.client
-            .send(billing::UpsertBillingCoupon::new(body))
-            .await
+    ) -> impl Future<Output = Out<billing::UpsertBillingCoupon>> + Send + '_ {
+        self.client.send(billing::UpsertBillingCoupon::new(body))
     }
 
     /// [`upsert_billing_coupon`](Self::upsert_billing_coupon) with per-request options.
     #[inline]
-    pub async fn upsert_billing_coupon_with(
+    pub fn upsert_billing_coupon_with(
         &self,
         body: models::CreateCouponRequestBody,
         options: RequestOptions,
-    ) -> Out<billing::UpsertBillingCoupon> {
+    ) -> impl Future<Output = Out<billing::UpsertBillingCoupon>> + Send + '_ {
         self.client
             .send_with(billing::UpsertBillingCoupon::new(body), options)
-            .await
     }
 
     /// `POST /billing/customer/upsert` (`upsertBillingCustomer`): sends [`billing::UpsertBillingCustomer`].
     #[inline]
-    pub async fn upsert_billing_customer(
+    pub fn upsert_billing_customer(
         &self,
         body: models::CreateBillingCustomerRequestBody,
-    ) -> Out<billing::UpsertBillingCustomer> {
-        self.client
-            .send(billing::UpsertBillingCustomer::new(body))
-            .await
+    ) -> impl Future<Output = Out<billing::UpsertBillingCustomer>> + Send + '_ {
+        self.client.send(billing::UpsertBillingCustomer::new(body))
     }
 
     /// [`upsert_billing_customer`](Self::upsert_billing_customer) with per-request options.
     #[inline]
-    pub async fn upsert_billing_customer_with(
+    pub fn upsert_billing_customer_with(
         &self,
         body: models::CreateBillingCustomerRequestBody,
         options: RequestOptions,
-    ) -> Out<billing::UpsertBillingCustomer> {
+    ) -> impl Future<Output = Out<billing::UpsertBillingCustomer>> + Send + '_ {
         self.client
             .send_with(billing::UpsertBillingCustomer::new(body), options)
-            .await
     }
 
     /// `POST /billing/meter/upsert` (`upsertBillingMeter`): sends [`billing::UpsertBillingMeter`].
     #[inline]
-    pub async fn upsert_billing_meter(
+    pub fn upsert_billing_meter(
         &self,
         body: models::CreateMeterRequestBody,
-    ) -> Out<billing::UpsertBillingMeter> {
-        self.client
-            .send(billing::UpsertBillingMeter::new(body))
-            .await
+    ) -> impl Future<Output = Out<billing::UpsertBillingMeter>> + Send + '_ {
+        self.client.send(billing::UpsertBillingMeter::new(body))
     }
 
     /// [`upsert_billing_meter`](Self::upsert_billing_meter) with per-request options.
     #[inline]
-    pub async fn upsert_billing_meter_with(
+    pub fn upsert_billing_meter_with(
         &self,
         body: models::CreateMeterRequestBody,
         options: RequestOptions,
-    ) -> Out<billing::UpsertBillingMeter> {
+    ) -> impl Future<Output = Out<billing::UpsertBillingMeter>> + Send + '_ {
         self.client
             .send_with(billing::UpsertBillingMeter::new(body), options)
-            .await
     }
 
     /// `POST /billing/price/upsert` (`upsertBillingPrice`): sends [`billing::UpsertBillingPrice`].
     #[inline]
-    pub async fn upsert_billing_price(
+    pub fn upsert_billing_price(
         &self,
         body: models::CreateBillingPriceRequestBody,
-    ) -> Out<billing::UpsertBillingPrice> {
-        self.client
-            .send(billing::UpsertBillingPrice::new(body))
-            .await
+    ) -> impl Future<Output = Out<billing::UpsertBillingPrice>> + Send + '_ {
+        self.client.send(billing::UpsertBillingPrice::new(body))
     }
 
     /// [`upsert_billing_price`](Self::upsert_billing_price) with per-request options.
     #[inline]
-    pub async fn upsert_billing_price_with(
+    pub fn upsert_billing_price_with(
         &self,
         body: models::CreateBillingPriceRequestBody,
         options: RequestOptions,
-    ) -> Out<billing::UpsertBillingPrice> {
+    ) -> impl Future<Output = Out<billing::UpsertBillingPrice>> + Send + '_ {
         self.client
             .send_with(billing::UpsertBillingPrice::new(body), options)
-            .await
     }
 
     /// `POST /billing/product/upsert` (`upsertBillingProduct`): sends [`billing::UpsertBillingProduct`].
     #[inline]
-    pub async fn upsert_billing_product(
+    pub fn upsert_billing_product(
         &self,
         body: models::CreateBillingProductRequestBody,
-    ) -> Out<billing::UpsertBillingProduct> {
-        self.client
-            .send(billing::UpsertBillingProduct::new(body))
-            .await
+    ) -> impl Future<Output = Out<billing::UpsertBillingProduct>> + Send + '_ {
+        self.client.send(billing::UpsertBillingProduct::new(body))
     }
 
     /// [`upsert_billing_product`](Self::upsert_billing_product) with per-request options.
     #[inline]
-    pub async fn upsert_billing_product_with(
+    pub fn upsert_billing_product_with(
         &self,
         body: models::CreateBillingProductRequestBody,
         options: RequestOptions,
-    ) -> Out<billing::UpsertBillingProduct> {
+    ) -> impl Future<Output = Out<billing::UpsertBillingProduct>> + Send + '_ {
         self.client
             .send_with(billing::UpsertBillingProduct::new(body), options)
-            .await
     }
 
     /// `POST /billing/subscription/upsert` (`upsertBillingSubscription`): sends [`billing::UpsertBillingSubscription`].
     #[inline]
-    pub async fn upsert_billing_subscription(
+    pub fn upsert_billing_subscription(
         &self,
         body: models::CreateBillingSubscriptionRequestBody,
-    ) -> Out<billing::UpsertBillingSubscription> {
+    ) -> impl Future<Output = Out<billing::UpsertBillingSubscription>> + Send + '_ {
         self.client
             .send(billing::UpsertBillingSubscription::new(body))
-            .await
     }
 
     /// [`upsert_billing_subscription`](Self::upsert_billing_subscription) with per-request options.
     #[inline]
-    pub async fn upsert_billing_subscription_with(
+    pub fn upsert_billing_subscription_with(
         &self,
         body: models::CreateBillingSubscriptionRequestBody,
         options: RequestOptions,
-    ) -> Out<billing::UpsertBillingSubscription> {
+    ) -> impl Future<Output = Out<billing::UpsertBillingSubscription>> + Send + '_ {
         self.client
             .send_with(billing::UpsertBillingSubscription::new(body), options)
-            .await
     }
 
     /// `POST /billing/invoices` (`upsertInvoice`): sends [`billing::UpsertInvoice`].
     #[inline]
-    pub async fn upsert_invoice(
+    pub fn upsert_invoice(
         &self,
         body: models::CreateInvoiceRequestBody,
-    ) -> Out<billing::UpsertInvoice> {
-        self.client.send(billing::UpsertInvoice::new(body)).await
+    ) -> impl Future<Output = Out<billing::UpsertInvoice>> + Send + '_ {
+        self.client.send(billing::UpsertInvoice::new(body))
     }
 
     /// [`upsert_invoice`](Self::upsert_invoice) with per-request options.
     #[inline]
-    pub async fn upsert_invoice_with(
+    pub fn upsert_invoice_with(
         &self,
         body: models::CreateInvoiceRequestBody,
         options: RequestOptions,
-    ) -> Out<billing::UpsertInvoice> {
+    ) -> impl Future<Output = Out<billing::UpsertInvoice>> + Send + '_ {
         self.client
             .send_with(billing::UpsertInvoice::new(body), options)
-            .await
     }
 
     /// `POST /billing/payment-methods` (`upsertPaymentMethod`): sends [`billing::UpsertPaymentMethod`].
     #[inline]
-    pub async fn upsert_payment_method(
+    pub fn upsert_payment_method(
         &self,
         body: models::CreatePaymentMethodRequestBody,
-    ) -> Out<billing::UpsertPaymentMethod> {
-        self.client
-            .send(billing::UpsertPaymentMethod::new(body))
-            .await
+    ) -> impl Future<Output = Out<billing::UpsertPaymentMethod>> + Send + '_ {
+        self.client.send(billing::UpsertPaymentMethod::new(body))
     }
 
     /// [`upsert_payment_method`](Self::upsert_payment_method) with per-request options.
     #[inline]
-    pub async fn upsert_payment_method_with(
+    pub fn upsert_payment_method_with(
         &self,
         body: models::CreatePaymentMethodRequestBody,
         options: RequestOptions,
-    ) -> Out<billing::UpsertPaymentMethod> {
+    ) -> impl Future<Output = Out<billing::UpsertPaymentMethod>> + Send + '_ {
         self.client
             .send_with(billing::UpsertPaymentMethod::new(body), options)
-            .await
     }
 }
 
 impl Catalogs<'_> {
     /// `POST /catalogs/{catalog_id}/credit-bundles/{credit_bundle_id}` (`addCreditBundle`): sends [`catalogs::AddCreditBundle`].
     #[inline]
-    pub async fn add_credit_bundle(
+    pub fn add_credit_bundle(
         &self,
         catalog_id: impl Into<String>,
         credit_bundle_id: impl Into<String>,
-    ) -> Out<catalogs::AddCreditBundle> {
+    ) -> impl Future<Output = Out<catalogs::AddCreditBundle>> + Send + '_ {
         self.client
             .send(catalogs::AddCreditBundle::new(catalog_id, credit_bundle_id))
-            .await
     }
 
     /// [`add_credit_bundle`](Self::add_credit_bundle) with per-request options.
     #[inline]
-    pub async fn add_credit_bundle_with(
+    pub fn add_credit_bundle_with(
         &self,
         catalog_id: impl Into<String>,
         credit_bundle_id: impl Into<String>,
         options: RequestOptions,
-    ) -> Out<catalogs::AddCreditBundle> {
-        self.client
-            .send_with(
-                catalogs::AddCreditBundle::new(catalog_id, credit_bundle_id),
-                options,
-            )
-            .await
+    ) -> impl Future<Output = Out<catalogs::AddCreditBundle>> + Send + '_ {
+        self.client.send_with(
+            catalogs::AddCreditBundle::new(catalog_id, credit_bundle_id),
+            options,
+        )
     }
 
     /// `POST /catalogs/{catalog_id}/plans/{plan_id}` (`addPlan`): sends [`catalogs::AddPlan`].
     #[inline]
-    pub async fn add_plan(
+    pub fn add_plan(
         &self,
         catalog_id: impl Into<String>,
         plan_id: impl Into<String>,
-    ) -> Out<catalogs::AddPlan> {
+    ) -> impl Future<Output = Out<catalogs::AddPlan>> + Send + '_ {
         self.client
             .send(catalogs::AddPlan::new(catalog_id, plan_id))
-            .await
     }
 
     /// [`add_plan`](Self::add_plan) with per-request options.
     #[inline]
-    pub async fn add_plan_with(
+    pub fn add_plan_with(
         &self,
         catalog_id: impl Into<String>,
         plan_id: impl Into<String>,
         options: RequestOptions,
-    ) -> Out<catalogs::AddPlan> {
+    ) -> impl Future<Output = Out<catalogs::AddPlan>> + Send + '_ {
         self.client
             .send_with(catalogs::AddPlan::new(catalog_id, plan_id), options)
-            .await
     }
 
     /// `POST /catalogs` (`createCatalog`): sends [`catalogs::CreateCatalog`].
     #[inline]
-    pub async fn create_catalog(
+    pub fn create_catalog(
         &self,
         body: models::CreateCatalogRequestBody,
-    ) -> Out<catalogs::CreateCatalog> {
-        self.client.send(catalogs::CreateCatalog::new(body)).await
+    ) -> impl Future<Output = Out<catalogs::CreateCatalog>> + Send + '_ {
+        self.client.send(catalogs::CreateCatalog::new(body))
     }
 
     /// [`create_catalog`](Self::create_catalog) with per-request options.
     #[inline]
-    pub async fn create_catalog_with(
+    pub fn create_catalog_with(
         &self,
         body: models::CreateCatalogRequestBody,
         options: RequestOptions,
-    ) -> Out<catalogs::CreateCatalog> {
+    ) -> impl Future<Output = Out<catalogs::CreateCatalog>> + Send + '_ {
         self.client
             .send_with(catalogs::CreateCatalog::new(body), options)
-            .await
     }
 
     /// `DELETE /catalogs/{catalog_id}` (`deleteCatalog`): sends [`catalogs::DeleteCatalog`].
     #[inline]
-    pub async fn delete_catalog(
+    pub fn delete_catalog(
         &self,
         catalog_id: impl Into<String>,
-    ) -> Out<catalogs::DeleteCatalog> {
-        self.client
-            .send(catalogs::DeleteCatalog::new(catalog_id))
-            .await
+    ) -> impl Future<Output = Out<catalogs::DeleteCatalog>> + Send + '_ {
+        self.client.send(catalogs::DeleteCatalog::new(catalog_id))
     }
 
     /// [`delete_catalog`](Self::delete_catalog) with per-request options.
     #[inline]
-    pub async fn delete_catalog_with(
+    pub fn delete_catalog_with(
         &self,
         catalog_id: impl Into<String>,
         options: RequestOptions,
-    ) -> Out<catalogs::DeleteCatalog> {
+    ) -> impl Future<Output = Out<catalogs::DeleteCatalog>> + Send + '_ {
         self.client
             .send_with(catalogs::DeleteCatalog::new(catalog_id), options)
-            .await
     }
 
     /// `GET /catalogs/{catalog_id}` (`getCatalog`): sends [`catalogs::GetCatalog`].
     #[inline]
-    pub async fn get_catalog(&self, catalog_id: impl Into<String>) -> Out<catalogs::GetCatalog> {
-        self.client
-            .send(catalogs::GetCatalog::new(catalog_id))
-            .await
+    pub fn get_catalog(
+        &self,
+        catalog_id: impl Into<String>,
+    ) -> impl Future<Output = Out<catalogs::GetCatalog>> + Send + '_ {
+        self.client.send(catalogs::GetCatalog::new(catalog_id))
     }
 
     /// [`get_catalog`](Self::get_catalog) with per-request options.
     #[inline]
-    pub async fn get_catalog_with(
+    pub fn get_catalog_with(
         &self,
         catalog_id: impl Into<String>,
         options: RequestOptions,
-    ) -> Out<catalogs::GetCatalog> {
+    ) -> impl Future<Output = Out<catalogs::GetCatalog>> + Send + '_ {
         self.client
             .send_with(catalogs::GetCatalog::new(catalog_id), options)
-            .await
     }
 
     /// `GET /catalogs/{catalog_id}/configuration` (`getConfiguration`): sends [`catalogs::GetConfiguration`].
     #[inline]
-    pub async fn get_configuration(
+    pub fn get_configuration(
         &self,
         catalog_id: impl Into<String>,
-    ) -> Out<catalogs::GetConfiguration> {
+    ) -> impl Future<Output = Out<catalogs::GetConfiguration>> + Send + '_ {
         self.client
             .send(catalogs::GetConfiguration::new(catalog_id))
-            .await
     }
 
     /// [`get_configuration`](Self::get_configuration) with per-request options.
     #[inline]
-    pub async fn get_configuration_with(
+    pub fn get_configuration_with(
         &self,
         catalog_id: impl Into<String>,
         options: RequestOptions,
-    ) -> Out<catalogs::GetConfiguration> {
+    ) -> impl Future<Output = Out<catalogs::GetConfiguration>> + Send + '_ {
         self.client
             .send_with(catalogs::GetConfiguration::new(catalog_id), options)
-            .await
     }
 
     /// `GET /catalogs/{catalog_id}/credit-bundles` (`getCreditBundlesInCatalog`): sends [`catalogs::GetCreditBundlesInCatalog`].
     #[inline]
-    pub async fn get_credit_bundles_in_catalog(
+    pub fn get_credit_bundles_in_catalog(
         &self,
         catalog_id: impl Into<String>,
-    ) -> Out<catalogs::GetCreditBundlesInCatalog> {
+    ) -> impl Future<Output = Out<catalogs::GetCreditBundlesInCatalog>> + Send + '_ {
         self.client
             .send(catalogs::GetCreditBundlesInCatalog::new(catalog_id))
-            .await
     }
 
     /// [`get_credit_bundles_in_catalog`](Self::get_credit_bundles_in_catalog) with per-request options.
     #[inline]
-    pub async fn get_credit_bundles_in_catalog_with(
+    pub fn get_credit_bundles_in_catalog_with(
         &self,
         catalog_id: impl Into<String>,
         options: RequestOptions,
-    ) -> Out<catalogs::GetCreditBundlesInCatalog> {
-        self.client
-            .send_with(
-                catalogs::GetCreditBundlesInCatalog::new(catalog_id),
-                options,
-            )
-            .await
+    ) -> impl Future<Output = Out<catalogs::GetCreditBundlesInCatalog>> + Send + '_ {
+        self.client.send_with(
+            catalogs::GetCreditBundlesInCatalog::new(catalog_id),
+            options,
+        )
     }
 
     /// `GET /catalogs/{catalog_id}/features` (`getDerivedFeatures`): sends [`catalogs::GetDerivedFeatures`].
     #[inline]
-    pub async fn get_derived_features(
+    pub fn get_derived_features(
         &self,
         catalog_id: impl Into<String>,
-    ) -> Out<catalogs::GetDerivedFeatures> {
+    ) -> impl Future<Output = Out<catalogs::GetDerivedFeatures>> + Send + '_ {
         self.client
             .send(catalogs::GetDerivedFeatures::new(catalog_id))
-            .await
     }
 
     /// [`get_derived_features`](Self::get_derived_features) with per-request options.
     #[inline]
-    pub async fn get_derived_features_with(
+    pub fn get_derived_features_with(
         &self,
         catalog_id: impl Into<String>,
         options: RequestOptions,
-    ) -> Out<catalogs::GetDerivedFeatures> {
+    ) -> impl Future<Output = Out<catalogs::GetDerivedFeatures>> + Send + '_ {
         self.client
             .send_with(catalogs::GetDerivedFeatures::new(catalog_id), options)
-            .await
     }
 
     /// `GET /catalogs/{catalog_id}/plans` (`getPlansInCatalog`): sends [`catalogs::GetPlansInCatalog`].
     #[inline]
-    pub async fn get_plans_in_catalog(
+    pub fn get_plans_in_catalog(
         &self,
         catalog_id: impl Into<String>,
-    ) -> Out<catalogs::GetPlansInCatalog> {
+    ) -> impl Future<Output = Out<catalogs::GetPlansInCatalog>> + Send + '_ {
         self.client
             .send(catalogs::GetPlansInCatalog::new(catalog_id))
-            .await
     }
 
     /// [`get_plans_in_catalog`](Self::get_plans_in_catalog) with per-request options.
     #[inline]
-    pub async fn get_plans_in_catalog_with(
+    pub fn get_plans_in_catalog_with(
         &self,
         catalog_id: impl Into<String>,
         options: RequestOptions,
-    ) -> Out<catalogs::GetPlansInCatalog> {
+    ) -> impl Future<Output = Out<catalogs::GetPlansInCatalog>> + Send + '_ {
         self.client
             .send_with(catalogs::GetPlansInCatalog::new(catalog_id), options)
-            .await
     }
 
     /// `GET /catalogs` (`listCatalogs`): sends [`catalogs::ListCatalogs`].
     #[inline]
-    pub async fn list_catalogs(
+    pub fn list_catalogs(
         &self,
         request: catalogs::ListCatalogs,
-    ) -> Out<catalogs::ListCatalogs> {
-        self.client.send(request).await
+    ) -> impl Future<Output = Out<catalogs::ListCatalogs>> + Send + '_ {
+        self.client.send(request)
     }
 
     /// [`list_catalogs`](Self::list_catalogs) with per-request options.
     #[inline]
-    pub async fn list_catalogs_with(
+    pub fn list_catalogs_with(
         &self,
         request: catalogs::ListCatalogs,
         options: RequestOptions,
-    ) -> Out<catalogs::ListCatalogs> {
-        self.client.send_with(request, options).await
+    ) -> impl Future<Output = Out<catalogs::ListCatalogs>> + Send + '_ {
+        self.client.send_with(request, options)
     }
 
     /// `DELETE /catalogs/{catalog_id}/credit-bundles/{credit_bundle_id}` (`removeCreditBundle`): sends [`catalogs::RemoveCreditBundle`].
     #[inline]
-    pub async fn remove_credit_bundle(
+    pub fn remove_credit_bundle(
         &self,
         catalog_id: impl Into<String>,
         credit_bundle_id: impl Into<String>,
-    ) -> Out<catalogs::RemoveCreditBundle> {
-        self.client
-            .send(catalogs::RemoveCreditBundle::new(
-                catalog_id,
-                credit_bundle_id,
-            ))
-            .await
+    ) -> impl Future<Output = Out<catalogs::RemoveCreditBundle>> + Send + '_ {
+        self.client.send(catalogs::RemoveCreditBundle::new(
+            catalog_id,
+            credit_bundle_id,
+        ))
     }
 
     /// [`remove_credit_bundle`](Self::remove_credit_bundle) with per-request options.
     #[inline]
-    pub async fn remove_credit_bundle_with(
+    pub fn remove_credit_bundle_with(
         &self,
         catalog_id: impl Into<String>,
         credit_bundle_id: impl Into<String>,
         options: RequestOptions,
-    ) -> Out<catalogs::RemoveCreditBundle> {
-        self.client
-            .send_with(
-                catalogs::RemoveCreditBundle::new(catalog_id, credit_bundle_id),
-                options,
-            )
-            .await
+    ) -> impl Future<Output = Out<catalogs::RemoveCreditBundle>> + Send + '_ {
+        self.client.send_with(
+            catalogs::RemoveCreditBundle::new(catalog_id, credit_bundle_id),
+            options,
+        )
     }
 
     /// `DELETE /catalogs/{catalog_id}/plans/{plan_id}` (`removePlan`): sends [`catalogs::RemovePlan`].
     #[inline]
-    pub async fn remove_plan(
+    pub fn remove_plan(
         &self,
         catalog_id: impl Into<String>,
         plan_id: impl Into<String>,
-    ) -> Out<catalogs::RemovePlan> {
+    ) -> impl Future<Output = Out<catalogs::RemovePlan>> + Send + '_ {
         self.client
             .send(catalogs::RemovePlan::new(catalog_id, plan_id))
-            .await
     }
 
     /// [`remove_plan`](Self::remove_plan) with per-request options.
     #[inline]
-    pub async fn remove_plan_with(
+    pub fn remove_plan_with(
         &self,
         catalog_id: impl Into<String>,
         plan_id: impl Into<String>,
         options: RequestOptions,
-    ) -> Out<catalogs::RemovePlan> {
+    ) -> impl Future<Output = Out<catalogs::RemovePlan>> + Send + '_ {
         self.client
             .send_with(catalogs::RemovePlan::new(catalog_id, plan_id), options)
-            .await
     }
 
     /// `PUT /catalogs/{catalog_id}` (`updateCatalog`): sends [`catalogs::UpdateCatalog`].
     #[inline]
-    pub async fn update_catalog(
+    pub fn update_catalog(
         &self,
         catalog_id: impl Into<String>,
         body: models::UpdateCatalogRequestBody,
-    ) -> Out<catalogs::UpdateCatalog> {
+    ) -> impl Future<Output = Out<catalogs::UpdateCatalog>> + Send + '_ {
         self.client
             .send(catalogs::UpdateCatalog::new(catalog_id, body))
-            .await
     }
 
     /// [`update_catalog`](Self::update_catalog) with per-request options.
     #[inline]
-    pub async fn update_catalog_with(
+    pub fn update_catalog_with(
         &self,
         catalog_id: impl Into<String>,
         body: models::UpdateCatalogRequestBody,
         options: RequestOptions,
-    ) -> Out<catalogs::UpdateCatalog> {
+    ) -> impl Future<Output = Out<catalogs::UpdateCatalog>> + Send + '_ {
         self.client
             .send_with(catalogs::UpdateCatalog::new(catalog_id, body), options)
-            .await
     }
 
     /// `PUT /catalogs/{catalog_id}/configuration` (`updateConfiguration`): sends [`catalogs::UpdateConfiguration`].
     #[inline]
-    pub async fn update_configuration(
+    pub fn update_configuration(
         &self,
         catalog_id: impl Into<String>,
         body: models::UpdateCatalogConfigurationRequestBody,
-    ) -> Out<catalogs::UpdateConfiguration> {
+    ) -> impl Future<Output = Out<catalogs::UpdateConfiguration>> + Send + '_ {
         self.client
             .send(catalogs::UpdateConfiguration::new(catalog_id, body))
-            .await
     }
 
     /// [`update_configuration`](Self::update_configuration) with per-request options.
     #[inline]
-    pub async fn update_configuration_with(
+    pub fn update_configuration_with(
         &self,
         catalog_id: impl Into<String>,
         body: models::UpdateCatalogConfigurationRequestBody,
         options: RequestOptions,
-    ) -> Out<catalogs::UpdateConfiguration> {
-        self.client
-            .send_with(
-                catalogs::UpdateConfiguration::new(catalog_id, body),
-                options,
-            )
-            .await
+    ) -> impl Future<Output = Out<catalogs::UpdateConfiguration>> + Send + '_ {
+        self.client.send_with(
+            catalogs::UpdateConfiguration::new(catalog_id, body),
+            options,
+        )
     }
 }
 
 impl Checkout<'_> {
     /// `POST /manage-plan/subscription/cancel` (`cancelSubscription`): sends [`checkout::CancelSubscription`].
     #[inline]
-    pub async fn cancel_subscription(
+    pub fn cancel_subscription(
         &self,
         body: models::CancelSubscriptionRequest,
-    ) -> Out<checkout::CancelSubscription> {
-        self.client
-            .send(checkout::CancelSubscription::new(body))
-            .await
+    ) -> impl Future<Output = Out<checkout::CancelSubscription>> + Send + '_ {
+        self.client.send(checkout::CancelSubscription::new(body))
     }
 
     /// [`cancel_subscription`](Self::cancel_subscription) with per-request options.
     #[inline]
-    pub async fn cancel_subscription_with(
+    pub fn cancel_subscription_with(
         &self,
         body: models::CancelSubscriptionRequest,
         options: RequestOptions,
-    ) -> Out<checkout::CancelSubscription> {
+    ) -> impl Future<Output = Out<checkout::CancelSubscription>> + Send + '_ {
         self.client
             .send_with(checkout::CancelSubscription::new(body), options)
-            .await
     }
 
     /// `POST /checkout-internal` (`checkoutInternal`): sends [`checkout::CheckoutInternal`].
     #[inline]
-    pub async fn checkout_internal(
+    pub fn checkout_internal(
         &self,
         body: models::ChangeSubscriptionInternalRequestBody,
-    ) -> Out<checkout::CheckoutInternal> {
-        self.client
-            .send(checkout::CheckoutInternal::new(body))
-            .await
+    ) -> impl Future<Output = Out<checkout::CheckoutInternal>> + Send + '_ {
+        self.client.send(checkout::CheckoutInternal::new(body))
     }
 
     /// [`checkout_internal`](Self::checkout_internal) with per-request options.
     #[inline]
-    pub async fn checkout_internal_with(
+    pub fn checkout_internal_with(
         &self,
         body: models::ChangeSubscriptionInternalRequestBody,
         options: RequestOptions,
-    ) -> Out<checkout::CheckoutInternal> {
+    ) -> impl Future<Output = Out<checkout::CheckoutInternal>> + Send + '_ {
         self.client
             .send_with(checkout::CheckoutInternal::new(body), options)
-            .await
     }
 
     /// `POST /checkout-internal/data` (`getCheckoutData`): sends [`checkout::GetCheckoutData`].
     #[inline]
-    pub async fn get_checkout_data(
+    pub fn get_checkout_data(
         &self,
         body: models::CheckoutDataRequestBody,
-    ) -> Out<checkout::GetCheckoutData> {
-        self.client.send(checkout::GetCheckoutData::new(body)).await
+    ) -> impl Future<Output = Out<checkout::GetCheckoutData>> + Send + '_ {
+        self.client.send(checkout::GetCheckoutData::new(body))
     }
 
     /// [`get_checkout_data`](Self::get_checkout_data) with per-request options.
     #[inline]
-    pub async fn get_checkout_data_with(
+    pub fn get_checkout_data_with(
         &self,
         body: models::CheckoutDataRequestBody,
         options: RequestOptions,
-    ) -> Out<checkout::GetCheckoutData> {
+    ) -> impl Future<Output = Out<checkout::GetCheckoutData>> + Send + '_ {
         self.client
             .send_with(checkout::GetCheckoutData::new(body), options)
-            .await
     }
 
     /// `GET /companies/{company_id}/billing-details` (`getCompanyBillingDetails`): sends [`checkout::GetCompanyBillingDetails`].
     #[inline]
-    pub async fn get_company_billing_details(
+    pub fn get_company_billing_details(
         &self,
         company_id: impl Into<String>,
-    ) -> Out<checkout::GetCompanyBillingDetails> {
+    ) -> impl Future<Output = Out<checkout::GetCompanyBillingDetails>> + Send + '_ {
         self.client
             .send(checkout::GetCompanyBillingDetails::new(company_id))
-            .await
     }
 
     /// [`get_company_billing_details`](Self::get_company_billing_details) with per-request options.
     #[inline]
-    pub async fn get_company_billing_details_with(
+    pub fn get_company_billing_details_with(
         &self,
         company_id: impl Into<String>,
         options: RequestOptions,
-    ) -> Out<checkout::GetCompanyBillingDetails> {
+    ) -> impl Future<Output = Out<checkout::GetCompanyBillingDetails>> + Send + '_ {
         self.client
             .send_with(checkout::GetCompanyBillingDetails::new(company_id), options)
-            .await
     }
 
     /// `POST /manage-plan` (`managePlan`): sends [`checkout::ManagePlan`].
     #[inline]
-    pub async fn manage_plan(&self, body: models::ManagePlanRequest) -> Out<checkout::ManagePlan> {
-        self.client.send(checkout::ManagePlan::new(body)).await
+    pub fn manage_plan(
+        &self,
+        body: models::ManagePlanRequest,
+    ) -> impl Future<Output = Out<checkout::ManagePlan>> + Send + '_ {
+        self.client.send(checkout::ManagePlan::new(body))
     }
 
     /// [`manage_plan`](Self::manage_plan) with per-request options.
     #[inline]
-    pub async fn manage_plan_with(
+    pub fn manage_plan_with(
         &self,
         body: models::ManagePlanRequest,
         options: RequestOptions,
-    ) -> Out<checkout::ManagePlan> {
+    ) -> impl Future<Output = Out<checkout::ManagePlan>> + Send + '_ {
         self.client
             .send_with(checkout::ManagePlan::new(body), options)
-            .await
     }
 
     /// `POST /checkout-internal/preview` (`previewCheckoutInternal`): sends [`checkout::PreviewCheckoutInternal`].
     #[inline]
-    pub async fn preview_checkout_internal(
+    pub fn preview_checkout_internal(
         &self,
         body: models::ChangeSubscriptionInternalRequestBody,
-    ) -> Out<checkout::PreviewCheckoutInternal> {
+    ) -> impl Future<Output = Out<checkout::PreviewCheckoutInternal>> + Send + '_ {
         self.client
             .send(checkout::PreviewCheckoutInternal::new(body))
-            .await
     }
 
     /// [`preview_checkout_internal`](Self::preview_checkout_internal) with per-request options.
     #[inline]
-    pub async fn preview_checkout_internal_with(
+    pub fn preview_checkout_internal_with(
         &self,
         body: models::ChangeSubscriptionInternalRequestBody,
         options: RequestOptions,
-    ) -> Out<checkout::PreviewCheckoutInternal> {
+    ) -> impl Future<Output = Out<checkout::PreviewCheckoutInternal>> + Send + '_ {
         self.client
             .send_with(checkout::PreviewCheckoutInternal::new(body), options)
-            .await
     }
 
     /// `POST /manage-plan/preview` (`previewManagePlan`): sends [`checkout::PreviewManagePlan`].
     #[inline]
-    pub async fn preview_manage_plan(
+    pub fn preview_manage_plan(
         &self,
         body: models::ManagePlanRequest,
-    ) -> Out<checkout::PreviewManagePlan> {
-        self.client
-            .send(checkout::PreviewManagePlan::new(body))
-            .await
+    ) -> impl Future<Output = Out<checkout::PreviewManagePlan>> + Send + '_ {
+        self.client.send(checkout::PreviewManagePlan::new(body))
     }
 
     /// [`preview_manage_plan`](Self::preview_manage_plan) with per-request options.
     #[inline]
-    pub async fn preview_manage_plan_with(
+    pub fn preview_manage_plan_with(
         &self,
         body: models::ManagePlanRequest,
         options: RequestOptions,
-    ) -> Out<checkout::PreviewManagePlan> {
+    ) -> impl Future<Output = Out<checkout::PreviewManagePlan>> + Send + '_ {
         self.client
             .send_with(checkout::PreviewManagePlan::new(body), options)
-            .await
     }
 
     /// `PUT /companies/{company_id}/billing-details` (`updateCompanyBillingDetails`): sends [`checkout::UpdateCompanyBillingDetails`].
     #[inline]
-    pub async fn update_company_billing_details(
+    pub fn update_company_billing_details(
         &self,
         company_id: impl Into<String>,
         body: models::UpdateCompanyBillingDetailsRequestBody,
-    ) -> Out<checkout::UpdateCompanyBillingDetails> {
+    ) -> impl Future<Output = Out<checkout::UpdateCompanyBillingDetails>> + Send + '_ {
         self.client
             .send(checkout::UpdateCompanyBillingDetails::new(company_id, body))
-            .await
     }
 
     /// [`update_company_billing_details`](Self::update_company_billing_details) with per-request options.
     #[inline]
-    pub async fn update_company_billing_details_with(
+    pub fn update_company_billing_details_with(
         &self,
         company_id: impl Into<String>,
         body: models::UpdateCompanyBillingDetailsRequestBody,
         options: RequestOptions,
-    ) -> Out<checkout::UpdateCompanyBillingDetails> {
-        self.client
-            .send_with(
-                checkout::UpdateCompanyBillingDetails::new(company_id, body),
-                options,
-            )
-            .await
+    ) -> impl Future<Output = Out<checkout::UpdateCompanyBillingDetails>> + Send + '_ {
+        self.client.send_with(
+            checkout::UpdateCompanyBillingDetails::new(company_id, body),
+            options,
+        )
     }
 
     /// `PUT /subscription/{subscription_id}/edit-trial-end` (`updateCustomerSubscriptionTrialEnd`): sends [`checkout::UpdateCustomerSubscriptionTrialEnd`].
     #[inline]
-    pub async fn update_customer_subscription_trial_end(
+    pub fn update_customer_subscription_trial_end(
         &self,
         subscription_id: impl Into<String>,
         body: models::UpdateTrialEndRequestBody,
-    ) -> Out<checkout::UpdateCustomerSubscriptionTrialEnd> {
+    ) -> impl Future<Output = Out<checkout::UpdateCustomerSubscriptionTrialEnd>> + Send + '_ {
         self.client
             .send(checkout::UpdateCustomerSubscriptionTrialEnd::new(
                 subscription_id,
                 body,
             ))
-            .await
     }
 
     /// [`update_customer_subscription_trial_end`](Self::update_customer_subscription_trial_end) with per-request options.
     #[inline]
-    pub async fn update_customer_subscription_trial_end_with(
+    pub fn update_customer_subscription_trial_end_with(
         &self,
         subscription_id: impl Into<String>,
         body: models::UpdateTrialEndRequestBody,
         options: RequestOptions,
-    ) -> Out<checkout::UpdateCustomerSubscriptionTrialEnd> {
-        self.client
-            .send_with(
-                checkout::UpdateCustomerSubscriptionTrialEnd::new(subscription_id, body),
-                options,
-            )
-            .await
+    ) -> impl Future<Output = Out<checkout::UpdateCustomerSubscriptionTrialEnd>> + Send + '_ {
+        self.client.send_with(
+            checkout::UpdateCustomerSubscriptionTrialEnd::new(subscription_id, body),
+            options,
+        )
     }
 }
 
 impl Companies<'_> {
     /// `GET /companies/count` (`countCompanies`): sends [`companies::CountCompanies`].
     #[inline]
-    pub async fn count_companies(
+    pub fn count_companies(
         &self,
         request: companies::CountCompanies,
-    ) -> Out<companies::CountCompanies> {
-        self.client.send(request).await
+    ) -> impl Future<Output = Out<companies::CountCompanies>> + Send + '_ {
+        self.client.send(request)
     }
 
     /// [`count_companies`](Self::count_companies) with per-request options.
     #[inline]
-    pub async fn count_companies_with(
+    pub fn count_companies_with(
         &self,
         request: companies::CountCompanies,
         options: RequestOptions,
-    ) -> Out<companies::CountCompanies> {
-        self.client.send_with(request, options).await
+    ) -> impl Future<Output = Out<companies::CountCompanies>> + Send + '_ {
+        self.client.send_with(request, options)
     }
 
     /// `GET /entity-key-definitions/count` (`countEntityKeyDefinitions`): sends [`companies::CountEntityKeyDefinitions`].
     #[inline]
-    pub async fn count_entity_key_definitions(
+    pub fn count_entity_key_definitions(
         &self,
         request: companies::CountEntityKeyDefinitions,
-    ) -> Out<companies::CountEntityKeyDefinitions> {
-        self.client.send(request).await
+    ) -> impl Future<Output = Out<companies::CountEntityKeyDefinitions>> + Send + '_ {
+        self.client.send(request)
     }
 
     /// [`count_entity_key_definitions`](Self::count_entity_key_definitions) with per-request options.
     #[inline]
-    pub async fn count_entity_key_definitions_with(
+    pub fn count_entity_key_definitions_with(
         &self,
         request: companies::CountEntityKeyDefinitions,
         options: RequestOptions,
-    ) -> Out<companies::CountEntityKeyDefinitions> {
-        self.client.send_with(request, options).await
+    ) -> impl Future<Output = Out<companies::CountEntityKeyDefinitions>> + Send + '_ {
+        self.client.send_with(request, options)
     }
 
     /// `GET /entity-keys/count` (`countEntityKeys`): sends [`companies::CountEntityKeys`].
     #[inline]
-    pub async fn count_entity_keys(
+    pub fn count_entity_keys(
         &self,
         request: companies::CountEntityKeys,
-    ) -> Out<companies::CountEntityKeys> {
-        self.client.send(request).await
+    ) -> impl Future<Output = Out<companies::CountEntityKeys>> + Send + '_ {
+        self.client.send(request)
     }
 
     /// [`count_entity_keys`](Self::count_entity_keys) with per-request options.
     #[inline]
-    pub async fn count_entity_keys_with(
+    pub fn count_entity_keys_with(
         &self,
         request: companies::CountEntityKeys,
         options: RequestOptions,
-    ) -> Out<companies::CountEntityKeys> {
-        self.client.send_with(request, options).await
+    ) -> impl Future<Output = Out<companies::CountEntityKeys>> + Send + '_ {
+        self.client.send_with(request, options)
     }
 
     /// `GET /entity-trait-definitions/count` (`countEntityTraitDefinitions`): sends [`companies::CountEntityTraitDefinitions`].
     #[inline]
-    pub async fn count_entity_trait_definitions(
+    pub fn count_entity_trait_definitions(
         &self,
         request: companies::CountEntityTraitDefinitions,
-    ) -> Out<companies::CountEntityTraitDefinitions> {
-        self.client.send(request).await
+    ) -> impl Future<Output = Out<companies::CountEntityTraitDefinitions>> + Send + '_ {
+        self.client.send(request)
     }
 
     /// [`count_entity_trait_definitions`](Self::count_entity_trait_definitions) with per-request options.
     #[inline]
-    pub async fn count_entity_trait_definitions_with(
+    pub fn count_entity_trait_definitions_with(
         &self,
         request: companies::CountEntityTraitDefinitions,
         options: RequestOptions,
-    ) -> Out<companies::CountEntityTraitDefinitions> {
-        self.client.send_with(request, options).await
+    ) -> impl Future<Output = Out<companies::CountEntityTraitDefinitions>> + Send + '_ {
+        self.client.send_with(request, options)
     }
 
     /// `GET /entity-traits/count` (`countEntityTraits`): sends [`companies::CountEntityTraits`].
     #[inline]
-    pub async fn count_entity_traits(
+    pub fn count_entity_traits(
         &self,
         request: companies::CountEntityTraits,
-    ) -> Out<companies::CountEntityTraits> {
-        self.client.send(request).await
+    ) -> impl Future<Output = Out<companies::CountEntityTraits>> + Send + '_ {
+        self.client.send(request)
     }
 
     /// [`count_entity_traits`](Self::count_entity_traits) with per-request options.
     #[inline]
-    pub async fn count_entity_traits_with(
+    pub fn count_entity_traits_with(
         &self,
         request: companies::CountEntityTraits,
         options: RequestOptions,
-    ) -> Out<companies::CountEntityTraits> {
-        self.client.send_with(request, options).await
+    ) -> impl Future<Output = Out<companies::CountEntityTraits>> + Send + '_ {
+        self.client.send_with(request, options)
     }
 
     /// `GET /plan-traits/count` (`countPlanTraits`): sends [`companies::CountPlanTraits`].
     #[inline]
-    pub async fn count_plan_traits(
+    pub fn count_plan_traits(
         &self,
         request: companies::CountPlanTraits,
-    ) -> Out<companies::CountPlanTraits> {
-        self.client.send(request).await
+    ) -> impl Future<Output = Out<companies::CountPlanTraits>> + Send + '_ {
+        self.client.send(request)
     }
 
     /// [`count_plan_traits`](Self::count_plan_traits) with per-request options.
     #[inline]
-    pub async fn count_plan_traits_with(
+    pub fn count_plan_traits_with(
         &self,
         request: companies::CountPlanTraits,
         options: RequestOptions,
-    ) -> Out<companies::CountPlanTraits> {
-        self.client.send_with(request, options).await
+    ) -> impl Future<Output = Out<companies::CountPlanTraits>> + Send + '_ {
+        self.client.send_with(request, options)
     }
 
     /// `GET /users/count` (`countUsers`): sends [`companies::CountUsers`].
     #[inline]
-    pub async fn count_users(&self, request: companies::CountUsers) -> Out<companies::CountUsers> {
-        self.client.send(request).await
+    pub fn count_users(
+        &self,
+        request: companies::CountUsers,
+    ) -> impl Future<Output = Out<companies::CountUsers>> + Send + '_ {
+        self.client.send(request)
     }
 
     /// [`count_users`](Self::count_users) with per-request options.
     #[inline]
-    pub async fn count_users_with(
+    pub fn count_users_with(
         &self,
         request: companies::CountUsers,
         options: RequestOptions,
-    ) -> Out<companies::CountUsers> {
-        self.client.send_with(request, options).await
+    ) -> impl Future<Output = Out<companies::CountUsers>> + Send + '_ {
+        self.client.send_with(request, options)
     }
 
     /// `POST /companies/create` (`createCompany`): sends [`companies::CreateCompany`].
     #[inline]
-    pub async fn create_company(
+    pub fn create_company(
         &self,
         body: models::UpsertCompanyRequestBody,
-    ) -> Out<companies::CreateCompany> {
-        self.client.send(companies::CreateCompany::new(body)).await
+    ) -> impl Future<Output = Out<companies::CreateCompany>> + Send + '_ {
+        self.client.send(companies::CreateCompany::new(body))
     }
 
     /// [`create_company`](Self::create_company) with per-request options.
     #[inline]
-    pub async fn create_company_with(
+    pub fn create_company_with(
         &self,
         body: models::UpsertCompanyRequestBody,
         options: RequestOptions,
-    ) -> Out<companies::CreateCompany> {
+    ) -> impl Future<Output = Out<companies::CreateCompany>> + Send + '_ {
         self.client
             .send_with(companies::CreateCompany::new(body), options)
-            .await
     }
 
     /// `POST /users/create` (`createUser`): sends [`companies::CreateUser`].
     #[inline]
-    pub async fn create_user(
+    pub fn create_user(
         &self,
         body: models::UpsertUserRequestBody,
-    ) -> Out<companies::CreateUser> {
-        self.client.send(companies::CreateUser::new(body)).await
+    ) -> impl Future<Output = Out<companies::CreateUser>> + Send + '_ {
+        self.client.send(companies::CreateUser::new(body))
     }
 
     /// [`create_user`](Self::create_user) with per-request options.
     #[inline]
-    pub async fn create_user_with(
+    pub fn create_user_with(
         &self,
         body: models::UpsertUserRequestBody,
         options: RequestOptions,
-    ) -> Out<companies::CreateUser> {
+    ) -> impl Future<Output = Out<companies::CreateUser>> + Send + '_ {
         self.client
             .send_with(companies::CreateUser::new(body), options)
-            .await
     }
 
     /// `DELETE /companies/{company_id}` (`deleteCompany`): sends [`companies::DeleteCompany`].
     #[inline]
-    pub async fn delete_company(
+    pub fn delete_company(
         &self,
         request: companies::DeleteCompany,
-    ) -> Out<companies::DeleteCompany> {
-        self.client.send(request).await
+    ) -> impl Future<Output = Out<companies::DeleteCompany>> + Send + '_ {
+        self.client.send(request)
     }
 
     /// [`delete_company`](Self::delete_company) with per-request options.
     #[inline]
-    pub async fn delete_company_with(
+    pub fn delete_company_with(
         &self,
         request: companies::DeleteCompany,
         options: RequestOptions,
-    ) -> Out<companies::DeleteCompany> {
-        self.client.send_with(request, options).await
+    ) -> impl Future<Output = Out<companies::DeleteCompany>> + Send + '_ {
+        self.client.send_with(request, options)
     }
 
     /// `POST /companies/delete` (`deleteCompanyByKeys`): sends [`companies::DeleteCompanyByKeys`].
     #[inline]
-    pub async fn delete_company_by_keys(
+    pub fn delete_company_by_keys(
         &self,
         body: models::KeysRequestBody,
-    ) -> Out<companies::DeleteCompanyByKeys> {
-        self.client
-            .send(companies::DeleteCompanyByKeys::new(body))
-            .await
+    ) -> impl Future<Output = Out<companies::DeleteCompanyByKeys>> + Send + '_ {
+        self.client.send(companies::DeleteCompanyByKeys::new(body))
     }
 
     /// [`delete_company_by_keys`](Self::delete_company_by_keys) with per-request options.
     #[inline]
-    pub async fn delete_company_by_keys_with(
+    pub fn delete_company_by_keys_with(
         &self,
         body: models::KeysRequestBody,
         options: RequestOptions,
-    ) -> Out<companies::DeleteCompanyByKeys> {
+    ) -> impl Future<Output = Out<companies::DeleteCompanyByKeys>> + Send + '_ {
         self.client
             .send_with(companies::DeleteCompanyByKeys::new(body), options)
-            .await
     }
 
     /// `DELETE /company-memberships/{company_membership_id}` (`deleteCompanyMembership`): sends [`companies::DeleteCompanyMembership`].
     #[inline]
-    pub async fn delete_company_membership(
+    pub fn delete_company_membership(
         &self,
         company_membership_id: impl Into<String>,
-    ) -> Out<companies::DeleteCompanyMembership> {
-        self.client
-            .send(companies::DeleteCompanyMembership::new(
-                company_membership_id,
-            ))
-            .await
+    ) -> impl Future<Output = Out<companies::DeleteCompanyMembership>> + Send + '_ {
+        self.client.send(companies::DeleteCompanyMembership::new(
+            company_membership_id,
+        ))
     }
 
     /// [`delete_company_membership`](Self::delete_company_membership) with per-request options.
     #[inline]
-    pub async fn delete_company_membership_with(
+    pub fn delete_company_membership_with(
         &self,
         company_membership_id: impl Into<String>,
         options: RequestOptions,
-    ) -> Out<companies::DeleteCompanyMembership> {
-        self.client
-            .send_with(
-                companies::DeleteCompanyMembership::new(company_membership_id),
-                options,
-            )
-            .await
+    ) -> impl Future<Output = Out<companies::DeleteCompanyMembership>> + Send + '_ {
+        self.client.send_with(
+            companies::DeleteCompanyMembership::new(company_membership_id),
+            options,
+        )
     }
 
     /// `DELETE /entity-key-definitions/{entity_key_definition_id}` (`deleteEntityKeyDefinition`): sends [`companies::DeleteEntityKeyDefinition`].
     #[inline]
-    pub async fn delete_entity_key_definition(
+    pub fn delete_entity_key_definition(
         &self,
         entity_key_definition_id: impl Into<String>,
-    ) -> Out<companies::DeleteEntityKeyDefinition> {
-        self.client
-            .send(companies::DeleteEntityKeyDefinition::new(
-                entity_key_definition_id,
-            ))
-            .await
+    ) -> impl Future<Output = Out<companies::DeleteEntityKeyDefinition>> + Send + '_ {
+        self.client.send(companies::DeleteEntityKeyDefinition::new(
+            entity_key_definition_id,
+        ))
     }
 
     /// [`delete_entity_key_definition`](Self::delete_entity_key_definition) with per-request options.
     #[inline]
-    pub async fn delete_entity_key_definition_with(
+    pub fn delete_entity_key_definition_with(
         &self,
         entity_key_definition_id: impl Into<String>,
         options: RequestOptions,
-    ) -> Out<companies::DeleteEntityKeyDefinition> {
-        self.client
-            .send_with(
-                companies::DeleteEntityKeyDefinition::new(entity_key_definition_id),
-                options,
-            )
-            .await
+    ) -> impl Future<Output = Out<companies::DeleteEntityKeyDefinition>> + Send + '_ {
+        self.client.send_with(
+            companies::DeleteEntityKeyDefinition::new(entity_key_definition_id),
+            options,
+        )
     }
 
     /// `DELETE /entity-trait-definitions/{entity_trait_definition_id}` (`deleteEntityTraitDefinition`): sends [`companies::DeleteEntityTraitDefinition`].
     #[inline]
-    pub async fn delete_entity_trait_definition(
+    pub fn delete_entity_trait_definition(
         &self,
         entity_trait_definition_id: impl Into<String>,
-    ) -> Out<companies::DeleteEntityTraitDefinition> {
+    ) -> impl Future<Output = Out<companies::DeleteEntityTraitDefinition>> + Send + '_ {
         self.client
             .send(companies::DeleteEntityTraitDefinition::new(
                 entity_trait_definition_id,
             ))
-            .await
     }
 
     /// [`delete_entity_trait_definition`](Self::delete_entity_trait_definition) with per-request options.
     #[inline]
-    pub async fn delete_entity_trait_definition_with(
+    pub fn delete_entity_trait_definition_with(
         &self,
         entity_trait_definition_id: impl Into<String>,
         options: RequestOptions,
-    ) -> Out<companies::DeleteEntityTraitDefinition> {
-        self.client
-            .send_with(
-                companies::DeleteEntityTraitDefinition::new(entity_trait_definition_id),
-                options,
-            )
-            .await
+    ) -> impl Future<Output = Out<companies::DeleteEntityTraitDefinition>> + Send + '_ {
+        self.client.send_with(
+            companies::DeleteEntityTraitDefinition::new(entity_trait_definition_id),
+            options,
+        )
     }
 
     /// `DELETE /users/{user_id}` (`deleteUser`): sends [`companies::DeleteUser`].
     #[inline]
-    pub async fn delete_user(&self, user_id: impl Into<String>) -> Out<companies::DeleteUser> {
-        self.client.send(companies::DeleteUser::new(user_id)).await
+    pub fn delete_user(
+        &self,
+        user_id: impl Into<String>,
+    ) -> impl Future<Output = Out<companies::DeleteUser>> + Send + '_ {
+        self.client.send(companies::DeleteUser::new(user_id))
     }
 
     /// [`delete_user`](Self::delete_user) with per-request options.
     #[inline]
-    pub async fn delete_user_with(
+    pub fn delete_user_with(
         &self,
         user_id: impl Into<String>,
         options: RequestOptions,
-    ) -> Out<companies::DeleteUser> {
+    ) -> impl Future<Output = Out<companies::DeleteUser>> + Send + '_ {
         self.client
             .send_with(companies::DeleteUser::new(user_id), options)
-            .await
     }
 
     /// `POST /users/delete` (`deleteUserByKeys`): sends [`companies::DeleteUserByKeys`].
     #[inline]
-    pub async fn delete_user_by_keys(
+    pub fn delete_user_by_keys(
         &self,
         body: models::KeysRequestBody,
-    ) -> Out<companies::DeleteUserByKeys> {
-        self.client
-            .send(companies::DeleteUserByKeys::new(body))
-            .await
+    ) -> impl Future<Output = Out<companies::DeleteUserByKeys>> + Send + '_ {
+        self.client.send(companies::DeleteUserByKeys::new(body))
     }
 
     /// [`delete_user_by_keys`](Self::delete_user_by_keys) with per-request options.
     #[inline]
-    pub async fn delete_user_by_keys_with(
+    pub fn delete_user_by_keys_with(
         &self,
         body: models::KeysRequestBody,
         options: RequestOptions,
-    ) -> Out<companies::DeleteUserByKeys> {
+    ) -> impl Future<Output = Out<companies::DeleteUserByKeys>> + Send + '_ {
         self.client
             .send_with(companies::DeleteUserByKeys::new(body), options)
-            .await
     }
 
     /// `GET /company-subscriptions` (`getActiveCompanySubscription`): sends [`companies::GetActiveCompanySubscription`].
     #[inline]
-    pub async fn get_active_company_subscription(
+    pub fn get_active_company_subscription(
         &self,
         request: companies::GetActiveCompanySubscription,
-    ) -> Out<companies::GetActiveCompanySubscription> {
-        self.client.send(request).await
+    ) -> impl Future<Output = Out<companies::GetActiveCompanySubscription>> + Send + '_ {
+        self.client.send(request)
     }
 
     /// [`get_active_company_subscription`](Self::get_active_company_subscription) with per-request options.
     #[inline]
-    pub async fn get_active_company_subscription_with(
+    pub fn get_active_company_subscription_with(
         &self,
         request: companies::GetActiveCompanySubscription,
         options: RequestOptions,
-    ) -> Out<companies::GetActiveCompanySubscription> {
-        self.client.send_with(request, options).await
+    ) -> impl Future<Output = Out<companies::GetActiveCompanySubscription>> + Send + '_ {
+        self.client.send_with(request, options)
     }
 
     /// `GET /company-billing-entity-subscriptions` (`getBillingEntityChildSubscriptions`): sends [`companies::GetBillingEntityChildSubscriptions`].
     #[inline]
-    pub async fn get_billing_entity_child_subscriptions(
+    pub fn get_billing_entity_child_subscriptions(
         &self,
         company_id: impl Into<String>,
-    ) -> Out<companies::GetBillingEntityChildSubscriptions> {
+    ) -> impl Future<Output = Out<companies::GetBillingEntityChildSubscriptions>> + Send + '_ {
         self.client
             .send(companies::GetBillingEntityChildSubscriptions::new(
                 company_id,
             ))
-            .await
     }
 
     /// [`get_billing_entity_child_subscriptions`](Self::get_billing_entity_child_subscriptions) with per-request options.
     #[inline]
-    pub async fn get_billing_entity_child_subscriptions_with(
+    pub fn get_billing_entity_child_subscriptions_with(
         &self,
         company_id: impl Into<String>,
         options: RequestOptions,
-    ) -> Out<companies::GetBillingEntityChildSubscriptions> {
-        self.client
-            .send_with(
-                companies::GetBillingEntityChildSubscriptions::new(company_id),
-                options,
-            )
-            .await
+    ) -> impl Future<Output = Out<companies::GetBillingEntityChildSubscriptions>> + Send + '_ {
+        self.client.send_with(
+            companies::GetBillingEntityChildSubscriptions::new(company_id),
+            options,
+        )
     }
 
     /// `GET /companies/{company_id}` (`getCompany`): sends [`companies::GetCompany`].
     #[inline]
-    pub async fn get_company(&self, company_id: impl Into<String>) -> Out<companies::GetCompany> {
-        self.client
-            .send(companies::GetCompany::new(company_id))
-            .await
+    pub fn get_company(
+        &self,
+        company_id: impl Into<String>,
+    ) -> impl Future<Output = Out<companies::GetCompany>> + Send + '_ {
+        self.client.send(companies::GetCompany::new(company_id))
     }
 
     /// [`get_company`](Self::get_company) with per-request options.
     #[inline]
-    pub async fn get_company_with(
+    pub fn get_company_with(
         &self,
         company_id: impl Into<String>,
         options: RequestOptions,
-    ) -> Out<companies::GetCompany> {
+    ) -> impl Future<Output = Out<companies::GetCompany>> + Send + '_ {
         self.client
             .send_with(companies::GetCompany::new(company_id), options)
-            .await
     }
 
     /// `GET /company-billing-entity` (`getCompanyBillingEntity`): sends [`companies::GetCompanyBillingEntity`].
     #[inline]
-    pub async fn get_company_billing_entity(
+    pub fn get_company_billing_entity(
         &self,
         company_id: impl Into<String>,
-    ) -> Out<companies::GetCompanyBillingEntity> {
+    ) -> impl Future<Output = Out<companies::GetCompanyBillingEntity>> + Send + '_ {
         self.client
             .send(companies::GetCompanyBillingEntity::new(company_id))
-            .await
     }
 
     /// [`get_company_billing_entity`](Self::get_company_billing_entity) with per-request options.
     #[inline]
-    pub async fn get_company_billing_entity_with(
+    pub fn get_company_billing_entity_with(
         &self,
         company_id: impl Into<String>,
         options: RequestOptions,
-    ) -> Out<companies::GetCompanyBillingEntity> {
+    ) -> impl Future<Output = Out<companies::GetCompanyBillingEntity>> + Send + '_ {
         self.client
             .send_with(companies::GetCompanyBillingEntity::new(company_id), options)
-            .await
     }
 
     /// `GET /entity-trait-definitions/{entity_trait_definition_id}` (`getEntityTraitDefinition`): sends [`companies::GetEntityTraitDefinition`].
     #[inline]
-    pub async fn get_entity_trait_definition(
+    pub fn get_entity_trait_definition(
         &self,
         entity_trait_definition_id: impl Into<String>,
-    ) -> Out<companies::GetEntityTraitDefinition> {
-        self.client
-            .send(companies::GetEntityTraitDefinition::new(
-                entity_trait_definition_id,
-            ))
-            .await
+    ) -> impl Future<Output = Out<companies::GetEntityTraitDefinition>> + Send + '_ {
+        self.client.send(companies::GetEntityTraitDefinition::new(
+            entity_trait_definition_id,
+        ))
     }
 
     /// [`get_entity_trait_definition`](Self::get_entity_trait_definition) with per-request options.
     #[inline]
-    pub async fn get_entity_trait_definition_with(
+    pub fn get_entity_trait_definition_with(
         &self,
         entity_trait_definition_id: impl Into<String>,
         options: RequestOptions,
-    ) -> Out<companies::GetEntityTraitDefinition> {
-        self.client
-            .send_with(
-                companies::GetEntityTraitDefinition::new(entity_trait_definition_id),
-                options,
-            )
-            .await
+    ) -> impl Future<Output = Out<companies::GetEntityTraitDefinition>> + Send + '_ {
+        self.client.send_with(
+            companies::GetEntityTraitDefinition::new(entity_trait_definition_id),
+            options,
+        )
     }
 
     /// `GET /entity-trait-definitions/{entity_trait_definition_id}/usage` (`getEntityTraitDefinitionUsage`): sends [`companies::GetEntityTraitDefinitionUsage`].
     #[inline]
-    pub async fn get_entity_trait_definition_usage(
+    pub fn get_entity_trait_definition_usage(
         &self,
         entity_trait_definition_id: impl Into<String>,
-    ) -> Out<companies::GetEntityTraitDefinitionUsage> {
+    ) -> impl Future<Output = Out<companies::GetEntityTraitDefinitionUsage>> + Send + '_ {
         self.client
             .send(companies::GetEntityTraitDefinitionUsage::new(
                 entity_trait_definition_id,
             ))
-            .await
     }
 
     /// [`get_entity_trait_definition_usage`](Self::get_entity_trait_definition_usage) with per-request options.
     #[inline]
-    pub async fn get_entity_trait_definition_usage_with(
+    pub fn get_entity_trait_definition_usage_with(
         &self,
         entity_trait_definition_id: impl Into<String>,
         options: RequestOptions,
-    ) -> Out<companies::GetEntityTraitDefinitionUsage> {
-        self.client
-            .send_with(
-                companies::GetEntityTraitDefinitionUsage::new(entity_trait_definition_id),
-                options,
-            )
-            .await
+    ) -> impl Future<Output = Out<companies::GetEntityTraitDefinitionUsage>> + Send + '_ {
+        self.client.send_with(
+            companies::GetEntityTraitDefinitionUsage::new(entity_trait_definition_id),
+            options,
+        )
     }
 
     /// `GET /entity-trait-values` (`getEntityTraitValues`): sends [`companies::GetEntityTraitValues`].
     #[inline]
-    pub async fn get_entity_trait_values(
+    pub fn get_entity_trait_values(
         &self,
         request: companies::GetEntityTraitValues,
-    ) -> Out<companies::GetEntityTraitValues> {
-        self.client.send(request).await
+    ) -> impl Future<Output = Out<companies::GetEntityTraitValues>> + Send + '_ {
+        self.client.send(request)
     }
 
     /// [`get_entity_trait_values`](Self::get_entity_trait_values) with per-request options.
     #[inline]
-    pub async fn get_entity_trait_values_with(
+    pub fn get_entity_trait_values_with(
         &self,
         request: companies::GetEntityTraitValues,
         options: RequestOptions,
-    ) -> Out<companies::GetEntityTraitValues> {
-        self.client.send_with(request, options).await
+    ) -> impl Future<Output = Out<companies::GetEntityTraitValues>> + Send + '_ {
+        self.client.send_with(request, options)
     }
 
     /// `POST /company-memberships` (`getOrCreateCompanyMembership`): sends [`companies::GetOrCreateCompanyMembership`].
     #[inline]
-    pub async fn get_or_create_company_membership(
+    pub fn get_or_create_company_membership(
         &self,
         body: models::GetOrCreateCompanyMembershipRequestBody,
-    ) -> Out<companies::GetOrCreateCompanyMembership> {
+    ) -> impl Future<Output = Out<companies::GetOrCreateCompanyMembership>> + Send + '_ {
         self.client
             .send(companies::GetOrCreateCompanyMembership::new(body))
-            .await
     }
 
     /// [`get_or_create_company_membership`](Self::get_or_create_company_membership) with per-request options.
     #[inline]
-    pub async fn get_or_create_company_membership_with(
+    pub fn get_or_create_company_membership_with(
         &self,
         body: models::GetOrCreateCompanyMembershipRequestBody,
         options: RequestOptions,
-    ) -> Out<companies::GetOrCreateCompanyMembership> {
+    ) -> impl Future<Output = Out<companies::GetOrCreateCompanyMembership>> + Send + '_ {
         self.client
             .send_with(companies::GetOrCreateCompanyMembership::new(body), options)
-            .await
     }
 
     /// `POST /entity-trait-definitions` (`getOrCreateEntityTraitDefinition`): sends [`companies::GetOrCreateEntityTraitDefinition`].
     #[inline]
-    pub async fn get_or_create_entity_trait_definition(
+    pub fn get_or_create_entity_trait_definition(
         &self,
         body: models::CreateEntityTraitDefinitionRequestBody,
-    ) -> Out<companies::GetOrCreateEntityTraitDefinition> {
+    ) -> impl Future<Output = Out<companies::GetOrCreateEntityTraitDefinition>> + Send + '_ {
         self.client
             .send(companies::GetOrCreateEntityTraitDefinition::new(body))
-            .await
     }
 
     /// [`get_or_create_entity_trait_definition`](Self::get_or_create_entity_trait_definition) with per-request options.
     #[inline]
-    pub async fn get_or_create_entity_trait_definition_with(
+    pub fn get_or_create_entity_trait_definition_with(
         &self,
         body: models::CreateEntityTraitDefinitionRequestBody,
         options: RequestOptions,
-    ) -> Out<companies::GetOrCreateEntityTraitDefinition> {
-        self.client
-            .send_with(
-                companies::GetOrCreateEntityTraitDefinition::new(body),
-                options,
-            )
-            .await
+    ) -> impl Future<Output = Out<companies::GetOrCreateEntityTraitDefinition>> + Send + '_ {
+        self.client.send_with(
+            companies::GetOrCreateEntityTraitDefinition::new(body),
+            options,
+        )
     }
 
     /// `GET /plan-changes/{plan_change_id}` (`getPlanChange`): sends [`companies::GetPlanChange`].
     #[inline]
-    pub async fn get_plan_change(
+    pub fn get_plan_change(
         &self,
         plan_change_id: impl Into<String>,
-    ) -> Out<companies::GetPlanChange> {
+    ) -> impl Future<Output = Out<companies::GetPlanChange>> + Send + '_ {
         self.client
             .send(companies::GetPlanChange::new(plan_change_id))
-            .await
     }
 
     /// [`get_plan_change`](Self::get_plan_change) with per-request options.
     #[inline]
-    pub async fn get_plan_change_with(
+    pub fn get_plan_change_with(
         &self,
         plan_change_id: impl Into<String>,
         options: RequestOptions,
-    ) -> Out<companies::GetPlanChange> {
+    ) -> impl Future<Output = Out<companies::GetPlanChange>> + Send + '_ {
         self.client
             .send_with(companies::GetPlanChange::new(plan_change_id), options)
-            .await
     }
 
     /// `GET /plan-traits/{plan_trait_id}` (`getPlanTrait`): sends [`companies::GetPlanTrait`].
     #[inline]
-    pub async fn get_plan_trait(
+    pub fn get_plan_trait(
         &self,
         plan_trait_id: impl Into<String>,
-    ) -> Out<companies::GetPlanTrait> {
+    ) -> impl Future<Output = Out<companies::GetPlanTrait>> + Send + '_ {
         self.client
             .send(companies::GetPlanTrait::new(plan_trait_id))
-            .await
     }
 
     /// [`get_plan_trait`](Self::get_plan_trait) with per-request options.
     #[inline]
-    pub async fn get_plan_trait_with(
+    pub fn get_plan_trait_with(
         &self,
         plan_trait_id: impl Into<String>,
         options: RequestOptions,
-    ) -> Out<companies::GetPlanTrait> {
+    ) -> impl Future<Output = Out<companies::GetPlanTrait>> + Send + '_ {
         self.client
             .send_with(companies::GetPlanTrait::new(plan_trait_id), options)
-            .await
     }
 
     /// `GET /users/{user_id}` (`getUser`): sends [`companies::GetUser`].
     #[inline]
-    pub async fn get_user(&self, user_id: impl Into<String>) -> Out<companies::GetUser> {
-        self.client.send(companies::GetUser::new(user_id)).await
+    pub fn get_user(
+        &self,
+        user_id: impl Into<String>,
+    ) -> impl Future<Output = Out<companies::GetUser>> + Send + '_ {
+        self.client.send(companies::GetUser::new(user_id))
     }
 
     /// [`get_user`](Self::get_user) with per-request options.
     #[inline]
-    pub async fn get_user_with(
+    pub fn get_user_with(
         &self,
         user_id: impl Into<String>,
         options: RequestOptions,
-    ) -> Out<companies::GetUser> {
+    ) -> impl Future<Output = Out<companies::GetUser>> + Send + '_ {
         self.client
             .send_with(companies::GetUser::new(user_id), options)
-            .await
     }
 
     /// `GET /companies` (`listCompanies`): sends [`companies::ListCompanies`].
     #[inline]
-    pub async fn list_companies(
+    pub fn list_companies(
         &self,
         request: companies::ListCompanies,
-    ) -> Out<companies::ListCompanies> {
-        self.client.send(request).await
+    ) -> impl Future<Output = Out<companies::ListCompanies>> + Send + '_ {
+        self.client.send(request)
     }
 
     /// [`list_companies`](Self::list_companies) with per-request options.
     #[inline]
-    pub async fn list_companies_with(
+    pub fn list_companies_with(
         &self,
         request: companies::ListCompanies,
         options: RequestOptions,
-    ) -> Out<companies::ListCompanies> {
-        self.client.send_with(request, options).await
+    ) -> impl Future<Output = Out<companies::ListCompanies>> + Send + '_ {
+        self.client.send_with(request, options)
     }
 
     /// `GET /company-memberships` (`listCompanyMemberships`): sends [`companies::ListCompanyMemberships`].
     #[inline]
-    pub async fn list_company_memberships(
+    pub fn list_company_memberships(
         &self,
         request: companies::ListCompanyMemberships,
-    ) -> Out<companies::ListCompanyMemberships> {
-        self.client.send(request).await
+    ) -> impl Future<Output = Out<companies::ListCompanyMemberships>> + Send + '_ {
+        self.client.send(request)
     }
 
     /// [`list_company_memberships`](Self::list_company_memberships) with per-request options.
     #[inline]
-    pub async fn list_company_memberships_with(
+    pub fn list_company_memberships_with(
         &self,
         request: companies::ListCompanyMemberships,
         options: RequestOptions,
-    ) -> Out<companies::ListCompanyMemberships> {
-        self.client.send_with(request, options).await
+    ) -> impl Future<Output = Out<companies::ListCompanyMemberships>> + Send + '_ {
+        self.client.send_with(request, options)
     }
 
     /// `GET /entity-key-definitions` (`listEntityKeyDefinitions`): sends [`companies::ListEntityKeyDefinitions`].
     #[inline]
-    pub async fn list_entity_key_definitions(
+    pub fn list_entity_key_definitions(
         &self,
         request: companies::ListEntityKeyDefinitions,
-    ) -> Out<companies::ListEntityKeyDefinitions> {
-        self.client.send(request).await
+    ) -> impl Future<Output = Out<companies::ListEntityKeyDefinitions>> + Send + '_ {
+        self.client.send(request)
     }
 
     /// [`list_entity_key_definitions`](Self::list_entity_key_definitions) with per-request options.
     #[inline]
-    pub async fn list_entity_key_definitions_with(
+    pub fn list_entity_key_definitions_with(
         &self,
         request: companies::ListEntityKeyDefinitions,
         options: RequestOptions,
-    ) -> Out<companies::ListEntityKeyDefinitions> {
-        self.client.send_with(request, options).await
+    ) -> impl Future<Output = Out<companies::ListEntityKeyDefinitions>> + Send + '_ {
+        self.client.send_with(request, options)
     }
 
     /// `GET /entity-trait-definitions` (`listEntityTraitDefinitions`): sends [`companies::ListEntityTraitDefinitions`].
     #[inline]
-    pub async fn list_entity_trait_definitions(
+    pub fn list_entity_trait_definitions(
         &self,
         request: companies::ListEntityTraitDefinitions,
-    ) -> Out<companies::ListEntityTraitDefinitions> {
-        self.client.send(request).await
+    ) -> impl Future<Output = Out<companies::ListEntityTraitDefinitions>> + Send + '_ {
+        self.client.send(request)
     }
 
     /// [`list_entity_trait_definitions`](Self::list_entity_trait_definitions) with per-request options.
     #[inline]
-    pub async fn list_entity_trait_definitions_with(
+    pub fn list_entity_trait_definitions_with(
         &self,
         request: companies::ListEntityTraitDefinitions,
         options: RequestOptions,
-    ) -> Out<companies::ListEntityTraitDefinitions> {
-        self.client.send_with(request, options).await
+    ) -> impl Future<Output = Out<companies::ListEntityTraitDefinitions>> + Send + '_ {
+        self.client.send_with(request, options)
     }
 
     /// `GET /plan-changes` (`listPlanChanges`): sends [`companies::ListPlanChanges`].
     #[inline]
-    pub async fn list_plan_changes(
+    pub fn list_plan_changes(
         &self,
         request: companies::ListPlanChanges,
-    ) -> Out<companies::ListPlanChanges> {
-        self.client.send(request).await
+    ) -> impl Future<Output = Out<companies::ListPlanChanges>> + Send + '_ {
+        self.client.send(request)
     }
 
     /// [`list_plan_changes`](Self::list_plan_changes) with per-request options.
     #[inline]
-    pub async fn list_plan_changes_with(
+    pub fn list_plan_changes_with(
         &self,
         request: companies::ListPlanChanges,
         options: RequestOptions,
-    ) -> Out<companies::ListPlanChanges> {
-        self.client.send_with(request, options).await
+    ) -> impl Future<Output = Out<companies::ListPlanChanges>> + Send + '_ {
+        self.client.send_with(request, options)
     }
 
     /// `GET /plan-traits` (`listPlanTraits`): sends [`companies::ListPlanTraits`].
     #[inline]
-    pub async fn list_plan_traits(
+    pub fn list_plan_traits(
         &self,
         request: companies::ListPlanTraits,
-    ) -> Out<companies::ListPlanTraits> {
-        self.client.send(request).await
+    ) -> impl Future<Output = Out<companies::ListPlanTraits>> + Send + '_ {
+        self.client.send(request)
     }
 
     /// [`list_plan_traits`](Self::list_plan_traits) with per-request options.
     #[inline]
-    pub async fn list_plan_traits_with(
+    pub fn list_plan_traits_with(
         &self,
         request: companies::ListPlanTraits,
         options: RequestOptions,
-    ) -> Out<companies::ListPlanTraits> {
-        self.client.send_with(request, options).await
+    ) -> impl Future<Output = Out<companies::ListPlanTraits>> + Send + '_ {
+        self.client.send_with(request, options)
     }
 
     /// `GET /users` (`listUsers`): sends [`companies::ListUsers`].
     #[inline]
-    pub async fn list_users(&self, request: companies::ListUsers) -> Out<companies::ListUsers> {
-        self.client.send(request).await
+    pub fn list_users(
+        &self,
+        request: companies::ListUsers,
+    ) -> impl Future<Output = Out<companies::ListUsers>> + Send + '_ {
+        self.client.send(request)
     }
 
     /// [`list_users`](Self::list_users) with per-request options.
     #[inline]
-    pub async fn list_users_with(
+    pub fn list_users_with(
         &self,
         request: companies::ListUsers,
         options: RequestOptions,
-    ) -> Out<companies::ListUsers> {
-        self.client.send_with(request, options).await
+    ) -> impl Future<Output = Out<companies::ListUsers>> + Send + '_ {
+        self.client.send_with(request, options)
     }
 
     /// `GET /companies/lookup` (`lookupCompany`): sends [`companies::LookupCompany`].
     #[inline]
-    pub async fn lookup_company(
+    pub fn lookup_company(
         &self,
         keys: std::collections::BTreeMap<String, String>,
-    ) -> Out<companies::LookupCompany> {
-        self.client.send(companies::LookupCompany::new(keys)).await
+    ) -> impl Future<Output = Out<companies::LookupCompany>> + Send + '_ {
+        self.client.send(companies::LookupCompany::new(keys))
     }
 
     /// [`lookup_company`](Self::lookup_company) with per-request options.
     #[inline]
-    pub async fn lookup_company_with(
+    pub fn lookup_company_with(
         &self,
         keys: std::collections::BTreeMap<String, String>,
         options: RequestOptions,
-    ) -> Out<companies::LookupCompany> {
+    ) -> impl Future<Output = Out<companies::LookupCompany>> + Send + '_ {
         self.client
             .send_with(companies::LookupCompany::new(keys), options)
-            .await
     }
 
     /// `GET /users/lookup` (`lookupUser`): sends [`companies::LookupUser`].
     #[inline]
-    pub async fn lookup_user(
+    pub fn lookup_user(
         &self,
         keys: std::collections::BTreeMap<String, String>,
-    ) -> Out<companies::LookupUser> {
-        self.client.send(companies::LookupUser::new(keys)).await
+    ) -> impl Future<Output = Out<companies::LookupUser>> + Send + '_ {
+        self.client.send(companies::LookupUser::new(keys))
     }
 
     /// [`lookup_user`](Self::lookup_user) with per-request options.
     #[inline]
-    pub async fn lookup_user_with(
+    pub fn lookup_user_with(
         &self,
         keys: std::collections::BTreeMap<String, String>,
         options: RequestOptions,
-    ) -> Out<companies::LookupUser> {
+    ) -> impl Future<Output = Out<companies::LookupUser>> + Send + '_ {
         self.client
             .send_with(companies::LookupUser::new(keys), options)
-            .await
     }
 
     /// `PUT /entity-trait-definitions/{entity_trait_definition_id}` (`updateEntityTraitDefinition`): sends [`companies::UpdateEntityTraitDefinition`].
     #[inline]
-    pub async fn update_entity_trait_definition(
+    pub fn update_entity_trait_definition(
         &self,
         entity_trait_definition_id: impl Into<String>,
         body: models::UpdateEntityTraitDefinitionRequestBody,
-    ) -> Out<companies::UpdateEntityTraitDefinition> {
+    ) -> impl Future<Output = Out<companies::UpdateEntityTraitDefinition>> + Send + '_ {
         self.client
             .send(companies::UpdateEntityTraitDefinition::new(
                 entity_trait_definition_id,
                 body,
             ))
-            .await
     }
 
     /// [`update_entity_trait_definition`](Self::update_entity_trait_definition) with per-request options.
     #[inline]
-    pub async fn update_entity_trait_definition_with(
+    pub fn update_entity_trait_definition_with(
         &self,
         entity_trait_definition_id: impl Into<String>,
         body: models::UpdateEntityTraitDefinitionRequestBody,
         options: RequestOptions,
-    ) -> Out<companies::UpdateEntityTraitDefinition> {
-        self.client
-            .send_with(
-                companies::UpdateEntityTraitDefinition::new(entity_trait_definition_id, body),
-                options,
-            )
-            .await
+    ) -> impl Future<Output = Out<companies::UpdateEntityTraitDefinition>> + Send + '_ {
+        self.client.send_with(
+            companies::UpdateEntityTraitDefinition::new(entity_trait_definition_id, body),
+            options,
+        )
     }
 
     /// `POST /plan-traits/bulk` (`updatePlanTraitsBulk`): sends [`companies::UpdatePlanTraitsBulk`].
     #[inline]
-    pub async fn update_plan_traits_bulk(
+    pub fn update_plan_traits_bulk(
         &self,
         body: models::UpdatePlanTraitBulkRequestBody,
-    ) -> Out<companies::UpdatePlanTraitsBulk> {
-        self.client
-            .send(companies::UpdatePlanTraitsBulk::new(body))
-            .await
+    ) -> impl Future<Output = Out<companies::UpdatePlanTraitsBulk>> + Send + '_ {
+        self.client.send(companies::UpdatePlanTraitsBulk::new(body))
     }
 
     /// [`update_plan_traits_bulk`](Self::update_plan_traits_bulk) with per-request options.
     #[inline]
-    pub async fn update_plan_traits_bulk_with(
+    pub fn update_plan_traits_bulk_with(
         &self,
         body: models::UpdatePlanTraitBulkRequestBody,
         options: RequestOptions,
-    ) -> Out<companies::UpdatePlanTraitsBulk> {
+    ) -> impl Future<Output = Out<companies::UpdatePlanTraitsBulk>> + Send + '_ {
         self.client
             .send_with(companies::UpdatePlanTraitsBulk::new(body), options)
-            .await
     }
 
     /// `POST /companies` (`upsertCompany`): sends [`companies::UpsertCompany`].
     #[inline]
-    pub async fn upsert_company(
+    pub fn upsert_company(
         &self,
         body: models::UpsertCompanyRequestBody,
-    ) -> Out<companies::UpsertCompany> {
-        self.client.send(companies::UpsertCompany::new(body)).await
+    ) -> impl Future<Output = Out<companies::UpsertCompany>> + Send + '_ {
+        self.client.send(companies::UpsertCompany::new(body))
     }
 
     /// [`upsert_company`](Self::upsert_company) with per-request options.
     #[inline]
-    pub async fn upsert_company_with(
+    pub fn upsert_company_with(
         &self,
         body: models::UpsertCompanyRequestBody,
         options: RequestOptions,
-    ) -> Out<companies::UpsertCompany> {
+    ) -> impl Future<Output = Out<companies::UpsertCompany>> + Send + '_ {
         self.client
             .send_with(companies::UpsertCompany::new(body), options)
-            .await
     }
 
     /// `POST /company-traits` (`upsertCompanyTrait`): sends [`companies::UpsertCompanyTrait`].
     #[inline]
-    pub async fn upsert_company_trait(
+    pub fn upsert_company_trait(
         &self,
         body: models::UpsertTraitRequestBody,
-    ) -> Out<companies::UpsertCompanyTrait> {
-        self.client
-            .send(companies::UpsertCompanyTrait::new(body))
-            .await
+    ) -> impl Future<Output = Out<companies::UpsertCompanyTrait>> + Send + '_ {
+        self.client.send(companies::UpsertCompanyTrait::new(body))
     }
 
     /// [`upsert_company_trait`](Self::upsert_company_trait) with per-request options.
     #[inline]
-    pub async fn upsert_company_trait_with(
+    pub fn upsert_company_trait_with(
         &self,
         body: models::UpsertTraitRequestBody,
         options: RequestOptions,
-    ) -> Out<companies::UpsertCompanyTrait> {
+    ) -> impl Future<Output = Out<companies::UpsertCompanyTrait>> + Send + '_ {
         self.client
             .send_with(companies::UpsertCompanyTrait::new(body), options)
-            .await
     }
 
     /// `POST /users` (`upsertUser`): sends [`companies::UpsertUser`].
     #[inline]
-    pub async fn upsert_user(
+    pub fn upsert_user(
         &self,
         body: models::UpsertUserRequestBody,
-    ) -> Out<companies::UpsertUser> {
-        self.client.send(companies::UpsertUser::new(body)).await
+    ) -> impl Future<Output = Out<companies::UpsertUser>> + Send + '_ {
+        self.client.send(companies::UpsertUser::new(body))
     }
 
     /// [`upsert_user`](Self::upsert_user) with per-request options.
     #[inline]
-    pub async fn upsert_user_with(
+    pub fn upsert_user_with(
         &self,
         body: models::UpsertUserRequestBody,
         options: RequestOptions,
-    ) -> Out<companies::UpsertUser> {
+    ) -> impl Future<Output = Out<companies::UpsertUser>> + Send + '_ {
         self.client
             .send_with(companies::UpsertUser::new(body), options)
-            .await
     }
 
     /// `POST /user-traits` (`upsertUserTrait`): sends [`companies::UpsertUserTrait`].
     #[inline]
-    pub async fn upsert_user_trait(
+    pub fn upsert_user_trait(
         &self,
         body: models::UpsertTraitRequestBody,
-    ) -> Out<companies::UpsertUserTrait> {
-        self.client
-            .send(companies::UpsertUserTrait::new(body))
-            .await
+    ) -> impl Future<Output = Out<companies::UpsertUserTrait>> + Send + '_ {
+        self.client.send(companies::UpsertUserTrait::new(body))
     }
 
     /// [`upsert_user_trait`](Self::upsert_user_trait) with per-request options.
     #[inline]
-    pub async fn upsert_user_trait_with(
+    pub fn upsert_user_trait_with(
         &self,
         body: models::UpsertTraitRequestBody,
         options: RequestOptions,
-    ) -> Out<companies::UpsertUserTrait> {
+    ) -> impl Future<Output = Out<companies::UpsertUserTrait>> + Send + '_ {
         self.client
             .send_with(companies::UpsertUserTrait::new(body), options)
-            .await
     }
 }
 
 impl Components<'_> {
     /// `PUT /components/{component_id}/catalog` (`bindCatalog`): sends [`components::BindCatalog`].
     #[inline]
-    pub async fn bind_catalog(
+    pub fn bind_catalog(
         &self,
         component_id: impl Into<String>,
         body: models::BindCatalogRequestBody,
-    ) -> Out<components::BindCatalog> {
+    ) -> impl Future<Output = Out<components::BindCatalog>> + Send + '_ {
         self.client
             .send(components::BindCatalog::new(component_id, body))
-            .await
     }
 
     /// [`bind_catalog`](Self::bind_catalog) with per-request options.
     #[inline]
-    pub async fn bind_catalog_with(
+    pub fn bind_catalog_with(
         &self,
         component_id: impl Into<String>,
         body: models::BindCatalogRequestBody,
         options: RequestOptions,
-    ) -> Out<components::BindCatalog> {
+    ) -> impl Future<Output = Out<components::BindCatalog>> + Send + '_ {
         self.client
             .send_with(components::BindCatalog::new(component_id, body), options)
-            .await
     }
 
     /// `GET /components/count` (`countComponents`): sends [`components::CountComponents`].
     #[inline]
-    pub async fn count_components(
+    pub fn count_components(
         &self,
         request: components::CountComponents,
-    ) -> Out<components::CountComponents> {
-        self.client.send(request).await
+    ) -> impl Future<Output = Out<components::CountComponents>> + Send + '_ {
+        self.client.send(request)
     }
 
     /// [`count_components`](Self::count_components) with per-request options.
     #[inline]
-    pub async fn count_components_with(
+    pub fn count_components_with(
         &self,
         request: components::CountComponents,
         options: RequestOptions,
-    ) -> Out<components::CountComponents> {
-        self.client.send_with(request, options).await
+    ) -> impl Future<Output = Out<components::CountComponents>> + Send + '_ {
+        self.client.send_with(request, options)
     }
 
     /// `POST /components` (`createComponent`): sends [`components::CreateComponent`].
     #[inline]
-    pub async fn create_component(
+    pub fn create_component(
         &self,
         body: models::CreateComponentRequestBody,
-    ) -> Out<components::CreateComponent> {
-        self.client
-            .send(components::CreateComponent::new(body))
-            .await
+    ) -> impl Future<Output = Out<components::CreateComponent>> + Send + '_ {
+        self.client.send(components::CreateComponent::new(body))
     }
 
     /// [`create_component`](Self::create_component) with per-request options.
     #[inline]
-    pub async fn create_component_with(
+    pub fn create_component_with(
         &self,
         body: models::CreateComponentRequestBody,
         options: RequestOptions,
-    ) -> Out<components::CreateComponent> {
+    ) -> impl Future<Output = Out<components::CreateComponent>> + Send + '_ {
         self.client
             .send_with(components::CreateComponent::new(body), options)
-            .await
     }
 
     /// `DELETE /components/{component_id}` (`deleteComponent`): sends [`components::DeleteComponent`].
     #[inline]
-    pub async fn delete_component(
+    pub fn delete_component(
         &self,
         component_id: impl Into<String>,
-    ) -> Out<components::DeleteComponent> {
+    ) -> impl Future<Output = Out<components::DeleteComponent>> + Send + '_ {
         self.client
             .send(components::DeleteComponent::new(component_id))
-            .await
     }
 
     /// [`delete_component`](Self::delete_component) with per-request options.
     #[inline]
-    pub async fn delete_component_with(
+    pub fn delete_component_with(
         &self,
         component_id: impl Into<String>,
         options: RequestOptions,
-    ) -> Out<components::DeleteComponent> {
+    ) -> impl Future<Output = Out<components::DeleteComponent>> + Send + '_ {
         self.client
             .send_with(components::DeleteComponent::new(component_id), options)
-            .await
     }
 
     /// `GET /components/{component_id}` (`getComponent`): sends [`components::GetComponent`].
     #[inline]
-    pub async fn get_component(
+    pub fn get_component(
         &self,
         component_id: impl Into<String>,
-    ) -> Out<components::GetComponent> {
+    ) -> impl Future<Output = Out<components::GetComponent>> + Send + '_ {
         self.client
             .send(components::GetComponent::new(component_id))
-            .await
     }
 
     /// [`get_component`](Self::get_component) with per-request options.
     #[inline]
-    pub async fn get_component_with(
+    pub fn get_component_with(
         &self,
         component_id: impl Into<String>,
         options: RequestOptions,
-    ) -> Out<components::GetComponent> {
+    ) -> impl Future<Output = Out<components::GetComponent>> + Send + '_ {
         self.client
             .send_with(components::GetComponent::new(component_id), options)
-            .await
     }
 
     /// `GET /components` (`listComponents`): sends [`components::ListComponents`].
     #[inline]
-    pub async fn list_components(
+    pub fn list_components(
         &self,
         request: components::ListComponents,
-    ) -> Out<components::ListComponents> {
-        self.client.send(request).await
+    ) -> impl Future<Output = Out<components::ListComponents>> + Send + '_ {
+        self.client.send(request)
     }
 
     /// [`list_components`](Self::list_components) with per-request options.
     #[inline]
-    pub async fn list_components_with(
+    pub fn list_components_with(
         &self,
         request: components::ListComponents,
         options: RequestOptions,
-    ) -> Out<components::ListComponents> {
-        self.client.send_with(request, options).await
+    ) -> impl Future<Output = Out<components::ListComponents>> + Send + '_ {
+        self.client.send_with(request, options)
     }
 
     /// `GET /components/preview-data` (`previewComponentData`): sends [`components::PreviewComponentData`].
     #[inline]
-    pub async fn preview_component_data(
+    pub fn preview_component_data(
         &self,
         request: components::PreviewComponentData,
-    ) -> Out<components::PreviewComponentData> {
-        self.client.send(request).await
+    ) -> impl Future<Output = Out<components::PreviewComponentData>> + Send + '_ {
+        self.client.send(request)
     }
 
     /// [`preview_component_data`](Self::preview_component_data) with per-request options.
     #[inline]
-    pub async fn preview_component_data_with(
+    pub fn preview_component_data_with(
         &self,
         request: components::PreviewComponentData,
         options: RequestOptions,
-    ) -> Out<components::PreviewComponentData> {
-        self.client.send_with(request, options).await
+    ) -> impl Future<Output = Out<components::PreviewComponentData>> + Send + '_ {
+        self.client.send_with(request, options)
     }
 
     /// `PUT /components/{component_id}` (`updateComponent`): sends [`components::UpdateComponent`].
     #[inline]
-    pub async fn update_component(
+    pub fn update_component(
         &self,
         component_id: impl Into<String>,
         body: models::UpdateComponentRequestBody,
-    ) -> Out<components::UpdateComponent> {
+    ) -> impl Future<Output = Out<components::UpdateComponent>> + Send + '_ {
         self.client
             .send(components::UpdateComponent::new(component_id, body))
-            .await
     }
 
     /// [`update_component`](Self::update_component) with per-request options.
     #[inline]
-    pub async fn update_component_with(
+    pub fn update_component_with(
         &self,
         component_id: impl Into<String>,
         body: models::UpdateComponentRequestBody,
         options: RequestOptions,
-    ) -> Out<components::UpdateComponent> {
-        self.client
-            .send_with(
-                components::UpdateComponent::new(component_id, body),
-                options,
-            )
-            .await
+    ) -> impl Future<Output = Out<components::UpdateComponent>> + Send + '_ {
+        self.client.send_with(
+            components::UpdateComponent::new(component_id, body),
+            options,
+        )
     }
 }
 
 impl Componentspublic<'_> {
     /// `GET /public/plans` (`getPublicPlans`): sends [`componentspublic::GetPublicPlans`].
     #[inline]
-    pub async fn get_public_plans(&self) -> Out<componentspublic::GetPublicPlans> {
-        self.client
-            .send(componentspublic::GetPublicPlans::new())
-            .await
+    pub fn get_public_plans(
+        &self,
+    ) -> impl Future<Output = Out<componentspublic::GetPublicPlans>> + Send + '_ {
+        self.client.send(componentspublic::GetPublicPlans::new())
     }
 
     /// [`get_public_plans`](Self::get_public_plans) with per-request options.
     #[inline]
-    pub async fn get_public_plans_with(
+    pub fn get_public_plans_with(
         &self,
         options: RequestOptions,
-    ) -> Out<componentspublic::GetPublicPlans> {
+    ) -> impl Future<Output = Out<componentspublic::GetPublicPlans>> + Send + '_ {
         self.client
             .send_with(componentspublic::GetPublicPlans::new(), options)
-            .await
     }
 }
 
 impl Credits<'_> {
     /// `POST /billing/credits/lease` (`acquireCreditLease`): sends [`credits::AcquireCreditLease`].
     #[inline]
-    pub async fn acquire_credit_lease(
+    pub fn acquire_credit_lease(
         &self,
         body: models::AcquireCreditLeaseRequestBody,
-    ) -> Out<credits::AcquireCreditLease> {
-        self.client
-            .send(credits::AcquireCreditLease::new(body))
-            .await
+    ) -> impl Future<Output = Out<credits::AcquireCreditLease>> + Send + '_ {
+        self.client.send(credits::AcquireCreditLease::new(body))
     }
 
     /// [`acquire_credit_lease`](Self::acquire_credit_lease) with per-request options.
     #[inline]
-    pub async fn acquire_credit_lease_with(
+    pub fn acquire_credit_lease_with(
         &self,
         body: models::AcquireCreditLeaseRequestBody,
         options: RequestOptions,
-    ) -> Out<credits::AcquireCreditLease> {
+    ) -> impl Future<Output = Out<credits::AcquireCreditLease>> + Send + '_ {
         self.client
             .send_with(credits::AcquireCreditLease::new(body), options)
-            .await
     }
 
     /// `GET /billing/credits/count` (`countBillingCredits`): sends [`credits::CountBillingCredits`].
     #[inline]
-    pub async fn count_billing_credits(
+    pub fn count_billing_credits(
         &self,
         request: credits::CountBillingCredits,
-    ) -> Out<credits::CountBillingCredits> {
-        self.client.send(request).await
+    ) -> impl Future<Output = Out<credits::CountBillingCredits>> + Send + '_ {
+        self.client.send(request)
     }
 
     /// [`count_billing_credits`](Self::count_billing_credits) with per-request options.
     #[inline]
-    pub async fn count_billing_credits_with(
+    pub fn count_billing_credits_with(
         &self,
         request: credits::CountBillingCredits,
         options: RequestOptions,
-    ) -> Out<credits::CountBillingCredits> {
-        self.client.send_with(request, options).await
+    ) -> impl Future<Output = Out<credits::CountBillingCredits>> + Send + '_ {
+        self.client.send_with(request, options)
     }
 
     /// `GET /billing/credits/grants/count` (`countBillingCreditsGrants`): sends [`credits::CountBillingCreditsGrants`].
     #[inline]
-    pub async fn count_billing_credits_grants(
+    pub fn count_billing_credits_grants(
         &self,
         request: credits::CountBillingCreditsGrants,
-    ) -> Out<credits::CountBillingCreditsGrants> {
-        self.client.send(request).await
+    ) -> impl Future<Output = Out<credits::CountBillingCreditsGrants>> + Send + '_ {
+        self.client.send(request)
     }
 
     /// [`count_billing_credits_grants`](Self::count_billing_credits_grants) with per-request options.
     #[inline]
-    pub async fn count_billing_credits_grants_with(
+    pub fn count_billing_credits_grants_with(
         &self,
         request: credits::CountBillingCreditsGrants,
         options: RequestOptions,
-    ) -> Out<credits::CountBillingCreditsGrants> {
-        self.client.send_with(request, options).await
+    ) -> impl Future<Output = Out<credits::CountBillingCreditsGrants>> + Send + '_ {
+        self.client.send_with(request, options)
     }
 
     /// `GET /billing/credits/plan-grants/count` (`countBillingPlanCreditGrants`): sends [`credits::CountBillingPlanCreditGrants`].
     #[inline]
-    pub async fn count_billing_plan_credit_grants(
+    pub fn count_billing_plan_credit_grants(
         &self,
         request: credits::CountBillingPlanCreditGrants,
-    ) -> Out<credits::CountBillingPlanCreditGrants> {
-        self.client.send(request).await
+    ) -> impl Future<Output = Out<credits::CountBillingPlanCreditGrants>> + Send + '_ {
+        self.client.send(request)
     }
 
     /// [`count_billing_plan_credit_grants`](Self::count_billing_plan_credit_grants) with per-request options.
     #[inline]
-    pub async fn count_billing_plan_credit_grants_with(
+    pub fn count_billing_plan_credit_grants_with(
         &self,
         request: credits::CountBillingPlanCreditGrants,
         options: RequestOptions,
-    ) -> Out<credits::CountBillingPlanCreditGrants> {
-        self.client.send_with(request, options).await
+    ) -> impl Future<Output = Out<credits::CountBillingPlanCreditGrants>> + Send + '_ {
+        self.client.send_with(request, options)
     }
 
     /// `GET /billing/credits/grants/company/count` (`countCompanyGrants`): sends [`credits::CountCompanyGrants`].
     #[inline]
-    pub async fn count_company_grants(
+    pub fn count_company_grants(
         &self,
         request: credits::CountCompanyGrants,
-    ) -> Out<credits::CountCompanyGrants> {
-        self.client.send(request).await
+    ) -> impl Future<Output = Out<credits::CountCompanyGrants>> + Send + '_ {
+        self.client.send(request)
     }
 
     /// [`count_company_grants`](Self::count_company_grants) with per-request options.
     #[inline]
-    pub async fn count_company_grants_with(
+    pub fn count_company_grants_with(
         &self,
         request: credits::CountCompanyGrants,
         options: RequestOptions,
-    ) -> Out<credits::CountCompanyGrants> {
-        self.client.send_with(request, options).await
+    ) -> impl Future<Output = Out<credits::CountCompanyGrants>> + Send + '_ {
+        self.client.send_with(request, options)
     }
 
     /// `GET /billing/credits/bundles/count` (`countCreditBundles`): sends [`credits::CountCreditBundles`].
     #[inline]
-    pub async fn count_credit_bundles(
+    pub fn count_credit_bundles(
         &self,
         request: credits::CountCreditBundles,
-    ) -> Out<credits::CountCreditBundles> {
-        self.client.send(request).await
+    ) -> impl Future<Output = Out<credits::CountCreditBundles>> + Send + '_ {
+        self.client.send(request)
     }
 
     /// [`count_credit_bundles`](Self::count_credit_bundles) with per-request options.
     #[inline]
-    pub async fn count_credit_bundles_with(
+    pub fn count_credit_bundles_with(
         &self,
         request: credits::CountCreditBundles,
         options: RequestOptions,
-    ) -> Out<credits::CountCreditBundles> {
-        self.client.send_with(request, options).await
+    ) -> impl Future<Output = Out<credits::CountCreditBundles>> + Send + '_ {
+        self.client.send_with(request, options)
     }
 
     /// `GET /v2/billing/credits/ledger/count` (`countCreditEventLedger`): sends [`credits::CountCreditEventLedger`].
     #[inline]
-    pub async fn count_credit_event_ledger(
+    pub fn count_credit_event_ledger(
         &self,
         request: credits::CountCreditEventLedger,
-    ) -> Out<credits::CountCreditEventLedger> {
-        self.client.send(request).await
+    ) -> impl Future<Output = Out<credits::CountCreditEventLedger>> + Send + '_ {
+        self.client.send(request)
     }
 
     /// [`count_credit_event_ledger`](Self::count_credit_event_ledger) with per-request options.
     #[inline]
-    pub async fn count_credit_event_ledger_with(
+    pub fn count_credit_event_ledger_with(
         &self,
         request: credits::CountCreditEventLedger,
         options: RequestOptions,
-    ) -> Out<credits::CountCreditEventLedger> {
-        self.client.send_with(request, options).await
+    ) -> impl Future<Output = Out<credits::CountCreditEventLedger>> + Send + '_ {
+        self.client.send_with(request, options)
     }
 
     /// `POST /billing/credits` (`createBillingCredit`): sends [`credits::CreateBillingCredit`].
     #[inline]
-    pub async fn create_billing_credit(
+    pub fn create_billing_credit(
         &self,
         body: models::CreateBillingCreditRequestBody,
-    ) -> Out<credits::CreateBillingCredit> {
-        self.client
-            .send(credits::CreateBillingCredit::new(body))
-            .await
+    ) -> impl Future<Output = Out<credits::CreateBillingCredit>> + Send + '_ {
+        self.client.send(credits::CreateBillingCredit::new(body))
     }
 
     /// [`create_billing_credit`](Self::create_billing_credit) with per-request options.
     #[inline]
-    pub async fn create_billing_credit_with(
+    pub fn create_billing_credit_with(
         &self,
         body: models::CreateBillingCreditRequestBody,
         options: RequestOptions,
-    ) -> Out<credits::CreateBillingCredit> {
+    ) -> impl Future<Output = Out<credits::CreateBillingCredit>> + Send + '_ {
         self.client
             .send_with(credits::CreateBillingCredit::new(body), options)
-            .await
     }
 
     /// `POST /billing/credits/plan-grants` (`createBillingPlanCreditGrant`): sends [`credits::CreateBillingPlanCreditGrant`].
     #[inline]
-    pub async fn create_billing_plan_credit_grant(
+    pub fn create_billing_plan_credit_grant(
         &self,
         body: models::CreateBillingPlanCreditGrantRequestBody,
-    ) -> Out<credits::CreateBillingPlanCreditGrant> {
+    ) -> impl Future<Output = Out<credits::CreateBillingPlanCreditGrant>> + Send + '_ {
         self.client
             .send(credits::CreateBillingPlanCreditGrant::new(body))
-            .await
     }
 
     /// [`create_billing_plan_credit_grant`](Self::create_billing_plan_credit_grant) with per-request options.
     #[inline]
-    pub async fn create_billing_plan_credit_grant_with(
+    pub fn create_billing_plan_credit_grant_with(
         &self,
         body: models::CreateBillingPlanCreditGrantRequestBody,
         options: RequestOptions,
-    ) -> Out<credits::CreateBillingPlanCreditGrant> {
+    ) -> impl Future<Output = Out<credits::CreateBillingPlanCreditGrant>> + Send + '_ {
         self.client
             .send_with(credits::CreateBillingPlanCreditGrant::new(body), options)
-            .await
     }
 
     /// `POST /billing/credits/bundles` (`createCreditBundle`): sends [`credits::CreateCreditBundle`].
     #[inline]
-    pub async fn create_credit_bundle(
+    pub fn create_credit_bundle(
         &self,
         body: models::CreateCreditBundleRequestBody,
-    ) -> Out<credits::CreateCreditBundle> {
-        self.client
-            .send(credits::CreateCreditBundle::new(body))
-            .await
+    ) -> impl Future<Output = Out<credits::CreateCreditBundle>> + Send + '_ {
+        self.client.send(credits::CreateCreditBundle::new(body))
     }
 
     /// [`create_credit_bundle`](Self::create_credit_bundle) with per-request options.
     #[inline]
-    pub async fn create_credit_bundle_with(
+    pub fn create_credit_bundle_with(
         &self,
         body: models::CreateCreditBundleRequestBody,
         options: RequestOptions,
-    ) -> Out<credits::CreateCreditBundle> {
+    ) -> impl Future<Output = Out<credits::CreateCreditBundle>> + Send + '_ {
         self.client
             .send_with(credits::CreateCreditBundle::new(body), options)
-            .await
     }
 
     /// `DELETE /billing/credits/plan-grants/{plan_grant_id}` (`deleteBillingPlanCreditGrant`): sends [`credits::DeleteBillingPlanCreditGrant`].
     #[inline]
-    pub async fn delete_billing_plan_credit_grant(
+    pub fn delete_billing_plan_credit_grant(
         &self,
         request: credits::DeleteBillingPlanCreditGrant,
-    ) -> Out<credits::DeleteBillingPlanCreditGrant> {
-        self.client.send(request).await
+    ) -> impl Future<Output = Out<credits::DeleteBillingPlanCreditGrant>> + Send + '_ {
+        self.client.send(request)
     }
 
     /// [`delete_billing_plan_credit_grant`](Self::delete_billing_plan_credit_grant) with per-request options.
     #[inline]
-    pub async fn delete_billing_plan_credit_grant_with(
+    pub fn delete_billing_plan_credit_grant_with(
         &self,
         request: credits::DeleteBillingPlanCreditGrant,
         options: RequestOptions,
-    ) -> Out<credits::DeleteBillingPlanCreditGrant> {
-        self.client.send_with(request, options).await
+    ) -> impl Future<Output = Out<credits::DeleteBillingPlanCreditGrant>> + Send + '_ {
+        self.client.send_with(request, options)
     }
 
     /// `DELETE /billing/credits/bundles/{bundle_id}` (`deleteCreditBundle`): sends [`credits::DeleteCreditBundle`].
     #[inline]
-    pub async fn delete_credit_bundle(
+    pub fn delete_credit_bundle(
         &self,
         bundle_id: impl Into<String>,
-    ) -> Out<credits::DeleteCreditBundle> {
+    ) -> impl Future<Output = Out<credits::DeleteCreditBundle>> + Send + '_ {
         self.client
             .send(credits::DeleteCreditBundle::new(bundle_id))
-            .await
     }
 
     /// [`delete_credit_bundle`](Self::delete_credit_bundle) with per-request options.
     #[inline]
-    pub async fn delete_credit_bundle_with(
+    pub fn delete_credit_bundle_with(
         &self,
         bundle_id: impl Into<String>,
         options: RequestOptions,
-    ) -> Out<credits::DeleteCreditBundle> {
+    ) -> impl Future<Output = Out<credits::DeleteCreditBundle>> + Send + '_ {
         self.client
             .send_with(credits::DeleteCreditBundle::new(bundle_id), options)
-            .await
     }
 
     /// `PUT /billing/credits/lease/{lease_id}/extend` (`extendCreditLease`): sends [`credits::ExtendCreditLease`].
     #[inline]
-    pub async fn extend_credit_lease(
+    pub fn extend_credit_lease(
         &self,
         lease_id: impl Into<String>,
         body: models::ExtendCreditLeaseRequestBody,
-    ) -> Out<credits::ExtendCreditLease> {
+    ) -> impl Future<Output = Out<credits::ExtendCreditLease>> + Send + '_ {
         self.client
             .send(credits::ExtendCreditLease::new(lease_id, body))
-            .await
     }
 
     /// [`extend_credit_lease`](Self::extend_credit_lease) with per-request options.
     #[inline]
-    pub async fn extend_credit_lease_with(
+    pub fn extend_credit_lease_with(
         &self,
         lease_id: impl Into<String>,
         body: models::ExtendCreditLeaseRequestBody,
         options: RequestOptions,
-    ) -> Out<credits::ExtendCreditLease> {
+    ) -> impl Future<Output = Out<credits::ExtendCreditLease>> + Send + '_ {
         self.client
             .send_with(credits::ExtendCreditLease::new(lease_id, body), options)
-            .await
     }
 
     /// `GET /billing/credits/bundles/{bundle_id}` (`getCreditBundle`): sends [`credits::GetCreditBundle`].
     #[inline]
-    pub async fn get_credit_bundle(
+    pub fn get_credit_bundle(
         &self,
         bundle_id: impl Into<String>,
-    ) -> Out<credits::GetCreditBundle> {
-        self.client
-            .send(credits::GetCreditBundle::new(bundle_id))
-            .await
+    ) -> impl Future<Output = Out<credits::GetCreditBundle>> + Send + '_ {
+        self.client.send(credits::GetCreditBundle::new(bundle_id))
     }
 
     /// [`get_credit_bundle`](Self::get_credit_bundle) with per-request options.
     #[inline]
-    pub async fn get_credit_bundle_with(
+    pub fn get_credit_bundle_with(
         &self,
         bundle_id: impl Into<String>,
         options: RequestOptions,
-    ) -> Out<credits::GetCreditBundle> {
+    ) -> impl Future<Output = Out<credits::GetCreditBundle>> + Send + '_ {
         self.client
             .send_with(credits::GetCreditBundle::new(bundle_id), options)
-            .await
     }
 
     /// `GET /billing/credits/{credit_id}` (`getSingleBillingCredit`): sends [`credits::GetSingleBillingCredit`].
     #[inline]
-    pub async fn get_single_billing_credit(
+    pub fn get_single_billing_credit(
         &self,
         credit_id: impl Into<String>,
-    ) -> Out<credits::GetSingleBillingCredit> {
+    ) -> impl Future<Output = Out<credits::GetSingleBillingCredit>> + Send + '_ {
         self.client
             .send(credits::GetSingleBillingCredit::new(credit_id))
-            .await
     }
 
     /// [`get_single_billing_credit`](Self::get_single_billing_credit) with per-request options.
     #[inline]
-    pub async fn get_single_billing_credit_with(
+    pub fn get_single_billing_credit_with(
         &self,
         credit_id: impl Into<String>,
         options: RequestOptions,
-    ) -> Out<credits::GetSingleBillingCredit> {
+    ) -> impl Future<Output = Out<credits::GetSingleBillingCredit>> + Send + '_ {
         self.client
             .send_with(credits::GetSingleBillingCredit::new(credit_id), options)
-            .await
     }
 
     /// `GET /billing/credits/plan-grants/{plan_grant_id}` (`getSingleBillingPlanCreditGrant`): sends [`credits::GetSingleBillingPlanCreditGrant`].
     #[inline]
-    pub async fn get_single_billing_plan_credit_grant(
+    pub fn get_single_billing_plan_credit_grant(
         &self,
         plan_grant_id: impl Into<String>,
-    ) -> Out<credits::GetSingleBillingPlanCreditGrant> {
+    ) -> impl Future<Output = Out<credits::GetSingleBillingPlanCreditGrant>> + Send + '_ {
         self.client
             .send(credits::GetSingleBillingPlanCreditGrant::new(plan_grant_id))
-            .await
     }
 
     /// [`get_single_billing_plan_credit_grant`](Self::get_single_billing_plan_credit_grant) with per-request options.
     #[inline]
-    pub async fn get_single_billing_plan_credit_grant_with(
+    pub fn get_single_billing_plan_credit_grant_with(
         &self,
         plan_grant_id: impl Into<String>,
         options: RequestOptions,
-    ) -> Out<credits::GetSingleBillingPlanCreditGrant> {
-        self.client
-            .send_with(
-                credits::GetSingleBillingPlanCreditGrant::new(plan_grant_id),
-                options,
-            )
-            .await
+    ) -> impl Future<Output = Out<credits::GetSingleBillingPlanCreditGrant>> + Send + '_ {
+        self.client.send_with(
+            credits::GetSingleBillingPlanCreditGrant::new(plan_grant_id),
+            options,
+        )
     }
 
     /// `POST /billing/credits/grants/company` (`grantBillingCreditsToCompany`): sends [`credits::GrantBillingCreditsToCompany`].
     #[inline]
-    pub async fn grant_billing_credits_to_company(
+    pub fn grant_billing_credits_to_company(
         &self,
         body: models::CreateCompanyCreditGrant,
-    ) -> Out<credits::GrantBillingCreditsToCompany> {
+    ) -> impl Future<Output = Out<credits::GrantBillingCreditsToCompany>> + Send + '_ {
         self.client
             .send(credits::GrantBillingCreditsToCompany::new(body))
-            .await
     }
 
     /// [`grant_billing_credits_to_company`](Self::grant_billing_credits_to_company) with per-request options.
     #[inline]
-    pub async fn grant_billing_credits_to_company_with(
+    pub fn grant_billing_credits_to_company_with(
         &self,
         body: models::CreateCompanyCreditGrant,
         options: RequestOptions,
-    ) -> Out<credits::GrantBillingCreditsToCompany> {
+    ) -> impl Future<Output = Out<credits::GrantBillingCreditsToCompany>> + Send + '_ {
         self.client
             .send_with(credits::GrantBillingCreditsToCompany::new(body), options)
-            .await
     }
 
     /// `GET /billing/credits` (`listBillingCredits`): sends [`credits::ListBillingCredits`].
     #[inline]
-    pub async fn list_billing_credits(
+    pub fn list_billing_credits(
         &self,
         request: credits::ListBillingCredits,
-    ) -> Out<credits::ListBillingCredits> {
-        self.client.send(request).await
+    ) -> impl Future<Output = Out<credits::ListBillingCredits>> + Send + '_ {
+        self.client.send(request)
     }
 
     /// [`list_billing_credits`](Self::list_billing_credits) with per-request options.
     #[inline]
-    pub async fn list_billing_credits_with(
+    pub fn list_billing_credits_with(
         &self,
         request: credits::ListBillingCredits,
         options: RequestOptions,
-    ) -> Out<credits::ListBillingCredits> {
-        self.client.send_with(request, options).await
+    ) -> impl Future<Output = Out<credits::ListBillingCredits>> + Send + '_ {
+        self.client.send_with(request, options)
     }
 
     /// `GET /billing/credits/plan-grants` (`listBillingPlanCreditGrants`): sends [`credits::ListBillingPlanCreditGrants`].
     #[inline]
-    pub async fn list_billing_plan_credit_grants(
+    pub fn list_billing_plan_credit_grants(
         &self,
         request: credits::ListBillingPlanCreditGrants,
-    ) -> Out<credits::ListBillingPlanCreditGrants> {
-        self.client.send(request).await
+    ) -> impl Future<Output = Out<credits::ListBillingPlanCreditGrants>> + Send + '_ {
+        self.client.send(request)
     }
 
     /// [`list_billing_plan_credit_grants`](Self::list_billing_plan_credit_grants) with per-request options.
     #[inline]
-    pub async fn list_billing_plan_credit_grants_with(
+    pub fn list_billing_plan_credit_grants_with(
         &self,
         request: credits::ListBillingPlanCreditGrants,
         options: RequestOptions,
-    ) -> Out<credits::ListBillingPlanCreditGrants> {
-        self.client.send_with(request, options).await
+    ) -> impl Future<Output = Out<credits::ListBillingPlanCreditGrants>> + Send + '_ {
+        self.client.send_with(request, options)
     }
 
     /// `GET /billing/credits/balance` (`listCompanyCreditBalances`): sends [`credits::ListCompanyCreditBalances`].
     #[inline]
-    pub async fn list_company_credit_balances(
+    pub fn list_company_credit_balances(
         &self,
         company_id: impl Into<String>,
-    ) -> Out<credits::ListCompanyCreditBalances> {
+    ) -> impl Future<Output = Out<credits::ListCompanyCreditBalances>> + Send + '_ {
         self.client
             .send(credits::ListCompanyCreditBalances::new(company_id))
-            .await
     }
 
     /// [`list_company_credit_balances`](Self::list_company_credit_balances) with per-request options.
     #[inline]
-    pub async fn list_company_credit_balances_with(
+    pub fn list_company_credit_balances_with(
         &self,
         company_id: impl Into<String>,
         options: RequestOptions,
-    ) -> Out<credits::ListCompanyCreditBalances> {
+    ) -> impl Future<Output = Out<credits::ListCompanyCreditBalances>> + Send + '_ {
         self.client
             .send_with(credits::ListCompanyCreditBalances::new(company_id), options)
-            .await
     }
 
     /// `GET /billing/credits/grants/company/list` (`listCompanyGrants`): sends [`credits::ListCompanyGrants`].
     #[inline]
-    pub async fn list_company_grants(
+    pub fn list_company_grants(
         &self,
         request: credits::ListCompanyGrants,
-    ) -> Out<credits::ListCompanyGrants> {
-        self.client.send(request).await
+    ) -> impl Future<Output = Out<credits::ListCompanyGrants>> + Send + '_ {
+        self.client.send(request)
     }
 
     /// [`list_company_grants`](Self::list_company_grants) with per-request options.
     #[inline]
-    pub async fn list_company_grants_with(
+    pub fn list_company_grants_with(
         &self,
         request: credits::ListCompanyGrants,
         options: RequestOptions,
-    ) -> Out<credits::ListCompanyGrants> {
-        self.client.send_with(request, options).await
+    ) -> impl Future<Output = Out<credits::ListCompanyGrants>> + Send + '_ {
+        self.client.send_with(request, options)
     }
 
     /// `GET /billing/credits/bundles` (`listCreditBundles`): sends [`credits::ListCreditBundles`].
     #[inline]
-    pub async fn list_credit_bundles(
+    pub fn list_credit_bundles(
         &self,
         request: credits::ListCreditBundles,
-    ) -> Out<credits::ListCreditBundles> {
-        self.client.send(request).await
+    ) -> impl Future<Output = Out<credits::ListCreditBundles>> + Send + '_ {
+        self.client.send(request)
     }
 
     /// [`list_credit_bundles`](Self::list_credit_bundles) with per-request options.
     #[inline]
-    pub async fn list_credit_bundles_with(
+    pub fn list_credit_bundles_with(
         &self,
         request: credits::ListCreditBundles,
         options: RequestOptions,
-    ) -> Out<credits::ListCreditBundles> {
-        self.client.send_with(request, options).await
+    ) -> impl Future<Output = Out<credits::ListCreditBundles>> + Send + '_ {
+        self.client.send_with(request, options)
     }
 
     /// `GET /v2/billing/credits/ledger` (`listCreditEventLedger`): sends [`credits::ListCreditEventLedger`].
     #[inline]
-    pub async fn list_credit_event_ledger(
+    pub fn list_credit_event_ledger(
         &self,
         request: credits::ListCreditEventLedger,
-    ) -> Out<credits::ListCreditEventLedger> {
-        self.client.send(request).await
+    ) -> impl Future<Output = Out<credits::ListCreditEventLedger>> + Send + '_ {
+        self.client.send(request)
     }
 
     /// [`list_credit_event_ledger`](Self::list_credit_event_ledger) with per-request options.
     #[inline]
-    pub async fn list_credit_event_ledger_with(
+    pub fn list_credit_event_ledger_with(
         &self,
         request: credits::ListCreditEventLedger,
         options: RequestOptions,
-    ) -> Out<credits::ListCreditEventLedger> {
-        self.client.send_with(request, options).await
+    ) -> impl Future<Output = Out<credits::ListCreditEventLedger>> + Send + '_ {
+        self.client.send_with(request, options)
     }
 
     /// `GET /billing/credits/grants/list` (`listGrantsForCredit`): sends [`credits::ListGrantsForCredit`].
     #[inline]
-    pub async fn list_grants_for_credit(
+    pub fn list_grants_for_credit(
         &self,
         request: credits::ListGrantsForCredit,
-    ) -> Out<credits::ListGrantsForCredit> {
-        self.client.send(request).await
+    ) -> impl Future<Output = Out<credits::ListGrantsForCredit>> + Send + '_ {
+        self.client.send(request)
     }
 
     /// [`list_grants_for_credit`](Self::list_grants_for_credit) with per-request options.
     #[inline]
-    pub async fn list_grants_for_credit_with(
+    pub fn list_grants_for_credit_with(
         &self,
         request: credits::ListGrantsForCredit,
         options: RequestOptions,
-    ) -> Out<credits::ListGrantsForCredit> {
-        self.client.send_with(request, options).await
+    ) -> impl Future<Output = Out<credits::ListGrantsForCredit>> + Send + '_ {
+        self.client.send_with(request, options)
     }
 
     /// `PUT /billing/credits/lease/{lease_id}/release` (`releaseCreditLease`): sends [`credits::ReleaseCreditLease`].
     #[inline]
-    pub async fn release_credit_lease(
+    pub fn release_credit_lease(
         &self,
         lease_id: impl Into<String>,
         body: models::ReleaseCreditLeaseRequestBody,
-    ) -> Out<credits::ReleaseCreditLease> {
+    ) -> impl Future<Output = Out<credits::ReleaseCreditLease>> + Send + '_ {
         self.client
             .send(credits::ReleaseCreditLease::new(lease_id, body))
-            .await
     }
 
     /// [`release_credit_lease`](Self::release_credit_lease) with per-request options.
     #[inline]
-    pub async fn release_credit_lease_with(
+    pub fn release_credit_lease_with(
         &self,
         lease_id: impl Into<String>,
         body: models::ReleaseCreditLeaseRequestBody,
         options: RequestOptions,
-    ) -> Out<credits::ReleaseCreditLease> {
+    ) -> impl Future<Output = Out<credits::ReleaseCreditLease>> + Send + '_ {
         self.client
             .send_with(credits::ReleaseCreditLease::new(lease_id, body), options)
-            .await
     }
 
     /// `DELETE /billing/credits/{credit_id}` (`softDeleteBillingCredit`): sends [`credits::SoftDeleteBillingCredit`].
     #[inline]
-    pub async fn soft_delete_billing_credit(
+    pub fn soft_delete_billing_credit(
         &self,
         credit_id: impl Into<String>,
-    ) -> Out<credits::SoftDeleteBillingCredit> {
+    ) -> impl Future<Output = Out<credits::SoftDeleteBillingCredit>> + Send + '_ {
         self.client
             .send(credits::SoftDeleteBillingCredit::new(credit_id))
-            .await
     }
 
     /// [`soft_delete_billing_credit`](Self::soft_delete_billing_credit) with per-request options.
     #[inline]
-    pub async fn soft_delete_billing_credit_with(
+    pub fn soft_delete_billing_credit_with(
         &self,
         credit_id: impl Into<String>,
         options: RequestOptions,
-    ) -> Out<credits::SoftDeleteBillingCredit> {
+    ) -> impl Future<Output = Out<credits::SoftDeleteBillingCredit>> + Send + '_ {
         self.client
             .send_with(credits::SoftDeleteBillingCredit::new(credit_id), options)
-            .await
     }
 
     /// `PUT /billing/credits/{credit_id}` (`updateBillingCredit`): sends [`credits::UpdateBillingCredit`].
     #[inline]
-    pub async fn update_billing_credit(
+    pub fn update_billing_credit(
         &self,
         credit_id: impl Into<String>,
         body: models::UpdateBillingCreditRequestBody,
-    ) -> Out<credits::UpdateBillingCredit> {
+    ) -> impl Future<Output = Out<credits::UpdateBillingCredit>> + Send + '_ {
         self.client
             .send(credits::UpdateBillingCredit::new(credit_id, body))
-            .await
     }
 
     /// [`update_billing_credit`](Self::update_billing_credit) with per-request options.
     #[inline]
-    pub async fn update_billing_credit_with(
+    pub fn update_billing_credit_with(
         &self,
         credit_id: impl Into<String>,
         body: models::UpdateBillingCreditRequestBody,
         options: RequestOptions,
-    ) -> Out<credits::UpdateBillingCredit> {
+    ) -> impl Future<Output = Out<credits::UpdateBillingCredit>> + Send + '_ {
         self.client
             .send_with(credits::UpdateBillingCredit::new(credit_id, body), options)
-            .await
     }
 
     /// `PUT /billing/credits/plan-grants/{plan_grant_id}` (`updateBillingPlanCreditGrant`): sends [`credits::UpdateBillingPlanCreditGrant`].
     #[inline]
-    pub async fn update_billing_plan_credit_grant(
+    pub fn update_billing_plan_credit_grant(
         &self,
         plan_grant_id: impl Into<String>,
         body: models::UpdateBillingPlanCreditGrantRequestBody,
-    ) -> Out<credits::UpdateBillingPlanCreditGrant> {
-        self.client
-            .send(credits::UpdateBillingPlanCreditGrant::new(
-                plan_grant_id,
-                body,
-            ))
-            .await
+    ) -> impl Future<Output = Out<credits::UpdateBillingPlanCreditGrant>> + Send + '_ {
+        self.client.send(credits::UpdateBillingPlanCreditGrant::new(
+            plan_grant_id,
+            body,
+        ))
     }
 
     /// [`update_billing_plan_credit_grant`](Self::update_billing_plan_credit_grant) with per-request options.
     #[inline]
-    pub async fn update_billing_plan_credit_grant_with(
+    pub fn update_billing_plan_credit_grant_with(
         &self,
         plan_grant_id: impl Into<String>,
         body: models::UpdateBillingPlanCreditGrantRequestBody,
         options: RequestOptions,
-    ) -> Out<credits::UpdateBillingPlanCreditGrant> {
-        self.client
-            .send_with(
-                credits::UpdateBillingPlanCreditGrant::new(plan_grant_id, body),
-                options,
-            )
-            .await
+    ) -> impl Future<Output = Out<credits::UpdateBillingPlanCreditGrant>> + Send + '_ {
+        self.client.send_with(
+            credits::UpdateBillingPlanCreditGrant::new(plan_grant_id, body),
+            options,
+        )
     }
 
     /// `PUT /billing/credits/bundles/{bundle_id}` (`updateCreditBundleDetails`): sends [`credits::UpdateCreditBundleDetails`].
     #[inline]
-    pub async fn update_credit_bundle_details(
+    pub fn update_credit_bundle_details(
         &self,
         bundle_id: impl Into<String>,
         body: models::UpdateCreditBundleDetailsRequestBody,
-    ) -> Out<credits::UpdateCreditBundleDetails> {
+    ) -> impl Future<Output = Out<credits::UpdateCreditBundleDetails>> + Send + '_ {
         self.client
             .send(credits::UpdateCreditBundleDetails::new(bundle_id, body))
-            .await
     }
 
     /// [`update_credit_bundle_details`](Self::update_credit_bundle_details) with per-request options.
     #[inline]
-    pub async fn update_credit_bundle_details_with(
+    pub fn update_credit_bundle_details_with(
         &self,
         bundle_id: impl Into<String>,
         body: models::UpdateCreditBundleDetailsRequestBody,
         options: RequestOptions,
-    ) -> Out<credits::UpdateCreditBundleDetails> {
-        self.client
-            .send_with(
-                credits::UpdateCreditBundleDetails::new(bundle_id, body),
-                options,
-            )
-            .await
+    ) -> impl Future<Output = Out<credits::UpdateCreditBundleDetails>> + Send + '_ {
+        self.client.send_with(
+            credits::UpdateCreditBundleDetails::new(bundle_id, body),
+            options,
+        )
     }
 
     /// `PUT /billing/credits/grants/{grant_id}/zero-out` (`zeroOutGrant`): sends [`credits::ZeroOutGrant`].
     #[inline]
-    pub async fn zero_out_grant(
+    pub fn zero_out_grant(
         &self,
         grant_id: impl Into<String>,
         body: models::ZeroOutGrantRequestBody,
-    ) -> Out<credits::ZeroOutGrant> {
-        self.client
-            .send(credits::ZeroOutGrant::new(grant_id, body))
-            .await
+    ) -> impl Future<Output = Out<credits::ZeroOutGrant>> + Send + '_ {
+        self.client.send(credits::ZeroOutGrant::new(grant_id, body))
     }
 
     /// [`zero_out_grant`](Self::zero_out_grant) with per-request options.
     #[inline]
-    pub async fn zero_out_grant_with(
+    pub fn zero_out_grant_with(
         &self,
         grant_id: impl Into<String>,
         body: models::ZeroOutGrantRequestBody,
         options: RequestOptions,
-    ) -> Out<credits::ZeroOutGrant> {
+    ) -> impl Future<Output = Out<credits::ZeroOutGrant>> + Send + '_ {
         self.client
             .send_with(credits::ZeroOutGrant::new(grant_id, body), options)
-            .await
     }
 }
 
 impl Dataexports<'_> {
     /// `POST /data-exports` (`createDataExport`): sends [`dataexports::CreateDataExport`].
     #[inline]
-    pub async fn create_data_export(
+    pub fn create_data_export(
         &self,
         body: models::CreateDataExportRequestBody,
-    ) -> Out<dataexports::CreateDataExport> {
-        self.client
-            .send(dataexports::CreateDataExport::new(body))
-            .await
+    ) -> impl Future<Output = Out<dataexports::CreateDataExport>> + Send + '_ {
+        self.client.send(dataexports::CreateDataExport::new(body))
     }
 
     /// [`create_data_export`](Self::create_data_export) with per-request options.
     #[inline]
-    pub async fn create_data_export_with(
+    pub fn create_data_export_with(
         &self,
         body: models::CreateDataExportRequestBody,
         options: RequestOptions,
-    ) -> Out<dataexports::CreateDataExport> {
+    ) -> impl Future<Output = Out<dataexports::CreateDataExport>> + Send + '_ {
         self.client
             .send_with(dataexports::CreateDataExport::new(body), options)
-            .await
     }
 
     /// `GET /data-exports/{data_export_id}` (`getDataExport`): sends [`dataexports::GetDataExport`].
     #[inline]
-    pub async fn get_data_export(
+    pub fn get_data_export(
         &self,
         data_export_id: impl Into<String>,
-    ) -> Out<dataexports::GetDataExport> {
+    ) -> impl Future<Output = Out<dataexports::GetDataExport>> + Send + '_ {
         self.client
             .send(dataexports::GetDataExport::new(data_export_id))
-            .await
     }
 
     /// [`get_data_export`](Self::get_data_export) with per-request options.
     #[inline]
-    pub async fn get_data_export_with(
+    pub fn get_data_export_with(
         &self,
         data_export_id: impl Into<String>,
         options: RequestOptions,
-    ) -> Out<dataexports::GetDataExport> {
+    ) -> impl Future<Output = Out<dataexports::GetDataExport>> + Send + '_ {
         self.client
             .send_with(dataexports::GetDataExport::new(data_export_id), options)
-            .await
     }
 
     /// `GET /data-exports/{data_export_id}/artifact` (`getDataExportArtifact`): sends [`dataexports::GetDataExportArtifact`].
     #[inline]
-    pub async fn get_data_export_artifact(
+    pub fn get_data_export_artifact(
         &self,
         data_export_id: impl Into<String>,
-    ) -> Out<dataexports::GetDataExportArtifact> {
+    ) -> impl Future<Output = Out<dataexports::GetDataExportArtifact>> + Send + '_ {
         self.client
             .send(dataexports::GetDataExportArtifact::new(data_export_id))
-            .await
     }
 
     /// [`get_data_export_artifact`](Self::get_data_export_artifact) with per-request options.
     #[inline]
-    pub async fn get_data_export_artifact_with(
+    pub fn get_data_export_artifact_with(
         &self,
         data_export_id: impl Into<String>,
         options: RequestOptions,
-    ) -> Out<dataexports::GetDataExportArtifact> {
-        self.client
-            .send_with(
-                dataexports::GetDataExportArtifact::new(data_export_id),
-                options,
-            )
-            .await
+    ) -> impl Future<Output = Out<dataexports::GetDataExportArtifact>> + Send + '_ {
+        self.client.send_with(
+            dataexports::GetDataExportArtifact::new(data_export_id),
+            options,
+        )
     }
 
     /// `GET /data-exports` (`listDataExports`): sends [`dataexports::ListDataExports`].
     #[inline]
-    pub async fn list_data_exports(
+    pub fn list_data_exports(
         &self,
         request: dataexports::ListDataExports,
-    ) -> Out<dataexports::ListDataExports> {
-        self.client.send(request).await
+    ) -> impl Future<Output = Out<dataexports::ListDataExports>> + Send + '_ {
+        self.client.send(request)
     }
 
     /// [`list_data_exports`](Self::list_data_exports) with per-request options.
     #[inline]
-    pub async fn list_data_exports_with(
+    pub fn list_data_exports_with(
         &self,
         request: dataexports::ListDataExports,
         options: RequestOptions,
-    ) -> Out<dataexports::ListDataExports> {
-        self.client.send_with(request, options).await
+    ) -> impl Future<Output = Out<dataexports::ListDataExports>> + Send + '_ {
+        self.client.send_with(request, options)
     }
 }
 
 impl Entitlements<'_> {
     /// `GET /company-overrides/count` (`countCompanyOverrides`): sends [`entitlements::CountCompanyOverrides`].
     #[inline]
-    pub async fn count_company_overrides(
+    pub fn count_company_overrides(
         &self,
         request: entitlements::CountCompanyOverrides,
-    ) -> Out<entitlements::CountCompanyOverrides> {
-        self.client.send(request).await
+    ) -> impl Future<Output = Out<entitlements::CountCompanyOverrides>> + Send + '_ {
+        self.client.send(request)
     }
 
     /// [`count_company_overrides`](Self::count_company_overrides) with per-request options.
     #[inline]
-    pub async fn count_company_overrides_with(
+    pub fn count_company_overrides_with(
         &self,
         request: entitlements::CountCompanyOverrides,
         options: RequestOptions,
-    ) -> Out<entitlements::CountCompanyOverrides> {
-        self.client.send_with(request, options).await
+    ) -> impl Future<Output = Out<entitlements::CountCompanyOverrides>> + Send + '_ {
+        self.client.send_with(request, options)
     }
 
     /// `GET /feature-companies/count` (`countFeatureCompanies`): sends [`entitlements::CountFeatureCompanies`].
     #[inline]
-    pub async fn count_feature_companies(
+    pub fn count_feature_companies(
         &self,
         request: entitlements::CountFeatureCompanies,
-    ) -> Out<entitlements::CountFeatureCompanies> {
-        self.client.send(request).await
+    ) -> impl Future<Output = Out<entitlements::CountFeatureCompanies>> + Send + '_ {
+        self.client.send(request)
     }
 
     /// [`count_feature_companies`](Self::count_feature_companies) with per-request options.
     #[inline]
-    pub async fn count_feature_companies_with(
+    pub fn count_feature_companies_with(
         &self,
         request: entitlements::CountFeatureCompanies,
         options: RequestOptions,
-    ) -> Out<entitlements::CountFeatureCompanies> {
-        self.client.send_with(request, options).await
+    ) -> impl Future<Output = Out<entitlements::CountFeatureCompanies>> + Send + '_ {
+        self.client.send_with(request, options)
     }
 
     /// `GET /feature-usage/count` (`countFeatureUsage`): sends [`entitlements::CountFeatureUsage`].
     #[inline]
-    pub async fn count_feature_usage(
+    pub fn count_feature_usage(
         &self,
         request: entitlements::CountFeatureUsage,
-    ) -> Out<entitlements::CountFeatureUsage> {
-        self.client.send(request).await
+    ) -> impl Future<Output = Out<entitlements::CountFeatureUsage>> + Send + '_ {
+        self.client.send(request)
     }
 
     /// [`count_feature_usage`](Self::count_feature_usage) with per-request options.
     #[inline]
-    pub async fn count_feature_usage_with(
+    pub fn count_feature_usage_with(
         &self,
         request: entitlements::CountFeatureUsage,
         options: RequestOptions,
-    ) -> Out<entitlements::CountFeatureUsage> {
-        self.client.send_with(request, options).await
+    ) -> impl Future<Output = Out<entitlements::CountFeatureUsage>> + Send + '_ {
+        self.client.send_with(request, options)
     }
 
     /// `GET /feature-users/count` (`countFeatureUsers`): sends [`entitlements::CountFeatureUsers`].
     #[inline]
-    pub async fn count_feature_users(
+    pub fn count_feature_users(
         &self,
         request: entitlements::CountFeatureUsers,
-    ) -> Out<entitlements::CountFeatureUsers> {
-        self.client.send(request).await
+    ) -> impl Future<Output = Out<entitlements::CountFeatureUsers>> + Send + '_ {
+        self.client.send(request)
     }
 
     /// [`count_feature_users`](Self::count_feature_users) with per-request options.
     #[inline]
-    pub async fn count_feature_users_with(
+    pub fn count_feature_users_with(
         &self,
         request: entitlements::CountFeatureUsers,
         options: RequestOptions,
-    ) -> Out<entitlements::CountFeatureUsers> {
-        self.client.send_with(request, options).await
+    ) -> impl Future<Output = Out<entitlements::CountFeatureUsers>> + Send + '_ {
+        self.client.send_with(request, options)
     }
 
     /// `GET /plan-entitlements/count` (`countPlanEntitlements`): sends [`entitlements::CountPlanEntitlements`].
     #[inline]
-    pub async fn count_plan_entitlements(
+    pub fn count_plan_entitlements(
         &self,
         request: entitlements::CountPlanEntitlements,
-    ) -> Out<entitlements::CountPlanEntitlements> {
-        self.client.send(request).await
+    ) -> impl Future<Output = Out<entitlements::CountPlanEntitlements>> + Send + '_ {
+        self.client.send(request)
     }
 
     /// [`count_plan_entitlements`](Self::count_plan_entitlements) with per-request options.
     #[inline]
-    pub async fn count_plan_entitlements_with(
+    pub fn count_plan_entitlements_with(
         &self,
         request: entitlements::CountPlanEntitlements,
         options: RequestOptions,
-    ) -> Out<entitlements::CountPlanEntitlements> {
-        self.client.send_with(request, options).await
+    ) -> impl Future<Output = Out<entitlements::CountPlanEntitlements>> + Send + '_ {
+        self.client.send_with(request, options)
     }
 
     /// `POST /company-overrides` (`createCompanyOverride`): sends [`entitlements::CreateCompanyOverride`].
     #[inline]
-    pub async fn create_company_override(
+    pub fn create_company_override(
         &self,
         body: models::CreateCompanyOverrideRequestBody,
-    ) -> Out<entitlements::CreateCompanyOverride> {
+    ) -> impl Future<Output = Out<entitlements::CreateCompanyOverride>> + Send + '_ {
         self.client
             .send(entitlements::CreateCompanyOverride::new(body))
-            .await
     }
 
     /// [`create_company_override`](Self::create_company_override) with per-request options.
     #[inline]
-    pub async fn create_company_override_with(
+    pub fn create_company_override_with(
         &self,
         body: models::CreateCompanyOverrideRequestBody,
         options: RequestOptions,
-    ) -> Out<entitlements::CreateCompanyOverride> {
+    ) -> impl Future<Output = Out<entitlements::CreateCompanyOverride>> + Send + '_ {
         self.client
             .send_with(entitlements::CreateCompanyOverride::new(body), options)
-            .await
     }
 
     /// `POST /plan-entitlements` (`createPlanEntitlement`): sends [`entitlements::CreatePlanEntitlement`].
     #[inline]
-    pub async fn create_plan_entitlement(
+    pub fn create_plan_entitlement(
         &self,
         body: models::CreatePlanEntitlementRequestBody,
-    ) -> Out<entitlements::CreatePlanEntitlement> {
+    ) -> impl Future<Output = Out<entitlements::CreatePlanEntitlement>> + Send + '_ {
         self.client
             .send(entitlements::CreatePlanEntitlement::new(body))
-            .await
     }
 
     /// [`create_plan_entitlement`](Self::create_plan_entitlement) with per-request options.
     #[inline]
-    pub async fn create_plan_entitlement_with(
+    pub fn create_plan_entitlement_with(
         &self,
         body: models::CreatePlanEntitlementRequestBody,
         options: RequestOptions,
-    ) -> Out<entitlements::CreatePlanEntitlement> {
+    ) -> impl Future<Output = Out<entitlements::CreatePlanEntitlement>> + Send + '_ {
         self.client
             .send_with(entitlements::CreatePlanEntitlement::new(body), options)
-            .await
     }
 
     /// `DELETE /company-overrides/{company_override_id}` (`deleteCompanyOverride`): sends [`entitlements::DeleteCompanyOverride`].
     #[inline]
-    pub async fn delete_company_override(
+    pub fn delete_company_override(
         &self,
         company_override_id: impl Into<String>,
-    ) -> Out<entitlements::DeleteCompanyOverride> {
-        self.client
-            .send(entitlements::DeleteCompanyOverride::new(
-                company_override_id,
-            ))
-            .await
+    ) -> impl Future<Output = Out<entitlements::DeleteCompanyOverride>> + Send + '_ {
+        self.client.send(entitlements::DeleteCompanyOverride::new(
+            company_override_id,
+        ))
     }
 
     /// [`delete_company_override`](Self::delete_company_override) with per-request options.
     #[inline]
-    pub async fn delete_company_override_with(
+    pub fn delete_company_override_with(
         &self,
         company_override_id: impl Into<String>,
         options: RequestOptions,
-    ) -> Out<entitlements::DeleteCompanyOverride> {
-        self.client
-            .send_with(
-                entitlements::DeleteCompanyOverride::new(company_override_id),
-                options,
-            )
-            .await
+    ) -> impl Future<Output = Out<entitlements::DeleteCompanyOverride>> + Send + '_ {
+        self.client.send_with(
+            entitlements::DeleteCompanyOverride::new(company_override_id),
+            options,
+        )
     }
 
     /// `DELETE /plan-entitlements/{plan_entitlement_id}` (`deletePlanEntitlement`): sends [`entitlements::DeletePlanEntitlement`].
     #[inline]
-    pub async fn delete_plan_entitlement(
+    pub fn delete_plan_entitlement(
         &self,
         plan_entitlement_id: impl Into<String>,
-    ) -> Out<entitlements::DeletePlanEntitlement> {
-        self.client
-            .send(entitlements::DeletePlanEntitlement::new(
-                plan_entitlement_id,
-            ))
-            .await
+    ) -> impl Future<Output = Out<entitlements::DeletePlanEntitlement>> + Send + '_ {
+        self.client.send(entitlements::DeletePlanEntitlement::new(
+            plan_entitlement_id,
+        ))
     }
 
     /// [`delete_plan_entitlement`](Self::delete_plan_entitlement) with per-request options.
     #[inline]
-    pub async fn delete_plan_entitlement_with(
+    pub fn delete_plan_entitlement_with(
         &self,
         plan_entitlement_id: impl Into<String>,
         options: RequestOptions,
-    ) -> Out<entitlements::DeletePlanEntitlement> {
-        self.client
-            .send_with(
-                entitlements::DeletePlanEntitlement::new(plan_entitlement_id),
-                options,
-            )
-            .await
+    ) -> impl Future<Output = Out<entitlements::DeletePlanEntitlement>> + Send + '_ {
+        self.client.send_with(
+            entitlements::DeletePlanEntitlement::new(plan_entitlement_id),
+            options,
+        )
     }
 
     /// `POST /plan-entitlements/duplicate` (`duplicatePlanEntitlements`): sends [`entitlements::DuplicatePlanEntitlements`].
     #[inline]
-    pub async fn duplicate_plan_entitlements(
+    pub fn duplicate_plan_entitlements(
         &self,
         body: models::DuplicatePlanEntitlementsRequestBody,
-    ) -> Out<entitlements::DuplicatePlanEntitlements> {
+    ) -> impl Future<Output = Out<entitlements::DuplicatePlanEntitlements>> + Send + '_ {
         self.client
             .send(entitlements::DuplicatePlanEntitlements::new(body))
-            .await
     }
 
     /// [`duplicate_plan_entitlements`](Self::duplicate_plan_entitlements) with per-request options.
     #[inline]
-    pub async fn duplicate_plan_entitlements_with(
+    pub fn duplicate_plan_entitlements_with(
         &self,
         body: models::DuplicatePlanEntitlementsRequestBody,
         options: RequestOptions,
-    ) -> Out<entitlements::DuplicatePlanEntitlements> {
+    ) -> impl Future<Output = Out<entitlements::DuplicatePlanEntitlements>> + Send + '_ {
         self.client
             .send_with(entitlements::DuplicatePlanEntitlements::new(body), options)
-            .await
     }
 
     /// `GET /company-overrides/{company_override_id}` (`getCompanyOverride`): sends [`entitlements::GetCompanyOverride`].
     #[inline]
-    pub async fn get_company_override(
+    pub fn get_company_override(
         &self,
         company_override_id: impl Into<String>,
-    ) -> Out<entitlements::GetCompanyOverride> {
+    ) -> impl Future<Output = Out<entitlements::GetCompanyOverride>> + Send + '_ {
         self.client
             .send(entitlements::GetCompanyOverride::new(company_override_id))
-            .await
     }
 
     /// [`get_company_override`](Self::get_company_override) with per-request options.
     #[inline]
-    pub async fn get_company_override_with(
+    pub fn get_company_override_with(
         &self,
         company_override_id: impl Into<String>,
         options: RequestOptions,
-    ) -> Out<entitlements::GetCompanyOverride> {
-        self.client
-            .send_with(
-                entitlements::GetCompanyOverride::new(company_override_id),
-                options,
-            )
-            .await
+    ) -> impl Future<Output = Out<entitlements::GetCompanyOverride>> + Send + '_ {
+        self.client.send_with(
+            entitlements::GetCompanyOverride::new(company_override_id),
+            options,
+        )
     }
 
     /// `GET /usage-by-company` (`getFeatureUsageByCompany`): sends [`entitlements::GetFeatureUsageByCompany`].
     #[inline]
-    pub async fn get_feature_usage_by_company(
+    pub fn get_feature_usage_by_company(
         &self,
         keys: std::collections::BTreeMap<String, String>,
-    ) -> Out<entitlements::GetFeatureUsageByCompany> {
+    ) -> impl Future<Output = Out<entitlements::GetFeatureUsageByCompany>> + Send + '_ {
         self.client
             .send(entitlements::GetFeatureUsageByCompany::new(keys))
-            .await
     }
 
     /// [`get_feature_usage_by_company`](Self::get_feature_usage_by_company) with per-request options.
     #[inline]
-    pub async fn get_feature_usage_by_company_with(
+    pub fn get_feature_usage_by_company_with(
         &self,
         keys: std::collections::BTreeMap<String, String>,
         options: RequestOptions,
-    ) -> Out<entitlements::GetFeatureUsageByCompany> {
+    ) -> impl Future<Output = Out<entitlements::GetFeatureUsageByCompany>> + Send + '_ {
         self.client
             .send_with(entitlements::GetFeatureUsageByCompany::new(keys), options)
-            .await
     }
 
     /// `GET /feature-usage-timeseries` (`getFeatureUsageTimeSeries`): sends [`entitlements::GetFeatureUsageTimeSeries`].
     #[inline]
-    pub async fn get_feature_usage_time_series(
+    pub fn get_feature_usage_time_series(
         &self,
         request: entitlements::GetFeatureUsageTimeSeries,
-    ) -> Out<entitlements::GetFeatureUsageTimeSeries> {
-        self.client.send(request).await
+    ) -> impl Future<Output = Out<entitlements::GetFeatureUsageTimeSeries>> + Send + '_ {
+        self.client.send(request)
     }
 
     /// [`get_feature_usage_time_series`](Self::get_feature_usage_time_series) with per-request options.
     #[inline]
-    pub async fn get_feature_usage_time_series_with(
+    pub fn get_feature_usage_time_series_with(
         &self,
         request: entitlements::GetFeatureUsageTimeSeries,
         options: RequestOptions,
-    ) -> Out<entitlements::GetFeatureUsageTimeSeries> {
-        self.client.send_with(request, options).await
+    ) -> impl Future<Output = Out<entitlements::GetFeatureUsageTimeSeries>> + Send + '_ {
+        self.client.send_with(request, options)
     }
 
     /// `GET /plan-entitlements/{plan_entitlement_id}` (`getPlanEntitlement`): sends [`entitlements::GetPlanEntitlement`].
     #[inline]
-    pub async fn get_plan_entitlement(
+    pub fn get_plan_entitlement(
         &self,
         plan_entitlement_id: impl Into<String>,
-    ) -> Out<entitlements::GetPlanEntitlement> {
+    ) -> impl Future<Output = Out<entitlements::GetPlanEntitlement>> + Send + '_ {
         self.client
             .send(entitlements::GetPlanEntitlement::new(plan_entitlement_id))
-            .await
     }
 
     /// [`get_plan_entitlement`](Self::get_plan_entitlement) with per-request options.
     #[inline]
-    pub async fn get_plan_entitlement_with(
+    pub fn get_plan_entitlement_with(
         &self,
         plan_entitlement_id: impl Into<String>,
         options: RequestOptions,
-    ) -> Out<entitlements::GetPlanEntitlement> {
-        self.client
-            .send_with(
-                entitlements::GetPlanEntitlement::new(plan_entitlement_id),
-                options,
-            )
-            .await
+    ) -> impl Future<Output = Out<entitlements::GetPlanEntitlement>> + Send + '_ {
+        self.client.send_with(
+            entitlements::GetPlanEntitlement::new(plan_entitlement_id),
+            options,
+        )
     }
 
     /// `GET /user-usage-by-company` (`getUserUsageByCompany`): sends [`entitlements::GetUserUsageByCompany`].
     #[inline]
-    pub async fn get_user_usage_by_company(
+    pub fn get_user_usage_by_company(
         &self,
         request: entitlements::GetUserUsageByCompany,
-    ) -> Out<entitlements::GetUserUsageByCompany> {
-        self.client.send(request).await
+    ) -> impl Future<Output = Out<entitlements::GetUserUsageByCompany>> + Send + '_ {
+        self.client.send(request)
     }
 
     /// [`get_user_usage_by_company`](Self::get_user_usage_by_company) with per-request options.
     #[inline]
-    pub async fn get_user_usage_by_company_with(
+    pub fn get_user_usage_by_company_with(
         &self,
         request: entitlements::GetUserUsageByCompany,
         options: RequestOptions,
-    ) -> Out<entitlements::GetUserUsageByCompany> {
-        self.client.send_with(request, options).await
+    ) -> impl Future<Output = Out<entitlements::GetUserUsageByCompany>> + Send + '_ {
+        self.client.send_with(request, options)
     }
 
     /// `GET /user-usage-detail` (`getUserUsageDetail`): sends [`entitlements::GetUserUsageDetail`].
     #[inline]
-    pub async fn get_user_usage_detail(
+    pub fn get_user_usage_detail(
         &self,
         request: entitlements::GetUserUsageDetail,
-    ) -> Out<entitlements::GetUserUsageDetail> {
-        self.client.send(request).await
+    ) -> impl Future<Output = Out<entitlements::GetUserUsageDetail>> + Send + '_ {
+        self.client.send(request)
     }
 
     /// [`get_user_usage_detail`](Self::get_user_usage_detail) with per-request options.
     #[inline]
-    pub async fn get_user_usage_detail_with(
+    pub fn get_user_usage_detail_with(
         &self,
         request: entitlements::GetUserUsageDetail,
         options: RequestOptions,
-    ) -> Out<entitlements::GetUserUsageDetail> {
-        self.client.send_with(request, options).await
+    ) -> impl Future<Output = Out<entitlements::GetUserUsageDetail>> + Send + '_ {
+        self.client.send_with(request, options)
     }
 
     /// `GET /company-overrides` (`listCompanyOverrides`): sends [`entitlements::ListCompanyOverrides`].
     #[inline]
-    pub async fn list_company_overrides(
+    pub fn list_company_overrides(
         &self,
         request: entitlements::ListCompanyOverrides,
-    ) -> Out<entitlements::ListCompanyOverrides> {
-        self.client.send(request).await
+    ) -> impl Future<Output = Out<entitlements::ListCompanyOverrides>> + Send + '_ {
+        self.client.send(request)
     }
 
     /// [`list_company_overrides`](Self::list_company_overrides) with per-request options.
     #[inline]
-    pub async fn list_company_overrides_with(
+    pub fn list_company_overrides_with(
         &self,
         request: entitlements::ListCompanyOverrides,
         options: RequestOptions,
-    ) -> Out<entitlements::ListCompanyOverrides> {
-        self.client.send_with(request, options).await
+    ) -> impl Future<Output = Out<entitlements::ListCompanyOverrides>> + Send + '_ {
+        self.client.send_with(request, options)
     }
 
     /// `GET /feature-companies` (`listFeatureCompanies`): sends [`entitlements::ListFeatureCompanies`].
     #[inline]
-    pub async fn list_feature_companies(
+    pub fn list_feature_companies(
         &self,
         request: entitlements::ListFeatureCompanies,
-    ) -> Out<entitlements::ListFeatureCompanies> {
-        self.client.send(request).await
+    ) -> impl Future<Output = Out<entitlements::ListFeatureCompanies>> + Send + '_ {
+        self.client.send(request)
     }
 
     /// [`list_feature_companies`](Self::list_feature_companies) with per-request options.
     #[inline]
-    pub async fn list_feature_companies_with(
+    pub fn list_feature_companies_with(
         &self,
         request: entitlements::ListFeatureCompanies,
         options: RequestOptions,
-    ) -> Out<entitlements::ListFeatureCompanies> {
-        self.client.send_with(request, options).await
+    ) -> impl Future<Output = Out<entitlements::ListFeatureCompanies>> + Send + '_ {
+        self.client.send_with(request, options)
     }
 
     /// `GET /feature-usage` (`listFeatureUsage`): sends [`entitlements::ListFeatureUsage`].
     #[inline]
-    pub async fn list_feature_usage(
+    pub fn list_feature_usage(
         &self,
         request: entitlements::ListFeatureUsage,
-    ) -> Out<entitlements::ListFeatureUsage> {
-        self.client.send(request).await
+    ) -> impl Future<Output = Out<entitlements::ListFeatureUsage>> + Send + '_ {
+        self.client.send(request)
     }
 
     /// [`list_feature_usage`](Self::list_feature_usage) with per-request options.
     #[inline]
-    pub async fn list_feature_usage_with(
+    pub fn list_feature_usage_with(
         &self,
         request: entitlements::ListFeatureUsage,
         options: RequestOptions,
-    ) -> Out<entitlements::ListFeatureUsage> {
-        self.client.send_with(request, options).await
+    ) -> impl Future<Output = Out<entitlements::ListFeatureUsage>> + Send + '_ {
+        self.client.send_with(request, options)
     }
 
     /// `GET /feature-usage-history` (`listFeatureUsageHistory`): sends [`entitlements::ListFeatureUsageHistory`].
     #[inline]
-    pub async fn list_feature_usage_history(
+    pub fn list_feature_usage_history(
         &self,
         request: entitlements::ListFeatureUsageHistory,
-    ) -> Out<entitlements::ListFeatureUsageHistory> {
-        self.client.send(request).await
+    ) -> impl Future<Output = Out<entitlements::ListFeatureUsageHistory>> + Send + '_ {
+        self.client.send(request)
     }
 
     /// [`list_feature_usage_history`](Self::list_feature_usage_history) with per-request options.
     #[inline]
-    pub async fn list_feature_usage_history_with(
+    pub fn list_feature_usage_history_with(
         &self,
         request: entitlements::ListFeatureUsageHistory,
         options: RequestOptions,
-    ) -> Out<entitlements::ListFeatureUsageHistory> {
-        self.client.send_with(request, options).await
+    ) -> impl Future<Output = Out<entitlements::ListFeatureUsageHistory>> + Send + '_ {
+        self.client.send_with(request, options)
     }
 
     /// `GET /feature-users` (`listFeatureUsers`): sends [`entitlements::ListFeatureUsers`].
     #[inline]
-    pub async fn list_feature_users(
+    pub fn list_feature_users(
         &self,
         request: entitlements::ListFeatureUsers,
-    ) -> Out<entitlements::ListFeatureUsers> {
-        self.client.send(request).await
+    ) -> impl Future<Output = Out<entitlements::ListFeatureUsers>> + Send + '_ {
+        self.client.send(request)
     }
 
     /// [`list_feature_users`](Self::list_feature_users) with per-request options.
     #[inline]
-    pub async fn list_feature_users_with(
+    pub fn list_feature_users_with(
         &self,
         request: entitlements::ListFeatureUsers,
         options: RequestOptions,
-    ) -> Out<entitlements::ListFeatureUsers> {
-        self.client.send_with(request, options).await
+    ) -> impl Future<Output = Out<entitlements::ListFeatureUsers>> + Send + '_ {
+        self.client.send_with(request, options)
     }
 
     /// `GET /plan-entitlements` (`listPlanEntitlements`): sends [`entitlements::ListPlanEntitlements`].
     #[inline]
-    pub async fn list_plan_entitlements(
+    pub fn list_plan_entitlements(
         &self,
         request: entitlements::ListPlanEntitlements,
-    ) -> Out<entitlements::ListPlanEntitlements> {
-        self.client.send(request).await
+    ) -> impl Future<Output = Out<entitlements::ListPlanEntitlements>> + Send + '_ {
+        self.client.send(request)
     }
 
     /// [`list_plan_entitlements`](Self::list_plan_entitlements) with per-request options.
     #[inline]
-    pub async fn list_plan_entitlements_with(
+    pub fn list_plan_entitlements_with(
         &self,
         request: entitlements::ListPlanEntitlements,
         options: RequestOptions,
-    ) -> Out<entitlements::ListPlanEntitlements> {
-        self.client.send_with(request, options).await
+    ) -> impl Future<Output = Out<entitlements::ListPlanEntitlements>> + Send + '_ {
+        self.client.send_with(request, options)
     }
 
     /// `PUT /company-overrides/{company_override_id}` (`updateCompanyOverride`): sends [`entitlements::UpdateCompanyOverride`].
     #[inline]
-    pub async fn update_company_override(
+    pub fn update_company_override(
         &self,
         company_override_id: impl Into<String>,
         body: models::UpdateCompanyOverrideRequestBody,
-    ) -> Out<entitlements::UpdateCompanyOverride> {
-        self.client
-            .send(entitlements::UpdateCompanyOverride::new(
-                company_override_id,
-                body,
-            ))
-            .await
+    ) -> impl Future<Output = Out<entitlements::UpdateCompanyOverride>> + Send + '_ {
+        self.client.send(entitlements::UpdateCompanyOverride::new(
+            company_override_id,
+            body,
+        ))
     }
 
     /// [`update_company_override`](Self::update_company_override) with per-request options.
     #[inline]
-    pub async fn update_company_override_with(
+    pub fn update_company_override_with(
         &self,
         company_override_id: impl Into<String>,
         body: models::UpdateCompanyOverrideRequestBody,
         options: RequestOptions,
-    ) -> Out<entitlements::UpdateCompanyOverride> {
-        self.client
-            .send_with(
-                entitlements::UpdateCompanyOverride::new(company_override_id, body),
-                options,
-            )
-            .await
+    ) -> impl Future<Output = Out<entitlements::UpdateCompanyOverride>> + Send + '_ {
+        self.client.send_with(
+            entitlements::UpdateCompanyOverride::new(company_override_id, body),
+            options,
+        )
     }
 
     /// `PUT /plan-entitlements/{plan_entitlement_id}` (`updatePlanEntitlement`): sends [`entitlements::UpdatePlanEntitlement`].
     #[inline]
-    pub async fn update_plan_entitlement(
+    pub fn update_plan_entitlement(
         &self,
         plan_entitlement_id: impl Into<String>,
         body: models::UpdatePlanEntitlementRequestBody,
-    ) -> Out<entitlements::UpdatePlanEntitlement> {
-        self.client
-            .send(entitlements::UpdatePlanEntitlement::new(
-                plan_entitlement_id,
-                body,
-            ))
-            .await
+    ) -> impl Future<Output = Out<entitlements::UpdatePlanEntitlement>> + Send + '_ {
+        self.client.send(entitlements::UpdatePlanEntitlement::new(
+            plan_entitlement_id,
+            body,
+        ))
     }
 
     /// [`update_plan_entitlement`](Self::update_plan_entitlement) with per-request options.
     #[inline]
-    pub async fn update_plan_entitlement_with(
+    pub fn update_plan_entitlement_with(
         &self,
         plan_entitlement_id: impl Into<String>,
         body: models::UpdatePlanEntitlementRequestBody,
         options: RequestOptions,
-    ) -> Out<entitlements::UpdatePlanEntitlement> {
-        self.client
-            .send_with(
-                entitlements::UpdatePlanEntitlement::new(plan_entitlement_id, body),
-                options,
-            )
-            .await
+    ) -> impl Future<Output = Out<entitlements::UpdatePlanEntitlement>> + Send + '_ {
+        self.client.send_with(
+            entitlements::UpdatePlanEntitlement::new(plan_entitlement_id, body),
+            options,
+        )
     }
 
     /// `POST /plan-entitlements/billing-linked` (`upsertPlanEntitlementForBillingProduct`): sends [`entitlements::UpsertPlanEntitlementForBillingProduct`].
     #[inline]
-    pub async fn upsert_plan_entitlement_for_billing_product(
+    pub fn upsert_plan_entitlement_for_billing_product(
         &self,
         body: models::CreateBillingLinkedPlanEntitlementRequestBody,
-    ) -> Out<entitlements::UpsertPlanEntitlementForBillingProduct> {
+    ) -> impl Future<Output = Out<entitlements::UpsertPlanEntitlementForBillingProduct>> + Send + '_
+    {
         self.client
             .send(entitlements::UpsertPlanEntitlementForBillingProduct::new(
                 body,
             ))
-            .await
     }
 
     /// [`upsert_plan_entitlement_for_billing_product`](Self::upsert_plan_entitlement_for_billing_product) with per-request options.
     #[inline]
-    pub async fn upsert_plan_entitlement_for_billing_product_with(
+    pub fn upsert_plan_entitlement_for_billing_product_with(
         &self,
         body: models::CreateBillingLinkedPlanEntitlementRequestBody,
         options: RequestOptions,
-    ) -> Out<entitlements::UpsertPlanEntitlementForBillingProduct> {
-        self.client
-            .send_with(
-                entitlements::UpsertPlanEntitlementForBillingProduct::new(body),
-                options,
-            )
-            .await
+    ) -> impl Future<Output = Out<entitlements::UpsertPlanEntitlementForBillingProduct>> + Send + '_
+    {
+        self.client.send_with(
+            entitlements::UpsertPlanEntitlementForBillingProduct::new(body),
+            options,
+        )
     }
 }
 
 impl Events<'_> {
     /// `POST /events` (`createEvent`): sends [`events::CreateEvent`].
     #[inline]
-    pub async fn create_event(
+    pub fn create_event(
         &self,
         body: models::CreateEventRequestBody,
-    ) -> Out<events::CreateEvent> {
-        self.client.send(events::CreateEvent::new(body)).await
+    ) -> impl Future<Output = Out<events::CreateEvent>> + Send + '_ {
+        self.client.send(events::CreateEvent::new(body))
     }
 
     /// [`create_event`](Self::create_event) with per-request options.
     #[inline]
-    pub async fn create_event_with(
+    pub fn create_event_with(
         &self,
         body: models::CreateEventRequestBody,
         options: RequestOptions,
-    ) -> Out<events::CreateEvent> {
+    ) -> impl Future<Output = Out<events::CreateEvent>> + Send + '_ {
         self.client
             .send_with(events::CreateEvent::new(body), options)
-            .await
     }
 
     /// `POST /event-batch` (`createEventBatch`): sends [`events::CreateEventBatch`].
     #[inline]
-    pub async fn create_event_batch(
+    pub fn create_event_batch(
         &self,
         body: models::CreateEventBatchRequestBody,
-    ) -> Out<events::CreateEventBatch> {
-        self.client.send(events::CreateEventBatch::new(body)).await
+    ) -> impl Future<Output = Out<events::CreateEventBatch>> + Send + '_ {
+        self.client.send(events::CreateEventBatch::new(body))
     }
 
     /// [`create_event_batch`](Self::create_event_batch) with per-request options.
     #[inline]
-    pub async fn create_event_batch_with(
+    pub fn create_event_batch_with(
         &self,
         body: models::CreateEventBatchRequestBody,
         options: RequestOptions,
-    ) -> Out<events::CreateEventBatch> {
+    ) -> impl Future<Output = Out<events::CreateEventBatch>> + Send + '_ {
         self.client
             .send_with(events::CreateEventBatch::new(body), options)
-            .await
     }
 
     /// `GET /events/{event_id}` (`getEvent`): sends [`events::GetEvent`].
     #[inline]
-    pub async fn get_event(&self, event_id: impl Into<String>) -> Out<events::GetEvent> {
-        self.client.send(events::GetEvent::new(event_id)).await
+    pub fn get_event(
+        &self,
+        event_id: impl Into<String>,
+    ) -> impl Future<Output = Out<events::GetEvent>> + Send + '_ {
+        self.client.send(events::GetEvent::new(event_id))
     }
 
     /// [`get_event`](Self::get_event) with per-request options.
     #[inline]
-    pub async fn get_event_with(
+    pub fn get_event_with(
         &self,
         event_id: impl Into<String>,
         options: RequestOptions,
-    ) -> Out<events::GetEvent> {
+    ) -> impl Future<Output = Out<events::GetEvent>> + Send + '_ {
         self.client
             .send_with(events::GetEvent::new(event_id), options)
-            .await
     }
 
     /// `GET /event-types` (`getEventSummaries`): sends [`events::GetEventSummaries`].
     #[inline]
-    pub async fn get_event_summaries(
+    pub fn get_event_summaries(
         &self,
         request: events::GetEventSummaries,
-    ) -> Out<events::GetEventSummaries> {
-        self.client.send(request).await
+    ) -> impl Future<Output = Out<events::GetEventSummaries>> + Send + '_ {
+        self.client.send(request)
     }
 
     /// [`get_event_summaries`](Self::get_event_summaries) with per-request options.
     #[inline]
-    pub async fn get_event_summaries_with(
+    pub fn get_event_summaries_with(
         &self,
         request: events::GetEventSummaries,
         options: RequestOptions,
-    ) -> Out<events::GetEventSummaries> {
-        self.client.send_with(request, options).await
+    ) -> impl Future<Output = Out<events::GetEventSummaries>> + Send + '_ {
+        self.client.send_with(request, options)
     }
 
     /// `GET /segment-integration` (`getSegmentIntegrationStatus`): sends [`events::GetSegmentIntegrationStatus`].
     #[inline]
-    pub async fn get_segment_integration_status(&self) -> Out<events::GetSegmentIntegrationStatus> {
-        self.client
-            .send(events::GetSegmentIntegrationStatus::new())
-            .await
+    pub fn get_segment_integration_status(
+        &self,
+    ) -> impl Future<Output = Out<events::GetSegmentIntegrationStatus>> + Send + '_ {
+        self.client.send(events::GetSegmentIntegrationStatus::new())
     }
 
     /// [`get_segment_integration_status`](Self::get_segment_integration_status) with per-request options.
     #[inline]
-    pub async fn get_segment_integration_status_with(
+    pub fn get_segment_integration_status_with(
         &self,
         options: RequestOptions,
-    ) -> Out<events::GetSegmentIntegrationStatus> {
+    ) -> impl Future<Output = Out<events::GetSegmentIntegrationStatus>> + Send + '_ {
         self.client
             .send_with(events::GetSegmentIntegrationStatus::new(), options)
-            .await
     }
 
     /// `GET /events` (`listEvents`): sends [`events::ListEvents`].
     #[inline]
-    pub async fn list_events(&self, request: events::ListEvents) -> Out<events::ListEvents> {
-        self.client.send(request).await
+    pub fn list_events(
+        &self,
+        request: events::ListEvents,
+    ) -> impl Future<Output = Out<events::ListEvents>> + Send + '_ {
+        self.client.send(request)
     }
 
     /// [`list_events`](Self::list_events) with per-request options.
     #[inline]
-    pub async fn list_events_with(
+    pub fn list_events_with(
         &self,
         request: events::ListEvents,
         options: RequestOptions,
-    ) -> Out<events::ListEvents> {
-        self.client.send_with(request, options).await
+    ) -> impl Future<Output = Out<events::ListEvents>> + Send + '_ {
+        self.client.send_with(request, options)
     }
 }
 
 impl Features<'_> {
     /// `POST /flags/{key}/check` (`checkFlag`): sends [`features::CheckFlag`].
     #[inline]
-    pub async fn check_flag(
+    pub fn check_flag(
         &self,
         key: impl Into<String>,
         body: models::CheckFlagRequestBody,
-    ) -> Out<features::CheckFlag> {
-        self.client.send(features::CheckFlag::new(key, body)).await
+    ) -> impl Future<Output = Out<features::CheckFlag>> + Send + '_ {
+        self.client.send(features::CheckFlag::new(key, body))
     }
 
     /// [`check_flag`](Self::check_flag) with per-request options.
     #[inline]
-    pub async fn check_flag_with(
+    pub fn check_flag_with(
         &self,
         key: impl Into<String>,
         body: models::CheckFlagRequestBody,
         options: RequestOptions,
-    ) -> Out<features::CheckFlag> {
+    ) -> impl Future<Output = Out<features::CheckFlag>> + Send + '_ {
         self.client
             .send_with(features::CheckFlag::new(key, body), options)
-            .await
     }
 
     /// `POST /flags/check` (`checkFlags`): sends [`features::CheckFlags`].
     #[inline]
-    pub async fn check_flags(
+    pub fn check_flags(
         &self,
         body: models::CheckFlagRequestBody,
-    ) -> Out<features::CheckFlags> {
-        self.client.send(features::CheckFlags::new(body)).await
+    ) -> impl Future<Output = Out<features::CheckFlags>> + Send + '_ {
+        self.client.send(features::CheckFlags::new(body))
     }
 
     /// [`check_flags`](Self::check_flags) with per-request options.
     #[inline]
-    pub async fn check_flags_with(
+    pub fn check_flags_with(
         &self,
         body: models::CheckFlagRequestBody,
         options: RequestOptions,
-    ) -> Out<features::CheckFlags> {
+    ) -> impl Future<Output = Out<features::CheckFlags>> + Send + '_ {
         self.client
             .send_with(features::CheckFlags::new(body), options)
-            .await
     }
 
     /// `POST /flags/check-bulk` (`checkFlagsBulk`): sends [`features::CheckFlagsBulk`].
     #[inline]
-    pub async fn check_flags_bulk(
+    pub fn check_flags_bulk(
         &self,
         body: models::CheckFlagsBulkRequestBody,
-    ) -> Out<features::CheckFlagsBulk> {
-        self.client.send(features::CheckFlagsBulk::new(body)).await
+    ) -> impl Future<Output = Out<features::CheckFlagsBulk>> + Send + '_ {
+        self.client.send(features::CheckFlagsBulk::new(body))
     }
 
     /// [`check_flags_bulk`](Self::check_flags_bulk) with per-request options.
     #[inline]
-    pub async fn check_flags_bulk_with(
+    pub fn check_flags_bulk_with(
         &self,
         body: models::CheckFlagsBulkRequestBody,
         options: RequestOptions,
-    ) -> Out<features::CheckFlagsBulk> {
+    ) -> impl Future<Output = Out<features::CheckFlagsBulk>> + Send + '_ {
         self.client
             .send_with(features::CheckFlagsBulk::new(body), options)
-            .await
     }
 
     /// `GET /features/count` (`countFeatures`): sends [`features::CountFeatures`].
     #[inline]
-    pub async fn count_features(
+    pub fn count_features(
         &self,
         request: features::CountFeatures,
-    ) -> Out<features::CountFeatures> {
-        self.client.send(request).await
+    ) -> impl Future<Output = Out<features::CountFeatures>> + Send + '_ {
+        self.client.send(request)
     }
 
     /// [`count_features`](Self::count_features) with per-request options.
     #[inline]
-    pub async fn count_features_with(
+    pub fn count_features_with(
         &self,
         request: features::CountFeatures,
         options: RequestOptions,
-    ) -> Out<features::CountFeatures> {
-        self.client.send_with(request, options).await
+    ) -> impl Future<Output = Out<features::CountFeatures>> + Send + '_ {
+        self.client.send_with(request, options)
     }
 
     /// `GET /flags/count` (`countFlags`): sends [`features::CountFlags`].
     #[inline]
-    pub async fn count_flags(&self, request: features::CountFlags) -> Out<features::CountFlags> {
-        self.client.send(request).await
+    pub fn count_flags(
+        &self,
+        request: features::CountFlags,
+    ) -> impl Future<Output = Out<features::CountFlags>> + Send + '_ {
+        self.client.send(request)
     }
 
     /// [`count_flags`](Self::count_flags) with per-request options.
     #[inline]
-    pub async fn count_flags_with(
+    pub fn count_flags_with(
         &self,
         request: features::CountFlags,
         options: RequestOptions,
-    ) -> Out<features::CountFlags> {
-        self.client.send_with(request, options).await
+    ) -> impl Future<Output = Out<features::CountFlags>> + Send + '_ {
+        self.client.send_with(request, options)
     }
 
     /// `POST /features` (`createFeature`): sends [`features::CreateFeature`].
     #[inline]
-    pub async fn create_feature(
+    pub fn create_feature(
         &self,
         body: models::CreateFeatureRequestBody,
-    ) -> Out<features::CreateFeature> {
-        self.client.send(features::CreateFeature::new(body)).await
+    ) -> impl Future<Output = Out<features::CreateFeature>> + Send + '_ {
+        self.client.send(features::CreateFeature::new(body))
     }
 
     /// [`create_feature`](Self::create_feature) with per-request options.
     #[inline]
-    pub async fn create_feature_with(
+    pub fn create_feature_with(
         &self,
         body: models::CreateFeatureRequestBody,
         options: RequestOptions,
-    ) -> Out<features::CreateFeature> {
+    ) -> impl Future<Output = Out<features::CreateFeature>> + Send + '_ {
         self.client
             .send_with(features::CreateFeature::new(body), options)
-            .await
     }
 
     /// `POST /flags` (`createFlag`): sends [`features::CreateFlag`].
     #[inline]
-    pub async fn create_flag(
+    pub fn create_flag(
         &self,
         body: models::CreateFlagRequestBody,
-    ) -> Out<features::CreateFlag> {
-        self.client.send(features::CreateFlag::new(body)).await
+    ) -> impl Future<Output = Out<features::CreateFlag>> + Send + '_ {
+        self.client.send(features::CreateFlag::new(body))
     }
 
     /// [`create_flag`](Self::create_flag) with per-request options.
     #[inline]
-    pub async fn create_flag_with(
+    pub fn create_flag_with(
         &self,
         body: models::CreateFlagRequestBody,
         options: RequestOptions,
-    ) -> Out<features::CreateFlag> {
+    ) -> impl Future<Output = Out<features::CreateFlag>> + Send + '_ {
         self.client
             .send_with(features::CreateFlag::new(body), options)
-            .await
     }
 
     /// `DELETE /features/{feature_id}` (`deleteFeature`): sends [`features::DeleteFeature`].
     #[inline]
-    pub async fn delete_feature(
+    pub fn delete_feature(
         &self,
         feature_id: impl Into<String>,
-    ) -> Out<features::DeleteFeature> {
-        self.client
-            .send(features::DeleteFeature::new(feature_id))
-            .await
+    ) -> impl Future<Output = Out<features::DeleteFeature>> + Send + '_ {
+        self.client.send(features::DeleteFeature::new(feature_id))
     }
 
     /// [`delete_feature`](Self::delete_feature) with per-request options.
     #[inline]
-    pub async fn delete_feature_with(
+    pub fn delete_feature_with(
         &self,
         feature_id: impl Into<String>,
         options: RequestOptions,
-    ) -> Out<features::DeleteFeature> {
+    ) -> impl Future<Output = Out<features::DeleteFeature>> + Send + '_ {
         self.client
             .send_with(features::DeleteFeature::new(feature_id), options)
-            .await
     }
 
     /// `DELETE /flags/{flag_id}` (`deleteFlag`): sends [`features::DeleteFlag`].
     #[inline]
-    pub async fn delete_flag(&self, flag_id: impl Into<String>) -> Out<features::DeleteFlag> {
-        self.client.send(features::DeleteFlag::new(flag_id)).await
+    pub fn delete_flag(
+        &self,
+        flag_id: impl Into<String>,
+    ) -> impl Future<Output = Out<features::DeleteFlag>> + Send + '_ {
+        self.client.send(features::DeleteFlag::new(flag_id))
     }
 
     /// [`delete_flag`](Self::delete_flag) with per-request options.
     #[inline]
-    pub async fn delete_flag_with(
+    pub fn delete_flag_with(
         &self,
         flag_id: impl Into<String>,
         options: RequestOptions,
-    ) -> Out<features::DeleteFlag> {
+    ) -> impl Future<Output = Out<features::DeleteFlag>> + Send + '_ {
         self.client
             .send_with(features::DeleteFlag::new(flag_id), options)
-            .await
     }
 
     /// `GET /features/{feature_id}` (`getFeature`): sends [`features::GetFeature`].
     #[inline]
-    pub async fn get_feature(&self, feature_id: impl Into<String>) -> Out<features::GetFeature> {
-        self.client
-            .send(features::GetFeature::new(feature_id))
-            .await
+    pub fn get_feature(
+        &self,
+        feature_id: impl Into<String>,
+    ) -> impl Future<Output = Out<features::GetFeature>> + Send + '_ {
+        self.client.send(features::GetFeature::new(feature_id))
     }
 
     /// [`get_feature`](Self::get_feature) with per-request options.
     #[inline]
-    pub async fn get_feature_with(
+    pub fn get_feature_with(
         &self,
         feature_id: impl Into<String>,
         options: RequestOptions,
-    ) -> Out<features::GetFeature> {
+    ) -> impl Future<Output = Out<features::GetFeature>> + Send + '_ {
         self.client
             .send_with(features::GetFeature::new(feature_id), options)
-            .await
     }
 
     /// `GET /flags/{flag_id}` (`getFlag`): sends [`features::GetFlag`].
     #[inline]
-    pub async fn get_flag(&self, flag_id: impl Into<String>) -> Out<features::GetFlag> {
-        self.client.send(features::GetFlag::new(flag_id)).await
+    pub fn get_flag(
+        &self,
+        flag_id: impl Into<String>,
+    ) -> impl Future<Output = Out<features::GetFlag>> + Send + '_ {
+        self.client.send(features::GetFlag::new(flag_id))
     }
 
     /// [`get_flag`](Self::get_flag) with per-request options.
     #[inline]
-    pub async fn get_flag_with(
+    pub fn get_flag_with(
         &self,
         flag_id: impl Into<String>,
         options: RequestOptions,
-    ) -> Out<features::GetFlag> {
+    ) -> impl Future<Output = Out<features::GetFlag>> + Send + '_ {
         self.client
             .send_with(features::GetFlag::new(flag_id), options)
-            .await
     }
 
     /// `GET /features` (`listFeatures`): sends [`features::ListFeatures`].
     #[inline]
-    pub async fn list_features(
+    pub fn list_features(
         &self,
         request: features::ListFeatures,
-    ) -> Out<features::ListFeatures> {
-        self.client.send(request).await
+    ) -> impl Future<Output = Out<features::ListFeatures>> + Send + '_ {
+        self.client.send(request)
     }
 
     /// [`list_features`](Self::list_features) with per-request options.
     #[inline]
-    pub async fn list_features_with(
+    pub fn list_features_with(
         &self,
         request: features::ListFeatures,
         options: RequestOptions,
-    ) -> Out<features::ListFeatures> {
-        self.client.send_with(request, options).await
+    ) -> impl Future<Output = Out<features::ListFeatures>> + Send + '_ {
+        self.client.send_with(request, options)
     }
 
     /// `GET /flags` (`listFlags`): sends [`features::ListFlags`].
     #[inline]
-    pub async fn list_flags(&self, request: features::ListFlags) -> Out<features::ListFlags> {
-        self.client.send(request).await
+    pub fn list_flags(
+        &self,
+        request: features::ListFlags,
+    ) -> impl Future<Output = Out<features::ListFlags>> + Send + '_ {
+        self.client.send(request)
     }
 
     /// [`list_flags`](Self::list_flags) with per-request options.
     #[inline]
-    pub async fn list_flags_with(
+    pub fn list_flags_with(
         &self,
         request: features::ListFlags,
         options: RequestOptions,
-    ) -> Out<features::ListFlags> {
-        self.client.send_with(request, options).await
+    ) -> impl Future<Output = Out<features::ListFlags>> + Send + '_ {
+        self.client.send_with(request, options)
     }
 
     /// `PUT /features/{feature_id}` (`updateFeature`): sends [`features::UpdateFeature`].
     #[inline]
-    pub async fn update_feature(
+    pub fn update_feature(
         &self,
         feature_id: impl Into<String>,
         body: models::UpdateFeatureRequestBody,
-    ) -> Out<features::UpdateFeature> {
+    ) -> impl Future<Output = Out<features::UpdateFeature>> + Send + '_ {
         self.client
             .send(features::UpdateFeature::new(feature_id, body))
-            .await
     }
 
     /// [`update_feature`](Self::update_feature) with per-request options.
     #[inline]
-    pub async fn update_feature_with(
+    pub fn update_feature_with(
         &self,
         feature_id: impl Into<String>,
         body: models::UpdateFeatureRequestBody,
         options: RequestOptions,
-    ) -> Out<features::UpdateFeature> {
+    ) -> impl Future<Output = Out<features::UpdateFeature>> + Send + '_ {
         self.client
             .send_with(features::UpdateFeature::new(feature_id, body), options)
-            .await
     }
 
     /// `PUT /flags/{flag_id}` (`updateFlag`): sends [`features::UpdateFlag`].
     #[inline]
-    pub async fn update_flag(
+    pub fn update_flag(
         &self,
         flag_id: impl Into<String>,
         body: models::CreateFlagRequestBody,
-    ) -> Out<features::UpdateFlag> {
-        self.client
-            .send(features::UpdateFlag::new(flag_id, body))
-            .await
+    ) -> impl Future<Output = Out<features::UpdateFlag>> + Send + '_ {
+        self.client.send(features::UpdateFlag::new(flag_id, body))
     }
 
     /// [`update_flag`](Self::update_flag) with per-request options.
     #[inline]
-    pub async fn update_flag_with(
+    pub fn update_flag_with(
         &self,
         flag_id: impl Into<String>,
         body: models::CreateFlagRequestBody,
         options: RequestOptions,
-    ) -> Out<features::UpdateFlag> {
+    ) -> impl Future<Output = Out<features::UpdateFlag>> + Send + '_ {
         self.client
             .send_with(features::UpdateFlag::new(flag_id, body), options)
-            .await
     }
 
     /// `PUT /flags/{flag_id}/rules` (`updateFlagRules`): sends [`features::UpdateFlagRules`].
     #[inline]
-    pub async fn update_flag_rules(
+    pub fn update_flag_rules(
         &self,
         flag_id: impl Into<String>,
         body: models::UpdateFlagRulesRequestBody,
-    ) -> Out<features::UpdateFlagRules> {
+    ) -> impl Future<Output = Out<features::UpdateFlagRules>> + Send + '_ {
         self.client
             .send(features::UpdateFlagRules::new(flag_id, body))
-            .await
     }
 
     /// [`update_flag_rules`](Self::update_flag_rules) with per-request options.
     #[inline]
-    pub async fn update_flag_rules_with(
+    pub fn update_flag_rules_with(
         &self,
         flag_id: impl Into<String>,
         body: models::UpdateFlagRulesRequestBody,
         options: RequestOptions,
-    ) -> Out<features::UpdateFlagRules> {
+    ) -> impl Future<Output = Out<features::UpdateFlagRules>> + Send + '_ {
         self.client
             .send_with(features::UpdateFlagRules::new(flag_id, body), options)
-            .await
     }
 
     /// `POST /features/billing-linked` (`upsertFeatureForBillingProduct`): sends [`features::UpsertFeatureForBillingProduct`].
     #[inline]
-    pub async fn upsert_feature_for_billing_product(
+    pub fn upsert_feature_for_billing_product(
         &self,
         body: models::CreateBillingLinkedFeatureRequestBody,
-    ) -> Out<features::UpsertFeatureForBillingProduct> {
+    ) -> impl Future<Output = Out<features::UpsertFeatureForBillingProduct>> + Send + '_ {
         self.client
             .send(features::UpsertFeatureForBillingProduct::new(body))
-            .await
     }
 
     /// [`upsert_feature_for_billing_product`](Self::upsert_feature_for_billing_product) with per-request options.
     #[inline]
-    pub async fn upsert_feature_for_billing_product_with(
+    pub fn upsert_feature_for_billing_product_with(
         &self,
         body: models::CreateBillingLinkedFeatureRequestBody,
         options: RequestOptions,
-    ) -> Out<features::UpsertFeatureForBillingProduct> {
+    ) -> impl Future<Output = Out<features::UpsertFeatureForBillingProduct>> + Send + '_ {
         self.client
             .send_with(features::UpsertFeatureForBillingProduct::new(body), options)
-            .await
     }
 }
 
 impl Insights<'_> {
     /// `GET /insights/activity` (`getActivity`): sends [`insights::GetActivity`].
     #[inline]
-    pub async fn get_activity(&self, request: insights::GetActivity) -> Out<insights::GetActivity> {
-        self.client.send(request).await
+    pub fn get_activity(
+        &self,
+        request: insights::GetActivity,
+    ) -> impl Future<Output = Out<insights::GetActivity>> + Send + '_ {
+        self.client.send(request)
     }
 
     /// [`get_activity`](Self::get_activity) with per-request options.
     #[inline]
-    pub async fn get_activity_with(
+    pub fn get_activity_with(
         &self,
         request: insights::GetActivity,
         options: RequestOptions,
-    ) -> Out<insights::GetActivity> {
-        self.client.send_with(request, options).await
+    ) -> impl Future<Output = Out<insights::GetActivity>> + Send + '_ {
+        self.client.send_with(request, options)
     }
 
     /// `GET /insights/feature-usage-timeseries` (`getEnvironmentFeatureUsageTimeSeries`): sends [`insights::GetEnvironmentFeatureUsageTimeSeries`].
     #[inline]
-    pub async fn get_environment_feature_usage_time_series(
+    pub fn get_environment_feature_usage_time_series(
         &self,
         request: insights::GetEnvironmentFeatureUsageTimeSeries,
-    ) -> Out<insights::GetEnvironmentFeatureUsageTimeSeries> {
-        self.client.send(request).await
+    ) -> impl Future<Output = Out<insights::GetEnvironmentFeatureUsageTimeSeries>> + Send + '_ {
+        self.client.send(request)
     }
 
     /// [`get_environment_feature_usage_time_series`](Self::get_environment_feature_usage_time_series) with per-request options.
     #[inline]
-    pub async fn get_environment_feature_usage_time_series_with(
+    pub fn get_environment_feature_usage_time_series_with(
         &self,
         request: insights::GetEnvironmentFeatureUsageTimeSeries,
         options: RequestOptions,
-    ) -> Out<insights::GetEnvironmentFeatureUsageTimeSeries> {
-        self.client.send_with(request, options).await
+    ) -> impl Future<Output = Out<insights::GetEnvironmentFeatureUsageTimeSeries>> + Send + '_ {
+        self.client.send_with(request, options)
     }
 
     /// `GET /insights/trait-usage-timeseries` (`getEnvironmentTraitUsageTimeSeries`): sends [`insights::GetEnvironmentTraitUsageTimeSeries`].
     #[inline]
-    pub async fn get_environment_trait_usage_time_series(
+    pub fn get_environment_trait_usage_time_series(
         &self,
         request: insights::GetEnvironmentTraitUsageTimeSeries,
-    ) -> Out<insights::GetEnvironmentTraitUsageTimeSeries> {
-        self.client.send(request).await
+    ) -> impl Future<Output = Out<insights::GetEnvironmentTraitUsageTimeSeries>> + Send + '_ {
+        self.client.send(request)
     }
 
     /// [`get_environment_trait_usage_time_series`](Self::get_environment_trait_usage_time_series) with per-request options.
     #[inline]
-    pub async fn get_environment_trait_usage_time_series_with(
+    pub fn get_environment_trait_usage_time_series_with(
         &self,
         request: insights::GetEnvironmentTraitUsageTimeSeries,
         options: RequestOptions,
-    ) -> Out<insights::GetEnvironmentTraitUsageTimeSeries> {
-        self.client.send_with(request, options).await
+    ) -> impl Future<Output = Out<insights::GetEnvironmentTraitUsageTimeSeries>> + Send + '_ {
+        self.client.send_with(request, options)
     }
 
     /// `GET /insights/plan-growth` (`getPlanGrowth`): sends [`insights::GetPlanGrowth`].
     #[inline]
-    pub async fn get_plan_growth(
+    pub fn get_plan_growth(
         &self,
         request: insights::GetPlanGrowth,
-    ) -> Out<insights::GetPlanGrowth> {
-        self.client.send(request).await
+    ) -> impl Future<Output = Out<insights::GetPlanGrowth>> + Send + '_ {
+        self.client.send(request)
     }
 
     /// [`get_plan_growth`](Self::get_plan_growth) with per-request options.
     #[inline]
-    pub async fn get_plan_growth_with(
+    pub fn get_plan_growth_with(
         &self,
         request: insights::GetPlanGrowth,
         options: RequestOptions,
-    ) -> Out<insights::GetPlanGrowth> {
-        self.client.send_with(request, options).await
+    ) -> impl Future<Output = Out<insights::GetPlanGrowth>> + Send + '_ {
+        self.client.send_with(request, options)
     }
 
     /// `GET /insights/summary` (`getSummary`): sends [`insights::GetSummary`].
     #[inline]
-    pub async fn get_summary(&self) -> Out<insights::GetSummary> {
-        self.client.send(insights::GetSummary::new()).await
+    pub fn get_summary(&self) -> impl Future<Output = Out<insights::GetSummary>> + Send + '_ {
+        self.client.send(insights::GetSummary::new())
     }
 
     /// [`get_summary`](Self::get_summary) with per-request options.
     #[inline]
-    pub async fn get_summary_with(&self, options: RequestOptions) -> Out<insights::GetSummary> {
-        self.client
-            .send_with(insights::GetSummary::new(), options)
-            .await
+    pub fn get_summary_with(
+        &self,
+        options: RequestOptions,
+    ) -> impl Future<Output = Out<insights::GetSummary>> + Send + '_ {
+        self.client.send_with(insights::GetSummary::new(), options)
     }
 
     /// `GET /insights/top-features` (`getTopFeaturesByUsage`): sends [`insights::GetTopFeaturesByUsage`].
     #[inline]
-    pub async fn get_top_features_by_usage(
+    pub fn get_top_features_by_usage(
         &self,
         request: insights::GetTopFeaturesByUsage,
-    ) -> Out<insights::GetTopFeaturesByUsage> {
-        self.client.send(request).await
+    ) -> impl Future<Output = Out<insights::GetTopFeaturesByUsage>> + Send + '_ {
+        self.client.send(request)
     }
 
     /// [`get_top_features_by_usage`](Self::get_top_features_by_usage) with per-request options.
     #[inline]
-    pub async fn get_top_features_by_usage_with(
+    pub fn get_top_features_by_usage_with(
         &self,
         request: insights::GetTopFeaturesByUsage,
         options: RequestOptions,
-    ) -> Out<insights::GetTopFeaturesByUsage> {
-        self.client.send_with(request, options).await
+    ) -> impl Future<Output = Out<insights::GetTopFeaturesByUsage>> + Send + '_ {
+        self.client.send_with(request, options)
     }
 }
 
 impl Integrationsapi<'_> {
     /// `POST /integrations/stripe/v2/assume-installed` (`assumeStripeInstalled`): sends [`integrationsapi::AssumeStripeInstalled`].
     #[inline]
-    pub async fn assume_stripe_installed(
+    pub fn assume_stripe_installed(
         &self,
         body: models::InstallIntegrationRequestBody,
-    ) -> Out<integrationsapi::AssumeStripeInstalled> {
+    ) -> impl Future<Output = Out<integrationsapi::AssumeStripeInstalled>> + Send + '_ {
         self.client
             .send(integrationsapi::AssumeStripeInstalled::new(body))
-            .await
     }
 
     /// [`assume_stripe_installed`](Self::assume_stripe_installed) with per-request options.
     #[inline]
-    pub async fn assume_stripe_installed_with(
+    pub fn assume_stripe_installed_with(
         &self,
         body: models::InstallIntegrationRequestBody,
         options: RequestOptions,
-    ) -> Out<integrationsapi::AssumeStripeInstalled> {
+    ) -> impl Future<Output = Out<integrationsapi::AssumeStripeInstalled>> + Send + '_ {
         self.client
             .send_with(integrationsapi::AssumeStripeInstalled::new(body), options)
-            .await
     }
 
     /// `GET /integrations/{type}/webhook-url` (`getIntegrationWebhookUrl`): sends [`integrationsapi::GetIntegrationWebhookUrl`].
     #[inline]
-    pub async fn get_integration_webhook_url(
+    pub fn get_integration_webhook_url(
         &self,
         r#type: impl Into<String>,
-    ) -> Out<integrationsapi::GetIntegrationWebhookUrl> {
+    ) -> impl Future<Output = Out<integrationsapi::GetIntegrationWebhookUrl>> + Send + '_ {
         self.client
             .send(integrationsapi::GetIntegrationWebhookUrl::new(r#type))
-            .await
     }
 
     /// [`get_integration_webhook_url`](Self::get_integration_webhook_url) with per-request options.
     #[inline]
-    pub async fn get_integration_webhook_url_with(
+    pub fn get_integration_webhook_url_with(
         &self,
         r#type: impl Into<String>,
         options: RequestOptions,
-    ) -> Out<integrationsapi::GetIntegrationWebhookUrl> {
-        self.client
-            .send_with(
-                integrationsapi::GetIntegrationWebhookUrl::new(r#type),
-                options,
-            )
-            .await
+    ) -> impl Future<Output = Out<integrationsapi::GetIntegrationWebhookUrl>> + Send + '_ {
+        self.client.send_with(
+            integrationsapi::GetIntegrationWebhookUrl::new(r#type),
+            options,
+        )
     }
 
     /// `POST /integrations/install` (`installIntegration`): sends [`integrationsapi::InstallIntegration`].
     #[inline]
-    pub async fn install_integration(
+    pub fn install_integration(
         &self,
         body: models::InstallIntegrationRequestBody,
-    ) -> Out<integrationsapi::InstallIntegration> {
+    ) -> impl Future<Output = Out<integrationsapi::InstallIntegration>> + Send + '_ {
         self.client
             .send(integrationsapi::InstallIntegration::new(body))
-            .await
     }
 
     /// [`install_integration`](Self::install_integration) with per-request options.
     #[inline]
-    pub async fn install_integration_with(
+    pub fn install_integration_with(
         &self,
         body: models::InstallIntegrationRequestBody,
         options: RequestOptions,
-    ) -> Out<integrationsapi::InstallIntegration> {
+    ) -> impl Future<Output = Out<integrationsapi::InstallIntegration>> + Send + '_ {
         self.client
             .send_with(integrationsapi::InstallIntegration::new(body), options)
-            .await
     }
 
     /// `POST /integrations/stripe/v2/install` (`installStripe`): sends [`integrationsapi::InstallStripe`].
     #[inline]
-    pub async fn install_stripe(
+    pub fn install_stripe(
         &self,
         body: models::InstallIntegrationRequestBody,
-    ) -> Out<integrationsapi::InstallStripe> {
-        self.client
-            .send(integrationsapi::InstallStripe::new(body))
-            .await
+    ) -> impl Future<Output = Out<integrationsapi::InstallStripe>> + Send + '_ {
+        self.client.send(integrationsapi::InstallStripe::new(body))
     }
 
     /// [`install_stripe`](Self::install_stripe) with per-request options.
     #[inline]
-    pub async fn install_stripe_with(
+    pub fn install_stripe_with(
         &self,
         body: models::InstallIntegrationRequestBody,
         options: RequestOptions,
-    ) -> Out<integrationsapi::InstallStripe> {
+    ) -> impl Future<Output = Out<integrationsapi::InstallStripe>> + Send + '_ {
         self.client
             .send_with(integrationsapi::InstallStripe::new(body), options)
-            .await
     }
 
     /// `GET /integrations` (`listIntegrations`): sends [`integrationsapi::ListIntegrations`].
     #[inline]
-    pub async fn list_integrations(
+    pub fn list_integrations(
         &self,
         request: integrationsapi::ListIntegrations,
-    ) -> Out<integrationsapi::ListIntegrations> {
-        self.client.send(request).await
+    ) -> impl Future<Output = Out<integrationsapi::ListIntegrations>> + Send + '_ {
+        self.client.send(request)
     }
 
     /// [`list_integrations`](Self::list_integrations) with per-request options.
     #[inline]
-    pub async fn list_integrations_with(
+    pub fn list_integrations_with(
         &self,
         request: integrationsapi::ListIntegrations,
         options: RequestOptions,
-    ) -> Out<integrationsapi::ListIntegrations> {
-        self.client.send_with(request, options).await
+    ) -> impl Future<Output = Out<integrationsapi::ListIntegrations>> + Send + '_ {
+        self.client.send_with(request, options)
     }
 
     /// `GET /integrations/stripe/dataset-sample-v2` (`loadSampleDataSet`): sends [`integrationsapi::LoadSampleDataSet`].
     #[inline]
-    pub async fn load_sample_data_set(&self) -> Out<integrationsapi::LoadSampleDataSet> {
-        self.client
-            .send(integrationsapi::LoadSampleDataSet::new())
-            .await
+    pub fn load_sample_data_set(
+        &self,
+    ) -> impl Future<Output = Out<integrationsapi::LoadSampleDataSet>> + Send + '_ {
+        self.client.send(integrationsapi::LoadSampleDataSet::new())
     }
 
     /// [`load_sample_data_set`](Self::load_sample_data_set) with per-request options.
     #[inline]
-    pub async fn load_sample_data_set_with(
+    pub fn load_sample_data_set_with(
         &self,
         options: RequestOptions,
-    ) -> Out<integrationsapi::LoadSampleDataSet> {
+    ) -> impl Future<Output = Out<integrationsapi::LoadSampleDataSet>> + Send + '_ {
         self.client
             .send_with(integrationsapi::LoadSampleDataSet::new(), options)
-            .await
     }
 
     /// `GET /integration/start/{integration_id}` (`runIntegration`): sends [`integrationsapi::RunIntegration`].
     #[inline]
-    pub async fn run_integration(
+    pub fn run_integration(
         &self,
         integration_id: impl Into<String>,
-    ) -> Out<integrationsapi::RunIntegration> {
+    ) -> impl Future<Output = Out<integrationsapi::RunIntegration>> + Send + '_ {
         self.client
             .send(integrationsapi::RunIntegration::new(integration_id))
-            .await
     }
 
     /// [`run_integration`](Self::run_integration) with per-request options.
     #[inline]
-    pub async fn run_integration_with(
+    pub fn run_integration_with(
         &self,
         integration_id: impl Into<String>,
         options: RequestOptions,
-    ) -> Out<integrationsapi::RunIntegration> {
-        self.client
-            .send_with(
-                integrationsapi::RunIntegration::new(integration_id),
-                options,
-            )
-            .await
+    ) -> impl Future<Output = Out<integrationsapi::RunIntegration>> + Send + '_ {
+        self.client.send_with(
+            integrationsapi::RunIntegration::new(integration_id),
+            options,
+        )
     }
 
     /// `POST /integrations/start-data-import` (`startDataImport`): sends [`integrationsapi::StartDataImport`].
     #[inline]
-    pub async fn start_data_import(
+    pub fn start_data_import(
         &self,
         body: models::StartDataImportRequestBody,
-    ) -> Out<integrationsapi::StartDataImport> {
+    ) -> impl Future<Output = Out<integrationsapi::StartDataImport>> + Send + '_ {
         self.client
             .send(integrationsapi::StartDataImport::new(body))
-            .await
     }
 
     /// [`start_data_import`](Self::start_data_import) with per-request options.
     #[inline]
-    pub async fn start_data_import_with(
+    pub fn start_data_import_with(
         &self,
         body: models::StartDataImportRequestBody,
         options: RequestOptions,
-    ) -> Out<integrationsapi::StartDataImport> {
+    ) -> impl Future<Output = Out<integrationsapi::StartDataImport>> + Send + '_ {
         self.client
             .send_with(integrationsapi::StartDataImport::new(body), options)
-            .await
     }
 
     /// `DELETE /integrations/uninstall/{integration_id}` (`uninstallIntegration`): sends [`integrationsapi::UninstallIntegration`].
     #[inline]
-    pub async fn uninstall_integration(
+    pub fn uninstall_integration(
         &self,
         integration_id: impl Into<String>,
-    ) -> Out<integrationsapi::UninstallIntegration> {
+    ) -> impl Future<Output = Out<integrationsapi::UninstallIntegration>> + Send + '_ {
         self.client
             .send(integrationsapi::UninstallIntegration::new(integration_id))
-            .await
     }
 
     /// [`uninstall_integration`](Self::uninstall_integration) with per-request options.
     #[inline]
-    pub async fn uninstall_integration_with(
+    pub fn uninstall_integration_with(
         &self,
         integration_id: impl Into<String>,
         options: RequestOptions,
-    ) -> Out<integrationsapi::UninstallIntegration> {
-        self.client
-            .send_with(
-                integrationsapi::UninstallIntegration::new(integration_id),
-                options,
-            )
-            .await
+    ) -> impl Future<Output = Out<integrationsapi::UninstallIntegration>> + Send + '_ {
+        self.client.send_with(
+            integrationsapi::UninstallIntegration::new(integration_id),
+            options,
+        )
     }
 }
 
 impl Licenses<'_> {
     /// `GET /licenses/count` (`countLicenses`): sends [`licenses::CountLicenses`].
     #[inline]
-    pub async fn count_licenses(
+    pub fn count_licenses(
         &self,
         request: licenses::CountLicenses,
-    ) -> Out<licenses::CountLicenses> {
-        self.client.send(request).await
+    ) -> impl Future<Output = Out<licenses::CountLicenses>> + Send + '_ {
+        self.client.send(request)
     }
 
     /// [`count_licenses`](Self::count_licenses) with per-request options.
     #[inline]
-    pub async fn count_licenses_with(
+    pub fn count_licenses_with(
         &self,
         request: licenses::CountLicenses,
         options: RequestOptions,
-    ) -> Out<licenses::CountLicenses> {
-        self.client.send_with(request, options).await
+    ) -> impl Future<Output = Out<licenses::CountLicenses>> + Send + '_ {
+        self.client.send_with(request, options)
     }
 
     /// `GET /licenses/{license_id}` (`getSingleLicense`): sends [`licenses::GetSingleLicense`].
     #[inline]
-    pub async fn get_single_license(
+    pub fn get_single_license(
         &self,
         license_id: impl Into<String>,
-    ) -> Out<licenses::GetSingleLicense> {
+    ) -> impl Future<Output = Out<licenses::GetSingleLicense>> + Send + '_ {
         self.client
             .send(licenses::GetSingleLicense::new(license_id))
-            .await
     }
 
     /// [`get_single_license`](Self::get_single_license) with per-request options.
     #[inline]
-    pub async fn get_single_license_with(
+    pub fn get_single_license_with(
         &self,
         license_id: impl Into<String>,
         options: RequestOptions,
-    ) -> Out<licenses::GetSingleLicense> {
+    ) -> impl Future<Output = Out<licenses::GetSingleLicense>> + Send + '_ {
         self.client
             .send_with(licenses::GetSingleLicense::new(license_id), options)
-            .await
     }
 
     /// `GET /licenses` (`listLicenses`): sends [`licenses::ListLicenses`].
     #[inline]
-    pub async fn list_licenses(
+    pub fn list_licenses(
         &self,
         request: licenses::ListLicenses,
-    ) -> Out<licenses::ListLicenses> {
-        self.client.send(request).await
+    ) -> impl Future<Output = Out<licenses::ListLicenses>> + Send + '_ {
+        self.client.send(request)
     }
 
     /// [`list_licenses`](Self::list_licenses) with per-request options.
     #[inline]
-    pub async fn list_licenses_with(
+    pub fn list_licenses_with(
         &self,
         request: licenses::ListLicenses,
         options: RequestOptions,
-    ) -> Out<licenses::ListLicenses> {
-        self.client.send_with(request, options).await
+    ) -> impl Future<Output = Out<licenses::ListLicenses>> + Send + '_ {
+        self.client.send_with(request, options)
     }
 }
 
 impl Planbundle<'_> {
     /// `POST /custom-plan-bundles` (`createCustomPlanBundle`): sends [`planbundle::CreateCustomPlanBundle`].
     #[inline]
-    pub async fn create_custom_plan_bundle(
+    pub fn create_custom_plan_bundle(
         &self,
         body: models::CreateCustomPlanBundleRequestBody,
-    ) -> Out<planbundle::CreateCustomPlanBundle> {
+    ) -> impl Future<Output = Out<planbundle::CreateCustomPlanBundle>> + Send + '_ {
         self.client
             .send(planbundle::CreateCustomPlanBundle::new(body))
-            .await
     }
 
     /// [`create_custom_plan_bundle`](Self::create_custom_plan_bundle) with per-request options.
     #[inline]
-    pub async fn create_custom_plan_bundle_with(
+    pub fn create_custom_plan_bundle_with(
         &self,
         body: models::CreateCustomPlanBundleRequestBody,
         options: RequestOptions,
-    ) -> Out<planbundle::CreateCustomPlanBundle> {
+    ) -> impl Future<Output = Out<planbundle::CreateCustomPlanBundle>> + Send + '_ {
         self.client
             .send_with(planbundle::CreateCustomPlanBundle::new(body), options)
-            .await
     }
 
     /// `POST /plan-bundles` (`createPlanBundle`): sends [`planbundle::CreatePlanBundle`].
     #[inline]
-    pub async fn create_plan_bundle(
+    pub fn create_plan_bundle(
         &self,
         body: models::CreatePlanBundleRequestBody,
-    ) -> Out<planbundle::CreatePlanBundle> {
-        self.client
-            .send(planbundle::CreatePlanBundle::new(body))
-            .await
+    ) -> impl Future<Output = Out<planbundle::CreatePlanBundle>> + Send + '_ {
+        self.client.send(planbundle::CreatePlanBundle::new(body))
     }
 
     /// [`create_plan_bundle`](Self::create_plan_bundle) with per-request options.
     #[inline]
-    pub async fn create_plan_bundle_with(
+    pub fn create_plan_bundle_with(
         &self,
         body: models::CreatePlanBundleRequestBody,
         options: RequestOptions,
-    ) -> Out<planbundle::CreatePlanBundle> {
+    ) -> impl Future<Output = Out<planbundle::CreatePlanBundle>> + Send + '_ {
         self.client
             .send_with(planbundle::CreatePlanBundle::new(body), options)
-            .await
     }
 
     /// `PUT /plan-bundles/{plan_id}` (`updatePlanBundle`): sends [`planbundle::UpdatePlanBundle`].
     #[inline]
-    pub async fn update_plan_bundle(
+    pub fn update_plan_bundle(
         &self,
         plan_id: impl Into<String>,
         body: models::UpdatePlanBundleRequestBody,
-    ) -> Out<planbundle::UpdatePlanBundle> {
+    ) -> impl Future<Output = Out<planbundle::UpdatePlanBundle>> + Send + '_ {
         self.client
             .send(planbundle::UpdatePlanBundle::new(plan_id, body))
-            .await
     }
 
     /// [`update_plan_bundle`](Self::update_plan_bundle) with per-request options.
     #[inline]
-    pub async fn update_plan_bundle_with(
+    pub fn update_plan_bundle_with(
         &self,
         plan_id: impl Into<String>,
         body: models::UpdatePlanBundleRequestBody,
         options: RequestOptions,
-    ) -> Out<planbundle::UpdatePlanBundle> {
+    ) -> impl Future<Output = Out<planbundle::UpdatePlanBundle>> + Send + '_ {
         self.client
             .send_with(planbundle::UpdatePlanBundle::new(plan_id, body), options)
-            .await
     }
 }
 
 impl Plangroups<'_> {
     /// `POST /plan-groups` (`createPlanGroup`): sends [`plangroups::CreatePlanGroup`].
     #[inline]
-    pub async fn create_plan_group(
+    pub fn create_plan_group(
         &self,
         body: models::CreatePlanGroupRequestBody,
-    ) -> Out<plangroups::CreatePlanGroup> {
-        self.client
-            .send(plangroups::CreatePlanGroup::new(body))
-            .await
+    ) -> impl Future<Output = Out<plangroups::CreatePlanGroup>> + Send + '_ {
+        self.client.send(plangroups::CreatePlanGroup::new(body))
     }
 
     /// [`create_plan_group`](Self::create_plan_group) with per-request options.
     #[inline]
-    pub async fn create_plan_group_with(
+    pub fn create_plan_group_with(
         &self,
         body: models::CreatePlanGroupRequestBody,
         options: RequestOptions,
-    ) -> Out<plangroups::CreatePlanGroup> {
+    ) -> impl Future<Output = Out<plangroups::CreatePlanGroup>> + Send + '_ {
         self.client
             .send_with(plangroups::CreatePlanGroup::new(body), options)
-            .await
     }
 
     /// `GET /plan-groups` (`getPlanGroup`): sends [`plangroups::GetPlanGroup`].
     #[inline]
-    pub async fn get_plan_group(
+    pub fn get_plan_group(
         &self,
         request: plangroups::GetPlanGroup,
-    ) -> Out<plangroups::GetPlanGroup> {
-        self.client.send(request).await
+    ) -> impl Future<Output = Out<plangroups::GetPlanGroup>> + Send + '_ {
+        self.client.send(request)
     }
 
     /// [`get_plan_group`](Self::get_plan_group) with per-request options.
     #[inline]
-    pub async fn get_plan_group_with(
+    pub fn get_plan_group_with(
         &self,
         request: plangroups::GetPlanGroup,
         options: RequestOptions,
-    ) -> Out<plangroups::GetPlanGroup> {
-        self.client.send_with(request, options).await
+    ) -> impl Future<Output = Out<plangroups::GetPlanGroup>> + Send + '_ {
+        self.client.send_with(request, options)
     }
 
     /// `PUT /plan-groups/{plan_group_id}` (`updatePlanGroup`): sends [`plangroups::UpdatePlanGroup`].
     #[inline]
-    pub async fn update_plan_group(
+    pub fn update_plan_group(
         &self,
         plan_group_id: impl Into<String>,
         body: models::UpdatePlanGroupRequestBody,
-    ) -> Out<plangroups::UpdatePlanGroup> {
+    ) -> impl Future<Output = Out<plangroups::UpdatePlanGroup>> + Send + '_ {
         self.client
             .send(plangroups::UpdatePlanGroup::new(plan_group_id, body))
-            .await
     }
 
     /// [`update_plan_group`](Self::update_plan_group) with per-request options.
     #[inline]
-    pub async fn update_plan_group_with(
+    pub fn update_plan_group_with(
         &self,
         plan_group_id: impl Into<String>,
         body: models::UpdatePlanGroupRequestBody,
         options: RequestOptions,
-    ) -> Out<plangroups::UpdatePlanGroup> {
-        self.client
-            .send_with(
-                plangroups::UpdatePlanGroup::new(plan_group_id, body),
-                options,
-            )
-            .await
+    ) -> impl Future<Output = Out<plangroups::UpdatePlanGroup>> + Send + '_ {
+        self.client.send_with(
+            plangroups::UpdatePlanGroup::new(plan_group_id, body),
+            options,
+        )
     }
 }
 
 impl Planmigrations<'_> {
     /// `GET /plan-version-company-migrations/count` (`countCompanyMigrations`): sends [`planmigrations::CountCompanyMigrations`].
     #[inline]
-    pub async fn count_company_migrations(
+    pub fn count_company_migrations(
         &self,
         request: planmigrations::CountCompanyMigrations,
-    ) -> Out<planmigrations::CountCompanyMigrations> {
-        self.client.send(request).await
+    ) -> impl Future<Output = Out<planmigrations::CountCompanyMigrations>> + Send + '_ {
+        self.client.send(request)
     }
 
     /// [`count_company_migrations`](Self::count_company_migrations) with per-request options.
     #[inline]
-    pub async fn count_company_migrations_with(
+    pub fn count_company_migrations_with(
         &self,
         request: planmigrations::CountCompanyMigrations,
         options: RequestOptions,
-    ) -> Out<planmigrations::CountCompanyMigrations> {
-        self.client.send_with(request, options).await
+    ) -> impl Future<Output = Out<planmigrations::CountCompanyMigrations>> + Send + '_ {
+        self.client.send_with(request, options)
     }
 
     /// `GET /plan-version-migrations/count` (`countMigrations`): sends [`planmigrations::CountMigrations`].
     #[inline]
-    pub async fn count_migrations(
+    pub fn count_migrations(
         &self,
         request: planmigrations::CountMigrations,
-    ) -> Out<planmigrations::CountMigrations> {
-        self.client.send(request).await
+    ) -> impl Future<Output = Out<planmigrations::CountMigrations>> + Send + '_ {
+        self.client.send(request)
     }
 
     /// [`count_migrations`](Self::count_migrations) with per-request options.
     #[inline]
-    pub async fn count_migrations_with(
+    pub fn count_migrations_with(
         &self,
         request: planmigrations::CountMigrations,
         options: RequestOptions,
-    ) -> Out<planmigrations::CountMigrations> {
-        self.client.send_with(request, options).await
+    ) -> impl Future<Output = Out<planmigrations::CountMigrations>> + Send + '_ {
+        self.client.send_with(request, options)
     }
 
     /// `POST /plan-version-migrations` (`createMigration`): sends [`planmigrations::CreateMigration`].
     #[inline]
-    pub async fn create_migration(
+    pub fn create_migration(
         &self,
         body: models::CreateMigrationInput,
-    ) -> Out<planmigrations::CreateMigration> {
-        self.client
-            .send(planmigrations::CreateMigration::new(body))
-            .await
+    ) -> impl Future<Output = Out<planmigrations::CreateMigration>> + Send + '_ {
+        self.client.send(planmigrations::CreateMigration::new(body))
     }
 
     /// [`create_migration`](Self::create_migration) with per-request options.
     #[inline]
-    pub async fn create_migration_with(
+    pub fn create_migration_with(
         &self,
         body: models::CreateMigrationInput,
         options: RequestOptions,
-    ) -> Out<planmigrations::CreateMigration> {
+    ) -> impl Future<Output = Out<planmigrations::CreateMigration>> + Send + '_ {
         self.client
             .send_with(planmigrations::CreateMigration::new(body), options)
-            .await
     }
 
     /// `GET /plan-version-migrations/{plan_version_migration_id}` (`getMigration`): sends [`planmigrations::GetMigration`].
     #[inline]
-    pub async fn get_migration(
+    pub fn get_migration(
         &self,
         plan_version_migration_id: impl Into<String>,
-    ) -> Out<planmigrations::GetMigration> {
+    ) -> impl Future<Output = Out<planmigrations::GetMigration>> + Send + '_ {
         self.client
             .send(planmigrations::GetMigration::new(plan_version_migration_id))
-            .await
     }
 
     /// [`get_migration`](Self::get_migration) with per-request options.
     #[inline]
-    pub async fn get_migration_with(
+    pub fn get_migration_with(
         &self,
         plan_version_migration_id: impl Into<String>,
         options: RequestOptions,
-    ) -> Out<planmigrations::GetMigration> {
-        self.client
-            .send_with(
-                planmigrations::GetMigration::new(plan_version_migration_id),
-                options,
-            )
-            .await
+    ) -> impl Future<Output = Out<planmigrations::GetMigration>> + Send + '_ {
+        self.client.send_with(
+            planmigrations::GetMigration::new(plan_version_migration_id),
+            options,
+        )
     }
 
     /// `GET /plan-version-company-migrations` (`listCompanyMigrations`): sends [`planmigrations::ListCompanyMigrations`].
     #[inline]
-    pub async fn list_company_migrations(
+    pub fn list_company_migrations(
         &self,
         request: planmigrations::ListCompanyMigrations,
-    ) -> Out<planmigrations::ListCompanyMigrations> {
-        self.client.send(request).await
+    ) -> impl Future<Output = Out<planmigrations::ListCompanyMigrations>> + Send + '_ {
+        self.client.send(request)
     }
 
     /// [`list_company_migrations`](Self::list_company_migrations) with per-request options.
     #[inline]
-    pub async fn list_company_migrations_with(
+    pub fn list_company_migrations_with(
         &self,
         request: planmigrations::ListCompanyMigrations,
         options: RequestOptions,
-    ) -> Out<planmigrations::ListCompanyMigrations> {
-        self.client.send_with(request, options).await
+    ) -> impl Future<Output = Out<planmigrations::ListCompanyMigrations>> + Send + '_ {
+        self.client.send_with(request, options)
     }
 
     /// `GET /plan-version-migrations` (`listMigrations`): sends [`planmigrations::ListMigrations`].
     #[inline]
-    pub async fn list_migrations(
+    pub fn list_migrations(
         &self,
         request: planmigrations::ListMigrations,
-    ) -> Out<planmigrations::ListMigrations> {
-        self.client.send(request).await
+    ) -> impl Future<Output = Out<planmigrations::ListMigrations>> + Send + '_ {
+        self.client.send(request)
     }
 
     /// [`list_migrations`](Self::list_migrations) with per-request options.
     #[inline]
-    pub async fn list_migrations_with(
+    pub fn list_migrations_with(
         &self,
         request: planmigrations::ListMigrations,
         options: RequestOptions,
-    ) -> Out<planmigrations::ListMigrations> {
-        self.client.send_with(request, options).await
+    ) -> impl Future<Output = Out<planmigrations::ListMigrations>> + Send + '_ {
+        self.client.send_with(request, options)
     }
 
     /// `POST /plan-version-migrations/preview` (`previewMigration`): sends [`planmigrations::PreviewMigration`].
     #[inline]
-    pub async fn preview_migration(
+    pub fn preview_migration(
         &self,
         body: models::PreviewMigrationRequestBody,
-    ) -> Out<planmigrations::PreviewMigration> {
+    ) -> impl Future<Output = Out<planmigrations::PreviewMigration>> + Send + '_ {
         self.client
             .send(planmigrations::PreviewMigration::new(body))
-            .await
     }
 
     /// [`preview_migration`](Self::preview_migration) with per-request options.
     #[inline]
-    pub async fn preview_migration_with(
+    pub fn preview_migration_with(
         &self,
         body: models::PreviewMigrationRequestBody,
         options: RequestOptions,
-    ) -> Out<planmigrations::PreviewMigration> {
+    ) -> impl Future<Output = Out<planmigrations::PreviewMigration>> + Send + '_ {
         self.client
             .send_with(planmigrations::PreviewMigration::new(body), options)
-            .await
     }
 
     /// `POST /plan-version-company-migrations/{plan_version_company_migration_id}/retry` (`retryCompanyMigration`): sends [`planmigrations::RetryCompanyMigration`].
     #[inline]
-    pub async fn retry_company_migration(
+    pub fn retry_company_migration(
         &self,
         plan_version_company_migration_id: impl Into<String>,
-    ) -> Out<planmigrations::RetryCompanyMigration> {
-        self.client
-            .send(planmigrations::RetryCompanyMigration::new(
-                plan_version_company_migration_id,
-            ))
-            .await
+    ) -> impl Future<Output = Out<planmigrations::RetryCompanyMigration>> + Send + '_ {
+        self.client.send(planmigrations::RetryCompanyMigration::new(
+            plan_version_company_migration_id,
+        ))
     }
 
     /// [`retry_company_migration`](Self::retry_company_migration) with per-request options.
     #[inline]
-    pub async fn retry_company_migration_with(
+    pub fn retry_company_migration_with(
         &self,
         plan_version_company_migration_id: impl Into<String>,
         options: RequestOptions,
-    ) -> Out<planmigrations::RetryCompanyMigration> {
-        self.client
-            .send_with(
-                planmigrations::RetryCompanyMigration::new(plan_version_company_migration_id),
-                options,
-            )
-            .await
+    ) -> impl Future<Output = Out<planmigrations::RetryCompanyMigration>> + Send + '_ {
+        self.client.send_with(
+            planmigrations::RetryCompanyMigration::new(plan_version_company_migration_id),
+            options,
+        )
     }
 
     /// `POST /plan-version-migrations/{plan_version_migration_id}/retry` (`retryMigration`): sends [`planmigrations::RetryMigration`].
     #[inline]
-    pub async fn retry_migration(
+    pub fn retry_migration(
         &self,
         plan_version_migration_id: impl Into<String>,
         body: models::RetryMigrationRequestBody,
-    ) -> Out<planmigrations::RetryMigration> {
-        self.client
-            .send(planmigrations::RetryMigration::new(
-                plan_version_migration_id,
-                body,
-            ))
-            .await
+    ) -> impl Future<Output = Out<planmigrations::RetryMigration>> + Send + '_ {
+        self.client.send(planmigrations::RetryMigration::new(
+            plan_version_migration_id,
+            body,
+        ))
     }
 
     /// [`retry_migration`](Self::retry_migration) with per-request options.
     #[inline]
-    pub async fn retry_migration_with(
+    pub fn retry_migration_with(
         &self,
         plan_version_migration_id: impl Into<String>,
         body: models::RetryMigrationRequestBody,
         options: RequestOptions,
-    ) -> Out<planmigrations::RetryMigration> {
-        self.client
-            .send_with(
-                planmigrations::RetryMigration::new(plan_version_migration_id, body),
-                options,
-            )
-            .await
+    ) -> impl Future<Output = Out<planmigrations::RetryMigration>> + Send + '_ {
+        self.client.send_with(
+            planmigrations::RetryMigration::new(plan_version_migration_id, body),
+            options,
+        )
     }
 }
 
 impl Plans<'_> {
     /// `GET /plans/billing-product-match-companies/count` (`countBillingProductMatchCompanies`): sends [`plans::CountBillingProductMatchCompanies`].
     #[inline]
-    pub async fn count_billing_product_match_companies(
+    pub fn count_billing_product_match_companies(
         &self,
         request: plans::CountBillingProductMatchCompanies,
-    ) -> Out<plans::CountBillingProductMatchCompanies> {
-        self.client.send(request).await
+    ) -> impl Future<Output = Out<plans::CountBillingProductMatchCompanies>> + Send + '_ {
+        self.client.send(request)
     }
 
     /// [`count_billing_product_match_companies`](Self::count_billing_product_match_companies) with per-request options.
     #[inline]
-    pub async fn count_billing_product_match_companies_with(
+    pub fn count_billing_product_match_companies_with(
         &self,
         request: plans::CountBillingProductMatchCompanies,
         options: RequestOptions,
-    ) -> Out<plans::CountBillingProductMatchCompanies> {
-        self.client.send_with(request, options).await
+    ) -> impl Future<Output = Out<plans::CountBillingProductMatchCompanies>> + Send + '_ {
+        self.client.send_with(request, options)
     }
 
     /// `GET /plans/count` (`countPlans`): sends [`plans::CountPlans`].
     #[inline]
-    pub async fn count_plans(&self, request: plans::CountPlans) -> Out<plans::CountPlans> {
-        self.client.send(request).await
+    pub fn count_plans(
+        &self,
+        request: plans::CountPlans,
+    ) -> impl Future<Output = Out<plans::CountPlans>> + Send + '_ {
+        self.client.send(request)
     }
 
     /// [`count_plans`](Self::count_plans) with per-request options.
     #[inline]
-    pub async fn count_plans_with(
+    pub fn count_plans_with(
         &self,
         request: plans::CountPlans,
         options: RequestOptions,
-    ) -> Out<plans::CountPlans> {
-        self.client.send_with(request, options).await
+    ) -> impl Future<Output = Out<plans::CountPlans>> + Send + '_ {
+        self.client.send_with(request, options)
     }
 
     /// `POST /custom-plans` (`createCustomPlan`): sends [`plans::CreateCustomPlan`].
     #[inline]
-    pub async fn create_custom_plan(
+    pub fn create_custom_plan(
         &self,
         body: models::CreateCustomPlanRequestBody,
-    ) -> Out<plans::CreateCustomPlan> {
-        self.client.send(plans::CreateCustomPlan::new(body)).await
+    ) -> impl Future<Output = Out<plans::CreateCustomPlan>> + Send + '_ {
+        self.client.send(plans::CreateCustomPlan::new(body))
     }
 
     /// [`create_custom_plan`](Self::create_custom_plan) with per-request options.
     #[inline]
-    pub async fn create_custom_plan_with(
+    pub fn create_custom_plan_with(
         &self,
         body: models::CreateCustomPlanRequestBody,
         options: RequestOptions,
-    ) -> Out<plans::CreateCustomPlan> {
+    ) -> impl Future<Output = Out<plans::CreateCustomPlan>> + Send + '_ {
         self.client
             .send_with(plans::CreateCustomPlan::new(body), options)
-            .await
     }
 
     /// `POST /plans` (`createPlan`): sends [`plans::CreatePlan`].
     #[inline]
-    pub async fn create_plan(&self, body: models::CreatePlanRequestBody) -> Out<plans::CreatePlan> {
-        self.client.send(plans::CreatePlan::new(body)).await
+    pub fn create_plan(
+        &self,
+        body: models::CreatePlanRequestBody,
+    ) -> impl Future<Output = Out<plans::CreatePlan>> + Send + '_ {
+        self.client.send(plans::CreatePlan::new(body))
     }
 
     /// [`create_plan`](Self::create_plan) with per-request options.
     #[inline]
-    pub async fn create_plan_with(
+    pub fn create_plan_with(
         &self,
         body: models::CreatePlanRequestBody,
         options: RequestOptions,
-    ) -> Out<plans::CreatePlan> {
-        self.client
-            .send_with(plans::CreatePlan::new(body), options)
-            .await
+    ) -> impl Future<Output = Out<plans::CreatePlan>> + Send + '_ {
+        self.client.send_with(plans::CreatePlan::new(body), options)
     }
 
     /// `DELETE /plans/{plan_id}` (`deletePlan`): sends [`plans::DeletePlan`].
     #[inline]
-    pub async fn delete_plan(&self, plan_id: impl Into<String>) -> Out<plans::DeletePlan> {
-        self.client.send(plans::DeletePlan::new(plan_id)).await
+    pub fn delete_plan(
+        &self,
+        plan_id: impl Into<String>,
+    ) -> impl Future<Output = Out<plans::DeletePlan>> + Send + '_ {
+        self.client.send(plans::DeletePlan::new(plan_id))
     }
 
     /// [`delete_plan`](Self::delete_plan) with per-request options.
     #[inline]
-    pub async fn delete_plan_with(
+    pub fn delete_plan_with(
         &self,
         plan_id: impl Into<String>,
         options: RequestOptions,
-    ) -> Out<plans::DeletePlan> {
+    ) -> impl Future<Output = Out<plans::DeletePlan>> + Send + '_ {
         self.client
             .send_with(plans::DeletePlan::new(plan_id), options)
-            .await
     }
 
     /// `DELETE /plans/version/{plan_version_id}` (`deletePlanVersion`): sends [`plans::DeletePlanVersion`].
     #[inline]
-    pub async fn delete_plan_version(
+    pub fn delete_plan_version(
         &self,
         request: plans::DeletePlanVersion,
-    ) -> Out<plans::DeletePlanVersion> {
-        self.client.send(request).await
+    ) -> impl Future<Output = Out<plans::DeletePlanVersion>> + Send + '_ {
+        self.client.send(request)
     }
 
     /// [`delete_plan_version`](Self::delete_plan_version) with per-request options.
     #[inline]
-    pub async fn delete_plan_version_with(
+    pub fn delete_plan_version_with(
         &self,
         request: plans::DeletePlanVersion,
         options: RequestOptions,
-    ) -> Out<plans::DeletePlanVersion> {
-        self.client.send_with(request, options).await
+    ) -> impl Future<Output = Out<plans::DeletePlanVersion>> + Send + '_ {
+        self.client.send_with(request, options)
     }
 
     /// `GET /plans/{plan_id}` (`getPlan`): sends [`plans::GetPlan`].
     #[inline]
-    pub async fn get_plan(&self, request: plans::GetPlan) -> Out<plans::GetPlan> {
-        self.client.send(request).await
+    pub fn get_plan(
+        &self,
+        request: plans::GetPlan,
+    ) -> impl Future<Output = Out<plans::GetPlan>> + Send + '_ {
+        self.client.send(request)
     }
 
     /// [`get_plan`](Self::get_plan) with per-request options.
     #[inline]
-    pub async fn get_plan_with(
+    pub fn get_plan_with(
         &self,
         request: plans::GetPlan,
         options: RequestOptions,
-    ) -> Out<plans::GetPlan> {
-        self.client.send_with(request, options).await
+    ) -> impl Future<Output = Out<plans::GetPlan>> + Send + '_ {
+        self.client.send_with(request, options)
     }
 
     /// `GET /plans/billing-product-match-companies` (`listBillingProductMatchCompanies`): sends [`plans::ListBillingProductMatchCompanies`].
     #[inline]
-    pub async fn list_billing_product_match_companies(
+    pub fn list_billing_product_match_companies(
         &self,
         request: plans::ListBillingProductMatchCompanies,
-    ) -> Out<plans::ListBillingProductMatchCompanies> {
-        self.client.send(request).await
+    ) -> impl Future<Output = Out<plans::ListBillingProductMatchCompanies>> + Send + '_ {
+        self.client.send(request)
     }
 
     /// [`list_billing_product_match_companies`](Self::list_billing_product_match_companies) with per-request options.
     #[inline]
-    pub async fn list_billing_product_match_companies_with(
+    pub fn list_billing_product_match_companies_with(
         &self,
         request: plans::ListBillingProductMatchCompanies,
         options: RequestOptions,
-    ) -> Out<plans::ListBillingProductMatchCompanies> {
-        self.client.send_with(request, options).await
+    ) -> impl Future<Output = Out<plans::ListBillingProductMatchCompanies>> + Send + '_ {
+        self.client.send_with(request, options)
     }
 
     /// `GET /custom-plan-billings` (`listCustomPlanBillings`): sends [`plans::ListCustomPlanBillings`].
     #[inline]
-    pub async fn list_custom_plan_billings(
+    pub fn list_custom_plan_billings(
         &self,
         request: plans::ListCustomPlanBillings,
-    ) -> Out<plans::ListCustomPlanBillings> {
-        self.client.send(request).await
+    ) -> impl Future<Output = Out<plans::ListCustomPlanBillings>> + Send + '_ {
+        self.client.send(request)
     }
 
     /// [`list_custom_plan_billings`](Self::list_custom_plan_billings) with per-request options.
     #[inline]
-    pub async fn list_custom_plan_billings_with(
+    pub fn list_custom_plan_billings_with(
         &self,
         request: plans::ListCustomPlanBillings,
         options: RequestOptions,
-    ) -> Out<plans::ListCustomPlanBillings> {
-        self.client.send_with(request, options).await
+    ) -> impl Future<Output = Out<plans::ListCustomPlanBillings>> + Send + '_ {
+        self.client.send_with(request, options)
     }
 
     /// `GET /plans/issues` (`listPlanIssues`): sends [`plans::ListPlanIssues`].
     #[inline]
-    pub async fn list_plan_issues(
+    pub fn list_plan_issues(
         &self,
         request: plans::ListPlanIssues,
-    ) -> Out<plans::ListPlanIssues> {
-        self.client.send(request).await
+    ) -> impl Future<Output = Out<plans::ListPlanIssues>> + Send + '_ {
+        self.client.send(request)
     }
 
     /// [`list_plan_issues`](Self::list_plan_issues) with per-request options.
     #[inline]
-    pub async fn list_plan_issues_with(
+    pub fn list_plan_issues_with(
         &self,
         request: plans::ListPlanIssues,
         options: RequestOptions,
-    ) -> Out<plans::ListPlanIssues> {
-        self.client.send_with(request, options).await
+    ) -> impl Future<Output = Out<plans::ListPlanIssues>> + Send + '_ {
+        self.client.send_with(request, options)
     }
 
     /// `GET /plans` (`listPlans`): sends [`plans::ListPlans`].
     #[inline]
-    pub async fn list_plans(&self, request: plans::ListPlans) -> Out<plans::ListPlans> {
-        self.client.send(request).await
+    pub fn list_plans(
+        &self,
+        request: plans::ListPlans,
+    ) -> impl Future<Output = Out<plans::ListPlans>> + Send + '_ {
+        self.client.send(request)
     }
 
     /// [`list_plans`](Self::list_plans) with per-request options.
     #[inline]
-    pub async fn list_plans_with(
+    pub fn list_plans_with(
         &self,
         request: plans::ListPlans,
         options: RequestOptions,
-    ) -> Out<plans::ListPlans> {
-        self.client.send_with(request, options).await
+    ) -> impl Future<Output = Out<plans::ListPlans>> + Send + '_ {
+        self.client.send_with(request, options)
     }
 
     /// `PUT /custom-plan-billings/{custom_plan_billing_id}/mark-paid` (`markCustomPlanBillingPaid`): sends [`plans::MarkCustomPlanBillingPaid`].
     #[inline]
-    pub async fn mark_custom_plan_billing_paid(
+    pub fn mark_custom_plan_billing_paid(
         &self,
         custom_plan_billing_id: impl Into<String>,
         body: models::MarkCustomPlanBillingPaidRequestBody,
-    ) -> Out<plans::MarkCustomPlanBillingPaid> {
-        self.client
-            .send(plans::MarkCustomPlanBillingPaid::new(
-                custom_plan_billing_id,
-                body,
-            ))
-            .await
+    ) -> impl Future<Output = Out<plans::MarkCustomPlanBillingPaid>> + Send + '_ {
+        self.client.send(plans::MarkCustomPlanBillingPaid::new(
+            custom_plan_billing_id,
+            body,
+        ))
     }
 
     /// [`mark_custom_plan_billing_paid`](Self::mark_custom_plan_billing_paid) with per-request options.
     #[inline]
-    pub async fn mark_custom_plan_billing_paid_with(
+    pub fn mark_custom_plan_billing_paid_with(
         &self,
         custom_plan_billing_id: impl Into<String>,
         body: models::MarkCustomPlanBillingPaidRequestBody,
         options: RequestOptions,
-    ) -> Out<plans::MarkCustomPlanBillingPaid> {
-        self.client
-            .send_with(
-                plans::MarkCustomPlanBillingPaid::new(custom_plan_billing_id, body),
-                options,
-            )
-            .await
+    ) -> impl Future<Output = Out<plans::MarkCustomPlanBillingPaid>> + Send + '_ {
+        self.client.send_with(
+            plans::MarkCustomPlanBillingPaid::new(custom_plan_billing_id, body),
+            options,
+        )
     }
 
     /// `PUT /plans/version/{plan_version_id}/publish` (`publishPlanVersion`): sends [`plans::PublishPlanVersion`].
     #[inline]
-    pub async fn publish_plan_version(
+    pub fn publish_plan_version(
         &self,
         plan_version_id: impl Into<String>,
         body: models::PublishPlanVersionRequestBody,
-    ) -> Out<plans::PublishPlanVersion> {
+    ) -> impl Future<Output = Out<plans::PublishPlanVersion>> + Send + '_ {
         self.client
             .send(plans::PublishPlanVersion::new(plan_version_id, body))
-            .await
     }
 
     /// [`publish_plan_version`](Self::publish_plan_version) with per-request options.
     #[inline]
-    pub async fn publish_plan_version_with(
+    pub fn publish_plan_version_with(
         &self,
         plan_version_id: impl Into<String>,
         body: models::PublishPlanVersionRequestBody,
         options: RequestOptions,
-    ) -> Out<plans::PublishPlanVersion> {
-        self.client
-            .send_with(
-                plans::PublishPlanVersion::new(plan_version_id, body),
-                options,
-            )
-            .await
+    ) -> impl Future<Output = Out<plans::PublishPlanVersion>> + Send + '_ {
+        self.client.send_with(
+            plans::PublishPlanVersion::new(plan_version_id, body),
+            options,
+        )
     }
 
     /// `PUT /custom-plan-billings/{custom_plan_billing_id}/retry` (`retryCustomPlanBilling`): sends [`plans::RetryCustomPlanBilling`].
     #[inline]
-    pub async fn retry_custom_plan_billing(
+    pub fn retry_custom_plan_billing(
         &self,
         custom_plan_billing_id: impl Into<String>,
         body: models::RetryCustomPlanBillingRequestBody,
-    ) -> Out<plans::RetryCustomPlanBilling> {
-        self.client
-            .send(plans::RetryCustomPlanBilling::new(
-                custom_plan_billing_id,
-                body,
-            ))
-            .await
+    ) -> impl Future<Output = Out<plans::RetryCustomPlanBilling>> + Send + '_ {
+        self.client.send(plans::RetryCustomPlanBilling::new(
+            custom_plan_billing_id,
+            body,
+        ))
     }
 
     /// [`retry_custom_plan_billing`](Self::retry_custom_plan_billing) with per-request options.
     #[inline]
-    pub async fn retry_custom_plan_billing_with(
+    pub fn retry_custom_plan_billing_with(
         &self,
         custom_plan_billing_id: impl Into<String>,
         body: models::RetryCustomPlanBillingRequestBody,
         options: RequestOptions,
-    ) -> Out<plans::RetryCustomPlanBilling> {
-        self.client
-            .send_with(
-                plans::RetryCustomPlanBilling::new(custom_plan_billing_id, body),
-                options,
-            )
-            .await
+    ) -> impl Future<Output = Out<plans::RetryCustomPlanBilling>> + Send + '_ {
+        self.client.send_with(
+            plans::RetryCustomPlanBilling::new(custom_plan_billing_id, body),
+            options,
+        )
     }
 
     /// `PUT /company-plans/{company_id}` (`updateCompanyPlans`): sends [`plans::UpdateCompanyPlans`].
     #[inline]
-    pub async fn update_company_plans(
+    pub fn update_company_plans(
         &self,
         company_id: impl Into<String>,
         body: models::UpdateCompanyPlansRequestBody,
-    ) -> Out<plans::UpdateCompanyPlans> {
+    ) -> impl Future<Output = Out<plans::UpdateCompanyPlans>> + Send + '_ {
         self.client
             .send(plans::UpdateCompanyPlans::new(company_id, body))
-            .await
     }
 
     /// [`update_company_plans`](Self::update_company_plans) with per-request options.
     #[inline]
-    pub async fn update_company_plans_with(
+    pub fn update_company_plans_with(
         &self,
         company_id: impl Into<String>,
         body: models::UpdateCompanyPlansRequestBody,
         options: RequestOptions,
-    ) -> Out<plans::UpdateCompanyPlans> {
+    ) -> impl Future<Output = Out<plans::UpdateCompanyPlans>> + Send + '_ {
         self.client
             .send_with(plans::UpdateCompanyPlans::new(company_id, body), options)
-            .await
     }
 
     /// `PUT /plans/{plan_id}` (`updatePlan`): sends [`plans::UpdatePlan`].
     #[inline]
-    pub async fn update_plan(
+    pub fn update_plan(
         &self,
         plan_id: impl Into<String>,
         body: models::UpdatePlanRequestBody,
-    ) -> Out<plans::UpdatePlan> {
-        self.client
-            .send(plans::UpdatePlan::new(plan_id, body))
-            .await
+    ) -> impl Future<Output = Out<plans::UpdatePlan>> + Send + '_ {
+        self.client.send(plans::UpdatePlan::new(plan_id, body))
     }
 
     /// [`update_plan`](Self::update_plan) with per-request options.
     #[inline]
-    pub async fn update_plan_with(
+    pub fn update_plan_with(
         &self,
         plan_id: impl Into<String>,
         body: models::UpdatePlanRequestBody,
         options: RequestOptions,
-    ) -> Out<plans::UpdatePlan> {
+    ) -> impl Future<Output = Out<plans::UpdatePlan>> + Send + '_ {
         self.client
             .send_with(plans::UpdatePlan::new(plan_id, body), options)
-            .await
     }
 
     /// `PUT /plans/{plan_id}/billing_products` (`upsertBillingProductPlan`): sends [`plans::UpsertBillingProductPlan`].
     #[inline]
-    pub async fn upsert_billing_product_plan(
+    pub fn upsert_billing_product_plan(
         &self,
         plan_id: impl Into<String>,
         body: models::UpsertBillingProductRequestBody,
-    ) -> Out<plans::UpsertBillingProductPlan> {
+    ) -> impl Future<Output = Out<plans::UpsertBillingProductPlan>> + Send + '_ {
         self.client
             .send(plans::UpsertBillingProductPlan::new(plan_id, body))
-            .await
     }
 
     /// [`upsert_billing_product_plan`](Self::upsert_billing_product_plan) with per-request options.
     #[inline]
-    pub async fn upsert_billing_product_plan_with(
+    pub fn upsert_billing_product_plan_with(
         &self,
         plan_id: impl Into<String>,
         body: models::UpsertBillingProductRequestBody,
         options: RequestOptions,
-    ) -> Out<plans::UpsertBillingProductPlan> {
+    ) -> impl Future<Output = Out<plans::UpsertBillingProductPlan>> + Send + '_ {
         self.client
             .send_with(plans::UpsertBillingProductPlan::new(plan_id, body), options)
-            .await
     }
 
     /// `POST /plans/billing-linked` (`upsertPlanForBillingProduct`): sends [`plans::UpsertPlanForBillingProduct`].
     #[inline]
-    pub async fn upsert_plan_for_billing_product(
+    pub fn upsert_plan_for_billing_product(
         &self,
         body: models::CreateBillingLinkedPlanRequestBody,
-    ) -> Out<plans::UpsertPlanForBillingProduct> {
+    ) -> impl Future<Output = Out<plans::UpsertPlanForBillingProduct>> + Send + '_ {
         self.client
             .send(plans::UpsertPlanForBillingProduct::new(body))
-            .await
     }
 
     /// [`upsert_plan_for_billing_product`](Self::upsert_plan_for_billing_product) with per-request options.
     #[inline]
-    pub async fn upsert_plan_for_billing_product_with(
+    pub fn upsert_plan_for_billing_product_with(
         &self,
         body: models::CreateBillingLinkedPlanRequestBody,
         options: RequestOptions,
-    ) -> Out<plans::UpsertPlanForBillingProduct> {
+    ) -> impl Future<Output = Out<plans::UpsertPlanForBillingProduct>> + Send + '_ {
         self.client
             .send_with(plans::UpsertPlanForBillingProduct::new(body), options)
-            .await
     }
 }
 
 impl Scheduledcheckout<'_> {
     /// `POST /scheduled-checkout` (`createScheduledCheckout`): sends [`scheduledcheckout::CreateScheduledCheckout`].
     #[inline]
-    pub async fn create_scheduled_checkout(
+    pub fn create_scheduled_checkout(
         &self,
         body: models::CreateScheduledCheckoutRequest,
-    ) -> Out<scheduledcheckout::CreateScheduledCheckout> {
+    ) -> impl Future<Output = Out<scheduledcheckout::CreateScheduledCheckout>> + Send + '_ {
         self.client
             .send(scheduledcheckout::CreateScheduledCheckout::new(body))
-            .await
     }
 
     /// [`create_scheduled_checkout`](Self::create_scheduled_checkout) with per-request options.
     #[inline]
-    pub async fn create_scheduled_checkout_with(
+    pub fn create_scheduled_checkout_with(
         &self,
         body: models::CreateScheduledCheckoutRequest,
         options: RequestOptions,
-    ) -> Out<scheduledcheckout::CreateScheduledCheckout> {
-        self.client
-            .send_with(
-                scheduledcheckout::CreateScheduledCheckout::new(body),
-                options,
-            )
-            .await
+    ) -> impl Future<Output = Out<scheduledcheckout::CreateScheduledCheckout>> + Send + '_ {
+        self.client.send_with(
+            scheduledcheckout::CreateScheduledCheckout::new(body),
+            options,
+        )
     }
 
     /// `GET /scheduled-checkout/{scheduled_checkout_id}` (`getScheduledCheckout`): sends [`scheduledcheckout::GetScheduledCheckout`].
     #[inline]
-    pub async fn get_scheduled_checkout(
+    pub fn get_scheduled_checkout(
         &self,
         scheduled_checkout_id: impl Into<String>,
-    ) -> Out<scheduledcheckout::GetScheduledCheckout> {
+    ) -> impl Future<Output = Out<scheduledcheckout::GetScheduledCheckout>> + Send + '_ {
         self.client
             .send(scheduledcheckout::GetScheduledCheckout::new(
                 scheduled_checkout_id,
             ))
-            .await
     }
 
     /// [`get_scheduled_checkout`](Self::get_scheduled_checkout) with per-request options.
     #[inline]
-    pub async fn get_scheduled_checkout_with(
+    pub fn get_scheduled_checkout_with(
         &self,
         scheduled_checkout_id: impl Into<String>,
         options: RequestOptions,
-    ) -> Out<scheduledcheckout::GetScheduledCheckout> {
-        self.client
-            .send_with(
-                scheduledcheckout::GetScheduledCheckout::new(scheduled_checkout_id),
-                options,
-            )
-            .await
+    ) -> impl Future<Output = Out<scheduledcheckout::GetScheduledCheckout>> + Send + '_ {
+        self.client.send_with(
+            scheduledcheckout::GetScheduledCheckout::new(scheduled_checkout_id),
+            options,
+        )
     }
 
     /// `GET /scheduled-checkout` (`listScheduledCheckouts`): sends [`scheduledcheckout::ListScheduledCheckouts`].
     #[inline]
-    pub async fn list_scheduled_checkouts(
+    pub fn list_scheduled_checkouts(
         &self,
         request: scheduledcheckout::ListScheduledCheckouts,
-    ) -> Out<scheduledcheckout::ListScheduledCheckouts> {
-        self.client.send(request).await
+    ) -> impl Future<Output = Out<scheduledcheckout::ListScheduledCheckouts>> + Send + '_ {
+        self.client.send(request)
     }
 
     /// [`list_scheduled_checkouts`](Self::list_scheduled_checkouts) with per-request options.
     #[inline]
-    pub async fn list_scheduled_checkouts_with(
+    pub fn list_scheduled_checkouts_with(
         &self,
         request: scheduledcheckout::ListScheduledCheckouts,
         options: RequestOptions,
-    ) -> Out<scheduledcheckout::ListScheduledCheckouts> {
-        self.client.send_with(request, options).await
+    ) -> impl Future<Output = Out<scheduledcheckout::ListScheduledCheckouts>> + Send + '_ {
+        self.client.send_with(request, options)
     }
 
     /// `PUT /scheduled-checkout/{scheduled_checkout_id}` (`updateScheduledCheckout`): sends [`scheduledcheckout::UpdateScheduledCheckout`].
     #[inline]
-    pub async fn update_scheduled_checkout(
+    pub fn update_scheduled_checkout(
         &self,
         scheduled_checkout_id: impl Into<String>,
         body: models::UpdateScheduledCheckoutRequest,
-    ) -> Out<scheduledcheckout::UpdateScheduledCheckout> {
+    ) -> impl Future<Output = Out<scheduledcheckout::UpdateScheduledCheckout>> + Send + '_ {
         self.client
             .send(scheduledcheckout::UpdateScheduledCheckout::new(
                 scheduled_checkout_id,
                 body,
             ))
-            .await
     }
 
     /// [`update_scheduled_checkout`](Self::update_scheduled_checkout) with per-request options.
     #[inline]
-    pub async fn update_scheduled_checkout_with(
+    pub fn update_scheduled_checkout_with(
         &self,
         scheduled_checkout_id: impl Into<String>,
         body: models::UpdateScheduledCheckoutRequest,
         options: RequestOptions,
-    ) -> Out<scheduledcheckout::UpdateScheduledCheckout> {
-        self.client
-            .send_with(
-                scheduledcheckout::UpdateScheduledCheckout::new(scheduled_checkout_id, body),
-                options,
-            )
-            .await
+    ) -> impl Future<Output = Out<scheduledcheckout::UpdateScheduledCheckout>> + Send + '_ {
+        self.client.send_with(
+            scheduledcheckout::UpdateScheduledCheckout::new(scheduled_checkout_id, body),
+            options,
+        )
     }
 }
 
 impl Webhooks<'_> {
     /// `GET /webhook-events/count` (`countWebhookEvents`): sends [`webhooks::CountWebhookEvents`].
     #[inline]
-    pub async fn count_webhook_events(
+    pub fn count_webhook_events(
         &self,
         request: webhooks::CountWebhookEvents,
-    ) -> Out<webhooks::CountWebhookEvents> {
-        self.client.send(request).await
+    ) -> impl Future<Output = Out<webhooks::CountWebhookEvents>> + Send + '_ {
+        self.client.send(request)
     }
 
     /// [`count_webhook_events`](Self::count_webhook_events) with per-request options.
     #[inline]
-    pub async fn count_webhook_events_with(
+    pub fn count_webhook_events_with(
         &self,
         request: webhooks::CountWebhookEvents,
         options: RequestOptions,
-    ) -> Out<webhooks::CountWebhookEvents> {
-        self.client.send_with(request, options).await
+    ) -> impl Future<Output = Out<webhooks::CountWebhookEvents>> + Send + '_ {
+        self.client.send_with(request, options)
     }
 
     /// `GET /webhooks/count` (`countWebhooks`): sends [`webhooks::CountWebhooks`].
     #[inline]
-    pub async fn count_webhooks(
+    pub fn count_webhooks(
         &self,
         request: webhooks::CountWebhooks,
-    ) -> Out<webhooks::CountWebhooks> {
-        self.client.send(request).await
+    ) -> impl Future<Output = Out<webhooks::CountWebhooks>> + Send + '_ {
+        self.client.send(request)
     }
 
     /// [`count_webhooks`](Self::count_webhooks) with per-request options.
     #[inline]
-    pub async fn count_webhooks_with(
+    pub fn count_webhooks_with(
         &self,
         request: webhooks::CountWebhooks,
         options: RequestOptions,
-    ) -> Out<webhooks::CountWebhooks> {
-        self.client.send_with(request, options).await
+    ) -> impl Future<Output = Out<webhooks::CountWebhooks>> + Send + '_ {
+        self.client.send_with(request, options)
     }
 
     /// `POST /webhooks` (`createWebhook`): sends [`webhooks::CreateWebhook`].
     #[inline]
-    pub async fn create_webhook(
+    pub fn create_webhook(
         &self,
         body: models::CreateWebhookRequestBody,
-    ) -> Out<webhooks::CreateWebhook> {
-        self.client.send(webhooks::CreateWebhook::new(body)).await
+    ) -> impl Future<Output = Out<webhooks::CreateWebhook>> + Send + '_ {
+        self.client.send(webhooks::CreateWebhook::new(body))
     }
 
     /// [`create_webhook`](Self::create_webhook) with per-request options.
     #[inline]
-    pub async fn create_webhook_with(
+    pub fn create_webhook_with(
         &self,
         body: models::CreateWebhookRequestBody,
         options: RequestOptions,
-    ) -> Out<webhooks::CreateWebhook> {
+    ) -> impl Future<Output = Out<webhooks::CreateWebhook>> + Send + '_ {
         self.client
             .send_with(webhooks::CreateWebhook::new(body), options)
-            .await
     }
 
     /// `DELETE /webhooks/{webhook_id}` (`deleteWebhook`): sends [`webhooks::DeleteWebhook`].
     #[inline]
-    pub async fn delete_webhook(
+    pub fn delete_webhook(
         &self,
         webhook_id: impl Into<String>,
-    ) -> Out<webhooks::DeleteWebhook> {
-        self.client
-            .send(webhooks::DeleteWebhook::new(webhook_id))
-            .await
+    ) -> impl Future<Output = Out<webhooks::DeleteWebhook>> + Send + '_ {
+        self.client.send(webhooks::DeleteWebhook::new(webhook_id))
     }
 
     /// [`delete_webhook`](Self::delete_webhook) with per-request options.
     #[inline]
-    pub async fn delete_webhook_with(
+    pub fn delete_webhook_with(
         &self,
         webhook_id: impl Into<String>,
         options: RequestOptions,
-    ) -> Out<webhooks::DeleteWebhook> {
+    ) -> impl Future<Output = Out<webhooks::DeleteWebhook>> + Send + '_ {
         self.client
             .send_with(webhooks::DeleteWebhook::new(webhook_id), options)
-            .await
     }
 
     /// `GET /webhooks/{webhook_id}` (`getWebhook`): sends [`webhooks::GetWebhook`].
     #[inline]
-    pub async fn get_webhook(&self, webhook_id: impl Into<String>) -> Out<webhooks::GetWebhook> {
-        self.client
-            .send(webhooks::GetWebhook::new(webhook_id))
-            .await
+    pub fn get_webhook(
+        &self,
+        webhook_id: impl Into<String>,
+    ) -> impl Future<Output = Out<webhooks::GetWebhook>> + Send + '_ {
+        self.client.send(webhooks::GetWebhook::new(webhook_id))
     }
 
     /// [`get_webhook`](Self::get_webhook) with per-request options.
     #[inline]
-    pub async fn get_webhook_with(
+    pub fn get_webhook_with(
         &self,
         webhook_id: impl Into<String>,
         options: RequestOptions,
-    ) -> Out<webhooks::GetWebhook> {
+    ) -> impl Future<Output = Out<webhooks::GetWebhook>> + Send + '_ {
         self.client
             .send_with(webhooks::GetWebhook::new(webhook_id), options)
-            .await
     }
 
     /// `GET /webhook-events/{webhook_event_id}` (`getWebhookEvent`): sends [`webhooks::GetWebhookEvent`].
     #[inline]
-    pub async fn get_webhook_event(
+    pub fn get_webhook_event(
         &self,
         webhook_event_id: impl Into<String>,
-    ) -> Out<webhooks::GetWebhookEvent> {
+    ) -> impl Future<Output = Out<webhooks::GetWebhookEvent>> + Send + '_ {
         self.client
             .send(webhooks::GetWebhookEvent::new(webhook_event_id))
-            .await
     }
 
     /// [`get_webhook_event`](Self::get_webhook_event) with per-request options.
     #[inline]
-    pub async fn get_webhook_event_with(
+    pub fn get_webhook_event_with(
         &self,
         webhook_event_id: impl Into<String>,
         options: RequestOptions,
-    ) -> Out<webhooks::GetWebhookEvent> {
+    ) -> impl Future<Output = Out<webhooks::GetWebhookEvent>> + Send + '_ {
         self.client
             .send_with(webhooks::GetWebhookEvent::new(webhook_event_id), options)
-            .await
     }
 
     /// `GET /webhook-events` (`listWebhookEvents`): sends [`webhooks::ListWebhookEvents`].
     #[inline]
-    pub async fn list_webhook_events(
+    pub fn list_webhook_events(
         &self,
         request: webhooks::ListWebhookEvents,
-    ) -> Out<webhooks::ListWebhookEvents> {
-        self.client.send(request).await
+    ) -> impl Future<Output = Out<webhooks::ListWebhookEvents>> + Send + '_ {
+        self.client.send(request)
     }
 
     /// [`list_webhook_events`](Self::list_webhook_events) with per-request options.
     #[inline]
-    pub async fn list_webhook_events_with(
+    pub fn list_webhook_events_with(
         &self,
         request: webhooks::ListWebhookEvents,
         options: RequestOptions,
-    ) -> Out<webhooks::ListWebhookEvents> {
-        self.client.send_with(request, options).await
+    ) -> impl Future<Output = Out<webhooks::ListWebhookEvents>> + Send + '_ {
+        self.client.send_with(request, options)
     }
 
     /// `GET /webhooks` (`listWebhooks`): sends [`webhooks::ListWebhooks`].
     #[inline]
-    pub async fn list_webhooks(
+    pub fn list_webhooks(
         &self,
         request: webhooks::ListWebhooks,
-    ) -> Out<webhooks::ListWebhooks> {
-        self.client.send(request).await
+    ) -> impl Future<Output = Out<webhooks::ListWebhooks>> + Send + '_ {
+        self.client.send(request)
     }
 
     /// [`list_webhooks`](Self::list_webhooks) with per-request options.
     #[inline]
-    pub async fn list_webhooks_with(
+    pub fn list_webhooks_with(
         &self,
         request: webhooks::ListWebhooks,
         options: RequestOptions,
-    ) -> Out<webhooks::ListWebhooks> {
-        self.client.send_with(request, options).await
+    ) -> impl Future<Output = Out<webhooks::ListWebhooks>> + Send + '_ {
+        self.client.send_with(request, options)
     }
 
     /// `POST /webhooks/{webhook_id}/test` (`sendTestWebhookAction`): sends [`webhooks::SendTestWebhookAction`].
     #[inline]
-    pub async fn send_test_webhook_action(
+    pub fn send_test_webhook_action(
         &self,
         webhook_id: impl Into<String>,
         body: models::TestWebhookRequestBody,
-    ) -> Out<webhooks::SendTestWebhookAction> {
+    ) -> impl Future<Output = Out<webhooks::SendTestWebhookAction>> + Send + '_ {
         self.client
             .send(webhooks::SendTestWebhookAction::new(webhook_id, body))
-            .await
     }
 
     /// [`send_test_webhook_action`](Self::send_test_webhook_action) with per-request options.
     #[inline]
-    pub async fn send_test_webhook_action_with(
+    pub fn send_test_webhook_action_with(
         &self,
         webhook_id: impl Into<String>,
         body: models::TestWebhookRequestBody,
         options: RequestOptions,
-    ) -> Out<webhooks::SendTestWebhookAction> {
-        self.client
-            .send_with(
-                webhooks::SendTestWebhookAction::new(webhook_id, body),
-                options,
-            )
-            .await
+    ) -> impl Future<Output = Out<webhooks::SendTestWebhookAction>> + Send + '_ {
+        self.client.send_with(
+            webhooks::SendTestWebhookAction::new(webhook_id, body),
+            options,
+        )
     }
 
     /// `PUT /webhooks/{webhook_id}` (`updateWebhook`): sends [`webhooks::UpdateWebhook`].
     #[inline]
-    pub async fn update_webhook(
+    pub fn update_webhook(
         &self,
         webhook_id: impl Into<String>,
         body: models::UpdateWebhookRequestBody,
-    ) -> Out<webhooks::UpdateWebhook> {
+    ) -> impl Future<Output = Out<webhooks::UpdateWebhook>> + Send + '_ {
         self.client
             .send(webhooks::UpdateWebhook::new(webhook_id, body))
-            .await
     }
 
     /// [`update_webhook`](Self::update_webhook) with per-request options.
     #[inline]
-    pub async fn update_webhook_with(
+    pub fn update_webhook_with(
         &self,
         webhook_id: impl Into<String>,
         body: models::UpdateWebhookRequestBody,
         options: RequestOptions,
-    ) -> Out<webhooks::UpdateWebhook> {
+    ) -> impl Future<Output = Out<webhooks::UpdateWebhook>> + Send + '_ {
         self.client
             .send_with(webhooks::UpdateWebhook::new(webhook_id, body), options)
-            .await
     }
 }
 
