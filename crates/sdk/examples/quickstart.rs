@@ -115,10 +115,11 @@ pub async fn run_with_mock() -> Result<Report, BoxError> {
     let stats = client.shutdown(Duration::from_secs(5)).await;
     report.events = (stats.buffer.enqueued, stats.buffer.sent);
     report.say(format!(
-        "shutdown: {} events queued, {} delivered in {} batches, {} retried, {} dead-lettered; the emulator received {}",
+        "shutdown: {} events queued, {} delivered in {} batch{}, {} retried, {} dead-lettered; the emulator received {}",
         stats.buffer.enqueued,
         stats.buffer.sent,
         stats.buffer.batches_sent,
+        if stats.buffer.batches_sent == 1 { "" } else { "es" },
         stats.buffer.retried,
         stats.buffer.dead_lettered,
         server.events().len()
