@@ -730,8 +730,6 @@ impl Verifier<StandardWebhooks> {
         now: Option<i64>,
     ) -> Result<Verified<'h>, Error> {
         type S = StandardWebhooks;
-        // Use one family of header names throughout: `webhook-*`, or the
-        // Svix names when the Standard Webhooks signature is absent.
         // Signature, id, timestamp: the `webhook-*` names, or the Svix ones
         // when there is no `webhook-signature` (a second scan only then).
         const STANDARD: &[&str; 3] = &[S::SIGNATURE_HEADER, S::ID_HEADER, S::TIMESTAMP_HEADER];
