@@ -270,25 +270,17 @@ impl TransportBuilder {
             sign,
             attempt: TimeoutLayer::per_attempt(self.attempt_timeout),
         };
+        let mut client = self.client;
+        if let Some(limit) = self.max_response_body {
+            client = client.max_response_body(limit);
+        }
         let plain = self.request_layers.is_empty() && self.attempt_layers.is_empty();
         match self.inner {
-            None if plain => {
-                let mut client = self.client;
-                if let Some(limit) = self.max_response_body {
-                    client = client.max_response_body(limit);
-                }
-                Ok(parts.assemble(client.build()?, true))
-            }
+            None if plain => Ok(parts.assemble(client.build()?, true)),
             inner => {
                 let mut bottom = match inner {
                     Some(s) => s,
-                    None => {
-                        let mut client = self.client;
-                        if let Some(limit) = self.max_response_body {
-                            client = client.max_response_body(limit);
-                        }
-                        BoxCloneSyncService::new(client.build()?)
-                    }
+                    None => BoxCloneSyncService::new(client.build()?),
                 };
                 for wrap in self.attempt_layers.into_iter().rev() {
                     bottom = wrap(bottom);
