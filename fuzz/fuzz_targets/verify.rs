@@ -2,6 +2,8 @@
 //! panic, and random input must never verify.
 #![no_main]
 
+use std::sync::LazyLock;
+
 use flagwire_webhooks::{
     EsautiVerifier, FixedClock, FlagsmithVerifier, GitHubVerifier, SchematicVerifier,
     StandardWebhooksVerifier, StripeVerifier, Verifier,
@@ -9,6 +11,41 @@ use flagwire_webhooks::{
 use libfuzzer_sys::fuzz_target;
 
 const NOW: i64 = 1_700_000_000;
+
+/// The verifiers, built once rather than for every input.
+struct Verifiers {
+    schematic: SchematicVerifier,
+    flagsmith: FlagsmithVerifier,
+    github: GitHubVerifier,
+    esauti: EsautiVerifier,
+    standard: StandardWebhooksVerifier,
+    stripe: StripeVerifier,
+}
+
+static VERIFIERS: LazyLock<Verifiers> = LazyLock::new(|| Verifiers {
+    schematic: Verifier::builder()
+        .secret("fuzz")
+        .clock(FixedClock(NOW))
+        .build()
+        .unwrap(),
+    flagsmith: FlagsmithVerifier::new("fuzz").unwrap(),
+    github: GitHubVerifier::new("fuzz").unwrap(),
+    esauti: Verifier::builder()
+        .secret("fuzz")
+        .clock(FixedClock(NOW))
+        .build()
+        .unwrap(),
+    standard: Verifier::builder()
+        .secret("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
+        .ignore_timestamp_age()
+        .build()
+        .unwrap(),
+    stripe: Verifier::builder()
+        .secret("whsec_fuzz")
+        .ignore_timestamp_age()
+        .build()
+        .unwrap(),
+});
 
 /// Splits the input into six fields at 0xff bytes; missing fields are empty.
 fn fields(data: &[u8]) -> [&[u8]; 6] {
@@ -25,47 +62,39 @@ fuzz_target!(|data: &[u8]| {
     let method = String::from_utf8_lossy(method);
     let path = String::from_utf8_lossy(path);
 
-    let schematic: SchematicVerifier = Verifier::builder()
-        .secret("fuzz")
-        .clock(FixedClock(NOW))
-        .build()
-        .unwrap();
+    let Verifiers {
+        schematic,
+        flagsmith,
+        github,
+        esauti,
+        standard,
+        stripe,
+    } = &*VERIFIERS;
+
     let headers: [(&str, &[u8]); 2] = [
         ("X-Schematic-Webhook-Signature", signature),
         ("X-Schematic-Webhook-Timestamp", timestamp),
     ];
     assert!(schematic.verify(&headers, body).is_err());
 
-    let flagsmith = FlagsmithVerifier::new("fuzz").unwrap();
     assert!(
         flagsmith
             .verify(&[("X-Flagsmith-Signature", signature)], body)
             .is_err()
     );
 
-    let github = GitHubVerifier::new("fuzz").unwrap();
     let headers: [(&str, &[u8]); 2] = [
         ("X-Hub-Signature-256", signature),
         ("X-GitHub-Delivery", id),
     ];
     assert!(github.verify(&headers, body).is_err());
 
-    let esauti: EsautiVerifier = Verifier::builder()
-        .secret("fuzz")
-        .clock(FixedClock(NOW))
-        .build()
-        .unwrap();
     let headers: [(&str, &[u8]); 2] = [
         ("X-eSauti-Signature", signature),
         ("X-eSauti-Timestamp", timestamp),
     ];
     assert!(esauti.verify(&method, &path, &headers, body).is_err());
 
-    let standard: StandardWebhooksVerifier = Verifier::builder()
-        .secret("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
-        .ignore_timestamp_age()
-        .build()
-        .unwrap();
     let headers: [(&str, &[u8]); 3] = [
         ("webhook-id", id),
         ("webhook-timestamp", timestamp),
@@ -73,11 +102,6 @@ fuzz_target!(|data: &[u8]| {
     ];
     assert!(standard.verify(&headers, body).is_err());
 
-    let stripe: StripeVerifier = Verifier::builder()
-        .secret("whsec_fuzz")
-        .ignore_timestamp_age()
-        .build()
-        .unwrap();
     assert!(
         stripe
             .verify(&[("Stripe-Signature", signature)], body)
