@@ -511,21 +511,15 @@ where
                     if let Err(e) = ready!(this.service.poll_ready(cx)) {
                         return Poll::Ready(Err(e.into()));
                     }
-                    let template = this
-                        .template
-                        .as_ref()
-                        .expect("a retry is only scheduled with a template");
                     let attempt = *this.attempt;
-                    let req = if attempt > *this.max_retries {
+                    let mut req = if attempt > *this.max_retries {
                         // The last attempt: hand over the template itself.
-                        let mut req = this.template.take().expect("checked above");
-                        req.extensions_mut().insert(Attempt::new(attempt));
-                        req
+                        this.template.take()
                     } else {
-                        let mut req = template.clone();
-                        req.extensions_mut().insert(Attempt::new(attempt));
-                        req
-                    };
+                        this.template.clone()
+                    }
+                    .expect("a retry is only scheduled with a template");
+                    req.extensions_mut().insert(Attempt::new(attempt));
                     if let Some(c) = this.counter.as_ref() {
                         c.set(attempt);
                     }
