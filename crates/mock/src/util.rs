@@ -244,6 +244,15 @@ impl Query {
         }
     }
 
+    /// A params object echoing `q` as given, when a search is set.
+    pub(crate) fn search_params(&self) -> serde_json::Map<String, Value> {
+        let mut params = serde_json::Map::new();
+        if let Some(q) = self.get("q").filter(|q| !q.is_empty()) {
+            params.insert("q".into(), Value::String(q.to_owned()));
+        }
+        params
+    }
+
     /// Reads an ID filter array (at most 100 items).
     pub(crate) fn ids(&self, name: &str) -> Result<Vec<String>, ApiFailure> {
         let ids: Vec<String> = self.get_all(name).into_iter().map(str::to_owned).collect();
@@ -267,6 +276,24 @@ impl Page {
     /// Applies the page to an iterator.
     pub(crate) fn apply<I: Iterator>(self, it: I) -> impl Iterator<Item = I::Item> {
         it.skip(self.offset as usize).take(self.limit as usize)
+    }
+
+    /// Replies to a list route: `{"count": n}` when `count`, otherwise the
+    /// page of `it` rendered by `render`; `params` gains `limit` and `offset`.
+    pub(crate) fn reply<I: Iterator>(
+        self,
+        it: I,
+        count: bool,
+        params: serde_json::Map<String, Value>,
+        render: impl FnMut(I::Item) -> Value,
+    ) -> HandlerResult {
+        let params = self.params(params);
+        if count {
+            let n = it.count();
+            return envelope(StatusCode::OK, &serde_json::json!({ "count": n }), &params);
+        }
+        let data: Vec<Value> = self.apply(it).map(render).collect();
+        envelope(StatusCode::OK, &data, &params)
     }
 
     /// Adds `limit` and `offset` to a params object.

@@ -406,22 +406,11 @@ pub(super) fn list_trait_definitions(ctx: &Ctx<'_>, count: bool) -> HandlerResul
                 d.name.to_lowercase().contains(q) || d.display_name.to_lowercase().contains(q)
             })
     });
-    let mut params = Map::new();
-    if q.is_some() {
-        params.insert(
-            "q".into(),
-            Value::String(ctx.query.get("q").unwrap_or_default().to_owned()),
-        );
-    }
+    let mut params = ctx.query.search_params();
     if let Some(k) = entity_type {
         params.insert("entity_type".into(), Value::String(k.as_str().into()));
     }
-    if count {
-        let n = it.count();
-        return envelope(StatusCode::OK, &json!({ "count": n }), &page.params(params));
-    }
-    let data: Vec<Value> = page.apply(it).map(render::trait_definition).collect();
-    envelope(StatusCode::OK, &data, &page.params(params))
+    page.reply(it, count, params, render::trait_definition)
 }
 
 pub(super) fn create_trait_definition(ctx: &Ctx<'_>) -> HandlerResult {

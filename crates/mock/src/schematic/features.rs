@@ -1,12 +1,11 @@
 //! Features.
 
-use http::StatusCode;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use super::requests::{FEATURE_TYPES, FeatureBody, check_enum};
 use crate::render;
 use crate::server::Ctx;
-use crate::util::{ApiFailure, HandlerResult, created, envelope, ok, parse_as};
+use crate::util::{ApiFailure, HandlerResult, created, ok, parse_as};
 use flagwire_core::schematic::models as wire;
 
 pub(super) fn list(ctx: &Ctx<'_>, count: bool) -> HandlerResult {
@@ -25,28 +24,14 @@ pub(super) fn list(ctx: &Ctx<'_>, count: bool) -> HandlerResult {
                 f.name.to_lowercase().contains(q) || f.id.to_lowercase().contains(q)
             })
     });
-    let mut params = Map::new();
-    if q.is_some() {
-        params.insert(
-            "q".into(),
-            Value::String(ctx.query.get("q").unwrap_or_default().to_owned()),
-        );
-    }
+    let mut params = ctx.query.search_params();
     if !ids.is_empty() {
         params.insert("ids".into(), json!(ids));
     }
     if !types.is_empty() {
         params.insert("feature_type".into(), json!(types));
     }
-    if count {
-        let n = it.count();
-        return envelope(StatusCode::OK, &json!({ "count": n }), &page.params(params));
-    }
-    let data: Vec<Value> = page
-        .apply(it)
-        .map(|f| render::feature_detail(&store, f))
-        .collect();
-    envelope(StatusCode::OK, &data, &page.params(params))
+    page.reply(it, count, params, |f| render::feature_detail(&store, f))
 }
 
 /// Creates a feature from a validated body; returns the rendered feature.

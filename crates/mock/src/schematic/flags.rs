@@ -1,12 +1,11 @@
 //! Flags, their rules, and flag checks.
 
-use http::StatusCode;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use super::requests::{CheckBody, CheckBulk, CreateFlag, UpdateRules, check_items, validate_check};
 use crate::render;
 use crate::server::Ctx;
-use crate::util::{ApiFailure, HandlerResult, created, envelope, ok, parse_as, parse_body};
+use crate::util::{ApiFailure, HandlerResult, created, ok, parse_as, parse_body};
 use flagwire_core::schematic::models as wire;
 
 pub(super) fn list(ctx: &Ctx<'_>, count: bool) -> HandlerResult {
@@ -24,28 +23,14 @@ pub(super) fn list(ctx: &Ctx<'_>, count: bool) -> HandlerResult {
                     || f.id.to_lowercase().contains(q)
             })
     });
-    let mut params = Map::new();
-    if q.is_some() {
-        params.insert(
-            "q".into(),
-            Value::String(ctx.query.get("q").unwrap_or_default().to_owned()),
-        );
-    }
+    let mut params = ctx.query.search_params();
     if !ids.is_empty() {
         params.insert("ids".into(), json!(ids));
     }
     if let Some(fid) = feature_id {
         params.insert("feature_id".into(), Value::String(fid.into()));
     }
-    if count {
-        let n = it.count();
-        return envelope(StatusCode::OK, &json!({ "count": n }), &page.params(params));
-    }
-    let data: Vec<Value> = page
-        .apply(it)
-        .map(|f| render::flag_detail(&store, f))
-        .collect();
-    envelope(StatusCode::OK, &data, &page.params(params))
+    page.reply(it, count, params, |f| render::flag_detail(&store, f))
 }
 
 /// Creates a flag from a validated body; returns it rendered.

@@ -1,7 +1,6 @@
 //! Webhook endpoints.
 
-use http::StatusCode;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use super::requests::{
     CreateWebhook, TestWebhook, UpdateWebhook, WEBHOOK_REQUEST_TYPES, check_enum,
@@ -10,7 +9,7 @@ use super::requests::{
 use crate::render;
 use crate::server::Ctx;
 use crate::store::Notice;
-use crate::util::{ApiFailure, HandlerResult, created, envelope, ok, parse_as};
+use crate::util::{ApiFailure, HandlerResult, created, ok, parse_as};
 use flagwire_core::schematic::models as wire;
 
 pub(super) fn list(ctx: &Ctx<'_>, count: bool) -> HandlerResult {
@@ -21,19 +20,7 @@ pub(super) fn list(ctx: &Ctx<'_>, count: bool) -> HandlerResult {
         q.as_ref()
             .is_none_or(|q| w.name.to_lowercase().contains(q) || w.url.to_lowercase().contains(q))
     });
-    let mut params = Map::new();
-    if q.is_some() {
-        params.insert(
-            "q".into(),
-            Value::String(ctx.query.get("q").unwrap_or_default().to_owned()),
-        );
-    }
-    if count {
-        let n = it.count();
-        return envelope(StatusCode::OK, &json!({ "count": n }), &page.params(params));
-    }
-    let data: Vec<Value> = page.apply(it).map(render::webhook).collect();
-    envelope(StatusCode::OK, &data, &page.params(params))
+    page.reply(it, count, ctx.query.search_params(), render::webhook)
 }
 
 /// Validates and registers a webhook; returns it rendered.
@@ -152,26 +139,15 @@ pub(super) fn list_events(ctx: &Ctx<'_>, count: bool) -> HandlerResult {
             && q.as_ref()
                 .is_none_or(|q| e.request_type.contains(q.as_str()))
     });
-    let mut params = Map::new();
-    if q.is_some() {
-        params.insert(
-            "q".into(),
-            Value::String(ctx.query.get("q").unwrap_or_default().to_owned()),
-        );
-    }
+    let mut params = ctx.query.search_params();
     if !ids.is_empty() {
         params.insert("ids".into(), json!(ids));
     }
     if let Some(w) = webhook_id {
         params.insert("webhook_id".into(), Value::String(w.into()));
     }
-    if count {
-        let n = it.count();
-        return envelope(StatusCode::OK, &json!({ "count": n }), &page.params(params));
-    }
     let store = ctx.inner.read();
-    let data: Vec<Value> = page.apply(it).map(|e| webhook_event(&store, e)).collect();
-    envelope(StatusCode::OK, &data, &page.params(params))
+    page.reply(it, count, params, |e| webhook_event(&store, e))
 }
 
 pub(super) fn get_event(ctx: &Ctx<'_>, id: &str) -> HandlerResult {
