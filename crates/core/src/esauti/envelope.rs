@@ -7,10 +7,10 @@ use bytes::Bytes;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
 use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 
 use super::validate;
 use super::{EnvelopeError, EventType, EventValidationError};
+use crate::events::{rfc3339, rfc3339_utc};
 
 /// A free-form JSON object of an envelope (`customer`, `entity`, `properties`, `context`,
 /// `consent`). Keys are kept sorted, so the encoded bytes do not depend on insertion order.
@@ -168,11 +168,10 @@ pub struct EventEnvelope {
 }
 
 fn ser_utc<S: Serializer>(t: &OffsetDateTime, serializer: S) -> Result<S::Ok, S::Error> {
-    let text = t
-        .to_offset(time::UtcOffset::UTC)
-        .format(&Rfc3339)
-        .map_err(serde::ser::Error::custom)?;
-    serializer.serialize_str(&text)
+    let mut buf = [0u8; 48];
+    let text =
+        rfc3339(t.to_offset(time::UtcOffset::UTC), &mut buf).map_err(serde::ser::Error::custom)?;
+    serializer.serialize_str(text)
 }
 
 fn de_utc<'de, D: Deserializer<'de>>(deserializer: D) -> Result<OffsetDateTime, D::Error> {
@@ -183,14 +182,7 @@ fn de_utc<'de, D: Deserializer<'de>>(deserializer: D) -> Result<OffsetDateTime, 
 
 /// Converts to UTC and checks the RFC 3339 year range.
 fn utc(t: OffsetDateTime) -> Result<OffsetDateTime, EnvelopeError> {
-    let utc = t
-        .checked_to_offset(time::UtcOffset::UTC)
-        .ok_or(EnvelopeError::Timestamp)?;
-    if (0..=9999).contains(&utc.year()) {
-        Ok(utc)
-    } else {
-        Err(EnvelopeError::Timestamp)
-    }
+    rfc3339_utc(t).ok_or(EnvelopeError::Timestamp)
 }
 
 impl EventEnvelope {
@@ -220,9 +212,7 @@ impl EventEnvelope {
         if self.id.as_str().is_empty() {
             return Err(EnvelopeError::EmptyEventId);
         }
-        if !(0..=9999).contains(&self.occurred_at.year()) {
-            return Err(EnvelopeError::Timestamp);
-        }
+        utc(self.occurred_at)?;
         self.validate()?;
         Ok(())
     }

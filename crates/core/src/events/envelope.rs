@@ -61,13 +61,7 @@ impl EventEnvelope {
     /// 0–9999 cannot be written as RFC 3339 and are an
     /// [`EventError::Timestamp`] error.
     pub fn with_sent_at(mut self, sent_at: OffsetDateTime) -> Result<Self, EventError> {
-        let utc = sent_at
-            .checked_to_offset(time::UtcOffset::UTC)
-            .ok_or(EventError::Timestamp)?;
-        if !(0..=9999).contains(&utc.year()) {
-            return Err(EventError::Timestamp);
-        }
-        self.sent_at = utc;
+        self.sent_at = rfc3339_utc(sent_at).ok_or(EventError::Timestamp)?;
         Ok(self)
     }
 
@@ -142,6 +136,12 @@ impl Serialize for WithoutApiKey<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         self.0.serialize_fields(serializer, false)
     }
+}
+
+/// `t` converted to UTC, if it falls in the years 0–9999 that RFC 3339 can write.
+pub(crate) fn rfc3339_utc(t: OffsetDateTime) -> Option<OffsetDateTime> {
+    let utc = t.checked_to_offset(time::UtcOffset::UTC)?;
+    (0..=9999).contains(&utc.year()).then_some(utc)
 }
 
 /// Formats `t` as RFC 3339 into `buf` without allocating.

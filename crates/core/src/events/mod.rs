@@ -50,5 +50,6 @@ pub use body::{
     MAX_USER_NAME_LEN, TrackBody, TrackBuilder, Traits,
 };
 pub use envelope::{EventEnvelope, WithoutApiKey};
+pub(crate) use envelope::{rfc3339, rfc3339_utc};
 pub use error::EventError;
 pub use key::{ApiKey, IdempotencyKey, MAX_IDEMPOTENCY_KEY_LEN};
