@@ -22,6 +22,8 @@ use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
 
+use flagwire_webhooks::Esauti;
+
 use crate::error::{BoxError, TransportError};
 use crate::options::Attempt;
 
@@ -415,18 +417,26 @@ pub type Clock = Arc<dyn Fn() -> SystemTime + Send + Sync>;
 /// Adds `X-eSauti-Timestamp: <ts>` and `X-eSauti-Signature: sha256=<hex>`
 /// (the latter marked sensitive).
 ///
+/// The scheme itself is computed by [`flagwire_webhooks::Signer`], the same
+/// code the receiving side's verifier is tested against, so what this layer
+/// signs is exactly what an eSauti verifier accepts.
+///
 /// ```
 /// use flagwire_transport::auth::{HmacSha256Signer, Secret};
 ///
-/// let signer = HmacSha256Signer::new(Secret::new("super-secret"));
+/// let signer = HmacSha256Signer::new(Secret::new("super-secret"))?;
 /// assert_eq!(
 ///     signer.signature("POST", "/v1/inbound/event", 1_700_000_000, br#"{"type":"order.created"}"#),
 ///     "sha256=70069ac894eebe92d767d0add5927d08297ca5653e43c4458cbb40acd4930c62",
 /// );
+///
+/// // An empty secret would sign every request with an empty key: refused.
+/// assert!(HmacSha256Signer::new(Secret::new("")).is_err());
+/// # Ok::<(), flagwire_transport::TransportError>(())
 /// ```
 #[derive(Clone)]
 pub struct HmacSha256Signer {
-    key: ring::hmac::Key,
+    signer: flagwire_webhooks::Signer<Esauti>,
     clock: Clock,
 }
 
@@ -439,12 +449,15 @@ impl fmt::Debug for HmacSha256Signer {
 }
 
 impl HmacSha256Signer {
-    /// A signer keyed by `secret`, reading the system clock.
-    pub fn new(secret: Secret) -> Self {
-        HmacSha256Signer {
-            key: ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret.expose().as_bytes()),
+    /// A signer keyed by `secret`, reading the system clock. An unusable
+    /// secret (an empty one) is a [`TransportError::Config`].
+    pub fn new(secret: Secret) -> Result<Self, TransportError> {
+        let signer = flagwire_webhooks::Signer::<Esauti>::new(secret.expose())
+            .map_err(|err| TransportError::config(format!("eSauti signing secret: {err}")))?;
+        Ok(HmacSha256Signer {
+            signer,
             clock: Arc::new(SystemTime::now),
-        }
+        })
     }
 
     /// Replaces the clock (for tests).
@@ -453,36 +466,17 @@ impl HmacSha256Signer {
         self
     }
 
-    /// The `sha256=<hex>` signature of one request.
+    /// The `sha256=<hex>` signature of one request. A query string or
+    /// fragment in `path` is not signed, as eSauti specifies.
     pub fn signature(&self, method: &str, path: &str, timestamp: u64, body: &[u8]) -> String {
-        let mut ctx = ring::hmac::Context::with_key(&self.key);
-        if method.bytes().any(|b| b.is_ascii_lowercase()) {
-            ctx.update(method.to_ascii_uppercase().as_bytes());
-        } else {
-            ctx.update(method.as_bytes());
-        }
-        ctx.update(b"\n");
-        ctx.update(if path.is_empty() {
-            b"/"
-        } else {
-            path.as_bytes()
-        });
-        ctx.update(b"\n");
-        ctx.update(timestamp.to_string().as_bytes());
-        ctx.update(b"\n");
-        ctx.update(body);
-        let tag = ctx.sign();
-        let mut out = String::with_capacity(7 + 64);
-        out.push_str("sha256=");
-        for byte in tag.as_ref() {
-            out.push(char::from(HEX[usize::from(byte >> 4)]));
-            out.push(char::from(HEX[usize::from(byte & 0x0f)]));
-        }
-        out
+        let timestamp = i64::try_from(timestamp).unwrap_or(i64::MAX);
+        let headers = self.signer.sign(method, path, timestamp, body);
+        headers
+            .get(Esauti::SIGNATURE_HEADER)
+            .expect("the eSauti signer always produces a signature header")
+            .to_owned()
     }
 }
-
-const HEX: &[u8; 16] = b"0123456789abcdef";
 
 impl RequestSigner for HmacSha256Signer {
     fn sign(&self, request: &mut SignableRequest<'_>) -> Result<(), BoxError> {
@@ -514,7 +508,7 @@ mod tests {
 
     #[test]
     fn esauti_vectors() {
-        let s = HmacSha256Signer::new(Secret::new("super-secret"));
+        let s = HmacSha256Signer::new(Secret::new("super-secret")).unwrap();
         assert_eq!(
             s.signature(
                 "post",
@@ -524,7 +518,7 @@ mod tests {
             ),
             "sha256=70069ac894eebe92d767d0add5927d08297ca5653e43c4458cbb40acd4930c62"
         );
-        let k = HmacSha256Signer::new(Secret::new("k"));
+        let k = HmacSha256Signer::new(Secret::new("k")).unwrap();
         assert_eq!(
             k.signature("GET", "/", 1_700_000_000, b""),
             "sha256=1e7fd5126f5167807f3231c6b87ba8388722d32ce9bb41cc1818c72c0c606d2d"
@@ -534,6 +528,7 @@ mod tests {
     #[test]
     fn signer_adds_headers_from_the_clock_and_ignores_the_query() {
         let signer = HmacSha256Signer::new(Secret::new("k"))
+            .unwrap()
             .with_clock(Arc::new(|| UNIX_EPOCH + Duration::from_secs(1_700_000_000)));
         let method = Method::GET;
         let uri: Uri = "https://h.example?x=1".parse().unwrap();
@@ -555,7 +550,7 @@ mod tests {
         assert!(!format!("{secret:?}").contains("abc"));
         let layer = AuthLayer::api_key(SCHEMATIC_API_KEY, &secret).unwrap();
         assert!(!format!("{layer:?}").contains("abc"));
-        let signer = HmacSha256Signer::new(secret);
+        let signer = HmacSha256Signer::new(secret).unwrap();
         assert!(!format!("{signer:?}").contains("abc"));
     }
 

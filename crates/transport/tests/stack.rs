@@ -386,9 +386,11 @@ async fn signer_runs_on_every_attempt_with_a_fresh_timestamp() {
     let server = serve(|hit| if hit.index < 2 { status(503) } else { ok("{}") });
     let tick = Arc::new(AtomicU64::new(1_700_000_000));
     let clock_tick = tick.clone();
-    let signer = HmacSha256Signer::new(Secret::new("whsec")).with_clock(Arc::new(move || {
-        UNIX_EPOCH + Duration::from_secs(clock_tick.fetch_add(1, Ordering::SeqCst))
-    }));
+    let signer = HmacSha256Signer::new(Secret::new("whsec"))
+        .unwrap()
+        .with_clock(Arc::new(move || {
+            UNIX_EPOCH + Duration::from_secs(clock_tick.fetch_add(1, Ordering::SeqCst))
+        }));
     let check = signer.clone();
     let t = fast()
         .api_key(auth::ESAUTI_API_KEY, "esk_live_1")

@@ -57,7 +57,7 @@ async fn secrets_never_reach_the_logs() {
     let hmac_secret = "hmac-TOPSECRET";
     let t = TransportBuilder::new()
         .api_key(auth::SCHEMATIC_API_KEY, api_key)
-        .signer(HmacSha256Signer::new(Secret::new(hmac_secret)))
+        .signer(HmacSha256Signer::new(Secret::new(hmac_secret)).unwrap())
         .retry(RetryPolicy::default().base_delay(Duration::from_millis(1)))
         .build()
         .unwrap();
