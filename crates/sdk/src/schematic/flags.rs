@@ -160,9 +160,7 @@ impl Client {
         user: &Keys,
         default: Option<bool>,
     ) -> FlagCheck {
-        if let Some(hit) = self.cached(flag, company, user) {
-            let mut check = (*hit).clone();
-            check.source = CheckSource::Cache;
+        if let Some(check) = self.cached_check(flag, company, user) {
             return check;
         }
         Box::pin(self.check_flag_slow(flag, company, user, default, None)).await
@@ -191,9 +189,7 @@ impl Client {
         user: &Keys,
         options: CheckOptions,
     ) -> FlagCheck {
-        if let Some(hit) = self.cached(flag, company, user) {
-            let mut check = (*hit).clone();
-            check.source = CheckSource::Cache;
+        if let Some(check) = self.cached_check(flag, company, user) {
             return check;
         }
         Box::pin(self.check_flag_slow(flag, company, user, options.default, options.timeout)).await
@@ -211,16 +207,7 @@ impl Client {
         }
         let mut out: Vec<Option<FlagCheck>> = flags
             .iter()
-            .map(|flag| {
-                self.inner
-                    .cache
-                    .get(&FlagCacheKey::new(flag, company, user))
-                    .map(|hit| {
-                        let mut c = (*hit).clone();
-                        c.source = CheckSource::Cache;
-                        c
-                    })
-            })
+            .map(|flag| self.cached_check(flag, company, user))
             .collect();
         if out.iter().all(Option::is_some) {
             return out.into_iter().flatten().collect();
@@ -244,13 +231,7 @@ impl Client {
                         continue;
                     }
                     *slot = Some(match by_key.remove(*flag) {
-                        Some(data) => {
-                            let check = Arc::new(FlagCheck::from_api(data));
-                            self.inner
-                                .cache
-                                .insert(&FlagCacheKey::new(flag, company, user), check.clone());
-                            (*check).clone()
-                        }
+                        Some(data) => self.remember(flag, company, user, data),
                         None => self.fallback(
                             flag,
                             None,
@@ -285,12 +266,8 @@ impl Client {
                         .flags
                         .into_iter()
                         .map(|f| {
-                            let check = Arc::new(FlagCheck::from_api(f));
-                            self.inner.cache.insert(
-                                &FlagCacheKey::new(&check.flag, company, user),
-                                check.clone(),
-                            );
-                            Arc::unwrap_or_clone(check)
+                            let flag = f.flag.clone();
+                            self.remember(&flag, company, user, f)
                         })
                         .collect();
                 }
@@ -326,14 +303,7 @@ impl Client {
             None => self.send(op).await,
         };
         match answer {
-            Ok(data) => {
-                let check = Arc::new(FlagCheck::from_api(data));
-                // A failing cache never fails or changes the check.
-                self.inner
-                    .cache
-                    .insert(&FlagCacheKey::new(flag, company, user), check.clone());
-                Arc::unwrap_or_clone(check)
-            }
+            Ok(data) => self.remember(flag, company, user, data),
             Err(e) => {
                 tracing::debug!(flag, error = %e, "flag check failed; using the default");
                 self.fallback(flag, default, CheckSource::Default, Some(e.to_string()))
@@ -346,6 +316,31 @@ impl Client {
         self.inner
             .cache
             .get(&FlagCacheKey::new(flag, company, user))
+    }
+
+    /// A cached check as a [`FlagCheck`] marked [`CheckSource::Cache`].
+    fn cached_check(&self, flag: &str, company: &Keys, user: &Keys) -> Option<FlagCheck> {
+        self.cached(flag, company, user).map(|hit| {
+            let mut check = Arc::unwrap_or_clone(hit);
+            check.source = CheckSource::Cache;
+            check
+        })
+    }
+
+    /// Caches an API answer and returns it as a check. A failing cache
+    /// never fails or changes the check.
+    fn remember(
+        &self,
+        flag: &str,
+        company: &Keys,
+        user: &Keys,
+        data: CheckFlagResponseData,
+    ) -> FlagCheck {
+        let check = Arc::new(FlagCheck::from_api(data));
+        self.inner
+            .cache
+            .insert(&FlagCacheKey::new(flag, company, user), check.clone());
+        Arc::unwrap_or_clone(check)
     }
 
     /// The default chain: per-call default, the client's defaults, `false`.
