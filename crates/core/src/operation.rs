@@ -122,17 +122,27 @@ pub fn decode_data<T: DeserializeOwned>(
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<T, ApiError> {
+    decode_document::<Envelope<T>>(status, headers, body).map(|envelope| envelope.data)
+}
+
+/// Checks for a 2xx status and decodes the whole body as `T`, naming the path of a decode
+/// error.
+pub(crate) fn decode_document<T: DeserializeOwned>(
+    status: StatusCode,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<T, ApiError> {
     check_status(status, headers, body)?;
     let decode_error = |path: String, message: String| {
         ApiError::Decode(Box::new(DecodeError::new(status, path, message, body)))
     };
     let mut de = serde_json::Deserializer::from_slice(body);
-    let envelope: Envelope<T> = serde_path_to_error::deserialize(&mut de)
+    let value: T = serde_path_to_error::deserialize(&mut de)
         .map_err(|e| decode_error(e.path().to_string(), e.into_inner().to_string()))?;
     // Trailing data after the document is an error too.
     de.end()
         .map_err(|e| decode_error(".".to_owned(), e.to_string()))?;
-    Ok(envelope.data)
+    Ok(value)
 }
 
 /// Accepts any 2xx response and ignores its body.

@@ -4,8 +4,8 @@
 use http::{HeaderMap, StatusCode};
 use serde::de::DeserializeOwned;
 
-use crate::error::{ApiError, DecodeError};
-use crate::operation::decode_empty;
+use crate::error::ApiError;
+use crate::operation::decode_document;
 
 /// Checks for a 2xx status (else [`ApiError::Status`]) and decodes the whole body.
 pub fn decode_json<T: DeserializeOwned>(
@@ -13,14 +13,5 @@ pub fn decode_json<T: DeserializeOwned>(
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<T, ApiError> {
-    decode_empty(status, headers, body)?;
-    let decode_error = |path: String, message: String| {
-        ApiError::Decode(Box::new(DecodeError::new(status, path, message, body)))
-    };
-    let mut de = serde_json::Deserializer::from_slice(body);
-    let value: T = serde_path_to_error::deserialize(&mut de)
-        .map_err(|e| decode_error(e.path().to_string(), e.into_inner().to_string()))?;
-    de.end()
-        .map_err(|e| decode_error(".".to_owned(), e.to_string()))?;
-    Ok(value)
+    decode_document(status, headers, body)
 }
