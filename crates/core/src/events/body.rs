@@ -43,7 +43,7 @@ fn check_keys(entity: &'static str, keys: &Keys) -> Result<(), EventError> {
     Ok(())
 }
 
-fn check_len(field: &'static str, value: &str, max: usize) -> Result<(), EventError> {
+pub(super) fn check_len(field: &'static str, value: &str, max: usize) -> Result<(), EventError> {
     if value.is_empty() {
         return Err(EventError::Empty { field });
     }

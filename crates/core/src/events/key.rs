@@ -8,6 +8,7 @@ use serde::{Serialize, Serializer};
 use uuid::Uuid;
 
 use super::EventError;
+use super::body::check_len;
 
 /// The longest idempotency key the platform accepts, in characters.
 pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
@@ -116,19 +117,7 @@ impl IdempotencyKey {
     /// [`MAX_IDEMPOTENCY_KEY_LEN`] characters.
     pub fn custom(key: impl AsRef<str>) -> Result<Self, EventError> {
         let key = key.as_ref();
-        if key.is_empty() {
-            return Err(EventError::Empty {
-                field: "idempotency_key",
-            });
-        }
-        let len = key.chars().count();
-        if len > MAX_IDEMPOTENCY_KEY_LEN {
-            return Err(EventError::TooLong {
-                field: "idempotency_key",
-                len,
-                max: MAX_IDEMPOTENCY_KEY_LEN,
-            });
-        }
+        check_len("idempotency_key", key, MAX_IDEMPOTENCY_KEY_LEN)?;
         Ok(Self(Repr::Custom(Arc::from(key))))
     }
 
