@@ -28,7 +28,7 @@ pub struct BlockingMockServer {
 
 /// Runs `f` on a fresh thread so that blocking on the runtime is allowed even
 /// when the caller is itself inside an async context.
-fn off_thread<T: Send>(f: impl FnOnce() -> T + Send) -> T {
+pub(crate) fn off_thread<T: Send>(f: impl FnOnce() -> T + Send) -> T {
     std::thread::scope(|scope| match scope.spawn(f).join() {
         Ok(v) => v,
         Err(panic) => std::panic::resume_unwind(panic),

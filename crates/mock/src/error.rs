@@ -20,6 +20,8 @@ pub enum MockError {
     },
     /// Seed data could not be read or applied.
     Seed(String),
+    /// A builder setting cannot be used (for example an empty API key).
+    InvalidConfig(&'static str),
     /// The server is stopped.
     Stopped,
 }
@@ -32,6 +34,7 @@ impl fmt::Display for MockError {
                 write!(f, "invalid route pattern {pattern:?}: {reason}")
             }
             MockError::Seed(msg) => write!(f, "invalid seed data: {msg}"),
+            MockError::InvalidConfig(what) => write!(f, "invalid mock server setting: {what}"),
             MockError::Stopped => f.write_str("the mock server is stopped"),
         }
     }

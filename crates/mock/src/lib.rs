@@ -34,6 +34,10 @@
 //! runtime of its own. The binary (`cargo run -p flagwire-mock -- --port
 //! 8787`) serves the same emulator for manual use.
 //!
+//! [`esauti::EsautiServer`] emulates eSauti instead: its Event Injection
+//! endpoint (signatures checked, idempotency keys deduplicated, events
+//! validated against the registry) and the REST API's contacts.
+//!
 //! # Wire behaviour
 //!
 //! * Every REST request needs an accepted `X-Schematic-Api-Key` (401
@@ -105,6 +109,7 @@
 mod blocking;
 mod body;
 mod error;
+pub mod esauti;
 mod eval;
 mod faults;
 #[cfg(test)]

@@ -12,12 +12,19 @@ use crate::faults::{Host, lock};
 /// Placeholder that replaces secret values in recorded requests.
 pub const REDACTED: &str = "[redacted]";
 
-const SECRET_HEADERS: &[&str] = &["x-schematic-api-key", "authorization", "cookie"];
+const SECRET_HEADERS: &[&str] = &[
+    "x-schematic-api-key",
+    "x-esauti-api-key",
+    "x-esauti-signature",
+    "authorization",
+    "cookie",
+];
 
 /// One request received by the emulator, as recorded for inspection.
 ///
-/// The `X-Schematic-Api-Key`, `Authorization` and `Cookie` headers and every
-/// `api_key` field of a JSON body are replaced by [`REDACTED`].
+/// The `X-Schematic-Api-Key`, `X-eSauti-Api-Key`, `X-eSauti-Signature`,
+/// `Authorization` and `Cookie` headers and every `api_key` field of a JSON
+/// body are replaced by [`REDACTED`].
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct RecordedRequest {
@@ -141,9 +148,15 @@ mod tests {
             "x-schematic-api-key",
             HeaderValue::from_static("sch_dev_secret"),
         );
+        h.insert("x-esauti-api-key", HeaderValue::from_static("esk_secret"));
+        h.insert("x-esauti-signature", HeaderValue::from_static("sha256=00"));
+        h.insert("x-esauti-timestamp", HeaderValue::from_static("1700000000"));
         h.insert("content-type", HeaderValue::from_static("application/json"));
         let r = redact_headers(&h);
         assert_eq!(r["x-schematic-api-key"], REDACTED);
+        assert_eq!(r["x-esauti-api-key"], REDACTED);
+        assert_eq!(r["x-esauti-signature"], REDACTED);
+        assert_eq!(r["x-esauti-timestamp"], "1700000000");
         assert_eq!(r["content-type"], "application/json");
 
         let body =

@@ -29,7 +29,7 @@ use crate::util::{ApiFailure, HandlerResult, Query, error_body};
 use crate::webhook::{Deliveries, Outgoing, WebhookDelivery};
 
 /// Largest request body accepted (larger bodies get 413).
-const MAX_BODY: usize = 16 * 1024 * 1024;
+pub(crate) const MAX_BODY: usize = 16 * 1024 * 1024;
 
 /// The default API key accepted when none is configured.
 pub const DEFAULT_API_KEY: &str = "sch_dev_mock";
@@ -348,13 +348,14 @@ impl MockServerBuilder {
         let capture_addr = capture.local_addr()?;
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let tasks = vec![
-            tokio::spawn(serve(rest, inner.clone(), Host::Rest, shutdown_rx.clone())),
-            tokio::spawn(serve(
-                capture,
-                inner.clone(),
-                Host::Capture,
-                shutdown_rx.clone(),
-            )),
+            tokio::spawn(serve(rest, shutdown_rx.clone(), {
+                let inner = inner.clone();
+                move |remote, req| handle(inner.clone(), Host::Rest, remote, req)
+            })),
+            tokio::spawn(serve(capture, shutdown_rx.clone(), {
+                let inner = inner.clone();
+                move |remote, req| handle(inner.clone(), Host::Capture, remote, req)
+            })),
             tokio::spawn(crate::webhook::deliver(
                 webhook_rx,
                 deliveries,
@@ -713,13 +714,16 @@ impl Drop for MockServer {
     }
 }
 
-/// Serves one listener until shutdown.
-async fn serve(
+/// Serves one listener until shutdown, answering every request with
+/// `handler(remote address, request)`.
+pub(crate) async fn serve<H, F>(
     listener: TcpListener,
-    inner: Arc<Inner>,
-    host: Host,
     mut shutdown: watch::Receiver<bool>,
-) {
+    handler: H,
+) where
+    H: Fn(SocketAddr, Request<Incoming>) -> F + Clone + Send + Sync + 'static,
+    F: Future<Output = Result<Response<MockBody>, DropConnection>> + Send + 'static,
+{
     let graceful = GracefulShutdown::new();
     let builder = auto::Builder::new(TokioExecutor::new());
     loop {
@@ -738,8 +742,8 @@ async fn serve(
             }
         };
         let _ = stream.set_nodelay(true);
-        let inner = inner.clone();
-        let service = service_fn(move |req| handle(inner.clone(), host, remote, req));
+        let handler = handler.clone();
+        let service = service_fn(move |req| handler(remote, req));
         let conn = builder
             .serve_connection(TokioIo::new(stream), service)
             .into_owned();
@@ -756,7 +760,7 @@ async fn serve(
 
 /// Returned by the service to make hyper drop the connection unanswered.
 #[derive(Debug)]
-struct DropConnection;
+pub(crate) struct DropConnection;
 
 impl std::fmt::Display for DropConnection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -766,7 +770,7 @@ impl std::fmt::Display for DropConnection {
 
 impl std::error::Error for DropConnection {}
 
-fn json_response(status: StatusCode, body: MockBody) -> Response<MockBody> {
+pub(crate) fn json_response(status: StatusCode, body: MockBody) -> Response<MockBody> {
     let mut resp = Response::new(body);
     *resp.status_mut() = status;
     resp.headers_mut()
@@ -804,7 +808,7 @@ async fn handle(
     match fault {
         None => {}
         Some(Fault::DropConnection) => {
-            record(&inner, host, &parts, &body, 0, None);
+            record(&inner.recorder, host, &parts, &body, 0, None);
             return Err(DropConnection);
         }
         Some(Fault::Delay(d)) => tokio::time::sleep(d).await,
@@ -814,18 +818,11 @@ async fn handle(
             headers,
             body: fault_body,
         }) => {
-            record(&inner, host, &parts, &body, status.as_u16(), None);
+            record(&inner.recorder, host, &parts, &body, status.as_u16(), None);
             let payload = fault_body.unwrap_or_else(|| {
                 error_body(status.canonical_reason().unwrap_or("injected fault"))
             });
-            let mut resp = json_response(status, MockBody::full(payload));
-            if let Some(ra) = retry_after.and_then(|v| HeaderValue::from_str(&v).ok()) {
-                resp.headers_mut().insert(RETRY_AFTER, ra);
-            }
-            for (name, value) in headers {
-                resp.headers_mut().append(name, value);
-            }
-            return Ok(resp);
+            return Ok(fault_response(status, retry_after, headers, payload));
         }
         Some(other) => post = Some(other),
     }
@@ -848,7 +845,7 @@ async fn handle(
         Err(ApiFailure { status, message }) => (status, error_body(&message)),
     };
     record(
-        &inner,
+        &inner.recorder,
         host,
         &parts,
         &body,
@@ -856,7 +853,35 @@ async fn handle(
         dispatched.operation,
     );
 
-    let resp = match post {
+    Ok(finish(post, status, payload))
+}
+
+/// The response of a [`Fault::Respond`]: `payload` with its status,
+/// `Retry-After` and extra headers.
+pub(crate) fn fault_response(
+    status: StatusCode,
+    retry_after: Option<String>,
+    headers: Vec<(http::HeaderName, HeaderValue)>,
+    payload: Bytes,
+) -> Response<MockBody> {
+    let mut resp = json_response(status, MockBody::full(payload));
+    if let Some(ra) = retry_after.and_then(|v| HeaderValue::from_str(&v).ok()) {
+        resp.headers_mut().insert(RETRY_AFTER, ra);
+    }
+    for (name, value) in headers {
+        resp.headers_mut().append(name, value);
+    }
+    resp
+}
+
+/// The response of a handled request, spoilt by a body fault
+/// ([`Fault::TruncatedBody`], [`Fault::MalformedJson`]) if one is pending.
+pub(crate) fn finish(
+    post: Option<Fault>,
+    status: StatusCode,
+    payload: Bytes,
+) -> Response<MockBody> {
+    match post {
         Some(Fault::TruncatedBody) => {
             let len = payload.len();
             let mut resp = json_response(status, MockBody::truncated(payload));
@@ -869,22 +894,22 @@ async fn handle(
             MockBody::full(Bytes::from_static(b"{\"data\": {\"unterminated")),
         ),
         _ => json_response(status, MockBody::full(payload)),
-    };
-    Ok(resp)
+    }
 }
 
-fn record(
-    inner: &Inner,
+/// Records one request (secrets redacted) if recording is enabled.
+pub(crate) fn record(
+    recorder: &Recorder,
     host: Host,
     parts: &http::request::Parts,
     body: &Bytes,
     status: u16,
     operation: Option<&'static str>,
 ) {
-    if !inner.recorder.enabled() {
+    if !recorder.enabled() {
         return;
     }
-    inner.recorder.push(RecordedRequest {
+    recorder.push(RecordedRequest {
         host,
         method: parts.method.clone(),
         path: parts.uri.path().to_owned(),
