@@ -57,6 +57,11 @@ pub enum Error {
     BlockingInAsyncContext,
     /// The blocking client's runtime thread is gone.
     RuntimeStopped,
+    /// An eSauti event envelope was invalid (required properties missing,
+    /// empty type or id) or could not be encoded. Nothing was sent.
+    Envelope(flagwire_core::esauti::EnvelopeError),
+    /// Reading or rewriting a dead-letter file failed.
+    DeadLetter(std::io::Error),
 }
 
 impl Error {
@@ -116,6 +121,8 @@ impl fmt::Display for Error {
                 "the blocking client cannot be used from inside an async runtime; use the async client",
             ),
             Error::RuntimeStopped => f.write_str("the blocking client's runtime has stopped"),
+            Error::Envelope(e) => write!(f, "invalid event: {e}"),
+            Error::DeadLetter(e) => write!(f, "dead-letter file: {e}"),
         }
     }
 }
@@ -127,6 +134,8 @@ impl std::error::Error for Error {
             Error::Encode(e) => Some(e),
             Error::Event(e) => Some(e),
             Error::Buffer(e) => Some(e),
+            Error::Envelope(e) => Some(e),
+            Error::DeadLetter(e) => Some(e),
             _ => None,
         }
     }
@@ -172,6 +181,12 @@ impl From<EncodeError> for Error {
 impl From<EventError> for Error {
     fn from(err: EventError) -> Self {
         Error::Event(err)
+    }
+}
+
+impl From<flagwire_core::esauti::EnvelopeError> for Error {
+    fn from(err: flagwire_core::esauti::EnvelopeError) -> Self {
+        Error::Envelope(err)
     }
 }
 

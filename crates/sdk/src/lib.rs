@@ -28,6 +28,11 @@
 //!   be delivered, and drains on `flush` / `shutdown` / drop. The event
 //!   envelopes it carries are built with [`flagwire_core::events`].
 //!
+//! For eSauti, [`esauti::Client`] (and [`esauti::blocking::Client`]) covers
+//! the Mautic-style REST API and Event Injection: events validated before
+//! any I/O, HMAC-signed afresh on every attempt, one idempotency key per
+//! event across retries, and a dead-letter file with replay.
+//!
 //! Webhook verification is [`flagwire_webhooks`], re-exported as
 //! [`webhooks`].
 //!
@@ -57,6 +62,7 @@
 
 pub mod cache;
 pub mod error;
+pub mod esauti;
 pub mod events;
 pub mod schematic;
 

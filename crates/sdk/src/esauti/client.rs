@@ -1,0 +1,265 @@
+//! The async [`Client`] and its REST side.
+
+use std::fmt;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use flagwire_core::Operation;
+use flagwire_transport::BoxTransport;
+use flagwire_transport::auth::Clock;
+use serde_json::Value;
+use tower::ServiceExt;
+
+use super::builder::ClientBuilder;
+use super::deadletter::DeadLetterSink;
+use super::events::Events;
+use super::redact::Redactor;
+use crate::error::Error;
+use crate::schematic::RequestOptions;
+
+pub(crate) struct RestTarget {
+    pub(crate) transport: BoxTransport,
+    pub(crate) base_url: String,
+}
+
+pub(crate) struct EventsTarget {
+    pub(crate) transport: BoxTransport,
+    pub(crate) endpoint: http::Uri,
+}
+
+pub(crate) struct Inner {
+    pub(crate) rest: Option<RestTarget>,
+    pub(crate) events: Option<EventsTarget>,
+    pub(crate) source: String,
+    pub(crate) signed: bool,
+    pub(crate) dead_letter: Option<Arc<dyn DeadLetterSink>>,
+    /// For log lines: secrets, and PII when configured.
+    pub(crate) log_redactor: Redactor,
+    /// For stored error text: secrets only.
+    pub(crate) secret_redactor: Redactor,
+    pub(crate) clock: Clock,
+}
+
+/// The eSauti client: the REST API (contacts, campaigns, forms… see the resource accessors
+/// such as [`contacts`](Self::contacts)) and Event Injection ([`events`](Self::events)).
+///
+/// Cheap to clone (one `Arc`), `Send + Sync`. Requests need a Tokio runtime; building the
+/// client does not. For synchronous code use [`blocking::Client`](super::blocking::Client).
+///
+/// ```no_run
+/// use flagwire::esauti::Client;
+/// use flagwire_core::esauti::EventType;
+/// use flagwire_core::esauti::api::contacts::ListContacts;
+///
+/// # async fn run() -> Result<(), flagwire::Error> {
+/// let client = Client::builder()
+///     .api_key(std::env::var("ESAUTI_API_KEY").unwrap_or_default())
+///     .hmac_secret(std::env::var("ESAUTI_HMAC_SECRET").unwrap_or_default())
+///     .rest_url("https://tenant.example.com/api")
+///     .events_url("https://tenant.example.com")
+///     .build()?;
+/// let page = client.contacts().list(ListContacts::new().search("ann").limit(10)).await?;
+/// println!("{} contacts", page["total"]);
+///
+/// let receipt = client
+///     .events()
+///     .send(client.events().event(EventType::CustomerCreated).customer_id("cus_1"))
+///     .await?;
+/// println!("event {:?}", receipt.event_id);
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Client {
+    pub(crate) inner: Arc<Inner>,
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("esauti::Client")
+            .field("rest_url", &self.rest_url())
+            .field("events_endpoint", &self.events_endpoint())
+            .field("source", &self.inner.source)
+            .field("signed", &self.inner.signed)
+            .field("dead_letter", &self.inner.dead_letter.is_some())
+            .field("redactor", &self.inner.log_redactor)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Client {
+    /// Starts configuring a client.
+    pub fn builder() -> ClientBuilder {
+        ClientBuilder::new()
+    }
+
+    pub(crate) fn from_inner(inner: Inner) -> Client {
+        Client {
+            inner: Arc::new(inner),
+        }
+    }
+
+    /// The REST base URL, if configured.
+    pub fn rest_url(&self) -> Option<&str> {
+        self.inner.rest.as_ref().map(|r| r.base_url.as_str())
+    }
+
+    /// The full URL events are posted to, if an events URL is configured.
+    pub fn events_endpoint(&self) -> Option<&http::Uri> {
+        self.inner.events.as_ref().map(|e| &e.endpoint)
+    }
+
+    /// The default `source` of events built by [`Events::event`].
+    pub fn source(&self) -> &str {
+        &self.inner.source
+    }
+
+    /// The redactor the client applies to its log lines.
+    pub fn redactor(&self) -> &Redactor {
+        &self.inner.log_redactor
+    }
+
+    /// Event Injection: build, send and replay events.
+    pub fn events(&self) -> Events<'_> {
+        Events::new(self)
+    }
+
+    /// Sends one REST operation (any request type of [`flagwire_core::esauti::api`]) and
+    /// decodes its answer.
+    ///
+    /// A non-2xx answer is [`Error::Api`], with the message of a Mautic error body
+    /// (`{"errors":[{"message"}]}` or `{"error":{"message"}}`), also when retries ran out; no
+    /// answer at all is [`Error::Transport`].
+    pub async fn send<O: Operation>(&self, op: O) -> Result<O::Output, Error> {
+        let request = self.prepare(&op, None);
+        drop(op);
+        self.execute::<O>(request?).await
+    }
+
+    /// [`send`](Self::send) with per-request options (deadline, retries, extra headers and
+    /// query parameters).
+    pub async fn send_with<O: Operation>(
+        &self,
+        op: O,
+        options: RequestOptions,
+    ) -> Result<O::Output, Error> {
+        let request = self.prepare(&op, Some(&options));
+        drop(op);
+        self.execute::<O>(request?).await
+    }
+
+    fn rest(&self) -> Result<&RestTarget, Error> {
+        self.inner
+            .rest
+            .as_ref()
+            .ok_or_else(|| Error::config("no REST URL is configured"))
+    }
+
+    fn prepare<O: Operation>(
+        &self,
+        op: &O,
+        options: Option<&RequestOptions>,
+    ) -> Result<http::Request<Bytes>, Error> {
+        let rest = self.rest()?;
+        let mut req = op.to_request(&rest.base_url)?;
+        if let Some(options) = options {
+            options.apply(&mut req)?;
+        }
+        Ok(req)
+    }
+
+    async fn execute<O: Operation>(
+        &self,
+        request: http::Request<Bytes>,
+    ) -> Result<O::Output, Error> {
+        let transport = self.rest()?.transport.clone();
+        let response = match transport.oneshot(request).await {
+            Ok(r) => r,
+            Err(e) => match e.last_response() {
+                // Retries ran out on error statuses: report the API's words.
+                Some(r) => return Err(parse::<O>(r.status(), r.headers(), r.body())),
+                None => return Err(Error::Transport(e)),
+            },
+        };
+        O::parse_response(response.status(), response.headers(), response.body())
+            .map_err(|e| with_mautic_message(Error::from(e)))
+    }
+}
+
+fn parse<O: Operation>(status: http::StatusCode, headers: &http::HeaderMap, body: &[u8]) -> Error {
+    match O::parse_response(status, headers, body) {
+        Ok(_) => Error::Api {
+            status,
+            message: None,
+            request_id: None,
+            body: Bytes::copy_from_slice(body),
+        },
+        Err(e) => with_mautic_message(Error::from(e)),
+    }
+}
+
+/// Fills the message of an API error from a Mautic-style error body.
+pub(crate) fn with_mautic_message(err: Error) -> Error {
+    match err {
+        Error::Api {
+            status,
+            message: None,
+            request_id,
+            body,
+        } => Error::Api {
+            status,
+            message: mautic_message(&body),
+            request_id,
+            body,
+        },
+        other => other,
+    }
+}
+
+/// The message of `{"errors":[{"message": …}]}`, `{"error":{"message": …}}` or
+/// `{"error": "…"}`.
+pub(crate) fn mautic_message(body: &[u8]) -> Option<String> {
+    let doc: Value = serde_json::from_slice(body).ok()?;
+    let text = |v: &Value| v.as_str().filter(|s| !s.is_empty()).map(str::to_owned);
+    if let Some(errors) = doc.get("errors").and_then(Value::as_array) {
+        let messages: Vec<String> = errors
+            .iter()
+            .filter_map(|e| e.get("message").and_then(text))
+            .collect();
+        if !messages.is_empty() {
+            return Some(messages.join("; "));
+        }
+    }
+    match doc.get("error")? {
+        Value::String(s) if !s.is_empty() => Some(s.clone()),
+        obj @ Value::Object(_) => obj.get("message").and_then(text),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mautic_error_messages() {
+        assert_eq!(
+            mautic_message(br#"{"errors":[{"code":404,"message":"Item was not found."}]}"#)
+                .as_deref(),
+            Some("Item was not found.")
+        );
+        assert_eq!(
+            mautic_message(br#"{"errors":[{"message":"a"},{"message":"b"}]}"#).as_deref(),
+            Some("a; b")
+        );
+        assert_eq!(
+            mautic_message(br#"{"error":{"code":401,"message":"bad key"}}"#).as_deref(),
+            Some("bad key")
+        );
+        assert_eq!(
+            mautic_message(br#"{"error":"nope"}"#).as_deref(),
+            Some("nope")
+        );
+        assert_eq!(mautic_message(b"<html>"), None);
+        assert_eq!(mautic_message(br#"{"errors":[]}"#), None);
+    }
+}
