@@ -72,7 +72,10 @@ impl Contacts {
     /// Creates a contact with the next ID.
     pub(super) fn create_from(&mut self, fields: Value) -> Result<Value, String> {
         let fields = clean_fields(fields)?;
-        let id = self.last_id + 1;
+        let id = self
+            .last_id
+            .checked_add(1)
+            .ok_or("no contact IDs are left")?;
         Ok(self.insert(id, fields))
     }
 
@@ -387,5 +390,51 @@ fn edit(contacts: &mut Contacts, id: i64, body: &Bytes, replace: bool) -> Outcom
             Ok((StatusCode::CREATED, one(contacts.insert(id, fields))))
         }
         None => Err((StatusCode::NOT_FOUND, NOT_FOUND.into())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn templates() {
+        assert!(template_matches("/contacts", &["contacts"]));
+        assert!(template_matches(
+            "/contacts/{id}/edit",
+            &["contacts", "7", "edit"]
+        ));
+        assert!(!template_matches("/contacts/{id}/edit", &["contacts", "7"]));
+        assert!(!template_matches("/contacts", &["contacts", "7"]));
+        assert!(!template_matches("/contacts", &[]));
+    }
+
+    #[test]
+    fn search_commands() {
+        assert_eq!(Search::parse("  "), Search::All);
+        assert_eq!(Search::parse("Ann"), Search::Any("ann".into()));
+        assert_eq!(Search::parse("EMAIL: a@b"), Search::Email("a@b".into()));
+        assert_eq!(Search::parse("name:Lee"), Search::Name("lee".into()));
+        assert_eq!(Search::parse("id:4"), Search::Id(Some(4)));
+        assert_eq!(Search::parse("id:x"), Search::Id(None));
+    }
+
+    #[test]
+    fn ids_never_overflow() {
+        let mut contacts = Contacts::default();
+        contacts.insert(i64::MAX, Map::new());
+        assert!(contacts.create_from(json!({})).is_err());
+        assert_eq!(contacts.all().len(), 1);
+    }
+
+    #[test]
+    fn fields_are_checked() {
+        assert!(clean_fields(json!([])).is_err());
+        assert!(clean_fields(json!({"": 1})).is_err());
+        assert!(clean_fields(json!({"email": 5})).is_err());
+        assert!(clean_fields(json!({"email": "no-at"})).is_err());
+        let ok = clean_fields(json!({"id": 9, "email": "", "x": [1]})).unwrap();
+        assert!(!ok.contains_key("id"));
+        assert_eq!(ok.len(), 2);
     }
 }

@@ -677,3 +677,158 @@ mod tests {
         assert!(format!("{shared:?}").contains("signed: false"));
     }
 }
+
+/// Property tests: arbitrary requests never panic, and every answer has the
+/// route's error shape or a documented success.
+#[cfg(test)]
+mod prop_tests {
+    use proptest::prelude::*;
+    use serde_json::Map;
+
+    use super::*;
+
+    fn shared(secret: Option<&str>) -> Shared {
+        Shared {
+            api_key: DEFAULT_API_KEY.into(),
+            bearer_token: DEFAULT_BEARER_TOKEN.into(),
+            hmac_secret: secret.map(str::to_owned),
+            verifier: secret.map(|s| EsautiVerifier::new(s).unwrap()),
+            faults: Faults::default(),
+            recorder: Recorder::new(0),
+            events_down: AtomicBool::new(false),
+            state: Mutex::new(State::default()),
+        }
+    }
+
+    fn parts(method: &str, uri: &str, idempotency_key: Option<&str>) -> http::request::Parts {
+        let mut req = Request::builder()
+            .method(method)
+            .uri(uri)
+            .header("x-esauti-api-key", DEFAULT_API_KEY);
+        if let Some(k) = idempotency_key {
+            req = req.header("idempotency-key", k);
+        }
+        req.body(()).unwrap().into_parts().0
+    }
+
+    fn json_value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::from),
+            "[a-z@. ]{0,8}".prop_map(Value::String),
+        ];
+        leaf.prop_recursive(3, 24, 4, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                prop::collection::btree_map(
+                    prop_oneof![
+                        Just("type".to_owned()),
+                        Just("occurred_at".to_owned()),
+                        Just("source".to_owned()),
+                        Just("customer".to_owned()),
+                        Just("entity".to_owned()),
+                        Just("properties".to_owned()),
+                        Just("id".to_owned()),
+                        Just("email".to_owned()),
+                        "[a-z]{1,6}",
+                    ],
+                    inner,
+                    0..6
+                )
+                .prop_map(|m| Value::Object(m.into_iter().collect::<Map<_, _>>())),
+            ]
+        })
+    }
+
+    fn event_type() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just("order.created".to_owned()),
+            Just("customer.created".to_owned()),
+            Just("form.submitted".to_owned()),
+            "[a-z]{1,5}\\.[a-z]{1,5}",
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn event_route_never_panics(
+            mut body in json_value(),
+            ty in prop::option::of(event_type()),
+            raw in prop::option::of(prop::collection::vec(any::<u8>(), 0..64)),
+            key in prop::option::of("[ -~]{0,300}"),
+        ) {
+            if let (Some(ty), Value::Object(map)) = (ty, &mut body) {
+                map.insert("type".into(), Value::String(ty));
+            }
+            let bytes = match raw {
+                Some(raw) => Bytes::from(raw),
+                None => Bytes::from(serde_json::to_vec(&body).unwrap()),
+            };
+            let shared = shared(None);
+            let a = events::route(&shared, &parts("POST", EVENTS_PATH, key.as_deref()), &bytes);
+            let v: Value = serde_json::from_slice(&a.body).unwrap();
+            match a.status.as_u16() {
+                202 | 200 => prop_assert_eq!(&v["received"], &Value::Bool(true)),
+                400 | 422 => prop_assert_eq!(&v["error"]["code"], &Value::from(a.status.as_u16())),
+                other => prop_assert!(false, "unexpected status {}", other),
+            }
+            if a.status == StatusCode::UNPROCESSABLE_ENTITY {
+                prop_assert!(!v["error"]["missing"].as_array().unwrap().is_empty());
+            }
+        }
+
+        #[test]
+        fn signed_bodies_verify_and_tampered_ones_do_not(
+            body in prop::collection::vec(any::<u8>(), 0..128),
+            flip in any::<prop::sample::Index>(),
+        ) {
+            let shared = shared(Some("s3cret"));
+            let ts = time::OffsetDateTime::now_utc().unix_timestamp();
+            let signed = flagwire_webhooks::Signer::<flagwire_webhooks::Esauti>::new("s3cret")
+                .unwrap()
+                .sign("POST", EVENTS_PATH, ts, &body);
+            let mut p = parts("POST", EVENTS_PATH, Some("k"));
+            for (name, value) in signed.iter() {
+                p.headers.insert(name, HeaderValue::from_str(value).unwrap());
+            }
+            let a = events::route(&shared, &p, &Bytes::from(body.clone()));
+            prop_assert_ne!(a.status, StatusCode::UNAUTHORIZED);
+            if !body.is_empty() {
+                let mut tampered = body.clone();
+                let i = flip.index(tampered.len());
+                tampered[i] ^= 0x01;
+                let a = events::route(&shared, &p, &Bytes::from(tampered));
+                prop_assert_eq!(a.status, StatusCode::UNAUTHORIZED);
+            }
+        }
+
+        #[test]
+        fn rest_routes_never_panic(
+            method in prop_oneof![Just("GET"), Just("POST"), Just("PATCH"), Just("PUT"), Just("DELETE")],
+            path in prop_oneof![
+                Just("/api/contacts".to_owned()),
+                Just("/api/contacts/new".to_owned()),
+                "/api/contacts/-?[0-9]{1,20}(/edit|/delete)?",
+                "/api/[a-z]{1,8}(/[a-z0-9]{1,4}){0,3}",
+            ],
+            query in "(start|limit|search|orderBy|orderByDir)=[A-Za-z0-9%:-]{0,6}(&(start|limit|search|orderBy|orderByDir)=[A-Za-z0-9%:-]{0,6}){0,3}",
+            body in json_value(),
+        ) {
+            let shared = shared(None);
+            let uri = format!("{path}?{query}");
+            let p = parts(method, &uri, None);
+            let q = Query::parse(p.uri.query());
+            let bytes = Bytes::from(serde_json::to_vec(&body).unwrap());
+            let a = contacts::route(&shared, &p, &q, &bytes);
+            let v: Value = serde_json::from_slice(&a.body).unwrap();
+            if a.status.is_success() {
+                prop_assert!(v.get("contact").is_some() || v.get("total").is_some(), "{}", v);
+            } else {
+                prop_assert_eq!(&v["errors"][0]["code"], &Value::from(a.status.as_u16()));
+            }
+        }
+    }
+}
