@@ -17,27 +17,23 @@
 //! REST and events have separate base URLs: the REST one ends in `/api` (Mautic style), the
 //! events one is the tenant's root (`/v1/inbound/event` is appended).
 //!
+//! Against the in-process emulator (`flagwire-mock`), which verifies the signature and
+//! deduplicates by idempotency key:
+//!
 //! ```
 //! use flagwire::esauti::Client;
 //! use flagwire_core::esauti::EventType;
+//! use flagwire_core::esauti::api::contacts::ListContacts;
+//! use flagwire_mock::esauti::{DEFAULT_API_KEY, DEFAULT_HMAC_SECRET, EsautiServer};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! // A stand-in events server; `flagwire-mock`'s eSauti emulator does the real checks.
-//! let server = tower::service_fn(|req: http::Request<bytes::Bytes>| async move {
-//!     assert_eq!(req.uri(), "https://tenant.example.com/v1/inbound/event");
-//!     assert!(req.headers()["x-esauti-signature"].to_str()?.starts_with("sha256="));
-//!     assert_eq!(req.headers()["idempotency-key"].len(), 36);
-//!     Ok::<_, Box<dyn std::error::Error + Send + Sync>>(http::Response::new(
-//!         bytes::Bytes::from_static(br#"{"received":true,"event_id":"ev_1","status":"accepted"}"#),
-//!     ))
-//! });
+//! let server = EsautiServer::start().await?;
 //! let client = Client::builder()
-//!     .api_key("esk_example")
-//!     .hmac_secret("signing-secret")
-//!     .rest_url("https://tenant.example.com/api")
-//!     .events_url("https://tenant.example.com")
-//!     .service(server)
+//!     .api_key(DEFAULT_API_KEY)
+//!     .hmac_secret(DEFAULT_HMAC_SECRET)
+//!     .rest_url(server.rest_url())
+//!     .events_url(server.events_url())
 //!     .build()?;
 //!
 //! let event = client
@@ -49,7 +45,10 @@
 //!     .property("value", 0); // zero is a value, not a missing property
 //! let receipt = client.events().send(event).await?;
 //! assert!(receipt.received && !receipt.duplicate);
-//! assert_eq!(receipt.event_id.as_deref(), Some("ev_1"));
+//! assert_eq!(server.events()[0].event_id, receipt.event_id.unwrap());
+//!
+//! let page = client.contacts().list(ListContacts::new().limit(10)).await?;
+//! assert_eq!(page["total"], 0);
 //! # Ok(()) }
 //! ```
 //! ```
