@@ -8,7 +8,9 @@
 //!   the committed code differs from what would be generated.
 //! - `cargo xtask import-esauti-registry <registry.tsv>` writes the eSauti event registry data
 //!   file (`crates/core/data/esauti-events.tsv`) from a registry table.
+//! - `cargo xtask bench [--peers] [--quick]` runs the benchmarks and writes `docs/benchmarks.md`.
 
+mod bench;
 mod codegen;
 mod esauti_registry;
 mod import;
@@ -28,7 +30,7 @@ fn workspace_root() -> PathBuf {
 
 fn usage() -> ExitCode {
     eprintln!(
-        "usage: cargo xtask import-spec <openapi.yaml> | cargo xtask import-esauti-registry <registry.tsv> | cargo xtask codegen [--check]"
+        "usage: cargo xtask import-spec <openapi.yaml> | cargo xtask import-esauti-registry <registry.tsv> | cargo xtask codegen [--check] | cargo xtask bench [--peers] [--quick] [--help]"
     );
     ExitCode::from(2)
 }
@@ -45,6 +47,7 @@ fn main() -> ExitCode {
         ["import-esauti-registry", path] => import_esauti_registry(Path::new(path)),
         ["codegen"] => run_codegen(false),
         ["codegen", "--check"] => run_codegen(true),
+        ["bench", rest @ ..] => bench::run(&workspace_root(), rest),
         _ => return usage(),
     };
     match result {

@@ -1,0 +1,221 @@
+//! Running the criterion benches and reading their results from the files
+//! criterion writes (`<target>/criterion/**/new/{benchmark,estimates}.json`).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, SystemTime};
+
+use serde::Deserialize;
+
+use super::process::run_logged;
+
+/// Every criterion bench of the workspace, as `(package, bench target)`.
+pub const BENCHES: &[(&str, &str)] = &[
+    ("flagwire-webhooks", "verify"),
+    ("flagwire-transport", "round_trip"),
+    ("flagwire", "cache"),
+    ("flagwire", "client"),
+    ("flagwire", "enqueue"),
+    ("flagwire-core", "rules"),
+    ("flagwire-mock", "check"),
+];
+
+/// Warm-up and measurement time handed to every bench.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Settings {
+    /// `--warm-up-time`, seconds.
+    pub warm_up: f64,
+    /// `--measurement-time`, seconds.
+    pub measurement: f64,
+}
+
+/// Runs one bench with `settings`; its output goes to a log file under
+/// `logs`.
+pub fn run(
+    root: &Path,
+    logs: &Path,
+    package: &str,
+    bench: &str,
+    settings: Settings,
+) -> Result<(), String> {
+    let mut cmd = Command::new(cargo());
+    cmd.current_dir(root).args([
+        "bench",
+        "-p",
+        package,
+        "--bench",
+        bench,
+        "--",
+        "--warm-up-time",
+        &settings.warm_up.to_string(),
+        "--measurement-time",
+        &settings.measurement.to_string(),
+    ]);
+    // Building in release can take a while on a busy machine; the limit is
+    // only there so that a hung bench cannot hold the command forever.
+    run_logged(
+        &format!("cargo bench -p {package} --bench {bench}"),
+        &mut cmd,
+        &logs.join(format!("{package}-{bench}.log")),
+        Duration::from_secs(45 * 60),
+    )
+}
+
+/// The `cargo` that runs this task (or the one on `PATH`).
+pub fn cargo() -> String {
+    std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned())
+}
+
+/// One benchmark's result.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Estimate {
+    /// Median time per iteration, nanoseconds.
+    pub median_ns: f64,
+}
+
+#[derive(Deserialize)]
+struct BenchmarkId {
+    full_id: String,
+}
+
+#[derive(Deserialize)]
+struct PointEstimate {
+    point_estimate: f64,
+}
+
+#[derive(Deserialize)]
+struct Estimates {
+    median: PointEstimate,
+}
+
+/// Reads every result under `<target>/criterion`, keyed by criterion's full
+/// benchmark id (`group/function`). With `since`, results whose estimates
+/// file is older are left out (they come from an earlier run).
+pub fn collect(
+    target: &Path,
+    since: Option<SystemTime>,
+) -> Result<BTreeMap<String, Estimate>, String> {
+    let mut dirs = Vec::new();
+    find_new_dirs(&target.join("criterion"), &mut dirs)?;
+    let mut out = BTreeMap::new();
+    for dir in dirs {
+        let estimates_path = dir.join("estimates.json");
+        let Ok(meta) = std::fs::metadata(&estimates_path) else {
+            continue;
+        };
+        if let (Some(since), Ok(modified)) = (since, meta.modified())
+            && modified < since
+        {
+            continue;
+        }
+        let id: BenchmarkId = read_json(&dir.join("benchmark.json"))?;
+        let estimates: Estimates = read_json(&estimates_path)?;
+        out.insert(
+            id.full_id,
+            Estimate {
+                median_ns: estimates.median.point_estimate,
+            },
+        );
+    }
+    Ok(out)
+}
+
+fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T, String> {
+    let text =
+        std::fs::read_to_string(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
+    serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// Every `new` directory holding a `benchmark.json` below `dir`.
+fn find_new_dirs(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), String> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Ok(());
+    };
+    for entry in entries {
+        let path = entry
+            .map_err(|e| format!("listing {}: {e}", dir.display()))?
+            .path();
+        if !path.is_dir() {
+            continue;
+        }
+        if path.file_name().is_some_and(|n| n == "new") {
+            if path.join("benchmark.json").is_file() {
+                out.push(path);
+            }
+        } else {
+            find_new_dirs(&path, out)?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &Path, full_id: &str, median: f64) {
+        std::fs::create_dir_all(dir).unwrap();
+        std::fs::write(
+            dir.join("benchmark.json"),
+            format!(r#"{{"group_id":"g","function_id":"f","value_str":null,"full_id":"{full_id}","directory_name":"x","title":"t"}}"#),
+        )
+        .unwrap();
+        std::fs::write(
+            dir.join("estimates.json"),
+            format!(r#"{{"mean":{{"point_estimate":1.0}},"median":{{"point_estimate":{median},"standard_error":0.1}}}}"#),
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn reads_medians_by_full_id() {
+        let target = std::env::temp_dir().join(format!("xtask-bench-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&target);
+        write(
+            &target.join("criterion/verify_1KiB/schematic/new"),
+            "verify/1KiB/schematic",
+            812.5,
+        );
+        write(
+            &target.join("criterion/client/track/new"),
+            "client/track",
+            95.0,
+        );
+        // A `base` directory (the previous run) is not read.
+        write(
+            &target.join("criterion/client/track/base"),
+            "client/track",
+            1e9,
+        );
+        let all = collect(&target, None).unwrap();
+        assert_eq!(all.len(), 2);
+        assert_eq!(all["verify/1KiB/schematic"].median_ns, 812.5);
+        assert_eq!(all["client/track"].median_ns, 95.0);
+
+        // Results older than the run are left out.
+        let later = SystemTime::now() + Duration::from_secs(3600);
+        assert!(collect(&target, Some(later)).unwrap().is_empty());
+        let _ = std::fs::remove_dir_all(&target);
+    }
+
+    #[test]
+    fn a_missing_directory_is_empty() {
+        let missing =
+            std::env::temp_dir().join(format!("xtask-bench-missing-{}", std::process::id()));
+        let all = collect(&missing, None).unwrap();
+        assert!(all.is_empty());
+    }
+
+    #[test]
+    fn a_malformed_file_is_an_error() {
+        let target = std::env::temp_dir().join(format!("xtask-bench-bad-{}", std::process::id()));
+        let dir = target.join("criterion/a/new");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("benchmark.json"), "{").unwrap();
+        std::fs::write(dir.join("estimates.json"), "{}").unwrap();
+        let err = collect(&target, None).unwrap_err();
+        assert!(err.contains("benchmark.json"), "{err}");
+        let _ = std::fs::remove_dir_all(&target);
+    }
+}
