@@ -319,11 +319,10 @@ impl ClientBuilder {
                 "the source must be non-empty text that fits in a header",
             ));
         }
-        let base_policy = self.retry_policy.clone().unwrap_or_else(|| {
-            RetryPolicy::new()
-                .base_delay(DEFAULT_BASE_DELAY)
-                .max_delay(DEFAULT_MAX_DELAY)
-        });
+        let base_policy = self
+            .retry_policy
+            .clone()
+            .unwrap_or_else(default_retry_policy);
         let base_policy = base_policy.max_retries(self.max_retries);
 
         let rest = match &self.rest_url {
@@ -398,6 +397,15 @@ impl ClientBuilder {
     }
 }
 
+/// The back-off of a client without [`ClientBuilder::retry_policy`]: 500 ms doubling, capped
+/// at 30 s (`Retry-After` included), jitter ±10% within the cap.
+pub(crate) fn default_retry_policy() -> RetryPolicy {
+    RetryPolicy::new()
+        .base_delay(DEFAULT_BASE_DELAY)
+        .max_delay(DEFAULT_MAX_DELAY)
+        .max_retries(DEFAULT_MAX_RETRIES)
+}
+
 /// An absolute `http`/`https` URL without query, returned without a trailing `/`.
 fn checked_base(url: &str, what: &str) -> Result<String, Error> {
     let base = url.trim().trim_end_matches('/').to_owned();
@@ -445,6 +453,45 @@ mod tests {
             ok().hmac_secret("").build(),
             Err(Error::Transport(_))
         ));
+    }
+
+    #[test]
+    fn default_backoff_doubles_and_stays_within_the_cap() {
+        use http::HeaderMap;
+        let exact = default_retry_policy().jitter(false);
+        let delays: Vec<Duration> = (0..4).map(|n| exact.delay(n, None)).collect();
+        assert_eq!(
+            delays,
+            [500, 1000, 2000, 4000].map(Duration::from_millis).to_vec()
+        );
+        assert_eq!(exact.delay(20, None), DEFAULT_MAX_DELAY);
+        let jittered = default_retry_policy();
+        for n in 0..12 {
+            assert!(jittered.delay(n, None) <= DEFAULT_MAX_DELAY);
+        }
+        // `Retry-After` wins over the back-off, within the cap.
+        let mut headers = HeaderMap::new();
+        headers.insert("retry-after", "7".parse().unwrap());
+        assert_eq!(jittered.delay(0, Some(&headers)), Duration::from_secs(7));
+        headers.insert("retry-after", "3600".parse().unwrap());
+        assert_eq!(jittered.delay(0, Some(&headers)), DEFAULT_MAX_DELAY);
+        // The statuses retried: 408, 429 and 5xx; not 4xx otherwise, nor 2xx.
+        for (status, retried) in [
+            (408, true),
+            (429, true),
+            (500, true),
+            (503, true),
+            (200, false),
+            (400, false),
+            (404, false),
+            (409, false),
+        ] {
+            assert_eq!(
+                jittered.is_retryable_status(http::StatusCode::from_u16(status).unwrap()),
+                retried,
+                "{status}"
+            );
+        }
     }
 
     #[test]

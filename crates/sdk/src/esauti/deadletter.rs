@@ -259,13 +259,14 @@ impl DeadLetterSink for JsonlDeadLetters {
     fn dead_letter(&self, letter: &DeadLetter) -> io::Result<()> {
         let mut line = letter.to_json_line()?;
         line.push('\n');
-        let state = PathState::of(&self.path);
-        let _guard = state.lock();
+        // The directory first: the lock is keyed by the resolved directory.
         if let Some(dir) = self.path.parent()
             && !dir.as_os_str().is_empty()
         {
             fs::create_dir_all(dir)?;
         }
+        let state = PathState::of(&self.path);
+        let _guard = state.lock();
         let mut file = OpenOptions::new()
             .create(true)
             .append(true)
@@ -285,7 +286,21 @@ struct PathState {
 impl PathState {
     fn of(path: &Path) -> Arc<PathState> {
         static STATES: OnceLock<Mutex<HashMap<PathBuf, Arc<PathState>>>> = OnceLock::new();
-        let key = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+        // One spelling per file: the directory resolved when it exists.
+        let resolved = match (path.parent(), path.file_name()) {
+            (Some(dir), Some(name)) => {
+                let dir = if dir.as_os_str().is_empty() {
+                    Path::new(".")
+                } else {
+                    dir
+                };
+                dir.canonicalize().ok().map(|d| d.join(name))
+            }
+            _ => None,
+        };
+        let key = resolved
+            .or_else(|| std::path::absolute(path).ok())
+            .unwrap_or_else(|| path.to_path_buf());
         let mut states = STATES
             .get_or_init(Default::default)
             .lock()
@@ -402,6 +417,17 @@ impl ReplayFile {
         fs::rename(&tmp, &self.path).inspect_err(|_| {
             let _ = fs::remove_file(&tmp);
         })?;
+        // Make the rename itself durable (best effort: not every platform can open a
+        // directory).
+        if let Some(dir) = self.path.parent()
+            && let Ok(dir) = File::open(if dir.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                dir
+            })
+        {
+            let _ = dir.sync_all();
+        }
         Ok(appended)
     }
 }

@@ -22,7 +22,7 @@ use flagwire_core::esauti::{EnvelopeBuilder, EnvelopeError, EventEnvelope, Event
 use flagwire_core::events::IdempotencyKey;
 use flagwire_transport::{Attempt, TransportError};
 use http::header::{ACCEPT, CONTENT_TYPE};
-use http::{HeaderName, HeaderValue, Method, Request, Response, StatusCode};
+use http::{HeaderName, HeaderValue, Method, Request, Response};
 use time::OffsetDateTime;
 use tower::{Layer, Service, ServiceExt};
 
@@ -392,7 +392,7 @@ impl<'a> Events<'a> {
         let outcome = target.transport.clone().oneshot(request).await;
         let (response, kind) = match outcome {
             Ok(response) if response.status().is_success() => {
-                let mut receipt = Receipt::from_response(response.status(), response.body());
+                let mut receipt = Receipt::parse(response.status(), response.body());
                 receipt.idempotency_key = Some(key.clone());
                 receipt.request_id = Some(request_id.to_owned());
                 receipt.attempts = attempts.get().max(1);
@@ -496,14 +496,7 @@ fn api_error(response: &Response<Bytes>, request_id: &str) -> Error {
         .map(str::to_owned);
     Error::Api {
         status: response.status(),
-        message: mautic_message(response.body()).or_else(|| {
-            (response.status() == StatusCode::UNPROCESSABLE_ENTITY).then(|| {
-                String::from_utf8_lossy(response.body())
-                    .chars()
-                    .take(200)
-                    .collect()
-            })
-        }),
+        message: mautic_message(response.body()),
         request_id: server_id.or_else(|| Some(request_id.to_owned())),
         body: response.body().clone(),
     }

@@ -51,7 +51,6 @@
 //! assert_eq!(page["total"], 0);
 //! # Ok(()) }
 //! ```
-//! ```
 
 pub mod blocking;
 mod builder;

@@ -1,6 +1,5 @@
 //! What the Event Injection API answered: [`Receipt`].
 
-use bytes::Bytes;
 use flagwire_core::events::IdempotencyKey;
 use http::StatusCode;
 use serde_json::Value;
@@ -75,10 +74,6 @@ impl Receipt {
             request_id: None,
             attempts: 1,
         }
-    }
-
-    pub(crate) fn from_response(status: StatusCode, body: &Bytes) -> Receipt {
-        Receipt::parse(status, body)
     }
 }
 
