@@ -433,13 +433,20 @@ fn blocking_client_from_a_plain_thread_and_refused_inside_a_runtime() {
                 .event(EventType::CustomerCreated)
                 .customer_id("cus_7");
             let receipt = client.send_event(event).unwrap();
-            let page = client.send(ListContacts::new()).unwrap();
+            let fields: Body = serde_json::from_value(json!({"email": "dee@example.com"})).unwrap();
+            let created = client.contacts().create(fields).unwrap();
+            let id = created["contact"]["id"].as_i64().unwrap();
+            assert_eq!(
+                client.contacts().get(id).unwrap()["contact"]["fields"]["all"]["email"],
+                "dee@example.com"
+            );
+            let page = client.send(ListContacts::new().search("dee")).unwrap();
             (receipt, page)
         })
     };
     let (receipt, page) = worker.join().unwrap();
     assert!(receipt.received);
-    assert_eq!(page["total"], 0);
+    assert_eq!(page["total"], 1);
     assert_eq!(server.events().len(), 1);
 
     let rt = tokio::runtime::Builder::new_current_thread()

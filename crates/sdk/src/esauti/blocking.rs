@@ -6,6 +6,10 @@
 //! Called from inside an async runtime (where blocking would stall the executor), every
 //! method returns [`Error::BlockingInAsyncContext`] instead of panicking.
 //!
+//! It has the async client's resource accessors (`client.contacts().list(...)`), `send`,
+//! `call`, and for events [`event`](Client::event), [`send_event`](Client::send_event) and
+//! [`replay`](Client::replay).
+//!
 //! ```
 //! use flagwire::esauti::blocking;
 //! use flagwire_core::esauti::EventType;
@@ -38,12 +42,17 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use flagwire_core::Operation;
+use flagwire_core::esauti::api::{
+    assets, campaigns, categories, companyfields, contactfields, contacts, forms, models,
+    notifications, pointgroups, reports, sms,
+};
 use flagwire_core::esauti::{EnvelopeBuilder, EventType};
 use tokio::sync::oneshot;
 
 use super::builder::ClientBuilder;
 use super::events::{IntoEnvelope, ReplayReport, SendOptions};
 use super::receipt::Receipt;
+use super::resources::{Body, for_each_resource};
 use crate::error::Error;
 use crate::schematic::RequestOptions;
 
@@ -175,6 +184,29 @@ impl Client {
         self.run(move |c| async move { c.send_with(op, options).await })
     }
 
+    /// Sends any REST request; see [`Client::call`](super::Client::call).
+    pub fn call(
+        &self,
+        method: http::Method,
+        path: &str,
+        query: &[(&str, &str)],
+        body: Option<&serde_json::Value>,
+    ) -> Result<serde_json::Value, Error> {
+        let path = path.to_owned();
+        let query: Vec<(String, String)> = query
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        let body = body.cloned();
+        self.run(move |c| async move {
+            let query: Vec<(&str, &str)> = query
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect();
+            c.call(method, &path, &query, body.as_ref()).await
+        })
+    }
+
     /// A builder for an event whose `source` is the client's; see
     /// [`Events::event`](super::Events::event). Never blocks.
     pub fn event(&self, event_type: impl Into<EventType>) -> EnvelopeBuilder {
@@ -201,6 +233,151 @@ impl Client {
     pub fn replay(&self, path: impl Into<PathBuf>) -> Result<ReplayReport, Error> {
         let path = path.into();
         self.run(move |c| async move { c.events().replay(path).await })
+    }
+}
+
+/// The result of sending `O`.
+type Out<O> = Result<<O as Operation>::Output, Error>;
+
+macro_rules! blocking_resource {
+    (
+        $(#[$doc:meta])*
+        $handle:ident, $accessor:ident, $module:ident, $path:literal,
+        $list:ident, $get:ident, $create:ident, $edit:ident, $replace:ident, $delete:ident
+    ) => {
+        $(#[$doc])*
+        ///
+        /// The blocking twin of [`super::resources`]' handle of the same name: the same
+        /// methods, each waiting for its answer.
+        #[derive(Debug, Clone, Copy)]
+        pub struct $handle<'a> {
+            client: &'a Client,
+        }
+
+        impl Client {
+            #[doc = concat!("The `", $path, "` resource.")]
+            #[inline]
+            pub fn $accessor(&self) -> $handle<'_> {
+                $handle { client: self }
+            }
+        }
+
+        impl $handle<'_> {
+            #[doc = concat!("`GET /", $path, "`: a page of items.")]
+            pub fn list(&self, request: $module::$list) -> Out<$module::$list> {
+                self.client.send(request)
+            }
+
+            /// [`list`](Self::list) with per-request options.
+            pub fn list_with(
+                &self,
+                request: $module::$list,
+                options: RequestOptions,
+            ) -> Out<$module::$list> {
+                self.client.send_with(request, options)
+            }
+
+            #[doc = concat!("`GET /", $path, "/{id}`: one item.")]
+            pub fn get(&self, id: i64) -> Out<$module::$get> {
+                self.client.send($module::$get::new(id))
+            }
+
+            /// [`get`](Self::get) with per-request options.
+            pub fn get_with(&self, id: i64, options: RequestOptions) -> Out<$module::$get> {
+                self.client.send_with($module::$get::new(id), options)
+            }
+
+            #[doc = concat!("`POST /", $path, "/new`: creates an item.")]
+            pub fn create(&self, body: Body) -> Out<$module::$create> {
+                self.client.send($module::$create::new(body))
+            }
+
+            /// [`create`](Self::create) with per-request options.
+            pub fn create_with(&self, body: Body, options: RequestOptions) -> Out<$module::$create> {
+                self.client.send_with($module::$create::new(body), options)
+            }
+
+            #[doc = concat!("`PATCH /", $path, "/{id}/edit`: changes the given fields.")]
+            pub fn edit(&self, id: i64, body: Body) -> Out<$module::$edit> {
+                self.client.send($module::$edit::new(id, body))
+            }
+
+            /// [`edit`](Self::edit) with per-request options.
+            pub fn edit_with(
+                &self,
+                id: i64,
+                body: Body,
+                options: RequestOptions,
+            ) -> Out<$module::$edit> {
+                self.client.send_with($module::$edit::new(id, body), options)
+            }
+
+            #[doc = concat!("`PUT /", $path, "/{id}/edit`: replaces the item or creates it.")]
+            pub fn replace(&self, id: i64, body: Body) -> Out<$module::$replace> {
+                self.client.send($module::$replace::new(id, body))
+            }
+
+            /// [`replace`](Self::replace) with per-request options.
+            pub fn replace_with(
+                &self,
+                id: i64,
+                body: Body,
+                options: RequestOptions,
+            ) -> Out<$module::$replace> {
+                self.client.send_with($module::$replace::new(id, body), options)
+            }
+
+            #[doc = concat!("`DELETE /", $path, "/{id}/delete`: deletes the item.")]
+            pub fn delete(&self, id: i64) -> Out<$module::$delete> {
+                self.client.send($module::$delete::new(id))
+            }
+
+            /// [`delete`](Self::delete) with per-request options.
+            pub fn delete_with(&self, id: i64, options: RequestOptions) -> Out<$module::$delete> {
+                self.client.send_with($module::$delete::new(id), options)
+            }
+        }
+    };
+}
+
+for_each_resource!(blocking_resource);
+
+impl Contacts<'_> {
+    /// `GET /contacts/{id}/campaigns`.
+    pub fn campaigns(&self, id: i64) -> Out<contacts::GetContactCampaigns> {
+        self.client.send(contacts::GetContactCampaigns::new(id))
+    }
+
+    /// `GET /contacts/{id}/segments`.
+    pub fn segments(&self, id: i64) -> Out<contacts::GetContactSegments> {
+        self.client.send(contacts::GetContactSegments::new(id))
+    }
+
+    /// `GET /contacts/{id}/notes`.
+    pub fn notes(&self, request: contacts::GetContactNotes) -> Out<contacts::GetContactNotes> {
+        self.client.send(request)
+    }
+
+    /// `POST /contacts/{id}/utm/add`.
+    pub fn add_utm(&self, id: i64, body: Body) -> Out<contacts::AddContactUtm> {
+        self.client.send(contacts::AddContactUtm::new(id, body))
+    }
+
+    /// `POST /contacts/{id}/utm/{utm_id}/remove`.
+    pub fn remove_utm(&self, id: i64, utm_id: i64) -> Out<contacts::RemoveContactUtm> {
+        self.client
+            .send(contacts::RemoveContactUtm::new(id, utm_id))
+    }
+
+    /// `POST /contacts/{id}/dnc/{channel}/add`.
+    pub fn add_dnc(
+        &self,
+        id: i64,
+        channel: impl Into<String>,
+        body: models::DoNotContact,
+    ) -> Out<contacts::AddContactDnc> {
+        self.client
+            .send(contacts::AddContactDnc::new(id, channel, body))
     }
 }
 

@@ -147,6 +147,102 @@ impl Client {
         self.execute::<O>(request?).await
     }
 
+    /// Sends any request to the REST API, for Mautic routes the typed operations do not cover
+    /// (segments, companies, emails, batch endpoints…): `path` is relative to the REST base
+    /// (a leading `/` is optional, and it is sent as given, so percent-encode it yourself),
+    /// `query` is percent-encoded, `body` is sent as JSON. A `2xx` answer is returned as JSON
+    /// (`Value::Null` when empty, a string when it is not JSON); anything else is
+    /// [`Error::Api`].
+    ///
+    /// ```
+    /// use flagwire::esauti::Client;
+    /// use http::Method;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let server = tower::service_fn(|req: http::Request<bytes::Bytes>| async move {
+    ///     assert_eq!(req.method(), Method::POST);
+    ///     assert_eq!(req.uri(), "https://tenant.example.com/api/segments/3/contact/7/add?x=a%20b");
+    ///     Ok::<_, std::convert::Infallible>(http::Response::new(bytes::Bytes::from_static(
+    ///         br#"{"success":1}"#,
+    ///     )))
+    /// });
+    /// let client = Client::builder()
+    ///     .api_key("esk_example")
+    ///     .rest_url("https://tenant.example.com/api")
+    ///     .service(server)
+    ///     .build()?;
+    /// let answer = client
+    ///     .call(Method::POST, "/segments/3/contact/7/add", &[("x", "a b")], None)
+    ///     .await?;
+    /// assert_eq!(answer["success"], 1);
+    /// # Ok(()) }
+    /// ```
+    pub async fn call(
+        &self,
+        method: http::Method,
+        path: &str,
+        query: &[(&str, &str)],
+        body: Option<&Value>,
+    ) -> Result<Value, Error> {
+        let request = self.raw_request(method, path, query, body)?;
+        let transport = self.rest()?.transport.clone();
+        let response = match transport.oneshot(request).await {
+            Ok(r) => r,
+            Err(e) => match e.last_response() {
+                Some(r) => return Err(raw_error(r)),
+                None => return Err(Error::Transport(e)),
+            },
+        };
+        if !response.status().is_success() {
+            return Err(raw_error(&response));
+        }
+        let body = response.body();
+        if body.iter().all(u8::is_ascii_whitespace) {
+            return Ok(Value::Null);
+        }
+        Ok(serde_json::from_slice(body)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(body).into_owned())))
+    }
+
+    fn raw_request(
+        &self,
+        method: http::Method,
+        path: &str,
+        query: &[(&str, &str)],
+        body: Option<&Value>,
+    ) -> Result<http::Request<Bytes>, Error> {
+        let rest = self.rest()?;
+        let mut uri = format!("{}/{}", rest.base_url, path.trim_start_matches('/'));
+        let mut q = flagwire_core::query::QueryBuilder::new();
+        for (name, value) in query {
+            q.push(name, *value);
+        }
+        if let Some(q) = q.finish() {
+            uri.push('?');
+            uri.push_str(&q);
+        }
+        let uri = http::Uri::try_from(uri.as_str())
+            .map_err(|_| Error::config(format!("`{path}` does not make a valid URL")))?;
+        let mut builder = http::Request::builder()
+            .method(method)
+            .uri(uri)
+            .header(http::header::ACCEPT, "application/json");
+        let body = match body {
+            Some(v) => {
+                builder = builder.header(http::header::CONTENT_TYPE, "application/json");
+                Bytes::from(
+                    serde_json::to_vec(v)
+                        .map_err(|e| Error::Encode(flagwire_core::error::EncodeError::Body(e)))?,
+                )
+            }
+            None => Bytes::new(),
+        };
+        builder
+            .body(body)
+            .map_err(|e| Error::config(format!("invalid request: {e}")))
+    }
+
     fn rest(&self) -> Result<&RestTarget, Error> {
         self.inner
             .rest
@@ -182,6 +278,19 @@ impl Client {
         };
         O::parse_response(response.status(), response.headers(), response.body())
             .map_err(|e| with_mautic_message(Error::from(e)))
+    }
+}
+
+fn raw_error(response: &http::Response<Bytes>) -> Error {
+    Error::Api {
+        status: response.status(),
+        message: mautic_message(response.body()),
+        request_id: response
+            .headers()
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
+        body: response.body().clone(),
     }
 }
 

@@ -168,70 +168,83 @@ macro_rules! resource {
     };
 }
 
-resource!(
-    /// Assets (`/assets`): request types in [`flagwire_core::esauti::api::assets`].
-    Assets, assets, assets, "assets",
-    ListAssets, GetAsset, CreateAsset, EditAsset, ReplaceAsset, DeleteAsset
-);
-resource!(
-    /// Campaigns (`/campaigns`): request types in [`flagwire_core::esauti::api::campaigns`].
-    Campaigns, campaigns, campaigns, "campaigns",
-    ListCampaigns, GetCampaign, CreateCampaign, EditCampaign, ReplaceCampaign, DeleteCampaign
-);
-resource!(
-    /// Categories (`/categories`): request types in
-    /// [`flagwire_core::esauti::api::categories`].
-    Categories, categories, categories, "categories",
-    ListCategories, GetCategory, CreateCategory, EditCategory, ReplaceCategory, DeleteCategory
-);
-resource!(
-    /// Contacts (`/contacts`): request types in [`flagwire_core::esauti::api::contacts`].
-    Contacts, contacts, contacts, "contacts",
-    ListContacts, GetContact, CreateContact, EditContact, ReplaceContact, DeleteContact
-);
-resource!(
-    /// Company fields (`/fields/company`): request types in
-    /// [`flagwire_core::esauti::api::companyfields`].
-    CompanyFields, company_fields, companyfields, "fields/company",
-    ListCompanyFields, GetCompanyField, CreateCompanyField, EditCompanyField,
-    ReplaceCompanyField, DeleteCompanyField
-);
-resource!(
-    /// Contact fields (`/fields/contact`): request types in
-    /// [`flagwire_core::esauti::api::contactfields`].
-    ContactFields, contact_fields, contactfields, "fields/contact",
-    ListContactFields, GetContactField, CreateContactField, EditContactField,
-    ReplaceContactField, DeleteContactField
-);
-resource!(
-    /// Forms (`/forms`): request types in [`flagwire_core::esauti::api::forms`].
-    Forms, forms, forms, "forms",
-    ListForms, GetForm, CreateForm, EditForm, ReplaceForm, DeleteForm
-);
-resource!(
-    /// Notifications (`/notifications`): request types in
-    /// [`flagwire_core::esauti::api::notifications`].
-    Notifications, notifications, notifications, "notifications",
-    ListNotifications, GetNotification, CreateNotification, EditNotification,
-    ReplaceNotification, DeleteNotification
-);
-resource!(
-    /// Point groups (`/pointgroups`): request types in
-    /// [`flagwire_core::esauti::api::pointgroups`].
-    PointGroups, point_groups, pointgroups, "pointgroups",
-    ListPointGroups, GetPointGroup, CreatePointGroup, EditPointGroup, ReplacePointGroup,
-    DeletePointGroup
-);
-resource!(
-    /// Reports (`/reports`): request types in [`flagwire_core::esauti::api::reports`].
-    Reports, reports, reports, "reports",
-    ListReports, GetReport, CreateReport, EditReport, ReplaceReport, DeleteReport
-);
-resource!(
-    /// Text messages (`/smses`): request types in [`flagwire_core::esauti::api::sms`].
-    Sms, sms, sms, "smses",
-    ListSmses, GetSms, CreateSms, EditSms, ReplaceSms, DeleteSms
-);
+/// Calls `$callback!` once per resource with its doc, handle type, accessor name, request
+/// module, path and the six request types (list, get, create, edit, replace, delete), so the
+/// async and the blocking accessors are generated from one list.
+macro_rules! for_each_resource {
+    ($callback:ident) => {
+        $callback!(
+            /// Assets (`/assets`): request types in [`flagwire_core::esauti::api::assets`].
+            Assets, assets, assets, "assets",
+            ListAssets, GetAsset, CreateAsset, EditAsset, ReplaceAsset, DeleteAsset
+        );
+        $callback!(
+            /// Campaigns (`/campaigns`): request types in
+            /// [`flagwire_core::esauti::api::campaigns`].
+            Campaigns, campaigns, campaigns, "campaigns",
+            ListCampaigns, GetCampaign, CreateCampaign, EditCampaign, ReplaceCampaign,
+            DeleteCampaign
+        );
+        $callback!(
+            /// Categories (`/categories`): request types in
+            /// [`flagwire_core::esauti::api::categories`].
+            Categories, categories, categories, "categories",
+            ListCategories, GetCategory, CreateCategory, EditCategory, ReplaceCategory,
+            DeleteCategory
+        );
+        $callback!(
+            /// Contacts (`/contacts`): request types in [`flagwire_core::esauti::api::contacts`].
+            Contacts, contacts, contacts, "contacts",
+            ListContacts, GetContact, CreateContact, EditContact, ReplaceContact, DeleteContact
+        );
+        $callback!(
+            /// Company fields (`/fields/company`): request types in
+            /// [`flagwire_core::esauti::api::companyfields`].
+            CompanyFields, company_fields, companyfields, "fields/company",
+            ListCompanyFields, GetCompanyField, CreateCompanyField, EditCompanyField,
+            ReplaceCompanyField, DeleteCompanyField
+        );
+        $callback!(
+            /// Contact fields (`/fields/contact`): request types in
+            /// [`flagwire_core::esauti::api::contactfields`].
+            ContactFields, contact_fields, contactfields, "fields/contact",
+            ListContactFields, GetContactField, CreateContactField, EditContactField,
+            ReplaceContactField, DeleteContactField
+        );
+        $callback!(
+            /// Forms (`/forms`): request types in [`flagwire_core::esauti::api::forms`].
+            Forms, forms, forms, "forms",
+            ListForms, GetForm, CreateForm, EditForm, ReplaceForm, DeleteForm
+        );
+        $callback!(
+            /// Notifications (`/notifications`): request types in
+            /// [`flagwire_core::esauti::api::notifications`].
+            Notifications, notifications, notifications, "notifications",
+            ListNotifications, GetNotification, CreateNotification, EditNotification,
+            ReplaceNotification, DeleteNotification
+        );
+        $callback!(
+            /// Point groups (`/pointgroups`): request types in
+            /// [`flagwire_core::esauti::api::pointgroups`].
+            PointGroups, point_groups, pointgroups, "pointgroups",
+            ListPointGroups, GetPointGroup, CreatePointGroup, EditPointGroup, ReplacePointGroup,
+            DeletePointGroup
+        );
+        $callback!(
+            /// Reports (`/reports`): request types in [`flagwire_core::esauti::api::reports`].
+            Reports, reports, reports, "reports",
+            ListReports, GetReport, CreateReport, EditReport, ReplaceReport, DeleteReport
+        );
+        $callback!(
+            /// Text messages (`/smses`): request types in [`flagwire_core::esauti::api::sms`].
+            Sms, sms, sms, "smses",
+            ListSmses, GetSms, CreateSms, EditSms, ReplaceSms, DeleteSms
+        );
+    };
+}
+pub(crate) use for_each_resource;
+
+for_each_resource!(resource);
 
 impl Contacts<'_> {
     /// The contact extras' operation ids, for completeness checks.

@@ -255,6 +255,66 @@ async fn rest_errors_carry_the_mautic_message_and_writes_are_not_retried() {
     assert_eq!(script.seen().len(), 5);
 }
 
+#[tokio::test]
+async fn call_reaches_routes_outside_the_description() {
+    let script = Script::new([
+        Reply::Status(200, &[], r#"{"total":0,"campaigns":{}}"#),
+        Reply::Status(200, &[], ""),
+        Reply::Status(200, &[], "plain"),
+        Reply::Status(
+            400,
+            &[("x-request-id", "srv-1")],
+            r#"{"errors":[{"message":"bad segment"}]}"#,
+        ),
+    ]);
+    let client = builder(&script).build().unwrap();
+    // A leading slash or none: the same URL.
+    let page = client
+        .call(Method::GET, "/campaigns", &[("limit", "10")], None)
+        .await
+        .unwrap();
+    assert_eq!(page["total"], 0);
+    let empty = client
+        .call(
+            Method::POST,
+            "segments/3/contact/7/add",
+            &[],
+            Some(&json!({"a": 1})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(empty, Value::Null);
+    let text = client.call(Method::GET, "x", &[], None).await.unwrap();
+    assert_eq!(text, json!("plain"));
+    let err = client
+        .call(Method::DELETE, "segments/3/delete", &[], None)
+        .await
+        .unwrap_err();
+    let Error::Api {
+        status,
+        message,
+        request_id,
+        ..
+    } = &err
+    else {
+        panic!("{err:?}")
+    };
+    assert_eq!(*status, StatusCode::BAD_REQUEST);
+    assert_eq!(message.as_deref(), Some("bad segment"));
+    assert_eq!(request_id.as_deref(), Some("srv-1"));
+
+    let seen = script.seen();
+    assert_eq!(seen[0].uri, format!("{REST}/campaigns?limit=10"));
+    assert_eq!(seen[1].uri, format!("{REST}/segments/3/contact/7/add"));
+    assert_eq!(seen[1].json(), json!({"a": 1}));
+    assert_eq!(seen[1].header("content-type"), Some("application/json"));
+    assert!(seen[0].header("content-type").is_none());
+    assert!(matches!(
+        client.call(Method::GET, "bad path", &[], None).await,
+        Err(Error::Config(_))
+    ));
+}
+
 // --- auth and signing (test_auth.py) ----------------------------------------------------
 
 #[tokio::test]
