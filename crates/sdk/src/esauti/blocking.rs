@@ -247,7 +247,7 @@ macro_rules! blocking_resource {
     ) => {
         $(#[$doc])*
         ///
-        /// The blocking twin of [`super::resources`]' handle of the same name: the same
+        /// The blocking twin of the async client's handle of the same name: the same
         /// methods, each waiting for its answer.
         #[derive(Debug, Clone, Copy)]
         pub struct $handle<'a> {

@@ -1,22 +1,6 @@
 //! Events that could not be delivered: [`DeadLetter`], the [`DeadLetterSink`] seam, the JSON
 //! Lines file [`JsonlDeadLetters`], and the file side of
 //! [`Events::replay`](super::Events::replay).
-//!
-//! An event is dead-lettered once, after the last attempt of
-//! [`Events::send`](super::Events::send) failed (retries exhausted, a status that is not worth
-//! retrying such as `400`, or a transport failure). Invalid events never get that far: they
-//! are refused before any I/O and are not dead-lettered.
-//!
-//! One line of the file is one event:
-//!
-//! ```json
-//! {"envelope":{"id":"evt_…","type":"order.created",…},"idempotency_key":"0193…",
-//!  "error":{"kind":"retries_exhausted","message":"the API answered 503 Service Unavailable"},
-//!  "attempts":3,"last_status":503,"request_id":"0193…","dead_lettered_at":"2026-01-02T03:04:05Z"}
-//! ```
-//!
-//! The envelope is kept whole (it is what gets replayed), so the file holds the events'
-//! personal data; it never holds credentials or signatures.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -231,7 +215,18 @@ where
     }
 }
 
-/// Appends dead letters to a JSON Lines file (see the [module docs](self) for the format).
+/// Appends dead letters to a JSON Lines file, one event per line:
+///
+/// ```json
+/// {"envelope":{"id":"evt_…","type":"order.created",…},"idempotency_key":"0193…",
+///  "error":{"kind":"retries_exhausted","message":"the API answered 503 Service Unavailable"},
+///  "attempts":3,"last_status":503,"request_id":"0193…","dead_lettered_at":"2026-01-02T03:04:05Z"}
+/// ```
+///
+/// The envelope is kept whole (it is what gets replayed), so the file holds the events'
+/// personal data; it never holds credentials or signatures. An event is dead-lettered once,
+/// after the last attempt of [`Events::send`](super::Events::send) failed; invalid events are
+/// refused before any I/O and never get here.
 ///
 /// Each letter is one `write` of a whole line to a file opened in append mode, under a lock
 /// shared with [`Events::replay`](super::Events::replay) of the same path in this process, so

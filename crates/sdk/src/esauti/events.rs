@@ -1,16 +1,4 @@
 //! Event Injection: [`Events`] builds, sends and replays events.
-//!
-//! One send is one logical request through the transport's single retry loop:
-//!
-//! 1. the envelope is built and validated (an invalid event is refused here, before any I/O,
-//!    and is not dead-lettered), then encoded once: those bytes are what every attempt sends
-//!    and signs;
-//! 2. an `Idempotency-Key` is chosen once (a fresh UUIDv7 unless given) and an `X-Request-Id`
-//!    once; `X-eSauti-Source` repeats the envelope's `source`;
-//! 3. the transport sends up to `max_retries + 1` attempts; each attempt is signed afresh
-//!    (new `X-eSauti-Timestamp`, new signature) and carries the same key and body;
-//! 4. a `2xx` becomes a [`Receipt`]; anything else is an error, after the event went to the
-//!    dead-letter sink with its key.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -167,6 +155,18 @@ struct Failure {
 }
 
 /// Event Injection of a [`Client`]; get one with [`Client::events`].
+///
+/// One send is one logical request through the transport's single retry loop:
+///
+/// 1. the envelope is built and validated (an invalid event is refused here, before any I/O,
+///    and is not dead-lettered), then encoded once: those bytes are what every attempt sends
+///    and signs;
+/// 2. an `Idempotency-Key` is chosen once (a fresh UUIDv7 unless given) and an `X-Request-Id`
+///    once; `X-eSauti-Source` repeats the envelope's `source`;
+/// 3. the transport sends up to `max_retries + 1` attempts; each attempt is signed afresh
+///    (new `X-eSauti-Timestamp`, new signature) and carries the same key and body;
+/// 4. a `2xx` becomes a [`Receipt`]; anything else is an error, after the event went to the
+///    dead-letter sink with its key.
 #[derive(Debug, Clone, Copy)]
 pub struct Events<'a> {
     client: &'a Client,
@@ -183,7 +183,7 @@ impl<'a> Events<'a> {
         EventEnvelope::builder(event_type).source(self.client.inner.source.clone())
     }
 
-    /// Validates and sends one event; see the [module docs](self).
+    /// Validates and sends one event; see the [type docs](Events).
     ///
     /// Errors: [`Error::Envelope`] for an invalid event (nothing sent, nothing
     /// dead-lettered); [`Error::Api`] when the server answered non-2xx (after retries, for

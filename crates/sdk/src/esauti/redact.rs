@@ -1,42 +1,4 @@
-//! Redaction of what the eSauti client writes to logs.
-//!
-//! Two tiers:
-//!
-//! * **Secrets, always.** The client's own API key, bearer token and signing secret are
-//!   replaced wherever they appear, and so are `Bearer <token>`, `sha256=<hex>` and the value
-//!   after an `X-eSauti-Api-Key` / `X-eSauti-Signature` name. (Headers themselves are never
-//!   logged with their values: the transport prints them as `[redacted]`.)
-//! * **PII, on request** ([`ClientBuilder::redact_pii`](super::ClientBuilder::redact_pii)):
-//!   e-mail addresses become `[email]` and phone numbers `[phone]`. In JSON, the values of
-//!   keys named `email`, `phone`, `mobile`, `whatsapp` (or ending in `_email` / `_phone`) are
-//!   replaced whatever they look like.
-//!
-//! The phone rule is deliberately narrower than "any run of digits", so that Unix timestamps,
-//! ids and dates stay readable: a number is a phone when it has 8 to 15 digits and either
-//! starts with `+` (`+254712345678`) or is written in at least two groups whose last has three
-//! or more digits (`0712 345 678`, `(555) 123-4567`). A bare `0712345678` inside free text is
-//! therefore not caught by the text rule; it is caught under a phone key in JSON.
-//!
-//! Dead-letter files are not redacted: they exist to be replayed and must keep the event as
-//! it was.
-//!
-//! ```
-//! use flagwire::esauti::Redactor;
-//!
-//! let r = Redactor::new(true);
-//! assert_eq!(
-//!     r.redact("mail ann.lee+x@example.co.ke or call +254 712 345 678"),
-//!     "mail [email] or call [phone]"
-//! );
-//! // Timestamps, ids and dates are left alone.
-//! assert_eq!(r.redact("ts 1700000000 id evt_1700000000_12345 on 2026-01-02"),
-//!     "ts 1700000000 id evt_1700000000_12345 on 2026-01-02");
-//! // Secrets are redacted even without PII redaction.
-//! assert_eq!(
-//!     Redactor::new(false).redact("Authorization: Bearer est_live_abc"),
-//!     "Authorization: Bearer [redacted]"
-//! );
-//! ```
+//! Redaction of what the eSauti client writes to logs; see [`Redactor`].
 
 use std::borrow::Cow;
 use std::fmt;
@@ -59,8 +21,45 @@ const PII_KEYS: [&str; 6] = [
     "mobile_number",
 ];
 
-/// Redacts secrets (always) and personal data (when enabled) from log text; see the
-/// [module docs](self).
+/// Redacts secrets (always) and personal data (when enabled) from log text.
+///
+/// Two tiers:
+///
+/// * **Secrets, always.** The client's own API key, bearer token and signing secret are
+///   replaced wherever they appear, and so are `Bearer <token>`, `sha256=<hex>` and the value
+///   after an `X-eSauti-Api-Key` / `X-eSauti-Signature` name. (Headers themselves are never
+///   logged with their values: the transport prints them as `[redacted]`.)
+/// * **PII, on request** ([`ClientBuilder::redact_pii`](super::ClientBuilder::redact_pii)):
+///   e-mail addresses become `[email]` and phone numbers `[phone]`. In JSON, the values of
+///   keys named `email`, `phone`, `mobile`, `whatsapp` (or ending in `_email` / `_phone`) are
+///   replaced whatever they look like.
+///
+/// The phone rule is deliberately narrower than "any run of digits", so that Unix timestamps,
+/// ids and dates stay readable: a number is a phone when it has 8 to 15 digits and either
+/// starts with `+` (`+254712345678`) or is written in at least two groups whose last has three
+/// or more digits (`0712 345 678`, `(555) 123-4567`). A bare `0712345678` inside free text is
+/// therefore not caught by the text rule; it is caught under a phone key in JSON.
+///
+/// Dead-letter files are not redacted: they exist to be replayed and must keep the event as
+/// it was.
+///
+/// ```
+/// use flagwire::esauti::Redactor;
+///
+/// let r = Redactor::new(true);
+/// assert_eq!(
+///     r.redact("mail ann.lee+x@example.co.ke or call +254 712 345 678"),
+///     "mail [email] or call [phone]"
+/// );
+/// // Timestamps, ids and dates are left alone.
+/// assert_eq!(r.redact("ts 1700000000 id evt_1700000000_12345 on 2026-01-02"),
+///     "ts 1700000000 id evt_1700000000_12345 on 2026-01-02");
+/// // Secrets are redacted even without PII redaction.
+/// assert_eq!(
+///     Redactor::new(false).redact("Authorization: Bearer est_live_abc"),
+///     "Authorization: Bearer [redacted]"
+/// );
+/// ```
 #[derive(Clone, Default)]
 pub struct Redactor {
     pii: bool,
