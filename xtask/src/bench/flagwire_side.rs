@@ -83,24 +83,43 @@ async fn count(args: &SideArgs) -> Result<Value, String> {
     Ok(json!({ "subtype": args.subtype, "count": counted }))
 }
 
-/// Median nanoseconds per call over batches of `batch` sequential calls, for
-/// about `seconds` (at least five batches), as the Python side measures.
-async fn per_call_ns<F, Fut>(seconds: f64, batch: u32, mut call: F) -> Result<f64, String>
+/// Median nanoseconds per call of `a` and of `b`, over batches of `batch`
+/// sequential calls taken in turn (a batch of `a`, then one of `b`) for about
+/// `seconds` (at least five batches each), so that both see the same
+/// conditions on a busy machine. Each batch is timed as the Python side
+/// times its own.
+async fn interleaved_ns<A, FutA, B, FutB>(
+    seconds: f64,
+    batch: u32,
+    mut a: A,
+    mut b: B,
+) -> Result<(f64, f64), String>
 where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Result<(), String>>,
+    A: FnMut() -> FutA,
+    FutA: Future<Output = Result<(), String>>,
+    B: FnMut() -> FutB,
+    FutB: Future<Output = Result<(), String>>,
 {
-    let mut samples = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs_f64(seconds);
-    while samples.len() < 5 || Instant::now() < deadline {
+    let (mut sa, mut sb) = (Vec::new(), Vec::new());
+    let deadline = Instant::now() + Duration::from_secs_f64(seconds * 2.0);
+    while sa.len() < 5 || Instant::now() < deadline {
         let start = Instant::now();
         for _ in 0..batch {
-            call().await?;
+            a().await?;
         }
-        samples.push(start.elapsed().as_nanos() as f64 / f64::from(batch));
+        sa.push(start.elapsed().as_nanos() as f64 / f64::from(batch));
+        let start = Instant::now();
+        for _ in 0..batch {
+            b().await?;
+        }
+        sb.push(start.elapsed().as_nanos() as f64 / f64::from(batch));
     }
-    samples.sort_by(f64::total_cmp);
-    Ok(samples[samples.len() / 2])
+    Ok((median(sa), median(sb)))
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
 }
 
 async fn bare_get(client: &Bare, uri: &http::Uri, key: &str) -> Result<(), String> {
@@ -131,36 +150,30 @@ async fn measure(args: &SideArgs) -> Result<Value, String> {
     let client = client(args)?;
     let id = company_id(&client, args).await?;
 
-    // Sequential get_company round trips through the whole client.
-    for _ in 0..20 {
-        client
-            .companies()
-            .get_company(id.as_str())
-            .await
-            .map_err(|e| format!("get_company: {e}"))?;
-    }
-    let get_company_ns = per_call_ns(args.seconds, 20, || async {
-        client
-            .companies()
-            .get_company(id.as_str())
-            .await
-            .map(drop)
-            .map_err(|e| format!("get_company: {e}"))
-    })
-    .await?;
-
-    // The same request from a bare hyper-util client, reading the body.
+    // Sequential get_company round trips through the whole client, and the
+    // same request from a bare hyper-util client reading the body.
     let mut http = HttpConnector::new();
     http.set_nodelay(true);
     let bare: Bare = HyperClient::builder(TokioExecutor::new()).build(http);
     let uri: http::Uri = format!("{}/companies/{id}", args.rest.trim_end_matches('/'))
         .parse()
         .map_err(|e| format!("company URL: {e}"))?;
+    let get_company = || async {
+        client
+            .companies()
+            .get_company(id.as_str())
+            .await
+            .map(drop)
+            .map_err(|e| format!("get_company: {e}"))
+    };
     for _ in 0..20 {
+        get_company().await?;
         bare_get(&bare, &uri, &args.api_key).await?;
     }
-    let bare_get_ns =
-        per_call_ns(args.seconds, 20, || bare_get(&bare, &uri, &args.api_key)).await?;
+    let (get_company_ns, bare_get_ns) = interleaved_ns(args.seconds, 20, get_company, || {
+        bare_get(&bare, &uri, &args.api_key)
+    })
+    .await?;
 
     // Delivery: `events` track calls as fast as the queue accepts them, then
     // shutdown, which waits for the last batch.

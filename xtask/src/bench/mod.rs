@@ -380,7 +380,7 @@ fn rows(
             source: "client/check_flag_cache_hit".to_owned(),
             flagwire: crit(est, "client/check_flag_cache_hit"),
             limit: limit(
-                "HashMap<String, bool> lookup",
+                "`HashMap<String, bool>` lookup",
                 crit(est, "client/hashmap_get"),
             ),
             python: py_cell(Py::Time("check_flag_cached_ns")),
@@ -390,7 +390,7 @@ fn rows(
             source: "flag_cache/lru_hit".to_owned(),
             flagwire: crit(est, "flag_cache/lru_hit"),
             limit: limit(
-                "HashMap<String, bool> lookup",
+                "`HashMap<String, bool>` lookup",
                 crit(est, "flag_cache/hashmap_get"),
             ),
             python: py_cell(Py::None("included in the check_flag row")),
@@ -615,7 +615,9 @@ fn document(
          Logs of every step are under `target/xtask-bench/logs/` and\n\
          `target/bench-peers/logs/`; the virtualenv is `target/bench-peers/venv/`.\n",
     );
-    out
+    // Messages name files by absolute path; the report names them from the
+    // workspace root.
+    out.replace(&format!("{}/", root.display()), "")
 }
 
 #[cfg(test)]
