@@ -341,6 +341,26 @@ async fn bearer_or_api_key_never_both() {
     assert!(seen.header("authorization").is_none());
 }
 
+#[tokio::test]
+async fn bearer_token_and_signature_together() {
+    let script = Script::default();
+    let client = Client::builder()
+        .bearer_token("my-token")
+        .hmac_secret("s3cret")
+        .events_url(EVENTS)
+        .service(script.service())
+        .build()
+        .unwrap();
+    client.events().send(login(&client)).await.unwrap();
+    let seen = &script.seen()[0];
+    assert_eq!(seen.header("authorization"), Some("Bearer my-token"));
+    assert!(seen.header("x-esauti-timestamp").is_some());
+    assert!(
+        seen.header("x-esauti-signature")
+            .is_some_and(|s| s.starts_with("sha256=") && s.len() == 7 + 64)
+    );
+}
+
 #[test]
 fn signing_vectors() {
     let signer = HmacSha256Signer::new(Secret::new("super-secret")).unwrap();
@@ -441,6 +461,9 @@ async fn event_headers_and_body() {
     assert_eq!(body["properties"]["value"], 0);
     assert_eq!(body["entity"], json!({"type": "order", "id": "cus_1"}));
     assert_eq!(body["esauti"], json!({"id": "99"}));
+    // Without tracking ids there is no `esauti` key at all.
+    client.events().send(login(&client)).await.unwrap();
+    assert!(script.seen()[1].json().get("esauti").is_none());
 
     assert!(receipt.received);
     assert_eq!(receipt.event_id.as_deref(), Some("ev_1"));
@@ -629,6 +652,19 @@ async fn rejections_are_not_retried_and_are_dead_lettered() {
         assert_eq!(letters[0].attempts, 1);
         assert_eq!(letters[0].last_status, Some(status));
     }
+}
+
+#[tokio::test]
+async fn dead_lettering_can_be_turned_off_per_event() {
+    let script = Script::new([Reply::Status(400, &[], "")]);
+    let (letters, sink) = capture_letters();
+    let client = builder(&script).dead_letter(sink).build().unwrap();
+    client
+        .events()
+        .send_with(login(&client), SendOptions::new().dead_letter(false))
+        .await
+        .unwrap_err();
+    assert!(letters.lock().unwrap().is_empty());
 }
 
 #[tokio::test]
