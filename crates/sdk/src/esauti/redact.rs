@@ -294,8 +294,12 @@ fn phones(text: &str) -> Option<String> {
     let mut i = 0;
     while i < bytes.len() {
         let b = bytes[i];
-        let starts = (b == b'+' || b == b'(' || b.is_ascii_digit())
-            && (i == 0 || !(is_word_byte(bytes[i - 1]) || matches!(bytes[i - 1], b'.' | b'-')));
+        // Right after a redacted number counts as a boundary, so that two numbers written
+        // back to back are both caught in one pass.
+        let boundary = i == 0
+            || (copied > 0 && i == copied)
+            || !(is_word_byte(bytes[i - 1]) || matches!(bytes[i - 1], b'.' | b'-'));
+        let starts = (b == b'+' || b == b'(' || b.is_ascii_digit()) && boundary;
         if !starts {
             i += 1;
             continue;
@@ -418,6 +422,7 @@ mod tests {
             ("0712 345 678", "[phone]"),
             ("0712-345-678", "[phone]"),
             ("tel:+442079460958", "tel:[phone]"),
+            ("+254700000000+254700000001", "[phone][phone]"),
             ("1700000000", "1700000000"),
             ("evt_1700000000_12345", "evt_1700000000_12345"),
             ("2026-01-02T03:04:05Z", "2026-01-02T03:04:05Z"),
@@ -430,6 +435,22 @@ mod tests {
             ("value 42", "value 42"),
         ] {
             assert_eq!(r.redact(input), want, "{input}");
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+        /// Any text: no panic (multi-byte characters next to matches included), and redacting
+        /// twice changes nothing more.
+        #[test]
+        fn any_text_is_redacted_without_panicking(
+            text in "(\\PC|[0-9+@. ()-]| a@b\\.io |\\+2547[0-9]{8}|Bearer x){0,40}"
+        ) {
+            let r = Redactor::new(true).with_secrets([Secret::new("s3cr3t")]);
+            let once = r.redact(&text).into_owned();
+            proptest::prop_assert_eq!(r.redact(&once).into_owned(), once.clone());
+            proptest::prop_assert!(!once.contains("a@b.io"));
         }
     }
 
