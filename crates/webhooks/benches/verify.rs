@@ -169,7 +169,39 @@ fn report_paired_ratios(label: &str, cases: &[Case], iters: u32) {
     }
 }
 
+/// Instruction counting: with `FLAGWIRE_BENCH_CASE=<case>:<size>:<n>` (e.g.
+/// `stripe:1KiB:20000`) the binary verifies that one case `n` times and
+/// exits, so a profiler such as callgrind can count the instructions of
+/// `n` verifies; two runs with different `n` give the cost of one.
+fn run_single_case() -> bool {
+    let Ok(spec) = std::env::var("FLAGWIRE_BENCH_CASE") else {
+        return false;
+    };
+    let mut parts = spec.split(':');
+    let (Some(case), Some(size), Some(n)) = (parts.next(), parts.next(), parts.next()) else {
+        panic!("FLAGWIRE_BENCH_CASE must be <case>:<size>:<n>");
+    };
+    let n: u32 = n.parse().expect("a count");
+    let (len, _) = SIZES
+        .into_iter()
+        .find(|(_, label)| *label == size)
+        .expect("a size: 1KiB or 64KiB");
+    let body: &'static [u8] = Box::leak(body(len).into_boxed_slice());
+    let cases = cases(body);
+    let (_, verify) = cases
+        .iter()
+        .find(|(name, _)| *name == case)
+        .expect("a case name");
+    for _ in 0..n {
+        assert!(verify());
+    }
+    true
+}
+
 fn verify(c: &mut Criterion) {
+    if run_single_case() {
+        std::process::exit(0);
+    }
     for (len, label) in SIZES {
         let body: &'static [u8] = Box::leak(body(len).into_boxed_slice());
         let cases = cases(body);

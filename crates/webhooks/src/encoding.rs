@@ -35,6 +35,31 @@ pub(crate) fn find_byte(haystack: &[u8], needle: u8) -> Option<usize> {
         .map(|i| offset + i)
 }
 
+/// Position of the first byte equal to `a` or `b`, eight bytes per step
+/// like [`find_byte`] (the lower of the two lowest flags is a true match).
+#[inline]
+pub(crate) fn find_either(haystack: &[u8], a: u8, b: u8) -> Option<usize> {
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
+    let (pa, pb) = (ONES * u64::from(a), ONES * u64::from(b));
+    let zeros = |word: u64| word.wrapping_sub(ONES) & !word & HIGHS;
+    let mut chunks = haystack.chunks_exact(8);
+    let mut offset = 0;
+    for chunk in &mut chunks {
+        let word = u64::from_le_bytes(chunk.try_into().unwrap_or_default());
+        let hits = zeros(word ^ pa) | zeros(word ^ pb);
+        if hits != 0 {
+            return Some(offset + (hits.trailing_zeros() / 8) as usize);
+        }
+        offset += 8;
+    }
+    chunks
+        .remainder()
+        .iter()
+        .position(|&c| c == a || c == b)
+        .map(|i| offset + i)
+}
+
 /// Like `value.split(|&b| b == separator)`, found with [`find_byte`].
 #[inline]
 pub(crate) fn split_byte(value: &[u8], separator: u8) -> impl Iterator<Item = &[u8]> {
@@ -118,9 +143,74 @@ const fn base64_table() -> [u8; 256] {
 
 static BASE64: [u8; 256] = base64_table();
 
+/// The base64 symbol of a 6-bit value, computed without a table look-up
+/// (see [`base64_symbols`]); used to check that function.
+#[cfg(test)]
+fn base64_symbol(v: u8) -> u8 {
+    (base64_symbols(u64::from(v)) & 0xff) as u8
+}
+
+/// The base64 symbols of eight 6-bit values held one per byte of `x`,
+/// computed eight at a time with byte-wise arithmetic on a `u64`.
+///
+/// The values are secret (they come from a computed MAC), so indexing a
+/// table with them could leak them through the cache; instead each byte
+/// gets `'A' + v`, corrected by a constant for each range boundary it lies
+/// above (`v > 25`: lower case, `v > 51`: digits, `v > 61`: `+`, `v > 62`:
+/// `/`). Every intermediate stays below 256 in each byte, so no carry or
+/// borrow crosses into the next one.
+#[inline(always)]
+fn base64_symbols(x: u64) -> u64 {
+    const fn splat(b: u8) -> u64 {
+        u64::from_ne_bytes([b; 8])
+    }
+    const HIGH: u64 = splat(0x80);
+    // 1 in each byte whose value is above `n` (values are below 64).
+    let above = |n: u8| ((x + splat(127 - n)) & HIGH) >> 7;
+    let up = x + splat(b'A') + above(25) * 6 + above(62) * 3;
+    up - above(51) * 75 - above(61) * 15
+}
+
+/// Encodes a 32-byte tag as the 44 characters of padded standard base64,
+/// in constant time (no branch or memory access depends on the tag).
+///
+/// Verification compares this text with the signature the sender sent
+/// instead of decoding the sender's text: only the canonical spelling of a
+/// tag (trailing `=`, zero unused bits) can be equal to it, which is exactly
+/// the set of inputs the strict decoder accepted.
+pub(crate) fn encode_base64_tag(tag: &[u8; TAG_LEN]) -> [u8; BASE64_TAG_LEN] {
+    // Six bytes (48 bits) make eight symbols: five groups cover 30 bytes,
+    // and the last two bytes, zero-extended, make the last group (whose
+    // final symbol is replaced by padding).
+    let mut text = [0u8; 48];
+    let mut padded = [0u8; 38];
+    padded[..TAG_LEN].copy_from_slice(tag);
+    for (g, out) in text.chunks_exact_mut(8).enumerate() {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(&padded[6 * g..6 * g + 8]);
+        // The group's 48 bits, first byte most significant.
+        let n = u64::from_be_bytes(word) >> 16;
+        // Spread them into one 6-bit value per byte, first symbol in the
+        // lowest byte: 24 bits per 32-bit half, then 12 bits per 16-bit
+        // quarter, then 6 bits per byte.
+        let x = ((n >> 24) & 0xff_ffff) | ((n & 0xff_ffff) << 32);
+        let x = ((x >> 12) & 0x0000_0fff_0000_0fff) | ((x & 0x0000_0fff_0000_0fff) << 16);
+        let x = ((x >> 6) & 0x003f_003f_003f_003f) | ((x & 0x003f_003f_003f_003f) << 8);
+        out.copy_from_slice(&base64_symbols(x).to_le_bytes());
+    }
+    let mut out = [0u8; BASE64_TAG_LEN];
+    out[..43].copy_from_slice(&text[..43]);
+    out[43] = b'=';
+    out
+}
+
 /// Decodes exactly 44 characters of padded standard base64 into a 32-byte
 /// tag. The single trailing `=` is required and the unused low bits of the
 /// last symbol must be zero, so every tag has exactly one accepted spelling.
+///
+/// Verification no longer decodes (see [`encode_base64_tag`]); this is kept
+/// as the reference the encoded comparison is tested against.
+#[cfg(test)]
 pub(crate) fn decode_base64_tag(input: &[u8]) -> Result<[u8; TAG_LEN], DecodeError> {
     if input.len() != BASE64_TAG_LEN {
         return Err(DecodeError::Length);
@@ -240,6 +330,24 @@ pub(crate) fn tags_equal(a: &[u8; TAG_LEN], b: &[u8]) -> bool {
     core::hint::black_box(diff) == 0
 }
 
+/// Whether `sent` is exactly the base64 text `expected`, compared without
+/// branching on the contents (only on the length, which is public).
+pub(crate) fn base64_tag_equal(expected: &[u8; BASE64_TAG_LEN], sent: &[u8]) -> bool {
+    let Ok(sent) = <&[u8; BASE64_TAG_LEN]>::try_from(sent) else {
+        return false;
+    };
+    // Five 8-byte words and the last four bytes.
+    let mut diff = 0u64;
+    for (x, y) in expected.chunks_exact(8).zip(sent.chunks_exact(8)) {
+        let x = u64::from_ne_bytes(x.try_into().unwrap_or_default());
+        let y = u64::from_ne_bytes(y.try_into().unwrap_or_default());
+        diff |= x ^ y;
+    }
+    let tail = |t: &[u8; BASE64_TAG_LEN]| u32::from_ne_bytes([t[40], t[41], t[42], t[43]]);
+    diff |= u64::from(tail(expected) ^ tail(sent));
+    core::hint::black_box(diff) == 0
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -263,6 +371,10 @@ mod tests {
                 assert_eq!(
                     find_byte(sample, separator),
                     sample.iter().position(|&b| b == separator)
+                );
+                assert_eq!(
+                    find_either(sample, separator, b'9'),
+                    sample.iter().position(|&b| b == separator || b == b'9')
                 );
             }
         }
@@ -347,6 +459,89 @@ mod tests {
         let last = BASE64[usize::from(sloppy[42])] | 1;
         sloppy[42] = B64_ALPHABET[usize::from(last)];
         assert_eq!(decode_base64_tag(&sloppy), Err(DecodeError::Character));
+    }
+
+    #[test]
+    fn base64_symbols_match_the_alphabet() {
+        for v in 0..64u8 {
+            assert_eq!(base64_symbol(v), B64_ALPHABET[usize::from(v)], "{v}");
+        }
+    }
+
+    #[test]
+    fn encoded_comparison_refuses_other_spellings() {
+        let tag = [0xa5; 32];
+        let text = encode_base64_tag(&tag);
+        assert!(base64_tag_equal(&text, &text));
+        assert!(!base64_tag_equal(&text, &text[..43]));
+        let mut longer = text.to_vec();
+        longer.push(b'=');
+        assert!(!base64_tag_equal(&text, &longer));
+        // The same bits with a non-zero unused bit in the last symbol decode
+        // to the same tag in lenient decoders; both paths refuse it.
+        let mut sloppy = text;
+        sloppy[42] = B64_ALPHABET[usize::from(BASE64[usize::from(sloppy[42])] | 1)];
+        assert!(!base64_tag_equal(&text, &sloppy));
+        assert_eq!(decode_base64_tag(&sloppy), Err(DecodeError::Character));
+        for i in 0..BASE64_TAG_LEN {
+            let mut flipped = text;
+            flipped[i] ^= 0x01;
+            assert!(!base64_tag_equal(&text, &flipped), "byte {i}");
+        }
+    }
+
+    /// A tag's text, possibly altered: a byte replaced, cut short or
+    /// lengthened, so the strategies reach every branch of the decoder.
+    fn altered_text() -> impl proptest::strategy::Strategy<Value = ([u8; 32], Vec<u8>)> {
+        use proptest::prelude::*;
+        (
+            any::<[u8; 32]>(),
+            any::<[u8; 32]>(),
+            any::<bool>(),
+            0..4u8,
+            0..BASE64_TAG_LEN,
+            any::<u8>(),
+        )
+            .prop_map(|(tag, other, same, how, at, byte)| {
+                let source = if same { tag } else { other };
+                let mut text = encode_base64(&source).into_bytes();
+                match how {
+                    0 => {}
+                    1 => text[at] = byte,
+                    2 => text.truncate(at),
+                    _ => text.insert(at, byte),
+                }
+                (tag, text)
+            })
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn encoder_matches_the_general_one(tag in proptest::prelude::any::<[u8; 32]>()) {
+            let general = encode_base64(&tag);
+            proptest::prop_assert_eq!(&encode_base64_tag(&tag)[..], general.as_bytes());
+        }
+
+        /// Comparing in the encoded domain accepts exactly what decoding and
+        /// comparing bytes accepted.
+        #[test]
+        fn encoded_comparison_agrees_with_decoding((tag, text) in altered_text()) {
+            let encoded = base64_tag_equal(&encode_base64_tag(&tag), &text);
+            let decoded = decode_base64_tag(&text).is_ok_and(|t| tags_equal(&t, &tag));
+            proptest::prop_assert_eq!(encoded, decoded);
+        }
+
+        #[test]
+        fn arbitrary_text_agrees_with_decoding(
+            tag in proptest::prelude::any::<[u8; 32]>(),
+            text in proptest::collection::vec(proptest::prelude::any::<u8>(), 40..48),
+        ) {
+            let encoded = base64_tag_equal(&encode_base64_tag(&tag), &text);
+            let decoded = decode_base64_tag(&text).is_ok_and(|t| tags_equal(&t, &tag));
+            proptest::prop_assert_eq!(encoded, decoded);
+        }
     }
 
     #[test]

@@ -9,7 +9,8 @@ use ring::hmac;
 
 use crate::clock::{Clock, coarse_unix_now};
 use crate::encoding::{
-    DecodeError, TAG_LEN, decode_base64_tag, decode_hex_tag, find_byte, split_byte, tags_equal,
+    DecodeError, TAG_LEN, base64_tag_equal, decode_hex_tag, encode_base64_tag, find_byte,
+    find_either, split_byte, tags_equal,
 };
 use crate::error::{Error, Malformed};
 use crate::headers::{Found, Headers, required};
@@ -248,23 +249,20 @@ impl<S: Scheme> Verifier<S> {
         Err(Error::SignatureMismatch)
     }
 
-    /// Finds the first key whose MAC equals any of the candidates. Every
-    /// candidate is compared, so timing does not reveal which one matched.
-    fn match_any<I>(
+    /// Finds the first key whose MAC is accepted by `matches`, which
+    /// compares it with every candidate the sender gave (all of them, so
+    /// timing does not reveal which one matched).
+    fn match_any(
         &self,
-        candidates: impl Fn() -> I,
         feed: impl Fn(&mut hmac::Context),
-    ) -> Result<usize, Error>
-    where
-        I: Iterator<Item = [u8; TAG_LEN]>,
-    {
+        matches: impl Fn(&[u8; TAG_LEN]) -> bool,
+    ) -> Result<usize, Error> {
         for (index, key) in self.keys.iter().enumerate() {
             let tag = mac(key, &feed);
-            let mut found = false;
-            for candidate in candidates() {
-                found |= tags_equal(&candidate, tag.as_ref());
-            }
-            if found {
+            let Ok(tag) = <&[u8; TAG_LEN]>::try_from(tag.as_ref()) else {
+                continue;
+            };
+            if matches(tag) {
                 return Ok(index);
             }
         }
@@ -280,7 +278,32 @@ fn mac(key: &hmac::Key, feed: &impl Fn(&mut hmac::Context)) -> hmac::Tag {
 }
 
 /// Parses a Unix timestamp: ASCII digits only, no sign, fits in `i64`.
+#[inline]
 fn parse_timestamp(raw: &[u8], name: &'static str) -> Result<i64, Error> {
+    // Eighteen digits are at most 999_999_999_999_999_999 < i64::MAX, so
+    // the common case needs no overflow checks: accumulate, then reject the
+    // whole value if any byte was not a digit.
+    if !raw.is_empty() && raw.len() <= 18 {
+        let mut value: i64 = 0;
+        let mut bad = 0u8;
+        for &c in raw {
+            let digit = c.wrapping_sub(b'0');
+            bad |= u8::from(digit > 9);
+            value = value.wrapping_mul(10).wrapping_add(i64::from(digit));
+        }
+        if bad == 0 {
+            return Ok(value);
+        }
+        return Err(Error::MalformedHeader {
+            name,
+            reason: Malformed::InvalidTimestamp,
+        });
+    }
+    parse_timestamp_checked(raw, name)
+}
+
+/// [`parse_timestamp`] for any length, checking for overflow at each digit.
+fn parse_timestamp_checked(raw: &[u8], name: &'static str) -> Result<i64, Error> {
     let malformed = Error::MalformedHeader {
         name,
         reason: Malformed::InvalidTimestamp,
@@ -332,13 +355,15 @@ fn utf8<'a>(value: &'a [u8], name: &'static str) -> Result<&'a str, Error> {
     })
 }
 
-/// Signatures from a list header, decoded once into a stack buffer.
+/// Signatures from a list header, kept on the stack: decoded tags (hex
+/// schemes) or the sender's text itself (base64 schemes, compared in the
+/// encoded domain).
 ///
 /// Senders put one or two signatures in a list; up to four are kept here so
 /// that checking several secrets does not parse the header again. With more
 /// entries, `complete` is false and the caller re-reads the header instead.
-struct Candidates {
-    tags: [[u8; TAG_LEN]; Candidates::INLINE],
+struct Candidates<T> {
+    items: [T; CANDIDATES_INLINE],
     len: usize,
     complete: bool,
     /// Whether any entry of the supported version was seen, decodable or
@@ -346,12 +371,12 @@ struct Candidates {
     any_supported: bool,
 }
 
-impl Candidates {
-    const INLINE: usize = 4;
+const CANDIDATES_INLINE: usize = 4;
 
+impl<T: Copy + Default> Candidates<T> {
     fn new() -> Self {
         Candidates {
-            tags: [[0; TAG_LEN]; Candidates::INLINE],
+            items: [T::default(); CANDIDATES_INLINE],
             len: 0,
             complete: true,
             any_supported: false,
@@ -360,19 +385,19 @@ impl Candidates {
 
     /// Records an entry of the supported version; undecodable ones count as
     /// seen but can never match.
-    fn push(&mut self, decoded: Result<[u8; TAG_LEN], DecodeError>) {
+    fn push<E>(&mut self, decoded: Result<T, E>) {
         self.any_supported = true;
-        let Ok(tag) = decoded else { return };
-        if self.len == Candidates::INLINE {
+        let Ok(item) = decoded else { return };
+        if self.len == CANDIDATES_INLINE {
             self.complete = false;
         } else {
-            self.tags[self.len] = tag;
+            self.items[self.len] = item;
             self.len += 1;
         }
     }
 
-    fn iter(&self) -> impl Iterator<Item = [u8; TAG_LEN]> + '_ {
-        self.tags[..self.len].iter().copied()
+    fn as_slice(&self) -> &[T] {
+        &self.items[..self.len]
     }
 }
 
@@ -572,13 +597,10 @@ fn feed_upper(cx: &mut hmac::Context, method: &str) {
 /// empty.
 pub(crate) fn signed_path(target: &str) -> &str {
     // Both delimiters are ASCII, so a byte search finds char boundaries.
-    let end = target
-        .bytes()
-        .position(|b| b == b'?' || b == b'#')
-        .unwrap_or(target.len());
-    match &target[..end] {
-        "" => "/",
-        path => path,
+    let end = find_either(target.as_bytes(), b'?', b'#').unwrap_or(target.len());
+    match target.get(..end) {
+        Some("") | None => "/",
+        Some(path) => path,
     }
 }
 
@@ -754,29 +776,46 @@ impl Verifier<StandardWebhooks> {
         let timestamp = parse_timestamp(ts_raw, ts_name)?;
         let v1_entries =
             || split_byte(signature, b' ').filter_map(|entry| entry.strip_prefix(b"v1,"));
-        let mut candidates = Candidates::new();
+        // The sender's base64 text is kept as it is: each computed tag is
+        // encoded once and compared with it (see `encode_base64_tag`).
+        let mut candidates = Candidates::<&[u8]>::new();
         for b64 in v1_entries() {
-            candidates.push(decode_base64_tag(b64));
+            candidates.push(Ok::<_, DecodeError>(b64));
         }
         if !candidates.any_supported {
             return Err(Error::NoSupportedSignature { name: sig_name });
         }
         self.check_age(timestamp, now)?;
+        let prefix = Gathered::new()
+            .push(id.as_bytes(), false)
+            .push(b".", false)
+            .push(ts_raw, false)
+            .push(b".", false);
         let feed = |cx: &mut hmac::Context| {
-            cx.update(id.as_bytes());
-            cx.update(b".");
-            cx.update(ts_raw);
-            cx.update(b".");
+            if let Some(prefix) = prefix.bytes() {
+                cx.update(prefix);
+            } else {
+                cx.update(id.as_bytes());
+                cx.update(b".");
+                cx.update(ts_raw);
+                cx.update(b".");
+            }
             cx.update(body);
         };
-        let secret_index = if candidates.complete {
-            self.match_any(|| candidates.iter(), feed)?
-        } else {
-            self.match_any(
-                || v1_entries().filter_map(|b64| decode_base64_tag(b64).ok()),
-                feed,
-            )?
-        };
+        let secret_index = self.match_any(feed, |tag| {
+            let expected = encode_base64_tag(tag);
+            let mut found = false;
+            if candidates.complete {
+                for text in candidates.as_slice() {
+                    found |= base64_tag_equal(&expected, text);
+                }
+            } else {
+                for text in v1_entries() {
+                    found |= base64_tag_equal(&expected, text);
+                }
+            }
+            found
+        })?;
         Ok(Verified {
             timestamp: Some(timestamp),
             id: Some(id),
@@ -789,7 +828,7 @@ impl Verifier<StandardWebhooks> {
 struct StripeHeader<'a> {
     t_raw: &'a [u8],
     timestamp: i64,
-    candidates: Candidates,
+    candidates: Candidates<[u8; TAG_LEN]>,
     value: &'a [u8],
 }
 
@@ -888,16 +927,29 @@ impl Verifier<Stripe> {
     ) -> Result<Verified<'h>, Error> {
         let header = StripeHeader::parse(required(headers, Stripe::SIGNATURE_HEADER)?)?;
         self.check_age(header.timestamp, now)?;
+        let prefix = Gathered::new().push(header.t_raw, false).push(b".", false);
         let feed = |cx: &mut hmac::Context| {
-            cx.update(header.t_raw);
-            cx.update(b".");
+            if let Some(prefix) = prefix.bytes() {
+                cx.update(prefix);
+            } else {
+                cx.update(header.t_raw);
+                cx.update(b".");
+            }
             cx.update(body);
         };
-        let secret_index = if header.candidates.complete {
-            self.match_any(|| header.candidates.iter(), feed)?
-        } else {
-            self.match_any(|| header.all_v1_tags(), feed)?
-        };
+        let secret_index = self.match_any(feed, |tag| {
+            let mut found = false;
+            if header.candidates.complete {
+                for candidate in header.candidates.as_slice() {
+                    found |= tags_equal(candidate, tag);
+                }
+            } else {
+                for candidate in header.all_v1_tags() {
+                    found |= tags_equal(&candidate, tag);
+                }
+            }
+            found
+        })?;
         Ok(Verified {
             timestamp: Some(header.timestamp),
             id: None,
@@ -940,6 +992,26 @@ mod tests {
                 }),
                 "{bad:?}"
             );
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+        /// The unchecked fast path agrees with the checked parser.
+        #[test]
+        fn timestamp_fast_path_agrees(raw in "[0-9]{0,20}|[0-9 +x-]{0,20}|[\\x00-\\xff]{0,4}") {
+            proptest::prop_assert_eq!(
+                parse_timestamp(raw.as_bytes(), "t"),
+                parse_timestamp_checked(raw.as_bytes(), "t")
+            );
+        }
+
+        #[test]
+        fn signed_path_agrees_with_a_plain_search(target in "[/a-z?#%.]{0,40}") {
+            let end = target.find(['?', '#']).unwrap_or(target.len());
+            let expected = if end == 0 { "/" } else { &target[..end] };
+            proptest::prop_assert_eq!(signed_path(&target), expected);
         }
     }
 
