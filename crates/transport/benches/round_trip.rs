@@ -241,7 +241,73 @@ fn layer_cost(rt: &tokio::runtime::Runtime, n: usize) -> Duration {
     })
 }
 
+/// Instruction counting: with `FLAGWIRE_BENCH_PATH=<path>:<n>` the binary
+/// sends `n` requests through one path after a short warm-up and exits, so
+/// that a profiler (e.g. `valgrind --tool=callgrind`) can count them; two
+/// runs with different `n` give the cost of one request. Paths: `bare`,
+/// `client` (`HttpsClient` alone), `stack`, `stack-no-deadlines`, and
+/// `layers` / `direct` (the default layers over an in-process service, and
+/// that service alone).
+fn run_single_path() -> bool {
+    let Ok(spec) = std::env::var("FLAGWIRE_BENCH_PATH") else {
+        return false;
+    };
+    let (name, n) = spec
+        .split_once(':')
+        .expect("FLAGWIRE_BENCH_PATH must be <path>:<n>");
+    let n: usize = n.parse().expect("a count");
+    let rt = runtime();
+    let instant = tower::service_fn(|_req: Request<Bytes>| async {
+        Ok::<_, Infallible>(Response::new(Bytes::from_static(BODY)))
+    });
+    let (url, mut path) = match name {
+        "direct" | "layers" => {
+            let url = "http://127.0.0.1/flags/check".to_owned();
+            let svc = if name == "direct" {
+                BoxTransport::new(instant.map_err(|e| match e {}))
+            } else {
+                TransportBuilder::new()
+                    .api_key(auth::SCHEMATIC_API_KEY, "sch_dev_benchmark")
+                    .service(instant)
+                    .build()
+                    .unwrap()
+            };
+            (url, Path::Service(svc))
+        }
+        _ => {
+            let url = format!("http://{}/flags/check", start_server());
+            let path = match name {
+                "bare" => Path::Bare(bare_client()),
+                "client" => Path::Service(BoxTransport::new(HttpsClient::new().unwrap())),
+                "stack" => Path::Service(stack()),
+                "stack-no-deadlines" => Path::Service(
+                    TransportBuilder::new()
+                        .api_key(auth::SCHEMATIC_API_KEY, "sch_dev_benchmark")
+                        .timeout(None)
+                        .attempt_timeout(None)
+                        .build()
+                        .unwrap(),
+                ),
+                other => panic!("unknown path {other}"),
+            };
+            (url, path)
+        }
+    };
+    rt.block_on(async {
+        for _ in 0..50 {
+            path.round_trip(&url).await;
+        }
+        for _ in 0..n {
+            path.round_trip(&url).await;
+        }
+    });
+    true
+}
+
 fn round_trip(c: &mut Criterion) {
+    if run_single_path() {
+        std::process::exit(0);
+    }
     let addr = start_server();
     let quick = !std::env::args().any(|a| a == "--bench");
     report(addr, if quick { 50 } else { 2000 });

@@ -40,7 +40,9 @@ pub const DEFAULT_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(30);
 /// 1. [`TraceLayer::request`] — one span per logical request;
 /// 2. your [`request_layer`](Self::request_layer)s, first added outermost;
 /// 3. [`IdentificationLayer`] — `User-Agent` and SDK headers;
-/// 4. [`TimeoutLayer::overall`] — the whole request's deadline;
+/// 4. the whole request's deadline — kept by the retry layer, which hands
+///    it to the per-attempt layer (the same rules as
+///    [`TimeoutLayer::overall`], without a timer of its own);
 /// 5. [`RetryLayer`] — sends attempts;
 /// 6. [`AuthLayer`] then [`SignLayer`] — credentials, a fresh signature per
 ///    attempt;
@@ -258,13 +260,15 @@ impl TransportBuilder {
         if let Some(err) = self.error {
             return Err(err);
         }
-        let retry = RetryLayer::new(self.retry).budget(self.budget);
+        // The retry layer owns the overall deadline and hands it to the
+        // per-attempt layer below, which always enforces it too: no timer
+        // and no extension entry of its own for the overall deadline.
+        let retry = RetryLayer::new(self.retry)
+            .budget(self.budget)
+            .overall_deadline(self.timeout);
         let sign = self.signer.map_or(SignLayer::none(), SignLayer::from_arc);
         let parts = Parts {
             identification: self.identification,
-            // The per-attempt layer below always enforces the overall
-            // deadline too, so the overall layer needs no timer of its own.
-            overall: TimeoutLayer::overall_enforced_below(self.timeout),
             retry,
             auth: self.auth,
             sign,
@@ -313,7 +317,6 @@ where
 
 struct Parts {
     identification: IdentificationLayer,
-    overall: TimeoutLayer,
     retry: RetryLayer,
     auth: AuthLayer,
     sign: SignLayer,
@@ -334,7 +337,6 @@ impl Parts {
     {
         let core = ServiceBuilder::new()
             .layer(self.identification)
-            .layer(self.overall)
             .layer(self.retry)
             .layer(self.auth)
             .layer(self.sign)

@@ -141,17 +141,31 @@ where
 
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
         let map = req.headers_mut();
-        map.reserve(self.headers.len());
-        // Requests usually carry a handful of headers: comparing names is
-        // cheaper than hashing each one twice (look-up, then insert).
-        let scan = map.keys_len() <= SCAN_LIMIT;
-        for (name, value) in self.headers.iter() {
-            let present = if scan {
-                map.keys().any(|k| k == name)
-            } else {
-                map.contains_key(name)
-            };
-            if !present {
+        if map.keys_len() > SCAN_LIMIT || self.headers.len() > 64 {
+            for (name, value) in self.headers.iter() {
+                if !map.contains_key(name) {
+                    map.append(name.clone(), value.clone());
+                }
+            }
+            return self.inner.call(req);
+        }
+        // Requests usually carry a handful of headers: one pass over them
+        // marks which of ours are already there (names compared by length
+        // first), which is cheaper than hashing each of our names for a
+        // look-up before hashing it again to insert it.
+        let mut present = 0u64;
+        for key in map.keys() {
+            let key = key.as_str();
+            for (i, (name, _)) in self.headers.iter().enumerate() {
+                let name = name.as_str();
+                if key.len() == name.len() && key == name {
+                    present |= 1 << i;
+                }
+            }
+        }
+        map.reserve(self.headers.len() - present.count_ones() as usize);
+        for (i, (name, value)) in self.headers.iter().enumerate() {
+            if present & (1 << i) == 0 {
                 map.append(name.clone(), value.clone());
             }
         }

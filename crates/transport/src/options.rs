@@ -1,5 +1,7 @@
 //! Per-request options and the bookkeeping extensions the layers share.
 
+use std::fmt;
+use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
@@ -65,22 +67,70 @@ impl RequestOptions {
 ///
 /// Its presence also tells a second retry layer further down that the
 /// request is already being retried, so it passes it through.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Attempt(u32);
+///
+/// It also carries, privately, the request's overall deadline from the
+/// retry layer to the per-attempt timeout below it, so that one extension
+/// entry does all the bookkeeping. Comparisons and hashing look at the
+/// number only.
+#[derive(Clone, Copy)]
+pub struct Attempt {
+    number: u32,
+    pub(crate) deadline: Option<Deadline>,
+}
 
 impl Attempt {
+    #[cfg(test)]
     pub(crate) const fn new(number: u32) -> Self {
-        Attempt(number)
+        Attempt {
+            number,
+            deadline: None,
+        }
+    }
+
+    pub(crate) const fn with_deadline(number: u32, deadline: Option<Deadline>) -> Self {
+        Attempt { number, deadline }
     }
 
     /// The attempt number, from 1.
     pub const fn number(self) -> u32 {
-        self.0
+        self.number
     }
 
     /// Reads the attempt number of a request (1 when absent).
     pub fn of<B>(req: &http::Request<B>) -> u32 {
-        req.extensions().get::<Attempt>().map_or(1, |a| a.0)
+        req.extensions().get::<Attempt>().map_or(1, |a| a.number)
+    }
+}
+
+impl fmt::Debug for Attempt {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Attempt").field(&self.number).finish()
+    }
+}
+
+impl PartialEq for Attempt {
+    fn eq(&self, other: &Self) -> bool {
+        self.number == other.number
+    }
+}
+
+impl Eq for Attempt {}
+
+impl PartialOrd for Attempt {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Attempt {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.number.cmp(&other.number)
+    }
+}
+
+impl Hash for Attempt {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.number.hash(state);
     }
 }
 

@@ -278,6 +278,7 @@ impl RetryBudget {
 pub struct RetryLayer {
     policy: Arc<RetryPolicy>,
     budget: Option<RetryBudget>,
+    overall: Option<Duration>,
 }
 
 impl RetryLayer {
@@ -286,12 +287,24 @@ impl RetryLayer {
         RetryLayer {
             policy: Arc::new(policy),
             budget: Some(RetryBudget::default()),
+            overall: None,
         }
     }
 
     /// Replaces the budget; `None` removes the limit.
     pub fn budget(mut self, budget: Option<RetryBudget>) -> Self {
         self.budget = budget;
+        self
+    }
+
+    /// Sets the overall deadline itself (overridable by
+    /// [`RequestOptions::timeout`]) instead of reading one recorded by a
+    /// [`TimeoutLayer::overall`](crate::timeout::TimeoutLayer::overall)
+    /// above, and hands it to the per-attempt layer below, which must
+    /// exist to enforce it (the builder guarantees both). This saves the
+    /// overall layer's timer and its extension entry.
+    pub(crate) fn overall_deadline(mut self, timeout: Option<Duration>) -> Self {
+        self.overall = timeout;
         self
     }
 }
@@ -304,6 +317,7 @@ impl<S> Layer<S> for RetryLayer {
             inner,
             policy: self.policy.clone(),
             budget: self.budget.clone(),
+            overall: self.overall,
         }
     }
 }
@@ -314,6 +328,22 @@ pub struct Retry<S> {
     inner: S,
     policy: Arc<RetryPolicy>,
     budget: Option<RetryBudget>,
+    overall: Option<Duration>,
+}
+
+/// A copy of `req` to send again later. Built field by field so that an
+/// empty extension map (the usual case once the layers' own bookkeeping is
+/// taken out) is not copied: cloning even an empty map allocates.
+fn replayable<B: Clone>(req: &Request<B>) -> Request<B> {
+    let mut copy = Request::new(req.body().clone());
+    *copy.method_mut() = req.method().clone();
+    *copy.uri_mut() = req.uri().clone();
+    *copy.version_mut() = req.version();
+    *copy.headers_mut() = req.headers().clone();
+    if !req.extensions().is_empty() {
+        *copy.extensions_mut() = req.extensions().clone();
+    }
+    copy
 }
 
 fn is_idempotent(method: &Method) -> bool {
@@ -343,27 +373,48 @@ where
         let clone = self.inner.clone();
         let mut service = std::mem::replace(&mut self.inner, clone);
 
-        let nested = req.extensions().get::<Attempt>().is_some();
-        let max_retries = req
-            .extensions()
-            .get::<RequestOptions>()
-            .and_then(|o| o.max_retries)
-            .unwrap_or(self.policy.max_retries);
-        let counter = req.extensions().get::<AttemptCounter>().cloned();
-        let deadline = req.extensions().get::<Deadline>().map(|d| d.at);
         let status_retries = self.policy.retry_non_idempotent
             || is_idempotent(req.method())
             || req.headers().contains_key(IDEMPOTENCY_KEY);
+        let extensions = req.extensions_mut();
+        let options = extensions.get::<RequestOptions>().copied();
+        let max_retries = options
+            .and_then(|o| o.max_retries)
+            .unwrap_or(self.policy.max_retries);
+        let (counter, deadline) = if extensions.is_empty() {
+            (None, None)
+        } else if extensions.get::<Attempt>().is_some() {
+            // Already an attempt of an outer retry layer: pass it through.
+            let fut = service.call(req);
+            return ResponseFuture::passthrough(fut, service, self);
+        } else {
+            (
+                extensions.get::<AttemptCounter>().cloned(),
+                extensions.remove::<Deadline>(),
+            )
+        };
+        // A deadline recorded by an overall layer above wins; otherwise this
+        // layer's own (when the builder gave it one).
+        let deadline = deadline.or_else(|| {
+            let after = options.and_then(|o| o.timeout).or(self.overall)?;
+            Some(Deadline {
+                at: tokio::time::Instant::now() + after,
+                after,
+            })
+        });
 
-        let template = if nested || max_retries == 0 {
+        let template = if max_retries == 0 {
             None
         } else {
             if let Some(budget) = &self.budget {
                 budget.deposit();
             }
-            req.extensions_mut().insert(Attempt::new(1));
-            Some(req.clone())
+            Some(replayable(&req))
         };
+        if template.is_some() || deadline.is_some() {
+            req.extensions_mut()
+                .insert(Attempt::with_deadline(1, deadline));
+        }
         if let Some(c) = &counter {
             c.set(1);
         }
@@ -410,8 +461,30 @@ pin_project! {
         policy: Arc<RetryPolicy>,
         budget: Option<RetryBudget>,
         counter: Option<AttemptCounter>,
-        deadline: Option<tokio::time::Instant>,
+        deadline: Option<Deadline>,
         last_status: Option<StatusCode>,
+    }
+}
+
+impl<S, B> ResponseFuture<S, B>
+where
+    S: Service<Request<B>>,
+{
+    /// Sends `fut`'s request once, as it is, without retrying.
+    fn passthrough(fut: S::Future, service: S, retry: &Retry<S>) -> Self {
+        ResponseFuture {
+            state: State::Calling { fut },
+            service,
+            template: None,
+            attempt: 1,
+            max_retries: 0,
+            status_retries: false,
+            policy: retry.policy.clone(),
+            budget: None,
+            counter: None,
+            deadline: None,
+            last_status: None,
+        }
     }
 }
 
@@ -480,7 +553,7 @@ where
                     // No back-off that would end past the overall deadline.
                     let in_time = this
                         .deadline
-                        .is_none_or(|at| tokio::time::Instant::now() + delay < at);
+                        .is_none_or(|d| tokio::time::Instant::now() + delay < d.at);
                     let retries_left =
                         in_time && this.template.is_some() && *this.attempt <= *this.max_retries;
                     let allowed =
@@ -519,7 +592,8 @@ where
                         this.template.clone()
                     }
                     .expect("a retry is only scheduled with a template");
-                    req.extensions_mut().insert(Attempt::new(attempt));
+                    req.extensions_mut()
+                        .insert(Attempt::with_deadline(attempt, *this.deadline));
                     if let Some(c) = this.counter.as_ref() {
                         c.set(attempt);
                     }

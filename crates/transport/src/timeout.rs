@@ -35,7 +35,6 @@ use crate::options::{Attempt, AttemptCounter, Deadline, RequestOptions};
 pub struct TimeoutLayer {
     kind: TimeoutKind,
     default: Option<Duration>,
-    delegated: bool,
 }
 
 impl TimeoutLayer {
@@ -45,7 +44,6 @@ impl TimeoutLayer {
         TimeoutLayer {
             kind: TimeoutKind::Overall,
             default: timeout,
-            delegated: false,
         }
     }
 
@@ -56,18 +54,6 @@ impl TimeoutLayer {
         TimeoutLayer {
             kind: TimeoutKind::Attempt,
             default: timeout,
-            delegated: false,
-        }
-    }
-
-    /// An overall deadline that only records itself, leaving enforcement to
-    /// the retry layer and a per-attempt layer further down (which the
-    /// builder guarantees). This saves one timer per request.
-    pub(crate) const fn overall_enforced_below(timeout: Option<Duration>) -> Self {
-        TimeoutLayer {
-            kind: TimeoutKind::Overall,
-            default: timeout,
-            delegated: true,
         }
     }
 }
@@ -80,7 +66,6 @@ impl<S> Layer<S> for TimeoutLayer {
             inner,
             kind: self.kind,
             default: self.default,
-            delegated: self.delegated,
         }
     }
 }
@@ -91,7 +76,6 @@ pub struct Timeout<S> {
     inner: S,
     kind: TimeoutKind,
     default: Option<Duration>,
-    delegated: bool,
 }
 
 impl<S, B> Service<Request<B>> for Timeout<S>
@@ -116,9 +100,6 @@ where
                 };
                 let at = Instant::now() + after;
                 req.extensions_mut().insert(Deadline { at, after });
-                if self.delegated {
-                    return ResponseFuture::unbounded(self.inner.call(req));
-                }
                 let counter = AttemptCounter::default();
                 req.extensions_mut().insert(counter.clone());
                 ResponseFuture {
@@ -134,16 +115,19 @@ where
                     .and_then(|o| o.attempt_timeout)
                     .or(self.default)
                     .map(|after| (Instant::now() + after, after, TimeoutKind::Attempt));
-                let outer = req
-                    .extensions()
-                    .get::<Deadline>()
+                // The overall deadline comes with the attempt number from a
+                // retry layer above, or on its own from an overall layer.
+                let attempt = req.extensions().get::<Attempt>();
+                let outer = attempt
+                    .and_then(|a| a.deadline)
+                    .or_else(|| req.extensions().get::<Deadline>().copied())
                     .map(|d| (d.at, d.after, TimeoutKind::Overall));
                 // Whichever deadline comes first; the per-attempt one on a tie.
                 let first = match (own, outer) {
                     (Some(a), Some(o)) => Some(if o.0 < a.0 { o } else { a }),
                     (a, o) => a.or(o),
                 };
-                let attempt = AttemptOf::Fixed(Attempt::of(&req));
+                let attempt = AttemptOf::Fixed(attempt.map_or(1, |a| a.number()));
                 let inner = self.inner.call(req);
                 match first {
                     None => ResponseFuture::unbounded(inner),
@@ -273,13 +257,37 @@ mod tests {
         }
     }
 
+    fn slow_http(
+        delay: Duration,
+    ) -> impl Service<
+        Request<bytes::Bytes>,
+        Response = http::Response<bytes::Bytes>,
+        Error = Infallible,
+        Future: Send,
+    > + Clone {
+        tower::service_fn(move |_req: Request<bytes::Bytes>| async move {
+            tokio::time::sleep(delay).await;
+            Ok::<_, Infallible>(http::Response::new(bytes::Bytes::new()))
+        })
+    }
+
+    /// The retry layer as the builder sets it up: it owns the overall
+    /// deadline and hands it down to the per-attempt layer.
+    fn delegating(overall: Duration) -> crate::retry::RetryLayer {
+        crate::retry::RetryLayer::new(crate::retry::RetryPolicy::none())
+            .overall_deadline(Some(overall))
+    }
+
     #[tokio::test(start_paused = true)]
     async fn attempt_layer_enforces_an_earlier_overall_deadline() {
-        let stack = TimeoutLayer::overall_enforced_below(Some(Duration::from_secs(2))).layer(
+        let stack = delegating(Duration::from_secs(2)).layer(
             TimeoutLayer::per_attempt(Some(Duration::from_secs(3)))
-                .layer(slow(Duration::from_secs(10))),
+                .layer(slow_http(Duration::from_secs(10))),
         );
-        let err = stack.oneshot(Request::new(())).await.unwrap_err();
+        let err = stack
+            .oneshot(Request::new(bytes::Bytes::new()))
+            .await
+            .unwrap_err();
         assert!(matches!(
             err,
             TransportError::Timeout {
@@ -289,11 +297,14 @@ mod tests {
             } if after == Duration::from_secs(2)
         ));
 
-        let stack = TimeoutLayer::overall_enforced_below(Some(Duration::from_secs(5))).layer(
+        let stack = delegating(Duration::from_secs(5)).layer(
             TimeoutLayer::per_attempt(Some(Duration::from_secs(1)))
-                .layer(slow(Duration::from_secs(10))),
+                .layer(slow_http(Duration::from_secs(10))),
         );
-        let err = stack.oneshot(Request::new(())).await.unwrap_err();
+        let err = stack
+            .oneshot(Request::new(bytes::Bytes::new()))
+            .await
+            .unwrap_err();
         assert!(matches!(
             err,
             TransportError::Timeout {
