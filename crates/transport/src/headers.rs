@@ -6,11 +6,11 @@
 //! Headers already present on a request are left alone: a caller that sets
 //! its own `User-Agent` keeps it.
 
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 
 use http::header::{HeaderName, USER_AGENT};
-use http::{HeaderValue, Request};
+use http::{HeaderMap, HeaderValue, Request};
 use tower_layer::Layer;
 use tower_service::Service;
 
@@ -19,7 +19,8 @@ use crate::error::TransportError;
 /// The version of this crate, used in the default identification.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
-/// Up to this many distinct header names, presence is checked by scanning.
+/// Up to this many header values on a request, identification is merged
+/// into a copy of a prepared map (see [`Identify`]).
 const SCAN_LIMIT: usize = 16;
 
 const FERN_LANGUAGE: HeaderName = HeaderName::from_static("x-fern-language");
@@ -113,9 +114,15 @@ impl<S> Layer<S> for IdentificationLayer {
     type Service = Identify<S>;
 
     fn layer(&self, inner: S) -> Identify<S> {
+        // Room for the request's own headers and a few added further down
+        // (credentials, signature), so that merging rarely rehashes.
+        let mut prebuilt = HeaderMap::with_capacity(self.headers.len() + 8);
+        for (name, value) in &self.headers {
+            prebuilt.append(name.clone(), value.clone());
+        }
         Identify {
             inner,
-            headers: self.headers.clone().into(),
+            headers: Arc::new(prebuilt),
         }
     }
 }
@@ -124,7 +131,9 @@ impl<S> Layer<S> for IdentificationLayer {
 #[derive(Debug, Clone)]
 pub struct Identify<S> {
     inner: S,
-    headers: std::sync::Arc<[(HeaderName, HeaderValue)]>,
+    /// The identification headers as a ready-made map: copying it copies
+    /// its hash table as it is, with no name hashed again.
+    headers: Arc<HeaderMap>,
 }
 
 impl<S, B> Service<Request<B>> for Identify<S>
@@ -140,35 +149,37 @@ where
     }
 
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
-        let map = req.headers_mut();
-        if map.keys_len() > SCAN_LIMIT || self.headers.len() > 64 {
+        let own = req.headers_mut();
+        if own.len() > SCAN_LIMIT {
             for (name, value) in self.headers.iter() {
-                if !map.contains_key(name) {
-                    map.append(name.clone(), value.clone());
+                if !own.contains_key(name) {
+                    own.append(name.clone(), value.clone());
                 }
             }
             return self.inner.call(req);
         }
-        // Requests usually carry a handful of headers: one pass over them
-        // marks which of ours are already there (names compared by length
-        // first), which is cheaper than hashing each of our names for a
-        // look-up before hashing it again to insert it.
-        let mut present = 0u64;
-        for key in map.keys() {
-            let key = key.as_str();
-            for (i, (name, _)) in self.headers.iter().enumerate() {
-                let name = name.as_str();
-                if key.len() == name.len() && key == name {
-                    present |= 1 << i;
+        // Requests carry a handful of headers: start from a copy of the
+        // identification map and put the request's own headers into it,
+        // replacing ours where the request has its own. That hashes the
+        // request's few names once each instead of hashing all of ours
+        // (twice when checking for presence first).
+        let mut merged = HeaderMap::clone(&self.headers);
+        let mut last: Option<HeaderName> = None;
+        for (name, value) in std::mem::take(own) {
+            match name {
+                Some(name) => {
+                    merged.insert(&name, value);
+                    last = Some(name);
+                }
+                // Further values of the same name keep their order.
+                None => {
+                    if let Some(name) = &last {
+                        merged.append(name, value);
+                    }
                 }
             }
         }
-        map.reserve(self.headers.len() - present.count_ones() as usize);
-        for (i, (name, value)) in self.headers.iter().enumerate() {
-            if present & (1 << i) == 0 {
-                map.append(name.clone(), value.clone());
-            }
-        }
+        *own = merged;
         self.inner.call(req)
     }
 }
@@ -198,6 +209,49 @@ mod tests {
         assert_eq!(h["x-fern-sdk-version"], VERSION);
         assert_eq!(h["x-fern-language"], "Rust");
         assert_eq!(h["x-schematic-environment-id"], "env_1");
+    }
+
+    #[tokio::test]
+    async fn merging_keeps_every_value_of_the_request() {
+        let echo = tower::service_fn(|req: Request<()>| async move {
+            Ok::<_, Infallible>(req.headers().clone())
+        });
+        let svc = IdentificationLayer::default().layer(echo);
+        let mut req = Request::new(());
+        let h = req.headers_mut();
+        h.append("accept", HeaderValue::from_static("a/1"));
+        h.append(USER_AGENT, HeaderValue::from_static("mine/1"));
+        h.append("accept", HeaderValue::from_static("a/2"));
+        h.append(USER_AGENT, HeaderValue::from_static("mine/2"));
+        let mut secret = HeaderValue::from_static("k");
+        secret.set_sensitive(true);
+        h.append("x-api-key", secret);
+        let h = svc.oneshot(req).await.unwrap();
+        let all = |name| h.get_all(name).iter().cloned().collect::<Vec<_>>();
+        assert_eq!(all("accept"), ["a/1", "a/2"]);
+        assert_eq!(all("user-agent"), ["mine/1", "mine/2"]);
+        assert!(h["x-api-key"].is_sensitive());
+        assert_eq!(h["x-fern-sdk-name"], "flagwire");
+        assert_eq!(h.len(), 5 + 5);
+
+        // Past the scan limit, presence is looked up instead; same result.
+        let echo = tower::service_fn(|req: Request<()>| async move {
+            Ok::<_, Infallible>(req.headers().clone())
+        });
+        let svc = IdentificationLayer::default().layer(echo);
+        let mut req = Request::new(());
+        for i in 0..SCAN_LIMIT {
+            req.headers_mut().append(
+                HeaderName::try_from(format!("x-h{i}")).unwrap(),
+                HeaderValue::from_static("v"),
+            );
+        }
+        req.headers_mut()
+            .append(USER_AGENT, HeaderValue::from_static("mine/1"));
+        let h = svc.oneshot(req).await.unwrap();
+        assert_eq!(h.get_all(USER_AGENT).iter().count(), 1);
+        assert_eq!(h[USER_AGENT], "mine/1");
+        assert_eq!(h.len(), SCAN_LIMIT + 6);
     }
 
     #[test]
