@@ -115,8 +115,30 @@ pub struct BufferStats {
 // Shared state
 // ---------------------------------------------------------------------------
 
+/// A batch of queued events. Chunks are allocated with room for a full
+/// batch and reused, so an enqueue only moves the event into memory that is
+/// already there.
+type Chunk = VecDeque<EventEnvelope>;
+
+/// Most emptied chunks kept for reuse (about 30 KB each with 100 events of
+/// ~300 bytes): enough for a backlog of a few thousand events without
+/// allocating, and a bound on what an idle buffer keeps.
+const MAX_SPARE_CHUNKS: usize = 32;
+
+/// The queue is a list of batches rather than a list of events: the caller
+/// appends to the `open` batch and seals it when it is full; the worker
+/// takes a whole sealed batch (or the open one, on a flush) by swapping it
+/// for an empty chunk. The lock is held for a pointer swap, never for moving
+/// a batch's events, and a growing backlog never copies queued events.
 struct Queue {
-    events: VecDeque<EventEnvelope>,
+    /// Full batches, oldest first.
+    sealed: VecDeque<Chunk>,
+    /// The batch being filled: the newest events.
+    open: Chunk,
+    /// Emptied chunks, ready to become the open batch again.
+    spare: Vec<Chunk>,
+    /// Events queued in `sealed` and `open` together.
+    len: usize,
     /// Sequence number of the newest accepted event (1-based). The queue
     /// always holds the contiguous range `last_seq - len + 1 ..= last_seq`.
     last_seq: u64,
@@ -125,6 +147,84 @@ struct Queue {
     closed: bool,
     /// Set by shutdown: the worker must be done by then.
     deadline: Option<Instant>,
+}
+
+impl Queue {
+    fn new(max_batch: usize) -> Self {
+        Queue {
+            sealed: VecDeque::new(),
+            open: Chunk::with_capacity(max_batch),
+            spare: Vec::new(),
+            len: 0,
+            last_seq: 0,
+            dropped: 0,
+            rejected: 0,
+            closed: false,
+            deadline: None,
+        }
+    }
+
+    /// Moves the full open batch to `sealed` and opens a reused (or, with
+    /// no spare chunk left, a new) one.
+    fn seal(&mut self, max_batch: usize) {
+        let next = self
+            .spare
+            .pop()
+            .unwrap_or_else(|| Chunk::with_capacity(max_batch));
+        let full = std::mem::replace(&mut self.open, next);
+        self.sealed.push_back(full);
+    }
+
+    /// Keeps an empty chunk for reuse, up to [`MAX_SPARE_CHUNKS`].
+    fn recycle(&mut self, chunk: Chunk) -> Option<Chunk> {
+        debug_assert!(chunk.is_empty());
+        if self.spare.len() < MAX_SPARE_CHUNKS && chunk.capacity() > 0 {
+            self.spare.push(chunk);
+            None
+        } else {
+            Some(chunk)
+        }
+    }
+
+    /// Removes the oldest queued event (overflow policy `DropOldest`).
+    fn pop_oldest(&mut self) -> Option<EventEnvelope> {
+        let event = match self.sealed.front_mut() {
+            Some(front) => {
+                let event = front.pop_front();
+                if front.is_empty()
+                    && let Some(empty) = self.sealed.pop_front()
+                {
+                    // An empty chunk holds no events; freeing one here is
+                    // rare (only when the spare list is full).
+                    drop(self.recycle(empty));
+                }
+                event
+            }
+            None => self.open.pop_front(),
+        };
+        if event.is_some() {
+            self.len -= 1;
+        }
+        event
+    }
+
+    /// Swaps the oldest batch (sealed, or else the open one) into `out`,
+    /// which must be empty; returns a chunk to free outside the lock.
+    fn take_batch(&mut self, out: &mut Chunk) -> Option<Chunk> {
+        debug_assert!(out.is_empty());
+        if let Some(batch) = self.sealed.pop_front() {
+            self.len -= batch.len();
+            let empty = std::mem::replace(out, batch);
+            self.recycle(empty)
+        } else if !self.open.is_empty() {
+            self.len -= self.open.len();
+            // The caller continues in the worker's emptied chunk.
+            std::mem::swap(out, &mut self.open);
+            None
+        } else {
+            None
+        }
+    }
 }
 
 #[derive(Clone, Copy, Default)]
@@ -220,7 +320,7 @@ impl Shared {
     fn stats(&self) -> BufferStats {
         let (enqueued, dropped, rejected, queued) = {
             let q = self.queue();
-            (q.last_seq, q.dropped, q.rejected, q.events.len() as u64)
+            (q.last_seq, q.dropped, q.rejected, q.len as u64)
         };
         let c = &self.counters;
         BufferStats {
@@ -391,14 +491,7 @@ impl EventBufferBuilder {
             ));
         }
         let shared = Arc::new(Shared {
-            queue: Mutex::new(Queue {
-                events: VecDeque::new(),
-                last_seq: 0,
-                dropped: 0,
-                rejected: 0,
-                closed: false,
-                deadline: None,
-            }),
+            queue: Mutex::new(Queue::new(self.config.max_batch)),
             wake: Notify::new(),
             deadline_set: Notify::new(),
             progress: Mutex::new(Progress::default()),
@@ -416,7 +509,7 @@ impl EventBufferBuilder {
             sender: Box::new(sender),
             sink: self.dead_letter,
             encoder: BatchEncoder::with_capacity(32 * 1024),
-            batch: Vec::with_capacity(MAX_BATCH_EVENTS),
+            batch: Chunk::with_capacity(shared.config.max_batch),
         };
         let thread_shared = shared.clone();
         let thread = std::thread::Builder::new()
@@ -566,17 +659,22 @@ impl EventBuffer {
             return Err(BufferError::Closed);
         }
         let mut displaced = None;
-        if q.events.len() >= config.capacity {
+        if q.len >= config.capacity {
             q.dropped += 1;
             match config.overflow {
                 OverflowPolicy::DropNewest => return Err(BufferError::QueueFull),
-                OverflowPolicy::DropOldest => displaced = q.events.pop_front(),
+                OverflowPolicy::DropOldest => displaced = q.pop_oldest(),
             }
         }
-        q.events.push_back(event);
+        q.open.push_back(event);
+        q.len += 1;
         q.last_seq += 1;
-        let full = q.events.len().is_multiple_of(config.max_batch);
+        let full = q.open.len() >= config.max_batch;
+        if full {
+            q.seal(config.max_batch);
+        }
         drop(q);
+        // Destroy a displaced event outside the lock.
         drop(displaced);
         if full {
             self.shared.wake.notify_one();
@@ -712,7 +810,8 @@ struct Worker {
     sender: Box<dyn BatchSender>,
     sink: Arc<dyn DeadLetterSink>,
     encoder: BatchEncoder,
-    batch: Vec<EventEnvelope>,
+    /// The batch being delivered; its chunk goes back to the queue.
+    batch: Chunk,
 }
 
 enum Attempt {
@@ -736,26 +835,25 @@ impl Worker {
             }
             self.drain().await;
             let q = self.shared.queue();
-            if q.closed && q.events.is_empty() {
+            if q.closed && q.len == 0 {
                 break;
             }
         }
     }
 
-    /// Takes the next batch off the queue.
-    /// Moves the next batch off the queue into `out` (a reused buffer, so
-    /// the lock is held only for the moves, never for an allocation).
-    fn take_batch(&self, out: &mut Vec<EventEnvelope>) {
-        let mut q = self.shared.queue();
-        let n = q.events.len().min(self.shared.config.max_batch);
-        out.extend(q.events.drain(..n));
+    /// Swaps the next batch off the queue into `out` (empty). The lock is
+    /// held for the swap only; a chunk the queue does not keep is freed
+    /// after it is released.
+    fn take_batch(&self, out: &mut Chunk) {
+        let unused = self.shared.queue().take_batch(out);
+        drop(unused);
     }
 
     /// Publishes the watermark; only called when nothing is in flight.
     fn publish_resolved(&self) {
         let resolved = {
             let q = self.shared.queue();
-            q.last_seq - q.events.len() as u64
+            q.last_seq - q.len as u64
         };
         self.shared
             .publish(|p| p.resolved = p.resolved.max(resolved));
@@ -770,12 +868,14 @@ impl Worker {
                 self.batch = batch;
                 break;
             }
+            let events: &[EventEnvelope] = batch.make_contiguous();
             if past_deadline {
-                self.dead_letter(&batch, DeadLetterReason::ShutdownTimeout, None, 0);
+                self.dead_letter(events, DeadLetterReason::ShutdownTimeout, None, 0);
             } else {
-                self.deliver(&batch).await;
+                self.deliver(events).await;
             }
-            // Drop the events outside the queue lock, keep the allocation.
+            // Drop the events outside the queue lock; the chunk goes back to
+            // the queue with the next swap.
             batch.clear();
             self.batch = batch;
             self.publish_resolved();
@@ -981,5 +1081,104 @@ fn last_detail(last: Option<&SendError>) -> (String, Option<u16>) {
     match last {
         Some(e) => (e.to_string(), e.status()),
         None => ("no attempt completed".to_owned(), None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use flagwire_core::events::{ApiKey, TrackBody};
+
+    fn event(i: i64) -> EventEnvelope {
+        let body = TrackBody::builder("e").quantity(i).build().unwrap();
+        EventEnvelope::new(ApiKey::new("sch_dev_k").unwrap(), body)
+    }
+
+    fn quantities(chunk: &Chunk) -> Vec<i64> {
+        chunk
+            .iter()
+            .map(|e| match e.body() {
+                flagwire_core::events::EventBody::Track(t) => t.quantity().unwrap(),
+                _ => unreachable!(),
+            })
+            .collect()
+    }
+
+    fn push(q: &mut Queue, i: i64, max_batch: usize) {
+        q.open.push_back(event(i));
+        q.len += 1;
+        if q.open.len() >= max_batch {
+            q.seal(max_batch);
+        }
+    }
+
+    #[test]
+    fn batches_come_out_whole_and_in_order_and_chunks_are_reused() {
+        let mut q = Queue::new(3);
+        for i in 0..8 {
+            push(&mut q, i, 3);
+        }
+        assert_eq!((q.sealed.len(), q.open.len(), q.len), (2, 2, 8));
+        let mut out = Chunk::with_capacity(3);
+        let mut taken = Vec::new();
+        loop {
+            assert!(q.take_batch(&mut out).is_none());
+            if out.is_empty() {
+                break;
+            }
+            taken.push(quantities(&out));
+            out.clear();
+        }
+        assert_eq!(taken, [vec![0, 1, 2], vec![3, 4, 5], vec![6, 7]]);
+        assert_eq!(q.len, 0);
+        // The emptied chunks wait for reuse; sealing the next batch takes one.
+        let spare = q.spare.len();
+        assert!(spare >= 1);
+        for i in 8..11 {
+            push(&mut q, i, 3);
+        }
+        assert_eq!(q.spare.len(), spare - 1);
+        assert!(q.open.capacity() >= 3);
+    }
+
+    #[test]
+    fn drop_oldest_takes_from_the_oldest_sealed_batch_first() {
+        let mut q = Queue::new(2);
+        for i in 0..5 {
+            push(&mut q, i, 2);
+        }
+        let dropped: Vec<i64> = (0..3)
+            .map(|_| match q.pop_oldest().unwrap().body() {
+                flagwire_core::events::EventBody::Track(t) => t.quantity().unwrap(),
+                _ => unreachable!(),
+            })
+            .collect();
+        assert_eq!(dropped, [0, 1, 2]);
+        assert_eq!(q.len, 2);
+        let mut out = Chunk::with_capacity(2);
+        q.take_batch(&mut out);
+        assert_eq!(quantities(&out), [3]);
+        out.clear();
+        q.take_batch(&mut out);
+        assert_eq!(quantities(&out), [4]);
+        out.clear();
+        assert!(q.pop_oldest().is_none());
+        assert_eq!(q.len, 0);
+    }
+
+    #[test]
+    fn the_spare_list_is_bounded() {
+        let mut q = Queue::new(1);
+        for i in 0..(MAX_SPARE_CHUNKS as i64 + 10) {
+            push(&mut q, i, 1);
+        }
+        let mut out = Chunk::with_capacity(1);
+        let mut freed = 0;
+        while q.len > 0 {
+            freed += usize::from(q.take_batch(&mut out).is_some());
+            out.clear();
+        }
+        assert_eq!(q.spare.len(), MAX_SPARE_CHUNKS);
+        assert!(freed >= 9);
     }
 }
