@@ -1,5 +1,7 @@
 //! The capture envelope: one event as it travels to `POST {capture}/batch`.
 
+use std::fmt;
+
 use serde::ser::{Error as _, SerializeStruct};
 use serde::{Serialize, Serializer};
 use time::OffsetDateTime;
@@ -33,27 +35,88 @@ use super::{ApiKey, EventBody, EventError, EventType, IdempotencyKey};
 /// assert!(json["sent_at"].as_str().unwrap().ends_with('Z'));
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Clone, PartialEq)]
 pub struct EventEnvelope {
     api_key: ApiKey,
     body: EventBody,
-    sent_at: OffsetDateTime,
+    sent_at: UnixTime,
     idempotency_key: IdempotencyKey,
+}
+
+/// `sent_at` as kept in an envelope: time since the Unix epoch, always
+/// within the years 0–9999. Taking it from the clock is one read with no
+/// calendar arithmetic; the date is only worked out when the event is
+/// serialized, on the thread that sends it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct UnixTime {
+    secs: i64,
+    nanos: u32,
+}
+
+impl UnixTime {
+    /// `1970-01-01T00:00:00Z`.
+    const EPOCH: Self = Self { secs: 0, nanos: 0 };
+    /// The last second of the year 9999.
+    const MAX_SECS: i64 = 253_402_300_799;
+
+    /// Now, truncated to the millisecond; the epoch if the clock is set
+    /// outside the years 1970–9999.
+    fn now_millis() -> Self {
+        let since = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        match i64::try_from(since.as_secs()) {
+            Ok(secs) if secs <= Self::MAX_SECS => Self {
+                secs,
+                nanos: since.subsec_millis() * 1_000_000,
+            },
+            _ => Self::EPOCH,
+        }
+    }
+
+    fn unix_millis(self) -> u64 {
+        u64::try_from(self.secs).map_or(0, |s| {
+            s.saturating_mul(1_000) + u64::from(self.nanos / 1_000_000)
+        })
+    }
+
+    fn from_datetime(t: OffsetDateTime) -> Option<Self> {
+        let utc = rfc3339_utc(t)?;
+        Some(Self {
+            secs: utc.unix_timestamp(),
+            nanos: utc.nanosecond(),
+        })
+    }
+
+    fn to_datetime(self) -> OffsetDateTime {
+        // Always in range: both constructors check it.
+        OffsetDateTime::from_unix_timestamp(self.secs)
+            .ok()
+            .and_then(|t| t.replace_nanosecond(self.nanos).ok())
+            .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+    }
+}
+
+impl fmt::Debug for EventEnvelope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EventEnvelope")
+            .field("api_key", &self.api_key)
+            .field("body", &self.body)
+            .field("sent_at", &self.sent_at())
+            .field("idempotency_key", &self.idempotency_key)
+            .finish()
+    }
 }
 
 impl EventEnvelope {
     /// An event for `body`, dated now, with a fresh idempotency key.
     pub fn new(api_key: ApiKey, body: impl Into<EventBody>) -> Self {
-        let now = OffsetDateTime::now_utc();
-        let millis = now.unix_timestamp_nanos().div_euclid(1_000_000);
-        // `now` is always within RFC 3339's range, and so are these values.
-        let sent_at = now.replace_millisecond(now.millisecond()).unwrap_or(now);
-        let key = IdempotencyKey::v7_at(u64::try_from(millis).unwrap_or(0));
+        let sent_at = UnixTime::now_millis();
         Self {
             api_key,
             body: body.into(),
             sent_at,
-            idempotency_key: key,
+            idempotency_key: IdempotencyKey::v7_at(sent_at.unix_millis()),
         }
     }
 
@@ -61,7 +124,7 @@ impl EventEnvelope {
     /// 0–9999 cannot be written as RFC 3339 and are an
     /// [`EventError::Timestamp`] error.
     pub fn with_sent_at(mut self, sent_at: OffsetDateTime) -> Result<Self, EventError> {
-        self.sent_at = rfc3339_utc(sent_at).ok_or(EventError::Timestamp)?;
+        self.sent_at = UnixTime::from_datetime(sent_at).ok_or(EventError::Timestamp)?;
         Ok(self)
     }
 
@@ -88,7 +151,7 @@ impl EventEnvelope {
 
     /// When the event was created (UTC).
     pub fn sent_at(&self) -> OffsetDateTime {
-        self.sent_at
+        self.sent_at.to_datetime()
     }
 
     /// The idempotency key.
@@ -108,7 +171,7 @@ impl EventEnvelope {
         with_key: bool,
     ) -> Result<S::Ok, S::Error> {
         let mut buf = [0u8; 48];
-        let sent_at = rfc3339(self.sent_at, &mut buf).map_err(S::Error::custom)?;
+        let sent_at = rfc3339(self.sent_at.to_datetime(), &mut buf).map_err(S::Error::custom)?;
         let mut s = serializer.serialize_struct("EventEnvelope", 4 + usize::from(with_key))?;
         if with_key {
             s.serialize_field("api_key", self.api_key.expose())?;
@@ -171,7 +234,37 @@ mod tests {
         let e = EventEnvelope::new(key(), TrackBody::builder("e").build().unwrap());
         assert_eq!(e.sent_at().offset(), time::UtcOffset::UTC);
         assert_eq!(e.sent_at().nanosecond() % 1_000_000, 0);
-        assert_eq!(e.idempotency_key().as_uuid().unwrap().get_version_num(), 7);
+        let uuid = e.idempotency_key().as_uuid().unwrap();
+        assert_eq!(uuid.get_version_num(), 7);
+        // The key's timestamp is the event's.
+        let (secs, nanos) = uuid.get_timestamp().unwrap().to_unix();
+        assert_eq!(
+            (secs as i64, nanos),
+            (e.sent_at().unix_timestamp(), e.sent_at().nanosecond())
+        );
+        let since = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap();
+        assert!((since.as_secs() as i64 - e.sent_at().unix_timestamp()).abs() <= 1);
+        assert!(format!("{e:?}").contains("sent_at"));
+    }
+
+    #[test]
+    fn sent_at_keeps_sub_millisecond_precision_and_the_extremes() {
+        let t = datetime!(2026-11-22 06:20:56.123456789 UTC);
+        let e = EventEnvelope::new(key(), TrackBody::builder("e").build().unwrap())
+            .with_sent_at(t)
+            .unwrap();
+        assert_eq!(e.sent_at(), t);
+        let json = serde_json::to_value(&e).unwrap();
+        assert_eq!(json["sent_at"], "2026-11-22T06:20:56.123456789Z");
+        for t in [
+            datetime!(0000-01-01 0:00 UTC),
+            datetime!(9999-12-31 23:59:59.999 UTC),
+        ] {
+            let e = e.clone().with_sent_at(t).unwrap();
+            assert_eq!(e.sent_at(), t);
+        }
     }
 
     #[test]
