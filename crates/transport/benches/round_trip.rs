@@ -245,7 +245,8 @@ fn layer_cost(rt: &tokio::runtime::Runtime, n: usize) -> Duration {
 /// sends `n` requests through one path after a short warm-up and exits, so
 /// that a profiler (e.g. `valgrind --tool=callgrind`) can count them; two
 /// runs with different `n` give the cost of one request. Paths: `bare`,
-/// `client` (`HttpsClient` alone), `stack`, `stack-no-deadlines`, and
+/// `bare-headers` (the bare client sending the stack's headers), `client`
+/// (`HttpsClient` alone), `stack`, `stack-no-deadlines`, and
 /// `layers` / `direct` (the default layers over an in-process service, and
 /// that service alone).
 fn run_single_path() -> bool {
@@ -278,6 +279,7 @@ fn run_single_path() -> bool {
             let url = format!("http://{}/flags/check", start_server());
             let path = match name {
                 "bare" => Path::Bare(bare_client()),
+                "bare-headers" => Path::BareSameHeaders(bare_client()),
                 "client" => Path::Service(BoxTransport::new(HttpsClient::new().unwrap())),
                 "stack" => Path::Service(stack()),
                 "stack-no-deadlines" => Path::Service(

@@ -318,6 +318,7 @@ impl<S> Layer<S> for RetryLayer {
             policy: self.policy.clone(),
             budget: self.budget.clone(),
             overall: self.overall,
+            spare: None,
         }
     }
 }
@@ -326,6 +327,10 @@ impl<S> Layer<S> for RetryLayer {
 #[derive(Debug, Clone)]
 pub struct Retry<S> {
     inner: S,
+    /// A clone of `inner`, made once and shared with every response future
+    /// that may retry; a future clones it only when it does retry, so a
+    /// request that succeeds first time copies no service.
+    spare: Option<Arc<S>>,
     policy: Arc<RetryPolicy>,
     budget: Option<RetryBudget>,
     overall: Option<Duration>,
@@ -369,10 +374,7 @@ where
 
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
         // The service that was driven to readiness serves the first attempt;
-        // the clone left behind serves later ones.
-        let clone = self.inner.clone();
-        let mut service = std::mem::replace(&mut self.inner, clone);
-
+        // later ones are served by clones of the spare.
         let status_retries = self.policy.retry_non_idempotent
             || is_idempotent(req.method())
             || req.headers().contains_key(IDEMPOTENCY_KEY);
@@ -385,8 +387,8 @@ where
             (None, None)
         } else if extensions.get::<Attempt>().is_some() {
             // Already an attempt of an outer retry layer: pass it through.
-            let fut = service.call(req);
-            return ResponseFuture::passthrough(fut, service, self);
+            let fut = self.inner.call(req);
+            return ResponseFuture::passthrough(fut, self);
         } else {
             (
                 extensions.get::<AttemptCounter>().cloned(),
@@ -418,10 +420,17 @@ where
         if let Some(c) = &counter {
             c.set(1);
         }
-        let fut = service.call(req);
+        let spare = template.as_ref().map(|_| {
+            let inner = &self.inner;
+            self.spare
+                .get_or_insert_with(|| Arc::new(inner.clone()))
+                .clone()
+        });
+        let fut = self.inner.call(req);
         ResponseFuture {
             state: State::Calling { fut },
-            service,
+            spare,
+            service: None,
             template,
             attempt: 1,
             max_retries,
@@ -445,15 +454,16 @@ pin_project! {
 }
 
 pin_project! {
-    /// The response future of [`Retry`]. It owns a clone of the inner
-    /// service and of the request, to send further attempts.
+    /// The response future of [`Retry`]. It keeps a copy of the request and
+    /// a shared handle to a spare inner service, to send further attempts.
     pub struct ResponseFuture<S, B>
     where
         S: Service<Request<B>>,
     {
         #[pin]
         state: State<S::Future>,
-        service: S,
+        spare: Option<Arc<S>>,
+        service: Option<S>,
         template: Option<Request<B>>,
         attempt: u32,
         max_retries: u32,
@@ -471,10 +481,11 @@ where
     S: Service<Request<B>>,
 {
     /// Sends `fut`'s request once, as it is, without retrying.
-    fn passthrough(fut: S::Future, service: S, retry: &Retry<S>) -> Self {
+    fn passthrough(fut: S::Future, retry: &Retry<S>) -> Self {
         ResponseFuture {
             state: State::Calling { fut },
-            service,
+            spare: None,
+            service: None,
             template: None,
             attempt: 1,
             max_retries: 0,
@@ -510,7 +521,7 @@ enum Verdict {
 
 impl<S, B> Future for ResponseFuture<S, B>
 where
-    S: Service<Request<B>, Response = Response<Bytes>>,
+    S: Service<Request<B>, Response = Response<Bytes>> + Clone,
     S::Error: Into<TransportError>,
     B: Clone,
 {
@@ -554,8 +565,10 @@ where
                     let in_time = this
                         .deadline
                         .is_none_or(|d| tokio::time::Instant::now() + delay < d.at);
-                    let retries_left =
-                        in_time && this.template.is_some() && *this.attempt <= *this.max_retries;
+                    let retries_left = in_time
+                        && this.template.is_some()
+                        && this.spare.is_some()
+                        && *this.attempt <= *this.max_retries;
                     let allowed =
                         retries_left && this.budget.as_ref().is_none_or(RetryBudget::withdraw);
                     if !allowed {
@@ -581,7 +594,15 @@ where
                     this.state.set(State::Waiting);
                 }
                 StateProj::Waiting => {
-                    if let Err(e) = ready!(this.service.poll_ready(cx)) {
+                    let service = match this.service {
+                        Some(service) => service,
+                        None => this.service.insert(S::clone(
+                            this.spare
+                                .as_ref()
+                                .expect("a retry is only scheduled with a spare service"),
+                        )),
+                    };
+                    if let Err(e) = ready!(service.poll_ready(cx)) {
                         return Poll::Ready(Err(e.into()));
                     }
                     let attempt = *this.attempt;
@@ -597,7 +618,7 @@ where
                     if let Some(c) = this.counter.as_ref() {
                         c.set(attempt);
                     }
-                    let fut = this.service.call(req);
+                    let fut = service.call(req);
                     this.state.set(State::Calling { fut });
                 }
             }
