@@ -1,8 +1,12 @@
-//! Resource accessors of the `flagwire` Schematic client: one borrowed handle per tag
+//! Resource accessors of the `flagwire` Schematic clients: one borrowed handle per tag
 //! (`client.companies()`), one method per operation (`.upsert_company(...)`), and a
-//! `_with` twin taking per-request options. Methods return the `Send` future of
-//! `Client::send`/`send_with` instead of being `async fn`s of their own: one state machine
-//! fewer per method keeps the file cheap to compile.
+//! `_with` twin taking per-request options.
+//!
+//! One template renders both clients ([`Flavor`]). The async client's methods return the
+//! `Send` future of `Client::send`/`send_with` instead of being `async fn`s of their own:
+//! one state machine fewer per method keeps the file cheap to compile. The blocking
+//! client's methods return the result of its `send`/`send_with`; everything else (names,
+//! arguments, handles, documentation) is the same.
 //!
 //! Argument rule, the same for every operation:
 //! - an operation whose parameters and body are all required takes them as its arguments,
@@ -21,6 +25,8 @@ use super::types::{Module, Ty};
 
 /// The generated accessors, relative to the workspace root.
 pub const SDK_RESOURCES: &str = "crates/sdk/src/schematic/generated/resources.rs";
+/// The generated accessors of the blocking client, relative to the workspace root.
+pub const SDK_BLOCKING_RESOURCES: &str = "crates/sdk/src/schematic/generated/blocking_resources.rs";
 /// The directory of generated `flagwire` code, relative to the workspace root.
 pub const SDK_GENERATED_DIR: &str = "crates/sdk/src/schematic/generated";
 
@@ -63,8 +69,45 @@ fn direct_args(op: &Op) -> Option<Vec<(String, String)>> {
     Some(args)
 }
 
-/// Renders the accessors file (unformatted) for `ops`, with `header` on top.
-pub fn render(ops: &[&Op], header: &str) -> Result<String, String> {
+/// Which client the accessors are rendered for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flavor {
+    /// `flagwire::schematic::Client`: methods return the request's future.
+    Async,
+    /// `flagwire::schematic::blocking::Client`: methods return the result.
+    Blocking,
+}
+
+impl Flavor {
+    /// The first line of the module documentation.
+    fn title(self) -> &'static str {
+        match self {
+            Self::Async => "Resource accessors",
+            Self::Blocking => "Resource accessors of the blocking client",
+        }
+    }
+
+    /// The imports of the client and the request options.
+    fn client_use(self) -> &'static str {
+        match self {
+            Self::Async => "use crate::schematic::{Client, RequestOptions};\n",
+            Self::Blocking => {
+                "use crate::schematic::RequestOptions;\nuse crate::schematic::blocking::Client;\n"
+            }
+        }
+    }
+
+    /// The return type of a method sending `ty`.
+    fn returns(self, ty: &str) -> String {
+        match self {
+            Self::Async => format!("impl Future<Output = Out<{ty}>> + Send + '_"),
+            Self::Blocking => format!("Out<{ty}>"),
+        }
+    }
+}
+
+/// Renders the accessors file (unformatted) of `flavor` for `ops`, with `header` on top.
+pub fn render(ops: &[&Op], header: &str, flavor: Flavor) -> Result<String, String> {
     let mut by_module: BTreeMap<&str, Vec<&Op>> = BTreeMap::new();
     for op in ops {
         by_module.entry(op.module.as_str()).or_default().push(op);
@@ -72,12 +115,13 @@ pub fn render(ops: &[&Op], header: &str) -> Result<String, String> {
     let mut s = String::from(header);
     let _ = writeln!(
         s,
-        "//! Resource accessors: {} operations in {} groups, one handle per group.
+        "//! {}: {} operations in {} groups, one handle per group.
 //!
 //! An operation whose inputs are all required takes them as arguments (as its request
 //! type's `new` does); one with optional inputs takes the request value. Each method has a
 //! `_with` twin taking [`RequestOptions`].
 ",
+        flavor.title(),
         ops.len(),
         by_module.len()
     );
@@ -95,9 +139,10 @@ pub fn render(ops: &[&Op], header: &str) -> Result<String, String> {
         "use flagwire_core::Operation;\nuse flagwire_core::schematic::{{{}}};\n",
         modules.join(", ")
     );
+    s.push_str("use crate::error::Error;\n");
+    s.push_str(flavor.client_use());
     s.push_str(
-        "use crate::error::Error;\nuse crate::schematic::{Client, RequestOptions};\n\n\
-         /// The result of sending `O`.\n\
+        "\n/// The result of sending `O`.\n\
          type Out<O> = Result<<O as Operation>::Output, Error>;\n\n",
     );
 
@@ -161,14 +206,15 @@ pub struct {handle}<'a> {{ client: &'a Client }}
             } else {
                 ""
             };
+            let returns = flavor.returns(&ty);
             let _ = writeln!(
                 s,
                 "/// `{} {}` (`{}`): sends [`{ty}`].\n{deprecated}#[inline]
-pub fn {method}({}) -> impl Future<Output = Out<{ty}>> + Send + '_ {{ self.client.send({value}) }}
+pub fn {method}({}) -> {returns} {{ self.client.send({value}) }}
 
 /// [`{}`](Self::{}) with per-request options.
 #[inline]
-pub fn {with}({}) -> impl Future<Output = Out<{ty}>> + Send + '_ {{ self.client.send_with({value}, options) }}
+pub fn {with}({}) -> {returns} {{ self.client.send_with({value}, options) }}
 ",
                 op.method,
                 op.path,

@@ -189,11 +189,18 @@ fn the_committed_description_generates_every_operation() {
     assert_eq!(out.operations, 268);
     assert_eq!(out.schemas, 511);
     assert!(out.types >= out.schemas);
-    assert!(
-        out.files
-            .keys()
-            .all(|p| p.starts_with(OUT_DIR) || p == ROUNDTRIP_TEST || p == SDK_RESOURCES)
-    );
+    assert!(out.files.keys().all(|p| p.starts_with(OUT_DIR)
+        || p == ROUNDTRIP_TEST
+        || p == SDK_RESOURCES
+        || p == SDK_BLOCKING_RESOURCES));
+    // The blocking client gets the same accessors, returning results.
+    let blocking = &out.files[SDK_BLOCKING_RESOURCES];
+    assert_eq!(blocking.matches(") -> Out<").count(), 2 * 268);
+    assert_eq!(blocking.matches("_with(&self, ").count(), 268);
+    assert!(blocking.contains("use crate::schematic::blocking::Client;"));
+    assert!(blocking.contains(
+        "pub fn upsert_company(&self, body: models::UpsertCompanyRequestBody) -> Out<companies::UpsertCompany> { self.client.send(companies::UpsertCompany::new(body)) }"
+    ));
     // One accessor and one `_with` twin per operation, one handle per tag.
     let accessors = &out.files[SDK_RESOURCES];
     assert_eq!(
@@ -329,6 +336,21 @@ fn accessors_follow_one_argument_rule() {
     assert!(acc.contains("(\"listThings\", \"things().list_things\"),"));
     // Formats cleanly.
     rustfmt(acc).unwrap();
+
+    // The blocking flavor: the same methods and arguments, returning the result.
+    let blocking = &out.files[SDK_BLOCKING_RESOURCES];
+    assert!(blocking.contains(
+        "pub fn put_thing_with(&self, thing_id: impl Into<String>, body: models::Thing, options: RequestOptions) -> Out<things::PutThing> { self.client.send_with(things::PutThing::new(thing_id, body), options) }"
+    ));
+    assert!(blocking.contains(
+        "pub fn list_things(&self, request: things::ListThings) -> Out<things::ListThings> { self.client.send(request) }"
+    ));
+    assert!(!blocking.contains("Future"));
+    assert_eq!(
+        acc.lines().filter(|l| l.starts_with("pub fn")).count(),
+        blocking.lines().filter(|l| l.starts_with("pub fn")).count()
+    );
+    rustfmt(blocking).unwrap();
 }
 
 #[test]
@@ -344,4 +366,5 @@ fn clashing_accessors_are_clear_errors() {
 fn other_targets_get_no_accessors() {
     let out = generate_for(&api(ACCESSOR_DOC), &Target::other("d.json", "out/tenant")).unwrap();
     assert!(!out.files.contains_key(SDK_RESOURCES));
+    assert!(!out.files.contains_key(SDK_BLOCKING_RESOURCES));
 }

@@ -45,6 +45,10 @@ mod generated;
 
 pub use generated::*;
 
+/// The async accessors, for the blocking client's test to compare with.
+#[cfg(test)]
+pub(crate) use generated::ACCESSORS as ACCESSORS_FOR_TESTS;
+
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeSet;
