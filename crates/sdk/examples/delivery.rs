@@ -2,7 +2,7 @@
 //! emulator, and memory while the capture host is down.
 //!
 //! ```text
-//! cargo run --release -p flagwire --example delivery
+//! cargo run --release -p flagwire --example delivery [-- --json]
 //! ```
 //!
 //! 1. Throughput: tracks `EVENTS` events as fast as the queue accepts them
@@ -11,6 +11,18 @@
 //! 2. Outage: points the capture URL at a closed port and tracks for two
 //!    seconds without pause; reports accepted, dropped and peak RSS
 //!    (`VmHWM`, Linux only), which stays bounded by the queue capacity.
+//!
+//! With `--json` the last line of standard output is one JSON object with
+//! the figures, for scripts:
+//!
+//! ```text
+//! {"events":N,"delivered":N,"lost":0,"events_per_sec":F,"outage_seconds":F,
+//!  "outage_accepted":N,"outage_dropped":N,"peak_rss_bytes":N}
+//! ```
+//!
+//! (on one line). `lost` is `events - delivered`; `peak_rss_bytes` is 0
+//! where the peak is unknown (not Linux). The example fails when an event
+//! was lost.
 
 use std::time::{Duration, Instant};
 
@@ -24,6 +36,8 @@ use serde_json::json;
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 const EVENTS: i64 = 200_000;
+/// How long the outage phase tracks without pause.
+const OUTAGE: Duration = Duration::from_secs(2);
 
 fn body(i: i64) -> TrackBody {
     TrackBody::builder("api-call")
@@ -46,6 +60,13 @@ fn peak_rss_kib() -> Option<u64> {
 
 #[tokio::main]
 async fn main() -> Result<(), BoxError> {
+    let json = match std::env::args().nth(1).as_deref() {
+        None => false,
+        Some("--json") => true,
+        Some(other) => {
+            return Err(format!("unknown argument {other:?}; usage: delivery [--json]").into());
+        }
+    };
     let server = MockServer::builder()
         .record_requests(0)
         .max_events(1_000)
@@ -75,13 +96,15 @@ async fn main() -> Result<(), BoxError> {
     let stats = client.shutdown(Duration::from_secs(60)).await;
     let elapsed = start.elapsed();
     let dropped_while_waiting = stats.buffer.dropped;
+    let delivered = stats.buffer.sent;
+    let events_per_sec = delivered as f64 / elapsed.as_secs_f64();
     println!(
         "throughput: {} events delivered in {} batches in {:.3} s = {:.0} events/s \
          (queue-full retries {waits}, refused {dropped_while_waiting}, dead-lettered {})",
         stats.buffer.sent,
         stats.buffer.batches_sent,
         elapsed.as_secs_f64(),
-        stats.buffer.sent as f64 / elapsed.as_secs_f64(),
+        events_per_sec,
         stats.buffer.dead_lettered,
     );
     let rss_before = peak_rss_kib();
@@ -93,7 +116,8 @@ async fn main() -> Result<(), BoxError> {
         .offline(false)
         .capture_url(format!("http://{closed}"))
         .build()?;
-    let until = Instant::now() + Duration::from_secs(2);
+    let outage_start = Instant::now();
+    let until = outage_start + OUTAGE;
     let mut i = 0i64;
     while Instant::now() < until {
         for _ in 0..1_000 {
@@ -101,16 +125,36 @@ async fn main() -> Result<(), BoxError> {
             let _ = down.track(body(i));
         }
     }
-    let stats = down.event_stats();
+    let outage_seconds = outage_start.elapsed().as_secs_f64();
+    let outage = down.event_stats();
+    let peak = peak_rss_kib();
     println!(
-        "outage: {i} tracked in 2 s, {} accepted, {} dropped (queue full), {} queued; \
+        "outage: {i} tracked in {outage_seconds:.1} s, {} accepted, {} dropped (queue full), {} queued; \
          peak RSS {} KiB after the throughput run, {} KiB after the outage",
-        stats.buffer.enqueued,
-        stats.buffer.dropped,
-        stats.buffer.queued,
+        outage.buffer.enqueued,
+        outage.buffer.dropped,
+        outage.buffer.queued,
         rss_before.map_or("n/a".to_owned(), |v| v.to_string()),
-        peak_rss_kib().map_or("n/a".to_owned(), |v| v.to_string()),
+        peak.map_or("n/a".to_owned(), |v| v.to_string()),
     );
     down.shutdown(Duration::from_millis(200)).await;
+
+    let events = EVENTS as u64;
+    let lost = events.saturating_sub(delivered);
+    if json {
+        // Written by hand to keep the keys in this order.
+        let figures = format!(
+            "{{\"events\":{events},\"delivered\":{delivered},\"lost\":{lost},\
+             \"events_per_sec\":{events_per_sec:.1},\"outage_seconds\":{outage_seconds:.3},\
+             \"outage_accepted\":{},\"outage_dropped\":{},\"peak_rss_bytes\":{}}}",
+            outage.buffer.enqueued,
+            outage.buffer.dropped,
+            peak.map_or(0, |kib| kib * 1024),
+        );
+        println!("{figures}");
+    }
+    if lost > 0 {
+        return Err(format!("{lost} of {events} events were not delivered").into());
+    }
     Ok(())
 }
