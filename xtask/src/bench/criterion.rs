@@ -10,16 +10,59 @@ use serde::Deserialize;
 
 use super::process::run_logged;
 
-/// Every criterion bench of the workspace, as `(package, bench target)`.
-pub const BENCHES: &[(&str, &str)] = &[
-    ("flagwire-webhooks", "verify"),
-    ("flagwire-transport", "round_trip"),
-    ("flagwire", "cache"),
-    ("flagwire", "client"),
-    ("flagwire", "enqueue"),
-    ("flagwire-core", "rules"),
-    ("flagwire-mock", "check"),
-];
+/// Every bench target of the workspace's packages, as `(package, bench)`,
+/// from `cargo metadata`.
+pub fn discover(root: &Path) -> Result<Vec<(String, String)>, String> {
+    let out = Command::new(cargo())
+        .current_dir(root)
+        .args(["metadata", "--format-version", "1", "--no-deps"])
+        .output()
+        .map_err(|e| format!("cannot run cargo metadata: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "cargo metadata failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    let text = String::from_utf8(out.stdout).map_err(|e| format!("cargo metadata: {e}"))?;
+    benches_in_metadata(&text)
+}
+
+#[derive(Deserialize)]
+struct Metadata {
+    packages: Vec<Package>,
+}
+
+#[derive(Deserialize)]
+struct Package {
+    name: String,
+    targets: Vec<Target>,
+}
+
+#[derive(Deserialize)]
+struct Target {
+    name: String,
+    kind: Vec<String>,
+}
+
+/// The bench targets listed in `cargo metadata` output, sorted.
+fn benches_in_metadata(json: &str) -> Result<Vec<(String, String)>, String> {
+    let meta: Metadata =
+        serde_json::from_str(json).map_err(|e| format!("cargo metadata output: {e}"))?;
+    let mut out: Vec<(String, String)> = meta
+        .packages
+        .into_iter()
+        .flat_map(|p| {
+            let name = p.name;
+            p.targets
+                .into_iter()
+                .filter(|t| t.kind.iter().any(|k| k == "bench"))
+                .map(move |t| (name.clone(), t.name))
+        })
+        .collect();
+    out.sort();
+    Ok(out)
+}
 
 /// Warm-up and measurement time handed to every bench.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -72,11 +115,30 @@ pub fn cargo() -> String {
 pub struct Estimate {
     /// Median time per iteration, nanoseconds.
     pub median_ns: f64,
+    /// Elements per iteration, when the bench declares an element
+    /// throughput (`Throughput::Elements`).
+    pub elements: Option<u64>,
+}
+
+impl Estimate {
+    /// Elements per second, for a bench with an element throughput.
+    pub fn elements_per_sec(&self) -> Option<f64> {
+        let n = self.elements?;
+        (self.median_ns > 0.0).then(|| n as f64 * 1e9 / self.median_ns)
+    }
 }
 
 #[derive(Deserialize)]
 struct BenchmarkId {
     full_id: String,
+    #[serde(default)]
+    throughput: Option<Throughput>,
+}
+
+#[derive(Deserialize)]
+struct Throughput {
+    #[serde(rename = "Elements")]
+    elements: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -115,6 +177,7 @@ pub fn collect(
             id.full_id,
             Estimate {
                 median_ns: estimates.median.point_estimate,
+                elements: id.throughput.and_then(|t| t.elements),
             },
         );
     }
@@ -156,9 +219,14 @@ mod tests {
 
     fn write(dir: &Path, full_id: &str, median: f64) {
         std::fs::create_dir_all(dir).unwrap();
+        let throughput = if full_id.starts_with("mock/") {
+            r#"{"Elements":20}"#
+        } else {
+            "null"
+        };
         std::fs::write(
             dir.join("benchmark.json"),
-            format!(r#"{{"group_id":"g","function_id":"f","value_str":null,"full_id":"{full_id}","directory_name":"x","title":"t"}}"#),
+            format!(r#"{{"group_id":"g","function_id":"f","value_str":null,"throughput":{throughput},"full_id":"{full_id}","directory_name":"x","title":"t"}}"#),
         )
         .unwrap();
         std::fs::write(
@@ -188,15 +256,39 @@ mod tests {
             "client/track",
             1e9,
         );
+        write(
+            &target.join("criterion/mock/check/new"),
+            "mock/check",
+            1_000.0,
+        );
         let all = collect(&target, None).unwrap();
-        assert_eq!(all.len(), 2);
+        assert_eq!(all.len(), 3);
         assert_eq!(all["verify/1KiB/schematic"].median_ns, 812.5);
         assert_eq!(all["client/track"].median_ns, 95.0);
+        assert_eq!(all["client/track"].elements_per_sec(), None);
+        // 20 elements per microsecond.
+        assert_eq!(all["mock/check"].elements_per_sec(), Some(20_000_000.0));
 
         // Results older than the run are left out.
         let later = SystemTime::now() + Duration::from_secs(3600);
         assert!(collect(&target, Some(later)).unwrap().is_empty());
         let _ = std::fs::remove_dir_all(&target);
+    }
+
+    #[test]
+    fn finds_bench_targets_in_metadata() {
+        let json = r#"{"packages":[
+            {"name":"flagwire","targets":[{"name":"flagwire","kind":["lib"]},
+                {"name":"enqueue","kind":["bench"]},{"name":"cache","kind":["bench"]}]},
+            {"name":"xtask","targets":[{"name":"xtask","kind":["bin"]}]}]}"#;
+        assert_eq!(
+            benches_in_metadata(json).unwrap(),
+            vec![
+                ("flagwire".to_owned(), "cache".to_owned()),
+                ("flagwire".to_owned(), "enqueue".to_owned())
+            ]
+        );
+        assert!(benches_in_metadata("[]").is_err());
     }
 
     #[test]

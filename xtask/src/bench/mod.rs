@@ -25,6 +25,9 @@ use self::machine::Machine;
 use self::peers::{PeerResults, PeerSettings};
 use self::report::{Cell, Figure, Limit, Row};
 
+/// The name `--only` knows the delivery example by.
+const EXAMPLE: &str = "delivery-example";
+
 const USAGE: &str = "\
 usage: cargo xtask bench [options]
 
@@ -39,8 +42,9 @@ options:
   --warm-up-time S        criterion warm-up time (default 1)
   --measurement-time S    criterion measurement time and seconds per peer scenario (default 3)
   --events N              events per side in the peers delivery scenario (default 20000)
-  --only LIST             comma-separated bench names to run (verify, round_trip, cache,
-                          client, enqueue, rules, check, delivery); others are left out
+  --only LIST             comma-separated names of what to run: bench targets (e.g. verify,
+                          round_trip, cache, client, enqueue, rules, check, delivery) and
+                          delivery-example; others are left out
   --skip-criterion        do not run the benches; use the latest results on disk
   --out PATH              where to write the report (default docs/benchmarks.md)";
 
@@ -100,13 +104,13 @@ impl Options {
                 }
                 "--only" => {
                     let list = it.next().ok_or("--only needs a list of bench names")?;
-                    let names: Vec<String> = list.split(',').map(|s| s.trim().to_owned()).collect();
-                    for n in &names {
-                        let known =
-                            n == "delivery" || criterion::BENCHES.iter().any(|(_, b)| b == n);
-                        if !known {
-                            return Err(format!("--only: unknown bench {n:?}"));
-                        }
+                    let names: Vec<String> = list
+                        .split(',')
+                        .map(|s| s.trim().to_owned())
+                        .filter(|s| !s.is_empty())
+                        .collect();
+                    if names.is_empty() {
+                        return Err("--only needs a list of bench names".to_owned());
                     }
                     o.only = Some(names);
                 }
@@ -150,8 +154,20 @@ pub fn run(root: &Path, args: &[&str]) -> Result<(), String> {
     let started = SystemTime::now();
     let mut failures = Vec::new();
 
+    let benches = criterion::discover(root)?;
+    if let Some(only) = &options.only {
+        for n in only {
+            if n != EXAMPLE && !benches.iter().any(|(_, b)| b == n) {
+                let known: Vec<&str> = benches.iter().map(|(_, b)| b.as_str()).collect();
+                return Err(format!(
+                    "--only: no bench named {n:?} (benches: {}; and {EXAMPLE})",
+                    known.join(", ")
+                ));
+            }
+        }
+    }
     if !options.skip_criterion {
-        for (package, bench) in criterion::BENCHES {
+        for (package, bench) in &benches {
             if !options.selected(bench) {
                 continue;
             }
@@ -165,7 +181,7 @@ pub fn run(root: &Path, args: &[&str]) -> Result<(), String> {
     let since = (!options.skip_criterion).then_some(started);
     let estimates = criterion::collect(&target, since)?;
 
-    let delivery = if options.selected("delivery") {
+    let delivery = if options.selected(EXAMPLE) {
         println!("==> cargo run --release -p flagwire --example delivery -- --json");
         let d = delivery::run(root, &logs);
         if let Err(e) = &d {
@@ -197,7 +213,7 @@ pub fn run(root: &Path, args: &[&str]) -> Result<(), String> {
     });
 
     let rows = rows(&estimates, &delivery, peers.as_ref(), &options);
-    let doc = document(root, &machine, &options, &rows, peers.as_ref());
+    let doc = document(root, &machine, &options, &rows, &estimates, peers.as_ref());
     let out = options
         .out
         .clone()
@@ -237,24 +253,58 @@ fn target_dir(root: &Path) -> PathBuf {
         .unwrap_or_else(|| root.join("target"))
 }
 
-fn crit(estimates: &BTreeMap<String, Estimate>, id: &str) -> Cell {
-    match estimates.get(id) {
-        Some(e) => Cell::Value(Figure::Time(e.median_ns), None),
-        None => Cell::Missing(format!("no criterion result for `{id}` from this run")),
+/// The first of `ids` with a result (benches get renamed; a row lists the
+/// names it accepts, newest first).
+fn find<'a>(
+    estimates: &'a BTreeMap<String, Estimate>,
+    ids: &[&str],
+) -> Result<&'a Estimate, String> {
+    ids.iter().find_map(|id| estimates.get(*id)).ok_or_else(|| {
+        format!(
+            "no criterion result for `{}` from this run",
+            ids.join("` or `")
+        )
+    })
+}
+
+fn crit(estimates: &BTreeMap<String, Estimate>, ids: &[&str]) -> Cell {
+    match find(estimates, ids) {
+        Ok(e) => Cell::Value(Figure::Time(e.median_ns), None),
+        Err(why) => Cell::Missing(why),
     }
 }
 
-fn crit_rate(estimates: &BTreeMap<String, Estimate>, id: &str, unit: &'static str) -> Cell {
-    match estimates.get(id) {
-        Some(e) if e.median_ns > 0.0 => Cell::Value(Figure::Rate(1e9 / e.median_ns, unit), None),
-        _ => Cell::Missing(format!("no criterion result for `{id}` from this run")),
+/// Elements per second of a bench with an element throughput (one element
+/// per iteration if it declares none).
+fn crit_rate(estimates: &BTreeMap<String, Estimate>, ids: &[&str], unit: &'static str) -> Cell {
+    match find(estimates, ids) {
+        Ok(e) if e.median_ns > 0.0 => {
+            let rate = e.elements_per_sec().unwrap_or(1e9 / e.median_ns);
+            Cell::Value(Figure::Rate(rate, unit), None)
+        }
+        Ok(_) => Cell::Missing(format!("a zero median for `{}`", ids[0])),
+        Err(why) => Cell::Missing(why),
     }
 }
 
 fn limit(label: &str, value: Cell) -> Option<Limit> {
     Some(Limit {
         label: label.to_owned(),
+        source: None,
         value,
+    })
+}
+
+/// A limit measured by a criterion bench (the first of `ids` with a result).
+fn crit_limit(est: &BTreeMap<String, Estimate>, label: &str, ids: &[&str]) -> Option<Limit> {
+    let source = ids
+        .iter()
+        .find(|id| est.contains_key(**id))
+        .unwrap_or(&ids[0]);
+    Some(Limit {
+        label: label.to_owned(),
+        source: Some((*source).to_owned()),
+        value: crit(est, ids),
     })
 }
 
@@ -336,31 +386,22 @@ fn rows(
         Row {
             scenario: "Webhook verification, Schematic scheme, 1 KiB body".to_owned(),
             source: "verify/1KiB/schematic".to_owned(),
-            flagwire: crit(est, "verify/1KiB/schematic"),
-            limit: limit(
-                "raw ring HMAC-SHA256 verify",
-                crit(est, "verify/1KiB/raw_ring_hmac"),
-            ),
+            flagwire: crit(est, &["verify/1KiB/schematic"]),
+            limit: crit_limit(est, "raw ring HMAC-SHA256 verify", &["verify/1KiB/raw_ring_hmac"]),
             python: py_cell(Py::Time("verify_1k_ns")),
         },
         Row {
             scenario: "Webhook verification, Schematic scheme, 64 KiB body".to_owned(),
             source: "verify/64KiB/schematic".to_owned(),
-            flagwire: crit(est, "verify/64KiB/schematic"),
-            limit: limit(
-                "raw ring HMAC-SHA256 verify",
-                crit(est, "verify/64KiB/raw_ring_hmac"),
-            ),
+            flagwire: crit(est, &["verify/64KiB/schematic"]),
+            limit: crit_limit(est, "raw ring HMAC-SHA256 verify", &["verify/64KiB/raw_ring_hmac"]),
             python: py_cell(Py::Time("verify_64k_ns")),
         },
         Row {
             scenario: "REST round trip to a local hyper server, full transport stack".to_owned(),
             source: "round_trip/flagwire_stack".to_owned(),
-            flagwire: crit(est, "round_trip/flagwire_stack"),
-            limit: limit(
-                "bare hyper-util client",
-                crit(est, "round_trip/bare_hyper_util"),
-            ),
+            flagwire: crit(est, &["round_trip/flagwire_stack"]),
+            limit: crit_limit(est, "bare hyper-util client", &["round_trip/bare_hyper_util"]),
             python: py_cell(Py::None(
                 "the bench's server is in-process Rust; see the get_company row",
             )),
@@ -378,70 +419,66 @@ fn rows(
         Row {
             scenario: "check_flag answered from the client's cache".to_owned(),
             source: "client/check_flag_cache_hit".to_owned(),
-            flagwire: crit(est, "client/check_flag_cache_hit"),
-            limit: limit(
-                "`HashMap<String, bool>` lookup",
-                crit(est, "client/hashmap_get"),
-            ),
+            flagwire: crit(est, &["client/check_flag_cache_hit"]),
+            limit: crit_limit(est, "`HashMap<String, bool>` lookup", &["client/hashmap_get"]),
             python: py_cell(Py::Time("check_flag_cached_ns")),
         },
         Row {
             scenario: "Flag cache hit alone (LruFlagCache)".to_owned(),
             source: "flag_cache/lru_hit".to_owned(),
-            flagwire: crit(est, "flag_cache/lru_hit"),
-            limit: limit(
-                "`HashMap<String, bool>` lookup",
-                crit(est, "flag_cache/hashmap_get"),
-            ),
+            flagwire: crit(est, &["flag_cache/lru_hit"]),
+            limit: crit_limit(est, "`HashMap<String, bool>` lookup", &["flag_cache/hashmap_get"]),
             python: py_cell(Py::None("included in the check_flag row")),
         },
         Row {
             scenario: "track(), capture host answering".to_owned(),
             source: "client/track".to_owned(),
-            flagwire: crit(est, "client/track"),
-            limit: limit(
-                "event buffer queue push alone",
-                crit(est, "event_buffer/enqueue"),
-            ),
+            flagwire: crit(est, &["client/track"]),
+            limit: crit_limit(est, "event buffer queue push alone", &["event_buffer/enqueue_worker_parked", "event_buffer/enqueue"]),
             python: py_cell(Py::Time("track_ns")),
         },
         Row {
             scenario: "track(), delivery worker parked (caller's share only)".to_owned(),
             source: "client/track_worker_parked".to_owned(),
-            flagwire: crit(est, "client/track_worker_parked"),
-            limit: limit(
-                "event buffer queue push alone",
-                crit(est, "event_buffer/enqueue"),
-            ),
+            flagwire: crit(est, &["client/track_worker_parked"]),
+            limit: crit_limit(est, "event buffer queue push alone", &["event_buffer/enqueue_worker_parked", "event_buffer/enqueue"]),
             python: py_cell(Py::None("its buffer has no such mode; see the row above")),
         },
         Row {
             scenario: "Rules engine, flag of 10 rules x 3 conditions".to_owned(),
             source: "rules/check_10_rules_x_3_conditions".to_owned(),
-            flagwire: crit(est, "rules/check_10_rules_x_3_conditions"),
+            flagwire: crit(est, &["rules/check_10_rules_x_3_conditions"]),
             limit: target("target", Figure::Time(200.0)),
             python: py_cell(Py::None(no_rules)),
         },
         Row {
             scenario: "Rules engine, flag of 1 rule, 1 condition".to_owned(),
             source: "rules/check_1_rule_1_condition".to_owned(),
-            flagwire: crit(est, "rules/check_1_rule_1_condition"),
+            flagwire: crit(est, &["rules/check_1_rule_1_condition"]),
             limit: target("target", Figure::Time(50.0)),
             python: py_cell(Py::None(no_rules)),
         },
         Row {
             scenario: "Emulator flag checks, 32 concurrent keep-alive clients".to_owned(),
             source: "mock/check".to_owned(),
-            flagwire: crit_rate(est, "mock/check", "requests/s"),
+            flagwire: crit_rate(est, &["mock/check"], "requests/s"),
             limit: target("target", Figure::Rate(10_000.0, "requests/s")),
             python: py_cell(Py::None("the emulator is part of flagwire")),
         },
         Row {
             scenario: "Emulator flag checks, request recording off".to_owned(),
             source: "mock/check_unrecorded".to_owned(),
-            flagwire: crit_rate(est, "mock/check_unrecorded", "requests/s"),
+            flagwire: crit_rate(est, &["mock/check_unrecorded"], "requests/s"),
             limit: target("target", Figure::Rate(10_000.0, "requests/s")),
             python: py_cell(Py::None("the emulator is part of flagwire")),
+        },
+        Row {
+            scenario: "Event delivery to the in-process emulator, criterion (none lost, checked by the bench)"
+                .to_owned(),
+            source: "delivery/track_to_emulator".to_owned(),
+            flagwire: crit_rate(est, &["delivery/track_to_emulator"], "events/s"),
+            limit: None,
+            python: py_cell(Py::None("see the flagwire-mock delivery row")),
         },
         Row {
             scenario: format!(
@@ -517,6 +554,7 @@ fn document(
     machine: &Machine,
     options: &Options,
     rows: &[Row],
+    estimates: &BTreeMap<String, Estimate>,
     peers: Option<&Result<PeerResults, String>>,
 ) -> String {
     let commit = machine::command_line(root, "git", &["rev-parse", "--short", "HEAD"])
@@ -581,7 +619,13 @@ fn document(
     out.push_str(&report::markdown_table(rows));
     out.push_str("\n## Where each figure comes from\n\n");
     for row in rows {
-        let _ = writeln!(out, "- {}: `{}`", row.scenario, row.source);
+        let _ = write!(out, "- {}: `{}`", row.scenario, row.source);
+        match row.limit.as_ref().and_then(|l| l.source.as_ref()) {
+            Some(limit) => {
+                let _ = writeln!(out, "; limit `{limit}`");
+            }
+            None => out.push('\n'),
+        }
     }
     out.push_str(
         "\nThe criterion ids are `group/function` of the benches in `crates/*/benches/`; their\n\
@@ -605,6 +649,7 @@ fn document(
          - peak RSS: `ru_maxrss` of the Python process; `VmHWM` of the flagwire process, each\n  \
            after all its scenarios.\n",
     );
+    out.push_str(&other_results(rows, estimates));
     out.push_str(
         "\n## Reproduce\n\n\
          ```text\n\
@@ -620,9 +665,84 @@ fn document(
     out.replace(&format!("{}/", root.display()), "")
 }
 
+/// Every criterion result of the run that no row shows, so that no bench is
+/// left out of the report.
+fn other_results(rows: &[Row], estimates: &BTreeMap<String, Estimate>) -> String {
+    let used: Vec<&str> = rows
+        .iter()
+        .flat_map(|r| {
+            [
+                Some(r.source.as_str()),
+                r.limit.as_ref().and_then(|l| l.source.as_deref()),
+            ]
+        })
+        .flatten()
+        .collect();
+    let mut out = String::new();
+    for (id, e) in estimates {
+        if used.contains(&id.as_str()) {
+            continue;
+        }
+        if out.is_empty() {
+            out.push_str(
+                "\n## Other criterion results of this run\n\n\
+                 | bench | median per iteration | throughput |\n|---|---:|---:|\n",
+            );
+        }
+        let rate = e.elements_per_sec().map_or("—".to_owned(), |r| {
+            format!("{} elements/s", report::thousands(r))
+        });
+        let _ = writeln!(out, "| `{id}` | {} | {rate} |", Figure::Time(e.median_ns));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lists_results_no_row_shows() {
+        let est = BTreeMap::from([
+            (
+                "client/track".to_owned(),
+                Estimate {
+                    median_ns: 300.0,
+                    elements: None,
+                },
+            ),
+            (
+                "esauti/build_envelope".to_owned(),
+                Estimate {
+                    median_ns: 1_500.0,
+                    elements: None,
+                },
+            ),
+            (
+                "delivery/x".to_owned(),
+                Estimate {
+                    median_ns: 1e9,
+                    elements: Some(20_000),
+                },
+            ),
+        ]);
+        let rows = rows(
+            &est,
+            &Err("x".to_owned()),
+            None,
+            &Options::parse(&[]).unwrap(),
+        );
+        let md = other_results(&rows, &est);
+        assert!(
+            md.contains("| `esauti/build_envelope` | 1.50 µs | — |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| `delivery/x` | 1000 ms | 20,000 elements/s |"),
+            "{md}"
+        );
+        assert!(!md.contains("client/track"), "{md}");
+    }
 
     #[test]
     fn parses_options() {
@@ -638,10 +758,10 @@ mod tests {
         assert_eq!(o.settings.measurement, 2.0);
         assert_eq!(o.events, 5_000);
 
-        let o = Options::parse(&["--only", "verify,delivery"]).unwrap();
-        assert!(o.selected("verify") && o.selected("delivery") && !o.selected("rules"));
+        let o = Options::parse(&["--only", "verify,delivery-example"]).unwrap();
+        assert!(o.selected("verify") && o.selected(EXAMPLE) && !o.selected("rules"));
 
-        assert!(Options::parse(&["--only", "nope"]).is_err());
+        assert!(Options::parse(&["--only", ","]).is_err());
         assert!(Options::parse(&["--warm-up-time", "0"]).is_err());
         assert!(Options::parse(&["--warm-up-time"]).is_err());
         assert!(Options::parse(&["--events", "5"]).is_err());
@@ -673,16 +793,23 @@ mod tests {
         let est = BTreeMap::from([
             (
                 "verify/1KiB/schematic".to_owned(),
-                Estimate { median_ns: 900.0 },
+                Estimate {
+                    median_ns: 900.0,
+                    elements: None,
+                },
             ),
             (
                 "verify/1KiB/raw_ring_hmac".to_owned(),
-                Estimate { median_ns: 850.0 },
+                Estimate {
+                    median_ns: 850.0,
+                    elements: None,
+                },
             ),
             (
                 "mock/check".to_owned(),
                 Estimate {
                     median_ns: 50_000.0,
+                    elements: Some(1),
                 },
             ),
         ]);

@@ -107,6 +107,8 @@ impl From<Result<Figure, String>> for Cell {
 pub struct Limit {
     /// What the limit is (e.g. "raw ring HMAC").
     pub label: String,
+    /// Where its figure comes from (a criterion id), if measured.
+    pub source: Option<String>,
     /// Its figure, measured in the same run, or a target.
     pub value: Cell,
 }
@@ -269,6 +271,7 @@ mod tests {
                 flagwire: Cell::Value(Figure::Time(900.0), None),
                 limit: Some(Limit {
                     label: "raw ring HMAC".to_owned(),
+                    source: None,
                     value: Cell::Value(Figure::Time(850.0), None),
                 }),
                 python: Cell::Value(Figure::Time(4_500.0), None),
