@@ -5,7 +5,8 @@
 //!
 //! Besides criterion's figures it prints, per path, the heap allocations one
 //! request makes on the client thread (the server runs on its own thread, so
-//! its allocations are not counted) and an interleaved median comparison.
+//! its allocations are not counted) and an interleaved median comparison
+//! (the paths take turns, each round starting with the next path).
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -185,12 +186,18 @@ fn report(addr: SocketAddr, samples: usize) {
         });
         allocations.push(n as f64 / samples as f64);
     }
+    // Each round starts with a different path, so that every path takes
+    // every position equally often: the request that follows a switch
+    // between paths is slower, and with a fixed order the first path of
+    // each round would always pay for it.
     let mut times = vec![Vec::with_capacity(samples); paths.len()];
+    let n = paths.len();
     rt.block_on(async {
-        for _ in 0..samples {
-            for (i, (_, path)) in paths.iter_mut().enumerate() {
+        for round in 0..samples {
+            for k in 0..n {
+                let i = (round + k) % n;
                 let t = Instant::now();
-                path.round_trip(&url).await;
+                paths[i].1.round_trip(&url).await;
                 times[i].push(t.elapsed());
             }
         }
