@@ -786,20 +786,11 @@ impl Verifier<StandardWebhooks> {
             return Err(Error::NoSupportedSignature { name: sig_name });
         }
         self.check_age(timestamp, now)?;
-        let prefix = Gathered::new()
-            .push(id.as_bytes(), false)
-            .push(b".", false)
-            .push(ts_raw, false)
-            .push(b".", false);
         let feed = |cx: &mut hmac::Context| {
-            if let Some(prefix) = prefix.bytes() {
-                cx.update(prefix);
-            } else {
-                cx.update(id.as_bytes());
-                cx.update(b".");
-                cx.update(ts_raw);
-                cx.update(b".");
-            }
+            cx.update(id.as_bytes());
+            cx.update(b".");
+            cx.update(ts_raw);
+            cx.update(b".");
             cx.update(body);
         };
         let secret_index = self.match_any(feed, |tag| {
@@ -927,14 +918,11 @@ impl Verifier<Stripe> {
     ) -> Result<Verified<'h>, Error> {
         let header = StripeHeader::parse(required(headers, Stripe::SIGNATURE_HEADER)?)?;
         self.check_age(header.timestamp, now)?;
-        let prefix = Gathered::new().push(header.t_raw, false).push(b".", false);
+        // Two short pieces: ring's own buffering is cheaper than gathering
+        // them first (measured).
         let feed = |cx: &mut hmac::Context| {
-            if let Some(prefix) = prefix.bytes() {
-                cx.update(prefix);
-            } else {
-                cx.update(header.t_raw);
-                cx.update(b".");
-            }
+            cx.update(header.t_raw);
+            cx.update(b".");
             cx.update(body);
         };
         let secret_index = self.match_any(feed, |tag| {
