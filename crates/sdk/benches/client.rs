@@ -6,12 +6,17 @@
 //!   through the client's transport stack to a test double of the API, so
 //!   the entry is exactly what a production check stores. A plain `HashMap`
 //!   lookup runs in the same group as a yardstick for the machine's speed.
-//! * `client/track`: `Client::track` with a body built beforehand (envelope
-//!   with `sent_at` and an idempotency key, then the queue), and
-//!   `client/track_with_body`: building the `TrackBody` too. The capture
-//!   endpoint of the double answers 200 at once, so the queue drains while
-//!   the benchmark runs; its capacity is large enough that no event is ever
-//!   refused, and the benchmark checks that none was.
+//! * `client/track_while_draining`: `Client::track` with a body built
+//!   beforehand (envelope with `sent_at` and an idempotency key, then the
+//!   queue) while the buffer's worker is busy delivering: every sample first
+//!   queues a backlog of events, so the worker is encoding and sending from
+//!   the first timed call, and a flush after the timed loop (untimed) waits
+//!   for all of them. The capture endpoint of the double answers 200 at once.
+//!   The bench checks that no event was refused, that every one was sent and
+//!   that the worker sent events while the timed loops ran.
+//! * `client/track_with_body`: building the `TrackBody` too (the queue
+//!   drains meanwhile; its capacity is large enough that no event is ever
+//!   refused).
 //! * `client/track_worker_parked`: `Client::track` while the buffer's worker
 //!   is held at its first batch, so the timed loop pays only the caller's
 //!   part (envelope and queue), not the competition with a draining worker
@@ -29,7 +34,7 @@ use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use criterion::{BatchSize, Criterion, criterion_group};
+use criterion::{Criterion, criterion_group};
 use flagwire::schematic::Client;
 use flagwire_alloc_counter::{CountingAllocator, count_allocations};
 use flagwire_core::events::{Keys, TrackBody};
@@ -38,6 +43,10 @@ use flagwire_core::events::{Keys, TrackBody};
 static ALLOC: CountingAllocator = CountingAllocator::new();
 
 const FLAG: &str = "new-editor";
+
+/// Events queued before every timed loop of `client/track_while_draining`,
+/// so the worker is already sending when the first timed call runs.
+const BACKLOG: usize = 2_000;
 
 /// A client whose transport answers flag checks with `true` and accepts
 /// every capture batch, without a network.
@@ -128,24 +137,46 @@ fn bench_client(c: &mut Criterion) {
     });
 
     let body = track_body();
-    group.bench_function("track", |b| {
-        b.iter_batched(
-            || body.clone(),
-            |body| client.track(body),
-            BatchSize::SmallInput,
-        );
-    });
-    group.bench_function("track_with_body", |b| {
-        b.iter(|| client.track(track_body()));
-    });
-
-    // The caller's cost alone, as in `event_buffer/enqueue`: the worker of a
-    // fresh client waits at a closed gate with its first batch, so it does
-    // not compete for the queue or the CPU during the timed loop.
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("runtime");
+    let (mut timed, mut sent_while_timed) = (0u64, 0u64);
+    group.bench_function("track_while_draining", |b| {
+        b.iter_custom(|iters| {
+            let bodies: Vec<TrackBody> = (0..iters).map(|_| body.clone()).collect();
+            for _ in 0..BACKLOG {
+                client.track(body.clone()).expect("queue has room");
+            }
+            let sent_before = client.event_stats().buffer.sent;
+            let start = Instant::now();
+            for body in bodies {
+                black_box(client.track(body)).expect("queue has room");
+            }
+            let elapsed = start.elapsed();
+            sent_while_timed += client.event_stats().buffer.sent - sent_before;
+            timed += iters;
+            runtime
+                .block_on(client.flush())
+                .expect("the worker delivers everything");
+            elapsed
+        });
+    });
+    if timed > 0 {
+        assert!(sent_while_timed > 0, "the worker sent nothing while timed");
+        println!(
+            "client/track_while_draining: {timed} calls timed; the worker delivered \
+             {sent_while_timed} events while the timed loops ran"
+        );
+    }
+    group.bench_function("track_with_body", |b| {
+        b.iter(|| client.track(track_body()));
+    });
+
+    // The caller's cost alone, as in `event_buffer/enqueue_worker_parked`:
+    // the worker of a fresh client waits at a closed gate with its first
+    // batch, so it does not compete for the queue or the CPU during the
+    // timed loop.
     group.bench_function("track_worker_parked", |b| {
         b.iter_custom(|iters| {
             let (open, gate) = tokio::sync::watch::channel(false);

@@ -713,15 +713,20 @@ impl FlagCheckBuilder {
 ///
 /// Typed variants cannot disagree with the envelope's `type`; kinds without
 /// a typed body travel as [`EventBody::Other`] with a raw JSON object.
+///
+/// The larger identify and flag-check bodies are boxed, so the enum is the
+/// size of a track body: every queued event is moved into the event buffer
+/// and read back by its worker thread, and the most frequent kind, `track`,
+/// should not pay for the largest one. Build a body with `.into()`.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub enum EventBody {
     /// An identify event.
-    Identify(IdentifyBody),
+    Identify(Box<IdentifyBody>),
     /// A track event.
     Track(TrackBody),
     /// A flag-check event.
-    FlagCheck(FlagCheckBody),
+    FlagCheck(Box<FlagCheckBody>),
     /// Another kind with a raw JSON body.
     Other {
         /// The wire name of the kind; not one of the typed kinds.
@@ -786,7 +791,7 @@ impl Serialize for EventBody {
 
 impl From<IdentifyBody> for EventBody {
     fn from(b: IdentifyBody) -> Self {
-        Self::Identify(b)
+        Self::Identify(Box::new(b))
     }
 }
 
@@ -798,13 +803,24 @@ impl From<TrackBody> for EventBody {
 
 impl From<FlagCheckBody> for EventBody {
     fn from(b: FlagCheckBody) -> Self {
-        Self::FlagCheck(b)
+        Self::FlagCheck(Box::new(b))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_body_is_no_larger_than_a_track_body() {
+        let track = std::mem::size_of::<TrackBody>();
+        assert!(std::mem::size_of::<EventBody>() <= track + 8);
+        let body: EventBody = FlagCheckBody::builder("f", false, "r")
+            .build()
+            .unwrap()
+            .into();
+        assert_eq!(body.type_str(), "flag_check");
+    }
 
     #[test]
     fn identify_rejects_bad_users_and_companies() {
