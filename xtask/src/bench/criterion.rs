@@ -74,14 +74,16 @@ pub struct Settings {
 }
 
 /// Runs one bench with `settings`; its output goes to a log file under
-/// `logs`.
+/// `logs`. Returns the ids criterion analysed in this run, read from that
+/// output, so that results another process wrote to the shared target
+/// directory meanwhile are not taken for this run's.
 pub fn run(
     root: &Path,
     logs: &Path,
     package: &str,
     bench: &str,
     settings: Settings,
-) -> Result<(), String> {
+) -> Result<Vec<String>, String> {
     let mut cmd = Command::new(cargo());
     cmd.current_dir(root).args([
         "bench",
@@ -97,12 +99,26 @@ pub fn run(
     ]);
     // Building in release can take a while on a busy machine; the limit is
     // only there so that a hung bench cannot hold the command forever.
+    let log = logs.join(format!("{package}-{bench}.log"));
     run_logged(
         &format!("cargo bench -p {package} --bench {bench}"),
         &mut cmd,
-        &logs.join(format!("{package}-{bench}.log")),
+        &log,
         Duration::from_secs(45 * 60),
-    )
+    )?;
+    let text =
+        std::fs::read_to_string(&log).map_err(|e| format!("reading {}: {e}", log.display()))?;
+    Ok(analysed_ids(&text))
+}
+
+/// The ids of the `Benchmarking <id>: Analyzing` lines criterion prints.
+fn analysed_ids(output: &str) -> Vec<String> {
+    output
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("Benchmarking "))
+        .filter_map(|l| l.strip_suffix(": Analyzing"))
+        .map(str::to_owned)
+        .collect()
 }
 
 /// The `cargo` that runs this task (or the one on `PATH`).
@@ -273,6 +289,20 @@ mod tests {
         let later = SystemTime::now() + Duration::from_secs(3600);
         assert!(collect(&target, Some(later)).unwrap().is_empty());
         let _ = std::fs::remove_dir_all(&target);
+    }
+
+    #[test]
+    fn reads_analysed_ids_from_the_output() {
+        let out = "Benchmarking client/track\nBenchmarking client/track: Warming up for 1.0000 s\n\
+                   Benchmarking client/track: Analyzing\nclient/track  time: [1 ns 2 ns 3 ns]\n\
+                   Benchmarking verify/1KiB/raw_ring_hmac: Analyzing\n";
+        assert_eq!(
+            analysed_ids(out),
+            vec![
+                "client/track".to_owned(),
+                "verify/1KiB/raw_ring_hmac".to_owned()
+            ]
+        );
     }
 
     #[test]

@@ -153,6 +153,7 @@ pub fn run(root: &Path, args: &[&str]) -> Result<(), String> {
     let machine = Machine::describe(root);
     let started = SystemTime::now();
     let mut failures = Vec::new();
+    let mut analysed = std::collections::BTreeSet::new();
 
     let benches = criterion::discover(root)?;
     if let Some(only) = &options.only {
@@ -172,14 +173,20 @@ pub fn run(root: &Path, args: &[&str]) -> Result<(), String> {
                 continue;
             }
             println!("==> cargo bench -p {package} --bench {bench}");
-            if let Err(e) = criterion::run(root, &logs, package, bench, options.settings) {
-                eprintln!("error: {e}");
-                failures.push(e);
+            match criterion::run(root, &logs, package, bench, options.settings) {
+                Ok(ids) => analysed.extend(ids),
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    failures.push(e);
+                }
             }
         }
     }
     let since = (!options.skip_criterion).then_some(started);
-    let estimates = criterion::collect(&target, since)?;
+    let mut estimates = criterion::collect(&target, since)?;
+    if !options.skip_criterion {
+        estimates.retain(|id, _| analysed.contains(id));
+    }
 
     let delivery = if options.selected(EXAMPLE) {
         println!("==> cargo run --release -p flagwire --example delivery -- --json");
@@ -501,15 +508,15 @@ fn rows(
             (
                 Cell::Value(Figure::Rate(d.events_per_sec, "events/s"), Some(lost)),
                 match d.peak_rss_bytes {
-                    Some(b) => Cell::Value(Figure::Bytes(b as f64), None),
-                    None => Cell::Missing("the OS reports no peak RSS".to_owned()),
+                    Some(b) if b > 0 => Cell::Value(Figure::Bytes(b as f64), None),
+                    _ => Cell::Missing("the OS reports no peak RSS".to_owned()),
                 },
                 format!(
                     "Event delivery to the in-process emulator, {} events (delivery example)",
                     report::thousands(d.events as f64)
                 ),
                 format!(
-                    "Peak RSS with the capture host down for {} s: {} accepted, {} refused (delivery example)",
+                    "Peak RSS with the capture host down for {:.1} s: {} accepted, {} refused (delivery example)",
                     d.outage_seconds,
                     report::thousands(d.outage_accepted as f64),
                     report::thousands(d.outage_dropped as f64)
