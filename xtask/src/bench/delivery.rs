@@ -36,7 +36,7 @@ pub struct Delivery {
 /// Runs the example in release and reads its summary from the last line of
 /// its standard output.
 pub fn run(root: &Path, logs: &Path) -> Result<Delivery, String> {
-    let log = logs.join("flagwire-delivery.log");
+    let log = logs.join("flagwire-delivery-example.log");
     let mut cmd = Command::new(cargo());
     cmd.current_dir(root).args([
         "run",

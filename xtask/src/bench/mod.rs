@@ -656,7 +656,7 @@ fn document(
          - peak RSS: `ru_maxrss` of the Python process; `VmHWM` of the flagwire process, each\n  \
            after all its scenarios.\n",
     );
-    out.push_str(&other_results(rows, estimates));
+    out.push_str(&other_results(rows, estimates, options.skip_criterion));
     out.push_str(
         "\n## Reproduce\n\n\
          ```text\n\
@@ -674,7 +674,7 @@ fn document(
 
 /// Every criterion result of the run that no row shows, so that no bench is
 /// left out of the report.
-fn other_results(rows: &[Row], estimates: &BTreeMap<String, Estimate>) -> String {
+fn other_results(rows: &[Row], estimates: &BTreeMap<String, Estimate>, reused: bool) -> String {
     let used: Vec<&str> = rows
         .iter()
         .flat_map(|r| {
@@ -691,10 +691,12 @@ fn other_results(rows: &[Row], estimates: &BTreeMap<String, Estimate>) -> String
             continue;
         }
         if out.is_empty() {
-            out.push_str(
-                "\n## Other criterion results of this run\n\n\
-                 | bench | median per iteration | throughput |\n|---|---:|---:|\n",
-            );
+            out.push_str(if reused {
+                "\n## Other criterion results on disk (latest of each, not all from one run)\n\n"
+            } else {
+                "\n## Other criterion results of this run\n\n"
+            });
+            out.push_str("| bench | median per iteration | throughput |\n|---|---:|---:|\n");
         }
         let rate = e.elements_per_sec().map_or("—".to_owned(), |r| {
             format!("{} elements/s", report::thousands(r))
@@ -739,7 +741,7 @@ mod tests {
             None,
             &Options::parse(&[]).unwrap(),
         );
-        let md = other_results(&rows, &est);
+        let md = other_results(&rows, &est, false);
         assert!(
             md.contains("| `esauti/build_envelope` | 1.50 µs | — |"),
             "{md}"
