@@ -64,6 +64,7 @@ pub mod cache;
 pub mod error;
 pub mod esauti;
 pub mod events;
+mod runtime_thread;
 pub mod schematic;
 
 pub use error::Error;

@@ -39,7 +39,6 @@ use std::fmt;
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::thread::JoinHandle;
 
 use flagwire_core::Operation;
 use flagwire_core::esauti::api::{
@@ -47,75 +46,14 @@ use flagwire_core::esauti::api::{
     notifications, pointgroups, reports, sms,
 };
 use flagwire_core::esauti::{EnvelopeBuilder, EventType};
-use tokio::sync::oneshot;
 
 use super::builder::ClientBuilder;
 use super::events::{IntoEnvelope, ReplayReport, SendOptions};
 use super::receipt::Receipt;
 use super::resources::{Body, for_each_resource};
 use crate::error::Error;
+use crate::runtime_thread::RuntimeThread;
 use crate::schematic::RequestOptions;
-
-/// A current-thread runtime driven by a thread of its own; stopped and joined on drop.
-pub(crate) struct RuntimeThread {
-    handle: tokio::runtime::Handle,
-    stop: Option<oneshot::Sender<()>>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl RuntimeThread {
-    pub(crate) fn start(name: &str) -> Result<Self, Error> {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| Error::config(format!("could not start a runtime: {e}")))?;
-        let handle = runtime.handle().clone();
-        let (stop, stopped) = oneshot::channel::<()>();
-        let thread = std::thread::Builder::new()
-            .name(name.to_owned())
-            .spawn(move || {
-                runtime.block_on(async {
-                    let _ = stopped.await;
-                });
-            })
-            .map_err(|e| Error::config(format!("could not start the runtime thread: {e}")))?;
-        Ok(RuntimeThread {
-            handle,
-            stop: Some(stop),
-            thread: Some(thread),
-        })
-    }
-
-    /// Runs `future` on the runtime thread and waits for its output. Refuses to block a
-    /// thread that is driving an async runtime.
-    pub(crate) fn block_on<F>(&self, future: F) -> Result<F::Output, Error>
-    where
-        F: Future + Send + 'static,
-        F::Output: Send + 'static,
-    {
-        if tokio::runtime::Handle::try_current().is_ok() {
-            return Err(Error::BlockingInAsyncContext);
-        }
-        let (tx, rx) = std::sync::mpsc::sync_channel(1);
-        self.handle.spawn(async move {
-            let _ = tx.send(future.await);
-        });
-        rx.recv().map_err(|_| Error::RuntimeStopped)
-    }
-}
-
-impl Drop for RuntimeThread {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(thread) = self.thread.take()
-            && thread.thread().id() != std::thread::current().id()
-        {
-            let _ = thread.join();
-        }
-    }
-}
 
 /// The synchronous eSauti client. Cheap to clone; clones share the runtime thread.
 #[derive(Clone)]

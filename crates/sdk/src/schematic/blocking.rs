@@ -52,64 +52,19 @@
 
 use std::fmt;
 use std::future::Future;
-use std::sync::Mutex;
-use std::thread::JoinHandle;
+use std::sync::Arc;
 use std::time::Duration;
 
 use flagwire_core::events::{EventBody, IdentifyBody, Keys, TrackBody};
 use flagwire_core::{Operation, Paginated};
 use futures_util::TryStreamExt;
-use tokio::sync::oneshot;
 
 use super::builder::ClientBuilder;
 use super::events::EventStats;
 use super::flags::FlagCheck;
 use super::options::RequestOptions;
 use crate::error::Error;
-
-/// The runtime thread; stopped and joined when the last client clone drops.
-struct RuntimeThread {
-    handle: tokio::runtime::Handle,
-    stop: Option<oneshot::Sender<()>>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl RuntimeThread {
-    fn start() -> Result<Self, Error> {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| Error::config(format!("could not start a runtime: {e}")))?;
-        let handle = runtime.handle().clone();
-        let (stop, stopped) = oneshot::channel::<()>();
-        let thread = std::thread::Builder::new()
-            .name("flagwire-schematic-blocking".to_owned())
-            .spawn(move || {
-                runtime.block_on(async {
-                    let _ = stopped.await;
-                });
-            })
-            .map_err(|e| Error::config(format!("could not start the runtime thread: {e}")))?;
-        Ok(RuntimeThread {
-            handle,
-            stop: Some(stop),
-            thread: Some(thread),
-        })
-    }
-}
-
-impl Drop for RuntimeThread {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(thread) = self.thread.take()
-            && thread.thread().id() != std::thread::current().id()
-        {
-            let _ = thread.join();
-        }
-    }
-}
+use crate::runtime_thread::{RuntimeThread, refuse_in_async_context};
 
 /// The synchronous Schematic client. Cheap to clone; clones share the
 /// runtime thread, the cache and the event buffer.
@@ -118,9 +73,8 @@ pub struct Client {
     // Declared first so it drops first: the async client's event buffer is
     // flushed by its own thread, not by this runtime.
     inner: super::Client,
-    // Keeps the runtime thread alive while any clone exists.
-    _runtime: std::sync::Arc<Mutex<RuntimeThread>>,
-    handle: tokio::runtime::Handle,
+    // Stopped and joined when the last clone drops.
+    runtime: Arc<RuntimeThread>,
 }
 
 impl fmt::Debug for Client {
@@ -153,12 +107,9 @@ impl Client {
 
     /// Wraps an async client (sharing its cache and event buffer).
     pub fn from_async(inner: super::Client) -> Result<Client, Error> {
-        let runtime = RuntimeThread::start()?;
-        let handle = runtime.handle.clone();
         Ok(Client {
             inner,
-            _runtime: std::sync::Arc::new(Mutex::new(runtime)),
-            handle,
+            runtime: Arc::new(RuntimeThread::start("flagwire-schematic-blocking")?),
         })
     }
 
@@ -172,15 +123,7 @@ impl Client {
         F: Future<Output = T> + Send + 'static,
         T: Send + 'static,
     {
-        if tokio::runtime::Handle::try_current().is_ok() {
-            return Err(Error::BlockingInAsyncContext);
-        }
-        let future = work(self.inner.clone());
-        let (tx, rx) = std::sync::mpsc::sync_channel(1);
-        self.handle.spawn(async move {
-            let _ = tx.send(future.await);
-        });
-        rx.recv().map_err(|_| Error::RuntimeStopped)
+        self.runtime.block_on(work(self.inner.clone()))
     }
 
     /// Sends one API operation; see [`Client::send`](super::Client::send).
@@ -290,9 +233,7 @@ impl Client {
     /// Waits (at most `timeout`) until every event queued before the call
     /// is delivered or dead-lettered.
     pub fn flush(&self, timeout: Duration) -> Result<(), Error> {
-        if tokio::runtime::Handle::try_current().is_ok() {
-            return Err(Error::BlockingInAsyncContext);
-        }
+        refuse_in_async_context()?;
         match &self.inner.inner.events {
             None => Ok(()),
             Some(buffer) => buffer.flush_blocking(timeout).map_err(Error::Buffer),
@@ -301,9 +242,7 @@ impl Client {
 
     /// Delivers everything queued within `timeout` and stops taking events.
     pub fn shutdown(&self, timeout: Duration) -> Result<EventStats, Error> {
-        if tokio::runtime::Handle::try_current().is_ok() {
-            return Err(Error::BlockingInAsyncContext);
-        }
+        refuse_in_async_context()?;
         if let Some(buffer) = &self.inner.inner.events {
             buffer.shutdown_blocking(timeout);
         }
