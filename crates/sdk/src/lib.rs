@@ -60,6 +60,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod base_url;
 pub mod cache;
 pub mod error;
 pub mod esauti;

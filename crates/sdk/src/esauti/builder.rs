@@ -15,6 +15,7 @@ use super::client::{Client, EventsTarget, Inner, RestTarget};
 use super::deadletter::{DeadLetterSink, JsonlDeadLetters};
 use super::events::CountAttemptsLayer;
 use super::redact::Redactor;
+use crate::base_url::checked_base_url;
 use crate::error::Error;
 
 /// The Event Injection path appended to the events base URL.
@@ -328,7 +329,7 @@ impl ClientBuilder {
         let rest = match &self.rest_url {
             None => None,
             Some(url) => {
-                let base = checked_base(url, "REST")?;
+                let base = checked_base_url(url, "REST")?;
                 // No idempotency key on REST writes: retry them only when nothing was sent.
                 let mut builder =
                     self.transport_builder(base_policy.clone().retry_non_idempotent(false))?;
@@ -349,7 +350,7 @@ impl ClientBuilder {
         let events = match &self.events_url {
             None => None,
             Some(url) => {
-                let base = checked_base(url, "events")?;
+                let base = checked_base_url(url, "events")?;
                 if !self.events_path.starts_with('/') {
                     return Err(Error::config("the events path must start with `/`"));
                 }
@@ -404,21 +405,6 @@ pub(crate) fn default_retry_policy() -> RetryPolicy {
         .base_delay(DEFAULT_BASE_DELAY)
         .max_delay(DEFAULT_MAX_DELAY)
         .max_retries(DEFAULT_MAX_RETRIES)
-}
-
-/// An absolute `http`/`https` URL without query, returned without a trailing `/`.
-fn checked_base(url: &str, what: &str) -> Result<String, Error> {
-    let base = url.trim().trim_end_matches('/').to_owned();
-    let uri = http::Uri::try_from(base.as_str())
-        .map_err(|_| Error::config(format!("the {what} URL `{base}` is not a URL")))?;
-    let absolute = matches!(uri.scheme_str(), Some("http" | "https"))
-        && uri.host().is_some_and(|h| !h.is_empty());
-    if !absolute || uri.query().is_some() {
-        return Err(Error::config(format!(
-            "the {what} URL `{base}` must be an absolute http(s) URL without a query"
-        )));
-    }
-    Ok(base)
 }
 
 #[cfg(test)]

@@ -16,6 +16,7 @@ use tower::Service;
 use super::client::{Client, Inner};
 use super::events::CaptureSender;
 use super::flags::CachedCheck;
+use crate::base_url::checked_base_url;
 use crate::cache::{CacheChain, FlagCache, LruFlagCache};
 use crate::error::Error;
 use crate::events::{DeadLetterSink, EventBuffer, EventBufferBuilder};
@@ -256,8 +257,7 @@ impl ClientBuilder {
                 "the API key is empty (set one, or use offline mode)",
             ));
         }
-        let base = self.base_url.trim().trim_end_matches('/').to_owned();
-        validate_base(&base)?;
+        let base = checked_base_url(&self.base_url, "base")?;
         let capture = capture_batch_url(self.capture_url.as_deref())
             .map_err(|e| Error::config(format!("capture URL: {e}")))?;
         let event_key = if key.trim().is_empty() {
@@ -307,23 +307,4 @@ impl ClientBuilder {
             events,
         )))
     }
-}
-
-fn validate_base(base: &str) -> Result<(), Error> {
-    let uri = http::Uri::try_from(base)
-        .map_err(|_| Error::config(format!("base URL `{base}` is not a URL")))?;
-    match uri.scheme_str() {
-        Some("http" | "https") if uri.host().is_some_and(|h| !h.is_empty()) => {}
-        _ => {
-            return Err(Error::config(format!(
-                "base URL `{base}` must be an absolute http(s) URL"
-            )));
-        }
-    }
-    if uri.query().is_some() {
-        return Err(Error::config(format!(
-            "base URL `{base}` must not have a query"
-        )));
-    }
-    Ok(())
 }
