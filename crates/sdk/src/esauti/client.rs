@@ -12,7 +12,7 @@ use tower::ServiceExt;
 
 use super::builder::ClientBuilder;
 use super::deadletter::DeadLetterSink;
-use super::events::Events;
+use super::events::{Events, REQUEST_ID};
 use super::redact::Redactor;
 use crate::error::Error;
 use crate::schematic::RequestOptions;
@@ -190,12 +190,12 @@ impl Client {
         let response = match transport.oneshot(request).await {
             Ok(r) => r,
             Err(e) => match e.last_response() {
-                Some(r) => return Err(raw_error(r)),
+                Some(r) => return Err(api_error(r, None)),
                 None => return Err(Error::Transport(e)),
             },
         };
         if !response.status().is_success() {
-            return Err(raw_error(&response));
+            return Err(api_error(&response, None));
         }
         let body = response.body();
         if body.iter().all(u8::is_ascii_whitespace) {
@@ -281,15 +281,19 @@ impl Client {
     }
 }
 
-fn raw_error(response: &http::Response<Bytes>) -> Error {
+/// The [`Error::Api`] of a non-2xx answer: the Mautic message of its body, and the server's
+/// `X-Request-Id`, else `sent_request_id` (the one the request carried, if any).
+pub(crate) fn api_error(response: &http::Response<Bytes>, sent_request_id: Option<&str>) -> Error {
+    let request_id = response
+        .headers()
+        .get(REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .or(sent_request_id)
+        .map(str::to_owned);
     Error::Api {
         status: response.status(),
         message: mautic_message(response.body()),
-        request_id: response
-            .headers()
-            .get("x-request-id")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned),
+        request_id,
         body: response.body().clone(),
     }
 }
@@ -326,7 +330,7 @@ pub(crate) fn with_mautic_message(err: Error) -> Error {
 
 /// The message of `{"errors":[{"message": …}]}`, `{"error":{"message": …}}` or
 /// `{"error": "…"}`.
-pub(crate) fn mautic_message(body: &[u8]) -> Option<String> {
+fn mautic_message(body: &[u8]) -> Option<String> {
     let doc: Value = serde_json::from_slice(body).ok()?;
     let text = |v: &Value| v.as_str().filter(|s| !s.is_empty()).map(str::to_owned);
     if let Some(errors) = doc.get("errors").and_then(Value::as_array) {

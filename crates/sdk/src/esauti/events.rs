@@ -10,11 +10,11 @@ use flagwire_core::esauti::{EnvelopeBuilder, EnvelopeError, EventEnvelope, Event
 use flagwire_core::events::IdempotencyKey;
 use flagwire_transport::{Attempt, TransportError};
 use http::header::{ACCEPT, CONTENT_TYPE};
-use http::{HeaderName, HeaderValue, Method, Request, Response};
+use http::{HeaderName, HeaderValue, Method, Request};
 use time::OffsetDateTime;
 use tower::{Layer, Service, ServiceExt};
 
-use super::client::{Client, mautic_message};
+use super::client::{Client, api_error};
 use super::deadletter::{DeadLetter, Entry, FailureKind, ReplayFile};
 use super::receipt::Receipt;
 use crate::error::Error;
@@ -431,7 +431,7 @@ impl<'a> Events<'a> {
             }
         };
         let attempts = attempts.get().max(1);
-        let error = api_error(&response, request_id);
+        let error = api_error(&response, Some(request_id));
         let status = response.status().as_u16();
         Err(self.failed(error, kind, attempts, Some(status)))
     }
@@ -485,20 +485,6 @@ impl<'a> Events<'a> {
                 "could not dead-letter an undeliverable eSauti event"
             );
         }
-    }
-}
-
-fn api_error(response: &Response<Bytes>, request_id: &str) -> Error {
-    let server_id = response
-        .headers()
-        .get(REQUEST_ID)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-    Error::Api {
-        status: response.status(),
-        message: mautic_message(response.body()),
-        request_id: server_id.or_else(|| Some(request_id.to_owned())),
-        body: response.body().clone(),
     }
 }
 
