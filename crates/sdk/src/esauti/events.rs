@@ -406,28 +406,21 @@ impl<'a> Events<'a> {
                 return Ok(receipt);
             }
             Ok(response) => (response, FailureKind::Rejected),
+            Err(TransportError::RetriesExhausted {
+                last_response: Some(last),
+                ..
+            }) => (*last.0, FailureKind::RetriesExhausted),
+            // No answer to report: the error itself is the failure.
             Err(err) => {
-                let tried = match &err {
-                    TransportError::RetriesExhausted { attempts, .. } => *attempts,
-                    _ => 1,
+                let (kind, tried) = match &err {
+                    TransportError::RetriesExhausted { attempts: n, .. } => {
+                        (FailureKind::RetriesExhausted, *n)
+                    }
+                    _ => (FailureKind::Transport, 1),
                 };
                 let tried = tried.max(attempts.get());
-                match err {
-                    TransportError::RetriesExhausted {
-                        last_response: Some(last),
-                        ..
-                    } => (*last.0, FailureKind::RetriesExhausted),
-                    err => {
-                        let kind = match &err {
-                            TransportError::RetriesExhausted { .. } => {
-                                FailureKind::RetriesExhausted
-                            }
-                            _ => FailureKind::Transport,
-                        };
-                        let last_status = err.status().map(|s| s.as_u16());
-                        return Err(self.failed(Error::Transport(err), kind, tried, last_status));
-                    }
-                }
+                let last_status = err.status().map(|s| s.as_u16());
+                return Err(self.failed(Error::Transport(err), kind, tried, last_status));
             }
         };
         let attempts = attempts.get().max(1);
