@@ -197,16 +197,16 @@ impl<'a> Events<'a> {
     pub async fn send_with(
         &self,
         event: impl IntoEnvelope,
-        options: SendOptions,
+        mut options: SendOptions,
     ) -> Result<Receipt, Error> {
         let envelope = event.into_envelope()?;
         let key = options
             .idempotency_key
-            .clone()
+            .take()
             .unwrap_or_else(IdempotencyKey::new_v7);
         let request_id = options
             .request_id
-            .clone()
+            .take()
             .unwrap_or_else(|| IdempotencyKey::new_v7().to_string());
         let request = self.prepare(&envelope, &key, &request_id, &options)?;
         match self.execute(request, &envelope, &key, &request_id).await {
