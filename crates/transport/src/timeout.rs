@@ -6,9 +6,25 @@
 //! and its connection) and the caller gets [`TransportError::Timeout`]: never
 //! a made-up `408` response, which a retry layer would mistake for the
 //! server's answer.
+//!
+//! # Keeping the runtime's timer armed
+//!
+//! Registering a timer that ends before every timer the runtime already has
+//! makes tokio wake its driver (a write to the driver's event descriptor and
+//! an extra return from `epoll_wait`), so that the driver can shorten its
+//! sleep. A request whose deadline is the only timer in the runtime pays that
+//! every time the runtime has been idle in between. While deadlines longer
+//! than [`WATCH_PERIOD`] are in use, each [`Timeout`] service therefore keeps
+//! a small task running that sleeps in steps of [`WATCH_PERIOD`]: its timer is
+//! always the earliest, so registering a request's deadline never has to wake
+//! the driver. The deadline itself is untouched (the request's own timer,
+//! exact to tokio's millisecond); the task only ever sleeps and stops after a
+//! period in which no deadline was set.
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -66,6 +82,7 @@ impl<S> Layer<S> for TimeoutLayer {
             inner,
             kind: self.kind,
             default: self.default,
+            watchdog: Arc::default(),
         }
     }
 }
@@ -76,6 +93,68 @@ pub struct Timeout<S> {
     inner: S,
     kind: TimeoutKind,
     default: Option<Duration>,
+    watchdog: Arc<Watchdog>,
+}
+
+/// How long the watchdog task sleeps at a time, and the shortest deadline
+/// that starts it: registering a shorter one wakes the driver anyway.
+const WATCH_PERIOD: Duration = Duration::from_secs(1);
+
+/// The state shared by a [`Timeout`] service, its clones and its watchdog
+/// task (see the module documentation).
+#[derive(Debug, Default)]
+struct Watchdog {
+    /// A watchdog task exists (spawned, and not yet finished or dropped).
+    running: AtomicBool,
+    /// A deadline was set since the task last looked.
+    busy: AtomicBool,
+}
+
+impl Watchdog {
+    /// Notes that a deadline at `at` is about to be registered, and starts
+    /// the task if none is running.
+    fn arm(self: &Arc<Self>, at: Instant) {
+        if at <= Instant::now() + WATCH_PERIOD {
+            return;
+        }
+        if !self.busy.load(Ordering::Relaxed) {
+            self.busy.store(true, Ordering::Relaxed);
+        }
+        if self.running.load(Ordering::Relaxed) || self.running.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        // Cleared when the task ends, or when the runtime drops it (also
+        // unpolled, should the runtime be shutting down).
+        let stopped = Stopped(Arc::clone(self));
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                runtime.spawn(async move {
+                    let stopped = stopped;
+                    loop {
+                        tokio::time::sleep(WATCH_PERIOD).await;
+                        if !stopped.0.busy.swap(false, Ordering::AcqRel) {
+                            break;
+                        }
+                    }
+                });
+            }
+            Err(_) => drop(stopped),
+        }
+    }
+
+    #[cfg(test)]
+    fn running(&self) -> bool {
+        self.running.load(Ordering::Acquire)
+    }
+}
+
+/// Marks the watchdog task as gone when dropped.
+struct Stopped(Arc<Watchdog>);
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        self.0.running.store(false, Ordering::Release);
+    }
 }
 
 impl<S, B> Service<Request<B>> for Timeout<S>
@@ -99,6 +178,7 @@ where
                     return ResponseFuture::unbounded(self.inner.call(req));
                 };
                 let at = Instant::now() + after;
+                self.watchdog.arm(at);
                 req.extensions_mut().insert(Deadline { at, after });
                 let counter = AttemptCounter::default();
                 req.extensions_mut().insert(counter.clone());
@@ -131,13 +211,16 @@ where
                 let inner = self.inner.call(req);
                 match first {
                     None => ResponseFuture::unbounded(inner),
-                    Some((at, after, kind)) => ResponseFuture {
-                        inner,
-                        sleep: Some(tokio::time::sleep_until(at)),
-                        after,
-                        kind,
-                        attempt,
-                    },
+                    Some((at, after, kind)) => {
+                        self.watchdog.arm(at);
+                        ResponseFuture {
+                            inner,
+                            sleep: Some(tokio::time::sleep_until(at)),
+                            after,
+                            kind,
+                            attempt,
+                        }
+                    }
                 }
             }
         }
@@ -312,6 +395,100 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn long_deadline_fires_on_time_with_the_watchdog() {
+        let svc = TimeoutLayer::per_attempt(Some(Duration::from_secs(30)))
+            .layer(slow(Duration::from_secs(600)));
+        let watchdog = Arc::clone(&svc.watchdog);
+        let start = Instant::now();
+        let err = svc.oneshot(Request::new(())).await.unwrap_err();
+        let elapsed = start.elapsed();
+        assert!(matches!(
+            err,
+            TransportError::Timeout {
+                kind: TimeoutKind::Attempt,
+                ..
+            }
+        ));
+        assert!(
+            elapsed >= Duration::from_secs(30) && elapsed < Duration::from_millis(30_002),
+            "fired after {elapsed:?}"
+        );
+        // No other deadline was set meanwhile, so the task has long stopped.
+        assert!(!watchdog.running());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn watchdog_runs_while_deadlines_are_set_and_stops_when_idle() {
+        let mut svc = TimeoutLayer::overall(Some(Duration::from_secs(60)))
+            .layer(slow(Duration::from_millis(300)));
+        let watchdog = Arc::clone(&svc.watchdog);
+        assert!(!watchdog.running());
+        // Back-to-back requests for three periods.
+        for _ in 0..10 {
+            svc.ready()
+                .await
+                .unwrap()
+                .call(Request::new(()))
+                .await
+                .unwrap();
+            assert!(watchdog.running());
+        }
+        tokio::time::sleep(3 * WATCH_PERIOD).await;
+        assert!(!watchdog.running());
+        svc.ready()
+            .await
+            .unwrap()
+            .call(Request::new(()))
+            .await
+            .unwrap();
+        assert!(watchdog.running());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn short_deadlines_do_not_start_the_watchdog() {
+        let svc = TimeoutLayer::per_attempt(Some(Duration::from_millis(500)))
+            .layer(slow(Duration::from_secs(5)));
+        let watchdog = Arc::clone(&svc.watchdog);
+        svc.oneshot(Request::new(())).await.unwrap_err();
+        assert!(!watchdog.running());
+    }
+
+    /// The task lives in the runtime that started it; when that runtime
+    /// goes away the next one starts its own.
+    #[test]
+    fn watchdog_follows_the_runtime() {
+        let svc = TimeoutLayer::per_attempt(Some(Duration::from_secs(30)))
+            .layer(slow(Duration::from_millis(1)));
+        let watchdog = Arc::clone(&svc.watchdog);
+        for _ in 0..2 {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_time()
+                .build()
+                .unwrap();
+            rt.block_on(svc.clone().oneshot(Request::new(()))).unwrap();
+            assert!(watchdog.running());
+            drop(rt);
+            assert!(!watchdog.running());
+        }
+    }
+
+    /// A real clock and a multi-threaded runtime: a deadline just past the
+    /// watchdog's period fires on time.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn long_deadline_fires_in_real_time() {
+        let after = WATCH_PERIOD + Duration::from_millis(50);
+        let svc = TimeoutLayer::overall(Some(after)).layer(slow(Duration::from_secs(30)));
+        let start = std::time::Instant::now();
+        let err = svc.oneshot(Request::new(())).await.unwrap_err();
+        let elapsed = start.elapsed();
+        assert!(matches!(err, TransportError::Timeout { .. }));
+        assert!(
+            elapsed >= after && elapsed < after + Duration::from_millis(500),
+            "fired after {elapsed:?}"
+        );
     }
 
     #[tokio::test(start_paused = true)]
