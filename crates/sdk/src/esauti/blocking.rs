@@ -50,7 +50,7 @@ use flagwire_core::esauti::{EnvelopeBuilder, EventType};
 use super::builder::ClientBuilder;
 use super::events::{IntoEnvelope, ReplayReport, SendOptions};
 use super::receipt::Receipt;
-use super::resources::{Body, for_each_resource};
+use super::resources::{Body, Out, for_each_resource};
 use crate::error::Error;
 use crate::runtime_thread::RuntimeThread;
 use crate::schematic::RequestOptions;
@@ -173,9 +173,6 @@ impl Client {
         self.run(move |c| async move { c.events().replay(path).await })
     }
 }
-
-/// The result of sending `O`.
-type Out<O> = Result<<O as Operation>::Output, Error>;
 
 macro_rules! blocking_resource {
     (

@@ -47,7 +47,7 @@ use crate::error::Error;
 use crate::schematic::RequestOptions;
 
 /// The result of sending `O`.
-type Out<O> = Result<<O as Operation>::Output, Error>;
+pub(crate) type Out<O> = Result<<O as Operation>::Output, Error>;
 
 /// A JSON object, the body of create and edit requests.
 pub type Body = BTreeMap<String, Value>;
