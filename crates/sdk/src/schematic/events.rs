@@ -4,6 +4,7 @@
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use flagwire_core::StatusError;
 use flagwire_core::events::{EventBody, EventEnvelope, IdentifyBody, TrackBody};
 use flagwire_transport::{BoxTransport, RequestOptions};
 use futures_util::future::BoxFuture;
@@ -50,10 +51,11 @@ impl BatchSender for CaptureSender {
             if status.is_success() {
                 return Ok(());
             }
-            let message = serde_json::from_slice::<serde_json::Value>(response.body())
-                .ok()
-                .and_then(|v| v.get("error").and_then(|m| m.as_str()).map(str::to_owned))
-                .unwrap_or_default();
+            // The API's `{"error": "..."}` message, read as for any other answer.
+            let message = StatusError::new(status, response.headers(), response.body())
+                .message()
+                .unwrap_or_default()
+                .to_owned();
             let mut err = SendError::from_status(status.as_u16(), message);
             if let Some(delay) = response
                 .headers()
