@@ -98,8 +98,10 @@ struct ErrorOut<'a> {
 }
 
 #[derive(Deserialize)]
-struct LineIn {
-    envelope: serde_json::Value,
+struct LineIn<'a> {
+    /// Kept as text: [`EventEnvelope::from_json`] reads and validates it once.
+    #[serde(borrow)]
+    envelope: &'a serde_json::value::RawValue,
     idempotency_key: String,
     error: ErrorIn,
     #[serde(default)]
@@ -147,10 +149,9 @@ impl DeadLetter {
     /// [`io::ErrorKind::InvalidData`] error naming what is wrong.
     pub fn from_json_line(line: &str) -> io::Result<Self> {
         let invalid = |m: String| io::Error::new(io::ErrorKind::InvalidData, m);
-        let raw: LineIn = serde_json::from_str(line).map_err(|e| invalid(e.to_string()))?;
-        let envelope_bytes = serde_json::to_vec(&raw.envelope).map_err(io::Error::other)?;
-        let envelope =
-            EventEnvelope::from_json(&envelope_bytes).map_err(|e| invalid(e.to_string()))?;
+        let raw: LineIn<'_> = serde_json::from_str(line).map_err(|e| invalid(e.to_string()))?;
+        let envelope = EventEnvelope::from_json(raw.envelope.get().as_bytes())
+            .map_err(|e| invalid(e.to_string()))?;
         let idempotency_key = parse_key(&raw.idempotency_key)
             .map_err(|e| invalid(format!("idempotency_key: {e}")))?;
         let kind = FailureKind::parse(&raw.error.kind)
