@@ -270,6 +270,39 @@ impl<S: Scheme> Verifier<S> {
     }
 }
 
+/// Feeds `id`, `.`, `timestamp`, `.` and `body` to `cx` (the Standard
+/// Webhooks signed content). When the pieces in front of the body fit in one
+/// SHA-256 block, they and the head of the body go to ring as one whole
+/// 64-byte block, so ring hashes every block straight from its input instead
+/// of first gathering the short pieces in its own buffer. The bytes hashed
+/// are the same either way.
+#[inline]
+fn feed_dotted(cx: &mut hmac::Context, id: &[u8], timestamp: &[u8], body: &[u8]) {
+    const BLOCK: usize = 64;
+    let prefix = id.len() + timestamp.len() + 2;
+    if prefix < BLOCK && body.len() >= BLOCK - prefix {
+        let (head, rest) = body.split_at(BLOCK - prefix);
+        let mut block = [0u8; BLOCK];
+        let (id_part, after_id) = block.split_at_mut(id.len());
+        id_part.copy_from_slice(id);
+        let (dot, after_dot) = after_id.split_at_mut(1);
+        dot[0] = b'.';
+        let (ts_part, after_ts) = after_dot.split_at_mut(timestamp.len());
+        ts_part.copy_from_slice(timestamp);
+        let (dot, body_part) = after_ts.split_at_mut(1);
+        dot[0] = b'.';
+        body_part.copy_from_slice(head);
+        cx.update(&block);
+        cx.update(rest);
+    } else {
+        cx.update(id);
+        cx.update(b".");
+        cx.update(timestamp);
+        cx.update(b".");
+        cx.update(body);
+    }
+}
+
 #[inline]
 fn mac(key: &hmac::Key, feed: &impl Fn(&mut hmac::Context)) -> hmac::Tag {
     let mut context = hmac::Context::with_key(key);
@@ -786,13 +819,7 @@ impl Verifier<StandardWebhooks> {
             return Err(Error::NoSupportedSignature { name: sig_name });
         }
         self.check_age(timestamp, now)?;
-        let feed = |cx: &mut hmac::Context| {
-            cx.update(id.as_bytes());
-            cx.update(b".");
-            cx.update(ts_raw);
-            cx.update(b".");
-            cx.update(body);
-        };
+        let feed = |cx: &mut hmac::Context| feed_dotted(cx, id.as_bytes(), ts_raw, body);
         let secret_index = self.match_any(feed, |tag| {
             let expected = encode_base64_tag(tag);
             let mut found = false;
@@ -993,6 +1020,22 @@ mod tests {
                 parse_timestamp(raw.as_bytes(), "t"),
                 parse_timestamp_checked(raw.as_bytes(), "t")
             );
+        }
+
+        /// Gathering the first block hashes exactly the concatenation, on
+        /// both sides of every length at which the prefix or the head of the
+        /// body stops fitting in one block.
+        #[test]
+        fn dotted_feed_hashes_the_concatenation(
+            id in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..80),
+            ts in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..24),
+            body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200),
+        ) {
+            let key = hmac::Key::new(hmac::HMAC_SHA256, b"key");
+            let gathered = mac(&key, &|cx: &mut hmac::Context| feed_dotted(cx, &id, &ts, &body));
+            let whole = [&id[..], b".", &ts[..], b".", &body[..]].concat();
+            let expected = hmac::sign(&key, &whole);
+            proptest::prop_assert_eq!(gathered.as_ref(), expected.as_ref());
         }
 
         #[test]
