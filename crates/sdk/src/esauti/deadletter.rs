@@ -311,8 +311,9 @@ impl PathState {
 
 /// A line of a dead-letter file, as read for a replay.
 pub(crate) enum Entry {
-    /// A letter to resend.
-    Letter(Box<DeadLetter>),
+    /// A letter to resend, with its line as read (kept as it is when the letter is not
+    /// tried).
+    Letter(Box<DeadLetter>, String),
     /// A line that is not a valid letter; kept as it is.
     Invalid(String),
 }
@@ -375,7 +376,7 @@ impl ReplayFile {
                 continue;
             }
             entries.push(match DeadLetter::from_json_line(text) {
-                Ok(letter) => Entry::Letter(Box::new(letter)),
+                Ok(letter) => Entry::Letter(Box::new(letter), text.to_owned()),
                 Err(_) => Entry::Invalid(text.to_owned()),
             });
         }
@@ -522,7 +523,9 @@ mod tests {
 
         let (replay, entries) = ReplayFile::open(&path).unwrap().unwrap();
         assert_eq!(entries.len(), 3);
-        assert!(matches!(&entries[0], Entry::Letter(l) if **l == a));
+        assert!(
+            matches!(&entries[0], Entry::Letter(l, t) if **l == a && *t == a.to_json_line().unwrap())
+        );
         assert!(matches!(&entries[2], Entry::Invalid(t) if t == "garbage line"));
         // A second replay of the same path is refused while this one runs.
         assert!(ReplayFile::open(&path).is_err());

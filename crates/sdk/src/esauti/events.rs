@@ -245,14 +245,16 @@ impl<'a> Events<'a> {
                     keep.push(line);
                     continue;
                 }
-                Entry::Letter(letter) => *letter,
+                Entry::Letter(letter, line) => {
+                    report.read += 1;
+                    if outage {
+                        report.skipped += 1;
+                        keep.push(line);
+                        continue;
+                    }
+                    *letter
+                }
             };
-            report.read += 1;
-            if outage {
-                report.skipped += 1;
-                keep.push(letter.to_json_line().map_err(Error::DeadLetter)?);
-                continue;
-            }
             let request_id = IdempotencyKey::new_v7().to_string();
             let options = SendOptions::default();
             let request = self.prepare(

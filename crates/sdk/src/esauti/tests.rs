@@ -821,6 +821,13 @@ async fn replay_stops_trying_during_an_outage() {
     for _ in 0..3 {
         client.events().send(login(&client)).await.unwrap_err();
     }
+    // A key this version does not know: a letter that is not tried keeps it.
+    let before = std::fs::read_to_string(&path).unwrap();
+    let before: Vec<String> = before
+        .lines()
+        .map(|l| l.replacen('{', r#"{"note":"kept","#, 1))
+        .collect();
+    std::fs::write(&path, before.join("\n") + "\n").unwrap();
     script.replies.lock().unwrap().extend([Reply::Refused]);
     let report = client.events().replay(&path).await.unwrap();
     assert_eq!(
@@ -828,6 +835,9 @@ async fn replay_stops_trying_during_an_outage() {
         (3, 1, 2, 3)
     );
     assert_eq!(script.seen().len(), 4);
+    let after = std::fs::read_to_string(&path).unwrap();
+    let after: Vec<&str> = after.lines().collect();
+    assert_eq!(after[1..], before[1..], "skipped letters stay as they were");
     // Nothing left to replay is not an error.
     let report = client
         .events()
