@@ -84,6 +84,14 @@ mod tests {
     use super::*;
 
     #[test]
+    fn both_blocking_clients_can_be_shared_between_threads() {
+        fn send_sync<T: Send + Sync>() {}
+        send_sync::<RuntimeThread>();
+        send_sync::<crate::schematic::blocking::Client>();
+        send_sync::<crate::esauti::blocking::Client>();
+    }
+
+    #[test]
     fn runs_work_on_its_own_thread_and_stops_on_drop() {
         let runtime = RuntimeThread::start("flagwire-test-runtime").unwrap();
         let name = runtime
