@@ -14,10 +14,10 @@
 //! an extra return from `epoll_wait`), so that the driver can shorten its
 //! sleep. A request whose deadline is the only timer in the runtime pays that
 //! every time the runtime has been idle in between. While deadlines longer
-//! than [`WATCH_PERIOD`] are in use, each [`Timeout`] service therefore keeps
-//! a small task running that sleeps in steps of [`WATCH_PERIOD`]: its timer is
-//! always the earliest, so registering a request's deadline never has to wake
-//! the driver. The deadline itself is untouched (the request's own timer,
+//! than one second are in use, each [`Timeout`] service therefore keeps
+//! a small task running (one for the service and its clones) that sleeps in
+//! one-second steps: its timer always ends before any deadline more than a
+//! second away, so registering such a deadline never has to wake the driver. The deadline itself is untouched (the request's own timer,
 //! exact to tokio's millisecond); the task only ever sleeps and stops after a
 //! period in which no deadline was set.
 
