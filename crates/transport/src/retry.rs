@@ -202,8 +202,22 @@ fn header_str<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
     headers.get(name)?.to_str().ok().map(str::trim)
 }
 
-/// `Retry-After` as delta seconds or an HTTP date.
-fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
+/// The wait a response asks for in `Retry-After`, given as delta seconds or
+/// as an HTTP date (a date in the past means no wait). `None` when the header
+/// is absent or unreadable.
+///
+/// ```
+/// use std::time::{Duration, SystemTime};
+/// use http::HeaderMap;
+/// use flagwire_transport::retry::retry_after;
+///
+/// let mut headers = HeaderMap::new();
+/// headers.insert(http::header::RETRY_AFTER, "7".parse().unwrap());
+/// assert_eq!(retry_after(&headers, SystemTime::now()), Some(Duration::from_secs(7)));
+/// headers.insert(http::header::RETRY_AFTER, "Thu, 01 Jan 1970 00:00:00 GMT".parse().unwrap());
+/// assert_eq!(retry_after(&headers, SystemTime::now()), Some(Duration::ZERO));
+/// ```
+pub fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
     let value = header_str(headers, http::header::RETRY_AFTER.as_str())?;
     if let Ok(secs) = value.parse::<u64>() {
         return Some(Duration::from_secs(secs));

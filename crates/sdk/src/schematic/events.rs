@@ -2,13 +2,14 @@
 //! the transport delivers them to `{capture}/batch`.
 
 use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use flagwire_core::StatusError;
 use flagwire_core::events::{EventBody, EventEnvelope, IdentifyBody, TrackBody};
+use flagwire_transport::retry::retry_after;
 use flagwire_transport::{BoxTransport, RequestOptions};
 use futures_util::future::BoxFuture;
-use http::header::{CONTENT_TYPE, RETRY_AFTER};
+use http::header::CONTENT_TYPE;
 use http::{HeaderValue, Method};
 use tower::ServiceExt;
 
@@ -57,13 +58,8 @@ impl BatchSender for CaptureSender {
                 .unwrap_or_default()
                 .to_owned();
             let mut err = SendError::from_status(status.as_u16(), message);
-            if let Some(delay) = response
-                .headers()
-                .get(RETRY_AFTER)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.trim().parse::<u64>().ok())
-            {
-                err = err.with_retry_after(Duration::from_secs(delay));
+            if let Some(delay) = retry_after(response.headers(), SystemTime::now()) {
+                err = err.with_retry_after(delay);
             }
             Err(err)
         })
