@@ -405,6 +405,27 @@ fn rows(
             python: py_cell(Py::Time("verify_64k_ns")),
         },
         Row {
+            scenario: "Webhook verification, Standard Webhooks, 1 KiB body".to_owned(),
+            source: "verify/1KiB/standard_webhooks".to_owned(),
+            flagwire: crit(est, &["verify/1KiB/standard_webhooks"]),
+            limit: crit_limit(est, "raw ring HMAC-SHA256 verify", &["verify/1KiB/raw_ring_hmac"]),
+            python: py_cell(Py::None("the Python SDK verifies only the Schematic scheme")),
+        },
+        Row {
+            scenario: "Webhook verification, Stripe scheme, 1 KiB body".to_owned(),
+            source: "verify/1KiB/stripe".to_owned(),
+            flagwire: crit(est, &["verify/1KiB/stripe"]),
+            limit: crit_limit(est, "raw ring HMAC-SHA256 verify", &["verify/1KiB/raw_ring_hmac"]),
+            python: py_cell(Py::None("the Python SDK verifies only the Schematic scheme")),
+        },
+        Row {
+            scenario: "Webhook verification, eSauti scheme, 1 KiB body".to_owned(),
+            source: "verify/1KiB/esauti".to_owned(),
+            flagwire: crit(est, &["verify/1KiB/esauti"]),
+            limit: crit_limit(est, "raw ring HMAC-SHA256 verify", &["verify/1KiB/raw_ring_hmac"]),
+            python: py_cell(Py::None("the Python SDK verifies only the Schematic scheme")),
+        },
+        Row {
             scenario: "REST round trip to a local hyper server, full transport stack".to_owned(),
             source: "round_trip/flagwire_stack".to_owned(),
             flagwire: crit(est, &["round_trip/flagwire_stack"]),
@@ -438,10 +459,14 @@ fn rows(
             python: py_cell(Py::None("included in the check_flag row")),
         },
         Row {
-            scenario: "track(), capture host answering".to_owned(),
-            source: "client/track".to_owned(),
-            flagwire: crit(est, &["client/track"]),
-            limit: crit_limit(est, "event buffer queue push alone", &["event_buffer/enqueue_worker_parked", "event_buffer/enqueue"]),
+            scenario: "track(), while the worker drains to a capture host".to_owned(),
+            source: "client/track_while_draining".to_owned(),
+            flagwire: crit(est, &["client/track_while_draining", "client/track"]),
+            limit: crit_limit(
+                est,
+                "event buffer queue push alone, worker draining",
+                &["event_buffer/enqueue_while_draining"],
+            ),
             python: py_cell(Py::Time("track_ns")),
         },
         Row {
