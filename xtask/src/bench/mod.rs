@@ -739,7 +739,7 @@ mod tests {
     fn lists_results_no_row_shows() {
         let est = BTreeMap::from([
             (
-                "client/track".to_owned(),
+                "client/track_while_draining".to_owned(),
                 Estimate {
                     median_ns: 300.0,
                     elements: None,
@@ -775,7 +775,7 @@ mod tests {
             md.contains("| `delivery/x` | 1000 ms | 20,000 elements/s |"),
             "{md}"
         );
-        assert!(!md.contains("client/track"), "{md}");
+        assert!(!md.contains("client/track_while_draining"), "{md}");
     }
 
     #[test]
