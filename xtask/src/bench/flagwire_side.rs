@@ -11,12 +11,14 @@ use flagwire::Error;
 use flagwire::events::BufferError;
 use flagwire::schematic::Client;
 use flagwire_core::events::TrackBody;
+use flagwire_core::schematic::models::CompanyDetailResponseData;
 use http_body_util::{BodyExt, Empty};
 use hyper_util::client::legacy::Client as HyperClient;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use serde_json::{Value, json};
 
+use super::machine::proc_kib;
 use super::peers::SideArgs;
 
 type Bare = HyperClient<HttpConnector, Empty<Bytes>>;
@@ -53,25 +55,19 @@ fn company_keys(args: &SideArgs) -> BTreeMap<String, String> {
     BTreeMap::from([("id".to_owned(), args.company_key.clone())])
 }
 
-/// The ID of the seeded company, found by its key.
-async fn company_id(client: &Client, args: &SideArgs) -> Result<String, String> {
-    let company = client
+/// The seeded company, found by its key.
+async fn company(client: &Client, args: &SideArgs) -> Result<CompanyDetailResponseData, String> {
+    client
         .companies()
         .lookup_company(company_keys(args))
         .await
-        .map_err(|e| format!("looking up company {:?}: {e}", args.company_key))?;
-    Ok(company.id)
+        .map_err(|e| format!("looking up company {:?}: {e}", args.company_key))
 }
 
 /// Counts the delivered track events of `args.subtype`: the mock adds each
 /// event's quantity (1) to the company's all-time metric for that subtype.
 async fn count(args: &SideArgs) -> Result<Value, String> {
-    let client = client(args)?;
-    let company = client
-        .companies()
-        .lookup_company(company_keys(args))
-        .await
-        .map_err(|e| format!("looking up company {:?}: {e}", args.company_key))?;
+    let company = company(&client(args)?, args).await?;
     let counted = company
         .metrics
         .iter()
@@ -148,7 +144,7 @@ fn track_body(args: &SideArgs) -> Result<TrackBody, String> {
 
 async fn measure(args: &SideArgs) -> Result<Value, String> {
     let client = client(args)?;
-    let id = company_id(&client, args).await?;
+    let id = company(&client, args).await?.id;
 
     // Sequential get_company round trips through the whole client, and the
     // same request from a bare hyper-util client reading the body.
@@ -222,13 +218,5 @@ fn flagwire_version() -> &'static str {
 
 /// `VmHWM` of this process (Linux), in bytes.
 fn peak_rss_bytes() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let kib: u64 = status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()?;
-    Some(kib * 1024)
+    Some(proc_kib("/proc/self/status", "VmHWM:")? * 1024)
 }

@@ -44,15 +44,20 @@ fn cpu_model() -> Option<String> {
 }
 
 fn memory() -> Option<String> {
-    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
-    let kib: f64 = info
+    let kib = proc_kib("/proc/meminfo", "MemTotal:")?;
+    Some(format!("{:.1} GiB", kib as f64 / (1024.0 * 1024.0)))
+}
+
+/// The KiB figure of the `key` line (e.g. `VmHWM:`) of a `/proc` file.
+pub fn proc_kib(path: &str, key: &str) -> Option<u64> {
+    std::fs::read_to_string(path)
+        .ok()?
         .lines()
-        .find(|l| l.starts_with("MemTotal:"))?
+        .find(|l| l.starts_with(key))?
         .split_whitespace()
         .nth(1)?
         .parse()
-        .ok()?;
-    Some(format!("{:.1} GiB", kib / (1024.0 * 1024.0)))
+        .ok()
 }
 
 fn os() -> String {
