@@ -90,9 +90,9 @@ impl Options {
                     };
                     o.events = 5_000;
                 }
-                "--warm-up-time" => warm = Some(seconds(arg, it.next().as_ref().copied())?),
+                "--warm-up-time" => warm = Some(seconds(arg, it.next())?),
                 "--measurement-time" => {
-                    measure = Some(seconds(arg, it.next().as_ref().copied())?);
+                    measure = Some(seconds(arg, it.next())?);
                 }
                 "--events" => {
                     events = Some(

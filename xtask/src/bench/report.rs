@@ -93,15 +93,6 @@ impl Cell {
     }
 }
 
-impl From<Result<Figure, String>> for Cell {
-    fn from(r: Result<Figure, String>) -> Self {
-        match r {
-            Ok(f) => Cell::Value(f, None),
-            Err(why) => Cell::Missing(why),
-        }
-    }
-}
-
 /// What a figure is compared with.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Limit {
