@@ -29,7 +29,7 @@ use crate::util::{ApiFailure, HandlerResult, Query, error_body};
 use crate::webhook::{Deliveries, Outgoing, WebhookDelivery};
 
 /// Largest request body accepted (larger bodies get 413).
-pub(crate) const MAX_BODY: usize = 16 * 1024 * 1024;
+const MAX_BODY: usize = 16 * 1024 * 1024;
 
 /// The default API key accepted when none is configured.
 pub const DEFAULT_API_KEY: &str = "sch_dev_mock";
@@ -770,7 +770,7 @@ impl std::fmt::Display for DropConnection {
 
 impl std::error::Error for DropConnection {}
 
-pub(crate) fn json_response(status: StatusCode, body: MockBody) -> Response<MockBody> {
+fn json_response(status: StatusCode, body: MockBody) -> Response<MockBody> {
     let mut resp = Response::new(body);
     *resp.status_mut() = status;
     resp.headers_mut()
@@ -786,46 +786,14 @@ async fn handle(
 ) -> Result<Response<MockBody>, DropConnection> {
     let (parts, body) = req.into_parts();
     let fault = inner.faults.next(host, &parts.method, parts.uri.path());
-    let body = match Limited::new(body, MAX_BODY).collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(e) => {
-            if matches!(fault, Some(Fault::DropConnection)) {
-                return Err(DropConnection);
-            }
-            let too_large = e
-                .downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some();
-            let (status, msg) = if too_large {
-                (StatusCode::PAYLOAD_TOO_LARGE, "request body too large")
-            } else {
-                (StatusCode::BAD_REQUEST, "could not read request body")
-            };
-            return Ok(json_response(status, MockBody::full(error_body(msg))));
-        }
+    let (body, post) = match intake(&inner.recorder, host, &parts, body, fault, |_, msg| {
+        error_body(msg)
+    })
+    .await?
+    {
+        Ok(proceed) => proceed,
+        Err(resp) => return Ok(resp),
     };
-
-    let mut post = None;
-    match fault {
-        None => {}
-        Some(Fault::DropConnection) => {
-            record(&inner.recorder, host, &parts, &body, 0, None);
-            return Err(DropConnection);
-        }
-        Some(Fault::Delay(d)) => tokio::time::sleep(d).await,
-        Some(Fault::Respond {
-            status,
-            retry_after,
-            headers,
-            body: fault_body,
-        }) => {
-            record(&inner.recorder, host, &parts, &body, status.as_u16(), None);
-            let payload = fault_body.unwrap_or_else(|| {
-                error_body(status.canonical_reason().unwrap_or("injected fault"))
-            });
-            return Ok(fault_response(status, retry_after, headers, payload));
-        }
-        Some(other) => post = Some(other),
-    }
 
     let ctx = Ctx {
         inner: &inner,
@@ -856,22 +824,73 @@ async fn handle(
     Ok(finish(post, status, payload))
 }
 
-/// The response of a [`Fault::Respond`]: `payload` with its status,
-/// `Retry-After` and extra headers.
-pub(crate) fn fault_response(
-    status: StatusCode,
-    retry_after: Option<String>,
-    headers: Vec<(http::HeaderName, HeaderValue)>,
-    payload: Bytes,
-) -> Response<MockBody> {
-    let mut resp = json_response(status, MockBody::full(payload));
-    if let Some(ra) = retry_after.and_then(|v| HeaderValue::from_str(&v).ok()) {
-        resp.headers_mut().insert(RETRY_AFTER, ra);
+/// Reads a request's body (at most [`MAX_BODY`]) and applies the fault
+/// scripted for it.
+///
+/// `Ok(Ok((body, post)))`: handle the request, then spoil the answer with
+/// `post` (see [`finish`]). `Ok(Err(response))`: the fault or an unreadable
+/// body settled the answer. `Err(DropConnection)`: drop the connection.
+/// `error_body(status, message)` renders the error payloads.
+pub(crate) async fn intake(
+    recorder: &Recorder,
+    host: Host,
+    parts: &http::request::Parts,
+    body: Incoming,
+    fault: Option<Fault>,
+    error_body: impl Fn(StatusCode, &str) -> Bytes,
+) -> Result<Result<(Bytes, Option<Fault>), Response<MockBody>>, DropConnection> {
+    let body = match Limited::new(body, MAX_BODY).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(e) => {
+            if matches!(fault, Some(Fault::DropConnection)) {
+                return Err(DropConnection);
+            }
+            let too_large = e
+                .downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some();
+            let (status, msg) = if too_large {
+                (StatusCode::PAYLOAD_TOO_LARGE, "request body too large")
+            } else {
+                (StatusCode::BAD_REQUEST, "could not read request body")
+            };
+            let payload = error_body(status, msg);
+            return Ok(Err(json_response(status, MockBody::full(payload))));
+        }
+    };
+    match fault {
+        None => Ok(Ok((body, None))),
+        Some(Fault::DropConnection) => {
+            record(recorder, host, parts, &body, 0, None);
+            Err(DropConnection)
+        }
+        Some(Fault::Delay(d)) => {
+            tokio::time::sleep(d).await;
+            Ok(Ok((body, None)))
+        }
+        Some(Fault::Respond {
+            status,
+            retry_after,
+            headers,
+            body: fault_body,
+        }) => {
+            record(recorder, host, parts, &body, status.as_u16(), None);
+            let payload = fault_body.unwrap_or_else(|| {
+                error_body(
+                    status,
+                    status.canonical_reason().unwrap_or("injected fault"),
+                )
+            });
+            let mut resp = json_response(status, MockBody::full(payload));
+            if let Some(ra) = retry_after.and_then(|v| HeaderValue::from_str(&v).ok()) {
+                resp.headers_mut().insert(RETRY_AFTER, ra);
+            }
+            for (name, value) in headers {
+                resp.headers_mut().append(name, value);
+            }
+            Ok(Err(resp))
+        }
+        Some(other) => Ok(Ok((body, Some(other)))),
     }
-    for (name, value) in headers {
-        resp.headers_mut().append(name, value);
-    }
-    resp
 }
 
 /// The response of a handled request, spoilt by a body fault

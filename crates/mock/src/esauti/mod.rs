@@ -62,7 +62,6 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
@@ -75,7 +74,7 @@ use crate::body::MockBody;
 use crate::error::MockError;
 use crate::faults::{Fault, Faults, Host, lock};
 use crate::record::{RecordedRequest, Recorder};
-use crate::server::{DropConnection, MAX_BODY, fault_response, finish, json_response, record};
+use crate::server::{DropConnection, finish, intake, record};
 use crate::util::Query;
 
 pub use blocking::BlockingEsautiServer;
@@ -212,53 +211,19 @@ async fn handle(
     let path = parts.uri.path();
     let host = host_of(path);
     let fault = shared.faults.next(host, &parts.method, path);
-    let body = match Limited::new(body, MAX_BODY).collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(e) => {
-            if matches!(fault, Some(Fault::DropConnection)) {
-                return Err(DropConnection);
-            }
-            let (status, msg) = if e
-                .downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some()
-            {
-                (StatusCode::PAYLOAD_TOO_LARGE, "request body too large")
-            } else {
-                (StatusCode::BAD_REQUEST, "could not read request body")
-            };
-            return Ok(json_response(
-                status,
-                MockBody::full(error_for(host, status, msg)),
-            ));
-        }
+    let (body, post) = match intake(
+        &shared.recorder,
+        host,
+        &parts,
+        body,
+        fault,
+        |status, msg| error_for(host, status, msg),
+    )
+    .await?
+    {
+        Ok(proceed) => proceed,
+        Err(resp) => return Ok(resp),
     };
-
-    let mut post = None;
-    match fault {
-        None => {}
-        Some(Fault::DropConnection) => {
-            record(&shared.recorder, host, &parts, &body, 0, None);
-            return Err(DropConnection);
-        }
-        Some(Fault::Delay(d)) => tokio::time::sleep(d).await,
-        Some(Fault::Respond {
-            status,
-            retry_after,
-            headers,
-            body: fault_body,
-        }) => {
-            record(&shared.recorder, host, &parts, &body, status.as_u16(), None);
-            let payload = fault_body.unwrap_or_else(|| {
-                error_for(
-                    host,
-                    status,
-                    status.canonical_reason().unwrap_or("injected fault"),
-                )
-            });
-            return Ok(fault_response(status, retry_after, headers, payload));
-        }
-        Some(other) => post = Some(other),
-    }
 
     let answer = match host {
         Host::Rest => {
