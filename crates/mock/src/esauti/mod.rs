@@ -74,7 +74,7 @@ use crate::body::MockBody;
 use crate::error::MockError;
 use crate::faults::{Fault, Faults, Host, lock};
 use crate::record::{RecordedRequest, Recorder};
-use crate::server::{DropConnection, finish, intake, record};
+use crate::server::{DropConnection, constant_time_eq, finish, intake, record};
 use crate::util::Query;
 
 pub use blocking::BlockingEsautiServer;
@@ -147,13 +147,6 @@ impl Shared {
             });
         key_ok || bearer_ok
     }
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// What a route produced.
