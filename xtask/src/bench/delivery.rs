@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::criterion::cargo;
-use super::process::run_logged;
+use super::process::{last_json_object, run_logged};
 
 /// The example's summary: throughput to the in-process emulator, then a
 /// capture outage.
@@ -65,15 +65,11 @@ pub fn run(root: &Path, logs: &Path) -> Result<Delivery, String> {
     }
 }
 
-/// The summary from the last non-empty line that is a JSON object.
+/// The summary from the last line that is a JSON object.
 pub fn parse_last_line(output: &str) -> Result<Delivery, String> {
-    let line = output
-        .lines()
-        .rev()
-        .map(str::trim)
-        .find(|l| l.starts_with('{'))
+    let summary = last_json_object(output)
         .ok_or("the example printed no JSON summary (it may predate its --json flag)")?;
-    serde_json::from_str(line).map_err(|e| format!("the example's JSON summary: {e}"))
+    serde_json::from_value(summary).map_err(|e| format!("the example's JSON summary: {e}"))
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use super::criterion::cargo;
-use super::process::{KillOnDrop, run_logged};
+use super::process::{KillOnDrop, last_json_object, run_logged};
 
 /// The API key the mock accepts for this run.
 const API_KEY: &str = "sch_dev_bench_peers";
@@ -370,19 +370,6 @@ fn run_json(what: &str, cmd: &mut Command, log: &Path, limit: Duration) -> Resul
     })
 }
 
-/// The last line of `text` that parses as a JSON object.
-pub fn last_json_object(text: &str) -> Option<Value> {
-    text.lines()
-        .rev()
-        .map(str::trim)
-        .filter(|l| l.starts_with('{'))
-        .find_map(|l| {
-            serde_json::from_str::<Value>(l)
-                .ok()
-                .filter(Value::is_object)
-        })
-}
-
 /// The delivered events of `args.subtype`, as the mock counted them.
 fn count(side: &Path, args: &SideArgs, logs: &Path) -> Result<u64, String> {
     let out = run_json(
@@ -442,12 +429,5 @@ mod tests {
                 .unwrap_err()
                 .contains("required")
         );
-    }
-
-    #[test]
-    fn finds_the_last_json_object() {
-        let out = "log line\n{\"a\":1}\nmore\n{\"b\":2}\n[1,2]\n";
-        assert_eq!(last_json_object(out), Some(json!({"b": 2})));
-        assert_eq!(last_json_object("no json here"), None);
     }
 }

@@ -1,9 +1,12 @@
-//! Child processes with a log file and a time limit.
+//! Child processes with a log file and a time limit, and the JSON summary
+//! line they print last.
 
 use std::fs::File;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+use serde_json::Value;
 
 /// Runs `cmd` to completion with stdout and stderr appended to `log`, killing
 /// it once `limit` has passed. Fails with a message naming `what` and the log
@@ -81,5 +84,31 @@ impl Drop for KillOnDrop {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+}
+
+/// The last line of `text` that parses as a JSON object: the summary a
+/// measuring process prints after its log lines.
+pub fn last_json_object(text: &str) -> Option<Value> {
+    text.lines()
+        .rev()
+        .map(str::trim)
+        .filter(|l| l.starts_with('{'))
+        .find_map(|l| {
+            serde_json::from_str::<Value>(l)
+                .ok()
+                .filter(Value::is_object)
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_the_last_json_object() {
+        let out = "log line\n{\"a\":1}\nmore\n{\"b\":2}\n[1,2]\n";
+        assert_eq!(last_json_object(out), Some(serde_json::json!({"b": 2})));
+        assert_eq!(last_json_object("no json here"), None);
     }
 }
