@@ -4,7 +4,9 @@
 use flagwire_core::schematic::OPERATIONS;
 use http::Method;
 
-fn template_matches(template: &str, path: &str) -> bool {
+/// Whether a path template such as `/contacts/{id}/edit` matches `path`
+/// (`{name}` segments match any one segment).
+pub(crate) fn template_matches(template: &str, path: &str) -> bool {
     let mut t = template.split('/').filter(|s| !s.is_empty());
     let mut p = path.split('/').filter(|s| !s.is_empty());
     loop {
