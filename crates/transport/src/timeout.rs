@@ -17,9 +17,10 @@
 //! than one second are in use, each [`Timeout`] service therefore keeps
 //! a small task running (one for the service and its clones) that sleeps in
 //! one-second steps: its timer always ends before any deadline more than a
-//! second away, so registering such a deadline never has to wake the driver. The deadline itself is untouched (the request's own timer,
-//! exact to tokio's millisecond); the task only ever sleeps and stops after a
-//! period in which no deadline was set.
+//! second away, so registering such a deadline never has to wake the driver.
+//! The deadline itself is untouched (the request's own timer, exact to
+//! tokio's millisecond); the task only ever sleeps and stops after a period
+//! in which no deadline was set.
 
 use std::future::Future;
 use std::pin::Pin;
