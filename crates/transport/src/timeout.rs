@@ -486,8 +486,10 @@ mod tests {
         let err = svc.oneshot(Request::new(())).await.unwrap_err();
         let elapsed = start.elapsed();
         assert!(matches!(err, TransportError::Timeout { .. }));
+        // The deadline, not the 30 s service, ended the call. The upper bound
+        // is loose on purpose: a loaded machine may be late, never early.
         assert!(
-            elapsed >= after && elapsed < after + Duration::from_millis(500),
+            elapsed >= after && elapsed < Duration::from_secs(15),
             "fired after {elapsed:?}"
         );
     }
