@@ -2,11 +2,13 @@
 //!
 //! ```text
 //! flagwire-mock [--port N] [--capture-port N] [--host IP] [--seed FILE] [--api-key KEY]...
+//!               [--esauti-port N]
 //! ```
 
 use std::net::IpAddr;
 use std::process::ExitCode;
 
+use flagwire_mock::esauti::EsautiServer;
 use flagwire_mock::{MockServer, Seed};
 
 const USAGE: &str = "\
@@ -19,6 +21,8 @@ options:
   --seed FILE        load seed data (JSON) before serving
   --api-key KEY      accept this API key (repeatable; default sch_dev_mock)
   --webhook-secret S sign webhook deliveries with this secret
+  --esauti-port N    also serve the eSauti emulator (REST under /api and event
+                     injection, default credentials) on this port (0 picks one)
   -h, --help         show this help";
 
 #[derive(Debug)]
@@ -29,6 +33,7 @@ struct Args {
     seed: Option<String>,
     api_keys: Vec<String>,
     webhook_secret: Option<String>,
+    esauti_port: Option<u16>,
 }
 
 fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Option<Args>, String> {
@@ -39,6 +44,7 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Option<Args>, Stri
         seed: None,
         api_keys: Vec::new(),
         webhook_secret: None,
+        esauti_port: None,
     };
     while let Some(arg) = it.next() {
         let (name, inline) = match arg.split_once('=') {
@@ -73,6 +79,13 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Option<Args>, Stri
             "--seed" => args.seed = Some(value("--seed")?),
             "--api-key" => args.api_keys.push(value("--api-key")?),
             "--webhook-secret" => args.webhook_secret = Some(value("--webhook-secret")?),
+            "--esauti-port" => {
+                args.esauti_port = Some(
+                    value("--esauti-port")?
+                        .parse()
+                        .map_err(|_| "--esauti-port must be a port number".to_owned())?,
+                );
+            }
             other => return Err(format!("unknown argument: {other}")),
         }
     }
@@ -134,8 +147,32 @@ fn main() -> ExitCode {
         println!("REST API:     {}", server.rest_url());
         println!("Capture host: {}", server.capture_url());
         println!("API keys:     {}", server.api_keys().join(", "));
+        let esauti = match args.esauti_port {
+            None => None,
+            Some(port) => match EsautiServer::builder()
+                .ip(args.host)
+                .port(port)
+                .start()
+                .await
+            {
+                Ok(s) => {
+                    println!("eSauti REST:   {}", s.rest_url());
+                    println!("eSauti events: {}", s.events_url());
+                    println!("eSauti key:    {}", s.api_key());
+                    Some(s)
+                }
+                Err(e) => {
+                    eprintln!("error: eSauti emulator: {e}");
+                    server.stop().await;
+                    return ExitCode::FAILURE;
+                }
+            },
+        };
         println!("Press Ctrl-C to stop.");
         let _ = tokio::signal::ctrl_c().await;
+        if let Some(esauti) = esauti {
+            esauti.stop().await;
+        }
         server.stop().await;
         ExitCode::SUCCESS
     })
@@ -159,12 +196,16 @@ mod tests {
             "k1",
             "--api-key",
             "k2",
+            "--esauti-port",
+            "0",
         ])
         .unwrap()
         .unwrap();
         assert_eq!(a.port, 9000);
         assert_eq!(a.capture_port, Some(9005));
         assert_eq!(a.api_keys, vec!["k1", "k2"]);
+        assert_eq!(a.esauti_port, Some(0));
+        assert!(parse(&["--esauti-port", "x"]).is_err());
         assert!(parse(&["--help"]).unwrap().is_none());
         assert!(parse(&["--port"]).is_err());
         assert!(parse(&["--port", "x"]).is_err());
