@@ -62,7 +62,7 @@ pub trait Headers {
 }
 
 /// One pass over name/value entries, reporting those named in `names`.
-#[inline]
+#[inline(always)]
 fn visit_pairs<'a, K, V>(
     iter: impl Iterator<Item = (&'a K, &'a V)>,
     names: &[&'static str],
@@ -96,13 +96,24 @@ where
 /// Unlike `eq_ignore_ascii_case`, this folds the differences of all bytes
 /// without an early exit, which the compiler turns into a few vector
 /// instructions; header lookups dominate the fixed cost of a verification.
-#[inline]
+/// The last bytes are compared first: many header names share a length
+/// (`user-agent` and `webhook-id`, `webhook-timestamp` and
+/// `webhook-signature`) but few share a last byte as well, so most
+/// non-matching names are turned down before the full comparison.
+#[inline(always)]
 pub(crate) fn name_matches(key: &[u8], name: &str) -> bool {
     let name = name.as_bytes();
-    key.len() == name.len()
-        && key.iter().zip(name).fold(0u8, |diff, (k, n)| {
-            diff | (k.to_ascii_lowercase() ^ n.to_ascii_lowercase())
-        }) == 0
+    if key.len() != name.len() {
+        return false;
+    }
+    if let (Some(k), Some(n)) = (key.last(), name.last())
+        && !k.eq_ignore_ascii_case(n)
+    {
+        return false;
+    }
+    key.iter().zip(name).fold(0u8, |diff, (k, n)| {
+        diff | (k.to_ascii_lowercase() ^ n.to_ascii_lowercase())
+    }) == 0
 }
 
 impl<K: AsRef<[u8]>, V: AsRef<[u8]>> Headers for [(K, V)] {
@@ -110,6 +121,7 @@ impl<K: AsRef<[u8]>, V: AsRef<[u8]>> Headers for [(K, V)] {
         pairs(self.iter().map(|(k, v)| (k, v)), name)
     }
 
+    #[inline(always)]
     fn visit_values<'s>(&'s self, names: &[&'static str], found: impl FnMut(usize, &'s [u8])) {
         visit_pairs(self.iter().map(|(k, v)| (k, v)), names, found);
     }
@@ -120,6 +132,7 @@ impl<K: AsRef<[u8]>, V: AsRef<[u8]>, const N: usize> Headers for [(K, V); N] {
         self.as_slice().header_values(name)
     }
 
+    #[inline(always)]
     fn visit_values<'s>(&'s self, names: &[&'static str], found: impl FnMut(usize, &'s [u8])) {
         self.as_slice().visit_values(names, found);
     }
@@ -130,6 +143,7 @@ impl<K: AsRef<[u8]>, V: AsRef<[u8]>> Headers for Vec<(K, V)> {
         self.as_slice().header_values(name)
     }
 
+    #[inline(always)]
     fn visit_values<'s>(&'s self, names: &[&'static str], found: impl FnMut(usize, &'s [u8])) {
         self.as_slice().visit_values(names, found);
     }
@@ -140,6 +154,7 @@ impl<K: AsRef<[u8]>, V: AsRef<[u8]>, S: BuildHasher> Headers for HashMap<K, V, S
         pairs(self.iter(), name)
     }
 
+    #[inline(always)]
     fn visit_values<'s>(&'s self, names: &[&'static str], found: impl FnMut(usize, &'s [u8])) {
         visit_pairs(self.iter(), names, found);
     }
@@ -150,6 +165,7 @@ impl<K: AsRef<[u8]>, V: AsRef<[u8]>> Headers for BTreeMap<K, V> {
         pairs(self.iter(), name)
     }
 
+    #[inline(always)]
     fn visit_values<'s>(&'s self, names: &[&'static str], found: impl FnMut(usize, &'s [u8])) {
         visit_pairs(self.iter(), names, found);
     }
@@ -160,6 +176,7 @@ impl<T: Headers + ?Sized> Headers for &T {
         (**self).header_values(name)
     }
 
+    #[inline(always)]
     fn visit_values<'s>(&'s self, names: &[&'static str], found: impl FnMut(usize, &'s [u8])) {
         (**self).visit_values(names, found);
     }
@@ -180,6 +197,7 @@ impl<B> Headers for http::Request<B> {
         self.headers().header_values(name)
     }
 
+    #[inline(always)]
     fn visit_values<'s>(&'s self, names: &[&'static str], found: impl FnMut(usize, &'s [u8])) {
         self.headers().visit_values(names, found);
     }
@@ -191,6 +209,7 @@ impl Headers for http::request::Parts {
         self.headers.header_values(name)
     }
 
+    #[inline(always)]
     fn visit_values<'s>(&'s self, names: &[&'static str], found: impl FnMut(usize, &'s [u8])) {
         self.headers.visit_values(names, found);
     }
@@ -336,6 +355,25 @@ mod tests {
         assert!(!name_matches(b"x\rflagsmith", "x-flagsmith"));
         assert!(!name_matches(b"@", "`"));
         assert!(name_matches(b"", ""));
+    }
+
+    #[test]
+    fn name_matching_at_every_length_and_position() {
+        // Every length, with one byte altered in each position (the last
+        // one included; case changes must still match).
+        let name = "x-some-header-name-for-tests";
+        for len in 0..=name.len() {
+            let name = &name[..len];
+            assert!(name_matches(name.to_ascii_uppercase().as_bytes(), name));
+            for at in 0..len {
+                for swap in [b'\r', b'_', b'X', 0xc1, b'-' ^ 0x20] {
+                    let mut key = name.as_bytes().to_vec();
+                    key[at] = swap;
+                    let expected = key[at].eq_ignore_ascii_case(&name.as_bytes()[at]);
+                    assert_eq!(name_matches(&key, name), expected, "{key:?} {name}");
+                }
+            }
+        }
     }
 
     #[test]
