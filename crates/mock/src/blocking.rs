@@ -22,8 +22,7 @@ use crate::webhook::WebhookDelivery;
 /// ```
 #[derive(Debug)]
 pub struct BlockingMockServer {
-    server: Option<MockServer>,
-    runtime: Option<tokio::runtime::Runtime>,
+    inner: OnOwnRuntime<MockServer>,
 }
 
 /// Runs `f` on a fresh thread so that blocking on the runtime is allowed even
@@ -35,39 +34,92 @@ pub(crate) fn off_thread<T: Send>(f: impl FnOnce() -> T + Send) -> T {
     })
 }
 
-impl BlockingMockServer {
-    pub(crate) fn start(builder: MockServerBuilder) -> Result<Self, MockError> {
+/// A server started on a one-worker Tokio runtime of its own: what both
+/// blocking servers are made of. Dropping it drops the server and shuts the
+/// runtime down without waiting; [`stop`](Self::stop) waits.
+#[derive(Debug)]
+pub(crate) struct OnOwnRuntime<S> {
+    server: Option<S>,
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl<S: Send> OnOwnRuntime<S> {
+    /// Builds the runtime (its worker thread named `thread_name`) and runs
+    /// `start` on it to completion.
+    pub(crate) fn start(
+        thread_name: &str,
+        start: impl Future<Output = Result<S, MockError>> + Send,
+    ) -> Result<Self, MockError> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
-            .thread_name("flagwire-mock")
+            .thread_name(thread_name)
             .enable_all()
             .build()?;
-        let server = off_thread(|| runtime.block_on(builder.start()))?;
-        Ok(BlockingMockServer {
+        let server = off_thread(|| runtime.block_on(start))?;
+        Ok(OnOwnRuntime {
             server: Some(server),
             runtime: Some(runtime),
         })
     }
 
-    /// Stops the server, waiting for in-flight requests (up to 5 s), and
-    /// shuts its runtime down.
-    pub fn stop(mut self) {
+    /// Runs `stop` on the server to completion, then shuts the runtime down
+    /// (waiting up to 1 s for its tasks).
+    pub(crate) fn stop<F>(mut self, stop: impl FnOnce(S) -> F + Send)
+    where
+        F: Future<Output = ()>,
+    {
         if let (Some(server), Some(runtime)) = (self.server.take(), self.runtime.take()) {
             off_thread(move || {
-                runtime.block_on(server.stop());
+                runtime.block_on(stop(server));
                 runtime.shutdown_timeout(Duration::from_secs(1));
             });
         }
     }
 
+    /// Runs `future` to completion on the server's runtime, from a thread of
+    /// its own.
+    pub(crate) fn block_on<T: Send>(&self, future: impl Future<Output = T> + Send) -> Option<T> {
+        let runtime = self.runtime.as_ref()?;
+        Some(off_thread(|| runtime.block_on(future)))
+    }
+
+    /// The running server.
+    pub(crate) fn server(&self) -> &S {
+        match &self.server {
+            Some(server) => server,
+            // `server` is only taken by `stop(self)`, which consumes the holder.
+            None => unreachable!("server used after stop"),
+        }
+    }
+}
+
+impl<S> Drop for OnOwnRuntime<S> {
+    fn drop(&mut self) {
+        drop(self.server.take());
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+impl BlockingMockServer {
+    pub(crate) fn start(builder: MockServerBuilder) -> Result<Self, MockError> {
+        Ok(BlockingMockServer {
+            inner: OnOwnRuntime::start("flagwire-mock", builder.start())?,
+        })
+    }
+
+    /// Stops the server, waiting for in-flight requests (up to 5 s), and
+    /// shuts its runtime down.
+    pub fn stop(self) {
+        self.inner.stop(MockServer::stop);
+    }
+
     /// Blocking form of [`MockServer::wait_for_deliveries`].
     pub fn wait_for_deliveries(&self, count: usize, timeout: Duration) -> Vec<WebhookDelivery> {
-        match (&self.server, &self.runtime) {
-            (Some(server), Some(runtime)) => {
-                off_thread(|| runtime.block_on(server.wait_for_deliveries(count, timeout)))
-            }
-            _ => Vec::new(),
-        }
+        self.inner
+            .block_on(self.inner.server().wait_for_deliveries(count, timeout))
+            .unwrap_or_default()
     }
 }
 
@@ -75,19 +127,6 @@ impl Deref for BlockingMockServer {
     type Target = MockServer;
 
     fn deref(&self) -> &MockServer {
-        match &self.server {
-            Some(server) => server,
-            // `server` is only taken by `stop(self)`, which consumes the handle.
-            None => unreachable!("BlockingMockServer used after stop"),
-        }
-    }
-}
-
-impl Drop for BlockingMockServer {
-    fn drop(&mut self) {
-        drop(self.server.take());
-        if let Some(runtime) = self.runtime.take() {
-            runtime.shutdown_background();
-        }
+        self.inner.server()
     }
 }

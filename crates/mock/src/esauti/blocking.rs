@@ -1,10 +1,9 @@
 //! The eSauti emulator on a runtime of its own, for synchronous tests.
 
 use std::ops::Deref;
-use std::time::Duration;
 
 use super::{EsautiServer, EsautiServerBuilder};
-use crate::blocking::off_thread;
+use crate::blocking::OnOwnRuntime;
 use crate::error::MockError;
 
 /// An [`EsautiServer`] running on its own Tokio runtime (one worker
@@ -23,33 +22,20 @@ use crate::error::MockError;
 /// ```
 #[derive(Debug)]
 pub struct BlockingEsautiServer {
-    server: Option<EsautiServer>,
-    runtime: Option<tokio::runtime::Runtime>,
+    inner: OnOwnRuntime<EsautiServer>,
 }
 
 impl BlockingEsautiServer {
     pub(super) fn start(builder: EsautiServerBuilder) -> Result<Self, MockError> {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .thread_name("flagwire-mock-esauti")
-            .enable_all()
-            .build()?;
-        let server = off_thread(|| runtime.block_on(builder.start()))?;
         Ok(BlockingEsautiServer {
-            server: Some(server),
-            runtime: Some(runtime),
+            inner: OnOwnRuntime::start("flagwire-mock-esauti", builder.start())?,
         })
     }
 
     /// Stops the server, waiting for in-flight requests (up to 5 s), and
     /// shuts its runtime down.
-    pub fn stop(mut self) {
-        if let (Some(server), Some(runtime)) = (self.server.take(), self.runtime.take()) {
-            off_thread(move || {
-                runtime.block_on(server.stop());
-                runtime.shutdown_timeout(Duration::from_secs(1));
-            });
-        }
+    pub fn stop(self) {
+        self.inner.stop(EsautiServer::stop);
     }
 }
 
@@ -57,19 +43,6 @@ impl Deref for BlockingEsautiServer {
     type Target = EsautiServer;
 
     fn deref(&self) -> &EsautiServer {
-        match &self.server {
-            Some(server) => server,
-            // `server` is only taken by `stop(self)`, which consumes the handle.
-            None => unreachable!("BlockingEsautiServer used after stop"),
-        }
-    }
-}
-
-impl Drop for BlockingEsautiServer {
-    fn drop(&mut self) {
-        drop(self.server.take());
-        if let Some(runtime) = self.runtime.take() {
-            runtime.shutdown_background();
-        }
+        self.inner.server()
     }
 }
