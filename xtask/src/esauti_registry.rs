@@ -242,7 +242,7 @@ pub fn generate(reg: &Registry, with_rest: bool) -> Result<BTreeMap<String, Stri
         groups.len(),
         entities.len()
     );
-    s.push_str("use std::fmt;\nuse std::str::FromStr;\n\nuse serde::{Deserialize, Deserializer, Serialize, Serializer};\n\n");
+    s.push_str("use std::fmt;\n\nuse serde::{Serialize, Serializer};\n\n");
 
     render_name_enum(
         &mut s,
@@ -275,10 +275,10 @@ pub fn generate(reg: &Registry, with_rest: bool) -> Result<BTreeMap<String, Stri
                 .join(", ")
         );
     }
-    s.push_str("\n/// One row of the registry table.\nstruct Row {\n    name: &'static str,\n    group: EventGroup,\n    entity_type: EntityType,\n    required: &'static [&'static str],\n}\n\n");
+    s.push_str("\n/// One row of the registry table.\npub(crate) struct Row {\n    pub(crate) name: &'static str,\n    pub(crate) group: EventGroup,\n    pub(crate) entity_type: EntityType,\n    pub(crate) required: &'static [&'static str],\n}\n\n");
     let _ = writeln!(
         s,
-        "/// The registry, indexed by the position of the variant in [`EventType`].\nstatic TABLE: [Row; {}] = [",
+        "/// The registry, indexed by the position of the variant in [`EventType`].\npub(crate) static TABLE: [Row; {}] = [",
         reg.events.len()
     );
     for e in &reg.events {
@@ -298,7 +298,7 @@ pub fn generate(reg: &Registry, with_rest: bool) -> Result<BTreeMap<String, Stri
 
     let _ = writeln!(
         s,
-        "/// Every registered type, in registry order (same order as `TABLE`).\nstatic KNOWN: [EventType; {}] = [",
+        "/// Every registered type, in registry order (same order as `TABLE`).\npub(crate) static KNOWN: [EventType; {}] = [",
         reg.events.len()
     );
     for v in &variants {
@@ -315,7 +315,7 @@ pub fn generate(reg: &Registry, with_rest: bool) -> Result<BTreeMap<String, Stri
     by_name.sort_by(|a, b| a.1.cmp(b.1));
     let _ = writeln!(
         s,
-        "/// Registered names in byte order with their table index, for binary search.\nstatic BY_NAME: [(&str, u8); {}] = [",
+        "/// Registered names in byte order with their table index, for binary search.\npub(crate) static BY_NAME: [(&str, u8); {}] = [",
         reg.events.len()
     );
     for (i, n) in by_name {
@@ -323,122 +323,11 @@ pub fn generate(reg: &Registry, with_rest: bool) -> Result<BTreeMap<String, Stri
     }
     s.push_str("];\n\n");
 
-    s.push_str("impl EventType {\n    /// Position in the registry table; `None` for [`EventType::Custom`].\n    fn index(&self) -> Option<usize> {\n        Some(match self {\n");
+    s.push_str("impl EventType {\n    /// Position in the registry table; `None` for [`EventType::Custom`].\n    pub(crate) fn index(&self) -> Option<usize> {\n        Some(match self {\n");
     for (i, v) in variants.iter().enumerate() {
         let _ = writeln!(s, "EventType::{v} => {i},");
     }
-    s.push_str("EventType::Custom(_) => return None,\n        })\n    }\n\n");
-    s.push_str(
-        r#"    /// Every registered type, in registry order.
-    pub fn registered() -> &'static [EventType] {
-        &KNOWN
-    }
-
-    /// Parses a wire name: a registered name gives its variant, anything else
-    /// [`EventType::Custom`]. Matching is exact (case-sensitive); registry aliases are not
-    /// resolved.
-    pub fn parse(name: &str) -> EventType {
-        match Self::lookup(name) {
-            Some(known) => known.clone(),
-            None => EventType::Custom(name.to_owned()),
-        }
-    }
-
-    /// The registered type of that name, if any.
-    pub fn lookup(name: &str) -> Option<&'static EventType> {
-        BY_NAME
-            .binary_search_by(|(n, _)| (*n).cmp(name))
-            .ok()
-            .map(|i| &KNOWN[usize::from(BY_NAME[i].1)])
-    }
-
-    /// The wire name.
-    pub fn as_str(&self) -> &str {
-        match self {
-            EventType::Custom(name) => name,
-            known => known.index().map_or("", |i| TABLE[i].name),
-        }
-    }
-
-    /// Whether this is a registered type (not [`EventType::Custom`]).
-    pub fn is_registered(&self) -> bool {
-        self.index().is_some()
-    }
-
-    /// The registry group; `None` for custom types.
-    pub fn group(&self) -> Option<EventGroup> {
-        self.index().map(|i| TABLE[i].group)
-    }
-
-    /// The registry entity type; `None` for custom types.
-    pub fn entity_type(&self) -> Option<EntityType> {
-        self.index().map(|i| TABLE[i].entity_type)
-    }
-
-    /// The dot-paths a registered type requires, in registry order; empty for custom types.
-    pub fn required_properties(&self) -> &'static [&'static str] {
-        match self.index() {
-            Some(i) => TABLE[i].required,
-            None => &[],
-        }
-    }
-}
-
-impl fmt::Display for EventType {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for EventType {
-    type Err = std::convert::Infallible;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Ok(EventType::parse(s))
-    }
-}
-
-impl From<&str> for EventType {
-    fn from(s: &str) -> Self {
-        EventType::parse(s)
-    }
-}
-
-impl From<String> for EventType {
-    fn from(s: String) -> Self {
-        match Self::lookup(&s) {
-            Some(known) => known.clone(),
-            None => EventType::Custom(s),
-        }
-    }
-}
-
-impl Serialize for EventType {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for EventType {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct Visitor;
-        impl serde::de::Visitor<'_> for Visitor {
-            type Value = EventType;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("an event type name")
-            }
-            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<EventType, E> {
-                Ok(EventType::parse(v))
-            }
-            fn visit_string<E: serde::de::Error>(self, v: String) -> Result<EventType, E> {
-                Ok(EventType::from(v))
-            }
-        }
-        deserializer.deserialize_str(Visitor)
-    }
-}
-"#,
-    );
+    s.push_str("EventType::Custom(_) => return None,\n        })\n    }\n}\n");
 
     let mut files = BTreeMap::new();
     files.insert(format!("{OUT_DIR}/events.rs"), s);

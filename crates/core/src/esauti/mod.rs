@@ -37,6 +37,7 @@
 
 mod envelope;
 mod error;
+mod event_type;
 pub mod validate;
 pub(crate) mod wire;
 

@@ -4,9 +4,8 @@
 //! The eSauti event registry: 225 event types in 19 groups, 28 entity types.
 
 use std::fmt;
-use std::str::FromStr;
 
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Serialize, Serializer};
 
 #[doc = "The group an event type belongs to in the registry."]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -740,15 +739,15 @@ const REQUIRED_6: &[&str] = &["occurred_at", "source", "entity.id", "properties.
 const REQUIRED_7: &[&str] = &["occurred_at", "source", "entity.type", "entity.id"];
 
 /// One row of the registry table.
-struct Row {
-    name: &'static str,
-    group: EventGroup,
-    entity_type: EntityType,
-    required: &'static [&'static str],
+pub(crate) struct Row {
+    pub(crate) name: &'static str,
+    pub(crate) group: EventGroup,
+    pub(crate) entity_type: EntityType,
+    pub(crate) required: &'static [&'static str],
 }
 
 /// The registry, indexed by the position of the variant in [`EventType`].
-static TABLE: [Row; 225] = [
+pub(crate) static TABLE: [Row; 225] = [
     Row {
         name: "customer.created",
         group: EventGroup::IdentityAndCustomer,
@@ -2102,7 +2101,7 @@ static TABLE: [Row; 225] = [
 ];
 
 /// Every registered type, in registry order (same order as `TABLE`).
-static KNOWN: [EventType; 225] = [
+pub(crate) static KNOWN: [EventType; 225] = [
     EventType::CustomerCreated,
     EventType::CustomerUpdated,
     EventType::CustomerDeleted,
@@ -2331,7 +2330,7 @@ static KNOWN: [EventType; 225] = [
 ];
 
 /// Registered names in byte order with their table index, for binary search.
-static BY_NAME: [(&str, u8); 225] = [
+pub(crate) static BY_NAME: [(&str, u8); 225] = [
     ("app.backgrounded", 156),
     ("app.dialog_dismissed", 160),
     ("app.dialog_shown", 159),
@@ -2561,7 +2560,7 @@ static BY_NAME: [(&str, u8); 225] = [
 
 impl EventType {
     /// Position in the registry table; `None` for [`EventType::Custom`].
-    fn index(&self) -> Option<usize> {
+    pub(crate) fn index(&self) -> Option<usize> {
         Some(match self {
             EventType::CustomerCreated => 0,
             EventType::CustomerUpdated => 1,
@@ -2790,113 +2789,5 @@ impl EventType {
             EventType::ObjectStatusChanged => 224,
             EventType::Custom(_) => return None,
         })
-    }
-
-    /// Every registered type, in registry order.
-    pub fn registered() -> &'static [EventType] {
-        &KNOWN
-    }
-
-    /// Parses a wire name: a registered name gives its variant, anything else
-    /// [`EventType::Custom`]. Matching is exact (case-sensitive); registry aliases are not
-    /// resolved.
-    pub fn parse(name: &str) -> EventType {
-        match Self::lookup(name) {
-            Some(known) => known.clone(),
-            None => EventType::Custom(name.to_owned()),
-        }
-    }
-
-    /// The registered type of that name, if any.
-    pub fn lookup(name: &str) -> Option<&'static EventType> {
-        BY_NAME
-            .binary_search_by(|(n, _)| (*n).cmp(name))
-            .ok()
-            .map(|i| &KNOWN[usize::from(BY_NAME[i].1)])
-    }
-
-    /// The wire name.
-    pub fn as_str(&self) -> &str {
-        match self {
-            EventType::Custom(name) => name,
-            known => known.index().map_or("", |i| TABLE[i].name),
-        }
-    }
-
-    /// Whether this is a registered type (not [`EventType::Custom`]).
-    pub fn is_registered(&self) -> bool {
-        self.index().is_some()
-    }
-
-    /// The registry group; `None` for custom types.
-    pub fn group(&self) -> Option<EventGroup> {
-        self.index().map(|i| TABLE[i].group)
-    }
-
-    /// The registry entity type; `None` for custom types.
-    pub fn entity_type(&self) -> Option<EntityType> {
-        self.index().map(|i| TABLE[i].entity_type)
-    }
-
-    /// The dot-paths a registered type requires, in registry order; empty for custom types.
-    pub fn required_properties(&self) -> &'static [&'static str] {
-        match self.index() {
-            Some(i) => TABLE[i].required,
-            None => &[],
-        }
-    }
-}
-
-impl fmt::Display for EventType {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for EventType {
-    type Err = std::convert::Infallible;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Ok(EventType::parse(s))
-    }
-}
-
-impl From<&str> for EventType {
-    fn from(s: &str) -> Self {
-        EventType::parse(s)
-    }
-}
-
-impl From<String> for EventType {
-    fn from(s: String) -> Self {
-        match Self::lookup(&s) {
-            Some(known) => known.clone(),
-            None => EventType::Custom(s),
-        }
-    }
-}
-
-impl Serialize for EventType {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for EventType {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct Visitor;
-        impl serde::de::Visitor<'_> for Visitor {
-            type Value = EventType;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("an event type name")
-            }
-            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<EventType, E> {
-                Ok(EventType::parse(v))
-            }
-            fn visit_string<E: serde::de::Error>(self, v: String) -> Result<EventType, E> {
-                Ok(EventType::from(v))
-            }
-        }
-        deserializer.deserialize_str(Visitor)
     }
 }
