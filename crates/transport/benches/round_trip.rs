@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use criterion::{Criterion, criterion_group};
-use flagwire_alloc_counter::{CountingAllocator, count_allocations};
+use flagwire_alloc_counter::CountingAllocator;
 use flagwire_transport::headers::IdentificationLayer;
 use flagwire_transport::{BoxTransport, HttpsClient, TransportBuilder, auth};
 use http::{HeaderValue, Request, Response};
@@ -177,56 +177,89 @@ fn report(addr: SocketAddr, samples: usize) {
     });
     let mut allocations = Vec::new();
     for (_, path) in paths.iter_mut() {
-        let (_, n) = count_allocations(|| {
-            rt.block_on(async {
-                for _ in 0..samples {
-                    path.round_trip(&url).await;
-                }
-            })
-        });
-        allocations.push(n as f64 / samples as f64);
-    }
-    // Each round starts with a different path, so that every path takes
-    // every position equally often: the request that follows a switch
-    // between paths is slower, and with a fixed order the first path of
-    // each round would always pay for it.
-    let mut times = vec![Vec::with_capacity(samples); paths.len()];
-    let n = paths.len();
-    rt.block_on(async {
-        for round in 0..samples {
-            for k in 0..n {
-                let i = (round + k) % n;
-                let t = Instant::now();
-                paths[i].1.round_trip(&url).await;
-                times[i].push(t.elapsed());
+        let before = flagwire_alloc_counter::stats();
+        rt.block_on(async {
+            for _ in 0..samples {
+                path.round_trip(&url).await;
             }
-        }
-    });
-    let medians: Vec<Duration> = times.into_iter().map(median).collect();
+        });
+        let after = flagwire_alloc_counter::stats();
+        allocations.push((
+            (after.allocations - before.allocations) as f64 / samples as f64,
+            (after.bytes - before.bytes) as f64 / samples as f64,
+        ));
+    }
+    // Request by request, then back to back in blocks: the first shows each
+    // path under the same conditions at every instant; the second is closer
+    // to a program sending requests one after the other, where a path's own
+    // previous request has just warmed the caches and the server thread.
+    let one_by_one = interleaved_medians(&rt, &mut paths, &url, samples, 1);
+    let in_blocks = interleaved_medians(&rt, &mut paths, &url, samples, BLOCK);
     let layers = layer_cost(&rt, samples * 10);
     // Two baselines: the bare client as it is (the issue's limit), and the
     // bare client sending the headers every API request carries anyway (the
     // API key and the identification headers), so that the bytes on the wire
     // and the server's parsing are the same as the stack's.
-    println!(
-        "interleaved over {samples} requests each (median latency; ratio to the bare client; \
-         ratio to the bare client sending the same headers; allocations per request):"
-    );
-    let (bare, same_headers) = (medians[0].as_secs_f64(), medians[1].as_secs_f64());
-    for (i, (name, _)) in paths.iter().enumerate() {
-        let m = medians[i].as_secs_f64();
+    for (title, medians) in [
+        ("interleaved request by request", one_by_one),
+        (
+            "interleaved in blocks of 50 back-to-back requests",
+            in_blocks,
+        ),
+    ] {
         println!(
-            "  {name:<24} {:>10.2?}  x{:.3} bare  x{:.3} same headers  {:>5.1} allocs",
-            medians[i],
-            m / bare,
-            m / same_headers,
-            allocations[i]
+            "{title}, {samples} requests each (median latency; ratio to the bare client; \
+             ratio to the bare client sending the same headers; allocations per request):"
         );
+        let (bare, same_headers) = (medians[0].as_secs_f64(), medians[1].as_secs_f64());
+        for (i, (name, _)) in paths.iter().enumerate() {
+            let m = medians[i].as_secs_f64();
+            println!(
+                "  {name:<24} {:>10.2?}  x{:.3} bare  x{:.3} same headers  {:>5.1} allocs {:>6.0} bytes",
+                medians[i],
+                m / bare,
+                m / same_headers,
+                allocations[i].0,
+                allocations[i].1
+            );
+        }
     }
     println!(
         "layers alone, over an in-process service answering at once: {:.2?} per request",
         layers
     );
+}
+
+/// Requests in each block of a report's back-to-back pass.
+const BLOCK: usize = 50;
+
+/// Median latency per path, the paths taking turns `block` requests at a
+/// time. Each round starts with a different path, so that every path takes
+/// every position equally often: the request that follows a switch between
+/// paths is slower, and with a fixed order the first path of each round
+/// would always pay for it.
+fn interleaved_medians(
+    rt: &tokio::runtime::Runtime,
+    paths: &mut [(&str, Path)],
+    url: &str,
+    samples: usize,
+    block: usize,
+) -> Vec<Duration> {
+    let mut times = vec![Vec::with_capacity(samples); paths.len()];
+    let n = paths.len();
+    rt.block_on(async {
+        for round in 0..samples.div_ceil(block) {
+            for k in 0..n {
+                let i = (round + k) % n;
+                for _ in 0..block {
+                    let t = Instant::now();
+                    paths[i].1.round_trip(url).await;
+                    times[i].push(t.elapsed());
+                }
+            }
+        }
+    });
+    times.into_iter().map(median).collect()
 }
 
 /// CPU cost of the default layers with no network: the full default stack
