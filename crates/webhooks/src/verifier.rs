@@ -587,7 +587,7 @@ impl Gathered<'_> {
 }
 
 impl<'b> Gathered<'b> {
-    #[inline]
+    #[inline(always)]
     fn new() -> Self {
         Gathered {
             buf: [0; Gathered::CAP],
@@ -598,8 +598,12 @@ impl<'b> Gathered<'b> {
     }
 
     /// Appends `piece`, upper-casing ASCII letters when `upper` is set.
-    #[inline]
-    fn push(mut self, piece: &[u8], upper: bool) -> Self {
+    ///
+    /// (In place: building the struct by value made the compiler copy the
+    /// half-written buffer between calls, which stalled on store
+    /// forwarding.)
+    #[inline(always)]
+    fn push(&mut self, piece: &[u8], upper: bool) {
         let end = self.len + piece.len();
         match self.buf.get_mut(self.len..end) {
             Some(out) if self.fits => {
@@ -611,13 +615,12 @@ impl<'b> Gathered<'b> {
             }
             _ => self.fits = false,
         }
-        self
     }
 
     /// Appends the head of `body` up to the next block boundary (when the
     /// body is long enough) and keeps the rest for [`feed`](Self::feed).
-    #[inline]
-    fn body(mut self, body: &'b [u8]) -> Self {
+    #[inline(always)]
+    fn body(&mut self, body: &'b [u8]) {
         self.rest = body;
         let want = self.len.next_multiple_of(Gathered::BLOCK) - self.len;
         if let (true, Some((head, rest))) = (self.fits, body.split_at_checked(want))
@@ -627,12 +630,11 @@ impl<'b> Gathered<'b> {
             self.len += want;
             self.rest = rest;
         }
-        self
     }
 
     /// Feeds the gathered bytes and the rest of the body, or returns
     /// `false` without touching `cx` when the fields did not fit.
-    #[inline]
+    #[inline(always)]
     fn feed(&self, cx: &mut hmac::Context) -> bool {
         if !self.fits {
             return false;
@@ -746,14 +748,14 @@ impl Verifier<Esauti> {
         let timestamp = parse_timestamp(ts_raw, Esauti::TIMESTAMP_HEADER)?;
         self.check_age(timestamp, now)?;
         let path = signed_path(path);
-        let prefix = Gathered::new()
-            .push(method.as_bytes(), true)
-            .push(b"\n", false)
-            .push(path.as_bytes(), false)
-            .push(b"\n", false)
-            .push(ts_raw, false)
-            .push(b"\n", false)
-            .body(body);
+        let mut prefix = Gathered::new();
+        prefix.push(method.as_bytes(), true);
+        prefix.push(b"\n", false);
+        prefix.push(path.as_bytes(), false);
+        prefix.push(b"\n", false);
+        prefix.push(ts_raw, false);
+        prefix.push(b"\n", false);
+        prefix.body(body);
         let secret_index = self.match_one(&expected, |cx| {
             if !prefix.feed(cx) {
                 feed_upper(cx, method);
@@ -851,12 +853,12 @@ impl Verifier<StandardWebhooks> {
             return Err(Error::NoSupportedSignature { name: sig_name });
         }
         self.check_age(timestamp, now)?;
-        let signed = Gathered::new()
-            .push(id.as_bytes(), false)
-            .push(b".", false)
-            .push(ts_raw, false)
-            .push(b".", false)
-            .body(body);
+        let mut signed = Gathered::new();
+        signed.push(id.as_bytes(), false);
+        signed.push(b".", false);
+        signed.push(ts_raw, false);
+        signed.push(b".", false);
+        signed.body(body);
         let feed = |cx: &mut hmac::Context| {
             if !signed.feed(cx) {
                 cx.update(id.as_bytes());
@@ -897,6 +899,7 @@ struct StripeHeader<'a> {
 }
 
 impl<'a> StripeHeader<'a> {
+    #[inline(always)]
     fn parse(value: &'a [u8]) -> Result<Self, Error> {
         let name = Stripe::SIGNATURE_HEADER;
         let malformed = Error::MalformedHeader {
@@ -992,10 +995,10 @@ impl Verifier<Stripe> {
         const NAMES: &[&str; 1] = &[Stripe::SIGNATURE_HEADER];
         let header = StripeHeader::parse(Found::collect(headers, NAMES).required(0)?)?;
         self.check_age(header.timestamp, now)?;
-        let signed = Gathered::new()
-            .push(header.t_raw, false)
-            .push(b".", false)
-            .body(body);
+        let mut signed = Gathered::new();
+        signed.push(header.t_raw, false);
+        signed.push(b".", false);
+        signed.body(body);
         let feed = |cx: &mut hmac::Context| {
             if !signed.feed(cx) {
                 cx.update(header.t_raw);
@@ -1088,11 +1091,11 @@ mod tests {
             upper in proptest::prelude::any::<bool>(),
         ) {
             let key = hmac::Key::new(hmac::HMAC_SHA256, b"key");
-            let gathered = Gathered::new()
-                .push(&id, upper)
-                .push(b".", false)
-                .push(&ts, false)
-                .body(&body);
+            let mut gathered = Gathered::new();
+            gathered.push(&id, upper);
+            gathered.push(b".", false);
+            gathered.push(&ts, false);
+            gathered.body(&body);
             let mut cx = hmac::Context::with_key(&key);
             let fed = gathered.feed(&mut cx);
             proptest::prop_assert_eq!(fed, id.len() + 1 + ts.len() <= Gathered::CAP);
