@@ -5,6 +5,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use bytes::Bytes;
+use flagwire_transport::retry::RetryPolicy;
 use futures_util::future::BoxFuture;
 
 /// One encoded capture request, ready to be sent as the body of
@@ -101,8 +102,12 @@ impl SendError {
         }
     }
 
-    /// Classifies a non-2xx HTTP status: 408, 429 and 5xx are retryable,
-    /// everything else is permanent.
+    /// Classifies a non-2xx HTTP status by the transport's default retry
+    /// rule ([`RetryPolicy::is_retryable_status`]): 408, 429 and 5xx are
+    /// retryable, everything else (and a number that is no HTTP status) is
+    /// permanent.
+    ///
+    /// [`RetryPolicy::is_retryable_status`]: flagwire_transport::retry::RetryPolicy::is_retryable_status
     ///
     /// ```
     /// use flagwire::events::SendError;
@@ -110,10 +115,16 @@ impl SendError {
     /// assert!(SendError::from_status(503, "unavailable").is_retryable());
     /// assert!(SendError::from_status(429, "slow down").is_retryable());
     /// assert!(!SendError::from_status(400, "batch too large").is_retryable());
+    /// assert!(SendError::from_status(408, "client took too long").is_retryable());
+    /// assert!(!SendError::from_status(409, "conflict").is_retryable());
+    /// assert!(!SendError::from_status(600, "not a status class").is_retryable());
+    /// assert!(!SendError::from_status(42, "not a status").is_retryable());
     /// assert_eq!(SendError::from_status(401, "").status(), Some(401));
     /// ```
     pub fn from_status(status: u16, message: impl Into<String>) -> Self {
-        let kind = if status == 408 || status == 429 || (500..600).contains(&status) {
+        let retryable = http::StatusCode::from_u16(status)
+            .is_ok_and(|code| RetryPolicy::default().is_retryable_status(code));
+        let kind = if retryable {
             SendErrorKind::Retryable
         } else {
             SendErrorKind::Permanent
