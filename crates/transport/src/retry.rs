@@ -194,7 +194,9 @@ impl RetryPolicy {
         if !self.jitter {
             return d;
         }
-        d.mul_f64(lo + fastrand::f64() * (hi - lo))
+        // Saturates where `mul_f64` would panic (delays near `Duration::MAX`).
+        Duration::try_from_secs_f64(d.as_secs_f64() * (lo + fastrand::f64() * (hi - lo)))
+            .unwrap_or(Duration::MAX)
     }
 }
 
@@ -697,6 +699,18 @@ mod tests {
             p.delay_at(0, Some(&headers("retry-after", &past)), now),
             Duration::ZERO
         );
+    }
+
+    #[test]
+    fn jitter_near_the_largest_delay_saturates_instead_of_panicking() {
+        // Found by the `retry_headers` fuzz target: a jitter factor above 1
+        // pushed a back-off of `Duration::MAX` out of range.
+        let p = RetryPolicy::new()
+            .base_delay(Duration::MAX)
+            .max_delay(Duration::MAX);
+        for retry in 0..64 {
+            assert!(p.delay(retry, None) <= Duration::MAX);
+        }
     }
 
     #[test]
