@@ -224,17 +224,28 @@ impl Base64Tag {
         // Six bytes (48 bits) make eight symbols: five groups cover 30
         // bytes, and the last two bytes, zero-extended, make the last group
         // (whose fourth symbol is replaced by padding).
+        //
+        // The tag is read as two 16-byte halves and the groups are cut out
+        // of them in registers: 8-byte reads at 6-byte steps would straddle
+        // the stores that just wrote the tag, and such loads have to wait
+        // for those stores to complete. (`black_box` keeps the compiler
+        // from turning the shifts back into those reads.)
+        let mut half = [0u8; 16];
+        half.copy_from_slice(&tag[..16]);
+        let low = core::hint::black_box(u128::from_le_bytes(half));
+        half.copy_from_slice(&tag[16..]);
+        let high = core::hint::black_box(u128::from_le_bytes(half));
         let mut words = [0u64; 6];
         for (g, word) in words.iter_mut().enumerate() {
-            // The group's 48 bits, first byte most significant.
-            let n = match tag.get(6 * g..6 * g + 8) {
-                Some(bytes) => {
-                    let mut be = [0u8; 8];
-                    be.copy_from_slice(bytes);
-                    u64::from_be_bytes(be) >> 16
-                }
-                None => (u64::from(tag[30]) << 40) | (u64::from(tag[31]) << 32),
+            // Bytes 6g.. (first byte lowest), then as a 48-bit big-endian
+            // number: the group's 48 bits, first byte most significant.
+            let at = 6 * g;
+            let bytes = if at < 16 {
+                (low >> (8 * at)) | high.checked_shl(8 * (16 - at) as u32).unwrap_or(0)
+            } else {
+                high >> (8 * (at - 16))
             };
+            let n = ((bytes as u64) << 16).swap_bytes();
             // Spread them into one 6-bit value per byte, first symbol in
             // the lowest byte: 24 bits per 32-bit half, then 12 bits per
             // 16-bit quarter, then 6 bits per byte.
