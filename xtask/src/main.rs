@@ -9,10 +9,13 @@
 //! - `cargo xtask import-esauti-registry <registry.tsv>` writes the eSauti event registry data
 //!   file (`crates/core/data/esauti-events.tsv`) from a registry table.
 //! - `cargo xtask bench [--peers] [--quick]` runs the benchmarks and writes `docs/benchmarks.md`.
+//! - `cargo xtask fuzz [--seconds N] [--target NAME]` runs the cargo-fuzz targets of `fuzz/`
+//!   for a bounded time each (`docs/fuzzing.md`).
 
 mod bench;
 mod codegen;
 mod esauti_registry;
+mod fuzz;
 mod import;
 mod spec;
 
@@ -30,7 +33,7 @@ fn workspace_root() -> PathBuf {
 
 fn usage() -> ExitCode {
     eprintln!(
-        "usage: cargo xtask import-spec <openapi.yaml> | cargo xtask import-esauti-registry <registry.tsv> | cargo xtask codegen [--check] | cargo xtask bench [--peers] [--quick] [--help]"
+        "usage: cargo xtask import-spec <openapi.yaml> | cargo xtask import-esauti-registry <registry.tsv> | cargo xtask codegen [--check] | cargo xtask bench [--peers] [--quick] [--help] | cargo xtask fuzz [--seconds N] [--target NAME] [--help]"
     );
     ExitCode::from(2)
 }
@@ -48,6 +51,7 @@ fn main() -> ExitCode {
         ["codegen"] => run_codegen(false),
         ["codegen", "--check"] => run_codegen(true),
         ["bench", rest @ ..] => bench::run(&workspace_root(), rest),
+        ["fuzz", rest @ ..] => fuzz::run(&workspace_root(), rest),
         _ => return usage(),
     };
     match result {
