@@ -28,6 +28,17 @@ pub(crate) fn find_byte(haystack: &[u8], needle: u8) -> Option<usize> {
         }
         offset += 8;
     }
+    if chunks.remainder().is_empty() {
+        return None;
+    }
+    // The last, partial word: read the last eight bytes instead, when there
+    // are that many. Its lower bytes were checked already and hold no
+    // match, so they cannot be flagged spuriously either.
+    if let Some(last) = haystack.last_chunk::<8>() {
+        let word = u64::from_le_bytes(*last) ^ pattern;
+        let zeros = word.wrapping_sub(ONES) & !word & HIGHS;
+        return (zeros != 0).then(|| haystack.len() - 8 + (zeros.trailing_zeros() / 8) as usize);
+    }
     chunks
         .remainder()
         .iter()

@@ -214,6 +214,7 @@ impl<S: Scheme> Verifier<S> {
         self.tolerance
     }
 
+    #[inline]
     fn check_age(&self, timestamp: i64, now: Option<i64>) -> Result<(), Error> {
         let Some(tolerance) = self.tolerance else {
             return Ok(());
