@@ -22,15 +22,15 @@ pub trait Clock: Send + Sync + 'static {
 
 /// The system's wall clock, read cheaply.
 ///
-/// On Linux this reads `CLOCK_REALTIME_COARSE`, the wall time the kernel
-/// keeps as of its last timer tick. It is served from the vDSO without
-/// reading the hardware clock source, which makes it several times cheaper
-/// than [`SystemTime::now`]; its resolution is one tick (1–10 ms depending on
-/// the kernel's `HZ`), and it is never ahead of the precise clock. The
+/// On Linux this reads `time(2)`, which glibc answers from the vDSO with
+/// the wall-clock seconds the kernel keeps as of its last timer tick (the
+/// seconds of `CLOCK_REALTIME_COARSE`), without reading the hardware clock
+/// source or taking the clock's sequence lock: a few nanoseconds, against
+/// tens for [`SystemTime::now`]. It can lag the precise time by one tick
+/// (1–10 ms depending on the kernel's `HZ`) and is never ahead of it. The
 /// tolerance check works in whole seconds, so a lag of a few milliseconds
 /// cannot change a verdict by more than the rounding of a second already
-/// does. Elsewhere, and if the coarse clock is unavailable, it reads
-/// [`SystemTime::now`].
+/// does. Elsewhere, and if the call fails, it reads [`SystemTime::now`].
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SystemClock;
 
@@ -55,23 +55,19 @@ pub(crate) fn coarse_unix_now() -> i64 {
 #[cfg(target_os = "linux")]
 #[allow(unsafe_code)]
 mod coarse {
-    /// Seconds of `CLOCK_REALTIME_COARSE`, or `None` if the call fails
-    /// (kernels before 2.6.32, some sandboxes).
+    /// Whole seconds of the wall clock from `time(2)`, or `None` if the
+    /// call fails (it returns -1 then; no real clock reads one second
+    /// before 1970).
     #[inline]
     pub(super) fn realtime_secs() -> Option<i64> {
-        let mut now = libc::timespec {
-            tv_sec: 0,
-            tv_nsec: 0,
-        };
-        // SAFETY: `clock_gettime` only writes one `timespec` through the
-        // pointer, which points to a live, properly aligned local of exactly
-        // that type; the clock id is a constant the kernel either accepts or
-        // rejects with an error code, in which case `now` is not used.
-        let rc = unsafe { libc::clock_gettime(libc::CLOCK_REALTIME_COARSE, &raw mut now) };
+        // SAFETY: `time` accepts a null pointer, in which case it writes
+        // nothing and only returns the value; it has no other
+        // preconditions.
+        let secs = unsafe { libc::time(core::ptr::null_mut()) };
         // `time_t` is 32 bits on some 32-bit targets.
         #[allow(clippy::useless_conversion)]
-        let secs = i64::from(now.tv_sec);
-        (rc == 0).then_some(secs)
+        let secs = i64::from(secs);
+        (secs != -1).then_some(secs)
     }
 }
 
