@@ -194,10 +194,17 @@ fn base64_symbols(x: u64) -> u64 {
         u64::from_ne_bytes([b; 8])
     }
     const HIGH: u64 = splat(0x80);
-    // 1 in each byte whose value is above `n` (values are below 64).
-    let above = |n: u8| ((x + splat(127 - n)) & HIGH) >> 7;
-    let up = x + splat(b'A') + above(25) * 6 + above(62) * 3;
-    up - above(51) * 75 - above(61) * 15
+    // 0xff in each byte whose value is above `n` (values are below 64):
+    // the top bit of `v + 127 - n`, widened to the whole byte by taking
+    // the byte's 0x01 from the next byte's 0x01 (shifts and subtractions
+    // only, which the compiler can run on two groups at once in vector
+    // registers; multiplications by the corrections could not).
+    let above = |n: u8| {
+        let top = (x + splat(127 - n)) & HIGH;
+        (top << 1).wrapping_sub(top >> 7)
+    };
+    let up = x + splat(b'A') + (above(25) & splat(6)) + (above(62) & splat(3));
+    up - (above(51) & splat(75)) - (above(61) & splat(15))
 }
 
 /// The 44 characters of padded standard base64 for a tag, spelled out
