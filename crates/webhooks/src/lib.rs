@@ -87,9 +87,11 @@
 //!
 //! * `http` (default): [`Headers`] for `http::HeaderMap`, `http::Request`
 //!   and `http::request::Parts`; [`SignedHeaders::to_header_map`].
-//! * `serde`: typed payloads in [`payload`]. Verification never needs it.
+//! * `serde`: typed payloads in the `payload` module, which exists only
+//!   with this feature. Verification never needs it.
 //!
-//! Without features the only dependency is `ring`.
+//! Without features it depends on `ring` alone, plus `libc` on Linux for the
+//! clock (a crate `ring` already brings in there).
 
 mod clock;
 mod encoding;
