@@ -172,13 +172,6 @@ const fn base64_table() -> [u8; 256] {
 
 static BASE64: [u8; 256] = base64_table();
 
-/// The base64 symbol of a 6-bit value, computed without a table look-up
-/// (see [`base64_symbols`]); used to check that function.
-#[cfg(test)]
-fn base64_symbol(v: u8) -> u8 {
-    (base64_symbols(u64::from(v)) & 0xff) as u8
-}
-
 /// The base64 symbols of eight 6-bit values held one per byte of `x`,
 /// computed eight at a time with byte-wise arithmetic on a `u64`.
 ///
@@ -536,8 +529,17 @@ mod tests {
 
     #[test]
     fn base64_symbols_match_the_alphabet() {
-        for v in 0..64u8 {
-            assert_eq!(base64_symbol(v), B64_ALPHABET[usize::from(v)], "{v}");
+        // Every value in every lane, next to every other value: a lane's
+        // flag is widened with a borrow from the lane above it, and the top
+        // lane's is shifted out of the word.
+        for a in 0..64u8 {
+            for b in 0..64u8 {
+                let values = [a, b, a, b, a, b, a, b];
+                let symbols = base64_symbols(u64::from_le_bytes(values)).to_le_bytes();
+                for (lane, (&symbol, &v)) in symbols.iter().zip(&values).enumerate() {
+                    assert_eq!(symbol, B64_ALPHABET[usize::from(v)], "lane {lane}: {v}");
+                }
+            }
         }
     }
 
@@ -656,14 +658,51 @@ mod tests {
     proptest::proptest! {
         #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
 
+        /// Whenever the fast path answers, its text is what
+        /// `str::from_utf8` makes of the bytes; it declines exactly the
+        /// inputs with a byte above 0x7f. The inputs are ASCII with at most
+        /// one byte replaced by a high one (a stray byte or the start of a
+        /// character), so both answers are common at every length.
         #[test]
         fn ascii_str_is_the_text_or_nothing(
-            bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..40),
+            ascii in proptest::collection::vec(0u8..0x80, 0..40),
+            high in proptest::option::of((proptest::prelude::any::<usize>(), 0x80u8..=0xff)),
         ) {
-            let ascii = ascii_str(&bytes);
-            proptest::prop_assert_eq!(ascii.is_some(), bytes.is_ascii());
-            if let Some(text) = ascii {
+            let mut bytes = ascii;
+            if let Some((at, byte)) = high
+                && !bytes.is_empty()
+            {
+                let at = at % bytes.len();
+                bytes[at] = byte;
+            }
+            let fast = ascii_str(&bytes);
+            proptest::prop_assert_eq!(fast.is_some(), bytes.iter().all(|&b| b < 0x80));
+            if let Some(text) = fast {
+                proptest::prop_assert_eq!(Some(text), core::str::from_utf8(&bytes).ok());
                 proptest::prop_assert_eq!(text.as_bytes(), &bytes[..]);
+            }
+        }
+
+        /// The word-wise searches agree with plain ones, on short values
+        /// (whole words, partial last words, overlapping tails) drawn from
+        /// a small alphabet: many hits in any lane, and the bytes one away
+        /// from a needle, whose borrows could flag a lane that holds none.
+        #[test]
+        fn searches_agree_with_plain_ones(
+            hay in proptest::collection::vec(
+                proptest::sample::select(vec![b',', b'-', b'+', b' ', b'!', b'a', 0x00, 0x01, 0x80, 0xff]),
+                0..40,
+            ),
+        ) {
+            for (a, b) in [(b',', b' '), (0x00, 0x01), (0xff, b'a')] {
+                proptest::prop_assert_eq!(find_byte(&hay, a), hay.iter().position(|&c| c == a));
+                proptest::prop_assert_eq!(
+                    find_either(&hay, a, b),
+                    hay.iter().position(|&c| c == a || c == b)
+                );
+                let ours: Vec<&[u8]> = split_byte(&hay, a).collect();
+                let plain: Vec<&[u8]> = hay.split(|&c| c == a).collect();
+                proptest::prop_assert_eq!(ours, plain);
             }
         }
     }
