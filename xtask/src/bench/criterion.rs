@@ -99,7 +99,7 @@ pub fn run(
     ]);
     // Building in release can take a while on a busy machine; the limit is
     // only there so that a hung bench cannot hold the command forever.
-    let log = logs.join(format!("{package}-{bench}.log"));
+    let log = log_path(logs, package, bench);
     run_logged(
         &format!("cargo bench -p {package} --bench {bench}"),
         &mut cmd,
@@ -109,6 +109,11 @@ pub fn run(
     let text =
         std::fs::read_to_string(&log).map_err(|e| format!("reading {}: {e}", log.display()))?;
     Ok(analysed_ids(&text))
+}
+
+/// Where [`run`] writes the output of one bench.
+pub fn log_path(logs: &Path, package: &str, bench: &str) -> PathBuf {
+    logs.join(format!("{package}-{bench}.log"))
 }
 
 /// The ids of the `Benchmarking <id>: Analyzing` lines criterion prints.

@@ -11,6 +11,7 @@ mod machine;
 mod peers;
 mod process;
 mod report;
+mod same_run;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -24,6 +25,7 @@ use self::delivery::Delivery;
 use self::machine::Machine;
 use self::peers::{PeerResults, PeerSettings};
 use self::report::{Cell, Figure, Limit, Row};
+use self::same_run::SameRun;
 
 /// The name `--only` knows the delivery example by.
 const EXAMPLE: &str = "delivery-example";
@@ -167,18 +169,30 @@ pub fn run(root: &Path, args: &[&str]) -> Result<(), String> {
             }
         }
     }
-    if !options.skip_criterion {
-        for (package, bench) in &benches {
-            if !options.selected(bench) {
-                continue;
+    // The same-run comparisons two benches print go to their logs with the
+    // rest of their output and are read back from there.
+    let mut same_run = SameRun::default();
+    for (package, bench) in &benches {
+        if !options.selected(bench) {
+            continue;
+        }
+        let log = criterion::log_path(&logs, package, bench);
+        if options.skip_criterion {
+            if log.is_file() {
+                same_run.read_log(package, bench, &log, None, true);
             }
-            println!("==> cargo bench -p {package} --bench {bench}");
-            match criterion::run(root, &logs, package, bench, options.settings) {
-                Ok(ids) => analysed.extend(ids),
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    failures.push(e);
-                }
+            continue;
+        }
+        println!("==> cargo bench -p {package} --bench {bench}");
+        match criterion::run(root, &logs, package, bench, options.settings) {
+            Ok(ids) => {
+                analysed.extend(ids);
+                same_run.read_log(package, bench, &log, None, false);
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                same_run.read_log(package, bench, &log, Some(&e), false);
+                failures.push(e);
             }
         }
     }
@@ -220,13 +234,24 @@ pub fn run(root: &Path, args: &[&str]) -> Result<(), String> {
     });
 
     let rows = rows(&estimates, &delivery, peers.as_ref(), &options);
-    let doc = document(root, &machine, &options, &rows, &estimates, peers.as_ref());
+    let doc = document(
+        root,
+        &machine,
+        &options,
+        &rows,
+        &estimates,
+        peers.as_ref(),
+        &same_run,
+    );
     let out = options
         .out
         .clone()
         .unwrap_or_else(|| root.join("docs").join("benchmarks.md"));
     std::fs::write(&out, doc).map_err(|e| format!("writing {}: {e}", out.display()))?;
     println!("\n{}", report::terminal_summary(&rows));
+    for line in same_run.terminal_lines() {
+        println!("same run: {line}");
+    }
     println!("wrote {}", out.display());
     if failures.is_empty() {
         Ok(())
@@ -588,6 +613,7 @@ fn document(
     rows: &[Row],
     estimates: &BTreeMap<String, Estimate>,
     peers: Option<&Result<PeerResults, String>>,
+    same_run: &SameRun,
 ) -> String {
     let commit = machine::command_line(root, "git", &["rev-parse", "--short", "HEAD"])
         .unwrap_or_else(|| "unknown".to_owned());
@@ -681,6 +707,7 @@ fn document(
          - peak RSS: `ru_maxrss` of the Python process; `VmHWM` of the flagwire process, each\n  \
            after all its scenarios.\n",
     );
+    out.push_str(&same_run::section(same_run, options.settings));
     out.push_str(&other_results(rows, estimates, options.skip_criterion));
     out.push_str(
         "\n## Reproduce\n\n\
