@@ -368,6 +368,24 @@ mod esauti {
             ));
         }
     }
+
+    /// Paths on both sides of the length at which the signed fields stop
+    /// fitting in the one block gathered on the stack (then they are fed
+    /// piece by piece): the same bytes are signed either way.
+    #[test]
+    fn long_paths() {
+        let v = verifier();
+        for len in 1..=100 {
+            let path = format!("/{}", "p".repeat(len - 1));
+            let headers = signed("post", &path, NOW, BODY);
+            assert!(v.verify("post", &path, &headers, BODY).is_ok(), "{len}");
+            assert_eq!(
+                v.verify("post", &path, &headers, &flipped(BODY, 3)),
+                Err(Error::SignatureMismatch),
+                "{len}"
+            );
+        }
+    }
 }
 
 mod standard_webhooks {
@@ -420,6 +438,23 @@ mod standard_webhooks {
             assert_eq!(
                 v.verify(&without(&headers, name), BODY),
                 Err(Error::MissingHeader { name }),
+            );
+        }
+    }
+
+    /// Ids on both sides of the length at which the signed fields stop
+    /// fitting in the one block gathered on the stack.
+    #[test]
+    fn long_ids() {
+        let v = verifier();
+        for len in 1..=100 {
+            let id = "i".repeat(len);
+            let headers = signed(&id, NOW, BODY);
+            assert_eq!(v.verify(&headers, BODY).unwrap().id(), Some(&id[..]));
+            assert_eq!(
+                v.verify(&headers, &flipped(BODY, 3)),
+                Err(Error::SignatureMismatch),
+                "{len}"
             );
         }
     }
@@ -588,6 +623,27 @@ mod stripe {
                 check(&v, &header(ts, BODY), BODY),
                 Err(Error::TimestampOutOfTolerance { .. })
             ));
+        }
+    }
+
+    /// Timestamps spelled with leading zeros, on both sides of the length
+    /// at which the signed fields stop fitting in the one block gathered on
+    /// the stack: the digits as sent are what is signed.
+    #[test]
+    fn long_timestamps() {
+        let v = verifier();
+        let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, b"whsec_test_secret");
+        for zeros in 0..=80 {
+            let t = format!("{}{NOW}", "0".repeat(zeros));
+            let tag = ring::hmac::sign(&key, &[t.as_bytes(), b".", BODY].concat());
+            let hex: String = tag.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+            let value = format!("t={t},v1={hex}");
+            assert_eq!(check(&v, &value, BODY), Ok(()), "{zeros}");
+            assert_eq!(
+                check(&v, &value, &flipped(BODY, 3)),
+                Err(Error::SignatureMismatch),
+                "{zeros}"
+            );
         }
     }
 }
