@@ -447,14 +447,15 @@ mod tests {
 
     #[test]
     fn word_comparison_agrees_with_std_for_every_byte_pair() {
-        // Every pair of bytes, in a short name (one padded word) and in
-        // every lane of a long one (whole words and the overlapping tail).
+        // Every pair of bytes at every position of a short name (one padded
+        // word) and of two long ones (every lane of a whole word, and of the
+        // overlapping tail word).
         for len in [3, 8, 13] {
-            for at in [0, len / 2, len - 1] {
+            for at in 0..len {
+                let mut name = vec![b'q'; len];
+                let mut key = vec![b'Q'; len];
                 for n in 0..=255u8 {
                     for k in 0..=255u8 {
-                        let mut name = vec![b'q'; len];
-                        let mut key = vec![b'Q'; len];
                         name[at] = n;
                         key[at] = k;
                         let expected = k.eq_ignore_ascii_case(&n);
