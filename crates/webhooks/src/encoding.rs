@@ -292,7 +292,7 @@ impl Base64Tag {
 /// tag. The single trailing `=` is required and the unused low bits of the
 /// last symbol must be zero, so every tag has exactly one accepted spelling.
 ///
-/// Verification no longer decodes (see [`encode_base64_tag`]); this is kept
+/// Verification no longer decodes (see [`Base64Tag`]); this is kept
 /// as the reference the encoded comparison is tested against.
 #[cfg(test)]
 pub(crate) fn decode_base64_tag(input: &[u8]) -> Result<[u8; TAG_LEN], DecodeError> {

@@ -586,8 +586,8 @@ struct Gathered<'b> {
 }
 
 impl Gathered<'_> {
-    /// Two SHA-256 blocks: any prefix shorter than that, topped up to a
-    /// block boundary.
+    /// One SHA-256 block: fields of up to that many bytes, topped up with
+    /// the head of the body to the end of the block.
     const CAP: usize = 64;
     const BLOCK: usize = 64;
 }
