@@ -7,22 +7,31 @@
 /// Length in bytes of an HMAC-SHA256 tag.
 pub(crate) const TAG_LEN: usize = 32;
 
+const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
+
+/// The top bit of each zero byte of `word` (the classic "has a zero byte"
+/// word trick). A borrow can also flag bytes above a zero byte, never
+/// below the lowest one, so the lowest flag is always a true zero.
+#[inline(always)]
+fn zero_byte_flags(word: u64) -> u64 {
+    word.wrapping_sub(ONES) & !word & HIGHS
+}
+
 /// Position of the first `needle` in `haystack`.
 ///
-/// Looks at eight bytes per step with the classic "has a zero byte" word
-/// trick (on the word XORed with the needle in every byte), instead of one
-/// byte per step; header values are scanned with it. Only bytes above the
-/// first match can be flagged spuriously, and the lowest flag is taken.
+/// Looks at eight bytes per step with [`zero_byte_flags`] (on the word
+/// XORed with the needle in every byte), instead of one byte per step;
+/// header values are scanned with it. Only bytes above the first match can
+/// be flagged spuriously, and the lowest flag is taken.
 #[inline]
 pub(crate) fn find_byte(haystack: &[u8], needle: u8) -> Option<usize> {
-    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
-    const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
     let pattern = ONES * u64::from(needle);
     let mut chunks = haystack.chunks_exact(8);
     let mut offset = 0;
     for chunk in &mut chunks {
-        let word = u64::from_le_bytes(chunk.try_into().unwrap_or_default()) ^ pattern;
-        let zeros = word.wrapping_sub(ONES) & !word & HIGHS;
+        let zeros =
+            zero_byte_flags(u64::from_le_bytes(chunk.try_into().unwrap_or_default()) ^ pattern);
         if zeros != 0 {
             return Some(offset + (zeros.trailing_zeros() / 8) as usize);
         }
@@ -35,8 +44,7 @@ pub(crate) fn find_byte(haystack: &[u8], needle: u8) -> Option<usize> {
     // are that many. Its lower bytes were checked already and hold no
     // match, so they cannot be flagged spuriously either.
     if let Some(last) = haystack.last_chunk::<8>() {
-        let word = u64::from_le_bytes(*last) ^ pattern;
-        let zeros = word.wrapping_sub(ONES) & !word & HIGHS;
+        let zeros = zero_byte_flags(u64::from_le_bytes(*last) ^ pattern);
         return (zeros != 0).then(|| haystack.len() - 8 + (zeros.trailing_zeros() / 8) as usize);
     }
     chunks
@@ -50,15 +58,12 @@ pub(crate) fn find_byte(haystack: &[u8], needle: u8) -> Option<usize> {
 /// like [`find_byte`] (the lower of the two lowest flags is a true match).
 #[inline]
 pub(crate) fn find_either(haystack: &[u8], a: u8, b: u8) -> Option<usize> {
-    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
-    const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
     let (pa, pb) = (ONES * u64::from(a), ONES * u64::from(b));
-    let zeros = |word: u64| word.wrapping_sub(ONES) & !word & HIGHS;
     let mut chunks = haystack.chunks_exact(8);
     let mut offset = 0;
     for chunk in &mut chunks {
         let word = u64::from_le_bytes(chunk.try_into().unwrap_or_default());
-        let hits = zeros(word ^ pa) | zeros(word ^ pb);
+        let hits = zero_byte_flags(word ^ pa) | zero_byte_flags(word ^ pb);
         if hits != 0 {
             return Some(offset + (hits.trailing_zeros() / 8) as usize);
         }
