@@ -1,7 +1,10 @@
 //! `cargo xtask bench [--peers]`: every criterion bench of the workspace and
 //! the end-to-end scenarios, written to `docs/benchmarks.md` as one table of
 //! figures next to their limits (and, with `--peers`, next to the official
-//! Python SDK measured against the same emulator in the same run).
+//! Python SDK measured against the same emulator in the same run). The
+//! comparisons the webhook and transport benches print themselves, both
+//! sides taking turns, are read from their output into a section of their
+//! own (see [`same_run`]).
 
 mod criterion;
 mod delivery;
@@ -47,7 +50,8 @@ options:
   --only LIST             comma-separated names of what to run: bench targets (e.g. verify,
                           round_trip, cache, client, enqueue, rules, check, delivery) and
                           delivery-example; others are left out
-  --skip-criterion        do not run the benches; use the latest results on disk
+  --skip-criterion        do not run the benches; use the latest results on disk (and the
+                          same-run comparisons in the benches' latest logs)
   --out PATH              where to write the report (default docs/benchmarks.md)";
 
 /// Parsed options.

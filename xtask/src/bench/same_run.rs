@@ -503,7 +503,7 @@ pub fn section(same: &SameRun, settings: Settings) -> String {
          load between the flagwire group and its baseline shows up in the ratio of the table\n\
          above. The two benches below also measure both sides under the same conditions,\n\
          taking turns, before criterion starts; issues #2 and #4 set their targets on these\n\
-         figures. They are read from the benches' output in this run.\n",
+         figures. They are read from the benches' output (kept in `target/xtask-bench/logs/`).\n",
     );
     let args = format!(
         "-- --warm-up-time {} --measurement-time {}",
@@ -617,8 +617,8 @@ fn webhooks_part(out: &mut String, capture: &Capture<WebhookReport>, args: &str)
     if !alone.is_empty() {
         let _ = writeln!(
             out,
-            "\nAllocations per verify of the cases without a paired ratio (the raw HMAC \
-             baseline among them): {}.",
+            "\nAllocations per verify of the cases that have no paired ratio (the raw HMAC \
+             baseline is one): {}.",
             alone.join(", ")
         );
     }
