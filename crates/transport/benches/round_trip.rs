@@ -16,6 +16,7 @@ use bytes::Bytes;
 use criterion::{Criterion, criterion_group};
 use flagwire_alloc_counter::CountingAllocator;
 use flagwire_transport::headers::IdentificationLayer;
+use flagwire_transport::retry::RetryPolicy;
 use flagwire_transport::{BoxTransport, HttpsClient, TransportBuilder, auth};
 use http::{HeaderValue, Request, Response};
 use http_body_util::{BodyExt, Full};
@@ -142,8 +143,9 @@ impl Path {
 /// Allocations per request and interleaved medians, measured outside
 /// criterion so all paths share the same conditions. Besides the bare
 /// client and the full stack, it shows the HTTPS client alone (rustls-capable
-/// connector, body collection) and the stack without deadlines, to tell
-/// where any overhead comes from.
+/// connector, body collection), the stack without deadlines, and the stack
+/// without retries or deadlines (tracing, identification and credentials
+/// only), to tell where any overhead comes from.
 fn report(addr: SocketAddr, samples: usize) {
     let url = format!("http://{addr}/flags/check");
     let rt = runtime();
@@ -166,6 +168,18 @@ fn report(addr: SocketAddr, samples: usize) {
             ),
         ),
         ("full default stack", Path::Service(stack())),
+        (
+            "no retries, no deadlines",
+            Path::Service(
+                TransportBuilder::new()
+                    .api_key(auth::SCHEMATIC_API_KEY, "sch_dev_benchmark")
+                    .timeout(None)
+                    .attempt_timeout(None)
+                    .retry(RetryPolicy::new().max_retries(0))
+                    .build()
+                    .unwrap(),
+            ),
+        ),
     ];
     // Warm up: open the pooled connections, fill caches.
     rt.block_on(async {
