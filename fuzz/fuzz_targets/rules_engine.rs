@@ -32,9 +32,12 @@ fuzz_target!(|data: &[u8]| {
     let user = text(user).and_then(|u| PreparedUser::from_json(u).ok());
     let subtype = text(subtype).unwrap_or("");
 
-    // Any instant `time` can represent (years -9999..=9999).
-    let now = OffsetDateTime::from_unix_timestamp(i64::from_le_bytes(now) % 253_402_300_800)
-        .unwrap_or(OffsetDateTime::UNIX_EPOCH);
+    // Any instant of the years RFC 3339 can write (0000..=9999): results
+    // carry timestamps derived from the clock and serialise them so.
+    const YEAR_0: i64 = -62_167_219_200;
+    const YEAR_10000: i64 = 253_402_300_800;
+    let now = i64::from_le_bytes(now).rem_euclid(YEAR_10000 - YEAR_0) + YEAR_0;
+    let now = OffsetDateTime::from_unix_timestamp(now).expect("in range");
     let cost = f64::from_le_bytes(cost);
     let costs = [(subtype, cost)];
     let options = CheckOptions::new()
