@@ -76,6 +76,21 @@ impl Options {
         cmd.args(["-n", "19", "cargo", "fuzz", subcommand])
             .arg("--fuzz-dir")
             .arg(fuzz_dir);
+        // `cargo run` describes the xtask package in the environment; build scripts that
+        // watch such variables would otherwise rebuild (ring, for one) on every switch
+        // between `cargo xtask fuzz` and a plain `cargo fuzz`.
+        for (name, _) in std::env::vars_os() {
+            let Some(name) = name.to_str() else { continue };
+            if name.starts_with("CARGO_PKG_")
+                || name.starts_with("CARGO_MANIFEST_")
+                || matches!(
+                    name,
+                    "CARGO_PRIMARY_PACKAGE" | "CARGO_CRATE_NAME" | "CARGO_BIN_NAME"
+                )
+            {
+                cmd.env_remove(name);
+            }
+        }
         if self.asan {
             // `-s address` passes `-Zsanitizer`, which a stable compiler accepts only so.
             cmd.env("RUSTC_BOOTSTRAP", "1");
