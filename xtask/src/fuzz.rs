@@ -93,7 +93,13 @@ impl Options {
         }
         if self.asan {
             // `-s address` passes `-Zsanitizer`, which a stable compiler accepts only so.
+            // A target directory of its own keeps both builds: switching would otherwise
+            // rebuild everything each time.
             cmd.env("RUSTC_BOOTSTRAP", "1");
+            if subcommand != "list" {
+                cmd.arg("--target-dir")
+                    .arg(fuzz_dir.join("target").join("asan"));
+            }
         }
         cmd
     }
