@@ -629,7 +629,7 @@ fn webhooks_part(out: &mut String, capture: &Capture<WebhookReport>, args: &str)
 fn transport_part(out: &mut String, capture: &Capture<TransportReport>, args: &str) {
     out.push_str("\n### Transport stack against a bare hyper-util client, interleaved\n\n");
     out.push_str(
-        "Every path sends the same GET to one local hyper server on 127.0.0.1. The paths\n\
+        "Every path sends the same small JSON POST to one hyper server on 127.0.0.1. The paths\n\
          take turns, first one request at a time, then in blocks of back-to-back requests,\n\
          and each round starts with a different path, so that no path always pays for the\n\
          switch. Each figure is the median latency of a path. *× bare* divides it by the\n\
