@@ -69,11 +69,21 @@ fn bare_client() -> Bare {
     Client::builder(TokioExecutor::new()).build(http)
 }
 
+/// The API key every path that sends one sends.
+const API_KEY: &str = "sch_dev_benchmark";
+
+/// The default stack's builder with the benchmark's API key.
+fn builder() -> TransportBuilder {
+    TransportBuilder::new().api_key(auth::SCHEMATIC_API_KEY, API_KEY)
+}
+
 fn stack() -> BoxTransport {
-    TransportBuilder::new()
-        .api_key(auth::SCHEMATIC_API_KEY, "sch_dev_benchmark")
-        .build()
-        .unwrap()
+    builder().build().unwrap()
+}
+
+/// The default stack with both deadlines off.
+fn without_deadlines() -> TransportBuilder {
+    builder().timeout(None).attempt_timeout(None)
 }
 
 fn request(url: &str) -> Request<Bytes> {
@@ -95,10 +105,7 @@ async fn bare_round_trip(client: &Bare, url: &str) -> Bytes {
 async fn bare_same_headers_round_trip(client: &Bare, url: &str) -> Bytes {
     let mut req = request(url);
     let headers = req.headers_mut();
-    headers.insert(
-        "x-schematic-api-key",
-        HeaderValue::from_static("sch_dev_benchmark"),
-    );
+    headers.insert("x-schematic-api-key", HeaderValue::from_static(API_KEY));
     for (name, value) in IdentificationLayer::default().headers() {
         headers.insert(name.clone(), value.clone());
     }
@@ -158,23 +165,13 @@ fn report(addr: SocketAddr, samples: usize) {
         ),
         (
             "stack without deadlines",
-            Path::Service(
-                TransportBuilder::new()
-                    .api_key(auth::SCHEMATIC_API_KEY, "sch_dev_benchmark")
-                    .timeout(None)
-                    .attempt_timeout(None)
-                    .build()
-                    .unwrap(),
-            ),
+            Path::Service(without_deadlines().build().unwrap()),
         ),
         ("full default stack", Path::Service(stack())),
         (
             "no retries, no deadlines",
             Path::Service(
-                TransportBuilder::new()
-                    .api_key(auth::SCHEMATIC_API_KEY, "sch_dev_benchmark")
-                    .timeout(None)
-                    .attempt_timeout(None)
+                without_deadlines()
                     .retry(RetryPolicy::new().max_retries(0))
                     .build()
                     .unwrap(),
@@ -248,10 +245,11 @@ fn report(addr: SocketAddr, samples: usize) {
 const BLOCK: usize = 50;
 
 /// Median latency per path, the paths taking turns `block` requests at a
-/// time. Each round starts with a different path, so that every path takes
-/// every position equally often: the request that follows a switch between
-/// paths is slower, and with a fixed order the first path of each round
-/// would always pay for it.
+/// time. Each round starts with the next path, so that every path takes
+/// every position about equally often (exactly when the number of rounds is
+/// a multiple of the number of paths): the request that follows a switch
+/// between paths is slower, and with a fixed order the first path of each
+/// round would always pay for it.
 fn interleaved_medians(
     rt: &tokio::runtime::Runtime,
     paths: &mut [(&str, Path)],
@@ -283,11 +281,7 @@ fn layer_cost(rt: &tokio::runtime::Runtime, n: usize) -> Duration {
         Ok::<_, Infallible>(Response::new(Bytes::from_static(BODY)))
     });
     let mut direct = BoxTransport::new(instant.map_err(|e| match e {}));
-    let mut layered = TransportBuilder::new()
-        .api_key(auth::SCHEMATIC_API_KEY, "sch_dev_benchmark")
-        .service(instant)
-        .build()
-        .unwrap();
+    let mut layered = builder().service(instant).build().unwrap();
     let url = "http://127.0.0.1/flags/check";
     rt.block_on(async {
         let run = async |svc: &mut BoxTransport| {
@@ -340,11 +334,7 @@ fn run_single_path() -> bool {
             let svc = if name == "direct" {
                 BoxTransport::new(instant.map_err(|e| match e {}))
             } else {
-                TransportBuilder::new()
-                    .api_key(auth::SCHEMATIC_API_KEY, "sch_dev_benchmark")
-                    .service(instant)
-                    .build()
-                    .unwrap()
+                builder().service(instant).build().unwrap()
             };
             (url, Path::Service(svc))
         }
@@ -355,14 +345,7 @@ fn run_single_path() -> bool {
                 "bare-headers" => Path::BareSameHeaders(bare_client()),
                 "client" => Path::Service(BoxTransport::new(HttpsClient::new().unwrap())),
                 "stack" => Path::Service(stack()),
-                "stack-no-deadlines" => Path::Service(
-                    TransportBuilder::new()
-                        .api_key(auth::SCHEMATIC_API_KEY, "sch_dev_benchmark")
-                        .timeout(None)
-                        .attempt_timeout(None)
-                        .build()
-                        .unwrap(),
-                ),
+                "stack-no-deadlines" => Path::Service(without_deadlines().build().unwrap()),
                 other => panic!("unknown path {other}"),
             };
             (url, path)
