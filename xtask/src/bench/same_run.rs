@@ -226,7 +226,7 @@ fn target_remark(ratio: f64, target: Option<f64>) -> String {
 
 // ---------------------------------------------------------------- parsing
 
-/// A positive, finite number.
+/// A finite number, zero or more.
 fn number(s: &str) -> Option<f64> {
     s.parse::<f64>().ok().filter(|v| v.is_finite() && *v >= 0.0)
 }
@@ -585,12 +585,13 @@ fn webhooks_part(out: &mut String, capture: &Capture<WebhookReport>, args: &str)
             );
         }
         for size in sizes(report) {
-            if webhook_target(&size).is_some() && !report.paired.iter().any(|p| p.size == size) {
+            if let Some(target) = webhook_target(&size)
+                && !report.paired.iter().any(|p| p.size == size)
+            {
                 let _ = writeln!(
                     out,
-                    "| — | {} | missing | missing | — | ≤ {:.2} | — | — |",
+                    "| — | {} | missing | missing | — | ≤ {target:.2} | — | — |",
                     spaced_size(&size),
-                    webhook_target(&size).unwrap_or_default()
                 );
             }
         }
@@ -1066,6 +1067,23 @@ layers alone, over an in-process service answering at once: 1.12µs per request
             md.contains("the bench printed no interleaved table"),
             "{md}"
         );
+    }
+
+    #[test]
+    fn a_size_with_a_target_but_no_paired_line_is_a_missing_row() {
+        let same = SameRun {
+            webhooks: capture(parse_webhooks(
+                "allocations per verify: schematic 64KiB: 0\n\
+                 paired 1KiB schematic raw 1 ns verify 1 ns ratio 1.000\n",
+            )),
+            transport: None,
+        };
+        let md = section(&same, settings());
+        assert!(
+            md.contains("| — | 64 KiB | missing | missing | — | ≤ 1.02 | — | — |"),
+            "{md}"
+        );
+        assert!(!md.contains("| — | 1 KiB |"), "{md}");
     }
 
     #[test]
