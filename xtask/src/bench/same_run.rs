@@ -154,9 +154,14 @@ impl SameRun {
             .map_err(|e| format!("reading {}: {e}", log.display()));
         let mut notes = Vec::new();
         if reused {
+            // The file name only: the section says where the logs are kept,
+            // and the report should not carry this machine's paths.
+            let name = log.file_name().map_or_else(
+                || log.display().to_string(),
+                |n| n.to_string_lossy().into_owned(),
+            );
             notes.push(format!(
-                "read from the log of an earlier run ({}), not measured in this one",
-                log.display()
+                "read from the log of an earlier run ({name}), not measured in this one"
             ));
         }
         if let Some(why) = failure {
@@ -1100,9 +1105,10 @@ layers alone, over an in-process service answering at once: 1.12µs per request
         assert_eq!(w.report.as_ref().unwrap().paired.len(), 5);
         let note = w.note.as_deref().unwrap();
         assert!(
-            note.contains("earlier run") && note.contains("exit 101"),
+            note.contains("earlier run (verify.log)") && note.contains("exit 101"),
             "{note}"
         );
+        assert!(!note.contains(&*dir.to_string_lossy()), "{note}");
         same.read_log(
             "flagwire-transport",
             "round_trip",
