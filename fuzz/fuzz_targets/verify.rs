@@ -4,6 +4,7 @@
 
 use std::sync::LazyLock;
 
+use flagwire_fuzz::fields;
 use flagwire_webhooks::{
     EsautiVerifier, FixedClock, FlagsmithVerifier, GitHubVerifier, SchematicVerifier,
     StandardWebhooksVerifier, StripeVerifier, Verifier,
@@ -47,18 +48,8 @@ static VERIFIERS: LazyLock<Verifiers> = LazyLock::new(|| Verifiers {
         .unwrap(),
 });
 
-/// Splits the input into six fields at 0xff bytes; missing fields are empty.
-fn fields(data: &[u8]) -> [&[u8]; 6] {
-    let mut out: [&[u8]; 6] = [&[]; 6];
-    let mut parts = data.splitn(6, |&b| b == 0xff);
-    for slot in &mut out {
-        *slot = parts.next().unwrap_or_default();
-    }
-    out
-}
-
 fuzz_target!(|data: &[u8]| {
-    let [signature, timestamp, id, method, path, body] = fields(data);
+    let [signature, timestamp, id, method, path, body] = fields::<6>(data);
     let method = String::from_utf8_lossy(method);
     let path = String::from_utf8_lossy(path);
 
