@@ -708,9 +708,11 @@ mod tests {
         let p = RetryPolicy::new()
             .base_delay(Duration::MAX)
             .max_delay(Duration::MAX);
-        for retry in 0..64 {
-            assert!(p.delay(retry, None) <= Duration::MAX);
-        }
+        let delays: Vec<Duration> = (0..64).map(|retry| p.delay(retry, None)).collect();
+        // A factor below 1 lowers the delay by at most 10 %; above 1 it saturates.
+        let floor = Duration::MAX.mul_f64(0.9);
+        assert!(delays.iter().all(|&d| d >= floor), "{delays:?}");
+        assert!(delays.contains(&Duration::MAX), "{delays:?}");
     }
 
     #[test]
