@@ -18,6 +18,7 @@ use flagwire_alloc_counter::CountingAllocator;
 use flagwire_transport::headers::IdentificationLayer;
 use flagwire_transport::retry::RetryPolicy;
 use flagwire_transport::{BoxTransport, HttpsClient, TransportBuilder, auth};
+use http::header::HeaderName;
 use http::{HeaderValue, Request, Response};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
@@ -86,6 +87,15 @@ fn without_deadlines() -> TransportBuilder {
     builder().timeout(None).attempt_timeout(None)
 }
 
+/// The layers every request needs (tracing, identification, credentials):
+/// no retries, no deadlines.
+fn without_retries() -> BoxTransport {
+    without_deadlines()
+        .retry(RetryPolicy::new().max_retries(0))
+        .build()
+        .unwrap()
+}
+
 fn request(url: &str) -> Request<Bytes> {
     Request::post(url)
         .header("content-type", "application/json")
@@ -100,13 +110,27 @@ async fn bare_round_trip(client: &Bare, url: &str) -> Bytes {
     resp.into_body().collect().await.unwrap().to_bytes()
 }
 
+/// The headers the stack adds to every request (API key, identification),
+/// prepared once so that the bare client pays only for putting them on its
+/// request.
+type SameHeaders = Vec<(HeaderName, HeaderValue)>;
+
+fn same_headers() -> SameHeaders {
+    let mut headers = vec![(auth::SCHEMATIC_API_KEY, HeaderValue::from_static(API_KEY))];
+    headers.extend(
+        IdentificationLayer::default()
+            .headers()
+            .map(|(n, v)| (n.clone(), v.clone())),
+    );
+    headers
+}
+
 /// The bare client sending the same headers the stack sends (API key and
 /// identification), so both put the same bytes on the wire.
-async fn bare_same_headers_round_trip(client: &Bare, url: &str) -> Bytes {
+async fn bare_same_headers_round_trip(client: &Bare, extra: &SameHeaders, url: &str) -> Bytes {
     let mut req = request(url);
     let headers = req.headers_mut();
-    headers.insert("x-schematic-api-key", HeaderValue::from_static(API_KEY));
-    for (name, value) in IdentificationLayer::default().headers() {
+    for (name, value) in extra {
         headers.insert(name.clone(), value.clone());
     }
     let resp = client.request(req.map(Full::new)).await.unwrap();
@@ -133,7 +157,7 @@ fn median(mut v: Vec<Duration>) -> Duration {
 /// One way of sending a request, for the side-by-side report.
 enum Path {
     Bare(Bare),
-    BareSameHeaders(Bare),
+    BareSameHeaders(Bare, SameHeaders),
     Service(BoxTransport),
 }
 
@@ -141,7 +165,9 @@ impl Path {
     async fn round_trip(&mut self, url: &str) -> Bytes {
         match self {
             Path::Bare(client) => bare_round_trip(client, url).await,
-            Path::BareSameHeaders(client) => bare_same_headers_round_trip(client, url).await,
+            Path::BareSameHeaders(client, extra) => {
+                bare_same_headers_round_trip(client, extra, url).await
+            }
             Path::Service(svc) => stack_round_trip(svc, url).await,
         }
     }
@@ -158,7 +184,10 @@ fn report(addr: SocketAddr, samples: usize) {
     let rt = runtime();
     let mut paths = [
         ("bare hyper-util", Path::Bare(bare_client())),
-        ("bare, same headers", Path::BareSameHeaders(bare_client())),
+        (
+            "bare, same headers",
+            Path::BareSameHeaders(bare_client(), same_headers()),
+        ),
         (
             "HttpsClient alone",
             Path::Service(BoxTransport::new(HttpsClient::new().unwrap())),
@@ -168,15 +197,7 @@ fn report(addr: SocketAddr, samples: usize) {
             Path::Service(without_deadlines().build().unwrap()),
         ),
         ("full default stack", Path::Service(stack())),
-        (
-            "no retries, no deadlines",
-            Path::Service(
-                without_deadlines()
-                    .retry(RetryPolicy::new().max_retries(0))
-                    .build()
-                    .unwrap(),
-            ),
-        ),
+        ("no retries, no deadlines", Path::Service(without_retries())),
     ];
     // Warm up: open the pooled connections, fill caches.
     rt.block_on(async {
@@ -304,7 +325,8 @@ fn layer_cost(rt: &tokio::runtime::Runtime, n: usize) -> Duration {
 /// that a profiler (e.g. `valgrind --tool=callgrind`) can count them; two
 /// runs with different `n` give the cost of one request. Paths: `bare`,
 /// `bare-headers` (the bare client sending the stack's headers), `client`
-/// (`HttpsClient` alone), `stack`, `stack-no-deadlines`, and
+/// (`HttpsClient` alone), `stack`, `stack-no-deadlines`, `no-retries`
+/// (retries and deadlines off), and
 /// `layers` / `direct` (the default layers over an in-process service, and
 /// that service alone). Prefixed with `after-bare-`, each request of the
 /// path follows a request of the bare client (`after-bare-bare` is the
@@ -342,10 +364,11 @@ fn run_single_path() -> bool {
             let url = format!("http://{}/flags/check", start_server());
             let path = match name {
                 "bare" => Path::Bare(bare_client()),
-                "bare-headers" => Path::BareSameHeaders(bare_client()),
+                "bare-headers" => Path::BareSameHeaders(bare_client(), same_headers()),
                 "client" => Path::Service(BoxTransport::new(HttpsClient::new().unwrap())),
                 "stack" => Path::Service(stack()),
                 "stack-no-deadlines" => Path::Service(without_deadlines().build().unwrap()),
+                "no-retries" => Path::Service(without_retries()),
                 other => panic!("unknown path {other}"),
             };
             (url, path)
