@@ -5,10 +5,10 @@
 use std::path::PathBuf;
 
 use flagwire::esauti::DeadLetter;
-use flagwire_core::Operation;
 use flagwire_core::esauti::EventEnvelope;
 use flagwire_core::rules::{PreparedCompany, PreparedUser, RulesEngine, parse_date};
-use flagwire_fuzz::{fields, take};
+use flagwire_core::{ApiError, Operation};
+use flagwire_fuzz::{fields, status, take};
 use flagwire_webhooks::payload::{flagsmith, schematic};
 
 fn seed(target: &str, name: &str) -> Vec<u8> {
@@ -56,6 +56,7 @@ fn rules_seeds_load_flags_and_subjects() {
         ("plan_and_traits", true),
         ("metrics_credits", true),
         ("no_subjects", false),
+        ("year_9999", true),
     ] {
         let data = seed("rules_engine", name);
         let (_, rest) = take::<32>(&data);
@@ -94,25 +95,33 @@ fn dead_letter_seeds_read() {
     assert!(DeadLetter::from_json_line(&line).is_err());
 }
 
-#[test]
-fn response_seeds_decode() {
-    use flagwire_core::schematic::{companies, events, features, webhooks};
-    let ok = http::StatusCode::OK;
-    let h = http::HeaderMap::new();
-    let body = |name| {
-        let data = seed("api_responses", name);
-        data[3..].to_vec()
-    };
-    features::CheckFlag::parse_response(ok, &h, &body("check_flag")).unwrap();
-    features::CheckFlags::parse_response(ok, &h, &body("check_flags")).unwrap();
-    features::CountFeatures::parse_response(ok, &h, &body("count")).unwrap();
-    companies::ListCompanies::parse_response(ok, &h, &body("list_empty")).unwrap();
-    events::ListEvents::parse_response(ok, &h, &body("events")).unwrap();
-    webhooks::GetWebhookEvent::parse_response(ok, &h, &body("webhook_event")).unwrap();
-    flagwire_core::esauti::api::contacts::CreateContact::parse_response(
-        ok,
-        &h,
-        &body("esauti_contact"),
+/// Decodes an `api_responses` seed as `O`'s response, with the status its
+/// second and third bytes give the target.
+fn response<O: Operation>(name: &str) -> Result<O::Output, ApiError> {
+    let data = seed("api_responses", name);
+    O::parse_response(
+        status(data[1], data[2]),
+        &http::HeaderMap::new(),
+        &data[3..],
     )
-    .unwrap();
+}
+
+#[test]
+fn response_seeds_decode_or_fail_as_named() {
+    use flagwire_core::esauti::api::contacts;
+    use flagwire_core::schematic::{catalogs, companies, dataexports, events, features, webhooks};
+    response::<features::CheckFlag>("check_flag").unwrap();
+    response::<features::CheckFlags>("check_flags").unwrap();
+    response::<features::CountFeatures>("count").unwrap();
+    response::<companies::ListCompanies>("list_empty").unwrap();
+    response::<events::ListEvents>("events").unwrap();
+    response::<webhooks::GetWebhookEvent>("webhook_event").unwrap();
+    response::<contacts::CreateContact>("esauti_contact").unwrap();
+    response::<catalogs::AddCreditBundle>("no_content").unwrap();
+    assert_eq!(
+        &response::<dataexports::GetDataExportArtifact>("bytes").unwrap()[..],
+        b"\x89PNG"
+    );
+    let e = response::<companies::GetCompany>("not_found").unwrap_err();
+    assert_eq!(e.status(), http::StatusCode::NOT_FOUND);
 }
