@@ -9,8 +9,8 @@
 //! - `cargo xtask import-esauti-registry <registry.tsv>` writes the eSauti event registry data
 //!   file (`crates/core/data/esauti-events.tsv`) from a registry table.
 //! - `cargo xtask bench [--peers] [--quick]` runs the benchmarks and writes `docs/benchmarks.md`.
-//! - `cargo xtask fuzz [--seconds N] [--target NAME]` runs the cargo-fuzz targets of `fuzz/`
-//!   for a bounded time each (`docs/fuzzing.md`).
+//! - `cargo xtask fuzz [--seconds N] [--target NAME] [--asan] [--list]` runs the cargo-fuzz
+//!   targets of `fuzz/` for a bounded time each (`docs/fuzzing.md`).
 
 mod bench;
 mod codegen;
@@ -33,7 +33,7 @@ fn workspace_root() -> PathBuf {
 
 fn usage() -> ExitCode {
     eprintln!(
-        "usage: cargo xtask import-spec <openapi.yaml> | cargo xtask import-esauti-registry <registry.tsv> | cargo xtask codegen [--check] | cargo xtask bench [--peers] [--quick] [--help] | cargo xtask fuzz [--seconds N] [--target NAME] [--help]"
+        "usage: cargo xtask import-spec <openapi.yaml> | cargo xtask import-esauti-registry <registry.tsv> | cargo xtask codegen [--check] | cargo xtask bench [--peers] [--quick] [--help] | cargo xtask fuzz [--seconds N] [--target NAME] [--asan] [--list] [--help]"
     );
     ExitCode::from(2)
 }
