@@ -956,12 +956,7 @@ impl Worker {
         if let Some(after) = last.and_then(SendError::retry_after) {
             return after.min(c.retry_max);
         }
-        let factor = 1u32
-            .checked_shl(attempt.saturating_sub(1))
-            .unwrap_or(u32::MAX);
-        let base = c.retry_base.saturating_mul(factor);
-        let jitter = base.mul_f64(fastrand::f64() * 0.1);
-        (base + jitter).min(c.retry_max)
+        exponential_backoff(c.retry_base, c.retry_max, attempt, fastrand::f64() * 0.1)
     }
 
     /// Runs one attempt, bounded by the attempt timeout and the shutdown
@@ -1084,6 +1079,16 @@ fn last_detail(last: Option<&SendError>) -> (String, Option<u16>) {
     }
 }
 
+/// `base × 2^(attempt − 1)`, plus `jitter` (a fraction of it), capped at
+/// `max`; saturating, so no configuration can make it overflow.
+fn exponential_backoff(base: Duration, max: Duration, attempt: u32, jitter: f64) -> Duration {
+    let factor = 1u32
+        .checked_shl(attempt.saturating_sub(1))
+        .unwrap_or(u32::MAX);
+    let delay = base.saturating_mul(factor);
+    delay.saturating_add(delay.mul_f64(jitter)).min(max)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1180,5 +1185,27 @@ mod tests {
         }
         assert_eq!(q.spare.len(), MAX_SPARE_CHUNKS);
         assert!(freed >= 9);
+    }
+
+    #[test]
+    fn backoff_doubles_caps_and_saturates() {
+        let ms = Duration::from_millis;
+        assert_eq!(exponential_backoff(ms(100), ms(10_000), 1, 0.0), ms(100));
+        assert_eq!(exponential_backoff(ms(100), ms(10_000), 3, 0.0), ms(400));
+        assert_eq!(exponential_backoff(ms(100), ms(10_000), 3, 0.05), ms(420));
+        assert_eq!(
+            exponential_backoff(ms(100), ms(10_000), 40, 0.0),
+            ms(10_000)
+        );
+        // Absurd settings reach the cap instead of overflowing.
+        let huge = Duration::from_secs(1 << 40);
+        assert_eq!(
+            exponential_backoff(huge, Duration::MAX, 64, 0.099),
+            Duration::MAX
+        );
+        assert_eq!(
+            exponential_backoff(Duration::MAX, Duration::MAX, 1, 0.099),
+            Duration::MAX
+        );
     }
 }
