@@ -7,7 +7,7 @@
 use std::fmt;
 use std::marker::PhantomData;
 
-/// Implemented by every generated open enum.
+/// Implemented by every generated open enum, and by eSauti's `EventType`.
 pub trait OpenEnum: Sized {
     /// The wire value.
     fn as_str(&self) -> &str;

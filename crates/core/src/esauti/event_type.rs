@@ -9,6 +9,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::generated::esauti::events::{BY_NAME, EntityType, EventGroup, EventType, KNOWN, TABLE};
+use crate::open_enum::OpenEnum;
 
 impl EventType {
     /// Every registered type, in registry order.
@@ -101,21 +102,22 @@ impl Serialize for EventType {
     }
 }
 
+/// Names outside the registry are kept as [`EventType::Custom`], as for any
+/// open enum of the API.
+impl OpenEnum for EventType {
+    fn as_str(&self) -> &str {
+        EventType::as_str(self)
+    }
+    fn from_wire(value: &str) -> Self {
+        EventType::parse(value)
+    }
+    fn from_wire_owned(value: String) -> Self {
+        EventType::from(value)
+    }
+}
+
 impl<'de> Deserialize<'de> for EventType {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct Visitor;
-        impl serde::de::Visitor<'_> for Visitor {
-            type Value = EventType;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("an event type name")
-            }
-            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<EventType, E> {
-                Ok(EventType::parse(v))
-            }
-            fn visit_string<E: serde::de::Error>(self, v: String) -> Result<EventType, E> {
-                Ok(EventType::from(v))
-            }
-        }
-        deserializer.deserialize_str(Visitor)
+        crate::open_enum::deserialize(deserializer)
     }
 }
