@@ -342,10 +342,41 @@ impl<'h, const N: usize> Found<'h, N> {
         }
     }
 
-    /// The name looked up in slot `index`.
+    /// Every header's value when each one was found exactly once and is
+    /// not empty (the common case, with no error to build); `None`
+    /// otherwise, and [`optional`](Self::optional) and
+    /// [`required`](Self::required) then tell what is wrong.
     #[inline]
-    pub(crate) fn name(&self, index: usize) -> &'static str {
-        self.names[index]
+    pub(crate) fn values(&self) -> Option<[&'h [u8]; N]> {
+        let mut values = [&[][..]; N];
+        for ((value, first), repeated) in values.iter_mut().zip(self.first).zip(self.repeated) {
+            *value = trim_ows(first?);
+            if repeated || value.is_empty() {
+                return None;
+            }
+        }
+        Some(values)
+    }
+
+    /// Every header's value, or the error of the first one that is
+    /// missing, repeated or empty (in the order of `names`).
+    #[inline]
+    pub(crate) fn all_required(&self) -> Result<[&'h [u8]; N], Error> {
+        match self.values() {
+            Some(values) => Ok(values),
+            None => self.first_error(),
+        }
+    }
+
+    /// [`all_required`](Self::all_required) when the quick look failed.
+    #[cold]
+    #[inline(never)]
+    fn first_error(&self) -> Result<[&'h [u8]; N], Error> {
+        let mut values = [&[][..]; N];
+        for (index, value) in values.iter_mut().enumerate() {
+            *value = self.required(index)?;
+        }
+        Ok(values)
     }
 
     /// The header `names[index]`, with the rules of [`optional`].
@@ -494,8 +525,19 @@ mod tests {
     #[test]
     fn one_scan_agrees_with_lookups_by_name() {
         const NAMES: &[&str; 3] = &["webhook-signature", "webhook-id", "webhook-timestamp"];
-        let lists: [&[(&str, &str)]; 5] = [
+        let lists: [&[(&str, &str)]; 7] = [
             &[],
+            &[
+                ("webhook-timestamp", "1"),
+                ("Webhook-Signature", " v1,a "),
+                ("webhook-id", "msg"),
+            ],
+            &[
+                ("webhook-timestamp", "1"),
+                ("webhook-signature", "v1,a"),
+                ("webhook-id", "msg"),
+                ("webhook-timestamp", "2"),
+            ],
             &[
                 ("Host", "h"),
                 ("Webhook-Id", "msg"),
@@ -527,6 +569,12 @@ mod tests {
                     "{list:?} {name}"
                 );
             }
+            // All at once: the values when every lookup succeeds, else the
+            // first failing lookup's error, in the order of the names.
+            let by_name: Result<Vec<&[u8]>, Error> =
+                NAMES.iter().map(|&name| required(list, name)).collect();
+            assert_eq!(found.all_required().map(Vec::from), by_name, "{list:?}");
+            assert_eq!(found.values().map(Vec::from), by_name.ok(), "{list:?}");
             // `HeaderMap` keeps the provided, per-name `visit_values`.
             #[cfg(feature = "http")]
             {
