@@ -249,38 +249,30 @@ impl<S: Scheme> Verifier<S> {
         Err(Error::SignatureMismatch)
     }
 
-    /// Finds the first key whose MAC is accepted by `matches`, which
-    /// compares it with every candidate the sender gave (all of them, so
-    /// timing does not reveal which one matched).
-    fn match_any(
-        &self,
-        feed: impl Fn(&mut hmac::Context),
-        matches: impl Fn(&[u8; TAG_LEN]) -> bool,
-    ) -> Result<usize, Error> {
-        for (index, key) in self.keys.iter().enumerate() {
-            let tag = mac(key, &feed);
-            let Ok(tag) = <&[u8; TAG_LEN]>::try_from(tag.as_ref()) else {
-                continue;
-            };
-            if matches(tag) {
-                return Ok(index);
-            }
+    /// The first secret's key. (`build` refuses to make a verifier without
+    /// secrets, so this never fails.)
+    #[inline(always)]
+    fn first_key(&self) -> Result<&hmac::Key, Error> {
+        match self.keys.first() {
+            Some(key) => Ok(key),
+            None => Err(Error::NoSecrets),
         }
-        Err(Error::SignatureMismatch)
     }
 
-    /// Like [`match_any`](Self::match_any), with the first key's MAC
-    /// already computed.
+    /// Finds the first key whose MAC is accepted by `matches`, which
+    /// compares it with every candidate the sender gave (all of them, so
+    /// timing does not reveal which one matched). `first` is the first
+    /// key's MAC, already computed by the caller.
     ///
-    /// The Standard Webhooks and eSauti verifiers feed the first key's MAC
-    /// before the checks that the signed message does not depend on
-    /// (parsing the timestamp and the signatures, the age), and finish it
-    /// after them: the processor runs those checks while it is still
+    /// The Standard Webhooks, eSauti and Stripe verifiers feed the first
+    /// key's MAC before the checks that the signed message does not depend
+    /// on (parsing the timestamp and the signatures, the age), and finish
+    /// it after them: the processor runs those checks while it is still
     /// hashing the last blocks. Nothing is returned before the checks have
     /// passed, so the verdicts and errors are those of the plain order.
     /// (The context is built in place in the caller: returned from a
     /// helper, its 312 bytes were copied once more.)
-    fn match_any_started(
+    fn match_any(
         &self,
         first: hmac::Tag,
         feed: impl Fn(&mut hmac::Context),
@@ -299,7 +291,7 @@ impl<S: Scheme> Verifier<S> {
 }
 
 /// Whether `matches` accepts `tag` (always a SHA-256 MAC here).
-#[inline]
+#[inline(always)]
 fn accepts(tag: hmac::Tag, matches: impl FnOnce(&[u8; TAG_LEN]) -> bool) -> bool {
     <&[u8; TAG_LEN]>::try_from(tag.as_ref()).is_ok_and(matches)
 }
@@ -802,18 +794,13 @@ impl Verifier<Esauti> {
                 cx.update(body);
             }
         };
-        // Started here, finished after the checks: see `match_any_started`.
-        // (`build` refuses to make a verifier without secrets.)
-        let Some(first_key) = self.keys.first() else {
-            return Err(Error::NoSecrets);
-        };
-        let mut first = hmac::Context::with_key(first_key);
+        // Started here, finished after the checks: see `match_any`.
+        let mut first = hmac::Context::with_key(self.first_key()?);
         feed(&mut first);
         let expected = prefixed_hex_signature(signature, Esauti::SIGNATURE_HEADER)?;
         let timestamp = parse_timestamp(ts_raw, Esauti::TIMESTAMP_HEADER)?;
         self.check_age(timestamp, now)?;
-        let secret_index =
-            self.match_any_started(first.sign(), feed, |tag| tags_equal(&expected, tag))?;
+        let secret_index = self.match_any(first.sign(), feed, |tag| tags_equal(&expected, tag))?;
         Ok(Verified {
             timestamp: Some(timestamp),
             id: None,
@@ -889,12 +876,8 @@ impl Verifier<StandardWebhooks> {
                 cx.update(body);
             }
         };
-        // Started here, finished after the checks: see `match_any_started`.
-        // (`build` refuses to make a verifier without secrets.)
-        let Some(first_key) = self.keys.first() else {
-            return Err(Error::NoSecrets);
-        };
-        let mut first = hmac::Context::with_key(first_key);
+        // Started here, finished after the checks: see `match_any`.
+        let mut first = hmac::Context::with_key(self.first_key()?);
         feed(&mut first);
         let id = utf8(id_raw, id_name)?;
         let timestamp = parse_timestamp(ts_raw, ts_name)?;
@@ -910,7 +893,7 @@ impl Verifier<StandardWebhooks> {
             return Err(Error::NoSupportedSignature { name: sig_name });
         }
         self.check_age(timestamp, now)?;
-        let secret_index = self.match_any_started(first.sign(), feed, |tag| {
+        let secret_index = self.match_any(first.sign(), feed, |tag| {
             let expected = Base64Tag::encode(tag);
             let mut found = false;
             if candidates.complete {
@@ -1077,7 +1060,6 @@ impl Verifier<Stripe> {
     ) -> Result<Verified<'h>, Error> {
         const NAMES: &[&str; 1] = &[Stripe::SIGNATURE_HEADER];
         let header = StripeHeader::parse(Found::collect(headers, NAMES).required(0)?)?;
-        self.check_age(header.timestamp, now)?;
         let mut signed = Gathered::new();
         signed.push(header.t_raw, false);
         signed.push(b".", false);
@@ -1089,7 +1071,11 @@ impl Verifier<Stripe> {
                 cx.update(body);
             }
         };
-        let secret_index = self.match_any(feed, |tag| {
+        // Started here, finished after the checks: see `match_any`.
+        let mut first = hmac::Context::with_key(self.first_key()?);
+        feed(&mut first);
+        self.check_age(header.timestamp, now)?;
+        let secret_index = self.match_any(first.sign(), feed, |tag| {
             let mut found = false;
             if header.candidates.complete {
                 for candidate in header.candidates.as_slice() {
