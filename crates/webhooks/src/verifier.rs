@@ -251,12 +251,9 @@ impl<S: Scheme> Verifier<S> {
 
     /// The first secret's key. (`build` refuses to make a verifier without
     /// secrets, so this never fails.)
-    #[inline(always)]
+    #[inline]
     fn first_key(&self) -> Result<&hmac::Key, Error> {
-        match self.keys.first() {
-            Some(key) => Ok(key),
-            None => Err(Error::NoSecrets),
-        }
+        self.keys.first().ok_or(Error::NoSecrets)
     }
 
     /// Finds the first key whose MAC is accepted by `matches`, which

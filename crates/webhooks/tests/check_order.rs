@@ -20,14 +20,13 @@ const TOLERANCE: u64 = 300;
 
 type Headers = Vec<(Vec<u8>, Vec<u8>)>;
 
-fn trim(mut value: &[u8]) -> &[u8] {
-    while let [b' ' | b'\t', rest @ ..] = value {
-        value = rest;
+/// `value` without the spaces and tabs around it.
+fn trim(value: &[u8]) -> &[u8] {
+    let kept = |b: &u8| *b != b' ' && *b != b'\t';
+    match (value.iter().position(kept), value.iter().rposition(kept)) {
+        (Some(start), Some(end)) => &value[start..=end],
+        _ => &[],
     }
-    while let [rest @ .., b' ' | b'\t'] = value {
-        value = rest;
-    }
-    value
 }
 
 /// The value of `name` (ASCII case ignored, spaces and tabs trimmed):
