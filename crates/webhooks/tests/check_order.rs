@@ -284,6 +284,36 @@ fn signature_list() -> impl Strategy<Value = SignatureList> {
     ]
 }
 
+/// A Standard Webhooks delivery's headers: under the `webhook-*` names, or
+/// the Svix ones, each header sent as `sent` says, the signature list built
+/// from the MAC of `id`, `ts` and `body` as `list` says.
+fn standard_webhooks_headers(
+    key: &[u8],
+    svix: bool,
+    (id, ts, body): (&[u8], &[u8], &[u8]),
+    list: SignatureList,
+    sent: &[(Vec<Sent>, bool)],
+) -> Headers {
+    let names = if svix {
+        ["svix-signature", "svix-id", "svix-timestamp"]
+    } else {
+        ["webhook-signature", "webhook-id", "webhook-timestamp"]
+    };
+    let valid = format!("v1,{}", base64(&mac(key, &[id, b".", ts, b".", body])));
+    let signature = match list {
+        SignatureList::Valid => valid,
+        SignatureList::ValidAfterOthers => format!("v2,abc v1,{} {valid}", base64(&[7; 32])),
+        SignatureList::Wrong => format!("v1,{}", base64(&[7; 32])),
+        SignatureList::OtherVersionOnly => valid.replacen("v1,", "v2,", 1),
+        SignatureList::Text(text) => text,
+    };
+    let mut headers = Headers::new();
+    push(&mut headers, names[0], signature.as_bytes(), &sent[0]);
+    push(&mut headers, names[1], id, &sent[1]);
+    push(&mut headers, names[2], ts, &sent[2]);
+    headers
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
 
@@ -303,23 +333,7 @@ proptest! {
         extra in any::<bool>(),
         body in proptest::collection::vec(any::<u8>(), 0..200),
     ) {
-        let names = if svix {
-            ["svix-signature", "svix-id", "svix-timestamp"]
-        } else {
-            ["webhook-signature", "webhook-id", "webhook-timestamp"]
-        };
-        let valid = format!("v1,{}", base64(&mac(&key, &[&id, b".", &ts, b".", &body])));
-        let signature = match list {
-            SignatureList::Valid => valid,
-            SignatureList::ValidAfterOthers => format!("v2,abc v1,{} {valid}", base64(&[7; 32])),
-            SignatureList::Wrong => format!("v1,{}", base64(&[7; 32])),
-            SignatureList::OtherVersionOnly => valid.replacen("v1,", "v2,", 1),
-            SignatureList::Text(text) => text,
-        };
-        let mut headers = Headers::new();
-        push(&mut headers, names[0], signature.as_bytes(), &sent[0]);
-        push(&mut headers, names[1], &id, &sent[1]);
-        push(&mut headers, names[2], &ts, &sent[2]);
+        let headers = standard_webhooks_headers(&key, svix, (&id, &ts, &body), list, &sent);
         let headers = shuffle(headers, &order, extra);
 
         let verifier: StandardWebhooksVerifier = Verifier::builder()
@@ -388,23 +402,7 @@ fn the_cases_cover_every_outcome() {
     let key = [1u8; 32];
     for _ in 0..2000 {
         let (sent, ts, list, svix) = strategy.new_tree(&mut runner).unwrap().current();
-        let names = if svix {
-            ["svix-signature", "svix-id", "svix-timestamp"]
-        } else {
-            ["webhook-signature", "webhook-id", "webhook-timestamp"]
-        };
-        let id = b"msg_1";
-        let valid = format!("v1,{}", base64(&mac(&key, &[id, b".", &ts, b".", b""])));
-        let signature = match list {
-            SignatureList::Valid | SignatureList::ValidAfterOthers => valid,
-            SignatureList::Wrong => format!("v1,{}", base64(&[7; 32])),
-            SignatureList::OtherVersionOnly => valid.replacen("v1,", "v2,", 1),
-            SignatureList::Text(text) => text,
-        };
-        let mut headers = Headers::new();
-        push(&mut headers, names[0], signature.as_bytes(), &sent[0]);
-        push(&mut headers, names[1], id, &sent[1]);
-        push(&mut headers, names[2], &ts, &sent[2]);
+        let headers = standard_webhooks_headers(&key, svix, (b"msg_1", &ts, b""), list, &sent);
         let outcome = match standard_webhooks_reference(&key, &headers, b"") {
             Ok(_) => "verified".to_owned(),
             Err(Error::MalformedHeader { reason, .. }) => format!("{reason:?}"),
