@@ -233,9 +233,9 @@ fn report(addr: SocketAddr, samples: usize) {
     // API key and the identification headers), so that the bytes on the wire
     // and the server's parsing are the same as the stack's.
     for (title, medians) in [
-        ("interleaved request by request", one_by_one),
+        ("interleaved request by request".to_owned(), one_by_one),
         (
-            "interleaved in blocks of 50 back-to-back requests",
+            format!("interleaved in blocks of {BLOCK} back-to-back requests"),
             in_blocks,
         ),
     ] {
