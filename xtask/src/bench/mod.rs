@@ -421,15 +421,17 @@ fn rows(
     // One row per webhook case: the scheme's verify against the raw HMAC
     // over the same body size.
     let verify_row = |scheme: &str, size: &str, case: &str, python: Cell| {
-        let (dir, label) = (size, size.replace("KiB", " KiB"));
-        let source = format!("verify/{dir}/{case}");
+        let source = format!("verify/{size}/{case}");
         Row {
-            scenario: format!("Webhook verification, {scheme}, {label} body"),
+            scenario: format!(
+                "Webhook verification, {scheme}, {} body",
+                same_run::spaced_size(size)
+            ),
             flagwire: crit(est, &[source.as_str()]),
             limit: crit_limit(
                 est,
                 "raw ring HMAC-SHA256 verify",
-                &[format!("verify/{dir}/raw_ring_hmac").as_str()],
+                &[format!("verify/{size}/raw_ring_hmac").as_str()],
             ),
             source,
             python,

@@ -449,7 +449,7 @@ fn parse_transport_row(line: &str) -> Option<TransportRow> {
 // -------------------------------------------------------------- rendering
 
 /// `1KiB` as `1 KiB`.
-fn spaced_size(size: &str) -> String {
+pub fn spaced_size(size: &str) -> String {
     let split = size
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
         .unwrap_or(size.len());
