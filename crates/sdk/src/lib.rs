@@ -19,9 +19,10 @@
 //! The building blocks are public too:
 //!
 //! * [`cache`]: the local flag-check cache. [`cache::FlagCache`] is the
-//!   plug-in trait; [`cache::LruFlagCache`] is the default (1,000 entries,
-//!   5 s TTL, sharded, allocation-free hits); [`cache::CacheChain`] makes
-//!   any set of caches infallible for the caller.
+//!   plug-in trait; [`cache::LocalFlagCache`] is the default (1,000 entries,
+//!   5 s TTL, CLOCK eviction, lock-free allocation-free hits that scale
+//!   across threads); [`cache::CacheChain`] makes any set of caches
+//!   infallible for the caller.
 //! * [`events`]: background delivery of capture events.
 //!   [`events::EventBuffer`] queues events without blocking, sends batches
 //!   of at most 100 from its own thread, retries, dead-letters what cannot
@@ -38,16 +39,15 @@
 //!
 //! ```
 //! use std::time::Duration;
-//! use flagwire::cache::{FlagCacheKey, LruFlagCache};
+//! use flagwire::cache::{FlagCacheKey, LocalFlagCache};
 //! use flagwire::events::{Batch, EventBuffer, SendError};
 //! use flagwire_core::events::{ApiKey, EventEnvelope, TrackBody};
 //!
 //! // Cache a flag-check result for a company.
-//! let cache = LruFlagCache::<bool>::new();
-//! let company = std::collections::BTreeMap::from([("id".to_owned(), "acme".to_owned())]);
-//! let key = FlagCacheKey::new("new-editor", &company, &());
+//! let cache = LocalFlagCache::<bool>::new();
+//! let key = FlagCacheKey::new("new-editor", &[("id", "acme")], &());
 //! cache.store(&key, true);
-//! assert_eq!(cache.lookup(&key), Some(true));
+//! assert_eq!(cache.peek_with(&key, |on| *on), Some(true));
 //!
 //! // Queue a track event and deliver it through a (here: no-op) sender.
 //! let buffer = EventBuffer::builder().spawn(|_batch: Batch| async { Ok::<(), SendError>(()) })?;

@@ -439,13 +439,13 @@ async fn quickstart_runs_against_the_emulator() {
 
 #[tokio::test]
 async fn cached_checks_expire_after_the_ttl() {
-    use flagwire::cache::{LruFlagCache, ManualClock};
+    use flagwire::cache::{LocalFlagCache, ManualClock};
     use std::sync::Arc;
 
     let server = MockServer::start().await.unwrap();
     seed_flag(&server, "f", true);
     let clock = Arc::new(ManualClock::new());
-    let cache = LruFlagCache::<flagwire::schematic::CachedCheck>::builder()
+    let cache = LocalFlagCache::<flagwire::schematic::CachedCheck>::builder()
         .ttl(Duration::from_secs(5))
         .clock(clock.clone())
         .build();

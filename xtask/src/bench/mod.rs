@@ -485,9 +485,9 @@ fn rows(
             python: py_cell(Py::Time("check_flag_cached_ns")),
         },
         Row {
-            scenario: "Flag cache hit alone (LruFlagCache)".to_owned(),
-            source: "flag_cache/lru_hit".to_owned(),
-            flagwire: crit(est, &["flag_cache/lru_hit"]),
+            scenario: "Flag cache hit alone (LocalFlagCache, bool read in place)".to_owned(),
+            source: "flag_cache/hit_company_user".to_owned(),
+            flagwire: crit(est, &["flag_cache/hit_company_user", "flag_cache/lru_hit"]),
             limit: crit_limit(est, "`HashMap<String, bool>` lookup", &["flag_cache/hashmap_get"]),
             python: py_cell(Py::None("included in the check_flag row")),
         },

@@ -17,7 +17,7 @@ use super::client::{Client, Inner};
 use super::events::CaptureSender;
 use super::flags::CachedCheck;
 use crate::base_url::checked_base_url;
-use crate::cache::{CacheChain, FlagCache, LruFlagCache};
+use crate::cache::{CacheChain, FlagCache, LocalFlagCache};
 use crate::error::Error;
 use crate::events::{DeadLetterSink, EventBuffer, EventBufferBuilder};
 
@@ -153,7 +153,8 @@ impl ClientBuilder {
         self
     }
 
-    /// Uses `cache` instead of the default LRU cache (1,000 entries, 5 s).
+    /// Uses `cache` instead of the default in-memory cache (1,000 entries,
+    /// 5 s).
     pub fn cache(mut self, cache: impl FlagCache<CachedCheck> + 'static) -> Self {
         self.cache = CacheSetting::Custom(CacheChain::single(cache));
         self
@@ -284,7 +285,7 @@ impl ClientBuilder {
         };
 
         let cache = match self.cache {
-            CacheSetting::Default => CacheChain::single(LruFlagCache::<CachedCheck>::new()),
+            CacheSetting::Default => CacheChain::single(LocalFlagCache::<CachedCheck>::new()),
             CacheSetting::Disabled => CacheChain::disabled(),
             CacheSetting::Custom(chain) => chain,
         };
