@@ -838,7 +838,14 @@ async fn malformed_and_oversized_client_messages() {
     .unwrap();
     assert_eq!(&pong[..], b"hi");
 
+    ws.send(Message::binary(Bytes::from_static(&[0xff, 0xfe])))
+        .await
+        .unwrap();
+    let err = recv(&mut ws).await;
+    assert_eq!(err["data"]["error"], "binary frames must hold UTF-8 JSON");
+
     let requests = server.datastream_requests();
+    assert_eq!(requests.len(), 4);
     assert_eq!(requests[0], json!("{oops"));
     assert_eq!(requests[1]["data"]["entity_type"], "rulesengine.Plans");
     assert_eq!(requests[2]["data"]["entity_type"], "rulesengine.Flags");
@@ -858,6 +865,8 @@ async fn drop_and_close_switches() {
     let mut a = connect(&server).await;
     let mut b = connect(&server).await;
     assert_eq!(server.wait_for_datastream_connections(2, WAIT).await, 2);
+    // A stall of any length ends when the socket is dropped.
+    assert_eq!(server.datastream_stall(Duration::MAX), 2);
     assert_eq!(server.datastream_drop_connections(), 2);
     assert_eq!(server.datastream_connections(), 0);
     for ws in [&mut a, &mut b] {

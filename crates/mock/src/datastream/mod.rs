@@ -164,10 +164,16 @@ impl DataStream {
         self.connections.send_replace(hub.len());
     }
 
-    /// Records and answers one client message.
-    fn receive(&self, inner: &Inner, conn: u64, text: &str) {
+    /// Keeps a client message for inspection: its JSON, or the text as a
+    /// JSON string.
+    fn record_request(&self, text: &str) {
         let parsed = serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_owned()));
         push_bounded(&self.requests, parsed);
+    }
+
+    /// Records and answers one client message.
+    fn receive(&self, inner: &Inner, conn: u64, text: &str) {
+        self.record_request(text);
         match wire::parse_request(text) {
             Ok(request) => {
                 let store = inner.read();
@@ -248,8 +254,10 @@ impl MockServer {
         format!("ws://{}{DATASTREAM_PATH}", self.rest_addr())
     }
 
-    /// Every upgrade request received (at most the last 10,000), oldest
-    /// first.
+    /// Every well-formed upgrade request that reached the handshake (at
+    /// most the last 10,000), oldest first. Requests that are not WebSocket
+    /// upgrades, or that a scripted fault answered, are only in
+    /// [`requests`](Self::requests).
     pub fn datastream_handshakes(&self) -> Vec<DataStreamHandshake> {
         lock(&self.inner.datastream.handshakes)
             .iter()
@@ -326,7 +334,11 @@ impl MockServer {
     /// produced meanwhile are delivered afterwards. Returns how many
     /// connections were stalled.
     pub fn datastream_stall(&self, duration: Duration) -> usize {
-        let until = tokio::time::Instant::now() + duration;
+        let now = tokio::time::Instant::now();
+        // Durations past what the clock can represent stall for a century.
+        let until = now
+            .checked_add(duration)
+            .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 24 * 3600));
         lock(&self.inner.datastream.hub).stall_all(until)
     }
 

@@ -350,10 +350,13 @@ async fn pump(
             Event::Incoming(Some(Ok(Message::Binary(bytes)))) => {
                 match std::str::from_utf8(&bytes) {
                     Ok(text) => ds.receive(inner, id, text),
-                    Err(_) => ds.reply(
-                        id,
-                        wire::error(None, "binary frames must hold UTF-8 JSON", None),
-                    ),
+                    Err(_) => {
+                        ds.record_request(&String::from_utf8_lossy(&bytes));
+                        ds.reply(
+                            id,
+                            wire::error(None, "binary frames must hold UTF-8 JSON", None),
+                        );
+                    }
                 }
             }
             Event::Incoming(Some(Ok(Message::Close(_)))) => return Exit::ClosedByClient,
