@@ -333,6 +333,7 @@ fn flags_snapshot(store: &Store) -> Utf8Bytes {
 mod tests {
     use super::*;
     use crate::store::Refreshed;
+    use proptest::prelude::*;
 
     fn request(kind: RequestKind, replay_from: Option<&str>) -> Request {
         Request {
@@ -473,6 +474,105 @@ mod tests {
             json!({"entity_type": FLAGS, "message_type": "reload"})
         );
         assert_eq!(got[3]["message_type"], "full");
+    }
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Publish(usize),
+        Start(usize, Option<prop::sample::Index>),
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            (0..TOPICS).prop_map(Op::Publish),
+            (
+                0..SUBJECTS.len(),
+                prop::option::of(any::<prop::sample::Index>())
+            )
+                .prop_map(|(s, c)| Op::Start(s, c)),
+        ]
+    }
+
+    const TOPICS: usize = 4;
+    const SUBJECTS: [RequestKind; 3] = [
+        RequestKind::Flags,
+        RequestKind::Companies,
+        RequestKind::Users,
+    ];
+
+    fn topic(i: usize) -> Topic {
+        match i {
+            0 => Topic::Flag,
+            1 => Topic::Company("c1".into()),
+            2 => Topic::Company("c2".into()),
+            _ => Topic::User("u1".into()),
+        }
+    }
+
+    fn subject(kind: RequestKind) -> Subject {
+        match kind {
+            RequestKind::Flags => Subject::Flags,
+            RequestKind::Companies => Subject::AllCompanies,
+            _ => Subject::AllUsers,
+        }
+    }
+
+    proptest::proptest! {
+        /// Whatever mix of changes and (re)subscriptions with or without
+        /// cursors, a connection gets every change after the earliest
+        /// position it asked for, for each subject, exactly once.
+        #[test]
+        fn every_change_after_the_cursor_arrives_exactly_once(
+            ops in prop::collection::vec(op(), 0..60),
+        ) {
+            let store = empty_store();
+            let mut hub = Hub::new(1_000);
+            let mut conn = hub.register();
+            let mut published: Vec<(StreamId, Topic)> = Vec::new();
+            // Per subject: the earliest position asked for (None: all).
+            let mut from: Vec<(Subject, Option<StreamId>)> = Vec::new();
+            for op in ops {
+                match op {
+                    Op::Publish(t) => {
+                        hub.publish(vec![change(topic(t))]);
+                        published.push((hub.log.head().unwrap(), topic(t)));
+                    }
+                    Op::Start(s, cursor) => {
+                        let cursor = cursor
+                            .filter(|_| !published.is_empty())
+                            .map(|i| published[i.index(published.len())].0);
+                        let position = cursor.or(hub.log.head());
+                        let cursor_text = cursor.map(|c| c.to_string());
+                        hub.handle(&store, conn.id, request(SUBJECTS[s], cursor_text.as_deref()));
+                        let subject = subject(SUBJECTS[s]);
+                        match from.iter_mut().find(|(x, _)| *x == subject) {
+                            Some((_, p)) => *p = match (*p, position) {
+                                (Some(a), Some(b)) => Some(a.min(b)),
+                                _ => None,
+                            },
+                            None => from.push((subject, position)),
+                        }
+                    }
+                }
+            }
+            let mut delivered: Vec<StreamId> = drain(&mut conn)
+                .iter()
+                .filter_map(|m| m["stream_id"].as_str())
+                .map(|id| id.parse().unwrap())
+                .collect();
+            let count = delivered.len();
+            delivered.sort();
+            delivered.dedup();
+            prop_assert_eq!(delivered.len(), count, "a change arrived twice");
+            let expected: Vec<StreamId> = published
+                .iter()
+                .filter(|(id, t)| {
+                    from.iter().any(|(s, p)| s.matches(t) && p.is_none_or(|p| *id > p))
+                })
+                .map(|(id, _)| *id)
+                .collect();
+            prop_assert_eq!(delivered, expected);
+        }
     }
 
     #[test]
