@@ -115,6 +115,17 @@ impl BlockingMockServer {
         self.inner.stop(MockServer::stop);
     }
 
+    /// Blocking form of [`MockServer::wait_for_datastream_connections`].
+    pub fn wait_for_datastream_connections(&self, count: usize, timeout: Duration) -> usize {
+        self.inner
+            .block_on(
+                self.inner
+                    .server()
+                    .wait_for_datastream_connections(count, timeout),
+            )
+            .unwrap_or_default()
+    }
+
     /// Blocking form of [`MockServer::wait_for_deliveries`].
     pub fn wait_for_deliveries(&self, count: usize, timeout: Duration) -> Vec<WebhookDelivery> {
         self.inner

@@ -80,6 +80,17 @@
 //!   `X-Schematic-Webhook-Timestamp`) for company, user, feature, flag,
 //!   flag-rules and rule changes they subscribe to; see
 //!   [`MockServer::webhook_deliveries`].
+//! * DataStream: `GET /datastream` on the REST port is the WebSocket the
+//!   SDKs use for local evaluation ([`MockServer::datastream_url`]). It
+//!   answers `rulesengine.Flags` with every flag, `rulesengine.Company` and
+//!   `rulesengine.User` (by keys) with the entity or an `error`, and
+//!   `rulesengine.Companies`/`rulesengine.Users` with a confirmation; it then
+//!   pushes every change made through any route (`full`/`partial`/`delete`,
+//!   with a strictly increasing `stream_id`), replays missed changes for
+//!   `replay_from` (or answers `reload` past its replay log, see
+//!   [`MockServerBuilder::replay_log_capacity`]) and closes with 4001 on a
+//!   bad key. The models are the ones the REST checks evaluate. `GET
+//!   /ready` serves the replicator's health document.
 //!
 //! # Faults
 //!
@@ -105,9 +116,38 @@
 //! # Ok(())
 //! # }
 //! ```
+//!
+//! DataStream sockets have switches of their own:
+//! [`datastream_drop_connections`](MockServer::datastream_drop_connections)
+//! (no close frame), [`datastream_close_all`](MockServer::datastream_close_all)
+//! (a close code of your choice), [`datastream_stall`](MockServer::datastream_stall)
+//! (no reads, no pongs, no messages for a while),
+//! [`datastream_send_raw`](MockServer::datastream_send_raw) (any text frame,
+//! of any size), [`datastream_refuse_upgrades`](MockServer::datastream_refuse_upgrades)
+//! (503), [`datastream_trim_replay_log`](MockServer::datastream_trim_replay_log)
+//! (the next `replay_from` gets `reload`) and
+//! [`set_replicator_ready`](MockServer::set_replicator_ready). What the
+//! clients did is in [`datastream_handshakes`](MockServer::datastream_handshakes)
+//! and [`datastream_requests`](MockServer::datastream_requests).
+//!
+//! ```
+//! use flagwire_mock::MockServer;
+//! use std::time::Duration;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), flagwire_mock::MockError> {
+//! let server = MockServer::start().await?;
+//! assert_eq!(server.datastream_url(), format!("ws://{}/datastream", server.rest_addr()));
+//! server.datastream_refuse_upgrades(1);
+//! assert_eq!(server.datastream_stall(Duration::from_millis(500)), 0, "no socket open yet");
+//! assert!(server.datastream_close_all(1006, "").is_err(), "1006 is never sent");
+//! # Ok(())
+//! # }
+//! ```
 
 mod blocking;
 mod body;
+mod datastream;
 mod error;
 pub mod esauti;
 mod eval;
@@ -127,6 +167,7 @@ mod util;
 mod webhook;
 
 pub use blocking::BlockingMockServer;
+pub use datastream::{DATASTREAM_PATH, DataStreamHandshake, HandshakeOutcome};
 pub use error::MockError;
 pub use faults::{Fault, Host};
 pub use inspect::ReceivedEvent;

@@ -146,6 +146,7 @@ fn main() -> ExitCode {
         };
         println!("REST API:     {}", server.rest_url());
         println!("Capture host: {}", server.capture_url());
+        println!("DataStream:   {}", server.datastream_url());
         println!("API keys:     {}", server.api_keys().join(", "));
         let esauti = match args.esauti_port {
             None => None,

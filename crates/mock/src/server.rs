@@ -43,6 +43,7 @@ pub(crate) struct Inner {
     pub(crate) capture_batch_limit: usize,
     webhook_tx: mpsc::UnboundedSender<Outgoing>,
     pub(crate) deliveries: Arc<Deliveries>,
+    pub(crate) datastream: crate::datastream::DataStream,
 }
 
 impl Inner {
@@ -54,12 +55,13 @@ impl Inner {
         self.store.write().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Runs `f` under the write lock, then queues webhook deliveries for the
-    /// changes it made.
+    /// Runs `f` under the write lock, pushes the changes it made to
+    /// DataStream subscribers, then queues webhook deliveries for them.
     pub(crate) fn mutate<T>(&self, f: impl FnOnce(&mut Store) -> T) -> T {
         let mut store = self.write();
         let out = f(&mut store);
-        store.refresh();
+        let replaced = store.refresh();
+        self.datastream.publish(&store, &replaced);
         let notices = store.take_notices();
         let mut outgoing = Vec::new();
         for n in &notices {
@@ -138,6 +140,7 @@ impl Inner {
             capture_batch_limit: 100,
             webhook_tx,
             deliveries: Arc::new(Deliveries::default()),
+            datastream: crate::datastream::DataStream::new(&Default::default()),
         })
     }
 }
@@ -170,6 +173,7 @@ impl std::fmt::Debug for MockServerBuilder {
             .field("max_events", &self.max_events)
             .field("webhook_retries", &self.webhook_retries)
             .field("webhook_backoff", &self.webhook_backoff)
+            .field("datastream", &self.datastream)
             .finish()
     }
 }
@@ -224,6 +228,7 @@ pub struct MockServerBuilder {
     max_events: usize,
     webhook_retries: u32,
     webhook_backoff: Duration,
+    pub(crate) datastream: crate::datastream::Config,
 }
 
 impl Default for MockServerBuilder {
@@ -240,6 +245,7 @@ impl Default for MockServerBuilder {
             max_events: 100_000,
             webhook_retries: 2,
             webhook_backoff: Duration::from_millis(50),
+            datastream: crate::datastream::Config::default(),
         }
     }
 }
@@ -339,6 +345,7 @@ impl MockServerBuilder {
             capture_batch_limit: self.capture_batch_limit,
             webhook_tx,
             deliveries: deliveries.clone(),
+            datastream: crate::datastream::DataStream::new(&self.datastream),
         });
         for seed in &self.seeds {
             seed.apply(&inner)?;
@@ -351,7 +358,8 @@ impl MockServerBuilder {
         let tasks = vec![
             tokio::spawn(serve(rest, shutdown_rx.clone(), {
                 let inner = inner.clone();
-                move |remote, req| handle(inner.clone(), Host::Rest, remote, req)
+                let shutdown = shutdown_rx.clone();
+                move |remote, req| serve_rest(inner.clone(), shutdown.clone(), remote, req)
             })),
             tokio::spawn(serve(capture, shutdown_rx.clone(), {
                 let inner = inner.clone();
@@ -508,13 +516,19 @@ impl MockServer {
     /// Empties the state (companies, users, flags, features, webhooks,
     /// events and the webhook log), the request log and the fault scripts,
     /// keeping the configuration. Deliveries already queued still go out.
+    /// Open DataStream connections stay open and are sent a `delete` for
+    /// every company, user and flag they follow; the recorded DataStream
+    /// handshakes and requests and pending upgrade refusals are cleared.
     pub fn reset(&self) {
         {
             let mut store = self.inner.write();
             let mut fresh = Store::new(store.webhook_secret.clone());
             fresh.max_events = store.max_events;
-            *store = fresh;
+            let old = std::mem::replace(&mut *store, fresh);
+            // DataStream subscribers see everything deleted.
+            self.inner.datastream.publish(&store, &old.into_replaced());
         }
+        self.inner.datastream.clear_records();
         self.inner.recorder.clear();
         self.inner.faults.clear();
         self.inner.deliveries.clear();
@@ -745,8 +759,9 @@ pub(crate) async fn serve<H, F>(
         let _ = stream.set_nodelay(true);
         let handler = handler.clone();
         let service = service_fn(move |req| handler(remote, req));
+        // Upgrades are served so that `/datastream` can become a WebSocket.
         let conn = builder
-            .serve_connection(TokioIo::new(stream), service)
+            .serve_connection_with_upgrades(TokioIo::new(stream), service)
             .into_owned();
         let conn = graceful.watch(conn);
         tokio::spawn(async move {
@@ -777,6 +792,20 @@ fn json_response(status: StatusCode, body: MockBody) -> Response<MockBody> {
     resp.headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     resp
+}
+
+/// The REST listener's service: the DataStream upgrade, or the API.
+async fn serve_rest(
+    inner: Arc<Inner>,
+    shutdown: watch::Receiver<bool>,
+    remote: SocketAddr,
+    req: Request<Incoming>,
+) -> Result<Response<MockBody>, DropConnection> {
+    if crate::datastream::is_datastream(&req) {
+        crate::datastream::upgrade(inner, shutdown, req).await
+    } else {
+        handle(inner, Host::Rest, remote, req).await
+    }
 }
 
 async fn handle(

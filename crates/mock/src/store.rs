@@ -292,6 +292,16 @@ pub(crate) struct Store {
     flags_dirty: bool,
 }
 
+/// The models a [`Store::refresh`] replaced: for each company and user it
+/// re-prepared, the previous version (`None` if it did not exist), and the
+/// previous rules engine if the flags were recompiled.
+#[derive(Default)]
+pub(crate) struct Refreshed {
+    pub(crate) companies: Vec<(String, Option<PreparedCompany>)>,
+    pub(crate) users: Vec<(String, Option<PreparedUser>)>,
+    pub(crate) flags: Option<RulesEngine>,
+}
+
 /// Fields shared by company and user upserts.
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct Upsert<'a> {
@@ -341,23 +351,29 @@ impl Store {
     }
 
     /// Brings the rules engine and the prepared companies and users up to
-    /// date with the changes made since the last call.
-    pub(crate) fn refresh(&mut self) {
+    /// date with the changes made since the last call, and returns the
+    /// models they replaced (what DataStream clients were last told).
+    pub(crate) fn refresh(&mut self) -> Refreshed {
+        let mut replaced = Refreshed::default();
         for (kind, id) in std::mem::take(&mut self.dirty) {
             match (kind, self.entities[kind.idx()].get(&id)) {
                 (Kind::Company, Some(e)) => {
                     let prepared = PreparedCompany::new(crate::eval::company_model(self, e));
-                    self.prepared_companies.insert(id, prepared);
+                    let old = self.prepared_companies.insert(id.clone(), prepared);
+                    replaced.companies.push((id, old));
                 }
                 (Kind::User, Some(e)) => {
                     let prepared = PreparedUser::new(crate::eval::user_model(self, e));
-                    self.prepared_users.insert(id, prepared);
+                    let old = self.prepared_users.insert(id.clone(), prepared);
+                    replaced.users.push((id, old));
                 }
                 (Kind::Company, None) => {
-                    self.prepared_companies.remove(&id);
+                    let old = self.prepared_companies.remove(&id);
+                    replaced.companies.push((id, old));
                 }
                 (Kind::User, None) => {
-                    self.prepared_users.remove(&id);
+                    let old = self.prepared_users.remove(&id);
+                    replaced.users.push((id, old));
                 }
             }
         }
@@ -367,7 +383,26 @@ impl Store {
                 .values()
                 .map(|f| crate::eval::flag_model(self, f))
                 .collect();
-            self.engine = RulesEngine::new(flags);
+            replaced.flags = Some(std::mem::replace(&mut self.engine, RulesEngine::new(flags)));
+        }
+        replaced
+    }
+
+    /// Everything this store has prepared, as if replaced by an empty store
+    /// (used when the state is reset).
+    pub(crate) fn into_replaced(self) -> Refreshed {
+        Refreshed {
+            companies: self
+                .prepared_companies
+                .into_iter()
+                .map(|(id, p)| (id, Some(p)))
+                .collect(),
+            users: self
+                .prepared_users
+                .into_iter()
+                .map(|(id, p)| (id, Some(p)))
+                .collect(),
+            flags: Some(self.engine),
         }
     }
 

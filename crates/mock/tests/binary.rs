@@ -47,6 +47,11 @@ async fn binary_prints_urls_and_serves_the_seed() {
     let capture = url("Capture host:");
     assert!(rest.starts_with("http://127.0.0.1:") && capture.starts_with("http://127.0.0.1:"));
     assert_ne!(rest, capture);
+    let datastream = url("DataStream:");
+    assert_eq!(
+        datastream,
+        format!("{}/datastream", rest.replacen("http://", "ws://", 1))
+    );
 
     let api = Api::new(rest, Some("sch_dev_bin"));
     let company = data(api.get("/companies/lookup?keys[id]=acme").await, 200);

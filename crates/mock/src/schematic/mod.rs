@@ -63,6 +63,14 @@ pub(crate) fn dispatch(ctx: &Ctx<'_>) -> Dispatched {
         route(ctx.method, segs)
     };
     let operation = routed.map(|(op, _)| op);
+    if ctx.method == Method::GET && segs == ["ready"] {
+        // The replicator's health document: no API key needed.
+        let (status, body) = ctx.inner.datastream.ready_document();
+        return Dispatched {
+            result: Ok(crate::util::Reply { status, body }),
+            operation: None,
+        };
+    }
     if !ctx.inner.authorized(ctx.headers) {
         return Dispatched {
             result: Err(ApiFailure::new(StatusCode::UNAUTHORIZED, UNAUTHORIZED)),
