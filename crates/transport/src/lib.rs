@@ -81,9 +81,11 @@
 pub mod auth;
 mod builder;
 pub mod client;
+mod connect;
 mod error;
 pub mod headers;
 mod options;
+pub mod proxy;
 pub mod retry;
 pub mod timeout;
 pub mod trace;

@@ -25,6 +25,8 @@ pub struct Hit {
     pub body: Bytes,
     pub body_sha256: Vec<u8>,
     pub version: http::Version,
+    /// The client's address, as the server saw it.
+    pub peer: SocketAddr,
 }
 
 /// What the server does with a request.
@@ -86,9 +88,18 @@ pub fn serve_with(
     handler: impl Fn(&Hit) -> Reply + Send + Sync + 'static,
     tls: Option<tokio_rustls::TlsAcceptor>,
 ) -> Server {
+    let std_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    serve_on(std_listener, handler, tls)
+}
+
+/// Serves `handler` on an already bound listener, over TLS when `tls` is given.
+pub fn serve_on(
+    std_listener: std::net::TcpListener,
+    handler: impl Fn(&Hit) -> Reply + Send + Sync + 'static,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+) -> Server {
     let handler: Handler = Arc::new(handler);
     let hits = Arc::new(Mutex::new(Vec::new()));
-    let std_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     std_listener.set_nonblocking(true).unwrap();
     let addr = std_listener.local_addr().unwrap();
     let hits2 = hits.clone();
@@ -100,7 +111,7 @@ pub fn serve_with(
         rt.block_on(async move {
             let listener = TcpListener::from_std(std_listener).unwrap();
             loop {
-                let Ok((stream, _)) = listener.accept().await else {
+                let Ok((stream, peer)) = listener.accept().await else {
                     continue;
                 };
                 let handler = handler.clone();
@@ -110,7 +121,7 @@ pub fn serve_with(
                     let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
                         let handler = handler.clone();
                         let hits = hits.clone();
-                        answer(req, handler, hits)
+                        answer(req, handler, hits, peer)
                     });
                     let builder =
                         hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
@@ -135,6 +146,7 @@ async fn answer(
     req: Request<Incoming>,
     handler: Handler,
     hits: Arc<Mutex<Vec<Hit>>>,
+    peer: SocketAddr,
 ) -> Result<Response<BoxBody<Bytes, BoxError>>, BoxError> {
     let (parts, body) = req.into_parts();
     let body = body.collect().await?.to_bytes();
@@ -153,6 +165,7 @@ async fn answer(
                 .to_vec(),
             body,
             version: parts.version,
+            peer,
         };
         hits.push(hit.clone());
         hit
