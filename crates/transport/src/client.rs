@@ -316,6 +316,22 @@ impl HttpsClientBuilder {
         Dialer::new(tcp, Arc::new(routes), self.connect_timeout)
     }
 
+    /// A connector for WebSockets with these settings: the same TLS roots
+    /// and configuration, proxies, local address and connect timeout (the
+    /// proxy environment variables are read now). Pool and HTTP version
+    /// settings do not apply. See the [`websocket`](crate::websocket)
+    /// module.
+    #[cfg(feature = "websocket")]
+    pub fn websocket_connector(
+        &self,
+    ) -> Result<crate::websocket::WebSocketConnector, TransportError> {
+        Ok(crate::websocket::WebSocketConnector::new(
+            self.dialer(),
+            self.client_config()?,
+            self.https_only,
+        ))
+    }
+
     /// Builds the client. Needs no runtime; requests must be made on a tokio
     /// runtime. The proxy environment variables are read here, once.
     pub fn build(&self) -> Result<HttpsClient, TransportError> {

@@ -25,7 +25,7 @@ use tokio::net::TcpStream;
 use tower::ServiceExt;
 use tower_service::Service;
 
-use crate::error::{BoxError, TransportError};
+use crate::error::BoxError;
 use crate::proxy::Proxy;
 
 /// The longest answer header a proxy may send to `CONNECT`.
@@ -84,7 +84,7 @@ impl Routes {
 }
 
 /// A proxy that could not be reached or refused the tunnel; becomes
-/// [`TransportError::Proxy`].
+/// [`TransportError::Proxy`](crate::TransportError::Proxy).
 #[derive(Debug)]
 pub(crate) struct ProxyFailure {
     proxy: String,
@@ -104,9 +104,10 @@ enum FailureKind {
 impl fmt::Display for ProxyFailure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.kind {
-            FailureKind::Connect(_) => f.write_str("could not connect to the proxy"),
-            FailureKind::Refused(status) => write!(f, "the proxy refused the tunnel: {status}"),
-            FailureKind::Exchange(_) => f.write_str("the CONNECT exchange with the proxy failed"),
+            // Shown after `proxy <url>: ` (see `TransportError::Proxy`).
+            FailureKind::Connect(_) => f.write_str("could not connect"),
+            FailureKind::Refused(status) => write!(f, "refused the tunnel: {status}"),
+            FailureKind::Exchange(_) => f.write_str("the CONNECT exchange failed"),
         }
     }
 }
@@ -132,16 +133,6 @@ impl ProxyFailure {
     /// The proxy (without credentials) and the status of its refusal.
     pub(crate) fn parts(&self) -> (String, Option<StatusCode>) {
         (self.proxy.clone(), self.status())
-    }
-
-    pub(crate) fn into_error(self) -> TransportError {
-        let proxy = self.proxy.clone();
-        let status = self.status();
-        TransportError::Proxy {
-            proxy,
-            status,
-            source: status.is_none().then(|| Box::new(self) as BoxError),
-        }
     }
 }
 
@@ -488,9 +479,8 @@ mod tests {
         fn any_answer_bytes_give_a_verdict_without_panicking(
             bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..256),
         ) {
-            match parse_tunnel_answer(&bytes) {
-                Ok(Some((_, end))) => prop_assert!(end <= bytes.len()),
-                Ok(None) | Err(_) => {}
+            if let Ok(Some((_, end))) = parse_tunnel_answer(&bytes) {
+                prop_assert!(end <= bytes.len());
             }
         }
 

@@ -89,6 +89,8 @@ pub mod proxy;
 pub mod retry;
 pub mod timeout;
 pub mod trace;
+#[cfg(feature = "websocket")]
+pub mod websocket;
 
 pub use builder::{BoxTransport, DEFAULT_ATTEMPT_TIMEOUT, DEFAULT_TIMEOUT, TransportBuilder};
 pub use client::{HttpsClient, HttpsClientBuilder, Roots};
