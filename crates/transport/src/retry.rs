@@ -687,12 +687,17 @@ fn exhausted(
         return outcome;
     }
     Err(match outcome {
-        Ok(resp) => TransportError::RetriesExhausted {
-            attempts,
-            last_status: Some(resp.status()),
-            last_response: Some(LastResponse(Box::new(resp))),
-            source: None,
-        },
+        Ok(mut resp) => {
+            // Read by `Attempt::of_response`, like any response after retries.
+            resp.extensions_mut()
+                .insert(Attempt::with_deadline(attempts, None));
+            TransportError::RetriesExhausted {
+                attempts,
+                last_status: Some(resp.status()),
+                last_response: Some(LastResponse(Box::new(resp))),
+                source: None,
+            }
+        }
         Err(err) => TransportError::RetriesExhausted {
             attempts,
             last_status: previous_status,
