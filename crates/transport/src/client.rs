@@ -11,7 +11,7 @@
 //! `HTTP_PROXY`, `ALL_PROXY`, `NO_PROXY`, read once when the client is
 //! built), through explicit ones ([`HttpsClientBuilder::proxy`]), or
 //! straight to the server ([`HttpsClientBuilder::no_proxy`]); see the
-//! [`proxy`](crate::proxy) module for the rules.
+//! [`proxy`] module for the rules.
 //!
 //! [`CollectBodyLayer`] reads a streaming response body into `Bytes`, up to
 //! a limit, for any service (e.g. an in-process router used as a test
@@ -195,7 +195,7 @@ impl HttpsClientBuilder {
     /// Sends requests through `proxy` when it serves their destination.
     /// Explicit proxies replace the environment's; several are tried in the
     /// order they were added, and a destination none of them serves is
-    /// reached directly. See the [`proxy`](crate::proxy) module.
+    /// reached directly. See the [`proxy`] module.
     pub fn proxy(mut self, proxy: Proxy) -> Self {
         match &mut self.proxies {
             Proxies::Explicit(list) => list.push(proxy),
