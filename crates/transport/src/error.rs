@@ -573,6 +573,81 @@ mod tests {
         assert!(!is_tls(&std::io::Error::other("refused")));
     }
 
+    #[derive(Debug)]
+    struct Step(&'static str, Option<std::io::Error>);
+
+    impl fmt::Display for Step {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str(self.0)
+        }
+    }
+
+    impl StdError for Step {
+        fn source(&self) -> Option<&(dyn StdError + 'static)> {
+            self.1.as_ref().map(|e| e as &(dyn StdError + 'static))
+        }
+    }
+
+    #[test]
+    fn display_shows_each_cause_once() {
+        // io::Error repeats its inner error's text: written once.
+        let rustls_err = rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer);
+        let tls = TransportError::Tls {
+            source: Box::new(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                rustls_err,
+            )),
+        };
+        assert_eq!(
+            tls.to_string(),
+            "TLS handshake failed: invalid peer certificate: UnknownIssuer"
+        );
+        let refused = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+        let connect = TransportError::Connect {
+            source: Box::new(Step("tcp connect error", Some(refused))),
+        };
+        assert_eq!(
+            connect.to_string(),
+            "could not connect: tcp connect error: refused"
+        );
+        assert!(connect.is_connect() && connect.never_sent() && connect.is_retryable());
+    }
+
+    #[test]
+    fn proxy_errors_name_the_proxy_and_say_what_happened() {
+        let refused = |code: u16| TransportError::Proxy {
+            proxy: "http://proxy.internal:3128".to_owned(),
+            status: Some(StatusCode::from_u16(code).unwrap()),
+            source: None,
+        };
+        assert_eq!(
+            refused(407).to_string(),
+            "proxy http://proxy.internal:3128: refused the tunnel: 407 Proxy Authentication Required (missing or wrong proxy credentials)"
+        );
+        assert_eq!(
+            refused(403).to_string(),
+            "proxy http://proxy.internal:3128: refused the tunnel: 403 Forbidden"
+        );
+        assert!(!refused(403).is_retryable() && refused(403).never_sent());
+        assert!(refused(502).is_retryable() && !refused(502).is_connect());
+        let down = TransportError::Proxy {
+            proxy: "http://proxy.internal:3128".to_owned(),
+            status: None,
+            source: Some(Box::new(Step("could not connect", None))),
+        };
+        assert_eq!(
+            down.to_string(),
+            "proxy http://proxy.internal:3128: could not connect"
+        );
+        assert!(down.is_retryable() && down.is_connect() && down.source().is_some());
+        assert_eq!(down.attempts(), Some(1));
+        assert_eq!(
+            TransportError::config("bad").attempts(),
+            None,
+            "no request caused it"
+        );
+    }
+
     #[test]
     fn other_unwraps_own_errors() {
         let boxed: BoxError = Box::new(TransportError::BodyTooLarge { limit: 1 });
