@@ -98,6 +98,12 @@ async fn a_post_with_an_idempotency_key_is_retried() {
     assert_eq!(count.load(Ordering::SeqCst), 3);
     assert_eq!(err.attempts(), Some(3));
     assert_eq!(err.body().map(|b| b.len()), Some(0));
+
+    // The same with the option instead of the header.
+    let options = flagwire::schematic::RequestOptions::new().idempotent(true);
+    let err = client.send_with(upsert(), options).await.unwrap_err();
+    assert_eq!(count.load(Ordering::SeqCst), 6);
+    assert_eq!(err.attempts(), Some(3));
 }
 
 #[tokio::test]
