@@ -45,6 +45,17 @@ impl std::error::Error for EncodeError {
 /// Headers that may carry a request identifier, checked in this order.
 const REQUEST_ID_HEADERS: [&str; 3] = ["x-request-id", "x-amzn-requestid", "request-id"];
 
+/// The request identifier a response carries, from the first of
+/// [`REQUEST_ID_HEADERS`] that is present and readable.
+fn request_id(headers: &HeaderMap) -> Option<String> {
+    REQUEST_ID_HEADERS.iter().find_map(|name| {
+        headers
+            .get(*name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    })
+}
+
 /// The server answered with a status outside 2xx.
 ///
 /// The message is taken from the API's `{"error": "..."}` body when there is one. The response
@@ -70,12 +81,7 @@ impl StatusError {
             .ok()
             .and_then(|b| b.error)
             .filter(|m| !m.is_empty());
-        let request_id = REQUEST_ID_HEADERS.iter().find_map(|name| {
-            headers
-                .get(*name)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned)
-        });
+        let request_id = request_id(headers);
         StatusError {
             status,
             message,
@@ -136,22 +142,48 @@ impl fmt::Display for StatusError {
 }
 
 /// A success response whose body did not match the expected shape.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct DecodeError {
     status: StatusCode,
     path: String,
     message: String,
+    request_id: Option<String>,
     body: Bytes,
 }
 
+impl fmt::Debug for DecodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DecodeError")
+            .field("status", &self.status)
+            .field("path", &self.path)
+            .field("message", &self.message)
+            .field("request_id", &self.request_id)
+            .field("body_len", &self.body.len())
+            .finish()
+    }
+}
+
 impl DecodeError {
-    pub(crate) fn new(status: StatusCode, path: String, message: String, body: &[u8]) -> Self {
+    pub(crate) fn new(
+        status: StatusCode,
+        headers: &HeaderMap,
+        path: String,
+        message: String,
+        body: &[u8],
+    ) -> Self {
         DecodeError {
             status,
             path,
             message,
+            request_id: request_id(headers),
             body: Bytes::copy_from_slice(body),
         }
+    }
+
+    /// The request identifier the server returned (`x-request-id` and the
+    /// like), if any: quote it when reporting the problem.
+    pub fn request_id(&self) -> Option<&str> {
+        self.request_id.as_deref()
     }
 
     /// The HTTP status of the response.
@@ -181,7 +213,11 @@ impl fmt::Display for DecodeError {
             f,
             "could not decode the {} response at `{}`: {}",
             self.status, self.path, self.message
-        )
+        )?;
+        if let Some(id) = &self.request_id {
+            write!(f, " (request id {id})")?;
+        }
+        Ok(())
     }
 }
 
@@ -217,6 +253,14 @@ impl ApiError {
         match self {
             ApiError::Status(e) => e.body(),
             ApiError::Decode(e) => e.body(),
+        }
+    }
+
+    /// The request identifier the server returned, if any.
+    pub fn request_id(&self) -> Option<&str> {
+        match self {
+            ApiError::Status(e) => e.request_id(),
+            ApiError::Decode(e) => e.request_id(),
         }
     }
 }

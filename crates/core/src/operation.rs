@@ -134,7 +134,9 @@ pub(crate) fn decode_document<T: DeserializeOwned>(
 ) -> Result<T, ApiError> {
     check_status(status, headers, body)?;
     let decode_error = |path: String, message: String| {
-        ApiError::Decode(Box::new(DecodeError::new(status, path, message, body)))
+        ApiError::Decode(Box::new(DecodeError::new(
+            status, headers, path, message, body,
+        )))
     };
     let mut de = serde_json::Deserializer::from_slice(body);
     let value: T = serde_path_to_error::deserialize(&mut de)
@@ -259,6 +261,15 @@ mod tests {
         };
         assert_eq!(d.path(), "data[0]");
         assert!(d.message().contains("invalid type: integer"), "{d}");
+        assert_eq!(d.request_id(), None);
+
+        // The server's request id is kept, and shown.
+        let mut with_id = HeaderMap::new();
+        with_id.insert("x-request-id", HeaderValue::from_static("req_42"));
+        let err =
+            GetThing::parse_response(StatusCode::OK, &with_id, br#"{"data":{}}"#).unwrap_err();
+        assert_eq!(err.request_id(), Some("req_42"));
+        assert!(err.to_string().ends_with("(request id req_42)"), "{err}");
 
         let err = GetThing::parse_response(StatusCode::TOO_MANY_REQUESTS, &h, b"").unwrap_err();
         assert_eq!(err.status(), StatusCode::TOO_MANY_REQUESTS);

@@ -15,6 +15,12 @@ use crate::events::BufferError;
 /// No variant ever holds the API key, and `Debug`/`Display` print neither
 /// credentials nor request headers. Response bodies of API errors are kept
 /// (they are the server's own words) but only the message is displayed.
+///
+/// The accessors ([`status`](Self::status), [`request_id`](Self::request_id),
+/// [`body`](Self::body), [`api_message`](Self::api_message),
+/// [`attempts`](Self::attempts), [`is_timeout`](Self::is_timeout),
+/// [`is_connect`](Self::is_connect)) answer for every variant, so a caller
+/// rarely needs to match.
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum Error {
@@ -28,6 +34,8 @@ pub enum Error {
         request_id: Option<String>,
         /// The raw response body.
         body: Bytes,
+        /// How many attempts were made, the first one included.
+        attempts: u32,
     },
     /// The API answered 2xx but the body did not decode as expected.
     Decode {
@@ -37,6 +45,12 @@ pub enum Error {
         path: String,
         /// What was wrong there.
         message: String,
+        /// The request id the server assigned, if it sent one.
+        request_id: Option<String>,
+        /// The raw response body.
+        body: Bytes,
+        /// How many attempts were made, the first one included.
+        attempts: u32,
     },
     /// The request could not be sent or no answer arrived (connection,
     /// TLS, deadline, retries exhausted without a response…).
@@ -65,8 +79,19 @@ pub enum Error {
 }
 
 impl Error {
-    /// The HTTP status of an API error (or of the last response of a
-    /// transport error that had one).
+    /// The HTTP status of the API's answer: of an API or decode error, or of
+    /// the last response of a transport error that had one (e.g. a refused
+    /// WebSocket upgrade).
+    ///
+    /// ```
+    /// use flagwire::Error;
+    /// use http::StatusCode;
+    ///
+    /// fn retry_later(err: &Error) -> bool {
+    ///     err.status() == Some(StatusCode::TOO_MANY_REQUESTS) || err.is_timeout()
+    /// }
+    /// assert!(!retry_later(&Error::Offline));
+    /// ```
     pub fn status(&self) -> Option<StatusCode> {
         match self {
             Error::Api { status, .. } | Error::Decode { status, .. } => Some(*status),
@@ -75,14 +100,150 @@ impl Error {
         }
     }
 
-    /// Whether the request ran out of time.
+    /// The request id the server assigned (`x-request-id`), to quote when
+    /// reporting a problem; decode errors carry it too.
+    ///
+    /// ```
+    /// use flagwire::Error;
+    ///
+    /// fn report(err: &Error) -> String {
+    ///     match err.request_id() {
+    ///         Some(id) => format!("{err} [quote {id} to support]"),
+    ///         None => err.to_string(),
+    ///     }
+    /// }
+    /// assert_eq!(report(&Error::Offline), Error::Offline.to_string());
+    /// ```
+    pub fn request_id(&self) -> Option<&str> {
+        match self {
+            Error::Api { request_id, .. } | Error::Decode { request_id, .. } => {
+                request_id.as_deref()
+            }
+            Error::Transport(e) => e
+                .last_response()
+                .or_else(|| e.rejected_upgrade())?
+                .headers()
+                .get("x-request-id")?
+                .to_str()
+                .ok(),
+            _ => None,
+        }
+    }
+
+    /// The raw body of the API's answer, when there was one: the error
+    /// document of a non-2xx answer, or the 2xx body that did not decode.
+    ///
+    /// ```
+    /// use flagwire::Error;
+    ///
+    /// fn log_body(err: &Error) {
+    ///     if let Some(body) = err.body() {
+    ///         eprintln!("{}", String::from_utf8_lossy(body));
+    ///     }
+    /// }
+    /// log_body(&Error::Offline);
+    /// assert!(Error::Offline.body().is_none());
+    /// ```
+    pub fn body(&self) -> Option<&Bytes> {
+        match self {
+            Error::Api { body, .. } | Error::Decode { body, .. } => Some(body),
+            Error::Transport(e) => e
+                .last_response()
+                .or_else(|| e.rejected_upgrade())
+                .map(|r| r.body()),
+            _ => None,
+        }
+    }
+
+    /// The API's own message of a non-2xx answer (its `error` field, or a
+    /// Mautic error message for eSauti), when it sent one.
+    ///
+    /// ```
+    /// use flagwire::Error;
+    ///
+    /// fn explain(err: &Error) -> &str {
+    ///     err.api_message().unwrap_or("no message from the API")
+    /// }
+    /// assert_eq!(explain(&Error::Offline), "no message from the API");
+    /// ```
+    pub fn api_message(&self) -> Option<&str> {
+        match self {
+            Error::Api { message, .. } => message.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// How many attempts the request took (the first one included), for
+    /// errors of requests that were sent; `None` for the others (offline,
+    /// configuration, encoding…).
+    ///
+    /// ```
+    /// use flagwire::Error;
+    ///
+    /// fn describe(err: &Error) -> String {
+    ///     match err.attempts() {
+    ///         Some(n) if n > 1 => format!("{err} (gave up after {n} attempts)"),
+    ///         _ => err.to_string(),
+    ///     }
+    /// }
+    /// assert_eq!(Error::Offline.attempts(), None);
+    /// # let _ = describe(&Error::Offline);
+    /// ```
+    pub fn attempts(&self) -> Option<u32> {
+        match self {
+            Error::Api { attempts, .. } | Error::Decode { attempts, .. } => Some(*attempts),
+            Error::Transport(e) => e.attempts(),
+            _ => None,
+        }
+    }
+
+    /// Whether the request ran out of time (its overall deadline, an
+    /// attempt's, or a WebSocket handshake's).
+    ///
+    /// ```
+    /// use flagwire::Error;
+    ///
+    /// assert!(!Error::Offline.is_timeout());
+    /// ```
     pub fn is_timeout(&self) -> bool {
         matches!(self, Error::Transport(e) if e.is_timeout())
+    }
+
+    /// Whether no connection could be made to the API (or to the proxy in
+    /// front of it): the request never reached the server.
+    ///
+    /// ```
+    /// use flagwire::Error;
+    ///
+    /// fn use_cached_value(err: &Error) -> bool {
+    ///     err.is_connect() || err.is_timeout()
+    /// }
+    /// assert!(!use_cached_value(&Error::Offline));
+    /// ```
+    pub fn is_connect(&self) -> bool {
+        matches!(self, Error::Transport(e) if e.is_connect())
+    }
+
+    /// Records how many attempts the request behind an API or decode error
+    /// took (see `Attempt::of_response`).
+    pub(crate) fn with_attempts(mut self, count: u32) -> Self {
+        if let Error::Api { attempts, .. } | Error::Decode { attempts, .. } = &mut self {
+            *attempts = count;
+        }
+        self
     }
 
     pub(crate) fn config(message: impl Into<String>) -> Self {
         Error::Config(message.into())
     }
+}
+
+/// Writes ` after N attempts` when there were several.
+fn write_attempts(f: &mut fmt::Formatter<'_>, attempts: u32) -> fmt::Result {
+    if attempts > 1 {
+        write!(f, " after {attempts} attempts")?;
+    }
+    Ok(())
 }
 
 impl fmt::Display for Error {
@@ -92,6 +253,7 @@ impl fmt::Display for Error {
                 status,
                 message,
                 request_id,
+                attempts,
                 ..
             } => {
                 write!(f, "the API answered {status}")?;
@@ -101,16 +263,25 @@ impl fmt::Display for Error {
                 if let Some(id) = request_id {
                     write!(f, " (request id {id})")?;
                 }
-                Ok(())
+                write_attempts(f, *attempts)
             }
             Error::Decode {
                 status,
                 path,
                 message,
-            } => write!(
-                f,
-                "could not decode the {status} response at `{path}`: {message}"
-            ),
+                request_id,
+                attempts,
+                ..
+            } => {
+                write!(
+                    f,
+                    "could not decode the {status} response at `{path}`: {message}"
+                )?;
+                if let Some(id) = request_id {
+                    write!(f, " (request id {id})")?;
+                }
+                write_attempts(f, *attempts)
+            }
             Error::Transport(e) => write!(f, "transport error: {e}"),
             Error::Encode(e) => write!(f, "could not encode the request: {e}"),
             Error::Event(e) => write!(f, "invalid event: {e}"),
@@ -149,18 +320,23 @@ impl From<ApiError> for Error {
                 message: s.message().map(str::to_owned),
                 request_id: s.request_id().map(str::to_owned),
                 body: s.body().clone(),
+                attempts: 1,
             },
             ApiError::Decode(d) => Error::Decode {
                 status: d.status(),
                 path: d.path().to_owned(),
                 message: d.message().to_owned(),
+                request_id: d.request_id().map(str::to_owned),
+                body: d.body().clone(),
+                attempts: 1,
             },
             // `ApiError` is non-exhaustive: keep what is common to all.
             other => Error::Api {
                 status: other.status(),
                 message: other.message().map(str::to_owned),
-                request_id: None,
+                request_id: other.request_id().map(str::to_owned),
                 body: other.body().clone(),
+                attempts: 1,
             },
         }
     }

@@ -14,7 +14,7 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::auth::{AuthLayer, RequestSigner, Secret, SignLayer};
-use crate::client::{CollectBodyLayer, HttpsClientBuilder};
+use crate::client::{CollectBodyLayer, HttpsClient, HttpsClientBuilder};
 use crate::error::{BoxError, TransportError};
 use crate::headers::IdentificationLayer;
 use crate::retry::{RetryBudget, RetryLayer, RetryPolicy};
@@ -49,11 +49,16 @@ pub const DEFAULT_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(30);
 /// 7. [`TraceLayer::attempt`] — one span per attempt, headers as sent;
 /// 8. [`TimeoutLayer::per_attempt`] — each attempt's deadline;
 /// 9. your [`attempt_layer`](Self::attempt_layer)s, first added outermost;
-/// 10. the bottom service: [`HttpsClient`](crate::HttpsClient) unless you
-///     give your own with [`service`](Self::service) or
-///     [`body_service`](Self::body_service).
+/// 10. the bottom service: [`HttpsClient`](crate::HttpsClient), built from
+///     the [`client`](Self::client) settings or shared
+///     ([`http_client`](Self::http_client)), unless you give your own with
+///     [`service`](Self::service) or [`body_service`](Self::body_service).
 pub struct TransportBuilder {
     client: HttpsClientBuilder,
+    /// The client settings were changed (so they must not be ignored).
+    client_configured: bool,
+    /// A client built elsewhere, shared with other transports.
+    shared_client: Option<HttpsClient>,
     max_response_body: Option<usize>,
     inner: Option<BoxTransport>,
     auth: AuthLayer,
@@ -72,6 +77,7 @@ impl fmt::Debug for TransportBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TransportBuilder")
             .field("client", &self.client)
+            .field("shared_client", &self.shared_client.is_some())
             .field("custom_service", &self.inner.is_some())
             .field("auth", &self.auth)
             .field("signer", &self.signer.is_some())
@@ -98,6 +104,8 @@ impl TransportBuilder {
     pub fn new() -> Self {
         TransportBuilder {
             client: HttpsClientBuilder::new(),
+            client_configured: false,
+            shared_client: None,
             max_response_body: None,
             inner: None,
             auth: AuthLayer::none(),
@@ -173,9 +181,55 @@ impl TransportBuilder {
         self
     }
 
-    /// Configures the default HTTPS client (roots, pool, TLS).
+    /// Configures the default HTTPS client (roots, pool, TLS, proxies,
+    /// sockets), replacing its settings.
     pub fn client(mut self, client: HttpsClientBuilder) -> Self {
         self.client = client;
+        self.client_configured = true;
+        self
+    }
+
+    /// Adjusts the settings of the default HTTPS client, keeping the others.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use flagwire_transport::TransportBuilder;
+    ///
+    /// let transport = TransportBuilder::new()
+    ///     .map_client(|c| c.no_proxy().connect_timeout(Some(Duration::from_secs(2))))
+    ///     .build()?;
+    /// # drop(transport);
+    /// # Ok::<(), flagwire_transport::TransportError>(())
+    /// ```
+    pub fn map_client(
+        mut self,
+        configure: impl FnOnce(HttpsClientBuilder) -> HttpsClientBuilder,
+    ) -> Self {
+        self.client = configure(self.client);
+        self.client_configured = true;
+        self
+    }
+
+    /// Uses `client`, built elsewhere, at the bottom of the stack: its
+    /// connection pool is shared with every other transport that uses a
+    /// clone of it. Its own settings (proxies, TLS, pool, body limit)
+    /// apply; combining it with [`client`](Self::client),
+    /// [`map_client`](Self::map_client) or
+    /// [`max_response_body`](Self::max_response_body) makes
+    /// [`build`](Self::build) fail, since those settings could not take
+    /// effect.
+    ///
+    /// ```
+    /// use flagwire_transport::{HttpsClient, TransportBuilder};
+    ///
+    /// let pool = HttpsClient::builder().pool_max_idle_per_host(64).build()?;
+    /// let api = TransportBuilder::new().http_client(pool.clone()).build()?;
+    /// let events = TransportBuilder::new().http_client(pool).build()?;
+    /// # drop((api, events));
+    /// # Ok::<(), flagwire_transport::TransportError>(())
+    /// ```
+    pub fn http_client(mut self, client: HttpsClient) -> Self {
+        self.shared_client = Some(client);
         self
     }
 
@@ -260,6 +314,15 @@ impl TransportBuilder {
         if let Some(err) = self.error {
             return Err(err);
         }
+        if self.shared_client.is_some()
+            && self.inner.is_none()
+            && (self.client_configured || self.max_response_body.is_some())
+        {
+            return Err(TransportError::config(
+                "a shared HTTP client was given together with client settings; \
+                 configure the shared client instead",
+            ));
+        }
         // The retry layer owns the overall deadline and hands it to the
         // per-attempt layer below, which always enforces it too: no timer
         // and no extension entry of its own for the overall deadline.
@@ -279,12 +342,16 @@ impl TransportBuilder {
             client = client.max_response_body(limit);
         }
         let plain = self.request_layers.is_empty() && self.attempt_layers.is_empty();
+        let https = |shared: Option<HttpsClient>| match shared {
+            Some(shared) => Ok(shared),
+            None => client.build(),
+        };
         match self.inner {
-            None if plain => Ok(parts.assemble(client.build()?, true)),
+            None if plain => Ok(parts.assemble(https(self.shared_client)?, true)),
             inner => {
                 let mut bottom = match inner {
                     Some(s) => s,
-                    None => BoxCloneSyncService::new(client.build()?),
+                    None => BoxCloneSyncService::new(https(self.shared_client)?),
                 };
                 for wrap in self.attempt_layers.into_iter().rev() {
                     bottom = wrap(bottom);

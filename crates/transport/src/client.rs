@@ -7,12 +7,19 @@
 //! are kept alive and pooled. Plain `http://` is allowed (for a local
 //! emulator) unless [`HttpsClientBuilder::https_only`] is set.
 //!
+//! Connections go through the proxies of the environment (`HTTPS_PROXY`,
+//! `HTTP_PROXY`, `ALL_PROXY`, `NO_PROXY`, read once when the client is
+//! built), through explicit ones ([`HttpsClientBuilder::proxy`]), or
+//! straight to the server ([`HttpsClientBuilder::no_proxy`]); see the
+//! [`proxy`] module for the rules.
+//!
 //! [`CollectBodyLayer`] reads a streaming response body into `Bytes`, up to
 //! a limit, for any service (e.g. an in-process router used as a test
 //! double).
 
 use std::fmt;
 use std::future::Future;
+use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
@@ -33,7 +40,9 @@ use rustls::pki_types::pem::PemObject;
 use tower_layer::Layer;
 use tower_service::Service;
 
+use crate::connect::{Connector, Dialer, Route, Routes};
 use crate::error::{BoxError, TransportError, from_body_error, from_client_error};
+use crate::proxy::{self, Proxy};
 
 /// The default limit on a response body: 16 MiB.
 pub const DEFAULT_MAX_RESPONSE_BODY: usize = 16 * 1024 * 1024;
@@ -59,12 +68,42 @@ pub enum Roots {
     None,
 }
 
+/// Where the proxies of a client come from.
+#[derive(Debug, Clone)]
+enum Proxies {
+    /// The environment, read when the client is built.
+    Environment,
+    /// These (possibly none), in order of preference.
+    Explicit(Vec<Proxy>),
+}
+
 /// Configures an [`HttpsClient`].
+///
+/// ```
+/// use std::net::{IpAddr, Ipv4Addr};
+/// use std::time::Duration;
+/// use flagwire_transport::HttpsClient;
+/// use flagwire_transport::proxy::Proxy;
+///
+/// let client = HttpsClient::builder()
+///     .proxy(Proxy::https("http://proxy.internal:3128")?.basic_auth("alice", "s3cret"))
+///     .local_address(IpAddr::V4(Ipv4Addr::UNSPECIFIED))
+///     .connect_timeout(Some(Duration::from_secs(3)))
+///     .pool_idle_timeout(Some(Duration::from_secs(30)))
+///     .pool_max_idle_per_host(8)
+///     .build()?;
+/// // Clones share one connection pool.
+/// let shared = client.clone();
+/// # drop(shared);
+/// # Ok::<(), flagwire_transport::TransportError>(())
+/// ```
 #[derive(Clone)]
 pub struct HttpsClientBuilder {
     roots: Roots,
     extra_roots: Vec<CertificateDer<'static>>,
     tls_config: Option<rustls::ClientConfig>,
+    proxies: Proxies,
+    local_address: Option<IpAddr>,
     connect_timeout: Option<Duration>,
     tcp_keepalive: Option<Duration>,
     pool_idle_timeout: Option<Duration>,
@@ -80,6 +119,8 @@ impl fmt::Debug for HttpsClientBuilder {
             .field("roots", &self.roots)
             .field("extra_roots", &self.extra_roots.len())
             .field("custom_tls_config", &self.tls_config.is_some())
+            .field("proxies", &self.proxies)
+            .field("local_address", &self.local_address)
             .field("connect_timeout", &self.connect_timeout)
             .field("pool_idle_timeout", &self.pool_idle_timeout)
             .field("https_only", &self.https_only)
@@ -94,6 +135,8 @@ impl Default for HttpsClientBuilder {
             roots: Roots::default(),
             extra_roots: Vec::new(),
             tls_config: None,
+            proxies: Proxies::Environment,
+            local_address: None,
             connect_timeout: Some(Duration::from_secs(10)),
             tcp_keepalive: Some(Duration::from_secs(60)),
             pool_idle_timeout: Some(Duration::from_secs(90)),
@@ -106,9 +149,10 @@ impl Default for HttpsClientBuilder {
 }
 
 impl HttpsClientBuilder {
-    /// The defaults: built-in roots per the crate features, 10 s connect
-    /// timeout, 60 s TCP keep-alive, 90 s pool idle timeout, 32 idle
-    /// connections per host, `http://` allowed, 16 MiB body limit.
+    /// The defaults: built-in roots per the crate features, the proxies of
+    /// the environment, 10 s connect timeout, 60 s TCP keep-alive, 90 s
+    /// pool idle timeout, 32 idle connections per host, `http://` allowed,
+    /// 16 MiB body limit.
     pub fn new() -> Self {
         HttpsClientBuilder::default()
     }
@@ -148,7 +192,35 @@ impl HttpsClientBuilder {
         self
     }
 
-    /// Limit on establishing a TCP connection (default 10 s; `None` for none).
+    /// Sends requests through `proxy` when it serves their destination.
+    /// Explicit proxies replace the environment's; several are tried in the
+    /// order they were added, and a destination none of them serves is
+    /// reached directly. See the [`proxy`] module.
+    pub fn proxy(mut self, proxy: Proxy) -> Self {
+        match &mut self.proxies {
+            Proxies::Explicit(list) => list.push(proxy),
+            Proxies::Environment => self.proxies = Proxies::Explicit(vec![proxy]),
+        }
+        self
+    }
+
+    /// Connects straight to every server: ignores the proxy environment
+    /// variables and the proxies added so far.
+    pub fn no_proxy(mut self) -> Self {
+        self.proxies = Proxies::Explicit(Vec::new());
+        self
+    }
+
+    /// Binds outgoing connections (to servers and proxies) to this local
+    /// address; destinations of the other address family are then
+    /// unreachable. `None` (the default) lets the system choose.
+    pub fn local_address(mut self, address: impl Into<Option<IpAddr>>) -> Self {
+        self.local_address = address.into();
+        self
+    }
+
+    /// Limit on establishing a TCP connection, and on a proxy's answer to a
+    /// `CONNECT` request (default 10 s; `None` for none).
     pub fn connect_timeout(mut self, timeout: Option<Duration>) -> Self {
         self.connect_timeout = timeout;
         self
@@ -227,15 +299,45 @@ impl HttpsClientBuilder {
         Ok(config)
     }
 
+    /// The dialer shared by the HTTPS client and the WebSocket connector:
+    /// TCP settings and the proxies (the environment's are read now).
+    pub(crate) fn dialer(&self) -> Dialer {
+        let mut tcp = HttpConnector::new();
+        tcp.enforce_http(false);
+        tcp.set_nodelay(true);
+        tcp.set_connect_timeout(self.connect_timeout);
+        tcp.set_keepalive(self.tcp_keepalive);
+        tcp.set_local_address(self.local_address);
+        let proxies = match &self.proxies {
+            Proxies::Environment => proxy::from_env(),
+            Proxies::Explicit(list) => list.clone(),
+        };
+        let routes = Routes::new(proxies, !self.http2_only);
+        Dialer::new(tcp, Arc::new(routes), self.connect_timeout)
+    }
+
+    /// A connector for WebSockets with these settings: the same TLS roots
+    /// and configuration, proxies, local address and connect timeout (the
+    /// proxy environment variables are read now). Pool and HTTP version
+    /// settings do not apply. See the [`websocket`](crate::websocket)
+    /// module.
+    #[cfg(feature = "websocket")]
+    pub fn websocket_connector(
+        &self,
+    ) -> Result<crate::websocket::WebSocketConnector, TransportError> {
+        Ok(crate::websocket::WebSocketConnector::new(
+            self.dialer(),
+            self.client_config()?,
+            self.https_only,
+        ))
+    }
+
     /// Builds the client. Needs no runtime; requests must be made on a tokio
-    /// runtime.
+    /// runtime. The proxy environment variables are read here, once.
     pub fn build(&self) -> Result<HttpsClient, TransportError> {
         let tls = self.client_config()?;
-        let mut http = HttpConnector::new();
-        http.enforce_http(false);
-        http.set_nodelay(true);
-        http.set_connect_timeout(self.connect_timeout);
-        http.set_keepalive(self.tcp_keepalive);
+        let dialer = self.dialer();
+        let routes = dialer.routes().clone();
 
         let schemes = hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(tls);
         let schemes = if self.https_only {
@@ -243,10 +345,14 @@ impl HttpsClientBuilder {
         } else {
             schemes.https_or_http()
         };
+        let connector = Connector::new(dialer);
         let connector = if self.http2_only {
-            schemes.enable_http2().wrap_connector(http)
+            schemes.enable_http2().wrap_connector(connector)
         } else {
-            schemes.enable_http1().enable_http2().wrap_connector(http)
+            schemes
+                .enable_http1()
+                .enable_http2()
+                .wrap_connector(connector)
         };
 
         let mut builder = Client::builder(TokioExecutor::new());
@@ -261,6 +367,7 @@ impl HttpsClientBuilder {
                 inner: HyperService {
                     client: builder.build(connector),
                     https_only: self.https_only,
+                    forwarding: routes.may_forward().then_some(routes),
                 },
                 limit: self.max_response_body,
             },
@@ -270,7 +377,8 @@ impl HttpsClientBuilder {
 
 /// A pooled HTTP/1.1 + HTTP/2 client over rustls (ring) that takes
 /// `Request<Bytes>` and returns the response with its body read into
-/// `Bytes`. Cloning shares the connection pool.
+/// `Bytes`. Cloning is cheap and shares the connection pool (and the
+/// settings), so one client can serve several transports.
 #[derive(Clone, Debug)]
 pub struct HttpsClient {
     inner: CollectBody<HyperService>,
@@ -304,8 +412,11 @@ impl Service<Request<Bytes>> for HttpsClient {
 
 #[derive(Clone)]
 struct HyperService {
-    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    client: Client<HttpsConnector<Connector>, Full<Bytes>>,
     https_only: bool,
+    /// The routes, when some plain-HTTP request may be forwarded to a proxy
+    /// (and so needs its `Proxy-Authorization`).
+    forwarding: Option<Arc<Routes>>,
 }
 
 impl fmt::Debug for HyperService {
@@ -350,11 +461,19 @@ impl Service<Request<Bytes>> for HyperService {
         Poll::Ready(Ok(()))
     }
 
-    fn call(&mut self, req: Request<Bytes>) -> Self::Future {
+    fn call(&mut self, mut req: Request<Bytes>) -> Self::Future {
         if let Err(e) = check_uri(req.uri(), self.https_only) {
             return HyperFuture {
                 state: HyperState::Failed { err: Some(e) },
             };
+        }
+        // Added below the tracing layers, so the credentials are never logged.
+        if let Some(routes) = &self.forwarding
+            && let Route::Forward(proxy) = routes.route(req.uri(), false)
+            && let Some(auth) = proxy.authorization()
+        {
+            req.headers_mut()
+                .insert(http::header::PROXY_AUTHORIZATION, auth.clone());
         }
         HyperFuture {
             state: HyperState::Sending {

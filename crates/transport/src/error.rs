@@ -20,6 +20,9 @@ pub enum TimeoutKind {
     /// The deadline for one attempt: connecting, sending the request and
     /// reading the whole response body.
     Attempt,
+    /// The deadline for opening a WebSocket: connecting, the proxy tunnel,
+    /// TLS and the upgrade exchange.
+    Handshake,
 }
 
 impl fmt::Display for TimeoutKind {
@@ -27,6 +30,7 @@ impl fmt::Display for TimeoutKind {
         f.write_str(match self {
             TimeoutKind::Overall => "overall",
             TimeoutKind::Attempt => "per-attempt",
+            TimeoutKind::Handshake => "WebSocket handshake",
         })
     }
 }
@@ -39,8 +43,10 @@ impl fmt::Display for TimeoutKind {
 /// returned when the retry layer tried again and every attempt failed; it
 /// still carries the last response so the caller can read the API's message.
 ///
-/// Neither `Display` nor `Debug` ever prints header values, so secrets sent
-/// with a request cannot leak through an error.
+/// Neither `Display` nor `Debug` ever prints header values or proxy
+/// credentials, so secrets sent with a request cannot leak through an error.
+/// `Display` shows the underlying causes (e.g. `TLS handshake failed:
+/// invalid peer certificate: UnknownIssuer`).
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum TransportError {
@@ -49,6 +55,18 @@ pub enum TransportError {
     Connect {
         /// The underlying error.
         source: BoxError,
+    },
+    /// The proxy could not be reached, or it refused to open a tunnel to the
+    /// server (e.g. `407 Proxy Authentication Required`, `403 Forbidden`).
+    /// Nothing reached the server.
+    Proxy {
+        /// The proxy, as `scheme://host:port`: never its credentials.
+        proxy: String,
+        /// The status of the proxy's refusal, when it answered with one.
+        status: Option<StatusCode>,
+        /// What went wrong otherwise (no connection to the proxy, or a
+        /// broken exchange with it).
+        source: Option<BoxError>,
     },
     /// The TLS handshake failed, e.g. the server's certificate is not trusted.
     /// Never retried: trying again will not make a certificate valid.
@@ -78,7 +96,9 @@ pub enum TransportError {
         /// The underlying error.
         source: BoxError,
     },
-    /// The retry layer tried again and no attempt succeeded.
+    /// The retry layer tried again and no attempt succeeded: retries or
+    /// time ran out, or the last failure was one that is not retried (e.g.
+    /// a `POST` whose connection broke after it was sent).
     RetriesExhausted {
         /// How many attempts were made, the first one included.
         attempts: u32,
@@ -88,6 +108,14 @@ pub enum TransportError {
         last_response: Option<LastResponse>,
         /// The error of the last attempt, when it failed without a response.
         source: Option<Box<TransportError>>,
+    },
+    /// A WebSocket server answered the upgrade request with a status other
+    /// than `101 Switching Protocols` (e.g. `401`, `403`, `503`).
+    UpgradeRejected {
+        /// The status of the answer.
+        status: StatusCode,
+        /// The answer, with its body if the server sent one.
+        response: LastResponse,
     },
     /// The request cannot be sent as it is (e.g. a URI without scheme or
     /// host, or a scheme other than `http`/`https`).
@@ -113,8 +141,9 @@ pub enum TransportError {
     },
 }
 
-/// The last response of a request whose retries ran out. Its `Debug` prints
-/// only the status and body length, never headers or the body.
+/// The last response of a request whose retries ran out (or the refusal of
+/// a WebSocket upgrade). Its `Debug` prints only the status and body length,
+/// never headers or the body.
 pub struct LastResponse(pub Box<Response<Bytes>>);
 
 impl fmt::Debug for LastResponse {
@@ -150,18 +179,46 @@ impl TransportError {
     }
 
     /// Whether this failure is of a kind the retry layer retries: a failed
-    /// connection, a connection that broke mid-request, or an attempt that
-    /// timed out. An overall timeout, TLS failures, oversized bodies and
+    /// connection (to the server or to the proxy), a proxy that answered
+    /// the tunnel request with a `5xx`, a connection that broke
+    /// mid-request, or an attempt that timed out. An overall timeout, TLS
+    /// failures, a proxy's `4xx` refusal, oversized bodies and
     /// configuration errors are final.
     pub fn is_retryable(&self) -> bool {
+        match self {
+            TransportError::Connect { .. }
+            | TransportError::Io { .. }
+            | TransportError::Timeout {
+                kind: TimeoutKind::Attempt,
+                ..
+            } => true,
+            TransportError::Proxy { status, .. } => status.is_none_or(|s| s.is_server_error()),
+            _ => false,
+        }
+    }
+
+    /// Whether the request provably never reached the server: no
+    /// connection to it was established (TCP, the proxy tunnel or the TLS
+    /// handshake failed), or it was refused before any I/O. Such a request
+    /// is safe to send again whatever its method.
+    ///
+    /// ```
+    /// use flagwire_transport::TransportError;
+    ///
+    /// let refused = TransportError::Connect { source: "connection refused".into() };
+    /// assert!(refused.never_sent());
+    /// let reset = TransportError::Io { source: "connection reset".into() };
+    /// assert!(!reset.never_sent());
+    /// ```
+    pub fn never_sent(&self) -> bool {
         matches!(
             self,
             TransportError::Connect { .. }
-                | TransportError::Io { .. }
-                | TransportError::Timeout {
-                    kind: TimeoutKind::Attempt,
-                    ..
-                }
+                | TransportError::Proxy { .. }
+                | TransportError::Tls { .. }
+                | TransportError::InvalidRequest { .. }
+                | TransportError::Signing { .. }
+                | TransportError::Config { .. }
         )
     }
 
@@ -177,10 +234,53 @@ impl TransportError {
         }
     }
 
-    /// The status of the response behind this error, if there is one.
+    /// Whether no connection could be made (to the server or to a proxy,
+    /// TLS failures aside), directly or on the last attempt.
+    ///
+    /// ```
+    /// use flagwire_transport::TransportError;
+    ///
+    /// let err = TransportError::RetriesExhausted {
+    ///     attempts: 3,
+    ///     last_status: None,
+    ///     last_response: None,
+    ///     source: Some(Box::new(TransportError::Connect { source: "refused".into() })),
+    /// };
+    /// assert!(err.is_connect());
+    /// assert_eq!(err.attempts(), Some(3));
+    /// ```
+    pub fn is_connect(&self) -> bool {
+        match self {
+            TransportError::Connect { .. } => true,
+            TransportError::Proxy { status, .. } => status.is_none(),
+            TransportError::RetriesExhausted {
+                source: Some(inner),
+                ..
+            } => inner.is_connect(),
+            _ => false,
+        }
+    }
+
+    /// How many attempts were made (the first one included); `None` for a
+    /// configuration error, which no request caused. An error that does not
+    /// say otherwise came from the first and only attempt.
+    pub fn attempts(&self) -> Option<u32> {
+        match self {
+            TransportError::RetriesExhausted { attempts, .. } => Some(*attempts),
+            TransportError::Timeout { attempt, .. } => Some(*attempt),
+            TransportError::Config { .. } => None,
+            _ => Some(1),
+        }
+    }
+
+    /// The status of the response behind this error, if there is one: the
+    /// last response of a request whose retries ran out, or the answer to a
+    /// refused WebSocket upgrade. (A proxy's refusal is not a response of
+    /// the server; see [`TransportError::Proxy`].)
     pub fn status(&self) -> Option<StatusCode> {
         match self {
             TransportError::RetriesExhausted { last_status, .. } => *last_status,
+            TransportError::UpgradeRejected { status, .. } => Some(*status),
             _ => None,
         }
     }
@@ -206,13 +306,43 @@ impl TransportError {
             _ => None,
         }
     }
+
+    /// The answer of a WebSocket server that refused the upgrade.
+    pub fn rejected_upgrade(&self) -> Option<&Response<Bytes>> {
+        match self {
+            TransportError::UpgradeRejected { response, .. } => Some(&response.0),
+            _ => None,
+        }
+    }
 }
 
 impl fmt::Display for TransportError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            TransportError::Connect { source } => write!(f, "could not connect: {source}"),
-            TransportError::Tls { source } => write!(f, "TLS handshake failed: {source}"),
+            TransportError::Connect { source } => {
+                f.write_str("could not connect: ")?;
+                write_causes(f, &**source)
+            }
+            TransportError::Proxy {
+                proxy,
+                status,
+                source,
+            } => {
+                write!(f, "proxy {proxy}: ")?;
+                match (status, source) {
+                    (Some(s), _) if *s == StatusCode::PROXY_AUTHENTICATION_REQUIRED => write!(
+                        f,
+                        "refused the tunnel: {s} (missing or wrong proxy credentials)"
+                    ),
+                    (Some(s), _) => write!(f, "refused the tunnel: {s}"),
+                    (None, Some(source)) => write_causes(f, &**source),
+                    (None, None) => f.write_str("the tunnel failed"),
+                }
+            }
+            TransportError::Tls { source } => {
+                f.write_str("TLS handshake failed: ")?;
+                write_causes(f, &**source)
+            }
             TransportError::Timeout {
                 kind,
                 after,
@@ -224,7 +354,10 @@ impl fmt::Display for TransportError {
             TransportError::BodyTooLarge { limit } => {
                 write!(f, "response body exceeds the limit of {limit} bytes")
             }
-            TransportError::Io { source } => write!(f, "connection failed: {source}"),
+            TransportError::Io { source } => {
+                f.write_str("connection failed: ")?;
+                write_causes(f, &**source)
+            }
             TransportError::RetriesExhausted {
                 attempts,
                 last_status,
@@ -239,6 +372,9 @@ impl fmt::Display for TransportError {
                     write!(f, "; last error: {err}")?;
                 }
                 Ok(())
+            }
+            TransportError::UpgradeRejected { status, .. } => {
+                write!(f, "the server refused the WebSocket upgrade: {status}")
             }
             TransportError::InvalidRequest { reason } => write!(f, "invalid request: {reason}"),
             TransportError::Signing { source } => {
@@ -260,12 +396,54 @@ impl StdError for TransportError {
             | TransportError::Io { source }
             | TransportError::Signing { source }
             | TransportError::Other { source } => Some(&**source),
+            TransportError::Proxy {
+                source: Some(source),
+                ..
+            } => Some(&**source),
             TransportError::RetriesExhausted {
                 source: Some(inner),
                 ..
             } => Some(&**inner),
             _ => None,
         }
+    }
+}
+
+/// Writes an error and its causes, `: `-separated, so that `Display` shows
+/// the real reason (e.g. `invalid peer certificate: UnknownIssuer`) rather
+/// than a wrapper's summary. hyper-util's client error only says which step
+/// failed (`client error (Connect)`), which the variant already says, so it
+/// is skipped when it has a cause; a message that the previous one already
+/// ends with (an error repeating its cause) is written once.
+fn write_causes(f: &mut fmt::Formatter<'_>, err: &(dyn StdError + 'static)) -> fmt::Result {
+    let mut cur = Some(err);
+    if err.is::<hyper_util::client::legacy::Error>() && err.source().is_some() {
+        cur = err.source();
+    }
+    let mut previous = String::new();
+    let mut first = true;
+    while let Some(e) = cur {
+        let text = e.to_string();
+        if !text.is_empty() && !previous.ends_with(&text) {
+            if !first {
+                f.write_str(": ")?;
+            }
+            f.write_str(&text)?;
+            first = false;
+            previous = text;
+        }
+        cur = next_cause(e);
+    }
+    Ok(())
+}
+
+/// The cause of `e`. `io::Error` hides its inner error from `source()` (it
+/// skips to the inner error's own source), so the walk steps into
+/// `get_ref()` instead.
+fn next_cause<'a>(e: &'a (dyn StdError + 'static)) -> Option<&'a (dyn StdError + 'static)> {
+    match e.downcast_ref::<std::io::Error>() {
+        Some(io) => io.get_ref().map(|inner| inner as &(dyn StdError + 'static)),
+        None => e.source(),
     }
 }
 
@@ -277,6 +455,14 @@ impl From<std::convert::Infallible> for TransportError {
 
 /// Maps an error from hyper-util's client to the transport's error kinds.
 pub(crate) fn from_client_error(err: hyper_util::client::legacy::Error) -> TransportError {
+    if let Some((proxy, status)) = crate::connect::find_proxy_failure(&err).map(|f| f.parts()) {
+        // A refusal's status says it all; otherwise the chain says why.
+        return TransportError::Proxy {
+            proxy,
+            status,
+            source: status.is_none().then(|| Box::new(err) as BoxError),
+        };
+    }
     if is_tls(&err) {
         return TransportError::Tls {
             source: Box::new(err),
@@ -314,10 +500,7 @@ fn is_tls(err: &(dyn StdError + 'static)) -> bool {
         if e.is::<rustls::Error>() {
             return true;
         }
-        cur = match e.downcast_ref::<std::io::Error>() {
-            Some(io) => io.get_ref().map(|inner| inner as &(dyn StdError + 'static)),
-            None => e.source(),
-        };
+        cur = next_cause(e);
     }
     false
 }
@@ -388,6 +571,81 @@ mod tests {
         let outer = std::io::Error::other(inner);
         assert!(is_tls(&outer));
         assert!(!is_tls(&std::io::Error::other("refused")));
+    }
+
+    #[derive(Debug)]
+    struct Step(&'static str, Option<std::io::Error>);
+
+    impl fmt::Display for Step {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str(self.0)
+        }
+    }
+
+    impl StdError for Step {
+        fn source(&self) -> Option<&(dyn StdError + 'static)> {
+            self.1.as_ref().map(|e| e as &(dyn StdError + 'static))
+        }
+    }
+
+    #[test]
+    fn display_shows_each_cause_once() {
+        // io::Error repeats its inner error's text: written once.
+        let rustls_err = rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer);
+        let tls = TransportError::Tls {
+            source: Box::new(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                rustls_err,
+            )),
+        };
+        assert_eq!(
+            tls.to_string(),
+            "TLS handshake failed: invalid peer certificate: UnknownIssuer"
+        );
+        let refused = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+        let connect = TransportError::Connect {
+            source: Box::new(Step("tcp connect error", Some(refused))),
+        };
+        assert_eq!(
+            connect.to_string(),
+            "could not connect: tcp connect error: refused"
+        );
+        assert!(connect.is_connect() && connect.never_sent() && connect.is_retryable());
+    }
+
+    #[test]
+    fn proxy_errors_name_the_proxy_and_say_what_happened() {
+        let refused = |code: u16| TransportError::Proxy {
+            proxy: "http://proxy.internal:3128".to_owned(),
+            status: Some(StatusCode::from_u16(code).unwrap()),
+            source: None,
+        };
+        assert_eq!(
+            refused(407).to_string(),
+            "proxy http://proxy.internal:3128: refused the tunnel: 407 Proxy Authentication Required (missing or wrong proxy credentials)"
+        );
+        assert_eq!(
+            refused(403).to_string(),
+            "proxy http://proxy.internal:3128: refused the tunnel: 403 Forbidden"
+        );
+        assert!(!refused(403).is_retryable() && refused(403).never_sent());
+        assert!(refused(502).is_retryable() && !refused(502).is_connect());
+        let down = TransportError::Proxy {
+            proxy: "http://proxy.internal:3128".to_owned(),
+            status: None,
+            source: Some(Box::new(Step("could not connect", None))),
+        };
+        assert_eq!(
+            down.to_string(),
+            "proxy http://proxy.internal:3128: could not connect"
+        );
+        assert!(down.is_retryable() && down.is_connect() && down.source().is_some());
+        assert_eq!(down.attempts(), Some(1));
+        assert_eq!(
+            TransportError::config("bad").attempts(),
+            None,
+            "no request caused it"
+        );
     }
 
     #[test]

@@ -13,11 +13,11 @@
 //! | request span | [`trace`] | `flagwire.request` span: method, host, path, status, latency |
 //! | identification | [`headers`] | `User-Agent: flagwire/<version>`, `X-Fern-*` SDK headers |
 //! | overall deadline | [`timeout`] | the whole request, retries and back-off included |
-//! | retry | [`retry`] | 408/429/5xx and broken connections; `Retry-After`, back-off, budget |
+//! | retry | [`retry`] | 408/429/5xx and broken connections; `POST`/`PATCH` only when never sent or marked idempotent; `Retry-After`, back-off, budget |
 //! | credentials, signing | [`auth`] | API key or bearer token; a [`RequestSigner`](auth::RequestSigner) per attempt |
 //! | attempt span | [`trace`] | `flagwire.attempt` span; headers logged redacted at `TRACE` |
 //! | attempt deadline | [`timeout`] | one attempt, body included |
-//! | client | [`client`] | pooled hyper-util client over rustls with the *ring* provider |
+//! | client | [`client`] | pooled hyper-util client over rustls with the *ring* provider, through [`proxy`] settings |
 //!
 //! Every layer is also usable on its own on any `Service<http::Request<_>>`.
 //! Per-request settings go in the request's extensions as
@@ -71,22 +71,38 @@
 //! [`HttpsClientBuilder::add_root_certificate`]. Certificate verification
 //! cannot be turned off through this crate's settings.
 //!
-//! # Proxies
+//! # Proxies and sockets
 //!
-//! `HTTPS_PROXY`/`NO_PROXY` are not read. To go through a proxy, give the
-//! builder your own bottom service ([`TransportBuilder::service`]), e.g. a
-//! hyper-util client whose connector tunnels through the proxy.
+//! The HTTPS client reads `HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY` and
+//! `NO_PROXY` (and their lower-case forms) once, when it is built: `https://`
+//! requests go through a `CONNECT` tunnel with TLS to the server end to end,
+//! `http://` requests are forwarded in absolute form. Explicit proxies
+//! ([`HttpsClientBuilder::proxy`]), none at all
+//! ([`HttpsClientBuilder::no_proxy`]), a local address, the connect timeout
+//! and the pool are set on the builder; see the [`proxy`] module for the
+//! rules. Clones of an [`HttpsClient`] share its connection pool
+//! ([`TransportBuilder::http_client`]).
+//!
+//! # WebSockets
+//!
+//! With the `websocket` feature, `HttpsClientBuilder::websocket_connector`
+//! opens `ws://`/`wss://` connections with the same TLS configuration,
+//! proxies, local address and connect timeout (module `websocket`).
 #![warn(missing_docs)]
 
 pub mod auth;
 mod builder;
 pub mod client;
+mod connect;
 mod error;
 pub mod headers;
 mod options;
+pub mod proxy;
 pub mod retry;
 pub mod timeout;
 pub mod trace;
+#[cfg(feature = "websocket")]
+pub mod websocket;
 
 pub use builder::{BoxTransport, DEFAULT_ATTEMPT_TIMEOUT, DEFAULT_TIMEOUT, TransportBuilder};
 pub use client::{HttpsClient, HttpsClientBuilder, Roots};

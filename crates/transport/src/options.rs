@@ -30,6 +30,11 @@ pub struct RequestOptions {
     pub timeout: Option<Duration>,
     /// Deadline for each attempt of this request; `None` keeps the layer's.
     pub attempt_timeout: Option<Duration>,
+    /// `Some(true)` marks the request as safe to send more than once even
+    /// though its method is not idempotent (`POST`, `PATCH`): the retry
+    /// layer then retries it like a `PUT`. `None` or `Some(false)`: decided
+    /// by the method and the `Idempotency-Key` header.
+    pub idempotent: Option<bool>,
 }
 
 impl RequestOptions {
@@ -39,6 +44,7 @@ impl RequestOptions {
             max_retries: None,
             timeout: None,
             attempt_timeout: None,
+            idempotent: None,
         }
     }
 
@@ -57,6 +63,25 @@ impl RequestOptions {
     /// Overrides the per-attempt deadline.
     pub const fn attempt_timeout(mut self, timeout: Duration) -> Self {
         self.attempt_timeout = Some(timeout);
+        self
+    }
+
+    /// Declares whether sending this request twice is harmless. A `POST` or
+    /// `PATCH` marked `true` is retried on error statuses and broken
+    /// connections like a `PUT`; the server must deduplicate it (e.g. by a
+    /// key in the body). Without it, such a request is resent only when it
+    /// provably never reached the server.
+    ///
+    /// ```
+    /// use bytes::Bytes;
+    /// use flagwire_transport::RequestOptions;
+    ///
+    /// let mut req = http::Request::post("https://api.example.com/batch").body(Bytes::new())?;
+    /// req.extensions_mut().insert(RequestOptions::new().idempotent(true));
+    /// # Ok::<(), http::Error>(())
+    /// ```
+    pub const fn idempotent(mut self, idempotent: bool) -> Self {
+        self.idempotent = Some(idempotent);
         self
     }
 }
@@ -99,6 +124,19 @@ impl Attempt {
     /// Reads the attempt number of a request (1 when absent).
     pub fn of<B>(req: &http::Request<B>) -> u32 {
         req.extensions().get::<Attempt>().map_or(1, |a| a.number)
+    }
+
+    /// How many attempts a response took: the retry layer records the
+    /// count on a response that came back after retries (1 when absent).
+    ///
+    /// ```
+    /// use flagwire_transport::Attempt;
+    ///
+    /// let response = http::Response::new(());
+    /// assert_eq!(Attempt::of_response(&response), 1);
+    /// ```
+    pub fn of_response<B>(resp: &http::Response<B>) -> u32 {
+        resp.extensions().get::<Attempt>().map_or(1, |a| a.number)
     }
 }
 

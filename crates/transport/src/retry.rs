@@ -28,12 +28,17 @@
 //! retries to a share of the recent traffic; when it is empty, failures are
 //! returned at once.
 //!
-//! **Non-idempotent requests.** Like the official SDKs, a `POST` or `PATCH`
-//! is retried by default on the statuses above. That can duplicate a write
-//! the server did perform before failing. Turn it off with
-//! [`RetryPolicy::retry_non_idempotent`]`(false)`: such requests are then
-//! retried only when the connection could not be made (nothing was sent) or
-//! when they carry an `Idempotency-Key` header.
+//! **Non-idempotent requests.** Resending a `POST` or `PATCH` that the
+//! server did perform before failing creates a duplicate. So by default such
+//! a request is resent only when it provably never reached the server: the
+//! connection (TCP, the proxy tunnel or the TLS handshake) could not be
+//! established ([`TransportError::never_sent`]). It is retried like a `PUT`
+//! (on the statuses above and on broken connections) when the caller says
+//! repeating it is harmless: an `Idempotency-Key` header, or
+//! [`RequestOptions::idempotent`]`(true)`. [`RetryPolicy::retry_non_idempotent`]`(true)`
+//! retries every method alike, as Schematic's official SDKs do. `GET`,
+//! `HEAD`, `PUT`, `DELETE`, `OPTIONS` and `TRACE` are idempotent by
+//! definition and always retried.
 //!
 //! **Deadlines.** When an overall deadline is set (by
 //! [`TimeoutLayer::overall`](crate::timeout::TimeoutLayer::overall) above),
@@ -42,9 +47,13 @@
 //!
 //! **Outcome.** If no retry was made, the first outcome comes back unchanged
 //! (an error status is an `Ok` response). If retries were made and the last
-//! attempt still failed in a retryable way, the result is
-//! [`TransportError::RetriesExhausted`] with the attempt count, the last
-//! status and the last response (or error).
+//! attempt still failed (whether retries ran out or its failure is one that
+//! is not retried), the result is [`TransportError::RetriesExhausted`] with
+//! the attempt count, the last status and the last response (or error); a
+//! deadline that ran out stays a [`TransportError::Timeout`], which names
+//! its attempt. A response that comes back after retries (a success, or an
+//! error status that is not retried) carries the attempt count in its
+//! extensions: [`Attempt::of_response`].
 
 use std::fmt;
 use std::future::Future;
@@ -81,15 +90,15 @@ pub struct RetryPolicy {
 
 impl Default for RetryPolicy {
     /// Two retries (three attempts), 1 s base delay, 60 s cap, jitter on,
-    /// `409` not retried, non-idempotent requests retried, broken
-    /// connections retried.
+    /// `409` not retried, `POST`/`PATCH` retried only when never sent (or
+    /// marked idempotent), broken connections retried.
     fn default() -> Self {
         RetryPolicy {
             max_retries: 2,
             base_delay: Duration::from_secs(1),
             max_delay: Duration::from_secs(60),
             retry_conflict: false,
-            retry_non_idempotent: true,
+            retry_non_idempotent: false,
             retry_io_errors: true,
             jitter: true,
         }
@@ -132,7 +141,9 @@ impl RetryPolicy {
     }
 
     /// Retry `POST`/`PATCH` requests without an `Idempotency-Key` on error
-    /// statuses and broken connections (default on, as the official SDKs).
+    /// statuses and broken connections, as the official SDKs do (default
+    /// off: such a request is resent only when it never reached the server,
+    /// since the server may have performed it before failing).
     pub fn retry_non_idempotent(mut self, on: bool) -> Self {
         self.retry_non_idempotent = on;
         self
@@ -391,11 +402,12 @@ where
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
         // The service that was driven to readiness serves the first attempt;
         // later ones are served by clones of the spare.
-        let status_retries = self.policy.retry_non_idempotent
+        let options = req.extensions().get::<RequestOptions>().copied();
+        let replay_safe = self.policy.retry_non_idempotent
+            || options.and_then(|o| o.idempotent) == Some(true)
             || is_idempotent(req.method())
             || req.headers().contains_key(IDEMPOTENCY_KEY);
         let extensions = req.extensions_mut();
-        let options = extensions.get::<RequestOptions>().copied();
         let max_retries = options
             .and_then(|o| o.max_retries)
             .unwrap_or(self.policy.max_retries);
@@ -450,7 +462,7 @@ where
             template,
             attempt: 1,
             max_retries,
-            status_retries,
+            replay_safe,
             policy: self.policy.clone(),
             budget: self.budget.clone(),
             counter,
@@ -483,7 +495,9 @@ pin_project! {
         template: Option<Request<B>>,
         attempt: u32,
         max_retries: u32,
-        status_retries: bool,
+        // Whether sending the request again is harmless even if an attempt
+        // reached the server.
+        replay_safe: bool,
         policy: Arc<RetryPolicy>,
         budget: Option<RetryBudget>,
         counter: Option<AttemptCounter>,
@@ -505,7 +519,7 @@ where
             template: None,
             attempt: 1,
             max_retries: 0,
-            status_retries: false,
+            replay_safe: false,
             policy: retry.policy.clone(),
             budget: None,
             counter: None,
@@ -552,29 +566,30 @@ where
                     let retry_index = *this.attempt - 1;
                     let verdict = match &outcome {
                         Ok(resp) if this.policy.is_retryable_status(resp.status()) => {
-                            if *this.status_retries {
+                            if *this.replay_safe {
                                 Verdict::Again(this.policy.delay(retry_index, Some(resp.headers())))
                             } else {
                                 Verdict::Done
                             }
                         }
                         Ok(_) => Verdict::Done,
-                        // Nothing was sent: always safe to try again.
-                        Err(TransportError::Connect { .. }) => {
-                            Verdict::Again(this.policy.delay(retry_index, None))
-                        }
-                        Err(TransportError::Io { .. })
-                            if !(this.policy.retry_io_errors && *this.status_retries) =>
-                        {
+                        Err(TransportError::Io { .. }) if !this.policy.retry_io_errors => {
                             Verdict::Done
                         }
-                        Err(e) if e.is_retryable() && *this.status_retries => {
+                        // Nothing reached the server: safe for any method.
+                        Err(e) if e.is_retryable() && (*this.replay_safe || e.never_sent()) => {
                             Verdict::Again(this.policy.delay(retry_index, None))
                         }
                         Err(_) => Verdict::Done,
                     };
                     let delay = match verdict {
-                        Verdict::Done => return Poll::Ready(outcome),
+                        Verdict::Done => {
+                            return Poll::Ready(finished(
+                                *this.attempt,
+                                *this.last_status,
+                                outcome,
+                            ));
+                        }
                         Verdict::Again(delay) => delay,
                     };
                     // No back-off that would end past the overall deadline.
@@ -642,6 +657,27 @@ where
     }
 }
 
+/// The outcome of a request whose last attempt is not retried: returned as
+/// it is after one attempt; after several, a response records the count in
+/// its extensions and an error becomes [`TransportError::RetriesExhausted`]
+/// (except a deadline, which names its attempt itself).
+fn finished(
+    attempts: u32,
+    previous_status: Option<StatusCode>,
+    outcome: Result<Response<Bytes>, TransportError>,
+) -> Result<Response<Bytes>, TransportError> {
+    match outcome {
+        _ if attempts == 1 => outcome,
+        Ok(mut resp) => {
+            resp.extensions_mut()
+                .insert(Attempt::with_deadline(attempts, None));
+            Ok(resp)
+        }
+        Err(err @ TransportError::Timeout { .. }) => Err(err),
+        Err(err) => exhausted(attempts, previous_status, Err(err)),
+    }
+}
+
 fn exhausted(
     attempts: u32,
     previous_status: Option<StatusCode>,
@@ -651,12 +687,17 @@ fn exhausted(
         return outcome;
     }
     Err(match outcome {
-        Ok(resp) => TransportError::RetriesExhausted {
-            attempts,
-            last_status: Some(resp.status()),
-            last_response: Some(LastResponse(Box::new(resp))),
-            source: None,
-        },
+        Ok(mut resp) => {
+            // Read by `Attempt::of_response`, like any response after retries.
+            resp.extensions_mut()
+                .insert(Attempt::with_deadline(attempts, None));
+            TransportError::RetriesExhausted {
+                attempts,
+                last_status: Some(resp.status()),
+                last_response: Some(LastResponse(Box::new(resp))),
+                source: None,
+            }
+        }
         Err(err) => TransportError::RetriesExhausted {
             attempts,
             last_status: previous_status,

@@ -191,7 +191,8 @@ where
                     attempt: AttemptOf::Counter(counter),
                 }
             }
-            TimeoutKind::Attempt => {
+            // No constructor makes a handshake layer; it would act per attempt.
+            TimeoutKind::Attempt | TimeoutKind::Handshake => {
                 let own = options
                     .and_then(|o| o.attempt_timeout)
                     .or(self.default)

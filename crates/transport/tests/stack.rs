@@ -116,7 +116,11 @@ async fn broken_connections_are_retried() {
         _ => ok("{\"data\":true}"),
     });
     let t = fast().build().unwrap();
-    let resp = send(&t, post(&server.url("/batch"), "[]")).await.unwrap();
+    // A POST is resent after a broken connection when it is marked safe to repeat.
+    let mut req = post(&server.url("/batch"), "[]");
+    req.extensions_mut()
+        .insert(RequestOptions::new().idempotent(true));
+    let resp = send(&t, req).await.unwrap();
     assert_eq!(resp.body().as_ref(), b"{\"data\":true}");
     assert_eq!(server.hit_count(), 3);
 }
@@ -247,9 +251,10 @@ async fn every_attempt_sends_the_same_body() {
     let t = fast().build().unwrap();
     let body: Vec<u8> = (0..100_000u32).map(|i| (i * 7 % 251) as u8).collect();
     let expected = ring::digest::digest(&ring::digest::SHA256, &body);
-    send(&t, post(&server.url("/batch"), body.clone()))
-        .await
-        .unwrap();
+    let mut req = post(&server.url("/batch"), body.clone());
+    req.headers_mut()
+        .insert("idempotency-key", "batch-1".parse().unwrap());
+    send(&t, req).await.unwrap();
     let hits = server.hits();
     assert_eq!(hits.len(), 3);
     for hit in hits {
@@ -398,9 +403,10 @@ async fn signer_runs_on_every_attempt_with_a_fresh_timestamp() {
         .build()
         .unwrap();
     let body = r#"{"type":"order.created"}"#;
-    send(&t, post(&server.url("/v1/inbound/event?x=1"), body))
-        .await
-        .unwrap();
+    let mut req = post(&server.url("/v1/inbound/event?x=1"), body);
+    req.headers_mut()
+        .insert("idempotency-key", "evt-1".parse().unwrap());
+    send(&t, req).await.unwrap();
     let hits = server.hits();
     assert_eq!(hits.len(), 3);
     let mut stamps = Vec::new();

@@ -8,7 +8,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use flagwire_transport::auth::{self, HmacSha256Signer, Secret};
-use flagwire_transport::{RetryPolicy, TransportBuilder};
+use flagwire_transport::proxy::Proxy;
+use flagwire_transport::{HttpsClient, RetryPolicy, TransportBuilder};
 use support::{ok, post, serve, status};
 use tower::ServiceExt;
 use tracing_subscriber::fmt::MakeWriter;
@@ -55,7 +56,13 @@ async fn secrets_never_reach_the_logs() {
     });
     let api_key = "sch_prod_TOPSECRETKEY";
     let hmac_secret = "hmac-TOPSECRET";
+    // Through a proxy with credentials, which must not leak either.
+    let proxy = support::proxy::start(support::proxy::ProxyConfig::default());
+    let proxy_url = proxy
+        .url()
+        .replace("http://", "http://proxyuser:PROXYSECRET@");
     let t = TransportBuilder::new()
+        .client(HttpsClient::builder().proxy(Proxy::all(&proxy_url).unwrap()))
         .api_key(auth::SCHEMATIC_API_KEY, api_key)
         .signer(HmacSha256Signer::new(Secret::new(hmac_secret)).unwrap())
         .retry(RetryPolicy::default().base_delay(Duration::from_millis(1)))
@@ -64,7 +71,11 @@ async fn secrets_never_reach_the_logs() {
     let mut req = post(&server.url("/events?user=alice@example.com"), "{}");
     req.headers_mut()
         .insert("authorization", "Bearer TOPSECRETTOKEN".parse().unwrap());
+    // Safe to resend: the 503 is retried.
+    req.headers_mut()
+        .insert("idempotency-key", "evt-1".parse().unwrap());
     t.oneshot(req).await.unwrap();
+    assert!(proxy.forwards() >= 1, "{:?}", proxy.hits());
 
     let hits = server.hits();
     assert_eq!(hits.len(), 2);
@@ -90,6 +101,10 @@ async fn secrets_never_reach_the_logs() {
         hmac_secret.to_owned(),
         "TOPSECRETTOKEN".to_owned(),
         "alice@example.com".to_owned(),
+        "PROXYSECRET".to_owned(),
+        "proxyuser".to_owned(),
+        // base64("proxyuser:PROXYSECRET"), the Proxy-Authorization value.
+        "cHJveHl1c2VyOlBST1hZU0VDUkVU".to_owned(),
     ];
     for hit in &hits {
         let sig = hit.headers["x-esauti-signature"].to_str().unwrap();

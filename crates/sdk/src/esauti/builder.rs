@@ -1,13 +1,17 @@
 //! [`ClientBuilder`]: every setting of the eSauti client.
 
 use std::fmt;
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use flagwire_transport::auth::{Clock, ESAUTI_API_KEY, HmacSha256Signer, Secret};
-use flagwire_transport::{BoxError, RetryPolicy, TransportBuilder};
+use flagwire_transport::proxy::Proxy;
+use flagwire_transport::{
+    BoxError, HttpsClient, HttpsClientBuilder, RetryPolicy, TransportBuilder,
+};
 use http::{HeaderValue, Request, Response};
 use tower::Service;
 
@@ -395,6 +399,72 @@ impl ClientBuilder {
             secret_redactor,
             clock,
         }))
+    }
+}
+
+/// Connection settings: proxies, the local address, timeouts and the
+/// connection pool. Each applies to every transport the client builds; see
+/// [`HttpsClientBuilder`] for the details and defaults.
+impl ClientBuilder {
+    /// Sends requests through `proxy` when it serves their destination,
+    /// instead of the proxies of the environment (`HTTPS_PROXY`,
+    /// `HTTP_PROXY`, `ALL_PROXY`, `NO_PROXY`, read when the client is
+    /// built). Several calls add several proxies, tried in order.
+    ///
+    /// ```
+    /// use std::net::{IpAddr, Ipv4Addr};
+    /// use flagwire::esauti::Client;
+    /// use flagwire_transport::proxy::Proxy;
+    ///
+    /// let client = Client::builder()
+    ///     .api_key("esk_live_example")
+    ///     .rest_url("https://tenant.example.com/api")
+    ///     .proxy(Proxy::all("http://proxy.internal:3128")?.no_proxy("localhost"))
+    ///     .local_address(IpAddr::V4(Ipv4Addr::UNSPECIFIED))
+    ///     .build()?;
+    /// # drop(client);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn proxy(self, proxy: Proxy) -> Self {
+        self.transport(move |t| t.map_client(|c| c.proxy(proxy.clone())))
+    }
+
+    /// Connects straight to the servers: ignores the proxy environment
+    /// variables and the proxies added so far.
+    pub fn no_proxy(self) -> Self {
+        self.transport(|t| t.map_client(HttpsClientBuilder::no_proxy))
+    }
+
+    /// Binds outgoing connections to this local address (`None`, the
+    /// default, lets the system choose).
+    pub fn local_address(self, address: impl Into<Option<IpAddr>>) -> Self {
+        let address = address.into();
+        self.transport(move |t| t.map_client(|c| c.local_address(address)))
+    }
+
+    /// Limit on establishing a TCP connection and on a proxy's answer to
+    /// `CONNECT` (default 10 s; `None` for none).
+    pub fn connect_timeout(self, timeout: Option<Duration>) -> Self {
+        self.transport(move |t| t.map_client(|c| c.connect_timeout(timeout)))
+    }
+
+    /// How long an idle pooled connection is kept (default 90 s; `None`
+    /// keeps it until the server closes it).
+    pub fn pool_idle_timeout(self, timeout: Option<Duration>) -> Self {
+        self.transport(move |t| t.map_client(|c| c.pool_idle_timeout(timeout)))
+    }
+
+    /// Most idle connections kept per host (default 32).
+    pub fn pool_max_idle_per_host(self, max: usize) -> Self {
+        self.transport(move |t| t.map_client(|c| c.pool_max_idle_per_host(max)))
+    }
+
+    /// Sends every request through `client`, whose connection pool (and
+    /// settings: proxies, TLS, timeouts) is shared with every other client
+    /// given a clone of it. Together with the connection settings above,
+    /// [`build`](Self::build) fails: configure the shared client instead.
+    pub fn http_client(self, client: HttpsClient) -> Self {
+        self.transport(move |t| t.http_client(client.clone()))
     }
 }
 

@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use flagwire_core::Operation;
-use flagwire_transport::BoxTransport;
 use flagwire_transport::auth::Clock;
+use flagwire_transport::{Attempt, BoxTransport};
 use serde_json::Value;
 use tower::ServiceExt;
 
@@ -272,12 +272,16 @@ impl Client {
             Ok(r) => r,
             Err(e) => match e.last_response() {
                 // Retries ran out on error statuses: report the API's words.
-                Some(r) => return Err(parse::<O>(r.status(), r.headers(), r.body())),
+                Some(r) => {
+                    let err = parse::<O>(r.status(), r.headers(), r.body());
+                    return Err(err.with_attempts(Attempt::of_response(r)));
+                }
                 None => return Err(Error::Transport(e)),
             },
         };
-        O::parse_response(response.status(), response.headers(), response.body())
-            .map_err(|e| with_mautic_message(Error::from(e)))
+        O::parse_response(response.status(), response.headers(), response.body()).map_err(|e| {
+            with_mautic_message(Error::from(e)).with_attempts(Attempt::of_response(&response))
+        })
     }
 }
 
@@ -295,6 +299,7 @@ pub(crate) fn api_error(response: &http::Response<Bytes>, sent_request_id: Optio
         message: mautic_message(response.body()),
         request_id,
         body: response.body().clone(),
+        attempts: Attempt::of_response(response),
     }
 }
 
@@ -305,6 +310,7 @@ fn parse<O: Operation>(status: http::StatusCode, headers: &http::HeaderMap, body
             message: None,
             request_id: None,
             body: Bytes::copy_from_slice(body),
+            attempts: 1,
         },
         Err(e) => with_mautic_message(Error::from(e)),
     }
@@ -318,11 +324,13 @@ pub(crate) fn with_mautic_message(err: Error) -> Error {
             message: None,
             request_id,
             body,
+            attempts,
         } => Error::Api {
             status,
             message: mautic_message(&body),
             request_id,
             body,
+            attempts,
         },
         other => other,
     }

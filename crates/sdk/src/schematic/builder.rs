@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -9,7 +10,10 @@ use bytes::Bytes;
 use flagwire_core::events::{ApiKey, capture_batch_url};
 use flagwire_core::schematic::BASE_URL;
 use flagwire_transport::auth::{SCHEMATIC_API_KEY, Secret};
-use flagwire_transport::{BoxError, BoxTransport, RetryPolicy, TransportBuilder};
+use flagwire_transport::proxy::Proxy;
+use flagwire_transport::{
+    BoxError, BoxTransport, HttpsClient, HttpsClientBuilder, RetryPolicy, TransportBuilder,
+};
 use http::{Request, Response};
 use tower::Service;
 
@@ -307,5 +311,77 @@ impl ClientBuilder {
             self.offline,
             events,
         )))
+    }
+}
+
+/// Connection settings: proxies, the local address, timeouts and the
+/// connection pool. Each applies to every transport the client builds; see
+/// [`HttpsClientBuilder`] for the details and defaults.
+impl ClientBuilder {
+    /// Sends requests through `proxy` when it serves their destination,
+    /// instead of the proxies of the environment (`HTTPS_PROXY`,
+    /// `HTTP_PROXY`, `ALL_PROXY`, `NO_PROXY`, read when the client is
+    /// built). Several calls add several proxies, tried in order.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use flagwire::schematic::Client;
+    /// use flagwire_transport::HttpsClient;
+    /// use flagwire_transport::proxy::Proxy;
+    ///
+    /// let client = Client::builder("sch_dev_example")
+    ///     .proxy(Proxy::https("http://proxy.internal:3128")?.basic_auth("alice", "s3cret"))
+    ///     .connect_timeout(Some(Duration::from_secs(3)))
+    ///     .pool_max_idle_per_host(8)
+    ///     .build()?;
+    /// # drop(client);
+    ///
+    /// // Two clients on one connection pool.
+    /// let pool = HttpsClient::builder().no_proxy().build()?;
+    /// let first = Client::builder("sch_dev_example").http_client(pool.clone()).build()?;
+    /// let second = Client::builder("sch_dev_other").http_client(pool).build()?;
+    /// # drop((first, second));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn proxy(self, proxy: Proxy) -> Self {
+        self.transport(move |t| t.map_client(|c| c.proxy(proxy.clone())))
+    }
+
+    /// Connects straight to the servers: ignores the proxy environment
+    /// variables and the proxies added so far.
+    pub fn no_proxy(self) -> Self {
+        self.transport(|t| t.map_client(HttpsClientBuilder::no_proxy))
+    }
+
+    /// Binds outgoing connections to this local address (`None`, the
+    /// default, lets the system choose).
+    pub fn local_address(self, address: impl Into<Option<IpAddr>>) -> Self {
+        let address = address.into();
+        self.transport(move |t| t.map_client(|c| c.local_address(address)))
+    }
+
+    /// Limit on establishing a TCP connection and on a proxy's answer to
+    /// `CONNECT` (default 10 s; `None` for none).
+    pub fn connect_timeout(self, timeout: Option<Duration>) -> Self {
+        self.transport(move |t| t.map_client(|c| c.connect_timeout(timeout)))
+    }
+
+    /// How long an idle pooled connection is kept (default 90 s; `None`
+    /// keeps it until the server closes it).
+    pub fn pool_idle_timeout(self, timeout: Option<Duration>) -> Self {
+        self.transport(move |t| t.map_client(|c| c.pool_idle_timeout(timeout)))
+    }
+
+    /// Most idle connections kept per host (default 32).
+    pub fn pool_max_idle_per_host(self, max: usize) -> Self {
+        self.transport(move |t| t.map_client(|c| c.pool_max_idle_per_host(max)))
+    }
+
+    /// Sends every request through `client`, whose connection pool (and
+    /// settings: proxies, TLS, timeouts) is shared with every other client
+    /// given a clone of it. Together with the connection settings above,
+    /// [`build`](Self::build) fails: configure the shared client instead.
+    pub fn http_client(self, client: HttpsClient) -> Self {
+        self.transport(move |t| t.http_client(client.clone()))
     }
 }

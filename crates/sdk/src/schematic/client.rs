@@ -8,7 +8,7 @@ use std::sync::atomic::AtomicU64;
 
 use flagwire_core::events::ApiKey;
 use flagwire_core::{Operation, Paginated};
-use flagwire_transport::BoxTransport;
+use flagwire_transport::{Attempt, BoxTransport};
 use futures_util::stream::{self, Stream};
 use tower::ServiceExt;
 
@@ -172,13 +172,13 @@ impl Client {
                 // Retries ran out on error statuses: report the API's words.
                 if let Some(r) = e.last_response() {
                     return O::parse_response(r.status(), r.headers(), r.body())
-                        .map_err(Error::from);
+                        .map_err(|err| Error::from(err).with_attempts(Attempt::of_response(r)));
                 }
                 return Err(Error::Transport(e));
             }
         };
         O::parse_response(response.status(), response.headers(), response.body())
-            .map_err(Error::from)
+            .map_err(|err| Error::from(err).with_attempts(Attempt::of_response(&response)))
     }
 
     /// Walks a `limit`/`offset` list operation page by page, yielding its

@@ -35,6 +35,9 @@ pub struct RequestOptions {
     pub headers: HeaderMap,
     /// Query parameters appended after the operation's own.
     pub query: Vec<(String, String)>,
+    /// `Some(true)`: the request is safe to send more than once, so a
+    /// `POST`/`PATCH` is retried like a `PUT`; `None` keeps the default.
+    pub idempotent: Option<bool>,
 }
 
 impl RequestOptions {
@@ -64,6 +67,15 @@ impl RequestOptions {
             .map_err(|_| Error::config(format!("invalid value for header `{name}`")))?;
         self.headers.insert(name, value);
         Ok(self)
+    }
+
+    /// Declares that sending this request twice is harmless, so that a
+    /// `POST` or `PATCH` is retried on error statuses and broken connections
+    /// like a `PUT` (by default it is resent only when it never reached the
+    /// server). An `Idempotency-Key` header has the same effect.
+    pub fn idempotent(mut self, idempotent: bool) -> Self {
+        self.idempotent = Some(idempotent);
+        self
     }
 
     /// Appends a query parameter (percent-encoded when sent).
@@ -100,6 +112,9 @@ impl RequestOptions {
         if let Some(r) = self.max_retries {
             transport = transport.max_retries(r);
         }
+        if let Some(idempotent) = self.idempotent {
+            transport = transport.idempotent(idempotent);
+        }
         if transport != flagwire_transport::RequestOptions::new() {
             req.extensions_mut().insert(transport);
         }
@@ -121,6 +136,7 @@ mod tests {
             .header("x-extra", "1")
             .unwrap()
             .max_retries(0)
+            .idempotent(true)
             .apply(&mut req)
             .unwrap();
         assert_eq!(req.uri(), "http://h/companies?limit=2&q=a%20b");
@@ -130,6 +146,7 @@ mod tests {
             .get::<flagwire_transport::RequestOptions>()
             .unwrap();
         assert_eq!(opts.max_retries, Some(0));
+        assert_eq!(opts.idempotent, Some(true));
     }
 
     #[test]

@@ -2,6 +2,8 @@
 //! own thread and runtime (real time), so a test may pause its own clock.
 #![allow(dead_code)]
 
+pub mod proxy;
+
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -11,6 +13,8 @@ use http::{HeaderMap, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, StreamBody, combinators::BoxBody};
 use hyper::body::{Frame, Incoming};
 use hyper_util::rt::{TokioExecutor, TokioIo};
+use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair, KeyUsagePurpose};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use tokio::net::TcpListener;
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -25,6 +29,8 @@ pub struct Hit {
     pub body: Bytes,
     pub body_sha256: Vec<u8>,
     pub version: http::Version,
+    /// The client's address, as the server saw it.
+    pub peer: SocketAddr,
 }
 
 /// What the server does with a request.
@@ -86,9 +92,18 @@ pub fn serve_with(
     handler: impl Fn(&Hit) -> Reply + Send + Sync + 'static,
     tls: Option<tokio_rustls::TlsAcceptor>,
 ) -> Server {
+    let std_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    serve_on(std_listener, handler, tls)
+}
+
+/// Serves `handler` on an already bound listener, over TLS when `tls` is given.
+pub fn serve_on(
+    std_listener: std::net::TcpListener,
+    handler: impl Fn(&Hit) -> Reply + Send + Sync + 'static,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+) -> Server {
     let handler: Handler = Arc::new(handler);
     let hits = Arc::new(Mutex::new(Vec::new()));
-    let std_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     std_listener.set_nonblocking(true).unwrap();
     let addr = std_listener.local_addr().unwrap();
     let hits2 = hits.clone();
@@ -100,7 +115,7 @@ pub fn serve_with(
         rt.block_on(async move {
             let listener = TcpListener::from_std(std_listener).unwrap();
             loop {
-                let Ok((stream, _)) = listener.accept().await else {
+                let Ok((stream, peer)) = listener.accept().await else {
                     continue;
                 };
                 let handler = handler.clone();
@@ -110,7 +125,7 @@ pub fn serve_with(
                     let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
                         let handler = handler.clone();
                         let hits = hits.clone();
-                        answer(req, handler, hits)
+                        answer(req, handler, hits, peer)
                     });
                     let builder =
                         hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
@@ -135,6 +150,7 @@ async fn answer(
     req: Request<Incoming>,
     handler: Handler,
     hits: Arc<Mutex<Vec<Hit>>>,
+    peer: SocketAddr,
 ) -> Result<Response<BoxBody<Bytes, BoxError>>, BoxError> {
     let (parts, body) = req.into_parts();
     let body = body.collect().await?.to_bytes();
@@ -153,6 +169,7 @@ async fn answer(
                 .to_vec(),
             body,
             version: parts.version,
+            peer,
         };
         hits.push(hit.clone());
         hit
@@ -198,6 +215,52 @@ pub fn post(url: &str, body: impl Into<Bytes>) -> Request<Bytes> {
         .header("content-type", "application/json")
         .body(body.into())
         .unwrap()
+}
+
+/// A private CA (made with rcgen) and a server certificate for `localhost`
+/// issued by it.
+pub struct Pki {
+    pub ca: CertificateDer<'static>,
+    pub ca_pem: String,
+    pub acceptor: tokio_rustls::TlsAcceptor,
+}
+
+/// A fresh [`Pki`]; the server offers `h2` and `http/1.1`.
+pub fn pki() -> Pki {
+    pki_with_alpn(vec![b"h2".to_vec(), b"http/1.1".to_vec()])
+}
+
+/// A fresh [`Pki`] whose server offers these ALPN protocols.
+pub fn pki_with_alpn(alpn: Vec<Vec<u8>>) -> Pki {
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca_params, ca_key);
+
+    let leaf_key = KeyPair::generate().unwrap();
+    let leaf = CertificateParams::new(vec!["localhost".to_owned()])
+        .unwrap()
+        .signed_by(&leaf_key, &issuer)
+        .unwrap();
+
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![leaf.der().clone(), ca_cert.der().clone()],
+            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf_key.serialize_der())),
+        )
+        .unwrap();
+    config.alpn_protocols = alpn;
+    Pki {
+        ca: ca_cert.der().clone(),
+        ca_pem: ca_cert.pem(),
+        acceptor: tokio_rustls::TlsAcceptor::from(Arc::new(config)),
+    }
 }
 
 pub fn response_status(code: u16) -> Response<Bytes> {
