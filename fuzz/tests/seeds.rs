@@ -57,6 +57,8 @@ fn rules_seeds_load_flags_and_subjects() {
         ("metrics_credits", true),
         ("no_subjects", false),
         ("year_9999", true),
+        ("quantities_and_policies", true),
+        ("negative_preflight", true),
     ] {
         let data = seed("rules_engine", name);
         let (_, rest) = take::<32>(&data);
