@@ -533,6 +533,51 @@ fn render_path(path: &serde_path_to_error::Path) -> String {
     out
 }
 
+/// Whether `json` starts with an object (after JSON whitespace).
+fn starts_object(json: &str) -> bool {
+    json.trim_start_matches([' ', '\t', '\n', '\r'])
+        .starts_with('{')
+}
+
+/// Decodes an entity payload, which must be an object (serde would also
+/// read a struct from an array of its fields).
+fn decode_object<T: DeserializeOwned>(
+    data: &str,
+    entity_type: &EntityType,
+    message_type: &MessageType,
+) -> Result<T, DecodeError> {
+    if !starts_object(data) {
+        return Err(DecodeError::Payload {
+            entity_type: capped(entity_type.as_str()),
+            message_type: capped(message_type.as_str()),
+            path: "data".to_owned(),
+            detail: format!(
+                "expected an object, found {}",
+                match data.trim_start().as_bytes().first() {
+                    Some(b'[') => "an array",
+                    Some(b'"') => "a string",
+                    Some(b'n') => "null",
+                    Some(b't' | b'f') => "a boolean",
+                    _ => "a number",
+                }
+            ),
+        });
+    }
+    decode_payload(data, entity_type, message_type)
+}
+
+/// Decodes the identifying part of a delete (`null` is an empty one).
+fn decode_ref(
+    data: &str,
+    entity_type: &EntityType,
+    message_type: &MessageType,
+) -> Result<EntityRef, DecodeError> {
+    if data.trim() == "null" {
+        return Ok(EntityRef::default());
+    }
+    decode_object(data, entity_type, message_type)
+}
+
 /// Decodes a payload. The fast path is a plain parse; only a failure is
 /// parsed again with path tracking, to say where it failed.
 pub(crate) fn decode_payload<T: DeserializeOwned>(
@@ -607,6 +652,15 @@ struct EntityRef {
 /// # Ok::<(), flagwire_core::datastream::DecodeError>(())
 /// ```
 pub fn parse_message(text: &str) -> Result<Received, DecodeError> {
+    // serde also reads structs from arrays; the envelope is an object.
+    if !starts_object(text) {
+        return Err(DecodeError::Envelope {
+            detail: match serde_json::from_str::<serde::de::IgnoredAny>(text) {
+                Err(e) => capped(&e.to_string()),
+                Ok(_) => "expected a JSON object".to_owned(),
+            },
+        });
+    }
     let envelope: Envelope<'_> =
         serde_json::from_str(text).map_err(|e| DecodeError::envelope(&e))?;
     let entity_type = EntityType::from_wire(envelope.entity_type.as_deref().unwrap_or(""));
@@ -672,15 +726,14 @@ fn dispatch(
         }
         (_, EntityType::Flags) => ignored(et, mt, "only full messages carry every flag"),
         (MessageType::Full, EntityType::Flag) => {
-            let flag: Flag = decode_payload(data, et, mt)?;
+            let flag: Flag = decode_object(data, et, mt)?;
             if flag.key.is_empty() {
                 return Err(DecodeError::missing(et, mt, "key"));
             }
             Message::Flag(flag)
         }
         (MessageType::Delete, EntityType::Flag) => {
-            let flag: EntityRef =
-                decode_payload::<Option<EntityRef>>(data, et, mt)?.unwrap_or_default();
+            let flag: EntityRef = decode_ref(data, et, mt)?;
             if flag.key.is_empty() {
                 return Err(DecodeError::missing(et, mt, "key"));
             }
@@ -697,15 +750,14 @@ fn dispatch(
             Message::CompanyPatch { id, patch }
         }
         (MessageType::Delete, EntityType::Company) => {
-            let gone: EntityRef =
-                decode_payload::<Option<EntityRef>>(data, et, mt)?.unwrap_or_default();
+            let gone: EntityRef = decode_ref(data, et, mt)?;
             Message::CompanyDeleted {
                 id: id_of(gone.id)?,
                 keys: gone.keys,
             }
         }
         (_, EntityType::Company) => {
-            let mut company: Company = decode_payload(data, et, mt)?;
+            let mut company: Company = decode_object(data, et, mt)?;
             if company.id.is_empty() {
                 company.id = full_id()?;
             }
@@ -718,15 +770,14 @@ fn dispatch(
             Message::UserPatch { id, patch }
         }
         (MessageType::Delete, EntityType::User) => {
-            let gone: EntityRef =
-                decode_payload::<Option<EntityRef>>(data, et, mt)?.unwrap_or_default();
+            let gone: EntityRef = decode_ref(data, et, mt)?;
             Message::UserDeleted {
                 id: id_of(gone.id)?,
                 keys: gone.keys,
             }
         }
         (_, EntityType::User) => {
-            let mut user: User = decode_payload(data, et, mt)?;
+            let mut user: User = decode_object(data, et, mt)?;
             if user.id.is_empty() {
                 user.id = full_id()?;
             }
