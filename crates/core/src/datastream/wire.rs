@@ -530,7 +530,20 @@ fn render_path(path: &serde_path_to_error::Path) -> String {
             Segment::Unknown => out.push_str(".?"),
         }
     }
-    out
+    cap_path(out)
+}
+
+/// Keeps the innermost [`2 × MAX_ECHO`](MAX_ECHO) bytes of a long path
+/// (each segment is capped, but many segments still add up).
+fn cap_path(path: String) -> String {
+    if path.len() <= 2 * MAX_ECHO {
+        return path;
+    }
+    let mut start = path.len() - 2 * MAX_ECHO;
+    while !path.is_char_boundary(start) {
+        start += 1;
+    }
+    format!("data…{}", &path[start..])
 }
 
 /// Whether `json` starts with an object (after JSON whitespace).
@@ -841,5 +854,23 @@ fn error_message(data: &str, envelope_type: &EntityType) -> ErrorMessage {
         error,
         entity_type,
         keys,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_text_is_capped_at_character_boundaries() {
+        assert_eq!(capped("short"), "short");
+        let wide = "é".repeat(MAX_ECHO);
+        let cut = capped(&wide);
+        assert!(cut.len() <= MAX_ECHO + '…'.len_utf8() && cut.ends_with('…'));
+        let path = format!("data{}", ".é".repeat(400));
+        let cut = cap_path(path.clone());
+        assert!(cut.starts_with("data…") && path.ends_with(&cut["data…".len()..]));
+        assert!(cut.len() <= 2 * MAX_ECHO + "data…".len());
+        assert_eq!(cap_path("data.x".to_owned()), "data.x");
     }
 }
