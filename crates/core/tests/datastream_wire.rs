@@ -556,6 +556,16 @@ fn payload_errors_name_the_types_and_the_path() {
     assert_eq!(e.entity_type(), Some("rulesengine.Company"));
     assert_eq!(e.message_type(), Some("partial"));
 
+    let e = error(&envelope(
+        "rulesengine.Flags",
+        "full",
+        r#"[{"key":"a"},["flag_2","b"]]"#,
+    ));
+    assert!(
+        e.to_string()
+            .contains("at data[1]: invalid type: sequence, expected an object"),
+        "{e}"
+    );
     let e = error(&envelope("rulesengine.Flags", "full", r#"{"key":"k"}"#));
     assert!(e.to_string().contains("at data:"), "{e}");
     let e = error(&envelope("rulesengine.Company", "full", "null"));

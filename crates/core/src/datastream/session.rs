@@ -183,8 +183,10 @@ impl Subscriptions {
         });
     }
 
-    /// The server could not serve the request for `keys`: forget it, so
-    /// that the next miss asks again.
+    /// The server could not serve the request for `keys`: forget it (in
+    /// flight or not), so that it is not re-sent on every reconnect and the
+    /// next miss asks again. Pending requests also match the keys
+    /// case-insensitively, in case the server echoes them normalised.
     fn fail(&mut self, keys: &Keys) {
         let same_set = |k: &Keys| {
             k.len() == keys.len()
@@ -192,12 +194,15 @@ impl Subscriptions {
                     .zip(keys)
                     .all(|((n, v), (en, ev))| same_lookup((n, v), (en, ev)))
         };
-        let failed: Vec<Keys> = self
+        let mut failed: Vec<Keys> = self
             .pending
             .iter()
             .filter(|k| same_set(k))
             .cloned()
             .collect();
+        if self.subs.contains_key(keys) {
+            failed.push(keys.clone());
+        }
         for keys in &failed {
             self.forget(keys);
         }
@@ -581,6 +586,18 @@ mod tests {
         assert_eq!(s.user_subscriptions().collect::<Vec<_>>(), [&other]);
         assert!(s.subscribe_user(&ghost).is_some(), "asks again");
         assert!(s.subscribe_user(&other).is_none(), "still in flight");
+        // An error for an answered subscription (re-sent after a reconnect)
+        // ends it too; keys echoed in another case match pending requests.
+        let user = r#"{"entity_type":"rulesengine.User","entity_id":"u_2","message_type":"full",
+            "data":{"id":"u_2","keys":{"id":"other"}}}"#;
+        s.on_text(user).unwrap();
+        s.on_disconnected();
+        assert_eq!(s.on_connected().len(), 3);
+        let error = r#"{"message_type":"error","data":{"keys":{"id":"other"},"entity_type":"rulesengine.User"}}"#;
+        s.on_text(error).unwrap();
+        let error = r#"{"message_type":"error","data":{"keys":{"ID":"GHOST"},"entity_type":"rulesengine.User"}}"#;
+        s.on_text(error).unwrap();
+        assert_eq!(s.user_subscriptions().len(), 0);
     }
 
     #[test]

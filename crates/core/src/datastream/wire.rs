@@ -631,6 +631,29 @@ struct Envelope<'a> {
     stream_id: Option<Cow<'a, str>>,
 }
 
+/// A `T` that must be written as a JSON object: serde's derived structs
+/// also accept an array of their fields, which no DataStream payload is.
+struct ObjectOf<T>(T);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for ObjectOf<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V<T>(std::marker::PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> serde::de::Visitor<'de> for V<T> {
+            type Value = ObjectOf<T>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<Self::Value, A::Error> {
+                T::deserialize(serde::de::value::MapAccessDeserializer::new(map)).map(ObjectOf)
+            }
+        }
+        deserializer.deserialize_map(V(std::marker::PhantomData))
+    }
+}
+
 fn null_default<'de, D, T>(deserializer: D) -> Result<T, D::Error>
 where
     D: serde::Deserializer<'de>,
@@ -728,8 +751,11 @@ fn dispatch(
         (MessageType::Error, _) => Message::Error(error_message(data, et)),
         (MessageType::Reload, _) => Message::Reload,
         (MessageType::Full, EntityType::Flags) => {
-            let mut flags: Vec<Flag> =
-                decode_payload::<Option<Vec<Flag>>>(data, et, mt)?.unwrap_or_default();
+            let mut flags: Vec<Flag> = decode_payload::<Option<Vec<ObjectOf<Flag>>>>(data, et, mt)?
+                .unwrap_or_default()
+                .into_iter()
+                .map(|flag| flag.0)
+                .collect();
             let before = flags.len();
             flags.retain(|f| !f.key.is_empty());
             Message::Flags {
