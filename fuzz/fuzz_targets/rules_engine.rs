@@ -2,7 +2,8 @@
 //! loading gives a typed error or an engine, checking never panics (no
 //! arithmetic overflow on metrics, usage or credits), results are
 //! deterministic, and the model's own JSON loads into an engine that decides
-//! every check the same way.
+//! every check the same way. Refused preflight input (negative quantities
+//! or costs) gives the flag default with `err` set.
 #![no_main]
 
 use flagwire_core::rules::{
@@ -40,9 +41,16 @@ fuzz_target!(|data: &[u8]| {
     let now = OffsetDateTime::from_unix_timestamp(now).expect("in range");
     let cost = f64::from_le_bytes(cost);
     let costs = [(subtype, cost)];
+    // Event quantities priced by `quantity_rates`: the cost bytes again
+    // (any float, negative and NaN included) and the usage as a float.
+    let quantities = [
+        ("input_tokens", cost),
+        ("output_tokens", i64::from_le_bytes(usage) as f64),
+    ];
     let options = CheckOptions::new()
         .usage(i64::from_le_bytes(usage))
         .event_usage(subtype, i64::from_le_bytes(event_usage))
+        .event_quantities(subtype, &quantities)
         .credit_cost(&costs);
 
     // The same flags and subjects, through their own JSON.
@@ -69,6 +77,12 @@ fuzz_target!(|data: &[u8]| {
         for opts in [CheckOptions::new(), options] {
             let eval = engine.check_with(key, company.as_ref(), user.as_ref(), now, &opts);
             assert_eq!(eval.flag_key, key);
+            if eval.err.is_some() {
+                // Refused preflight: the default, never a rule.
+                assert_eq!(eval.value, flag.flag().default_value);
+                assert!(eval.rule_id.is_none() && eval.feature_usage.is_none());
+                assert_eq!(eval.err, opts.validate().err().map(|e| e.as_str()));
+            }
             let result = eval.to_result();
             let twice = engine
                 .check_with(key, company.as_ref(), user.as_ref(), now, &opts)

@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 
 use flagwire::esauti::DeadLetter;
+use flagwire_core::datastream::{Message, parse_message};
 use flagwire_core::esauti::EventEnvelope;
 use flagwire_core::rules::{PreparedCompany, PreparedUser, RulesEngine, parse_date};
 use flagwire_core::{ApiError, Operation};
@@ -57,6 +58,8 @@ fn rules_seeds_load_flags_and_subjects() {
         ("metrics_credits", true),
         ("no_subjects", false),
         ("year_9999", true),
+        ("quantities_and_policies", true),
+        ("negative_preflight", true),
     ] {
         let data = seed("rules_engine", name);
         let (_, rest) = take::<32>(&data);
@@ -124,4 +127,33 @@ fn response_seeds_decode_or_fail_as_named() {
     );
     let e = response::<companies::GetCompany>("not_found").unwrap_err();
     assert_eq!(e.status(), http::StatusCode::NOT_FOUND);
+}
+
+#[test]
+fn datastream_seeds_decode_or_fail_as_named() {
+    let decode = |name: &str| {
+        let text = String::from_utf8(seed("datastream_messages", name)).unwrap();
+        parse_message(&text)
+    };
+    let kind = |name: &str| match decode(name)
+        .unwrap_or_else(|e| panic!("{name}: {e}"))
+        .message
+    {
+        Message::Flags { flags, skipped } => format!("flags {} {skipped}", flags.len()),
+        Message::Company(_) => "company".to_owned(),
+        Message::CompanyPatch { .. } => "company patch".to_owned(),
+        Message::UserPatch { .. } => "user patch".to_owned(),
+        Message::CompanyDeleted { .. } => "company deleted".to_owned(),
+        Message::Error(_) => "error".to_owned(),
+        Message::Reload => "reload".to_owned(),
+        other => format!("{other:?}"),
+    };
+    assert_eq!(kind("flags_full.json"), "flags 1 1");
+    assert_eq!(kind("company_full.json"), "company");
+    assert_eq!(kind("company_partial.json"), "company patch");
+    assert_eq!(kind("user_partial.json"), "user patch");
+    assert_eq!(kind("company_delete.json"), "company deleted");
+    assert_eq!(kind("error.json"), "error");
+    assert_eq!(kind("reload.json"), "reload");
+    assert!(decode("malformed_partial.json").is_err());
 }

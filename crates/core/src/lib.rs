@@ -43,8 +43,12 @@
 //! eSauti Event Injection envelopes and the eSauti event registry are in [`esauti`]
 //! (`docs/esauti.md`).
 //!
+//! The DataStream protocol that feeds local evaluation (requests, message decoding, partial
+//! merges, cache keys, replay and reconnect state) is in [`datastream`], sans-IO like the rest.
+//!
 //! Design notes (open enums, unions, pagination): `docs/codegen.md`.
 
+pub mod datastream;
 mod de;
 pub mod error;
 pub mod esauti;

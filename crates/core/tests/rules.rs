@@ -3,9 +3,11 @@
 //! entitlement reporting and JSON decoding.
 
 use flagwire_core::rules::{
-    CheckOptions, Company, CompanyMetric, ComparableType, Condition, ConditionType, EntityType,
-    Evaluation, Flag, MetricPeriod, MonthReset, Operator, PreparedCompany, PreparedUser, Reason,
-    Rule, RuleType, RulesEngine, Subscription, Trait, TraitDefinition, User,
+    CheckFlagResult, CheckOptions, Company, CompanyMetric, ComparableType, Condition,
+    ConditionType, CreditPostpaidConfig, CreditSpendPolicy, CreditSpendWindow, ENGINE_VERSION_KEY,
+    EntityType, Evaluation, FeatureEntitlement, Flag, MetricPeriod, MonthReset, Operator,
+    PreflightError, PreparedCompany, PreparedUser, Reason, Rule, RuleType, RulesEngine,
+    SpendPolicyScope, Subscription, Trait, TraitDefinition, User, WarningTier,
 };
 use time::OffsetDateTime;
 use time::macros::datetime;
@@ -360,8 +362,9 @@ fn metric_preflight_usage() {
         None,
         CheckOptions::new().usage(2)
     ));
-    // Non-positive usage has no effect.
-    assert!(matches_with(
+    // Zero usage has no effect; negative usage is refused (the flag default,
+    // see `negative_preflight_returns_the_default_with_err`).
+    assert!(!matches_with(
         lt10(),
         co(),
         None,
@@ -784,6 +787,209 @@ fn credit_missing_balance_company_or_id() {
     let mut no_id = Condition::credit("cr", Some(0.0));
     no_id.credit_id = None;
     assert!(!matches(no_id, Some(credit_company(5.0)), None));
+}
+
+#[test]
+fn quantity_rates_price_event_quantities() {
+    let cond = || {
+        Condition::credit("cr", Some(1.0))
+            .with_event_subtype("ai-call")
+            .with_quantity_rate("input_tokens", 0.001)
+            .with_quantity_rate("output_tokens", 0.002)
+    };
+    let run = |cond: Condition, balance: f64, options: CheckOptions<'_>| {
+        matches_with(cond, Some(credit_company(balance)), None, options)
+    };
+    let none = CheckOptions::new;
+    // 1000 × 0.001 + 500 × 0.002 = 2 credits.
+    let tokens = [("input_tokens", 1000.0), ("output_tokens", 500.0)];
+    assert!(run(
+        cond(),
+        2.0,
+        none().event_quantities("ai-call", &tokens)
+    ));
+    assert!(!run(
+        cond(),
+        1.99,
+        none().event_quantities("ai-call", &tokens)
+    ));
+    // A name missing from the quantities counts 0; names without a rate are ignored.
+    let partial = [("input_tokens", 1000.0), ("cached_input_tokens", 1e9)];
+    assert!(run(
+        cond(),
+        1.0,
+        none().event_quantities("ai-call", &partial)
+    ));
+    // Of repeated names, the first counts.
+    let repeated = [("input_tokens", 1000.0), ("input_tokens", 1e9)];
+    assert!(run(
+        cond(),
+        1.0,
+        none().event_quantities("ai-call", &repeated)
+    ));
+    // The quantity cost replaces usage × rate for the condition...
+    assert!(run(
+        cond(),
+        2.0,
+        none()
+            .usage(1000)
+            .event_usage("ai-call", 1000)
+            .event_quantities("ai-call", &tokens)
+    ));
+    // ...but an explicit credit cost still wins.
+    let costs = [("cr", 5.0)];
+    assert!(!run(
+        cond(),
+        2.0,
+        none()
+            .event_quantities("ai-call", &tokens)
+            .credit_cost(&costs)
+    ));
+    // Another subtype: the usual usage × rate computation applies.
+    assert!(!run(
+        cond(),
+        2.0,
+        none()
+            .event_usage("ai-call", 3)
+            .event_quantities("other", &tokens)
+    ));
+    assert!(run(cond(), 2.0, none().event_quantities("other", &tokens)));
+    // A condition without quantity rates ignores event quantities.
+    let plain = Condition::credit("cr", Some(3.0)).with_event_subtype("ai-call");
+    assert!(run(plain, 3.0, none().event_quantities("ai-call", &tokens)));
+    // So does a condition without an event subtype.
+    let mut no_subtype = cond();
+    no_subtype.event_subtype = None;
+    assert!(run(
+        no_subtype,
+        1.0,
+        none().event_quantities("ai-call", &tokens)
+    ));
+}
+
+#[test]
+fn negative_preflight_returns_the_default_with_err() {
+    let mut co = credit_company(100.0);
+    co.entitlements = vec![FeatureEntitlement::new("feat", "feature", "numeric")];
+    let co = PreparedCompany::new(co);
+    let mut flag = flag_with(vec![Condition::credit("cr", Some(1.0))]);
+    flag.default_value = true;
+    flag.rules[0].value = false;
+    let engine = RulesEngine::new([flag]);
+    let check = |options: CheckOptions<'_>| {
+        engine
+            .check_with("feature", Some(&co), None, NOW, &options)
+            .to_result()
+    };
+    let usage = "preflight usage cannot be negative";
+    let cost = "preflight credit cost cannot be negative";
+    let tokens = [("input_tokens", 10.0), ("output_tokens", -0.5)];
+    let negative_cost = [("cr", 1.0), ("other", -2.0)];
+    let none = CheckOptions::new;
+    for (options, err) in [
+        (none().usage(-1), usage),
+        (none().event_usage("x", -3), usage),
+        (none().event_quantities("x", &tokens), usage),
+        (none().credit_cost(&negative_cost), cost),
+        // Usage is checked before credit costs.
+        (none().usage(i64::MIN).credit_cost(&negative_cost), usage),
+    ] {
+        let r = check(options);
+        assert_eq!(r.err.as_deref(), Some(err), "{options:?}");
+        assert!(r.value, "the flag default");
+        assert_eq!(r.reason, Reason::NO_RULES_MATCHED);
+        assert_eq!((&r.rule_id, &r.rule_type), (&None, &None));
+        assert_eq!(r.company_id.as_deref(), Some("c"));
+        assert_eq!(
+            r.entitlement.as_ref().map(|e| e.feature_key.as_str()),
+            Some("feature")
+        );
+        assert_eq!(serde_json::to_value(&r).unwrap()["err"], err);
+    }
+    assert_eq!(
+        none().usage(-1).validate(),
+        Err(PreflightError::NegativeUsage)
+    );
+    assert_eq!(PreflightError::NegativeCreditCost.to_string(), cost);
+    // Zero is not negative; a valid check has no `err` and serializes none.
+    for options in [none(), none().usage(0).event_usage("x", 0)] {
+        let r = check(options);
+        assert_eq!(r.err, None);
+        assert!(!r.value, "the rule matched");
+        assert!(serde_json::to_value(&r).unwrap().get("err").is_none());
+    }
+    // An unknown flag is reported as such, whatever the options.
+    let missing = engine.check_with("nope", Some(&co), None, NOW, &none().usage(-1));
+    assert_eq!((missing.reason, missing.err), (Reason::FlagNotFound, None));
+}
+
+/// The test vector of the platform's engines: a metered plan entitlement,
+/// checked plainly and with a preflight that exceeds the limit.
+#[test]
+fn engine_test_vector() {
+    let flag = r#"[{"id":"flag_1","key":"api-calls","account_id":"acc","environment_id":"env",
+        "default_value":false,"rules":[{"id":"rule_1","name":"Pro plan limit","account_id":"acc",
+          "environment_id":"env","rule_type":"plan_entitlement","priority":0,"value":true,
+          "conditions":[{"id":"cond_1","account_id":"acc","environment_id":"env",
+            "condition_type":"metric","operator":"lte","resource_ids":[],"trait_value":"",
+            "event_subtype":"api-call","metric_value":100,"metric_period":"current_month",
+            "metric_period_month_reset":"first_of_month"}],"condition_groups":[]}]}]"#;
+    let company = r#"{"id":"co_1","account_id":"acc","environment_id":"env","keys":{"id":"co_1"},
+        "traits":[],"plan_ids":[],"plan_version_ids":[],"billing_product_ids":[],"credit_balances":{},
+        "rules":[],"metrics":[{"account_id":"acc","company_id":"co_1","environment_id":"env",
+          "event_subtype":"api-call","period":"current_month","month_reset":"first_of_month",
+          "value":42,"created_at":"2024-03-01T00:00:00Z"}],
+        "entitlements":[{"feature_id":"feat_1","feature_key":"api-calls","value_type":"numeric",
+          "allocation":100,"usage":42,"event_name":"api-call","metric_period":"current_month",
+          "month_reset":"first_of_month"}]}"#;
+    let engine = RulesEngine::from_json(flag).unwrap();
+    let co = PreparedCompany::from_json(company).unwrap();
+    let now = datetime!(2024-03-05 12:00 UTC);
+
+    let r = engine.check("api-calls", Some(&co), None, now).to_result();
+    assert!(r.value);
+    assert_eq!(
+        r.reason,
+        r#"Matched plan entitlement rule "Pro plan limit" (rule_1)"#
+    );
+    assert_eq!(r.rule_type, Some(RuleType::PlanEntitlement));
+    assert_eq!(r.feature_allocation, Some(100));
+    assert_eq!(r.feature_usage, Some(42));
+    assert_eq!(r.feature_usage_event.as_deref(), Some("api-call"));
+    assert_eq!(r.feature_usage_period, Some(MetricPeriod::CurrentMonth));
+    assert_eq!(
+        r.feature_usage_reset_at,
+        Some(datetime!(2024-04-01 0:00 UTC))
+    );
+    let entitlement = r.entitlement.as_ref().unwrap();
+    assert_eq!(
+        (entitlement.allocation, entitlement.usage),
+        (Some(100), Some(42))
+    );
+    assert_eq!(r.err, None);
+
+    let r = engine
+        .check_with(
+            "api-calls",
+            Some(&co),
+            None,
+            now,
+            &CheckOptions::new().usage(60),
+        )
+        .to_result();
+    assert!(!r.value);
+    assert_eq!(r.reason, Reason::NO_RULES_MATCHED);
+    assert!(r.entitlement.is_some(), "the entitlement stays attached");
+    assert_eq!(
+        (
+            r.feature_allocation,
+            r.feature_usage,
+            r.feature_usage_event,
+            r.feature_usage_period,
+            r.feature_usage_reset_at
+        ),
+        (None, None, None, None, None)
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -1285,7 +1491,7 @@ fn null_collections_and_missing_fields() {
 fn unknown_enum_values_and_fields_deserialize() {
     let flag: Flag = serde_json::from_str(
         r#"{"id":"f","key":"k","future_field":{"x":1},"rules":[{"id":"r","rule_type":"plan_audience",
-            "conditions":[{"condition_type":"crm_product","operator":"matches","quantity_rates":[1],
+            "conditions":[{"condition_type":"crm_product","operator":"matches","future_rates":[1],
               "trait_definition":{"id":"t","comparable_type":"decimal","entity_type":"team"},
               "metric_period":"fortnight","metric_period_month_reset":"solstice"}]}]}"#,
     )
@@ -1343,4 +1549,152 @@ fn check_result_serializes_snake_case() {
     )
     .unwrap();
     assert_eq!(camel.rule_id.as_deref(), Some("r"));
+}
+
+#[test]
+fn newer_engine_fields_in_both_spellings() {
+    let snake = r#"{"id":"c","keys":{"id":"c"},
+        "entitlements":[{"feature_id":"f","feature_key":"k","value_type":"credit",
+          "quantity_rates":{"input_tokens":0.5},"warning_tiers":[{"key":"t80","value":80}]}],
+        "credit_postpaid":{"cr":{"overdraft_limit":25.5},"cr2":{}},
+        "credit_spend_policies":[{"id":"p","credit_id":"cr","kind":"window","scope":"company",
+          "limit":10.0,"consumed":2.5,"label":"Daily","resets_at":"2024-03-07T00:00:00Z",
+          "window":{"unit":"day","count":1}},
+          {"id":"q","credit_id":"cr","kind":"per_draw","scope":"user","limit":1.0,"company_id":"c"}]}"#;
+    let camel = r#"{"id":"c","keys":{"id":"c"},
+        "entitlements":[{"featureId":"f","featureKey":"k","valueType":"credit",
+          "quantityRates":{"input_tokens":0.5},"warningTiers":[{"key":"t80","value":80}]}],
+        "creditPostpaid":{"cr":{"overdraftLimit":25.5},"cr2":{}},
+        "creditSpendPolicies":[{"id":"p","creditId":"cr","kind":"window","scope":"company",
+          "limit":10.0,"consumed":2.5,"label":"Daily","resetsAt":"2024-03-07T00:00:00Z",
+          "window":{"unit":"day","count":1}},
+          {"id":"q","creditId":"cr","kind":"per_draw","scope":"user","limit":1.0,"companyId":"c"}]}"#;
+    let a: Company = serde_json::from_str(snake).unwrap();
+    let b: Company = serde_json::from_str(camel).unwrap();
+    assert_eq!(a, b);
+
+    let mut want = Company::new("c");
+    want.keys.insert("id".into(), "c".into());
+    let mut ent = FeatureEntitlement::new("f", "k", "credit");
+    ent.quantity_rates.insert("input_tokens".into(), 0.5);
+    ent.warning_tiers = vec![WarningTier::new("t80", 80)];
+    want.entitlements = vec![ent];
+    want.credit_postpaid = [
+        ("cr".to_owned(), CreditPostpaidConfig::new(Some(25.5))),
+        ("cr2".to_owned(), CreditPostpaidConfig::new(None)),
+    ]
+    .into();
+    let mut daily = CreditSpendPolicy::new("p", "cr", "window", SpendPolicyScope::Company, 10.0)
+        .with_window(CreditSpendWindow::new("day", 1));
+    daily.consumed = Some(2.5);
+    daily.label = Some("Daily".into());
+    daily.resets_at = Some(datetime!(2024-03-07 0:00 UTC));
+    let mut per_draw = CreditSpendPolicy::new("q", "cr", "per_draw", SpendPolicyScope::User, 1.0);
+    per_draw.company_id = Some("c".into());
+    want.credit_spend_policies = vec![daily, per_draw];
+    assert_eq!(a, want);
+
+    // Round trip, snake_case out.
+    let json = serde_json::to_string(&a).unwrap();
+    assert!(json.contains(r#""credit_spend_policies":"#), "{json}");
+    assert!(json.contains(r#""overdraft_limit":25.5"#), "{json}");
+    assert_eq!(serde_json::from_str::<Company>(&json).unwrap(), a);
+
+    let user: User = serde_json::from_str(
+        r#"{"id":"u","creditSpendPolicies":[{"id":"p","credit_id":"cr","kind":"window",
+            "scope":"team","limit":3}]}"#,
+    )
+    .unwrap();
+    let policy = &user.credit_spend_policies[0];
+    assert_eq!(policy.scope, SpendPolicyScope::Other("team".into()));
+    assert_eq!(policy.limit, 3.0);
+    let back: User = serde_json::from_str(&serde_json::to_string(&user).unwrap()).unwrap();
+    assert_eq!(back, user);
+
+    let cond: Condition = serde_json::from_str(
+        r#"{"condition_type":"credit","credit_id":"cr","quantityRates":{"output_tokens":2}}"#,
+    )
+    .unwrap();
+    assert_eq!(cond.quantity_rates["output_tokens"], 2.0);
+}
+
+#[test]
+fn newer_engine_fields_accept_null_and_reject_both_spellings() {
+    let co: Company = serde_json::from_str(
+        r#"{"id":"c","credit_postpaid":null,"credit_spend_policies":null,
+            "entitlements":[{"feature_key":"k","quantity_rates":null,"warning_tiers":null}]}"#,
+    )
+    .unwrap();
+    assert!(co.credit_postpaid.is_empty() && co.credit_spend_policies.is_empty());
+    assert!(co.entitlements[0].warning_tiers.is_empty());
+    let user: User = serde_json::from_str(r#"{"id":"u","credit_spend_policies":null}"#).unwrap();
+    assert!(user.credit_spend_policies.is_empty());
+    let cond: Condition = serde_json::from_str(r#"{"quantity_rates":null}"#).unwrap();
+    assert!(cond.quantity_rates.is_empty());
+
+    for (json, field) in [
+        (
+            r#"{"id":"c","credit_postpaid":{},"creditPostpaid":{}}"#,
+            "credit_postpaid",
+        ),
+        (
+            r#"{"id":"c","credit_spend_policies":[],"creditSpendPolicies":[]}"#,
+            "credit_spend_policies",
+        ),
+    ] {
+        let err = serde_json::from_str::<Company>(json).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains(&format!("duplicate field `{field}`")),
+            "{err}"
+        );
+    }
+    let err = serde_json::from_str::<Condition>(r#"{"quantity_rates":{},"quantityRates":{}}"#)
+        .unwrap_err();
+    assert!(err.to_string().contains("duplicate field"), "{err}");
+}
+
+#[test]
+fn empty_newer_fields_are_not_serialized() {
+    // Documents without the newer fields serialize exactly as before.
+    let json = serde_json::to_value(Company::new("c")).unwrap();
+    for field in ["credit_postpaid", "credit_spend_policies"] {
+        assert!(json.get(field).is_none(), "{json}");
+    }
+    let json = serde_json::to_value(User::new("u")).unwrap();
+    assert!(json.get("credit_spend_policies").is_none(), "{json}");
+    let json = serde_json::to_value(FeatureEntitlement::new("f", "k", "boolean")).unwrap();
+    assert_eq!(
+        json,
+        serde_json::json!({"feature_id":"f","feature_key":"k","value_type":"boolean"})
+    );
+    let json = serde_json::to_value(Condition::credit("cr", None)).unwrap();
+    assert!(json.get("quantity_rates").is_none(), "{json}");
+}
+
+#[test]
+fn engine_version_key_is_a_plain_key_segment() {
+    assert!(!ENGINE_VERSION_KEY.is_empty());
+    assert!(
+        ENGINE_VERSION_KEY
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'),
+        "{ENGINE_VERSION_KEY}"
+    );
+}
+
+#[test]
+fn check_result_err_round_trips() {
+    let result: CheckFlagResult = serde_json::from_str(
+        r#"{"flagKey":"f","value":false,"reason":"No rules matched; default value for flag",
+            "err":"preflight usage cannot be negative"}"#,
+    )
+    .unwrap();
+    assert_eq!(
+        result.err.as_deref(),
+        Some("preflight usage cannot be negative")
+    );
+    let back: CheckFlagResult =
+        serde_json::from_str(&serde_json::to_string(&result).unwrap()).unwrap();
+    assert_eq!(back, result);
 }

@@ -40,7 +40,19 @@ fn checks_do_not_allocate() {
             ),
         ),
     );
-    let engine = RulesEngine::new([large_flag(), small_flag(), metered]);
+    let mut tokens = small_flag();
+    tokens.key = "tokens".into();
+    tokens.id = "flag_tokens".into();
+    tokens.rules.insert(
+        0,
+        Rule::new("priced", "Priced", RuleType::PlanEntitlement, true).with_condition(
+            Condition::credit("credit_ai", Some(1.0))
+                .with_event_subtype("ai-call")
+                .with_quantity_rate("input_tokens", 0.01)
+                .with_quantity_rate("output_tokens", 0.02),
+        ),
+    );
+    let engine = RulesEngine::new([large_flag(), small_flag(), metered, tokens]);
     let company = PreparedCompany::new(company);
     let user = PreparedUser::new(large_user());
     let costs = [("credit_ai", 3.0)];
@@ -48,6 +60,17 @@ fn checks_do_not_allocate() {
         .usage(2)
         .event_usage("event_1", 5)
         .credit_cost(&costs);
+    let quantities = [("input_tokens", 1000.0), ("output_tokens", 500.0)];
+    let priced = CheckOptions::new().event_quantities("ai-call", &quantities);
+    let too_many = [("input_tokens", 1e9)];
+    let over = CheckOptions::new().event_quantities("ai-call", &too_many);
+    let negative_quantities = [("input_tokens", -1.0)];
+    let negative_costs = [("credit_ai", -1.0)];
+    let refused = [
+        CheckOptions::new().usage(-1),
+        CheckOptions::new().event_quantities("ai-call", &negative_quantities),
+        CheckOptions::new().credit_cost(&negative_costs),
+    ];
 
     // Warm up anything lazily initialised (none expected).
     let _ = engine.check("advanced-reports", Some(&company), Some(&user), NOW);
@@ -78,6 +101,14 @@ fn checks_do_not_allocate() {
             black_box(e.reason);
             let e = engine.check(black_box("dark-mode"), None, None, NOW);
             assert!(!e.value);
+            let e = engine.check_with(black_box("tokens"), Some(&company), None, NOW, &priced);
+            assert_eq!(e.rule_id, Some("priced"));
+            let e = engine.check_with(black_box("tokens"), Some(&company), None, NOW, &over);
+            assert_ne!(e.rule_id, Some("priced"));
+            for options in &refused {
+                let e = engine.check_with(black_box("metered"), Some(&company), None, NOW, options);
+                assert!(e.err.is_some());
+            }
         }
     });
     assert_eq!(allocations, 0, "flag checks allocated {allocations} times");

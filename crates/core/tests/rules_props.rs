@@ -1,8 +1,10 @@
 //! Property tests of the flag rules engine.
 
 use flagwire_core::rules::{
-    Company, ComparableType, Condition, EntityType, Flag, Operator, PreparedCompany, PreparedUser,
-    Rule, RuleType, RulesEngine, Trait, TraitDefinition, User, parse_date,
+    CheckOptions, Company, ComparableType, Condition, CreditPostpaidConfig, CreditSpendPolicy,
+    CreditSpendWindow, EntityType, FeatureEntitlement, Flag, Operator, PreparedCompany,
+    PreparedUser, Reason, Rule, RuleType, RulesEngine, SpendPolicyScope, Trait, TraitDefinition,
+    User, WarningTier, parse_date,
 };
 use proptest::prelude::*;
 use time::OffsetDateTime;
@@ -69,8 +71,120 @@ fn string_trait_match(left: &str, op: Operator, right: &str) -> bool {
     evaluate(flag, Some(&co), None).0
 }
 
+/// Amounts that print and parse back exactly (serde_json's default float
+/// parser may be off in the last bit for arbitrary values).
+fn amount() -> impl Strategy<Value = f64> {
+    (-4_000_000i32..4_000_000).prop_map(|n| f64::from(n) / 4.0)
+}
+
+fn rates() -> impl Strategy<Value = Vec<(String, f64)>> {
+    prop::collection::vec(("[a-c]_tokens", amount()), 0..4)
+}
+
+fn spend_policy() -> impl Strategy<Value = CreditSpendPolicy> {
+    (
+        "[a-z]{1,3}",
+        prop_oneof![Just("window"), Just("per_draw")],
+        prop_oneof![
+            Just(SpendPolicyScope::Company),
+            Just(SpendPolicyScope::User),
+            Just(SpendPolicyScope::Group),
+            Just(SpendPolicyScope::Other("team".into())),
+        ],
+        amount(),
+        proptest::option::of(amount()),
+        proptest::option::of(("[a-z]{1,5}", any::<i64>())),
+    )
+        .prop_map(|(id, kind, scope, limit, consumed, window)| {
+            let mut policy = CreditSpendPolicy::new(id, "cr", kind, scope, limit);
+            policy.consumed = consumed;
+            policy.window = window.map(|(unit, count)| CreditSpendWindow::new(unit, count));
+            policy
+        })
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
+
+    #[test]
+    fn newer_engine_fields_round_trip_through_json(
+        rates in rates(),
+        tiers in prop::collection::vec(("[a-z]{0,3}", any::<i64>()), 0..3),
+        postpaid in prop::collection::btree_map("[a-c]{1,2}", proptest::option::of(amount()), 0..3),
+        policies in prop::collection::vec(spend_policy(), 0..3),
+        user_policies in prop::collection::vec(spend_policy(), 0..2),
+    ) {
+        let mut condition = Condition::credit("cr", Some(1.0)).with_event_subtype("ai");
+        let mut entitlement = FeatureEntitlement::new("feat", "feature", "credit");
+        for (name, rate) in &rates {
+            condition = condition.with_quantity_rate(name.clone(), *rate);
+            entitlement.quantity_rates.insert(name.clone(), *rate);
+        }
+        entitlement.warning_tiers = tiers.into_iter().map(|(k, v)| WarningTier::new(k, v)).collect();
+        let flag = Flag::new("f", "feature")
+            .with_rule(Rule::new("r", "R", RuleType::Standard, true).with_condition(condition));
+        let back: Flag = serde_json::from_str(&serde_json::to_string(&flag).unwrap()).unwrap();
+        prop_assert_eq!(back, flag);
+
+        let mut co = Company::new("c");
+        co.entitlements = vec![entitlement];
+        co.credit_postpaid = postpaid
+            .into_iter()
+            .map(|(k, limit)| (k, CreditPostpaidConfig::new(limit)))
+            .collect();
+        co.credit_spend_policies = policies;
+        let back: Company = serde_json::from_str(&serde_json::to_string(&co).unwrap()).unwrap();
+        prop_assert_eq!(back, co);
+
+        let mut user = User::new("u");
+        user.credit_spend_policies = user_policies;
+        let back: User = serde_json::from_str(&serde_json::to_string(&user).unwrap()).unwrap();
+        prop_assert_eq!(back, user);
+    }
+
+    #[test]
+    fn refused_preflight_always_gives_the_default(
+        usage in proptest::option::of(any::<i64>()),
+        event_usage in proptest::option::of(any::<i64>()),
+        quantity in proptest::option::of(-1e3f64..1e3),
+        cost in proptest::option::of(-1e3f64..1e3),
+        default_value: bool,
+        rule_type in known_rule_type(),
+    ) {
+        let flag = Flag::new("f", "feature")
+            .with_default_value(default_value)
+            .with_rule(Rule::new("r", "R", rule_type, !default_value));
+        let engine = RulesEngine::new([flag]);
+        let quantities: Vec<(&str, f64)> = quantity.map(|q| ("input_tokens", q)).into_iter().collect();
+        let costs: Vec<(&str, f64)> = cost.map(|c| ("cr", c)).into_iter().collect();
+        let mut options = CheckOptions::new().event_quantities("ai", &quantities).credit_cost(&costs);
+        if let Some(u) = usage {
+            options = options.usage(u);
+        }
+        if let Some(q) = event_usage {
+            options = options.event_usage("ai", q);
+        }
+        let negative_usage = usage.is_some_and(|u| u < 0)
+            || event_usage.is_some_and(|q| q < 0)
+            || quantity.is_some_and(|q| q < 0.0);
+        let negative_cost = cost.is_some_and(|c| c < 0.0);
+        let e = engine.check_with("feature", None, None, NOW, &options);
+        if negative_usage || negative_cost {
+            prop_assert_eq!(e.value, default_value);
+            prop_assert_eq!(e.reason, Reason::NoRulesMatched);
+            prop_assert_eq!(e.rule_id, None);
+            let want = if negative_usage {
+                "preflight usage cannot be negative"
+            } else {
+                "preflight credit cost cannot be negative"
+            };
+            prop_assert_eq!(e.err, Some(want));
+        } else {
+            // A rule without conditions matches whatever the preflight.
+            prop_assert_eq!(e.value, !default_value);
+            prop_assert_eq!(e.err, None);
+        }
+    }
 
     #[test]
     fn rule_without_conditions_always_matches(

@@ -308,6 +308,8 @@ pub(crate) struct CreditCond {
     pub(crate) credit_id: Box<str>,
     pub(crate) subtype: Option<Box<str>>,
     pub(crate) rate: f64,
+    /// Rates per named quantity (`quantity_rates`), in key order.
+    pub(crate) quantity_rates: Box<[(Box<str>, f64)]>,
 }
 
 /// A list of conditions split by kind, so evaluation runs one tight loop per
@@ -429,6 +431,11 @@ impl CondSetBuilder {
                     credit_id: credit.as_str().into(),
                     subtype: c.event_subtype.as_deref().map(Into::into),
                     rate: c.consumption_rate.unwrap_or(1.0),
+                    quantity_rates: c
+                        .quantity_rates
+                        .iter()
+                        .map(|(name, rate)| (name.as_str().into(), *rate))
+                        .collect(),
                 }),
                 None => self.never += 1,
             },

@@ -20,19 +20,26 @@ use super::period::next_period_start;
 /// Preflight inputs of a check: usage the caller is about to add, so a
 /// limit is checked as if it had already been consumed.
 ///
+/// Everything is borrowed, so building options allocates nothing.
+///
 /// ```
 /// use flagwire_core::rules::CheckOptions;
 /// let costs = [("credit_ai", 2.5)];
+/// let tokens = [("input_tokens", 1200.0), ("output_tokens", 300.0)];
 /// let options = CheckOptions::new()
 ///     .usage(3)
 ///     .event_usage("ai-call", 2)
+///     .event_quantities("ai-call", &tokens)
 ///     .credit_cost(&costs);
 /// assert_eq!(options.usage_quantity(), Some(3));
+/// assert!(options.validate().is_ok());
+/// assert!(CheckOptions::new().usage(-1).validate().is_err());
 /// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct CheckOptions<'o> {
     usage: Option<i64>,
     event_usage: Option<(&'o str, i64)>,
+    event_quantities: Option<(&'o str, &'o [(&'o str, f64)])>,
     credit_cost: &'o [(&'o str, f64)],
 }
 
@@ -42,13 +49,16 @@ impl<'o> CheckOptions<'o> {
         Self {
             usage: None,
             event_usage: None,
+            event_quantities: None,
             credit_cost: &[],
         }
     }
 
     /// Generic usage: added to metric values (when no matching event usage
     /// is given), to `int` trait values, and multiplied by the consumption
-    /// rate in credit conditions. Only positive quantities have an effect.
+    /// rate in credit conditions. Zero has no effect; a negative quantity
+    /// makes the check return the flag default with
+    /// [`PreflightError::NegativeUsage`] in [`Evaluation::err`].
     #[must_use]
     pub const fn usage(mut self, quantity: i64) -> Self {
         self.usage = Some(quantity);
@@ -57,14 +67,40 @@ impl<'o> CheckOptions<'o> {
 
     /// Usage of one event subtype: added to metrics of that subtype and
     /// multiplied by the consumption rate in credit conditions for it.
+    /// Negative quantities are refused like negative [`usage`](Self::usage).
     #[must_use]
     pub const fn event_usage(mut self, event_subtype: &'o str, quantity: i64) -> Self {
         self.event_usage = Some((event_subtype, quantity));
         self
     }
 
+    /// Named quantities of one event (for example `input_tokens` and
+    /// `output_tokens` of an `ai-call`), priced by the `quantity_rates` of
+    /// credit conditions.
+    ///
+    /// A credit condition whose `event_subtype` is `event_subtype` and whose
+    /// `quantity_rates` is not empty costs
+    /// `sum(quantities[name] × quantity_rates[name])` over its rates (a
+    /// name missing from `quantities` counts 0; of repeated names the first
+    /// counts). That cost replaces the usage × `consumption_rate` cost for
+    /// the condition; an explicit [`credit_cost`](Self::credit_cost) for the
+    /// credit still wins. Metric conditions ignore these quantities. These
+    /// semantics are inferred from the platform's newer engine, which
+    /// accepts the same input but does not document it. A negative quantity
+    /// is refused like negative [`usage`](Self::usage).
+    #[must_use]
+    pub const fn event_quantities(
+        mut self,
+        event_subtype: &'o str,
+        quantities: &'o [(&'o str, f64)],
+    ) -> Self {
+        self.event_quantities = Some((event_subtype, quantities));
+        self
+    }
+
     /// Exact credit costs by credit id; they take precedence over every
-    /// other credit computation.
+    /// other credit computation. A negative cost makes the check return the
+    /// flag default with [`PreflightError::NegativeCreditCost`].
     #[must_use]
     pub const fn credit_cost(mut self, costs: &'o [(&'o str, f64)]) -> Self {
         self.credit_cost = costs;
@@ -74,6 +110,24 @@ impl<'o> CheckOptions<'o> {
     /// The generic usage quantity, if set.
     pub const fn usage_quantity(&self) -> Option<i64> {
         self.usage
+    }
+
+    /// Checks the quantities the platform refuses: negative usage, event
+    /// usage or event quantities first, then negative credit costs.
+    /// [`RulesEngine::check_with`] runs this before evaluating.
+    pub fn validate(&self) -> Result<(), PreflightError> {
+        let negative_usage = self.usage.is_some_and(|q| q < 0)
+            || self.event_usage.is_some_and(|(_, q)| q < 0)
+            || self
+                .event_quantities
+                .is_some_and(|(_, qs)| qs.iter().any(|(_, q)| *q < 0.0));
+        if negative_usage {
+            return Err(PreflightError::NegativeUsage);
+        }
+        if self.credit_cost.iter().any(|(_, cost)| *cost < 0.0) {
+            return Err(PreflightError::NegativeCreditCost);
+        }
+        Ok(())
     }
 
     #[inline]
@@ -91,7 +145,46 @@ impl<'o> CheckOptions<'o> {
             _ => None,
         }
     }
+
+    /// The named quantities when they belong to `subtype`.
+    #[inline]
+    fn quantities_for(&self, subtype: &str) -> Option<&'o [(&'o str, f64)]> {
+        match self.event_quantities {
+            Some((s, qs)) if str_eq(s, subtype) => Some(qs),
+            _ => None,
+        }
+    }
 }
+
+/// Preflight input the platform refuses. A check given such input returns
+/// the flag default with the reason "No rules matched; default value for
+/// flag", and [`Evaluation::err`] set to [`PreflightError::as_str`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum PreflightError {
+    /// A negative usage, event usage or event quantity.
+    NegativeUsage,
+    /// A negative credit cost.
+    NegativeCreditCost,
+}
+
+impl PreflightError {
+    /// The platform's wording, as reported in a result's `err`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::NegativeUsage => "preflight usage cannot be negative",
+            Self::NegativeCreditCost => "preflight credit cost cannot be negative",
+        }
+    }
+}
+
+impl fmt::Display for PreflightError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::error::Error for PreflightError {}
 
 const NO_OPTIONS: CheckOptions<'static> = CheckOptions::new();
 
@@ -192,6 +285,9 @@ pub struct Evaluation<'a> {
     pub entitlement: Option<&'a FeatureEntitlement>,
     /// Usage fields of a matched entitlement rule.
     pub feature_usage: Option<FeatureUsage<'a>>,
+    /// Why the check could not be evaluated as asked (refused preflight
+    /// input, see [`PreflightError`]); the value is then the flag default.
+    pub err: Option<&'static str>,
 }
 
 impl Evaluation<'_> {
@@ -213,6 +309,7 @@ impl Evaluation<'_> {
             feature_usage_event: usage.and_then(|u| u.event).map(str::to_owned),
             feature_usage_period: usage.and_then(|u| u.period).cloned(),
             feature_usage_reset_at: usage.and_then(|u| u.reset_at),
+            err: self.err.map(str::to_owned),
         }
     }
 }
@@ -285,6 +382,9 @@ pub struct CheckFlagResult {
         skip_serializing_if = "Option::is_none"
     )]
     pub feature_usage_reset_at: Option<OffsetDateTime>,
+    /// Why the check could not be evaluated as asked; serialized only when set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub err: Option<String>,
 }
 
 /// A flag compiled for evaluation: rules ordered once, ids hashed, literals parsed.
@@ -344,7 +444,12 @@ impl CompiledFlag {
             user_id: user.map(|u| u.user.id.as_str()),
             entitlement: company.and_then(|c| c.entitlement(self.key)),
             feature_usage: None,
+            err: None,
         };
+        if let Err(e) = options.validate() {
+            eval.err = Some(e.as_str());
+            return eval;
+        }
         let company_rules = company.map_or(&[][..], |c| c.rules.for_flag(self.id));
         let user_rules = user.map_or(&[][..], |u| u.rules.for_flag(self.id));
         let matched = if company_rules.is_empty() && user_rules.is_empty() {
@@ -628,6 +733,20 @@ impl Scope<'_> {
         {
             return balance >= *cost;
         }
+        if !c.quantity_rates.is_empty()
+            && let Some(quantities) = c
+                .subtype
+                .as_deref()
+                .and_then(|s| self.options.quantities_for(s))
+        {
+            let mut cost = 0.0;
+            for (name, rate) in &*c.quantity_rates {
+                if let Some((_, q)) = quantities.iter().find(|(n, _)| str_eq(n, name)) {
+                    cost += q * rate;
+                }
+            }
+            return balance >= cost;
+        }
         if let Some(q) = c
             .subtype
             .as_deref()
@@ -760,6 +879,7 @@ impl RulesEngine {
                 user_id: None,
                 entitlement: None,
                 feature_usage: None,
+                err: None,
             },
         }
     }

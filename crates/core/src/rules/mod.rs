@@ -89,10 +89,20 @@
 //!   never match); `date` in the layouts listed in [`date`](self#dates), a
 //!   non-date sorting before every date.
 //! * **Credit conditions** match when the balance of `credit_id` (0 when
-//!   absent) is at least: the caller's `credit_cost` for that credit; else
-//!   the event usage quantity × `consumption_rate` when the condition's
+//!   absent) is at least: the caller's `credit_cost` for that credit; else,
+//!   for a condition with `quantity_rates`, the caller's
+//!   [`event_quantities`](CheckOptions::event_quantities) priced by those
+//!   rates when the condition's `event_subtype` matches; else the event
+//!   usage quantity × `consumption_rate` when the condition's
 //!   `event_subtype` matches; else the generic usage × rate; else the rate
 //!   (default 1).
+//! * **Refused preflight.** A negative usage, event usage or event quantity,
+//!   or a negative credit cost, is not evaluated: the check returns the flag
+//!   default with the no-match reason, the entitlement attached, and
+//!   [`Evaluation::err`] set to the platform's wording ([`PreflightError`]).
+//! * **Carried, not evaluated.** Credit postpaid settings, credit spend
+//!   policies and entitlement warning tiers load, merge and serialize, but
+//!   never change a verdict: their semantics are undocumented.
 //! * **Unknown values.** Unknown condition types, operators and comparable
 //!   types deserialize fine (as `Other`) and simply never match.
 //! * **Entitlements.** The company entitlement whose `feature_key` is the
@@ -126,13 +136,32 @@ use std::fmt;
 
 pub use compile::{PreparedCompany, PreparedUser};
 pub use eval::{
-    CheckFlagResult, CheckOptions, CompiledFlag, Evaluation, FeatureUsage, Reason, RulesEngine,
+    CheckFlagResult, CheckOptions, CompiledFlag, Evaluation, FeatureUsage, PreflightError, Reason,
+    RulesEngine,
 };
 pub use model::{
-    Company, CompanyMetric, ComparableType, Condition, ConditionGroup, ConditionType, EntityType,
-    FeatureEntitlement, Flag, MetricPeriod, MonthReset, Operator, Rule, RuleType, Subscription,
-    Trait, TraitDefinition, User,
+    Company, CompanyMetric, ComparableType, Condition, ConditionGroup, ConditionType,
+    CreditPostpaidConfig, CreditSpendPolicy, CreditSpendWindow, EntityType, FeatureEntitlement,
+    Flag, MetricPeriod, MonthReset, Operator, Rule, RuleType, SpendPolicyScope, Subscription,
+    Trait, TraitDefinition, User, WarningTier,
 };
+
+/// The version segment of the cache keys under which flagwire stores flags,
+/// companies and users as JSON (`schematic:flags:<version>:<key>`, see
+/// [`crate::datastream::CacheKeys`]).
+///
+/// It names the JSON layout flagwire writes (the [`model`] types'
+/// serialization) and changes only when that layout changes, so entries
+/// written by an older, incompatible flagwire are never read back.
+///
+/// The official SDKs use the version key of their WASM engine build instead
+/// (a hash of its model layout, different for every engine generation), so
+/// they and flagwire never share direct-mode cache entries, and two SDK
+/// versions do not share them with each other either. To share one Redis
+/// with other SDKs, configure the same version everywhere; in replicator
+/// mode use the `cache_version` the replicator reports on `/ready`, which is
+/// the version it writes under.
+pub const ENGINE_VERSION_KEY: &str = "fw1";
 
 /// Parses a date in one of the layouts accepted by `date` traits
 /// (see [the module docs](self#dates)). Returns `None` for anything else.

@@ -9,7 +9,14 @@
 //! a value this version does not know deserializes to an `Other` variant
 //! instead of failing, and the engine treats it as "never matches" (see
 //! [`crate::rules`] for the exact rules). Serialization always uses the
-//! snake_case names.
+//! snake_case names; the fields added for newer engines (quantity rates,
+//! warning tiers, postpaid settings, spend policies) are omitted when empty,
+//! so documents without them serialize as before.
+//!
+//! Credit postpaid settings ([`CreditPostpaidConfig`]) and spend policies
+//! ([`CreditSpendPolicy`]) are carried, not evaluated: the platform does not
+//! document their semantics, so flagwire keeps them through parsing, merging
+//! and serialization and never lets them change a verdict.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -518,6 +525,16 @@ pub struct Condition {
         skip_serializing_if = "Option::is_none"
     )]
     pub consumption_rate: Option<f64>,
+    /// Credits consumed per unit of each named quantity (for example
+    /// `input_tokens`) of a credit condition; used with preflight
+    /// [`event_quantities`](super::CheckOptions::event_quantities).
+    #[serde(
+        default,
+        alias = "quantityRates",
+        deserialize_with = "null_default",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
+    pub quantity_rates: BTreeMap<String, f64>,
 }
 
 impl Condition {
@@ -624,6 +641,13 @@ impl Condition {
     #[must_use]
     pub fn with_event_subtype(mut self, event_subtype: impl Into<String>) -> Self {
         self.event_subtype = Some(event_subtype.into());
+        self
+    }
+
+    /// Sets the credits consumed per unit of the quantity `name`.
+    #[must_use]
+    pub fn with_quantity_rate(mut self, name: impl Into<String>, rate: f64) -> Self {
+        self.quantity_rates.insert(name.into(), rate);
         self
     }
 }
@@ -838,6 +862,199 @@ pub struct FeatureEntitlement {
     /// Credit used.
     #[serde(default, alias = "creditUsed", skip_serializing_if = "Option::is_none")]
     pub credit_used: Option<f64>,
+    /// Credits per unit of each named quantity, for credit-based features
+    /// metered by several quantities.
+    #[serde(
+        default,
+        alias = "quantityRates",
+        deserialize_with = "null_default",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
+    pub quantity_rates: BTreeMap<String, f64>,
+    /// Usage thresholds at which the platform warns (carried, not evaluated).
+    #[serde(
+        default,
+        alias = "warningTiers",
+        deserialize_with = "null_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub warning_tiers: Vec<WarningTier>,
+}
+
+impl FeatureEntitlement {
+    /// An entitlement to the feature `feature_id`, tied to the flag
+    /// `feature_key`, of the given value type (`boolean`, `numeric`, ...).
+    pub fn new(
+        feature_id: impl Into<String>,
+        feature_key: impl Into<String>,
+        value_type: impl Into<String>,
+    ) -> Self {
+        Self {
+            feature_id: feature_id.into(),
+            feature_key: feature_key.into(),
+            value_type: value_type.into(),
+            ..Self::default()
+        }
+    }
+}
+
+/// A usage threshold of an entitlement at which the platform warns.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct WarningTier {
+    /// The tier's name.
+    #[serde(default, deserialize_with = "null_default")]
+    pub key: String,
+    /// The usage at which the tier starts.
+    #[serde(default, deserialize_with = "null_default")]
+    pub value: i64,
+}
+
+impl WarningTier {
+    /// A tier named `key` starting at `value`.
+    pub fn new(key: impl Into<String>, value: i64) -> Self {
+        Self {
+            key: key.into(),
+            value,
+        }
+    }
+}
+
+open_enum! {
+    /// Whom a credit spend policy applies to.
+    SpendPolicyScope, default = SpendPolicyScope::Other("".into()), expecting = "a spend policy scope string" {
+        /// The whole company.
+        Company => "company",
+        /// One user of the company.
+        User => "user",
+        /// A group of users.
+        Group => "group",
+    }
+}
+
+/// Postpaid settings of one credit of a company: how far the balance may go
+/// below zero. Carried for round trips; the engine does not evaluate it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct CreditPostpaidConfig {
+    /// The allowed overdraft, in credits.
+    #[serde(
+        default,
+        alias = "overdraftLimit",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub overdraft_limit: Option<f64>,
+}
+
+impl CreditPostpaidConfig {
+    /// Postpaid settings with the given overdraft limit.
+    pub fn new(overdraft_limit: Option<f64>) -> Self {
+        Self { overdraft_limit }
+    }
+}
+
+/// The rolling window of a `window` spend policy, e.g. 1 `day`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct CreditSpendWindow {
+    /// The unit (`hour`, `day`, ... as the platform spells it).
+    #[serde(default, deserialize_with = "null_default")]
+    pub unit: String,
+    /// How many units the window spans.
+    #[serde(default, deserialize_with = "null_default")]
+    pub count: i64,
+}
+
+impl CreditSpendWindow {
+    /// A window of `count` `unit`s.
+    pub fn new(unit: impl Into<String>, count: i64) -> Self {
+        Self {
+            unit: unit.into(),
+            count,
+        }
+    }
+}
+
+/// A limit on how many credits a company, a user or a group may spend.
+///
+/// The platform's semantics are undocumented (kinds seen: `per_draw`,
+/// `window`), so flagwire carries policies unchanged through parsing,
+/// merging and serialization and does not evaluate them.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct CreditSpendPolicy {
+    /// Policy id.
+    #[serde(default, deserialize_with = "null_default")]
+    pub id: String,
+    /// The credit limited.
+    #[serde(
+        default,
+        alias = "creditId",
+        alias = "creditID",
+        deserialize_with = "null_default"
+    )]
+    pub credit_id: String,
+    /// The kind of limit (`per_draw`, `window`, ...).
+    #[serde(default, deserialize_with = "null_default")]
+    pub kind: String,
+    /// Whom the policy applies to.
+    #[serde(default)]
+    pub scope: SpendPolicyScope,
+    /// The limit, in credits.
+    #[serde(default, deserialize_with = "null_default")]
+    pub limit: f64,
+    /// The company of a user-scoped policy.
+    #[serde(
+        default,
+        alias = "companyId",
+        alias = "companyID",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub company_id: Option<String>,
+    /// Credits consumed against the limit so far.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consumed: Option<f64>,
+    /// Display label.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    /// When the consumed amount resets next.
+    #[serde(
+        default,
+        alias = "resetsAt",
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub resets_at: Option<OffsetDateTime>,
+    /// The window of a `window` policy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window: Option<CreditSpendWindow>,
+}
+
+impl CreditSpendPolicy {
+    /// A policy limiting `credit_id` to `limit` credits.
+    pub fn new(
+        id: impl Into<String>,
+        credit_id: impl Into<String>,
+        kind: impl Into<String>,
+        scope: SpendPolicyScope,
+        limit: f64,
+    ) -> Self {
+        Self {
+            id: id.into(),
+            credit_id: credit_id.into(),
+            kind: kind.into(),
+            scope,
+            limit,
+            ..Self::default()
+        }
+    }
+
+    /// Sets the rolling window.
+    #[must_use]
+    pub fn with_window(mut self, window: CreditSpendWindow) -> Self {
+        self.window = Some(window);
+        self
+    }
 }
 
 /// A company as the rules engine sees it.
@@ -906,6 +1123,22 @@ pub struct Company {
     /// The current billing subscription.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subscription: Option<Subscription>,
+    /// Postpaid settings by credit id (carried, not evaluated).
+    #[serde(
+        default,
+        alias = "creditPostpaid",
+        deserialize_with = "null_default",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
+    pub credit_postpaid: BTreeMap<String, CreditPostpaidConfig>,
+    /// Credit spend policies of the company (carried, not evaluated).
+    #[serde(
+        default,
+        alias = "creditSpendPolicies",
+        deserialize_with = "null_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub credit_spend_policies: Vec<CreditSpendPolicy>,
 }
 
 impl Company {
@@ -940,6 +1173,14 @@ pub struct User {
     /// User-scoped rules; each applies to the flag named by its `flag_id`.
     #[serde(default, deserialize_with = "null_default")]
     pub rules: Vec<Rule>,
+    /// Credit spend policies of the user (carried, not evaluated).
+    #[serde(
+        default,
+        alias = "creditSpendPolicies",
+        deserialize_with = "null_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub credit_spend_policies: Vec<CreditSpendPolicy>,
 }
 
 impl User {
