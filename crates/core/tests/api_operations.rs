@@ -203,6 +203,41 @@ fn builders_take_pairs_json_values_and_members_of_unions() {
 }
 
 #[test]
+fn the_python_readme_request_bodies_port_one_to_one() {
+    // `client.companies.upsert_user(keys=..., name=..., traits=..., company=...)`
+    let user = models::UpsertUserRequestBody::new([
+        ("email", "wcoyote@acme.net"),
+        ("user_id", "your-user-id"),
+    ])
+    .name("Wile E. Coyote")
+    .try_traits(json!({"city": "Atlanta", "high_score": 25, "is_active": true}))
+    .unwrap()
+    .company([("id", "your-company-id")]);
+    assert_eq!(
+        serde_json::to_value(&user).unwrap(),
+        json!({
+            "keys": {"email": "wcoyote@acme.net", "user_id": "your-user-id"},
+            "name": "Wile E. Coyote",
+            "traits": {"city": "Atlanta", "high_score": 25, "is_active": true},
+            "company": {"id": "your-company-id"}
+        })
+    );
+    // `client.check_flag("some-flag-key", company=..., user=...)`
+    let check = features::CheckFlag::new(
+        "some-flag-key",
+        models::CheckFlagRequestBody::new()
+            .company([("id", "your-company-id")])
+            .user([("user_id", "your-user-id")]),
+    );
+    let req = check.to_request(BASE).unwrap();
+    assert_eq!(req.uri().path(), "/flags/some-flag-key/check");
+    assert_eq!(
+        std::str::from_utf8(req.body()).unwrap(),
+        r#"{"company":{"id":"your-company-id"},"user":{"user_id":"your-user-id"}}"#
+    );
+}
+
+#[test]
 fn event_bodies_encode_with_their_type() {
     let track = EventBodyTrack::new("api_call")
         .company([("id", "comp_1")])
