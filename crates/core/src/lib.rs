@@ -53,6 +53,36 @@
 //! a wildcard arm. Optional request fields that may be sent as `null` are [`Nullable`]; maps
 //! of free-form JSON are [`Traits`], the same type the event builders use.
 //!
+//! ```
+//! use flagwire_core::schematic::models::{AccountMemberRole, CountResponse};
+//!
+//! let count = CountResponse::new().count(3);
+//! let label = match AccountMemberRole::from("admin") {
+//!     AccountMemberRole::Admin => "admin",
+//!     AccountMemberRole::Member => "member",
+//!     AccountMemberRole::Unknown(_) => "unknown",
+//!     _ => "added in a later release",
+//! };
+//! assert_eq!((count.count, label), (Some(3), "admin"));
+//! ```
+//!
+//! A struct literal does not compile outside this crate:
+//!
+//! ```compile_fail,E0639
+//! let count = flagwire_core::schematic::models::CountResponse { count: Some(3) };
+//! ```
+//!
+//! Nor does a `match` without a wildcard arm:
+//!
+//! ```compile_fail,E0004
+//! use flagwire_core::schematic::models::AccountMemberRole;
+//! let label = match AccountMemberRole::from("admin") {
+//!     AccountMemberRole::Admin => "admin",
+//!     AccountMemberRole::Member => "member",
+//!     AccountMemberRole::Unknown(_) => "unknown",
+//! };
+//! ```
+//!
 //! eSauti Event Injection envelopes and the eSauti event registry are in [`esauti`]
 //! (`docs/esauti.md`).
 //!
