@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use flagwire_core::Nullable;
 use flagwire_core::events::Keys;
 use flagwire_core::schematic::features::{CheckFlag, CheckFlags};
 use flagwire_core::schematic::models::{
@@ -110,10 +111,10 @@ impl FlagCheck {
 fn body(company: &Keys, user: &Keys) -> CheckFlagRequestBody {
     let mut body = CheckFlagRequestBody::default();
     if !company.is_empty() {
-        body.company = Some(company.clone());
+        body.company = Nullable::Value(company.clone());
     }
     if !user.is_empty() {
-        body.user = Some(user.clone());
+        body.user = Nullable::Value(user.clone());
     }
     body
 }
