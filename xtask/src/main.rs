@@ -164,10 +164,12 @@ fn run_codegen(check: bool) -> Result<(), String> {
         .collect();
 
     let summary = format!(
-        "{} operations, {} schemas ({} Rust types), {} eSauti event types, {} eSauti REST operations, {} files",
+        "{} operations, {} schemas ({} Rust types, {} nullable request fields in {} operations), {} eSauti event types, {} eSauti REST operations, {} files",
         out.operations,
         out.schemas,
         out.types,
+        out.tri_state_fields,
+        out.tri_state_operations,
         registry.events.len(),
         rest.operations,
         out.files.len()

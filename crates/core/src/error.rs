@@ -20,6 +20,14 @@ pub enum EncodeError {
     },
     /// The HTTP request could not be assembled.
     Http(http::Error),
+    /// A path parameter is empty or only whitespace, which would address another resource
+    /// (`DELETE /companies/` instead of one company).
+    EmptyPathParameter {
+        /// The `operationId` of the request.
+        operation: &'static str,
+        /// The wire name of the parameter.
+        parameter: &'static str,
+    },
 }
 
 impl fmt::Display for EncodeError {
@@ -28,6 +36,13 @@ impl fmt::Display for EncodeError {
             EncodeError::Body(e) => write!(f, "could not encode the request body: {e}"),
             EncodeError::Uri { uri, source } => write!(f, "invalid request URI {uri:?}: {source}"),
             EncodeError::Http(e) => write!(f, "could not build the HTTP request: {e}"),
+            EncodeError::EmptyPathParameter {
+                operation,
+                parameter,
+            } => write!(
+                f,
+                "path parameter `{parameter}` of `{operation}` is empty; it must name a resource"
+            ),
         }
     }
 }
@@ -38,6 +53,7 @@ impl std::error::Error for EncodeError {
             EncodeError::Body(e) => Some(e),
             EncodeError::Uri { source, .. } => Some(source),
             EncodeError::Http(e) => Some(e),
+            EncodeError::EmptyPathParameter { .. } => None,
         }
     }
 }

@@ -24,12 +24,15 @@ pub struct OperationInfo {
     pub tag: &'static str,
 }
 
+/// The `Accept` value of operations that answer with JSON.
+pub const JSON: &str = "application/json";
+
 /// One API call: its request encoding and its response decoding, without any I/O.
 ///
 /// The success payload ([`Output`](Operation::Output)) is the `data` member of the API's
 /// `{data, params}` envelope: a model type, a `Vec` for list operations, `()` for operations
-/// without a response body, or [`Bytes`] for file downloads. The echoed `params` member is not
-/// decoded: it repeats the request.
+/// without a response body, or a [`RawBody`] for operations whose success response is not JSON
+/// (file downloads). The echoed `params` member is not decoded: it repeats the request.
 pub trait Operation {
     /// The decoded success payload.
     type Output;
@@ -37,11 +40,18 @@ pub trait Operation {
     /// The `operationId` of the API description.
     const OPERATION_ID: &'static str;
 
+    /// The media types of the success response, as sent in `Accept`: [`JSON`] unless the
+    /// API description lists others (`application/octet-stream, text/csv` for a download).
+    const ACCEPT: &'static str = JSON;
+
     /// The HTTP method.
     fn method(&self) -> Method;
 
     /// The path with parameters substituted and percent-encoded, starting with `/`.
-    fn path(&self) -> String;
+    ///
+    /// An empty or whitespace-only path parameter is an
+    /// [`EncodeError::EmptyPathParameter`]: it would address another resource.
+    fn path(&self) -> Result<String, EncodeError>;
 
     /// The percent-encoded query string without `?`, or `None` when there is none.
     fn query(&self) -> Option<String>;
@@ -57,11 +67,14 @@ pub trait Operation {
     ) -> Result<Self::Output, ApiError>;
 
     /// Renders the complete request against `base_url` (e.g. `https://api.schematichq.com`;
-    /// a trailing `/` is ignored). Sets `accept`, and `content-type` when there is a body.
-    /// Authentication headers are the transport's concern.
+    /// a trailing `/` is ignored). Sets `accept` (from [`ACCEPT`](Operation::ACCEPT)), and
+    /// `content-type` when there is a body. Authentication headers are the transport's concern.
+    ///
+    /// Fails before any I/O when a path parameter is empty, the URI is invalid or the body
+    /// cannot be encoded.
     fn to_request(&self, base_url: &str) -> Result<http::Request<Bytes>, EncodeError> {
         let base = base_url.trim_end_matches('/');
-        let path = self.path();
+        let path = self.path()?;
         let query = self.query();
         let mut uri = String::with_capacity(
             base.len() + path.len() + query.as_ref().map_or(0, |q| q.len() + 1),
@@ -77,15 +90,17 @@ pub trait Operation {
             Err(source) => return Err(EncodeError::Uri { uri, source }),
         };
         let body = self.body()?;
+        let accept = if Self::ACCEPT == JSON {
+            HeaderValue::from_static(JSON)
+        } else {
+            HeaderValue::from_str(Self::ACCEPT).map_err(|e| EncodeError::Http(e.into()))?
+        };
         let mut builder = http::Request::builder()
             .method(self.method())
             .uri(uri)
-            .header(header::ACCEPT, HeaderValue::from_static("application/json"));
+            .header(header::ACCEPT, accept);
         if body.is_some() {
-            builder = builder.header(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            );
+            builder = builder.header(header::CONTENT_TYPE, HeaderValue::from_static(JSON));
         }
         builder
             .body(body.unwrap_or_default())
@@ -152,14 +167,82 @@ pub fn decode_empty(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> Res
     check_status(status, headers, body)
 }
 
-/// Returns the raw body of a 2xx response (file downloads).
+/// The body of a success response that is not JSON (a file download), with its media type.
+///
+/// It dereferences to the bytes; [`content_type`](RawBody::content_type) tells what they are
+/// (`text/csv`, `application/octet-stream`, ...).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawBody {
+    content_type: Option<String>,
+    bytes: Bytes,
+}
+
+impl RawBody {
+    /// A body with its `Content-Type`, if the server sent one.
+    pub fn new(content_type: Option<String>, bytes: Bytes) -> Self {
+        RawBody {
+            content_type,
+            bytes,
+        }
+    }
+
+    /// The `Content-Type` header of the response as sent (parameters included), if present
+    /// and readable as text.
+    pub fn content_type(&self) -> Option<&str> {
+        self.content_type.as_deref()
+    }
+
+    /// The media type without parameters, lower case (`text/csv` for
+    /// `Text/CSV; charset=utf-8`).
+    pub fn media_type(&self) -> Option<String> {
+        let ct = self.content_type.as_deref()?;
+        let essence = ct.split(';').next().unwrap_or(ct).trim();
+        (!essence.is_empty()).then(|| essence.to_ascii_lowercase())
+    }
+
+    /// The body.
+    pub fn bytes(&self) -> &Bytes {
+        &self.bytes
+    }
+
+    /// The body, by value.
+    pub fn into_bytes(self) -> Bytes {
+        self.bytes
+    }
+}
+
+impl std::ops::Deref for RawBody {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
+impl AsRef<[u8]> for RawBody {
+    fn as_ref(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
+impl From<RawBody> for Bytes {
+    fn from(body: RawBody) -> Bytes {
+        body.bytes
+    }
+}
+
+/// Returns the body of a 2xx response that is not JSON (file downloads), with its content type.
 pub fn decode_bytes(
     status: StatusCode,
     headers: &HeaderMap,
     body: &[u8],
-) -> Result<Bytes, ApiError> {
+) -> Result<RawBody, ApiError> {
     check_status(status, headers, body)?;
-    Ok(Bytes::copy_from_slice(body))
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    Ok(RawBody::new(content_type, Bytes::copy_from_slice(body)))
 }
 
 #[cfg(test)]
@@ -184,10 +267,10 @@ mod tests {
             Method::POST
         }
 
-        fn path(&self) -> String {
+        fn path(&self) -> Result<String, EncodeError> {
             let mut p = String::from("/things/");
-            crate::query::push_path_segment(&mut p, self.id);
-            p
+            crate::query::push_path_param(&mut p, Self::OPERATION_ID, "id", self.id)?;
+            Ok(p)
         }
 
         fn query(&self) -> Option<String> {
@@ -242,6 +325,82 @@ mod tests {
         let err = op.to_request("not a url").unwrap_err();
         assert!(matches!(err, EncodeError::Uri { .. }), "{err:?}");
         assert!(err.to_string().contains("not a url"), "{err}");
+    }
+
+    #[test]
+    fn an_empty_path_parameter_fails_before_anything_is_built() {
+        for id in ["", "  "] {
+            let op = GetThing {
+                id,
+                with_body: true,
+            };
+            let err = op.to_request("https://api.example.test").unwrap_err();
+            assert!(
+                matches!(
+                    err,
+                    EncodeError::EmptyPathParameter {
+                        operation: "getThing",
+                        parameter: "id"
+                    }
+                ),
+                "{err:?}"
+            );
+        }
+    }
+
+    struct Download;
+
+    impl Operation for Download {
+        type Output = RawBody;
+        const OPERATION_ID: &'static str = "download";
+        const ACCEPT: &'static str = "application/octet-stream, text/csv";
+
+        fn method(&self) -> Method {
+            Method::GET
+        }
+
+        fn path(&self) -> Result<String, EncodeError> {
+            Ok("/file".to_owned())
+        }
+
+        fn query(&self) -> Option<String> {
+            None
+        }
+
+        fn body(&self) -> Result<Option<Bytes>, EncodeError> {
+            Ok(None)
+        }
+
+        fn parse_response(
+            status: StatusCode,
+            headers: &HeaderMap,
+            body: &[u8],
+        ) -> Result<RawBody, ApiError> {
+            decode_bytes(status, headers, body)
+        }
+    }
+
+    #[test]
+    fn downloads_accept_their_media_types_and_keep_the_content_type() {
+        let req = Download.to_request("http://127.0.0.1:1").unwrap();
+        assert_eq!(
+            req.headers()[header::ACCEPT],
+            "application/octet-stream, text/csv"
+        );
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("Text/CSV; charset=utf-8"),
+        );
+        let body = Download::parse_response(StatusCode::OK, &h, b"a,b\n").unwrap();
+        assert_eq!(body.content_type(), Some("Text/CSV; charset=utf-8"));
+        assert_eq!(body.media_type().as_deref(), Some("text/csv"));
+        assert_eq!(&body[..], b"a,b\n");
+        assert_eq!(body.as_ref(), b"a,b\n");
+        assert_eq!(body.bytes().len(), 4);
+        assert_eq!(Bytes::from(body.clone()), body.into_bytes());
+        let bare = Download::parse_response(StatusCode::OK, &HeaderMap::new(), b"").unwrap();
+        assert_eq!((bare.content_type(), bare.media_type()), (None, None));
     }
 
     #[test]

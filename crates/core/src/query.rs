@@ -9,6 +9,8 @@ use std::fmt::Write as _;
 
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
+use crate::error::EncodeError;
+
 /// Characters left as they are: RFC 3986 unreserved.
 const COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'-')
@@ -29,10 +31,26 @@ pub fn push_path_segment(out: &mut String, segment: &str) {
 }
 
 /// Appends a path parameter value as one percent-encoded path segment.
-pub fn push_path_param(out: &mut String, value: &(impl QueryValue + ?Sized)) {
+///
+/// An empty or whitespace-only value is refused with
+/// [`EncodeError::EmptyPathParameter`] naming `operation` and `parameter`: it would address
+/// another resource (`/companies/` is the collection, not a company).
+pub fn push_path_param(
+    out: &mut String,
+    operation: &'static str,
+    parameter: &'static str,
+    value: &(impl QueryValue + ?Sized),
+) -> Result<(), EncodeError> {
     let mut raw = String::new();
     value.write_raw(&mut raw);
+    if raw.trim().is_empty() {
+        return Err(EncodeError::EmptyPathParameter {
+            operation,
+            parameter,
+        });
+    }
     push_path_segment(out, &raw);
+    Ok(())
 }
 
 /// A value that can appear in a query string.
@@ -196,6 +214,33 @@ mod tests {
         push_path_segment(&mut p, ".");
         push_path_segment(&mut p, "...");
         assert_eq!(p, "%2E...");
+    }
+
+    #[test]
+    fn blank_path_parameters_are_refused_by_name() {
+        for blank in ["", " ", "\t\n", "\u{a0}\u{3000}"] {
+            let mut p = String::from("/companies/");
+            let err = push_path_param(&mut p, "getCompany", "company_id", blank).unwrap_err();
+            assert!(
+                matches!(
+                    err,
+                    EncodeError::EmptyPathParameter {
+                        operation: "getCompany",
+                        parameter: "company_id"
+                    }
+                ),
+                "{blank:?}: {err:?}"
+            );
+            assert_eq!(
+                err.to_string(),
+                "path parameter `company_id` of `getCompany` is empty; it must name a resource"
+            );
+            assert_eq!(p, "/companies/", "nothing is written");
+        }
+        let mut p = String::from("/companies/");
+        push_path_param(&mut p, "getCompany", "company_id", " a ").unwrap();
+        assert_eq!(p, "/companies/%20a%20", "inner values are kept as they are");
+        push_path_param(&mut p, "x", "n", &0i64).unwrap();
     }
 
     #[test]

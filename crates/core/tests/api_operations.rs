@@ -1,20 +1,21 @@
 //! Request encoding and response decoding of generated Schematic operations, pinned by
 //! snapshots, plus forward-compatibility guarantees of the generated models.
 
-use std::collections::BTreeMap;
-
 use bytes::Bytes;
+use flagwire_core::json::ObjectError;
 use flagwire_core::operation::Operation;
 use flagwire_core::pagination::Paginated;
 use flagwire_core::schematic::models::{
     self, AccountMemberRole, CreateEventRequestBody, EventBody, EventBodyTrack, EventType,
-    UpsertCompanyRequestBody,
+    UpdatePlanRequestBody, UpsertCompanyRequestBody,
 };
 use flagwire_core::schematic::{
-    OPERATIONS, accounts, catalogs, companies, dataexports, events, features,
+    OPERATIONS, accounts, catalogs, companies, dataexports, events, features, plans,
 };
-use flagwire_core::{ApiError, OperationInfo};
-use http::{HeaderMap, HeaderValue, StatusCode};
+use flagwire_core::{ApiError, EncodeError, Nullable, OperationInfo};
+use http::{HeaderMap, HeaderValue, StatusCode, header};
+use proptest::prelude::*;
+use serde_json::json;
 use time::macros::datetime;
 
 const BASE: &str = "https://api.schematichq.com";
@@ -34,31 +35,57 @@ fn render<O: Operation>(op: &O) -> String {
     out
 }
 
-fn keys(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-    pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
-}
-
 #[test]
 fn path_parameters_are_escaped() {
     let op = companies::DeleteCompany::new("comp_1/../a b?x#y%").cancel_subscription(true);
     insta::assert_snapshot!(render(&op));
     let op = catalogs::AddPlan::new("cat 1", "plan/2");
-    assert_eq!(op.path(), "/catalogs/cat%201/plans/plan%2F2");
+    assert_eq!(op.path().unwrap(), "/catalogs/cat%201/plans/plan%2F2");
+}
+
+#[test]
+fn blank_path_parameters_fail_before_the_request_is_built() {
+    let err = companies::DeleteCompany::new("")
+        .to_request(BASE)
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            EncodeError::EmptyPathParameter {
+                operation: "deleteCompany",
+                parameter: "company_id"
+            }
+        ),
+        "{err:?}"
+    );
+    assert_eq!(
+        err.to_string(),
+        "path parameter `company_id` of `deleteCompany` is empty; it must name a resource"
+    );
+    // The second of two parameters is checked too.
+    let err = catalogs::AddPlan::new("cat_1", " \t").path().unwrap_err();
+    assert!(
+        matches!(
+            err,
+            EncodeError::EmptyPathParameter {
+                parameter: "plan_id",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
 }
 
 #[test]
 fn deep_object_keys() {
-    let op = companies::LookupCompany::new(keys(&[("domain", "acme.test"), ("crm id", "a&b=c")]));
+    let op = companies::LookupCompany::new([("domain", "acme.test"), ("crm id", "a&b=c")]);
     insta::assert_snapshot!(render(&op));
 }
 
 #[test]
 fn arrays_are_repeated_keys_and_absent_options_are_dropped() {
     let op = companies::ListCompanies::new()
-        .ids(["comp_1".to_owned(), "comp_2".to_owned()])
+        .ids(["comp_1", "comp_2"])
         .q("acme inc")
         .sort_order_direction(models::SortDirection::Desc)
         .limit(25)
@@ -78,21 +105,218 @@ fn date_time_query_parameters_are_rfc3339() {
 
 #[test]
 fn bodies_omit_unset_optional_fields() {
-    let mut body = UpsertCompanyRequestBody::new(keys(&[("domain", "acme.test")]));
-    body.name = Some("Acme".into());
-    body.last_seen_at = Some(datetime!(2024-01-02 03:04:05 UTC));
+    let body = UpsertCompanyRequestBody::new([("domain", "acme.test")])
+        .name("Acme")
+        .last_seen_at(datetime!(2024-01-02 03:04:05 UTC));
     let op = companies::UpsertCompany::new(body);
     insta::assert_snapshot!(render(&op));
 }
 
 #[test]
+fn an_update_that_clears_a_field_sends_null_and_omits_unset_ones() {
+    // `PUT /plans/{plan_id}`: `description` and `icon` are optional and nullable.
+    let clear = UpdatePlanRequestBody::new("Pro").clear_description();
+    assert_eq!(clear.description, Nullable::Null);
+    assert_eq!(clear.icon, Nullable::Absent);
+    let req = plans::UpdatePlan::new("plan_1", clear)
+        .to_request(BASE)
+        .unwrap();
+    assert_eq!(req.method(), http::Method::PUT);
+    assert_eq!(req.uri(), "https://api.schematichq.com/plans/plan_1");
+    assert_eq!(
+        std::str::from_utf8(req.body()).unwrap(),
+        r#"{"description":null,"name":"Pro"}"#
+    );
+
+    // Setting a value, and leaving everything optional out.
+    let set = UpdatePlanRequestBody::new("Pro").description("For teams");
+    assert_eq!(
+        serde_json::to_value(&set).unwrap(),
+        json!({"name": "Pro", "description": "For teams"})
+    );
+    assert_eq!(
+        serde_json::to_value(UpdatePlanRequestBody::new("Pro")).unwrap(),
+        json!({"name": "Pro"})
+    );
+
+    // Decoding keeps the three states apart.
+    let decoded: UpdatePlanRequestBody =
+        serde_json::from_value(json!({"name": "Pro", "description": null})).unwrap();
+    assert_eq!(
+        decoded,
+        UpdatePlanRequestBody::new("Pro").clear_description()
+    );
+    let decoded: UpdatePlanRequestBody = serde_json::from_value(json!({"name": "Pro"})).unwrap();
+    assert!(decoded.description.is_absent());
+
+    // Date-times too.
+    let body = UpsertCompanyRequestBody::new([("id", "acme")]).clear_last_seen_at();
+    assert_eq!(
+        serde_json::to_value(&body).unwrap(),
+        json!({"keys": {"id": "acme"}, "last_seen_at": null})
+    );
+}
+
+#[test]
+fn builders_take_pairs_json_values_and_members_of_unions() {
+    // The Schematic README's `upsert_company`, field for field.
+    let body = UpsertCompanyRequestBody::new([("id", "your-company-id")])
+        .name("Acme Widgets, Inc.")
+        .try_traits(json!({"city": "Atlanta", "high_score": 25, "is_active": true}))
+        .unwrap();
+    assert_eq!(
+        serde_json::to_value(&body).unwrap(),
+        json!({
+            "keys": {"id": "your-company-id"},
+            "name": "Acme Widgets, Inc.",
+            "traits": {"city": "Atlanta", "high_score": 25, "is_active": true}
+        })
+    );
+    // One trait at a time, of any JSON type; the same map type as the event builders use.
+    let one_by_one = UpsertCompanyRequestBody::new([("id", "your-company-id")])
+        .name("Acme Widgets, Inc.")
+        .trait_value("city", "Atlanta")
+        .trait_value("high_score", 25)
+        .trait_value("is_active", true);
+    assert_eq!(one_by_one, body);
+    let traits: &flagwire_core::events::Traits = body.traits.as_ref().unwrap();
+    assert_eq!(traits["city"], "Atlanta");
+    // Homogeneous pairs and whole maps work too.
+    let from_pairs = UpsertCompanyRequestBody::new([("id", "x")]).traits([("plan", "pro")]);
+    assert_eq!(from_pairs.traits.unwrap()["plan"], "pro");
+
+    // A value that is not an object is a typed error, not a panic or a silent drop.
+    let err = UpsertCompanyRequestBody::new([("id", "x")])
+        .try_traits(json!(["city", "Atlanta"]))
+        .unwrap_err();
+    assert!(
+        matches!(err, ObjectError::NotAnObject { found: "an array" }),
+        "{err:?}"
+    );
+
+    // A union-typed field takes one of its members directly.
+    let event = CreateEventRequestBody::new(EventType::Track).body(EventBodyTrack::new("api_call"));
+    assert!(matches!(event.body, Some(EventBody::Track(_))), "{event:?}");
+    // Open enums convert from their wire value.
+    let list = companies::ListCompanies::new().sort_order_direction("desc");
+    assert_eq!(list.sort_order_direction, Some(models::SortDirection::Desc));
+}
+
+#[test]
+fn the_python_readme_request_bodies_port_one_to_one() {
+    // `client.companies.upsert_user(keys=..., name=..., traits=..., company=...)`
+    let user = models::UpsertUserRequestBody::new([
+        ("email", "wcoyote@acme.net"),
+        ("user_id", "your-user-id"),
+    ])
+    .name("Wile E. Coyote")
+    .try_traits(json!({"city": "Atlanta", "high_score": 25, "is_active": true}))
+    .unwrap()
+    .company([("id", "your-company-id")]);
+    assert_eq!(
+        serde_json::to_value(&user).unwrap(),
+        json!({
+            "keys": {"email": "wcoyote@acme.net", "user_id": "your-user-id"},
+            "name": "Wile E. Coyote",
+            "traits": {"city": "Atlanta", "high_score": 25, "is_active": true},
+            "company": {"id": "your-company-id"}
+        })
+    );
+    // `client.check_flag("some-flag-key", company=..., user=...)`
+    let check = features::CheckFlag::new(
+        "some-flag-key",
+        models::CheckFlagRequestBody::new()
+            .company([("id", "your-company-id")])
+            .user([("user_id", "your-user-id")]),
+    );
+    let req = check.to_request(BASE).unwrap();
+    assert_eq!(req.uri().path(), "/flags/some-flag-key/check");
+    assert_eq!(
+        std::str::from_utf8(req.body()).unwrap(),
+        r#"{"company":{"id":"your-company-id"},"user":{"user_id":"your-user-id"}}"#
+    );
+}
+
+#[test]
 fn event_bodies_encode_with_their_type() {
-    let mut track = EventBodyTrack::new("api_call".into());
-    track.company = Some(keys(&[("id", "comp_1")]));
-    track.quantity = Some(3);
-    let mut event = CreateEventRequestBody::new(EventType::Track);
-    event.body = Some(EventBody::Track(track));
+    let track = EventBodyTrack::new("api_call")
+        .company([("id", "comp_1")])
+        .quantity(3);
+    let event = CreateEventRequestBody::new(EventType::Track).body(track);
     insta::assert_snapshot!(render(&events::CreateEvent::new(event)));
+}
+
+#[test]
+fn downloads_accept_the_spec_media_types_and_return_bytes_with_their_type() {
+    let req = dataexports::GetDataExportArtifact::new("dexp_1")
+        .to_request(BASE)
+        .unwrap();
+    assert_eq!(
+        req.headers()[header::ACCEPT],
+        "application/octet-stream, text/csv"
+    );
+    // Every other operation answers JSON.
+    let req = companies::GetCompany::new("comp_1")
+        .to_request(BASE)
+        .unwrap();
+    assert_eq!(req.headers()[header::ACCEPT], "application/json");
+
+    let mut headers = HeaderMap::new();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/csv"));
+    let csv =
+        dataexports::GetDataExportArtifact::parse_response(StatusCode::OK, &headers, b"a,b\n1,2\n")
+            .unwrap();
+    assert_eq!(csv.content_type(), Some("text/csv"));
+    assert_eq!(&csv[..], b"a,b\n1,2\n");
+    let bytes: Bytes = csv.into_bytes();
+    assert_eq!(bytes.len(), 8);
+}
+
+/// Doubles the default serde_json parser reads one ULP off; `float_roundtrip` reads them
+/// exactly.
+const HARD_DOUBLES: [&str; 5] = [
+    "1.5777777777770001",
+    "117.63331139400017",
+    "98.88339545701953",
+    "0.30000000000000004",
+    "1.9439137849962513e211",
+];
+
+fn requested_amount(number: &str) -> f64 {
+    let body =
+        format!(r#"{{"company_id": "c", "credit_type_id": "t", "requested_amount": {number}}}"#);
+    serde_json::from_str::<models::AcquireCreditLeaseRequestBody>(&body)
+        .unwrap()
+        .requested_amount
+}
+
+#[test]
+fn doubles_decode_to_exactly_the_encoded_value() {
+    for text in HARD_DOUBLES {
+        let expected: f64 = text.parse().unwrap();
+        assert_eq!(
+            requested_amount(text).to_bits(),
+            expected.to_bits(),
+            "{text}"
+        );
+    }
+    // Through a response envelope as well.
+    let body = br#"{"data": {"count": 1}, "params": {}}"#;
+    assert!(
+        companies::CountCompanies::parse_response(StatusCode::OK, &HeaderMap::new(), body).is_ok()
+    );
+}
+
+proptest! {
+    #[test]
+    fn any_finite_double_round_trips_through_a_model(x in any::<f64>().prop_filter("finite", |x| x.is_finite())) {
+        let body = models::AcquireCreditLeaseRequestBody::new("c", "t", x);
+        let encoded = serde_json::to_string(&body).unwrap();
+        let decoded: models::AcquireCreditLeaseRequestBody = serde_json::from_str(&encoded).unwrap();
+        prop_assert_eq!(decoded.requested_amount.to_bits(), x.to_bits(), "{}", encoded);
+        // Rust's shortest representation reads back exactly too.
+        prop_assert_eq!(requested_amount(&format!("{x:e}")).to_bits(), x.to_bits());
+    }
 }
 
 fn ok(body: &str) -> (StatusCode, HeaderMap, Bytes) {
@@ -140,6 +364,7 @@ fn decodes_single_objects_and_empty_bodies() {
         dataexports::GetDataExportArtifact::parse_response(StatusCode::OK, &headers, b"a,b\n1,2\n")
             .unwrap();
     assert_eq!(&csv[..], b"a,b\n1,2\n");
+    assert_eq!(csv.content_type(), None);
 }
 
 #[test]

@@ -51,11 +51,9 @@ fn mautic_list_parameters() {
 
 #[test]
 fn contact_extras() {
-    let dnc = models::DoNotContact {
-        reason: Some(3),
-        comments: Some("asked by phone".into()),
-        ..Default::default()
-    };
+    let dnc = models::DoNotContact::new()
+        .reason(3)
+        .comments("asked by phone");
     let rendered = [
         render(&contacts::AddContactUtm::new(
             7,

@@ -254,7 +254,7 @@ struct Context<'s> {
 fn context<'s>(store: &'s Store, body: &'s CheckBody) -> Context<'s> {
     let company = body
         .company
-        .as_ref()
+        .value()
         .and_then(|keys| {
             store.find_by_key_pairs(
                 Kind::Company,
@@ -264,7 +264,7 @@ fn context<'s>(store: &'s Store, body: &'s CheckBody) -> Context<'s> {
         .and_then(|id| store.prepared_companies.get(id));
     let user = body
         .user
-        .as_ref()
+        .value()
         .and_then(|keys| {
             store.find_by_key_pairs(
                 Kind::User,
@@ -288,7 +288,7 @@ fn context<'s>(store: &'s Store, body: &'s CheckBody) -> Context<'s> {
 fn options<'o>(body: &'o CheckBody, credit_cost: &'o [(&'o str, f64)]) -> CheckOptions<'o> {
     let mut o = CheckOptions::new().credit_cost(credit_cost);
     if let Some(p) = &body.preflight {
-        if let Some(u) = p.usage {
+        if let Some(&u) = p.usage.value() {
             o = o.usage(u);
         }
         if let Some(ev) = &p.event_usage {

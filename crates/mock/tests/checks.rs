@@ -443,6 +443,7 @@ async fn features_and_flags_crud() {
 async fn escaped_path_segments_are_decoded() {
     use flagwire_core::Operation;
     use flagwire_core::schematic::features::CheckFlag;
+    use flagwire_core::schematic::models::CheckFlagRequestBody;
 
     let server = MockServer::start().await.unwrap();
     server.create_flag(flag("beta users/v2", true)).unwrap();
@@ -454,7 +455,9 @@ async fn escaped_path_segments_are_decoded() {
     assert_eq!(r["flag"], "beta users/v2");
     assert_eq!(r["value"], true);
     // The generated operation escapes the key the same way.
-    let path = CheckFlag::new("beta users/v2", Default::default()).path();
+    let path = CheckFlag::new("beta users/v2", CheckFlagRequestBody::new())
+        .path()
+        .unwrap();
     assert_eq!(data(api.post(&path, json!({})).await, 200)["value"], true);
     server.stop().await;
 }

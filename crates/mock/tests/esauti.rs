@@ -729,7 +729,7 @@ async fn contact_lists_page_search_and_sort() {
             .add_contact(json!({"email": email, "firstname": first, "lastname": last}))
             .unwrap();
     }
-    let ids = |out: &std::collections::BTreeMap<String, Value>| -> Vec<i64> {
+    let ids = |out: &flagwire_core::Traits| -> Vec<i64> {
         let mut ids: Vec<i64> = out["contacts"]
             .as_object()
             .unwrap()

@@ -131,16 +131,15 @@ pub async fn run_with_mock() -> Result<Report, BoxError> {
 
 /// The client calls shared by both modes.
 async fn run_client(client: &Client, report: &mut Report, mock: bool) -> Result<(), BoxError> {
-    let mut acme = UpsertCompanyRequestBody::new(keys("id", "acme"));
-    acme.name = Some("Acme Corp".to_owned());
-    acme.traits = Some([("seats".to_owned(), json!(12))].into());
+    let acme = UpsertCompanyRequestBody::new([("id", "acme")])
+        .name("Acme Corp")
+        .trait_value("seats", 12);
     client.companies().upsert_company(acme).await?;
-    let mut globex = UpsertCompanyRequestBody::new(keys("id", "globex"));
-    globex.name = Some("Globex".to_owned());
+    let globex = UpsertCompanyRequestBody::new([("id", "globex")]).name("Globex");
     client.companies().upsert_company(globex).await?;
-    let mut ann = UpsertUserRequestBody::new(keys("email", "ann@acme.test"));
-    ann.name = Some("Ann".to_owned());
-    ann.company = Some(keys("id", "acme"));
+    let ann = UpsertUserRequestBody::new([("email", "ann@acme.test")])
+        .name("Ann")
+        .company([("id", "acme")]);
     client.companies().upsert_user(ann).await?;
     report.say("upserted companies acme, globex and user ann@acme.test");
 

@@ -57,8 +57,8 @@ async fn send_and_paginate_typed_operations() {
     let server = MockServer::start().await.unwrap();
     let client = builder(&server).build().unwrap();
     for i in 0..5 {
-        let mut body = UpsertCompanyRequestBody::new(keys("id", &format!("c{i}")));
-        body.name = Some(format!("Company {i}"));
+        let body = UpsertCompanyRequestBody::new(keys("id", &format!("c{i}")))
+            .name(format!("Company {i}"));
         let company = client.send(UpsertCompany::new(body)).await.unwrap();
         assert_eq!(company.name, format!("Company {i}"));
     }

@@ -38,8 +38,8 @@ async fn accessors_of_several_groups_reach_the_emulator() {
         .upsert_company(UpsertCompanyRequestBody::new(keys("id", "acme")))
         .await
         .unwrap();
-    let mut user = UpsertUserRequestBody::new(keys("email", "ann@acme.test"));
-    user.company = Some(keys("id", "acme"));
+    let user =
+        UpsertUserRequestBody::new(keys("email", "ann@acme.test")).company(keys("id", "acme"));
     let ann = client.companies().upsert_user(user).await.unwrap();
     let fetched = client.companies().get_user(&ann.id).await.unwrap();
     assert_eq!(fetched.id, ann.id);

@@ -4,7 +4,7 @@ use std::collections::BTreeSet;
 use std::fmt::Write as _;
 
 use super::naming::{pascal, snake};
-use super::types::{Module, Ty, TypeSet};
+use super::types::{Module, Ty, TypeSet, arg, body_arg};
 use crate::spec::Operation;
 
 /// How a parameter travels.
@@ -21,6 +21,8 @@ pub struct Param {
     pub wire: String,
     pub location: Location,
     pub ty: Ty,
+    /// `ty` with aliases resolved: what the constructor or setter takes.
+    pub shape: Ty,
     pub required: bool,
 }
 
@@ -29,8 +31,8 @@ pub struct Param {
 pub enum Output {
     /// No body.
     Empty,
-    /// Raw bytes (non-JSON media).
-    Bytes,
+    /// Raw bytes (non-JSON media), with the media types the description lists.
+    Bytes(Vec<String>),
     /// The `data` member of the envelope.
     Data(Ty),
     /// The whole JSON body (APIs without a `data` envelope).
@@ -49,6 +51,8 @@ pub struct Op {
     pub params: Vec<Param>,
     /// Body type and whether it is required.
     pub body: Option<(Ty, bool)>,
+    /// The body type with aliases resolved.
+    pub body_shape: Option<Ty>,
     pub output: Output,
     pub success: String,
     pub deprecated: bool,
@@ -116,25 +120,26 @@ pub fn build(types: &mut TypeSet<'_>, op: &Operation, unwrapped: bool) -> Result
                 op.id, p.name
             ));
         }
+        let shape = types.resolved(&ty);
         params.push(Param {
             rust,
             wire: p.name.clone(),
             location,
             ty,
+            shape,
             required: p.required,
         });
     }
     let body = match &op.request_body {
         None => None,
         Some(b) => {
-            let schema = b
-                .content
-                .get("application/json")
+            let schema = json_content(&b.content)
                 .ok_or_else(|| format!("{}: request body is not JSON", op.id))?;
             let ty = types.ty_of(schema, &format!("{name}Body"), &m, &module)?;
             Some((ty, b.required))
         }
     };
+    let body_shape = body.as_ref().map(|(ty, _)| types.resolved(ty));
     let (success, response) = op
         .responses
         .iter()
@@ -142,16 +147,26 @@ pub fn build(types: &mut TypeSet<'_>, op: &Operation, unwrapped: bool) -> Result
         .ok_or_else(|| format!("{}: no success response", op.id))?;
     let output = if response.content.is_empty() {
         Output::Empty
-    } else if let (true, Some(schema)) = (unwrapped, response.content.get("application/json")) {
+    } else if let (true, Some(schema)) = (unwrapped, json_content(&response.content)) {
         Output::Whole(types.ty_of(schema, &format!("{name}Output"), &m, &module)?)
-    } else if let Some(schema) = response.content.get("application/json") {
+    } else if let Some(schema) = json_content(&response.content) {
         let data = schema
             .properties
             .get("data")
             .ok_or_else(|| format!("{}: success body has no `data` member", op.id))?;
         Output::Data(types.ty_of(data, &format!("{name}Data"), &m, &module)?)
     } else {
-        Output::Bytes
+        let media: Vec<String> = response.content.keys().cloned().collect();
+        if let Some(bad) = media
+            .iter()
+            .find(|t| t.is_empty() || !t.bytes().all(|b| b.is_ascii_graphic() || b == b' '))
+        {
+            return Err(format!(
+                "{}: media type {bad:?} cannot be sent in Accept",
+                op.id
+            ));
+        }
+        Output::Bytes(media)
     };
     Ok(Op {
         id: op.id.clone(),
@@ -162,9 +177,25 @@ pub fn build(types: &mut TypeSet<'_>, op: &Operation, unwrapped: bool) -> Result
         path: op.path.clone(),
         params,
         body,
+        body_shape,
         output,
         success: success.clone(),
         deprecated: op.deprecated,
+    })
+}
+
+/// The JSON schema of a content map: `application/json` or another `+json` media type.
+fn json_content(
+    content: &std::collections::BTreeMap<String, crate::spec::Schema>,
+) -> Option<&crate::spec::Schema> {
+    content.get("application/json").or_else(|| {
+        content
+            .iter()
+            .find(|(media, _)| {
+                let essence = media.split(';').next().unwrap_or(media).trim();
+                essence.ends_with("+json")
+            })
+            .map(|(_, schema)| schema)
     })
 }
 
@@ -175,22 +206,10 @@ fn param_ty(p: &Param, m: &Module) -> String {
     }
 }
 
-/// Argument type and conversion for a constructor or setter taking `ty`.
-fn arg(ty: &Ty, m: &Module) -> (String, &'static str) {
-    match ty {
-        Ty::String => ("impl Into<String>".into(), ".into()"),
-        Ty::Vec(inner) => (
-            format!("impl IntoIterator<Item = {}>", inner.render(m)),
-            ".into_iter().collect()",
-        ),
-        other => (other.render(m), ""),
-    }
-}
-
 fn output_ty(op: &Op, m: &Module) -> String {
     match &op.output {
         Output::Empty => "()".into(),
-        Output::Bytes => "Bytes".into(),
+        Output::Bytes(_) => "RawBody".into(),
         Output::Data(t) | Output::Whole(t) => t.render(m),
     }
 }
@@ -204,7 +223,14 @@ pub fn render(op: &Op, out: &mut String) {
 
     let payload = match &op.output {
         Output::Empty => "no body".to_owned(),
-        Output::Bytes => "the raw file contents".to_owned(),
+        Output::Bytes(media) => format!(
+            "the file contents as a [`RawBody`] ({})",
+            media
+                .iter()
+                .map(|t| format!("`{t}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
         Output::Data(t) | Output::Whole(t) => format!("[`{}`]", t.render(&m)),
     };
     let _ = writeln!(
@@ -245,27 +271,33 @@ pub fn render(op: &Op, out: &mut String) {
     out.push_str("}\n\n");
 
     // Constructor and setters.
+    let render = |t: &Ty| t.render(&m);
     let _ = writeln!(out, "impl {} {{", op.name);
     out.push_str("/// Creates the request from its required parameters.\n");
     let mut args = Vec::new();
     let mut inits = Vec::new();
     for p in &op.params {
         if p.required {
-            let (t, conv) = arg(&p.ty, &m);
+            let (t, conv) = arg(&p.ty, &p.shape, &render, &p.rust);
             args.push(format!("{}: {t}", p.rust));
-            inits.push(if conv.is_empty() {
-                p.rust.clone()
+            inits.push(if conv == p.rust {
+                conv
             } else {
-                format!("{0}: {0}{conv}", p.rust)
+                format!("{}: {conv}", p.rust)
             });
         } else {
             inits.push(format!("{}: Default::default()", p.rust));
         }
     }
-    if let Some((ty, req)) = &op.body {
+    if let (Some((ty, req)), Some(shape)) = (&op.body, &op.body_shape) {
         if *req {
-            args.push(format!("body: {}", ty.render(&m)));
-            inits.push("body".into());
+            let (t, conv) = body_arg(ty, shape, &render, "body");
+            args.push(format!("body: {t}"));
+            inits.push(if conv == "body" {
+                conv
+            } else {
+                format!("body: {conv}")
+            });
         } else {
             inits.push("body: None".into());
         }
@@ -281,23 +313,23 @@ pub fn render(op: &Op, out: &mut String) {
         );
     }
     for p in op.params.iter().filter(|p| !p.required) {
-        let (t, conv) = arg(&p.ty, &m);
+        let (t, conv) = arg(&p.ty, &p.shape, &render, "value");
         let _ = writeln!(out, "/// Sets the `{}` query parameter.", p.wire);
         let value = match &p.ty {
-            Ty::Vec(_) | Ty::Map(_) => format!("value{conv}"),
-            _ => format!("Some(value{conv})"),
+            Ty::Vec(_) | Ty::Map(_) => conv,
+            _ => format!("Some({conv})"),
         };
         let _ = writeln!(
             out,
-            "pub fn {}(mut self, value: {t}) -> Self {{ self.{} = {value}; self }}\n",
+            "#[inline]\npub fn {}(mut self, value: {t}) -> Self {{ self.{} = {value}; self }}\n",
             p.rust, p.rust
         );
     }
-    if let Some((ty, false)) = &op.body {
+    if let (Some((ty, false)), Some(shape)) = (&op.body, &op.body_shape) {
+        let (t, conv) = body_arg(ty, shape, &render, "body");
         let _ = writeln!(
             out,
-            "/// Sets the JSON request body.\npub fn with_body(mut self, body: {}) -> Self {{ self.body = Some(body); self }}\n",
-            ty.render(&m)
+            "/// Sets the JSON request body.\n#[inline]\npub fn with_body(mut self, body: {t}) -> Self {{ self.body = Some({conv}); self }}\n",
         );
     }
     out.push_str("}\n\n");
@@ -310,6 +342,13 @@ pub fn render(op: &Op, out: &mut String) {
         output_ty(op, &m),
         op.id
     );
+    if let Output::Bytes(media) = &op.output {
+        let _ = writeln!(
+            out,
+            "const ACCEPT: &'static str = {:?};\n",
+            media.join(", ")
+        );
+    }
     let _ = writeln!(
         out,
         "fn method(&self) -> Method {{ Method::{} }}\n",
@@ -330,7 +369,7 @@ pub fn render(op: &Op, out: &mut String) {
     }
     let decoder = match op.output {
         Output::Empty => "decode_empty",
-        Output::Bytes => "decode_bytes",
+        Output::Bytes(_) => "decode_bytes",
         Output::Data(_) => "decode_data",
         Output::Whole(_) => "decode_json",
     };
@@ -368,9 +407,9 @@ fn set_page_offset(&mut self, offset: i64) {{ self.{} = Some(offset); }}
 }
 
 fn render_path(op: &Op) -> String {
-    let mut s = String::from("fn path(&self) -> String {\n");
+    let mut s = String::from("fn path(&self) -> Result<String, EncodeError> {\n");
     if !op.path.contains('{') {
-        let _ = writeln!(s, "{:?}.to_owned()\n}}\n", op.path);
+        let _ = writeln!(s, "Ok({:?}.to_owned())\n}}\n", op.path);
         return s;
     }
     s.push_str("let mut path = String::new();\n");
@@ -388,7 +427,11 @@ fn render_path(op: &Op) -> String {
             .find(|p| p.wire == name && p.location == Location::Path);
         match p {
             Some(p) => {
-                let _ = writeln!(s, "push_path_param(&mut path, &self.{});", p.rust);
+                let _ = writeln!(
+                    s,
+                    "push_path_param(&mut path, Self::OPERATION_ID, {:?}, &self.{})?;",
+                    p.wire, p.rust
+                );
             }
             None => {
                 let _ = writeln!(s, "path.push_str({:?});", &tail[..=end.min(tail.len() - 1)]);
@@ -399,7 +442,7 @@ fn render_path(op: &Op) -> String {
     if !rest.is_empty() {
         let _ = writeln!(s, "path.push_str({rest:?});");
     }
-    s.push_str("path\n}\n\n");
+    s.push_str("Ok(path)\n}\n\n");
     s
 }
 

@@ -21,7 +21,7 @@ use std::fmt::Write as _;
 
 use super::naming::{pascal, unraw};
 use super::ops::{Op, Param};
-use super::types::{Module, Ty};
+use super::types::{Module, Ty, arg, body_arg};
 
 /// The generated accessors, relative to the workspace root.
 pub const SDK_RESOURCES: &str = "crates/sdk/src/schematic/generated/resources.rs";
@@ -30,24 +30,21 @@ pub const SDK_BLOCKING_RESOURCES: &str = "crates/sdk/src/schematic/generated/blo
 /// The directory of generated `flagwire` code, relative to the workspace root.
 pub const SDK_GENERATED_DIR: &str = "crates/sdk/src/schematic/generated";
 
-/// A type as written outside the core crate's tag modules.
-fn qualified(ty: &Ty) -> String {
+/// A type as written outside the core crate, with `flagwire_core::schematic::*` in scope.
+pub(super) fn qualified(ty: &Ty) -> String {
     match ty {
         Ty::Named(n, Module::Models) => format!("models::{n}"),
         Ty::Named(n, Module::Tag(t)) => format!("{t}::{n}"),
         Ty::Vec(t) => format!("Vec<{}>", qualified(t)),
+        Ty::Map(t) if **t == Ty::Json => "flagwire_core::Traits".to_owned(),
         Ty::Map(t) => format!("std::collections::BTreeMap<String, {}>", qualified(t)),
         other => other.render(&Module::Models),
     }
 }
 
-/// The argument type the request's `new` takes for `ty`.
-fn arg_ty(ty: &Ty) -> String {
-    match ty {
-        Ty::String => "impl Into<String>".into(),
-        Ty::Vec(inner) => format!("impl IntoIterator<Item = {}>", qualified(inner)),
-        other => qualified(other),
-    }
+/// The argument type the request's `new` takes for `ty` (aliases resolved in `shape`).
+fn arg_ty(ty: &Ty, shape: &Ty) -> String {
+    arg(ty, shape, &qualified, "value").0
 }
 
 /// The method arguments (name, type) when the operation takes them one by one, or `None`
@@ -61,10 +58,10 @@ fn direct_args(op: &Op) -> Option<Vec<(String, String)>> {
     let mut args: Vec<(String, String)> = op
         .params
         .iter()
-        .map(|p| (p.rust.clone(), arg_ty(&p.ty)))
+        .map(|p| (p.rust.clone(), arg_ty(&p.ty, &p.shape)))
         .collect();
-    if let Some((ty, _)) = &op.body {
-        args.push(("body".into(), qualified(ty)));
+    if let (Some((ty, _)), Some(shape)) = (&op.body, &op.body_shape) {
+        args.push(("body".into(), body_arg(ty, shape, &qualified, "body").0));
     }
     Some(args)
 }

@@ -12,7 +12,11 @@ use super::types::{Def, Module, Ty, TypeSet};
 
 /// The smallest valid JSON for `ty`: required fields only, first enum values, empty
 /// collections. `stack` guards against unbounded recursion.
-fn minimal(set: &TypeSet<'_>, ty: &Ty, stack: &mut Vec<String>) -> Result<Value, String> {
+pub(super) fn minimal(
+    set: &TypeSet<'_>,
+    ty: &Ty,
+    stack: &mut Vec<String>,
+) -> Result<Value, String> {
     Ok(match ty {
         Ty::String => json!(""),
         Ty::Bool => json!(false),
@@ -113,14 +117,34 @@ roundtrip_tests! {\n",
         .collect();
     defs.sort_by(|a, b| a.name.cmp(&b.name));
     let mut names = BTreeSet::new();
-    for d in defs {
-        let ty = Ty::Named(d.name.clone(), Module::Models);
-        let value = minimal(set, &ty, &mut Vec::new())?;
-        let mut test = snake(&d.name).trim_start_matches("r#").to_owned();
+    let mut unique = |base: String| {
+        let mut test = base;
         while !names.insert(test.clone()) {
             test.push('_');
         }
+        test
+    };
+    for d in defs {
+        let ty = Ty::Named(d.name.clone(), Module::Models);
+        let value = minimal(set, &ty, &mut Vec::new())?;
+        let test = unique(snake(&d.name).trim_start_matches("r#").to_owned());
         let _ = writeln!(s, "    {test}: {} = {:?};", d.name, value.to_string());
+        // Tri-state fields: an explicit `null` survives decoding and encoding (it is not
+        // dropped like an absent member, nor turned into one).
+        if let (Def::Struct { fields, .. }, Value::Object(mut object)) = (&d.def, value)
+            && fields.iter().any(|f| f.tri_state)
+        {
+            for f in fields.iter().filter(|f| f.tri_state) {
+                object.insert(f.wire.clone(), Value::Null);
+            }
+            let test = unique(format!("{test}_nulls"));
+            let _ = writeln!(
+                s,
+                "    {test}: {} = {:?};",
+                d.name,
+                Value::Object(object).to_string()
+            );
+        }
     }
     s.push_str("}\n");
     Ok(s)

@@ -76,7 +76,11 @@ fn maps_types_and_fields() {
     assert!(n.contains("pub count: Option<i32>"));
     assert!(n.contains("pub total: Option<i64>"));
     assert!(n.contains("pub ratio: Option<f64>"));
-    assert!(n.contains("pub traits: Option<BTreeMap<String, serde_json::Value>>"));
+    assert!(
+        n.contains("pub traits: Option<Traits>"),
+        "free-form objects share the events' map type"
+    );
+    assert!(n.contains("use crate::json::Traits;"));
     assert!(n.contains("pub keys: Option<BTreeMap<String, String>>"));
     assert!(n.contains("pub color: Option<Color>"));
     assert!(
@@ -85,9 +89,12 @@ fn maps_types_and_fields() {
     );
     assert!(n.contains("pub inner: Option<NodeInner>"));
     assert!(n.contains("pub struct NodeInner"));
-    assert!(
-        n.contains("#[derive(Debug, Clone, PartialEq, Serialize, Default)]\npub struct NodeInner")
-    );
+    assert!(n.contains(
+        "#[derive(Debug, Clone, PartialEq, Serialize, Default)]\n#[non_exhaustive]\npub struct NodeInner"
+    ));
+    // Nothing in DOC is a request body, so nullable optional fields stay `Option`.
+    assert!(n.contains("pub seen_at: Option<time::OffsetDateTime>"));
+    assert!(!n.contains("Nullable"));
     // Decoders: required fields are checked, optional ones accept null, date-times are RFC 3339.
     assert!(n.contains("impl<'de> Deserialize<'de> for Node {"));
     assert!(
@@ -132,7 +139,16 @@ fn operations_encode_params_and_paginate() {
         nodes.contains("pub fn new(node_id: impl Into<String>) -> Self"),
         "{nodes}"
     );
-    assert!(nodes.contains("push_path_param(&mut path, &self.node_id)"));
+    assert!(
+        nodes.contains(
+            "push_path_param(&mut path, Self::OPERATION_ID, \"node_id\", &self.node_id)?;"
+        )
+    );
+    assert!(nodes.contains("fn path(&self) -> Result<String, EncodeError>"));
+    assert!(
+        !nodes.contains("const ACCEPT"),
+        "JSON operations keep the default Accept"
+    );
     assert!(nodes.contains("q.push_each(\"ids\", &self.ids)"));
     assert!(nodes.contains("q.push_opt(\"limit\", self.limit.as_ref())"));
     assert!(nodes.contains("type Output = Vec<models::Node>"));
@@ -191,8 +207,31 @@ fn the_committed_description_generates_every_operation() {
     assert!(out.types >= out.schemas);
     assert!(out.files.keys().all(|p| p.starts_with(OUT_DIR)
         || p == ROUNDTRIP_TEST
+        || p == PATH_PARAM_TEST
         || p == SDK_RESOURCES
         || p == SDK_BLOCKING_RESOURCES));
+    // Optional nullable fields of request bodies are tri-state.
+    assert_eq!((out.tri_state_fields, out.tri_state_operations), (578, 81));
+    // Every path parameter of the 99 operations that have one is in the generated test.
+    let path_test = &out.files[PATH_PARAM_TEST];
+    assert!(path_test.contains("assert_eq!(CASES.len(), 103);"));
+    assert!(path_test.contains(
+        "(\"getCompany\", \"company_id\", |v| companies::GetCompany::new(v).to_request(BASE)),"
+    ));
+    // The download asks for what the spec offers and returns the body with its type.
+    let exports = file(&out, "schematic/dataexports.rs");
+    assert!(exports.contains(
+        "type Output = RawBody;\nconst OPERATION_ID: &'static str = \"getDataExportArtifact\";\n\nconst ACCEPT: &'static str = \"application/octet-stream, text/csv\";"
+    ), "{exports}");
+    // Every struct and enum of the models is non-exhaustive; open enums through the macro.
+    for (path, text) in out.files.iter().filter(|(p, _)| p.contains("/models/")) {
+        let items = text.matches("\npub struct ").count() + text.matches("\npub enum ").count();
+        assert_eq!(
+            text.matches("#[non_exhaustive]\npub ").count(),
+            items,
+            "{path}"
+        );
+    }
     // The blocking client gets the same accessors, returning results.
     let blocking = &out.files[SDK_BLOCKING_RESOURCES];
     assert_eq!(blocking.matches(") -> Out<").count(), 2 * 268);
@@ -367,4 +406,173 @@ fn other_targets_get_no_accessors() {
     let out = generate_for(&api(ACCESSOR_DOC), &Target::other("d.json", "out/tenant")).unwrap();
     assert!(!out.files.contains_key(SDK_RESOURCES));
     assert!(!out.files.contains_key(SDK_BLOCKING_RESOURCES));
+}
+
+const BUILDER_DOC: &str = r#"
+openapi: 3.0.0
+info: {title: T, version: '1'}
+components:
+  schemas:
+    Shared:
+      type: object
+      properties:
+        note: {type: string, nullable: true}
+    ResponseOnly:
+      type: object
+      properties:
+        note: {type: string, nullable: true}
+    Track: {type: object, required: [event], properties: {event: {type: string}}}
+    Identify: {type: object, required: [keys], properties: {keys: {type: object, additionalProperties: {type: string}}}}
+    Body: {oneOf: [{$ref: '#/components/schemas/Track'}, {$ref: '#/components/schemas/Identify'}]}
+    UpdateThing:
+      type: object
+      required: [name, keys]
+      properties:
+        name: {type: string}
+        keys: {type: object, additionalProperties: {type: string}}
+        tags: {type: array, items: {type: string}}
+        description: {type: string, nullable: true}
+        seen_at: {type: string, format: date-time, nullable: true}
+        traits: {type: object}
+        metadata: {type: object, additionalProperties: true, nullable: true}
+        shared: {$ref: '#/components/schemas/Shared'}
+        body: {$ref: '#/components/schemas/Body'}
+paths:
+  /things/{thing_id}:
+    put:
+      operationId: updateThing
+      tags: [things]
+      parameters:
+        - {name: thing_id, in: path, required: true, schema: {type: string}}
+      requestBody:
+        required: true
+        content: {application/json: {schema: {$ref: '#/components/schemas/UpdateThing'}}}
+      responses:
+        '200':
+          content:
+            application/json:
+              schema: {type: object, properties: {data: {$ref: '#/components/schemas/ResponseOnly'}}}
+  /things/{thing_id}/file:
+    get:
+      operationId: getThingFile
+      tags: [things]
+      parameters:
+        - {name: thing_id, in: path, required: true, schema: {type: string}}
+      responses:
+        '200':
+          content:
+            text/csv: {schema: {type: string, format: binary}}
+            application/pdf: {schema: {type: string, format: binary}}
+"#;
+
+#[test]
+fn nullable_optional_request_fields_are_tri_state() {
+    let out = generate(&api(BUILDER_DOC)).unwrap();
+    let u = file(&out, "models/u.rs");
+    assert!(u.contains("pub description: Nullable<String>"), "{u}");
+    assert!(u.contains("#[serde(default, skip_serializing_if = \"Nullable::is_absent\")]"));
+    assert!(u.contains("pub seen_at: Nullable<time::OffsetDateTime>"));
+    assert!(u.contains("with = \"crate::nullable::rfc3339\""));
+    assert!(u.contains("pub metadata: Nullable<Traits>"));
+    assert!(
+        u.contains("let mut f1: Nullable<String> = Nullable::Absent;"),
+        "{u}"
+    );
+    assert!(
+        u.contains("\"seen_at\" => f5 = map.next_value::<crate::de::OptDateTime>()?.0.into(),")
+    );
+    assert!(
+        u.contains("pub tags: Option<Vec<String>>"),
+        "not nullable: stays an Option"
+    );
+    // Reached from the request body: tri-state; only in a response: a plain Option.
+    assert!(file(&out, "models/s.rs").contains("pub note: Nullable<String>"));
+    assert!(file(&out, "models/r.rs").contains("pub note: Option<String>"));
+    assert_eq!((out.tri_state_fields, out.tri_state_operations), (4, 1));
+    // The round-trip test also sends every tri-state field as an explicit null.
+    let rt = &out.files[ROUNDTRIP_TEST];
+    assert!(rt.contains("update_thing_nulls: UpdateThing = "), "{rt}");
+    assert!(rt.contains("\\\"description\\\":null"), "{rt}");
+}
+
+#[test]
+fn structs_get_constructors_and_setters() {
+    let out = generate_formatted(&api(BUILDER_DOC)).unwrap();
+    let u = file(&out, "models/u.rs");
+    for expected in [
+        // Required fields in the constructor; maps from pairs.
+        "pub fn new(\n        keys: impl IntoIterator<Item = (impl Into<String>, impl Into<String>)>,\n        name: impl Into<String>,\n    ) -> Self {",
+        // Optional ones by name.
+        "pub fn description(mut self, value: impl Into<String>) -> Self {\n        self.description = Nullable::Value(value.into());",
+        "pub fn clear_description(mut self) -> Self {\n        self.description = Nullable::Null;",
+        "pub fn tags(mut self, value: impl IntoIterator<Item = impl Into<String>>) -> Self {",
+        "pub fn seen_at(mut self, value: time::OffsetDateTime) -> Self {",
+        // Free-form objects: pairs, one entry, or anything serializing to an object.
+        "value: impl IntoIterator<Item = (impl Into<String>, impl Into<serde_json::Value>)>,",
+        "pub fn trait_value(\n        mut self,\n        key: impl Into<String>,\n        value: impl Into<serde_json::Value>,\n    ) -> Self {",
+        "pub fn try_traits(\n        mut self,\n        value: impl serde::Serialize,\n    ) -> Result<Self, crate::json::ObjectError> {",
+        "pub fn metadata_value(",
+        "self.metadata = Nullable::Value(crate::json::to_object(value)?);",
+        // Named types through `Into`: a union from one of its members.
+        "pub fn body(mut self, value: impl Into<Body>) -> Self {",
+    ] {
+        assert!(u.contains(expected), "missing {expected:?} in\n{u}");
+    }
+    let b = file(&out, "models/b.rs");
+    assert!(b.contains("impl From<Track> for Body {"), "{b}");
+    assert!(b.contains("impl From<Identify> for Body {"));
+    // All-optional structs: `Default` and an empty `new`.
+    let s = file(&out, "models/s.rs");
+    assert!(
+        s.contains("pub fn new() -> Self {\n        Self::default()\n    }"),
+        "{s}"
+    );
+    // Request types take a named body as itself.
+    let things = file(&out, "schematic/things.rs");
+    assert!(
+        things.contains(
+            "pub fn new(thing_id: impl Into<String>, body: models::UpdateThing) -> Self {"
+        ),
+        "{things}"
+    );
+}
+
+#[test]
+fn non_json_responses_are_raw_bodies_with_their_media_types() {
+    let out = generate(&api(BUILDER_DOC)).unwrap();
+    let things = file(&out, "schematic/things.rs");
+    assert!(things.contains("type Output = RawBody;"));
+    assert!(things.contains("const ACCEPT: &'static str = \"application/pdf, text/csv\";"));
+    assert!(things.contains("decode_bytes(status, headers, body)"));
+    assert!(
+        things.contains(
+            "use crate::operation::{Operation, RawBody, decode_bytes, decode_data, json_body};"
+        ),
+        "{things}"
+    );
+}
+
+#[test]
+fn the_path_parameter_test_covers_every_parameter() {
+    let out = generate(&api(BUILDER_DOC)).unwrap();
+    let t = &out.files[PATH_PARAM_TEST];
+    assert!(t.contains("assert_eq!(CASES.len(), 2);"), "{t}");
+    // Other required inputs get valid values from their minimal JSON.
+    assert!(t.contains(
+        "(\"updateThing\", \"thing_id\", |v| things::UpdateThing::new(v, serde_json::from_str::<models::UpdateThing>("
+    ), "{t}");
+    assert!(t.contains(
+        "(\"getThingFile\", \"thing_id\", |v| things::GetThingFile::new(v).to_request(BASE)),"
+    ));
+    rustfmt(t).unwrap();
+}
+
+#[test]
+fn setters_that_would_shadow_methods_are_clear_errors() {
+    let doc = BUILDER_DOC.replace("tags: {type: array", "clone: {type: array");
+    let err = generate(&api(&doc)).err().expect("a clash");
+    assert!(
+        err.contains("UpdateThing.clone: the setter `clone` would clash"),
+        "{err}"
+    );
 }

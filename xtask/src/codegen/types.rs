@@ -46,8 +46,14 @@ impl Ty {
                 _ => n.clone(),
             },
             Ty::Vec(t) => format!("Vec<{}>", t.render(from)),
+            Ty::Map(t) if **t == Ty::Json => "Traits".into(),
             Ty::Map(t) => format!("BTreeMap<String, {}>", t.render(from)),
         }
+    }
+
+    /// Whether this is a free-form JSON object (`Traits` in the generated code).
+    pub fn is_object(&self) -> bool {
+        matches!(self, Ty::Map(t) if **t == Ty::Json)
     }
 
     fn contains_nested_datetime(&self) -> bool {
@@ -66,6 +72,8 @@ pub struct Field {
     pub ty: Ty,
     pub required: bool,
     pub nullable: bool,
+    /// Optional and nullable in a request type: `Nullable<T>` (absent, `null` or a value).
+    pub tri_state: bool,
     pub boxed: bool,
     pub notes: Vec<String>,
 }
@@ -110,6 +118,8 @@ pub struct TypeDef {
     /// Where it comes from, for the doc comment (`schema X`, `X.field`).
     pub origin: String,
     pub def: Def,
+    /// Reachable from a request body: optional nullable fields are tri-state.
+    pub request: bool,
 }
 
 /// Collects type definitions while walking schemas.
@@ -234,6 +244,7 @@ impl<'a> TypeSet<'a> {
             chunk: chunk.to_owned(),
             origin,
             def,
+            request: false,
         });
         Ok(())
     }
@@ -320,6 +331,7 @@ impl<'a> TypeSet<'a> {
                 ty,
                 required: schema.required.contains(wire),
                 nullable,
+                tri_state: false,
                 boxed: false,
                 notes: constraint_notes(prop),
             });
@@ -577,6 +589,152 @@ impl<'a> TypeSet<'a> {
             .iter()
             .find(|d| d.name == name && &d.module == module)
     }
+
+    /// `ty` with aliases replaced by what they stand for, at the top level.
+    pub fn resolved(&self, ty: &Ty) -> Ty {
+        let mut cur = ty.clone();
+        // Alias chains are short; the bound only guards against a cycle.
+        for _ in 0..16 {
+            let Ty::Named(n, m) = &cur else { break };
+            match self.get(n, m).map(|d| &d.def) {
+                Some(Def::Alias { ty }) => cur = ty.clone(),
+                _ => break,
+            }
+        }
+        cur
+    }
+
+    /// Marks every type reachable from `roots` (the request bodies) as a request type, and
+    /// makes their optional nullable fields tri-state. Returns the number of such fields.
+    pub fn mark_request_types<'t>(&mut self, roots: impl IntoIterator<Item = &'t Ty>) -> usize {
+        let index: HashMap<(String, Module), usize> = self
+            .defs
+            .iter()
+            .enumerate()
+            .map(|(i, d)| ((d.name.clone(), d.module.clone()), i))
+            .collect();
+        let mut stack: Vec<Ty> = roots.into_iter().cloned().collect();
+        let mut seen = BTreeSet::new();
+        while let Some(ty) = stack.pop() {
+            match ty {
+                Ty::Vec(t) | Ty::Map(t) => stack.push(*t),
+                Ty::Named(n, m) => {
+                    let Some(&i) = index.get(&(n, m)) else {
+                        continue;
+                    };
+                    if !seen.insert(i) {
+                        continue;
+                    }
+                    self.defs[i].request = true;
+                    match &self.defs[i].def {
+                        Def::Struct { fields, .. } => {
+                            stack.extend(fields.iter().map(|f| f.ty.clone()));
+                        }
+                        Def::OneOf { variants, .. } => {
+                            stack.extend(variants.iter().map(|v| v.ty.clone()));
+                        }
+                        Def::Alias { ty } => stack.push(ty.clone()),
+                        Def::Enum { .. } => {}
+                    }
+                }
+                _ => {}
+            }
+        }
+        let mut count = 0;
+        for d in self.defs.iter_mut().filter(|d| d.request) {
+            if let Def::Struct { fields, .. } = &mut d.def {
+                for f in fields.iter_mut().filter(|f| !f.required && f.nullable) {
+                    f.tri_state = true;
+                    count += 1;
+                }
+            }
+        }
+        count
+    }
+
+    /// Whether a value of `ty` contains a tri-state field somewhere.
+    pub fn reaches_tri_state(&self, ty: &Ty) -> bool {
+        let mut stack = vec![ty.clone()];
+        let mut seen = BTreeSet::new();
+        while let Some(ty) = stack.pop() {
+            match ty {
+                Ty::Vec(t) | Ty::Map(t) => stack.push(*t),
+                Ty::Named(n, m) => {
+                    if !seen.insert((n.clone(), m.clone())) {
+                        continue;
+                    }
+                    match self.get(&n, &m).map(|d| &d.def) {
+                        Some(Def::Struct { fields, .. }) => {
+                            if fields.iter().any(|f| f.tri_state) {
+                                return true;
+                            }
+                            stack.extend(fields.iter().map(|f| f.ty.clone()));
+                        }
+                        Some(Def::OneOf { variants, .. }) => {
+                            stack.extend(variants.iter().map(|v| v.ty.clone()));
+                        }
+                        Some(Def::Alias { ty }) => stack.push(ty.clone()),
+                        _ => {}
+                    }
+                }
+                _ => {}
+            }
+        }
+        false
+    }
+}
+
+/// How a request type takes its JSON body: a named body type as itself (so that
+/// `Op::new(serde_json::from_value(v)?)` needs no annotation), any other shape as [`arg`] does
+/// (a free-form object from pairs).
+pub fn body_arg(
+    ty: &Ty,
+    shape: &Ty,
+    render: &dyn Fn(&Ty) -> String,
+    name: &str,
+) -> (String, String) {
+    match shape {
+        Ty::Named(..) => (render(ty), name.to_owned()),
+        _ => arg(ty, shape, render, name),
+    }
+}
+
+/// How a constructor or setter takes a value of type `ty`: the parameter type, and the
+/// expression turning the parameter `name` into the stored value. `shape` is `ty` with
+/// aliases resolved; `render` writes a type as seen from the generated code.
+///
+/// Strings take `impl Into<String>`, arrays any iterator, maps any iterator of pairs (so
+/// `[("id", "acme")]` works), free-form values `impl Into<serde_json::Value>`, named types
+/// `impl Into<T>` (a union from one of its members, an open enum from `&str`).
+pub fn arg(ty: &Ty, shape: &Ty, render: &dyn Fn(&Ty) -> String, name: &str) -> (String, String) {
+    const INTO_STRING: &str = "impl Into<String>";
+    const INTO_JSON: &str = "impl Into<serde_json::Value>";
+    let pairs = |value: &str, conv: &str| {
+        (
+            format!("impl IntoIterator<Item = ({INTO_STRING}, {value})>"),
+            format!("{name}.into_iter().map(|(k, v)| (k.into(), v{conv})).collect()"),
+        )
+    };
+    match shape {
+        Ty::String => (INTO_STRING.into(), format!("{name}.into()")),
+        Ty::Json => (INTO_JSON.into(), format!("{name}.into()")),
+        Ty::Vec(inner) if **inner == Ty::String => (
+            format!("impl IntoIterator<Item = {INTO_STRING}>"),
+            format!("{name}.into_iter().map(Into::into).collect()"),
+        ),
+        Ty::Vec(inner) => (
+            format!("impl IntoIterator<Item = {}>", render(inner)),
+            format!("{name}.into_iter().collect()"),
+        ),
+        Ty::Map(inner) if **inner == Ty::String => pairs(INTO_STRING, ".into()"),
+        Ty::Map(inner) if **inner == Ty::Json => pairs(INTO_JSON, ".into()"),
+        Ty::Map(inner) => pairs(&render(inner), ""),
+        Ty::Named(..) => (
+            format!("impl Into<{}>", render(ty)),
+            format!("{name}.into()"),
+        ),
+        Ty::Bool | Ty::I32 | Ty::I64 | Ty::F64 | Ty::DateTime => (render(ty), name.to_owned()),
+    }
 }
 
 fn is_string_enum(schema: &Schema) -> bool {
@@ -674,7 +832,7 @@ fn constraint_notes(schema: &Schema) -> Vec<String> {
 }
 
 /// Renders one definition as Rust source, as seen from its own module.
-pub fn render_def(set: &TypeSet<'_>, d: &TypeDef, out: &mut String) {
+pub fn render_def(set: &TypeSet<'_>, d: &TypeDef, out: &mut String) -> Result<(), String> {
     let m = &d.module;
     if !matches!(d.def, Def::Enum { .. }) {
         let _ = writeln!(out, "/// The {}.", d.origin);
@@ -695,36 +853,47 @@ pub fn render_def(set: &TypeSet<'_>, d: &TypeDef, out: &mut String) {
             }
             out.push_str("    }\n}\n\n");
         }
-        Def::OneOf { variants, property } => render_one_of(d, variants, property.as_deref(), out),
-        Def::Struct { fields, sibling } => render_struct(set, d, fields, sibling.as_ref(), out),
+        Def::OneOf { variants, property } => {
+            render_one_of(set, d, variants, property.as_deref(), out);
+        }
+        Def::Struct { fields, sibling } => render_struct(set, d, fields, sibling.as_ref(), out)?,
+    }
+    Ok(())
+}
+
+/// The field's type without the `Option`/`Nullable` wrapper.
+fn inner_ty(f: &Field, m: &Module) -> String {
+    if f.boxed {
+        format!("Box<{}>", f.ty.render(m))
+    } else {
+        f.ty.render(m)
     }
 }
 
 fn field_ty(f: &Field, m: &Module) -> String {
-    let inner = if f.boxed {
-        format!("Box<{}>", f.ty.render(m))
-    } else {
-        f.ty.render(m)
-    };
-    if f.required && !f.nullable {
+    let inner = inner_ty(f, m);
+    if f.tri_state {
+        format!("Nullable<{inner}>")
+    } else if f.required && !f.nullable {
         inner
     } else {
         format!("Option<{inner}>")
     }
 }
 
+/// `, at most 256 characters, deprecated` or nothing.
+fn notes_suffix(f: &Field) -> String {
+    f.notes.iter().map(|n| format!(", {n}")).collect()
+}
+
 fn field_doc(f: &Field) -> String {
-    let mut parts = vec![format!("`{}`", f.wire)];
-    parts.push(
-        match (f.required, f.nullable) {
-            (true, false) => "required",
-            (true, true) => "required, may be null",
-            (false, _) => "optional",
-        }
-        .to_owned(),
-    );
-    parts.extend(f.notes.iter().cloned());
-    format!("/// {}.", parts.join(", "))
+    let presence = match (f.required, f.nullable, f.tri_state) {
+        (true, false, _) => "required",
+        (true, true, _) => "required, may be null",
+        (false, _, true) => "optional, may be `null`",
+        (false, _, false) => "optional",
+    };
+    format!("/// `{}`, {presence}{}.", f.wire, notes_suffix(f))
 }
 
 fn serde_attrs(f: &Field) -> Vec<String> {
@@ -733,12 +902,17 @@ fn serde_attrs(f: &Field) -> Vec<String> {
         attrs.push(format!("rename = {:?}", f.wire));
     }
     let optional = !f.required;
-    if optional {
+    if f.tri_state {
+        attrs.push("default".into());
+        attrs.push("skip_serializing_if = \"Nullable::is_absent\"".into());
+    } else if optional {
         attrs.push("default".into());
         attrs.push("skip_serializing_if = \"Option::is_none\"".into());
     }
     if f.ty == Ty::DateTime {
-        if optional || f.nullable {
+        if f.tri_state {
+            attrs.push("with = \"crate::nullable::rfc3339\"".into());
+        } else if optional || f.nullable {
             attrs.push("with = \"time::serde::rfc3339::option\"".into());
         } else {
             attrs.push("with = \"time::serde::rfc3339\"".into());
@@ -763,7 +937,9 @@ fn render_fields(
             let _ = writeln!(out, "#[serde({})]", attrs.join(", "));
         }
         let ty = if override_field == Some(f.rust.as_str()) {
-            if f.required && !f.nullable {
+            if f.tri_state {
+                "Nullable<serde_json::Value>".to_owned()
+            } else if f.required && !f.nullable {
                 "serde_json::Value".to_owned()
             } else {
                 "Option<serde_json::Value>".to_owned()
@@ -776,51 +952,183 @@ fn render_fields(
     }
 }
 
+/// Method names a field setter must not take: the constructor, and methods of the derived
+/// traits that an inherent method would shadow.
+const RESERVED_METHODS: &[&str] = &[
+    "new",
+    "clone",
+    "clone_from",
+    "default",
+    "eq",
+    "ne",
+    "fmt",
+    "serialize",
+    "deserialize",
+    "into",
+    "from",
+    "to_owned",
+];
+
+/// The name of the one-entry method of a free-form map field: `trait_value` for `traits`.
+fn entry_method(field: &str) -> String {
+    let name = unraw(field);
+    let singular = if let Some(stem) = name.strip_suffix("ies") {
+        format!("{stem}y")
+    } else if name.ends_with('s') && !name.ends_with("ss") && name.len() > 1 {
+        name[..name.len() - 1].to_owned()
+    } else {
+        name.to_owned()
+    };
+    format!("{singular}_value")
+}
+
+/// The constructor and the setters of a struct: required fields are arguments of `new`,
+/// optional ones have a setter of their own name (`clear_` for tri-state fields, an entry
+/// method and a `try_` setter for free-form objects).
+fn render_builder(
+    set: &TypeSet<'_>,
+    d: &TypeDef,
+    fields: &[Field],
+    out: &mut String,
+) -> Result<(), String> {
+    let m = &d.module;
+    let render = |t: &Ty| t.render(m);
+    let mut methods: BTreeSet<String> = BTreeSet::from(["new".to_owned()]);
+    let mut s = String::new();
+    if fields.iter().all(|f| !f.required) {
+        s.push_str(
+            "/// An empty value: every field is optional and starts unset.\n#[inline]\npub fn new() -> Self { Self::default() }\n\n",
+        );
+    } else {
+        let mut args = Vec::new();
+        let mut inits = Vec::new();
+        for f in fields {
+            if !f.required {
+                let unset = if f.tri_state {
+                    "Nullable::Absent"
+                } else {
+                    "None"
+                };
+                inits.push(format!("{}: {unset}", f.rust));
+                continue;
+            }
+            let (ty, value) = if f.nullable {
+                let value = if f.boxed {
+                    format!("{}.map(Box::new)", f.rust)
+                } else {
+                    f.rust.clone()
+                };
+                (format!("Option<{}>", f.ty.render(m)), value)
+            } else {
+                let (ty, conv) = arg(&f.ty, &set.resolved(&f.ty), &render, &f.rust);
+                let conv = if f.boxed {
+                    format!("Box::new({conv})")
+                } else {
+                    conv
+                };
+                (ty, conv)
+            };
+            args.push(format!("{}: {ty}", f.rust));
+            inits.push(if value == f.rust {
+                value
+            } else {
+                format!("{}: {value}", f.rust)
+            });
+        }
+        let _ = writeln!(
+            s,
+            "/// Creates a value from its required fields; optional fields start unset.\npub fn new({}) -> Self {{ Self {{ {} }} }}\n",
+            args.join(", "),
+            inits.join(", ")
+        );
+    }
+    for f in fields.iter().filter(|f| !f.required) {
+        let name = unraw(&f.rust);
+        if RESERVED_METHODS.contains(&name) || !methods.insert(name.to_owned()) {
+            return Err(format!(
+                "{}.{}: the setter `{name}` would clash with another method",
+                d.name, f.wire
+            ));
+        }
+        let shape = set.resolved(&f.ty);
+        let (ty, conv) = arg(&f.ty, &shape, &render, "value");
+        let conv = if f.boxed {
+            format!("Box::new({conv})")
+        } else {
+            conv
+        };
+        let wrap = if f.tri_state {
+            format!("Nullable::Value({conv})")
+        } else {
+            format!("Some({conv})")
+        };
+        let _ = writeln!(
+            s,
+            "/// Sets `{}`{}.\n#[inline]\npub fn {}(mut self, value: {ty}) -> Self {{ self.{} = {wrap}; self }}\n",
+            f.wire,
+            notes_suffix(f),
+            f.rust,
+            f.rust
+        );
+        if f.tri_state {
+            let clear = format!("clear_{name}");
+            if methods.insert(clear.clone()) {
+                let _ = writeln!(
+                    s,
+                    "/// Sends `{}` as `null` (an update clears the stored value).\n#[inline]\npub fn {clear}(mut self) -> Self {{ self.{} = Nullable::Null; self }}\n",
+                    f.wire, f.rust
+                );
+            }
+        }
+        if shape.is_object() && !f.boxed {
+            let entry = entry_method(&f.rust);
+            if methods.insert(entry.clone()) {
+                let _ = writeln!(
+                    s,
+                    "/// Adds one entry to `{}` (`json!` values, strings, numbers, booleans).\n#[inline]\npub fn {entry}(mut self, key: impl Into<String>, value: impl Into<serde_json::Value>) -> Self {{ self.{}.get_or_insert_with(Traits::new).insert(key.into(), value.into()); self }}\n",
+                    f.wire, f.rust
+                );
+            }
+            let try_set = format!("try_{name}");
+            if methods.insert(try_set.clone()) {
+                let wrap = if f.tri_state {
+                    "Nullable::Value"
+                } else {
+                    "Some"
+                };
+                let _ = writeln!(
+                    s,
+                    "/// Sets `{}` from anything that serializes to a JSON object: a `json!({{..}})` value, a\n/// map, a struct with named fields. Anything else is an [`ObjectError`](crate::json::ObjectError).\npub fn {try_set}(mut self, value: impl serde::Serialize) -> Result<Self, crate::json::ObjectError> {{ self.{} = {wrap}(crate::json::to_object(value)?); Ok(self) }}\n",
+                    f.wire, f.rust
+                );
+            }
+        }
+    }
+    let _ = writeln!(out, "impl {} {{\n{s}}}\n", d.name);
+    Ok(())
+}
+
 fn render_struct(
     set: &TypeSet<'_>,
     d: &TypeDef,
     fields: &[Field],
     sibling: Option<&(String, String)>,
     out: &mut String,
-) {
+) -> Result<(), String> {
     let m = &d.module;
     let all_optional = fields.iter().all(|f| !f.required);
     let mut derives = vec!["Debug", "Clone", "PartialEq", "Serialize"];
     if all_optional {
         derives.push("Default");
     }
-    let _ = writeln!(out, "#[derive({})]", derives.join(", "));
+    let _ = writeln!(out, "#[derive({})]\n#[non_exhaustive]", derives.join(", "));
     let _ = writeln!(out, "pub struct {} {{", d.name);
     render_fields(fields, m, None, out, true);
     out.push_str("}\n\n");
-    if !all_optional {
-        // A constructor from the required fields; optional ones start as `None`.
-        let args: Vec<String> = fields
-            .iter()
-            .filter(|f| f.required)
-            .map(|f| format!("{}: {}", f.rust, field_ty(f, m)))
-            .collect();
-        let inits: Vec<String> = fields
-            .iter()
-            .map(|f| {
-                if f.required {
-                    f.rust.clone()
-                } else {
-                    format!("{}: None", f.rust)
-                }
-            })
-            .collect();
-        let _ = writeln!(
-            out,
-            "impl {} {{\n/// Creates a value from its required fields; optional fields are `None`.\npub fn new({}) -> Self {{ Self {{ {} }} }}\n}}\n",
-            d.name,
-            args.join(", "),
-            inits.join(", ")
-        );
-    }
+    render_builder(set, d, fields, out)?;
     let Some((union_field, tag_field)) = sibling else {
         render_deserialize(d, fields, out);
-        return;
+        return Ok(());
     };
     // The union is decoded according to the sibling tag; unknown tags fall back to shape
     // matching.
@@ -869,7 +1177,12 @@ struct Wire {{",
         );
         s
     };
-    let value_expr = if union.required && !union.nullable {
+    let value_expr = if union.tri_state {
+        format!(
+            "match wire.{union_field} {{ Nullable::Absent => Nullable::Absent, Nullable::Null => Nullable::Null, Nullable::Value(value) => Nullable::Value({}) }}",
+            decode("value")
+        )
+    } else if union.required && !union.nullable {
         decode(&format!("wire.{union_field}"))
     } else {
         format!(
@@ -887,6 +1200,7 @@ struct Wire {{",
         }
     }
     out.push_str("})\n}\n}\n\n");
+    Ok(())
 }
 
 /// A compact `Deserialize` for a struct: one map visitor, keys matched as strings, unknown keys
@@ -905,23 +1219,25 @@ fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<{name}, A
         name = d.name,
     );
     for (i, f) in fields.iter().enumerate() {
-        let inner = if f.boxed {
-            format!("Box<{}>", f.ty.render(m))
+        let inner = inner_ty(f, m);
+        if f.tri_state {
+            let _ = writeln!(out, "let mut f{i}: Nullable<{inner}> = Nullable::Absent;");
         } else {
-            f.ty.render(m)
-        };
-        let _ = writeln!(out, "let mut f{i}: Option<{inner}> = None;");
+            let _ = writeln!(out, "let mut f{i}: Option<{inner}> = None;");
+        }
     }
     out.push_str(
         "while let Some(key) = map.next_key::<crate::de::Key<'de>>()? {\nmatch key.as_str() {\n",
     );
     for (i, f) in fields.iter().enumerate() {
         let optional = !f.required || f.nullable;
-        let value = match (f.ty == Ty::DateTime, optional) {
-            (true, true) => "map.next_value::<crate::de::OptDateTime>()?.0".to_owned(),
-            (true, false) => "Some(map.next_value::<crate::de::DateTime>()?.0)".to_owned(),
-            (false, true) => "map.next_value()?".to_owned(),
-            (false, false) => "Some(map.next_value()?)".to_owned(),
+        let value = match (f.ty == Ty::DateTime, f.tri_state, optional) {
+            (true, true, _) => "map.next_value::<crate::de::OptDateTime>()?.0.into()".to_owned(),
+            (false, true, _) => "map.next_value()?".to_owned(),
+            (true, false, true) => "map.next_value::<crate::de::OptDateTime>()?.0".to_owned(),
+            (true, false, false) => "Some(map.next_value::<crate::de::DateTime>()?.0)".to_owned(),
+            (false, false, true) => "map.next_value()?".to_owned(),
+            (false, false, false) => "Some(map.next_value()?)".to_owned(),
         };
         let _ = writeln!(out, "{:?} => f{i} = {value},", f.wire);
     }
@@ -941,12 +1257,44 @@ fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<{name}, A
     out.push_str("})\n}\n}\ndeserializer.deserialize_map(V)\n}\n}\n\n");
 }
 
-fn render_one_of(d: &TypeDef, variants: &[Variant], property: Option<&str>, out: &mut String) {
+/// `From<Member> for Union` for every member type that names a struct, enum or union of its
+/// own and occurs once, so that a setter taking `impl Into<Union>` takes the member directly.
+fn render_member_conversions(
+    set: &TypeSet<'_>,
+    d: &TypeDef,
+    variants: &[Variant],
+    out: &mut String,
+) {
+    let m = &d.module;
+    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+    let convertible = |v: &Variant| matches!(&v.ty, Ty::Named(n, vm) if !matches!(set.get(n, vm).map(|t| &t.def), Some(Def::Alias { .. }) | None));
+    for v in variants.iter().filter(|v| convertible(v)) {
+        *counts.entry(v.ty.render(m)).or_default() += 1;
+    }
+    for v in variants.iter().filter(|v| convertible(v)) {
+        let ty = v.ty.render(m);
+        if counts[&ty] == 1 && ty != d.name {
+            let _ = writeln!(
+                out,
+                "impl From<{ty}> for {} {{\nfn from(value: {ty}) -> Self {{ Self::{}(value) }}\n}}\n",
+                d.name, v.name
+            );
+        }
+    }
+}
+
+fn render_one_of(
+    set: &TypeSet<'_>,
+    d: &TypeDef,
+    variants: &[Variant],
+    property: Option<&str>,
+    out: &mut String,
+) {
     let m = &d.module;
     match property {
         None => {
             out.push_str(
-                "#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]\n#[serde(untagged)]\n",
+                "#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]\n#[serde(untagged)]\n#[non_exhaustive]\n",
             );
             let _ = writeln!(out, "pub enum {} {{", d.name);
             for v in variants {
@@ -958,7 +1306,7 @@ fn render_one_of(d: &TypeDef, variants: &[Variant], property: Option<&str>, out:
             );
         }
         Some(p) => {
-            out.push_str("#[derive(Debug, Clone, PartialEq)]\n");
+            out.push_str("#[derive(Debug, Clone, PartialEq)]\n#[non_exhaustive]\n");
             let _ = writeln!(out, "pub enum {} {{", d.name);
             for v in variants {
                 let _ = writeln!(
@@ -1004,4 +1352,5 @@ let decoded = match value.get({p:?}).and_then(serde_json::Value::as_str) {{",
             );
         }
     }
+    render_member_conversions(set, d, variants, out);
 }

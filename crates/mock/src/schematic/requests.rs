@@ -465,10 +465,10 @@ pub(crate) type CheckBulk = flagwire_core::schematic::models::CheckFlagsBulkRequ
 
 /// The documented limits of a check context.
 pub(crate) fn validate_check(body: &CheckBody) -> Result<(), ApiFailure> {
-    if let Some(c) = &body.company {
+    if let Some(c) = body.company.value() {
         check_keys("company", c)?;
     }
-    if let Some(u) = &body.user {
+    if let Some(u) = body.user.value() {
         check_keys("user", u)?;
     }
     if let Some(p) = &body.preflight {

@@ -38,8 +38,8 @@
 //!     .base_url(server.rest_url())
 //!     .build_blocking()?;
 //!
-//! let keys = [("id".to_owned(), "acme".to_owned())].into();
-//! let acme = client.companies().upsert_company(UpsertCompanyRequestBody::new(keys))?;
+//! let body = UpsertCompanyRequestBody::new([("id", "acme")]);
+//! let acme = client.companies().upsert_company(body)?;
 //! assert_eq!(client.companies().get_company(&acme.id)?.id, acme.id);
 //!
 //! let options = RequestOptions::new().timeout(Duration::from_secs(2)).max_retries(0);

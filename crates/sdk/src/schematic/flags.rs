@@ -24,6 +24,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use flagwire_core::Nullable;
 use flagwire_core::events::{EventBody, FlagCheckBody};
 use flagwire_core::rules::{CheckOptions as EvalOptions, Evaluation};
 use flagwire_core::schematic::features::{CheckFlag, CheckFlags};
@@ -221,7 +222,9 @@ impl<'a> Preflight<'a> {
             return None;
         }
         let mut body = PreflightRequestBody::default();
-        body.usage = self.usage;
+        if let Some(usage) = self.usage {
+            body.usage = Nullable::Value(usage);
+        }
         body.event_usage = self.event_usage.map(|(subtype, quantity)| {
             PreflightEventUsageRequestBody::new(subtype.to_owned(), quantity)
         });
@@ -321,9 +324,15 @@ fn convert_entitlement(
 
 fn request_body(context: &Context<'_>, preflight: &Preflight<'_>) -> CheckFlagRequestBody {
     let mut body = CheckFlagRequestBody::default();
-    body.company = context.company_map();
-    body.user = context.user_map();
-    body.preflight = preflight.request_body();
+    if let Some(keys) = context.company_map() {
+        body.company = Nullable::Value(keys);
+    }
+    if let Some(keys) = context.user_map() {
+        body.user = Nullable::Value(keys);
+    }
+    if let Some(preflight) = preflight.request_body() {
+        body.preflight = Some(preflight);
+    }
     body
 }
 

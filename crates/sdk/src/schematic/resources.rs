@@ -26,8 +26,8 @@
 //! let server = flagwire_mock::MockServer::start().await?;
 //! let client = Client::builder(server.api_key()).base_url(server.rest_url()).build()?;
 //!
-//! let keys = [("id".to_owned(), "acme".to_owned())].into();
-//! let acme = client.companies().upsert_company(UpsertCompanyRequestBody::new(keys)).await?;
+//! let body = UpsertCompanyRequestBody::new([("id", "acme")]);
+//! let acme = client.companies().upsert_company(body).await?;
 //! let again = client.companies().get_company(&acme.id).await?;
 //! assert_eq!(again.id, acme.id);
 //!

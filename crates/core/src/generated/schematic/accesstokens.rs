@@ -32,8 +32,8 @@ impl Operation for IssueTemporaryAccessToken {
         Method::POST
     }
 
-    fn path(&self) -> String {
-        "/temporary-access-tokens".to_owned()
+    fn path(&self) -> Result<String, EncodeError> {
+        Ok("/temporary-access-tokens".to_owned())
     }
 
     fn query(&self) -> Option<String> {

@@ -34,30 +34,35 @@ impl CountAccountMembers {
     }
 
     /// Sets the `ids` query parameter.
-    pub fn ids(mut self, value: impl IntoIterator<Item = String>) -> Self {
-        self.ids = value.into_iter().collect();
+    #[inline]
+    pub fn ids(mut self, value: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.ids = value.into_iter().map(Into::into).collect();
         self
     }
 
     /// Sets the `q` query parameter.
+    #[inline]
     pub fn q(mut self, value: impl Into<String>) -> Self {
         self.q = Some(value.into());
         self
     }
 
     /// Sets the `role` query parameter.
-    pub fn role(mut self, value: models::AccountMemberRole) -> Self {
-        self.role = Some(value);
+    #[inline]
+    pub fn role(mut self, value: impl Into<models::AccountMemberRole>) -> Self {
+        self.role = Some(value.into());
         self
     }
 
     /// Sets the `limit` query parameter.
+    #[inline]
     pub fn limit(mut self, value: i64) -> Self {
         self.limit = Some(value);
         self
     }
 
     /// Sets the `offset` query parameter.
+    #[inline]
     pub fn offset(mut self, value: i64) -> Self {
         self.offset = Some(value);
         self
@@ -72,8 +77,8 @@ impl Operation for CountAccountMembers {
         Method::GET
     }
 
-    fn path(&self) -> String {
-        "/account-members/count".to_owned()
+    fn path(&self) -> Result<String, EncodeError> {
+        Ok("/account-members/count".to_owned())
     }
 
     fn query(&self) -> Option<String> {
@@ -125,18 +130,21 @@ impl CountApiKeys {
     }
 
     /// Sets the `environment_id` query parameter.
+    #[inline]
     pub fn environment_id(mut self, value: impl Into<String>) -> Self {
         self.environment_id = Some(value.into());
         self
     }
 
     /// Sets the `limit` query parameter.
+    #[inline]
     pub fn limit(mut self, value: i64) -> Self {
         self.limit = Some(value);
         self
     }
 
     /// Sets the `offset` query parameter.
+    #[inline]
     pub fn offset(mut self, value: i64) -> Self {
         self.offset = Some(value);
         self
@@ -151,8 +159,8 @@ impl Operation for CountApiKeys {
         Method::GET
     }
 
-    fn path(&self) -> String {
-        "/api-keys/count".to_owned()
+    fn path(&self) -> Result<String, EncodeError> {
+        Ok("/api-keys/count".to_owned())
     }
 
     fn query(&self) -> Option<String> {
@@ -204,42 +212,49 @@ impl CountAuditLogs {
     }
 
     /// Sets the `actor_type` query parameter.
-    pub fn actor_type(mut self, value: models::ActorType) -> Self {
-        self.actor_type = Some(value);
+    #[inline]
+    pub fn actor_type(mut self, value: impl Into<models::ActorType>) -> Self {
+        self.actor_type = Some(value.into());
         self
     }
 
     /// Sets the `end_time` query parameter.
+    #[inline]
     pub fn end_time(mut self, value: time::OffsetDateTime) -> Self {
         self.end_time = Some(value);
         self
     }
 
     /// Sets the `environment_id` query parameter.
+    #[inline]
     pub fn environment_id(mut self, value: impl Into<String>) -> Self {
         self.environment_id = Some(value.into());
         self
     }
 
     /// Sets the `q` query parameter.
+    #[inline]
     pub fn q(mut self, value: impl Into<String>) -> Self {
         self.q = Some(value.into());
         self
     }
 
     /// Sets the `start_time` query parameter.
+    #[inline]
     pub fn start_time(mut self, value: time::OffsetDateTime) -> Self {
         self.start_time = Some(value);
         self
     }
 
     /// Sets the `limit` query parameter.
+    #[inline]
     pub fn limit(mut self, value: i64) -> Self {
         self.limit = Some(value);
         self
     }
 
     /// Sets the `offset` query parameter.
+    #[inline]
     pub fn offset(mut self, value: i64) -> Self {
         self.offset = Some(value);
         self
@@ -254,8 +269,8 @@ impl Operation for CountAuditLogs {
         Method::GET
     }
 
-    fn path(&self) -> String {
-        "/audit-log/count".to_owned()
+    fn path(&self) -> Result<String, EncodeError> {
+        Ok("/audit-log/count".to_owned())
     }
 
     fn query(&self) -> Option<String> {
@@ -306,8 +321,8 @@ impl Operation for CreateApiKey {
         Method::POST
     }
 
-    fn path(&self) -> String {
-        "/api-keys".to_owned()
+    fn path(&self) -> Result<String, EncodeError> {
+        Ok("/api-keys".to_owned())
     }
 
     fn query(&self) -> Option<String> {
@@ -350,8 +365,8 @@ impl Operation for CreateEnvironment {
         Method::POST
     }
 
-    fn path(&self) -> String {
-        "/environments".to_owned()
+    fn path(&self) -> Result<String, EncodeError> {
+        Ok("/environments".to_owned())
     }
 
     fn query(&self) -> Option<String> {
@@ -396,11 +411,16 @@ impl Operation for DeleteApiKey {
         Method::DELETE
     }
 
-    fn path(&self) -> String {
+    fn path(&self) -> Result<String, EncodeError> {
         let mut path = String::new();
         path.push_str("/api-keys/");
-        push_path_param(&mut path, &self.api_key_id);
-        path
+        push_path_param(
+            &mut path,
+            Self::OPERATION_ID,
+            "api_key_id",
+            &self.api_key_id,
+        )?;
+        Ok(path)
     }
 
     fn query(&self) -> Option<String> {
@@ -445,11 +465,16 @@ impl Operation for DeleteEnvironment {
         Method::DELETE
     }
 
-    fn path(&self) -> String {
+    fn path(&self) -> Result<String, EncodeError> {
         let mut path = String::new();
         path.push_str("/environments/");
-        push_path_param(&mut path, &self.environment_id);
-        path
+        push_path_param(
+            &mut path,
+            Self::OPERATION_ID,
+            "environment_id",
+            &self.environment_id,
+        )?;
+        Ok(path)
     }
 
     fn query(&self) -> Option<String> {
@@ -494,11 +519,16 @@ impl Operation for GetAccountMember {
         Method::GET
     }
 
-    fn path(&self) -> String {
+    fn path(&self) -> Result<String, EncodeError> {
         let mut path = String::new();
         path.push_str("/account-members/");
-        push_path_param(&mut path, &self.account_member_id);
-        path
+        push_path_param(
+            &mut path,
+            Self::OPERATION_ID,
+            "account_member_id",
+            &self.account_member_id,
+        )?;
+        Ok(path)
     }
 
     fn query(&self) -> Option<String> {
@@ -543,11 +573,16 @@ impl Operation for GetApiKey {
         Method::GET
     }
 
-    fn path(&self) -> String {
+    fn path(&self) -> Result<String, EncodeError> {
         let mut path = String::new();
         path.push_str("/api-keys/");
-        push_path_param(&mut path, &self.api_key_id);
-        path
+        push_path_param(
+            &mut path,
+            Self::OPERATION_ID,
+            "api_key_id",
+            &self.api_key_id,
+        )?;
+        Ok(path)
     }
 
     fn query(&self) -> Option<String> {
@@ -592,11 +627,16 @@ impl Operation for GetAuditLog {
         Method::GET
     }
 
-    fn path(&self) -> String {
+    fn path(&self) -> Result<String, EncodeError> {
         let mut path = String::new();
         path.push_str("/audit-log/");
-        push_path_param(&mut path, &self.audit_log_id);
-        path
+        push_path_param(
+            &mut path,
+            Self::OPERATION_ID,
+            "audit_log_id",
+            &self.audit_log_id,
+        )?;
+        Ok(path)
     }
 
     fn query(&self) -> Option<String> {
@@ -641,11 +681,16 @@ impl Operation for GetEnvironment {
         Method::GET
     }
 
-    fn path(&self) -> String {
+    fn path(&self) -> Result<String, EncodeError> {
         let mut path = String::new();
         path.push_str("/environments/");
-        push_path_param(&mut path, &self.environment_id);
-        path
+        push_path_param(
+            &mut path,
+            Self::OPERATION_ID,
+            "environment_id",
+            &self.environment_id,
+        )?;
+        Ok(path)
     }
 
     fn query(&self) -> Option<String> {
@@ -685,8 +730,8 @@ impl Operation for GetOnboardingState {
         Method::GET
     }
 
-    fn path(&self) -> String {
-        "/onboarding-state".to_owned()
+    fn path(&self) -> Result<String, EncodeError> {
+        Ok("/onboarding-state".to_owned())
     }
 
     fn query(&self) -> Option<String> {
@@ -726,8 +771,8 @@ impl Operation for GetWhoAmI {
         Method::GET
     }
 
-    fn path(&self) -> String {
-        "/whoami".to_owned()
+    fn path(&self) -> Result<String, EncodeError> {
+        Ok("/whoami".to_owned())
     }
 
     fn query(&self) -> Option<String> {
@@ -770,30 +815,35 @@ impl ListAccountMembers {
     }
 
     /// Sets the `ids` query parameter.
-    pub fn ids(mut self, value: impl IntoIterator<Item = String>) -> Self {
-        self.ids = value.into_iter().collect();
+    #[inline]
+    pub fn ids(mut self, value: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.ids = value.into_iter().map(Into::into).collect();
         self
     }
 
     /// Sets the `q` query parameter.
+    #[inline]
     pub fn q(mut self, value: impl Into<String>) -> Self {
         self.q = Some(value.into());
         self
     }
 
     /// Sets the `role` query parameter.
-    pub fn role(mut self, value: models::AccountMemberRole) -> Self {
-        self.role = Some(value);
+    #[inline]
+    pub fn role(mut self, value: impl Into<models::AccountMemberRole>) -> Self {
+        self.role = Some(value.into());
         self
     }
 
     /// Sets the `limit` query parameter.
+    #[inline]
     pub fn limit(mut self, value: i64) -> Self {
         self.limit = Some(value);
         self
     }
 
     /// Sets the `offset` query parameter.
+    #[inline]
     pub fn offset(mut self, value: i64) -> Self {
         self.offset = Some(value);
         self
@@ -808,8 +858,8 @@ impl Operation for ListAccountMembers {
         Method::GET
     }
 
-    fn path(&self) -> String {
-        "/account-members".to_owned()
+    fn path(&self) -> Result<String, EncodeError> {
+        Ok("/account-members".to_owned())
     }
 
     fn query(&self) -> Option<String> {
@@ -874,18 +924,21 @@ impl ListApiKeys {
     }
 
     /// Sets the `environment_id` query parameter.
+    #[inline]
     pub fn environment_id(mut self, value: impl Into<String>) -> Self {
         self.environment_id = Some(value.into());
         self
     }
 
     /// Sets the `limit` query parameter.
+    #[inline]
     pub fn limit(mut self, value: i64) -> Self {
         self.limit = Some(value);
         self
     }
 
     /// Sets the `offset` query parameter.
+    #[inline]
     pub fn offset(mut self, value: i64) -> Self {
         self.offset = Some(value);
         self
@@ -900,8 +953,8 @@ impl Operation for ListApiKeys {
         Method::GET
     }
 
-    fn path(&self) -> String {
-        "/api-keys".to_owned()
+    fn path(&self) -> Result<String, EncodeError> {
+        Ok("/api-keys".to_owned())
     }
 
     fn query(&self) -> Option<String> {
@@ -966,42 +1019,49 @@ impl ListAuditLogs {
     }
 
     /// Sets the `actor_type` query parameter.
-    pub fn actor_type(mut self, value: models::ActorType) -> Self {
-        self.actor_type = Some(value);
+    #[inline]
+    pub fn actor_type(mut self, value: impl Into<models::ActorType>) -> Self {
+        self.actor_type = Some(value.into());
         self
     }
 
     /// Sets the `end_time` query parameter.
+    #[inline]
     pub fn end_time(mut self, value: time::OffsetDateTime) -> Self {
         self.end_time = Some(value);
         self
     }
 
     /// Sets the `environment_id` query parameter.
+    #[inline]
     pub fn environment_id(mut self, value: impl Into<String>) -> Self {
         self.environment_id = Some(value.into());
         self
     }
 
     /// Sets the `q` query parameter.
+    #[inline]
     pub fn q(mut self, value: impl Into<String>) -> Self {
         self.q = Some(value.into());
         self
     }
 
     /// Sets the `start_time` query parameter.
+    #[inline]
     pub fn start_time(mut self, value: time::OffsetDateTime) -> Self {
         self.start_time = Some(value);
         self
     }
 
     /// Sets the `limit` query parameter.
+    #[inline]
     pub fn limit(mut self, value: i64) -> Self {
         self.limit = Some(value);
         self
     }
 
     /// Sets the `offset` query parameter.
+    #[inline]
     pub fn offset(mut self, value: i64) -> Self {
         self.offset = Some(value);
         self
@@ -1016,8 +1076,8 @@ impl Operation for ListAuditLogs {
         Method::GET
     }
 
-    fn path(&self) -> String {
-        "/audit-log".to_owned()
+    fn path(&self) -> Result<String, EncodeError> {
+        Ok("/audit-log".to_owned())
     }
 
     fn query(&self) -> Option<String> {
@@ -1077,18 +1137,21 @@ impl ListEnvironments {
     }
 
     /// Sets the `ids` query parameter.
-    pub fn ids(mut self, value: impl IntoIterator<Item = String>) -> Self {
-        self.ids = value.into_iter().collect();
+    #[inline]
+    pub fn ids(mut self, value: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.ids = value.into_iter().map(Into::into).collect();
         self
     }
 
     /// Sets the `limit` query parameter.
+    #[inline]
     pub fn limit(mut self, value: i64) -> Self {
         self.limit = Some(value);
         self
     }
 
     /// Sets the `offset` query parameter.
+    #[inline]
     pub fn offset(mut self, value: i64) -> Self {
         self.offset = Some(value);
         self
@@ -1103,8 +1166,8 @@ impl Operation for ListEnvironments {
         Method::GET
     }
 
-    fn path(&self) -> String {
-        "/environments".to_owned()
+    fn path(&self) -> Result<String, EncodeError> {
+        Ok("/environments".to_owned())
     }
 
     fn query(&self) -> Option<String> {
@@ -1161,8 +1224,8 @@ impl Operation for Quickstart {
         Method::POST
     }
 
-    fn path(&self) -> String {
-        "/quickstart".to_owned()
+    fn path(&self) -> Result<String, EncodeError> {
+        Ok("/quickstart".to_owned())
     }
 
     fn query(&self) -> Option<String> {
@@ -1210,11 +1273,16 @@ impl Operation for UpdateApiKey {
         Method::PUT
     }
 
-    fn path(&self) -> String {
+    fn path(&self) -> Result<String, EncodeError> {
         let mut path = String::new();
         path.push_str("/api-keys/");
-        push_path_param(&mut path, &self.api_key_id);
-        path
+        push_path_param(
+            &mut path,
+            Self::OPERATION_ID,
+            "api_key_id",
+            &self.api_key_id,
+        )?;
+        Ok(path)
     }
 
     fn query(&self) -> Option<String> {
@@ -1265,11 +1333,16 @@ impl Operation for UpdateEnvironment {
         Method::PUT
     }
 
-    fn path(&self) -> String {
+    fn path(&self) -> Result<String, EncodeError> {
         let mut path = String::new();
         path.push_str("/environments/");
-        push_path_param(&mut path, &self.environment_id);
-        path
+        push_path_param(
+            &mut path,
+            Self::OPERATION_ID,
+            "environment_id",
+            &self.environment_id,
+        )?;
+        Ok(path)
     }
 
     fn query(&self) -> Option<String> {
@@ -1312,8 +1385,8 @@ impl Operation for UpdateOnboardingState {
         Method::POST
     }
 
-    fn path(&self) -> String {
-        "/onboarding-state".to_owned()
+    fn path(&self) -> Result<String, EncodeError> {
+        Ok("/onboarding-state".to_owned())
     }
 
     fn query(&self) -> Option<String> {

@@ -50,78 +50,91 @@ impl CountBillingProducts {
     }
 
     /// Sets the `ids` query parameter.
-    pub fn ids(mut self, value: impl IntoIterator<Item = String>) -> Self {
-        self.ids = value.into_iter().collect();
+    #[inline]
+    pub fn ids(mut self, value: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.ids = value.into_iter().map(Into::into).collect();
         self
     }
 
     /// Sets the `is_active` query parameter.
+    #[inline]
     pub fn is_active(mut self, value: bool) -> Self {
         self.is_active = Some(value);
         self
     }
 
     /// Sets the `name` query parameter.
+    #[inline]
     pub fn name(mut self, value: impl Into<String>) -> Self {
         self.name = Some(value.into());
         self
     }
 
     /// Sets the `price_usage_type` query parameter.
-    pub fn price_usage_type(mut self, value: models::BillingPriceUsageType) -> Self {
-        self.price_usage_type = Some(value);
+    #[inline]
+    pub fn price_usage_type(mut self, value: impl Into<models::BillingPriceUsageType>) -> Self {
+        self.price_usage_type = Some(value.into());
         self
     }
 
     /// Sets the `provider_type` query parameter.
-    pub fn provider_type(mut self, value: models::BillingProviderType) -> Self {
-        self.provider_type = Some(value);
+    #[inline]
+    pub fn provider_type(mut self, value: impl Into<models::BillingProviderType>) -> Self {
+        self.provider_type = Some(value.into());
         self
     }
 
     /// Sets the `q` query parameter.
+    #[inline]
     pub fn q(mut self, value: impl Into<String>) -> Self {
         self.q = Some(value.into());
         self
     }
 
     /// Sets the `recurring_charges_only` query parameter.
+    #[inline]
     pub fn recurring_charges_only(mut self, value: bool) -> Self {
         self.recurring_charges_only = Some(value);
         self
     }
 
     /// Sets the `with_one_time_charges` query parameter.
+    #[inline]
     pub fn with_one_time_charges(mut self, value: bool) -> Self {
         self.with_one_time_charges = Some(value);
         self
     }
 
     /// Sets the `with_prices_only` query parameter.
+    #[inline]
     pub fn with_prices_only(mut self, value: bool) -> Self {
         self.with_prices_only = Some(value);
         self
     }
 
     /// Sets the `with_zero_price` query parameter.
+    #[inline]
     pub fn with_zero_price(mut self, value: bool) -> Self {
         self.with_zero_price = Some(value);
         self
     }
 
     /// Sets the `without_linked_to_plan` query parameter.
+    #[inline]
     pub fn without_linked_to_plan(mut self, value: bool) -> Self {
         self.without_linked_to_plan = Some(value);
         self
     }
 
     /// Sets the `limit` query parameter.
+    #[inline]
     pub fn limit(mut self, value: i64) -> Self {
         self.limit = Some(value);
         self
     }
 
     /// Sets the `offset` query parameter.
+    #[inline]
     pub fn offset(mut self, value: i64) -> Self {
         self.offset = Some(value);
         self
@@ -136,8 +149,8 @@ impl Operation for CountBillingProducts {
         Method::GET
     }
 
-    fn path(&self) -> String {
-        "/billing/products/count".to_owned()
+    fn path(&self) -> Result<String, EncodeError> {
+        Ok("/billing/products/count".to_owned())
     }
 
     fn query(&self) -> Option<String> {
@@ -202,36 +215,42 @@ impl CountCustomers {
     }
 
     /// Sets the `company_ids` query parameter.
-    pub fn company_ids(mut self, value: impl IntoIterator<Item = String>) -> Self {
-        self.company_ids = value.into_iter().collect();
+    #[inline]
+    pub fn company_ids(mut self, value: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.company_ids = value.into_iter().map(Into::into).collect();
         self
     }
 
     /// Sets the `name` query parameter.
+    #[inline]
     pub fn name(mut self, value: impl Into<String>) -> Self {
         self.name = Some(value.into());
         self
     }
 
     /// Sets the `provider_type` query parameter.
-    pub fn provider_type(mut self, value: models::BillingProviderType) -> Self {
-        self.provider_type = Some(value);
+    #[inline]
+    pub fn provider_type(mut self, value: impl Into<models::BillingProviderType>) -> Self {
+        self.provider_type = Some(value.into());
         self
     }
 
     /// Sets the `q` query parameter.
+    #[inline]
     pub fn q(mut self, value: impl Into<String>) -> Self {
         self.q = Some(value.into());
         self
     }
 
     /// Sets the `limit` query parameter.
+    #[inline]
     pub fn limit(mut self, value: i64) -> Self {
         self.limit = Some(value);
         self
     }
 
     /// Sets the `offset` query parameter.
+    #[inline]
     pub fn offset(mut self, value: i64) -> Self {
         self.offset = Some(value);
         self
@@ -246,8 +265,8 @@ impl Operation for CountCustomers {
         Method::GET
     }
 
-    fn path(&self) -> String {
-        "/billing/customers/count".to_owned()
+    fn path(&self) -> Result<String, EncodeError> {
+        Ok("/billing/customers/count".to_owned())
     }
 
     fn query(&self) -> Option<String> {
@@ -299,11 +318,16 @@ impl Operation for DeleteBillingCoupon {
         Method::DELETE
     }
 
-    fn path(&self) -> String {
+    fn path(&self) -> Result<String, EncodeError> {
         let mut path = String::new();
         path.push_str("/billing/coupons/");
-        push_path_param(&mut path, &self.billing_id);
-        path
+        push_path_param(
+            &mut path,
+            Self::OPERATION_ID,
+            "billing_id",
+            &self.billing_id,
+        )?;
+        Ok(path)
     }
 
     fn query(&self) -> Option<String> {
@@ -348,11 +372,16 @@ impl Operation for DeleteBillingCustomer {
         Method::DELETE
     }
 
-    fn path(&self) -> String {
+    fn path(&self) -> Result<String, EncodeError> {
         let mut path = String::new();
         path.push_str("/billing/customer/");
-        push_path_param(&mut path, &self.billing_id);
-        path
+        push_path_param(
+            &mut path,
+            Self::OPERATION_ID,
+            "billing_id",
+            &self.billing_id,
+        )?;
+        Ok(path)
     }
 
     fn query(&self) -> Option<String> {
@@ -397,11 +426,16 @@ impl Operation for DeleteBillingInvoice {
         Method::DELETE
     }
 
-    fn path(&self) -> String {
+    fn path(&self) -> Result<String, EncodeError> {
         let mut path = String::new();
         path.push_str("/billing/invoices/");
-        push_path_param(&mut path, &self.billing_id);
-        path
+        push_path_param(
+            &mut path,
+            Self::OPERATION_ID,
+            "billing_id",
+            &self.billing_id,
+        )?;
+        Ok(path)
     }
 
     fn query(&self) -> Option<String> {
@@ -446,11 +480,16 @@ impl Operation for DeleteBillingProduct {
         Method::DELETE
     }
 
-    fn path(&self) -> String {
+    fn path(&self) -> Result<String, EncodeError> {
         let mut path = String::new();
         path.push_str("/billing/product/");
-        push_path_param(&mut path, &self.billing_id);
-        path
+        push_path_param(
+            &mut path,
+            Self::OPERATION_ID,
+            "billing_id",
+            &self.billing_id,
+        )?;
+        Ok(path)
     }
 
     fn query(&self) -> Option<String> {
@@ -495,11 +534,16 @@ impl Operation for DeletePaymentMethodByExternalId {
         Method::DELETE
     }
 
-    fn path(&self) -> String {
+    fn path(&self) -> Result<String, EncodeError> {
         let mut path = String::new();
         path.push_str("/billing/payment-methods/");
-        push_path_param(&mut path, &self.billing_id);
-        path
+        push_path_param(
+            &mut path,
+            Self::OPERATION_ID,
+            "billing_id",
+            &self.billing_id,
+        )?;
+        Ok(path)
     }
 
     fn query(&self) -> Option<String> {
@@ -544,11 +588,16 @@ impl Operation for DeleteProductPrice {
         Method::DELETE
     }
 
-    fn path(&self) -> String {
+    fn path(&self) -> Result<String, EncodeError> {
         let mut path = String::new();
         path.push_str("/billing/product/prices/");
-        push_path_param(&mut path, &self.billing_id);
-        path
+        push_path_param(
+            &mut path,
+            Self::OPERATION_ID,
+            "billing_id",
+            &self.billing_id,
+        )?;
+        Ok(path)
     }
 
     fn query(&self) -> Option<String> {
@@ -617,108 +666,126 @@ impl ListBillingPrices {
     }
 
     /// Sets the `currency` query parameter.
+    #[inline]
     pub fn currency(mut self, value: impl Into<String>) -> Self {
         self.currency = Some(value.into());
         self
     }
 
     /// Sets the `for_initial_plan` query parameter.
+    #[inline]
     pub fn for_initial_plan(mut self, value: bool) -> Self {
         self.for_initial_plan = Some(value);
         self
     }
 
     /// Sets the `for_trial_expiry_plan` query parameter.
+    #[inline]
     pub fn for_trial_expiry_plan(mut self, value: bool) -> Self {
         self.for_trial_expiry_plan = Some(value);
         self
     }
 
     /// Sets the `ids` query parameter.
-    pub fn ids(mut self, value: impl IntoIterator<Item = String>) -> Self {
-        self.ids = value.into_iter().collect();
+    #[inline]
+    pub fn ids(mut self, value: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.ids = value.into_iter().map(Into::into).collect();
         self
     }
 
     /// Sets the `interval` query parameter.
+    #[inline]
     pub fn interval(mut self, value: impl Into<String>) -> Self {
         self.interval = Some(value.into());
         self
     }
 
     /// Sets the `interval_count` query parameter.
+    #[inline]
     pub fn interval_count(mut self, value: i64) -> Self {
         self.interval_count = Some(value);
         self
     }
 
     /// Sets the `is_active` query parameter.
+    #[inline]
     pub fn is_active(mut self, value: bool) -> Self {
         self.is_active = Some(value);
         self
     }
 
     /// Sets the `plan_version_id` query parameter.
+    #[inline]
     pub fn plan_version_id(mut self, value: impl Into<String>) -> Self {
         self.plan_version_id = Some(value.into());
         self
     }
 
     /// Sets the `price` query parameter.
+    #[inline]
     pub fn price(mut self, value: i64) -> Self {
         self.price = Some(value);
         self
     }
 
     /// Sets the `product_id` query parameter.
+    #[inline]
     pub fn product_id(mut self, value: impl Into<String>) -> Self {
         self.product_id = Some(value.into());
         self
     }
 
     /// Sets the `product_ids` query parameter.
-    pub fn product_ids(mut self, value: impl IntoIterator<Item = String>) -> Self {
-        self.product_ids = value.into_iter().collect();
+    #[inline]
+    pub fn product_ids(mut self, value: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.product_ids = value.into_iter().map(Into::into).collect();
         self
     }
 
     /// Sets the `provider_type` query parameter.
-    pub fn provider_type(mut self, value: models::BillingProviderType) -> Self {
-        self.provider_type = Some(value);
+    #[inline]
+    pub fn provider_type(mut self, value: impl Into<models::BillingProviderType>) -> Self {
+        self.provider_type = Some(value.into());
         self
     }
 
     /// Sets the `q` query parameter.
+    #[inline]
     pub fn q(mut self, value: impl Into<String>) -> Self {
         self.q = Some(value.into());
         self
     }
 
     /// Sets the `tiers_mode` query parameter.
-    pub fn tiers_mode(mut self, value: models::BillingTiersMode) -> Self {
-        self.tiers_mode = Some(value);
+    #[inline]
+    pub fn tiers_mode(mut self, value: impl Into<models::BillingTiersMode>) -> Self {
+        self.tiers_mode = Some(value.into());
         self
     }
 
     /// Sets the `usage_type` query parameter.
-    pub fn usage_type(mut self, value: models::BillingPriceUsageType) -> Self {
-        self.usage_type = Some(value);
+    #[inline]
+    pub fn usage_type(mut self, value: impl Into<models::BillingPriceUsageType>) -> Self {
+        self.usage_type = Some(value.into());
         self
     }
 
     /// Sets the `with_meter` query parameter.
+    #[inline]
     pub fn with_meter(mut self, value: bool) -> Self {
         self.with_meter = Some(value);
         self
     }
 
     /// Sets the `limit` query parameter.
+    #[inline]
     pub fn limit(mut self, value: i64) -> Self {
         self.limit = Some(value);
         self
     }
 
     /// Sets the `offset` query parameter.
+    #[inline]
     pub fn offset(mut self, value: i64) -> Self {
         self.offset = Some(value);
         self
@@ -733,8 +800,8 @@ impl Operation for ListBillingPrices {
         Method::GET
     }
 
-    fn path(&self) -> String {
-        "/billing/price".to_owned()
+    fn path(&self) -> Result<String, EncodeError> {
+        Ok("/billing/price".to_owned())
     }
 
     fn query(&self) -> Option<String> {
@@ -835,108 +902,126 @@ impl ListBillingProductPrices {
     }
 
     /// Sets the `currency` query parameter.
+    #[inline]
     pub fn currency(mut self, value: impl Into<String>) -> Self {
         self.currency = Some(value.into());
         self
     }
 
     /// Sets the `for_initial_plan` query parameter.
+    #[inline]
     pub fn for_initial_plan(mut self, value: bool) -> Self {
         self.for_initial_plan = Some(value);
         self
     }
 
     /// Sets the `for_trial_expiry_plan` query parameter.
+    #[inline]
     pub fn for_trial_expiry_plan(mut self, value: bool) -> Self {
         self.for_trial_expiry_plan = Some(value);
         self
     }
 
     /// Sets the `ids` query parameter.
-    pub fn ids(mut self, value: impl IntoIterator<Item = String>) -> Self {
-        self.ids = value.into_iter().collect();
+    #[inline]
+    pub fn ids(mut self, value: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.ids = value.into_iter().map(Into::into).collect();
         self
     }
 
     /// Sets the `interval` query parameter.
+    #[inline]
     pub fn interval(mut self, value: impl Into<String>) -> Self {
         self.interval = Some(value.into());
         self
     }
 
     /// Sets the `interval_count` query parameter.
+    #[inline]
     pub fn interval_count(mut self, value: i64) -> Self {
         self.interval_count = Some(value);
         self
     }
 
     /// Sets the `is_active` query parameter.
+    #[inline]
     pub fn is_active(mut self, value: bool) -> Self {
         self.is_active = Some(value);
         self
     }
 
     /// Sets the `plan_version_id` query parameter.
+    #[inline]
     pub fn plan_version_id(mut self, value: impl Into<String>) -> Self {
         self.plan_version_id = Some(value.into());
         self
     }
 
     /// Sets the `price` query parameter.
+    #[inline]
     pub fn price(mut self, value: i64) -> Self {
         self.price = Some(value);
         self
     }
 
     /// Sets the `product_id` query parameter.
+    #[inline]
     pub fn product_id(mut self, value: impl Into<String>) -> Self {
         self.product_id = Some(value.into());
         self
     }
 
     /// Sets the `product_ids` query parameter.
-    pub fn product_ids(mut self, value: impl IntoIterator<Item = String>) -> Self {
-        self.product_ids = value.into_iter().collect();
+    #[inline]
+    pub fn product_ids(mut self, value: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.product_ids = value.into_iter().map(Into::into).collect();
         self
     }
 
     /// Sets the `provider_type` query parameter.
-    pub fn provider_type(mut self, value: models::BillingProviderType) -> Self {
-        self.provider_type = Some(value);
+    #[inline]
+    pub fn provider_type(mut self, value: impl Into<models::BillingProviderType>) -> Self {
+        self.provider_type = Some(value.into());
         self
     }
 
     /// Sets the `q` query parameter.
+    #[inline]
     pub fn q(mut self, value: impl Into<String>) -> Self {
         self.q = Some(value.into());
         self
     }
 
     /// Sets the `tiers_mode` query parameter.
-    pub fn tiers_mode(mut self, value: models::BillingTiersMode) -> Self {
-        self.tiers_mode = Some(value);
+    #[inline]
+    pub fn tiers_mode(mut self, value: impl Into<models::BillingTiersMode>) -> Self {
+        self.tiers_mode = Some(value.into());
         self
     }
 
     /// Sets the `usage_type` query parameter.
-    pub fn usage_type(mut self, value: models::BillingPriceUsageType) -> Self {
-        self.usage_type = Some(value);
+    #[inline]
+    pub fn usage_type(mut self, value: impl Into<models::BillingPriceUsageType>) -> Self {
+        self.usage_type = Some(value.into());
         self
     }
 
     /// Sets the `with_meter` query parameter.
+    #[inline]
     pub fn with_meter(mut self, value: bool) -> Self {
         self.with_meter = Some(value);
         self
     }
 
     /// Sets the `limit` query parameter.
+    #[inline]
     pub fn limit(mut self, value: i64) -> Self {
         self.limit = Some(value);
         self
     }
 
     /// Sets the `offset` query parameter.
+    #[inline]
     pub fn offset(mut self, value: i64) -> Self {
         self.offset = Some(value);
         self
@@ -951,8 +1036,8 @@ impl Operation for ListBillingProductPrices {
         Method::GET
     }
 
-    fn path(&self) -> String {
-        "/billing/product/prices".to_owned()
+    fn path(&self) -> Result<String, EncodeError> {
+        Ok("/billing/product/prices".to_owned())
     }
 
     fn query(&self) -> Option<String> {
@@ -1043,78 +1128,91 @@ impl ListBillingProducts {
     }
 
     /// Sets the `ids` query parameter.
-    pub fn ids(mut self, value: impl IntoIterator<Item = String>) -> Self {
-        self.ids = value.into_iter().collect();
+    #[inline]
+    pub fn ids(mut self, value: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.ids = value.into_iter().map(Into::into).collect();
         self
     }
 
     /// Sets the `is_active` query parameter.
+    #[inline]
     pub fn is_active(mut self, value: bool) -> Self {
         self.is_active = Some(value);
         self
     }
 
     /// Sets the `name` query parameter.
+    #[inline]
     pub fn name(mut self, value: impl Into<String>) -> Self {
         self.name = Some(value.into());
         self
     }
 
     /// Sets the `price_usage_type` query parameter.
-    pub fn price_usage_type(mut self, value: models::BillingPriceUsageType) -> Self {
-        self.price_usage_type = Some(value);
+    #[inline]
+    pub fn price_usage_type(mut self, value: impl Into<models::BillingPriceUsageType>) -> Self {
+        self.price_usage_type = Some(value.into());
         self
     }
 
     /// Sets the `provider_type` query parameter.
-    pub fn provider_type(mut self, value: models::BillingProviderType) -> Self {
-        self.provider_type = Some(value);
+    #[inline]
+    pub fn provider_type(mut self, value: impl Into<models::BillingProviderType>) -> Self {
+        self.provider_type = Some(value.into());
         self
     }
 
     /// Sets the `q` query parameter.
+    #[inline]
     pub fn q(mut self, value: impl Into<String>) -> Self {
         self.q = Some(value.into());
         self
     }
 
     /// Sets the `recurring_charges_only` query parameter.
+    #[inline]
     pub fn recurring_charges_only(mut self, value: bool) -> Self {
         self.recurring_charges_only = Some(value);
         self
     }
 
     /// Sets the `with_one_time_charges` query parameter.
+    #[inline]
     pub fn with_one_time_charges(mut self, value: bool) -> Self {
         self.with_one_time_charges = Some(value);
         self
     }
 
     /// Sets the `with_prices_only` query parameter.
+    #[inline]
     pub fn with_prices_only(mut self, value: bool) -> Self {
         self.with_prices_only = Some(value);
         self
     }
 
     /// Sets the `with_zero_price` query parameter.
+    #[inline]
     pub fn with_zero_price(mut self, value: bool) -> Self {
         self.with_zero_price = Some(value);
         self
     }
 
     /// Sets the `without_linked_to_plan` query parameter.
+    #[inline]
     pub fn without_linked_to_plan(mut self, value: bool) -> Self {
         self.without_linked_to_plan = Some(value);
         self
     }
 
     /// Sets the `limit` query parameter.
+    #[inline]
     pub fn limit(mut self, value: i64) -> Self {
         self.limit = Some(value);
         self
     }
 
     /// Sets the `offset` query parameter.
+    #[inline]
     pub fn offset(mut self, value: i64) -> Self {
         self.offset = Some(value);
         self
@@ -1129,8 +1227,8 @@ impl Operation for ListBillingProducts {
         Method::GET
     }
 
-    fn path(&self) -> String {
-        "/billing/products".to_owned()
+    fn path(&self) -> Result<String, EncodeError> {
+        Ok("/billing/products".to_owned())
     }
 
     fn query(&self) -> Option<String> {
@@ -1204,24 +1302,28 @@ impl ListCoupons {
     }
 
     /// Sets the `is_active` query parameter.
+    #[inline]
     pub fn is_active(mut self, value: bool) -> Self {
         self.is_active = Some(value);
         self
     }
 
     /// Sets the `q` query parameter.
+    #[inline]
     pub fn q(mut self, value: impl Into<String>) -> Self {
         self.q = Some(value.into());
         self
     }
 
     /// Sets the `limit` query parameter.
+    #[inline]
     pub fn limit(mut self, value: i64) -> Self {
         self.limit = Some(value);
         self
     }
 
     /// Sets the `offset` query parameter.
+    #[inline]
     pub fn offset(mut self, value: i64) -> Self {
         self.offset = Some(value);
         self
@@ -1236,8 +1338,8 @@ impl Operation for ListCoupons {
         Method::GET
     }
 
-    fn path(&self) -> String {
-        "/billing/coupons".to_owned()
+    fn path(&self) -> Result<String, EncodeError> {
+        Ok("/billing/coupons".to_owned())
     }
 
     fn query(&self) -> Option<String> {
@@ -1300,36 +1402,42 @@ impl ListCustomersWithSubscriptions {
     }
 
     /// Sets the `company_ids` query parameter.
-    pub fn company_ids(mut self, value: impl IntoIterator<Item = String>) -> Self {
-        self.company_ids = value.into_iter().collect();
+    #[inline]
+    pub fn company_ids(mut self, value: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.company_ids = value.into_iter().map(Into::into).collect();
         self
     }
 
     /// Sets the `name` query parameter.
+    #[inline]
     pub fn name(mut self, value: impl Into<String>) -> Self {
         self.name = Some(value.into());
         self
     }
 
     /// Sets the `provider_type` query parameter.
-    pub fn provider_type(mut self, value: models::BillingProviderType) -> Self {
-        self.provider_type = Some(value);
+    #[inline]
+    pub fn provider_type(mut self, value: impl Into<models::BillingProviderType>) -> Self {
+        self.provider_type = Some(value.into());
         self
     }
 
     /// Sets the `q` query parameter.
+    #[inline]
     pub fn q(mut self, value: impl Into<String>) -> Self {
         self.q = Some(value.into());
         self
     }
 
     /// Sets the `limit` query parameter.
+    #[inline]
     pub fn limit(mut self, value: i64) -> Self {
         self.limit = Some(value);
         self
     }
 
     /// Sets the `offset` query parameter.
+    #[inline]
     pub fn offset(mut self, value: i64) -> Self {
         self.offset = Some(value);
         self
@@ -1344,8 +1452,8 @@ impl Operation for ListCustomersWithSubscriptions {
         Method::GET
     }
 
-    fn path(&self) -> String {
-        "/billing/customers".to_owned()
+    fn path(&self) -> Result<String, EncodeError> {
+        Ok("/billing/customers".to_owned())
     }
 
     fn query(&self) -> Option<String> {
@@ -1417,18 +1525,21 @@ impl ListInvoices {
     }
 
     /// Sets the `company_id` query parameter.
+    #[inline]
     pub fn company_id(mut self, value: impl Into<String>) -> Self {
         self.company_id = Some(value.into());
         self
     }
 
     /// Sets the `limit` query parameter.
+    #[inline]
     pub fn limit(mut self, value: i64) -> Self {
         self.limit = Some(value);
         self
     }
 
     /// Sets the `offset` query parameter.
+    #[inline]
     pub fn offset(mut self, value: i64) -> Self {
         self.offset = Some(value);
         self
@@ -1443,8 +1554,8 @@ impl Operation for ListInvoices {
         Method::GET
     }
 
-    fn path(&self) -> String {
-        "/billing/invoices".to_owned()
+    fn path(&self) -> Result<String, EncodeError> {
+        Ok("/billing/invoices".to_owned())
     }
 
     fn query(&self) -> Option<String> {
@@ -1502,18 +1613,21 @@ impl ListMeters {
     }
 
     /// Sets the `display_name` query parameter.
+    #[inline]
     pub fn display_name(mut self, value: impl Into<String>) -> Self {
         self.display_name = Some(value.into());
         self
     }
 
     /// Sets the `limit` query parameter.
+    #[inline]
     pub fn limit(mut self, value: i64) -> Self {
         self.limit = Some(value);
         self
     }
 
     /// Sets the `offset` query parameter.
+    #[inline]
     pub fn offset(mut self, value: i64) -> Self {
         self.offset = Some(value);
         self
@@ -1528,8 +1642,8 @@ impl Operation for ListMeters {
         Method::GET
     }
 
-    fn path(&self) -> String {
-        "/billing/meter".to_owned()
+    fn path(&self) -> Result<String, EncodeError> {
+        Ok("/billing/meter".to_owned())
     }
 
     fn query(&self) -> Option<String> {
@@ -1592,18 +1706,21 @@ impl ListPaymentMethods {
     }
 
     /// Sets the `company_id` query parameter.
+    #[inline]
     pub fn company_id(mut self, value: impl Into<String>) -> Self {
         self.company_id = Some(value.into());
         self
     }
 
     /// Sets the `limit` query parameter.
+    #[inline]
     pub fn limit(mut self, value: i64) -> Self {
         self.limit = Some(value);
         self
     }
 
     /// Sets the `offset` query parameter.
+    #[inline]
     pub fn offset(mut self, value: i64) -> Self {
         self.offset = Some(value);
         self
@@ -1618,8 +1735,8 @@ impl Operation for ListPaymentMethods {
         Method::GET
     }
 
-    fn path(&self) -> String {
-        "/billing/payment-methods".to_owned()
+    fn path(&self) -> Result<String, EncodeError> {
+        Ok("/billing/payment-methods".to_owned())
     }
 
     fn query(&self) -> Option<String> {
@@ -1680,8 +1797,8 @@ impl Operation for UpsertBillingCoupon {
         Method::POST
     }
 
-    fn path(&self) -> String {
-        "/billing/coupons".to_owned()
+    fn path(&self) -> Result<String, EncodeError> {
+        Ok("/billing/coupons".to_owned())
     }
 
     fn query(&self) -> Option<String> {
@@ -1724,8 +1841,8 @@ impl Operation for UpsertBillingCustomer {
         Method::POST
     }
 
-    fn path(&self) -> String {
-        "/billing/customer/upsert".to_owned()
+    fn path(&self) -> Result<String, EncodeError> {
+        Ok("/billing/customer/upsert".to_owned())
     }
 
     fn query(&self) -> Option<String> {
@@ -1768,8 +1885,8 @@ impl Operation for UpsertBillingMeter {
         Method::POST
     }
 
-    fn path(&self) -> String {
-        "/billing/meter/upsert".to_owned()
+    fn path(&self) -> Result<String, EncodeError> {
+        Ok("/billing/meter/upsert".to_owned())
     }
 
     fn query(&self) -> Option<String> {
@@ -1812,8 +1929,8 @@ impl Operation for UpsertBillingPrice {
         Method::POST
     }
 
-    fn path(&self) -> String {
-        "/billing/price/upsert".to_owned()
+    fn path(&self) -> Result<String, EncodeError> {
+        Ok("/billing/price/upsert".to_owned())
     }
 
     fn query(&self) -> Option<String> {
@@ -1856,8 +1973,8 @@ impl Operation for UpsertBillingProduct {
         Method::POST
     }
 
-    fn path(&self) -> String {
-        "/billing/product/upsert".to_owned()
+    fn path(&self) -> Result<String, EncodeError> {
+        Ok("/billing/product/upsert".to_owned())
     }
 
     fn query(&self) -> Option<String> {
@@ -1900,8 +2017,8 @@ impl Operation for UpsertBillingSubscription {
         Method::POST
     }
 
-    fn path(&self) -> String {
-        "/billing/subscription/upsert".to_owned()
+    fn path(&self) -> Result<String, EncodeError> {
+        Ok("/billing/subscription/upsert".to_owned())
     }
 
     fn query(&self) -> Option<String> {
@@ -1944,8 +2061,8 @@ impl Operation for UpsertInvoice {
         Method::POST
     }
 
-    fn path(&self) -> String {
-        "/billing/invoices".to_owned()
+    fn path(&self) -> Result<String, EncodeError> {
+        Ok("/billing/invoices".to_owned())
     }
 
     fn query(&self) -> Option<String> {
@@ -1988,8 +2105,8 @@ impl Operation for UpsertPaymentMethod {
         Method::POST
     }
 
-    fn path(&self) -> String {
-        "/billing/payment-methods".to_owned()
+    fn path(&self) -> Result<String, EncodeError> {
+        Ok("/billing/payment-methods".to_owned())
     }
 
     fn query(&self) -> Option<String> {

@@ -39,13 +39,23 @@ impl Operation for AddCreditBundle {
         Method::POST
     }
 
-    fn path(&self) -> String {
+    fn path(&self) -> Result<String, EncodeError> {
         let mut path = String::new();
         path.push_str("/catalogs/");
-        push_path_param(&mut path, &self.catalog_id);
+        push_path_param(
+            &mut path,
+            Self::OPERATION_ID,
+            "catalog_id",
+            &self.catalog_id,
+        )?;
         path.push_str("/credit-bundles/");
-        push_path_param(&mut path, &self.credit_bundle_id);
-        path
+        push_path_param(
+            &mut path,
+            Self::OPERATION_ID,
+            "credit_bundle_id",
+            &self.credit_bundle_id,
+        )?;
+        Ok(path)
     }
 
     fn query(&self) -> Option<String> {
@@ -93,13 +103,18 @@ impl Operation for AddPlan {
         Method::POST
     }
 
-    fn path(&self) -> String {
+    fn path(&self) -> Result<String, EncodeError> {
         let mut path = String::new();
         path.push_str("/catalogs/");
-        push_path_param(&mut path, &self.catalog_id);
+        push_path_param(
+            &mut path,
+            Self::OPERATION_ID,
+            "catalog_id",
+            &self.catalog_id,
+        )?;
         path.push_str("/plans/");
-        push_path_param(&mut path, &self.plan_id);
-        path
+        push_path_param(&mut path, Self::OPERATION_ID, "plan_id", &self.plan_id)?;
+        Ok(path)
     }
 
     fn query(&self) -> Option<String> {
@@ -142,8 +157,8 @@ impl Operation for CreateCatalog {
         Method::POST
     }
 
-    fn path(&self) -> String {
-        "/catalogs".to_owned()
+    fn path(&self) -> Result<String, EncodeError> {
+        Ok("/catalogs".to_owned())
     }
 
     fn query(&self) -> Option<String> {
@@ -188,11 +203,16 @@ impl Operation for DeleteCatalog {
         Method::DELETE
     }
 
-    fn path(&self) -> String {
+    fn path(&self) -> Result<String, EncodeError> {
         let mut path = String::new();
         path.push_str("/catalogs/");
-        push_path_param(&mut path, &self.catalog_id);
-        path
+        push_path_param(
+            &mut path,
+            Self::OPERATION_ID,
+            "catalog_id",
+            &self.catalog_id,
+        )?;
+        Ok(path)
     }
 
     fn query(&self) -> Option<String> {
@@ -237,11 +257,16 @@ impl Operation for GetCatalog {
         Method::GET
     }
 
-    fn path(&self) -> String {
+    fn path(&self) -> Result<String, EncodeError> {
         let mut path = String::new();
         path.push_str("/catalogs/");
-        push_path_param(&mut path, &self.catalog_id);
-        path
+        push_path_param(
+            &mut path,
+            Self::OPERATION_ID,
+            "catalog_id",
+            &self.catalog_id,
+        )?;
+        Ok(path)
     }
 
     fn query(&self) -> Option<String> {
@@ -286,12 +311,17 @@ impl Operation for GetConfiguration {
         Method::GET
     }
 
-    fn path(&self) -> String {
+    fn path(&self) -> Result<String, EncodeError> {
         let mut path = String::new();
         path.push_str("/catalogs/");
-        push_path_param(&mut path, &self.catalog_id);
+        push_path_param(
+            &mut path,
+            Self::OPERATION_ID,
+            "catalog_id",
+            &self.catalog_id,
+        )?;
         path.push_str("/configuration");
-        path
+        Ok(path)
     }
 
     fn query(&self) -> Option<String> {
@@ -336,12 +366,17 @@ impl Operation for GetCreditBundlesInCatalog {
         Method::GET
     }
 
-    fn path(&self) -> String {
+    fn path(&self) -> Result<String, EncodeError> {
         let mut path = String::new();
         path.push_str("/catalogs/");
-        push_path_param(&mut path, &self.catalog_id);
+        push_path_param(
+            &mut path,
+            Self::OPERATION_ID,
+            "catalog_id",
+            &self.catalog_id,
+        )?;
         path.push_str("/credit-bundles");
-        path
+        Ok(path)
     }
 
     fn query(&self) -> Option<String> {
@@ -386,12 +421,17 @@ impl Operation for GetDerivedFeatures {
         Method::GET
     }
 
-    fn path(&self) -> String {
+    fn path(&self) -> Result<String, EncodeError> {
         let mut path = String::new();
         path.push_str("/catalogs/");
-        push_path_param(&mut path, &self.catalog_id);
+        push_path_param(
+            &mut path,
+            Self::OPERATION_ID,
+            "catalog_id",
+            &self.catalog_id,
+        )?;
         path.push_str("/features");
-        path
+        Ok(path)
     }
 
     fn query(&self) -> Option<String> {
@@ -436,12 +476,17 @@ impl Operation for GetPlansInCatalog {
         Method::GET
     }
 
-    fn path(&self) -> String {
+    fn path(&self) -> Result<String, EncodeError> {
         let mut path = String::new();
         path.push_str("/catalogs/");
-        push_path_param(&mut path, &self.catalog_id);
+        push_path_param(
+            &mut path,
+            Self::OPERATION_ID,
+            "catalog_id",
+            &self.catalog_id,
+        )?;
         path.push_str("/plans");
-        path
+        Ok(path)
     }
 
     fn query(&self) -> Option<String> {
@@ -482,24 +527,28 @@ impl ListCatalogs {
     }
 
     /// Sets the `is_default` query parameter.
+    #[inline]
     pub fn is_default(mut self, value: bool) -> Self {
         self.is_default = Some(value);
         self
     }
 
     /// Sets the `q` query parameter.
+    #[inline]
     pub fn q(mut self, value: impl Into<String>) -> Self {
         self.q = Some(value.into());
         self
     }
 
     /// Sets the `limit` query parameter.
+    #[inline]
     pub fn limit(mut self, value: i64) -> Self {
         self.limit = Some(value);
         self
     }
 
     /// Sets the `offset` query parameter.
+    #[inline]
     pub fn offset(mut self, value: i64) -> Self {
         self.offset = Some(value);
         self
@@ -514,8 +563,8 @@ impl Operation for ListCatalogs {
         Method::GET
     }
 
-    fn path(&self) -> String {
-        "/catalogs".to_owned()
+    fn path(&self) -> Result<String, EncodeError> {
+        Ok("/catalogs".to_owned())
     }
 
     fn query(&self) -> Option<String> {
@@ -581,13 +630,23 @@ impl Operation for RemoveCreditBundle {
         Method::DELETE
     }
 
-    fn path(&self) -> String {
+    fn path(&self) -> Result<String, EncodeError> {
         let mut path = String::new();
         path.push_str("/catalogs/");
-        push_path_param(&mut path, &self.catalog_id);
+        push_path_param(
+            &mut path,
+            Self::OPERATION_ID,
+            "catalog_id",
+            &self.catalog_id,
+        )?;
         path.push_str("/credit-bundles/");
-        push_path_param(&mut path, &self.credit_bundle_id);
-        path
+        push_path_param(
+            &mut path,
+            Self::OPERATION_ID,
+            "credit_bundle_id",
+            &self.credit_bundle_id,
+        )?;
+        Ok(path)
     }
 
     fn query(&self) -> Option<String> {
@@ -635,13 +694,18 @@ impl Operation for RemovePlan {
         Method::DELETE
     }
 
-    fn path(&self) -> String {
+    fn path(&self) -> Result<String, EncodeError> {
         let mut path = String::new();
         path.push_str("/catalogs/");
-        push_path_param(&mut path, &self.catalog_id);
+        push_path_param(
+            &mut path,
+            Self::OPERATION_ID,
+            "catalog_id",
+            &self.catalog_id,
+        )?;
         path.push_str("/plans/");
-        push_path_param(&mut path, &self.plan_id);
-        path
+        push_path_param(&mut path, Self::OPERATION_ID, "plan_id", &self.plan_id)?;
+        Ok(path)
     }
 
     fn query(&self) -> Option<String> {
@@ -689,11 +753,16 @@ impl Operation for UpdateCatalog {
         Method::PUT
     }
 
-    fn path(&self) -> String {
+    fn path(&self) -> Result<String, EncodeError> {
         let mut path = String::new();
         path.push_str("/catalogs/");
-        push_path_param(&mut path, &self.catalog_id);
-        path
+        push_path_param(
+            &mut path,
+            Self::OPERATION_ID,
+            "catalog_id",
+            &self.catalog_id,
+        )?;
+        Ok(path)
     }
 
     fn query(&self) -> Option<String> {
@@ -744,12 +813,17 @@ impl Operation for UpdateConfiguration {
         Method::PUT
     }
 
-    fn path(&self) -> String {
+    fn path(&self) -> Result<String, EncodeError> {
         let mut path = String::new();
         path.push_str("/catalogs/");
-        push_path_param(&mut path, &self.catalog_id);
+        push_path_param(
+            &mut path,
+            Self::OPERATION_ID,
+            "catalog_id",
+            &self.catalog_id,
+        )?;
         path.push_str("/configuration");
-        path
+        Ok(path)
     }
 
     fn query(&self) -> Option<String> {

@@ -33,8 +33,8 @@ impl Operation for CancelSubscription {
         Method::POST
     }
 
-    fn path(&self) -> String {
-        "/manage-plan/subscription/cancel".to_owned()
+    fn path(&self) -> Result<String, EncodeError> {
+        Ok("/manage-plan/subscription/cancel".to_owned())
     }
 
     fn query(&self) -> Option<String> {
@@ -77,8 +77,8 @@ impl Operation for CheckoutInternal {
         Method::POST
     }
 
-    fn path(&self) -> String {
-        "/checkout-internal".to_owned()
+    fn path(&self) -> Result<String, EncodeError> {
+        Ok("/checkout-internal".to_owned())
     }
 
     fn query(&self) -> Option<String> {
@@ -121,8 +121,8 @@ impl Operation for GetCheckoutData {
         Method::POST
     }
 
-    fn path(&self) -> String {
-        "/checkout-internal/data".to_owned()
+    fn path(&self) -> Result<String, EncodeError> {
+        Ok("/checkout-internal/data".to_owned())
     }
 
     fn query(&self) -> Option<String> {
@@ -167,12 +167,17 @@ impl Operation for GetCompanyBillingDetails {
         Method::GET
     }
 
-    fn path(&self) -> String {
+    fn path(&self) -> Result<String, EncodeError> {
         let mut path = String::new();
         path.push_str("/companies/");
-        push_path_param(&mut path, &self.company_id);
+        push_path_param(
+            &mut path,
+            Self::OPERATION_ID,
+            "company_id",
+            &self.company_id,
+        )?;
         path.push_str("/billing-details");
-        path
+        Ok(path)
     }
 
     fn query(&self) -> Option<String> {
@@ -215,8 +220,8 @@ impl Operation for ManagePlan {
         Method::POST
     }
 
-    fn path(&self) -> String {
-        "/manage-plan".to_owned()
+    fn path(&self) -> Result<String, EncodeError> {
+        Ok("/manage-plan".to_owned())
     }
 
     fn query(&self) -> Option<String> {
@@ -259,8 +264,8 @@ impl Operation for PreviewCheckoutInternal {
         Method::POST
     }
 
-    fn path(&self) -> String {
-        "/checkout-internal/preview".to_owned()
+    fn path(&self) -> Result<String, EncodeError> {
+        Ok("/checkout-internal/preview".to_owned())
     }
 
     fn query(&self) -> Option<String> {
@@ -303,8 +308,8 @@ impl Operation for PreviewManagePlan {
         Method::POST
     }
 
-    fn path(&self) -> String {
-        "/manage-plan/preview".to_owned()
+    fn path(&self) -> Result<String, EncodeError> {
+        Ok("/manage-plan/preview".to_owned())
     }
 
     fn query(&self) -> Option<String> {
@@ -355,12 +360,17 @@ impl Operation for UpdateCompanyBillingDetails {
         Method::PUT
     }
 
-    fn path(&self) -> String {
+    fn path(&self) -> Result<String, EncodeError> {
         let mut path = String::new();
         path.push_str("/companies/");
-        push_path_param(&mut path, &self.company_id);
+        push_path_param(
+            &mut path,
+            Self::OPERATION_ID,
+            "company_id",
+            &self.company_id,
+        )?;
         path.push_str("/billing-details");
-        path
+        Ok(path)
     }
 
     fn query(&self) -> Option<String> {
@@ -411,12 +421,17 @@ impl Operation for UpdateCustomerSubscriptionTrialEnd {
         Method::PUT
     }
 
-    fn path(&self) -> String {
+    fn path(&self) -> Result<String, EncodeError> {
         let mut path = String::new();
         path.push_str("/subscription/");
-        push_path_param(&mut path, &self.subscription_id);
+        push_path_param(
+            &mut path,
+            Self::OPERATION_ID,
+            "subscription_id",
+            &self.subscription_id,
+        )?;
         path.push_str("/edit-trial-end");
-        path
+        Ok(path)
     }
 
     fn query(&self) -> Option<String> {

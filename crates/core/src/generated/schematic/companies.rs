@@ -67,78 +67,91 @@ impl CountCompanies {
     }
 
     /// Sets the `credit_type_ids` query parameter.
-    pub fn credit_type_ids(mut self, value: impl IntoIterator<Item = String>) -> Self {
-        self.credit_type_ids = value.into_iter().collect();
+    #[inline]
+    pub fn credit_type_ids(mut self, value: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.credit_type_ids = value.into_iter().map(Into::into).collect();
         self
     }
 
     /// Sets the `has_scheduled_downgrade` query parameter.
+    #[inline]
     pub fn has_scheduled_downgrade(mut self, value: bool) -> Self {
         self.has_scheduled_downgrade = Some(value);
         self
     }
 
     /// Sets the `ids` query parameter.
-    pub fn ids(mut self, value: impl IntoIterator<Item = String>) -> Self {
-        self.ids = value.into_iter().collect();
+    #[inline]
+    pub fn ids(mut self, value: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.ids = value.into_iter().map(Into::into).collect();
         self
     }
 
     /// Sets the `monetized_subscriptions` query parameter.
+    #[inline]
     pub fn monetized_subscriptions(mut self, value: bool) -> Self {
         self.monetized_subscriptions = Some(value);
         self
     }
 
     /// Sets the `plan_id` query parameter.
+    #[inline]
     pub fn plan_id(mut self, value: impl Into<String>) -> Self {
         self.plan_id = Some(value.into());
         self
     }
 
     /// Sets the `plan_ids` query parameter.
-    pub fn plan_ids(mut self, value: impl IntoIterator<Item = String>) -> Self {
-        self.plan_ids = value.into_iter().collect();
+    #[inline]
+    pub fn plan_ids(mut self, value: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.plan_ids = value.into_iter().map(Into::into).collect();
         self
     }
 
     /// Sets the `plan_version_id` query parameter.
+    #[inline]
     pub fn plan_version_id(mut self, value: impl Into<String>) -> Self {
         self.plan_version_id = Some(value.into());
         self
     }
 
     /// Sets the `plan_version_ids` query parameter.
-    pub fn plan_version_ids(mut self, value: impl IntoIterator<Item = String>) -> Self {
-        self.plan_version_ids = value.into_iter().collect();
+    #[inline]
+    pub fn plan_version_ids(mut self, value: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.plan_version_ids = value.into_iter().map(Into::into).collect();
         self
     }
 
     /// Sets the `plan_version_unpublished` query parameter.
+    #[inline]
     pub fn plan_version_unpublished(mut self, value: bool) -> Self {
         self.plan_version_unpublished = Some(value);
         self
     }
 
     /// Sets the `q` query parameter.
+    #[inline]
     pub fn q(mut self, value: impl Into<String>) -> Self {
         self.q = Some(value.into());
         self
     }
 
     /// Sets the `sort_order_column` query parameter.
+    #[inline]
     pub fn sort_order_column(mut self, value: impl Into<String>) -> Self {
         self.sort_order_column = Some(value.into());
         self
     }
 
     /// Sets the `sort_order_direction` query parameter.
-    pub fn sort_order_direction(mut self, value: models::SortDirection) -> Self {
-        self.sort_order_direction = Some(value);
+    #[inline]
+    pub fn sort_order_direction(mut self, value: impl Into<models::SortDirection>) -> Self {
+        self.sort_order_direction = Some(value.into());
         self
     }
 
     /// Sets the `subscription_statuses` query parameter.
+    #[inline]
     pub fn subscription_statuses(
         mut self,
         value: impl IntoIterator<Item = models::SubscriptionStatus>,
@@ -148,6 +161,7 @@ impl CountCompanies {
     }
 
     /// Sets the `subscription_types` query parameter.
+    #[inline]
     pub fn subscription_types(
         mut self,
         value: impl IntoIterator<Item = models::SubscriptionType>,
@@ -157,42 +171,49 @@ impl CountCompanies {
     }
 
     /// Sets the `with_entitlement_for` query parameter.
+    #[inline]
     pub fn with_entitlement_for(mut self, value: impl Into<String>) -> Self {
         self.with_entitlement_for = Some(value.into());
         self
     }
 
     /// Sets the `without_feature_override_for` query parameter.
+    #[inline]
     pub fn without_feature_override_for(mut self, value: impl Into<String>) -> Self {
         self.without_feature_override_for = Some(value.into());
         self
     }
 
     /// Sets the `without_plan` query parameter.
+    #[inline]
     pub fn without_plan(mut self, value: bool) -> Self {
         self.without_plan = Some(value);
         self
     }
 
     /// Sets the `without_subscription` query parameter.
+    #[inline]
     pub fn without_subscription(mut self, value: bool) -> Self {
         self.without_subscription = Some(value);
         self
     }
 
     /// Sets the `with_subscription` query parameter.
+    #[inline]
     pub fn with_subscription(mut self, value: bool) -> Self {
         self.with_subscription = Some(value);
         self
     }
 
     /// Sets the `limit` query parameter.
+    #[inline]
     pub fn limit(mut self, value: i64) -> Self {
         self.limit = Some(value);
         self
     }
 
     /// Sets the `offset` query parameter.
+    #[inline]
     pub fn offset(mut self, value: i64) -> Self {
         self.offset = Some(value);
         self
@@ -207,8 +228,8 @@ impl Operation for CountCompanies {
         Method::GET
     }
 
-    fn path(&self) -> String {
-        "/companies/count".to_owned()
+    fn path(&self) -> Result<String, EncodeError> {
+        Ok("/companies/count".to_owned())
     }
 
     fn query(&self) -> Option<String> {
@@ -285,30 +306,35 @@ impl CountEntityKeyDefinitions {
     }
 
     /// Sets the `entity_type` query parameter.
-    pub fn entity_type(mut self, value: models::EntityType) -> Self {
-        self.entity_type = Some(value);
+    #[inline]
+    pub fn entity_type(mut self, value: impl Into<models::EntityType>) -> Self {
+        self.entity_type = Some(value.into());
         self
     }
 
     /// Sets the `ids` query parameter.
-    pub fn ids(mut self, value: impl IntoIterator<Item = String>) -> Self {
-        self.ids = value.into_iter().collect();
+    #[inline]
+    pub fn ids(mut self, value: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.ids = value.into_iter().map(Into::into).collect();
         self
     }
 
     /// Sets the `q` query parameter.
+    #[inline]
     pub fn q(mut self, value: impl Into<String>) -> Self {
         self.q = Some(value.into());
         self
     }
 
     /// Sets the `limit` query parameter.
+    #[inline]
     pub fn limit(mut self, value: i64) -> Self {
         self.limit = Some(value);
         self
     }
 
     /// Sets the `offset` query parameter.
+    #[inline]
     pub fn offset(mut self, value: i64) -> Self {
         self.offset = Some(value);
         self
@@ -323,8 +349,8 @@ impl Operation for CountEntityKeyDefinitions {
         Method::GET
     }
 
-    fn path(&self) -> String {
-        "/entity-key-definitions/count".to_owned()
+    fn path(&self) -> Result<String, EncodeError> {
+        Ok("/entity-key-definitions/count".to_owned())
     }
 
     fn query(&self) -> Option<String> {
@@ -371,24 +397,28 @@ impl CountEntityKeys {
     }
 
     /// Sets the `definition_id` query parameter.
+    #[inline]
     pub fn definition_id(mut self, value: impl Into<String>) -> Self {
         self.definition_id = Some(value.into());
         self
     }
 
     /// Sets the `entity_type` query parameter.
-    pub fn entity_type(mut self, value: models::EntityType) -> Self {
-        self.entity_type = Some(value);
+    #[inline]
+    pub fn entity_type(mut self, value: impl Into<models::EntityType>) -> Self {
+        self.entity_type = Some(value.into());
         self
     }
 
     /// Sets the `limit` query parameter.
+    #[inline]
     pub fn limit(mut self, value: i64) -> Self {
         self.limit = Some(value);
         self
     }
 
     /// Sets the `offset` query parameter.
+    #[inline]
     pub fn offset(mut self, value: i64) -> Self {
         self.offset = Some(value);
         self
@@ -403,8 +433,8 @@ impl Operation for CountEntityKeys {
         Method::GET
     }
 
-    fn path(&self) -> String {
-        "/entity-keys/count".to_owned()
+    fn path(&self) -> Result<String, EncodeError> {
+        Ok("/entity-keys/count".to_owned())
     }
 
     fn query(&self) -> Option<String> {
@@ -456,42 +486,49 @@ impl CountEntityTraitDefinitions {
     }
 
     /// Sets the `entity_type` query parameter.
-    pub fn entity_type(mut self, value: models::EntityType) -> Self {
-        self.entity_type = Some(value);
+    #[inline]
+    pub fn entity_type(mut self, value: impl Into<models::EntityType>) -> Self {
+        self.entity_type = Some(value.into());
         self
     }
 
     /// Sets the `ids` query parameter.
-    pub fn ids(mut self, value: impl IntoIterator<Item = String>) -> Self {
-        self.ids = value.into_iter().collect();
+    #[inline]
+    pub fn ids(mut self, value: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.ids = value.into_iter().map(Into::into).collect();
         self
     }
 
     /// Sets the `q` query parameter.
+    #[inline]
     pub fn q(mut self, value: impl Into<String>) -> Self {
         self.q = Some(value.into());
         self
     }
 
     /// Sets the `trait_type` query parameter.
-    pub fn trait_type(mut self, value: models::TraitType) -> Self {
-        self.trait_type = Some(value);
+    #[inline]
+    pub fn trait_type(mut self, value: impl Into<models::TraitType>) -> Self {
+        self.trait_type = Some(value.into());
         self
     }
 
     /// Sets the `trait_types` query parameter.
+    #[inline]
     pub fn trait_types(mut self, value: impl IntoIterator<Item = models::TraitType>) -> Self {
         self.trait_types = value.into_iter().collect();
         self
     }
 
     /// Sets the `limit` query parameter.
+    #[inline]
     pub fn limit(mut self, value: i64) -> Self {
         self.limit = Some(value);
         self
     }
 
     /// Sets the `offset` query parameter.
+    #[inline]
     pub fn offset(mut self, value: i64) -> Self {
         self.offset = Some(value);
         self
@@ -506,8 +543,8 @@ impl Operation for CountEntityTraitDefinitions {
         Method::GET
     }
 
-    fn path(&self) -> String {
-        "/entity-trait-definitions/count".to_owned()
+    fn path(&self) -> Result<String, EncodeError> {
+        Ok("/entity-trait-definitions/count".to_owned())
     }
 
     fn query(&self) -> Option<String> {
@@ -556,24 +593,28 @@ impl CountEntityTraits {
     }
 
     /// Sets the `definition_id` query parameter.
+    #[inline]
     pub fn definition_id(mut self, value: impl Into<String>) -> Self {
         self.definition_id = Some(value.into());
         self
     }
 
     /// Sets the `entity_type` query parameter.
-    pub fn entity_type(mut self, value: models::EntityType) -> Self {
-        self.entity_type = Some(value);
+    #[inline]
+    pub fn entity_type(mut self, value: impl Into<models::EntityType>) -> Self {
+        self.entity_type = Some(value.into());
         self
     }
 
     /// Sets the `limit` query parameter.
+    #[inline]
     pub fn limit(mut self, value: i64) -> Self {
         self.limit = Some(value);
         self
     }
 
     /// Sets the `offset` query parameter.
+    #[inline]
     pub fn offset(mut self, value: i64) -> Self {
         self.offset = Some(value);
         self
@@ -588,8 +629,8 @@ impl Operation for CountEntityTraits {
         Method::GET
     }
 
-    fn path(&self) -> String {
-        "/entity-traits/count".to_owned()
+    fn path(&self) -> Result<String, EncodeError> {
+        Ok("/entity-traits/count".to_owned())
     }
 
     fn query(&self) -> Option<String> {
@@ -639,36 +680,42 @@ impl CountPlanTraits {
     }
 
     /// Sets the `ids` query parameter.
-    pub fn ids(mut self, value: impl IntoIterator<Item = String>) -> Self {
-        self.ids = value.into_iter().collect();
+    #[inline]
+    pub fn ids(mut self, value: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.ids = value.into_iter().map(Into::into).collect();
         self
     }
 
     /// Sets the `plan_id` query parameter.
+    #[inline]
     pub fn plan_id(mut self, value: impl Into<String>) -> Self {
         self.plan_id = Some(value.into());
         self
     }
 
     /// Sets the `trait_id` query parameter.
+    #[inline]
     pub fn trait_id(mut self, value: impl Into<String>) -> Self {
         self.trait_id = Some(value.into());
         self
     }
 
     /// Sets the `trait_ids` query parameter.
-    pub fn trait_ids(mut self, value: impl IntoIterator<Item = String>) -> Self {
-        self.trait_ids = value.into_iter().collect();
+    #[inline]
+    pub fn trait_ids(mut self, value: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.trait_ids = value.into_iter().map(Into::into).collect();
         self
     }
 
     /// Sets the `limit` query parameter.
+    #[inline]
     pub fn limit(mut self, value: i64) -> Self {
         self.limit = Some(value);
         self
     }
 
     /// Sets the `offset` query parameter.
+    #[inline]
     pub fn offset(mut self, value: i64) -> Self {
         self.offset = Some(value);
         self
@@ -683,8 +730,8 @@ impl Operation for CountPlanTraits {
         Method::GET
     }
 
-    fn path(&self) -> String {
-        "/plan-traits/count".to_owned()
+    fn path(&self) -> Result<String, EncodeError> {
+        Ok("/plan-traits/count".to_owned())
     }
 
     fn query(&self) -> Option<String> {
@@ -736,36 +783,42 @@ impl CountUsers {
     }
 
     /// Sets the `company_id` query parameter.
+    #[inline]
     pub fn company_id(mut self, value: impl Into<String>) -> Self {
         self.company_id = Some(value.into());
         self
     }
 
     /// Sets the `ids` query parameter.
-    pub fn ids(mut self, value: impl IntoIterator<Item = String>) -> Self {
-        self.ids = value.into_iter().collect();
+    #[inline]
+    pub fn ids(mut self, value: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.ids = value.into_iter().map(Into::into).collect();
         self
     }
 
     /// Sets the `plan_id` query parameter.
+    #[inline]
     pub fn plan_id(mut self, value: impl Into<String>) -> Self {
         self.plan_id = Some(value.into());
         self
     }
 
     /// Sets the `q` query parameter.
+    #[inline]
     pub fn q(mut self, value: impl Into<String>) -> Self {
         self.q = Some(value.into());
         self
     }
 
     /// Sets the `limit` query parameter.
+    #[inline]
     pub fn limit(mut self, value: i64) -> Self {
         self.limit = Some(value);
         self
     }
 
     /// Sets the `offset` query parameter.
+    #[inline]
     pub fn offset(mut self, value: i64) -> Self {
         self.offset = Some(value);
         self
@@ -780,8 +833,8 @@ impl Operation for CountUsers {
         Method::GET
     }
 
-    fn path(&self) -> String {
-        "/users/count".to_owned()
+    fn path(&self) -> Result<String, EncodeError> {
+        Ok("/users/count".to_owned())
     }
 
     fn query(&self) -> Option<String> {
@@ -831,8 +884,8 @@ impl Operation for CreateCompany {
         Method::POST
     }
 
-    fn path(&self) -> String {
-        "/companies/create".to_owned()
+    fn path(&self) -> Result<String, EncodeError> {
+        Ok("/companies/create".to_owned())
     }
 
     fn query(&self) -> Option<String> {
@@ -875,8 +928,8 @@ impl Operation for CreateUser {
         Method::POST
     }
 
-    fn path(&self) -> String {
-        "/users/create".to_owned()
+    fn path(&self) -> Result<String, EncodeError> {
+        Ok("/users/create".to_owned())
     }
 
     fn query(&self) -> Option<String> {
@@ -919,12 +972,14 @@ impl DeleteCompany {
     }
 
     /// Sets the `cancel_subscription` query parameter.
+    #[inline]
     pub fn cancel_subscription(mut self, value: bool) -> Self {
         self.cancel_subscription = Some(value);
         self
     }
 
     /// Sets the `prorate` query parameter.
+    #[inline]
     pub fn prorate(mut self, value: bool) -> Self {
         self.prorate = Some(value);
         self
@@ -939,11 +994,16 @@ impl Operation for DeleteCompany {
         Method::DELETE
     }
 
-    fn path(&self) -> String {
+    fn path(&self) -> Result<String, EncodeError> {
         let mut path = String::new();
         path.push_str("/companies/");
-        push_path_param(&mut path, &self.company_id);
-        path
+        push_path_param(
+            &mut path,
+            Self::OPERATION_ID,
+            "company_id",
+            &self.company_id,
+        )?;
+        Ok(path)
     }
 
     fn query(&self) -> Option<String> {
@@ -989,8 +1049,8 @@ impl Operation for DeleteCompanyByKeys {
         Method::POST
     }
 
-    fn path(&self) -> String {
-        "/companies/delete".to_owned()
+    fn path(&self) -> Result<String, EncodeError> {
+        Ok("/companies/delete".to_owned())
     }
 
     fn query(&self) -> Option<String> {
@@ -1035,11 +1095,16 @@ impl Operation for DeleteCompanyMembership {
         Method::DELETE
     }
 
-    fn path(&self) -> String {
+    fn path(&self) -> Result<String, EncodeError> {
         let mut path = String::new();
         path.push_str("/company-memberships/");
-        push_path_param(&mut path, &self.company_membership_id);
-        path
+        push_path_param(
+            &mut path,
+            Self::OPERATION_ID,
+            "company_membership_id",
+            &self.company_membership_id,
+        )?;
+        Ok(path)
     }
 
     fn query(&self) -> Option<String> {
@@ -1084,11 +1149,16 @@ impl Operation for DeleteEntityKeyDefinition {
         Method::DELETE
     }
 
-    fn path(&self) -> String {
+    fn path(&self) -> Result<String, EncodeError> {
         let mut path = String::new();
         path.push_str("/entity-key-definitions/");
-        push_path_param(&mut path, &self.entity_key_definition_id);
-        path
+        push_path_param(
+            &mut path,
+            Self::OPERATION_ID,
+            "entity_key_definition_id",
+            &self.entity_key_definition_id,
+        )?;
+        Ok(path)
     }
 
     fn query(&self) -> Option<String> {
@@ -1133,11 +1203,16 @@ impl Operation for DeleteEntityTraitDefinition {
         Method::DELETE
     }
 
-    fn path(&self) -> String {
+    fn path(&self) -> Result<String, EncodeError> {
         let mut path = String::new();
         path.push_str("/entity-trait-definitions/");
-        push_path_param(&mut path, &self.entity_trait_definition_id);
-        path
+        push_path_param(
+            &mut path,
+            Self::OPERATION_ID,
+            "entity_trait_definition_id",
+            &self.entity_trait_definition_id,
+        )?;
+        Ok(path)
     }
 
     fn query(&self) -> Option<String> {
@@ -1182,11 +1257,11 @@ impl Operation for DeleteUser {
         Method::DELETE
     }
 
-    fn path(&self) -> String {
+    fn path(&self) -> Result<String, EncodeError> {
         let mut path = String::new();
         path.push_str("/users/");
-        push_path_param(&mut path, &self.user_id);
-        path
+        push_path_param(&mut path, Self::OPERATION_ID, "user_id", &self.user_id)?;
+        Ok(path)
     }
 
     fn query(&self) -> Option<String> {
@@ -1229,8 +1304,8 @@ impl Operation for DeleteUserByKeys {
         Method::POST
     }
 
-    fn path(&self) -> String {
-        "/users/delete".to_owned()
+    fn path(&self) -> Result<String, EncodeError> {
+        Ok("/users/delete".to_owned())
     }
 
     fn query(&self) -> Option<String> {
@@ -1271,24 +1346,28 @@ impl GetActiveCompanySubscription {
     }
 
     /// Sets the `company_id` query parameter.
+    #[inline]
     pub fn company_id(mut self, value: impl Into<String>) -> Self {
         self.company_id = Some(value.into());
         self
     }
 
     /// Sets the `company_ids` query parameter.
-    pub fn company_ids(mut self, value: impl IntoIterator<Item = String>) -> Self {
-        self.company_ids = value.into_iter().collect();
+    #[inline]
+    pub fn company_ids(mut self, value: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.company_ids = value.into_iter().map(Into::into).collect();
         self
     }
 
     /// Sets the `limit` query parameter.
+    #[inline]
     pub fn limit(mut self, value: i64) -> Self {
         self.limit = Some(value);
         self
     }
 
     /// Sets the `offset` query parameter.
+    #[inline]
     pub fn offset(mut self, value: i64) -> Self {
         self.offset = Some(value);
         self
@@ -1303,8 +1382,8 @@ impl Operation for GetActiveCompanySubscription {
         Method::GET
     }
 
-    fn path(&self) -> String {
-        "/company-subscriptions".to_owned()
+    fn path(&self) -> Result<String, EncodeError> {
+        Ok("/company-subscriptions".to_owned())
     }
 
     fn query(&self) -> Option<String> {
@@ -1367,8 +1446,8 @@ impl Operation for GetBillingEntityChildSubscriptions {
         Method::GET
     }
 
-    fn path(&self) -> String {
-        "/company-billing-entity-subscriptions".to_owned()
+    fn path(&self) -> Result<String, EncodeError> {
+        Ok("/company-billing-entity-subscriptions".to_owned())
     }
 
     fn query(&self) -> Option<String> {
@@ -1415,11 +1494,16 @@ impl Operation for GetCompany {
         Method::GET
     }
 
-    fn path(&self) -> String {
+    fn path(&self) -> Result<String, EncodeError> {
         let mut path = String::new();
         path.push_str("/companies/");
-        push_path_param(&mut path, &self.company_id);
-        path
+        push_path_param(
+            &mut path,
+            Self::OPERATION_ID,
+            "company_id",
+            &self.company_id,
+        )?;
+        Ok(path)
     }
 
     fn query(&self) -> Option<String> {
@@ -1464,8 +1548,8 @@ impl Operation for GetCompanyBillingEntity {
         Method::GET
     }
 
-    fn path(&self) -> String {
-        "/company-billing-entity".to_owned()
+    fn path(&self) -> Result<String, EncodeError> {
+        Ok("/company-billing-entity".to_owned())
     }
 
     fn query(&self) -> Option<String> {
@@ -1512,11 +1596,16 @@ impl Operation for GetEntityTraitDefinition {
         Method::GET
     }
 
-    fn path(&self) -> String {
+    fn path(&self) -> Result<String, EncodeError> {
         let mut path = String::new();
         path.push_str("/entity-trait-definitions/");
-        push_path_param(&mut path, &self.entity_trait_definition_id);
-        path
+        push_path_param(
+            &mut path,
+            Self::OPERATION_ID,
+            "entity_trait_definition_id",
+            &self.entity_trait_definition_id,
+        )?;
+        Ok(path)
     }
 
     fn query(&self) -> Option<String> {
@@ -1561,12 +1650,17 @@ impl Operation for GetEntityTraitDefinitionUsage {
         Method::GET
     }
 
-    fn path(&self) -> String {
+    fn path(&self) -> Result<String, EncodeError> {
         let mut path = String::new();
         path.push_str("/entity-trait-definitions/");
-        push_path_param(&mut path, &self.entity_trait_definition_id);
+        push_path_param(
+            &mut path,
+            Self::OPERATION_ID,
+            "entity_trait_definition_id",
+            &self.entity_trait_definition_id,
+        )?;
         path.push_str("/usage");
-        path
+        Ok(path)
     }
 
     fn query(&self) -> Option<String> {
@@ -1612,18 +1706,21 @@ impl GetEntityTraitValues {
     }
 
     /// Sets the `q` query parameter.
+    #[inline]
     pub fn q(mut self, value: impl Into<String>) -> Self {
         self.q = Some(value.into());
         self
     }
 
     /// Sets the `limit` query parameter.
+    #[inline]
     pub fn limit(mut self, value: i64) -> Self {
         self.limit = Some(value);
         self
     }
 
     /// Sets the `offset` query parameter.
+    #[inline]
     pub fn offset(mut self, value: i64) -> Self {
         self.offset = Some(value);
         self
@@ -1638,8 +1735,8 @@ impl Operation for GetEntityTraitValues {
         Method::GET
     }
 
-    fn path(&self) -> String {
-        "/entity-trait-values".to_owned()
+    fn path(&self) -> Result<String, EncodeError> {
+        Ok("/entity-trait-values".to_owned())
     }
 
     fn query(&self) -> Option<String> {
@@ -1700,8 +1797,8 @@ impl Operation for GetOrCreateCompanyMembership {
         Method::POST
     }
 
-    fn path(&self) -> String {
-        "/company-memberships".to_owned()
+    fn path(&self) -> Result<String, EncodeError> {
+        Ok("/company-memberships".to_owned())
     }
 
     fn query(&self) -> Option<String> {
@@ -1744,8 +1841,8 @@ impl Operation for GetOrCreateEntityTraitDefinition {
         Method::POST
     }
 
-    fn path(&self) -> String {
-        "/entity-trait-definitions".to_owned()
+    fn path(&self) -> Result<String, EncodeError> {
+        Ok("/entity-trait-definitions".to_owned())
     }
 
     fn query(&self) -> Option<String> {
@@ -1790,11 +1887,16 @@ impl Operation for GetPlanChange {
         Method::GET
     }
 
-    fn path(&self) -> String {
+    fn path(&self) -> Result<String, EncodeError> {
         let mut path = String::new();
         path.push_str("/plan-changes/");
-        push_path_param(&mut path, &self.plan_change_id);
-        path
+        push_path_param(
+            &mut path,
+            Self::OPERATION_ID,
+            "plan_change_id",
+            &self.plan_change_id,
+        )?;
+        Ok(path)
     }
 
     fn query(&self) -> Option<String> {
@@ -1839,11 +1941,16 @@ impl Operation for GetPlanTrait {
         Method::GET
     }
 
-    fn path(&self) -> String {
+    fn path(&self) -> Result<String, EncodeError> {
         let mut path = String::new();
         path.push_str("/plan-traits/");
-        push_path_param(&mut path, &self.plan_trait_id);
-        path
+        push_path_param(
+            &mut path,
+            Self::OPERATION_ID,
+            "plan_trait_id",
+            &self.plan_trait_id,
+        )?;
+        Ok(path)
     }
 
     fn query(&self) -> Option<String> {
@@ -1888,11 +1995,11 @@ impl Operation for GetUser {
         Method::GET
     }
 
-    fn path(&self) -> String {
+    fn path(&self) -> Result<String, EncodeError> {
         let mut path = String::new();
         path.push_str("/users/");
-        push_path_param(&mut path, &self.user_id);
-        path
+        push_path_param(&mut path, Self::OPERATION_ID, "user_id", &self.user_id)?;
+        Ok(path)
     }
 
     fn query(&self) -> Option<String> {
@@ -1967,78 +2074,91 @@ impl ListCompanies {
     }
 
     /// Sets the `credit_type_ids` query parameter.
-    pub fn credit_type_ids(mut self, value: impl IntoIterator<Item = String>) -> Self {
-        self.credit_type_ids = value.into_iter().collect();
+    #[inline]
+    pub fn credit_type_ids(mut self, value: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.credit_type_ids = value.into_iter().map(Into::into).collect();
         self
     }
 
     /// Sets the `has_scheduled_downgrade` query parameter.
+    #[inline]
     pub fn has_scheduled_downgrade(mut self, value: bool) -> Self {
         self.has_scheduled_downgrade = Some(value);
         self
     }
 
     /// Sets the `ids` query parameter.
-    pub fn ids(mut self, value: impl IntoIterator<Item = String>) -> Self {
-        self.ids = value.into_iter().collect();
+    #[inline]
+    pub fn ids(mut self, value: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.ids = value.into_iter().map(Into::into).collect();
         self
     }
 
     /// Sets the `monetized_subscriptions` query parameter.
+    #[inline]
     pub fn monetized_subscriptions(mut self, value: bool) -> Self {
         self.monetized_subscriptions = Some(value);
         self
     }
 
     /// Sets the `plan_id` query parameter.
+    #[inline]
     pub fn plan_id(mut self, value: impl Into<String>) -> Self {
         self.plan_id = Some(value.into());
         self
     }
 
     /// Sets the `plan_ids` query parameter.
-    pub fn plan_ids(mut self, value: impl IntoIterator<Item = String>) -> Self {
-        self.plan_ids = value.into_iter().collect();
+    #[inline]
+    pub fn plan_ids(mut self, value: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.plan_ids = value.into_iter().map(Into::into).collect();
         self
     }
 
     /// Sets the `plan_version_id` query parameter.
+    #[inline]
     pub fn plan_version_id(mut self, value: impl Into<String>) -> Self {
         self.plan_version_id = Some(value.into());
         self
     }
 
     /// Sets the `plan_version_ids` query parameter.
-    pub fn plan_version_ids(mut self, value: impl IntoIterator<Item = String>) -> Self {
-        self.plan_version_ids = value.into_iter().collect();
+    #[inline]
+    pub fn plan_version_ids(mut self, value: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.plan_version_ids = value.into_iter().map(Into::into).collect();
         self
     }
 
     /// Sets the `plan_version_unpublished` query parameter.
+    #[inline]
     pub fn plan_version_unpublished(mut self, value: bool) -> Self {
         self.plan_version_unpublished = Some(value);
         self
     }
 
     /// Sets the `q` query parameter.
+    #[inline]
     pub fn q(mut self, value: impl Into<String>) -> Self {
         self.q = Some(value.into());
         self
     }
 
     /// Sets the `sort_order_column` query parameter.
+    #[inline]
     pub fn sort_order_column(mut self, value: impl Into<String>) -> Self {
         self.sort_order_column = Some(value.into());
         self
     }
 
     /// Sets the `sort_order_direction` query parameter.
-    pub fn sort_order_direction(mut self, value: models::SortDirection) -> Self {
-        self.sort_order_direction = Some(value);
+    #[inline]
+    pub fn sort_order_direction(mut self, value: impl Into<models::SortDirection>) -> Self {
+        self.sort_order_direction = Some(value.into());
         self
     }
 
     /// Sets the `subscription_statuses` query parameter.
+    #[inline]
     pub fn subscription_statuses(
         mut self,
         value: impl IntoIterator<Item = models::SubscriptionStatus>,
@@ -2048,6 +2168,7 @@ impl ListCompanies {
     }
 
     /// Sets the `subscription_types` query parameter.
+    #[inline]
     pub fn subscription_types(
         mut self,
         value: impl IntoIterator<Item = models::SubscriptionType>,
@@ -2057,42 +2178,49 @@ impl ListCompanies {
     }
 
     /// Sets the `with_entitlement_for` query parameter.
+    #[inline]
     pub fn with_entitlement_for(mut self, value: impl Into<String>) -> Self {
         self.with_entitlement_for = Some(value.into());
         self
     }
 
     /// Sets the `without_feature_override_for` query parameter.
+    #[inline]
     pub fn without_feature_override_for(mut self, value: impl Into<String>) -> Self {
         self.without_feature_override_for = Some(value.into());
         self
     }
 
     /// Sets the `without_plan` query parameter.
+    #[inline]
     pub fn without_plan(mut self, value: bool) -> Self {
         self.without_plan = Some(value);
         self
     }
 
     /// Sets the `without_subscription` query parameter.
+    #[inline]
     pub fn without_subscription(mut self, value: bool) -> Self {
         self.without_subscription = Some(value);
         self
     }
 
     /// Sets the `with_subscription` query parameter.
+    #[inline]
     pub fn with_subscription(mut self, value: bool) -> Self {
         self.with_subscription = Some(value);
         self
     }
 
     /// Sets the `limit` query parameter.
+    #[inline]
     pub fn limit(mut self, value: i64) -> Self {
         self.limit = Some(value);
         self
     }
 
     /// Sets the `offset` query parameter.
+    #[inline]
     pub fn offset(mut self, value: i64) -> Self {
         self.offset = Some(value);
         self
@@ -2107,8 +2235,8 @@ impl Operation for ListCompanies {
         Method::GET
     }
 
-    fn path(&self) -> String {
-        "/companies".to_owned()
+    fn path(&self) -> Result<String, EncodeError> {
+        Ok("/companies".to_owned())
     }
 
     fn query(&self) -> Option<String> {
@@ -2196,24 +2324,28 @@ impl ListCompanyMemberships {
     }
 
     /// Sets the `company_id` query parameter.
+    #[inline]
     pub fn company_id(mut self, value: impl Into<String>) -> Self {
         self.company_id = Some(value.into());
         self
     }
 
     /// Sets the `user_id` query parameter.
+    #[inline]
     pub fn user_id(mut self, value: impl Into<String>) -> Self {
         self.user_id = Some(value.into());
         self
     }
 
     /// Sets the `limit` query parameter.
+    #[inline]
     pub fn limit(mut self, value: i64) -> Self {
         self.limit = Some(value);
         self
     }
 
     /// Sets the `offset` query parameter.
+    #[inline]
     pub fn offset(mut self, value: i64) -> Self {
         self.offset = Some(value);
         self
@@ -2228,8 +2360,8 @@ impl Operation for ListCompanyMemberships {
         Method::GET
     }
 
-    fn path(&self) -> String {
-        "/company-memberships".to_owned()
+    fn path(&self) -> Result<String, EncodeError> {
+        Ok("/company-memberships".to_owned())
     }
 
     fn query(&self) -> Option<String> {
@@ -2290,30 +2422,35 @@ impl ListEntityKeyDefinitions {
     }
 
     /// Sets the `entity_type` query parameter.
-    pub fn entity_type(mut self, value: models::EntityType) -> Self {
-        self.entity_type = Some(value);
+    #[inline]
+    pub fn entity_type(mut self, value: impl Into<models::EntityType>) -> Self {
+        self.entity_type = Some(value.into());
         self
     }
 
     /// Sets the `ids` query parameter.
-    pub fn ids(mut self, value: impl IntoIterator<Item = String>) -> Self {
-        self.ids = value.into_iter().collect();
+    #[inline]
+    pub fn ids(mut self, value: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.ids = value.into_iter().map(Into::into).collect();
         self
     }
 
     /// Sets the `q` query parameter.
+    #[inline]
     pub fn q(mut self, value: impl Into<String>) -> Self {
         self.q = Some(value.into());
         self
     }
 
     /// Sets the `limit` query parameter.
+    #[inline]
     pub fn limit(mut self, value: i64) -> Self {
         self.limit = Some(value);
         self
     }
 
     /// Sets the `offset` query parameter.
+    #[inline]
     pub fn offset(mut self, value: i64) -> Self {
         self.offset = Some(value);
         self
@@ -2328,8 +2465,8 @@ impl Operation for ListEntityKeyDefinitions {
         Method::GET
     }
 
-    fn path(&self) -> String {
-        "/entity-key-definitions".to_owned()
+    fn path(&self) -> Result<String, EncodeError> {
+        Ok("/entity-key-definitions".to_owned())
     }
 
     fn query(&self) -> Option<String> {
@@ -2395,42 +2532,49 @@ impl ListEntityTraitDefinitions {
     }
 
     /// Sets the `entity_type` query parameter.
-    pub fn entity_type(mut self, value: models::EntityType) -> Self {
-        self.entity_type = Some(value);
+    #[inline]
+    pub fn entity_type(mut self, value: impl Into<models::EntityType>) -> Self {
+        self.entity_type = Some(value.into());
         self
     }
 
     /// Sets the `ids` query parameter.
-    pub fn ids(mut self, value: impl IntoIterator<Item = String>) -> Self {
-        self.ids = value.into_iter().collect();
+    #[inline]
+    pub fn ids(mut self, value: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.ids = value.into_iter().map(Into::into).collect();
         self
     }
 
     /// Sets the `q` query parameter.
+    #[inline]
     pub fn q(mut self, value: impl Into<String>) -> Self {
         self.q = Some(value.into());
         self
     }
 
     /// Sets the `trait_type` query parameter.
-    pub fn trait_type(mut self, value: models::TraitType) -> Self {
-        self.trait_type = Some(value);
+    #[inline]
+    pub fn trait_type(mut self, value: impl Into<models::TraitType>) -> Self {
+        self.trait_type = Some(value.into());
         self
     }
 
     /// Sets the `trait_types` query parameter.
+    #[inline]
     pub fn trait_types(mut self, value: impl IntoIterator<Item = models::TraitType>) -> Self {
         self.trait_types = value.into_iter().collect();
         self
     }
 
     /// Sets the `limit` query parameter.
+    #[inline]
     pub fn limit(mut self, value: i64) -> Self {
         self.limit = Some(value);
         self
     }
 
     /// Sets the `offset` query parameter.
+    #[inline]
     pub fn offset(mut self, value: i64) -> Self {
         self.offset = Some(value);
         self
@@ -2445,8 +2589,8 @@ impl Operation for ListEntityTraitDefinitions {
         Method::GET
     }
 
-    fn path(&self) -> String {
-        "/entity-trait-definitions".to_owned()
+    fn path(&self) -> Result<String, EncodeError> {
+        Ok("/entity-trait-definitions".to_owned())
     }
 
     fn query(&self) -> Option<String> {
@@ -2512,36 +2656,42 @@ impl ListPlanChanges {
     }
 
     /// Sets the `action` query parameter.
-    pub fn action(mut self, value: models::PlanChangeAction) -> Self {
-        self.action = Some(value);
+    #[inline]
+    pub fn action(mut self, value: impl Into<models::PlanChangeAction>) -> Self {
+        self.action = Some(value.into());
         self
     }
 
     /// Sets the `base_plan_action` query parameter.
-    pub fn base_plan_action(mut self, value: models::PlanChangeBasePlanAction) -> Self {
-        self.base_plan_action = Some(value);
+    #[inline]
+    pub fn base_plan_action(mut self, value: impl Into<models::PlanChangeBasePlanAction>) -> Self {
+        self.base_plan_action = Some(value.into());
         self
     }
 
     /// Sets the `company_id` query parameter.
+    #[inline]
     pub fn company_id(mut self, value: impl Into<String>) -> Self {
         self.company_id = Some(value.into());
         self
     }
 
     /// Sets the `company_ids` query parameter.
-    pub fn company_ids(mut self, value: impl IntoIterator<Item = String>) -> Self {
-        self.company_ids = value.into_iter().collect();
+    #[inline]
+    pub fn company_ids(mut self, value: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.company_ids = value.into_iter().map(Into::into).collect();
         self
     }
 
     /// Sets the `limit` query parameter.
+    #[inline]
     pub fn limit(mut self, value: i64) -> Self {
         self.limit = Some(value);
         self
     }
 
     /// Sets the `offset` query parameter.
+    #[inline]
     pub fn offset(mut self, value: i64) -> Self {
         self.offset = Some(value);
         self
@@ -2556,8 +2706,8 @@ impl Operation for ListPlanChanges {
         Method::GET
     }
 
-    fn path(&self) -> String {
-        "/plan-changes".to_owned()
+    fn path(&self) -> Result<String, EncodeError> {
+        Ok("/plan-changes".to_owned())
     }
 
     fn query(&self) -> Option<String> {
@@ -2622,36 +2772,42 @@ impl ListPlanTraits {
     }
 
     /// Sets the `ids` query parameter.
-    pub fn ids(mut self, value: impl IntoIterator<Item = String>) -> Self {
-        self.ids = value.into_iter().collect();
+    #[inline]
+    pub fn ids(mut self, value: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.ids = value.into_iter().map(Into::into).collect();
         self
     }
 
     /// Sets the `plan_id` query parameter.
+    #[inline]
     pub fn plan_id(mut self, value: impl Into<String>) -> Self {
         self.plan_id = Some(value.into());
         self
     }
 
     /// Sets the `trait_id` query parameter.
+    #[inline]
     pub fn trait_id(mut self, value: impl Into<String>) -> Self {
         self.trait_id = Some(value.into());
         self
     }
 
     /// Sets the `trait_ids` query parameter.
-    pub fn trait_ids(mut self, value: impl IntoIterator<Item = String>) -> Self {
-        self.trait_ids = value.into_iter().collect();
+    #[inline]
+    pub fn trait_ids(mut self, value: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.trait_ids = value.into_iter().map(Into::into).collect();
         self
     }
 
     /// Sets the `limit` query parameter.
+    #[inline]
     pub fn limit(mut self, value: i64) -> Self {
         self.limit = Some(value);
         self
     }
 
     /// Sets the `offset` query parameter.
+    #[inline]
     pub fn offset(mut self, value: i64) -> Self {
         self.offset = Some(value);
         self
@@ -2666,8 +2822,8 @@ impl Operation for ListPlanTraits {
         Method::GET
     }
 
-    fn path(&self) -> String {
-        "/plan-traits".to_owned()
+    fn path(&self) -> Result<String, EncodeError> {
+        Ok("/plan-traits".to_owned())
     }
 
     fn query(&self) -> Option<String> {
@@ -2732,36 +2888,42 @@ impl ListUsers {
     }
 
     /// Sets the `company_id` query parameter.
+    #[inline]
     pub fn company_id(mut self, value: impl Into<String>) -> Self {
         self.company_id = Some(value.into());
         self
     }
 
     /// Sets the `ids` query parameter.
-    pub fn ids(mut self, value: impl IntoIterator<Item = String>) -> Self {
-        self.ids = value.into_iter().collect();
+    #[inline]
+    pub fn ids(mut self, value: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.ids = value.into_iter().map(Into::into).collect();
         self
     }
 
     /// Sets the `plan_id` query parameter.
+    #[inline]
     pub fn plan_id(mut self, value: impl Into<String>) -> Self {
         self.plan_id = Some(value.into());
         self
     }
 
     /// Sets the `q` query parameter.
+    #[inline]
     pub fn q(mut self, value: impl Into<String>) -> Self {
         self.q = Some(value.into());
         self
     }
 
     /// Sets the `limit` query parameter.
+    #[inline]
     pub fn limit(mut self, value: i64) -> Self {
         self.limit = Some(value);
         self
     }
 
     /// Sets the `offset` query parameter.
+    #[inline]
     pub fn offset(mut self, value: i64) -> Self {
         self.offset = Some(value);
         self
@@ -2776,8 +2938,8 @@ impl Operation for ListUsers {
         Method::GET
     }
 
-    fn path(&self) -> String {
-        "/users".to_owned()
+    fn path(&self) -> Result<String, EncodeError> {
+        Ok("/users".to_owned())
     }
 
     fn query(&self) -> Option<String> {
@@ -2827,8 +2989,13 @@ pub struct LookupCompany {
 
 impl LookupCompany {
     /// Creates the request from its required parameters.
-    pub fn new(keys: BTreeMap<String, String>) -> Self {
-        Self { keys }
+    pub fn new(keys: impl IntoIterator<Item = (impl Into<String>, impl Into<String>)>) -> Self {
+        Self {
+            keys: keys
+                .into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
+        }
     }
 }
 
@@ -2840,8 +3007,8 @@ impl Operation for LookupCompany {
         Method::GET
     }
 
-    fn path(&self) -> String {
-        "/companies/lookup".to_owned()
+    fn path(&self) -> Result<String, EncodeError> {
+        Ok("/companies/lookup".to_owned())
     }
 
     fn query(&self) -> Option<String> {
@@ -2873,8 +3040,13 @@ pub struct LookupUser {
 
 impl LookupUser {
     /// Creates the request from its required parameters.
-    pub fn new(keys: BTreeMap<String, String>) -> Self {
-        Self { keys }
+    pub fn new(keys: impl IntoIterator<Item = (impl Into<String>, impl Into<String>)>) -> Self {
+        Self {
+            keys: keys
+                .into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
+        }
     }
 }
 
@@ -2886,8 +3058,8 @@ impl Operation for LookupUser {
         Method::GET
     }
 
-    fn path(&self) -> String {
-        "/users/lookup".to_owned()
+    fn path(&self) -> Result<String, EncodeError> {
+        Ok("/users/lookup".to_owned())
     }
 
     fn query(&self) -> Option<String> {
@@ -2940,11 +3112,16 @@ impl Operation for UpdateEntityTraitDefinition {
         Method::PUT
     }
 
-    fn path(&self) -> String {
+    fn path(&self) -> Result<String, EncodeError> {
         let mut path = String::new();
         path.push_str("/entity-trait-definitions/");
-        push_path_param(&mut path, &self.entity_trait_definition_id);
-        path
+        push_path_param(
+            &mut path,
+            Self::OPERATION_ID,
+            "entity_trait_definition_id",
+            &self.entity_trait_definition_id,
+        )?;
+        Ok(path)
     }
 
     fn query(&self) -> Option<String> {
@@ -2987,8 +3164,8 @@ impl Operation for UpdatePlanTraitsBulk {
         Method::POST
     }
 
-    fn path(&self) -> String {
-        "/plan-traits/bulk".to_owned()
+    fn path(&self) -> Result<String, EncodeError> {
+        Ok("/plan-traits/bulk".to_owned())
     }
 
     fn query(&self) -> Option<String> {
@@ -3031,8 +3208,8 @@ impl Operation for UpsertCompany {
         Method::POST
     }
 
-    fn path(&self) -> String {
-        "/companies".to_owned()
+    fn path(&self) -> Result<String, EncodeError> {
+        Ok("/companies".to_owned())
     }
 
     fn query(&self) -> Option<String> {
@@ -3075,8 +3252,8 @@ impl Operation for UpsertCompanyTrait {
         Method::POST
     }
 
-    fn path(&self) -> String {
-        "/company-traits".to_owned()
+    fn path(&self) -> Result<String, EncodeError> {
+        Ok("/company-traits".to_owned())
     }
 
     fn query(&self) -> Option<String> {
@@ -3119,8 +3296,8 @@ impl Operation for UpsertUser {
         Method::POST
     }
 
-    fn path(&self) -> String {
-        "/users".to_owned()
+    fn path(&self) -> Result<String, EncodeError> {
+        Ok("/users".to_owned())
     }
 
     fn query(&self) -> Option<String> {
@@ -3163,8 +3340,8 @@ impl Operation for UpsertUserTrait {
         Method::POST
     }
 
-    fn path(&self) -> String {
-        "/user-traits".to_owned()
+    fn path(&self) -> Result<String, EncodeError> {
+        Ok("/user-traits".to_owned())
     }
 
     fn query(&self) -> Option<String> {

@@ -39,12 +39,17 @@ impl Operation for BindCatalog {
         Method::PUT
     }
 
-    fn path(&self) -> String {
+    fn path(&self) -> Result<String, EncodeError> {
         let mut path = String::new();
         path.push_str("/components/");
-        push_path_param(&mut path, &self.component_id);
+        push_path_param(
+            &mut path,
+            Self::OPERATION_ID,
+            "component_id",
+            &self.component_id,
+        )?;
         path.push_str("/catalog");
-        path
+        Ok(path)
     }
 
     fn query(&self) -> Option<String> {
@@ -83,18 +88,21 @@ impl CountComponents {
     }
 
     /// Sets the `q` query parameter.
+    #[inline]
     pub fn q(mut self, value: impl Into<String>) -> Self {
         self.q = Some(value.into());
         self
     }
 
     /// Sets the `limit` query parameter.
+    #[inline]
     pub fn limit(mut self, value: i64) -> Self {
         self.limit = Some(value);
         self
     }
 
     /// Sets the `offset` query parameter.
+    #[inline]
     pub fn offset(mut self, value: i64) -> Self {
         self.offset = Some(value);
         self
@@ -109,8 +117,8 @@ impl Operation for CountComponents {
         Method::GET
     }
 
-    fn path(&self) -> String {
-        "/components/count".to_owned()
+    fn path(&self) -> Result<String, EncodeError> {
+        Ok("/components/count".to_owned())
     }
 
     fn query(&self) -> Option<String> {
@@ -157,8 +165,8 @@ impl Operation for CreateComponent {
         Method::POST
     }
 
-    fn path(&self) -> String {
-        "/components".to_owned()
+    fn path(&self) -> Result<String, EncodeError> {
+        Ok("/components".to_owned())
     }
 
     fn query(&self) -> Option<String> {
@@ -203,11 +211,16 @@ impl Operation for DeleteComponent {
         Method::DELETE
     }
 
-    fn path(&self) -> String {
+    fn path(&self) -> Result<String, EncodeError> {
         let mut path = String::new();
         path.push_str("/components/");
-        push_path_param(&mut path, &self.component_id);
-        path
+        push_path_param(
+            &mut path,
+            Self::OPERATION_ID,
+            "component_id",
+            &self.component_id,
+        )?;
+        Ok(path)
     }
 
     fn query(&self) -> Option<String> {
@@ -252,11 +265,16 @@ impl Operation for GetComponent {
         Method::GET
     }
 
-    fn path(&self) -> String {
+    fn path(&self) -> Result<String, EncodeError> {
         let mut path = String::new();
         path.push_str("/components/");
-        push_path_param(&mut path, &self.component_id);
-        path
+        push_path_param(
+            &mut path,
+            Self::OPERATION_ID,
+            "component_id",
+            &self.component_id,
+        )?;
+        Ok(path)
     }
 
     fn query(&self) -> Option<String> {
@@ -295,18 +313,21 @@ impl ListComponents {
     }
 
     /// Sets the `q` query parameter.
+    #[inline]
     pub fn q(mut self, value: impl Into<String>) -> Self {
         self.q = Some(value.into());
         self
     }
 
     /// Sets the `limit` query parameter.
+    #[inline]
     pub fn limit(mut self, value: i64) -> Self {
         self.limit = Some(value);
         self
     }
 
     /// Sets the `offset` query parameter.
+    #[inline]
     pub fn offset(mut self, value: i64) -> Self {
         self.offset = Some(value);
         self
@@ -321,8 +342,8 @@ impl Operation for ListComponents {
         Method::GET
     }
 
-    fn path(&self) -> String {
-        "/components".to_owned()
+    fn path(&self) -> Result<String, EncodeError> {
+        Ok("/components".to_owned())
     }
 
     fn query(&self) -> Option<String> {
@@ -376,12 +397,14 @@ impl PreviewComponentData {
     }
 
     /// Sets the `company_id` query parameter.
+    #[inline]
     pub fn company_id(mut self, value: impl Into<String>) -> Self {
         self.company_id = Some(value.into());
         self
     }
 
     /// Sets the `component_id` query parameter.
+    #[inline]
     pub fn component_id(mut self, value: impl Into<String>) -> Self {
         self.component_id = Some(value.into());
         self
@@ -396,8 +419,8 @@ impl Operation for PreviewComponentData {
         Method::GET
     }
 
-    fn path(&self) -> String {
-        "/components/preview-data".to_owned()
+    fn path(&self) -> Result<String, EncodeError> {
+        Ok("/components/preview-data".to_owned())
     }
 
     fn query(&self) -> Option<String> {
@@ -448,11 +471,16 @@ impl Operation for UpdateComponent {
         Method::PUT
     }
 
-    fn path(&self) -> String {
+    fn path(&self) -> Result<String, EncodeError> {
         let mut path = String::new();
         path.push_str("/components/");
-        push_path_param(&mut path, &self.component_id);
-        path
+        push_path_param(
+            &mut path,
+            Self::OPERATION_ID,
+            "component_id",
+            &self.component_id,
+        )?;
+        Ok(path)
     }
 
     fn query(&self) -> Option<String> {

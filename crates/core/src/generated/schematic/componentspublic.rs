@@ -29,8 +29,8 @@ impl Operation for GetPublicPlans {
         Method::GET
     }
 
-    fn path(&self) -> String {
-        "/public/plans".to_owned()
+    fn path(&self) -> Result<String, EncodeError> {
+        Ok("/public/plans".to_owned())
     }
 
     fn query(&self) -> Option<String> {

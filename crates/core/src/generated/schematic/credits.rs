@@ -34,8 +34,8 @@ impl Operation for AcquireCreditLease {
         Method::POST
     }
 
-    fn path(&self) -> String {
-        "/billing/credits/lease".to_owned()
+    fn path(&self) -> Result<String, EncodeError> {
+        Ok("/billing/credits/lease".to_owned())
     }
 
     fn query(&self) -> Option<String> {
@@ -76,24 +76,28 @@ impl CountBillingCredits {
     }
 
     /// Sets the `ids` query parameter.
-    pub fn ids(mut self, value: impl IntoIterator<Item = String>) -> Self {
-        self.ids = value.into_iter().collect();
+    #[inline]
+    pub fn ids(mut self, value: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.ids = value.into_iter().map(Into::into).collect();
         self
     }
 
     /// Sets the `name` query parameter.
+    #[inline]
     pub fn name(mut self, value: impl Into<String>) -> Self {
         self.name = Some(value.into());
         self
     }
 
     /// Sets the `limit` query parameter.
+    #[inline]
     pub fn limit(mut self, value: i64) -> Self {
         self.limit = Some(value);
         self
     }
 
     /// Sets the `offset` query parameter.
+    #[inline]
     pub fn offset(mut self, value: i64) -> Self {
         self.offset = Some(value);
         self
@@ -108,8 +112,8 @@ impl Operation for CountBillingCredits {
         Method::GET
     }
 
-    fn path(&self) -> String {
-        "/billing/credits/count".to_owned()
+    fn path(&self) -> Result<String, EncodeError> {
+        Ok("/billing/credits/count".to_owned())
     }
 
     fn query(&self) -> Option<String> {
@@ -155,24 +159,28 @@ impl CountBillingCreditsGrants {
     }
 
     /// Sets the `credit_id` query parameter.
+    #[inline]
     pub fn credit_id(mut self, value: impl Into<String>) -> Self {
         self.credit_id = Some(value.into());
         self
     }
 
     /// Sets the `ids` query parameter.
-    pub fn ids(mut self, value: impl IntoIterator<Item = String>) -> Self {
-        self.ids = value.into_iter().collect();
+    #[inline]
+    pub fn ids(mut self, value: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.ids = value.into_iter().map(Into::into).collect();
         self
     }
 
     /// Sets the `limit` query parameter.
+    #[inline]
     pub fn limit(mut self, value: i64) -> Self {
         self.limit = Some(value);
         self
     }
 
     /// Sets the `offset` query parameter.
+    #[inline]
     pub fn offset(mut self, value: i64) -> Self {
         self.offset = Some(value);
         self
@@ -187,8 +195,8 @@ impl Operation for CountBillingCreditsGrants {
         Method::GET
     }
 
-    fn path(&self) -> String {
-        "/billing/credits/grants/count".to_owned()
+    fn path(&self) -> Result<String, EncodeError> {
+        Ok("/billing/credits/grants/count".to_owned())
     }
 
     fn query(&self) -> Option<String> {
@@ -242,48 +250,56 @@ impl CountBillingPlanCreditGrants {
     }
 
     /// Sets the `credit_id` query parameter.
+    #[inline]
     pub fn credit_id(mut self, value: impl Into<String>) -> Self {
         self.credit_id = Some(value.into());
         self
     }
 
     /// Sets the `ids` query parameter.
-    pub fn ids(mut self, value: impl IntoIterator<Item = String>) -> Self {
-        self.ids = value.into_iter().collect();
+    #[inline]
+    pub fn ids(mut self, value: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.ids = value.into_iter().map(Into::into).collect();
         self
     }
 
     /// Sets the `plan_id` query parameter.
+    #[inline]
     pub fn plan_id(mut self, value: impl Into<String>) -> Self {
         self.plan_id = Some(value.into());
         self
     }
 
     /// Sets the `plan_ids` query parameter.
-    pub fn plan_ids(mut self, value: impl IntoIterator<Item = String>) -> Self {
-        self.plan_ids = value.into_iter().collect();
+    #[inline]
+    pub fn plan_ids(mut self, value: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.plan_ids = value.into_iter().map(Into::into).collect();
         self
     }
 
     /// Sets the `plan_version_id` query parameter.
+    #[inline]
     pub fn plan_version_id(mut self, value: impl Into<String>) -> Self {
         self.plan_version_id = Some(value.into());
         self
     }
 
     /// Sets the `plan_version_ids` query parameter.
-    pub fn plan_version_ids(mut self, value: impl IntoIterator<Item = String>) -> Self {
-        self.plan_version_ids = value.into_iter().collect();
+    #[inline]
+    pub fn plan_version_ids(mut self, value: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.plan_version_ids = value.into_iter().map(Into::into).collect();
         self
     }
 
     /// Sets the `limit` query parameter.
+    #[inline]
     pub fn limit(mut self, value: i64) -> Self {
         self.limit = Some(value);
         self
     }
 
     /// Sets the `offset` query parameter.
+    #[inline]
     pub fn offset(mut self, value: i64) -> Self {
         self.offset = Some(value);
         self
@@ -298,8 +314,8 @@ impl Operation for CountBillingPlanCreditGrants {
         Method::GET
     }
 
-    fn path(&self) -> String {
-        "/billing/credits/plan-grants/count".to_owned()
+    fn path(&self) -> Result<String, EncodeError> {
+        Ok("/billing/credits/plan-grants/count".to_owned())
     }
 
     fn query(&self) -> Option<String> {
@@ -357,24 +373,28 @@ impl CountCompanyGrants {
     }
 
     /// Sets the `order` query parameter.
-    pub fn order(mut self, value: models::CreditGrantSortOrder) -> Self {
-        self.order = Some(value);
+    #[inline]
+    pub fn order(mut self, value: impl Into<models::CreditGrantSortOrder>) -> Self {
+        self.order = Some(value.into());
         self
     }
 
     /// Sets the `dir` query parameter.
-    pub fn dir(mut self, value: models::SortDirection) -> Self {
-        self.dir = Some(value);
+    #[inline]
+    pub fn dir(mut self, value: impl Into<models::SortDirection>) -> Self {
+        self.dir = Some(value.into());
         self
     }
 
     /// Sets the `limit` query parameter.
+    #[inline]
     pub fn limit(mut self, value: i64) -> Self {
         self.limit = Some(value);
         self
     }
 
     /// Sets the `offset` query parameter.
+    #[inline]
     pub fn offset(mut self, value: i64) -> Self {
         self.offset = Some(value);
         self
@@ -389,8 +409,8 @@ impl Operation for CountCompanyGrants {
         Method::GET
     }
 
-    fn path(&self) -> String {
-        "/billing/credits/grants/company/count".to_owned()
+    fn path(&self) -> Result<String, EncodeError> {
+        Ok("/billing/credits/grants/company/count".to_owned())
     }
 
     fn query(&self) -> Option<String> {
@@ -441,36 +461,42 @@ impl CountCreditBundles {
     }
 
     /// Sets the `ids` query parameter.
-    pub fn ids(mut self, value: impl IntoIterator<Item = String>) -> Self {
-        self.ids = value.into_iter().collect();
+    #[inline]
+    pub fn ids(mut self, value: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.ids = value.into_iter().map(Into::into).collect();
         self
     }
 
     /// Sets the `credit_id` query parameter.
+    #[inline]
     pub fn credit_id(mut self, value: impl Into<String>) -> Self {
         self.credit_id = Some(value.into());
         self
     }
 
     /// Sets the `status` query parameter.
-    pub fn status(mut self, value: models::BillingCreditBundleStatus) -> Self {
-        self.status = Some(value);
+    #[inline]
+    pub fn status(mut self, value: impl Into<models::BillingCreditBundleStatus>) -> Self {
+        self.status = Some(value.into());
         self
     }
 
     /// Sets the `bundle_type` query parameter.
-    pub fn bundle_type(mut self, value: models::BillingCreditBundleType) -> Self {
-        self.bundle_type = Some(value);
+    #[inline]
+    pub fn bundle_type(mut self, value: impl Into<models::BillingCreditBundleType>) -> Self {
+        self.bundle_type = Some(value.into());
         self
     }
 
     /// Sets the `limit` query parameter.
+    #[inline]
     pub fn limit(mut self, value: i64) -> Self {
         self.limit = Some(value);
         self
     }
 
     /// Sets the `offset` query parameter.
+    #[inline]
     pub fn offset(mut self, value: i64) -> Self {
         self.offset = Some(value);
         self
@@ -485,8 +511,8 @@ impl Operation for CountCreditBundles {
         Method::GET
     }
 
-    fn path(&self) -> String {
-        "/billing/credits/bundles/count".to_owned()
+    fn path(&self) -> Result<String, EncodeError> {
+        Ok("/billing/credits/bundles/count".to_owned())
     }
 
     fn query(&self) -> Option<String> {
@@ -551,42 +577,49 @@ impl CountCreditEventLedger {
     }
 
     /// Sets the `billing_credit_id` query parameter.
+    #[inline]
     pub fn billing_credit_id(mut self, value: impl Into<String>) -> Self {
         self.billing_credit_id = Some(value.into());
         self
     }
 
     /// Sets the `end_time` query parameter.
+    #[inline]
     pub fn end_time(mut self, value: impl Into<String>) -> Self {
         self.end_time = Some(value.into());
         self
     }
 
     /// Sets the `event_type` query parameter.
-    pub fn event_type(mut self, value: models::CreditEventType) -> Self {
-        self.event_type = Some(value);
+    #[inline]
+    pub fn event_type(mut self, value: impl Into<models::CreditEventType>) -> Self {
+        self.event_type = Some(value.into());
         self
     }
 
     /// Sets the `feature_id` query parameter.
+    #[inline]
     pub fn feature_id(mut self, value: impl Into<String>) -> Self {
         self.feature_id = Some(value.into());
         self
     }
 
     /// Sets the `start_time` query parameter.
+    #[inline]
     pub fn start_time(mut self, value: impl Into<String>) -> Self {
         self.start_time = Some(value.into());
         self
     }
 
     /// Sets the `limit` query parameter.
+    #[inline]
     pub fn limit(mut self, value: i64) -> Self {
         self.limit = Some(value);
         self
     }
 
     /// Sets the `offset` query parameter.
+    #[inline]
     pub fn offset(mut self, value: i64) -> Self {
         self.offset = Some(value);
         self
@@ -601,8 +634,8 @@ impl Operation for CountCreditEventLedger {
         Method::GET
     }
 
-    fn path(&self) -> String {
-        "/v2/billing/credits/ledger/count".to_owned()
+    fn path(&self) -> Result<String, EncodeError> {
+        Ok("/v2/billing/credits/ledger/count".to_owned())
     }
 
     fn query(&self) -> Option<String> {
@@ -654,8 +687,8 @@ impl Operation for CreateBillingCredit {
         Method::POST
     }
 
-    fn path(&self) -> String {
-        "/billing/credits".to_owned()
+    fn path(&self) -> Result<String, EncodeError> {
+        Ok("/billing/credits".to_owned())
     }
 
     fn query(&self) -> Option<String> {
@@ -698,8 +731,8 @@ impl Operation for CreateBillingPlanCreditGrant {
         Method::POST
     }
 
-    fn path(&self) -> String {
-        "/billing/credits/plan-grants".to_owned()
+    fn path(&self) -> Result<String, EncodeError> {
+        Ok("/billing/credits/plan-grants".to_owned())
     }
 
     fn query(&self) -> Option<String> {
@@ -742,8 +775,8 @@ impl Operation for CreateCreditBundle {
         Method::POST
     }
 
-    fn path(&self) -> String {
-        "/billing/credits/bundles".to_owned()
+    fn path(&self) -> Result<String, EncodeError> {
+        Ok("/billing/credits/bundles".to_owned())
     }
 
     fn query(&self) -> Option<String> {
@@ -783,6 +816,7 @@ impl DeleteBillingPlanCreditGrant {
     }
 
     /// Sets the `apply_to_existing` query parameter.
+    #[inline]
     pub fn apply_to_existing(mut self, value: bool) -> Self {
         self.apply_to_existing = Some(value);
         self
@@ -797,11 +831,16 @@ impl Operation for DeleteBillingPlanCreditGrant {
         Method::DELETE
     }
 
-    fn path(&self) -> String {
+    fn path(&self) -> Result<String, EncodeError> {
         let mut path = String::new();
         path.push_str("/billing/credits/plan-grants/");
-        push_path_param(&mut path, &self.plan_grant_id);
-        path
+        push_path_param(
+            &mut path,
+            Self::OPERATION_ID,
+            "plan_grant_id",
+            &self.plan_grant_id,
+        )?;
+        Ok(path)
     }
 
     fn query(&self) -> Option<String> {
@@ -848,11 +887,11 @@ impl Operation for DeleteCreditBundle {
         Method::DELETE
     }
 
-    fn path(&self) -> String {
+    fn path(&self) -> Result<String, EncodeError> {
         let mut path = String::new();
         path.push_str("/billing/credits/bundles/");
-        push_path_param(&mut path, &self.bundle_id);
-        path
+        push_path_param(&mut path, Self::OPERATION_ID, "bundle_id", &self.bundle_id)?;
+        Ok(path)
     }
 
     fn query(&self) -> Option<String> {
@@ -900,12 +939,12 @@ impl Operation for ExtendCreditLease {
         Method::PUT
     }
 
-    fn path(&self) -> String {
+    fn path(&self) -> Result<String, EncodeError> {
         let mut path = String::new();
         path.push_str("/billing/credits/lease/");
-        push_path_param(&mut path, &self.lease_id);
+        push_path_param(&mut path, Self::OPERATION_ID, "lease_id", &self.lease_id)?;
         path.push_str("/extend");
-        path
+        Ok(path)
     }
 
     fn query(&self) -> Option<String> {
@@ -950,11 +989,11 @@ impl Operation for GetCreditBundle {
         Method::GET
     }
 
-    fn path(&self) -> String {
+    fn path(&self) -> Result<String, EncodeError> {
         let mut path = String::new();
         path.push_str("/billing/credits/bundles/");
-        push_path_param(&mut path, &self.bundle_id);
-        path
+        push_path_param(&mut path, Self::OPERATION_ID, "bundle_id", &self.bundle_id)?;
+        Ok(path)
     }
 
     fn query(&self) -> Option<String> {
@@ -999,11 +1038,11 @@ impl Operation for GetSingleBillingCredit {
         Method::GET
     }
 
-    fn path(&self) -> String {
+    fn path(&self) -> Result<String, EncodeError> {
         let mut path = String::new();
         path.push_str("/billing/credits/");
-        push_path_param(&mut path, &self.credit_id);
-        path
+        push_path_param(&mut path, Self::OPERATION_ID, "credit_id", &self.credit_id)?;
+        Ok(path)
     }
 
     fn query(&self) -> Option<String> {
@@ -1048,11 +1087,16 @@ impl Operation for GetSingleBillingPlanCreditGrant {
         Method::GET
     }
 
-    fn path(&self) -> String {
+    fn path(&self) -> Result<String, EncodeError> {
         let mut path = String::new();
         path.push_str("/billing/credits/plan-grants/");
-        push_path_param(&mut path, &self.plan_grant_id);
-        path
+        push_path_param(
+            &mut path,
+            Self::OPERATION_ID,
+            "plan_grant_id",
+            &self.plan_grant_id,
+        )?;
+        Ok(path)
     }
 
     fn query(&self) -> Option<String> {
@@ -1095,8 +1139,8 @@ impl Operation for GrantBillingCreditsToCompany {
         Method::POST
     }
 
-    fn path(&self) -> String {
-        "/billing/credits/grants/company".to_owned()
+    fn path(&self) -> Result<String, EncodeError> {
+        Ok("/billing/credits/grants/company".to_owned())
     }
 
     fn query(&self) -> Option<String> {
@@ -1137,24 +1181,28 @@ impl ListBillingCredits {
     }
 
     /// Sets the `ids` query parameter.
-    pub fn ids(mut self, value: impl IntoIterator<Item = String>) -> Self {
-        self.ids = value.into_iter().collect();
+    #[inline]
+    pub fn ids(mut self, value: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.ids = value.into_iter().map(Into::into).collect();
         self
     }
 
     /// Sets the `name` query parameter.
+    #[inline]
     pub fn name(mut self, value: impl Into<String>) -> Self {
         self.name = Some(value.into());
         self
     }
 
     /// Sets the `limit` query parameter.
+    #[inline]
     pub fn limit(mut self, value: i64) -> Self {
         self.limit = Some(value);
         self
     }
 
     /// Sets the `offset` query parameter.
+    #[inline]
     pub fn offset(mut self, value: i64) -> Self {
         self.offset = Some(value);
         self
@@ -1169,8 +1217,8 @@ impl Operation for ListBillingCredits {
         Method::GET
     }
 
-    fn path(&self) -> String {
-        "/billing/credits".to_owned()
+    fn path(&self) -> Result<String, EncodeError> {
+        Ok("/billing/credits".to_owned())
     }
 
     fn query(&self) -> Option<String> {
@@ -1237,48 +1285,56 @@ impl ListBillingPlanCreditGrants {
     }
 
     /// Sets the `credit_id` query parameter.
+    #[inline]
     pub fn credit_id(mut self, value: impl Into<String>) -> Self {
         self.credit_id = Some(value.into());
         self
     }
 
     /// Sets the `ids` query parameter.
-    pub fn ids(mut self, value: impl IntoIterator<Item = String>) -> Self {
-        self.ids = value.into_iter().collect();
+    #[inline]
+    pub fn ids(mut self, value: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.ids = value.into_iter().map(Into::into).collect();
         self
     }
 
     /// Sets the `plan_id` query parameter.
+    #[inline]
     pub fn plan_id(mut self, value: impl Into<String>) -> Self {
         self.plan_id = Some(value.into());
         self
     }
 
     /// Sets the `plan_ids` query parameter.
-    pub fn plan_ids(mut self, value: impl IntoIterator<Item = String>) -> Self {
-        self.plan_ids = value.into_iter().collect();
+    #[inline]
+    pub fn plan_ids(mut self, value: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.plan_ids = value.into_iter().map(Into::into).collect();
         self
     }
 
     /// Sets the `plan_version_id` query parameter.
+    #[inline]
     pub fn plan_version_id(mut self, value: impl Into<String>) -> Self {
         self.plan_version_id = Some(value.into());
         self
     }
 
     /// Sets the `plan_version_ids` query parameter.
-    pub fn plan_version_ids(mut self, value: impl IntoIterator<Item = String>) -> Self {
-        self.plan_version_ids = value.into_iter().collect();
+    #[inline]
+    pub fn plan_version_ids(mut self, value: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.plan_version_ids = value.into_iter().map(Into::into).collect();
         self
     }
 
     /// Sets the `limit` query parameter.
+    #[inline]
     pub fn limit(mut self, value: i64) -> Self {
         self.limit = Some(value);
         self
     }
 
     /// Sets the `offset` query parameter.
+    #[inline]
     pub fn offset(mut self, value: i64) -> Self {
         self.offset = Some(value);
         self
@@ -1293,8 +1349,8 @@ impl Operation for ListBillingPlanCreditGrants {
         Method::GET
     }
 
-    fn path(&self) -> String {
-        "/billing/credits/plan-grants".to_owned()
+    fn path(&self) -> Result<String, EncodeError> {
+        Ok("/billing/credits/plan-grants".to_owned())
     }
 
     fn query(&self) -> Option<String> {
@@ -1361,8 +1417,8 @@ impl Operation for ListCompanyCreditBalances {
         Method::GET
     }
 
-    fn path(&self) -> String {
-        "/billing/credits/balance".to_owned()
+    fn path(&self) -> Result<String, EncodeError> {
+        Ok("/billing/credits/balance".to_owned())
     }
 
     fn query(&self) -> Option<String> {
@@ -1413,24 +1469,28 @@ impl ListCompanyGrants {
     }
 
     /// Sets the `order` query parameter.
-    pub fn order(mut self, value: models::CreditGrantSortOrder) -> Self {
-        self.order = Some(value);
+    #[inline]
+    pub fn order(mut self, value: impl Into<models::CreditGrantSortOrder>) -> Self {
+        self.order = Some(value.into());
         self
     }
 
     /// Sets the `dir` query parameter.
-    pub fn dir(mut self, value: models::SortDirection) -> Self {
-        self.dir = Some(value);
+    #[inline]
+    pub fn dir(mut self, value: impl Into<models::SortDirection>) -> Self {
+        self.dir = Some(value.into());
         self
     }
 
     /// Sets the `limit` query parameter.
+    #[inline]
     pub fn limit(mut self, value: i64) -> Self {
         self.limit = Some(value);
         self
     }
 
     /// Sets the `offset` query parameter.
+    #[inline]
     pub fn offset(mut self, value: i64) -> Self {
         self.offset = Some(value);
         self
@@ -1445,8 +1505,8 @@ impl Operation for ListCompanyGrants {
         Method::GET
     }
 
-    fn path(&self) -> String {
-        "/billing/credits/grants/company/list".to_owned()
+    fn path(&self) -> Result<String, EncodeError> {
+        Ok("/billing/credits/grants/company/list".to_owned())
     }
 
     fn query(&self) -> Option<String> {
@@ -1510,36 +1570,42 @@ impl ListCreditBundles {
     }
 
     /// Sets the `ids` query parameter.
-    pub fn ids(mut self, value: impl IntoIterator<Item = String>) -> Self {
-        self.ids = value.into_iter().collect();
+    #[inline]
+    pub fn ids(mut self, value: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.ids = value.into_iter().map(Into::into).collect();
         self
     }
 
     /// Sets the `credit_id` query parameter.
+    #[inline]
     pub fn credit_id(mut self, value: impl Into<String>) -> Self {
         self.credit_id = Some(value.into());
         self
     }
 
     /// Sets the `status` query parameter.
-    pub fn status(mut self, value: models::BillingCreditBundleStatus) -> Self {
-        self.status = Some(value);
+    #[inline]
+    pub fn status(mut self, value: impl Into<models::BillingCreditBundleStatus>) -> Self {
+        self.status = Some(value.into());
         self
     }
 
     /// Sets the `bundle_type` query parameter.
-    pub fn bundle_type(mut self, value: models::BillingCreditBundleType) -> Self {
-        self.bundle_type = Some(value);
+    #[inline]
+    pub fn bundle_type(mut self, value: impl Into<models::BillingCreditBundleType>) -> Self {
+        self.bundle_type = Some(value.into());
         self
     }
 
     /// Sets the `limit` query parameter.
+    #[inline]
     pub fn limit(mut self, value: i64) -> Self {
         self.limit = Some(value);
         self
     }
 
     /// Sets the `offset` query parameter.
+    #[inline]
     pub fn offset(mut self, value: i64) -> Self {
         self.offset = Some(value);
         self
@@ -1554,8 +1620,8 @@ impl Operation for ListCreditBundles {
         Method::GET
     }
 
-    fn path(&self) -> String {
-        "/billing/credits/bundles".to_owned()
+    fn path(&self) -> Result<String, EncodeError> {
+        Ok("/billing/credits/bundles".to_owned())
     }
 
     fn query(&self) -> Option<String> {
@@ -1633,42 +1699,49 @@ impl ListCreditEventLedger {
     }
 
     /// Sets the `billing_credit_id` query parameter.
+    #[inline]
     pub fn billing_credit_id(mut self, value: impl Into<String>) -> Self {
         self.billing_credit_id = Some(value.into());
         self
     }
 
     /// Sets the `end_time` query parameter.
+    #[inline]
     pub fn end_time(mut self, value: impl Into<String>) -> Self {
         self.end_time = Some(value.into());
         self
     }
 
     /// Sets the `event_type` query parameter.
-    pub fn event_type(mut self, value: models::CreditEventType) -> Self {
-        self.event_type = Some(value);
+    #[inline]
+    pub fn event_type(mut self, value: impl Into<models::CreditEventType>) -> Self {
+        self.event_type = Some(value.into());
         self
     }
 
     /// Sets the `feature_id` query parameter.
+    #[inline]
     pub fn feature_id(mut self, value: impl Into<String>) -> Self {
         self.feature_id = Some(value.into());
         self
     }
 
     /// Sets the `start_time` query parameter.
+    #[inline]
     pub fn start_time(mut self, value: impl Into<String>) -> Self {
         self.start_time = Some(value.into());
         self
     }
 
     /// Sets the `limit` query parameter.
+    #[inline]
     pub fn limit(mut self, value: i64) -> Self {
         self.limit = Some(value);
         self
     }
 
     /// Sets the `offset` query parameter.
+    #[inline]
     pub fn offset(mut self, value: i64) -> Self {
         self.offset = Some(value);
         self
@@ -1683,8 +1756,8 @@ impl Operation for ListCreditEventLedger {
         Method::GET
     }
 
-    fn path(&self) -> String {
-        "/v2/billing/credits/ledger".to_owned()
+    fn path(&self) -> Result<String, EncodeError> {
+        Ok("/v2/billing/credits/ledger".to_owned())
     }
 
     fn query(&self) -> Option<String> {
@@ -1747,24 +1820,28 @@ impl ListGrantsForCredit {
     }
 
     /// Sets the `credit_id` query parameter.
+    #[inline]
     pub fn credit_id(mut self, value: impl Into<String>) -> Self {
         self.credit_id = Some(value.into());
         self
     }
 
     /// Sets the `ids` query parameter.
-    pub fn ids(mut self, value: impl IntoIterator<Item = String>) -> Self {
-        self.ids = value.into_iter().collect();
+    #[inline]
+    pub fn ids(mut self, value: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.ids = value.into_iter().map(Into::into).collect();
         self
     }
 
     /// Sets the `limit` query parameter.
+    #[inline]
     pub fn limit(mut self, value: i64) -> Self {
         self.limit = Some(value);
         self
     }
 
     /// Sets the `offset` query parameter.
+    #[inline]
     pub fn offset(mut self, value: i64) -> Self {
         self.offset = Some(value);
         self
@@ -1779,8 +1856,8 @@ impl Operation for ListGrantsForCredit {
         Method::GET
     }
 
-    fn path(&self) -> String {
-        "/billing/credits/grants/list".to_owned()
+    fn path(&self) -> Result<String, EncodeError> {
+        Ok("/billing/credits/grants/list".to_owned())
     }
 
     fn query(&self) -> Option<String> {
@@ -1830,10 +1907,16 @@ pub struct ReleaseCreditLease {
 
 impl ReleaseCreditLease {
     /// Creates the request from its required parameters.
-    pub fn new(lease_id: impl Into<String>, body: models::ReleaseCreditLeaseRequestBody) -> Self {
+    pub fn new(
+        lease_id: impl Into<String>,
+        body: impl IntoIterator<Item = (impl Into<String>, impl Into<serde_json::Value>)>,
+    ) -> Self {
         Self {
             lease_id: lease_id.into(),
-            body,
+            body: body
+                .into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
         }
     }
 }
@@ -1846,12 +1929,12 @@ impl Operation for ReleaseCreditLease {
         Method::PUT
     }
 
-    fn path(&self) -> String {
+    fn path(&self) -> Result<String, EncodeError> {
         let mut path = String::new();
         path.push_str("/billing/credits/lease/");
-        push_path_param(&mut path, &self.lease_id);
+        push_path_param(&mut path, Self::OPERATION_ID, "lease_id", &self.lease_id)?;
         path.push_str("/release");
-        path
+        Ok(path)
     }
 
     fn query(&self) -> Option<String> {
@@ -1896,11 +1979,11 @@ impl Operation for SoftDeleteBillingCredit {
         Method::DELETE
     }
 
-    fn path(&self) -> String {
+    fn path(&self) -> Result<String, EncodeError> {
         let mut path = String::new();
         path.push_str("/billing/credits/");
-        push_path_param(&mut path, &self.credit_id);
-        path
+        push_path_param(&mut path, Self::OPERATION_ID, "credit_id", &self.credit_id)?;
+        Ok(path)
     }
 
     fn query(&self) -> Option<String> {
@@ -1948,11 +2031,11 @@ impl Operation for UpdateBillingCredit {
         Method::PUT
     }
 
-    fn path(&self) -> String {
+    fn path(&self) -> Result<String, EncodeError> {
         let mut path = String::new();
         path.push_str("/billing/credits/");
-        push_path_param(&mut path, &self.credit_id);
-        path
+        push_path_param(&mut path, Self::OPERATION_ID, "credit_id", &self.credit_id)?;
+        Ok(path)
     }
 
     fn query(&self) -> Option<String> {
@@ -2003,11 +2086,16 @@ impl Operation for UpdateBillingPlanCreditGrant {
         Method::PUT
     }
 
-    fn path(&self) -> String {
+    fn path(&self) -> Result<String, EncodeError> {
         let mut path = String::new();
         path.push_str("/billing/credits/plan-grants/");
-        push_path_param(&mut path, &self.plan_grant_id);
-        path
+        push_path_param(
+            &mut path,
+            Self::OPERATION_ID,
+            "plan_grant_id",
+            &self.plan_grant_id,
+        )?;
+        Ok(path)
     }
 
     fn query(&self) -> Option<String> {
@@ -2058,11 +2146,11 @@ impl Operation for UpdateCreditBundleDetails {
         Method::PUT
     }
 
-    fn path(&self) -> String {
+    fn path(&self) -> Result<String, EncodeError> {
         let mut path = String::new();
         path.push_str("/billing/credits/bundles/");
-        push_path_param(&mut path, &self.bundle_id);
-        path
+        push_path_param(&mut path, Self::OPERATION_ID, "bundle_id", &self.bundle_id)?;
+        Ok(path)
     }
 
     fn query(&self) -> Option<String> {
@@ -2110,12 +2198,12 @@ impl Operation for ZeroOutGrant {
         Method::PUT
     }
 
-    fn path(&self) -> String {
+    fn path(&self) -> Result<String, EncodeError> {
         let mut path = String::new();
         path.push_str("/billing/credits/grants/");
-        push_path_param(&mut path, &self.grant_id);
+        push_path_param(&mut path, Self::OPERATION_ID, "grant_id", &self.grant_id)?;
         path.push_str("/zero-out");
-        path
+        Ok(path)
     }
 
     fn query(&self) -> Option<String> {

@@ -5,7 +5,7 @@
 
 use super::models;
 use crate::error::{ApiError, EncodeError};
-use crate::operation::{Operation, decode_bytes, decode_data, json_body};
+use crate::operation::{Operation, RawBody, decode_bytes, decode_data, json_body};
 use crate::pagination::Paginated;
 use crate::query::{QueryBuilder, push_path_param};
 use bytes::Bytes;
@@ -34,8 +34,8 @@ impl Operation for CreateDataExport {
         Method::POST
     }
 
-    fn path(&self) -> String {
-        "/data-exports".to_owned()
+    fn path(&self) -> Result<String, EncodeError> {
+        Ok("/data-exports".to_owned())
     }
 
     fn query(&self) -> Option<String> {
@@ -80,11 +80,16 @@ impl Operation for GetDataExport {
         Method::GET
     }
 
-    fn path(&self) -> String {
+    fn path(&self) -> Result<String, EncodeError> {
         let mut path = String::new();
         path.push_str("/data-exports/");
-        push_path_param(&mut path, &self.data_export_id);
-        path
+        push_path_param(
+            &mut path,
+            Self::OPERATION_ID,
+            "data_export_id",
+            &self.data_export_id,
+        )?;
+        Ok(path)
     }
 
     fn query(&self) -> Option<String> {
@@ -104,7 +109,7 @@ impl Operation for GetDataExport {
     }
 }
 
-/// `GET /data-exports/{data_export_id}/artifact` (`getDataExportArtifact`): responds `200` with the raw file contents.
+/// `GET /data-exports/{data_export_id}/artifact` (`getDataExportArtifact`): responds `200` with the file contents as a [`RawBody`] (`application/octet-stream`, `text/csv`).
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct GetDataExportArtifact {
@@ -122,19 +127,26 @@ impl GetDataExportArtifact {
 }
 
 impl Operation for GetDataExportArtifact {
-    type Output = Bytes;
+    type Output = RawBody;
     const OPERATION_ID: &'static str = "getDataExportArtifact";
+
+    const ACCEPT: &'static str = "application/octet-stream, text/csv";
 
     fn method(&self) -> Method {
         Method::GET
     }
 
-    fn path(&self) -> String {
+    fn path(&self) -> Result<String, EncodeError> {
         let mut path = String::new();
         path.push_str("/data-exports/");
-        push_path_param(&mut path, &self.data_export_id);
+        push_path_param(
+            &mut path,
+            Self::OPERATION_ID,
+            "data_export_id",
+            &self.data_export_id,
+        )?;
         path.push_str("/artifact");
-        path
+        Ok(path)
     }
 
     fn query(&self) -> Option<String> {
@@ -175,24 +187,28 @@ impl ListDataExports {
     }
 
     /// Sets the `export_type` query parameter.
-    pub fn export_type(mut self, value: models::DataExportType) -> Self {
-        self.export_type = Some(value);
+    #[inline]
+    pub fn export_type(mut self, value: impl Into<models::DataExportType>) -> Self {
+        self.export_type = Some(value.into());
         self
     }
 
     /// Sets the `status` query parameter.
-    pub fn status(mut self, value: models::DataExportStatus) -> Self {
-        self.status = Some(value);
+    #[inline]
+    pub fn status(mut self, value: impl Into<models::DataExportStatus>) -> Self {
+        self.status = Some(value.into());
         self
     }
 
     /// Sets the `limit` query parameter.
+    #[inline]
     pub fn limit(mut self, value: i64) -> Self {
         self.limit = Some(value);
         self
     }
 
     /// Sets the `offset` query parameter.
+    #[inline]
     pub fn offset(mut self, value: i64) -> Self {
         self.offset = Some(value);
         self
@@ -207,8 +223,8 @@ impl Operation for ListDataExports {
         Method::GET
     }
 
-    fn path(&self) -> String {
-        "/data-exports".to_owned()
+    fn path(&self) -> Result<String, EncodeError> {
+        Ok("/data-exports".to_owned())
     }
 
     fn query(&self) -> Option<String> {

@@ -43,54 +43,63 @@ impl CountCompanyOverrides {
     }
 
     /// Sets the `company_id` query parameter.
+    #[inline]
     pub fn company_id(mut self, value: impl Into<String>) -> Self {
         self.company_id = Some(value.into());
         self
     }
 
     /// Sets the `company_ids` query parameter.
-    pub fn company_ids(mut self, value: impl IntoIterator<Item = String>) -> Self {
-        self.company_ids = value.into_iter().collect();
+    #[inline]
+    pub fn company_ids(mut self, value: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.company_ids = value.into_iter().map(Into::into).collect();
         self
     }
 
     /// Sets the `feature_id` query parameter.
+    #[inline]
     pub fn feature_id(mut self, value: impl Into<String>) -> Self {
         self.feature_id = Some(value.into());
         self
     }
 
     /// Sets the `feature_ids` query parameter.
-    pub fn feature_ids(mut self, value: impl IntoIterator<Item = String>) -> Self {
-        self.feature_ids = value.into_iter().collect();
+    #[inline]
+    pub fn feature_ids(mut self, value: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.feature_ids = value.into_iter().map(Into::into).collect();
         self
     }
 
     /// Sets the `ids` query parameter.
-    pub fn ids(mut self, value: impl IntoIterator<Item = String>) -> Self {
-        self.ids = value.into_iter().collect();
+    #[inline]
+    pub fn ids(mut self, value: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.ids = value.into_iter().map(Into::into).collect();
         self
     }
 
     /// Sets the `without_expired` query parameter.
+    #[inline]
     pub fn without_expired(mut self, value: bool) -> Self {
         self.without_expired = Some(value);
         self
     }
 
     /// Sets the `q` query parameter.
+    #[inline]
     pub fn q(mut self, value: impl Into<String>) -> Self {
         self.q = Some(value.into());
         self
     }
 
     /// Sets the `limit` query parameter.
+    #[inline]
     pub fn limit(mut self, value: i64) -> Self {
         self.limit = Some(value);
         self
     }
 
     /// Sets the `offset` query parameter.
+    #[inline]
     pub fn offset(mut self, value: i64) -> Self {
         self.offset = Some(value);
         self
@@ -105,8 +114,8 @@ impl Operation for CountCompanyOverrides {
         Method::GET
     }
 
-    fn path(&self) -> String {
-        "/company-overrides/count".to_owned()
+    fn path(&self) -> Result<String, EncodeError> {
+        Ok("/company-overrides/count".to_owned())
     }
 
     fn query(&self) -> Option<String> {
@@ -162,18 +171,21 @@ impl CountFeatureCompanies {
     }
 
     /// Sets the `q` query parameter.
+    #[inline]
     pub fn q(mut self, value: impl Into<String>) -> Self {
         self.q = Some(value.into());
         self
     }
 
     /// Sets the `limit` query parameter.
+    #[inline]
     pub fn limit(mut self, value: i64) -> Self {
         self.limit = Some(value);
         self
     }
 
     /// Sets the `offset` query parameter.
+    #[inline]
     pub fn offset(mut self, value: i64) -> Self {
         self.offset = Some(value);
         self
@@ -188,8 +200,8 @@ impl Operation for CountFeatureCompanies {
         Method::GET
     }
 
-    fn path(&self) -> String {
-        "/feature-companies/count".to_owned()
+    fn path(&self) -> Result<String, EncodeError> {
+        Ok("/feature-companies/count".to_owned())
     }
 
     fn query(&self) -> Option<String> {
@@ -245,54 +257,69 @@ impl CountFeatureUsage {
     }
 
     /// Sets the `company_id` query parameter.
+    #[inline]
     pub fn company_id(mut self, value: impl Into<String>) -> Self {
         self.company_id = Some(value.into());
         self
     }
 
     /// Sets the `company_keys` query parameter.
-    pub fn company_keys(mut self, value: BTreeMap<String, String>) -> Self {
-        self.company_keys = value;
+    #[inline]
+    pub fn company_keys(
+        mut self,
+        value: impl IntoIterator<Item = (impl Into<String>, impl Into<String>)>,
+    ) -> Self {
+        self.company_keys = value
+            .into_iter()
+            .map(|(k, v)| (k.into(), v.into()))
+            .collect();
         self
     }
 
     /// Sets the `feature_ids` query parameter.
-    pub fn feature_ids(mut self, value: impl IntoIterator<Item = String>) -> Self {
-        self.feature_ids = value.into_iter().collect();
+    #[inline]
+    pub fn feature_ids(mut self, value: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.feature_ids = value.into_iter().map(Into::into).collect();
         self
     }
 
     /// Sets the `include_usage_aggregation` query parameter.
+    #[inline]
     pub fn include_usage_aggregation(mut self, value: bool) -> Self {
         self.include_usage_aggregation = Some(value);
         self
     }
 
     /// Sets the `managed_by` query parameter.
-    pub fn managed_by(mut self, value: models::BillingProviderType) -> Self {
-        self.managed_by = Some(value);
+    #[inline]
+    pub fn managed_by(mut self, value: impl Into<models::BillingProviderType>) -> Self {
+        self.managed_by = Some(value.into());
         self
     }
 
     /// Sets the `q` query parameter.
+    #[inline]
     pub fn q(mut self, value: impl Into<String>) -> Self {
         self.q = Some(value.into());
         self
     }
 
     /// Sets the `without_negative_entitlements` query parameter.
+    #[inline]
     pub fn without_negative_entitlements(mut self, value: bool) -> Self {
         self.without_negative_entitlements = Some(value);
         self
     }
 
     /// Sets the `limit` query parameter.
+    #[inline]
     pub fn limit(mut self, value: i64) -> Self {
         self.limit = Some(value);
         self
     }
 
     /// Sets the `offset` query parameter.
+    #[inline]
     pub fn offset(mut self, value: i64) -> Self {
         self.offset = Some(value);
         self
@@ -307,8 +334,8 @@ impl Operation for CountFeatureUsage {
         Method::GET
     }
 
-    fn path(&self) -> String {
-        "/feature-usage/count".to_owned()
+    fn path(&self) -> Result<String, EncodeError> {
+        Ok("/feature-usage/count".to_owned())
     }
 
     fn query(&self) -> Option<String> {
@@ -370,18 +397,21 @@ impl CountFeatureUsers {
     }
 
     /// Sets the `q` query parameter.
+    #[inline]
     pub fn q(mut self, value: impl Into<String>) -> Self {
         self.q = Some(value.into());
         self
     }
 
     /// Sets the `limit` query parameter.
+    #[inline]
     pub fn limit(mut self, value: i64) -> Self {
         self.limit = Some(value);
         self
     }
 
     /// Sets the `offset` query parameter.
+    #[inline]
     pub fn offset(mut self, value: i64) -> Self {
         self.offset = Some(value);
         self
@@ -396,8 +426,8 @@ impl Operation for CountFeatureUsers {
         Method::GET
     }
 
-    fn path(&self) -> String {
-        "/feature-users/count".to_owned()
+    fn path(&self) -> Result<String, EncodeError> {
+        Ok("/feature-users/count".to_owned())
     }
 
     fn query(&self) -> Option<String> {
@@ -457,66 +487,77 @@ impl CountPlanEntitlements {
     }
 
     /// Sets the `feature_id` query parameter.
+    #[inline]
     pub fn feature_id(mut self, value: impl Into<String>) -> Self {
         self.feature_id = Some(value.into());
         self
     }
 
     /// Sets the `feature_ids` query parameter.
-    pub fn feature_ids(mut self, value: impl IntoIterator<Item = String>) -> Self {
-        self.feature_ids = value.into_iter().collect();
+    #[inline]
+    pub fn feature_ids(mut self, value: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.feature_ids = value.into_iter().map(Into::into).collect();
         self
     }
 
     /// Sets the `ids` query parameter.
-    pub fn ids(mut self, value: impl IntoIterator<Item = String>) -> Self {
-        self.ids = value.into_iter().collect();
+    #[inline]
+    pub fn ids(mut self, value: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.ids = value.into_iter().map(Into::into).collect();
         self
     }
 
     /// Sets the `plan_id` query parameter.
+    #[inline]
     pub fn plan_id(mut self, value: impl Into<String>) -> Self {
         self.plan_id = Some(value.into());
         self
     }
 
     /// Sets the `plan_ids` query parameter.
-    pub fn plan_ids(mut self, value: impl IntoIterator<Item = String>) -> Self {
-        self.plan_ids = value.into_iter().collect();
+    #[inline]
+    pub fn plan_ids(mut self, value: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.plan_ids = value.into_iter().map(Into::into).collect();
         self
     }
 
     /// Sets the `plan_version_id` query parameter.
+    #[inline]
     pub fn plan_version_id(mut self, value: impl Into<String>) -> Self {
         self.plan_version_id = Some(value.into());
         self
     }
 
     /// Sets the `plan_version_ids` query parameter.
-    pub fn plan_version_ids(mut self, value: impl IntoIterator<Item = String>) -> Self {
-        self.plan_version_ids = value.into_iter().collect();
+    #[inline]
+    pub fn plan_version_ids(mut self, value: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.plan_version_ids = value.into_iter().map(Into::into).collect();
         self
     }
 
     /// Sets the `q` query parameter.
+    #[inline]
     pub fn q(mut self, value: impl Into<String>) -> Self {
         self.q = Some(value.into());
         self
     }
 
     /// Sets the `with_metered_products` query parameter.
+    #[inline]
     pub fn with_metered_products(mut self, value: bool) -> Self {
         self.with_metered_products = Some(value);
         self
     }
 
     /// Sets the `limit` query parameter.
+    #[inline]
     pub fn limit(mut self, value: i64) -> Self {
         self.limit = Some(value);
         self
     }
 
     /// Sets the `offset` query parameter.
+    #[inline]
     pub fn offset(mut self, value: i64) -> Self {
         self.offset = Some(value);
         self
@@ -531,8 +572,8 @@ impl Operation for CountPlanEntitlements {
         Method::GET
     }
 
-    fn path(&self) -> String {
-        "/plan-entitlements/count".to_owned()
+    fn path(&self) -> Result<String, EncodeError> {
+        Ok("/plan-entitlements/count".to_owned())
     }
 
     fn query(&self) -> Option<String> {
@@ -587,8 +628,8 @@ impl Operation for CreateCompanyOverride {
         Method::POST
     }
 
-    fn path(&self) -> String {
-        "/company-overrides".to_owned()
+    fn path(&self) -> Result<String, EncodeError> {
+        Ok("/company-overrides".to_owned())
     }
 
     fn query(&self) -> Option<String> {
@@ -631,8 +672,8 @@ impl Operation for CreatePlanEntitlement {
         Method::POST
     }
 
-    fn path(&self) -> String {
-        "/plan-entitlements".to_owned()
+    fn path(&self) -> Result<String, EncodeError> {
+        Ok("/plan-entitlements".to_owned())
     }
 
     fn query(&self) -> Option<String> {
@@ -677,11 +718,16 @@ impl Operation for DeleteCompanyOverride {
         Method::DELETE
     }
 
-    fn path(&self) -> String {
+    fn path(&self) -> Result<String, EncodeError> {
         let mut path = String::new();
         path.push_str("/company-overrides/");
-        push_path_param(&mut path, &self.company_override_id);
-        path
+        push_path_param(
+            &mut path,
+            Self::OPERATION_ID,
+            "company_override_id",
+            &self.company_override_id,
+        )?;
+        Ok(path)
     }
 
     fn query(&self) -> Option<String> {
@@ -726,11 +772,16 @@ impl Operation for DeletePlanEntitlement {
         Method::DELETE
     }
 
-    fn path(&self) -> String {
+    fn path(&self) -> Result<String, EncodeError> {
         let mut path = String::new();
         path.push_str("/plan-entitlements/");
-        push_path_param(&mut path, &self.plan_entitlement_id);
-        path
+        push_path_param(
+            &mut path,
+            Self::OPERATION_ID,
+            "plan_entitlement_id",
+            &self.plan_entitlement_id,
+        )?;
+        Ok(path)
     }
 
     fn query(&self) -> Option<String> {
@@ -773,8 +824,8 @@ impl Operation for DuplicatePlanEntitlements {
         Method::POST
     }
 
-    fn path(&self) -> String {
-        "/plan-entitlements/duplicate".to_owned()
+    fn path(&self) -> Result<String, EncodeError> {
+        Ok("/plan-entitlements/duplicate".to_owned())
     }
 
     fn query(&self) -> Option<String> {
@@ -819,11 +870,16 @@ impl Operation for GetCompanyOverride {
         Method::GET
     }
 
-    fn path(&self) -> String {
+    fn path(&self) -> Result<String, EncodeError> {
         let mut path = String::new();
         path.push_str("/company-overrides/");
-        push_path_param(&mut path, &self.company_override_id);
-        path
+        push_path_param(
+            &mut path,
+            Self::OPERATION_ID,
+            "company_override_id",
+            &self.company_override_id,
+        )?;
+        Ok(path)
     }
 
     fn query(&self) -> Option<String> {
@@ -853,8 +909,13 @@ pub struct GetFeatureUsageByCompany {
 
 impl GetFeatureUsageByCompany {
     /// Creates the request from its required parameters.
-    pub fn new(keys: BTreeMap<String, String>) -> Self {
-        Self { keys }
+    pub fn new(keys: impl IntoIterator<Item = (impl Into<String>, impl Into<String>)>) -> Self {
+        Self {
+            keys: keys
+                .into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
+        }
     }
 }
 
@@ -866,8 +927,8 @@ impl Operation for GetFeatureUsageByCompany {
         Method::GET
     }
 
-    fn path(&self) -> String {
-        "/usage-by-company".to_owned()
+    fn path(&self) -> Result<String, EncodeError> {
+        Ok("/usage-by-company".to_owned())
     }
 
     fn query(&self) -> Option<String> {
@@ -923,8 +984,9 @@ impl GetFeatureUsageTimeSeries {
     }
 
     /// Sets the `granularity` query parameter.
-    pub fn granularity(mut self, value: models::TimeSeriesGranularity) -> Self {
-        self.granularity = Some(value);
+    #[inline]
+    pub fn granularity(mut self, value: impl Into<models::TimeSeriesGranularity>) -> Self {
+        self.granularity = Some(value.into());
         self
     }
 }
@@ -937,8 +999,8 @@ impl Operation for GetFeatureUsageTimeSeries {
         Method::GET
     }
 
-    fn path(&self) -> String {
-        "/feature-usage-timeseries".to_owned()
+    fn path(&self) -> Result<String, EncodeError> {
+        Ok("/feature-usage-timeseries".to_owned())
     }
 
     fn query(&self) -> Option<String> {
@@ -989,11 +1051,16 @@ impl Operation for GetPlanEntitlement {
         Method::GET
     }
 
-    fn path(&self) -> String {
+    fn path(&self) -> Result<String, EncodeError> {
         let mut path = String::new();
         path.push_str("/plan-entitlements/");
-        push_path_param(&mut path, &self.plan_entitlement_id);
-        path
+        push_path_param(
+            &mut path,
+            Self::OPERATION_ID,
+            "plan_entitlement_id",
+            &self.plan_entitlement_id,
+        )?;
+        Ok(path)
     }
 
     fn query(&self) -> Option<String> {
@@ -1039,18 +1106,21 @@ impl GetUserUsageByCompany {
     }
 
     /// Sets the `end_time` query parameter.
+    #[inline]
     pub fn end_time(mut self, value: time::OffsetDateTime) -> Self {
         self.end_time = Some(value);
         self
     }
 
     /// Sets the `feature_id` query parameter.
+    #[inline]
     pub fn feature_id(mut self, value: impl Into<String>) -> Self {
         self.feature_id = Some(value.into());
         self
     }
 
     /// Sets the `start_time` query parameter.
+    #[inline]
     pub fn start_time(mut self, value: time::OffsetDateTime) -> Self {
         self.start_time = Some(value);
         self
@@ -1065,8 +1135,8 @@ impl Operation for GetUserUsageByCompany {
         Method::GET
     }
 
-    fn path(&self) -> String {
-        "/user-usage-by-company".to_owned()
+    fn path(&self) -> Result<String, EncodeError> {
+        Ok("/user-usage-by-company".to_owned())
     }
 
     fn query(&self) -> Option<String> {
@@ -1117,12 +1187,14 @@ impl GetUserUsageDetail {
     }
 
     /// Sets the `end_time` query parameter.
+    #[inline]
     pub fn end_time(mut self, value: time::OffsetDateTime) -> Self {
         self.end_time = Some(value);
         self
     }
 
     /// Sets the `start_time` query parameter.
+    #[inline]
     pub fn start_time(mut self, value: time::OffsetDateTime) -> Self {
         self.start_time = Some(value);
         self
@@ -1137,8 +1209,8 @@ impl Operation for GetUserUsageDetail {
         Method::GET
     }
 
-    fn path(&self) -> String {
-        "/user-usage-detail".to_owned()
+    fn path(&self) -> Result<String, EncodeError> {
+        Ok("/user-usage-detail".to_owned())
     }
 
     fn query(&self) -> Option<String> {
@@ -1194,54 +1266,63 @@ impl ListCompanyOverrides {
     }
 
     /// Sets the `company_id` query parameter.
+    #[inline]
     pub fn company_id(mut self, value: impl Into<String>) -> Self {
         self.company_id = Some(value.into());
         self
     }
 
     /// Sets the `company_ids` query parameter.
-    pub fn company_ids(mut self, value: impl IntoIterator<Item = String>) -> Self {
-        self.company_ids = value.into_iter().collect();
+    #[inline]
+    pub fn company_ids(mut self, value: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.company_ids = value.into_iter().map(Into::into).collect();
         self
     }
 
     /// Sets the `feature_id` query parameter.
+    #[inline]
     pub fn feature_id(mut self, value: impl Into<String>) -> Self {
         self.feature_id = Some(value.into());
         self
     }
 
     /// Sets the `feature_ids` query parameter.
-    pub fn feature_ids(mut self, value: impl IntoIterator<Item = String>) -> Self {
-        self.feature_ids = value.into_iter().collect();
+    #[inline]
+    pub fn feature_ids(mut self, value: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.feature_ids = value.into_iter().map(Into::into).collect();
         self
     }
 
     /// Sets the `ids` query parameter.
-    pub fn ids(mut self, value: impl IntoIterator<Item = String>) -> Self {
-        self.ids = value.into_iter().collect();
+    #[inline]
+    pub fn ids(mut self, value: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.ids = value.into_iter().map(Into::into).collect();
         self
     }
 
     /// Sets the `without_expired` query parameter.
+    #[inline]
     pub fn without_expired(mut self, value: bool) -> Self {
         self.without_expired = Some(value);
         self
     }
 
     /// Sets the `q` query parameter.
+    #[inline]
     pub fn q(mut self, value: impl Into<String>) -> Self {
         self.q = Some(value.into());
         self
     }
 
     /// Sets the `limit` query parameter.
+    #[inline]
     pub fn limit(mut self, value: i64) -> Self {
         self.limit = Some(value);
         self
     }
 
     /// Sets the `offset` query parameter.
+    #[inline]
     pub fn offset(mut self, value: i64) -> Self {
         self.offset = Some(value);
         self
@@ -1256,8 +1337,8 @@ impl Operation for ListCompanyOverrides {
         Method::GET
     }
 
-    fn path(&self) -> String {
-        "/company-overrides".to_owned()
+    fn path(&self) -> Result<String, EncodeError> {
+        Ok("/company-overrides".to_owned())
     }
 
     fn query(&self) -> Option<String> {
@@ -1326,18 +1407,21 @@ impl ListFeatureCompanies {
     }
 
     /// Sets the `q` query parameter.
+    #[inline]
     pub fn q(mut self, value: impl Into<String>) -> Self {
         self.q = Some(value.into());
         self
     }
 
     /// Sets the `limit` query parameter.
+    #[inline]
     pub fn limit(mut self, value: i64) -> Self {
         self.limit = Some(value);
         self
     }
 
     /// Sets the `offset` query parameter.
+    #[inline]
     pub fn offset(mut self, value: i64) -> Self {
         self.offset = Some(value);
         self
@@ -1352,8 +1436,8 @@ impl Operation for ListFeatureCompanies {
         Method::GET
     }
 
-    fn path(&self) -> String {
-        "/feature-companies".to_owned()
+    fn path(&self) -> Result<String, EncodeError> {
+        Ok("/feature-companies".to_owned())
     }
 
     fn query(&self) -> Option<String> {
@@ -1422,54 +1506,69 @@ impl ListFeatureUsage {
     }
 
     /// Sets the `company_id` query parameter.
+    #[inline]
     pub fn company_id(mut self, value: impl Into<String>) -> Self {
         self.company_id = Some(value.into());
         self
     }
 
     /// Sets the `company_keys` query parameter.
-    pub fn company_keys(mut self, value: BTreeMap<String, String>) -> Self {
-        self.company_keys = value;
+    #[inline]
+    pub fn company_keys(
+        mut self,
+        value: impl IntoIterator<Item = (impl Into<String>, impl Into<String>)>,
+    ) -> Self {
+        self.company_keys = value
+            .into_iter()
+            .map(|(k, v)| (k.into(), v.into()))
+            .collect();
         self
     }
 
     /// Sets the `feature_ids` query parameter.
-    pub fn feature_ids(mut self, value: impl IntoIterator<Item = String>) -> Self {
-        self.feature_ids = value.into_iter().collect();
+    #[inline]
+    pub fn feature_ids(mut self, value: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.feature_ids = value.into_iter().map(Into::into).collect();
         self
     }
 
     /// Sets the `include_usage_aggregation` query parameter.
+    #[inline]
     pub fn include_usage_aggregation(mut self, value: bool) -> Self {
         self.include_usage_aggregation = Some(value);
         self
     }
 
     /// Sets the `managed_by` query parameter.
-    pub fn managed_by(mut self, value: models::BillingProviderType) -> Self {
-        self.managed_by = Some(value);
+    #[inline]
+    pub fn managed_by(mut self, value: impl Into<models::BillingProviderType>) -> Self {
+        self.managed_by = Some(value.into());
         self
     }
 
     /// Sets the `q` query parameter.
+    #[inline]
     pub fn q(mut self, value: impl Into<String>) -> Self {
         self.q = Some(value.into());
         self
     }
 
     /// Sets the `without_negative_entitlements` query parameter.
+    #[inline]
     pub fn without_negative_entitlements(mut self, value: bool) -> Self {
         self.without_negative_entitlements = Some(value);
         self
     }
 
     /// Sets the `limit` query parameter.
+    #[inline]
     pub fn limit(mut self, value: i64) -> Self {
         self.limit = Some(value);
         self
     }
 
     /// Sets the `offset` query parameter.
+    #[inline]
     pub fn offset(mut self, value: i64) -> Self {
         self.offset = Some(value);
         self
@@ -1484,8 +1583,8 @@ impl Operation for ListFeatureUsage {
         Method::GET
     }
 
-    fn path(&self) -> String {
-        "/feature-usage".to_owned()
+    fn path(&self) -> Result<String, EncodeError> {
+        Ok("/feature-usage".to_owned())
     }
 
     fn query(&self) -> Option<String> {
@@ -1569,30 +1668,35 @@ impl ListFeatureUsageHistory {
     }
 
     /// Sets the `company_ids` query parameter.
-    pub fn company_ids(mut self, value: impl IntoIterator<Item = String>) -> Self {
-        self.company_ids = value.into_iter().collect();
+    #[inline]
+    pub fn company_ids(mut self, value: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.company_ids = value.into_iter().map(Into::into).collect();
         self
     }
 
     /// Sets the `feature_ids` query parameter.
-    pub fn feature_ids(mut self, value: impl IntoIterator<Item = String>) -> Self {
-        self.feature_ids = value.into_iter().collect();
+    #[inline]
+    pub fn feature_ids(mut self, value: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.feature_ids = value.into_iter().map(Into::into).collect();
         self
     }
 
     /// Sets the `granularity` query parameter.
-    pub fn granularity(mut self, value: models::TimeSeriesGranularity) -> Self {
-        self.granularity = Some(value);
+    #[inline]
+    pub fn granularity(mut self, value: impl Into<models::TimeSeriesGranularity>) -> Self {
+        self.granularity = Some(value.into());
         self
     }
 
     /// Sets the `limit` query parameter.
+    #[inline]
     pub fn limit(mut self, value: i64) -> Self {
         self.limit = Some(value);
         self
     }
 
     /// Sets the `offset` query parameter.
+    #[inline]
     pub fn offset(mut self, value: i64) -> Self {
         self.offset = Some(value);
         self
@@ -1607,8 +1711,8 @@ impl Operation for ListFeatureUsageHistory {
         Method::GET
     }
 
-    fn path(&self) -> String {
-        "/feature-usage-history".to_owned()
+    fn path(&self) -> Result<String, EncodeError> {
+        Ok("/feature-usage-history".to_owned())
     }
 
     fn query(&self) -> Option<String> {
@@ -1675,18 +1779,21 @@ impl ListFeatureUsers {
     }
 
     /// Sets the `q` query parameter.
+    #[inline]
     pub fn q(mut self, value: impl Into<String>) -> Self {
         self.q = Some(value.into());
         self
     }
 
     /// Sets the `limit` query parameter.
+    #[inline]
     pub fn limit(mut self, value: i64) -> Self {
         self.limit = Some(value);
         self
     }
 
     /// Sets the `offset` query parameter.
+    #[inline]
     pub fn offset(mut self, value: i64) -> Self {
         self.offset = Some(value);
         self
@@ -1701,8 +1808,8 @@ impl Operation for ListFeatureUsers {
         Method::GET
     }
 
-    fn path(&self) -> String {
-        "/feature-users".to_owned()
+    fn path(&self) -> Result<String, EncodeError> {
+        Ok("/feature-users".to_owned())
     }
 
     fn query(&self) -> Option<String> {
@@ -1775,66 +1882,77 @@ impl ListPlanEntitlements {
     }
 
     /// Sets the `feature_id` query parameter.
+    #[inline]
     pub fn feature_id(mut self, value: impl Into<String>) -> Self {
         self.feature_id = Some(value.into());
         self
     }
 
     /// Sets the `feature_ids` query parameter.
-    pub fn feature_ids(mut self, value: impl IntoIterator<Item = String>) -> Self {
-        self.feature_ids = value.into_iter().collect();
+    #[inline]
+    pub fn feature_ids(mut self, value: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.feature_ids = value.into_iter().map(Into::into).collect();
         self
     }
 
     /// Sets the `ids` query parameter.
-    pub fn ids(mut self, value: impl IntoIterator<Item = String>) -> Self {
-        self.ids = value.into_iter().collect();
+    #[inline]
+    pub fn ids(mut self, value: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.ids = value.into_iter().map(Into::into).collect();
         self
     }
 
     /// Sets the `plan_id` query parameter.
+    #[inline]
     pub fn plan_id(mut self, value: impl Into<String>) -> Self {
         self.plan_id = Some(value.into());
         self
     }
 
     /// Sets the `plan_ids` query parameter.
-    pub fn plan_ids(mut self, value: impl IntoIterator<Item = String>) -> Self {
-        self.plan_ids = value.into_iter().collect();
+    #[inline]
+    pub fn plan_ids(mut self, value: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.plan_ids = value.into_iter().map(Into::into).collect();
         self
     }
 
     /// Sets the `plan_version_id` query parameter.
+    #[inline]
     pub fn plan_version_id(mut self, value: impl Into<String>) -> Self {
         self.plan_version_id = Some(value.into());
         self
     }
 
     /// Sets the `plan_version_ids` query parameter.
-    pub fn plan_version_ids(mut self, value: impl IntoIterator<Item = String>) -> Self {
-        self.plan_version_ids = value.into_iter().collect();
+    #[inline]
+    pub fn plan_version_ids(mut self, value: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.plan_version_ids = value.into_iter().map(Into::into).collect();
         self
     }
 
     /// Sets the `q` query parameter.
+    #[inline]
     pub fn q(mut self, value: impl Into<String>) -> Self {
         self.q = Some(value.into());
         self
     }
 
     /// Sets the `with_metered_products` query parameter.
+    #[inline]
     pub fn with_metered_products(mut self, value: bool) -> Self {
         self.with_metered_products = Some(value);
         self
     }
 
     /// Sets the `limit` query parameter.
+    #[inline]
     pub fn limit(mut self, value: i64) -> Self {
         self.limit = Some(value);
         self
     }
 
     /// Sets the `offset` query parameter.
+    #[inline]
     pub fn offset(mut self, value: i64) -> Self {
         self.offset = Some(value);
         self
@@ -1849,8 +1967,8 @@ impl Operation for ListPlanEntitlements {
         Method::GET
     }
 
-    fn path(&self) -> String {
-        "/plan-entitlements".to_owned()
+    fn path(&self) -> Result<String, EncodeError> {
+        Ok("/plan-entitlements".to_owned())
     }
 
     fn query(&self) -> Option<String> {
@@ -1926,11 +2044,16 @@ impl Operation for UpdateCompanyOverride {
         Method::PUT
     }
 
-    fn path(&self) -> String {
+    fn path(&self) -> Result<String, EncodeError> {
         let mut path = String::new();
         path.push_str("/company-overrides/");
-        push_path_param(&mut path, &self.company_override_id);
-        path
+        push_path_param(
+            &mut path,
+            Self::OPERATION_ID,
+            "company_override_id",
+            &self.company_override_id,
+        )?;
+        Ok(path)
     }
 
     fn query(&self) -> Option<String> {
@@ -1981,11 +2104,16 @@ impl Operation for UpdatePlanEntitlement {
         Method::PUT
     }
 
-    fn path(&self) -> String {
+    fn path(&self) -> Result<String, EncodeError> {
         let mut path = String::new();
         path.push_str("/plan-entitlements/");
-        push_path_param(&mut path, &self.plan_entitlement_id);
-        path
+        push_path_param(
+            &mut path,
+            Self::OPERATION_ID,
+            "plan_entitlement_id",
+            &self.plan_entitlement_id,
+        )?;
+        Ok(path)
     }
 
     fn query(&self) -> Option<String> {
@@ -2028,8 +2156,8 @@ impl Operation for UpsertPlanEntitlementForBillingProduct {
         Method::POST
     }
 
-    fn path(&self) -> String {
-        "/plan-entitlements/billing-linked".to_owned()
+    fn path(&self) -> Result<String, EncodeError> {
+        Ok("/plan-entitlements/billing-linked".to_owned())
     }
 
     fn query(&self) -> Option<String> {

@@ -34,8 +34,8 @@ impl Operation for CreateEvent {
         Method::POST
     }
 
-    fn path(&self) -> String {
-        "/events".to_owned()
+    fn path(&self) -> Result<String, EncodeError> {
+        Ok("/events".to_owned())
     }
 
     fn query(&self) -> Option<String> {
@@ -78,8 +78,8 @@ impl Operation for CreateEventBatch {
         Method::POST
     }
 
-    fn path(&self) -> String {
-        "/event-batch".to_owned()
+    fn path(&self) -> Result<String, EncodeError> {
+        Ok("/event-batch".to_owned())
     }
 
     fn query(&self) -> Option<String> {
@@ -124,11 +124,11 @@ impl Operation for GetEvent {
         Method::GET
     }
 
-    fn path(&self) -> String {
+    fn path(&self) -> Result<String, EncodeError> {
         let mut path = String::new();
         path.push_str("/events/");
-        push_path_param(&mut path, &self.event_id);
-        path
+        push_path_param(&mut path, Self::OPERATION_ID, "event_id", &self.event_id)?;
+        Ok(path)
     }
 
     fn query(&self) -> Option<String> {
@@ -169,24 +169,28 @@ impl GetEventSummaries {
     }
 
     /// Sets the `q` query parameter.
+    #[inline]
     pub fn q(mut self, value: impl Into<String>) -> Self {
         self.q = Some(value.into());
         self
     }
 
     /// Sets the `event_subtypes` query parameter.
-    pub fn event_subtypes(mut self, value: impl IntoIterator<Item = String>) -> Self {
-        self.event_subtypes = value.into_iter().collect();
+    #[inline]
+    pub fn event_subtypes(mut self, value: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.event_subtypes = value.into_iter().map(Into::into).collect();
         self
     }
 
     /// Sets the `limit` query parameter.
+    #[inline]
     pub fn limit(mut self, value: i64) -> Self {
         self.limit = Some(value);
         self
     }
 
     /// Sets the `offset` query parameter.
+    #[inline]
     pub fn offset(mut self, value: i64) -> Self {
         self.offset = Some(value);
         self
@@ -201,8 +205,8 @@ impl Operation for GetEventSummaries {
         Method::GET
     }
 
-    fn path(&self) -> String {
-        "/event-types".to_owned()
+    fn path(&self) -> Result<String, EncodeError> {
+        Ok("/event-types".to_owned())
     }
 
     fn query(&self) -> Option<String> {
@@ -260,8 +264,8 @@ impl Operation for GetSegmentIntegrationStatus {
         Method::GET
     }
 
-    fn path(&self) -> String {
-        "/segment-integration".to_owned()
+    fn path(&self) -> Result<String, EncodeError> {
+        Ok("/segment-integration".to_owned())
     }
 
     fn query(&self) -> Option<String> {
@@ -310,48 +314,56 @@ impl ListEvents {
     }
 
     /// Sets the `company_id` query parameter.
+    #[inline]
     pub fn company_id(mut self, value: impl Into<String>) -> Self {
         self.company_id = Some(value.into());
         self
     }
 
     /// Sets the `event_subtype` query parameter.
+    #[inline]
     pub fn event_subtype(mut self, value: impl Into<String>) -> Self {
         self.event_subtype = Some(value.into());
         self
     }
 
     /// Sets the `event_types` query parameter.
+    #[inline]
     pub fn event_types(mut self, value: impl IntoIterator<Item = models::EventType>) -> Self {
         self.event_types = value.into_iter().collect();
         self
     }
 
     /// Sets the `flag_id` query parameter.
+    #[inline]
     pub fn flag_id(mut self, value: impl Into<String>) -> Self {
         self.flag_id = Some(value.into());
         self
     }
 
     /// Sets the `idempotency_key` query parameter.
+    #[inline]
     pub fn idempotency_key(mut self, value: impl Into<String>) -> Self {
         self.idempotency_key = Some(value.into());
         self
     }
 
     /// Sets the `user_id` query parameter.
+    #[inline]
     pub fn user_id(mut self, value: impl Into<String>) -> Self {
         self.user_id = Some(value.into());
         self
     }
 
     /// Sets the `limit` query parameter.
+    #[inline]
     pub fn limit(mut self, value: i64) -> Self {
         self.limit = Some(value);
         self
     }
 
     /// Sets the `offset` query parameter.
+    #[inline]
     pub fn offset(mut self, value: i64) -> Self {
         self.offset = Some(value);
         self
@@ -366,8 +378,8 @@ impl Operation for ListEvents {
         Method::GET
     }
 
-    fn path(&self) -> String {
-        "/events".to_owned()
+    fn path(&self) -> Result<String, EncodeError> {
+        Ok("/events".to_owned())
     }
 
     fn query(&self) -> Option<String> {

@@ -39,12 +39,12 @@ impl Operation for CheckFlag {
         Method::POST
     }
 
-    fn path(&self) -> String {
+    fn path(&self) -> Result<String, EncodeError> {
         let mut path = String::new();
         path.push_str("/flags/");
-        push_path_param(&mut path, &self.key);
+        push_path_param(&mut path, Self::OPERATION_ID, "key", &self.key)?;
         path.push_str("/check");
-        path
+        Ok(path)
     }
 
     fn query(&self) -> Option<String> {
@@ -87,8 +87,8 @@ impl Operation for CheckFlags {
         Method::POST
     }
 
-    fn path(&self) -> String {
-        "/flags/check".to_owned()
+    fn path(&self) -> Result<String, EncodeError> {
+        Ok("/flags/check".to_owned())
     }
 
     fn query(&self) -> Option<String> {
@@ -131,8 +131,8 @@ impl Operation for CheckFlagsBulk {
         Method::POST
     }
 
-    fn path(&self) -> String {
-        "/flags/check-bulk".to_owned()
+    fn path(&self) -> Result<String, EncodeError> {
+        Ok("/flags/check-bulk".to_owned())
     }
 
     fn query(&self) -> Option<String> {
@@ -185,60 +185,70 @@ impl CountFeatures {
     }
 
     /// Sets the `boolean_require_event` query parameter.
+    #[inline]
     pub fn boolean_require_event(mut self, value: bool) -> Self {
         self.boolean_require_event = Some(value);
         self
     }
 
     /// Sets the `feature_type` query parameter.
+    #[inline]
     pub fn feature_type(mut self, value: impl IntoIterator<Item = models::FeatureType>) -> Self {
         self.feature_type = value.into_iter().collect();
         self
     }
 
     /// Sets the `ids` query parameter.
-    pub fn ids(mut self, value: impl IntoIterator<Item = String>) -> Self {
-        self.ids = value.into_iter().collect();
+    #[inline]
+    pub fn ids(mut self, value: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.ids = value.into_iter().map(Into::into).collect();
         self
     }
 
     /// Sets the `managed_by` query parameter.
-    pub fn managed_by(mut self, value: models::BillingProviderType) -> Self {
-        self.managed_by = Some(value);
+    #[inline]
+    pub fn managed_by(mut self, value: impl Into<models::BillingProviderType>) -> Self {
+        self.managed_by = Some(value.into());
         self
     }
 
     /// Sets the `plan_version_id` query parameter.
+    #[inline]
     pub fn plan_version_id(mut self, value: impl Into<String>) -> Self {
         self.plan_version_id = Some(value.into());
         self
     }
 
     /// Sets the `q` query parameter.
+    #[inline]
     pub fn q(mut self, value: impl Into<String>) -> Self {
         self.q = Some(value.into());
         self
     }
 
     /// Sets the `without_company_override_for` query parameter.
+    #[inline]
     pub fn without_company_override_for(mut self, value: impl Into<String>) -> Self {
         self.without_company_override_for = Some(value.into());
         self
     }
 
     /// Sets the `without_plan_entitlement_for` query parameter.
+    #[inline]
     pub fn without_plan_entitlement_for(mut self, value: impl Into<String>) -> Self {
         self.without_plan_entitlement_for = Some(value.into());
         self
     }
 
     /// Sets the `limit` query parameter.
+    #[inline]
     pub fn limit(mut self, value: i64) -> Self {
         self.limit = Some(value);
         self
     }
 
     /// Sets the `offset` query parameter.
+    #[inline]
     pub fn offset(mut self, value: i64) -> Self {
         self.offset = Some(value);
         self
@@ -253,8 +263,8 @@ impl Operation for CountFeatures {
         Method::GET
     }
 
-    fn path(&self) -> String {
-        "/features/count".to_owned()
+    fn path(&self) -> Result<String, EncodeError> {
+        Ok("/features/count".to_owned())
     }
 
     fn query(&self) -> Option<String> {
@@ -314,30 +324,35 @@ impl CountFlags {
     }
 
     /// Sets the `feature_id` query parameter.
+    #[inline]
     pub fn feature_id(mut self, value: impl Into<String>) -> Self {
         self.feature_id = Some(value.into());
         self
     }
 
     /// Sets the `ids` query parameter.
-    pub fn ids(mut self, value: impl IntoIterator<Item = String>) -> Self {
-        self.ids = value.into_iter().collect();
+    #[inline]
+    pub fn ids(mut self, value: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.ids = value.into_iter().map(Into::into).collect();
         self
     }
 
     /// Sets the `q` query parameter.
+    #[inline]
     pub fn q(mut self, value: impl Into<String>) -> Self {
         self.q = Some(value.into());
         self
     }
 
     /// Sets the `limit` query parameter.
+    #[inline]
     pub fn limit(mut self, value: i64) -> Self {
         self.limit = Some(value);
         self
     }
 
     /// Sets the `offset` query parameter.
+    #[inline]
     pub fn offset(mut self, value: i64) -> Self {
         self.offset = Some(value);
         self
@@ -352,8 +367,8 @@ impl Operation for CountFlags {
         Method::GET
     }
 
-    fn path(&self) -> String {
-        "/flags/count".to_owned()
+    fn path(&self) -> Result<String, EncodeError> {
+        Ok("/flags/count".to_owned())
     }
 
     fn query(&self) -> Option<String> {
@@ -402,8 +417,8 @@ impl Operation for CreateFeature {
         Method::POST
     }
 
-    fn path(&self) -> String {
-        "/features".to_owned()
+    fn path(&self) -> Result<String, EncodeError> {
+        Ok("/features".to_owned())
     }
 
     fn query(&self) -> Option<String> {
@@ -446,8 +461,8 @@ impl Operation for CreateFlag {
         Method::POST
     }
 
-    fn path(&self) -> String {
-        "/flags".to_owned()
+    fn path(&self) -> Result<String, EncodeError> {
+        Ok("/flags".to_owned())
     }
 
     fn query(&self) -> Option<String> {
@@ -492,11 +507,16 @@ impl Operation for DeleteFeature {
         Method::DELETE
     }
 
-    fn path(&self) -> String {
+    fn path(&self) -> Result<String, EncodeError> {
         let mut path = String::new();
         path.push_str("/features/");
-        push_path_param(&mut path, &self.feature_id);
-        path
+        push_path_param(
+            &mut path,
+            Self::OPERATION_ID,
+            "feature_id",
+            &self.feature_id,
+        )?;
+        Ok(path)
     }
 
     fn query(&self) -> Option<String> {
@@ -541,11 +561,11 @@ impl Operation for DeleteFlag {
         Method::DELETE
     }
 
-    fn path(&self) -> String {
+    fn path(&self) -> Result<String, EncodeError> {
         let mut path = String::new();
         path.push_str("/flags/");
-        push_path_param(&mut path, &self.flag_id);
-        path
+        push_path_param(&mut path, Self::OPERATION_ID, "flag_id", &self.flag_id)?;
+        Ok(path)
     }
 
     fn query(&self) -> Option<String> {
@@ -590,11 +610,16 @@ impl Operation for GetFeature {
         Method::GET
     }
 
-    fn path(&self) -> String {
+    fn path(&self) -> Result<String, EncodeError> {
         let mut path = String::new();
         path.push_str("/features/");
-        push_path_param(&mut path, &self.feature_id);
-        path
+        push_path_param(
+            &mut path,
+            Self::OPERATION_ID,
+            "feature_id",
+            &self.feature_id,
+        )?;
+        Ok(path)
     }
 
     fn query(&self) -> Option<String> {
@@ -639,11 +664,11 @@ impl Operation for GetFlag {
         Method::GET
     }
 
-    fn path(&self) -> String {
+    fn path(&self) -> Result<String, EncodeError> {
         let mut path = String::new();
         path.push_str("/flags/");
-        push_path_param(&mut path, &self.flag_id);
-        path
+        push_path_param(&mut path, Self::OPERATION_ID, "flag_id", &self.flag_id)?;
+        Ok(path)
     }
 
     fn query(&self) -> Option<String> {
@@ -696,60 +721,70 @@ impl ListFeatures {
     }
 
     /// Sets the `boolean_require_event` query parameter.
+    #[inline]
     pub fn boolean_require_event(mut self, value: bool) -> Self {
         self.boolean_require_event = Some(value);
         self
     }
 
     /// Sets the `feature_type` query parameter.
+    #[inline]
     pub fn feature_type(mut self, value: impl IntoIterator<Item = models::FeatureType>) -> Self {
         self.feature_type = value.into_iter().collect();
         self
     }
 
     /// Sets the `ids` query parameter.
-    pub fn ids(mut self, value: impl IntoIterator<Item = String>) -> Self {
-        self.ids = value.into_iter().collect();
+    #[inline]
+    pub fn ids(mut self, value: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.ids = value.into_iter().map(Into::into).collect();
         self
     }
 
     /// Sets the `managed_by` query parameter.
-    pub fn managed_by(mut self, value: models::BillingProviderType) -> Self {
-        self.managed_by = Some(value);
+    #[inline]
+    pub fn managed_by(mut self, value: impl Into<models::BillingProviderType>) -> Self {
+        self.managed_by = Some(value.into());
         self
     }
 
     /// Sets the `plan_version_id` query parameter.
+    #[inline]
     pub fn plan_version_id(mut self, value: impl Into<String>) -> Self {
         self.plan_version_id = Some(value.into());
         self
     }
 
     /// Sets the `q` query parameter.
+    #[inline]
     pub fn q(mut self, value: impl Into<String>) -> Self {
         self.q = Some(value.into());
         self
     }
 
     /// Sets the `without_company_override_for` query parameter.
+    #[inline]
     pub fn without_company_override_for(mut self, value: impl Into<String>) -> Self {
         self.without_company_override_for = Some(value.into());
         self
     }
 
     /// Sets the `without_plan_entitlement_for` query parameter.
+    #[inline]
     pub fn without_plan_entitlement_for(mut self, value: impl Into<String>) -> Self {
         self.without_plan_entitlement_for = Some(value.into());
         self
     }
 
     /// Sets the `limit` query parameter.
+    #[inline]
     pub fn limit(mut self, value: i64) -> Self {
         self.limit = Some(value);
         self
     }
 
     /// Sets the `offset` query parameter.
+    #[inline]
     pub fn offset(mut self, value: i64) -> Self {
         self.offset = Some(value);
         self
@@ -764,8 +799,8 @@ impl Operation for ListFeatures {
         Method::GET
     }
 
-    fn path(&self) -> String {
-        "/features".to_owned()
+    fn path(&self) -> Result<String, EncodeError> {
+        Ok("/features".to_owned())
     }
 
     fn query(&self) -> Option<String> {
@@ -838,30 +873,35 @@ impl ListFlags {
     }
 
     /// Sets the `feature_id` query parameter.
+    #[inline]
     pub fn feature_id(mut self, value: impl Into<String>) -> Self {
         self.feature_id = Some(value.into());
         self
     }
 
     /// Sets the `ids` query parameter.
-    pub fn ids(mut self, value: impl IntoIterator<Item = String>) -> Self {
-        self.ids = value.into_iter().collect();
+    #[inline]
+    pub fn ids(mut self, value: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.ids = value.into_iter().map(Into::into).collect();
         self
     }
 
     /// Sets the `q` query parameter.
+    #[inline]
     pub fn q(mut self, value: impl Into<String>) -> Self {
         self.q = Some(value.into());
         self
     }
 
     /// Sets the `limit` query parameter.
+    #[inline]
     pub fn limit(mut self, value: i64) -> Self {
         self.limit = Some(value);
         self
     }
 
     /// Sets the `offset` query parameter.
+    #[inline]
     pub fn offset(mut self, value: i64) -> Self {
         self.offset = Some(value);
         self
@@ -876,8 +916,8 @@ impl Operation for ListFlags {
         Method::GET
     }
 
-    fn path(&self) -> String {
-        "/flags".to_owned()
+    fn path(&self) -> Result<String, EncodeError> {
+        Ok("/flags".to_owned())
     }
 
     fn query(&self) -> Option<String> {
@@ -944,11 +984,16 @@ impl Operation for UpdateFeature {
         Method::PUT
     }
 
-    fn path(&self) -> String {
+    fn path(&self) -> Result<String, EncodeError> {
         let mut path = String::new();
         path.push_str("/features/");
-        push_path_param(&mut path, &self.feature_id);
-        path
+        push_path_param(
+            &mut path,
+            Self::OPERATION_ID,
+            "feature_id",
+            &self.feature_id,
+        )?;
+        Ok(path)
     }
 
     fn query(&self) -> Option<String> {
@@ -996,11 +1041,11 @@ impl Operation for UpdateFlag {
         Method::PUT
     }
 
-    fn path(&self) -> String {
+    fn path(&self) -> Result<String, EncodeError> {
         let mut path = String::new();
         path.push_str("/flags/");
-        push_path_param(&mut path, &self.flag_id);
-        path
+        push_path_param(&mut path, Self::OPERATION_ID, "flag_id", &self.flag_id)?;
+        Ok(path)
     }
 
     fn query(&self) -> Option<String> {
@@ -1048,12 +1093,12 @@ impl Operation for UpdateFlagRules {
         Method::PUT
     }
 
-    fn path(&self) -> String {
+    fn path(&self) -> Result<String, EncodeError> {
         let mut path = String::new();
         path.push_str("/flags/");
-        push_path_param(&mut path, &self.flag_id);
+        push_path_param(&mut path, Self::OPERATION_ID, "flag_id", &self.flag_id)?;
         path.push_str("/rules");
-        path
+        Ok(path)
     }
 
     fn query(&self) -> Option<String> {
@@ -1096,8 +1141,8 @@ impl Operation for UpsertFeatureForBillingProduct {
         Method::POST
     }
 
-    fn path(&self) -> String {
-        "/features/billing-linked".to_owned()
+    fn path(&self) -> Result<String, EncodeError> {
+        Ok("/features/billing-linked".to_owned())
     }
 
     fn query(&self) -> Option<String> {

@@ -25,6 +25,7 @@ impl GetActivity {
     }
 
     /// Sets the `limit` query parameter.
+    #[inline]
     pub fn limit(mut self, value: i64) -> Self {
         self.limit = Some(value);
         self
@@ -39,8 +40,8 @@ impl Operation for GetActivity {
         Method::GET
     }
 
-    fn path(&self) -> String {
-        "/insights/activity".to_owned()
+    fn path(&self) -> Result<String, EncodeError> {
+        Ok("/insights/activity".to_owned())
     }
 
     fn query(&self) -> Option<String> {
@@ -92,8 +93,9 @@ impl GetEnvironmentFeatureUsageTimeSeries {
     }
 
     /// Sets the `granularity` query parameter.
-    pub fn granularity(mut self, value: models::TimeSeriesGranularity) -> Self {
-        self.granularity = Some(value);
+    #[inline]
+    pub fn granularity(mut self, value: impl Into<models::TimeSeriesGranularity>) -> Self {
+        self.granularity = Some(value.into());
         self
     }
 }
@@ -106,8 +108,8 @@ impl Operation for GetEnvironmentFeatureUsageTimeSeries {
         Method::GET
     }
 
-    fn path(&self) -> String {
-        "/insights/feature-usage-timeseries".to_owned()
+    fn path(&self) -> Result<String, EncodeError> {
+        Ok("/insights/feature-usage-timeseries".to_owned())
     }
 
     fn query(&self) -> Option<String> {
@@ -162,8 +164,9 @@ impl GetEnvironmentTraitUsageTimeSeries {
     }
 
     /// Sets the `granularity` query parameter.
-    pub fn granularity(mut self, value: models::TimeSeriesGranularity) -> Self {
-        self.granularity = Some(value);
+    #[inline]
+    pub fn granularity(mut self, value: impl Into<models::TimeSeriesGranularity>) -> Self {
+        self.granularity = Some(value.into());
         self
     }
 }
@@ -176,8 +179,8 @@ impl Operation for GetEnvironmentTraitUsageTimeSeries {
         Method::GET
     }
 
-    fn path(&self) -> String {
-        "/insights/trait-usage-timeseries".to_owned()
+    fn path(&self) -> Result<String, EncodeError> {
+        Ok("/insights/trait-usage-timeseries".to_owned())
     }
 
     fn query(&self) -> Option<String> {
@@ -217,6 +220,7 @@ impl GetPlanGrowth {
     }
 
     /// Sets the `months` query parameter.
+    #[inline]
     pub fn months(mut self, value: i64) -> Self {
         self.months = Some(value);
         self
@@ -231,8 +235,8 @@ impl Operation for GetPlanGrowth {
         Method::GET
     }
 
-    fn path(&self) -> String {
-        "/insights/plan-growth".to_owned()
+    fn path(&self) -> Result<String, EncodeError> {
+        Ok("/insights/plan-growth".to_owned())
     }
 
     fn query(&self) -> Option<String> {
@@ -274,8 +278,8 @@ impl Operation for GetSummary {
         Method::GET
     }
 
-    fn path(&self) -> String {
-        "/insights/summary".to_owned()
+    fn path(&self) -> Result<String, EncodeError> {
+        Ok("/insights/summary".to_owned())
     }
 
     fn query(&self) -> Option<String> {
@@ -318,6 +322,7 @@ impl GetTopFeaturesByUsage {
     }
 
     /// Sets the `limit` query parameter.
+    #[inline]
     pub fn limit(mut self, value: i64) -> Self {
         self.limit = Some(value);
         self
@@ -332,8 +337,8 @@ impl Operation for GetTopFeaturesByUsage {
         Method::GET
     }
 
-    fn path(&self) -> String {
-        "/insights/top-features".to_owned()
+    fn path(&self) -> Result<String, EncodeError> {
+        Ok("/insights/top-features".to_owned())
     }
 
     fn query(&self) -> Option<String> {

@@ -34,8 +34,8 @@ impl Operation for AssumeStripeInstalled {
         Method::POST
     }
 
-    fn path(&self) -> String {
-        "/integrations/stripe/v2/assume-installed".to_owned()
+    fn path(&self) -> Result<String, EncodeError> {
+        Ok("/integrations/stripe/v2/assume-installed".to_owned())
     }
 
     fn query(&self) -> Option<String> {
@@ -80,12 +80,12 @@ impl Operation for GetIntegrationWebhookUrl {
         Method::GET
     }
 
-    fn path(&self) -> String {
+    fn path(&self) -> Result<String, EncodeError> {
         let mut path = String::new();
         path.push_str("/integrations/");
-        push_path_param(&mut path, &self.r#type);
+        push_path_param(&mut path, Self::OPERATION_ID, "type", &self.r#type)?;
         path.push_str("/webhook-url");
-        path
+        Ok(path)
     }
 
     fn query(&self) -> Option<String> {
@@ -128,8 +128,8 @@ impl Operation for InstallIntegration {
         Method::POST
     }
 
-    fn path(&self) -> String {
-        "/integrations/install".to_owned()
+    fn path(&self) -> Result<String, EncodeError> {
+        Ok("/integrations/install".to_owned())
     }
 
     fn query(&self) -> Option<String> {
@@ -172,8 +172,8 @@ impl Operation for InstallStripe {
         Method::POST
     }
 
-    fn path(&self) -> String {
-        "/integrations/stripe/v2/install".to_owned()
+    fn path(&self) -> Result<String, EncodeError> {
+        Ok("/integrations/stripe/v2/install".to_owned())
     }
 
     fn query(&self) -> Option<String> {
@@ -220,42 +220,49 @@ impl ListIntegrations {
     }
 
     /// Sets the `billing_only` query parameter.
+    #[inline]
     pub fn billing_only(mut self, value: bool) -> Self {
         self.billing_only = Some(value);
         self
     }
 
     /// Sets the `exclude_ids` query parameter.
-    pub fn exclude_ids(mut self, value: impl IntoIterator<Item = String>) -> Self {
-        self.exclude_ids = value.into_iter().collect();
+    #[inline]
+    pub fn exclude_ids(mut self, value: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.exclude_ids = value.into_iter().map(Into::into).collect();
         self
     }
 
     /// Sets the `id` query parameter.
+    #[inline]
     pub fn id(mut self, value: impl Into<String>) -> Self {
         self.id = Some(value.into());
         self
     }
 
     /// Sets the `state` query parameter.
-    pub fn state(mut self, value: models::IntegrationState) -> Self {
-        self.state = Some(value);
+    #[inline]
+    pub fn state(mut self, value: impl Into<models::IntegrationState>) -> Self {
+        self.state = Some(value.into());
         self
     }
 
     /// Sets the `type` query parameter.
-    pub fn r#type(mut self, value: models::IntegrationType) -> Self {
-        self.r#type = Some(value);
+    #[inline]
+    pub fn r#type(mut self, value: impl Into<models::IntegrationType>) -> Self {
+        self.r#type = Some(value.into());
         self
     }
 
     /// Sets the `limit` query parameter.
+    #[inline]
     pub fn limit(mut self, value: i64) -> Self {
         self.limit = Some(value);
         self
     }
 
     /// Sets the `offset` query parameter.
+    #[inline]
     pub fn offset(mut self, value: i64) -> Self {
         self.offset = Some(value);
         self
@@ -270,8 +277,8 @@ impl Operation for ListIntegrations {
         Method::GET
     }
 
-    fn path(&self) -> String {
-        "/integrations".to_owned()
+    fn path(&self) -> Result<String, EncodeError> {
+        Ok("/integrations".to_owned())
     }
 
     fn query(&self) -> Option<String> {
@@ -332,8 +339,8 @@ impl Operation for LoadSampleDataSet {
         Method::GET
     }
 
-    fn path(&self) -> String {
-        "/integrations/stripe/dataset-sample-v2".to_owned()
+    fn path(&self) -> Result<String, EncodeError> {
+        Ok("/integrations/stripe/dataset-sample-v2".to_owned())
     }
 
     fn query(&self) -> Option<String> {
@@ -378,11 +385,16 @@ impl Operation for RunIntegration {
         Method::GET
     }
 
-    fn path(&self) -> String {
+    fn path(&self) -> Result<String, EncodeError> {
         let mut path = String::new();
         path.push_str("/integration/start/");
-        push_path_param(&mut path, &self.integration_id);
-        path
+        push_path_param(
+            &mut path,
+            Self::OPERATION_ID,
+            "integration_id",
+            &self.integration_id,
+        )?;
+        Ok(path)
     }
 
     fn query(&self) -> Option<String> {
@@ -425,8 +437,8 @@ impl Operation for StartDataImport {
         Method::POST
     }
 
-    fn path(&self) -> String {
-        "/integrations/start-data-import".to_owned()
+    fn path(&self) -> Result<String, EncodeError> {
+        Ok("/integrations/start-data-import".to_owned())
     }
 
     fn query(&self) -> Option<String> {
@@ -471,11 +483,16 @@ impl Operation for UninstallIntegration {
         Method::DELETE
     }
 
-    fn path(&self) -> String {
+    fn path(&self) -> Result<String, EncodeError> {
         let mut path = String::new();
         path.push_str("/integrations/uninstall/");
-        push_path_param(&mut path, &self.integration_id);
-        path
+        push_path_param(
+            &mut path,
+            Self::OPERATION_ID,
+            "integration_id",
+            &self.integration_id,
+        )?;
+        Ok(path)
     }
 
     fn query(&self) -> Option<String> {

@@ -34,30 +34,35 @@ impl CountLicenses {
     }
 
     /// Sets the `feature_ids` query parameter.
-    pub fn feature_ids(mut self, value: impl IntoIterator<Item = String>) -> Self {
-        self.feature_ids = value.into_iter().collect();
+    #[inline]
+    pub fn feature_ids(mut self, value: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.feature_ids = value.into_iter().map(Into::into).collect();
         self
     }
 
     /// Sets the `ids` query parameter.
-    pub fn ids(mut self, value: impl IntoIterator<Item = String>) -> Self {
-        self.ids = value.into_iter().collect();
+    #[inline]
+    pub fn ids(mut self, value: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.ids = value.into_iter().map(Into::into).collect();
         self
     }
 
     /// Sets the `name` query parameter.
+    #[inline]
     pub fn name(mut self, value: impl Into<String>) -> Self {
         self.name = Some(value.into());
         self
     }
 
     /// Sets the `limit` query parameter.
+    #[inline]
     pub fn limit(mut self, value: i64) -> Self {
         self.limit = Some(value);
         self
     }
 
     /// Sets the `offset` query parameter.
+    #[inline]
     pub fn offset(mut self, value: i64) -> Self {
         self.offset = Some(value);
         self
@@ -72,8 +77,8 @@ impl Operation for CountLicenses {
         Method::GET
     }
 
-    fn path(&self) -> String {
-        "/licenses/count".to_owned()
+    fn path(&self) -> Result<String, EncodeError> {
+        Ok("/licenses/count".to_owned())
     }
 
     fn query(&self) -> Option<String> {
@@ -124,11 +129,16 @@ impl Operation for GetSingleLicense {
         Method::GET
     }
 
-    fn path(&self) -> String {
+    fn path(&self) -> Result<String, EncodeError> {
         let mut path = String::new();
         path.push_str("/licenses/");
-        push_path_param(&mut path, &self.license_id);
-        path
+        push_path_param(
+            &mut path,
+            Self::OPERATION_ID,
+            "license_id",
+            &self.license_id,
+        )?;
+        Ok(path)
     }
 
     fn query(&self) -> Option<String> {
@@ -171,30 +181,35 @@ impl ListLicenses {
     }
 
     /// Sets the `feature_ids` query parameter.
-    pub fn feature_ids(mut self, value: impl IntoIterator<Item = String>) -> Self {
-        self.feature_ids = value.into_iter().collect();
+    #[inline]
+    pub fn feature_ids(mut self, value: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.feature_ids = value.into_iter().map(Into::into).collect();
         self
     }
 
     /// Sets the `ids` query parameter.
-    pub fn ids(mut self, value: impl IntoIterator<Item = String>) -> Self {
-        self.ids = value.into_iter().collect();
+    #[inline]
+    pub fn ids(mut self, value: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.ids = value.into_iter().map(Into::into).collect();
         self
     }
 
     /// Sets the `name` query parameter.
+    #[inline]
     pub fn name(mut self, value: impl Into<String>) -> Self {
         self.name = Some(value.into());
         self
     }
 
     /// Sets the `limit` query parameter.
+    #[inline]
     pub fn limit(mut self, value: i64) -> Self {
         self.limit = Some(value);
         self
     }
 
     /// Sets the `offset` query parameter.
+    #[inline]
     pub fn offset(mut self, value: i64) -> Self {
         self.offset = Some(value);
         self
@@ -209,8 +224,8 @@ impl Operation for ListLicenses {
         Method::GET
     }
 
-    fn path(&self) -> String {
-        "/licenses".to_owned()
+    fn path(&self) -> Result<String, EncodeError> {
+        Ok("/licenses".to_owned())
     }
 
     fn query(&self) -> Option<String> {

@@ -5,6 +5,11 @@
 //!
 //! Each group module holds one request type per operation, implementing
 //! [`Operation`](crate::operation::Operation); [`models`] holds the data types.
+//!
+//! Request types and models are built with `new(required...)` and one setter per optional
+//! field.
+//! The 578 optional request fields that the API lets a client set to `null`
+//! (81 operations send one) are [`Nullable`](crate::Nullable), with a `clear_` setter.
 
 pub mod accesstokens;
 pub mod accounts;

@@ -33,8 +33,8 @@ impl Operation for CreateCustomPlanBundle {
         Method::POST
     }
 
-    fn path(&self) -> String {
-        "/custom-plan-bundles".to_owned()
+    fn path(&self) -> Result<String, EncodeError> {
+        Ok("/custom-plan-bundles".to_owned())
     }
 
     fn query(&self) -> Option<String> {
@@ -77,8 +77,8 @@ impl Operation for CreatePlanBundle {
         Method::POST
     }
 
-    fn path(&self) -> String {
-        "/plan-bundles".to_owned()
+    fn path(&self) -> Result<String, EncodeError> {
+        Ok("/plan-bundles".to_owned())
     }
 
     fn query(&self) -> Option<String> {
@@ -126,11 +126,11 @@ impl Operation for UpdatePlanBundle {
         Method::PUT
     }
 
-    fn path(&self) -> String {
+    fn path(&self) -> Result<String, EncodeError> {
         let mut path = String::new();
         path.push_str("/plan-bundles/");
-        push_path_param(&mut path, &self.plan_id);
-        path
+        push_path_param(&mut path, Self::OPERATION_ID, "plan_id", &self.plan_id)?;
+        Ok(path)
     }
 
     fn query(&self) -> Option<String> {

@@ -33,8 +33,8 @@ impl Operation for CreatePlanGroup {
         Method::POST
     }
 
-    fn path(&self) -> String {
-        "/plan-groups".to_owned()
+    fn path(&self) -> Result<String, EncodeError> {
+        Ok("/plan-groups".to_owned())
     }
 
     fn query(&self) -> Option<String> {
@@ -69,6 +69,7 @@ impl GetPlanGroup {
     }
 
     /// Sets the `include_company_counts` query parameter.
+    #[inline]
     pub fn include_company_counts(mut self, value: bool) -> Self {
         self.include_company_counts = Some(value);
         self
@@ -83,8 +84,8 @@ impl Operation for GetPlanGroup {
         Method::GET
     }
 
-    fn path(&self) -> String {
-        "/plan-groups".to_owned()
+    fn path(&self) -> Result<String, EncodeError> {
+        Ok("/plan-groups".to_owned())
     }
 
     fn query(&self) -> Option<String> {
@@ -137,11 +138,16 @@ impl Operation for UpdatePlanGroup {
         Method::PUT
     }
 
-    fn path(&self) -> String {
+    fn path(&self) -> Result<String, EncodeError> {
         let mut path = String::new();
         path.push_str("/plan-groups/");
-        push_path_param(&mut path, &self.plan_group_id);
-        path
+        push_path_param(
+            &mut path,
+            Self::OPERATION_ID,
+            "plan_group_id",
+            &self.plan_group_id,
+        )?;
+        Ok(path)
     }
 
     fn query(&self) -> Option<String> {

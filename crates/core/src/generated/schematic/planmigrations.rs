@@ -40,24 +40,28 @@ impl CountCompanyMigrations {
     }
 
     /// Sets the `q` query parameter.
+    #[inline]
     pub fn q(mut self, value: impl Into<String>) -> Self {
         self.q = Some(value.into());
         self
     }
 
     /// Sets the `status` query parameter.
-    pub fn status(mut self, value: models::PlanVersionCompanyMigrationStatus) -> Self {
-        self.status = Some(value);
+    #[inline]
+    pub fn status(mut self, value: impl Into<models::PlanVersionCompanyMigrationStatus>) -> Self {
+        self.status = Some(value.into());
         self
     }
 
     /// Sets the `limit` query parameter.
+    #[inline]
     pub fn limit(mut self, value: i64) -> Self {
         self.limit = Some(value);
         self
     }
 
     /// Sets the `offset` query parameter.
+    #[inline]
     pub fn offset(mut self, value: i64) -> Self {
         self.offset = Some(value);
         self
@@ -72,8 +76,8 @@ impl Operation for CountCompanyMigrations {
         Method::GET
     }
 
-    fn path(&self) -> String {
-        "/plan-version-company-migrations/count".to_owned()
+    fn path(&self) -> Result<String, EncodeError> {
+        Ok("/plan-version-company-migrations/count".to_owned())
     }
 
     fn query(&self) -> Option<String> {
@@ -125,18 +129,21 @@ impl CountMigrations {
     }
 
     /// Sets the `status` query parameter.
-    pub fn status(mut self, value: models::PlanVersionMigrationStatus) -> Self {
-        self.status = Some(value);
+    #[inline]
+    pub fn status(mut self, value: impl Into<models::PlanVersionMigrationStatus>) -> Self {
+        self.status = Some(value.into());
         self
     }
 
     /// Sets the `limit` query parameter.
+    #[inline]
     pub fn limit(mut self, value: i64) -> Self {
         self.limit = Some(value);
         self
     }
 
     /// Sets the `offset` query parameter.
+    #[inline]
     pub fn offset(mut self, value: i64) -> Self {
         self.offset = Some(value);
         self
@@ -151,8 +158,8 @@ impl Operation for CountMigrations {
         Method::GET
     }
 
-    fn path(&self) -> String {
-        "/plan-version-migrations/count".to_owned()
+    fn path(&self) -> Result<String, EncodeError> {
+        Ok("/plan-version-migrations/count".to_owned())
     }
 
     fn query(&self) -> Option<String> {
@@ -200,8 +207,8 @@ impl Operation for CreateMigration {
         Method::POST
     }
 
-    fn path(&self) -> String {
-        "/plan-version-migrations".to_owned()
+    fn path(&self) -> Result<String, EncodeError> {
+        Ok("/plan-version-migrations".to_owned())
     }
 
     fn query(&self) -> Option<String> {
@@ -246,11 +253,16 @@ impl Operation for GetMigration {
         Method::GET
     }
 
-    fn path(&self) -> String {
+    fn path(&self) -> Result<String, EncodeError> {
         let mut path = String::new();
         path.push_str("/plan-version-migrations/");
-        push_path_param(&mut path, &self.plan_version_migration_id);
-        path
+        push_path_param(
+            &mut path,
+            Self::OPERATION_ID,
+            "plan_version_migration_id",
+            &self.plan_version_migration_id,
+        )?;
+        Ok(path)
     }
 
     fn query(&self) -> Option<String> {
@@ -299,24 +311,28 @@ impl ListCompanyMigrations {
     }
 
     /// Sets the `q` query parameter.
+    #[inline]
     pub fn q(mut self, value: impl Into<String>) -> Self {
         self.q = Some(value.into());
         self
     }
 
     /// Sets the `status` query parameter.
-    pub fn status(mut self, value: models::PlanVersionCompanyMigrationStatus) -> Self {
-        self.status = Some(value);
+    #[inline]
+    pub fn status(mut self, value: impl Into<models::PlanVersionCompanyMigrationStatus>) -> Self {
+        self.status = Some(value.into());
         self
     }
 
     /// Sets the `limit` query parameter.
+    #[inline]
     pub fn limit(mut self, value: i64) -> Self {
         self.limit = Some(value);
         self
     }
 
     /// Sets the `offset` query parameter.
+    #[inline]
     pub fn offset(mut self, value: i64) -> Self {
         self.offset = Some(value);
         self
@@ -331,8 +347,8 @@ impl Operation for ListCompanyMigrations {
         Method::GET
     }
 
-    fn path(&self) -> String {
-        "/plan-version-company-migrations".to_owned()
+    fn path(&self) -> Result<String, EncodeError> {
+        Ok("/plan-version-company-migrations".to_owned())
     }
 
     fn query(&self) -> Option<String> {
@@ -397,18 +413,21 @@ impl ListMigrations {
     }
 
     /// Sets the `status` query parameter.
-    pub fn status(mut self, value: models::PlanVersionMigrationStatus) -> Self {
-        self.status = Some(value);
+    #[inline]
+    pub fn status(mut self, value: impl Into<models::PlanVersionMigrationStatus>) -> Self {
+        self.status = Some(value.into());
         self
     }
 
     /// Sets the `limit` query parameter.
+    #[inline]
     pub fn limit(mut self, value: i64) -> Self {
         self.limit = Some(value);
         self
     }
 
     /// Sets the `offset` query parameter.
+    #[inline]
     pub fn offset(mut self, value: i64) -> Self {
         self.offset = Some(value);
         self
@@ -423,8 +442,8 @@ impl Operation for ListMigrations {
         Method::GET
     }
 
-    fn path(&self) -> String {
-        "/plan-version-migrations".to_owned()
+    fn path(&self) -> Result<String, EncodeError> {
+        Ok("/plan-version-migrations".to_owned())
     }
 
     fn query(&self) -> Option<String> {
@@ -485,8 +504,8 @@ impl Operation for PreviewMigration {
         Method::POST
     }
 
-    fn path(&self) -> String {
-        "/plan-version-migrations/preview".to_owned()
+    fn path(&self) -> Result<String, EncodeError> {
+        Ok("/plan-version-migrations/preview".to_owned())
     }
 
     fn query(&self) -> Option<String> {
@@ -531,12 +550,17 @@ impl Operation for RetryCompanyMigration {
         Method::POST
     }
 
-    fn path(&self) -> String {
+    fn path(&self) -> Result<String, EncodeError> {
         let mut path = String::new();
         path.push_str("/plan-version-company-migrations/");
-        push_path_param(&mut path, &self.plan_version_company_migration_id);
+        push_path_param(
+            &mut path,
+            Self::OPERATION_ID,
+            "plan_version_company_migration_id",
+            &self.plan_version_company_migration_id,
+        )?;
         path.push_str("/retry");
-        path
+        Ok(path)
     }
 
     fn query(&self) -> Option<String> {
@@ -587,12 +611,17 @@ impl Operation for RetryMigration {
         Method::POST
     }
 
-    fn path(&self) -> String {
+    fn path(&self) -> Result<String, EncodeError> {
         let mut path = String::new();
         path.push_str("/plan-version-migrations/");
-        push_path_param(&mut path, &self.plan_version_migration_id);
+        push_path_param(
+            &mut path,
+            Self::OPERATION_ID,
+            "plan_version_migration_id",
+            &self.plan_version_migration_id,
+        )?;
         path.push_str("/retry");
-        path
+        Ok(path)
     }
 
     fn query(&self) -> Option<String> {

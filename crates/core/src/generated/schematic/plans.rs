@@ -37,18 +37,21 @@ impl CountBillingProductMatchCompanies {
     }
 
     /// Sets the `q` query parameter.
+    #[inline]
     pub fn q(mut self, value: impl Into<String>) -> Self {
         self.q = Some(value.into());
         self
     }
 
     /// Sets the `limit` query parameter.
+    #[inline]
     pub fn limit(mut self, value: i64) -> Self {
         self.limit = Some(value);
         self
     }
 
     /// Sets the `offset` query parameter.
+    #[inline]
     pub fn offset(mut self, value: i64) -> Self {
         self.offset = Some(value);
         self
@@ -63,8 +66,8 @@ impl Operation for CountBillingProductMatchCompanies {
         Method::GET
     }
 
-    fn path(&self) -> String {
-        "/plans/billing-product-match-companies/count".to_owned()
+    fn path(&self) -> Result<String, EncodeError> {
+        Ok("/plans/billing-product-match-companies/count".to_owned())
     }
 
     fn query(&self) -> Option<String> {
@@ -136,102 +139,119 @@ impl CountPlans {
     }
 
     /// Sets the `company_id` query parameter.
+    #[inline]
     pub fn company_id(mut self, value: impl Into<String>) -> Self {
         self.company_id = Some(value.into());
         self
     }
 
     /// Sets the `company_scoped_only` query parameter.
+    #[inline]
     pub fn company_scoped_only(mut self, value: bool) -> Self {
         self.company_scoped_only = Some(value);
         self
     }
 
     /// Sets the `exclude_company_scoped` query parameter.
+    #[inline]
     pub fn exclude_company_scoped(mut self, value: bool) -> Self {
         self.exclude_company_scoped = Some(value);
         self
     }
 
     /// Sets the `for_fallback_plan` query parameter.
+    #[inline]
     pub fn for_fallback_plan(mut self, value: bool) -> Self {
         self.for_fallback_plan = Some(value);
         self
     }
 
     /// Sets the `for_initial_plan` query parameter.
+    #[inline]
     pub fn for_initial_plan(mut self, value: bool) -> Self {
         self.for_initial_plan = Some(value);
         self
     }
 
     /// Sets the `for_trial_expiry_plan` query parameter.
+    #[inline]
     pub fn for_trial_expiry_plan(mut self, value: bool) -> Self {
         self.for_trial_expiry_plan = Some(value);
         self
     }
 
     /// Sets the `has_product_id` query parameter.
+    #[inline]
     pub fn has_product_id(mut self, value: bool) -> Self {
         self.has_product_id = Some(value);
         self
     }
 
     /// Sets the `ids` query parameter.
-    pub fn ids(mut self, value: impl IntoIterator<Item = String>) -> Self {
-        self.ids = value.into_iter().collect();
+    #[inline]
+    pub fn ids(mut self, value: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.ids = value.into_iter().map(Into::into).collect();
         self
     }
 
     /// Sets the `include_draft_versions` query parameter.
+    #[inline]
     pub fn include_draft_versions(mut self, value: bool) -> Self {
         self.include_draft_versions = Some(value);
         self
     }
 
     /// Sets the `plan_type` query parameter.
-    pub fn plan_type(mut self, value: models::PlanType) -> Self {
-        self.plan_type = Some(value);
+    #[inline]
+    pub fn plan_type(mut self, value: impl Into<models::PlanType>) -> Self {
+        self.plan_type = Some(value.into());
         self
     }
 
     /// Sets the `q` query parameter.
+    #[inline]
     pub fn q(mut self, value: impl Into<String>) -> Self {
         self.q = Some(value.into());
         self
     }
 
     /// Sets the `scoped_to_company_id` query parameter.
+    #[inline]
     pub fn scoped_to_company_id(mut self, value: impl Into<String>) -> Self {
         self.scoped_to_company_id = Some(value.into());
         self
     }
 
     /// Sets the `with_entitlements` query parameter.
+    #[inline]
     pub fn with_entitlements(mut self, value: bool) -> Self {
         self.with_entitlements = Some(value);
         self
     }
 
     /// Sets the `without_entitlement_for` query parameter.
+    #[inline]
     pub fn without_entitlement_for(mut self, value: impl Into<String>) -> Self {
         self.without_entitlement_for = Some(value.into());
         self
     }
 
     /// Sets the `without_paid_product_id` query parameter.
+    #[inline]
     pub fn without_paid_product_id(mut self, value: bool) -> Self {
         self.without_paid_product_id = Some(value);
         self
     }
 
     /// Sets the `limit` query parameter.
+    #[inline]
     pub fn limit(mut self, value: i64) -> Self {
         self.limit = Some(value);
         self
     }
 
     /// Sets the `offset` query parameter.
+    #[inline]
     pub fn offset(mut self, value: i64) -> Self {
         self.offset = Some(value);
         self
@@ -246,8 +266,8 @@ impl Operation for CountPlans {
         Method::GET
     }
 
-    fn path(&self) -> String {
-        "/plans/count".to_owned()
+    fn path(&self) -> Result<String, EncodeError> {
+        Ok("/plans/count".to_owned())
     }
 
     fn query(&self) -> Option<String> {
@@ -320,8 +340,8 @@ impl Operation for CreateCustomPlan {
         Method::POST
     }
 
-    fn path(&self) -> String {
-        "/custom-plans".to_owned()
+    fn path(&self) -> Result<String, EncodeError> {
+        Ok("/custom-plans".to_owned())
     }
 
     fn query(&self) -> Option<String> {
@@ -364,8 +384,8 @@ impl Operation for CreatePlan {
         Method::POST
     }
 
-    fn path(&self) -> String {
-        "/plans".to_owned()
+    fn path(&self) -> Result<String, EncodeError> {
+        Ok("/plans".to_owned())
     }
 
     fn query(&self) -> Option<String> {
@@ -410,11 +430,11 @@ impl Operation for DeletePlan {
         Method::DELETE
     }
 
-    fn path(&self) -> String {
+    fn path(&self) -> Result<String, EncodeError> {
         let mut path = String::new();
         path.push_str("/plans/");
-        push_path_param(&mut path, &self.plan_id);
-        path
+        push_path_param(&mut path, Self::OPERATION_ID, "plan_id", &self.plan_id)?;
+        Ok(path)
     }
 
     fn query(&self) -> Option<String> {
@@ -454,6 +474,7 @@ impl DeletePlanVersion {
     }
 
     /// Sets the `promote_archived_version` query parameter.
+    #[inline]
     pub fn promote_archived_version(mut self, value: bool) -> Self {
         self.promote_archived_version = Some(value);
         self
@@ -468,11 +489,16 @@ impl Operation for DeletePlanVersion {
         Method::DELETE
     }
 
-    fn path(&self) -> String {
+    fn path(&self) -> Result<String, EncodeError> {
         let mut path = String::new();
         path.push_str("/plans/version/");
-        push_path_param(&mut path, &self.plan_version_id);
-        path
+        push_path_param(
+            &mut path,
+            Self::OPERATION_ID,
+            "plan_version_id",
+            &self.plan_version_id,
+        )?;
+        Ok(path)
     }
 
     fn query(&self) -> Option<String> {
@@ -517,6 +543,7 @@ impl GetPlan {
     }
 
     /// Sets the `plan_version_id` query parameter.
+    #[inline]
     pub fn plan_version_id(mut self, value: impl Into<String>) -> Self {
         self.plan_version_id = Some(value.into());
         self
@@ -531,11 +558,11 @@ impl Operation for GetPlan {
         Method::GET
     }
 
-    fn path(&self) -> String {
+    fn path(&self) -> Result<String, EncodeError> {
         let mut path = String::new();
         path.push_str("/plans/");
-        push_path_param(&mut path, &self.plan_id);
-        path
+        push_path_param(&mut path, Self::OPERATION_ID, "plan_id", &self.plan_id)?;
+        Ok(path)
     }
 
     fn query(&self) -> Option<String> {
@@ -583,18 +610,21 @@ impl ListBillingProductMatchCompanies {
     }
 
     /// Sets the `q` query parameter.
+    #[inline]
     pub fn q(mut self, value: impl Into<String>) -> Self {
         self.q = Some(value.into());
         self
     }
 
     /// Sets the `limit` query parameter.
+    #[inline]
     pub fn limit(mut self, value: i64) -> Self {
         self.limit = Some(value);
         self
     }
 
     /// Sets the `offset` query parameter.
+    #[inline]
     pub fn offset(mut self, value: i64) -> Self {
         self.offset = Some(value);
         self
@@ -609,8 +639,8 @@ impl Operation for ListBillingProductMatchCompanies {
         Method::GET
     }
 
-    fn path(&self) -> String {
-        "/plans/billing-product-match-companies".to_owned()
+    fn path(&self) -> Result<String, EncodeError> {
+        Ok("/plans/billing-product-match-companies".to_owned())
     }
 
     fn query(&self) -> Option<String> {
@@ -675,30 +705,35 @@ impl ListCustomPlanBillings {
     }
 
     /// Sets the `company_id` query parameter.
+    #[inline]
     pub fn company_id(mut self, value: impl Into<String>) -> Self {
         self.company_id = Some(value.into());
         self
     }
 
     /// Sets the `plan_id` query parameter.
+    #[inline]
     pub fn plan_id(mut self, value: impl Into<String>) -> Self {
         self.plan_id = Some(value.into());
         self
     }
 
     /// Sets the `plan_billing_source` query parameter.
-    pub fn plan_billing_source(mut self, value: models::PlanBillingSource) -> Self {
-        self.plan_billing_source = Some(value);
+    #[inline]
+    pub fn plan_billing_source(mut self, value: impl Into<models::PlanBillingSource>) -> Self {
+        self.plan_billing_source = Some(value.into());
         self
     }
 
     /// Sets the `status` query parameter.
-    pub fn status(mut self, value: models::CustomPlanBillingStatus) -> Self {
-        self.status = Some(value);
+    #[inline]
+    pub fn status(mut self, value: impl Into<models::CustomPlanBillingStatus>) -> Self {
+        self.status = Some(value.into());
         self
     }
 
     /// Sets the `statuses` query parameter.
+    #[inline]
     pub fn statuses(
         mut self,
         value: impl IntoIterator<Item = models::CustomPlanBillingStatus>,
@@ -708,12 +743,14 @@ impl ListCustomPlanBillings {
     }
 
     /// Sets the `limit` query parameter.
+    #[inline]
     pub fn limit(mut self, value: i64) -> Self {
         self.limit = Some(value);
         self
     }
 
     /// Sets the `offset` query parameter.
+    #[inline]
     pub fn offset(mut self, value: i64) -> Self {
         self.offset = Some(value);
         self
@@ -728,8 +765,8 @@ impl Operation for ListCustomPlanBillings {
         Method::GET
     }
 
-    fn path(&self) -> String {
-        "/custom-plan-billings".to_owned()
+    fn path(&self) -> Result<String, EncodeError> {
+        Ok("/custom-plan-billings".to_owned())
     }
 
     fn query(&self) -> Option<String> {
@@ -790,6 +827,7 @@ impl ListPlanIssues {
     }
 
     /// Sets the `plan_version_id` query parameter.
+    #[inline]
     pub fn plan_version_id(mut self, value: impl Into<String>) -> Self {
         self.plan_version_id = Some(value.into());
         self
@@ -804,8 +842,8 @@ impl Operation for ListPlanIssues {
         Method::GET
     }
 
-    fn path(&self) -> String {
-        "/plans/issues".to_owned()
+    fn path(&self) -> Result<String, EncodeError> {
+        Ok("/plans/issues".to_owned())
     }
 
     fn query(&self) -> Option<String> {
@@ -875,102 +913,119 @@ impl ListPlans {
     }
 
     /// Sets the `company_id` query parameter.
+    #[inline]
     pub fn company_id(mut self, value: impl Into<String>) -> Self {
         self.company_id = Some(value.into());
         self
     }
 
     /// Sets the `company_scoped_only` query parameter.
+    #[inline]
     pub fn company_scoped_only(mut self, value: bool) -> Self {
         self.company_scoped_only = Some(value);
         self
     }
 
     /// Sets the `exclude_company_scoped` query parameter.
+    #[inline]
     pub fn exclude_company_scoped(mut self, value: bool) -> Self {
         self.exclude_company_scoped = Some(value);
         self
     }
 
     /// Sets the `for_fallback_plan` query parameter.
+    #[inline]
     pub fn for_fallback_plan(mut self, value: bool) -> Self {
         self.for_fallback_plan = Some(value);
         self
     }
 
     /// Sets the `for_initial_plan` query parameter.
+    #[inline]
     pub fn for_initial_plan(mut self, value: bool) -> Self {
         self.for_initial_plan = Some(value);
         self
     }
 
     /// Sets the `for_trial_expiry_plan` query parameter.
+    #[inline]
     pub fn for_trial_expiry_plan(mut self, value: bool) -> Self {
         self.for_trial_expiry_plan = Some(value);
         self
     }
 
     /// Sets the `has_product_id` query parameter.
+    #[inline]
     pub fn has_product_id(mut self, value: bool) -> Self {
         self.has_product_id = Some(value);
         self
     }
 
     /// Sets the `ids` query parameter.
-    pub fn ids(mut self, value: impl IntoIterator<Item = String>) -> Self {
-        self.ids = value.into_iter().collect();
+    #[inline]
+    pub fn ids(mut self, value: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.ids = value.into_iter().map(Into::into).collect();
         self
     }
 
     /// Sets the `include_draft_versions` query parameter.
+    #[inline]
     pub fn include_draft_versions(mut self, value: bool) -> Self {
         self.include_draft_versions = Some(value);
         self
     }
 
     /// Sets the `plan_type` query parameter.
-    pub fn plan_type(mut self, value: models::PlanType) -> Self {
-        self.plan_type = Some(value);
+    #[inline]
+    pub fn plan_type(mut self, value: impl Into<models::PlanType>) -> Self {
+        self.plan_type = Some(value.into());
         self
     }
 
     /// Sets the `q` query parameter.
+    #[inline]
     pub fn q(mut self, value: impl Into<String>) -> Self {
         self.q = Some(value.into());
         self
     }
 
     /// Sets the `scoped_to_company_id` query parameter.
+    #[inline]
     pub fn scoped_to_company_id(mut self, value: impl Into<String>) -> Self {
         self.scoped_to_company_id = Some(value.into());
         self
     }
 
     /// Sets the `with_entitlements` query parameter.
+    #[inline]
     pub fn with_entitlements(mut self, value: bool) -> Self {
         self.with_entitlements = Some(value);
         self
     }
 
     /// Sets the `without_entitlement_for` query parameter.
+    #[inline]
     pub fn without_entitlement_for(mut self, value: impl Into<String>) -> Self {
         self.without_entitlement_for = Some(value.into());
         self
     }
 
     /// Sets the `without_paid_product_id` query parameter.
+    #[inline]
     pub fn without_paid_product_id(mut self, value: bool) -> Self {
         self.without_paid_product_id = Some(value);
         self
     }
 
     /// Sets the `limit` query parameter.
+    #[inline]
     pub fn limit(mut self, value: i64) -> Self {
         self.limit = Some(value);
         self
     }
 
     /// Sets the `offset` query parameter.
+    #[inline]
     pub fn offset(mut self, value: i64) -> Self {
         self.offset = Some(value);
         self
@@ -985,8 +1040,8 @@ impl Operation for ListPlans {
         Method::GET
     }
 
-    fn path(&self) -> String {
-        "/plans".to_owned()
+    fn path(&self) -> Result<String, EncodeError> {
+        Ok("/plans".to_owned())
     }
 
     fn query(&self) -> Option<String> {
@@ -1063,11 +1118,14 @@ impl MarkCustomPlanBillingPaid {
     /// Creates the request from its required parameters.
     pub fn new(
         custom_plan_billing_id: impl Into<String>,
-        body: models::MarkCustomPlanBillingPaidRequestBody,
+        body: impl IntoIterator<Item = (impl Into<String>, impl Into<serde_json::Value>)>,
     ) -> Self {
         Self {
             custom_plan_billing_id: custom_plan_billing_id.into(),
-            body,
+            body: body
+                .into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
         }
     }
 }
@@ -1080,12 +1138,17 @@ impl Operation for MarkCustomPlanBillingPaid {
         Method::PUT
     }
 
-    fn path(&self) -> String {
+    fn path(&self) -> Result<String, EncodeError> {
         let mut path = String::new();
         path.push_str("/custom-plan-billings/");
-        push_path_param(&mut path, &self.custom_plan_billing_id);
+        push_path_param(
+            &mut path,
+            Self::OPERATION_ID,
+            "custom_plan_billing_id",
+            &self.custom_plan_billing_id,
+        )?;
         path.push_str("/mark-paid");
-        path
+        Ok(path)
     }
 
     fn query(&self) -> Option<String> {
@@ -1136,12 +1199,17 @@ impl Operation for PublishPlanVersion {
         Method::PUT
     }
 
-    fn path(&self) -> String {
+    fn path(&self) -> Result<String, EncodeError> {
         let mut path = String::new();
         path.push_str("/plans/version/");
-        push_path_param(&mut path, &self.plan_version_id);
+        push_path_param(
+            &mut path,
+            Self::OPERATION_ID,
+            "plan_version_id",
+            &self.plan_version_id,
+        )?;
         path.push_str("/publish");
-        path
+        Ok(path)
     }
 
     fn query(&self) -> Option<String> {
@@ -1192,12 +1260,17 @@ impl Operation for RetryCustomPlanBilling {
         Method::PUT
     }
 
-    fn path(&self) -> String {
+    fn path(&self) -> Result<String, EncodeError> {
         let mut path = String::new();
         path.push_str("/custom-plan-billings/");
-        push_path_param(&mut path, &self.custom_plan_billing_id);
+        push_path_param(
+            &mut path,
+            Self::OPERATION_ID,
+            "custom_plan_billing_id",
+            &self.custom_plan_billing_id,
+        )?;
         path.push_str("/retry");
-        path
+        Ok(path)
     }
 
     fn query(&self) -> Option<String> {
@@ -1245,11 +1318,16 @@ impl Operation for UpdateCompanyPlans {
         Method::PUT
     }
 
-    fn path(&self) -> String {
+    fn path(&self) -> Result<String, EncodeError> {
         let mut path = String::new();
         path.push_str("/company-plans/");
-        push_path_param(&mut path, &self.company_id);
-        path
+        push_path_param(
+            &mut path,
+            Self::OPERATION_ID,
+            "company_id",
+            &self.company_id,
+        )?;
+        Ok(path)
     }
 
     fn query(&self) -> Option<String> {
@@ -1297,11 +1375,11 @@ impl Operation for UpdatePlan {
         Method::PUT
     }
 
-    fn path(&self) -> String {
+    fn path(&self) -> Result<String, EncodeError> {
         let mut path = String::new();
         path.push_str("/plans/");
-        push_path_param(&mut path, &self.plan_id);
-        path
+        push_path_param(&mut path, Self::OPERATION_ID, "plan_id", &self.plan_id)?;
+        Ok(path)
     }
 
     fn query(&self) -> Option<String> {
@@ -1349,12 +1427,12 @@ impl Operation for UpsertBillingProductPlan {
         Method::PUT
     }
 
-    fn path(&self) -> String {
+    fn path(&self) -> Result<String, EncodeError> {
         let mut path = String::new();
         path.push_str("/plans/");
-        push_path_param(&mut path, &self.plan_id);
+        push_path_param(&mut path, Self::OPERATION_ID, "plan_id", &self.plan_id)?;
         path.push_str("/billing_products");
-        path
+        Ok(path)
     }
 
     fn query(&self) -> Option<String> {
@@ -1397,8 +1475,8 @@ impl Operation for UpsertPlanForBillingProduct {
         Method::POST
     }
 
-    fn path(&self) -> String {
-        "/plans/billing-linked".to_owned()
+    fn path(&self) -> Result<String, EncodeError> {
+        Ok("/plans/billing-linked".to_owned())
     }
 
     fn query(&self) -> Option<String> {

@@ -34,8 +34,8 @@ impl Operation for CreateScheduledCheckout {
         Method::POST
     }
 
-    fn path(&self) -> String {
-        "/scheduled-checkout".to_owned()
+    fn path(&self) -> Result<String, EncodeError> {
+        Ok("/scheduled-checkout".to_owned())
     }
 
     fn query(&self) -> Option<String> {
@@ -80,11 +80,16 @@ impl Operation for GetScheduledCheckout {
         Method::GET
     }
 
-    fn path(&self) -> String {
+    fn path(&self) -> Result<String, EncodeError> {
         let mut path = String::new();
         path.push_str("/scheduled-checkout/");
-        push_path_param(&mut path, &self.scheduled_checkout_id);
-        path
+        push_path_param(
+            &mut path,
+            Self::OPERATION_ID,
+            "scheduled_checkout_id",
+            &self.scheduled_checkout_id,
+        )?;
+        Ok(path)
     }
 
     fn query(&self) -> Option<String> {
@@ -125,24 +130,28 @@ impl ListScheduledCheckouts {
     }
 
     /// Sets the `company_id` query parameter.
+    #[inline]
     pub fn company_id(mut self, value: impl Into<String>) -> Self {
         self.company_id = Some(value.into());
         self
     }
 
     /// Sets the `status` query parameter.
-    pub fn status(mut self, value: models::ScheduledCheckoutStatus) -> Self {
-        self.status = Some(value);
+    #[inline]
+    pub fn status(mut self, value: impl Into<models::ScheduledCheckoutStatus>) -> Self {
+        self.status = Some(value.into());
         self
     }
 
     /// Sets the `limit` query parameter.
+    #[inline]
     pub fn limit(mut self, value: i64) -> Self {
         self.limit = Some(value);
         self
     }
 
     /// Sets the `offset` query parameter.
+    #[inline]
     pub fn offset(mut self, value: i64) -> Self {
         self.offset = Some(value);
         self
@@ -157,8 +166,8 @@ impl Operation for ListScheduledCheckouts {
         Method::GET
     }
 
-    fn path(&self) -> String {
-        "/scheduled-checkout".to_owned()
+    fn path(&self) -> Result<String, EncodeError> {
+        Ok("/scheduled-checkout".to_owned())
     }
 
     fn query(&self) -> Option<String> {
@@ -227,11 +236,16 @@ impl Operation for UpdateScheduledCheckout {
         Method::PUT
     }
 
-    fn path(&self) -> String {
+    fn path(&self) -> Result<String, EncodeError> {
         let mut path = String::new();
         path.push_str("/scheduled-checkout/");
-        push_path_param(&mut path, &self.scheduled_checkout_id);
-        path
+        push_path_param(
+            &mut path,
+            Self::OPERATION_ID,
+            "scheduled_checkout_id",
+            &self.scheduled_checkout_id,
+        )?;
+        Ok(path)
     }
 
     fn query(&self) -> Option<String> {

@@ -34,30 +34,35 @@ impl CountWebhookEvents {
     }
 
     /// Sets the `ids` query parameter.
-    pub fn ids(mut self, value: impl IntoIterator<Item = String>) -> Self {
-        self.ids = value.into_iter().collect();
+    #[inline]
+    pub fn ids(mut self, value: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.ids = value.into_iter().map(Into::into).collect();
         self
     }
 
     /// Sets the `q` query parameter.
+    #[inline]
     pub fn q(mut self, value: impl Into<String>) -> Self {
         self.q = Some(value.into());
         self
     }
 
     /// Sets the `webhook_id` query parameter.
+    #[inline]
     pub fn webhook_id(mut self, value: impl Into<String>) -> Self {
         self.webhook_id = Some(value.into());
         self
     }
 
     /// Sets the `limit` query parameter.
+    #[inline]
     pub fn limit(mut self, value: i64) -> Self {
         self.limit = Some(value);
         self
     }
 
     /// Sets the `offset` query parameter.
+    #[inline]
     pub fn offset(mut self, value: i64) -> Self {
         self.offset = Some(value);
         self
@@ -72,8 +77,8 @@ impl Operation for CountWebhookEvents {
         Method::GET
     }
 
-    fn path(&self) -> String {
-        "/webhook-events/count".to_owned()
+    fn path(&self) -> Result<String, EncodeError> {
+        Ok("/webhook-events/count".to_owned())
     }
 
     fn query(&self) -> Option<String> {
@@ -118,18 +123,21 @@ impl CountWebhooks {
     }
 
     /// Sets the `q` query parameter.
+    #[inline]
     pub fn q(mut self, value: impl Into<String>) -> Self {
         self.q = Some(value.into());
         self
     }
 
     /// Sets the `limit` query parameter.
+    #[inline]
     pub fn limit(mut self, value: i64) -> Self {
         self.limit = Some(value);
         self
     }
 
     /// Sets the `offset` query parameter.
+    #[inline]
     pub fn offset(mut self, value: i64) -> Self {
         self.offset = Some(value);
         self
@@ -144,8 +152,8 @@ impl Operation for CountWebhooks {
         Method::GET
     }
 
-    fn path(&self) -> String {
-        "/webhooks/count".to_owned()
+    fn path(&self) -> Result<String, EncodeError> {
+        Ok("/webhooks/count".to_owned())
     }
 
     fn query(&self) -> Option<String> {
@@ -192,8 +200,8 @@ impl Operation for CreateWebhook {
         Method::POST
     }
 
-    fn path(&self) -> String {
-        "/webhooks".to_owned()
+    fn path(&self) -> Result<String, EncodeError> {
+        Ok("/webhooks".to_owned())
     }
 
     fn query(&self) -> Option<String> {
@@ -238,11 +246,16 @@ impl Operation for DeleteWebhook {
         Method::DELETE
     }
 
-    fn path(&self) -> String {
+    fn path(&self) -> Result<String, EncodeError> {
         let mut path = String::new();
         path.push_str("/webhooks/");
-        push_path_param(&mut path, &self.webhook_id);
-        path
+        push_path_param(
+            &mut path,
+            Self::OPERATION_ID,
+            "webhook_id",
+            &self.webhook_id,
+        )?;
+        Ok(path)
     }
 
     fn query(&self) -> Option<String> {
@@ -287,11 +300,16 @@ impl Operation for GetWebhook {
         Method::GET
     }
 
-    fn path(&self) -> String {
+    fn path(&self) -> Result<String, EncodeError> {
         let mut path = String::new();
         path.push_str("/webhooks/");
-        push_path_param(&mut path, &self.webhook_id);
-        path
+        push_path_param(
+            &mut path,
+            Self::OPERATION_ID,
+            "webhook_id",
+            &self.webhook_id,
+        )?;
+        Ok(path)
     }
 
     fn query(&self) -> Option<String> {
@@ -336,11 +354,16 @@ impl Operation for GetWebhookEvent {
         Method::GET
     }
 
-    fn path(&self) -> String {
+    fn path(&self) -> Result<String, EncodeError> {
         let mut path = String::new();
         path.push_str("/webhook-events/");
-        push_path_param(&mut path, &self.webhook_event_id);
-        path
+        push_path_param(
+            &mut path,
+            Self::OPERATION_ID,
+            "webhook_event_id",
+            &self.webhook_event_id,
+        )?;
+        Ok(path)
     }
 
     fn query(&self) -> Option<String> {
@@ -383,30 +406,35 @@ impl ListWebhookEvents {
     }
 
     /// Sets the `ids` query parameter.
-    pub fn ids(mut self, value: impl IntoIterator<Item = String>) -> Self {
-        self.ids = value.into_iter().collect();
+    #[inline]
+    pub fn ids(mut self, value: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.ids = value.into_iter().map(Into::into).collect();
         self
     }
 
     /// Sets the `q` query parameter.
+    #[inline]
     pub fn q(mut self, value: impl Into<String>) -> Self {
         self.q = Some(value.into());
         self
     }
 
     /// Sets the `webhook_id` query parameter.
+    #[inline]
     pub fn webhook_id(mut self, value: impl Into<String>) -> Self {
         self.webhook_id = Some(value.into());
         self
     }
 
     /// Sets the `limit` query parameter.
+    #[inline]
     pub fn limit(mut self, value: i64) -> Self {
         self.limit = Some(value);
         self
     }
 
     /// Sets the `offset` query parameter.
+    #[inline]
     pub fn offset(mut self, value: i64) -> Self {
         self.offset = Some(value);
         self
@@ -421,8 +449,8 @@ impl Operation for ListWebhookEvents {
         Method::GET
     }
 
-    fn path(&self) -> String {
-        "/webhook-events".to_owned()
+    fn path(&self) -> Result<String, EncodeError> {
+        Ok("/webhook-events".to_owned())
     }
 
     fn query(&self) -> Option<String> {
@@ -480,18 +508,21 @@ impl ListWebhooks {
     }
 
     /// Sets the `q` query parameter.
+    #[inline]
     pub fn q(mut self, value: impl Into<String>) -> Self {
         self.q = Some(value.into());
         self
     }
 
     /// Sets the `limit` query parameter.
+    #[inline]
     pub fn limit(mut self, value: i64) -> Self {
         self.limit = Some(value);
         self
     }
 
     /// Sets the `offset` query parameter.
+    #[inline]
     pub fn offset(mut self, value: i64) -> Self {
         self.offset = Some(value);
         self
@@ -506,8 +537,8 @@ impl Operation for ListWebhooks {
         Method::GET
     }
 
-    fn path(&self) -> String {
-        "/webhooks".to_owned()
+    fn path(&self) -> Result<String, EncodeError> {
+        Ok("/webhooks".to_owned())
     }
 
     fn query(&self) -> Option<String> {
@@ -572,12 +603,17 @@ impl Operation for SendTestWebhookAction {
         Method::POST
     }
 
-    fn path(&self) -> String {
+    fn path(&self) -> Result<String, EncodeError> {
         let mut path = String::new();
         path.push_str("/webhooks/");
-        push_path_param(&mut path, &self.webhook_id);
+        push_path_param(
+            &mut path,
+            Self::OPERATION_ID,
+            "webhook_id",
+            &self.webhook_id,
+        )?;
         path.push_str("/test");
-        path
+        Ok(path)
     }
 
     fn query(&self) -> Option<String> {
@@ -625,11 +661,16 @@ impl Operation for UpdateWebhook {
         Method::PUT
     }
 
-    fn path(&self) -> String {
+    fn path(&self) -> Result<String, EncodeError> {
         let mut path = String::new();
         path.push_str("/webhooks/");
-        push_path_param(&mut path, &self.webhook_id);
-        path
+        push_path_param(
+            &mut path,
+            Self::OPERATION_ID,
+            "webhook_id",
+            &self.webhook_id,
+        )?;
+        Ok(path)
     }
 
     fn query(&self) -> Option<String> {

@@ -2394,7 +2394,7 @@ impl Companies<'_> {
     #[inline]
     pub fn lookup_company(
         &self,
-        keys: std::collections::BTreeMap<String, String>,
+        keys: impl IntoIterator<Item = (impl Into<String>, impl Into<String>)>,
     ) -> Out<companies::LookupCompany> {
         self.client.send(companies::LookupCompany::new(keys))
     }
@@ -2403,7 +2403,7 @@ impl Companies<'_> {
     #[inline]
     pub fn lookup_company_with(
         &self,
-        keys: std::collections::BTreeMap<String, String>,
+        keys: impl IntoIterator<Item = (impl Into<String>, impl Into<String>)>,
         options: RequestOptions,
     ) -> Out<companies::LookupCompany> {
         self.client
@@ -2414,7 +2414,7 @@ impl Companies<'_> {
     #[inline]
     pub fn lookup_user(
         &self,
-        keys: std::collections::BTreeMap<String, String>,
+        keys: impl IntoIterator<Item = (impl Into<String>, impl Into<String>)>,
     ) -> Out<companies::LookupUser> {
         self.client.send(companies::LookupUser::new(keys))
     }
@@ -2423,7 +2423,7 @@ impl Companies<'_> {
     #[inline]
     pub fn lookup_user_with(
         &self,
-        keys: std::collections::BTreeMap<String, String>,
+        keys: impl IntoIterator<Item = (impl Into<String>, impl Into<String>)>,
         options: RequestOptions,
     ) -> Out<companies::LookupUser> {
         self.client
@@ -3221,7 +3221,7 @@ impl Credits<'_> {
     pub fn release_credit_lease(
         &self,
         lease_id: impl Into<String>,
-        body: models::ReleaseCreditLeaseRequestBody,
+        body: impl IntoIterator<Item = (impl Into<String>, impl Into<serde_json::Value>)>,
     ) -> Out<credits::ReleaseCreditLease> {
         self.client
             .send(credits::ReleaseCreditLease::new(lease_id, body))
@@ -3232,7 +3232,7 @@ impl Credits<'_> {
     pub fn release_credit_lease_with(
         &self,
         lease_id: impl Into<String>,
-        body: models::ReleaseCreditLeaseRequestBody,
+        body: impl IntoIterator<Item = (impl Into<String>, impl Into<serde_json::Value>)>,
         options: RequestOptions,
     ) -> Out<credits::ReleaseCreditLease> {
         self.client
@@ -3677,7 +3677,7 @@ impl Entitlements<'_> {
     #[inline]
     pub fn get_feature_usage_by_company(
         &self,
-        keys: std::collections::BTreeMap<String, String>,
+        keys: impl IntoIterator<Item = (impl Into<String>, impl Into<String>)>,
     ) -> Out<entitlements::GetFeatureUsageByCompany> {
         self.client
             .send(entitlements::GetFeatureUsageByCompany::new(keys))
@@ -3687,7 +3687,7 @@ impl Entitlements<'_> {
     #[inline]
     pub fn get_feature_usage_by_company_with(
         &self,
-        keys: std::collections::BTreeMap<String, String>,
+        keys: impl IntoIterator<Item = (impl Into<String>, impl Into<String>)>,
         options: RequestOptions,
     ) -> Out<entitlements::GetFeatureUsageByCompany> {
         self.client
@@ -5268,7 +5268,7 @@ impl Plans<'_> {
     pub fn mark_custom_plan_billing_paid(
         &self,
         custom_plan_billing_id: impl Into<String>,
-        body: models::MarkCustomPlanBillingPaidRequestBody,
+        body: impl IntoIterator<Item = (impl Into<String>, impl Into<serde_json::Value>)>,
     ) -> Out<plans::MarkCustomPlanBillingPaid> {
         self.client.send(plans::MarkCustomPlanBillingPaid::new(
             custom_plan_billing_id,
@@ -5281,7 +5281,7 @@ impl Plans<'_> {
     pub fn mark_custom_plan_billing_paid_with(
         &self,
         custom_plan_billing_id: impl Into<String>,
-        body: models::MarkCustomPlanBillingPaidRequestBody,
+        body: impl IntoIterator<Item = (impl Into<String>, impl Into<serde_json::Value>)>,
         options: RequestOptions,
     ) -> Out<plans::MarkCustomPlanBillingPaid> {
         self.client.send_with(

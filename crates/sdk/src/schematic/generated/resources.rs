@@ -2458,7 +2458,7 @@ impl Companies<'_> {
     #[inline]
     pub fn lookup_company(
         &self,
-        keys: std::collections::BTreeMap<String, String>,
+        keys: impl IntoIterator<Item = (impl Into<String>, impl Into<String>)>,
     ) -> impl Future<Output = Out<companies::LookupCompany>> + Send + '_ {
         self.client.send(companies::LookupCompany::new(keys))
     }
@@ -2467,7 +2467,7 @@ impl Companies<'_> {
     #[inline]
     pub fn lookup_company_with(
         &self,
-        keys: std::collections::BTreeMap<String, String>,
+        keys: impl IntoIterator<Item = (impl Into<String>, impl Into<String>)>,
         options: RequestOptions,
     ) -> impl Future<Output = Out<companies::LookupCompany>> + Send + '_ {
         self.client
@@ -2478,7 +2478,7 @@ impl Companies<'_> {
     #[inline]
     pub fn lookup_user(
         &self,
-        keys: std::collections::BTreeMap<String, String>,
+        keys: impl IntoIterator<Item = (impl Into<String>, impl Into<String>)>,
     ) -> impl Future<Output = Out<companies::LookupUser>> + Send + '_ {
         self.client.send(companies::LookupUser::new(keys))
     }
@@ -2487,7 +2487,7 @@ impl Companies<'_> {
     #[inline]
     pub fn lookup_user_with(
         &self,
-        keys: std::collections::BTreeMap<String, String>,
+        keys: impl IntoIterator<Item = (impl Into<String>, impl Into<String>)>,
         options: RequestOptions,
     ) -> impl Future<Output = Out<companies::LookupUser>> + Send + '_ {
         self.client
@@ -3296,7 +3296,7 @@ impl Credits<'_> {
     pub fn release_credit_lease(
         &self,
         lease_id: impl Into<String>,
-        body: models::ReleaseCreditLeaseRequestBody,
+        body: impl IntoIterator<Item = (impl Into<String>, impl Into<serde_json::Value>)>,
     ) -> impl Future<Output = Out<credits::ReleaseCreditLease>> + Send + '_ {
         self.client
             .send(credits::ReleaseCreditLease::new(lease_id, body))
@@ -3307,7 +3307,7 @@ impl Credits<'_> {
     pub fn release_credit_lease_with(
         &self,
         lease_id: impl Into<String>,
-        body: models::ReleaseCreditLeaseRequestBody,
+        body: impl IntoIterator<Item = (impl Into<String>, impl Into<serde_json::Value>)>,
         options: RequestOptions,
     ) -> impl Future<Output = Out<credits::ReleaseCreditLease>> + Send + '_ {
         self.client
@@ -3752,7 +3752,7 @@ impl Entitlements<'_> {
     #[inline]
     pub fn get_feature_usage_by_company(
         &self,
-        keys: std::collections::BTreeMap<String, String>,
+        keys: impl IntoIterator<Item = (impl Into<String>, impl Into<String>)>,
     ) -> impl Future<Output = Out<entitlements::GetFeatureUsageByCompany>> + Send + '_ {
         self.client
             .send(entitlements::GetFeatureUsageByCompany::new(keys))
@@ -3762,7 +3762,7 @@ impl Entitlements<'_> {
     #[inline]
     pub fn get_feature_usage_by_company_with(
         &self,
-        keys: std::collections::BTreeMap<String, String>,
+        keys: impl IntoIterator<Item = (impl Into<String>, impl Into<String>)>,
         options: RequestOptions,
     ) -> impl Future<Output = Out<entitlements::GetFeatureUsageByCompany>> + Send + '_ {
         self.client
@@ -5418,7 +5418,7 @@ impl Plans<'_> {
     pub fn mark_custom_plan_billing_paid(
         &self,
         custom_plan_billing_id: impl Into<String>,
-        body: models::MarkCustomPlanBillingPaidRequestBody,
+        body: impl IntoIterator<Item = (impl Into<String>, impl Into<serde_json::Value>)>,
     ) -> impl Future<Output = Out<plans::MarkCustomPlanBillingPaid>> + Send + '_ {
         self.client.send(plans::MarkCustomPlanBillingPaid::new(
             custom_plan_billing_id,
@@ -5431,7 +5431,7 @@ impl Plans<'_> {
     pub fn mark_custom_plan_billing_paid_with(
         &self,
         custom_plan_billing_id: impl Into<String>,
-        body: models::MarkCustomPlanBillingPaidRequestBody,
+        body: impl IntoIterator<Item = (impl Into<String>, impl Into<serde_json::Value>)>,
         options: RequestOptions,
     ) -> impl Future<Output = Out<plans::MarkCustomPlanBillingPaid>> + Send + '_ {
         self.client.send_with(

@@ -6,37 +6,44 @@
 use super::models;
 use crate::error::{ApiError, EncodeError};
 use crate::esauti::wire::decode_json;
+use crate::json::Traits;
 use crate::operation::{Operation, json_body};
 use crate::query::{QueryBuilder, push_path_param};
 use bytes::Bytes;
 use http::{HeaderMap, Method, StatusCode};
-use std::collections::BTreeMap;
 
-/// `POST /assets/new` (`createAsset`): responds `201` with [`BTreeMap<String, serde_json::Value>`].
+/// `POST /assets/new` (`createAsset`): responds `201` with [`Traits`].
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct CreateAsset {
     /// The JSON request body.
-    pub body: BTreeMap<String, serde_json::Value>,
+    pub body: Traits,
 }
 
 impl CreateAsset {
     /// Creates the request from its required parameters.
-    pub fn new(body: BTreeMap<String, serde_json::Value>) -> Self {
-        Self { body }
+    pub fn new(
+        body: impl IntoIterator<Item = (impl Into<String>, impl Into<serde_json::Value>)>,
+    ) -> Self {
+        Self {
+            body: body
+                .into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
+        }
     }
 }
 
 impl Operation for CreateAsset {
-    type Output = BTreeMap<String, serde_json::Value>;
+    type Output = Traits;
     const OPERATION_ID: &'static str = "createAsset";
 
     fn method(&self) -> Method {
         Method::POST
     }
 
-    fn path(&self) -> String {
-        "/assets/new".to_owned()
+    fn path(&self) -> Result<String, EncodeError> {
+        Ok("/assets/new".to_owned())
     }
 
     fn query(&self) -> Option<String> {
@@ -56,7 +63,7 @@ impl Operation for CreateAsset {
     }
 }
 
-/// `DELETE /assets/{id}/delete` (`deleteAsset`): responds `200` with [`BTreeMap<String, serde_json::Value>`].
+/// `DELETE /assets/{id}/delete` (`deleteAsset`): responds `200` with [`Traits`].
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct DeleteAsset {
@@ -72,19 +79,19 @@ impl DeleteAsset {
 }
 
 impl Operation for DeleteAsset {
-    type Output = BTreeMap<String, serde_json::Value>;
+    type Output = Traits;
     const OPERATION_ID: &'static str = "deleteAsset";
 
     fn method(&self) -> Method {
         Method::DELETE
     }
 
-    fn path(&self) -> String {
+    fn path(&self) -> Result<String, EncodeError> {
         let mut path = String::new();
         path.push_str("/assets/");
-        push_path_param(&mut path, &self.id);
+        push_path_param(&mut path, Self::OPERATION_ID, "id", &self.id)?;
         path.push_str("/delete");
-        path
+        Ok(path)
     }
 
     fn query(&self) -> Option<String> {
@@ -104,37 +111,46 @@ impl Operation for DeleteAsset {
     }
 }
 
-/// `PATCH /assets/{id}/edit` (`editAsset`): responds `200` with [`BTreeMap<String, serde_json::Value>`].
+/// `PATCH /assets/{id}/edit` (`editAsset`): responds `200` with [`Traits`].
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct EditAsset {
     /// Path parameter `id`, required.
     pub id: i64,
     /// The JSON request body.
-    pub body: BTreeMap<String, serde_json::Value>,
+    pub body: Traits,
 }
 
 impl EditAsset {
     /// Creates the request from its required parameters.
-    pub fn new(id: i64, body: BTreeMap<String, serde_json::Value>) -> Self {
-        Self { id, body }
+    pub fn new(
+        id: i64,
+        body: impl IntoIterator<Item = (impl Into<String>, impl Into<serde_json::Value>)>,
+    ) -> Self {
+        Self {
+            id,
+            body: body
+                .into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
+        }
     }
 }
 
 impl Operation for EditAsset {
-    type Output = BTreeMap<String, serde_json::Value>;
+    type Output = Traits;
     const OPERATION_ID: &'static str = "editAsset";
 
     fn method(&self) -> Method {
         Method::PATCH
     }
 
-    fn path(&self) -> String {
+    fn path(&self) -> Result<String, EncodeError> {
         let mut path = String::new();
         path.push_str("/assets/");
-        push_path_param(&mut path, &self.id);
+        push_path_param(&mut path, Self::OPERATION_ID, "id", &self.id)?;
         path.push_str("/edit");
-        path
+        Ok(path)
     }
 
     fn query(&self) -> Option<String> {
@@ -154,7 +170,7 @@ impl Operation for EditAsset {
     }
 }
 
-/// `GET /assets/{id}` (`getAsset`): responds `200` with [`BTreeMap<String, serde_json::Value>`].
+/// `GET /assets/{id}` (`getAsset`): responds `200` with [`Traits`].
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct GetAsset {
@@ -170,18 +186,18 @@ impl GetAsset {
 }
 
 impl Operation for GetAsset {
-    type Output = BTreeMap<String, serde_json::Value>;
+    type Output = Traits;
     const OPERATION_ID: &'static str = "getAsset";
 
     fn method(&self) -> Method {
         Method::GET
     }
 
-    fn path(&self) -> String {
+    fn path(&self) -> Result<String, EncodeError> {
         let mut path = String::new();
         path.push_str("/assets/");
-        push_path_param(&mut path, &self.id);
-        path
+        push_path_param(&mut path, Self::OPERATION_ID, "id", &self.id)?;
+        Ok(path)
     }
 
     fn query(&self) -> Option<String> {
@@ -201,7 +217,7 @@ impl Operation for GetAsset {
     }
 }
 
-/// `GET /assets` (`listAssets`): responds `200` with [`BTreeMap<String, serde_json::Value>`].
+/// `GET /assets` (`listAssets`): responds `200` with [`Traits`].
 #[derive(Debug, Clone, PartialEq, Default)]
 #[non_exhaustive]
 pub struct ListAssets {
@@ -228,42 +244,49 @@ impl ListAssets {
     }
 
     /// Sets the `search` query parameter.
+    #[inline]
     pub fn search(mut self, value: impl Into<String>) -> Self {
         self.search = Some(value.into());
         self
     }
 
     /// Sets the `start` query parameter.
+    #[inline]
     pub fn start(mut self, value: i64) -> Self {
         self.start = Some(value);
         self
     }
 
     /// Sets the `limit` query parameter.
+    #[inline]
     pub fn limit(mut self, value: i64) -> Self {
         self.limit = Some(value);
         self
     }
 
     /// Sets the `orderBy` query parameter.
+    #[inline]
     pub fn order_by(mut self, value: impl Into<String>) -> Self {
         self.order_by = Some(value.into());
         self
     }
 
     /// Sets the `orderByDir` query parameter.
-    pub fn order_by_dir(mut self, value: models::OrderDirection) -> Self {
-        self.order_by_dir = Some(value);
+    #[inline]
+    pub fn order_by_dir(mut self, value: impl Into<models::OrderDirection>) -> Self {
+        self.order_by_dir = Some(value.into());
         self
     }
 
     /// Sets the `publishedOnly` query parameter.
+    #[inline]
     pub fn published_only(mut self, value: bool) -> Self {
         self.published_only = Some(value);
         self
     }
 
     /// Sets the `minimal` query parameter.
+    #[inline]
     pub fn minimal(mut self, value: bool) -> Self {
         self.minimal = Some(value);
         self
@@ -271,15 +294,15 @@ impl ListAssets {
 }
 
 impl Operation for ListAssets {
-    type Output = BTreeMap<String, serde_json::Value>;
+    type Output = Traits;
     const OPERATION_ID: &'static str = "listAssets";
 
     fn method(&self) -> Method {
         Method::GET
     }
 
-    fn path(&self) -> String {
-        "/assets".to_owned()
+    fn path(&self) -> Result<String, EncodeError> {
+        Ok("/assets".to_owned())
     }
 
     fn query(&self) -> Option<String> {
@@ -307,37 +330,46 @@ impl Operation for ListAssets {
     }
 }
 
-/// `PUT /assets/{id}/edit` (`replaceAsset`): responds `200` with [`BTreeMap<String, serde_json::Value>`].
+/// `PUT /assets/{id}/edit` (`replaceAsset`): responds `200` with [`Traits`].
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ReplaceAsset {
     /// Path parameter `id`, required.
     pub id: i64,
     /// The JSON request body.
-    pub body: BTreeMap<String, serde_json::Value>,
+    pub body: Traits,
 }
 
 impl ReplaceAsset {
     /// Creates the request from its required parameters.
-    pub fn new(id: i64, body: BTreeMap<String, serde_json::Value>) -> Self {
-        Self { id, body }
+    pub fn new(
+        id: i64,
+        body: impl IntoIterator<Item = (impl Into<String>, impl Into<serde_json::Value>)>,
+    ) -> Self {
+        Self {
+            id,
+            body: body
+                .into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
+        }
     }
 }
 
 impl Operation for ReplaceAsset {
-    type Output = BTreeMap<String, serde_json::Value>;
+    type Output = Traits;
     const OPERATION_ID: &'static str = "replaceAsset";
 
     fn method(&self) -> Method {
         Method::PUT
     }
 
-    fn path(&self) -> String {
+    fn path(&self) -> Result<String, EncodeError> {
         let mut path = String::new();
         path.push_str("/assets/");
-        push_path_param(&mut path, &self.id);
+        push_path_param(&mut path, Self::OPERATION_ID, "id", &self.id)?;
         path.push_str("/edit");
-        path
+        Ok(path)
     }
 
     fn query(&self) -> Option<String> {

@@ -6,37 +6,44 @@
 use super::models;
 use crate::error::{ApiError, EncodeError};
 use crate::esauti::wire::decode_json;
+use crate::json::Traits;
 use crate::operation::{Operation, json_body};
 use crate::query::{QueryBuilder, push_path_param};
 use bytes::Bytes;
 use http::{HeaderMap, Method, StatusCode};
-use std::collections::BTreeMap;
 
-/// `POST /fields/company/new` (`createCompanyField`): responds `201` with [`BTreeMap<String, serde_json::Value>`].
+/// `POST /fields/company/new` (`createCompanyField`): responds `201` with [`Traits`].
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct CreateCompanyField {
     /// The JSON request body.
-    pub body: BTreeMap<String, serde_json::Value>,
+    pub body: Traits,
 }
 
 impl CreateCompanyField {
     /// Creates the request from its required parameters.
-    pub fn new(body: BTreeMap<String, serde_json::Value>) -> Self {
-        Self { body }
+    pub fn new(
+        body: impl IntoIterator<Item = (impl Into<String>, impl Into<serde_json::Value>)>,
+    ) -> Self {
+        Self {
+            body: body
+                .into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
+        }
     }
 }
 
 impl Operation for CreateCompanyField {
-    type Output = BTreeMap<String, serde_json::Value>;
+    type Output = Traits;
     const OPERATION_ID: &'static str = "createCompanyField";
 
     fn method(&self) -> Method {
         Method::POST
     }
 
-    fn path(&self) -> String {
-        "/fields/company/new".to_owned()
+    fn path(&self) -> Result<String, EncodeError> {
+        Ok("/fields/company/new".to_owned())
     }
 
     fn query(&self) -> Option<String> {
@@ -56,7 +63,7 @@ impl Operation for CreateCompanyField {
     }
 }
 
-/// `DELETE /fields/company/{id}/delete` (`deleteCompanyField`): responds `200` with [`BTreeMap<String, serde_json::Value>`].
+/// `DELETE /fields/company/{id}/delete` (`deleteCompanyField`): responds `200` with [`Traits`].
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct DeleteCompanyField {
@@ -72,19 +79,19 @@ impl DeleteCompanyField {
 }
 
 impl Operation for DeleteCompanyField {
-    type Output = BTreeMap<String, serde_json::Value>;
+    type Output = Traits;
     const OPERATION_ID: &'static str = "deleteCompanyField";
 
     fn method(&self) -> Method {
         Method::DELETE
     }
 
-    fn path(&self) -> String {
+    fn path(&self) -> Result<String, EncodeError> {
         let mut path = String::new();
         path.push_str("/fields/company/");
-        push_path_param(&mut path, &self.id);
+        push_path_param(&mut path, Self::OPERATION_ID, "id", &self.id)?;
         path.push_str("/delete");
-        path
+        Ok(path)
     }
 
     fn query(&self) -> Option<String> {
@@ -104,37 +111,46 @@ impl Operation for DeleteCompanyField {
     }
 }
 
-/// `PATCH /fields/company/{id}/edit` (`editCompanyField`): responds `200` with [`BTreeMap<String, serde_json::Value>`].
+/// `PATCH /fields/company/{id}/edit` (`editCompanyField`): responds `200` with [`Traits`].
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct EditCompanyField {
     /// Path parameter `id`, required.
     pub id: i64,
     /// The JSON request body.
-    pub body: BTreeMap<String, serde_json::Value>,
+    pub body: Traits,
 }
 
 impl EditCompanyField {
     /// Creates the request from its required parameters.
-    pub fn new(id: i64, body: BTreeMap<String, serde_json::Value>) -> Self {
-        Self { id, body }
+    pub fn new(
+        id: i64,
+        body: impl IntoIterator<Item = (impl Into<String>, impl Into<serde_json::Value>)>,
+    ) -> Self {
+        Self {
+            id,
+            body: body
+                .into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
+        }
     }
 }
 
 impl Operation for EditCompanyField {
-    type Output = BTreeMap<String, serde_json::Value>;
+    type Output = Traits;
     const OPERATION_ID: &'static str = "editCompanyField";
 
     fn method(&self) -> Method {
         Method::PATCH
     }
 
-    fn path(&self) -> String {
+    fn path(&self) -> Result<String, EncodeError> {
         let mut path = String::new();
         path.push_str("/fields/company/");
-        push_path_param(&mut path, &self.id);
+        push_path_param(&mut path, Self::OPERATION_ID, "id", &self.id)?;
         path.push_str("/edit");
-        path
+        Ok(path)
     }
 
     fn query(&self) -> Option<String> {
@@ -154,7 +170,7 @@ impl Operation for EditCompanyField {
     }
 }
 
-/// `GET /fields/company/{id}` (`getCompanyField`): responds `200` with [`BTreeMap<String, serde_json::Value>`].
+/// `GET /fields/company/{id}` (`getCompanyField`): responds `200` with [`Traits`].
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct GetCompanyField {
@@ -170,18 +186,18 @@ impl GetCompanyField {
 }
 
 impl Operation for GetCompanyField {
-    type Output = BTreeMap<String, serde_json::Value>;
+    type Output = Traits;
     const OPERATION_ID: &'static str = "getCompanyField";
 
     fn method(&self) -> Method {
         Method::GET
     }
 
-    fn path(&self) -> String {
+    fn path(&self) -> Result<String, EncodeError> {
         let mut path = String::new();
         path.push_str("/fields/company/");
-        push_path_param(&mut path, &self.id);
-        path
+        push_path_param(&mut path, Self::OPERATION_ID, "id", &self.id)?;
+        Ok(path)
     }
 
     fn query(&self) -> Option<String> {
@@ -201,7 +217,7 @@ impl Operation for GetCompanyField {
     }
 }
 
-/// `GET /fields/company` (`listCompanyFields`): responds `200` with [`BTreeMap<String, serde_json::Value>`].
+/// `GET /fields/company` (`listCompanyFields`): responds `200` with [`Traits`].
 #[derive(Debug, Clone, PartialEq, Default)]
 #[non_exhaustive]
 pub struct ListCompanyFields {
@@ -228,42 +244,49 @@ impl ListCompanyFields {
     }
 
     /// Sets the `search` query parameter.
+    #[inline]
     pub fn search(mut self, value: impl Into<String>) -> Self {
         self.search = Some(value.into());
         self
     }
 
     /// Sets the `start` query parameter.
+    #[inline]
     pub fn start(mut self, value: i64) -> Self {
         self.start = Some(value);
         self
     }
 
     /// Sets the `limit` query parameter.
+    #[inline]
     pub fn limit(mut self, value: i64) -> Self {
         self.limit = Some(value);
         self
     }
 
     /// Sets the `orderBy` query parameter.
+    #[inline]
     pub fn order_by(mut self, value: impl Into<String>) -> Self {
         self.order_by = Some(value.into());
         self
     }
 
     /// Sets the `orderByDir` query parameter.
-    pub fn order_by_dir(mut self, value: models::OrderDirection) -> Self {
-        self.order_by_dir = Some(value);
+    #[inline]
+    pub fn order_by_dir(mut self, value: impl Into<models::OrderDirection>) -> Self {
+        self.order_by_dir = Some(value.into());
         self
     }
 
     /// Sets the `publishedOnly` query parameter.
+    #[inline]
     pub fn published_only(mut self, value: bool) -> Self {
         self.published_only = Some(value);
         self
     }
 
     /// Sets the `minimal` query parameter.
+    #[inline]
     pub fn minimal(mut self, value: bool) -> Self {
         self.minimal = Some(value);
         self
@@ -271,15 +294,15 @@ impl ListCompanyFields {
 }
 
 impl Operation for ListCompanyFields {
-    type Output = BTreeMap<String, serde_json::Value>;
+    type Output = Traits;
     const OPERATION_ID: &'static str = "listCompanyFields";
 
     fn method(&self) -> Method {
         Method::GET
     }
 
-    fn path(&self) -> String {
-        "/fields/company".to_owned()
+    fn path(&self) -> Result<String, EncodeError> {
+        Ok("/fields/company".to_owned())
     }
 
     fn query(&self) -> Option<String> {
@@ -307,37 +330,46 @@ impl Operation for ListCompanyFields {
     }
 }
 
-/// `PUT /fields/company/{id}/edit` (`replaceCompanyField`): responds `200` with [`BTreeMap<String, serde_json::Value>`].
+/// `PUT /fields/company/{id}/edit` (`replaceCompanyField`): responds `200` with [`Traits`].
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ReplaceCompanyField {
     /// Path parameter `id`, required.
     pub id: i64,
     /// The JSON request body.
-    pub body: BTreeMap<String, serde_json::Value>,
+    pub body: Traits,
 }
 
 impl ReplaceCompanyField {
     /// Creates the request from its required parameters.
-    pub fn new(id: i64, body: BTreeMap<String, serde_json::Value>) -> Self {
-        Self { id, body }
+    pub fn new(
+        id: i64,
+        body: impl IntoIterator<Item = (impl Into<String>, impl Into<serde_json::Value>)>,
+    ) -> Self {
+        Self {
+            id,
+            body: body
+                .into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
+        }
     }
 }
 
 impl Operation for ReplaceCompanyField {
-    type Output = BTreeMap<String, serde_json::Value>;
+    type Output = Traits;
     const OPERATION_ID: &'static str = "replaceCompanyField";
 
     fn method(&self) -> Method {
         Method::PUT
     }
 
-    fn path(&self) -> String {
+    fn path(&self) -> Result<String, EncodeError> {
         let mut path = String::new();
         path.push_str("/fields/company/");
-        push_path_param(&mut path, &self.id);
+        push_path_param(&mut path, Self::OPERATION_ID, "id", &self.id)?;
         path.push_str("/edit");
-        path
+        Ok(path)
     }
 
     fn query(&self) -> Option<String> {

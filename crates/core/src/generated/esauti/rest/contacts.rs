@@ -6,13 +6,13 @@
 use super::models;
 use crate::error::{ApiError, EncodeError};
 use crate::esauti::wire::decode_json;
+use crate::json::Traits;
 use crate::operation::{Operation, json_body};
 use crate::query::{QueryBuilder, push_path_param};
 use bytes::Bytes;
 use http::{HeaderMap, Method, StatusCode};
-use std::collections::BTreeMap;
 
-/// `POST /contacts/{id}/dnc/{channel}/add` (`addContactDnc`): responds `200` with [`BTreeMap<String, serde_json::Value>`].
+/// `POST /contacts/{id}/dnc/{channel}/add` (`addContactDnc`): responds `200` with [`Traits`].
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct AddContactDnc {
@@ -36,21 +36,21 @@ impl AddContactDnc {
 }
 
 impl Operation for AddContactDnc {
-    type Output = BTreeMap<String, serde_json::Value>;
+    type Output = Traits;
     const OPERATION_ID: &'static str = "addContactDnc";
 
     fn method(&self) -> Method {
         Method::POST
     }
 
-    fn path(&self) -> String {
+    fn path(&self) -> Result<String, EncodeError> {
         let mut path = String::new();
         path.push_str("/contacts/");
-        push_path_param(&mut path, &self.id);
+        push_path_param(&mut path, Self::OPERATION_ID, "id", &self.id)?;
         path.push_str("/dnc/");
-        push_path_param(&mut path, &self.channel);
+        push_path_param(&mut path, Self::OPERATION_ID, "channel", &self.channel)?;
         path.push_str("/add");
-        path
+        Ok(path)
     }
 
     fn query(&self) -> Option<String> {
@@ -70,37 +70,46 @@ impl Operation for AddContactDnc {
     }
 }
 
-/// `POST /contacts/{id}/utm/add` (`addContactUtm`): responds `200` with [`BTreeMap<String, serde_json::Value>`].
+/// `POST /contacts/{id}/utm/add` (`addContactUtm`): responds `200` with [`Traits`].
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct AddContactUtm {
     /// Path parameter `id`, required.
     pub id: i64,
     /// The JSON request body.
-    pub body: BTreeMap<String, serde_json::Value>,
+    pub body: Traits,
 }
 
 impl AddContactUtm {
     /// Creates the request from its required parameters.
-    pub fn new(id: i64, body: BTreeMap<String, serde_json::Value>) -> Self {
-        Self { id, body }
+    pub fn new(
+        id: i64,
+        body: impl IntoIterator<Item = (impl Into<String>, impl Into<serde_json::Value>)>,
+    ) -> Self {
+        Self {
+            id,
+            body: body
+                .into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
+        }
     }
 }
 
 impl Operation for AddContactUtm {
-    type Output = BTreeMap<String, serde_json::Value>;
+    type Output = Traits;
     const OPERATION_ID: &'static str = "addContactUtm";
 
     fn method(&self) -> Method {
         Method::POST
     }
 
-    fn path(&self) -> String {
+    fn path(&self) -> Result<String, EncodeError> {
         let mut path = String::new();
         path.push_str("/contacts/");
-        push_path_param(&mut path, &self.id);
+        push_path_param(&mut path, Self::OPERATION_ID, "id", &self.id)?;
         path.push_str("/utm/add");
-        path
+        Ok(path)
     }
 
     fn query(&self) -> Option<String> {
@@ -120,31 +129,38 @@ impl Operation for AddContactUtm {
     }
 }
 
-/// `POST /contacts/new` (`createContact`): responds `201` with [`BTreeMap<String, serde_json::Value>`].
+/// `POST /contacts/new` (`createContact`): responds `201` with [`Traits`].
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct CreateContact {
     /// The JSON request body.
-    pub body: BTreeMap<String, serde_json::Value>,
+    pub body: Traits,
 }
 
 impl CreateContact {
     /// Creates the request from its required parameters.
-    pub fn new(body: BTreeMap<String, serde_json::Value>) -> Self {
-        Self { body }
+    pub fn new(
+        body: impl IntoIterator<Item = (impl Into<String>, impl Into<serde_json::Value>)>,
+    ) -> Self {
+        Self {
+            body: body
+                .into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
+        }
     }
 }
 
 impl Operation for CreateContact {
-    type Output = BTreeMap<String, serde_json::Value>;
+    type Output = Traits;
     const OPERATION_ID: &'static str = "createContact";
 
     fn method(&self) -> Method {
         Method::POST
     }
 
-    fn path(&self) -> String {
-        "/contacts/new".to_owned()
+    fn path(&self) -> Result<String, EncodeError> {
+        Ok("/contacts/new".to_owned())
     }
 
     fn query(&self) -> Option<String> {
@@ -164,7 +180,7 @@ impl Operation for CreateContact {
     }
 }
 
-/// `DELETE /contacts/{id}/delete` (`deleteContact`): responds `200` with [`BTreeMap<String, serde_json::Value>`].
+/// `DELETE /contacts/{id}/delete` (`deleteContact`): responds `200` with [`Traits`].
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct DeleteContact {
@@ -180,19 +196,19 @@ impl DeleteContact {
 }
 
 impl Operation for DeleteContact {
-    type Output = BTreeMap<String, serde_json::Value>;
+    type Output = Traits;
     const OPERATION_ID: &'static str = "deleteContact";
 
     fn method(&self) -> Method {
         Method::DELETE
     }
 
-    fn path(&self) -> String {
+    fn path(&self) -> Result<String, EncodeError> {
         let mut path = String::new();
         path.push_str("/contacts/");
-        push_path_param(&mut path, &self.id);
+        push_path_param(&mut path, Self::OPERATION_ID, "id", &self.id)?;
         path.push_str("/delete");
-        path
+        Ok(path)
     }
 
     fn query(&self) -> Option<String> {
@@ -212,37 +228,46 @@ impl Operation for DeleteContact {
     }
 }
 
-/// `PATCH /contacts/{id}/edit` (`editContact`): responds `200` with [`BTreeMap<String, serde_json::Value>`].
+/// `PATCH /contacts/{id}/edit` (`editContact`): responds `200` with [`Traits`].
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct EditContact {
     /// Path parameter `id`, required.
     pub id: i64,
     /// The JSON request body.
-    pub body: BTreeMap<String, serde_json::Value>,
+    pub body: Traits,
 }
 
 impl EditContact {
     /// Creates the request from its required parameters.
-    pub fn new(id: i64, body: BTreeMap<String, serde_json::Value>) -> Self {
-        Self { id, body }
+    pub fn new(
+        id: i64,
+        body: impl IntoIterator<Item = (impl Into<String>, impl Into<serde_json::Value>)>,
+    ) -> Self {
+        Self {
+            id,
+            body: body
+                .into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
+        }
     }
 }
 
 impl Operation for EditContact {
-    type Output = BTreeMap<String, serde_json::Value>;
+    type Output = Traits;
     const OPERATION_ID: &'static str = "editContact";
 
     fn method(&self) -> Method {
         Method::PATCH
     }
 
-    fn path(&self) -> String {
+    fn path(&self) -> Result<String, EncodeError> {
         let mut path = String::new();
         path.push_str("/contacts/");
-        push_path_param(&mut path, &self.id);
+        push_path_param(&mut path, Self::OPERATION_ID, "id", &self.id)?;
         path.push_str("/edit");
-        path
+        Ok(path)
     }
 
     fn query(&self) -> Option<String> {
@@ -262,7 +287,7 @@ impl Operation for EditContact {
     }
 }
 
-/// `GET /contacts/{id}` (`getContact`): responds `200` with [`BTreeMap<String, serde_json::Value>`].
+/// `GET /contacts/{id}` (`getContact`): responds `200` with [`Traits`].
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct GetContact {
@@ -278,18 +303,18 @@ impl GetContact {
 }
 
 impl Operation for GetContact {
-    type Output = BTreeMap<String, serde_json::Value>;
+    type Output = Traits;
     const OPERATION_ID: &'static str = "getContact";
 
     fn method(&self) -> Method {
         Method::GET
     }
 
-    fn path(&self) -> String {
+    fn path(&self) -> Result<String, EncodeError> {
         let mut path = String::new();
         path.push_str("/contacts/");
-        push_path_param(&mut path, &self.id);
-        path
+        push_path_param(&mut path, Self::OPERATION_ID, "id", &self.id)?;
+        Ok(path)
     }
 
     fn query(&self) -> Option<String> {
@@ -309,7 +334,7 @@ impl Operation for GetContact {
     }
 }
 
-/// `GET /contacts/{id}/campaigns` (`getContactCampaigns`): responds `200` with [`BTreeMap<String, serde_json::Value>`].
+/// `GET /contacts/{id}/campaigns` (`getContactCampaigns`): responds `200` with [`Traits`].
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct GetContactCampaigns {
@@ -325,19 +350,19 @@ impl GetContactCampaigns {
 }
 
 impl Operation for GetContactCampaigns {
-    type Output = BTreeMap<String, serde_json::Value>;
+    type Output = Traits;
     const OPERATION_ID: &'static str = "getContactCampaigns";
 
     fn method(&self) -> Method {
         Method::GET
     }
 
-    fn path(&self) -> String {
+    fn path(&self) -> Result<String, EncodeError> {
         let mut path = String::new();
         path.push_str("/contacts/");
-        push_path_param(&mut path, &self.id);
+        push_path_param(&mut path, Self::OPERATION_ID, "id", &self.id)?;
         path.push_str("/campaigns");
-        path
+        Ok(path)
     }
 
     fn query(&self) -> Option<String> {
@@ -357,7 +382,7 @@ impl Operation for GetContactCampaigns {
     }
 }
 
-/// `GET /contacts/{id}/notes` (`getContactNotes`): responds `200` with [`BTreeMap<String, serde_json::Value>`].
+/// `GET /contacts/{id}/notes` (`getContactNotes`): responds `200` with [`Traits`].
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct GetContactNotes {
@@ -395,42 +420,49 @@ impl GetContactNotes {
     }
 
     /// Sets the `search` query parameter.
+    #[inline]
     pub fn search(mut self, value: impl Into<String>) -> Self {
         self.search = Some(value.into());
         self
     }
 
     /// Sets the `start` query parameter.
+    #[inline]
     pub fn start(mut self, value: i64) -> Self {
         self.start = Some(value);
         self
     }
 
     /// Sets the `limit` query parameter.
+    #[inline]
     pub fn limit(mut self, value: i64) -> Self {
         self.limit = Some(value);
         self
     }
 
     /// Sets the `orderBy` query parameter.
+    #[inline]
     pub fn order_by(mut self, value: impl Into<String>) -> Self {
         self.order_by = Some(value.into());
         self
     }
 
     /// Sets the `orderByDir` query parameter.
-    pub fn order_by_dir(mut self, value: models::OrderDirection) -> Self {
-        self.order_by_dir = Some(value);
+    #[inline]
+    pub fn order_by_dir(mut self, value: impl Into<models::OrderDirection>) -> Self {
+        self.order_by_dir = Some(value.into());
         self
     }
 
     /// Sets the `publishedOnly` query parameter.
+    #[inline]
     pub fn published_only(mut self, value: bool) -> Self {
         self.published_only = Some(value);
         self
     }
 
     /// Sets the `minimal` query parameter.
+    #[inline]
     pub fn minimal(mut self, value: bool) -> Self {
         self.minimal = Some(value);
         self
@@ -438,19 +470,19 @@ impl GetContactNotes {
 }
 
 impl Operation for GetContactNotes {
-    type Output = BTreeMap<String, serde_json::Value>;
+    type Output = Traits;
     const OPERATION_ID: &'static str = "getContactNotes";
 
     fn method(&self) -> Method {
         Method::GET
     }
 
-    fn path(&self) -> String {
+    fn path(&self) -> Result<String, EncodeError> {
         let mut path = String::new();
         path.push_str("/contacts/");
-        push_path_param(&mut path, &self.id);
+        push_path_param(&mut path, Self::OPERATION_ID, "id", &self.id)?;
         path.push_str("/notes");
-        path
+        Ok(path)
     }
 
     fn query(&self) -> Option<String> {
@@ -478,7 +510,7 @@ impl Operation for GetContactNotes {
     }
 }
 
-/// `GET /contacts/{id}/segments` (`getContactSegments`): responds `200` with [`BTreeMap<String, serde_json::Value>`].
+/// `GET /contacts/{id}/segments` (`getContactSegments`): responds `200` with [`Traits`].
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct GetContactSegments {
@@ -494,19 +526,19 @@ impl GetContactSegments {
 }
 
 impl Operation for GetContactSegments {
-    type Output = BTreeMap<String, serde_json::Value>;
+    type Output = Traits;
     const OPERATION_ID: &'static str = "getContactSegments";
 
     fn method(&self) -> Method {
         Method::GET
     }
 
-    fn path(&self) -> String {
+    fn path(&self) -> Result<String, EncodeError> {
         let mut path = String::new();
         path.push_str("/contacts/");
-        push_path_param(&mut path, &self.id);
+        push_path_param(&mut path, Self::OPERATION_ID, "id", &self.id)?;
         path.push_str("/segments");
-        path
+        Ok(path)
     }
 
     fn query(&self) -> Option<String> {
@@ -526,7 +558,7 @@ impl Operation for GetContactSegments {
     }
 }
 
-/// `GET /contacts` (`listContacts`): responds `200` with [`BTreeMap<String, serde_json::Value>`].
+/// `GET /contacts` (`listContacts`): responds `200` with [`Traits`].
 #[derive(Debug, Clone, PartialEq, Default)]
 #[non_exhaustive]
 pub struct ListContacts {
@@ -553,42 +585,49 @@ impl ListContacts {
     }
 
     /// Sets the `search` query parameter.
+    #[inline]
     pub fn search(mut self, value: impl Into<String>) -> Self {
         self.search = Some(value.into());
         self
     }
 
     /// Sets the `start` query parameter.
+    #[inline]
     pub fn start(mut self, value: i64) -> Self {
         self.start = Some(value);
         self
     }
 
     /// Sets the `limit` query parameter.
+    #[inline]
     pub fn limit(mut self, value: i64) -> Self {
         self.limit = Some(value);
         self
     }
 
     /// Sets the `orderBy` query parameter.
+    #[inline]
     pub fn order_by(mut self, value: impl Into<String>) -> Self {
         self.order_by = Some(value.into());
         self
     }
 
     /// Sets the `orderByDir` query parameter.
-    pub fn order_by_dir(mut self, value: models::OrderDirection) -> Self {
-        self.order_by_dir = Some(value);
+    #[inline]
+    pub fn order_by_dir(mut self, value: impl Into<models::OrderDirection>) -> Self {
+        self.order_by_dir = Some(value.into());
         self
     }
 
     /// Sets the `publishedOnly` query parameter.
+    #[inline]
     pub fn published_only(mut self, value: bool) -> Self {
         self.published_only = Some(value);
         self
     }
 
     /// Sets the `minimal` query parameter.
+    #[inline]
     pub fn minimal(mut self, value: bool) -> Self {
         self.minimal = Some(value);
         self
@@ -596,15 +635,15 @@ impl ListContacts {
 }
 
 impl Operation for ListContacts {
-    type Output = BTreeMap<String, serde_json::Value>;
+    type Output = Traits;
     const OPERATION_ID: &'static str = "listContacts";
 
     fn method(&self) -> Method {
         Method::GET
     }
 
-    fn path(&self) -> String {
-        "/contacts".to_owned()
+    fn path(&self) -> Result<String, EncodeError> {
+        Ok("/contacts".to_owned())
     }
 
     fn query(&self) -> Option<String> {
@@ -632,7 +671,7 @@ impl Operation for ListContacts {
     }
 }
 
-/// `POST /contacts/{id}/utm/{utmId}/remove` (`removeContactUtm`): responds `200` with [`BTreeMap<String, serde_json::Value>`].
+/// `POST /contacts/{id}/utm/{utmId}/remove` (`removeContactUtm`): responds `200` with [`Traits`].
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct RemoveContactUtm {
@@ -650,21 +689,21 @@ impl RemoveContactUtm {
 }
 
 impl Operation for RemoveContactUtm {
-    type Output = BTreeMap<String, serde_json::Value>;
+    type Output = Traits;
     const OPERATION_ID: &'static str = "removeContactUtm";
 
     fn method(&self) -> Method {
         Method::POST
     }
 
-    fn path(&self) -> String {
+    fn path(&self) -> Result<String, EncodeError> {
         let mut path = String::new();
         path.push_str("/contacts/");
-        push_path_param(&mut path, &self.id);
+        push_path_param(&mut path, Self::OPERATION_ID, "id", &self.id)?;
         path.push_str("/utm/");
-        push_path_param(&mut path, &self.utm_id);
+        push_path_param(&mut path, Self::OPERATION_ID, "utmId", &self.utm_id)?;
         path.push_str("/remove");
-        path
+        Ok(path)
     }
 
     fn query(&self) -> Option<String> {
@@ -684,37 +723,46 @@ impl Operation for RemoveContactUtm {
     }
 }
 
-/// `PUT /contacts/{id}/edit` (`replaceContact`): responds `200` with [`BTreeMap<String, serde_json::Value>`].
+/// `PUT /contacts/{id}/edit` (`replaceContact`): responds `200` with [`Traits`].
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ReplaceContact {
     /// Path parameter `id`, required.
     pub id: i64,
     /// The JSON request body.
-    pub body: BTreeMap<String, serde_json::Value>,
+    pub body: Traits,
 }
 
 impl ReplaceContact {
     /// Creates the request from its required parameters.
-    pub fn new(id: i64, body: BTreeMap<String, serde_json::Value>) -> Self {
-        Self { id, body }
+    pub fn new(
+        id: i64,
+        body: impl IntoIterator<Item = (impl Into<String>, impl Into<serde_json::Value>)>,
+    ) -> Self {
+        Self {
+            id,
+            body: body
+                .into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
+        }
     }
 }
 
 impl Operation for ReplaceContact {
-    type Output = BTreeMap<String, serde_json::Value>;
+    type Output = Traits;
     const OPERATION_ID: &'static str = "replaceContact";
 
     fn method(&self) -> Method {
         Method::PUT
     }
 
-    fn path(&self) -> String {
+    fn path(&self) -> Result<String, EncodeError> {
         let mut path = String::new();
         path.push_str("/contacts/");
-        push_path_param(&mut path, &self.id);
+        push_path_param(&mut path, Self::OPERATION_ID, "id", &self.id)?;
         path.push_str("/edit");
-        path
+        Ok(path)
     }
 
     fn query(&self) -> Option<String> {

@@ -5,6 +5,9 @@
 //!
 //! Each group module holds one request type per operation, implementing
 //! [`Operation`](crate::operation::Operation); [`models`] holds the data types.
+//!
+//! Request types and models are built with `new(required...)` and one setter per optional
+//! field.
 
 pub mod assets;
 pub mod campaigns;

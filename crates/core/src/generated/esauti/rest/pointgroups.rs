@@ -6,37 +6,44 @@
 use super::models;
 use crate::error::{ApiError, EncodeError};
 use crate::esauti::wire::decode_json;
+use crate::json::Traits;
 use crate::operation::{Operation, json_body};
 use crate::query::{QueryBuilder, push_path_param};
 use bytes::Bytes;
 use http::{HeaderMap, Method, StatusCode};
-use std::collections::BTreeMap;
 
-/// `POST /pointgroups/new` (`createPointGroup`): responds `201` with [`BTreeMap<String, serde_json::Value>`].
+/// `POST /pointgroups/new` (`createPointGroup`): responds `201` with [`Traits`].
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct CreatePointGroup {
     /// The JSON request body.
-    pub body: BTreeMap<String, serde_json::Value>,
+    pub body: Traits,
 }
 
 impl CreatePointGroup {
     /// Creates the request from its required parameters.
-    pub fn new(body: BTreeMap<String, serde_json::Value>) -> Self {
-        Self { body }
+    pub fn new(
+        body: impl IntoIterator<Item = (impl Into<String>, impl Into<serde_json::Value>)>,
+    ) -> Self {
+        Self {
+            body: body
+                .into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
+        }
     }
 }
 
 impl Operation for CreatePointGroup {
-    type Output = BTreeMap<String, serde_json::Value>;
+    type Output = Traits;
     const OPERATION_ID: &'static str = "createPointGroup";
 
     fn method(&self) -> Method {
         Method::POST
     }
 
-    fn path(&self) -> String {
-        "/pointgroups/new".to_owned()
+    fn path(&self) -> Result<String, EncodeError> {
+        Ok("/pointgroups/new".to_owned())
     }
 
     fn query(&self) -> Option<String> {
@@ -56,7 +63,7 @@ impl Operation for CreatePointGroup {
     }
 }
 
-/// `DELETE /pointgroups/{id}/delete` (`deletePointGroup`): responds `200` with [`BTreeMap<String, serde_json::Value>`].
+/// `DELETE /pointgroups/{id}/delete` (`deletePointGroup`): responds `200` with [`Traits`].
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct DeletePointGroup {
@@ -72,19 +79,19 @@ impl DeletePointGroup {
 }
 
 impl Operation for DeletePointGroup {
-    type Output = BTreeMap<String, serde_json::Value>;
+    type Output = Traits;
     const OPERATION_ID: &'static str = "deletePointGroup";
 
     fn method(&self) -> Method {
         Method::DELETE
     }
 
-    fn path(&self) -> String {
+    fn path(&self) -> Result<String, EncodeError> {
         let mut path = String::new();
         path.push_str("/pointgroups/");
-        push_path_param(&mut path, &self.id);
+        push_path_param(&mut path, Self::OPERATION_ID, "id", &self.id)?;
         path.push_str("/delete");
-        path
+        Ok(path)
     }
 
     fn query(&self) -> Option<String> {
@@ -104,37 +111,46 @@ impl Operation for DeletePointGroup {
     }
 }
 
-/// `PATCH /pointgroups/{id}/edit` (`editPointGroup`): responds `200` with [`BTreeMap<String, serde_json::Value>`].
+/// `PATCH /pointgroups/{id}/edit` (`editPointGroup`): responds `200` with [`Traits`].
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct EditPointGroup {
     /// Path parameter `id`, required.
     pub id: i64,
     /// The JSON request body.
-    pub body: BTreeMap<String, serde_json::Value>,
+    pub body: Traits,
 }
 
 impl EditPointGroup {
     /// Creates the request from its required parameters.
-    pub fn new(id: i64, body: BTreeMap<String, serde_json::Value>) -> Self {
-        Self { id, body }
+    pub fn new(
+        id: i64,
+        body: impl IntoIterator<Item = (impl Into<String>, impl Into<serde_json::Value>)>,
+    ) -> Self {
+        Self {
+            id,
+            body: body
+                .into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
+        }
     }
 }
 
 impl Operation for EditPointGroup {
-    type Output = BTreeMap<String, serde_json::Value>;
+    type Output = Traits;
     const OPERATION_ID: &'static str = "editPointGroup";
 
     fn method(&self) -> Method {
         Method::PATCH
     }
 
-    fn path(&self) -> String {
+    fn path(&self) -> Result<String, EncodeError> {
         let mut path = String::new();
         path.push_str("/pointgroups/");
-        push_path_param(&mut path, &self.id);
+        push_path_param(&mut path, Self::OPERATION_ID, "id", &self.id)?;
         path.push_str("/edit");
-        path
+        Ok(path)
     }
 
     fn query(&self) -> Option<String> {
@@ -154,7 +170,7 @@ impl Operation for EditPointGroup {
     }
 }
 
-/// `GET /pointgroups/{id}` (`getPointGroup`): responds `200` with [`BTreeMap<String, serde_json::Value>`].
+/// `GET /pointgroups/{id}` (`getPointGroup`): responds `200` with [`Traits`].
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct GetPointGroup {
@@ -170,18 +186,18 @@ impl GetPointGroup {
 }
 
 impl Operation for GetPointGroup {
-    type Output = BTreeMap<String, serde_json::Value>;
+    type Output = Traits;
     const OPERATION_ID: &'static str = "getPointGroup";
 
     fn method(&self) -> Method {
         Method::GET
     }
 
-    fn path(&self) -> String {
+    fn path(&self) -> Result<String, EncodeError> {
         let mut path = String::new();
         path.push_str("/pointgroups/");
-        push_path_param(&mut path, &self.id);
-        path
+        push_path_param(&mut path, Self::OPERATION_ID, "id", &self.id)?;
+        Ok(path)
     }
 
     fn query(&self) -> Option<String> {
@@ -201,7 +217,7 @@ impl Operation for GetPointGroup {
     }
 }
 
-/// `GET /pointgroups` (`listPointGroups`): responds `200` with [`BTreeMap<String, serde_json::Value>`].
+/// `GET /pointgroups` (`listPointGroups`): responds `200` with [`Traits`].
 #[derive(Debug, Clone, PartialEq, Default)]
 #[non_exhaustive]
 pub struct ListPointGroups {
@@ -228,42 +244,49 @@ impl ListPointGroups {
     }
 
     /// Sets the `search` query parameter.
+    #[inline]
     pub fn search(mut self, value: impl Into<String>) -> Self {
         self.search = Some(value.into());
         self
     }
 
     /// Sets the `start` query parameter.
+    #[inline]
     pub fn start(mut self, value: i64) -> Self {
         self.start = Some(value);
         self
     }
 
     /// Sets the `limit` query parameter.
+    #[inline]
     pub fn limit(mut self, value: i64) -> Self {
         self.limit = Some(value);
         self
     }
 
     /// Sets the `orderBy` query parameter.
+    #[inline]
     pub fn order_by(mut self, value: impl Into<String>) -> Self {
         self.order_by = Some(value.into());
         self
     }
 
     /// Sets the `orderByDir` query parameter.
-    pub fn order_by_dir(mut self, value: models::OrderDirection) -> Self {
-        self.order_by_dir = Some(value);
+    #[inline]
+    pub fn order_by_dir(mut self, value: impl Into<models::OrderDirection>) -> Self {
+        self.order_by_dir = Some(value.into());
         self
     }
 
     /// Sets the `publishedOnly` query parameter.
+    #[inline]
     pub fn published_only(mut self, value: bool) -> Self {
         self.published_only = Some(value);
         self
     }
 
     /// Sets the `minimal` query parameter.
+    #[inline]
     pub fn minimal(mut self, value: bool) -> Self {
         self.minimal = Some(value);
         self
@@ -271,15 +294,15 @@ impl ListPointGroups {
 }
 
 impl Operation for ListPointGroups {
-    type Output = BTreeMap<String, serde_json::Value>;
+    type Output = Traits;
     const OPERATION_ID: &'static str = "listPointGroups";
 
     fn method(&self) -> Method {
         Method::GET
     }
 
-    fn path(&self) -> String {
-        "/pointgroups".to_owned()
+    fn path(&self) -> Result<String, EncodeError> {
+        Ok("/pointgroups".to_owned())
     }
 
     fn query(&self) -> Option<String> {
@@ -307,37 +330,46 @@ impl Operation for ListPointGroups {
     }
 }
 
-/// `PUT /pointgroups/{id}/edit` (`replacePointGroup`): responds `200` with [`BTreeMap<String, serde_json::Value>`].
+/// `PUT /pointgroups/{id}/edit` (`replacePointGroup`): responds `200` with [`Traits`].
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ReplacePointGroup {
     /// Path parameter `id`, required.
     pub id: i64,
     /// The JSON request body.
-    pub body: BTreeMap<String, serde_json::Value>,
+    pub body: Traits,
 }
 
 impl ReplacePointGroup {
     /// Creates the request from its required parameters.
-    pub fn new(id: i64, body: BTreeMap<String, serde_json::Value>) -> Self {
-        Self { id, body }
+    pub fn new(
+        id: i64,
+        body: impl IntoIterator<Item = (impl Into<String>, impl Into<serde_json::Value>)>,
+    ) -> Self {
+        Self {
+            id,
+            body: body
+                .into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
+        }
     }
 }
 
 impl Operation for ReplacePointGroup {
-    type Output = BTreeMap<String, serde_json::Value>;
+    type Output = Traits;
     const OPERATION_ID: &'static str = "replacePointGroup";
 
     fn method(&self) -> Method {
         Method::PUT
     }
 
-    fn path(&self) -> String {
+    fn path(&self) -> Result<String, EncodeError> {
         let mut path = String::new();
         path.push_str("/pointgroups/");
-        push_path_param(&mut path, &self.id);
+        push_path_param(&mut path, Self::OPERATION_ID, "id", &self.id)?;
         path.push_str("/edit");
-        path
+        Ok(path)
     }
 
     fn query(&self) -> Option<String> {

@@ -6,37 +6,44 @@
 use super::models;
 use crate::error::{ApiError, EncodeError};
 use crate::esauti::wire::decode_json;
+use crate::json::Traits;
 use crate::operation::{Operation, json_body};
 use crate::query::{QueryBuilder, push_path_param};
 use bytes::Bytes;
 use http::{HeaderMap, Method, StatusCode};
-use std::collections::BTreeMap;
 
-/// `POST /reports/new` (`createReport`): responds `201` with [`BTreeMap<String, serde_json::Value>`].
+/// `POST /reports/new` (`createReport`): responds `201` with [`Traits`].
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct CreateReport {
     /// The JSON request body.
-    pub body: BTreeMap<String, serde_json::Value>,
+    pub body: Traits,
 }
 
 impl CreateReport {
     /// Creates the request from its required parameters.
-    pub fn new(body: BTreeMap<String, serde_json::Value>) -> Self {
-        Self { body }
+    pub fn new(
+        body: impl IntoIterator<Item = (impl Into<String>, impl Into<serde_json::Value>)>,
+    ) -> Self {
+        Self {
+            body: body
+                .into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
+        }
     }
 }
 
 impl Operation for CreateReport {
-    type Output = BTreeMap<String, serde_json::Value>;
+    type Output = Traits;
     const OPERATION_ID: &'static str = "createReport";
 
     fn method(&self) -> Method {
         Method::POST
     }
 
-    fn path(&self) -> String {
-        "/reports/new".to_owned()
+    fn path(&self) -> Result<String, EncodeError> {
+        Ok("/reports/new".to_owned())
     }
 
     fn query(&self) -> Option<String> {
@@ -56,7 +63,7 @@ impl Operation for CreateReport {
     }
 }
 
-/// `DELETE /reports/{id}/delete` (`deleteReport`): responds `200` with [`BTreeMap<String, serde_json::Value>`].
+/// `DELETE /reports/{id}/delete` (`deleteReport`): responds `200` with [`Traits`].
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct DeleteReport {
@@ -72,19 +79,19 @@ impl DeleteReport {
 }
 
 impl Operation for DeleteReport {
-    type Output = BTreeMap<String, serde_json::Value>;
+    type Output = Traits;
     const OPERATION_ID: &'static str = "deleteReport";
 
     fn method(&self) -> Method {
         Method::DELETE
     }
 
-    fn path(&self) -> String {
+    fn path(&self) -> Result<String, EncodeError> {
         let mut path = String::new();
         path.push_str("/reports/");
-        push_path_param(&mut path, &self.id);
+        push_path_param(&mut path, Self::OPERATION_ID, "id", &self.id)?;
         path.push_str("/delete");
-        path
+        Ok(path)
     }
 
     fn query(&self) -> Option<String> {
@@ -104,37 +111,46 @@ impl Operation for DeleteReport {
     }
 }
 
-/// `PATCH /reports/{id}/edit` (`editReport`): responds `200` with [`BTreeMap<String, serde_json::Value>`].
+/// `PATCH /reports/{id}/edit` (`editReport`): responds `200` with [`Traits`].
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct EditReport {
     /// Path parameter `id`, required.
     pub id: i64,
     /// The JSON request body.
-    pub body: BTreeMap<String, serde_json::Value>,
+    pub body: Traits,
 }
 
 impl EditReport {
     /// Creates the request from its required parameters.
-    pub fn new(id: i64, body: BTreeMap<String, serde_json::Value>) -> Self {
-        Self { id, body }
+    pub fn new(
+        id: i64,
+        body: impl IntoIterator<Item = (impl Into<String>, impl Into<serde_json::Value>)>,
+    ) -> Self {
+        Self {
+            id,
+            body: body
+                .into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
+        }
     }
 }
 
 impl Operation for EditReport {
-    type Output = BTreeMap<String, serde_json::Value>;
+    type Output = Traits;
     const OPERATION_ID: &'static str = "editReport";
 
     fn method(&self) -> Method {
         Method::PATCH
     }
 
-    fn path(&self) -> String {
+    fn path(&self) -> Result<String, EncodeError> {
         let mut path = String::new();
         path.push_str("/reports/");
-        push_path_param(&mut path, &self.id);
+        push_path_param(&mut path, Self::OPERATION_ID, "id", &self.id)?;
         path.push_str("/edit");
-        path
+        Ok(path)
     }
 
     fn query(&self) -> Option<String> {
@@ -154,7 +170,7 @@ impl Operation for EditReport {
     }
 }
 
-/// `GET /reports/{id}` (`getReport`): responds `200` with [`BTreeMap<String, serde_json::Value>`].
+/// `GET /reports/{id}` (`getReport`): responds `200` with [`Traits`].
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct GetReport {
@@ -170,18 +186,18 @@ impl GetReport {
 }
 
 impl Operation for GetReport {
-    type Output = BTreeMap<String, serde_json::Value>;
+    type Output = Traits;
     const OPERATION_ID: &'static str = "getReport";
 
     fn method(&self) -> Method {
         Method::GET
     }
 
-    fn path(&self) -> String {
+    fn path(&self) -> Result<String, EncodeError> {
         let mut path = String::new();
         path.push_str("/reports/");
-        push_path_param(&mut path, &self.id);
-        path
+        push_path_param(&mut path, Self::OPERATION_ID, "id", &self.id)?;
+        Ok(path)
     }
 
     fn query(&self) -> Option<String> {
@@ -201,7 +217,7 @@ impl Operation for GetReport {
     }
 }
 
-/// `GET /reports` (`listReports`): responds `200` with [`BTreeMap<String, serde_json::Value>`].
+/// `GET /reports` (`listReports`): responds `200` with [`Traits`].
 #[derive(Debug, Clone, PartialEq, Default)]
 #[non_exhaustive]
 pub struct ListReports {
@@ -228,42 +244,49 @@ impl ListReports {
     }
 
     /// Sets the `search` query parameter.
+    #[inline]
     pub fn search(mut self, value: impl Into<String>) -> Self {
         self.search = Some(value.into());
         self
     }
 
     /// Sets the `start` query parameter.
+    #[inline]
     pub fn start(mut self, value: i64) -> Self {
         self.start = Some(value);
         self
     }
 
     /// Sets the `limit` query parameter.
+    #[inline]
     pub fn limit(mut self, value: i64) -> Self {
         self.limit = Some(value);
         self
     }
 
     /// Sets the `orderBy` query parameter.
+    #[inline]
     pub fn order_by(mut self, value: impl Into<String>) -> Self {
         self.order_by = Some(value.into());
         self
     }
 
     /// Sets the `orderByDir` query parameter.
-    pub fn order_by_dir(mut self, value: models::OrderDirection) -> Self {
-        self.order_by_dir = Some(value);
+    #[inline]
+    pub fn order_by_dir(mut self, value: impl Into<models::OrderDirection>) -> Self {
+        self.order_by_dir = Some(value.into());
         self
     }
 
     /// Sets the `publishedOnly` query parameter.
+    #[inline]
     pub fn published_only(mut self, value: bool) -> Self {
         self.published_only = Some(value);
         self
     }
 
     /// Sets the `minimal` query parameter.
+    #[inline]
     pub fn minimal(mut self, value: bool) -> Self {
         self.minimal = Some(value);
         self
@@ -271,15 +294,15 @@ impl ListReports {
 }
 
 impl Operation for ListReports {
-    type Output = BTreeMap<String, serde_json::Value>;
+    type Output = Traits;
     const OPERATION_ID: &'static str = "listReports";
 
     fn method(&self) -> Method {
         Method::GET
     }
 
-    fn path(&self) -> String {
-        "/reports".to_owned()
+    fn path(&self) -> Result<String, EncodeError> {
+        Ok("/reports".to_owned())
     }
 
     fn query(&self) -> Option<String> {
@@ -307,37 +330,46 @@ impl Operation for ListReports {
     }
 }
 
-/// `PUT /reports/{id}/edit` (`replaceReport`): responds `200` with [`BTreeMap<String, serde_json::Value>`].
+/// `PUT /reports/{id}/edit` (`replaceReport`): responds `200` with [`Traits`].
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ReplaceReport {
     /// Path parameter `id`, required.
     pub id: i64,
     /// The JSON request body.
-    pub body: BTreeMap<String, serde_json::Value>,
+    pub body: Traits,
 }
 
 impl ReplaceReport {
     /// Creates the request from its required parameters.
-    pub fn new(id: i64, body: BTreeMap<String, serde_json::Value>) -> Self {
-        Self { id, body }
+    pub fn new(
+        id: i64,
+        body: impl IntoIterator<Item = (impl Into<String>, impl Into<serde_json::Value>)>,
+    ) -> Self {
+        Self {
+            id,
+            body: body
+                .into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
+        }
     }
 }
 
 impl Operation for ReplaceReport {
-    type Output = BTreeMap<String, serde_json::Value>;
+    type Output = Traits;
     const OPERATION_ID: &'static str = "replaceReport";
 
     fn method(&self) -> Method {
         Method::PUT
     }
 
-    fn path(&self) -> String {
+    fn path(&self) -> Result<String, EncodeError> {
         let mut path = String::new();
         path.push_str("/reports/");
-        push_path_param(&mut path, &self.id);
+        push_path_param(&mut path, Self::OPERATION_ID, "id", &self.id)?;
         path.push_str("/edit");
-        path
+        Ok(path)
     }
 
     fn query(&self) -> Option<String> {

@@ -9,6 +9,7 @@ use super::*;
 
 /// The schema `ClerkIntegrationConfig`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[non_exhaustive]
 pub struct ClerkIntegrationConfig {
     /// `first_events_received`, optional.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -21,13 +22,27 @@ pub struct ClerkIntegrationConfig {
 }
 
 impl ClerkIntegrationConfig {
-    /// Creates a value from its required fields; optional fields are `None`.
-    pub fn new(r#type: ClerkIntegrationConfigType) -> Self {
+    /// Creates a value from its required fields; optional fields start unset.
+    pub fn new(r#type: impl Into<ClerkIntegrationConfigType>) -> Self {
         Self {
             first_events_received: None,
-            r#type,
+            r#type: r#type.into(),
             webhook_url: None,
         }
+    }
+
+    /// Sets `first_events_received`.
+    #[inline]
+    pub fn first_events_received(mut self, value: bool) -> Self {
+        self.first_events_received = Some(value);
+        self
+    }
+
+    /// Sets `webhook_url`.
+    #[inline]
+    pub fn webhook_url(mut self, value: impl Into<String>) -> Self {
+        self.webhook_url = Some(value.into());
+        self
     }
 }
 

@@ -10,6 +10,7 @@ use super::*;
 
 /// The schema `FeatureCompanyResponseData`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[non_exhaustive]
 pub struct FeatureCompanyResponseData {
     /// `access`, required.
     pub access: bool,
@@ -129,17 +130,17 @@ pub struct FeatureCompanyResponseData {
 }
 
 impl FeatureCompanyResponseData {
-    /// Creates a value from its required fields; optional fields are `None`.
+    /// Creates a value from its required fields; optional fields start unset.
     pub fn new(
         access: bool,
-        allocation_type: EntitlementValueType,
-        entitlement_id: String,
-        entitlement_type: EntitlementType,
+        allocation_type: impl Into<EntitlementValueType>,
+        entitlement_id: impl Into<String>,
+        entitlement_type: impl Into<EntitlementType>,
     ) -> Self {
         Self {
             access,
             allocation: None,
-            allocation_type,
+            allocation_type: allocation_type.into(),
             company: None,
             company_override: None,
             credit_consumption_rate: None,
@@ -155,9 +156,9 @@ impl FeatureCompanyResponseData {
             effective_limit: None,
             effective_price: None,
             entitlement_expiration_date: None,
-            entitlement_id,
+            entitlement_id: entitlement_id.into(),
             entitlement_source: None,
-            entitlement_type,
+            entitlement_type: entitlement_type.into(),
             feature: None,
             has_valid_allocation: None,
             is_unlimited: None,
@@ -175,6 +176,243 @@ impl FeatureCompanyResponseData {
             usage: None,
             yearly_usage_based_price: None,
         }
+    }
+
+    /// Sets `allocation`.
+    #[inline]
+    pub fn allocation(mut self, value: i64) -> Self {
+        self.allocation = Some(value);
+        self
+    }
+
+    /// Sets `company`.
+    #[inline]
+    pub fn company(mut self, value: impl Into<CompanyDetailResponseData>) -> Self {
+        self.company = Some(value.into());
+        self
+    }
+
+    /// Sets `company_override`.
+    #[inline]
+    pub fn company_override(mut self, value: impl Into<CompanyOverrideResponseData>) -> Self {
+        self.company_override = Some(value.into());
+        self
+    }
+
+    /// Sets `credit_consumption_rate`.
+    #[inline]
+    pub fn credit_consumption_rate(mut self, value: f64) -> Self {
+        self.credit_consumption_rate = Some(value);
+        self
+    }
+
+    /// Sets `credit_grant_counts`.
+    #[inline]
+    pub fn credit_grant_counts(
+        mut self,
+        value: impl IntoIterator<Item = (impl Into<String>, f64)>,
+    ) -> Self {
+        self.credit_grant_counts = Some(value.into_iter().map(|(k, v)| (k.into(), v)).collect());
+        self
+    }
+
+    /// Sets `credit_grant_details`, at most 1000 items.
+    #[inline]
+    pub fn credit_grant_details(
+        mut self,
+        value: impl IntoIterator<Item = CreditGrantDetail>,
+    ) -> Self {
+        self.credit_grant_details = Some(value.into_iter().collect());
+        self
+    }
+
+    /// Sets `credit_grant_reason`.
+    #[inline]
+    pub fn credit_grant_reason(mut self, value: impl Into<BillingCreditGrantReason>) -> Self {
+        self.credit_grant_reason = Some(value.into());
+        self
+    }
+
+    /// Sets `credit_remaining`.
+    #[inline]
+    pub fn credit_remaining(mut self, value: f64) -> Self {
+        self.credit_remaining = Some(value);
+        self
+    }
+
+    /// Sets `credit_total`, deprecated.
+    #[inline]
+    pub fn credit_total(mut self, value: f64) -> Self {
+        self.credit_total = Some(value);
+        self
+    }
+
+    /// Sets `credit_type_icon`.
+    #[inline]
+    pub fn credit_type_icon(mut self, value: impl Into<String>) -> Self {
+        self.credit_type_icon = Some(value.into());
+        self
+    }
+
+    /// Sets `credit_usage`.
+    #[inline]
+    pub fn credit_usage(mut self, value: impl Into<CreditUsage>) -> Self {
+        self.credit_usage = Some(value.into());
+        self
+    }
+
+    /// Sets `credit_usage_aggregation`.
+    #[inline]
+    pub fn credit_usage_aggregation(mut self, value: impl Into<CreditUsageAggregation>) -> Self {
+        self.credit_usage_aggregation = Some(value.into());
+        self
+    }
+
+    /// Sets `credit_used`.
+    #[inline]
+    pub fn credit_used(mut self, value: f64) -> Self {
+        self.credit_used = Some(value);
+        self
+    }
+
+    /// Sets `effective_limit`.
+    #[inline]
+    pub fn effective_limit(mut self, value: i64) -> Self {
+        self.effective_limit = Some(value);
+        self
+    }
+
+    /// Sets `effective_price`.
+    #[inline]
+    pub fn effective_price(mut self, value: f64) -> Self {
+        self.effective_price = Some(value);
+        self
+    }
+
+    /// Sets `entitlement_expiration_date`.
+    #[inline]
+    pub fn entitlement_expiration_date(mut self, value: time::OffsetDateTime) -> Self {
+        self.entitlement_expiration_date = Some(value);
+        self
+    }
+
+    /// Sets `entitlement_source`.
+    #[inline]
+    pub fn entitlement_source(mut self, value: impl Into<String>) -> Self {
+        self.entitlement_source = Some(value.into());
+        self
+    }
+
+    /// Sets `feature`.
+    #[inline]
+    pub fn feature(mut self, value: impl Into<FeatureInPlanResponseData>) -> Self {
+        self.feature = Some(value.into());
+        self
+    }
+
+    /// Sets `has_valid_allocation`.
+    #[inline]
+    pub fn has_valid_allocation(mut self, value: bool) -> Self {
+        self.has_valid_allocation = Some(value);
+        self
+    }
+
+    /// Sets `is_unlimited`.
+    #[inline]
+    pub fn is_unlimited(mut self, value: bool) -> Self {
+        self.is_unlimited = Some(value);
+        self
+    }
+
+    /// Sets `metric_reset_at`.
+    #[inline]
+    pub fn metric_reset_at(mut self, value: time::OffsetDateTime) -> Self {
+        self.metric_reset_at = Some(value);
+        self
+    }
+
+    /// Sets `month_reset`.
+    #[inline]
+    pub fn month_reset(mut self, value: impl Into<MetricPeriodMonthReset>) -> Self {
+        self.month_reset = Some(value.into());
+        self
+    }
+
+    /// Sets `monthly_usage_based_price`.
+    #[inline]
+    pub fn monthly_usage_based_price(mut self, value: impl Into<BillingPriceView>) -> Self {
+        self.monthly_usage_based_price = Some(value.into());
+        self
+    }
+
+    /// Sets `overuse`.
+    #[inline]
+    pub fn overuse(mut self, value: i64) -> Self {
+        self.overuse = Some(value);
+        self
+    }
+
+    /// Sets `percent_used`.
+    #[inline]
+    pub fn percent_used(mut self, value: f64) -> Self {
+        self.percent_used = Some(value);
+        self
+    }
+
+    /// Sets `period`.
+    #[inline]
+    pub fn period(mut self, value: impl Into<MetricPeriod>) -> Self {
+        self.period = Some(value.into());
+        self
+    }
+
+    /// Sets `plan`.
+    #[inline]
+    pub fn plan(mut self, value: impl Into<PlanResponseData>) -> Self {
+        self.plan = Some(value.into());
+        self
+    }
+
+    /// Sets `plan_entitlement`.
+    #[inline]
+    pub fn plan_entitlement(mut self, value: impl Into<PlanEntitlementResponseData>) -> Self {
+        self.plan_entitlement = Some(value.into());
+        self
+    }
+
+    /// Sets `price_behavior`.
+    #[inline]
+    pub fn price_behavior(mut self, value: impl Into<EntitlementPriceBehavior>) -> Self {
+        self.price_behavior = Some(value.into());
+        self
+    }
+
+    /// Sets `quarterly_usage_based_price`.
+    #[inline]
+    pub fn quarterly_usage_based_price(mut self, value: impl Into<BillingPriceView>) -> Self {
+        self.quarterly_usage_based_price = Some(value.into());
+        self
+    }
+
+    /// Sets `soft_limit`.
+    #[inline]
+    pub fn soft_limit(mut self, value: i64) -> Self {
+        self.soft_limit = Some(value);
+        self
+    }
+
+    /// Sets `usage`.
+    #[inline]
+    pub fn usage(mut self, value: i64) -> Self {
+        self.usage = Some(value);
+        self
+    }
+
+    /// Sets `yearly_usage_based_price`.
+    #[inline]
+    pub fn yearly_usage_based_price(mut self, value: impl Into<BillingPriceView>) -> Self {
+        self.yearly_usage_based_price = Some(value.into());
+        self
     }
 }
 
@@ -320,6 +558,7 @@ impl<'de> Deserialize<'de> for FeatureCompanyResponseData {
 
 /// The schema `FeatureCompanyUserResponseData`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[non_exhaustive]
 pub struct FeatureCompanyUserResponseData {
     /// `access`, required.
     pub access: bool,
@@ -363,20 +602,20 @@ pub struct FeatureCompanyUserResponseData {
 }
 
 impl FeatureCompanyUserResponseData {
-    /// Creates a value from its required fields; optional fields are `None`.
+    /// Creates a value from its required fields; optional fields start unset.
     pub fn new(
         access: bool,
-        allocation_type: EntitlementValueType,
-        entitlement_id: String,
-        entitlement_type: EntitlementType,
+        allocation_type: impl Into<EntitlementValueType>,
+        entitlement_id: impl Into<String>,
+        entitlement_type: impl Into<EntitlementType>,
     ) -> Self {
         Self {
             access,
             allocation: None,
-            allocation_type,
+            allocation_type: allocation_type.into(),
             company: None,
-            entitlement_id,
-            entitlement_type,
+            entitlement_id: entitlement_id.into(),
+            entitlement_type: entitlement_type.into(),
             feature: None,
             metric_reset_at: None,
             month_reset: None,
@@ -385,6 +624,69 @@ impl FeatureCompanyUserResponseData {
             usage: None,
             user: None,
         }
+    }
+
+    /// Sets `allocation`.
+    #[inline]
+    pub fn allocation(mut self, value: i64) -> Self {
+        self.allocation = Some(value);
+        self
+    }
+
+    /// Sets `company`.
+    #[inline]
+    pub fn company(mut self, value: impl Into<CompanyDetailResponseData>) -> Self {
+        self.company = Some(value.into());
+        self
+    }
+
+    /// Sets `feature`.
+    #[inline]
+    pub fn feature(mut self, value: impl Into<FeatureDetailResponseData>) -> Self {
+        self.feature = Some(value.into());
+        self
+    }
+
+    /// Sets `metric_reset_at`.
+    #[inline]
+    pub fn metric_reset_at(mut self, value: time::OffsetDateTime) -> Self {
+        self.metric_reset_at = Some(value);
+        self
+    }
+
+    /// Sets `month_reset`.
+    #[inline]
+    pub fn month_reset(mut self, value: impl Into<MetricPeriodMonthReset>) -> Self {
+        self.month_reset = Some(value.into());
+        self
+    }
+
+    /// Sets `period`.
+    #[inline]
+    pub fn period(mut self, value: impl Into<MetricPeriod>) -> Self {
+        self.period = Some(value.into());
+        self
+    }
+
+    /// Sets `plan`.
+    #[inline]
+    pub fn plan(mut self, value: impl Into<PlanResponseData>) -> Self {
+        self.plan = Some(value.into());
+        self
+    }
+
+    /// Sets `usage`.
+    #[inline]
+    pub fn usage(mut self, value: i64) -> Self {
+        self.usage = Some(value);
+        self
+    }
+
+    /// Sets `user`.
+    #[inline]
+    pub fn user(mut self, value: impl Into<UserResponseData>) -> Self {
+        self.user = Some(value.into());
+        self
     }
 }
 
@@ -456,6 +758,7 @@ impl<'de> Deserialize<'de> for FeatureCompanyUserResponseData {
 
 /// The schema `FeatureDetailResponseData`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[non_exhaustive]
 pub struct FeatureDetailResponseData {
     /// `billing_linked_resource`, optional.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -519,35 +822,35 @@ pub struct FeatureDetailResponseData {
 }
 
 impl FeatureDetailResponseData {
-    /// Creates a value from its required fields; optional fields are `None`.
+    /// Creates a value from its required fields; optional fields start unset.
     pub fn new(
         created_at: time::OffsetDateTime,
-        description: String,
-        feature_type: FeatureType,
-        flags: Vec<FlagDetailResponseData>,
-        icon: String,
-        id: String,
-        name: String,
-        plans: Vec<PreviewObject>,
+        description: impl Into<String>,
+        feature_type: impl Into<FeatureType>,
+        flags: impl IntoIterator<Item = FlagDetailResponseData>,
+        icon: impl Into<String>,
+        id: impl Into<String>,
+        name: impl Into<String>,
+        plans: impl IntoIterator<Item = PreviewObject>,
         updated_at: time::OffsetDateTime,
     ) -> Self {
         Self {
             billing_linked_resource: None,
             billing_product: None,
             created_at,
-            description,
+            description: description.into(),
             event_subtype: None,
             event_summary: None,
-            feature_type,
-            flags,
-            icon,
-            id,
+            feature_type: feature_type.into(),
+            flags: flags.into_iter().collect(),
+            icon: icon.into(),
+            id: id.into(),
             license_id: None,
             lifecycle_phase: None,
             maintainer: None,
             maintainer_account_member_id: None,
-            name,
-            plans,
+            name: name.into(),
+            plans: plans.into_iter().collect(),
             plural_name: None,
             singular_name: None,
             r#trait: None,
@@ -555,6 +858,100 @@ impl FeatureDetailResponseData {
             updated_at,
             usage_limit_trait_id: None,
         }
+    }
+
+    /// Sets `billing_linked_resource`.
+    #[inline]
+    pub fn billing_linked_resource(
+        mut self,
+        value: impl Into<BillingLinkedResourceResponseData>,
+    ) -> Self {
+        self.billing_linked_resource = Some(value.into());
+        self
+    }
+
+    /// Sets `billing_product`.
+    #[inline]
+    pub fn billing_product(mut self, value: impl Into<BillingProductResponseData>) -> Self {
+        self.billing_product = Some(value.into());
+        self
+    }
+
+    /// Sets `event_subtype`.
+    #[inline]
+    pub fn event_subtype(mut self, value: impl Into<String>) -> Self {
+        self.event_subtype = Some(value.into());
+        self
+    }
+
+    /// Sets `event_summary`.
+    #[inline]
+    pub fn event_summary(mut self, value: impl Into<EventSummaryResponseData>) -> Self {
+        self.event_summary = Some(value.into());
+        self
+    }
+
+    /// Sets `license_id`.
+    #[inline]
+    pub fn license_id(mut self, value: impl Into<String>) -> Self {
+        self.license_id = Some(value.into());
+        self
+    }
+
+    /// Sets `lifecycle_phase`.
+    #[inline]
+    pub fn lifecycle_phase(mut self, value: impl Into<FeatureLifecyclePhase>) -> Self {
+        self.lifecycle_phase = Some(value.into());
+        self
+    }
+
+    /// Sets `maintainer`.
+    #[inline]
+    pub fn maintainer(mut self, value: impl Into<AccountMemberResponseData>) -> Self {
+        self.maintainer = Some(value.into());
+        self
+    }
+
+    /// Sets `maintainer_account_member_id`.
+    #[inline]
+    pub fn maintainer_account_member_id(mut self, value: impl Into<String>) -> Self {
+        self.maintainer_account_member_id = Some(value.into());
+        self
+    }
+
+    /// Sets `plural_name`.
+    #[inline]
+    pub fn plural_name(mut self, value: impl Into<String>) -> Self {
+        self.plural_name = Some(value.into());
+        self
+    }
+
+    /// Sets `singular_name`.
+    #[inline]
+    pub fn singular_name(mut self, value: impl Into<String>) -> Self {
+        self.singular_name = Some(value.into());
+        self
+    }
+
+    /// Sets `trait`.
+    #[inline]
+    pub fn r#trait(mut self, value: impl Into<EntityTraitDefinitionResponseData>) -> Self {
+        self.r#trait = Some(value.into());
+        self
+    }
+
+    /// Sets `trait_id`.
+    #[inline]
+    pub fn trait_id(mut self, value: impl Into<String>) -> Self {
+        self.trait_id = Some(value.into());
+        self
+    }
+
+    /// Sets `usage_limit_trait_id`.
+    #[inline]
+    pub fn usage_limit_trait_id(mut self, value: impl Into<String>) -> Self {
+        self.usage_limit_trait_id = Some(value.into());
+        self
     }
 }
 
@@ -653,6 +1050,7 @@ impl<'de> Deserialize<'de> for FeatureDetailResponseData {
 
 /// The schema `FeatureEntitlement`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[non_exhaustive]
 pub struct FeatureEntitlement {
     /// `allocation`, optional.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -715,8 +1113,12 @@ pub struct FeatureEntitlement {
 }
 
 impl FeatureEntitlement {
-    /// Creates a value from its required fields; optional fields are `None`.
-    pub fn new(feature_id: String, feature_key: String, value_type: EntitlementValueType) -> Self {
+    /// Creates a value from its required fields; optional fields start unset.
+    pub fn new(
+        feature_id: impl Into<String>,
+        feature_key: impl Into<String>,
+        value_type: impl Into<EntitlementValueType>,
+    ) -> Self {
         Self {
             allocation: None,
             consumption_rate: None,
@@ -728,16 +1130,128 @@ impl FeatureEntitlement {
             credit_used: None,
             event_name: None,
             event_subtype: None,
-            feature_id,
-            feature_key,
+            feature_id: feature_id.into(),
+            feature_key: feature_key.into(),
             metric_period: None,
             metric_reset_at: None,
             month_reset: None,
             soft_limit: None,
             usage: None,
-            value_type,
+            value_type: value_type.into(),
             warning_tiers: None,
         }
+    }
+
+    /// Sets `allocation`.
+    #[inline]
+    pub fn allocation(mut self, value: i64) -> Self {
+        self.allocation = Some(value);
+        self
+    }
+
+    /// Sets `consumption_rate`.
+    #[inline]
+    pub fn consumption_rate(mut self, value: f64) -> Self {
+        self.consumption_rate = Some(value);
+        self
+    }
+
+    /// Sets `credit_id`.
+    #[inline]
+    pub fn credit_id(mut self, value: impl Into<String>) -> Self {
+        self.credit_id = Some(value.into());
+        self
+    }
+
+    /// Sets `credit_remaining`.
+    #[inline]
+    pub fn credit_remaining(mut self, value: f64) -> Self {
+        self.credit_remaining = Some(value);
+        self
+    }
+
+    /// Sets `credit_reserved`.
+    #[inline]
+    pub fn credit_reserved(mut self, value: f64) -> Self {
+        self.credit_reserved = Some(value);
+        self
+    }
+
+    /// Sets `credit_settled`.
+    #[inline]
+    pub fn credit_settled(mut self, value: f64) -> Self {
+        self.credit_settled = Some(value);
+        self
+    }
+
+    /// Sets `credit_total`.
+    #[inline]
+    pub fn credit_total(mut self, value: f64) -> Self {
+        self.credit_total = Some(value);
+        self
+    }
+
+    /// Sets `credit_used`.
+    #[inline]
+    pub fn credit_used(mut self, value: f64) -> Self {
+        self.credit_used = Some(value);
+        self
+    }
+
+    /// Sets `event_name`.
+    #[inline]
+    pub fn event_name(mut self, value: impl Into<String>) -> Self {
+        self.event_name = Some(value.into());
+        self
+    }
+
+    /// Sets `event_subtype`.
+    #[inline]
+    pub fn event_subtype(mut self, value: impl Into<String>) -> Self {
+        self.event_subtype = Some(value.into());
+        self
+    }
+
+    /// Sets `metric_period`.
+    #[inline]
+    pub fn metric_period(mut self, value: impl Into<MetricPeriod>) -> Self {
+        self.metric_period = Some(value.into());
+        self
+    }
+
+    /// Sets `metric_reset_at`.
+    #[inline]
+    pub fn metric_reset_at(mut self, value: time::OffsetDateTime) -> Self {
+        self.metric_reset_at = Some(value);
+        self
+    }
+
+    /// Sets `month_reset`.
+    #[inline]
+    pub fn month_reset(mut self, value: impl Into<MetricPeriodMonthReset>) -> Self {
+        self.month_reset = Some(value.into());
+        self
+    }
+
+    /// Sets `soft_limit`.
+    #[inline]
+    pub fn soft_limit(mut self, value: i64) -> Self {
+        self.soft_limit = Some(value);
+        self
+    }
+
+    /// Sets `usage`.
+    #[inline]
+    pub fn usage(mut self, value: i64) -> Self {
+        self.usage = Some(value);
+        self
+    }
+
+    /// Sets `warning_tiers`, at most 1000 items.
+    #[inline]
+    pub fn warning_tiers(mut self, value: impl IntoIterator<Item = WarningTier>) -> Self {
+        self.warning_tiers = Some(value.into_iter().collect());
+        self
     }
 }
 
@@ -827,6 +1341,7 @@ impl<'de> Deserialize<'de> for FeatureEntitlement {
 
 /// The schema `FeatureInPlanResponseData`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[non_exhaustive]
 pub struct FeatureInPlanResponseData {
     /// `billing_linked_resource`, optional.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -884,33 +1399,33 @@ pub struct FeatureInPlanResponseData {
 }
 
 impl FeatureInPlanResponseData {
-    /// Creates a value from its required fields; optional fields are `None`.
+    /// Creates a value from its required fields; optional fields start unset.
     pub fn new(
         created_at: time::OffsetDateTime,
-        description: String,
-        feature_type: FeatureType,
-        flags: Vec<FlagInPlanResponseData>,
-        icon: String,
-        id: String,
-        name: String,
-        plans: Vec<PreviewObject>,
+        description: impl Into<String>,
+        feature_type: impl Into<FeatureType>,
+        flags: impl IntoIterator<Item = FlagInPlanResponseData>,
+        icon: impl Into<String>,
+        id: impl Into<String>,
+        name: impl Into<String>,
+        plans: impl IntoIterator<Item = PreviewObject>,
         updated_at: time::OffsetDateTime,
     ) -> Self {
         Self {
             billing_linked_resource: None,
             created_at,
-            description,
+            description: description.into(),
             event_subtype: None,
             event_summary: None,
-            feature_type,
-            flags,
-            icon,
-            id,
+            feature_type: feature_type.into(),
+            flags: flags.into_iter().collect(),
+            icon: icon.into(),
+            id: id.into(),
             license_id: None,
             lifecycle_phase: None,
             maintainer_account_member_id: None,
-            name,
-            plans,
+            name: name.into(),
+            plans: plans.into_iter().collect(),
             plural_name: None,
             singular_name: None,
             r#trait: None,
@@ -918,6 +1433,86 @@ impl FeatureInPlanResponseData {
             updated_at,
             usage_limit_trait_id: None,
         }
+    }
+
+    /// Sets `billing_linked_resource`.
+    #[inline]
+    pub fn billing_linked_resource(
+        mut self,
+        value: impl Into<BillingLinkedResourceResponseData>,
+    ) -> Self {
+        self.billing_linked_resource = Some(value.into());
+        self
+    }
+
+    /// Sets `event_subtype`.
+    #[inline]
+    pub fn event_subtype(mut self, value: impl Into<String>) -> Self {
+        self.event_subtype = Some(value.into());
+        self
+    }
+
+    /// Sets `event_summary`.
+    #[inline]
+    pub fn event_summary(mut self, value: impl Into<EventSummaryResponseData>) -> Self {
+        self.event_summary = Some(value.into());
+        self
+    }
+
+    /// Sets `license_id`.
+    #[inline]
+    pub fn license_id(mut self, value: impl Into<String>) -> Self {
+        self.license_id = Some(value.into());
+        self
+    }
+
+    /// Sets `lifecycle_phase`.
+    #[inline]
+    pub fn lifecycle_phase(mut self, value: impl Into<FeatureLifecyclePhase>) -> Self {
+        self.lifecycle_phase = Some(value.into());
+        self
+    }
+
+    /// Sets `maintainer_account_member_id`.
+    #[inline]
+    pub fn maintainer_account_member_id(mut self, value: impl Into<String>) -> Self {
+        self.maintainer_account_member_id = Some(value.into());
+        self
+    }
+
+    /// Sets `plural_name`.
+    #[inline]
+    pub fn plural_name(mut self, value: impl Into<String>) -> Self {
+        self.plural_name = Some(value.into());
+        self
+    }
+
+    /// Sets `singular_name`.
+    #[inline]
+    pub fn singular_name(mut self, value: impl Into<String>) -> Self {
+        self.singular_name = Some(value.into());
+        self
+    }
+
+    /// Sets `trait`.
+    #[inline]
+    pub fn r#trait(mut self, value: impl Into<EntityTraitDefinitionResponseData>) -> Self {
+        self.r#trait = Some(value.into());
+        self
+    }
+
+    /// Sets `trait_id`.
+    #[inline]
+    pub fn trait_id(mut self, value: impl Into<String>) -> Self {
+        self.trait_id = Some(value.into());
+        self
+    }
+
+    /// Sets `usage_limit_trait_id`.
+    #[inline]
+    pub fn usage_limit_trait_id(mut self, value: impl Into<String>) -> Self {
+        self.usage_limit_trait_id = Some(value.into());
+        self
     }
 }
 
@@ -1010,6 +1605,7 @@ impl<'de> Deserialize<'de> for FeatureInPlanResponseData {
 
 /// The schema `FeatureLedgerResponseData`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[non_exhaustive]
 pub struct FeatureLedgerResponseData {
     /// `description`, optional.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -1024,14 +1620,28 @@ pub struct FeatureLedgerResponseData {
 }
 
 impl FeatureLedgerResponseData {
-    /// Creates a value from its required fields; optional fields are `None`.
-    pub fn new(id: String, name: String) -> Self {
+    /// Creates a value from its required fields; optional fields start unset.
+    pub fn new(id: impl Into<String>, name: impl Into<String>) -> Self {
         Self {
             description: None,
             icon: None,
-            id,
-            name,
+            id: id.into(),
+            name: name.into(),
         }
+    }
+
+    /// Sets `description`.
+    #[inline]
+    pub fn description(mut self, value: impl Into<String>) -> Self {
+        self.description = Some(value.into());
+        self
+    }
+
+    /// Sets `icon`.
+    #[inline]
+    pub fn icon(mut self, value: impl Into<String>) -> Self {
+        self.icon = Some(value.into());
+        self
     }
 }
 
@@ -1091,6 +1701,7 @@ open_enum! {
 
 /// The schema `FeatureResponseData`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[non_exhaustive]
 pub struct FeatureResponseData {
     /// `created_at`, required.
     #[serde(with = "time::serde::rfc3339")]
@@ -1135,33 +1746,89 @@ pub struct FeatureResponseData {
 }
 
 impl FeatureResponseData {
-    /// Creates a value from its required fields; optional fields are `None`.
+    /// Creates a value from its required fields; optional fields start unset.
     pub fn new(
         created_at: time::OffsetDateTime,
-        description: String,
-        feature_type: FeatureType,
-        icon: String,
-        id: String,
-        name: String,
+        description: impl Into<String>,
+        feature_type: impl Into<FeatureType>,
+        icon: impl Into<String>,
+        id: impl Into<String>,
+        name: impl Into<String>,
         updated_at: time::OffsetDateTime,
     ) -> Self {
         Self {
             created_at,
-            description,
+            description: description.into(),
             event_subtype: None,
-            feature_type,
-            icon,
-            id,
+            feature_type: feature_type.into(),
+            icon: icon.into(),
+            id: id.into(),
             license_id: None,
             lifecycle_phase: None,
             maintainer_account_member_id: None,
-            name,
+            name: name.into(),
             plural_name: None,
             singular_name: None,
             trait_id: None,
             updated_at,
             usage_limit_trait_id: None,
         }
+    }
+
+    /// Sets `event_subtype`.
+    #[inline]
+    pub fn event_subtype(mut self, value: impl Into<String>) -> Self {
+        self.event_subtype = Some(value.into());
+        self
+    }
+
+    /// Sets `license_id`.
+    #[inline]
+    pub fn license_id(mut self, value: impl Into<String>) -> Self {
+        self.license_id = Some(value.into());
+        self
+    }
+
+    /// Sets `lifecycle_phase`.
+    #[inline]
+    pub fn lifecycle_phase(mut self, value: impl Into<FeatureLifecyclePhase>) -> Self {
+        self.lifecycle_phase = Some(value.into());
+        self
+    }
+
+    /// Sets `maintainer_account_member_id`.
+    #[inline]
+    pub fn maintainer_account_member_id(mut self, value: impl Into<String>) -> Self {
+        self.maintainer_account_member_id = Some(value.into());
+        self
+    }
+
+    /// Sets `plural_name`.
+    #[inline]
+    pub fn plural_name(mut self, value: impl Into<String>) -> Self {
+        self.plural_name = Some(value.into());
+        self
+    }
+
+    /// Sets `singular_name`.
+    #[inline]
+    pub fn singular_name(mut self, value: impl Into<String>) -> Self {
+        self.singular_name = Some(value.into());
+        self
+    }
+
+    /// Sets `trait_id`.
+    #[inline]
+    pub fn trait_id(mut self, value: impl Into<String>) -> Self {
+        self.trait_id = Some(value.into());
+        self
+    }
+
+    /// Sets `usage_limit_trait_id`.
+    #[inline]
+    pub fn usage_limit_trait_id(mut self, value: impl Into<String>) -> Self {
+        self.usage_limit_trait_id = Some(value.into());
+        self
     }
 }
 
@@ -1249,15 +1916,18 @@ open_enum! {
 
 /// The schema `FeatureUsageDetailResponseData`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[non_exhaustive]
 pub struct FeatureUsageDetailResponseData {
     /// `features`, required, at most 1000 items.
     pub features: Vec<FeatureUsageResponseData>,
 }
 
 impl FeatureUsageDetailResponseData {
-    /// Creates a value from its required fields; optional fields are `None`.
-    pub fn new(features: Vec<FeatureUsageResponseData>) -> Self {
-        Self { features }
+    /// Creates a value from its required fields; optional fields start unset.
+    pub fn new(features: impl IntoIterator<Item = FeatureUsageResponseData>) -> Self {
+        Self {
+            features: features.into_iter().collect(),
+        }
     }
 }
 
@@ -1293,6 +1963,7 @@ impl<'de> Deserialize<'de> for FeatureUsageDetailResponseData {
 
 /// The schema `FeatureUsageHistoryResponseData`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[non_exhaustive]
 pub struct FeatureUsageHistoryResponseData {
     /// `company_id`, required.
     pub company_id: String,
@@ -1311,19 +1982,19 @@ pub struct FeatureUsageHistoryResponseData {
 }
 
 impl FeatureUsageHistoryResponseData {
-    /// Creates a value from its required fields; optional fields are `None`.
+    /// Creates a value from its required fields; optional fields start unset.
     pub fn new(
-        company_id: String,
-        event_subtype: String,
-        feature_id: String,
+        company_id: impl Into<String>,
+        event_subtype: impl Into<String>,
+        feature_id: impl Into<String>,
         period_end: time::OffsetDateTime,
         period_start: time::OffsetDateTime,
         usage: i64,
     ) -> Self {
         Self {
-            company_id,
-            event_subtype,
-            feature_id,
+            company_id: company_id.into(),
+            event_subtype: event_subtype.into(),
+            feature_id: feature_id.into(),
             period_end,
             period_start,
             usage,
@@ -1378,6 +2049,7 @@ impl<'de> Deserialize<'de> for FeatureUsageHistoryResponseData {
 
 /// The schema `FeatureUsageLegacyResponseData`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[non_exhaustive]
 pub struct FeatureUsageLegacyResponseData {
     /// `Allocation`, optional.
     #[serde(
@@ -1413,16 +2085,51 @@ pub struct FeatureUsageLegacyResponseData {
 }
 
 impl FeatureUsageLegacyResponseData {
-    /// Creates a value from its required fields; optional fields are `None`.
-    pub fn new(entitlement: String) -> Self {
+    /// Creates a value from its required fields; optional fields start unset.
+    pub fn new(entitlement: impl Into<String>) -> Self {
         Self {
             allocation: None,
             credit_usage: None,
-            entitlement,
+            entitlement: entitlement.into(),
             feature: None,
             metric_reset_at: None,
             usage: None,
         }
+    }
+
+    /// Sets `Allocation`.
+    #[inline]
+    pub fn allocation(mut self, value: i64) -> Self {
+        self.allocation = Some(value);
+        self
+    }
+
+    /// Sets `CreditUsage`.
+    #[inline]
+    pub fn credit_usage(mut self, value: impl Into<CreditUsage>) -> Self {
+        self.credit_usage = Some(value.into());
+        self
+    }
+
+    /// Sets `Feature`.
+    #[inline]
+    pub fn feature(mut self, value: impl Into<FeatureView>) -> Self {
+        self.feature = Some(value.into());
+        self
+    }
+
+    /// Sets `MetricResetAt`.
+    #[inline]
+    pub fn metric_reset_at(mut self, value: time::OffsetDateTime) -> Self {
+        self.metric_reset_at = Some(value);
+        self
+    }
+
+    /// Sets `Usage`.
+    #[inline]
+    pub fn usage(mut self, value: i64) -> Self {
+        self.usage = Some(value);
+        self
     }
 }
 
@@ -1473,6 +2180,7 @@ impl<'de> Deserialize<'de> for FeatureUsageLegacyResponseData {
 
 /// The schema `FeatureUsageResponseData`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[non_exhaustive]
 pub struct FeatureUsageResponseData {
     /// `access`, required.
     pub access: bool,
@@ -1586,17 +2294,17 @@ pub struct FeatureUsageResponseData {
 }
 
 impl FeatureUsageResponseData {
-    /// Creates a value from its required fields; optional fields are `None`.
+    /// Creates a value from its required fields; optional fields start unset.
     pub fn new(
         access: bool,
-        allocation_type: EntitlementValueType,
-        entitlement_id: String,
-        entitlement_type: EntitlementType,
+        allocation_type: impl Into<EntitlementValueType>,
+        entitlement_id: impl Into<String>,
+        entitlement_type: impl Into<EntitlementType>,
     ) -> Self {
         Self {
             access,
             allocation: None,
-            allocation_type,
+            allocation_type: allocation_type.into(),
             company_override: None,
             credit_consumption_rate: None,
             credit_grant_counts: None,
@@ -1610,9 +2318,9 @@ impl FeatureUsageResponseData {
             effective_limit: None,
             effective_price: None,
             entitlement_expiration_date: None,
-            entitlement_id,
+            entitlement_id: entitlement_id.into(),
             entitlement_source: None,
-            entitlement_type,
+            entitlement_type: entitlement_type.into(),
             feature: None,
             has_valid_allocation: None,
             is_unlimited: None,
@@ -1630,6 +2338,229 @@ impl FeatureUsageResponseData {
             usage: None,
             yearly_usage_based_price: None,
         }
+    }
+
+    /// Sets `allocation`.
+    #[inline]
+    pub fn allocation(mut self, value: i64) -> Self {
+        self.allocation = Some(value);
+        self
+    }
+
+    /// Sets `company_override`.
+    #[inline]
+    pub fn company_override(mut self, value: impl Into<CompanyOverrideResponseData>) -> Self {
+        self.company_override = Some(value.into());
+        self
+    }
+
+    /// Sets `credit_consumption_rate`.
+    #[inline]
+    pub fn credit_consumption_rate(mut self, value: f64) -> Self {
+        self.credit_consumption_rate = Some(value);
+        self
+    }
+
+    /// Sets `credit_grant_counts`.
+    #[inline]
+    pub fn credit_grant_counts(
+        mut self,
+        value: impl IntoIterator<Item = (impl Into<String>, f64)>,
+    ) -> Self {
+        self.credit_grant_counts = Some(value.into_iter().map(|(k, v)| (k.into(), v)).collect());
+        self
+    }
+
+    /// Sets `credit_grant_details`, at most 1000 items.
+    #[inline]
+    pub fn credit_grant_details(
+        mut self,
+        value: impl IntoIterator<Item = CreditGrantDetail>,
+    ) -> Self {
+        self.credit_grant_details = Some(value.into_iter().collect());
+        self
+    }
+
+    /// Sets `credit_grant_reason`.
+    #[inline]
+    pub fn credit_grant_reason(mut self, value: impl Into<BillingCreditGrantReason>) -> Self {
+        self.credit_grant_reason = Some(value.into());
+        self
+    }
+
+    /// Sets `credit_remaining`.
+    #[inline]
+    pub fn credit_remaining(mut self, value: f64) -> Self {
+        self.credit_remaining = Some(value);
+        self
+    }
+
+    /// Sets `credit_total`, deprecated.
+    #[inline]
+    pub fn credit_total(mut self, value: f64) -> Self {
+        self.credit_total = Some(value);
+        self
+    }
+
+    /// Sets `credit_type_icon`.
+    #[inline]
+    pub fn credit_type_icon(mut self, value: impl Into<String>) -> Self {
+        self.credit_type_icon = Some(value.into());
+        self
+    }
+
+    /// Sets `credit_usage_aggregation`.
+    #[inline]
+    pub fn credit_usage_aggregation(mut self, value: impl Into<CreditUsageAggregation>) -> Self {
+        self.credit_usage_aggregation = Some(value.into());
+        self
+    }
+
+    /// Sets `credit_used`.
+    #[inline]
+    pub fn credit_used(mut self, value: f64) -> Self {
+        self.credit_used = Some(value);
+        self
+    }
+
+    /// Sets `effective_limit`.
+    #[inline]
+    pub fn effective_limit(mut self, value: i64) -> Self {
+        self.effective_limit = Some(value);
+        self
+    }
+
+    /// Sets `effective_price`.
+    #[inline]
+    pub fn effective_price(mut self, value: f64) -> Self {
+        self.effective_price = Some(value);
+        self
+    }
+
+    /// Sets `entitlement_expiration_date`.
+    #[inline]
+    pub fn entitlement_expiration_date(mut self, value: time::OffsetDateTime) -> Self {
+        self.entitlement_expiration_date = Some(value);
+        self
+    }
+
+    /// Sets `entitlement_source`.
+    #[inline]
+    pub fn entitlement_source(mut self, value: impl Into<String>) -> Self {
+        self.entitlement_source = Some(value.into());
+        self
+    }
+
+    /// Sets `feature`.
+    #[inline]
+    pub fn feature(mut self, value: impl Into<FeatureInPlanResponseData>) -> Self {
+        self.feature = Some(value.into());
+        self
+    }
+
+    /// Sets `has_valid_allocation`.
+    #[inline]
+    pub fn has_valid_allocation(mut self, value: bool) -> Self {
+        self.has_valid_allocation = Some(value);
+        self
+    }
+
+    /// Sets `is_unlimited`.
+    #[inline]
+    pub fn is_unlimited(mut self, value: bool) -> Self {
+        self.is_unlimited = Some(value);
+        self
+    }
+
+    /// Sets `metric_reset_at`.
+    #[inline]
+    pub fn metric_reset_at(mut self, value: time::OffsetDateTime) -> Self {
+        self.metric_reset_at = Some(value);
+        self
+    }
+
+    /// Sets `month_reset`.
+    #[inline]
+    pub fn month_reset(mut self, value: impl Into<MetricPeriodMonthReset>) -> Self {
+        self.month_reset = Some(value.into());
+        self
+    }
+
+    /// Sets `monthly_usage_based_price`.
+    #[inline]
+    pub fn monthly_usage_based_price(mut self, value: impl Into<BillingPriceView>) -> Self {
+        self.monthly_usage_based_price = Some(value.into());
+        self
+    }
+
+    /// Sets `overuse`.
+    #[inline]
+    pub fn overuse(mut self, value: i64) -> Self {
+        self.overuse = Some(value);
+        self
+    }
+
+    /// Sets `percent_used`.
+    #[inline]
+    pub fn percent_used(mut self, value: f64) -> Self {
+        self.percent_used = Some(value);
+        self
+    }
+
+    /// Sets `period`.
+    #[inline]
+    pub fn period(mut self, value: impl Into<MetricPeriod>) -> Self {
+        self.period = Some(value.into());
+        self
+    }
+
+    /// Sets `plan`.
+    #[inline]
+    pub fn plan(mut self, value: impl Into<PlanResponseData>) -> Self {
+        self.plan = Some(value.into());
+        self
+    }
+
+    /// Sets `plan_entitlement`.
+    #[inline]
+    pub fn plan_entitlement(mut self, value: impl Into<PlanEntitlementResponseData>) -> Self {
+        self.plan_entitlement = Some(value.into());
+        self
+    }
+
+    /// Sets `price_behavior`.
+    #[inline]
+    pub fn price_behavior(mut self, value: impl Into<EntitlementPriceBehavior>) -> Self {
+        self.price_behavior = Some(value.into());
+        self
+    }
+
+    /// Sets `quarterly_usage_based_price`.
+    #[inline]
+    pub fn quarterly_usage_based_price(mut self, value: impl Into<BillingPriceView>) -> Self {
+        self.quarterly_usage_based_price = Some(value.into());
+        self
+    }
+
+    /// Sets `soft_limit`.
+    #[inline]
+    pub fn soft_limit(mut self, value: i64) -> Self {
+        self.soft_limit = Some(value);
+        self
+    }
+
+    /// Sets `usage`.
+    #[inline]
+    pub fn usage(mut self, value: i64) -> Self {
+        self.usage = Some(value);
+        self
+    }
+
+    /// Sets `yearly_usage_based_price`.
+    #[inline]
+    pub fn yearly_usage_based_price(mut self, value: impl Into<BillingPriceView>) -> Self {
+        self.yearly_usage_based_price = Some(value.into());
+        self
     }
 }
 
@@ -1769,6 +2700,7 @@ impl<'de> Deserialize<'de> for FeatureUsageResponseData {
 
 /// The schema `FeatureUsageTimeSeriesResponseData`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[non_exhaustive]
 pub struct FeatureUsageTimeSeriesResponseData {
     /// `feature_id`, required.
     pub feature_id: String,
@@ -1784,20 +2716,27 @@ pub struct FeatureUsageTimeSeriesResponseData {
 }
 
 impl FeatureUsageTimeSeriesResponseData {
-    /// Creates a value from its required fields; optional fields are `None`.
+    /// Creates a value from its required fields; optional fields start unset.
     pub fn new(
-        feature_id: String,
-        feature_type: FeatureType,
-        limits: Vec<LimitTimeSeriesPointResponseData>,
-        usage_points: Vec<UsageTimeSeriesPointResponseData>,
+        feature_id: impl Into<String>,
+        feature_type: impl Into<FeatureType>,
+        limits: impl IntoIterator<Item = LimitTimeSeriesPointResponseData>,
+        usage_points: impl IntoIterator<Item = UsageTimeSeriesPointResponseData>,
     ) -> Self {
         Self {
-            feature_id,
-            feature_type,
-            limits,
+            feature_id: feature_id.into(),
+            feature_type: feature_type.into(),
+            limits: limits.into_iter().collect(),
             period_type: None,
-            usage_points,
+            usage_points: usage_points.into_iter().collect(),
         }
+    }
+
+    /// Sets `period_type`.
+    #[inline]
+    pub fn period_type(mut self, value: impl Into<String>) -> Self {
+        self.period_type = Some(value.into());
+        self
     }
 }
 
@@ -1845,6 +2784,7 @@ impl<'de> Deserialize<'de> for FeatureUsageTimeSeriesResponseData {
 
 /// The schema `FeatureView`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[non_exhaustive]
 pub struct FeatureView {
     /// `account_id`, required.
     pub account_id: String,
@@ -1904,35 +2844,35 @@ pub struct FeatureView {
 }
 
 impl FeatureView {
-    /// Creates a value from its required fields; optional fields are `None`.
+    /// Creates a value from its required fields; optional fields start unset.
     pub fn new(
-        account_id: String,
+        account_id: impl Into<String>,
         created_at: time::OffsetDateTime,
-        description: String,
-        feature_type: FeatureType,
-        flags: Vec<FlagView>,
-        icon: String,
-        id: String,
-        name: String,
-        plans: Vec<PreviewObject>,
+        description: impl Into<String>,
+        feature_type: impl Into<FeatureType>,
+        flags: impl IntoIterator<Item = FlagView>,
+        icon: impl Into<String>,
+        id: impl Into<String>,
+        name: impl Into<String>,
+        plans: impl IntoIterator<Item = PreviewObject>,
         updated_at: time::OffsetDateTime,
     ) -> Self {
         Self {
-            account_id,
+            account_id: account_id.into(),
             billing_linked_resource: None,
             billing_product: None,
             created_at,
-            description,
+            description: description.into(),
             event_subtype: None,
             event_summary: None,
-            feature_type,
-            flags,
-            icon,
-            id,
+            feature_type: feature_type.into(),
+            flags: flags.into_iter().collect(),
+            icon: icon.into(),
+            id: id.into(),
             license_id: None,
             lifecycle_phase: None,
-            name,
-            plans,
+            name: name.into(),
+            plans: plans.into_iter().collect(),
             plural_name: None,
             singular_name: None,
             r#trait: None,
@@ -1940,6 +2880,86 @@ impl FeatureView {
             updated_at,
             usage_limit_trait_id: None,
         }
+    }
+
+    /// Sets `billing_linked_resource`.
+    #[inline]
+    pub fn billing_linked_resource(
+        mut self,
+        value: impl Into<BillingLinkedResourceResponseData>,
+    ) -> Self {
+        self.billing_linked_resource = Some(value.into());
+        self
+    }
+
+    /// Sets `billing_product`.
+    #[inline]
+    pub fn billing_product(mut self, value: impl Into<BillingProductRecordResponseData>) -> Self {
+        self.billing_product = Some(value.into());
+        self
+    }
+
+    /// Sets `event_subtype`.
+    #[inline]
+    pub fn event_subtype(mut self, value: impl Into<String>) -> Self {
+        self.event_subtype = Some(value.into());
+        self
+    }
+
+    /// Sets `event_summary`.
+    #[inline]
+    pub fn event_summary(mut self, value: impl Into<EventSummaryResponseData>) -> Self {
+        self.event_summary = Some(value.into());
+        self
+    }
+
+    /// Sets `license_id`.
+    #[inline]
+    pub fn license_id(mut self, value: impl Into<String>) -> Self {
+        self.license_id = Some(value.into());
+        self
+    }
+
+    /// Sets `lifecycle_phase`.
+    #[inline]
+    pub fn lifecycle_phase(mut self, value: impl Into<FeatureLifecyclePhase>) -> Self {
+        self.lifecycle_phase = Some(value.into());
+        self
+    }
+
+    /// Sets `plural_name`.
+    #[inline]
+    pub fn plural_name(mut self, value: impl Into<String>) -> Self {
+        self.plural_name = Some(value.into());
+        self
+    }
+
+    /// Sets `singular_name`.
+    #[inline]
+    pub fn singular_name(mut self, value: impl Into<String>) -> Self {
+        self.singular_name = Some(value.into());
+        self
+    }
+
+    /// Sets `trait`.
+    #[inline]
+    pub fn r#trait(mut self, value: impl Into<EntityTraitDefinitionResponseData>) -> Self {
+        self.r#trait = Some(value.into());
+        self
+    }
+
+    /// Sets `trait_id`.
+    #[inline]
+    pub fn trait_id(mut self, value: impl Into<String>) -> Self {
+        self.trait_id = Some(value.into());
+        self
+    }
+
+    /// Sets `usage_limit_trait_id`.
+    #[inline]
+    pub fn usage_limit_trait_id(mut self, value: impl Into<String>) -> Self {
+        self.usage_limit_trait_id = Some(value.into());
+        self
     }
 }
 
@@ -2035,6 +3055,7 @@ impl<'de> Deserialize<'de> for FeatureView {
 
 /// The schema `FlagDetailResponseData`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[non_exhaustive]
 pub struct FlagDetailResponseData {
     /// `created_at`, required.
     #[serde(with = "time::serde::rfc3339")]
@@ -2078,34 +3099,69 @@ pub struct FlagDetailResponseData {
 }
 
 impl FlagDetailResponseData {
-    /// Creates a value from its required fields; optional fields are `None`.
+    /// Creates a value from its required fields; optional fields start unset.
     pub fn new(
         created_at: time::OffsetDateTime,
         default_value: bool,
-        description: String,
-        flag_type: FlagType,
-        id: String,
-        key: String,
-        name: String,
-        rules: Vec<RuleDetailResponseData>,
+        description: impl Into<String>,
+        flag_type: impl Into<FlagType>,
+        id: impl Into<String>,
+        key: impl Into<String>,
+        name: impl Into<String>,
+        rules: impl IntoIterator<Item = RuleDetailResponseData>,
         updated_at: time::OffsetDateTime,
     ) -> Self {
         Self {
             created_at,
             default_value,
-            description,
+            description: description.into(),
             feature: None,
             feature_id: None,
-            flag_type,
-            id,
-            key,
+            flag_type: flag_type.into(),
+            id: id.into(),
+            key: key.into(),
             last_checked_at: None,
             maintainer: None,
             maintainer_account_member_id: None,
-            name,
-            rules,
+            name: name.into(),
+            rules: rules.into_iter().collect(),
             updated_at,
         }
+    }
+
+    /// Sets `feature`.
+    #[inline]
+    pub fn feature(mut self, value: impl Into<FeatureResponseData>) -> Self {
+        self.feature = Some(value.into());
+        self
+    }
+
+    /// Sets `feature_id`.
+    #[inline]
+    pub fn feature_id(mut self, value: impl Into<String>) -> Self {
+        self.feature_id = Some(value.into());
+        self
+    }
+
+    /// Sets `last_checked_at`.
+    #[inline]
+    pub fn last_checked_at(mut self, value: time::OffsetDateTime) -> Self {
+        self.last_checked_at = Some(value);
+        self
+    }
+
+    /// Sets `maintainer`.
+    #[inline]
+    pub fn maintainer(mut self, value: impl Into<AccountMemberResponseData>) -> Self {
+        self.maintainer = Some(value.into());
+        self
+    }
+
+    /// Sets `maintainer_account_member_id`.
+    #[inline]
+    pub fn maintainer_account_member_id(mut self, value: impl Into<String>) -> Self {
+        self.maintainer_account_member_id = Some(value.into());
+        self
     }
 }
 
@@ -2180,6 +3236,7 @@ impl<'de> Deserialize<'de> for FlagDetailResponseData {
 
 /// The schema `FlagInPlanResponseData`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[non_exhaustive]
 pub struct FlagInPlanResponseData {
     /// `created_at`, required.
     #[serde(with = "time::serde::rfc3339")]
@@ -2220,33 +3277,61 @@ pub struct FlagInPlanResponseData {
 }
 
 impl FlagInPlanResponseData {
-    /// Creates a value from its required fields; optional fields are `None`.
+    /// Creates a value from its required fields; optional fields start unset.
     pub fn new(
         created_at: time::OffsetDateTime,
         default_value: bool,
-        description: String,
-        flag_type: FlagType,
-        id: String,
-        key: String,
-        name: String,
-        rules: Vec<RuleDetailResponseData>,
+        description: impl Into<String>,
+        flag_type: impl Into<FlagType>,
+        id: impl Into<String>,
+        key: impl Into<String>,
+        name: impl Into<String>,
+        rules: impl IntoIterator<Item = RuleDetailResponseData>,
         updated_at: time::OffsetDateTime,
     ) -> Self {
         Self {
             created_at,
             default_value,
-            description,
+            description: description.into(),
             feature: None,
             feature_id: None,
-            flag_type,
-            id,
-            key,
+            flag_type: flag_type.into(),
+            id: id.into(),
+            key: key.into(),
             last_checked_at: None,
             maintainer_account_member_id: None,
-            name,
-            rules,
+            name: name.into(),
+            rules: rules.into_iter().collect(),
             updated_at,
         }
+    }
+
+    /// Sets `feature`.
+    #[inline]
+    pub fn feature(mut self, value: impl Into<FeatureResponseData>) -> Self {
+        self.feature = Some(value.into());
+        self
+    }
+
+    /// Sets `feature_id`.
+    #[inline]
+    pub fn feature_id(mut self, value: impl Into<String>) -> Self {
+        self.feature_id = Some(value.into());
+        self
+    }
+
+    /// Sets `last_checked_at`.
+    #[inline]
+    pub fn last_checked_at(mut self, value: time::OffsetDateTime) -> Self {
+        self.last_checked_at = Some(value);
+        self
+    }
+
+    /// Sets `maintainer_account_member_id`.
+    #[inline]
+    pub fn maintainer_account_member_id(mut self, value: impl Into<String>) -> Self {
+        self.maintainer_account_member_id = Some(value.into());
+        self
     }
 }
 
@@ -2318,6 +3403,7 @@ impl<'de> Deserialize<'de> for FlagInPlanResponseData {
 
 /// The schema `FlagResponseData`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[non_exhaustive]
 pub struct FlagResponseData {
     /// `created_at`, required.
     #[serde(with = "time::serde::rfc3339")]
@@ -2346,29 +3432,43 @@ pub struct FlagResponseData {
 }
 
 impl FlagResponseData {
-    /// Creates a value from its required fields; optional fields are `None`.
+    /// Creates a value from its required fields; optional fields start unset.
     pub fn new(
         created_at: time::OffsetDateTime,
         default_value: bool,
-        description: String,
-        flag_type: FlagType,
-        id: String,
-        key: String,
-        name: String,
+        description: impl Into<String>,
+        flag_type: impl Into<FlagType>,
+        id: impl Into<String>,
+        key: impl Into<String>,
+        name: impl Into<String>,
         updated_at: time::OffsetDateTime,
     ) -> Self {
         Self {
             created_at,
             default_value,
-            description,
+            description: description.into(),
             feature_id: None,
-            flag_type,
-            id,
-            key,
+            flag_type: flag_type.into(),
+            id: id.into(),
+            key: key.into(),
             maintainer_account_member_id: None,
-            name,
+            name: name.into(),
             updated_at,
         }
+    }
+
+    /// Sets `feature_id`.
+    #[inline]
+    pub fn feature_id(mut self, value: impl Into<String>) -> Self {
+        self.feature_id = Some(value.into());
+        self
+    }
+
+    /// Sets `maintainer_account_member_id`.
+    #[inline]
+    pub fn maintainer_account_member_id(mut self, value: impl Into<String>) -> Self {
+        self.maintainer_account_member_id = Some(value.into());
+        self
     }
 }
 
@@ -2438,6 +3538,7 @@ open_enum! {
 
 /// The schema `FlagView`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[non_exhaustive]
 pub struct FlagView {
     /// `account_id`, required.
     pub account_id: String,
@@ -2477,34 +3578,55 @@ pub struct FlagView {
 }
 
 impl FlagView {
-    /// Creates a value from its required fields; optional fields are `None`.
+    /// Creates a value from its required fields; optional fields start unset.
     pub fn new(
-        account_id: String,
+        account_id: impl Into<String>,
         created_at: time::OffsetDateTime,
         default_value: bool,
-        description: String,
-        flag_type: FlagType,
-        id: String,
-        key: String,
-        name: String,
-        rules: Vec<RuleView>,
+        description: impl Into<String>,
+        flag_type: impl Into<FlagType>,
+        id: impl Into<String>,
+        key: impl Into<String>,
+        name: impl Into<String>,
+        rules: impl IntoIterator<Item = RuleView>,
         updated_at: time::OffsetDateTime,
     ) -> Self {
         Self {
-            account_id,
+            account_id: account_id.into(),
             created_at,
             default_value,
-            description,
+            description: description.into(),
             feature: None,
             feature_id: None,
-            flag_type,
-            id,
-            key,
+            flag_type: flag_type.into(),
+            id: id.into(),
+            key: key.into(),
             last_checked_at: None,
-            name,
-            rules,
+            name: name.into(),
+            rules: rules.into_iter().collect(),
             updated_at,
         }
+    }
+
+    /// Sets `feature`.
+    #[inline]
+    pub fn feature(mut self, value: impl Into<FeatureResponseData>) -> Self {
+        self.feature = Some(value.into());
+        self
+    }
+
+    /// Sets `feature_id`.
+    #[inline]
+    pub fn feature_id(mut self, value: impl Into<String>) -> Self {
+        self.feature_id = Some(value.into());
+        self
+    }
+
+    /// Sets `last_checked_at`.
+    #[inline]
+    pub fn last_checked_at(mut self, value: time::OffsetDateTime) -> Self {
+        self.last_checked_at = Some(value);
+        self
     }
 }
 

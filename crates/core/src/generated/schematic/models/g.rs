@@ -8,6 +8,7 @@ use super::*;
 
 /// The schema `GenericPreviewObject`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[non_exhaustive]
 pub struct GenericPreviewObject {
     /// `description`, optional.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -22,14 +23,28 @@ pub struct GenericPreviewObject {
 }
 
 impl GenericPreviewObject {
-    /// Creates a value from its required fields; optional fields are `None`.
-    pub fn new(id: String, name: String) -> Self {
+    /// Creates a value from its required fields; optional fields start unset.
+    pub fn new(id: impl Into<String>, name: impl Into<String>) -> Self {
         Self {
             description: None,
-            id,
+            id: id.into(),
             image_url: None,
-            name,
+            name: name.into(),
         }
+    }
+
+    /// Sets `description`.
+    #[inline]
+    pub fn description(mut self, value: impl Into<String>) -> Self {
+        self.description = Some(value.into());
+        self
+    }
+
+    /// Sets `image_url`.
+    #[inline]
+    pub fn image_url(mut self, value: impl Into<String>) -> Self {
+        self.image_url = Some(value.into());
+        self
     }
 }
 
@@ -74,6 +89,7 @@ impl<'de> Deserialize<'de> for GenericPreviewObject {
 
 /// The schema `GetOnboardingStateResp`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[non_exhaustive]
 pub struct GetOnboardingStateResp {
     /// `environment_id`, optional.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -93,20 +109,41 @@ pub struct GetOnboardingStateResp {
 }
 
 impl GetOnboardingStateResp {
-    /// Creates a value from its required fields; optional fields are `None`.
+    /// Creates a value from its required fields; optional fields start unset.
     pub fn new(
-        milestones: Vec<OnboardingMilestoneView>,
-        requirements: Vec<OnboardingRequirementView>,
-        suggested_next: Vec<OnboardingRequirement>,
+        milestones: impl IntoIterator<Item = OnboardingMilestoneView>,
+        requirements: impl IntoIterator<Item = OnboardingRequirementView>,
+        suggested_next: impl IntoIterator<Item = OnboardingRequirement>,
     ) -> Self {
         Self {
             environment_id: None,
-            milestones,
+            milestones: milestones.into_iter().collect(),
             path: None,
-            requirements,
-            suggested_next,
+            requirements: requirements.into_iter().collect(),
+            suggested_next: suggested_next.into_iter().collect(),
             track: None,
         }
+    }
+
+    /// Sets `environment_id`.
+    #[inline]
+    pub fn environment_id(mut self, value: impl Into<String>) -> Self {
+        self.environment_id = Some(value.into());
+        self
+    }
+
+    /// Sets `path`.
+    #[inline]
+    pub fn path(mut self, value: impl Into<OnboardingPath>) -> Self {
+        self.path = Some(value.into());
+        self
+    }
+
+    /// Sets `track`.
+    #[inline]
+    pub fn track(mut self, value: impl Into<OnboardingTrack>) -> Self {
+        self.track = Some(value.into());
+        self
     }
 }
 
@@ -157,6 +194,7 @@ impl<'de> Deserialize<'de> for GetOnboardingStateResp {
 
 /// The schema `GetOrCreateCompanyMembershipRequestBody`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[non_exhaustive]
 pub struct GetOrCreateCompanyMembershipRequestBody {
     /// `company_id`, required.
     pub company_id: String,
@@ -165,11 +203,11 @@ pub struct GetOrCreateCompanyMembershipRequestBody {
 }
 
 impl GetOrCreateCompanyMembershipRequestBody {
-    /// Creates a value from its required fields; optional fields are `None`.
-    pub fn new(company_id: String, user_id: String) -> Self {
+    /// Creates a value from its required fields; optional fields start unset.
+    pub fn new(company_id: impl Into<String>, user_id: impl Into<String>) -> Self {
         Self {
-            company_id,
-            user_id,
+            company_id: company_id.into(),
+            user_id: user_id.into(),
         }
     }
 }

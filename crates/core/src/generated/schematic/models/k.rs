@@ -9,15 +9,21 @@ use super::*;
 
 /// The schema `KeysRequestBody`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[non_exhaustive]
 pub struct KeysRequestBody {
     /// `keys`, required.
     pub keys: BTreeMap<String, String>,
 }
 
 impl KeysRequestBody {
-    /// Creates a value from its required fields; optional fields are `None`.
-    pub fn new(keys: BTreeMap<String, String>) -> Self {
-        Self { keys }
+    /// Creates a value from its required fields; optional fields start unset.
+    pub fn new(keys: impl IntoIterator<Item = (impl Into<String>, impl Into<String>)>) -> Self {
+        Self {
+            keys: keys
+                .into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
+        }
     }
 }
 

@@ -8,6 +8,7 @@ use super::*;
 
 /// The schema `LicenseResponseData`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[non_exhaustive]
 pub struct LicenseResponseData {
     /// `created_at`, required.
     #[serde(with = "time::serde::rfc3339")]
@@ -22,17 +23,17 @@ pub struct LicenseResponseData {
 }
 
 impl LicenseResponseData {
-    /// Creates a value from its required fields; optional fields are `None`.
+    /// Creates a value from its required fields; optional fields start unset.
     pub fn new(
         created_at: time::OffsetDateTime,
-        id: String,
-        name: String,
+        id: impl Into<String>,
+        name: impl Into<String>,
         updated_at: time::OffsetDateTime,
     ) -> Self {
         Self {
             created_at,
-            id,
-            name,
+            id: id.into(),
+            name: name.into(),
             updated_at,
         }
     }
@@ -79,6 +80,7 @@ impl<'de> Deserialize<'de> for LicenseResponseData {
 
 /// The schema `LimitTimeSeriesPointResponseData`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[non_exhaustive]
 pub struct LimitTimeSeriesPointResponseData {
     /// `effective_at`, required.
     #[serde(with = "time::serde::rfc3339")]
@@ -99,20 +101,41 @@ pub struct LimitTimeSeriesPointResponseData {
 }
 
 impl LimitTimeSeriesPointResponseData {
-    /// Creates a value from its required fields; optional fields are `None`.
+    /// Creates a value from its required fields; optional fields start unset.
     pub fn new(
         effective_at: time::OffsetDateTime,
         is_soft_limit: bool,
-        limit_source: EntitlementType,
+        limit_source: impl Into<EntitlementType>,
     ) -> Self {
         Self {
             effective_at,
             is_soft_limit,
-            limit_source,
+            limit_source: limit_source.into(),
             limit_value: None,
             plan_id: None,
             price_behavior: None,
         }
+    }
+
+    /// Sets `limit_value`.
+    #[inline]
+    pub fn limit_value(mut self, value: i64) -> Self {
+        self.limit_value = Some(value);
+        self
+    }
+
+    /// Sets `plan_id`.
+    #[inline]
+    pub fn plan_id(mut self, value: impl Into<String>) -> Self {
+        self.plan_id = Some(value.into());
+        self
+    }
+
+    /// Sets `price_behavior`.
+    #[inline]
+    pub fn price_behavior(mut self, value: impl Into<EntitlementPriceBehavior>) -> Self {
+        self.price_behavior = Some(value.into());
+        self
     }
 }
 

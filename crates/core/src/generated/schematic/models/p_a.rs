@@ -8,6 +8,7 @@ use super::*;
 
 /// The schema `PaymentMethodRequestBody`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[non_exhaustive]
 pub struct PaymentMethodRequestBody {
     /// `account_last4`, optional, at most 4 characters.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -43,8 +44,11 @@ pub struct PaymentMethodRequestBody {
 }
 
 impl PaymentMethodRequestBody {
-    /// Creates a value from its required fields; optional fields are `None`.
-    pub fn new(customer_external_id: String, payment_method_type: String) -> Self {
+    /// Creates a value from its required fields; optional fields start unset.
+    pub fn new(
+        customer_external_id: impl Into<String>,
+        payment_method_type: impl Into<String>,
+    ) -> Self {
         Self {
             account_last4: None,
             account_name: None,
@@ -55,9 +59,72 @@ impl PaymentMethodRequestBody {
             card_exp_month: None,
             card_exp_year: None,
             card_last4: None,
-            customer_external_id,
-            payment_method_type,
+            customer_external_id: customer_external_id.into(),
+            payment_method_type: payment_method_type.into(),
         }
+    }
+
+    /// Sets `account_last4`, at most 4 characters.
+    #[inline]
+    pub fn account_last4(mut self, value: impl Into<String>) -> Self {
+        self.account_last4 = Some(value.into());
+        self
+    }
+
+    /// Sets `account_name`, at most 255 characters.
+    #[inline]
+    pub fn account_name(mut self, value: impl Into<String>) -> Self {
+        self.account_name = Some(value.into());
+        self
+    }
+
+    /// Sets `bank_name`, at most 255 characters.
+    #[inline]
+    pub fn bank_name(mut self, value: impl Into<String>) -> Self {
+        self.bank_name = Some(value.into());
+        self
+    }
+
+    /// Sets `billing_email`, at most 255 characters.
+    #[inline]
+    pub fn billing_email(mut self, value: impl Into<String>) -> Self {
+        self.billing_email = Some(value.into());
+        self
+    }
+
+    /// Sets `billing_name`, at most 255 characters.
+    #[inline]
+    pub fn billing_name(mut self, value: impl Into<String>) -> Self {
+        self.billing_name = Some(value.into());
+        self
+    }
+
+    /// Sets `card_brand`, at most 32 characters.
+    #[inline]
+    pub fn card_brand(mut self, value: impl Into<String>) -> Self {
+        self.card_brand = Some(value.into());
+        self
+    }
+
+    /// Sets `card_exp_month`.
+    #[inline]
+    pub fn card_exp_month(mut self, value: i64) -> Self {
+        self.card_exp_month = Some(value);
+        self
+    }
+
+    /// Sets `card_exp_year`.
+    #[inline]
+    pub fn card_exp_year(mut self, value: i64) -> Self {
+        self.card_exp_year = Some(value);
+        self
+    }
+
+    /// Sets `card_last4`, at most 4 characters.
+    #[inline]
+    pub fn card_last4(mut self, value: impl Into<String>) -> Self {
+        self.card_last4 = Some(value.into());
+        self
     }
 }
 
@@ -125,6 +192,7 @@ impl<'de> Deserialize<'de> for PaymentMethodRequestBody {
 
 /// The schema `PaymentMethodResponseData`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[non_exhaustive]
 pub struct PaymentMethodResponseData {
     /// `account_last4`, optional.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -177,15 +245,15 @@ pub struct PaymentMethodResponseData {
 }
 
 impl PaymentMethodResponseData {
-    /// Creates a value from its required fields; optional fields are `None`.
+    /// Creates a value from its required fields; optional fields start unset.
     pub fn new(
         created_at: time::OffsetDateTime,
-        customer_external_id: String,
-        environment_id: String,
-        external_id: String,
-        id: String,
-        payment_method_type: String,
-        provider_type: BillingProviderType,
+        customer_external_id: impl Into<String>,
+        environment_id: impl Into<String>,
+        external_id: impl Into<String>,
+        id: impl Into<String>,
+        payment_method_type: impl Into<String>,
+        provider_type: impl Into<BillingProviderType>,
         updated_at: time::OffsetDateTime,
     ) -> Self {
         Self {
@@ -200,14 +268,84 @@ impl PaymentMethodResponseData {
             card_last4: None,
             company_id: None,
             created_at,
-            customer_external_id,
-            environment_id,
-            external_id,
-            id,
-            payment_method_type,
-            provider_type,
+            customer_external_id: customer_external_id.into(),
+            environment_id: environment_id.into(),
+            external_id: external_id.into(),
+            id: id.into(),
+            payment_method_type: payment_method_type.into(),
+            provider_type: provider_type.into(),
             updated_at,
         }
+    }
+
+    /// Sets `account_last4`.
+    #[inline]
+    pub fn account_last4(mut self, value: impl Into<String>) -> Self {
+        self.account_last4 = Some(value.into());
+        self
+    }
+
+    /// Sets `account_name`.
+    #[inline]
+    pub fn account_name(mut self, value: impl Into<String>) -> Self {
+        self.account_name = Some(value.into());
+        self
+    }
+
+    /// Sets `bank_name`.
+    #[inline]
+    pub fn bank_name(mut self, value: impl Into<String>) -> Self {
+        self.bank_name = Some(value.into());
+        self
+    }
+
+    /// Sets `billing_email`.
+    #[inline]
+    pub fn billing_email(mut self, value: impl Into<String>) -> Self {
+        self.billing_email = Some(value.into());
+        self
+    }
+
+    /// Sets `billing_name`.
+    #[inline]
+    pub fn billing_name(mut self, value: impl Into<String>) -> Self {
+        self.billing_name = Some(value.into());
+        self
+    }
+
+    /// Sets `card_brand`.
+    #[inline]
+    pub fn card_brand(mut self, value: impl Into<String>) -> Self {
+        self.card_brand = Some(value.into());
+        self
+    }
+
+    /// Sets `card_exp_month`.
+    #[inline]
+    pub fn card_exp_month(mut self, value: i64) -> Self {
+        self.card_exp_month = Some(value);
+        self
+    }
+
+    /// Sets `card_exp_year`.
+    #[inline]
+    pub fn card_exp_year(mut self, value: i64) -> Self {
+        self.card_exp_year = Some(value);
+        self
+    }
+
+    /// Sets `card_last4`.
+    #[inline]
+    pub fn card_last4(mut self, value: impl Into<String>) -> Self {
+        self.card_last4 = Some(value.into());
+        self
+    }
+
+    /// Sets `company_id`.
+    #[inline]
+    pub fn company_id(mut self, value: impl Into<String>) -> Self {
+        self.company_id = Some(value.into());
+        self
     }
 }
 

@@ -8,13 +8,14 @@ use super::*;
 
 /// The schema `QuickstartResp`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[non_exhaustive]
 pub struct QuickstartResp {
     /// `ok`, required.
     pub ok: bool,
 }
 
 impl QuickstartResp {
-    /// Creates a value from its required fields; optional fields are `None`.
+    /// Creates a value from its required fields; optional fields start unset.
     pub fn new(ok: bool) -> Self {
         Self { ok }
     }

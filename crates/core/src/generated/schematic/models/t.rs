@@ -9,6 +9,7 @@ use super::*;
 
 /// The schema `TaxIDInput`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[non_exhaustive]
 pub struct TaxIDInput {
     /// `type`, required.
     pub r#type: TaxIdType,
@@ -17,9 +18,12 @@ pub struct TaxIDInput {
 }
 
 impl TaxIDInput {
-    /// Creates a value from its required fields; optional fields are `None`.
-    pub fn new(r#type: TaxIdType, value: String) -> Self {
-        Self { r#type, value }
+    /// Creates a value from its required fields; optional fields start unset.
+    pub fn new(r#type: impl Into<TaxIdType>, value: impl Into<String>) -> Self {
+        Self {
+            r#type: r#type.into(),
+            value: value.into(),
+        }
     }
 }
 
@@ -109,6 +113,7 @@ open_enum! {
 
 /// The schema `TemporaryAccessTokenResponseData`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[non_exhaustive]
 pub struct TemporaryAccessTokenResponseData {
     /// `api_key_id`, required.
     pub api_key_id: String,
@@ -130,23 +135,23 @@ pub struct TemporaryAccessTokenResponseData {
 }
 
 impl TemporaryAccessTokenResponseData {
-    /// Creates a value from its required fields; optional fields are `None`.
+    /// Creates a value from its required fields; optional fields start unset.
     pub fn new(
-        api_key_id: String,
+        api_key_id: impl Into<String>,
         created_at: time::OffsetDateTime,
-        environment_id: String,
+        environment_id: impl Into<String>,
         expired_at: time::OffsetDateTime,
-        id: String,
-        resource_type: TemporaryAccessTokenResourceType,
+        id: impl Into<String>,
+        resource_type: impl Into<TemporaryAccessTokenResourceType>,
         updated_at: time::OffsetDateTime,
     ) -> Self {
         Self {
-            api_key_id,
+            api_key_id: api_key_id.into(),
             created_at,
-            environment_id,
+            environment_id: environment_id.into(),
             expired_at,
-            id,
-            resource_type,
+            id: id.into(),
+            resource_type: resource_type.into(),
             updated_at,
         }
     }
@@ -202,15 +207,18 @@ impl<'de> Deserialize<'de> for TemporaryAccessTokenResponseData {
 
 /// The schema `TestWebhookRequestBody`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[non_exhaustive]
 pub struct TestWebhookRequestBody {
     /// `request_type`, required.
     pub request_type: WebhookRequestType,
 }
 
 impl TestWebhookRequestBody {
-    /// Creates a value from its required fields; optional fields are `None`.
-    pub fn new(request_type: WebhookRequestType) -> Self {
-        Self { request_type }
+    /// Creates a value from its required fields; optional fields start unset.
+    pub fn new(request_type: impl Into<WebhookRequestType>) -> Self {
+        Self {
+            request_type: request_type.into(),
+        }
     }
 }
 
@@ -246,6 +254,7 @@ impl<'de> Deserialize<'de> for TestWebhookRequestBody {
 
 /// The schema `TestWebhookResponseData`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[non_exhaustive]
 pub struct TestWebhookResponseData {
     /// `failure_reason`, optional.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -257,13 +266,20 @@ pub struct TestWebhookResponseData {
 }
 
 impl TestWebhookResponseData {
-    /// Creates a value from its required fields; optional fields are `None`.
+    /// Creates a value from its required fields; optional fields start unset.
     pub fn new(response_code: i64, success: bool) -> Self {
         Self {
             failure_reason: None,
             response_code,
             success,
         }
+    }
+
+    /// Sets `failure_reason`.
+    #[inline]
+    pub fn failure_reason(mut self, value: impl Into<String>) -> Self {
+        self.failure_reason = Some(value.into());
+        self
     }
 }
 
@@ -315,6 +331,7 @@ open_enum! {
 
 /// The schema `TopFeatureByUsageResponseData`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[non_exhaustive]
 pub struct TopFeatureByUsageResponseData {
     /// `change_pct`, optional.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -333,16 +350,35 @@ pub struct TopFeatureByUsageResponseData {
 }
 
 impl TopFeatureByUsageResponseData {
-    /// Creates a value from its required fields; optional fields are `None`.
-    pub fn new(feature_id: String, feature_name: String, prior_usage: i64, usage: i64) -> Self {
+    /// Creates a value from its required fields; optional fields start unset.
+    pub fn new(
+        feature_id: impl Into<String>,
+        feature_name: impl Into<String>,
+        prior_usage: i64,
+        usage: i64,
+    ) -> Self {
         Self {
             change_pct: None,
-            feature_id,
-            feature_name,
+            feature_id: feature_id.into(),
+            feature_name: feature_name.into(),
             plural_name: None,
             prior_usage,
             usage,
         }
+    }
+
+    /// Sets `change_pct`.
+    #[inline]
+    pub fn change_pct(mut self, value: f64) -> Self {
+        self.change_pct = Some(value);
+        self
+    }
+
+    /// Sets `plural_name`.
+    #[inline]
+    pub fn plural_name(mut self, value: impl Into<String>) -> Self {
+        self.plural_name = Some(value.into());
+        self
     }
 }
 
@@ -393,15 +429,18 @@ impl<'de> Deserialize<'de> for TopFeatureByUsageResponseData {
 
 /// The schema `TopFeaturesByUsageResponseData`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[non_exhaustive]
 pub struct TopFeaturesByUsageResponseData {
     /// `features`, required, at most 1000 items.
     pub features: Vec<TopFeatureByUsageResponseData>,
 }
 
 impl TopFeaturesByUsageResponseData {
-    /// Creates a value from its required fields; optional fields are `None`.
-    pub fn new(features: Vec<TopFeatureByUsageResponseData>) -> Self {
-        Self { features }
+    /// Creates a value from its required fields; optional fields start unset.
+    pub fn new(features: impl IntoIterator<Item = TopFeatureByUsageResponseData>) -> Self {
+        Self {
+            features: features.into_iter().collect(),
+        }
     }
 }
 
@@ -437,6 +476,7 @@ impl<'de> Deserialize<'de> for TopFeaturesByUsageResponseData {
 
 /// The schema `TraitDefinition`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[non_exhaustive]
 pub struct TraitDefinition {
     /// `comparable_type`, required.
     pub comparable_type: TraitDefinitionComparableType,
@@ -447,16 +487,16 @@ pub struct TraitDefinition {
 }
 
 impl TraitDefinition {
-    /// Creates a value from its required fields; optional fields are `None`.
+    /// Creates a value from its required fields; optional fields start unset.
     pub fn new(
-        comparable_type: TraitDefinitionComparableType,
-        entity_type: EntityType,
-        id: String,
+        comparable_type: impl Into<TraitDefinitionComparableType>,
+        entity_type: impl Into<EntityType>,
+        id: impl Into<String>,
     ) -> Self {
         Self {
-            comparable_type,
-            entity_type,
-            id,
+            comparable_type: comparable_type.into(),
+            entity_type: entity_type.into(),
+            id: id.into(),
         }
     }
 }

@@ -9,6 +9,7 @@ use super::*;
 
 /// The schema `WarningTier`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[non_exhaustive]
 pub struct WarningTier {
     /// `key`, required.
     pub key: String,
@@ -17,9 +18,12 @@ pub struct WarningTier {
 }
 
 impl WarningTier {
-    /// Creates a value from its required fields; optional fields are `None`.
-    pub fn new(key: String, value: i64) -> Self {
-        Self { key, value }
+    /// Creates a value from its required fields; optional fields start unset.
+    pub fn new(key: impl Into<String>, value: i64) -> Self {
+        Self {
+            key: key.into(),
+            value,
+        }
     }
 }
 
@@ -58,6 +62,7 @@ impl<'de> Deserialize<'de> for WarningTier {
 
 /// The schema `WarningTierRequestBody`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[non_exhaustive]
 pub struct WarningTierRequestBody {
     /// `key`, required, at most 255 characters.
     pub key: String,
@@ -66,9 +71,12 @@ pub struct WarningTierRequestBody {
 }
 
 impl WarningTierRequestBody {
-    /// Creates a value from its required fields; optional fields are `None`.
-    pub fn new(key: String, value: i64) -> Self {
-        Self { key, value }
+    /// Creates a value from its required fields; optional fields start unset.
+    pub fn new(key: impl Into<String>, value: i64) -> Self {
+        Self {
+            key: key.into(),
+            value,
+        }
     }
 }
 
@@ -107,6 +115,7 @@ impl<'de> Deserialize<'de> for WarningTierRequestBody {
 
 /// The schema `WarningTierResponseData`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[non_exhaustive]
 pub struct WarningTierResponseData {
     /// `id`, required.
     pub id: String,
@@ -117,9 +126,13 @@ pub struct WarningTierResponseData {
 }
 
 impl WarningTierResponseData {
-    /// Creates a value from its required fields; optional fields are `None`.
-    pub fn new(id: String, key: String, value: i64) -> Self {
-        Self { id, key, value }
+    /// Creates a value from its required fields; optional fields start unset.
+    pub fn new(id: impl Into<String>, key: impl Into<String>, value: i64) -> Self {
+        Self {
+            id: id.into(),
+            key: key.into(),
+            value,
+        }
     }
 }
 
@@ -161,6 +174,7 @@ impl<'de> Deserialize<'de> for WarningTierResponseData {
 
 /// The schema `WebFeatureUsageWebhookOutput`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[non_exhaustive]
 pub struct WebFeatureUsageWebhookOutput {
     /// `Allocation`, optional.
     #[serde(
@@ -199,17 +213,59 @@ pub struct WebFeatureUsageWebhookOutput {
 }
 
 impl WebFeatureUsageWebhookOutput {
-    /// Creates a value from its required fields; optional fields are `None`.
-    pub fn new(entitlement: String) -> Self {
+    /// Creates a value from its required fields; optional fields start unset.
+    pub fn new(entitlement: impl Into<String>) -> Self {
         Self {
             allocation: None,
             credit_usage: None,
-            entitlement,
+            entitlement: entitlement.into(),
             feature: None,
             metric_reset_at: None,
             usage: None,
             company: None,
         }
+    }
+
+    /// Sets `Allocation`.
+    #[inline]
+    pub fn allocation(mut self, value: i64) -> Self {
+        self.allocation = Some(value);
+        self
+    }
+
+    /// Sets `CreditUsage`.
+    #[inline]
+    pub fn credit_usage(mut self, value: impl Into<CreditUsage>) -> Self {
+        self.credit_usage = Some(value.into());
+        self
+    }
+
+    /// Sets `Feature`.
+    #[inline]
+    pub fn feature(mut self, value: impl Into<FeatureView>) -> Self {
+        self.feature = Some(value.into());
+        self
+    }
+
+    /// Sets `MetricResetAt`.
+    #[inline]
+    pub fn metric_reset_at(mut self, value: time::OffsetDateTime) -> Self {
+        self.metric_reset_at = Some(value);
+        self
+    }
+
+    /// Sets `Usage`.
+    #[inline]
+    pub fn usage(mut self, value: i64) -> Self {
+        self.usage = Some(value);
+        self
+    }
+
+    /// Sets `company`.
+    #[inline]
+    pub fn company(mut self, value: impl Into<CompanyDetailResponseData>) -> Self {
+        self.company = Some(value.into());
+        self
     }
 }
 
@@ -263,6 +319,7 @@ impl<'de> Deserialize<'de> for WebFeatureUsageWebhookOutput {
 
 /// The schema `WebScheduledDowngradeWebhookOutput`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[non_exhaustive]
 pub struct WebScheduledDowngradeWebhookOutput {
     /// `company`, optional.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -287,17 +344,52 @@ pub struct WebScheduledDowngradeWebhookOutput {
 }
 
 impl WebScheduledDowngradeWebhookOutput {
-    /// Creates a value from its required fields; optional fields are `None`.
-    pub fn new(execute_after: time::OffsetDateTime, id: String) -> Self {
+    /// Creates a value from its required fields; optional fields start unset.
+    pub fn new(execute_after: time::OffsetDateTime, id: impl Into<String>) -> Self {
         Self {
             company: None,
             execute_after,
             from_plan: None,
-            id,
+            id: id.into(),
             scheduled_interval: None,
             scheduled_price: None,
             to_plan: None,
         }
+    }
+
+    /// Sets `company`.
+    #[inline]
+    pub fn company(mut self, value: impl Into<CompanyResponseData>) -> Self {
+        self.company = Some(value.into());
+        self
+    }
+
+    /// Sets `from_plan`.
+    #[inline]
+    pub fn from_plan(mut self, value: impl Into<PlanSnapshotView>) -> Self {
+        self.from_plan = Some(value.into());
+        self
+    }
+
+    /// Sets `scheduled_interval`.
+    #[inline]
+    pub fn scheduled_interval(mut self, value: impl Into<String>) -> Self {
+        self.scheduled_interval = Some(value.into());
+        self
+    }
+
+    /// Sets `scheduled_price`.
+    #[inline]
+    pub fn scheduled_price(mut self, value: i64) -> Self {
+        self.scheduled_price = Some(value);
+        self
+    }
+
+    /// Sets `to_plan`.
+    #[inline]
+    pub fn to_plan(mut self, value: impl Into<PlanSnapshotView>) -> Self {
+        self.to_plan = Some(value.into());
+        self
     }
 }
 
@@ -351,6 +443,7 @@ impl<'de> Deserialize<'de> for WebScheduledDowngradeWebhookOutput {
 
 /// The schema `WebhookEventDetailResponseData`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[non_exhaustive]
 pub struct WebhookEventDetailResponseData {
     /// `created_at`, required.
     #[serde(with = "time::serde::rfc3339")]
@@ -385,27 +478,55 @@ pub struct WebhookEventDetailResponseData {
 }
 
 impl WebhookEventDetailResponseData {
-    /// Creates a value from its required fields; optional fields are `None`.
+    /// Creates a value from its required fields; optional fields start unset.
     pub fn new(
         created_at: time::OffsetDateTime,
-        id: String,
-        request_type: WebhookRequestType,
-        status: WebhookEventStatus,
+        id: impl Into<String>,
+        request_type: impl Into<WebhookRequestType>,
+        status: impl Into<WebhookEventStatus>,
         updated_at: time::OffsetDateTime,
-        webhook_id: String,
+        webhook_id: impl Into<String>,
     ) -> Self {
         Self {
             created_at,
-            id,
+            id: id.into(),
             payload: None,
-            request_type,
+            request_type: request_type.into(),
             response_code: None,
             sent_at: None,
-            status,
+            status: status.into(),
             updated_at,
             webhook: None,
-            webhook_id,
+            webhook_id: webhook_id.into(),
         }
+    }
+
+    /// Sets `payload`.
+    #[inline]
+    pub fn payload(mut self, value: impl Into<String>) -> Self {
+        self.payload = Some(value.into());
+        self
+    }
+
+    /// Sets `response_code`.
+    #[inline]
+    pub fn response_code(mut self, value: i64) -> Self {
+        self.response_code = Some(value);
+        self
+    }
+
+    /// Sets `sent_at`.
+    #[inline]
+    pub fn sent_at(mut self, value: time::OffsetDateTime) -> Self {
+        self.sent_at = Some(value);
+        self
+    }
+
+    /// Sets `webhook`.
+    #[inline]
+    pub fn webhook(mut self, value: impl Into<WebhookResponseData>) -> Self {
+        self.webhook = Some(value.into());
+        self
     }
 }
 
@@ -468,6 +589,7 @@ impl<'de> Deserialize<'de> for WebhookEventDetailResponseData {
 
 /// The schema `WebhookEventResponseData`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[non_exhaustive]
 pub struct WebhookEventResponseData {
     /// `created_at`, required.
     #[serde(with = "time::serde::rfc3339")]
@@ -499,26 +621,47 @@ pub struct WebhookEventResponseData {
 }
 
 impl WebhookEventResponseData {
-    /// Creates a value from its required fields; optional fields are `None`.
+    /// Creates a value from its required fields; optional fields start unset.
     pub fn new(
         created_at: time::OffsetDateTime,
-        id: String,
-        request_type: WebhookRequestType,
-        status: WebhookEventStatus,
+        id: impl Into<String>,
+        request_type: impl Into<WebhookRequestType>,
+        status: impl Into<WebhookEventStatus>,
         updated_at: time::OffsetDateTime,
-        webhook_id: String,
+        webhook_id: impl Into<String>,
     ) -> Self {
         Self {
             created_at,
-            id,
+            id: id.into(),
             payload: None,
-            request_type,
+            request_type: request_type.into(),
             response_code: None,
             sent_at: None,
-            status,
+            status: status.into(),
             updated_at,
-            webhook_id,
+            webhook_id: webhook_id.into(),
         }
+    }
+
+    /// Sets `payload`.
+    #[inline]
+    pub fn payload(mut self, value: impl Into<String>) -> Self {
+        self.payload = Some(value.into());
+        self
+    }
+
+    /// Sets `response_code`.
+    #[inline]
+    pub fn response_code(mut self, value: i64) -> Self {
+        self.response_code = Some(value);
+        self
+    }
+
+    /// Sets `sent_at`.
+    #[inline]
+    pub fn sent_at(mut self, value: time::OffsetDateTime) -> Self {
+        self.sent_at = Some(value);
+        self
     }
 }
 
@@ -634,6 +777,7 @@ open_enum! {
 
 /// The schema `WebhookResponseData`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[non_exhaustive]
 pub struct WebhookResponseData {
     /// `created_at`, required.
     #[serde(with = "time::serde::rfc3339")]
@@ -662,29 +806,49 @@ pub struct WebhookResponseData {
 }
 
 impl WebhookResponseData {
-    /// Creates a value from its required fields; optional fields are `None`.
+    /// Creates a value from its required fields; optional fields start unset.
     pub fn new(
         created_at: time::OffsetDateTime,
-        id: String,
-        name: String,
-        request_types: Vec<WebhookRequestType>,
-        secret: String,
-        status: WebhookStatus,
+        id: impl Into<String>,
+        name: impl Into<String>,
+        request_types: impl IntoIterator<Item = WebhookRequestType>,
+        secret: impl Into<String>,
+        status: impl Into<WebhookStatus>,
         updated_at: time::OffsetDateTime,
-        url: String,
+        url: impl Into<String>,
     ) -> Self {
         Self {
             created_at,
             credit_trigger_configs: None,
             entitlement_trigger_configs: None,
-            id,
-            name,
-            request_types,
-            secret,
-            status,
+            id: id.into(),
+            name: name.into(),
+            request_types: request_types.into_iter().collect(),
+            secret: secret.into(),
+            status: status.into(),
             updated_at,
-            url,
+            url: url.into(),
         }
+    }
+
+    /// Sets `credit_trigger_configs`, at most 1000 items.
+    #[inline]
+    pub fn credit_trigger_configs(
+        mut self,
+        value: impl IntoIterator<Item = CreditTriggerConfig>,
+    ) -> Self {
+        self.credit_trigger_configs = Some(value.into_iter().collect());
+        self
+    }
+
+    /// Sets `entitlement_trigger_configs`, at most 1000 items.
+    #[inline]
+    pub fn entitlement_trigger_configs(
+        mut self,
+        value: impl IntoIterator<Item = EntitlementTriggerConfig>,
+    ) -> Self {
+        self.entitlement_trigger_configs = Some(value.into_iter().collect());
+        self
     }
 }
 
@@ -755,6 +919,7 @@ open_enum! {
 
 /// The schema `WebhookUrl`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[non_exhaustive]
 pub struct WebhookUrl {
     /// `type`, required.
     pub r#type: IntegrationType,
@@ -763,9 +928,12 @@ pub struct WebhookUrl {
 }
 
 impl WebhookUrl {
-    /// Creates a value from its required fields; optional fields are `None`.
-    pub fn new(r#type: IntegrationType, url: String) -> Self {
-        Self { r#type, url }
+    /// Creates a value from its required fields; optional fields start unset.
+    pub fn new(r#type: impl Into<IntegrationType>, url: impl Into<String>) -> Self {
+        Self {
+            r#type: r#type.into(),
+            url: url.into(),
+        }
     }
 }
 
@@ -804,6 +972,7 @@ impl<'de> Deserialize<'de> for WebhookUrl {
 
 /// The schema `WhoAmIResponseData`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[non_exhaustive]
 pub struct WhoAmIResponseData {
     /// `account_id`, required.
     pub account_id: String,
@@ -833,26 +1002,61 @@ pub struct WhoAmIResponseData {
 }
 
 impl WhoAmIResponseData {
-    /// Creates a value from its required fields; optional fields are `None`.
+    /// Creates a value from its required fields; optional fields start unset.
     pub fn new(
-        account_id: String,
-        account_name: String,
-        actor_type: ActorType,
-        environments: Vec<EnvironmentResponseData>,
+        account_id: impl Into<String>,
+        account_name: impl Into<String>,
+        actor_type: impl Into<ActorType>,
+        environments: impl IntoIterator<Item = EnvironmentResponseData>,
         onboarding_complete: bool,
     ) -> Self {
         Self {
-            account_id,
-            account_name,
-            actor_type,
+            account_id: account_id.into(),
+            account_name: account_name.into(),
+            actor_type: actor_type.into(),
             api_key_id: None,
             environment_id: None,
-            environments,
+            environments: environments.into_iter().collect(),
             onboarding_complete,
             stripe_user_id: None,
             user_id: None,
             user_name: None,
         }
+    }
+
+    /// Sets `api_key_id`.
+    #[inline]
+    pub fn api_key_id(mut self, value: impl Into<String>) -> Self {
+        self.api_key_id = Some(value.into());
+        self
+    }
+
+    /// Sets `environment_id`.
+    #[inline]
+    pub fn environment_id(mut self, value: impl Into<String>) -> Self {
+        self.environment_id = Some(value.into());
+        self
+    }
+
+    /// Sets `stripe_user_id`.
+    #[inline]
+    pub fn stripe_user_id(mut self, value: impl Into<String>) -> Self {
+        self.stripe_user_id = Some(value.into());
+        self
+    }
+
+    /// Sets `user_id`.
+    #[inline]
+    pub fn user_id(mut self, value: impl Into<String>) -> Self {
+        self.user_id = Some(value.into());
+        self
+    }
+
+    /// Sets `user_name`.
+    #[inline]
+    pub fn user_name(mut self, value: impl Into<String>) -> Self {
+        self.user_name = Some(value.into());
+        self
     }
 }
 
@@ -916,6 +1120,7 @@ impl<'de> Deserialize<'de> for WhoAmIResponseData {
 
 /// The schema `WorkOSIntegrationConfig`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[non_exhaustive]
 pub struct WorkOSIntegrationConfig {
     /// `first_events_received`, optional.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -928,13 +1133,27 @@ pub struct WorkOSIntegrationConfig {
 }
 
 impl WorkOSIntegrationConfig {
-    /// Creates a value from its required fields; optional fields are `None`.
-    pub fn new(r#type: WorkOSIntegrationConfigType) -> Self {
+    /// Creates a value from its required fields; optional fields start unset.
+    pub fn new(r#type: impl Into<WorkOSIntegrationConfigType>) -> Self {
         Self {
             first_events_received: None,
-            r#type,
+            r#type: r#type.into(),
             webhook_url: None,
         }
+    }
+
+    /// Sets `first_events_received`.
+    #[inline]
+    pub fn first_events_received(mut self, value: bool) -> Self {
+        self.first_events_received = Some(value);
+        self
+    }
+
+    /// Sets `webhook_url`.
+    #[inline]
+    pub fn webhook_url(mut self, value: impl Into<String>) -> Self {
+        self.webhook_url = Some(value.into());
+        self
     }
 }
 

@@ -8,6 +8,7 @@ use super::*;
 
 /// The schema `DoNotContact`.
 #[derive(Debug, Clone, PartialEq, Serialize, Default)]
+#[non_exhaustive]
 pub struct DoNotContact {
     /// `channelId`, optional.
     #[serde(rename = "channelId", default, skip_serializing_if = "Option::is_none")]
@@ -18,6 +19,35 @@ pub struct DoNotContact {
     /// `reason`, optional.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<i32>,
+}
+
+impl DoNotContact {
+    /// An empty value: every field is optional and starts unset.
+    #[inline]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets `channelId`.
+    #[inline]
+    pub fn channel_id(mut self, value: i64) -> Self {
+        self.channel_id = Some(value);
+        self
+    }
+
+    /// Sets `comments`.
+    #[inline]
+    pub fn comments(mut self, value: impl Into<String>) -> Self {
+        self.comments = Some(value.into());
+        self
+    }
+
+    /// Sets `reason`.
+    #[inline]
+    pub fn reason(mut self, value: i32) -> Self {
+        self.reason = Some(value);
+        self
+    }
 }
 
 impl<'de> Deserialize<'de> for DoNotContact {
