@@ -162,9 +162,11 @@ async fn flag_checks_use_the_cache_and_keep_a_server_false() {
 async fn defaults_answer_on_server_errors_and_timeouts() {
     let server = MockServer::start().await.unwrap();
     seed_flag(&server, "f", false);
+    // One attempt per check, so each check uses up one fault.
     let client = builder(&server)
         .flag_default("mapped", true)
-        .timeout(Duration::from_millis(150))
+        .check_timeout(Duration::from_millis(150))
+        .check_retries(0)
         .disable_cache()
         .build()
         .unwrap();

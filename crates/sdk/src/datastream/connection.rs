@@ -79,7 +79,7 @@ impl Task {
     /// Runs until shutdown or an authentication failure.
     pub(crate) async fn run(mut self) {
         let mut session = Session::new(Mode::Direct);
-        let mut backoff = Backoff::new(self.options.reconnect.clone());
+        let mut backoff = Backoff::new(self.options.reconnect);
         let mut connections = 0u64;
         loop {
             if *self.shutdown.borrow() {

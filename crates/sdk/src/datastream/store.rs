@@ -736,10 +736,7 @@ fn expire<P: Model>(
     ttl: Duration,
     mut dropped: impl FnMut(Keys),
 ) {
-    loop {
-        let Some((id, generation)) = order.front() else {
-            break;
-        };
+    while let Some((id, generation)) = order.front() {
         let guard = collector.enter();
         let entry = entities.by_id.get(&**id, &guard).cloned();
         drop(guard);

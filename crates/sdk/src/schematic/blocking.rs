@@ -8,15 +8,16 @@
 //! returns [`Error::BlockingInAsyncContext`] instead of panicking.
 //!
 //! ```
+//! use flagwire::Context;
 //! use flagwire::schematic::blocking;
 //! use flagwire_core::events::{Keys, TrackBody};
 //!
 //! let client = blocking::Client::builder("sch_dev_example")
 //!     .offline(true)
 //!     .flag_default("new-editor", true)
-//!     .build_blocking()?;
+//!     .build()?;
 //! let acme = Keys::from([("id".to_owned(), "acme".to_owned())]);
-//! assert!(client.check_flag("new-editor", &acme, &Keys::new())?);
+//! assert!(client.check_flag("new-editor", Context::company(&acme))?);
 //! client.track(TrackBody::builder("api-call").company_key("id", "acme").build()?)?;
 //! assert_eq!(client.event_stats().discarded_offline, 1);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
@@ -36,7 +37,7 @@
 //! let server = flagwire_mock::MockServer::start_blocking()?;
 //! let client = blocking::Client::builder(server.api_key())
 //!     .base_url(server.rest_url())
-//!     .build_blocking()?;
+//!     .build()?;
 //!
 //! let body = UpsertCompanyRequestBody::new([("id", "acme")]);
 //! let acme = client.companies().upsert_company(body)?;
@@ -59,7 +60,7 @@ use flagwire_core::events::{EventBody, IdentifyBody, TrackBody};
 use flagwire_core::{Operation, Paginated};
 use futures_util::TryStreamExt;
 
-use super::builder::ClientBuilder;
+use super::builder::{Async, Blocking, ClientBuilder};
 use super::events::EventStats;
 use super::flags::{CheckOptions, FlagCheck};
 use super::options::RequestOptions;
@@ -86,24 +87,24 @@ impl fmt::Debug for Client {
     }
 }
 
-impl ClientBuilder {
+impl ClientBuilder<Async> {
     /// Builds a [`blocking::Client`](Client) with these settings.
     pub fn build_blocking(self) -> Result<Client, Error> {
-        let inner = self.build()?;
-        Client::from_async(inner)
+        self.into_mode::<Blocking>().build()
     }
 }
 
 impl Client {
     /// A blocking client with the default settings.
     pub fn new(api_key: impl Into<String>) -> Result<Client, Error> {
-        ClientBuilder::new(api_key).build_blocking()
+        Client::builder(api_key).build()
     }
 
-    /// Starts configuring a client; finish with
-    /// [`ClientBuilder::build_blocking`].
-    pub fn builder(api_key: impl Into<String>) -> ClientBuilder {
-        ClientBuilder::new(api_key)
+    /// Starts configuring a blocking client: the same settings as the async
+    /// client's builder, and [`build`](ClientBuilder::build) returns a
+    /// blocking client.
+    pub fn builder(api_key: impl Into<String>) -> ClientBuilder<Blocking> {
+        ClientBuilder::new(api_key).into_mode()
     }
 
     /// Wraps an async client (sharing its cache and event buffer).

@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::marker::PhantomData;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
@@ -62,7 +63,7 @@ enum CacheSetting {
 /// assert!(!format!("{client:?}").contains("sch_dev_example"));
 /// # Ok::<(), flagwire::Error>(())
 /// ```
-pub struct ClientBuilder {
+pub struct ClientBuilder<M = Async> {
     api_key: Secret,
     base_url: String,
     capture_url: Option<String>,
@@ -79,9 +80,21 @@ pub struct ClientBuilder {
     check_timeout: Duration,
     check_retries: u32,
     breaker: BreakerPolicy,
+    mode: PhantomData<M>,
 }
 
-impl fmt::Debug for ClientBuilder {
+/// The mode of a [`ClientBuilder`] whose [`build`](ClientBuilder::build)
+/// returns the async [`Client`] (what [`Client::builder`] starts).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Async;
+
+/// The mode of a [`ClientBuilder`] whose [`build`](ClientBuilder::build)
+/// returns a [`blocking::Client`](super::blocking::Client) (what
+/// [`blocking::Client::builder`](super::blocking::Client::builder) starts).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Blocking;
+
+impl<M> fmt::Debug for ClientBuilder<M> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ClientBuilder")
             .field("api_key", &self.api_key)
@@ -95,7 +108,7 @@ impl fmt::Debug for ClientBuilder {
     }
 }
 
-impl ClientBuilder {
+impl ClientBuilder<Async> {
     pub(crate) fn new(api_key: impl Into<String>) -> Self {
         ClientBuilder {
             api_key: Secret::new(api_key.into()),
@@ -114,6 +127,65 @@ impl ClientBuilder {
             check_timeout: DEFAULT_CHECK_TIMEOUT,
             check_retries: 1,
             breaker: BreakerPolicy::new(),
+            mode: PhantomData,
+        }
+    }
+
+    /// Validates the settings and starts the client (and, unless offline,
+    /// its event-buffer thread). Needs no async runtime.
+    pub fn build(self) -> Result<Client, Error> {
+        self.build_async()
+    }
+}
+
+impl ClientBuilder<Blocking> {
+    /// Validates the settings and starts the blocking client (its runtime
+    /// thread, and unless offline its event-buffer thread).
+    pub fn build(self) -> Result<super::blocking::Client, Error> {
+        super::blocking::Client::from_async(self.build_async()?)
+    }
+}
+
+impl<M> ClientBuilder<M> {
+    /// The same settings for the other kind of client.
+    pub(crate) fn into_mode<N>(self) -> ClientBuilder<N> {
+        let ClientBuilder {
+            api_key,
+            base_url,
+            capture_url,
+            timeout,
+            max_retries,
+            retry_policy,
+            defaults,
+            cache,
+            offline,
+            events,
+            hooks,
+            custom_transport,
+            datastream,
+            check_timeout,
+            check_retries,
+            breaker,
+            mode: _,
+        } = self;
+        ClientBuilder {
+            api_key,
+            base_url,
+            capture_url,
+            timeout,
+            max_retries,
+            retry_policy,
+            defaults,
+            cache,
+            offline,
+            events,
+            hooks,
+            custom_transport,
+            datastream,
+            check_timeout,
+            check_retries,
+            breaker,
+            mode: PhantomData,
         }
     }
 
@@ -319,9 +391,8 @@ impl ClientBuilder {
         transport.websocket_connector().map_err(Error::Transport)
     }
 
-    /// Validates the settings and starts the client (and, unless offline,
-    /// its event-buffer thread). Needs no async runtime.
-    pub fn build(self) -> Result<Client, Error> {
+    /// Validates the settings and starts an async client.
+    fn build_async(self) -> Result<Client, Error> {
         let key = self.api_key.expose();
         if key.trim().is_empty() && !self.offline {
             return Err(Error::config(
@@ -415,7 +486,7 @@ impl ClientBuilder {
 /// Connection settings: proxies, the local address, timeouts and the
 /// connection pool. Each applies to every transport the client builds; see
 /// [`HttpsClientBuilder`] for the details and defaults.
-impl ClientBuilder {
+impl<M> ClientBuilder<M> {
     /// Sends requests through `proxy` when it serves their destination,
     /// instead of the proxies of the environment (`HTTPS_PROXY`,
     /// `HTTP_PROXY`, `ALL_PROXY`, `NO_PROXY`, read when the client is

@@ -89,7 +89,7 @@ mod options;
 mod resources;
 
 pub use breaker::{BreakerPolicy, BreakerState};
-pub use builder::{ClientBuilder, DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT};
+pub use builder::{Async, Blocking, ClientBuilder, DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT};
 pub use client::Client;
 pub use events::EventStats;
 pub use flags::{CachedCheck, CheckOptions, CheckSource, DEFAULT_CHECK_TIMEOUT, FlagCheck};
