@@ -4,9 +4,10 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use flagwire::Context;
 use flagwire::Error;
 use flagwire::events::{BufferError, JsonlDeadLetterFile, OverflowPolicy};
-use flagwire::schematic::{CheckSource, Client, ClientBuilder};
+use flagwire::schematic::{CheckOptions, CheckSource, Client, ClientBuilder};
 use flagwire_core::events::{Keys, TrackBody};
 use flagwire_mock::{Fault, Host, MockServer};
 use http::Method;
@@ -175,7 +176,7 @@ async fn tracked_usage_flips_a_metric_flag() {
         .unwrap();
     let acme = Keys::from([("id".to_owned(), "acme".to_owned())]);
     let before = client
-        .check_flag_detailed("api-access", &acme, &Keys::new(), None)
+        .check_flag_detailed("api-access", Context::company(&acme))
         .await;
     assert!(before.value);
     assert_eq!(before.source, CheckSource::Api);
@@ -185,7 +186,11 @@ async fn tracked_usage_flips_a_metric_flag() {
     client.track(track(6)).unwrap();
     client.flush().await.unwrap();
     let after = client
-        .check_flag_detailed("api-access", &acme, &Keys::new(), Some(true))
+        .check_flag_with(
+            "api-access",
+            Context::company(&acme),
+            CheckOptions::new().default(true),
+        )
         .await;
     assert!(!after.value, "10 calls reach the quota: {after:?}");
     assert_eq!(after.source, CheckSource::Api);

@@ -30,11 +30,12 @@
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::hint::black_box;
-use std::task::{Context, Poll, Waker};
+use std::task::{Context as TaskContext, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use criterion::{Criterion, criterion_group};
+use flagwire::Context;
 use flagwire::schematic::Client;
 use flagwire_alloc_counter::{CountingAllocator, count_allocations};
 use flagwire_core::events::{Keys, TrackBody};
@@ -88,7 +89,10 @@ fn keys(name: &str, value: &str) -> Keys {
 /// waits).
 fn ready<F: Future>(fut: F) -> F::Output {
     let mut fut = std::pin::pin!(fut);
-    match fut.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+    match fut
+        .as_mut()
+        .poll(&mut TaskContext::from_waker(Waker::noop()))
+    {
         Poll::Ready(out) => out,
         Poll::Pending => panic!("a cache hit must complete without waiting"),
     }
@@ -108,7 +112,7 @@ fn warm(client: &Client, company: &Keys, user: &Keys) {
         .enable_all()
         .build()
         .expect("runtime");
-    assert!(runtime.block_on(client.check_flag(FLAG, company, user)));
+    assert!(runtime.block_on(client.check_flag(FLAG, Context::company(company).with_user(user))));
 }
 
 fn bench_client(c: &mut Criterion) {
@@ -119,7 +123,10 @@ fn bench_client(c: &mut Criterion) {
 
     let mut group = c.benchmark_group("client");
     group.bench_function("check_flag_cache_hit", |b| {
-        b.iter(|| ready(client.check_flag(black_box(FLAG), black_box(&company), black_box(&user))));
+        b.iter(|| {
+            let context = Context::company(black_box(&company)).with_user(black_box(&user));
+            ready(client.check_flag(black_box(FLAG), context))
+        });
     });
 
     // Yardstick: a std HashMap<String, bool> lookup by a prebuilt string.
@@ -214,11 +221,13 @@ fn count_per_call() {
     // cost of a hit.
     println!(
         "client/check_flag future: {} bytes",
-        std::mem::size_of_val(&client.check_flag(FLAG, &company, &user))
+        std::mem::size_of_val(
+            &client.check_flag(FLAG, Context::company(&company).with_user(&user))
+        )
     );
     let (hits, allocations) = count_allocations(|| {
         (0..N)
-            .filter(|_| ready(client.check_flag(FLAG, &company, &user)))
+            .filter(|_| ready(client.check_flag(FLAG, Context::company(&company).with_user(&user))))
             .count()
     });
     assert_eq!(hits, N);

@@ -15,6 +15,7 @@
 
 use std::time::Duration;
 
+use flagwire::Context;
 use flagwire::schematic::Client;
 use flagwire_core::events::{CompanyIdentity, IdentifyBody, Keys, TrackBody};
 use flagwire_core::schematic::companies::ListCompanies;
@@ -162,10 +163,10 @@ async fn run_client(client: &Client, report: &mut Report, mock: bool) -> Result<
     let flag = std::env::var("SCHEMATIC_FLAG").unwrap_or_else(|_| FLAG.to_owned());
     let flag = if mock { FLAG.to_owned() } else { flag };
     let a = client
-        .check_flag_detailed(&flag, &keys("id", "acme"), &Keys::new(), None)
+        .check_flag_detailed(&flag, Context::company(&keys("id", "acme")))
         .await;
     let g = client
-        .check_flag_detailed(&flag, &keys("id", "globex"), &Keys::new(), None)
+        .check_flag_detailed(&flag, Context::company(&keys("id", "globex")))
         .await;
     report.flag_values = (a.value, g.value);
     report.say(format!(

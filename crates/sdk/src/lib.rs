@@ -62,11 +62,14 @@
 
 mod base_url;
 pub mod cache;
+pub mod context;
+pub mod datastream;
 pub mod error;
 pub mod esauti;
 pub mod events;
 mod runtime_thread;
 pub mod schematic;
 
+pub use context::Context;
 pub use error::Error;
 pub use flagwire_webhooks as webhooks;

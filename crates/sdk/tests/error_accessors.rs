@@ -45,8 +45,7 @@ fn answer(status: u16, request_id: &str, body: &'static str) -> Response<Bytes> 
 }
 
 fn upsert() -> UpsertCompany {
-    let keys = [("id".to_owned(), "acme".to_owned())].into();
-    UpsertCompany::new(UpsertCompanyRequestBody::new(keys))
+    UpsertCompany::new(UpsertCompanyRequestBody::new([("id", "acme")]))
 }
 
 #[tokio::test]

@@ -1,6 +1,7 @@
 //! A flag check answered from the cache performs no heap allocation, through
 //! the whole `Client::check_flag` call.
 
+use flagwire::Context;
 use flagwire::schematic::Client;
 use flagwire_alloc_counter::{CountingAllocator, count_allocations};
 use flagwire_core::events::Keys;
@@ -20,13 +21,17 @@ async fn cache_hits_through_the_client_do_not_allocate() {
     let client = Client::builder("sch_test").service(double).build().unwrap();
     let company = Keys::from([("id".to_owned(), "acme".to_owned())]);
     let user = Keys::from([("email".to_owned(), "ann@example.com".to_owned())]);
-    assert!(client.check_flag("new-editor", &company, &user).await);
+    assert!(
+        client
+            .check_flag("new-editor", Context::company(&company).with_user(&user))
+            .await
+    );
 
     let (hits, allocations) = count_allocations(|| {
         (0..1_000)
             .filter(|_| {
                 client
-                    .check_flag("new-editor", &company, &user)
+                    .check_flag("new-editor", Context::company(&company).with_user(&user))
                     .now_or_never()
                     == Some(true)
             })

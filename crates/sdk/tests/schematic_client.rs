@@ -3,8 +3,9 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
+use flagwire::Context;
 use flagwire::Error;
-use flagwire::schematic::{CheckSource, Client, ClientBuilder, RequestOptions};
+use flagwire::schematic::{CheckOptions, CheckSource, Client, ClientBuilder, RequestOptions};
 use flagwire_core::events::{Keys, TrackBody};
 use flagwire_core::schematic::companies::{ListCompanies, UpsertCompany};
 use flagwire_core::schematic::models::UpsertCompanyRequestBody;
@@ -125,27 +126,35 @@ async fn flag_checks_use_the_cache_and_keep_a_server_false() {
     let acme = keys("id", "acme");
 
     let first = client
-        .check_flag_detailed("off-flag", &acme, &Keys::new(), Some(true))
+        .check_flag_with(
+            "off-flag",
+            Context::company(&acme),
+            CheckOptions::new().default(true),
+        )
         .await;
     assert!(!first.value, "a server false stays false: {first:?}");
     assert_eq!(first.source, CheckSource::Api);
-    assert!(!client.check_flag("off-flag", &acme, &Keys::new()).await);
+    assert!(!client.check_flag("off-flag", Context::company(&acme)).await);
     let cached = client
-        .check_flag_detailed("off-flag", &acme, &Keys::new(), None)
+        .check_flag_detailed("off-flag", Context::company(&acme))
         .await;
     assert_eq!(cached.source, CheckSource::Cache);
     assert_eq!(count(&server, "checkFlag"), 1, "miss then hits");
 
     // Another context misses.
     client
-        .check_flag("off-flag", &keys("id", "globex"), &Keys::new())
+        .check_flag("off-flag", Context::company(&keys("id", "globex")))
         .await;
     assert_eq!(count(&server, "checkFlag"), 2);
 
     // Disabled cache: every check asks.
     let uncached = builder(&server).disable_cache().build().unwrap();
-    uncached.check_flag("off-flag", &acme, &Keys::new()).await;
-    uncached.check_flag("off-flag", &acme, &Keys::new()).await;
+    uncached
+        .check_flag("off-flag", Context::company(&acme))
+        .await;
+    uncached
+        .check_flag("off-flag", Context::company(&acme))
+        .await;
     assert_eq!(count(&server, "checkFlag"), 4);
 }
 
@@ -153,13 +162,14 @@ async fn flag_checks_use_the_cache_and_keep_a_server_false() {
 async fn defaults_answer_on_server_errors_and_timeouts() {
     let server = MockServer::start().await.unwrap();
     seed_flag(&server, "f", false);
+    // One attempt per check, so each check uses up one fault.
     let client = builder(&server)
         .flag_default("mapped", true)
-        .timeout(Duration::from_millis(150))
+        .check_timeout(Duration::from_millis(150))
+        .check_retries(0)
         .disable_cache()
         .build()
         .unwrap();
-    let none = Keys::new();
     server
         .inject(
             Host::Rest,
@@ -169,19 +179,13 @@ async fn defaults_answer_on_server_errors_and_timeouts() {
         )
         .unwrap();
     let check = client
-        .check_flag_detailed("f", &none, &none, Some(true))
+        .check_flag_with("f", (), CheckOptions::new().default(true))
         .await;
     assert!(check.value);
     assert_eq!(check.source, CheckSource::Default);
     assert!(check.error.as_deref().unwrap().contains("500"), "{check:?}");
-    assert!(
-        client.check_flag("mapped", &none, &none).await,
-        "client default"
-    );
-    assert!(
-        !client.check_flag("unmapped", &none, &none).await,
-        "false last"
-    );
+    assert!(client.check_flag("mapped", ()).await, "client default");
+    assert!(!client.check_flag("unmapped", ()).await, "false last");
 
     server
         .inject(
@@ -192,12 +196,17 @@ async fn defaults_answer_on_server_errors_and_timeouts() {
         )
         .unwrap();
     let check = client
-        .check_flag_detailed("f", &none, &none, Some(true))
+        .check_flag_with("f", (), CheckOptions::new().default(true))
         .await;
     assert!(check.value);
     assert_eq!(check.source, CheckSource::Default);
     // The next check reaches the server again and gets its false.
-    assert!(!client.check_flag_or("f", &none, &none, true).await);
+    assert!(
+        !client
+            .check_flag_with("f", (), CheckOptions::new().default(true))
+            .await
+            .value
+    );
 }
 
 #[tokio::test]
@@ -209,9 +218,9 @@ async fn offline_mode_makes_no_requests() {
         .build()
         .unwrap();
     let acme = keys("id", "acme");
-    assert!(client.check_flag("on", &acme, &Keys::new()).await);
+    assert!(client.check_flag("on", Context::company(&acme)).await);
     let checks = client
-        .check_flags(&["on", "off"], &acme, &Keys::new())
+        .check_flags(&["on", "off"], Context::company(&acme))
         .await;
     assert_eq!(
         checks
@@ -321,7 +330,7 @@ fn blocking_client_works_from_plain_threads_and_refuses_inside_a_runtime() {
             let client = client.clone();
             std::thread::spawn(move || {
                 client
-                    .check_flag("f", &keys("id", "acme"), &Keys::new())
+                    .check_flag("f", Context::company(&keys("id", "acme")))
                     .unwrap()
             })
         })
@@ -355,7 +364,7 @@ fn blocking_client_works_from_plain_threads_and_refuses_inside_a_runtime() {
         .unwrap();
     let inside = rt.block_on(async {
         (
-            client.check_flag("f", &Keys::new(), &Keys::new()),
+            client.check_flag("f", ()),
             client.send(ListCompanies::new()),
         )
     });
@@ -450,13 +459,12 @@ async fn cached_checks_expire_after_the_ttl() {
         .clock(clock.clone())
         .build();
     let client = builder(&server).cache(cache).build().unwrap();
-    let none = Keys::new();
-    assert!(client.check_flag("f", &none, &none).await);
+    assert!(client.check_flag("f", ()).await);
     clock.advance(Duration::from_secs(4));
-    assert!(client.check_flag("f", &none, &none).await);
+    assert!(client.check_flag("f", ()).await);
     assert_eq!(count(&server, "checkFlag"), 1, "fresh entry");
     clock.advance(Duration::from_secs(2));
-    assert!(client.check_flag("f", &none, &none).await);
+    assert!(client.check_flag("f", ()).await);
     assert_eq!(count(&server, "checkFlag"), 2, "expired entry");
 }
 
@@ -556,10 +564,7 @@ async fn bulk_checks_ask_once_and_fill_the_cache() {
         .flag_default("missing", true)
         .build()
         .unwrap();
-    let none = Keys::new();
-    let checks = client
-        .check_flags(&["a", "b", "missing"], &none, &none)
-        .await;
+    let checks = client.check_flags(&["a", "b", "missing"], ()).await;
     let got: Vec<_> = checks
         .iter()
         .map(|c| (c.flag.as_str(), c.value, c.source))
@@ -574,13 +579,13 @@ async fn bulk_checks_ask_once_and_fill_the_cache() {
     );
     assert_eq!(count(&server, "checkFlags"), 1);
     // Served from the cache now, single and bulk.
-    assert!(client.check_flag("a", &none, &none).await);
-    let again = client.check_flags(&["a", "b"], &none, &none).await;
+    assert!(client.check_flag("a", ()).await);
+    let again = client.check_flags(&["a", "b"], ()).await;
     assert!(again.iter().all(|c| c.source == CheckSource::Cache));
     assert_eq!(count(&server, "checkFlags"), 1);
     assert_eq!(count(&server, "checkFlag"), 0);
     // No keys: every flag the API knows.
-    let all = client.check_flags(&[], &none, &none).await;
+    let all = client.check_flags(&[], ()).await;
     let mut names: Vec<_> = all.iter().map(|c| c.flag.clone()).collect();
     names.sort();
     assert_eq!(names, ["a", "b"]);
@@ -588,8 +593,6 @@ async fn bulk_checks_ask_once_and_fill_the_cache() {
 
 #[tokio::test]
 async fn a_per_check_timeout_falls_back_to_the_per_check_default() {
-    use flagwire::schematic::CheckOptions;
-
     let server = MockServer::start().await.unwrap();
     seed_flag(&server, "f", false);
     let client = builder(&server).disable_cache().build().unwrap();
@@ -601,16 +604,15 @@ async fn a_per_check_timeout_falls_back_to_the_per_check_default() {
             [Fault::Delay(Duration::from_millis(500))],
         )
         .unwrap();
-    let none = Keys::new();
     let options = CheckOptions::new()
         .default(true)
         .timeout(Duration::from_millis(50));
     let started = std::time::Instant::now();
-    let check = client.check_flag_with("f", &none, &none, options).await;
+    let check = client.check_flag_with("f", (), options).await;
     assert!(started.elapsed() < Duration::from_millis(450));
     assert!(check.value);
     assert_eq!(check.source, CheckSource::Default);
-    let check = client.check_flag_with("f", &none, &none, options).await;
+    let check = client.check_flag_with("f", (), options).await;
     assert!(!check.value, "the server's false once it answers");
     assert_eq!(check.source, CheckSource::Api);
 }

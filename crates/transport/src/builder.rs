@@ -233,6 +233,19 @@ impl TransportBuilder {
         self
     }
 
+    /// A WebSocket connector with the HTTPS client's settings (the shared
+    /// client's, when one is set): the same TLS configuration, proxies,
+    /// local address and connect timeout.
+    #[cfg(feature = "websocket")]
+    pub fn websocket_connector(
+        &self,
+    ) -> Result<crate::websocket::WebSocketConnector, TransportError> {
+        match &self.shared_client {
+            Some(client) => client.websocket_connector(),
+            None => self.client.websocket_connector(),
+        }
+    }
+
     /// The most bytes a response body may have (default 16 MiB). Applies to
     /// the default client and to [`body_service`](Self::body_service).
     pub fn max_response_body(mut self, limit: usize) -> Self {

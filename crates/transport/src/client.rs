@@ -363,6 +363,7 @@ impl HttpsClientBuilder {
             .pool_max_idle_per_host(self.pool_max_idle_per_host)
             .http2_only(self.http2_only);
         Ok(HttpsClient {
+            settings: Arc::new(self.clone()),
             inner: CollectBody {
                 inner: HyperService {
                     client: builder.build(connector),
@@ -379,9 +380,20 @@ impl HttpsClientBuilder {
 /// `Request<Bytes>` and returns the response with its body read into
 /// `Bytes`. Cloning is cheap and shares the connection pool (and the
 /// settings), so one client can serve several transports.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct HttpsClient {
+    /// The settings it was built with, for connectors that share them.
+    settings: Arc<HttpsClientBuilder>,
     inner: CollectBody<HyperService>,
+}
+
+impl fmt::Debug for HttpsClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HttpsClient")
+            .field("settings", &self.settings)
+            .field("inner", &self.inner)
+            .finish()
+    }
 }
 
 impl HttpsClient {
@@ -393,6 +405,16 @@ impl HttpsClient {
     /// Starts configuring a client.
     pub fn builder() -> HttpsClientBuilder {
         HttpsClientBuilder::new()
+    }
+
+    /// A WebSocket connector with this client's settings (TLS, proxies,
+    /// local address, connect timeout); see
+    /// [`HttpsClientBuilder::websocket_connector`].
+    #[cfg(feature = "websocket")]
+    pub fn websocket_connector(
+        &self,
+    ) -> Result<crate::websocket::WebSocketConnector, TransportError> {
+        self.settings.websocket_connector()
     }
 }
 

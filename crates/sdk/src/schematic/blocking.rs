@@ -8,15 +8,16 @@
 //! returns [`Error::BlockingInAsyncContext`] instead of panicking.
 //!
 //! ```
+//! use flagwire::Context;
 //! use flagwire::schematic::blocking;
 //! use flagwire_core::events::{Keys, TrackBody};
 //!
 //! let client = blocking::Client::builder("sch_dev_example")
 //!     .offline(true)
 //!     .flag_default("new-editor", true)
-//!     .build_blocking()?;
+//!     .build()?;
 //! let acme = Keys::from([("id".to_owned(), "acme".to_owned())]);
-//! assert!(client.check_flag("new-editor", &acme, &Keys::new())?);
+//! assert!(client.check_flag("new-editor", Context::company(&acme))?);
 //! client.track(TrackBody::builder("api-call").company_key("id", "acme").build()?)?;
 //! assert_eq!(client.event_stats().discarded_offline, 1);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
@@ -36,7 +37,7 @@
 //! let server = flagwire_mock::MockServer::start_blocking()?;
 //! let client = blocking::Client::builder(server.api_key())
 //!     .base_url(server.rest_url())
-//!     .build_blocking()?;
+//!     .build()?;
 //!
 //! let body = UpsertCompanyRequestBody::new([("id", "acme")]);
 //! let acme = client.companies().upsert_company(body)?;
@@ -55,14 +56,15 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use flagwire_core::events::{EventBody, IdentifyBody, Keys, TrackBody};
+use flagwire_core::events::{EventBody, IdentifyBody, TrackBody};
 use flagwire_core::{Operation, Paginated};
 use futures_util::TryStreamExt;
 
-use super::builder::ClientBuilder;
+use super::builder::{Async, Blocking, ClientBuilder};
 use super::events::EventStats;
-use super::flags::FlagCheck;
+use super::flags::{CheckOptions, FlagCheck};
 use super::options::RequestOptions;
+use crate::context::{Context, OwnedContext};
 use crate::error::Error;
 use crate::runtime_thread::{RuntimeThread, refuse_in_async_context};
 
@@ -85,24 +87,24 @@ impl fmt::Debug for Client {
     }
 }
 
-impl ClientBuilder {
+impl ClientBuilder<Async> {
     /// Builds a [`blocking::Client`](Client) with these settings.
     pub fn build_blocking(self) -> Result<Client, Error> {
-        let inner = self.build()?;
-        Client::from_async(inner)
+        self.into_mode::<Blocking>().build()
     }
 }
 
 impl Client {
     /// A blocking client with the default settings.
     pub fn new(api_key: impl Into<String>) -> Result<Client, Error> {
-        ClientBuilder::new(api_key).build_blocking()
+        Client::builder(api_key).build()
     }
 
-    /// Starts configuring a client; finish with
-    /// [`ClientBuilder::build_blocking`].
-    pub fn builder(api_key: impl Into<String>) -> ClientBuilder {
-        ClientBuilder::new(api_key)
+    /// Starts configuring a blocking client: the same settings as the async
+    /// client's builder, and [`build`](ClientBuilder::build) returns a
+    /// blocking client.
+    pub fn builder(api_key: impl Into<String>) -> ClientBuilder<Blocking> {
+        ClientBuilder::new(api_key).into_mode()
     }
 
     /// Wraps an async client (sharing its cache and event buffer).
@@ -144,19 +146,6 @@ impl Client {
         self.run(move |c| async move { c.send_with(op, options).await })?
     }
 
-    /// [`check_flag`](Self::check_flag) with options (per-call default,
-    /// deadline).
-    pub fn check_flag_with(
-        &self,
-        flag: &str,
-        company: &Keys,
-        user: &Keys,
-        options: super::flags::CheckOptions,
-    ) -> Result<FlagCheck, Error> {
-        let (flag, company, user) = (flag.to_owned(), company.clone(), user.clone());
-        self.run(move |c| async move { c.check_flag_with(&flag, &company, &user, options).await })
-    }
-
     /// Every item of a paginated list, walking `limit`/`offset` pages.
     pub fn list_all<P>(&self, first: P) -> Result<Vec<P::Item>, Error>
     where
@@ -168,50 +157,92 @@ impl Client {
     }
 
     /// The value of a flag; see [`Client::check_flag`](super::Client::check_flag).
-    /// The only errors are about the calling context, never about the check.
-    pub fn check_flag(&self, flag: &str, company: &Keys, user: &Keys) -> Result<bool, Error> {
-        let (flag, company, user) = (flag.to_owned(), company.clone(), user.clone());
-        self.run(move |c| async move { c.check_flag(&flag, &company, &user).await })
-    }
-
-    /// [`check_flag`](Self::check_flag) with a per-call default.
-    pub fn check_flag_or(
+    ///
+    /// Answers from local data and the result cache run on the calling
+    /// thread without allocating; only a check that must wait (for an
+    /// entity, or for the API) is handed to the client's runtime thread. The
+    /// only errors are about the calling context, never about the check.
+    pub fn check_flag<'a>(
         &self,
         flag: &str,
-        company: &Keys,
-        user: &Keys,
-        default: bool,
+        context: impl Into<Context<'a>>,
     ) -> Result<bool, Error> {
-        let (flag, company, user) = (flag.to_owned(), company.clone(), user.clone());
-        self.run(move |c| async move { c.check_flag_or(&flag, &company, &user, default).await })
+        let context = context.into();
+        if let Some(value) = self.inner.check_now(flag, &context) {
+            return Ok(value);
+        }
+        self.check_slow(flag, &context, CheckOptions::new())
+            .map(|check| check.value)
     }
 
     /// The detailed outcome of a check.
-    pub fn check_flag_detailed(
+    pub fn check_flag_detailed<'a>(
         &self,
         flag: &str,
-        company: &Keys,
-        user: &Keys,
-        default: Option<bool>,
+        context: impl Into<Context<'a>>,
     ) -> Result<FlagCheck, Error> {
-        let (flag, company, user) = (flag.to_owned(), company.clone(), user.clone());
-        self.run(
-            move |c| async move { c.check_flag_detailed(&flag, &company, &user, default).await },
-        )
+        self.check_flag_with(flag, context, CheckOptions::new())
     }
 
-    /// Several flags for one context.
-    pub fn check_flags(
+    /// A check with options (per-call default, deadline, preflight usage).
+    pub fn check_flag_with<'a>(
+        &self,
+        flag: &str,
+        context: impl Into<Context<'a>>,
+        options: CheckOptions<'_>,
+    ) -> Result<FlagCheck, Error> {
+        let context = context.into();
+        if !options.has_preflight()
+            && let Some(check) = self
+                .inner
+                .check_now_detailed(flag, &context, options.default)
+        {
+            return Ok(check);
+        }
+        self.check_slow(flag, &context, options)
+    }
+
+    /// Several flags for one context; see
+    /// [`Client::check_flags`](super::Client::check_flags).
+    pub fn check_flags<'a>(
         &self,
         flags: &[&str],
-        company: &Keys,
-        user: &Keys,
+        context: impl Into<Context<'a>>,
     ) -> Result<Vec<FlagCheck>, Error> {
+        let owned = OwnedContext::from(&context.into());
         let flags: Vec<String> = flags.iter().map(|f| (*f).to_owned()).collect();
-        let (company, user) = (company.clone(), user.clone());
         self.run(move |c| async move {
             let refs: Vec<&str> = flags.iter().map(String::as_str).collect();
-            c.check_flags(&refs, &company, &user).await
+            c.check_flags(&refs, owned.as_context()).await
+        })
+    }
+
+    /// The slow path of a check on the runtime thread (owned copies of the
+    /// inputs travel there).
+    fn check_slow(
+        &self,
+        flag: &str,
+        context: &Context<'_>,
+        options: CheckOptions<'_>,
+    ) -> Result<FlagCheck, Error> {
+        let owned = OwnedContext::from(context);
+        let flag = flag.to_owned();
+        let event_subtype = options.event_usage.map(|(s, q)| (s.to_owned(), q));
+        let costs: Vec<(String, f64)> = options
+            .credit_cost
+            .iter()
+            .map(|(id, c)| ((*id).to_owned(), *c))
+            .collect();
+        let (default, timeout, usage) = (options.default, options.timeout, options.usage);
+        self.run(move |c| async move {
+            let cost_refs: Vec<(&str, f64)> =
+                costs.iter().map(|(id, c)| (id.as_str(), *c)).collect();
+            let mut options = CheckOptions::new().credit_cost(&cost_refs);
+            options.default = default;
+            options.timeout = timeout;
+            options.usage = usage;
+            options.event_usage = event_subtype.as_ref().map(|(s, q)| (s.as_str(), *q));
+            c.check_flag_slow(&flag, owned.as_context(), options).await
         })
     }
 

@@ -2,11 +2,14 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::marker::PhantomData;
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use bytes::Bytes;
+use flagwire_core::datastream::datastream_url;
 use flagwire_core::events::{ApiKey, capture_batch_url};
 use flagwire_core::schematic::BASE_URL;
 use flagwire_transport::auth::{SCHEMATIC_API_KEY, Secret};
@@ -17,11 +20,14 @@ use flagwire_transport::{
 use http::{Request, Response};
 use tower::Service;
 
+use super::breaker::{Breaker, BreakerPolicy};
 use super::client::{Client, Inner};
 use super::events::CaptureSender;
 use super::flags::CachedCheck;
+use super::flags::DEFAULT_CHECK_TIMEOUT;
 use crate::base_url::checked_base_url;
 use crate::cache::{CacheChain, FlagCache, LocalFlagCache};
+use crate::datastream::{DataStream, DataStreamOptions};
 use crate::error::Error;
 use crate::events::{DeadLetterSink, EventBuffer, EventBufferBuilder};
 
@@ -57,7 +63,7 @@ enum CacheSetting {
 /// assert!(!format!("{client:?}").contains("sch_dev_example"));
 /// # Ok::<(), flagwire::Error>(())
 /// ```
-pub struct ClientBuilder {
+pub struct ClientBuilder<M = Async> {
     api_key: Secret,
     base_url: String,
     capture_url: Option<String>,
@@ -70,9 +76,25 @@ pub struct ClientBuilder {
     events: EventBufferBuilder,
     hooks: Vec<TransportHook>,
     custom_transport: Option<BoxTransport>,
+    datastream: Option<DataStreamOptions>,
+    check_timeout: Duration,
+    check_retries: u32,
+    breaker: BreakerPolicy,
+    mode: PhantomData<M>,
 }
 
-impl fmt::Debug for ClientBuilder {
+/// The mode of a [`ClientBuilder`] whose [`build`](ClientBuilder::build)
+/// returns the async [`Client`] (what [`Client::builder`] starts).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Async;
+
+/// The mode of a [`ClientBuilder`] whose [`build`](ClientBuilder::build)
+/// returns a [`blocking::Client`](super::blocking::Client) (what
+/// [`blocking::Client::builder`](super::blocking::Client::builder) starts).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Blocking;
+
+impl<M> fmt::Debug for ClientBuilder<M> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ClientBuilder")
             .field("api_key", &self.api_key)
@@ -86,7 +108,7 @@ impl fmt::Debug for ClientBuilder {
     }
 }
 
-impl ClientBuilder {
+impl ClientBuilder<Async> {
     pub(crate) fn new(api_key: impl Into<String>) -> Self {
         ClientBuilder {
             api_key: Secret::new(api_key.into()),
@@ -101,6 +123,69 @@ impl ClientBuilder {
             events: EventBuffer::builder().thread_name("flagwire-schematic-events"),
             hooks: Vec::new(),
             custom_transport: None,
+            datastream: None,
+            check_timeout: DEFAULT_CHECK_TIMEOUT,
+            check_retries: 1,
+            breaker: BreakerPolicy::new(),
+            mode: PhantomData,
+        }
+    }
+
+    /// Validates the settings and starts the client (and, unless offline,
+    /// its event-buffer thread). Needs no async runtime.
+    pub fn build(self) -> Result<Client, Error> {
+        self.build_async()
+    }
+}
+
+impl ClientBuilder<Blocking> {
+    /// Validates the settings and starts the blocking client (its runtime
+    /// thread, and unless offline its event-buffer thread).
+    pub fn build(self) -> Result<super::blocking::Client, Error> {
+        super::blocking::Client::from_async(self.build_async()?)
+    }
+}
+
+impl<M> ClientBuilder<M> {
+    /// The same settings for the other kind of client.
+    pub(crate) fn into_mode<N>(self) -> ClientBuilder<N> {
+        let ClientBuilder {
+            api_key,
+            base_url,
+            capture_url,
+            timeout,
+            max_retries,
+            retry_policy,
+            defaults,
+            cache,
+            offline,
+            events,
+            hooks,
+            custom_transport,
+            datastream,
+            check_timeout,
+            check_retries,
+            breaker,
+            mode: _,
+        } = self;
+        ClientBuilder {
+            api_key,
+            base_url,
+            capture_url,
+            timeout,
+            max_retries,
+            retry_policy,
+            defaults,
+            cache,
+            offline,
+            events,
+            hooks,
+            custom_transport,
+            datastream,
+            check_timeout,
+            check_retries,
+            breaker,
+            mode: PhantomData,
         }
     }
 
@@ -127,6 +212,45 @@ impl ClientBuilder {
     /// Retries after a failed attempt (default 2).
     pub fn max_retries(mut self, retries: u32) -> Self {
         self.max_retries = retries;
+        self
+    }
+
+    /// Turns on local evaluation over DataStream: flags, companies and users
+    /// are kept in memory, fed by a WebSocket, and checks are answered
+    /// in-process (see [`crate::datastream`]). Off by default, as in the
+    /// official SDKs.
+    ///
+    /// ```
+    /// use flagwire::datastream::DataStreamOptions;
+    /// use flagwire::schematic::Client;
+    ///
+    /// let builder = Client::builder("sch_dev_example").datastream(DataStreamOptions::new());
+    /// # drop(builder);
+    /// ```
+    pub fn datastream(mut self, options: DataStreamOptions) -> Self {
+        self.datastream = Some(options);
+        self
+    }
+
+    /// Deadline of a flag check's API request, both attempts included
+    /// (default 1.5 s). A check never waits longer for the API; per call,
+    /// [`CheckOptions::timeout`](super::CheckOptions::timeout) overrides it.
+    pub fn check_timeout(mut self, timeout: Duration) -> Self {
+        self.check_timeout = timeout;
+        self
+    }
+
+    /// Retries of a flag check's API request within its deadline (default
+    /// 1).
+    pub fn check_retries(mut self, retries: u32) -> Self {
+        self.check_retries = retries;
+        self
+    }
+
+    /// The circuit breaker of flag checks' API path (see
+    /// [`BreakerPolicy`]); [`BreakerPolicy::disabled`] turns it off.
+    pub fn breaker(mut self, policy: BreakerPolicy) -> Self {
+        self.breaker = policy;
         self
     }
 
@@ -253,9 +377,22 @@ impl ClientBuilder {
         }
     }
 
-    /// Validates the settings and starts the client (and, unless offline,
-    /// its event-buffer thread). Needs no async runtime.
-    pub fn build(self) -> Result<Client, Error> {
+    /// The WebSocket connector of the DataStream: the API transport's HTTPS
+    /// settings (TLS roots, proxies, local address, connect timeout).
+    fn websocket_connector(
+        &self,
+    ) -> Result<flagwire_transport::websocket::WebSocketConnector, Error> {
+        let mut transport = self.transport_builder(0);
+        if self.custom_transport.is_none() {
+            for hook in &self.hooks {
+                transport = hook(transport);
+            }
+        }
+        transport.websocket_connector().map_err(Error::Transport)
+    }
+
+    /// Validates the settings and starts an async client.
+    fn build_async(self) -> Result<Client, Error> {
         let key = self.api_key.expose();
         if key.trim().is_empty() && !self.offline {
             return Err(Error::config(
@@ -288,6 +425,28 @@ impl ClientBuilder {
             }
         };
 
+        // Everything the DataStream needs is read before the settings are
+        // moved out below; its thread starts last.
+        let dial = match (&self.datastream, self.offline) {
+            (Some(options), false) => {
+                let url = match &options.url {
+                    Some(url) => url.clone(),
+                    None => datastream_url(&base)
+                        .map_err(|e| Error::config(format!("DataStream URL: {e}")))?,
+                };
+                let url: http::Uri = url
+                    .parse()
+                    .map_err(|_| Error::config(format!("DataStream URL `{url}` is not a URL")))?;
+                let dial = crate::datastream::Dial {
+                    connector: self.websocket_connector()?,
+                    url,
+                    api_key: self.api_key.clone(),
+                };
+                Some((options.clone(), dial))
+            }
+            _ => None,
+        };
+
         let cache = match self.cache {
             CacheSetting::Default => CacheChain::single(LocalFlagCache::<CachedCheck>::new()),
             CacheSetting::Disabled => CacheChain::disabled(),
@@ -301,23 +460,33 @@ impl ClientBuilder {
             Some(self.events.spawn(sender)?)
         };
 
-        Ok(Client::from_inner(Inner::new(
-            api,
-            base,
-            capture,
-            event_key,
-            self.defaults,
+        let datastream = match dial {
+            Some((options, dial)) => Some(DataStream::start(options, dial)?),
+            None => None,
+        };
+
+        Ok(Client::from_inner(Inner {
+            transport: api,
+            base_url: base,
+            capture_url: capture,
+            api_key: event_key,
+            defaults: self.defaults,
             cache,
-            self.offline,
+            offline: self.offline,
             events,
-        )))
+            offline_discarded: AtomicU64::new(0),
+            datastream,
+            breaker: Breaker::new(self.breaker),
+            check_timeout: self.check_timeout,
+            check_retries: self.check_retries,
+        }))
     }
 }
 
 /// Connection settings: proxies, the local address, timeouts and the
 /// connection pool. Each applies to every transport the client builds; see
 /// [`HttpsClientBuilder`] for the details and defaults.
-impl ClientBuilder {
+impl<M> ClientBuilder<M> {
     /// Sends requests through `proxy` when it serves their destination,
     /// instead of the proxies of the environment (`HTTPS_PROXY`,
     /// `HTTP_PROXY`, `ALL_PROXY`, `NO_PROXY`, read when the client is

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
+use std::time::{Duration, Instant};
 
 use flagwire_core::events::ApiKey;
 use flagwire_core::{Operation, Paginated};
@@ -12,10 +13,12 @@ use flagwire_transport::{Attempt, BoxTransport};
 use futures_util::stream::{self, Stream};
 use tower::ServiceExt;
 
+use super::breaker::{Breaker, BreakerState};
 use super::builder::ClientBuilder;
 use super::flags::CachedCheck;
 use super::options::RequestOptions;
 use crate::cache::CacheChain;
+use crate::datastream::{DataStream, DataStreamStatus};
 use crate::error::Error;
 use crate::events::EventBuffer;
 
@@ -30,32 +33,14 @@ pub(crate) struct Inner {
     pub(crate) offline: bool,
     pub(crate) events: Option<EventBuffer>,
     pub(crate) offline_discarded: AtomicU64,
-}
-
-impl Inner {
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn new(
-        transport: BoxTransport,
-        base_url: String,
-        capture_url: http::Uri,
-        api_key: Option<ApiKey>,
-        defaults: HashMap<String, bool>,
-        cache: CacheChain<CachedCheck>,
-        offline: bool,
-        events: Option<EventBuffer>,
-    ) -> Self {
-        Inner {
-            transport,
-            base_url,
-            capture_url,
-            api_key,
-            defaults,
-            cache,
-            offline,
-            events,
-            offline_discarded: AtomicU64::new(0),
-        }
-    }
+    /// Local evaluation, when turned on.
+    pub(crate) datastream: Option<DataStream>,
+    /// Guards the API path of flag checks.
+    pub(crate) breaker: Breaker,
+    /// Deadline of a flag check's API request.
+    pub(crate) check_timeout: Duration,
+    /// Retries of a flag check's API request.
+    pub(crate) check_retries: u32,
 }
 
 /// The Schematic client: every API operation, cached flag checks with
@@ -108,6 +93,28 @@ impl Client {
         Client {
             inner: Arc::new(inner),
         }
+    }
+
+    /// The DataStream connection and local store, when local evaluation is
+    /// on ([`ClientBuilder::datastream`]).
+    pub fn datastream_status(&self) -> Option<DataStreamStatus> {
+        self.inner.datastream.as_ref().map(DataStream::status)
+    }
+
+    /// Waits until checks can be answered locally (DataStream's flags have
+    /// arrived), at most `timeout`. True when ready; also true at once when
+    /// local evaluation is off or the client is offline (there is nothing to
+    /// wait for).
+    pub async fn wait_until_ready(&self, timeout: Duration) -> bool {
+        match &self.inner.datastream {
+            None => true,
+            Some(ds) => ds.wait_ready(timeout).await,
+        }
+    }
+
+    /// The state of the flag-check circuit breaker.
+    pub fn breaker_state(&self) -> BreakerState {
+        self.inner.breaker.state(Instant::now())
     }
 
     /// Whether the client is in offline mode.

@@ -91,7 +91,20 @@ impl Client {
     /// Queues a `track` event (event name, company, user, traits, quantity)
     /// and returns at once. See [`identify`](Self::identify).
     pub fn track(&self, body: TrackBody) -> Result<(), Error> {
-        self.enqueue(body.into())
+        let bump = self
+            .inner
+            .datastream
+            .as_ref()
+            .and_then(|ds| body.company().map(|keys| (ds, keys.clone())))
+            .map(|(ds, keys)| (ds, keys, body.event().to_owned(), body.quantity()));
+        self.enqueue(body.into())?;
+        // Usage limits evaluated locally react at once; the server's next
+        // update replaces the metric, so nothing is counted twice.
+        if let Some((ds, keys, event, quantity)) = bump {
+            ds.store
+                .bump_company_metrics(&keys, &event, quantity.unwrap_or(1));
+        }
+        Ok(())
     }
 
     /// Queues any event body (e.g. a pass-through type).
@@ -122,8 +135,15 @@ impl Client {
     /// what is left then goes to the dead-letter sink. Returns the final
     /// counters. Idempotent.
     pub async fn shutdown(&self, timeout: Duration) -> EventStats {
+        let started = std::time::Instant::now();
+        if let Some(ds) = &self.inner.datastream {
+            // Closing the socket takes at most a second; events get the rest.
+            ds.stop(timeout.min(Duration::from_secs(1))).await;
+        }
         if let Some(buffer) = &self.inner.events {
-            buffer.shutdown(timeout).await;
+            buffer
+                .shutdown(timeout.saturating_sub(started.elapsed()))
+                .await;
         }
         self.event_stats()
     }

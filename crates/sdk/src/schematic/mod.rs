@@ -20,6 +20,7 @@
 //!
 //! ```
 //! use std::time::Duration;
+//! use flagwire::Context;
 //! use flagwire::schematic::{CheckSource, Client};
 //! use flagwire_core::events::{Keys, TrackBody};
 //! use flagwire_core::schematic::models::UpsertCompanyRequestBody;
@@ -44,10 +45,10 @@
 //! assert!(company.id.starts_with("comp_"));
 //!
 //! // The server's `false` wins over the `true` default; the second check is cached.
-//! let check = client.check_flag_detailed("new-editor", &acme, &Keys::new(), None).await;
+//! let check = client.check_flag_detailed("new-editor", Context::company(&acme)).await;
 //! assert!(!check.value);
 //! assert_eq!(check.source, CheckSource::Api);
-//! assert!(!client.check_flag("new-editor", &acme, &Keys::new()).await);
+//! assert!(!client.check_flag("new-editor", Context::company(&acme)).await);
 //!
 //! client.track(TrackBody::builder("api-call").company_key("id", "acme").quantity(3).build()?)?;
 //! let stats = client.shutdown(Duration::from_secs(5)).await;
@@ -59,7 +60,8 @@
 //! Offline, with no network at all, answers come from the defaults:
 //!
 //! ```
-//! use flagwire::schematic::{CheckSource, Client};
+//! use flagwire::Context;
+//! use flagwire::schematic::{CheckOptions, CheckSource, Client};
 //! use flagwire_core::events::Keys;
 //!
 //! # #[tokio::main(flavor = "current_thread")]
@@ -69,15 +71,16 @@
 //!     .flag_default("new-editor", true)
 //!     .build()?;
 //! let acme = Keys::from([("id".to_owned(), "acme".to_owned())]);
-//! assert!(client.check_flag("new-editor", &acme, &Keys::new()).await);
-//! assert!(!client.check_flag("unknown-flag", &acme, &Keys::new()).await);
-//! let check = client.check_flag_detailed("unknown-flag", &acme, &Keys::new(), Some(true)).await;
+//! assert!(client.check_flag("new-editor", Context::company(&acme)).await);
+//! assert!(!client.check_flag("unknown-flag", Context::company(&acme)).await);
+//! let check = client.check_flag_with("unknown-flag", Context::company(&acme), CheckOptions::new().default(true)).await;
 //! assert!(check.value);
 //! assert_eq!(check.source, CheckSource::Offline);
 //! # Ok(()) }
 //! ```
 
 pub mod blocking;
+mod breaker;
 mod builder;
 mod client;
 mod events;
@@ -85,9 +88,10 @@ mod flags;
 mod options;
 mod resources;
 
-pub use builder::{ClientBuilder, DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT};
+pub use breaker::{BreakerPolicy, BreakerState};
+pub use builder::{Async, Blocking, ClientBuilder, DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT};
 pub use client::Client;
 pub use events::EventStats;
-pub use flags::{CachedCheck, CheckOptions, CheckSource, FlagCheck};
+pub use flags::{CachedCheck, CheckOptions, CheckSource, DEFAULT_CHECK_TIMEOUT, FlagCheck};
 pub use options::RequestOptions;
 pub use resources::*;
