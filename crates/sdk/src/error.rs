@@ -62,6 +62,15 @@ pub enum Error {
     Envelope(flagwire_core::esauti::EnvelopeError),
     /// Reading or rewriting a dead-letter file failed.
     DeadLetter(std::io::Error),
+    /// An event was not delivered (`error`) and could not be dead-lettered
+    /// either (`write_error`, e.g. the disk is full): it is lost unless the
+    /// caller keeps it.
+    NotDeadLettered {
+        /// Why delivery failed.
+        error: Box<Error>,
+        /// Why the dead-letter sink failed.
+        write_error: std::io::Error,
+    },
 }
 
 impl Error {
@@ -71,13 +80,18 @@ impl Error {
         match self {
             Error::Api { status, .. } | Error::Decode { status, .. } => Some(*status),
             Error::Transport(e) => e.status(),
+            Error::NotDeadLettered { error, .. } => error.status(),
             _ => None,
         }
     }
 
     /// Whether the request ran out of time.
     pub fn is_timeout(&self) -> bool {
-        matches!(self, Error::Transport(e) if e.is_timeout())
+        match self {
+            Error::Transport(e) => e.is_timeout(),
+            Error::NotDeadLettered { error, .. } => error.is_timeout(),
+            _ => false,
+        }
     }
 
     pub(crate) fn config(message: impl Into<String>) -> Self {
@@ -123,6 +137,10 @@ impl fmt::Display for Error {
             Error::RuntimeStopped => f.write_str("the blocking client's runtime has stopped"),
             Error::Envelope(e) => write!(f, "invalid event: {e}"),
             Error::DeadLetter(e) => write!(f, "dead-letter file: {e}"),
+            Error::NotDeadLettered { error, write_error } => write!(
+                f,
+                "{error}; the event could not be dead-lettered either: {write_error}"
+            ),
         }
     }
 }
@@ -136,6 +154,7 @@ impl std::error::Error for Error {
             Error::Buffer(e) => Some(e),
             Error::Envelope(e) => Some(e),
             Error::DeadLetter(e) => Some(e),
+            Error::NotDeadLettered { error, .. } => Some(error.as_ref()),
             _ => None,
         }
     }

@@ -87,7 +87,7 @@ mod resources;
 
 pub use builder::{ClientBuilder, DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT};
 pub use client::Client;
-pub use events::EventStats;
+pub use events::{EventShutdown, EventStats};
 pub use flags::{CachedCheck, CheckOptions, CheckSource, FlagCheck};
 pub use options::RequestOptions;
 pub use resources::*;
