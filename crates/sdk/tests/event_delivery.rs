@@ -295,3 +295,30 @@ fn offline_per_event_calls_are_counted_and_discarded() {
         Err(flagwire::Error::Offline)
     ));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn capture_latency_delays_answers_but_not_parallel_batches() {
+    let server = MockServer::builder()
+        .capture_latency(Duration::from_millis(200))
+        .start()
+        .await
+        .unwrap();
+    server
+        .upsert_company(json!({"keys": {"id": "acme"}}))
+        .unwrap();
+    let client = client(&server).build().unwrap();
+    let start = Instant::now();
+    for q in 1..=800 {
+        client.track(track(q)).unwrap();
+    }
+    client.flush().await.unwrap();
+    let took = start.elapsed();
+    // Eight batches at 200 ms each, in flight together: one round trip,
+    // not eight.
+    assert!(
+        took >= Duration::from_millis(200) && took < Duration::from_millis(1_000),
+        "{took:?}"
+    );
+    assert_eq!(server.events().len(), 800);
+    client.shutdown(Duration::from_secs(5)).await;
+}

@@ -187,6 +187,10 @@ pub struct BufferStats {
     /// Spool segments whose end was torn or damaged at start-up (a crash
     /// in the middle of a write); what they held there was skipped.
     pub torn_tails: u64,
+    /// Heap bytes the in-memory queue holds: the chunks of queued and
+    /// backlogged events (their compact JSON and 4-byte offsets) and the
+    /// spare chunks kept for reuse. Batches in flight are not included.
+    pub memory_bytes: u64,
 }
 
 // ---------------------------------------------------------------------------
@@ -339,6 +343,7 @@ impl Shared {
         let (enqueued, refused, displaced, rejected, lost_q) =
             (st.enqueued, st.refused, st.displaced, st.rejected, st.lost);
         let in_memory = (st.queue.len + st.queue.backlog_len) as u64;
+        let memory_bytes = st.queue.heap_bytes() as u64;
         drop(st);
         let spooled = self.spool.as_ref().map_or(0, Spool::unresolved);
         BufferStats {
@@ -365,6 +370,7 @@ impl Shared {
                 .as_ref()
                 .map_or(0, |s| s.errors.load(Ordering::Relaxed)),
             torn_tails: self.recovery.torn_tails,
+            memory_bytes,
         }
     }
 }

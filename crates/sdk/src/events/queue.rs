@@ -95,6 +95,11 @@ impl Chunk {
         self.ends.push(self.bytes.len() as u32);
     }
 
+    /// Heap bytes the chunk holds (its capacity, not its length).
+    pub(crate) fn heap_bytes(&self) -> usize {
+        self.bytes.capacity() + self.ends.capacity() * std::mem::size_of::<u32>()
+    }
+
     /// Empties the chunk, keeping its allocations.
     pub(crate) fn clear(&mut self) {
         self.key = None;
@@ -157,6 +162,18 @@ impl Queue {
             last_seq: first_seq.saturating_sub(1),
             avg_event: 256,
         }
+    }
+
+    /// Heap bytes held by every chunk: queued, backlogged and spare.
+    pub(crate) fn heap_bytes(&self) -> usize {
+        let chunk = std::mem::size_of::<Chunk>();
+        self.sealed
+            .iter()
+            .chain(std::iter::once(&self.open))
+            .chain(self.spare.iter())
+            .chain(self.backlog.iter().map(|b| &b.chunk))
+            .map(|c| c.heap_bytes() + chunk)
+            .sum()
     }
 
     /// Sequence number of the oldest queued event (`last_seq + 1` when
