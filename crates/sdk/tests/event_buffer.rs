@@ -1045,3 +1045,38 @@ fn a_torn_jsonl_tail_is_terminated_and_replayed_with_reasons() {
     assert_eq!(recorder.events().len(), 5);
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[test]
+fn shutdown_with_the_host_down_waits_one_backoff_sequence_not_one_per_batch() {
+    let sink = Letters::default();
+    let calls = Arc::new(AtomicU32::new(0));
+    let calls2 = calls.clone();
+    let sender = move |_: Batch| {
+        calls2.fetch_add(1, Ordering::SeqCst);
+        std::future::ready(Err(SendError::from_status(503, "down")))
+    };
+    let buffer = fast()
+        .flush_interval(Duration::from_secs(3600))
+        .retry_backoff(Duration::from_millis(100), Duration::from_secs(5))
+        .dead_letter(sink.sink())
+        .spawn(sender)
+        .unwrap();
+    for i in 0..2_000 {
+        buffer.enqueue(event(i)).unwrap();
+    }
+    let start = Instant::now();
+    let report = buffer.shutdown_blocking(Duration::from_secs(30));
+    let took = start.elapsed();
+    // A first wave of 16 batches fails together: one backoff step (100 ms),
+    // then the head batch probes after 200 and 400 ms more and is out of
+    // retries: 700 ms, where backing off per failure would reach the 5 s cap.
+    assert!(
+        took >= Duration::from_millis(600) && took < Duration::from_secs(3),
+        "{took:?}"
+    );
+    assert!(report.drained && report.stopped, "{report:?}");
+    assert_eq!(report.stats.dead_lettered, 2_000);
+    assert_eq!(sink.keys(DeadLetterReason::RetriesExhausted).len(), 100);
+    assert_eq!(sink.keys(DeadLetterReason::HostUnavailable).len(), 1_900);
+    assert!(calls.load(Ordering::SeqCst) <= 16 + 3, "{calls:?}");
+}

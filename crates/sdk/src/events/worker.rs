@@ -62,11 +62,20 @@ pub(crate) struct Worker {
     retry: VecDeque<Job>,
     /// Consecutive failed attempts, across batches.
     host_failures: u32,
+    /// Steps of the shared backoff: the first failure, then each failed
+    /// probe. Failures of attempts started before the host was known to
+    /// fail do not add steps, so a wave of batches failing together does
+    /// not jump the backoff to its cap.
+    backoff_step: u32,
     /// No attempt starts before this.
     resume_at: Option<Instant>,
     /// A partial batch may go out (the flush interval passed).
     timer_due: bool,
-    /// Shutting down while the host failed a whole batch: stop trying.
+    /// Shutting down, a batch used up its retries: the next attempt goes
+    /// at once, and if it fails too the host is taken for down.
+    last_chance: bool,
+    /// Shutting down while the host failed a whole batch and the attempt
+    /// after it: stop trying.
     abandon: bool,
     /// Backlogged events handed to the sink.
     backlog_done: u64,
@@ -91,8 +100,10 @@ impl Worker {
             flights: HashMap::new(),
             retry: VecDeque::new(),
             host_failures: 0,
+            backoff_step: 0,
             resume_at: None,
             timer_due: false,
+            last_chance: false,
             abandon: false,
             backlog_done: 0,
             sink_dirty: false,
@@ -379,7 +390,7 @@ impl Worker {
                 } else {
                     // Cancelled: only `give_up` aborts, after taking the
                     // flights; keep the books straight anyway.
-                    self.retry.push_front(flight.job);
+                    self.requeue(flight.job);
                 }
             }
         }
@@ -398,7 +409,9 @@ impl Worker {
                     "event batch delivered"
                 );
                 self.host_failures = 0;
+                self.backoff_step = 0;
                 self.resume_at = None;
+                self.last_chance = false;
                 self.resolve(job);
             }
             Err(e) if !e.is_retryable() => {
@@ -408,15 +421,24 @@ impl Worker {
             }
             Err(e) => {
                 tracing::debug!(error = %e, attempts = job.attempts, "event batch attempt failed");
+                if !flight.host_up || self.backoff_step == 0 {
+                    self.backoff_step = self.backoff_step.saturating_add(1);
+                }
                 self.host_failures = self.host_failures.saturating_add(1);
                 let delay = self.backoff(&e);
-                self.resume_at = Some(Instant::now() + delay);
+                let until = Instant::now() + delay;
+                self.resume_at = Some(self.resume_at.map_or(until, |r| r.max(until)));
                 let spooling = self.shared.spool.is_some();
                 if !spooling || flight.host_up {
                     job.charged += 1;
                 }
                 job.last = Some(e);
-                if job.charged > self.shared.config.max_retries {
+                if self.last_chance {
+                    // The attempt after a batch ran out of retries failed
+                    // too: the host is down; shutdown gives up on the rest.
+                    self.abandon = true;
+                    self.requeue(job);
+                } else if job.charged > self.shared.config.max_retries {
                     let last = job.last.take();
                     let message = last.as_ref().map(ToString::to_string);
                     let status = last.as_ref().and_then(SendError::status);
@@ -427,13 +449,31 @@ impl Worker {
                         status,
                     );
                     if !spooling && self.shared.lock().closed {
-                        self.abandon = true;
+                        // One more attempt, at once, with the next batch:
+                        // a batch the server refuses must not condemn the
+                        // rest, a host that is down must not hold the
+                        // shutdown for a backoff per batch.
+                        self.last_chance = true;
+                        self.resume_at = None;
                     }
                 } else {
-                    self.retry.push_back(job);
+                    self.requeue(job);
                 }
             }
         }
+    }
+
+    /// Puts a batch back among those waiting for their next attempt, in
+    /// enqueue order: the oldest batch is retried first (until it succeeds
+    /// or runs out of attempts), as a single batch in flight would be.
+    fn requeue(&mut self, job: Job) {
+        let seq = job.chunk.front_seq();
+        let at = self
+            .retry
+            .iter()
+            .position(|j| j.chunk.front_seq() > seq)
+            .unwrap_or(self.retry.len());
+        self.retry.insert(at, job);
     }
 
     fn backoff(&self, error: &SendError) -> Duration {
@@ -444,7 +484,7 @@ impl Worker {
         exponential_backoff(
             c.retry_base,
             c.retry_max,
-            self.host_failures,
+            self.backoff_step,
             fastrand::f64() * 0.1,
         )
     }
@@ -549,6 +589,14 @@ impl Worker {
             };
             if spool.live_bytes.load(Ordering::Relaxed) + pending <= max {
                 return;
+            }
+            // The oldest first: batches waiting for a retry, then the spool
+            // from its read position. Batches in flight stay.
+            if let Some(job) = self.retry.pop_front() {
+                let n = job.chunk.len() as u64;
+                self.dead_letter_job(job, DeadLetterReason::Displaced, None, None);
+                self.shared.lock().displaced += n;
+                continue;
             }
             let batch = match spool.read_batch(self.shared.config.max_batch) {
                 Ok(Some(b)) => b,
@@ -690,6 +738,9 @@ pub(crate) fn commit_loop(shared: &Shared) {
         st.commit_now = false;
         st.queue.take_all(max_batch, &mut chunks);
         drop(st);
+        // Commits start every interval however long the last one took (a
+        // slow fsync must not stretch what a crash can lose).
+        next = std::time::Instant::now() + interval;
         let mut failed = false;
         if !chunks.is_empty() {
             let (committed, error) = spool.commit(&chunks, &mut buf);
@@ -707,7 +758,6 @@ pub(crate) fn commit_loop(shared: &Shared) {
         if let Err(e) = spool.write_acks() {
             tracing::warn!(error = %e, "could not record delivered events in the spool");
         }
-        next = std::time::Instant::now() + interval;
         st = shared.lock();
         if failed {
             st.queue.requeue_front(&mut chunks);
