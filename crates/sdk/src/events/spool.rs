@@ -52,7 +52,8 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use flagwire_core::events::ApiKey;
@@ -416,7 +417,8 @@ pub(crate) struct Spool {
     config: SpoolConfig,
     fingerprint: [u8; 8],
     key: ApiKey,
-    _lock: File,
+    /// Locked while the spool is in use; unlocked by `close`.
+    lock: File,
     state: Mutex<State>,
     /// Record bytes of committed events not yet resolved.
     pub(crate) live_bytes: AtomicU64,
@@ -424,6 +426,8 @@ pub(crate) struct Spool {
     pub(crate) committed: AtomicU64,
     /// Commits that failed (the events stay in memory and are tried again).
     pub(crate) errors: AtomicU64,
+    /// Syncs written segments to the disk, off the commit thread.
+    syncer: Option<Syncer>,
 }
 
 impl Spool {
@@ -538,7 +542,7 @@ impl Spool {
             config,
             fingerprint,
             key,
-            _lock: lock,
+            lock,
             state: Mutex::new(State {
                 segments,
                 next_id: ids.last().map_or(1, |id| id + 1),
@@ -550,7 +554,11 @@ impl Spool {
             live_bytes: AtomicU64::new(recovery.bytes),
             committed: AtomicU64::new(0),
             errors: AtomicU64::new(0),
+            syncer: None,
         };
+        if spool.config.fsync != FsyncPolicy::Never {
+            spool.syncer = Some(Syncer::start()?);
+        }
         // Byte offsets of the cursor's first record.
         spool.seek_cursor_start()?;
         Ok((spool, recovery))
@@ -898,10 +906,13 @@ impl Spool {
         Ok(())
     }
 
-    /// Final work at stop: ack counts written and synced, the active
-    /// segment synced.
+    /// Final work at stop: ack counts written, segments synced, the
+    /// directory unlocked.
     pub(crate) fn close(&self) -> io::Result<()> {
         self.write_acks()?;
+        if let Some(syncer) = &self.syncer {
+            syncer.wait_idle();
+        }
         let mut state = self.state();
         if let Some(file) = state.active.as_mut()
             && self.config.fsync != FsyncPolicy::Never
@@ -909,24 +920,38 @@ impl Spool {
             file.sync_data()?;
         }
         state.active = None;
-        Ok(())
+        drop(state);
+        // Another buffer may use the directory now, even while handles on
+        // this stopped one linger.
+        self.lock.unlock()
     }
 
+    /// Asks the sync thread to sync the active segment when the policy says
+    /// so; the commit thread goes on at once.
     fn sync_if_due(&self, wrote: bool) -> io::Result<()> {
+        let Some(syncer) = &self.syncer else {
+            return Ok(());
+        };
+        let mut state = self.state();
         let due = match self.config.fsync {
             FsyncPolicy::Never => false,
             FsyncPolicy::EveryCommit => wrote,
             FsyncPolicy::Interval(every) => {
-                let state = self.state();
                 wrote && state.last_fsync.is_none_or(|t| t.elapsed() >= every)
             }
         };
         if due {
-            let mut state = self.state();
-            if let Some(file) = state.active.as_mut() {
-                file.sync_data()?;
+            let Some(id) = state.segments.back().map(|s| s.id) else {
+                return Ok(());
+            };
+            if let Some(file) = state.active.as_ref() {
+                syncer.request(id, file.try_clone()?);
             }
             state.last_fsync = Some(Instant::now());
+        }
+        if let Some(e) = syncer.take_error() {
+            self.errors.fetch_add(1, Ordering::Relaxed);
+            tracing::error!(error = %e, "could not sync the event spool to the disk");
         }
         Ok(())
     }
@@ -970,12 +995,12 @@ impl Spool {
     }
 
     fn seal_active(&self, state: &mut State) -> io::Result<()> {
-        if let Some(file) = state.active.as_mut()
-            && self.config.fsync != FsyncPolicy::Never
+        let closed = state.active.take();
+        if let (Some(syncer), Some(file), Some(id)) =
+            (&self.syncer, closed, state.segments.back().map(|s| s.id))
         {
-            file.sync_data()?;
+            syncer.request(id, file);
         }
-        state.active = None;
         let finished = match state.segments.back_mut() {
             Some(seg) => {
                 seg.sealed = true;
@@ -1000,6 +1025,114 @@ impl Spool {
                 s.records - s.acked.max(s.first_index) - done
             })
             .sum()
+    }
+}
+
+/// A thread that syncs segment files to the disk, so that a slow `fsync`
+/// delays neither the next commit (what a crash can lose stays one commit
+/// interval) nor delivery (the spool's lock is not held while syncing).
+/// Requests for a file already waiting are merged: one `fsync` covers
+/// everything written before it starts.
+#[derive(Debug)]
+struct Syncer {
+    shared: Arc<SyncShared>,
+    thread: Option<JoinHandle<()>>,
+}
+
+#[derive(Debug, Default)]
+struct SyncShared {
+    state: Mutex<SyncState>,
+    cv: Condvar,
+}
+
+#[derive(Debug, Default)]
+struct SyncState {
+    files: Vec<(u64, File)>,
+    busy: bool,
+    stop: bool,
+    error: Option<io::Error>,
+}
+
+impl SyncShared {
+    fn lock(&self) -> MutexGuard<'_, SyncState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl Syncer {
+    fn start() -> io::Result<Syncer> {
+        let shared = Arc::new(SyncShared::default());
+        let worker = shared.clone();
+        let thread = std::thread::Builder::new()
+            .name("flagwire-events-fsync".into())
+            .spawn(move || sync_loop(&worker))?;
+        Ok(Syncer {
+            shared,
+            thread: Some(thread),
+        })
+    }
+
+    fn request(&self, segment: u64, file: File) {
+        let mut st = self.shared.lock();
+        if !st.files.iter().any(|(id, _)| *id == segment) {
+            st.files.push((segment, file));
+        }
+        drop(st);
+        self.shared.cv.notify_all();
+    }
+
+    fn take_error(&self) -> Option<io::Error> {
+        self.shared.lock().error.take()
+    }
+
+    /// Waits until every requested sync is done.
+    fn wait_idle(&self) {
+        let mut st = self.shared.lock();
+        while !st.files.is_empty() || st.busy {
+            st = self
+                .shared
+                .cv
+                .wait(st)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+}
+
+impl Drop for Syncer {
+    fn drop(&mut self) {
+        self.shared.lock().stop = true;
+        self.shared.cv.notify_all();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn sync_loop(shared: &SyncShared) {
+    let mut st = shared.lock();
+    loop {
+        while st.files.is_empty() && !st.stop {
+            st = shared.cv.wait(st).unwrap_or_else(PoisonError::into_inner);
+        }
+        if st.files.is_empty() {
+            return;
+        }
+        let files = std::mem::take(&mut st.files);
+        st.busy = true;
+        drop(st);
+        let mut error = None;
+        for (_, file) in &files {
+            if let Err(e) = file.sync_data() {
+                error = Some(e);
+            }
+        }
+        drop(files);
+        st = shared.lock();
+        st.busy = false;
+        if error.is_some() {
+            st.error = error;
+        }
+        shared.cv.notify_all();
     }
 }
 
