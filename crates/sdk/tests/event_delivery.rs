@@ -322,3 +322,37 @@ async fn capture_latency_delays_answers_but_not_parallel_batches() {
     assert_eq!(server.events().len(), 800);
     client.shutdown(Duration::from_secs(5)).await;
 }
+
+#[test]
+fn the_default_queue_absorbs_a_tight_loop_of_100_000_tracks_compactly() {
+    // A capture host that never answers: nothing leaves the queue.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let client = Client::builder("sch_dev_burst")
+        .capture_url(&url)
+        .build()
+        .unwrap();
+    let body = track(1);
+    for _ in 0..100_000 {
+        client
+            .track(body.clone())
+            .expect("the default queue has room");
+    }
+    let stats = client.event_stats().buffer;
+    assert_eq!((stats.enqueued, stats.refused), (100_000, 0), "{stats:?}");
+    // About the wire size per event (~200 bytes for this one), far from
+    // the ~1.45 KB a queued event used to cost.
+    let per_event = stats.memory_bytes as f64 / stats.queued as f64;
+    assert!(per_event < 400.0, "{per_event} bytes per queued event");
+    drop(listener);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let report = rt.block_on(client.shutdown(Duration::from_secs(3)));
+    assert!(report.stopped, "{report:?}");
+    assert_eq!(
+        report.buffer.enqueued,
+        report.buffer.sent + report.buffer.dead_lettered
+    );
+}

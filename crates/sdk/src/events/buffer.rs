@@ -864,6 +864,14 @@ impl EventBuffer {
     ///   [`BufferError::ApiKeyMismatch`] for an event that cannot be queued.
     #[inline]
     pub fn enqueue(&self, event: EventEnvelope) -> Result<(), BufferError> {
+        self.enqueue_ref(&event)
+    }
+
+    /// [`enqueue`](Self::enqueue) from a borrowed envelope: the event is
+    /// copied into the queue as compact JSON, so the caller keeps (and
+    /// frees) the envelope.
+    #[inline]
+    pub(crate) fn enqueue_ref(&self, event: &EventEnvelope) -> Result<(), BufferError> {
         if let Some(spool) = &self.shared.spool
             && !same_key(spool.key(), event.api_key())
         {

@@ -169,12 +169,13 @@ impl Client {
     /// # Ok(()) }
     /// ```
     pub fn track_with(&self, body: TrackBody, options: EventOptions) -> Result<(), Error> {
-        let (body, event) = match self.envelope(body, &options)? {
-            Some(ready) => ready,
-            None => return Ok(()),
+        let Some(event) = self.envelope(body, &options)? else {
+            return Ok(());
         };
-        self.queue(event)?;
-        self.after_track(&body);
+        self.queue(&event)?;
+        if let EventBody::Track(body) = event.body() {
+            self.after_track(body);
+        }
         Ok(())
     }
 
@@ -222,35 +223,31 @@ impl Client {
     /// [`enqueue`](Self::enqueue) with per-event options.
     pub fn enqueue_with(&self, body: EventBody, options: &EventOptions) -> Result<(), Error> {
         match self.envelope(body, options)? {
-            Some((_, event)) => self.queue(event),
+            Some(event) => self.queue(&event),
             None => Ok(()),
         }
     }
 
     /// Builds the envelope (options applied); `None` offline, where the
     /// event is counted and discarded.
-    fn envelope<B: Into<EventBody> + Clone>(
+    fn envelope(
         &self,
-        body: B,
+        body: impl Into<EventBody>,
         options: &EventOptions,
-    ) -> Result<Option<(B, EventEnvelope)>, Error> {
-        let Some(key) = &self.inner.api_key else {
+    ) -> Result<Option<EventEnvelope>, Error> {
+        let (Some(key), Some(_)) = (&self.inner.api_key, &self.inner.events) else {
             self.discard_offline();
             return Ok(None);
         };
-        if self.inner.events.is_none() {
-            self.discard_offline();
-            return Ok(None);
-        }
-        let event = EventEnvelope::new(key.clone(), body.clone())
+        EventEnvelope::new(key.clone(), body)
             .with_options(options)
-            .map_err(Error::Event)?;
-        Ok(Some((body, event)))
+            .map(Some)
+            .map_err(Error::Event)
     }
 
-    fn queue(&self, event: EventEnvelope) -> Result<(), Error> {
+    fn queue(&self, event: &EventEnvelope) -> Result<(), Error> {
         match &self.inner.events {
-            Some(buffer) => buffer.enqueue(event).map_err(Error::Buffer),
+            Some(buffer) => buffer.enqueue_ref(event).map_err(Error::Buffer),
             None => {
                 self.discard_offline();
                 Ok(())
