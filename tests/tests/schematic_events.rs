@@ -68,7 +68,9 @@ async fn capture_outage_dead_letters_exactly_the_undelivered_events() {
     let path = temp_file("dead");
     let client = client(&server)
         .events(|e| {
+            // One batch at a time, so the four faults all hit the first one.
             e.flush_interval(Duration::from_millis(20))
+                .max_in_flight(1)
                 .retry_backoff(Duration::from_millis(1), Duration::from_millis(5))
         })
         .dead_letter(JsonlDeadLetterFile::open(&path).unwrap())

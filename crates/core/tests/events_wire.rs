@@ -1,8 +1,8 @@
 //! Wire format of capture events and batch bodies, pinned with snapshots.
 
 use flagwire_core::events::{
-    ApiKey, BatchEncoder, CompanyIdentity, EventBody, EventEnvelope, EventError, FlagCheckBody,
-    IdempotencyKey, IdentifyBody, MAX_BATCH_EVENTS, TrackBody,
+    ApiKey, BatchEncoder, CompanyIdentity, EventBody, EventEnvelope, EventError, EventOptions,
+    FlagCheckBody, IdempotencyKey, IdentifyBody, InferenceBody, MAX_BATCH_EVENTS, TrackBody,
 };
 use serde_json::{Value, json};
 use time::macros::datetime;
@@ -91,13 +91,43 @@ fn minimal_bodies_omit_unset_fields() {
 
 #[test]
 fn other_event_kinds_pass_through() {
-    let body = EventBody::other(
-        "inference",
-        json!({"company": {"id": "acme"}, "provider": "p", "response_model": "m",
-               "input_tokens": 10, "output_tokens": 2}),
-    )
-    .unwrap();
+    let body =
+        EventBody::other("session", json!({"company": {"id": "acme"}, "seconds": 10})).unwrap();
     insta::assert_json_snapshot!(fixed(body, "k6"));
+}
+
+#[test]
+fn inference_envelope() {
+    let body = InferenceBody::builder("anthropic", "claude-sonnet-4")
+        .company([("id", "acme")])
+        .user([("email", "a@b.c")])
+        .input_tokens(1200)
+        .output_tokens(350)
+        .cached_input_tokens(1000)
+        .cost("0.0123")
+        .currency("usd")
+        .event("ai-tokens")
+        .build()
+        .unwrap();
+    insta::assert_json_snapshot!(fixed(body, "k7"));
+}
+
+#[test]
+fn track_with_options_envelope() {
+    let body = TrackBody::builder("credits")
+        .company([("id", "acme")])
+        .quantity(5)
+        .reservation_id("res_1")
+        .build()
+        .unwrap();
+    let event = EventEnvelope::new(key(), body)
+        .with_options(
+            &EventOptions::new()
+                .idempotency_key("lease-reservation:res_1")
+                .backfill_at(datetime!(2025-12-31 23:00 UTC)),
+        )
+        .unwrap();
+    insta::assert_json_snapshot!(event);
 }
 
 #[test]

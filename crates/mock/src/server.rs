@@ -41,6 +41,8 @@ pub(crate) struct Inner {
     pub(crate) faults: Faults,
     pub(crate) recorder: Recorder,
     pub(crate) capture_batch_limit: usize,
+    /// Added to every capture-host answer.
+    pub(crate) capture_latency: Duration,
     webhook_tx: mpsc::UnboundedSender<Outgoing>,
     pub(crate) deliveries: Arc<Deliveries>,
     pub(crate) datastream: crate::datastream::DataStream,
@@ -138,6 +140,7 @@ impl Inner {
             faults: Faults::default(),
             recorder: Recorder::new(0),
             capture_batch_limit: 100,
+            capture_latency: Duration::ZERO,
             webhook_tx,
             deliveries: Arc::new(Deliveries::default()),
             datastream: crate::datastream::DataStream::new(&Default::default()),
@@ -162,6 +165,7 @@ impl std::fmt::Debug for MockServerBuilder {
             .field("api_keys", &self.api_keys.len())
             .field("seeds", &self.seeds.len())
             .field("capture_batch_limit", &self.capture_batch_limit)
+            .field("capture_latency", &self.capture_latency)
             .field(
                 "webhook_secret",
                 &self.webhook_secret.as_ref().map(|_| crate::REDACTED),
@@ -220,6 +224,7 @@ pub struct MockServerBuilder {
     api_keys: Vec<String>,
     seeds: Vec<Seed>,
     capture_batch_limit: usize,
+    capture_latency: Duration,
     webhook_secret: Option<String>,
     ip: IpAddr,
     rest_port: u16,
@@ -237,6 +242,7 @@ impl Default for MockServerBuilder {
             api_keys: Vec::new(),
             seeds: Vec::new(),
             capture_batch_limit: 100,
+            capture_latency: Duration::ZERO,
             webhook_secret: None,
             ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
             rest_port: 0,
@@ -268,6 +274,14 @@ impl MockServerBuilder {
     /// platform enforces).
     pub fn capture_batch_limit(mut self, max: usize) -> Self {
         self.capture_batch_limit = max;
+        self
+    }
+
+    /// Delays every answer of the capture host by `latency` (default none),
+    /// as a distant capture service would; requests are still handled
+    /// concurrently. For delivery benchmarks.
+    pub fn capture_latency(mut self, latency: Duration) -> Self {
+        self.capture_latency = latency;
         self
     }
 
@@ -343,6 +357,7 @@ impl MockServerBuilder {
             faults: Faults::default(),
             recorder: Recorder::new(self.record_capacity),
             capture_batch_limit: self.capture_batch_limit,
+            capture_latency: self.capture_latency,
             webhook_tx,
             deliveries: deliveries.clone(),
             datastream: crate::datastream::DataStream::new(&self.datastream),
@@ -815,6 +830,9 @@ async fn handle(
     req: Request<Incoming>,
 ) -> Result<Response<MockBody>, DropConnection> {
     let (parts, body) = req.into_parts();
+    if host == Host::Capture && !inner.capture_latency.is_zero() {
+        tokio::time::sleep(inner.capture_latency).await;
+    }
     let fault = inner.faults.next(host, &parts.method, parts.uri.path());
     let (body, post) = match intake(&inner.recorder, host, &parts, body, fault, |_, msg| {
         error_body(msg)

@@ -9,15 +9,19 @@
 //!    (sleeping 0.5 ms whenever it is full) and shuts down; reports delivered events
 //!    per second from the first `track` to the end of the shutdown.
 //! 2. Outage: points the capture URL at a closed port and tracks for two
-//!    seconds without pause; reports accepted, dropped and peak RSS
-//!    (`VmHWM`, Linux only), which stays bounded by the queue capacity.
+//!    seconds without pause; reports accepted, refused (they go to the
+//!    default dead-letter sink, which says so once on standard error), peak
+//!    RSS (`VmHWM`, Linux only), which stays bounded by the queue capacity,
+//!    and the heap the buffer holds per queued event next to the event's
+//!    size on the wire.
 //!
 //! With `--json` the last line of standard output is one JSON object with
 //! the figures, for scripts:
 //!
 //! ```text
 //! {"events":N,"delivered":N,"lost":0,"events_per_sec":F,"outage_seconds":F,
-//!  "outage_accepted":N,"outage_dropped":N,"peak_rss_bytes":N}
+//!  "outage_accepted":N,"outage_dropped":N,"peak_rss_bytes":N,
+//!  "queued_bytes_per_event":F,"wire_bytes_per_event":F}
 //! ```
 //!
 //! (on one line). `lost` is `events - delivered`; `peak_rss_bytes` is 0
@@ -29,7 +33,7 @@ use std::time::{Duration, Instant};
 use flagwire::Error;
 use flagwire::events::BufferError;
 use flagwire::schematic::Client;
-use flagwire_core::events::TrackBody;
+use flagwire_core::events::{ApiKey, BatchEncoder, EventEnvelope, TrackBody};
 use flagwire_mock::MockServer;
 use serde_json::json;
 
@@ -128,11 +132,23 @@ async fn main() -> Result<(), BoxError> {
     let outage_seconds = outage_start.elapsed().as_secs_f64();
     let outage = down.event_stats();
     let peak = peak_rss_kib();
+    // Batches in flight are counted as queued but not in the buffer's
+    // memory: at most 16 of 100 events, a rounding error here.
+    let queued_bytes_per_event =
+        outage.buffer.memory_bytes as f64 / outage.buffer.queued.max(1) as f64;
+    let wire_bytes_per_event = {
+        let key = ApiKey::new("sch_dev_mock")?;
+        let batch: Vec<_> = (0..100)
+            .map(|i| EventEnvelope::new(key.clone(), body(i)))
+            .collect();
+        BatchEncoder::new().encode(&batch)?.len() as f64 / 100.0
+    };
     println!(
-        "outage: {i} tracked in {outage_seconds:.1} s, {} accepted, {} dropped (queue full), {} queued; \
-         peak RSS {} KiB after the throughput run, {} KiB after the outage",
+        "outage: {i} tracked in {outage_seconds:.1} s, {} accepted, {} refused (queue full), {} queued; \
+         peak RSS {} KiB after the throughput run, {} KiB after the outage; \
+         {queued_bytes_per_event:.0} bytes per queued event ({wire_bytes_per_event:.0} on the wire)",
         outage.buffer.enqueued,
-        outage.buffer.dropped,
+        outage.buffer.refused,
         outage.buffer.queued,
         rss_before.map_or("n/a".to_owned(), |v| v.to_string()),
         peak.map_or("n/a".to_owned(), |v| v.to_string()),
@@ -146,7 +162,9 @@ async fn main() -> Result<(), BoxError> {
         let figures = format!(
             "{{\"events\":{events},\"delivered\":{delivered},\"lost\":{lost},\
              \"events_per_sec\":{events_per_sec:.1},\"outage_seconds\":{outage_seconds:.3},\
-             \"outage_accepted\":{},\"outage_dropped\":{},\"peak_rss_bytes\":{}}}",
+             \"outage_accepted\":{},\"outage_dropped\":{},\"peak_rss_bytes\":{},\
+             \"queued_bytes_per_event\":{queued_bytes_per_event:.1},\
+             \"wire_bytes_per_event\":{wire_bytes_per_event:.1}}}",
             outage.buffer.enqueued,
             outage.buffer.dropped,
             peak.map_or(0, |kib| kib * 1024),

@@ -76,6 +76,15 @@ pub enum Error {
     Envelope(flagwire_core::esauti::EnvelopeError),
     /// Reading or rewriting a dead-letter file failed.
     DeadLetter(std::io::Error),
+    /// An event was not delivered (`error`) and could not be dead-lettered
+    /// either (`write_error`, e.g. the disk is full): it is lost unless the
+    /// caller keeps it.
+    NotDeadLettered {
+        /// Why delivery failed.
+        error: Box<Error>,
+        /// Why the dead-letter sink failed.
+        write_error: std::io::Error,
+    },
 }
 
 impl Error {
@@ -96,6 +105,7 @@ impl Error {
         match self {
             Error::Api { status, .. } | Error::Decode { status, .. } => Some(*status),
             Error::Transport(e) => e.status(),
+            Error::NotDeadLettered { error, .. } => error.status(),
             _ => None,
         }
     }
@@ -206,7 +216,11 @@ impl Error {
     /// assert!(!Error::Offline.is_timeout());
     /// ```
     pub fn is_timeout(&self) -> bool {
-        matches!(self, Error::Transport(e) if e.is_timeout())
+        match self {
+            Error::Transport(e) => e.is_timeout(),
+            Error::NotDeadLettered { error, .. } => error.is_timeout(),
+            _ => false,
+        }
     }
 
     /// Whether no connection could be made to the API (or to the proxy in
@@ -294,6 +308,10 @@ impl fmt::Display for Error {
             Error::RuntimeStopped => f.write_str("the blocking client's runtime has stopped"),
             Error::Envelope(e) => write!(f, "invalid event: {e}"),
             Error::DeadLetter(e) => write!(f, "dead-letter file: {e}"),
+            Error::NotDeadLettered { error, write_error } => write!(
+                f,
+                "{error}; the event could not be dead-lettered either: {write_error}"
+            ),
         }
     }
 }
@@ -307,6 +325,7 @@ impl std::error::Error for Error {
             Error::Buffer(e) => Some(e),
             Error::Envelope(e) => Some(e),
             Error::DeadLetter(e) => Some(e),
+            Error::NotDeadLettered { error, .. } => Some(error.as_ref()),
             _ => None,
         }
     }

@@ -488,3 +488,107 @@ fn blocking_replay() {
     std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
     server.stop();
 }
+
+#[tokio::test]
+async fn a_send_the_caller_abandons_is_dead_lettered_and_replayed_once() {
+    let server = EsautiServer::start().await.unwrap();
+    let path = temp_file("cancelled");
+    let client = client_for(&server)
+        .max_retries(0)
+        .dead_letter_file(&path)
+        .build()
+        .unwrap();
+    // The server takes its time; the caller gives up first.
+    server.inject(Fault::Delay(Duration::from_millis(600)));
+    let key = IdempotencyKey::new_v7();
+    let events = client.events();
+    let send = events.send_with(
+        order(&client, 5),
+        SendOptions::new().idempotency_key(key.clone()),
+    );
+    assert!(
+        tokio::time::timeout(Duration::from_millis(100), send)
+            .await
+            .is_err()
+    );
+    let dead = letters(&path);
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].kind, FailureKind::Cancelled);
+    assert_eq!(dead[0].idempotency_key, key);
+    assert_eq!(dead[0].attempts, 1);
+    // Whether or not the abandoned request got through, the replay records
+    // the event once.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let report = client.events().replay(&path).await.unwrap();
+    assert_eq!((report.read, report.delivered, report.remaining), (1, 1, 0));
+    let events = server.events();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].idempotency_key, key.to_string());
+    std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
+}
+
+#[tokio::test]
+async fn a_failed_dead_letter_write_reaches_the_caller_with_both_causes() {
+    let server = EsautiServer::start().await.unwrap();
+    let client = client_for(&server)
+        .dead_letter(|_: &DeadLetter| -> std::io::Result<()> {
+            Err(std::io::Error::other("disk full"))
+        })
+        .build()
+        .unwrap();
+    server.inject(Fault::status(400));
+    let err = client.events().send(order(&client, 1)).await.unwrap_err();
+    match &err {
+        Error::NotDeadLettered { error, write_error } => {
+            assert!(
+                matches!(**error, Error::Api { status, .. } if status == StatusCode::BAD_REQUEST)
+            );
+            assert_eq!(write_error.to_string(), "disk full");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(err.status(), Some(StatusCode::BAD_REQUEST));
+    let text = err.to_string();
+    assert!(text.contains("400") && text.contains("disk full"), "{text}");
+}
+
+#[tokio::test]
+async fn a_torn_dead_letter_line_is_reported_kept_and_never_merged() {
+    let server = EsautiServer::start().await.unwrap();
+    let path = temp_file("torn");
+    let client = client_for(&server)
+        .max_retries(0)
+        .dead_letter_file(&path)
+        .build()
+        .unwrap();
+    server.set_events_down(true);
+    client.events().send(order(&client, 1)).await.unwrap_err();
+    // A crash while the second letter was being written.
+    let torn = r#"{"envelope":{"id":"evt_x","type":"order.cre"#;
+    {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap();
+        f.write_all(torn.as_bytes()).unwrap();
+    }
+    client.events().send(order(&client, 3)).await.unwrap_err();
+    assert_eq!(std::fs::read_to_string(&path).unwrap().lines().count(), 3);
+
+    server.set_events_down(false);
+    let report = client.events().replay(&path).await.unwrap();
+    assert_eq!((report.read, report.delivered, report.invalid), (2, 2, 1));
+    assert_eq!(report.invalid_lines.len(), 1);
+    assert_eq!(report.invalid_lines[0].line, 2);
+    assert!(!report.invalid_lines[0].reason.is_empty());
+    // Both whole letters were delivered; the torn line stays for inspection.
+    let values: Vec<_> = server
+        .events()
+        .iter()
+        .map(|e| e.envelope["properties"]["value"].clone())
+        .collect();
+    assert_eq!(values, [json!(1), json!(3)]);
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), format!("{torn}\n"));
+    std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
+}

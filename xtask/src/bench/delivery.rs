@@ -1,14 +1,65 @@
-//! The end-to-end delivery example (`crates/sdk/examples/delivery.rs`): its
+//! Event delivery in the report: the criterion delivery benches with an
+//! injected capture latency (`crates/sdk/benches/delivery.rs`) and the
+//! end-to-end delivery example (`crates/sdk/examples/delivery.rs`) with its
 //! `--json` summary line.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::criterion::cargo;
+use super::criterion::{Estimate, cargo};
 use super::process::{last_json_object, run_logged};
+use super::report::{Cell, Figure, Row};
+use super::{crit_rate, target};
+
+/// The latency cases of the delivery bench: (criterion id of the default
+/// number of batches in flight, id with one batch in flight, latency,
+/// target in events/s).
+const LATENCY_CASES: [(&str, &str, &str, f64); 2] = [
+    (
+        "delivery/latency_1ms",
+        "delivery/latency_1ms_single_flight",
+        "1 ms",
+        150_000.0,
+    ),
+    (
+        "delivery/latency_50ms",
+        "delivery/latency_50ms_single_flight",
+        "50 ms",
+        20_000.0,
+    ),
+];
+
+/// Rows for the delivery bench's latency cases: the default number of
+/// batches in flight against its target, then one batch in flight (how the
+/// buffer delivered before) for comparison.
+pub fn latency_rows(est: &BTreeMap<String, Estimate>) -> Vec<Row> {
+    let mut rows = Vec::new();
+    for (multi, single, latency, goal) in LATENCY_CASES {
+        rows.push(Row {
+            scenario: format!(
+                "Event delivery, capture host answering after {latency}, 16 batches in flight (criterion; none lost)"
+            ),
+            source: multi.to_owned(),
+            flagwire: crit_rate(est, &[multi], "events/s"),
+            limit: target("target", Figure::Rate(goal, "events/s")),
+            python: Cell::NotApplicable("not measured with an injected latency".to_owned()),
+        });
+        rows.push(Row {
+            scenario: format!(
+                "Event delivery, capture host answering after {latency}, one batch in flight as before (criterion)"
+            ),
+            source: single.to_owned(),
+            flagwire: crit_rate(est, &[single], "events/s"),
+            limit: None,
+            python: Cell::NotApplicable("not measured with an injected latency".to_owned()),
+        });
+    }
+    rows
+}
 
 /// The example's summary: throughput to the in-process emulator, then a
 /// capture outage.
@@ -31,6 +82,14 @@ pub struct Delivery {
     /// Peak resident set size of the example's process (absent or 0 where
     /// the OS does not report it).
     pub peak_rss_bytes: Option<u64>,
+    /// Heap bytes per event queued during the outage, as the buffer counts
+    /// them (absent from older examples).
+    #[serde(default)]
+    pub queued_bytes_per_event: Option<f64>,
+    /// Bytes per event of the same events in a batch request (absent from
+    /// older examples).
+    #[serde(default)]
+    pub wire_bytes_per_event: Option<f64>,
 }
 
 /// Runs the example in release and reads its summary from the last line of
@@ -85,6 +144,33 @@ mod tests {
         assert_eq!(d.events, 200_000);
         assert_eq!(d.lost, 0);
         assert_eq!(d.peak_rss_bytes, Some(12_582_912));
+    }
+
+    #[test]
+    fn reads_the_memory_figures_when_present() {
+        let out = "{\"events\":1,\"delivered\":1,\"lost\":0,\"events_per_sec\":1.0,\
+                   \"outage_seconds\":2.0,\"outage_accepted\":1,\"outage_dropped\":0,\
+                   \"peak_rss_bytes\":0,\"queued_bytes_per_event\":201.5,\"wire_bytes_per_event\":236.0}";
+        let d = parse_last_line(out).unwrap();
+        assert_eq!(d.queued_bytes_per_event, Some(201.5));
+        assert_eq!(d.wire_bytes_per_event, Some(236.0));
+    }
+
+    #[test]
+    fn latency_rows_name_their_benches_and_targets() {
+        let rows = latency_rows(&BTreeMap::new());
+        let sources: Vec<_> = rows.iter().map(|r| r.source.as_str()).collect();
+        assert_eq!(
+            sources,
+            [
+                "delivery/latency_1ms",
+                "delivery/latency_1ms_single_flight",
+                "delivery/latency_50ms",
+                "delivery/latency_50ms_single_flight"
+            ]
+        );
+        assert!(rows.iter().all(|r| matches!(r.flagwire, Cell::Missing(_))));
+        assert!(rows[0].limit.is_some() && rows[1].limit.is_none());
     }
 
     #[test]

@@ -556,6 +556,7 @@ fn rows(
             python: py_cell(Py::Delivery),
         },
     ];
+    rows.extend(delivery::latency_rows(est));
     let (d_rate, d_rss, d_scenario, d_rss_scenario) = match delivery {
         Ok(d) => {
             let lost = if d.lost == 0 {

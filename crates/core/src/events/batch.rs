@@ -2,7 +2,7 @@
 
 use bytes::{Bytes, BytesMut};
 
-use super::{EventEnvelope, EventError};
+use super::{ApiKey, EventEnvelope, EventError};
 
 /// The most events the capture service accepts in one `/batch` request;
 /// larger requests are rejected with `400 batch too large`.
@@ -76,6 +76,104 @@ impl BatchEncoder {
             }
         }
     }
+}
+
+impl BatchEncoder {
+    /// Encodes 1 to [`MAX_BATCH_EVENTS`] events kept as keyless JSON (see
+    /// [`encode_keyless_batch`]) as one request body for `api_key`.
+    pub fn encode_keyless<'a, I>(
+        &mut self,
+        api_key: &ApiKey,
+        events: I,
+    ) -> Result<Bytes, EventError>
+    where
+        I: IntoIterator<Item = &'a [u8]>,
+        I::IntoIter: ExactSizeIterator,
+    {
+        let events = events.into_iter();
+        check_batch_len(events.len())?;
+        self.buf.clear();
+        match write_keyless_batch(BytesWriter(&mut self.buf), api_key, events) {
+            Ok(()) => Ok(self.buf.split().freeze()),
+            Err(e) => {
+                self.buf.clear();
+                Err(e)
+            }
+        }
+    }
+}
+
+/// Appends the body of one batch request to `out` from events kept as
+/// keyless JSON objects, as [`EventEnvelope::write_keyless_json`] writes
+/// them: `"api_key"` is spliced in as the first field of each, so the bytes
+/// equal those of [`BatchEncoder::encode`] for the same envelopes. Each
+/// event is copied, never parsed.
+///
+/// Every event must be a non-empty JSON object (`{"…`), or this is an
+/// [`EventError::InvalidBody`] error; 1 to [`MAX_BATCH_EVENTS`] events are
+/// accepted. On error nothing is appended.
+///
+/// ```
+/// use flagwire_core::events::{encode_keyless_batch, ApiKey, BatchEncoder, EventEnvelope, TrackBody};
+///
+/// let key = ApiKey::new("sch_dev_k")?;
+/// let event = EventEnvelope::new(key.clone(), TrackBody::builder("e").build()?);
+/// let mut keyless = Vec::new();
+/// event.write_keyless_json(&mut keyless)?;
+///
+/// let mut body = Vec::new();
+/// encode_keyless_batch(&mut body, &key, [keyless.as_slice()])?;
+/// assert_eq!(body, BatchEncoder::new().encode([&event])?);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn encode_keyless_batch<'a, I>(
+    out: &mut Vec<u8>,
+    api_key: &ApiKey,
+    events: I,
+) -> Result<(), EventError>
+where
+    I: IntoIterator<Item = &'a [u8]>,
+    I::IntoIter: ExactSizeIterator,
+{
+    let events = events.into_iter();
+    check_batch_len(events.len())?;
+    let start = out.len();
+    let result = write_keyless_batch(&mut *out, api_key, events);
+    if result.is_err() {
+        out.truncate(start);
+    }
+    result
+}
+
+fn write_keyless_batch<'a, W: std::io::Write>(
+    mut out: W,
+    api_key: &ApiKey,
+    events: impl Iterator<Item = &'a [u8]>,
+) -> Result<(), EventError> {
+    // `{"api_key":"<key>",` once, then copied in front of every event.
+    let mut prefix = Vec::with_capacity(api_key.expose().len() + 16);
+    prefix.extend_from_slice(br#"{"api_key":"#);
+    serde_json::to_writer(&mut prefix, api_key.expose())?;
+    prefix.push(b',');
+    let io = serde_json::Error::io;
+    out.write_all(br#"{"events":["#).map_err(io)?;
+    for (i, event) in events.enumerate() {
+        let rest = match event {
+            [b'{', rest @ ..] if rest.first().is_some_and(|&c| c == b'"') => rest,
+            _ => {
+                return Err(EventError::InvalidBody {
+                    reason: "a queued event is not a non-empty JSON object",
+                });
+            }
+        };
+        if i > 0 {
+            out.write_all(b",").map_err(io)?;
+        }
+        out.write_all(&prefix).map_err(io)?;
+        out.write_all(rest).map_err(io)?;
+    }
+    out.write_all(b"]}").map_err(io)?;
+    Ok(())
 }
 
 /// Appends the body of one batch request for 1 to [`MAX_BATCH_EVENTS`]
@@ -228,6 +326,53 @@ mod tests {
         drop(first);
         let second = enc.encode(&batch).unwrap();
         assert_eq!(second.as_ptr(), ptr);
+    }
+
+    #[test]
+    fn keyless_batches_equal_serialized_batches() {
+        let key = ApiKey::new("sch_dev_\"quoted\"").unwrap();
+        let events: Vec<_> = (0..5)
+            .map(|i| {
+                EventEnvelope::new(
+                    key.clone(),
+                    TrackBody::builder(format!("e{i}"))
+                        .quantity(i)
+                        .build()
+                        .unwrap(),
+                )
+                .with_backfill(i % 2 == 0)
+            })
+            .collect();
+        let keyless: Vec<Vec<u8>> = events
+            .iter()
+            .map(|e| {
+                let mut v = Vec::new();
+                e.write_keyless_json(&mut v).unwrap();
+                v
+            })
+            .collect();
+        let expected = BatchEncoder::new().encode(&events).unwrap();
+        let mut out = Vec::new();
+        encode_keyless_batch(&mut out, &key, keyless.iter().map(Vec::as_slice)).unwrap();
+        assert_eq!(out, expected);
+        let mut enc = BatchEncoder::new();
+        let bytes = enc
+            .encode_keyless(&key, keyless.iter().map(Vec::as_slice))
+            .unwrap();
+        assert_eq!(bytes, expected);
+
+        for bad in [&b""[..], b"{}", b"[1]", b"{ \"a\":1}"] {
+            let mut out = b"keep".to_vec();
+            assert!(matches!(
+                encode_keyless_batch(&mut out, &key, [bad]),
+                Err(EventError::InvalidBody { .. })
+            ));
+            assert_eq!(out, b"keep");
+        }
+        assert!(matches!(
+            enc.encode_keyless(&key, std::iter::empty::<&[u8]>()),
+            Err(EventError::EmptyBatch)
+        ));
     }
 
     #[test]

@@ -65,6 +65,22 @@ fn collect_keys<K: Into<String>, V: Into<String>>(
     keys.extend(pairs.into_iter().map(|(k, v)| (k.into(), v.into())));
 }
 
+fn collect_traits<K: Into<String>, V: Into<Value>>(
+    traits: &mut Option<Traits>,
+    pairs: impl IntoIterator<Item = (K, V)>,
+) {
+    traits
+        .get_or_insert_with(Traits::new)
+        .extend(pairs.into_iter().map(|(k, v)| (k.into(), v.into())));
+}
+
+fn check_optional_id(field: &'static str, id: Option<&str>) -> Result<(), EventError> {
+    match id {
+        Some(id) => check_len(field, id, MAX_NAME_LEN),
+        None => Ok(()),
+    }
+}
+
 /// The kind of a capture event: the envelope's `type` field.
 ///
 /// The enum is open: kinds this version does not know travel as
@@ -78,7 +94,9 @@ pub enum EventType {
     Track,
     /// `flag_check`: the result of a locally evaluated flag check.
     FlagCheck,
-    /// Any other kind, e.g. `inference`.
+    /// `inference`: usage of an AI model (tokens, cost).
+    Inference,
+    /// Any other kind.
     Other(String),
 }
 
@@ -89,6 +107,7 @@ impl EventType {
             Self::Identify => "identify",
             Self::Track => "track",
             Self::FlagCheck => "flag_check",
+            Self::Inference => "inference",
             Self::Other(s) => s,
         }
     }
@@ -99,6 +118,7 @@ impl EventType {
             "identify" => Self::Identify,
             "track" => Self::Track,
             "flag_check" => Self::FlagCheck,
+            "inference" => Self::Inference,
             other => Self::Other(other.to_owned()),
         }
     }
@@ -196,9 +216,13 @@ impl CompanyIdentityBuilder {
         self
     }
 
-    /// Replaces all traits.
-    pub fn traits(mut self, traits: Traits) -> Self {
-        self.traits = Some(traits);
+    /// Adds traits: a [`Traits`] map, any map of names to JSON-convertible
+    /// values, or an array of pairs such as `[("plan", "pro")]`.
+    pub fn traits<K: Into<String>, V: Into<Value>>(
+        mut self,
+        traits: impl IntoIterator<Item = (K, V)>,
+    ) -> Self {
+        collect_traits(&mut self.traits, traits);
         self
     }
 
@@ -313,9 +337,14 @@ impl IdentifyBuilder {
         self
     }
 
-    /// Replaces all traits of the user.
-    pub fn traits(mut self, traits: Traits) -> Self {
-        self.traits = Some(traits);
+    /// Adds traits of the user: a [`Traits`] map, any map of names to
+    /// JSON-convertible values, or an array of pairs such as
+    /// `[("role", "admin")]`.
+    pub fn traits<K: Into<String>, V: Into<Value>>(
+        mut self,
+        traits: impl IntoIterator<Item = (K, V)>,
+    ) -> Self {
+        collect_traits(&mut self.traits, traits);
         self
     }
 
@@ -371,6 +400,10 @@ pub struct TrackBody {
     traits: Option<Traits>,
     #[serde(skip_serializing_if = "Option::is_none")]
     quantity: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    lease_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reservation_id: Option<String>,
 }
 
 impl TrackBody {
@@ -382,6 +415,8 @@ impl TrackBody {
             user: None,
             traits: None,
             quantity: None,
+            lease_id: None,
+            reservation_id: None,
         }
     }
 
@@ -409,6 +444,16 @@ impl TrackBody {
     pub fn quantity(&self) -> Option<i64> {
         self.quantity
     }
+
+    /// The credit lease this event redeems against, if set.
+    pub fn lease_id(&self) -> Option<&str> {
+        self.lease_id.as_deref()
+    }
+
+    /// The credit reservation this event settles, if set.
+    pub fn reservation_id(&self) -> Option<&str> {
+        self.reservation_id.as_deref()
+    }
 }
 
 /// Builds a [`TrackBody`]; validation happens in [`build`](Self::build).
@@ -419,6 +464,8 @@ pub struct TrackBuilder {
     user: Option<Keys>,
     traits: Option<Traits>,
     quantity: Option<i64>,
+    lease_id: Option<String>,
+    reservation_id: Option<String>,
 }
 
 impl TrackBuilder {
@@ -464,9 +511,13 @@ impl TrackBuilder {
         self
     }
 
-    /// Replaces all traits.
-    pub fn traits(mut self, traits: Traits) -> Self {
-        self.traits = Some(traits);
+    /// Adds traits: a [`Traits`] map, any map of names to JSON-convertible
+    /// values, or an array of pairs such as `[("plan", "pro")]`.
+    pub fn traits<K: Into<String>, V: Into<Value>>(
+        mut self,
+        traits: impl IntoIterator<Item = (K, V)>,
+    ) -> Self {
+        collect_traits(&mut self.traits, traits);
         self
     }
 
@@ -476,9 +527,26 @@ impl TrackBuilder {
         self
     }
 
+    /// Redeems the event against a credit lease (`lease_id`).
+    pub fn lease_id(mut self, lease_id: impl Into<String>) -> Self {
+        self.lease_id = Some(lease_id.into());
+        self
+    }
+
+    /// Settles a credit reservation made by a check-and-reserve call
+    /// (`reservation_id`). Pair it with the idempotency key
+    /// `lease-reservation:<reservation id>` (see
+    /// [`EventOptions::idempotency_key`](super::EventOptions::idempotency_key))
+    /// so a settlement is counted once.
+    pub fn reservation_id(mut self, reservation_id: impl Into<String>) -> Self {
+        self.reservation_id = Some(reservation_id.into());
+        self
+    }
+
     /// Validates: a non-empty event name of at most [`MAX_NAME_LEN`]
     /// characters; company and user key sets, when given, are non-empty,
-    /// hold at most [`MAX_KEYS`] keys and no empty key names.
+    /// hold at most [`MAX_KEYS`] keys and no empty key names; lease and
+    /// reservation ids, when given, are 1 to [`MAX_NAME_LEN`] characters.
     pub fn build(self) -> Result<TrackBody, EventError> {
         check_len("event", &self.event, MAX_NAME_LEN)?;
         if let Some(keys) = &self.company {
@@ -487,12 +555,16 @@ impl TrackBuilder {
         if let Some(keys) = &self.user {
             check_keys("user", keys)?;
         }
+        check_optional_id("lease_id", self.lease_id.as_deref())?;
+        check_optional_id("reservation_id", self.reservation_id.as_deref())?;
         Ok(TrackBody {
             event: self.event,
             company: self.company,
             user: self.user,
             traits: self.traits,
             quantity: self.quantity,
+            lease_id: self.lease_id,
+            reservation_id: self.reservation_id,
         })
     }
 }
@@ -709,6 +781,363 @@ impl FlagCheckBuilder {
     }
 }
 
+/// The body of an `inference` event: the usage of one (or several) AI
+/// model requests, for usage-based billing of tokens or cost.
+///
+/// The provider and the model that answered are given up front; the company
+/// and both token counts are required too, and [`build`](InferenceBuilder::build)
+/// says which one is missing.
+///
+/// ```
+/// use flagwire_core::events::InferenceBody;
+///
+/// let body = InferenceBody::builder("anthropic", "claude-sonnet-4")
+///     .company([("id", "acme")])
+///     .input_tokens(1_200)
+///     .output_tokens(350)
+///     .cost("0.0123")
+///     .build()?;
+/// assert_eq!(body.output_tokens(), 350);
+///
+/// // Both token counts are required.
+/// assert!(InferenceBody::builder("openai", "gpt-4o").company([("id", "acme")]).input_tokens(5).build().is_err());
+/// # Ok::<(), flagwire_core::events::EventError>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct InferenceBody {
+    company: Keys,
+    provider: String,
+    response_model: String,
+    input_tokens: i64,
+    output_tokens: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user: Option<Keys>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    request_model: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cached_input_tokens: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cache_creation_input_tokens: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reasoning_tokens: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cost: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    currency: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    operation: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    requests: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    event: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    lease_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reservation_id: Option<String>,
+}
+
+impl InferenceBody {
+    /// Starts an inference body: the provider (e.g. `"anthropic"`) and the
+    /// model that served the response.
+    pub fn builder(
+        provider: impl Into<String>,
+        response_model: impl Into<String>,
+    ) -> InferenceBuilder {
+        InferenceBuilder {
+            company: None,
+            input_tokens: None,
+            output_tokens: None,
+            body: InferenceBody {
+                company: Keys::new(),
+                provider: provider.into(),
+                response_model: response_model.into(),
+                input_tokens: 0,
+                output_tokens: 0,
+                user: None,
+                request_model: None,
+                cached_input_tokens: None,
+                cache_creation_input_tokens: None,
+                reasoning_tokens: None,
+                cost: None,
+                currency: None,
+                operation: None,
+                requests: None,
+                event: None,
+                lease_id: None,
+                reservation_id: None,
+            },
+        }
+    }
+
+    /// The company's keys.
+    pub fn company(&self) -> &Keys {
+        &self.company
+    }
+
+    /// The inference provider.
+    pub fn provider(&self) -> &str {
+        &self.provider
+    }
+
+    /// The model that served the response.
+    pub fn response_model(&self) -> &str {
+        &self.response_model
+    }
+
+    /// Input tokens.
+    pub fn input_tokens(&self) -> i64 {
+        self.input_tokens
+    }
+
+    /// Output tokens.
+    pub fn output_tokens(&self) -> i64 {
+        self.output_tokens
+    }
+
+    /// The user's keys, if set.
+    pub fn user(&self) -> Option<&Keys> {
+        self.user.as_ref()
+    }
+
+    /// The model that was requested, if set.
+    pub fn request_model(&self) -> Option<&str> {
+        self.request_model.as_deref()
+    }
+
+    /// Input tokens served from a cache, if set.
+    pub fn cached_input_tokens(&self) -> Option<i64> {
+        self.cached_input_tokens
+    }
+
+    /// Input tokens written to a cache, if set.
+    pub fn cache_creation_input_tokens(&self) -> Option<i64> {
+        self.cache_creation_input_tokens
+    }
+
+    /// Reasoning tokens, if set.
+    pub fn reasoning_tokens(&self) -> Option<i64> {
+        self.reasoning_tokens
+    }
+
+    /// The cost as a decimal string, if set.
+    pub fn cost(&self) -> Option<&str> {
+        self.cost.as_deref()
+    }
+
+    /// The ISO 4217 currency of the cost, if set.
+    pub fn currency(&self) -> Option<&str> {
+        self.currency.as_deref()
+    }
+
+    /// The operation (the platform assumes `chat`), if set.
+    pub fn operation(&self) -> Option<&str> {
+        self.operation.as_deref()
+    }
+
+    /// How many requests the event stands for (the platform assumes 1), if set.
+    pub fn requests(&self) -> Option<i64> {
+        self.requests
+    }
+
+    /// The track event fanned out for usage-based billing, if set.
+    pub fn event(&self) -> Option<&str> {
+        self.event.as_deref()
+    }
+
+    /// The credit lease the usage redeems against, if set.
+    pub fn lease_id(&self) -> Option<&str> {
+        self.lease_id.as_deref()
+    }
+
+    /// The credit reservation the usage settles, if set.
+    pub fn reservation_id(&self) -> Option<&str> {
+        self.reservation_id.as_deref()
+    }
+}
+
+/// Builds an [`InferenceBody`]; validation happens in
+/// [`build`](Self::build).
+#[derive(Debug, Clone)]
+pub struct InferenceBuilder {
+    company: Option<Keys>,
+    input_tokens: Option<i64>,
+    output_tokens: Option<i64>,
+    body: InferenceBody,
+}
+
+impl InferenceBuilder {
+    /// Adds keys of the company the usage belongs to (required).
+    pub fn company<K: Into<String>, V: Into<String>>(
+        mut self,
+        keys: impl IntoIterator<Item = (K, V)>,
+    ) -> Self {
+        collect_keys(self.company.get_or_insert_with(Keys::new), keys);
+        self
+    }
+
+    /// Adds keys of the user the usage belongs to.
+    pub fn user<K: Into<String>, V: Into<String>>(
+        mut self,
+        keys: impl IntoIterator<Item = (K, V)>,
+    ) -> Self {
+        collect_keys(self.body.user.get_or_insert_with(Keys::new), keys);
+        self
+    }
+
+    /// Sets the input tokens (required).
+    pub fn input_tokens(mut self, tokens: i64) -> Self {
+        self.input_tokens = Some(tokens);
+        self
+    }
+
+    /// Sets the output tokens (required).
+    pub fn output_tokens(mut self, tokens: i64) -> Self {
+        self.output_tokens = Some(tokens);
+        self
+    }
+
+    /// Sets the model that was requested (when it differs from the one that
+    /// answered).
+    pub fn request_model(mut self, model: impl Into<String>) -> Self {
+        self.body.request_model = Some(model.into());
+        self
+    }
+
+    /// Sets the input tokens served from a cache.
+    pub fn cached_input_tokens(mut self, tokens: i64) -> Self {
+        self.body.cached_input_tokens = Some(tokens);
+        self
+    }
+
+    /// Sets the input tokens written to a cache.
+    pub fn cache_creation_input_tokens(mut self, tokens: i64) -> Self {
+        self.body.cache_creation_input_tokens = Some(tokens);
+        self
+    }
+
+    /// Sets the reasoning tokens.
+    pub fn reasoning_tokens(mut self, tokens: i64) -> Self {
+        self.body.reasoning_tokens = Some(tokens);
+        self
+    }
+
+    /// Sets the cost as a decimal string such as `"0.0123"` (without it the
+    /// platform derives the cost from the model's pricing).
+    pub fn cost(mut self, cost: impl Into<String>) -> Self {
+        self.body.cost = Some(cost.into());
+        self
+    }
+
+    /// Sets the ISO 4217 currency of the cost (the platform assumes `usd`).
+    pub fn currency(mut self, currency: impl Into<String>) -> Self {
+        self.body.currency = Some(currency.into());
+        self
+    }
+
+    /// Sets the operation (the platform assumes `chat`).
+    pub fn operation(mut self, operation: impl Into<String>) -> Self {
+        self.body.operation = Some(operation.into());
+        self
+    }
+
+    /// Sets how many requests the event stands for (the platform assumes 1).
+    pub fn requests(mut self, requests: i64) -> Self {
+        self.body.requests = Some(requests);
+        self
+    }
+
+    /// Names a track event to fan out for usage-based billing.
+    pub fn event(mut self, event: impl Into<String>) -> Self {
+        self.body.event = Some(event.into());
+        self
+    }
+
+    /// Redeems the usage against a credit lease.
+    pub fn lease_id(mut self, lease_id: impl Into<String>) -> Self {
+        self.body.lease_id = Some(lease_id.into());
+        self
+    }
+
+    /// Settles a credit reservation.
+    pub fn reservation_id(mut self, reservation_id: impl Into<String>) -> Self {
+        self.body.reservation_id = Some(reservation_id.into());
+        self
+    }
+
+    /// Validates: the company (1 to [`MAX_KEYS`] keys) and both token counts
+    /// are set; provider and models are 1 to [`MAX_NAME_LEN`] characters;
+    /// token and request counts are not negative; the cost is a plain
+    /// decimal number (`"12"`, `"0.0123"`) and the currency three ASCII
+    /// letters.
+    pub fn build(self) -> Result<InferenceBody, EventError> {
+        let mut b = self.body;
+        b.company = self
+            .company
+            .ok_or(EventError::Missing { field: "company" })?;
+        b.input_tokens = self.input_tokens.ok_or(EventError::Missing {
+            field: "input_tokens",
+        })?;
+        b.output_tokens = self.output_tokens.ok_or(EventError::Missing {
+            field: "output_tokens",
+        })?;
+        check_keys("company", &b.company)?;
+        if let Some(keys) = &b.user {
+            check_keys("user", keys)?;
+        }
+        check_len("provider", &b.provider, MAX_NAME_LEN)?;
+        check_len("response_model", &b.response_model, MAX_NAME_LEN)?;
+        for field in [
+            ("request_model", b.request_model.as_deref()),
+            ("operation", b.operation.as_deref()),
+            ("event", b.event.as_deref()),
+            ("lease_id", b.lease_id.as_deref()),
+            ("reservation_id", b.reservation_id.as_deref()),
+        ] {
+            check_optional_id(field.0, field.1)?;
+        }
+        let counts = [
+            Some(b.input_tokens),
+            Some(b.output_tokens),
+            b.cached_input_tokens,
+            b.cache_creation_input_tokens,
+            b.reasoning_tokens,
+            b.requests,
+        ];
+        if counts.into_iter().flatten().any(|n| n < 0) {
+            return Err(EventError::InvalidBody {
+                reason: "token and request counts must not be negative",
+            });
+        }
+        if let Some(cost) = &b.cost
+            && !is_decimal(cost)
+        {
+            return Err(EventError::InvalidBody {
+                reason: "`cost` must be a decimal number such as \"0.0123\"",
+            });
+        }
+        if let Some(currency) = &b.currency
+            && !(currency.len() == 3 && currency.bytes().all(|c| c.is_ascii_alphabetic()))
+        {
+            return Err(EventError::InvalidBody {
+                reason: "`currency` must be a three-letter ISO 4217 code",
+            });
+        }
+        Ok(b)
+    }
+}
+
+/// `12`, `0.5`, `-3.25`: an optional minus, digits, optionally a point
+/// followed by digits.
+fn is_decimal(s: &str) -> bool {
+    let digits = s.strip_prefix('-').unwrap_or(s);
+    let (int, frac) = match digits.split_once('.') {
+        Some((i, f)) => (i, Some(f)),
+        None => (digits, None),
+    };
+    let all_digits = |p: &str| !p.is_empty() && p.bytes().all(|c| c.is_ascii_digit());
+    all_digits(int) && frac.is_none_or(all_digits)
+}
+
 /// The body of an event, tied to its [`EventType`].
 ///
 /// Typed variants cannot disagree with the envelope's `type`; kinds without
@@ -727,6 +1156,8 @@ pub enum EventBody {
     Track(TrackBody),
     /// A flag-check event.
     FlagCheck(Box<FlagCheckBody>),
+    /// An inference event.
+    Inference(Box<InferenceBody>),
     /// Another kind with a raw JSON body.
     Other {
         /// The wire name of the kind; not one of the typed kinds.
@@ -737,7 +1168,8 @@ pub enum EventBody {
 }
 
 impl EventBody {
-    /// A body of a kind without a typed variant, e.g. `inference`.
+    /// A body of a kind without a typed variant (a kind the platform added
+    /// after this version).
     ///
     /// The type must be non-empty and must not name one of the typed kinds
     /// (use their builders), and the body must be a JSON object.
@@ -763,6 +1195,7 @@ impl EventBody {
             Self::Identify(_) => EventType::Identify,
             Self::Track(_) => EventType::Track,
             Self::FlagCheck(_) => EventType::FlagCheck,
+            Self::Inference(_) => EventType::Inference,
             Self::Other { event_type, .. } => EventType::from_wire(event_type),
         }
     }
@@ -773,6 +1206,7 @@ impl EventBody {
             Self::Identify(_) => "identify",
             Self::Track(_) => "track",
             Self::FlagCheck(_) => "flag_check",
+            Self::Inference(_) => "inference",
             Self::Other { event_type, .. } => event_type,
         }
     }
@@ -784,6 +1218,7 @@ impl Serialize for EventBody {
             Self::Identify(b) => b.serialize(serializer),
             Self::Track(b) => b.serialize(serializer),
             Self::FlagCheck(b) => b.serialize(serializer),
+            Self::Inference(b) => b.serialize(serializer),
             Self::Other { body, .. } => body.serialize(serializer),
         }
     }
@@ -804,6 +1239,12 @@ impl From<TrackBody> for EventBody {
 impl From<FlagCheckBody> for EventBody {
     fn from(b: FlagCheckBody) -> Self {
         Self::FlagCheck(Box::new(b))
+    }
+}
+
+impl From<InferenceBody> for EventBody {
+    fn from(b: InferenceBody) -> Self {
+        Self::Inference(Box::new(b))
     }
 }
 
@@ -894,16 +1335,102 @@ mod tests {
 
     #[test]
     fn other_bodies_must_be_objects_of_untyped_kinds() {
-        assert!(EventBody::other("inference", serde_json::json!({"a": 1})).is_ok());
+        assert!(EventBody::other("session", serde_json::json!({"a": 1})).is_ok());
         assert!(EventBody::other("track", serde_json::json!({})).is_err());
-        assert!(EventBody::other("inference", serde_json::json!([1])).is_err());
+        assert!(EventBody::other("inference", serde_json::json!({})).is_err());
+        assert!(EventBody::other("session", serde_json::json!([1])).is_err());
         assert!(EventBody::other("", serde_json::json!({})).is_err());
     }
 
     #[test]
     fn event_type_round_trips_wire_names() {
-        for name in ["identify", "track", "flag_check", "inference"] {
+        for name in ["identify", "track", "flag_check", "inference", "session"] {
             assert_eq!(EventType::from_wire(name).as_str(), name);
         }
+        assert_eq!(EventType::from_wire("inference"), EventType::Inference);
+    }
+
+    #[test]
+    fn builders_take_pairs_and_maps() {
+        let company = Keys::from([("id".to_owned(), "acme".to_owned())]);
+        let body = TrackBody::builder("e")
+            .company(&company)
+            .user([("email", "a@b.c")])
+            .traits([("plan", "pro")])
+            .traits(serde_json::json!({"seats": 3}).as_object().unwrap().clone())
+            .lease_id("lease_1")
+            .reservation_id("res_1")
+            .build()
+            .unwrap();
+        assert_eq!(body.company(), Some(&company));
+        assert_eq!(body.traits().unwrap().len(), 2);
+        let json = serde_json::to_value(&body).unwrap();
+        assert_eq!(json["lease_id"], "lease_1");
+        assert_eq!(json["reservation_id"], "res_1");
+        assert!(matches!(
+            TrackBody::builder("e").lease_id("").build(),
+            Err(EventError::Empty { field: "lease_id" })
+        ));
+    }
+
+    #[test]
+    fn inference_requires_company_and_tokens_and_checks_numbers() {
+        let base = || {
+            InferenceBody::builder("anthropic", "m")
+                .company([("id", "acme")])
+                .input_tokens(10)
+                .output_tokens(2)
+        };
+        let body = base()
+            .requests(2)
+            .currency("usd")
+            .cost("12.50")
+            .build()
+            .unwrap();
+        let json = serde_json::to_value(&body).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"company": {"id": "acme"}, "provider": "anthropic",
+                "response_model": "m", "input_tokens": 10, "output_tokens": 2,
+                "cost": "12.50", "currency": "usd", "requests": 2})
+        );
+        let missing = |b: InferenceBuilder| match b.build() {
+            Err(EventError::Missing { field }) => field,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            missing(
+                InferenceBody::builder("p", "m")
+                    .input_tokens(1)
+                    .output_tokens(1)
+            ),
+            "company"
+        );
+        assert_eq!(
+            missing(
+                InferenceBody::builder("p", "m")
+                    .company([("id", "a")])
+                    .output_tokens(1)
+            ),
+            "input_tokens"
+        );
+        for bad in ["", "1.", ".5", "1e3", "one", "--1"] {
+            assert!(base().cost(bad).build().is_err(), "{bad}");
+        }
+        for good in ["0", "-1", "0.0123", "12"] {
+            assert!(base().cost(good).build().is_ok(), "{good}");
+        }
+        assert!(base().currency("us").build().is_err());
+        assert!(base().reasoning_tokens(-1).build().is_err());
+        assert!(
+            InferenceBody::builder("", "m")
+                .company([("id", "a")])
+                .input_tokens(1)
+                .output_tokens(1)
+                .build()
+                .is_err()
+        );
+        let event: EventBody = body.into();
+        assert_eq!(event.event_type(), EventType::Inference);
     }
 }

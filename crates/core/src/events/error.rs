@@ -25,6 +25,11 @@ pub enum EventError {
         /// The largest accepted length in characters.
         max: usize,
     },
+    /// A required field was not set.
+    Missing {
+        /// The field, e.g. `"input_tokens"`.
+        field: &'static str,
+    },
     /// An entity (user or company) was given without any identifying key.
     MissingKeys {
         /// `"user"` or `"company"`.
@@ -79,6 +84,7 @@ impl fmt::Display for EventError {
                     "`{field}` is {len} characters long; at most {max} are accepted"
                 )
             }
+            Self::Missing { field } => write!(f, "`{field}` is required"),
             Self::MissingKeys { entity } => {
                 write!(f, "the {entity} needs at least one identifying key")
             }

@@ -4,13 +4,17 @@
 //! An event is built in three steps:
 //!
 //! 1. a typed body from its builder ([`IdentifyBody`], [`TrackBody`],
-//!    [`FlagCheckBody`]), which validates the input and reports problems as
-//!    an [`EventError`];
+//!    [`FlagCheckBody`], [`InferenceBody`]), which validates the input and
+//!    reports problems as an [`EventError`];
 //! 2. an [`EventEnvelope`] around it, which adds the API key, the event
 //!    `type`, `sent_at` (the time of creation) and an idempotency key that
-//!    stays with the event through every retry;
+//!    stays with the event through every retry; [`EventOptions`] override
+//!    the key and the time, or mark a backfill;
 //! 3. a [`BatchEncoder`] that writes up to [`MAX_BATCH_EVENTS`] envelopes
 //!    as the body of `POST {capture}/batch` (see [`capture_batch_url`]).
+//!    Queues keep events as compact keyless JSON
+//!    ([`EventEnvelope::write_keyless_json`]) and splice the key back in
+//!    when they send ([`encode_keyless_batch`]).
 //!
 //! ```
 //! use flagwire_core::events::{
@@ -42,14 +46,14 @@ mod key;
 
 pub use batch::{
     BATCH_PATH, BatchEncoder, DEFAULT_CAPTURE_BASE_URL, MAX_BATCH_EVENTS, capture_batch_url,
-    encode_batch_into,
+    encode_batch_into, encode_keyless_batch,
 };
 pub use body::{
     CompanyIdentity, CompanyIdentityBuilder, EventBody, EventType, FlagCheckBody, FlagCheckBuilder,
-    IdentifyBody, IdentifyBuilder, Keys, MAX_COMPANY_NAME_LEN, MAX_KEYS, MAX_NAME_LEN,
-    MAX_USER_NAME_LEN, TrackBody, TrackBuilder, Traits,
+    IdentifyBody, IdentifyBuilder, InferenceBody, InferenceBuilder, Keys, MAX_COMPANY_NAME_LEN,
+    MAX_KEYS, MAX_NAME_LEN, MAX_USER_NAME_LEN, TrackBody, TrackBuilder, Traits,
 };
-pub use envelope::{EventEnvelope, WithoutApiKey};
+pub use envelope::{EventEnvelope, EventOptions, WithoutApiKey};
 pub(crate) use envelope::{rfc3339, rfc3339_utc};
 pub use error::EventError;
 pub use key::{ApiKey, IdempotencyKey, MAX_IDEMPOTENCY_KEY_LEN};

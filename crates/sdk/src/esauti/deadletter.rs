@@ -2,19 +2,17 @@
 //! Lines file [`JsonlDeadLetters`], and the file side of
 //! [`Events::replay`](super::Events::replay).
 
-use std::collections::HashMap;
 use std::fmt;
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
+use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 
 use flagwire_core::esauti::EventEnvelope;
 use flagwire_core::events::IdempotencyKey;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
+
+use crate::events::{InvalidLine, JsonlFile, ReplayFile};
 
 /// How the delivery of an event failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -27,6 +25,10 @@ pub enum FailureKind {
     /// No answer and no retry: TLS failure, overall deadline, a connection error with retries
     /// turned off, a signing failure.
     Transport,
+    /// The caller gave up on the send (its future was dropped, e.g. by its own timeout)
+    /// before an answer came. The server may or may not have received the event; a replay
+    /// sends it with the same idempotency key, so it is recorded once either way.
+    Cancelled,
 }
 
 impl FailureKind {
@@ -36,6 +38,7 @@ impl FailureKind {
             FailureKind::Rejected => "rejected",
             FailureKind::RetriesExhausted => "retries_exhausted",
             FailureKind::Transport => "transport",
+            FailureKind::Cancelled => "cancelled",
         }
     }
 
@@ -44,6 +47,7 @@ impl FailureKind {
             "rejected" => FailureKind::Rejected,
             "retries_exhausted" => FailureKind::RetriesExhausted,
             "transport" => FailureKind::Transport,
+            "cancelled" => FailureKind::Cancelled,
             _ => return None,
         })
     }
@@ -184,8 +188,12 @@ fn parse_key(text: &str) -> Result<IdempotencyKey, flagwire_core::events::EventE
 }
 
 /// Receives events that could not be delivered. Called on the task that sent the event,
-/// right before the error is returned; it may block briefly (file I/O) but should not take
-/// long. An error it returns is logged; the caller still gets the delivery error.
+/// right before the error is returned (or, for a send the caller abandoned, where its future
+/// is dropped); it may block briefly (file I/O) but should not take long. An error it returns
+/// reaches the caller with the delivery error ([`Error::NotDeadLettered`]); for an abandoned
+/// send, which has no caller left, it is logged.
+///
+/// [`Error::NotDeadLettered`]: crate::Error::NotDeadLettered
 ///
 /// Closures are sinks:
 ///
@@ -226,28 +234,31 @@ where
 ///
 /// The envelope is kept whole (it is what gets replayed), so the file holds the events'
 /// personal data; it never holds credentials or signatures. An event is dead-lettered once,
-/// after the last attempt of [`Events::send`](super::Events::send) failed; invalid events are
-/// refused before any I/O and never get here.
+/// after the last attempt of [`Events::send`](super::Events::send) failed (or when the caller
+/// abandoned the send); invalid events are refused before any I/O and never get here.
 ///
 /// Each letter is one `write` of a whole line to a file opened in append mode, under a lock
 /// shared with [`Events::replay`](super::Events::replay) of the same path in this process, so
-/// a replay that rewrites the file never loses a letter written meanwhile. Parent directories
-/// are created on the first write.
+/// a replay that rewrites the file never loses a letter written meanwhile. A line cut short
+/// by a crash is ended before the next letter is appended, so it can never swallow it; a
+/// replay reports it as an invalid line. Parent directories are created on the first write.
 #[derive(Debug, Clone)]
 pub struct JsonlDeadLetters {
-    path: PathBuf,
+    file: JsonlFile,
 }
 
 impl JsonlDeadLetters {
     /// A sink writing to `path` (opened on each write, so the file can be rotated or replayed
     /// while the client runs).
     pub fn new(path: impl Into<PathBuf>) -> Self {
-        JsonlDeadLetters { path: path.into() }
+        JsonlDeadLetters {
+            file: JsonlFile::new(path.into()),
+        }
     }
 
     /// The file's path.
     pub fn path(&self) -> &Path {
-        &self.path
+        self.file.path()
     }
 }
 
@@ -255,57 +266,7 @@ impl DeadLetterSink for JsonlDeadLetters {
     fn dead_letter(&self, letter: &DeadLetter) -> io::Result<()> {
         let mut line = letter.to_json_line()?;
         line.push('\n');
-        // The directory first: the lock is keyed by the resolved directory.
-        if let Some(dir) = self.path.parent()
-            && !dir.as_os_str().is_empty()
-        {
-            fs::create_dir_all(dir)?;
-        }
-        let state = PathState::of(&self.path);
-        let _guard = state.lock();
-        let mut file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.path)?;
-        file.write_all(line.as_bytes())?;
-        file.flush()
-    }
-}
-
-/// Per-path coordination inside this process between sinks and replays.
-#[derive(Default)]
-struct PathState {
-    write: Mutex<()>,
-    replaying: AtomicBool,
-}
-
-impl PathState {
-    fn of(path: &Path) -> Arc<PathState> {
-        static STATES: OnceLock<Mutex<HashMap<PathBuf, Arc<PathState>>>> = OnceLock::new();
-        // One spelling per file: the directory resolved when it exists.
-        let resolved = match (path.parent(), path.file_name()) {
-            (Some(dir), Some(name)) => {
-                let dir = if dir.as_os_str().is_empty() {
-                    Path::new(".")
-                } else {
-                    dir
-                };
-                dir.canonicalize().ok().map(|d| d.join(name))
-            }
-            _ => None,
-        };
-        let key = resolved
-            .or_else(|| std::path::absolute(path).ok())
-            .unwrap_or_else(|| path.to_path_buf());
-        let mut states = STATES
-            .get_or_init(Default::default)
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        states.entry(key).or_default().clone()
-    }
-
-    fn lock(&self) -> MutexGuard<'_, ()> {
-        self.write.lock().unwrap_or_else(PoisonError::into_inner)
+        self.file.append(line.as_bytes())
     }
 }
 
@@ -315,132 +276,42 @@ pub(crate) enum Entry {
     /// tried).
     Letter(Box<DeadLetter>, String),
     /// A line that is not a valid letter; kept as it is.
-    Invalid(String),
+    Invalid(InvalidLine, String),
 }
 
-/// A dead-letter file being replayed. Only one replay of a path runs at a time in a process;
-/// dropping the value ends it.
-pub(crate) struct ReplayFile {
-    path: PathBuf,
-    state: Arc<PathState>,
-    /// Bytes read; letters appended after that are carried over by [`finish`](Self::finish).
-    read_len: u64,
-}
-
-impl Drop for ReplayFile {
-    fn drop(&mut self) {
-        self.state.replaying.store(false, Ordering::Release);
-    }
-}
-
-impl ReplayFile {
-    /// Starts a replay of `path` and reads its lines; `Ok(None)` when the file does not
-    /// exist.
-    pub(crate) fn open(path: &Path) -> io::Result<Option<(ReplayFile, Vec<Entry>)>> {
-        let state = PathState::of(path);
-        if state.replaying.swap(true, Ordering::AcqRel) {
-            return Err(io::Error::other(format!(
-                "a replay of {} is already running",
-                path.display()
-            )));
-        }
-        let mut replay = ReplayFile {
-            path: path.to_path_buf(),
-            state,
-            read_len: 0,
-        };
-        let file = {
-            let _guard = replay.state.lock();
-            match File::open(path) {
-                Ok(f) => f,
-                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-                Err(e) => return Err(e),
-            }
-        };
-        let mut reader = BufReader::new(file);
-        let mut entries = Vec::new();
-        let mut line = String::new();
-        loop {
-            line.clear();
-            let n = reader.read_line(&mut line)?;
-            if n == 0 {
-                break;
-            }
-            if !line.ends_with('\n') {
-                // A line still being written: leave it to the tail copied by `finish`.
-                break;
-            }
-            replay.read_len += n as u64;
-            let text = line.trim_end_matches(['\n', '\r']);
-            if text.trim().is_empty() {
-                continue;
-            }
-            entries.push(match DeadLetter::from_json_line(text) {
-                Ok(letter) => Entry::Letter(Box::new(letter), text.to_owned()),
-                Err(_) => Entry::Invalid(text.to_owned()),
-            });
-        }
-        Ok(Some((replay, entries)))
-    }
-
-    /// Atomically replaces the file with `keep` (one line each) followed by whatever was
-    /// appended since it was read. Returns the number of appended lines carried over.
-    pub(crate) fn finish(self, keep: &[String]) -> io::Result<usize> {
-        let _guard = self.state.lock();
-        let mut tail = Vec::new();
-        match File::open(&self.path) {
-            Ok(mut f) => {
-                f.seek(SeekFrom::Start(self.read_len))?;
-                f.read_to_end(&mut tail)?;
-            }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e),
-        }
-        let appended = tail.iter().filter(|b| **b == b'\n').count();
-        let tmp = temp_path(&self.path);
-        let written = (|| {
-            let mut out = File::create(&tmp)?;
-            for line in keep {
-                out.write_all(line.as_bytes())?;
-                out.write_all(b"\n")?;
-            }
-            out.write_all(&tail)?;
-            out.sync_all()
-        })();
-        if let Err(e) = written {
-            let _ = fs::remove_file(&tmp);
-            return Err(e);
-        }
-        fs::rename(&tmp, &self.path).inspect_err(|_| {
-            let _ = fs::remove_file(&tmp);
-        })?;
-        // Make the rename itself durable (best effort: not every platform can open a
-        // directory).
-        if let Some(dir) = self.path.parent()
-            && let Ok(dir) = File::open(if dir.as_os_str().is_empty() {
-                Path::new(".")
+/// Starts a replay of `path` and reads its entries; `Ok(None)` when the file does not exist.
+pub(crate) fn open_replay(path: &Path) -> io::Result<Option<(ReplayFile, Vec<Entry>)>> {
+    let Some((file, lines)) = ReplayFile::open(path)? else {
+        return Ok(None);
+    };
+    let entries = lines
+        .into_iter()
+        .map(|line| {
+            let parsed = if line.complete {
+                DeadLetter::from_json_line(&line.text).map_err(|e| e.to_string())
             } else {
-                dir
-            })
-        {
-            let _ = dir.sync_all();
-        }
-        Ok(appended)
-    }
-}
-
-fn temp_path(path: &Path) -> PathBuf {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "deadletter".to_owned());
-    path.with_file_name(format!(".{name}.replay-{}", std::process::id()))
+                Err("incomplete last line (a write cut short by a crash)".to_owned())
+            };
+            match parsed {
+                Ok(letter) => Entry::Letter(Box::new(letter), line.text),
+                Err(reason) => Entry::Invalid(
+                    InvalidLine {
+                        line: line.number,
+                        reason,
+                    },
+                    line.text,
+                ),
+            }
+        })
+        .collect();
+    Ok(Some((file, entries)))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use flagwire_core::esauti::EventType;
+    use std::fs;
 
     pub(crate) fn letter(value: i64) -> DeadLetter {
         let envelope = EventEnvelope::builder(EventType::OrderCreated)
@@ -508,7 +379,7 @@ mod tests {
     }
 
     #[test]
-    fn file_sink_appends_and_replay_file_rewrites_keeping_the_tail() {
+    fn file_sink_appends_and_replay_keeps_the_tail_and_reports_bad_lines() {
         let dir = temp_dir("sink");
         let path = dir.join("nested").join("events.jsonl");
         let sink = JsonlDeadLetters::new(&path);
@@ -521,14 +392,16 @@ mod tests {
         )
         .unwrap();
 
-        let (replay, entries) = ReplayFile::open(&path).unwrap().unwrap();
+        let (replay, entries) = open_replay(&path).unwrap().unwrap();
         assert_eq!(entries.len(), 3);
         assert!(
             matches!(&entries[0], Entry::Letter(l, t) if **l == a && *t == a.to_json_line().unwrap())
         );
-        assert!(matches!(&entries[2], Entry::Invalid(t) if t == "garbage line"));
+        assert!(
+            matches!(&entries[2], Entry::Invalid(bad, t) if t == "garbage line" && bad.line == 3 && bad.reason.contains("expected"))
+        );
         // A second replay of the same path is refused while this one runs.
-        assert!(ReplayFile::open(&path).is_err());
+        assert!(open_replay(&path).is_err());
         // Written during the replay: must survive the rewrite.
         let c = letter(3);
         sink.dead_letter(&c).unwrap();
@@ -543,14 +416,36 @@ mod tests {
         assert_eq!(DeadLetter::from_json_line(lines[2]).unwrap(), c);
         // No temporary file is left behind, and the path can be replayed again.
         assert_eq!(fs::read_dir(path.parent().unwrap()).unwrap().count(), 1);
-        assert!(ReplayFile::open(&path).unwrap().is_some());
+        assert!(open_replay(&path).unwrap().is_some());
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_torn_last_line_never_swallows_the_next_letter() {
+        let dir = temp_dir("torn");
+        let path = dir.join("events.jsonl");
+        let sink = JsonlDeadLetters::new(&path);
+        let (a, b) = (letter(1), letter(2));
+        sink.dead_letter(&a).unwrap();
+        // A crash in the middle of writing the next line.
+        let half = &b.to_json_line().unwrap()[..40];
+        let mut f = fs::OpenOptions::new().append(true).open(&path).unwrap();
+        std::io::Write::write_all(&mut f, half.as_bytes()).unwrap();
+        drop(f);
+        let c = letter(3);
+        sink.dead_letter(&c).unwrap();
+        let (_replay, entries) = open_replay(&path).unwrap().unwrap();
+        assert_eq!(entries.len(), 3);
+        assert!(matches!(&entries[0], Entry::Letter(l, _) if **l == a));
+        assert!(matches!(&entries[1], Entry::Invalid(bad, t) if bad.line == 2 && t == half));
+        assert!(matches!(&entries[2], Entry::Letter(l, _) if **l == c));
         fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]
     fn missing_file_is_nothing_to_replay() {
         let dir = temp_dir("missing");
-        assert!(ReplayFile::open(&dir.join("none.jsonl")).unwrap().is_none());
+        assert!(open_replay(&dir.join("none.jsonl")).unwrap().is_none());
         fs::remove_dir_all(dir).unwrap();
     }
 }

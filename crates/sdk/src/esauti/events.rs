@@ -15,9 +15,10 @@ use time::OffsetDateTime;
 use tower::{Layer, Service, ServiceExt};
 
 use super::client::{Client, api_error};
-use super::deadletter::{DeadLetter, Entry, FailureKind, ReplayFile};
+use super::deadletter::{DeadLetter, Entry, FailureKind, open_replay};
 use super::receipt::Receipt;
 use crate::error::Error;
+use crate::events::InvalidLine;
 
 /// `Idempotency-Key`.
 pub const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
@@ -125,7 +126,7 @@ impl SendOptions {
 }
 
 /// What [`Events::replay`] did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ReplayReport {
     /// Letters read from the file.
@@ -141,6 +142,9 @@ pub struct ReplayReport {
     pub skipped: usize,
     /// Lines that were not valid letters; they stay in the file untouched.
     pub invalid: usize,
+    /// Why each of those lines is invalid (with its line number), including a last line cut
+    /// short by a crash.
+    pub invalid_lines: Vec<InvalidLine>,
     /// Lines the file holds after the replay (failed + skipped + invalid + letters written
     /// while the replay ran).
     pub remaining: usize,
@@ -166,7 +170,14 @@ struct Failure {
 /// 3. the transport sends up to `max_retries + 1` attempts; each attempt is signed afresh
 ///    (new `X-eSauti-Timestamp`, new signature) and carries the same key and body;
 /// 4. a `2xx` becomes a [`Receipt`]; anything else is an error, after the event went to the
-///    dead-letter sink with its key.
+///    dead-letter sink with its key. If the sink cannot take it, the error is
+///    [`Error::NotDeadLettered`], carrying both causes.
+///
+/// A send the caller abandons (its future dropped, e.g. by a `tokio::time::timeout`) before
+/// an answer came is dead-lettered too, as [`FailureKind::Cancelled`], where the future is
+/// dropped: the server may have received the event, and a replay with the same idempotency
+/// key is recorded once either way. Only a sink failure then has no caller to reach; it is
+/// logged at `error`.
 #[derive(Debug, Clone, Copy)]
 pub struct Events<'a> {
     client: &'a Client,
@@ -188,7 +199,8 @@ impl<'a> Events<'a> {
     /// Errors: [`Error::Envelope`] for an invalid event (nothing sent, nothing
     /// dead-lettered); [`Error::Api`] when the server answered non-2xx (after retries, for
     /// retryable statuses); [`Error::Transport`] when no answer came; [`Error::Config`] when
-    /// the client has no events URL.
+    /// the client has no events URL; [`Error::NotDeadLettered`] when delivery failed and the
+    /// dead-letter sink failed too.
     pub async fn send(&self, event: impl IntoEnvelope) -> Result<Receipt, Error> {
         self.send_with(event, SendOptions::default()).await
     }
@@ -209,13 +221,52 @@ impl<'a> Events<'a> {
             .take()
             .unwrap_or_else(|| IdempotencyKey::new_v7().to_string());
         let request = self.prepare(&envelope, &key, &request_id, &options)?;
-        match self.execute(request, &envelope, &key, &request_id).await {
+        let attempts = AttemptCount::default();
+        // Dead-letters the event if this future is dropped before the answer.
+        let mut pending = PendingSend {
+            events: *self,
+            envelope: Some(envelope),
+            key,
+            request_id,
+            attempts: attempts.clone(),
+            armed: options.dead_letter,
+        };
+        let outcome = match pending.envelope.as_ref() {
+            Some(envelope) => {
+                self.execute(
+                    request,
+                    envelope,
+                    &pending.key,
+                    &pending.request_id,
+                    attempts,
+                )
+                .await
+            }
+            None => return Err(Error::config("the event was lost before it was sent")),
+        };
+        pending.armed = false;
+        match outcome {
             Ok(receipt) => Ok(receipt),
             Err(failure) => {
-                if options.dead_letter {
-                    self.dead_letter(envelope, key, request_id, &failure);
+                let written = match (options.dead_letter, pending.envelope.take()) {
+                    (true, Some(envelope)) => self.dead_letter(
+                        envelope,
+                        pending.key.clone(),
+                        pending.request_id.clone(),
+                        failure.kind,
+                        &self.stored_error(&failure.error),
+                        failure.attempts,
+                        failure.last_status,
+                    ),
+                    _ => Ok(()),
+                };
+                match written {
+                    Ok(()) => Err(failure.error),
+                    Err(write_error) => Err(Error::NotDeadLettered {
+                        error: Box::new(failure.error),
+                        write_error,
+                    }),
                 }
-                Err(failure.error)
             }
         }
     }
@@ -227,12 +278,13 @@ impl<'a> Events<'a> {
     ///
     /// Letters are sent in file order, without going to the dead-letter sink again. After a
     /// failure that looks like an outage (retries exhausted, no answer) the rest are kept
-    /// without being tried. Lines that are not valid letters are kept as they are. A missing
-    /// file is nothing to replay. Letters written to the file while the replay runs (by this
-    /// process) are kept. Only one replay of a file runs at a time in a process.
+    /// without being tried. Lines that are not valid letters (including a last line cut short
+    /// by a crash) are kept as they are and listed with the reason in
+    /// [`ReplayReport::invalid_lines`]. A missing file is nothing to replay. Letters written
+    /// to the file while the replay runs (by this process) are kept. Only one replay of a file
+    /// runs at a time in a process.
     pub async fn replay(&self, path: impl AsRef<Path>) -> Result<ReplayReport, Error> {
-        let Some((file, entries)) = ReplayFile::open(path.as_ref()).map_err(Error::DeadLetter)?
-        else {
+        let Some((file, entries)) = open_replay(path.as_ref()).map_err(Error::DeadLetter)? else {
             return Ok(ReplayReport::default());
         };
         let mut report = ReplayReport::default();
@@ -240,8 +292,9 @@ impl<'a> Events<'a> {
         let mut outage = false;
         for entry in entries {
             let mut letter = match entry {
-                Entry::Invalid(line) => {
+                Entry::Invalid(bad, line) => {
                     report.invalid += 1;
+                    report.invalid_lines.push(bad);
                     keep.push(line);
                     continue;
                 }
@@ -269,6 +322,7 @@ impl<'a> Events<'a> {
                     &letter.envelope,
                     &letter.idempotency_key,
                     &request_id,
+                    AttemptCount::default(),
                 )
                 .await
             {
@@ -365,6 +419,7 @@ impl<'a> Events<'a> {
         envelope: &EventEnvelope,
         key: &IdempotencyKey,
         request_id: &str,
+        attempts: AttemptCount,
     ) -> Result<Receipt, Failure> {
         let inner = &self.client.inner;
         let Some(target) = inner.events.as_ref() else {
@@ -376,7 +431,6 @@ impl<'a> Events<'a> {
                 last_status: None,
             });
         };
-        let attempts = AttemptCount::default();
         request.extensions_mut().insert(attempts.clone());
         tracing::debug!(
             event_type = %envelope.event_type(),
@@ -453,33 +507,73 @@ impl<'a> Events<'a> {
         }
     }
 
+    /// Hands one letter to the client's sink (none configured: nothing to do).
+    #[allow(clippy::too_many_arguments)]
     fn dead_letter(
         &self,
         envelope: EventEnvelope,
         key: IdempotencyKey,
         request_id: String,
-        failure: &Failure,
-    ) {
+        kind: FailureKind,
+        error: &str,
+        attempts: u32,
+        last_status: Option<u16>,
+    ) -> std::io::Result<()> {
         let Some(sink) = &self.client.inner.dead_letter else {
-            return;
+            return Ok(());
         };
         let letter = DeadLetter {
             envelope,
             idempotency_key: key,
-            kind: failure.kind,
-            error: self.stored_error(&failure.error),
-            attempts: failure.attempts,
-            last_status: failure.last_status,
+            kind,
+            error: error.to_owned(),
+            attempts,
+            last_status,
             request_id: Some(request_id),
             dead_lettered_at: self.now(),
         };
-        if let Err(e) = sink.dead_letter(&letter) {
+        sink.dead_letter(&letter).inspect_err(|e| {
             tracing::error!(
                 error = %e,
                 idempotency_key = %letter.idempotency_key,
                 "could not dead-letter an undeliverable eSauti event"
             );
+        })
+    }
+}
+
+/// A send in progress. Dropped while armed (the caller abandoned the send), it dead-letters
+/// the event as [`FailureKind::Cancelled`].
+struct PendingSend<'a> {
+    events: Events<'a>,
+    envelope: Option<EventEnvelope>,
+    key: IdempotencyKey,
+    request_id: String,
+    attempts: AttemptCount,
+    armed: bool,
+}
+
+impl Drop for PendingSend<'_> {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
         }
+        let Some(envelope) = self.envelope.take() else {
+            return;
+        };
+        tracing::warn!(
+            idempotency_key = %self.key,
+            "an eSauti send was abandoned by its caller before an answer came; dead-lettering it"
+        );
+        let _ = self.events.dead_letter(
+            envelope,
+            self.key.clone(),
+            std::mem::take(&mut self.request_id),
+            FailureKind::Cancelled,
+            "the caller abandoned the send before an answer came; the server may have received it",
+            self.attempts.get(),
+            None,
+        );
     }
 }
 

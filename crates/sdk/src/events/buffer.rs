@@ -1,23 +1,28 @@
-//! The background event buffer.
+//! The event buffer: its settings, its handle and the state it shares with
+//! the delivery worker and the spool's commit thread.
 
-use std::collections::VecDeque;
+use std::cell::RefCell;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use flagwire_core::events::{BatchEncoder, EventEnvelope, MAX_BATCH_EVENTS};
-use time::OffsetDateTime;
+use flagwire_core::events::{ApiKey, EventEnvelope, EventError, MAX_BATCH_EVENTS};
 use tokio::sync::Notify;
-use tokio::time::{Instant, MissedTickBehavior};
+use tokio::time::Instant;
 
-use super::{
-    Batch, BatchSender, DeadLetter, DeadLetterReason, DeadLetterSink, LogDeadLetters, SendError,
-};
+use super::BatchSender;
+use super::deadletter::{DeadLetterSink, GuardedSink, StderrDeadLetters};
+use super::queue::{Queue, same_key};
+use super::spool::{RECORD_OVERHEAD, Recovery, Spool, SpoolConfig, SpoolError};
+use super::worker::{Worker, commit_loop};
 
 /// Default bound of the queue, in events.
-pub const DEFAULT_QUEUE_CAPACITY: usize = 10_000;
+pub const DEFAULT_QUEUE_CAPACITY: usize = 200_000;
+/// Default bound of the queue, in bytes of queued events (their compact
+/// JSON).
+pub const DEFAULT_QUEUE_BYTES: usize = 64 * 1024 * 1024;
 /// Default time between periodic flushes.
 pub const DEFAULT_FLUSH_INTERVAL: Duration = Duration::from_secs(5);
 /// Default number of retries after the first attempt of a batch.
@@ -28,24 +33,33 @@ pub const DEFAULT_RETRY_BASE_DELAY: Duration = Duration::from_secs(1);
 pub const DEFAULT_RETRY_MAX_DELAY: Duration = Duration::from_secs(30);
 /// Default limit on one send attempt.
 pub const DEFAULT_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(30);
-/// Default time the last handle's `Drop` waits for the final flush.
+/// Default time the last handle's `Drop` waits for the final flush (outside
+/// async code; see [`EventBuffer`]).
 pub const DEFAULT_DROP_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// Extra time a shutdown waits for the worker past its own deadline, for
-/// the worker to write dead letters and stop its runtime.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
+/// Default number of batches in flight at once.
+pub const DEFAULT_MAX_IN_FLIGHT: usize = 16;
+/// The largest event accepted, in bytes of compact JSON.
+pub const MAX_EVENT_BYTES: usize = 4 * 1024 * 1024;
 
 /// What [`EventBuffer::enqueue`] does when the queue is full. Either way the
-/// caller never waits and every lost event is counted in
-/// [`BufferStats::dropped`].
+/// caller never waits, and the events that lose their place go to the
+/// dead-letter sink and are counted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum OverflowPolicy {
-    /// Refuse the new event ([`BufferError::QueueFull`]); what is queued
+    /// Refuse the new event ([`BufferError::QueueFull`]; it goes to the
+    /// dead-letter sink as [`DeadLetterReason::QueueFull`]); what is queued
     /// stays. The default.
+    ///
+    /// [`DeadLetterReason::QueueFull`]: super::DeadLetterReason::QueueFull
     #[default]
     DropNewest,
-    /// Accept the new event and discard the oldest queued one.
+    /// Accept the new event and displace the oldest queued one (to the
+    /// dead-letter sink as [`DeadLetterReason::Displaced`]). With a spool,
+    /// the oldest events on disk are displaced; if events pile up in memory
+    /// faster than the disk takes them, new events are refused instead.
+    ///
+    /// [`DeadLetterReason::Displaced`]: super::DeadLetterReason::Displaced
     DropOldest,
 }
 
@@ -57,13 +71,26 @@ pub enum BufferError {
     InvalidConfig(&'static str),
     /// The background thread could not be started.
     Spawn(std::io::Error),
-    /// The queue was full and the event was refused (counted as dropped).
+    /// The spool could not be opened.
+    Spool(SpoolError),
+    /// The queue was full and the event was refused (it went to the
+    /// dead-letter sink and is counted in [`BufferStats::refused`]).
     QueueFull,
     /// The buffer is shut down (or shutting down) and takes no more events,
     /// or stopped before a flush could complete.
     Closed,
     /// A blocking wait ran out of time.
     Timeout,
+    /// The event could not be encoded.
+    Encode(EventError),
+    /// The event is larger than [`MAX_EVENT_BYTES`].
+    EventTooLarge {
+        /// Its size in bytes.
+        size: usize,
+    },
+    /// The buffer spools events and the event carries another API key than
+    /// the spool's.
+    ApiKeyMismatch,
 }
 
 impl fmt::Display for BufferError {
@@ -71,9 +98,18 @@ impl fmt::Display for BufferError {
         match self {
             Self::InvalidConfig(what) => write!(f, "invalid event buffer setting: {what}"),
             Self::Spawn(e) => write!(f, "could not start the event buffer thread: {e}"),
-            Self::QueueFull => f.write_str("event queue is full; event dropped"),
+            Self::Spool(e) => write!(f, "could not open the event spool: {e}"),
+            Self::QueueFull => f.write_str("event queue is full; event refused (dead-lettered)"),
             Self::Closed => f.write_str("event buffer is shut down"),
             Self::Timeout => f.write_str("timed out waiting for the event buffer"),
+            Self::Encode(e) => write!(f, "could not encode the event: {e}"),
+            Self::EventTooLarge { size } => write!(
+                f,
+                "the event is {size} bytes long; at most {MAX_EVENT_BYTES} are accepted"
+            ),
+            Self::ApiKeyMismatch => {
+                f.write_str("the event's API key is not the key of the buffer's spool")
+            }
         }
     }
 }
@@ -82,196 +118,161 @@ impl std::error::Error for BufferError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Self::Spawn(e) => Some(e),
+            Self::Spool(e) => Some(e),
+            Self::Encode(e) => Some(e),
             _ => None,
         }
     }
 }
 
-/// A snapshot of the buffer's counters.
+/// A snapshot of the buffer's counters: where every event went.
+///
+/// When the buffer is idle (after [`flush`](EventBuffer::flush) or
+/// [`shutdown`](EventBuffer::shutdown)) they satisfy
+///
+/// ```text
+/// enqueued + refused = sent + dead_lettered + lost + queued
+/// ```
+///
+/// every accepted or refused event is delivered, handed to the dead-letter
+/// sink, counted as lost (only when the sink fell too far behind), or still
+/// queued (in memory, in flight or in the spool). While the buffer works,
+/// the counters are read one after the other and may be a few events apart.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct BufferStats {
-    /// Events accepted into the queue.
+    /// Events accepted (`enqueue` returned `Ok`), including those recovered
+    /// from the spool at start-up.
     pub enqueued: u64,
+    /// Of `enqueued`: events a previous run left in the spool.
+    pub recovered: u64,
     /// Events delivered (their batch got a 2xx).
     pub sent: u64,
     /// Batches delivered.
     pub batches_sent: u64,
     /// Retry attempts made (per batch, not per event).
     pub retried: u64,
-    /// Events lost to the overflow policy (refused or displaced).
-    pub dropped: u64,
-    /// Events refused because the buffer was shut down.
-    pub rejected: u64,
-    /// Events handed to the dead-letter sink.
+    /// Events handed to the dead-letter sink: undeliverable, refused,
+    /// displaced, or left at a shutdown deadline without a spool.
     pub dead_lettered: u64,
-    /// Dead-letter sink calls that returned an error.
+    /// Events refused because the queue was full (`QueueFull`); each was
+    /// handed to the sink too.
+    pub refused: u64,
+    /// Accepted events displaced by a newer one under
+    /// [`OverflowPolicy::DropOldest`]; each was handed to the sink too.
+    pub displaced: u64,
+    /// `refused + displaced`.
+    pub dropped: u64,
+    /// Events refused because the buffer was shut down (`Closed`); the
+    /// caller got them back as an error, they are in no other counter.
+    pub rejected: u64,
+    /// Events the dead-letter sink failed to take (error or panic); they
+    /// went to the fallback (standard error) and are in `dead_lettered`.
     pub dead_letter_failures: u64,
-    /// Events waiting in the queue right now.
+    /// Refused or displaced events that could not be recorded because the
+    /// dead-letter backlog was full (the sink was too slow), or that were
+    /// still waiting for the sink when a shutdown's deadline passed.
+    /// Reported once on standard error.
+    pub lost: u64,
+    /// Events accepted and not yet resolved: in memory, in flight, waiting
+    /// for the sink, or in the spool.
     pub queued: u64,
+    /// Of `queued`: events written to the spool and not yet resolved.
+    pub spooled: u64,
+    /// Events written to the spool since start.
+    pub committed: u64,
+    /// Spool commits that failed (the events stayed in memory and were
+    /// written again).
+    pub spool_errors: u64,
+    /// Spool segments whose end was torn or damaged at start-up (a crash
+    /// in the middle of a write); what they held there was skipped.
+    pub torn_tails: u64,
+    /// Heap bytes the in-memory queue holds: the chunks of queued and
+    /// backlogged events (their compact JSON and 4-byte offsets) and the
+    /// spare chunks kept for reuse. Batches in flight are not included.
+    pub memory_bytes: u64,
 }
 
 // ---------------------------------------------------------------------------
 // Shared state
 // ---------------------------------------------------------------------------
 
-/// A batch of queued events. Chunks are allocated with room for a full
-/// batch and reused, so an enqueue only moves the event into memory that is
-/// already there.
-type Chunk = VecDeque<EventEnvelope>;
-
-/// Most emptied chunks kept for reuse (about 30 KB each with 100 events of
-/// ~300 bytes): enough for a backlog of a few thousand events without
-/// allocating, and a bound on what an idle buffer keeps.
-const MAX_SPARE_CHUNKS: usize = 32;
-
-/// The queue is a list of batches rather than a list of events: the caller
-/// appends to the `open` batch and seals it when it is full; the worker
-/// takes a whole sealed batch (or the open one, on a flush) by swapping it
-/// for an empty chunk. The lock is held for a pointer swap, never for moving
-/// a batch's events, and a growing backlog never copies queued events.
-struct Queue {
-    /// Full batches, oldest first.
-    sealed: VecDeque<Chunk>,
-    /// The batch being filled: the newest events.
-    open: Chunk,
-    /// Emptied chunks, ready to become the open batch again.
-    spare: Vec<Chunk>,
-    /// Events queued in `sealed` and `open` together.
-    len: usize,
-    /// Sequence number of the newest accepted event (1-based). The queue
-    /// always holds the contiguous range `last_seq - len + 1 ..= last_seq`.
-    last_seq: u64,
-    dropped: u64,
-    rejected: u64,
-    closed: bool,
-    /// Set by shutdown: the worker must be done by then.
-    deadline: Option<Instant>,
-}
-
-impl Queue {
-    fn new(max_batch: usize) -> Self {
-        Queue {
-            sealed: VecDeque::new(),
-            open: Chunk::with_capacity(max_batch),
-            spare: Vec::new(),
-            len: 0,
-            last_seq: 0,
-            dropped: 0,
-            rejected: 0,
-            closed: false,
-            deadline: None,
-        }
-    }
-
-    /// Moves the full open batch to `sealed` and opens a reused (or, with
-    /// no spare chunk left, a new) one.
-    fn seal(&mut self, max_batch: usize) {
-        let next = self
-            .spare
-            .pop()
-            .unwrap_or_else(|| Chunk::with_capacity(max_batch));
-        let full = std::mem::replace(&mut self.open, next);
-        self.sealed.push_back(full);
-    }
-
-    /// Keeps an empty chunk for reuse, up to [`MAX_SPARE_CHUNKS`].
-    fn recycle(&mut self, chunk: Chunk) -> Option<Chunk> {
-        debug_assert!(chunk.is_empty());
-        if self.spare.len() < MAX_SPARE_CHUNKS && chunk.capacity() > 0 {
-            self.spare.push(chunk);
-            None
-        } else {
-            Some(chunk)
-        }
-    }
-
-    /// Removes the oldest queued event (overflow policy `DropOldest`).
-    fn pop_oldest(&mut self) -> Option<EventEnvelope> {
-        let event = match self.sealed.front_mut() {
-            Some(front) => {
-                let event = front.pop_front();
-                if front.is_empty()
-                    && let Some(empty) = self.sealed.pop_front()
-                {
-                    // An empty chunk holds no events; freeing one here is
-                    // rare (only when the spare list is full).
-                    drop(self.recycle(empty));
-                }
-                event
-            }
-            None => self.open.pop_front(),
-        };
-        if event.is_some() {
-            self.len -= 1;
-        }
-        event
-    }
-
-    /// Swaps the oldest batch (sealed, or else the open one) into `out`,
-    /// which must be empty; returns a chunk to free outside the lock.
-    fn take_batch(&mut self, out: &mut Chunk) -> Option<Chunk> {
-        debug_assert!(out.is_empty());
-        if let Some(batch) = self.sealed.pop_front() {
-            self.len -= batch.len();
-            let empty = std::mem::replace(out, batch);
-            self.recycle(empty)
-        } else if !self.open.is_empty() {
-            self.len -= self.open.len();
-            // The caller continues in the worker's emptied chunk.
-            std::mem::swap(out, &mut self.open);
-            None
-        } else {
-            None
-        }
-    }
+/// Everything under the buffer's lock.
+pub(crate) struct State {
+    pub(crate) queue: Queue,
+    pub(crate) closed: bool,
+    /// Set by shutdown: everything must be done by then.
+    pub(crate) deadline: Option<Instant>,
+    /// The largest sequence number a pending flush waits for: partial
+    /// batches go out (and the spool commits) until it is resolved.
+    pub(crate) flush_upto: u64,
+    pub(crate) enqueued: u64,
+    pub(crate) refused: u64,
+    pub(crate) displaced: u64,
+    pub(crate) rejected: u64,
+    pub(crate) lost: u64,
+    /// The spool's commit thread was asked to commit at once.
+    pub(crate) commit_now: bool,
+    /// The worker has stopped (the commit thread finishes after it).
+    pub(crate) worker_done: bool,
 }
 
 #[derive(Clone, Copy, Default)]
-struct Progress {
-    /// Every event with a sequence number up to this one is resolved:
-    /// delivered, dead-lettered or dropped.
-    resolved: u64,
-    stopped: bool,
+pub(crate) struct Progress {
+    /// Every accepted event with a sequence number up to this one is
+    /// resolved: delivered or dead-lettered.
+    pub(crate) resolved: u64,
+    /// Backlogged events handed to the sink so far.
+    pub(crate) backlog_done: u64,
+    pub(crate) stopped: bool,
 }
 
 #[derive(Default)]
-struct WorkerCounters {
-    sent: AtomicU64,
-    batches_sent: AtomicU64,
-    retried: AtomicU64,
-    dead_lettered: AtomicU64,
-    dead_letter_failures: AtomicU64,
+pub(crate) struct WorkerCounters {
+    pub(crate) sent: AtomicU64,
+    pub(crate) batches_sent: AtomicU64,
+    pub(crate) retried: AtomicU64,
+    pub(crate) dead_lettered: AtomicU64,
+    pub(crate) dead_letter_failures: AtomicU64,
+    /// Lost by the worker (backlog left at the deadline).
+    pub(crate) lost: AtomicU64,
+    /// Events the worker holds outside the queue and the spool's books:
+    /// batches in flight or waiting to be retried (memory mode), runs being
+    /// handed to the sink.
+    pub(crate) held: AtomicU64,
 }
 
-struct Shared {
-    queue: Mutex<Queue>,
-    /// Wakes the worker: batch full, flush or shutdown requested.
-    wake: Notify,
+pub(crate) struct Shared {
+    state: Mutex<State>,
+    /// Wakes the commit thread.
+    pub(crate) commit_cv: Condvar,
+    /// Wakes the worker: batch full, flush, shutdown, spool commit.
+    pub(crate) wake: Notify,
     /// Wakes the worker out of a send or a backoff when shutdown sets a
     /// deadline.
-    deadline_set: Notify,
+    pub(crate) deadline_set: Notify,
     progress: Mutex<Progress>,
     progress_cv: Condvar,
     progress_notify: Notify,
-    counters: WorkerCounters,
-    config: Config,
+    pub(crate) counters: WorkerCounters,
+    pub(crate) config: Config,
+    pub(crate) spool: Option<Spool>,
+    pub(crate) recovery: Recovery,
+    lost_warned: AtomicBool,
+    /// The sender, also used by replays.
+    sender: Arc<dyn BatchSender>,
 }
 
 impl Shared {
-    fn queue(&self) -> MutexGuard<'_, Queue> {
-        self.queue.lock().unwrap_or_else(PoisonError::into_inner)
+    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn progress(&self) -> MutexGuard<'_, Progress> {
+    pub(crate) fn progress(&self) -> MutexGuard<'_, Progress> {
         self.progress.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn deadline(&self) -> Option<Instant> {
-        self.queue().deadline
-    }
-
-    fn publish(&self, update: impl FnOnce(&mut Progress)) {
+    pub(crate) fn publish(&self, update: impl FnOnce(&mut Progress)) {
         update(&mut self.progress());
         self.progress_cv.notify_all();
         self.progress_notify.notify_waiters();
@@ -306,33 +307,70 @@ impl Shared {
     }
 
     /// Closes the queue and sets (or brings forward) the shutdown deadline.
-    fn begin_shutdown(&self, timeout: Duration) {
+    fn begin_shutdown(&self, timeout: Duration) -> Instant {
         let deadline = Instant::now() + timeout;
-        {
-            let mut q = self.queue();
-            q.closed = true;
-            q.deadline = Some(q.deadline.map_or(deadline, |d| d.min(deadline)));
-        }
+        let deadline = {
+            let mut st = self.lock();
+            st.closed = true;
+            st.commit_now = true;
+            let d = st.deadline.map_or(deadline, |d| d.min(deadline));
+            st.deadline = Some(d);
+            d
+        };
+        self.commit_cv.notify_all();
         self.wake.notify_one();
         self.deadline_set.notify_one();
+        deadline
     }
 
-    fn stats(&self) -> BufferStats {
-        let (enqueued, dropped, rejected, queued) = {
-            let q = self.queue();
-            (q.last_seq, q.dropped, q.rejected, q.len as u64)
-        };
+    pub(crate) fn note_lost(&self, n: u64) {
+        if n > 0 && !self.lost_warned.swap(true, Ordering::AcqRel) {
+            tracing::error!(
+                events = n,
+                "events lost: the dead-letter sink fell too far behind"
+            );
+            eprintln!(
+                "flagwire: {n} capture event(s) were refused or displaced while the dead-letter \
+                 sink was too far behind to take them; they are lost (BufferStats::lost counts \
+                 every one). Reported once."
+            );
+        }
+    }
+
+    pub(crate) fn stats(&self) -> BufferStats {
         let c = &self.counters;
+        let st = self.lock();
+        let (enqueued, refused, displaced, rejected, lost_q) =
+            (st.enqueued, st.refused, st.displaced, st.rejected, st.lost);
+        let in_memory = (st.queue.len + st.queue.backlog_len) as u64;
+        let memory_bytes = st.queue.heap_bytes() as u64;
+        drop(st);
+        let spooled = self.spool.as_ref().map_or(0, Spool::unresolved);
         BufferStats {
             enqueued,
+            recovered: self.recovery.events,
             sent: c.sent.load(Ordering::Relaxed),
             batches_sent: c.batches_sent.load(Ordering::Relaxed),
             retried: c.retried.load(Ordering::Relaxed),
-            dropped,
-            rejected,
             dead_lettered: c.dead_lettered.load(Ordering::Relaxed),
+            refused,
+            displaced,
+            dropped: refused + displaced,
+            rejected,
             dead_letter_failures: c.dead_letter_failures.load(Ordering::Relaxed),
-            queued,
+            lost: lost_q + c.lost.load(Ordering::Relaxed),
+            queued: in_memory + c.held.load(Ordering::Relaxed) + spooled,
+            spooled,
+            committed: self
+                .spool
+                .as_ref()
+                .map_or(0, |s| s.committed.load(Ordering::Relaxed)),
+            spool_errors: self
+                .spool
+                .as_ref()
+                .map_or(0, |s| s.errors.load(Ordering::Relaxed)),
+            torn_tails: self.recovery.torn_tails,
+            memory_bytes,
         }
     }
 }
@@ -342,34 +380,41 @@ impl Shared {
 // ---------------------------------------------------------------------------
 
 #[derive(Clone)]
-struct Config {
-    capacity: usize,
-    max_batch: usize,
-    flush_interval: Duration,
-    max_retries: u32,
-    retry_base: Duration,
-    retry_max: Duration,
-    attempt_timeout: Duration,
-    overflow: OverflowPolicy,
-    drop_timeout: Duration,
+pub(crate) struct Config {
+    pub(crate) capacity: usize,
+    pub(crate) max_bytes: usize,
+    pub(crate) max_batch: usize,
+    pub(crate) max_in_flight: usize,
+    pub(crate) flush_interval: Duration,
+    pub(crate) max_retries: u32,
+    pub(crate) retry_base: Duration,
+    pub(crate) retry_max: Duration,
+    pub(crate) attempt_timeout: Duration,
+    pub(crate) overflow: OverflowPolicy,
+    pub(crate) drop_timeout: Duration,
 }
 
 /// Configures and starts an [`EventBuffer`]. See the `DEFAULT_*` constants
 /// for defaults.
 pub struct EventBufferBuilder {
     config: Config,
-    dead_letter: Arc<dyn DeadLetterSink>,
+    dead_letter: Box<dyn DeadLetterSink>,
     thread_name: String,
+    spool: Option<SpoolConfig>,
+    api_key: Option<ApiKey>,
 }
 
 impl fmt::Debug for EventBufferBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("EventBufferBuilder")
             .field("capacity", &self.config.capacity)
+            .field("max_bytes", &self.config.max_bytes)
             .field("max_batch", &self.config.max_batch)
+            .field("max_in_flight", &self.config.max_in_flight)
             .field("flush_interval", &self.config.flush_interval)
             .field("max_retries", &self.config.max_retries)
             .field("overflow", &self.config.overflow)
+            .field("spool", &self.spool)
             .finish_non_exhaustive()
     }
 }
@@ -379,7 +424,9 @@ impl Default for EventBufferBuilder {
         Self {
             config: Config {
                 capacity: DEFAULT_QUEUE_CAPACITY,
+                max_bytes: DEFAULT_QUEUE_BYTES,
                 max_batch: MAX_BATCH_EVENTS,
+                max_in_flight: DEFAULT_MAX_IN_FLIGHT,
                 flush_interval: DEFAULT_FLUSH_INTERVAL,
                 max_retries: DEFAULT_MAX_RETRIES,
                 retry_base: DEFAULT_RETRY_BASE_DELAY,
@@ -388,40 +435,62 @@ impl Default for EventBufferBuilder {
                 overflow: OverflowPolicy::DropNewest,
                 drop_timeout: DEFAULT_DROP_TIMEOUT,
             },
-            dead_letter: Arc::new(LogDeadLetters),
+            dead_letter: Box::new(StderrDeadLetters::new()),
             thread_name: "flagwire-events".to_owned(),
+            spool: None,
+            api_key: None,
         }
     }
 }
 
 impl EventBufferBuilder {
-    /// Most events the queue holds (default [`DEFAULT_QUEUE_CAPACITY`]).
+    /// Most events the queue holds in memory (default
+    /// [`DEFAULT_QUEUE_CAPACITY`]).
     pub fn capacity(mut self, capacity: usize) -> Self {
         self.config.capacity = capacity;
         self
     }
 
-    /// Events per request and the queue length that triggers a flush:
-    /// 1 to 100 (default 100, the capture service's limit).
+    /// Most bytes of queued events held in memory (default
+    /// [`DEFAULT_QUEUE_BYTES`]); a queued event costs its compact JSON plus
+    /// 4 bytes.
+    pub fn max_queue_bytes(mut self, bytes: usize) -> Self {
+        self.config.max_bytes = bytes;
+        self
+    }
+
+    /// Events per request and the number of waiting events that triggers a
+    /// send: 1 to 100 (default 100, the capture service's limit).
     pub fn max_batch_size(mut self, size: usize) -> Self {
         self.config.max_batch = size;
         self
     }
 
-    /// Time between periodic flushes (default 5 s).
+    /// Most batches in flight at once (default
+    /// [`DEFAULT_MAX_IN_FLIGHT`]). While the capture host fails, a single
+    /// batch probes it at a time.
+    pub fn max_in_flight(mut self, batches: usize) -> Self {
+        self.config.max_in_flight = batches;
+        self
+    }
+
+    /// Time between periodic flushes of a partial batch (default 5 s).
     pub fn flush_interval(mut self, interval: Duration) -> Self {
         self.config.flush_interval = interval;
         self
     }
 
-    /// Retries after the first attempt of a batch (default 3).
+    /// Retries after the first attempt of a batch (default 3). With a
+    /// spool, attempts made while the host is failing do not count: spooled
+    /// events wait for the host.
     pub fn max_retries(mut self, retries: u32) -> Self {
         self.config.max_retries = retries;
         self
     }
 
-    /// Backoff: the first retry waits `base` (plus up to 10% jitter), each
-    /// further one twice as long, never more than `max` (defaults 1 s and
+    /// Backoff after a failed attempt, shared by all batches: the first
+    /// retry waits `base` (plus up to 10% jitter), each further consecutive
+    /// failure twice as long, never more than `max` (defaults 1 s and
     /// 30 s). A `Retry-After` from the server replaces the computed delay,
     /// still capped by `max`.
     pub fn retry_backoff(mut self, base: Duration, max: Duration) -> Self {
@@ -444,16 +513,33 @@ impl EventBufferBuilder {
         self
     }
 
-    /// How long dropping the last handle waits for the final flush
-    /// (default 5 s; zero only signals the worker).
+    /// How long dropping the last handle waits for the final flush outside
+    /// async code (default 5 s; zero only signals the worker). Inside an
+    /// async runtime the drop never waits.
     pub fn drop_timeout(mut self, timeout: Duration) -> Self {
         self.config.drop_timeout = timeout;
         self
     }
 
-    /// Where undeliverable events go (default [`LogDeadLetters`]).
+    /// Where undeliverable events go (default [`StderrDeadLetters`]).
     pub fn dead_letter(mut self, sink: impl DeadLetterSink) -> Self {
-        self.dead_letter = Arc::new(sink);
+        self.dead_letter = Box::new(sink);
+        self
+    }
+
+    /// Keeps accepted events in a durable spool on disk until the capture
+    /// host acknowledges them; see [`SpoolConfig`]. Needs the
+    /// [`api_key`](Self::api_key) the spooled events are sent with.
+    pub fn spool(mut self, spool: SpoolConfig) -> Self {
+        self.spool = Some(spool);
+        self
+    }
+
+    /// The API key of the events (required with a spool: events recovered
+    /// after a restart are sent with it, and only events with this key are
+    /// accepted).
+    pub fn api_key(mut self, key: ApiKey) -> Self {
+        self.api_key = Some(key);
         self
     }
 
@@ -463,35 +549,73 @@ impl EventBufferBuilder {
         self
     }
 
-    /// Checks the settings and starts the background thread, which runs its
-    /// own current-thread Tokio runtime and delivers through `sender`.
-    pub fn spawn(self, sender: impl BatchSender) -> Result<EventBuffer, BufferError> {
+    fn validate(&self) -> Result<(), BufferError> {
         let c = &self.config;
+        let invalid = |what| Err(BufferError::InvalidConfig(what));
         if c.capacity == 0 {
-            return Err(BufferError::InvalidConfig("capacity must be at least 1"));
+            return invalid("capacity must be at least 1");
+        }
+        if c.max_bytes == 0 {
+            return invalid("max_queue_bytes must be at least 1");
         }
         if c.max_batch == 0 || c.max_batch > MAX_BATCH_EVENTS {
-            return Err(BufferError::InvalidConfig(
-                "max_batch_size must be between 1 and 100",
-            ));
+            return invalid("max_batch_size must be between 1 and 100");
+        }
+        if c.max_in_flight == 0 {
+            return invalid("max_in_flight must be at least 1");
         }
         if c.flush_interval.is_zero() {
-            return Err(BufferError::InvalidConfig(
-                "flush_interval must not be zero",
-            ));
+            return invalid("flush_interval must not be zero");
         }
         if c.attempt_timeout.is_zero() {
-            return Err(BufferError::InvalidConfig(
-                "attempt_timeout must not be zero",
-            ));
+            return invalid("attempt_timeout must not be zero");
         }
         if c.retry_base > c.retry_max {
-            return Err(BufferError::InvalidConfig(
-                "retry base delay exceeds the maximum",
-            ));
+            return invalid("retry base delay exceeds the maximum");
+        }
+        if let Some(spool) = &self.spool {
+            spool.validate().map_err(BufferError::InvalidConfig)?;
+            if self.api_key.is_none() {
+                return invalid("a spool needs the API key its events are sent with");
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks the settings, opens the spool (recovering what a previous run
+    /// left) and starts the background thread, which runs its own
+    /// current-thread Tokio runtime and delivers through `sender`.
+    pub fn spawn(self, sender: impl BatchSender) -> Result<EventBuffer, BufferError> {
+        self.validate()?;
+        let (spool, recovery) = match (self.spool, self.api_key) {
+            (Some(config), Some(key)) => {
+                let (spool, recovery) = Spool::open(config, key).map_err(BufferError::Spool)?;
+                (Some(spool), recovery)
+            }
+            _ => (None, Recovery::default()),
+        };
+        if recovery.events > 0 {
+            tracing::info!(
+                events = recovery.events,
+                torn_tails = recovery.torn_tails,
+                "resuming delivery of spooled events"
+            );
         }
         let shared = Arc::new(Shared {
-            queue: Mutex::new(Queue::new(self.config.max_batch)),
+            state: Mutex::new(State {
+                queue: Queue::new(recovery.events + 1),
+                closed: false,
+                deadline: None,
+                flush_upto: 0,
+                enqueued: recovery.events,
+                refused: 0,
+                displaced: 0,
+                rejected: 0,
+                lost: 0,
+                commit_now: false,
+                worker_done: false,
+            }),
+            commit_cv: Condvar::new(),
             wake: Notify::new(),
             deadline_set: Notify::new(),
             progress: Mutex::new(Progress::default()),
@@ -499,33 +623,67 @@ impl EventBufferBuilder {
             progress_notify: Notify::new(),
             counters: WorkerCounters::default(),
             config: self.config,
+            spool,
+            recovery,
+            lost_warned: AtomicBool::new(false),
+            sender: Arc::new(sender),
         });
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .map_err(BufferError::Spawn)?;
-        let worker = Worker {
-            shared: shared.clone(),
-            sender: Box::new(sender),
-            sink: self.dead_letter,
-            encoder: BatchEncoder::with_capacity(32 * 1024),
-            batch: Chunk::with_capacity(shared.config.max_batch),
+        let committer = match &shared.spool {
+            Some(_) => {
+                let shared = shared.clone();
+                Some(
+                    std::thread::Builder::new()
+                        .name(format!("{}-spool", self.thread_name))
+                        .spawn(move || commit_loop(&shared))
+                        .map_err(BufferError::Spawn)?,
+                )
+            }
+            None => None,
         };
+        let worker = Worker::new(
+            shared.clone(),
+            shared.sender.clone(),
+            GuardedSink::new(self.dead_letter),
+        );
         let thread_shared = shared.clone();
         let thread = std::thread::Builder::new()
             .name(self.thread_name)
             .spawn(move || {
                 runtime.block_on(worker.run());
                 runtime.shutdown_timeout(Duration::from_millis(100));
-                thread_shared.publish(|p| p.stopped = true);
-            })
-            .map_err(BufferError::Spawn)?;
+                let spooling = thread_shared.spool.is_some();
+                thread_shared.lock().worker_done = true;
+                thread_shared.commit_cv.notify_all();
+                if !spooling {
+                    thread_shared.publish(|p| p.stopped = true);
+                }
+            });
+        let thread = match thread {
+            Ok(t) => t,
+            Err(e) => {
+                // Stop the commit thread again.
+                {
+                    let mut st = shared.lock();
+                    st.closed = true;
+                    st.worker_done = true;
+                }
+                shared.commit_cv.notify_all();
+                if let Some(c) = committer {
+                    let _ = c.join();
+                }
+                return Err(BufferError::Spawn(e));
+            }
+        };
         Ok(EventBuffer {
             shared: shared.clone(),
             handle: Arc::new(HandleGuard {
                 shared,
                 worker_id: thread.thread().id(),
-                thread: Mutex::new(Some(thread)),
+                threads: Mutex::new(vec![Some(thread), committer]),
             }),
         })
     }
@@ -536,10 +694,10 @@ impl EventBufferBuilder {
 // ---------------------------------------------------------------------------
 
 /// Lives as long as any [`EventBuffer`] clone; its `Drop` is the last-handle
-/// flush.
+/// shutdown.
 struct HandleGuard {
     shared: Arc<Shared>,
-    thread: Mutex<Option<JoinHandle<()>>>,
+    threads: Mutex<Vec<Option<JoinHandle<()>>>>,
     worker_id: std::thread::ThreadId,
 }
 
@@ -550,39 +708,83 @@ impl HandleGuard {
         std::thread::current().id() == self.worker_id
     }
 
-    /// Joins the worker thread once it has reported that it stopped (so the
+    /// Joins the threads once they have reported that they stopped (so the
     /// join cannot block for long).
     fn join_if_stopped(&self) {
         if !self.shared.progress().stopped || self.on_worker_thread() {
             return;
         }
-        let thread = self
-            .thread
+        let threads: Vec<_> = self
+            .threads
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .take();
-        if let Some(thread) = thread {
+            .iter_mut()
+            .filter_map(Option::take)
+            .collect();
+        for thread in threads {
             let _ = thread.join();
         }
     }
 }
 
+impl Drop for HandleGuard {
+    /// The last clone is gone: shut down. Outside async code this waits at
+    /// most `drop_timeout`; inside an async runtime it never waits (the
+    /// delivery thread drains on its own), so an executor thread is never
+    /// blocked.
+    fn drop(&mut self) {
+        if self.shared.progress().stopped {
+            self.join_if_stopped();
+            return;
+        }
+        let timeout = self.shared.config.drop_timeout;
+        self.shared.begin_shutdown(timeout);
+        let in_async = tokio::runtime::Handle::try_current().is_ok();
+        if timeout.is_zero() || in_async || self.on_worker_thread() {
+            return;
+        }
+        if self
+            .shared
+            .wait_progress_blocking(timeout, |p| p.stopped)
+            .is_some()
+        {
+            self.join_if_stopped();
+        } else {
+            tracing::warn!("event buffer did not finish its final flush before the drop timeout");
+        }
+    }
+}
+
+thread_local! {
+    /// Where `enqueue` serializes an event before taking the lock.
+    static SCRATCH: RefCell<Vec<u8>> = RefCell::new(Vec::with_capacity(1024));
+}
+
 /// A bounded, batching, retrying queue of capture events, delivered by a
 /// background thread.
 ///
-/// * [`enqueue`](Self::enqueue) never blocks: it takes a short lock, pushes
-///   the event and, when a batch is full, wakes the worker.
+/// * [`enqueue`](Self::enqueue) never blocks: it serializes the event to
+///   compact JSON, takes a short lock and appends it; when a batch is full,
+///   it wakes the worker.
 /// * The worker runs on its own thread with its own current-thread Tokio
 ///   runtime, so it needs nothing from the caller's runtime (or any
 ///   runtime) and keeps working when the caller's runtime shuts down.
-/// * It flushes every `flush_interval` and whenever `max_batch_size` events
-///   are waiting, sending requests of at most 100 events in enqueue order,
-///   retrying retryable failures with exponential backoff and handing what
-///   cannot be delivered to the dead-letter sink.
+/// * It sends every full batch at once (up to
+///   [`max_in_flight`](EventBufferBuilder::max_in_flight) in flight) and a
+///   partial one every `flush_interval`. Batches hold at most 100 events in
+///   enqueue order. Retryable failures share one backoff, so an outage
+///   costs one probe per backoff step, not one per batch.
+/// * What cannot be delivered goes to the dead-letter sink, and so do
+///   events refused or displaced by the overflow policy; [`BufferStats`]
+///   says where every event went.
+/// * With a [spool](EventBufferBuilder::spool), events are written to disk
+///   and delivered from there, and survive a crash or a restart.
 /// * [`flush`](Self::flush) waits until everything enqueued before the call
-///   is delivered or dead-lettered; [`shutdown`](Self::shutdown) drains the
-///   queue within a deadline and stops the thread. Dropping the last clone
-///   shuts down with the configured `drop_timeout`.
+///   is delivered or dead-lettered; [`shutdown`](Self::shutdown) drains
+///   within a deadline it never overruns, dead-letters (or leaves in the
+///   spool) what is left, and reports it. Dropping the last clone shuts
+///   down too; it waits at most `drop_timeout` in synchronous code and not
+///   at all inside an async runtime.
 ///
 /// Cloning is cheap; all clones share one queue and one worker.
 ///
@@ -606,7 +808,7 @@ impl HandleGuard {
 ///     buffer.enqueue(event)?;
 /// }
 /// let report = buffer.shutdown_blocking(Duration::from_secs(5));
-/// assert!(report.drained);
+/// assert!(report.drained && report.stopped);
 /// assert_eq!(*received.lock().unwrap(), 250);
 /// assert_eq!(report.stats.sent, 250);
 /// assert_eq!(report.stats.batches_sent, 3);
@@ -630,9 +832,16 @@ impl fmt::Debug for EventBuffer {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ShutdownReport {
-    /// Whether every event enqueued before the shutdown was resolved
-    /// (delivered or dead-lettered) and the worker has stopped.
+    /// Whether the drain completed: the buffer stopped and no accepted
+    /// event is left (each was delivered or handed to the dead-letter sink).
     pub drained: bool,
+    /// Whether the worker (and the spool's commit thread) stopped within
+    /// the deadline. When `true`, nothing sends or writes any more; `false`
+    /// only when a sender or sink blocked past the deadline.
+    pub stopped: bool,
+    /// Events left in the spool, delivered by the next buffer on the same
+    /// spool directory.
+    pub left_in_spool: u64,
     /// The counters at the end.
     pub stats: BufferStats,
 }
@@ -645,39 +854,129 @@ impl EventBuffer {
 
     /// Queues an event for delivery without waiting.
     ///
-    /// Fails with [`BufferError::Closed`] after shutdown began (counted as
-    /// rejected) and with [`BufferError::QueueFull`] when the queue is full
-    /// under [`OverflowPolicy::DropNewest`] (counted as dropped). Under
-    /// [`OverflowPolicy::DropOldest`] a full queue discards its oldest event
-    /// instead and this succeeds.
+    /// Errors:
+    /// * [`BufferError::QueueFull`] when the queue is full under
+    ///   [`OverflowPolicy::DropNewest`] (the event goes to the dead-letter
+    ///   sink, counted as refused); under [`OverflowPolicy::DropOldest`] the
+    ///   oldest event is displaced instead and this succeeds;
+    /// * [`BufferError::Closed`] after shutdown began (counted as rejected);
+    /// * [`BufferError::EventTooLarge`], [`BufferError::Encode`],
+    ///   [`BufferError::ApiKeyMismatch`] for an event that cannot be queued.
     #[inline]
     pub fn enqueue(&self, event: EventEnvelope) -> Result<(), BufferError> {
-        let config = &self.shared.config;
-        let mut q = self.shared.queue();
-        if q.closed {
-            q.rejected += 1;
+        self.enqueue_ref(&event)
+    }
+
+    /// [`enqueue`](Self::enqueue) from a borrowed envelope: the event is
+    /// copied into the queue as compact JSON, so the caller keeps (and
+    /// frees) the envelope.
+    #[inline]
+    pub(crate) fn enqueue_ref(&self, event: &EventEnvelope) -> Result<(), BufferError> {
+        if let Some(spool) = &self.shared.spool
+            && !same_key(spool.key(), event.api_key())
+        {
+            return Err(BufferError::ApiKeyMismatch);
+        }
+        SCRATCH.with(|scratch| {
+            let mut buf = scratch.borrow_mut();
+            buf.clear();
+            event
+                .write_keyless_json(&mut buf)
+                .map_err(BufferError::Encode)?;
+            let result = self.enqueue_encoded(event.api_key(), &buf);
+            if buf.capacity() > 64 * 1024 {
+                buf.shrink_to(1024);
+            }
+            result
+        })
+    }
+
+    fn enqueue_encoded(&self, key: &ApiKey, event: &[u8]) -> Result<(), BufferError> {
+        let size = event.len();
+        if size > MAX_EVENT_BYTES {
+            return Err(BufferError::EventTooLarge { size });
+        }
+        let shared = &*self.shared;
+        let config = &shared.config;
+        let mut lost = 0;
+        let mut displaced = false;
+        let mut st = shared.lock();
+        if st.closed {
+            st.rejected += 1;
             return Err(BufferError::Closed);
         }
-        let mut displaced = None;
-        if q.len >= config.capacity {
-            q.dropped += 1;
-            match config.overflow {
-                OverflowPolicy::DropNewest => return Err(BufferError::QueueFull),
-                OverflowPolicy::DropOldest => displaced = q.pop_oldest(),
+        let backlog_room = |len: usize, bytes: usize, size: usize| {
+            len < config.capacity && bytes + size <= config.max_bytes
+        };
+        let memory_fits = |q: &Queue| q.len < config.capacity && q.bytes + size <= config.max_bytes;
+        let mut spool_over = false;
+        if let Some(spool) = &shared.spool {
+            let live = spool.live_bytes.load(Ordering::Relaxed);
+            let pending = (st.queue.bytes + st.queue.len * RECORD_OVERHEAD) as u64;
+            spool_over =
+                live + pending + (size + RECORD_OVERHEAD) as u64 > spool.config().max_bytes;
+        }
+        let result = if memory_fits(&st.queue) && !spool_over {
+            Ok(())
+        } else if config.overflow == OverflowPolicy::DropOldest && shared.spool.is_none() {
+            // Displace the oldest events until the new one fits.
+            let mut outcome = Ok(());
+            while !memory_fits(&st.queue) {
+                match st.queue.displace_oldest(config.max_batch, backlog_room) {
+                    Some((_, recorded)) => {
+                        st.displaced += 1;
+                        displaced = true;
+                        if !recorded {
+                            st.lost += 1;
+                            lost += 1;
+                        }
+                    }
+                    None => {
+                        outcome = Err(BufferError::QueueFull);
+                        break;
+                    }
+                }
             }
+            outcome
+        } else if config.overflow == OverflowPolicy::DropOldest && memory_fits(&st.queue) {
+            // The spool is over its bound: the worker displaces the oldest
+            // spooled events; the new one is taken.
+            Ok(())
+        } else {
+            Err(BufferError::QueueFull)
+        };
+        if let Err(e) = result {
+            st.refused += 1;
+            let q = &mut st.queue;
+            if backlog_room(q.backlog_len, q.backlog_bytes, size) {
+                q.backlog_refused(key, event, config.max_batch);
+            } else {
+                st.lost += 1;
+                lost += 1;
+            }
+            drop(st);
+            shared.note_lost(lost);
+            shared.wake.notify_one();
+            return Err(e);
         }
-        q.open.push_back(event);
-        q.len += 1;
-        q.last_seq += 1;
-        let full = q.open.len() >= config.max_batch;
-        if full {
-            q.seal(config.max_batch);
-        }
-        drop(q);
-        // Destroy a displaced event outside the lock.
-        drop(displaced);
-        if full {
-            self.shared.wake.notify_one();
+        let sealed = st.queue.push(key, event, config.max_batch);
+        st.enqueued += 1;
+        let commit = shared.spool.as_ref().is_some_and(|spool| {
+            spool_over
+                || st.queue.bytes >= commit_threshold(config, spool.config())
+                    && !std::mem::replace(&mut st.commit_now, true)
+        });
+        drop(st);
+        shared.note_lost(lost);
+        if shared.spool.is_some() {
+            if commit {
+                shared.commit_cv.notify_all();
+            }
+            if spool_over {
+                shared.wake.notify_one();
+            }
+        } else if sealed || displaced || lost > 0 {
+            shared.wake.notify_one();
         }
         Ok(())
     }
@@ -689,29 +988,35 @@ impl EventBuffer {
 
     /// Whether shutdown has begun.
     pub fn is_closed(&self) -> bool {
-        self.shared.queue().closed
+        self.shared.lock().closed
     }
 
-    fn flush_target(&self) -> u64 {
-        let target = self.shared.queue().last_seq;
+    /// Asks for everything queued now to be sent; returns what to wait for.
+    fn flush_target(&self) -> (u64, u64) {
+        let target = {
+            let mut st = self.shared.lock();
+            let seq = st.queue.last_seq;
+            st.flush_upto = st.flush_upto.max(seq);
+            st.commit_now = true;
+            (seq, st.queue.backlog_pushed)
+        };
+        self.shared.commit_cv.notify_all();
         self.shared.wake.notify_one();
         target
     }
 
     /// Sends everything queued now and waits until every event enqueued
-    /// before this call is delivered or dead-lettered (events dropped by
-    /// the overflow policy count as resolved).
+    /// before this call is delivered or dead-lettered (and every event
+    /// refused or displaced before it is in the sink).
     ///
     /// Works from any async runtime. Fails with [`BufferError::Closed`] if
-    /// the worker stopped first (after a shutdown whose deadline passed).
+    /// the buffer stopped first (after a shutdown whose deadline passed).
     /// Wrap it in a timeout to bound the wait.
     pub async fn flush(&self) -> Result<(), BufferError> {
-        let target = self.flush_target();
-        let p = self
-            .shared
-            .wait_progress(|p| p.resolved >= target || p.stopped)
-            .await;
-        if p.resolved >= target {
+        let (seq, backlog) = self.flush_target();
+        let done = move |p: &Progress| p.resolved >= seq && p.backlog_done >= backlog;
+        let p = self.shared.wait_progress(|p| done(p) || p.stopped).await;
+        if done(&p) {
             Ok(())
         } else {
             Err(BufferError::Closed)
@@ -723,34 +1028,43 @@ impl EventBuffer {
     /// It needs no runtime, and since the worker has its own thread it
     /// cannot deadlock even when called from inside one.
     pub fn flush_blocking(&self, timeout: Duration) -> Result<(), BufferError> {
-        let target = self.flush_target();
+        let (seq, backlog) = self.flush_target();
+        let done = move |p: &Progress| p.resolved >= seq && p.backlog_done >= backlog;
         match self
             .shared
-            .wait_progress_blocking(timeout, |p| p.resolved >= target || p.stopped)
+            .wait_progress_blocking(timeout, |p| done(p) || p.stopped)
         {
-            Some(p) if p.resolved >= target => Ok(()),
+            Some(p) if done(&p) => Ok(()),
             Some(_) => Err(BufferError::Closed),
             None => Err(BufferError::Timeout),
         }
     }
 
-    /// Stops accepting events, delivers everything queued, and stops the
-    /// worker, all within `timeout`. What is still undelivered when the
-    /// deadline passes (including a batch whose attempt is cut short) goes
-    /// to the dead-letter sink with [`DeadLetterReason::ShutdownTimeout`].
+    /// Stops accepting events, delivers what it can, and stops the worker,
+    /// returning within `timeout`.
+    ///
+    /// The worker keeps back the time it needs to account for the rest:
+    /// before the deadline it stops sending and hands everything still
+    /// queued (including batches whose attempt it cuts short) to the
+    /// dead-letter sink with [`DeadLetterReason::ShutdownTimeout`], or with
+    /// a spool, writes it to the spool for the next start. If the capture
+    /// host is failing and no attempt could succeed in time, it does so at
+    /// once rather than waiting for the deadline.
     ///
     /// Idempotent: later calls wait for the same stop (a shorter timeout
     /// brings the deadline forward). Clones stay usable for
     /// [`stats`](Self::stats); their `enqueue` calls are rejected.
     ///
     /// Works from any async runtime (it uses no runtime timer).
+    ///
+    /// [`DeadLetterReason::ShutdownTimeout`]: super::DeadLetterReason::ShutdownTimeout
     pub async fn shutdown(&self, timeout: Duration) -> ShutdownReport {
-        self.shared.begin_shutdown(timeout);
+        let deadline = self.shared.begin_shutdown(timeout);
         let expired = Arc::new(AtomicBool::new(false));
         let watchdog = Watchdog::start(
             self.shared.clone(),
             expired.clone(),
-            timeout + SHUTDOWN_GRACE,
+            deadline.saturating_duration_since(Instant::now()),
         );
         self.shared
             .wait_progress(|p| p.stopped || expired.load(Ordering::Acquire))
@@ -760,269 +1074,45 @@ impl EventBuffer {
     }
 
     /// [`shutdown`](Self::shutdown) for synchronous code: blocks the calling
-    /// thread for at most `timeout` plus a short grace period.
+    /// thread for at most `timeout`.
     pub fn shutdown_blocking(&self, timeout: Duration) -> ShutdownReport {
-        self.shared.begin_shutdown(timeout);
+        let deadline = self.shared.begin_shutdown(timeout);
         self.shared
-            .wait_progress_blocking(timeout + SHUTDOWN_GRACE, |p| p.stopped);
+            .wait_progress_blocking(deadline.saturating_duration_since(Instant::now()), |p| {
+                p.stopped
+            });
         self.finish_shutdown()
+    }
+
+    /// Resends the dead letters of a JSON Lines file through this buffer's
+    /// sender with `api_key`; see [`replay_dead_letters`]. Works before,
+    /// during and after a shutdown.
+    ///
+    /// [`replay_dead_letters`]: super::replay_dead_letters
+    pub async fn replay_dead_letters(
+        &self,
+        path: impl AsRef<std::path::Path>,
+        api_key: &ApiKey,
+    ) -> std::io::Result<super::ReplayReport> {
+        super::replay_dead_letters(path, api_key, &*self.shared.sender).await
     }
 
     fn finish_shutdown(&self) -> ShutdownReport {
         self.handle.join_if_stopped();
-        let progress = *self.shared.progress();
+        let stopped = self.shared.progress().stopped;
         let stats = self.stats();
-        let drained = progress.stopped && progress.resolved >= stats.enqueued;
-        ShutdownReport { drained, stats }
-    }
-}
-
-impl Drop for HandleGuard {
-    /// The last clone is gone: shut down, waiting at most `drop_timeout`.
-    fn drop(&mut self) {
-        if self.shared.progress().stopped {
-            self.join_if_stopped();
-            return;
-        }
-        let timeout = self.shared.config.drop_timeout;
-        self.shared.begin_shutdown(timeout);
-        if timeout.is_zero() || self.on_worker_thread() {
-            return;
-        }
-        if self
-            .shared
-            .wait_progress_blocking(timeout + SHUTDOWN_GRACE, |p| p.stopped)
-            .is_some()
-        {
-            self.join_if_stopped();
-        } else {
-            tracing::warn!("event buffer did not finish its final flush before the drop timeout");
+        ShutdownReport {
+            drained: stopped && stats.queued == 0,
+            stopped,
+            left_in_spool: stats.spooled,
+            stats,
         }
     }
 }
 
-// ---------------------------------------------------------------------------
-// The worker
-// ---------------------------------------------------------------------------
-
-struct Worker {
-    shared: Arc<Shared>,
-    sender: Box<dyn BatchSender>,
-    sink: Arc<dyn DeadLetterSink>,
-    encoder: BatchEncoder,
-    /// The batch being delivered; its chunk goes back to the queue.
-    batch: Chunk,
-}
-
-enum Attempt {
-    Done(Result<(), SendError>),
-    TimedOut,
-    Deadline,
-}
-
-impl Worker {
-    async fn run(mut self) {
-        let interval = self.shared.config.flush_interval;
-        let mut ticker = tokio::time::interval_at(Instant::now() + interval, interval);
-        ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        loop {
-            let closing = self.shared.queue().closed;
-            if !closing {
-                tokio::select! {
-                    _ = ticker.tick() => {}
-                    () = self.shared.wake.notified() => {}
-                }
-            }
-            self.drain().await;
-            let q = self.shared.queue();
-            if q.closed && q.len == 0 {
-                break;
-            }
-        }
-    }
-
-    /// Swaps the next batch off the queue into `out` (empty). The lock is
-    /// held for the swap only; a chunk the queue does not keep is freed
-    /// after it is released.
-    fn take_batch(&self, out: &mut Chunk) {
-        let unused = self.shared.queue().take_batch(out);
-        drop(unused);
-    }
-
-    /// Publishes the watermark; only called when nothing is in flight.
-    fn publish_resolved(&self) {
-        let resolved = {
-            let q = self.shared.queue();
-            q.last_seq - q.len as u64
-        };
-        self.shared
-            .publish(|p| p.resolved = p.resolved.max(resolved));
-    }
-
-    async fn drain(&mut self) {
-        loop {
-            let past_deadline = self.shared.deadline().is_some_and(|d| Instant::now() >= d);
-            let mut batch = std::mem::take(&mut self.batch);
-            self.take_batch(&mut batch);
-            if batch.is_empty() {
-                self.batch = batch;
-                break;
-            }
-            let events: &[EventEnvelope] = batch.make_contiguous();
-            if past_deadline {
-                self.dead_letter(events, DeadLetterReason::ShutdownTimeout, None, 0);
-            } else {
-                self.deliver(events).await;
-            }
-            // Drop the events outside the queue lock; the chunk goes back to
-            // the queue with the next swap.
-            batch.clear();
-            self.batch = batch;
-            self.publish_resolved();
-        }
-        self.publish_resolved();
-    }
-
-    async fn deliver(&mut self, batch: &[EventEnvelope]) {
-        let body = match self.encoder.encode(batch) {
-            Ok(body) => body,
-            Err(e) => {
-                let msg = e.to_string();
-                self.dead_letter(batch, DeadLetterReason::Encoding, Some((&msg, None)), 0);
-                return;
-            }
-        };
-        let config = &self.shared.config;
-        let max_attempts = config.max_retries.saturating_add(1);
-        let mut last: Option<SendError> = None;
-        for attempt in 1..=max_attempts {
-            if attempt > 1 {
-                self.shared.counters.retried.fetch_add(1, Ordering::Relaxed);
-            }
-            let fut = self
-                .sender
-                .send(Batch::new(body.clone(), batch.len(), attempt));
-            match self.attempt(fut).await {
-                Attempt::Done(Ok(())) => {
-                    let c = &self.shared.counters;
-                    c.sent.fetch_add(batch.len() as u64, Ordering::Relaxed);
-                    c.batches_sent.fetch_add(1, Ordering::Relaxed);
-                    tracing::trace!(events = batch.len(), attempt, "event batch delivered");
-                    return;
-                }
-                Attempt::Done(Err(e)) if !e.is_retryable() => {
-                    let msg = e.to_string();
-                    let detail = Some((msg.as_str(), e.status()));
-                    self.dead_letter(batch, DeadLetterReason::Rejected, detail, attempt);
-                    return;
-                }
-                Attempt::Done(Err(e)) => {
-                    tracing::debug!(error = %e, attempt, "event batch attempt failed");
-                    last = Some(e);
-                }
-                Attempt::TimedOut => {
-                    last = Some(SendError::retryable("send attempt timed out"));
-                }
-                Attempt::Deadline => {
-                    let msg = "shutdown deadline passed during a send attempt";
-                    let status = last.as_ref().and_then(SendError::status);
-                    let detail = Some((msg, status));
-                    self.dead_letter(batch, DeadLetterReason::ShutdownTimeout, detail, attempt);
-                    return;
-                }
-            }
-            if attempt < max_attempts {
-                let delay = self.backoff(attempt, last.as_ref());
-                if !self.sleep(delay).await {
-                    let (msg, status) = last_detail(last.as_ref());
-                    let detail = Some((msg.as_str(), status));
-                    self.dead_letter(batch, DeadLetterReason::ShutdownTimeout, detail, attempt);
-                    return;
-                }
-            }
-        }
-        let (msg, status) = last_detail(last.as_ref());
-        let detail = Some((msg.as_str(), status));
-        self.dead_letter(
-            batch,
-            DeadLetterReason::RetriesExhausted,
-            detail,
-            max_attempts,
-        );
-    }
-
-    fn backoff(&self, attempt: u32, last: Option<&SendError>) -> Duration {
-        let c = &self.shared.config;
-        if let Some(after) = last.and_then(SendError::retry_after) {
-            return after.min(c.retry_max);
-        }
-        exponential_backoff(c.retry_base, c.retry_max, attempt, fastrand::f64() * 0.1)
-    }
-
-    /// Runs one attempt, bounded by the attempt timeout and the shutdown
-    /// deadline (which may be set while the attempt is running).
-    async fn attempt(
-        &self,
-        fut: futures_util::future::BoxFuture<'static, Result<(), SendError>>,
-    ) -> Attempt {
-        let attempt_deadline = Instant::now() + self.shared.config.attempt_timeout;
-        let mut fut = fut;
-        loop {
-            let deadline = self.shared.deadline();
-            let until = deadline.map_or(attempt_deadline, |d| d.min(attempt_deadline));
-            tokio::select! {
-                out = &mut fut => return Attempt::Done(out),
-                () = tokio::time::sleep_until(until) => {
-                    return if deadline.is_some_and(|d| d <= until) {
-                        Attempt::Deadline
-                    } else {
-                        Attempt::TimedOut
-                    };
-                }
-                () = self.shared.deadline_set.notified() => {}
-            }
-        }
-    }
-
-    /// Sleeps for `delay` unless the shutdown deadline comes first; returns
-    /// whether the full delay elapsed before the deadline.
-    async fn sleep(&self, delay: Duration) -> bool {
-        let wake_at = Instant::now() + delay;
-        loop {
-            let deadline = self.shared.deadline();
-            if deadline.is_some_and(|d| d < wake_at) {
-                return false;
-            }
-            tokio::select! {
-                () = tokio::time::sleep_until(wake_at) => return true,
-                () = self.shared.deadline_set.notified() => {}
-            }
-        }
-    }
-
-    fn dead_letter(
-        &self,
-        events: &[EventEnvelope],
-        reason: DeadLetterReason,
-        detail: Option<(&str, Option<u16>)>,
-        attempts: u32,
-    ) {
-        let letter = DeadLetter {
-            events,
-            reason,
-            error: detail.map(|(m, _)| m),
-            attempts,
-            last_status: detail.and_then(|(_, s)| s),
-            at: OffsetDateTime::now_utc(),
-        };
-        let c = &self.shared.counters;
-        c.dead_lettered
-            .fetch_add(events.len() as u64, Ordering::Relaxed);
-        if let Err(e) = self.sink.dead_letter(&letter) {
-            c.dead_letter_failures.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(error = %e, events = events.len(), "dead-letter sink failed");
-        }
-    }
+/// Pending bytes at which the spool commits before its interval is over.
+fn commit_threshold(config: &Config, _spool: &SpoolConfig) -> usize {
+    (config.max_bytes / 8).clamp(64 * 1024, 4 * 1024 * 1024)
 }
 
 /// Bounds an async wait without a runtime timer: a helper thread sets
@@ -1069,143 +1159,5 @@ impl Drop for Watchdog {
         if let Some(thread) = &self.thread {
             thread.unpark();
         }
-    }
-}
-
-fn last_detail(last: Option<&SendError>) -> (String, Option<u16>) {
-    match last {
-        Some(e) => (e.to_string(), e.status()),
-        None => ("no attempt completed".to_owned(), None),
-    }
-}
-
-/// `base × 2^(attempt − 1)`, plus `jitter` (a fraction of it), capped at
-/// `max`; saturating, so no configuration can make it overflow.
-fn exponential_backoff(base: Duration, max: Duration, attempt: u32, jitter: f64) -> Duration {
-    let factor = 1u32
-        .checked_shl(attempt.saturating_sub(1))
-        .unwrap_or(u32::MAX);
-    let delay = base.saturating_mul(factor);
-    delay.saturating_add(delay.mul_f64(jitter)).min(max)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use flagwire_core::events::{ApiKey, TrackBody};
-
-    fn event(i: i64) -> EventEnvelope {
-        let body = TrackBody::builder("e").quantity(i).build().unwrap();
-        EventEnvelope::new(ApiKey::new("sch_dev_k").unwrap(), body)
-    }
-
-    fn quantities(chunk: &Chunk) -> Vec<i64> {
-        chunk
-            .iter()
-            .map(|e| match e.body() {
-                flagwire_core::events::EventBody::Track(t) => t.quantity().unwrap(),
-                _ => unreachable!(),
-            })
-            .collect()
-    }
-
-    fn push(q: &mut Queue, i: i64, max_batch: usize) {
-        q.open.push_back(event(i));
-        q.len += 1;
-        if q.open.len() >= max_batch {
-            q.seal(max_batch);
-        }
-    }
-
-    #[test]
-    fn batches_come_out_whole_and_in_order_and_chunks_are_reused() {
-        let mut q = Queue::new(3);
-        for i in 0..8 {
-            push(&mut q, i, 3);
-        }
-        assert_eq!((q.sealed.len(), q.open.len(), q.len), (2, 2, 8));
-        let mut out = Chunk::with_capacity(3);
-        let mut taken = Vec::new();
-        loop {
-            assert!(q.take_batch(&mut out).is_none());
-            if out.is_empty() {
-                break;
-            }
-            taken.push(quantities(&out));
-            out.clear();
-        }
-        assert_eq!(taken, [vec![0, 1, 2], vec![3, 4, 5], vec![6, 7]]);
-        assert_eq!(q.len, 0);
-        // The emptied chunks wait for reuse; sealing the next batch takes one.
-        let spare = q.spare.len();
-        assert!(spare >= 1);
-        for i in 8..11 {
-            push(&mut q, i, 3);
-        }
-        assert_eq!(q.spare.len(), spare - 1);
-        assert!(q.open.capacity() >= 3);
-    }
-
-    #[test]
-    fn drop_oldest_takes_from_the_oldest_sealed_batch_first() {
-        let mut q = Queue::new(2);
-        for i in 0..5 {
-            push(&mut q, i, 2);
-        }
-        let dropped: Vec<i64> = (0..3)
-            .map(|_| match q.pop_oldest().unwrap().body() {
-                flagwire_core::events::EventBody::Track(t) => t.quantity().unwrap(),
-                _ => unreachable!(),
-            })
-            .collect();
-        assert_eq!(dropped, [0, 1, 2]);
-        assert_eq!(q.len, 2);
-        let mut out = Chunk::with_capacity(2);
-        q.take_batch(&mut out);
-        assert_eq!(quantities(&out), [3]);
-        out.clear();
-        q.take_batch(&mut out);
-        assert_eq!(quantities(&out), [4]);
-        out.clear();
-        assert!(q.pop_oldest().is_none());
-        assert_eq!(q.len, 0);
-    }
-
-    #[test]
-    fn the_spare_list_is_bounded() {
-        let mut q = Queue::new(1);
-        for i in 0..(MAX_SPARE_CHUNKS as i64 + 10) {
-            push(&mut q, i, 1);
-        }
-        let mut out = Chunk::with_capacity(1);
-        let mut freed = 0;
-        while q.len > 0 {
-            freed += usize::from(q.take_batch(&mut out).is_some());
-            out.clear();
-        }
-        assert_eq!(q.spare.len(), MAX_SPARE_CHUNKS);
-        assert!(freed >= 9);
-    }
-
-    #[test]
-    fn backoff_doubles_caps_and_saturates() {
-        let ms = Duration::from_millis;
-        assert_eq!(exponential_backoff(ms(100), ms(10_000), 1, 0.0), ms(100));
-        assert_eq!(exponential_backoff(ms(100), ms(10_000), 3, 0.0), ms(400));
-        assert_eq!(exponential_backoff(ms(100), ms(10_000), 3, 0.05), ms(420));
-        assert_eq!(
-            exponential_backoff(ms(100), ms(10_000), 40, 0.0),
-            ms(10_000)
-        );
-        // Absurd settings reach the cap instead of overflowing.
-        let huge = Duration::from_secs(1 << 40);
-        assert_eq!(
-            exponential_backoff(huge, Duration::MAX, 64, 0.099),
-            Duration::MAX
-        );
-        assert_eq!(
-            exponential_backoff(Duration::MAX, Duration::MAX, 1, 0.099),
-            Duration::MAX
-        );
     }
 }

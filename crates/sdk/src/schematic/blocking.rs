@@ -56,12 +56,12 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use flagwire_core::events::{EventBody, IdentifyBody, TrackBody};
+use flagwire_core::events::{EventBody, EventOptions, IdentifyBody, InferenceBody, TrackBody};
 use flagwire_core::{Operation, Paginated};
 use futures_util::TryStreamExt;
 
 use super::builder::{Async, Blocking, ClientBuilder};
-use super::events::EventStats;
+use super::events::{EventShutdown, EventStats};
 use super::flags::{CheckOptions, FlagCheck};
 use super::options::RequestOptions;
 use crate::context::{Context, OwnedContext};
@@ -251,9 +251,24 @@ impl Client {
         self.inner.identify(body)
     }
 
+    /// [`identify`](Self::identify) with per-event options.
+    pub fn identify_with(&self, body: IdentifyBody, options: EventOptions) -> Result<(), Error> {
+        self.inner.identify_with(body, options)
+    }
+
     /// Queues a track event; never blocks (allowed anywhere).
     pub fn track(&self, body: TrackBody) -> Result<(), Error> {
         self.inner.track(body)
+    }
+
+    /// [`track`](Self::track) with per-event options.
+    pub fn track_with(&self, body: TrackBody, options: EventOptions) -> Result<(), Error> {
+        self.inner.track_with(body, options)
+    }
+
+    /// Queues an inference event; never blocks.
+    pub fn inference(&self, body: InferenceBody) -> Result<(), Error> {
+        self.inner.inference(body)
     }
 
     /// Queues any event body; never blocks.
@@ -271,13 +286,27 @@ impl Client {
         }
     }
 
-    /// Delivers everything queued within `timeout` and stops taking events.
-    pub fn shutdown(&self, timeout: Duration) -> Result<EventStats, Error> {
+    /// Delivers what it can within `timeout` and stops taking events; see
+    /// [`Client::shutdown`](super::Client::shutdown).
+    pub fn shutdown(&self, timeout: Duration) -> Result<EventShutdown, Error> {
         refuse_in_async_context()?;
-        if let Some(buffer) = &self.inner.inner.events {
-            buffer.shutdown_blocking(timeout);
-        }
-        Ok(self.inner.event_stats())
+        let report = self
+            .inner
+            .inner
+            .events
+            .as_ref()
+            .map(|buffer| buffer.shutdown_blocking(timeout));
+        Ok(self.inner.shutdown_report(report))
+    }
+
+    /// Resends the dead letters of a JSON Lines file; see
+    /// [`Client::replay_dead_letters`](super::Client::replay_dead_letters).
+    pub fn replay_dead_letters(
+        &self,
+        path: impl AsRef<std::path::Path>,
+    ) -> Result<crate::events::ReplayReport, Error> {
+        let path = path.as_ref().to_path_buf();
+        self.run(move |c| async move { c.replay_dead_letters(path).await })?
     }
 
     /// The event counters.

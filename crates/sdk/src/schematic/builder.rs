@@ -457,7 +457,12 @@ impl<M> ClientBuilder<M> {
             None
         } else {
             let sender = CaptureSender::new(capture_transport, capture.clone());
-            Some(self.events.spawn(sender)?)
+            let mut events = self.events;
+            // The key spooled events are sent with after a restart.
+            if let Some(key) = &event_key {
+                events = events.api_key(key.clone());
+            }
+            Some(events.spawn(sender)?)
         };
 
         let datastream = match dial {
