@@ -1291,7 +1291,8 @@ fn entitlement_usage_from_metric_condition() {
         let prepared = PreparedCompany::new(co.clone());
         let e = engine.check("feature", Some(&prepared), None, NOW);
         assert!(e.value);
-        assert_eq!(e.entitlement.map(|x| x.feature_id.as_str()), Some("feat"));
+        let entitlement = e.entitlement.map(|x| x.parse().expect("entitlement JSON"));
+        assert_eq!(entitlement.map(|x| x.feature_id), Some("feat".to_owned()));
         let u = e.feature_usage.expect("usage fields");
         assert_eq!(
             (u.usage, u.allocation, u.event),

@@ -209,7 +209,7 @@ pub(crate) struct CheckData<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     user_id: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    entitlement: Option<&'a FeatureEntitlement>,
+    entitlement: Option<FeatureEntitlement>,
     #[serde(skip_serializing_if = "Option::is_none")]
     feature_usage: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -234,7 +234,7 @@ impl<'a> From<Evaluation<'a>> for CheckData<'a> {
             rule_type: e.rule_type,
             company_id: e.company_id,
             user_id: e.user_id,
-            entitlement: e.entitlement,
+            entitlement: e.entitlement.and_then(|x| x.parse().ok()),
             feature_usage: usage.map(|u| u.usage),
             feature_allocation: usage.map(|u| u.allocation),
             feature_usage_event: usage.and_then(|u| u.event),

@@ -6,6 +6,7 @@
 //! [`super::intern`]), entity ids are hashed, and trait values and literals
 //! are parsed as int, bool and date up front.
 
+use std::collections::BTreeMap;
 use std::fmt;
 
 use time::OffsetDateTime;
@@ -678,7 +679,18 @@ pub(crate) struct PreparedMetric {
 /// [`RulesEngine`](super::RulesEngine), before or after its flags change.
 #[derive(Clone)]
 pub struct PreparedCompany {
-    pub(crate) company: Company,
+    /// The company without its entitlements, as compact JSON: what
+    /// [`to_company`](Self::to_company) rebuilds it from. Kept as text
+    /// because text is the smallest faithful form: the parsed model of a
+    /// typical company takes about 2.5 times its JSON.
+    body: Box<str>,
+    /// Each entitlement as compact JSON, in input order; parsed only when a
+    /// result is turned into owned data.
+    entitlements: Box<[Box<str>]>,
+    id: Box<str>,
+    /// Identifying keys, sorted by name.
+    keys: Box<[(Box<str>, Box<str>)]>,
+    subscription: Option<Subscription>,
     pub(crate) id_hash: u64,
     /// Plan, plan version and billing product ids, indexed by [`SetKind`].
     pub(crate) sets: [Box<[Sym]>; 3],
@@ -688,14 +700,18 @@ pub struct PreparedCompany {
     metrics: Box<[PreparedMetric]>,
     credit_index: SymMap,
     credit_values: Box<[f64]>,
-    /// Feature key to index into `company.entitlements`.
+    /// Feature key to index into `entitlements`.
     entitlement_index: SymMap,
     pub(crate) rules: ScopedRules,
 }
 
 impl PreparedCompany {
     /// Prepares `company` for evaluation.
-    pub fn new(company: Company) -> Self {
+    ///
+    /// The prepared form keeps the indexes a check reads and the company
+    /// itself as compact JSON, so a cached company costs little memory; the
+    /// model comes back with [`to_company`](Self::to_company).
+    pub fn new(mut company: Company) -> Self {
         let metrics: Vec<(MetricKey, PreparedMetric)> = company
             .metrics
             .iter()
@@ -714,6 +730,23 @@ impl PreparedCompany {
             .iter()
             .map(|(k, v)| (intern(k), *v))
             .collect();
+        let entitlement_index = SymMap::new(
+            company
+                .entitlements
+                .iter()
+                .enumerate()
+                .map(|(i, e)| (intern(&e.feature_key), i as u32)),
+        );
+        let entitlements: Box<[Box<str>]> = std::mem::take(&mut company.entitlements)
+            .iter()
+            .map(to_json)
+            .collect();
+        let mut keys: Vec<(Box<str>, Box<str>)> = company
+            .keys
+            .iter()
+            .map(|(k, v)| (Box::from(k.as_str()), Box::from(v.as_str())))
+            .collect();
+        keys.sort_unstable();
         Self {
             id_hash: hash_str(&company.id),
             sets: [
@@ -727,15 +760,13 @@ impl PreparedCompany {
             metrics: metrics.into_iter().map(|m| m.1).collect(),
             credit_index: SymMap::new(credits.iter().enumerate().map(|(i, c)| (c.0, i as u32))),
             credit_values: credits.iter().map(|c| c.1).collect(),
-            entitlement_index: SymMap::new(
-                company
-                    .entitlements
-                    .iter()
-                    .enumerate()
-                    .map(|(i, e)| (intern(&e.feature_key), i as u32)),
-            ),
+            entitlement_index,
             rules: ScopedRules::new(&company.rules),
-            company,
+            id: Box::from(company.id.as_str()),
+            keys: keys.into_boxed_slice(),
+            subscription: company.subscription.clone(),
+            body: to_json(&company),
+            entitlements,
         }
     }
 
@@ -744,19 +775,44 @@ impl PreparedCompany {
         Ok(Self::new(serde_json::from_str(json)?))
     }
 
-    /// The company data.
-    pub fn company(&self) -> &Company {
-        &self.company
+    /// The company, rebuilt from its compact JSON (this parses it: keep the
+    /// result rather than calling this on a hot path).
+    pub fn to_company(&self) -> Company {
+        let mut company: Company = serde_json::from_str(&self.body).unwrap_or_else(|_| {
+            // Only reachable if the model's own JSON stopped parsing: keep
+            // what the prepared form knows.
+            let mut c = Company::new(self.id.as_ref());
+            c.keys = self.keys_map();
+            c
+        });
+        company.entitlements = self
+            .entitlements
+            .iter()
+            .filter_map(|e| serde_json::from_str(e).ok())
+            .collect();
+        company
     }
 
-    /// Gives the company data back.
-    pub fn into_inner(self) -> Company {
-        self.company
+    /// The company, rebuilt (see [`to_company`](Self::to_company)).
+    pub fn into_company(self) -> Company {
+        self.to_company()
     }
 
     /// The company id.
     pub fn id(&self) -> &str {
-        &self.company.id
+        &self.id
+    }
+
+    /// The identifying keys, sorted by name.
+    pub fn keys(&self) -> impl ExactSizeIterator<Item = (&str, &str)> {
+        self.keys.iter().map(|(k, v)| (&**k, &**v))
+    }
+
+    /// The identifying keys as a map.
+    pub fn keys_map(&self) -> BTreeMap<String, String> {
+        self.keys()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect()
     }
 
     /// The value of the metric for `(event_subtype, period, month_reset)`,
@@ -799,14 +855,16 @@ impl PreparedCompany {
 
     /// The entitlement whose `feature_key` is the flag key.
     #[inline]
-    pub(crate) fn entitlement(&self, flag_key: Sym) -> Option<&FeatureEntitlement> {
+    pub(crate) fn entitlement(&self, flag_key: Sym) -> Option<EntitlementRef<'_>> {
         self.entitlement_index
             .get(flag_key)
-            .map(|i| &self.company.entitlements[i])
+            .map(|i| EntitlementRef {
+                json: &self.entitlements[i],
+            })
     }
 
     pub(crate) fn subscription(&self) -> Option<&Subscription> {
-        self.company.subscription.as_ref()
+        self.subscription.as_ref()
     }
 }
 
@@ -819,8 +877,41 @@ impl From<Company> for PreparedCompany {
 impl fmt::Debug for PreparedCompany {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PreparedCompany")
-            .field("company", &self.company)
+            .field("id", &self.id)
+            .field("keys", &self.keys)
             .finish_non_exhaustive()
+    }
+}
+
+/// Compact JSON of a model value (serialising these types cannot fail).
+fn to_json(value: &impl serde::Serialize) -> Box<str> {
+    serde_json::to_string(value)
+        .unwrap_or_default()
+        .into_boxed_str()
+}
+
+/// A company's entitlement attached to an evaluation, kept as JSON until
+/// it is needed: a check that only wants the value never parses it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EntitlementRef<'a> {
+    json: &'a str,
+}
+
+impl<'a> EntitlementRef<'a> {
+    /// The entitlement as compact JSON (snake_case wire form).
+    pub fn as_json(&self) -> &'a str {
+        self.json
+    }
+
+    /// The entitlement, parsed.
+    pub fn parse(&self) -> Result<FeatureEntitlement, serde_json::Error> {
+        serde_json::from_str(self.json)
+    }
+
+    /// The entitlement parsed into another type with the same wire form
+    /// (e.g. the API's model of it).
+    pub fn parse_as<T: serde::de::DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
+        serde_json::from_str(self.json)
     }
 }
 

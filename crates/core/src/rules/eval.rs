@@ -8,9 +8,9 @@ use time::OffsetDateTime;
 
 use super::RulesError;
 use super::compile::{
-    BasePlanCond, CompiledRule, CondSet, CreditCond, Entity, EntityIdCond, MetricCond, Op,
-    PreparedCompany, PreparedTrait, PreparedUser, SetCond, TraitCond, UsageSpec, compare_int,
-    compare_values,
+    BasePlanCond, CompiledRule, CondSet, CreditCond, EntitlementRef, Entity, EntityIdCond,
+    MetricCond, Op, PreparedCompany, PreparedTrait, PreparedUser, SetCond, TraitCond, UsageSpec,
+    compare_int, compare_values,
 };
 use super::hash::{BuildStrHasher, str_eq};
 use super::intern::{Sym, intern};
@@ -281,8 +281,9 @@ pub struct Evaluation<'a> {
     pub company_id: Option<&'a str>,
     /// The user checked, if any.
     pub user_id: Option<&'a str>,
-    /// The company's entitlement for this flag's feature.
-    pub entitlement: Option<&'a FeatureEntitlement>,
+    /// The company's entitlement for this flag's feature (kept as JSON until
+    /// parsed, so the check itself allocates nothing).
+    pub entitlement: Option<EntitlementRef<'a>>,
     /// Usage fields of a matched entitlement rule.
     pub feature_usage: Option<FeatureUsage<'a>>,
     /// Why the check could not be evaluated as asked (refused preflight
@@ -303,7 +304,7 @@ impl Evaluation<'_> {
             rule_type: self.rule_type.cloned(),
             company_id: self.company_id.map(str::to_owned),
             user_id: self.user_id.map(str::to_owned),
-            entitlement: self.entitlement.cloned(),
+            entitlement: self.entitlement.and_then(|e| e.parse().ok()),
             feature_usage: usage.map(|u| u.usage),
             feature_allocation: usage.map(|u| u.allocation),
             feature_usage_event: usage.and_then(|u| u.event).map(str::to_owned),
@@ -440,7 +441,7 @@ impl CompiledFlag {
             reason: Reason::NoRulesMatched,
             rule_id: None,
             rule_type: None,
-            company_id: company.map(|c| c.company.id.as_str()),
+            company_id: company.map(|c| c.id()),
             user_id: user.map(|u| u.user.id.as_str()),
             entitlement: company.and_then(|c| c.entitlement(self.key)),
             feature_usage: None,
@@ -649,7 +650,7 @@ impl Scope<'_> {
         let entity = if c.user {
             self.user.map(|u| (u.id_hash, u.user.id.as_str()))
         } else {
-            self.company.map(|co| (co.id_hash, co.company.id.as_str()))
+            self.company.map(|co| (co.id_hash, co.id()))
         };
         entity.is_some_and(|(hash, id)| c.ids.contains(hash, id) != c.negate)
     }

@@ -134,7 +134,7 @@ pub mod period;
 
 use std::fmt;
 
-pub use compile::{PreparedCompany, PreparedUser};
+pub use compile::{EntitlementRef, PreparedCompany, PreparedUser};
 pub use eval::{
     CheckFlagResult, CheckOptions, CompiledFlag, Evaluation, FeatureUsage, PreflightError, Reason,
     RulesEngine,

@@ -79,9 +79,14 @@ pub(crate) fn compute(store: &Store, replaced: &Refreshed) -> Vec<Change> {
     let mut companies: Vec<_> = replaced.companies.iter().collect();
     companies.sort_by(|a, b| a.0.cmp(&b.0));
     for (id, old) in companies {
-        let new = store.prepared_companies.get(id).map(|p| p.company());
-        let old = old.as_ref().map(|p| p.company());
-        if let Some(change) = entity_change(Topic::Company(id.clone()), old, new, company_keys) {
+        let new = store.prepared_companies.get(id).map(|p| p.to_company());
+        let old = old.as_ref().map(|p| p.to_company());
+        if let Some(change) = entity_change(
+            Topic::Company(id.clone()),
+            old.as_ref(),
+            new.as_ref(),
+            company_keys,
+        ) {
             out.push(change);
         }
     }

@@ -278,7 +278,7 @@ impl Hub {
                         Some(id),
                         "full",
                         None,
-                        Some(p.company()),
+                        Some(&p.to_company()),
                     ));
                 }
             }

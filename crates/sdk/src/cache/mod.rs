@@ -108,6 +108,7 @@ mod keys;
 mod local;
 
 pub use chain::{CacheChain, CacheError, FlagCache, NoCache};
+pub(crate) use clock::coarse_utc_now;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use keys::{FlagCacheKey, KeyPairs};
 pub use local::{CacheStats, DEFAULT_CAPACITY, DEFAULT_TTL, LocalFlagCache, LocalFlagCacheBuilder};

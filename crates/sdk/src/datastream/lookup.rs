@@ -26,40 +26,53 @@ pub(crate) fn fold(text: &str) -> Box<str> {
         .into_boxed_str()
 }
 
-/// Feeds the folded bytes of `text` to `state` in fixed 64-byte chunks, so
-/// equal folded texts always produce identical `write` calls.
+/// Whether `text` is its own folded form: ASCII without capitals (almost
+/// every key and value).
+#[inline]
+fn is_folded_ascii(text: &str) -> bool {
+    text.bytes()
+        .all(|b| b.is_ascii() && !b.is_ascii_uppercase())
+}
+
+/// Hashes the folded form of `text`: one `write` of its bytes and a
+/// terminator. Texts that are already folded (the stored keys, and nearly
+/// every query) are hashed in place; others are folded into a stack buffer
+/// first, or, past its size, into a `String` (a rare allocation: a long key
+/// with capitals or non-ASCII letters).
+#[inline]
 fn hash_folded<H: Hasher>(text: &str, state: &mut H) {
-    let mut chunk = [0u8; 64];
-    let mut filled = 0;
-    let mut total = 0usize;
-    let push = |byte: u8, chunk: &mut [u8; 64], filled: &mut usize, state: &mut H| {
-        chunk[*filled] = byte;
-        *filled += 1;
-        if *filled == chunk.len() {
-            state.write(chunk);
-            *filled = 0;
-        }
-    };
-    if text.is_ascii() {
-        for &b in text.as_bytes() {
-            push(b.to_ascii_lowercase(), &mut chunk, &mut filled, state);
-        }
-        total = text.len();
+    if is_folded_ascii(text) {
+        state.write(text.as_bytes());
     } else {
+        let mut buffer = [0u8; 128];
+        let mut len = 0;
+        let mut fits = true;
         let mut utf8 = [0u8; 4];
         for c in text.chars().flat_map(char::to_lowercase) {
-            for &b in c.encode_utf8(&mut utf8).as_bytes() {
-                push(b, &mut chunk, &mut filled, state);
-                total += 1;
+            let bytes = c.encode_utf8(&mut utf8).as_bytes();
+            if len + bytes.len() > buffer.len() {
+                fits = false;
+                break;
             }
+            buffer[len..len + bytes.len()].copy_from_slice(bytes);
+            len += bytes.len();
+        }
+        if fits {
+            state.write(&buffer[..len]);
+        } else {
+            state.write(fold(text).as_bytes());
         }
     }
-    state.write(&chunk[..filled]);
-    state.write_usize(total);
+    // Keeps ("ab", "c") and ("a", "bc") apart; never a UTF-8 byte.
+    state.write_u8(0xff);
 }
 
 /// Whether `query` folds to `folded` (which is already folded).
+#[inline]
 fn folded_eq(query: &str, folded: &str) -> bool {
+    if query.len() == folded.len() && query.as_bytes() == folded.as_bytes() {
+        return true;
+    }
     if query.is_ascii() && folded.is_ascii() {
         return query.len() == folded.len() && query.eq_ignore_ascii_case(folded);
     }

@@ -38,6 +38,8 @@
 //! See `docs/datastream.md` for the protocol choices and figures.
 
 mod connection;
+#[doc(hidden)]
+pub mod internals;
 pub(crate) mod lookup;
 pub(crate) mod store;
 pub(crate) mod waiters;

@@ -67,49 +67,46 @@ where
         .build()
 }
 
-/// What a company or user model offers the store.
+/// What a prepared company or user offers the store.
 pub(crate) trait Model: Send + Sync + 'static {
-    /// The raw wire model.
-    type Raw: Clone + Send + Sync + 'static;
-    /// Prepares a raw model for evaluation.
-    fn prepare(raw: Self::Raw) -> Self;
-    /// The raw model.
-    fn raw(&self) -> &Self::Raw;
     /// The entity id.
-    fn id_of(raw: &Self::Raw) -> &str;
+    fn id(&self) -> &str;
     /// The identifying keys.
-    fn keys_of(raw: &Self::Raw) -> &BTreeMap<String, String>;
+    fn key_pairs(&self) -> impl Iterator<Item = (&str, &str)>;
+    /// Whether it has no keys (nothing could find it).
+    fn has_no_keys(&self) -> bool;
+    /// The identifying keys as a map.
+    fn keys_map(&self) -> Keys {
+        self.key_pairs()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect()
+    }
 }
 
 impl Model for PreparedCompany {
-    type Raw = Company;
-    fn prepare(raw: Company) -> Self {
-        PreparedCompany::new(raw)
+    fn id(&self) -> &str {
+        PreparedCompany::id(self)
     }
-    fn raw(&self) -> &Company {
-        self.company()
+    fn key_pairs(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.keys()
     }
-    fn id_of(raw: &Company) -> &str {
-        &raw.id
-    }
-    fn keys_of(raw: &Company) -> &BTreeMap<String, String> {
-        &raw.keys
+    fn has_no_keys(&self) -> bool {
+        self.keys().len() == 0
     }
 }
 
 impl Model for PreparedUser {
-    type Raw = User;
-    fn prepare(raw: User) -> Self {
-        PreparedUser::new(raw)
+    fn id(&self) -> &str {
+        PreparedUser::id(self)
     }
-    fn raw(&self) -> &User {
+    fn key_pairs(&self) -> impl Iterator<Item = (&str, &str)> {
         self.user()
+            .keys
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
     }
-    fn id_of(raw: &User) -> &str {
-        &raw.id
-    }
-    fn keys_of(raw: &User) -> &BTreeMap<String, String> {
-        &raw.keys
+    fn has_no_keys(&self) -> bool {
+        self.user().keys.is_empty()
     }
 }
 
@@ -154,7 +151,7 @@ impl<P: Model> Entities<P> {
                 match found {
                     None => found = Some(entry),
                     Some(first) if Arc::ptr_eq(first, entry) => {}
-                    Some(first) if P::id_of(first.model.raw()) == P::id_of(entry.model.raw()) => {}
+                    Some(first) if first.model.id() == entry.model.id() => {}
                     Some(_) => {
                         conflict = true;
                         return false;
@@ -459,14 +456,14 @@ impl Store {
 
     /// Caches a company (replacing any earlier version).
     pub(crate) fn upsert_company(&self, company: Company) {
-        let prepared = PreparedCompany::prepare(company);
+        let prepared = PreparedCompany::new(company);
         let mut log = self.write_log();
         self.store_entity(&self.companies, prepared, &mut log, EntityKind::Company);
     }
 
     /// Caches a user.
     pub(crate) fn upsert_user(&self, user: User) {
-        let prepared = PreparedUser::prepare(user);
+        let prepared = PreparedUser::new(user);
         let mut log = self.write_log();
         self.store_entity(&self.users, prepared, &mut log, EntityKind::User);
     }
@@ -482,7 +479,7 @@ impl Store {
         let mut company = {
             let guard = self.collector.enter();
             match self.companies.get_by_id(id, &guard) {
-                Some(entry) => entry.model.company().clone(),
+                Some(entry) => entry.model.to_company(),
                 None => {
                     self.counters
                         .partials_skipped
@@ -495,7 +492,7 @@ impl Store {
         let keys = pairs_of(&company.keys);
         self.store_entity(
             &self.companies,
-            PreparedCompany::prepare(company),
+            PreparedCompany::new(company),
             &mut log,
             EntityKind::Company,
         );
@@ -521,7 +518,7 @@ impl Store {
         let keys = pairs_of(&user.keys);
         self.store_entity(
             &self.users,
-            PreparedUser::prepare(user),
+            PreparedUser::new(user),
             &mut log,
             EntityKind::User,
         );
@@ -540,7 +537,7 @@ impl Store {
         let mut company = {
             let guard = self.collector.enter();
             match self.companies.find(keys, &guard) {
-                Found::One(entry) => entry.model.company().clone(),
+                Found::One(entry) => entry.model.to_company(),
                 _ => return false,
             }
         };
@@ -549,7 +546,7 @@ impl Store {
         }
         self.store_entity(
             &self.companies,
-            PreparedCompany::prepare(company),
+            PreparedCompany::new(company),
             &mut log,
             EntityKind::Company,
         );
@@ -616,9 +613,8 @@ impl Store {
         log: &mut WriteLog,
         kind: EntityKind,
     ) {
-        let raw = model.raw();
-        let id: Box<str> = P::id_of(raw).into();
-        if P::keys_of(raw).is_empty() || id.is_empty() {
+        let id: Box<str> = model.id().into();
+        if model.has_no_keys() || id.is_empty() {
             // Nothing could find it (the official SDKs do not cache these either).
             self.counters.without_keys.fetch_add(1, Ordering::Relaxed);
             return;
@@ -631,18 +627,19 @@ impl Store {
             written: Instant::now(),
         });
         let guard = self.collector.enter();
-        let new_keys = P::keys_of(entry.model.raw());
         if let Some(old) = entities.by_id.get(&*id, &guard) {
-            for (name, value) in P::keys_of(old.model.raw()) {
-                let still = new_keys
-                    .iter()
-                    .any(|(n, v)| PairQuery(n, v).eq_folded(&PairKey::new(name, value)));
+            for (name, value) in old.model.key_pairs() {
+                let old_pair = PairKey::new(name, value);
+                let still = entry
+                    .model
+                    .key_pairs()
+                    .any(|(n, v)| PairQuery(n, v).eq_folded(&old_pair));
                 if !still {
                     remove_pair_if_owned(entities, &guard, name, value, &id);
                 }
             }
         }
-        for (name, value) in new_keys {
+        for (name, value) in entry.model.key_pairs() {
             entities
                 .by_pair
                 .insert(PairKey::new(name, value), entry.clone(), &guard);
@@ -700,7 +697,7 @@ fn remove_pair_if_owned<P: Model>(
     let owned = entities
         .by_pair
         .get(&query, guard)
-        .is_some_and(|e| P::id_of(e.model.raw()) == id);
+        .is_some_and(|e| e.model.id() == id);
     if owned {
         entities.by_pair.remove(&query, guard);
     }
@@ -716,11 +713,10 @@ fn remove_entity<P: Model>(
 ) -> Option<Keys> {
     let guard = collector.enter();
     let removed = entities.by_id.remove(id, &guard).map(|old| {
-        let keys = P::keys_of(old.model.raw());
-        for (name, value) in keys {
+        for (name, value) in old.model.key_pairs() {
             remove_pair_if_owned(entities, &guard, name, value, id);
         }
-        keys.clone()
+        old.model.keys_map()
     });
     for (name, value) in extra_keys {
         remove_pair_if_owned(entities, &guard, name, value, id);

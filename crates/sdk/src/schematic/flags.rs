@@ -305,21 +305,14 @@ impl FlagCheck {
             flag_id: evaluation.flag_id.map(str::to_owned),
             company_id: evaluation.company_id.map(str::to_owned),
             user_id: evaluation.user_id.map(str::to_owned),
-            entitlement: evaluation.entitlement.and_then(convert_entitlement),
+            // Same wire form: parsed straight into the API's model.
+            entitlement: evaluation.entitlement.and_then(|e| e.parse_as().ok()),
             feature_usage: evaluation.feature_usage.map(|u| u.usage),
             feature_allocation: evaluation.feature_usage.map(|u| u.allocation),
             error: evaluation.err.map(str::to_owned),
             source: CheckSource::Local,
         }
     }
-}
-
-/// The rules engine's entitlement in the API's model (same wire form).
-fn convert_entitlement(
-    entitlement: &flagwire_core::rules::FeatureEntitlement,
-) -> Option<FeatureEntitlement> {
-    let value = serde_json::to_value(entitlement).ok()?;
-    serde_json::from_value(value).ok()
 }
 
 fn request_body(context: &Context<'_>, preflight: &Preflight<'_>) -> CheckFlagRequestBody {
@@ -339,7 +332,7 @@ fn request_body(context: &Context<'_>, preflight: &Preflight<'_>) -> CheckFlagRe
 /// The current time for rule evaluation.
 #[inline]
 fn now_utc() -> OffsetDateTime {
-    OffsetDateTime::now_utc()
+    crate::cache::coarse_utc_now()
 }
 
 /// Whether a failed check request says the API is unavailable (what the
