@@ -863,7 +863,21 @@ impl std::io::Write for LogBuffer {
     }
 }
 
+/// The logs of one failed send. Tests on other threads of this binary can
+/// race the interest cache rebuild below and leave a callsite disabled for a
+/// moment; a capture that missed the send's warning is taken again (the
+/// assertions are about what the logs contain, not about that race).
 fn logs_of(redact_pii: bool) -> String {
+    for _ in 0..4 {
+        let logs = capture_logs(redact_pii);
+        if logs.contains("eSauti event not delivered") {
+            return logs;
+        }
+    }
+    capture_logs(redact_pii)
+}
+
+fn capture_logs(redact_pii: bool) -> String {
     let logs = LogBuffer::default();
     let writer = logs.clone();
     let subscriber = tracing_subscriber::fmt()
