@@ -111,7 +111,7 @@ pub use headers::Headers;
 pub use scheme::{Esauti, Flagsmith, GitHub, Schematic, Scheme, StandardWebhooks, Stripe};
 pub use secret::Secret;
 pub use sign::{SignedHeaders, Signer};
-pub use verifier::{DEFAULT_TOLERANCE, Verified, Verifier, VerifierBuilder};
+pub use verifier::{DEFAULT_TOLERANCE, Verified, VerifiedDelivery, Verifier, VerifierBuilder};
 
 /// Verifies Schematic webhooks.
 pub type SchematicVerifier = Verifier<Schematic>;
