@@ -12,6 +12,8 @@
 //! * **Any framework.** Headers are read through the small [`Headers`]
 //!   trait, implemented for slices of pairs, `HashMap`, `BTreeMap` and
 //!   (default `http` feature) [`http::HeaderMap`].
+//! * **One call for the manual case.** [`schematic::verify_signature`] and
+//!   its siblings verify from the raw header values.
 //! * **Typed, log-safe errors.** [`Error`] never contains a secret or a
 //!   computed signature. Answer senders with one generic response whatever
 //!   the variant.
@@ -49,6 +51,18 @@
 //!     Err(Error::SignatureMismatch)
 //! );
 //! # Ok::<(), Error>(())
+//! ```
+//!
+//! Without a verifier to keep, one call does the same from the header
+//! values (building a verifier for that call):
+//!
+//! ```
+//! # use flagwire_webhooks::{Schematic, Signer, unix_now};
+//! # let body = br#"{"event":"test"}"#;
+//! # let sent = Signer::<Schematic>::new("test-secret")?.sign(unix_now(), body);
+//! # let (signature, timestamp) = (sent.get(Schematic::SIGNATURE_HEADER).unwrap(), sent.get(Schematic::TIMESTAMP_HEADER).unwrap());
+//! flagwire_webhooks::schematic::verify_signature(body, signature, timestamp, "test-secret")?;
+//! # Ok::<(), flagwire_webhooks::Error>(())
 //! ```
 //!
 //! # Schemes
@@ -97,6 +111,7 @@ mod clock;
 mod encoding;
 mod error;
 mod headers;
+mod one_call;
 mod scheme;
 mod secret;
 mod sign;
@@ -104,6 +119,8 @@ mod verifier;
 
 #[cfg(feature = "serde")]
 pub mod payload;
+
+pub use one_call::{esauti, flagsmith, github, schematic, standard_webhooks, stripe};
 
 pub use clock::{Clock, FixedClock, SystemClock, unix_now};
 pub use error::{Error, Malformed, SecretError};

@@ -184,6 +184,16 @@ impl<'h> Verified<'h> {
     pub fn to_delivery(&self) -> VerifiedDelivery {
         VerifiedDelivery::from(*self)
     }
+
+    /// The same facts with the id borrowed from elsewhere (the one-call
+    /// helpers, whose headers are a local array, hand back the caller's).
+    pub(crate) fn with_id<'a>(self, id: Option<&'a str>) -> Verified<'a> {
+        Verified {
+            timestamp: self.timestamp,
+            id,
+            secret_index: self.secret_index,
+        }
+    }
 }
 
 /// What a successful verification established, owned rather than borrowed
