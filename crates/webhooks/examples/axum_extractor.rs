@@ -9,8 +9,10 @@
 //! over the limit over loopback, checks the answers and exits.
 //!
 //! ```sh
-//! cargo run -p flagwire-webhooks --features axum,serde --example axum_extractor
+//! cargo run -p flagwire-webhooks --example axum_extractor
 //! ```
+//!
+//! In your own crate: `flagwire-webhooks = { version = "0.1", features = ["axum", "serde"] }`.
 
 mod common;
 

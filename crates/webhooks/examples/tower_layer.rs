@@ -10,8 +10,10 @@
 //! checks the answers and exits.
 //!
 //! ```sh
-//! cargo run -p flagwire-webhooks --features tower --example tower_layer
+//! cargo run -p flagwire-webhooks --example tower_layer
 //! ```
+//!
+//! In your own crate: `flagwire-webhooks = { version = "0.1", features = ["tower"] }`.
 
 mod common;
 
