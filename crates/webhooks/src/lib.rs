@@ -166,6 +166,11 @@ mod verifier;
 pub mod axum;
 #[cfg(feature = "serde")]
 pub mod payload;
+
+/// The README's example, compiled and run as a doc test.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
 #[cfg(feature = "tower")]
 pub mod tower;
 
