@@ -11,7 +11,10 @@
 //!   with an injectable [`Clock`] for tests.
 //! * **Any framework.** Headers are read through the small [`Headers`]
 //!   trait, implemented for slices of pairs, `HashMap`, `BTreeMap` and
-//!   (default `http` feature) [`http::HeaderMap`].
+//!   (default `http` feature) [`http::HeaderMap`]. An axum extractor and a
+//!   tower layer verify before your handler runs (features `axum`, `tower`).
+//! * **One call for the manual case.** [`schematic::verify_signature`] and
+//!   its siblings verify from the raw header values.
 //! * **Typed, log-safe errors.** [`Error`] never contains a secret or a
 //!   computed signature. Answer senders with one generic response whatever
 //!   the variant.
@@ -51,6 +54,33 @@
 //! # Ok::<(), Error>(())
 //! ```
 //!
+//! Without a verifier to keep, one call does the same from the header
+//! values (building a verifier for that call):
+//!
+//! ```
+//! # use flagwire_webhooks::{Schematic, Signer, unix_now};
+//! # let body = br#"{"event":"test"}"#;
+//! # let sent = Signer::<Schematic>::new("test-secret")?.sign(unix_now(), body);
+//! # let (signature, timestamp) = (sent.get(Schematic::SIGNATURE_HEADER).unwrap(), sent.get(Schematic::TIMESTAMP_HEADER).unwrap());
+//! flagwire_webhooks::schematic::verify_signature(body, signature, timestamp, "test-secret")?;
+//! # Ok::<(), flagwire_webhooks::Error>(())
+//! ```
+//!
+//! # In a web framework
+//!
+//! * axum (feature `axum`): take an [`axum::VerifiedWebhook<S>`][extractor]
+//!   as the handler's last argument, with the verifier in the router state.
+//! * any tower stack (feature `tower`): wrap the service in a
+//!   [`tower::VerifyWebhookLayer`][layer]; the inner service gets the verified
+//!   request with a [`VerifiedDelivery`] in its extensions.
+//! * anything else: buffer the body and call `verify` with the headers, or
+//!   [`Verifier::verify_request`] / [`Verifier::verify_parts`] with `http`
+//!   types.
+//!
+//! Both adapters answer a delivery that does not verify with an empty
+//! `400 Bad Request` (`413` over the body limit) and log the reason at debug
+//! level with `tracing`.
+//!
 //! # Schemes
 //!
 //! | scheme | verifier | signed message | headers |
@@ -89,21 +119,62 @@
 //!   and `http::request::Parts`; [`SignedHeaders::to_header_map`].
 //! * `serde`: typed payloads in the `payload` module, which exists only
 //!   with this feature. Verification never needs it.
+//! * `axum`: the [`axum`][axum-module] module (an extractor; adds `axum`,
+//!   `bytes` and `tracing`).
+//! * `tower`: the [`tower`][tower-module] module (a layer; adds
+//!   `tower-layer`, `tower-service`, `http-body`, `bytes`,
+//!   `pin-project-lite` and `tracing`).
 //!
 //! Without features it depends on `ring` alone, plus `libc` on Linux for the
 //! clock (a crate `ring` already brings in there).
+//!
+// Where the adapters' links lead: their items, or docs.rs in a build
+// without them.
+#![cfg_attr(feature = "axum", doc = "[extractor]: axum::VerifiedWebhook")]
+#![cfg_attr(feature = "axum", doc = "[axum-module]: mod@axum")]
+#![cfg_attr(
+    not(feature = "axum"),
+    doc = "[extractor]: https://docs.rs/flagwire-webhooks/latest/flagwire_webhooks/axum/struct.VerifiedWebhook.html"
+)]
+#![cfg_attr(
+    not(feature = "axum"),
+    doc = "[axum-module]: https://docs.rs/flagwire-webhooks/latest/flagwire_webhooks/axum/index.html"
+)]
+#![cfg_attr(feature = "tower", doc = "[layer]: tower::VerifyWebhookLayer")]
+#![cfg_attr(feature = "tower", doc = "[tower-module]: mod@tower")]
+#![cfg_attr(
+    not(feature = "tower"),
+    doc = "[layer]: https://docs.rs/flagwire-webhooks/latest/flagwire_webhooks/tower/struct.VerifyWebhookLayer.html"
+)]
+#![cfg_attr(
+    not(feature = "tower"),
+    doc = "[tower-module]: https://docs.rs/flagwire-webhooks/latest/flagwire_webhooks/tower/index.html"
+)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod clock;
 mod encoding;
 mod error;
 mod headers;
+mod one_call;
 mod scheme;
 mod secret;
 mod sign;
 mod verifier;
 
+#[cfg(feature = "axum")]
+pub mod axum;
 #[cfg(feature = "serde")]
 pub mod payload;
+
+/// The README's example, compiled and run as a doc test.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+#[cfg(feature = "tower")]
+pub mod tower;
+
+pub use one_call::{esauti, flagsmith, github, schematic, standard_webhooks, stripe};
 
 pub use clock::{Clock, FixedClock, SystemClock, unix_now};
 pub use error::{Error, Malformed, SecretError};
@@ -111,7 +182,7 @@ pub use headers::Headers;
 pub use scheme::{Esauti, Flagsmith, GitHub, Schematic, Scheme, StandardWebhooks, Stripe};
 pub use secret::Secret;
 pub use sign::{SignedHeaders, Signer};
-pub use verifier::{DEFAULT_TOLERANCE, Verified, Verifier, VerifierBuilder};
+pub use verifier::{DEFAULT_TOLERANCE, Verified, VerifiedDelivery, Verifier, VerifierBuilder};
 
 /// Verifies Schematic webhooks.
 pub type SchematicVerifier = Verifier<Schematic>;

@@ -8,7 +8,9 @@ use std::borrow::Cow;
 
 use crate::encoding::decode_base64;
 use crate::error::{Error, SecretError};
+use crate::headers::Headers;
 use crate::secret::Secret;
+use crate::verifier::{Verified, Verifier};
 
 mod sealed {
     pub trait Sealed {}
@@ -27,6 +29,37 @@ pub trait Scheme: sealed::Sealed + Send + Sync + 'static {
     fn key_bytes(secret: &Secret) -> Result<Cow<'_, [u8]>, Error> {
         non_empty(Cow::Borrowed(secret.as_bytes()))
     }
+
+    /// Verifies a request with the scheme's own `verify`, handing it the
+    /// method and path when the scheme signs them. This is what lets
+    /// `Verifier::verify_request` and the framework adapters work for every
+    /// scheme.
+    #[doc(hidden)]
+    fn verify_request<'h, H: Headers + ?Sized>(
+        verifier: &Verifier<Self>,
+        method: &str,
+        path: &str,
+        headers: &'h H,
+        body: &[u8],
+    ) -> Result<Verified<'h>, Error>
+    where
+        Self: Sized;
+}
+
+/// The `verify_request` of a scheme whose `verify` signs neither the method
+/// nor the path.
+macro_rules! verify_headers_and_body {
+    () => {
+        fn verify_request<'h, H: Headers + ?Sized>(
+            verifier: &Verifier<Self>,
+            _method: &str,
+            _path: &str,
+            headers: &'h H,
+            body: &[u8],
+        ) -> Result<Verified<'h>, Error> {
+            verifier.verify(headers, body)
+        }
+    };
 }
 
 fn non_empty(key: Cow<'_, [u8]>) -> Result<Cow<'_, [u8]>, Error> {
@@ -64,6 +97,8 @@ impl sealed::Sealed for Schematic {}
 impl Scheme for Schematic {
     const NAME: &'static str = "Schematic";
     const HAS_TIMESTAMP: bool = true;
+
+    verify_headers_and_body!();
 }
 
 /// Flagsmith webhooks (environment, organisation and identity-flags
@@ -85,6 +120,8 @@ impl sealed::Sealed for Flagsmith {}
 impl Scheme for Flagsmith {
     const NAME: &'static str = "Flagsmith";
     const HAS_TIMESTAMP: bool = false;
+
+    verify_headers_and_body!();
 }
 
 /// eSauti signed requests.
@@ -107,6 +144,16 @@ impl sealed::Sealed for Esauti {}
 impl Scheme for Esauti {
     const NAME: &'static str = "eSauti";
     const HAS_TIMESTAMP: bool = true;
+
+    fn verify_request<'h, H: Headers + ?Sized>(
+        verifier: &Verifier<Self>,
+        method: &str,
+        path: &str,
+        headers: &'h H,
+        body: &[u8],
+    ) -> Result<Verified<'h>, Error> {
+        verifier.verify(method, path, headers, body)
+    }
 }
 
 /// Standard Webhooks (and Svix, whose `svix-*` headers are accepted too).
@@ -137,6 +184,8 @@ impl sealed::Sealed for StandardWebhooks {}
 impl Scheme for StandardWebhooks {
     const NAME: &'static str = "Standard Webhooks";
     const HAS_TIMESTAMP: bool = true;
+
+    verify_headers_and_body!();
 
     fn key_bytes(secret: &Secret) -> Result<Cow<'_, [u8]>, Error> {
         if !secret.is_text() {
@@ -174,6 +223,8 @@ impl sealed::Sealed for Stripe {}
 impl Scheme for Stripe {
     const NAME: &'static str = "Stripe";
     const HAS_TIMESTAMP: bool = true;
+
+    verify_headers_and_body!();
 }
 
 /// GitHub webhooks: `X-Hub-Signature-256: sha256=<hex>` over the raw body.
@@ -195,6 +246,8 @@ impl sealed::Sealed for GitHub {}
 impl Scheme for GitHub {
     const NAME: &'static str = "GitHub";
     const HAS_TIMESTAMP: bool = false;
+
+    verify_headers_and_body!();
 }
 
 #[cfg(test)]

@@ -22,8 +22,9 @@ pub const DEFAULT_TOLERANCE: Duration = Duration::from_secs(300);
 /// Checks deliveries signed with scheme `S` against one or more secrets.
 ///
 /// Build it once (keys are derived and the HMAC state is precomputed here)
-/// and share it: it is cheap to clone and `Send + Sync`. Verification never
-/// allocates, never copies the body and accepts any bytes as body.
+/// and share it: it is `Send + Sync`, and a clone shares the keys (two
+/// reference counts, no copy). Verification never allocates, never copies
+/// the body and accepts any bytes as body.
 ///
 /// Every scheme has its own `verify` method, because the inputs differ:
 /// eSauti also signs the request method and path. See
@@ -33,7 +34,7 @@ pub const DEFAULT_TOLERANCE: Duration = Duration::from_secs(300);
 /// Several secrets can be given for rotation; a delivery passes when any of
 /// them matches, and [`Verified::secret_index`] tells which.
 pub struct Verifier<S: Scheme> {
-    keys: Box<[hmac::Key]>,
+    keys: Arc<[hmac::Key]>,
     tolerance: Option<u64>,
     /// `None` for the system clock, called directly rather than through
     /// the trait object.
@@ -139,7 +140,7 @@ impl<S: Scheme> VerifierBuilder<S> {
             .secrets
             .iter()
             .map(|secret| S::key_bytes(secret).map(|key| hmac::Key::new(hmac::HMAC_SHA256, &key)))
-            .collect::<Result<Box<[_]>, _>>()?;
+            .collect::<Result<Arc<[_]>, _>>()?;
         Ok(Verifier {
             keys,
             tolerance: self.tolerance,
@@ -178,6 +179,63 @@ impl<'h> Verified<'h> {
     pub fn secret_index(&self) -> usize {
         self.secret_index
     }
+
+    /// The same facts, owned, to keep once the request headers are gone.
+    pub fn to_delivery(&self) -> VerifiedDelivery {
+        VerifiedDelivery::from(*self)
+    }
+
+    /// The same facts with the id borrowed from elsewhere (the one-call
+    /// helpers, whose headers are a local array, hand back the caller's).
+    pub(crate) fn with_id<'a>(self, id: Option<&'a str>) -> Verified<'a> {
+        Verified {
+            timestamp: self.timestamp,
+            id,
+            secret_index: self.secret_index,
+        }
+    }
+}
+
+/// What a successful verification established, owned rather than borrowed
+/// from the request headers.
+///
+/// This is what the framework adapters hand on: the `tower` layer puts it
+/// in the request's extensions, and the `axum` extractor carries it. Build
+/// one from a [`Verified`] with [`Verified::to_delivery`] (or `From`) to
+/// keep the facts past the request, for example to queue the delivery.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct VerifiedDelivery {
+    timestamp: Option<i64>,
+    id: Option<String>,
+    secret_index: usize,
+}
+
+impl VerifiedDelivery {
+    /// The signed timestamp in Unix seconds, for schemes that have one.
+    pub fn timestamp(&self) -> Option<i64> {
+        self.timestamp
+    }
+
+    /// The delivery id, for schemes that send one; see [`Verified::id`].
+    pub fn id(&self) -> Option<&str> {
+        self.id.as_deref()
+    }
+
+    /// The position of the secret that matched; see
+    /// [`Verified::secret_index`].
+    pub fn secret_index(&self) -> usize {
+        self.secret_index
+    }
+}
+
+impl From<Verified<'_>> for VerifiedDelivery {
+    fn from(verified: Verified<'_>) -> Self {
+        VerifiedDelivery {
+            timestamp: verified.timestamp,
+            id: verified.id.map(str::to_owned),
+            secret_index: verified.secret_index,
+        }
+    }
 }
 
 impl<S: Scheme> Verifier<S> {
@@ -212,6 +270,53 @@ impl<S: Scheme> Verifier<S> {
     /// timestamps is ignored.
     pub fn tolerance_secs(&self) -> Option<u64> {
         self.tolerance
+    }
+
+    /// Verifies an [`http::Request`] whose body is the raw bytes, with the
+    /// scheme's `verify`. The method and path, which only eSauti signs, are
+    /// taken from the request.
+    ///
+    /// ```
+    /// use flagwire_webhooks::{Esauti, EsautiVerifier, Signer, unix_now};
+    ///
+    /// let body = br#"{"type":"order.created"}"#;
+    /// let signed = Signer::<Esauti>::new("secret")?.sign("POST", "/hooks", unix_now(), body);
+    /// let mut request = http::Request::post("/hooks?attempt=2").body(&body[..])?;
+    /// signed.apply_to(request.headers_mut())?;
+    ///
+    /// EsautiVerifier::new("secret")?.verify_request(&request)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[cfg(feature = "http")]
+    pub fn verify_request<'h, B: AsRef<[u8]>>(
+        &self,
+        request: &'h http::Request<B>,
+    ) -> Result<Verified<'h>, Error> {
+        S::verify_request(
+            self,
+            request.method().as_str(),
+            request.uri().path(),
+            request.headers(),
+            request.body().as_ref(),
+        )
+    }
+
+    /// Verifies a request given as its head and its body, read in full: the
+    /// shape frameworks hand over once the body is buffered. Otherwise like
+    /// [`verify_request`](Self::verify_request).
+    #[cfg(feature = "http")]
+    pub fn verify_parts<'h>(
+        &self,
+        parts: &'h http::request::Parts,
+        body: &[u8],
+    ) -> Result<Verified<'h>, Error> {
+        S::verify_request(
+            self,
+            parts.method.as_str(),
+            parts.uri.path(),
+            &parts.headers,
+            body,
+        )
     }
 
     #[inline]
@@ -747,21 +852,6 @@ impl Verifier<Esauti> {
         now: i64,
     ) -> Result<Verified<'h>, Error> {
         self.verify_inner(method, path, headers, body, Some(now))
-    }
-
-    /// Verifies an [`http::Request`] whose body is the raw bytes, taking the
-    /// method and path from the request.
-    #[cfg(feature = "http")]
-    pub fn verify_request<'h, B: AsRef<[u8]>>(
-        &self,
-        request: &'h http::Request<B>,
-    ) -> Result<Verified<'h>, Error> {
-        self.verify(
-            request.method().as_str(),
-            request.uri().path(),
-            request.headers(),
-            request.body().as_ref(),
-        )
     }
 
     fn verify_inner<'h, H: Headers + ?Sized>(
