@@ -76,6 +76,13 @@ pub use receipt::Receipt;
 pub use redact::Redactor;
 pub use resources::*;
 
+/// eSauti's REST operations as typed requests and its Event Injection
+/// envelope and event registry, from [`flagwire_core::esauti`].
+pub use flagwire_core::esauti::{
+    EntityType, EnvelopeBuilder, EventEnvelope, EventGroup, EventId, EventType, Object, Tracking,
+    api,
+};
+
 /// Per-request options of [`Client::send_with`] and the accessors' `_with` methods (the
 /// same type as the Schematic client's).
 pub use crate::schematic::RequestOptions;
