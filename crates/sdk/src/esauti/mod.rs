@@ -57,6 +57,7 @@ mod builder;
 mod client;
 mod deadletter;
 mod events;
+mod optional;
 mod receipt;
 mod redact;
 mod resources;
@@ -72,6 +73,7 @@ pub use deadletter::{DeadLetter, DeadLetterSink, FailureKind, JsonlDeadLetters};
 pub use events::{
     Events, IDEMPOTENCY_KEY, IntoEnvelope, REQUEST_ID, ReplayReport, SOURCE, SendOptions,
 };
+pub use optional::IntoOptionalString;
 pub use receipt::Receipt;
 pub use redact::Redactor;
 pub use resources::*;
