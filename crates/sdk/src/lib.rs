@@ -106,3 +106,8 @@ pub use flagwire_mock as mock;
 pub use flagwire_transport as transport;
 /// Webhook verification and signing ([`flagwire_webhooks`]).
 pub use flagwire_webhooks as webhooks;
+
+// The package README's example compiles.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
