@@ -746,3 +746,35 @@ fn the_counter_counts_only_body_code() {
         ("f", 3, 2, 2)
     );
 }
+
+/// `docs/python.md` shows every port; it must show them as they are here.
+#[test]
+fn the_guide_shows_each_port_as_written() {
+    let guide = include_str!("../../../docs/python.md");
+    let mut checked = 0;
+    for source in [
+        include_str!("../examples/python_schematic.rs"),
+        include_str!("../examples/python_esauti.rs"),
+    ] {
+        let lines: Vec<&str> = source.lines().collect();
+        for (at, line) in lines.iter().enumerate() {
+            if !(line.starts_with("pub fn ") || line.starts_with("pub async fn ")) {
+                continue;
+            }
+            if !lines[at - 1].starts_with("// Python: ") {
+                continue;
+            }
+            let end = at + lines[at..].iter().position(|l| *l == "}").unwrap();
+            let function = lines[at - 1..=end].join("\n");
+            assert!(
+                guide.contains(&function),
+                "docs/python.md does not show this as written:\n{function}"
+            );
+            checked += 1;
+        }
+    }
+    assert_eq!(
+        checked,
+        SCHEMATIC_PYTHON_LINES.len() + ESAUTI_PYTHON_LINES.len()
+    );
+}

@@ -80,6 +80,11 @@ fn the_flagsmith_port_is_no_longer_than_the_python() {
         .count();
     assert_eq!(body, 2);
     assert!(body <= 8);
+
+    // The guide shows it as written.
+    let end = at + lines[at..].iter().position(|l| *l == "}").unwrap();
+    let function = lines[at - 1..=end].join("\n");
+    assert!(include_str!("../../../docs/python.md").contains(&function));
 }
 
 /// Runs `cargo run --example <name>` for this crate, with a deadline.
