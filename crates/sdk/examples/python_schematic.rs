@@ -33,7 +33,7 @@ use flagwire::transport::proxy::Proxy;
 use flagwire::webhooks::SchematicVerifier;
 use flagwire::webhooks::payload::schematic::WebhookEvent;
 use flagwire::webhooks::schematic::verify_signature;
-use flagwire_mock::MockServer;
+use flagwire_mock::{Fault, Host, MockServer};
 use http::{Method, Request, StatusCode};
 use serde_json::json;
 
@@ -422,10 +422,14 @@ async fn main() -> Result<(), BoxError> {
     let uncached = disable_cache(emulator_builder(&server))?;
     let check = uncached.check_flag_detailed("some-flag-key", company).await;
     println!("uncached client: {} from {:?}", check.value, check.source);
+    // The API fails every check for a moment: the default answers.
     let defaults = flag_defaults(emulator_builder(&server))?;
+    let outage = [Fault::status(503), Fault::status(503)];
+    server.inject(Host::Rest, Method::POST, "/flags/{key}/check", outage)?;
     let check = defaults.check_flag_detailed("some-flag-key", ()).await;
+    server.clear_faults();
     println!(
-        "with defaults, no company: {} from {:?}",
+        "with a default, during an outage: {} from {:?}",
         check.value, check.source
     );
     println!("offline: {}", offline_mode()?.is_offline());
