@@ -42,12 +42,10 @@ pub async fn rest_api(base_url: &str, token: &str) -> Result<(Document, Document
 }
 
 /// Quick start, Event Injection: a `customer.created` event.
-// Python: 13 lines, here: 12
+// Python: 13 lines, here: 10
 pub async fn event_injection(base_url: &str, token: &str) -> Result<Receipt, Error> {
-    let client = Client::builder()
-        .events_url(base_url)
-        .bearer_token(token)
-        .build()?;
+    let client = Client::builder().events_url(base_url).bearer_token(token);
+    let client = client.build()?;
     let event = EventEnvelope::builder(EventType::CustomerCreated)
         .customer_id("cus_123")
         .customer_field("email", "jane@esauti.com")
