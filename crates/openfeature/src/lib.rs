@@ -54,7 +54,10 @@
 //! let context = EvaluationContext::default()
 //!     .with_targeting_key("ann")
 //!     .with_custom_field("company.id", "acme");
-//! let details = flags.get_bool_details("new-editor", Some(&context), None).await?;
+//! let details = flags
+//!     .get_bool_details("new-editor", Some(&context), None)
+//!     .await
+//!     .map_err(|e| e.code)?; // EvaluationErrorCode is an std::error::Error
 //! assert!(details.value);
 //! assert_eq!(details.reason, Some(EvaluationReason::Default));
 //!
