@@ -16,6 +16,10 @@
 //! * `openfeature`: `open_feature::Client::get_bool_details` (OpenFeature's
 //!   context merge and hooks around the provider).
 //!
+//! A fourth line, `constant`, is OpenFeature's client around a provider
+//! that answers a constant without looking at anything: the fixed cost of
+//! OpenFeature's evaluation path, which no provider can avoid.
+//!
 //! Before criterion runs, the binary prints medians of alternating batches
 //! (steadier on a shared machine than criterion runs taken apart), the
 //! ratios to `direct` (target: `openfeature` ≤ 1.5 ×) and allocations per
@@ -33,7 +37,11 @@ use flagwire::schematic::{CheckSource, Client};
 use flagwire_alloc_counter::{CountingAllocator, count_allocations};
 use flagwire_mock::MockServer;
 use flagwire_openfeature::SchematicProvider;
-use open_feature::{EvaluationContext, EvaluationReason, OpenFeature};
+use open_feature::provider::{FeatureProvider, ProviderMetadata, ResolutionDetails};
+use open_feature::{
+    EvaluationContext, EvaluationError, EvaluationErrorCode, EvaluationReason, EvaluationResult,
+    OpenFeature, StructValue, async_trait,
+};
 use serde_json::json;
 
 #[global_allocator]
@@ -69,6 +77,68 @@ struct Setup {
     server: MockServer,
     cases: Vec<Case>,
     context: EvaluationContext,
+    // OpenFeature's client around `Constant`.
+    _constant_api: OpenFeature,
+    constant: open_feature::Client,
+}
+
+/// A provider answering `true` for everything, as cheaply as possible.
+struct Constant {
+    metadata: ProviderMetadata,
+}
+
+fn unsupported() -> EvaluationError {
+    EvaluationError {
+        code: EvaluationErrorCode::TypeMismatch,
+        message: None,
+    }
+}
+
+#[async_trait]
+impl FeatureProvider for Constant {
+    fn metadata(&self) -> &ProviderMetadata {
+        &self.metadata
+    }
+    async fn resolve_bool_value(
+        &self,
+        _flag_key: &str,
+        _context: &EvaluationContext,
+    ) -> EvaluationResult<ResolutionDetails<bool>> {
+        Ok(ResolutionDetails {
+            value: true,
+            variant: None,
+            reason: Some(EvaluationReason::Static),
+            flag_metadata: None,
+        })
+    }
+    async fn resolve_int_value(
+        &self,
+        _: &str,
+        _: &EvaluationContext,
+    ) -> EvaluationResult<ResolutionDetails<i64>> {
+        Err(unsupported())
+    }
+    async fn resolve_float_value(
+        &self,
+        _: &str,
+        _: &EvaluationContext,
+    ) -> EvaluationResult<ResolutionDetails<f64>> {
+        Err(unsupported())
+    }
+    async fn resolve_string_value(
+        &self,
+        _: &str,
+        _: &EvaluationContext,
+    ) -> EvaluationResult<ResolutionDetails<String>> {
+        Err(unsupported())
+    }
+    async fn resolve_struct_value(
+        &self,
+        _: &str,
+        _: &EvaluationContext,
+    ) -> EvaluationResult<ResolutionDetails<StructValue>> {
+        Err(unsupported())
+    }
 }
 
 fn setup(runtime: &tokio::runtime::Runtime) -> Setup {
@@ -145,10 +215,19 @@ fn setup(runtime: &tokio::runtime::Runtime) -> Setup {
                 of,
             });
         }
+        let mut constant_api = OpenFeature::default();
+        constant_api
+            .set_provider(Constant {
+                metadata: ProviderMetadata::new("flagwire-schematic"),
+            })
+            .await;
+        let constant = constant_api.create_client();
         Setup {
             server,
             cases,
             context,
+            _constant_api: constant_api,
+            constant,
         }
     })
 }
@@ -199,8 +278,26 @@ fn paired_medians(rounds: usize, batch: u32, fs: &[&dyn Fn() -> bool]) -> Vec<f6
         .collect()
 }
 
+fn constant(setup: &Setup) -> bool {
+    ready(
+        setup
+            .constant
+            .get_bool_details(black_box(FLAG), Some(&setup.context), None),
+    )
+    .expect("details")
+    .value
+}
+
 fn report(setup: &Setup, rounds: usize) {
     let ctx = &setup.context;
+    let fixed = || constant(setup);
+    let (_, n) = count_allocations(|| (0..1000).all(|_| fixed()));
+    let m = paired_medians(rounds, 1_000, &[&fixed]);
+    println!(
+        "openfeature/constant: OpenFeature's client around a constant provider {:.0} ns, {:.0} allocations per evaluation",
+        m[0],
+        n as f64 / 1000.0
+    );
     for case in &setup.cases {
         let direct = || case.direct();
         let provider = || case.provider(ctx);
@@ -229,6 +326,7 @@ fn report(setup: &Setup, rounds: usize) {
 
 fn benches(setup: &Setup, c: &mut Criterion) {
     let ctx = &setup.context;
+    c.bench_function("openfeature/constant", |b| b.iter(|| constant(setup)));
     for case in &setup.cases {
         let mut group = c.benchmark_group(format!("openfeature/{}", case.name));
         group.bench_function("direct", |b| b.iter(|| case.direct()));

@@ -15,7 +15,7 @@
 //!   `id` ([`TargetingKey`] changes that); `company` / `user` structs and
 //!   `company.<key>` / `user.<key>` string attributes become company and
 //!   user keys; malformed contexts answer `INVALID_CONTEXT`.
-//! * **Reasons** ([`resolve`](crate#reasons) table in `docs/openfeature.md`):
+//! * **Reasons** ([`resolve`] module):
 //!   `TARGETING_MATCH` with the rule id as variant, `DEFAULT`, `CACHED`,
 //!   `STATIC` / `DISABLED` offline; errors `FLAG_NOT_FOUND`,
 //!   `PROVIDER_NOT_READY`, `INVALID_CONTEXT`, `GENERAL`.

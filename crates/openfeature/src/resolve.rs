@@ -167,3 +167,137 @@ fn entitlement_metadata(check: &FlagCheck) -> Option<FlagMetadata> {
     }
     Some(meta)
 }
+
+#[cfg(test)]
+mod tests {
+    use flagwire::schematic::Client;
+
+    use super::*;
+
+    /// A check to edit: the SDK's own type, taken from an offline client.
+    fn base(flag: &str) -> FlagCheck {
+        let client = Client::builder("sch_dev_test")
+            .offline(true)
+            .build()
+            .unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        runtime.block_on(client.check_flag_detailed(flag, ()))
+    }
+
+    fn answered(source: CheckSource) -> FlagCheck {
+        let mut check = base("f");
+        check.source = source;
+        check.value = true;
+        check.flag_id = Some("flag_1".into());
+        check.reason = Reason::NO_RULES_MATCHED.into();
+        check
+    }
+
+    fn code(result: Result<ResolutionDetails<bool>, EvaluationError>) -> EvaluationErrorCode {
+        result.unwrap_err().code
+    }
+
+    #[test]
+    fn reasons_follow_source_and_rule() {
+        for (source, rule, reason) in [
+            (CheckSource::Local, None, EvaluationReason::Default),
+            (CheckSource::Api, None, EvaluationReason::Default),
+            (
+                CheckSource::Local,
+                Some("rule_1"),
+                EvaluationReason::TargetingMatch,
+            ),
+            (
+                CheckSource::Api,
+                Some("rule_1"),
+                EvaluationReason::TargetingMatch,
+            ),
+            (CheckSource::Cache, None, EvaluationReason::Cached),
+            (CheckSource::Cache, Some("rule_1"), EvaluationReason::Cached),
+        ] {
+            let mut check = answered(source);
+            check.rule_id = rule.map(str::to_owned);
+            let d = details(check, Readiness::Ready).unwrap();
+            assert!(d.value);
+            assert_eq!(d.reason, Some(reason), "{source:?} {rule:?}");
+            assert_eq!(d.variant.as_deref(), rule);
+            assert!(d.flag_metadata.is_none());
+        }
+    }
+
+    #[test]
+    fn offline_is_static_with_a_client_default_else_disabled() {
+        let mut check = base("f");
+        assert_eq!(check.source, CheckSource::Offline);
+        let d = details(check.clone(), Readiness::Ready).unwrap();
+        assert_eq!(
+            (d.value, d.reason),
+            (false, Some(EvaluationReason::Disabled))
+        );
+        check.reason = CLIENT_DEFAULT.into();
+        check.value = true;
+        let d = details(check, Readiness::Ready).unwrap();
+        assert_eq!((d.value, d.reason), (true, Some(EvaluationReason::Static)));
+    }
+
+    #[test]
+    fn fallbacks_are_errors_with_the_right_code() {
+        let mut check = base("f");
+        check.source = CheckSource::Default;
+        check.error = Some("HTTP 503".into());
+        let general = details(check.clone(), Readiness::Ready).unwrap_err();
+        assert_eq!(
+            general.code,
+            EvaluationErrorCode::General("HTTP 503".into())
+        );
+        assert!(general.message.unwrap().contains("HTTP 503"));
+        assert_eq!(
+            code(details(check.clone(), Readiness::NotReady)),
+            EvaluationErrorCode::ProviderNotReady
+        );
+        check.flag = " ".into();
+        assert_eq!(
+            code(details(check, Readiness::Ready)),
+            EvaluationErrorCode::FlagNotFound
+        );
+    }
+
+    #[test]
+    fn answers_with_errors_are_errors() {
+        let mut missing = answered(CheckSource::Api);
+        missing.flag_id = None;
+        missing.value = false;
+        missing.reason = Reason::FLAG_NOT_FOUND.into();
+        assert_eq!(
+            code(details(missing, Readiness::Ready)),
+            EvaluationErrorCode::FlagNotFound
+        );
+        let mut conflict = answered(CheckSource::Local);
+        conflict.reason = KEY_CONFLICT.into();
+        conflict.error = Some("two companies".into());
+        assert_eq!(
+            code(details(conflict, Readiness::Ready)),
+            EvaluationErrorCode::InvalidContext
+        );
+        let mut engine = answered(CheckSource::Local);
+        engine.error = Some("preflight usage cannot be negative".into());
+        assert!(matches!(
+            code(details(engine, Readiness::Ready)),
+            EvaluationErrorCode::General(_)
+        ));
+    }
+
+    #[test]
+    fn entitlement_figures_become_metadata() {
+        let mut check = answered(CheckSource::Local);
+        check.rule_id = Some("rule_1".into());
+        check.feature_usage = Some(3);
+        check.feature_allocation = Some(10);
+        let d = details(check, Readiness::Ready).unwrap();
+        let values = d.flag_metadata.unwrap().values;
+        assert_eq!(values[metadata::FEATURE_USAGE], 3i64.into());
+        assert_eq!(values[metadata::FEATURE_ALLOCATION], 10i64.into());
+    }
+}
