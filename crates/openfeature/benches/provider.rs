@@ -168,7 +168,11 @@ fn setup(runtime: &tokio::runtime::Runtime) -> Setup {
             .datastream(DataStreamOptions::new().flag_check_events(false))
             .build()
             .expect("client");
-        let cached = base().build().expect("client");
+        // A result cache that keeps its entries for the whole run.
+        let cache = flagwire::cache::LocalFlagCache::builder()
+            .ttl(Duration::from_secs(24 * 3600))
+            .build();
+        let cached = base().cache(cache).build().expect("client");
         let context = EvaluationContext::default().with_custom_field("company.id", "acme");
         let mut cases = Vec::new();
         for (name, client, want) in [
