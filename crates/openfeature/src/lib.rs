@@ -82,5 +82,17 @@ pub use provider::{DEFAULT_INIT_TIMEOUT, DEFAULT_NAME, ProviderBuilder, Schemati
 pub use resolve::metadata;
 pub use track::{TrackError, TrackOptions};
 
-// The OpenFeature crate this provider implements, for matching versions.
+/// The OpenFeature crate this provider implements, for code that wants to be
+/// sure both agree on its version.
 pub use open_feature;
+
+/// The README's example, compiled as a doc test.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
+/// The guide's examples (`docs/openfeature.md`), compiled and run as doc
+/// tests so that the guide cannot drift from the code.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/openfeature.md")]
+struct GuideDoctests;
