@@ -517,6 +517,38 @@ async fn malformed_contexts_are_invalid_context_and_ask_no_one() {
 }
 
 #[tokio::test]
+async fn keys_naming_two_companies_are_invalid_context_locally() {
+    let (server, _) = seeded().await;
+    server
+        .upsert_company(
+            json!({"keys": {"id": "initech", "domain": "initech.test"}, "name": "Initech"}),
+        )
+        .unwrap();
+    let client = builder(&server)
+        .datastream(fast_datastream())
+        .build()
+        .unwrap();
+    let provider = SchematicProvider::builder(client)
+        .init_timeout(WAIT)
+        .build();
+    let (_api, of, _provider) = open(provider).await;
+    // Both companies in memory first.
+    for ctx in [company("acme"), company("initech")] {
+        assert!(of.get_bool_details(FLAG, Some(&ctx), None).await.is_ok());
+    }
+    let both = company("acme").with_custom_field("company.domain", "initech.test");
+    let error = of
+        .get_bool_details(FLAG, Some(&both), None)
+        .await
+        .unwrap_err();
+    assert_eq!(error.code, EvaluationErrorCode::InvalidContext, "{error:?}");
+    assert!(
+        error.message.as_deref().unwrap().contains("different companies"),
+        "{error:?}"
+    );
+}
+
+#[tokio::test]
 async fn targeting_key_mapping_is_configurable_and_can_be_required() {
     let (server, rule_id) = seeded().await;
     let client = builder(&server).build().unwrap();
@@ -646,6 +678,58 @@ async fn status_error_after_a_timed_out_initialize_then_ready_when_flags_arrive(
         provider.status() == ProviderStatus::Ready
     })
     .await;
+}
+
+#[tokio::test]
+async fn api_mode_status_is_error_while_the_breaker_is_open() {
+    let (server, _) = seeded().await;
+    let client = builder(&server)
+        .breaker(
+            flagwire::schematic::BreakerPolicy::new()
+                .failures_to_open(2)
+                .open_for(Duration::from_millis(300)),
+        )
+        .build()
+        .unwrap();
+    let (_api, of, provider) = open(SchematicProvider::new(client)).await;
+    assert_eq!(provider.status(), ProviderStatus::Ready);
+    server
+        .inject(
+            Host::Rest,
+            http::Method::POST,
+            "/flags/{key}/check",
+            [Fault::status(503), Fault::status(503)],
+        )
+        .unwrap();
+    for _ in 0..2 {
+        let error = of
+            .get_bool_details(FLAG, Some(&company("globex")), None)
+            .await
+            .unwrap_err();
+        assert!(matches!(error.code, EvaluationErrorCode::General(_)));
+    }
+    assert_eq!(provider.status(), ProviderStatus::Error);
+    // Open: answered at once, with the reason, without a request.
+    let error = of
+        .get_bool_details(FLAG, Some(&company("globex")), None)
+        .await
+        .unwrap_err();
+    assert!(
+        error
+            .message
+            .as_deref()
+            .unwrap()
+            .contains("circuit breaker"),
+        "{error:?}"
+    );
+    // After the pause a probe succeeds and the status follows.
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    assert_eq!(
+        of.get_bool_value(FLAG, Some(&company("globex")), None)
+            .await,
+        Ok(false)
+    );
+    assert_eq!(provider.status(), ProviderStatus::Ready);
 }
 
 // ---------------------------------------------------------------------------
