@@ -543,7 +543,11 @@ async fn keys_naming_two_companies_are_invalid_context_locally() {
         .unwrap_err();
     assert_eq!(error.code, EvaluationErrorCode::InvalidContext, "{error:?}");
     assert!(
-        error.message.as_deref().unwrap().contains("different companies"),
+        error
+            .message
+            .as_deref()
+            .unwrap()
+            .contains("different companies"),
         "{error:?}"
     );
 }
