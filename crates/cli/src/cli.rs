@@ -10,7 +10,7 @@ use crate::util::{parse_duration, parse_pair, parse_trait};
 
 const MAIN_AFTER: &str = "\
 Examples:
-  eval \"$(flagwire mock --export --for 1h &)\"   # or run `flagwire mock` in another terminal
+  flagwire mock --port 0 --export > mock.env & sleep 1; . ./mock.env
   flagwire check new-editor --company id=acme --explain
   flagwire track api-call --company id=acme --quantity 3
   flagwire api listCompanies --param q=acme --all --json
@@ -362,9 +362,11 @@ Examples:
 Examples:
   flagwire webhook listen --port 3000 --scheme schematic --secret whsec_x
   flagwire webhook listen --port 0 --scheme stripe --secret whsec_x --count 1 --json
+  flagwire webhook listen --port 4000 --secret whsec_x --forward-to http://127.0.0.1:3000/hook
 
-Answers 200 to deliveries that verify and 400 to the others. Exits 3 if any
-delivery did not verify.")]
+Answers 200 to deliveries that verify (or, with --forward-to, what the
+forward target answered) and 400 to the others. Exits 3 if any delivery did
+not verify.")]
     Listen(ListenArgs),
 }
 
@@ -464,6 +466,10 @@ pub struct ListenArgs {
     /// How far the signed timestamp may be from now.
     #[arg(long, value_name = "DURATION", default_value = "300s", value_parser = parse_duration)]
     pub tolerance: Duration,
+    /// Pass each verified delivery on (same method, headers and body) to this URL and
+    /// answer with its status.
+    #[arg(long, value_name = "URL")]
+    pub forward_to: Option<String>,
     /// Stop after this many deliveries.
     #[arg(long)]
     pub count: Option<u64>,

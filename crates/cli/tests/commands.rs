@@ -1033,6 +1033,55 @@ fn webhook_send_to_listen_round_trip() {
         "{rest:?}"
     );
 
+    // Forwarding: send → listen (verify, pass on) → listen (verify again).
+    let mut cmd = flagwire();
+    cmd.args([
+        "webhook", "listen", "--port", "0", "--secret", "whsec_fw", "--count", "1", "--for", "30s",
+        "--json",
+    ]);
+    let target = Background::start(&mut cmd);
+    let hello: Value = serde_json::from_str(&target.line(Duration::from_secs(20))).unwrap();
+    let target_url = format!("{}app/hook", hello["listening"].as_str().unwrap());
+    let mut cmd = flagwire();
+    cmd.args([
+        "webhook",
+        "listen",
+        "--port",
+        "0",
+        "--secret",
+        "whsec_fw",
+        "--count",
+        "1",
+        "--for",
+        "30s",
+        "--json",
+        "--forward-to",
+        &target_url,
+    ]);
+    let relay = Background::start(&mut cmd);
+    let hello: Value = serde_json::from_str(&relay.line(Duration::from_secs(20))).unwrap();
+    let relay_url = hello["listening"].as_str().unwrap().to_owned();
+    let r = run(
+        flagwire().args([
+            "webhook", "send", "--to", &relay_url, "--secret", "whsec_fw", "--json",
+        ]),
+        b"",
+    );
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(r.json()["status"], 200);
+    let (code, rest, err) = relay.finish(Duration::from_secs(20));
+    assert_eq!(code, 0, "{err}");
+    let got: Value = serde_json::from_str(&rest[0]).unwrap();
+    assert_eq!(got["forwarded"]["status"], 200, "{got}");
+    let (code, rest, err) = target.finish(Duration::from_secs(20));
+    assert_eq!(code, 0, "{err}");
+    let got: Value = serde_json::from_str(&rest[0]).unwrap();
+    assert_eq!(
+        (got["verified"].as_bool(), got["path"].as_str()),
+        (Some(true), Some("/app/hook")),
+        "{got}"
+    );
+
     // Nobody listening: exit 4.
     let r = run(
         flagwire().args([

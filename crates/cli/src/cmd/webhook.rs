@@ -404,28 +404,88 @@ struct Received {
     headers: Vec<(String, String)>,
     body: Bytes,
     outcome: Option<Result<Checked, String>>,
+    /// With `--forward-to`: the target's status, or why it gave none.
+    forwarded: Option<Result<u16, String>>,
+}
+
+/// Where `listen` passes verified deliveries on.
+struct Forward {
+    url: http::Uri,
+    transport: flagwire_transport::BoxTransport,
+}
+
+impl Forward {
+    /// Sends the delivery on as it came (minus hop-by-hop headers); the
+    /// target's answer, or why there was none.
+    async fn send(
+        &self,
+        parts: &http::request::Parts,
+        body: Bytes,
+    ) -> Result<http::Response<Bytes>, String> {
+        let mut request = http::Request::new(body);
+        *request.method_mut() = parts.method.clone();
+        *request.uri_mut() = self.url.clone();
+        for (name, value) in &parts.headers {
+            if !matches!(
+                name.as_str(),
+                "host" | "connection" | "content-length" | "transfer-encoding" | "keep-alive"
+            ) {
+                request.headers_mut().append(name.clone(), value.clone());
+            }
+        }
+        match self.transport.clone().oneshot(request).await {
+            Ok(r) => Ok(r),
+            Err(e) => match e.last_response() {
+                Some(r) => Ok(r.clone()),
+                None => Err(e.to_string()),
+            },
+        }
+    }
 }
 
 async fn handle(
     req: hyper::Request<hyper::body::Incoming>,
     verifier: Arc<Option<AnyVerifier>>,
+    forward: Arc<Option<Forward>>,
     tx: mpsc::Sender<Received>,
 ) -> Result<hyper::Response<Full<Bytes>>, Infallible> {
     let (parts, body) = req.into_parts();
     let body = match Limited::new(body, MAX_BODY).collect().await {
         Ok(b) => b.to_bytes(),
         Err(_) => {
-            return Ok(respond(413, "body too large or unreadable"));
+            return Ok(respond(413, &b"body too large or unreadable"[..]));
         }
     };
     let outcome = verifier.as_ref().as_ref().map(|v| {
         let request = http::Request::from_parts(parts.clone(), body.clone());
         v.verify(&request).map_err(|e| e.to_string())
     });
-    let status = match &outcome {
+    let mut status = match &outcome {
         Some(Err(_)) => 400,
         _ => 200,
     };
+    let mut answer = Bytes::from_static(if status == 200 {
+        b"ok"
+    } else {
+        b"invalid signature"
+    });
+    let mut forwarded = None;
+    if status == 200
+        && let Some(forward) = forward.as_ref()
+    {
+        match forward.send(&parts, body.clone()).await {
+            Ok(r) => {
+                status = r.status().as_u16();
+                answer = r.body().clone();
+                forwarded = Some(Ok(status));
+            }
+            Err(e) => {
+                status = 502;
+                answer = Bytes::from_static(b"forward target unreachable");
+                forwarded = Some(Err(e));
+            }
+        }
+    }
     let headers = parts
         .headers
         .iter()
@@ -443,20 +503,14 @@ async fn handle(
             headers,
             body,
             outcome,
+            forwarded,
         })
         .await;
-    Ok(respond(
-        status,
-        if status == 200 {
-            "ok"
-        } else {
-            "invalid signature"
-        },
-    ))
+    Ok(respond(status, answer))
 }
 
-fn respond(status: u16, text: &'static str) -> hyper::Response<Full<Bytes>> {
-    let mut r = hyper::Response::new(Full::new(Bytes::from_static(text.as_bytes())));
+fn respond(status: u16, body: impl Into<Bytes>) -> hyper::Response<Full<Bytes>> {
+    let mut r = hyper::Response::new(Full::new(body.into()));
     *r.status_mut() = http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::OK);
     r
 }
@@ -474,10 +528,16 @@ fn print_received(r: &Received, json: bool) {
             Some(Ok(c)) => (Value::Bool(true), None, c.timestamp, c.id.clone()),
             Some(Err(e)) => (Value::Bool(false), Some(e.clone()), None, None),
         };
+        let forwarded = match &r.forwarded {
+            None => Value::Null,
+            Some(Ok(status)) => json!({"status": status}),
+            Some(Err(e)) => json!({"error": e}),
+        };
         println!(
             "{}",
             json!({"at": now_rfc3339(), "method": r.method, "path": r.path, "verified": verified,
-                   "error": error, "timestamp": ts, "id": id, "headers": headers, "body": body})
+                   "error": error, "timestamp": ts, "id": id, "headers": headers, "body": body,
+                   "forwarded": forwarded})
         );
     } else {
         let style = Style::stdout();
@@ -492,8 +552,13 @@ fn print_received(r: &Received, json: bool) {
             }
             Some(Err(e)) => style.red(&format!("NOT verified: {e}")),
         };
+        let forwarded = match &r.forwarded {
+            None => String::new(),
+            Some(Ok(code)) => format!("  → forwarded: {code}"),
+            Some(Err(e)) => style.red(&format!("  → forward failed: {e}")),
+        };
         println!(
-            "{} {} {}  {status}",
+            "{} {} {}  {status}{forwarded}",
             style.dim(&now_rfc3339()),
             style.bold(&r.method),
             r.path
@@ -517,6 +582,23 @@ async fn listen(args: ListenArgs, settings: &Settings, json: bool) -> Result<(),
     };
     let verifying = verifier.is_some();
     let verifier = Arc::new(verifier);
+    let forward = match &args.forward_to {
+        None => None,
+        Some(url) => {
+            super::check_url(url, "--forward-to")?;
+            let transport = flagwire_transport::TransportBuilder::new()
+                .timeout(Some(Duration::from_secs(30)))
+                .build()
+                .map_err(|e| CliError::failed(format!("cannot build the HTTP client: {e}")))?;
+            Some(Forward {
+                url: url
+                    .parse()
+                    .map_err(|_| CliError::usage(format!("`{url}` is not a URL")))?,
+                transport,
+            })
+        }
+    };
+    let forward = Arc::new(forward);
     let listener = tokio::net::TcpListener::bind(SocketAddr::new(args.host, args.port))
         .await
         .map_err(|e| CliError::io(format!("cannot listen on {}:{}", args.host, args.port), e))?;
@@ -549,9 +631,9 @@ async fn listen(args: ListenArgs, settings: &Settings, json: bool) -> Result<(),
             let Ok((stream, _)) = listener.accept().await else {
                 continue;
             };
-            let verifier = verifier.clone();
-            let tx = tx.clone();
-            let service = service_fn(move |req| handle(req, verifier.clone(), tx.clone()));
+            let (verifier, forward, tx) = (verifier.clone(), forward.clone(), tx.clone());
+            let service =
+                service_fn(move |req| handle(req, verifier.clone(), forward.clone(), tx.clone()));
             accept_connections.lock().await.spawn(async move {
                 let _ = http1::Builder::new()
                     .keep_alive(false)
