@@ -14,6 +14,9 @@ pub const EXIT_VERIFICATION: u8 = 3;
 pub const EXIT_API: u8 = 4;
 /// Exit status of `check --exit-status` when the flag is off.
 pub const EXIT_FLAG_OFF: u8 = 5;
+/// Exit status when standard output was closed by its reader (as a
+/// `SIGPIPE` would end the process).
+pub const EXIT_BROKEN_PIPE: u8 = 141;
 
 /// Everything that can end a command early. Each variant maps to one exit
 /// status ([`CliError::exit_code`]); the message is one line and never

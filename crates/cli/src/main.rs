@@ -17,7 +17,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 use crate::cli::Cli;
-use crate::error::{CliError, EXIT_FAILURE, EXIT_USAGE, one_line};
+use crate::error::{CliError, EXIT_BROKEN_PIPE, EXIT_FAILURE, EXIT_USAGE, one_line};
 
 fn main() -> ExitCode {
     install_panic_hook();
@@ -109,6 +109,11 @@ fn install_panic_hook() {
             .map(|s| (*s).to_owned())
             .or_else(|| info.payload().downcast_ref::<String>().cloned())
             .unwrap_or_else(|| "unknown panic".to_owned());
+        // `flagwire ... | head`: the reader went away. Not a bug; end
+        // quietly with the status a SIGPIPE would give.
+        if message.starts_with("failed printing to stdout") && message.contains("Broken pipe") {
+            std::process::exit(EXIT_BROKEN_PIPE.into());
+        }
         let place = info
             .location()
             .map(|l| format!(" at {}:{}", l.file(), l.line()))

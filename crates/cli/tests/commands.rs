@@ -68,6 +68,23 @@ fn bad_arguments_are_one_line_and_exit_2() {
 }
 
 #[test]
+fn a_closed_output_pipe_ends_quietly() {
+    let mut child = flagwire()
+        .args(["api", "--list", "--json"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let code = common::wait(&mut child, common::DEADLINE);
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    assert_eq!(code, 141, "{err}");
+    assert!(err.is_empty(), "{err}");
+}
+
+#[test]
 fn completions_are_generated() {
     let r = run(flagwire().args(["completions", "bash"]), b"");
     assert_eq!(r.code, 0, "{r:?}");
@@ -274,10 +291,12 @@ fn mock_prints_credentials_that_work() {
         "--export",
         "--for",
         "200ms",
+        "--api-key",
+        "sch_dev_mine",
     ]);
     let mock = Background::start(&mut cmd);
     let first = mock.line(Duration::from_secs(20));
-    assert!(first.starts_with("export SCHEMATIC_API_KEY="), "{first}");
+    assert_eq!(first, "export SCHEMATIC_API_KEY=sch_dev_mine");
     let (code, rest, _) = mock.finish(Duration::from_secs(20));
     assert_eq!(code, 0);
     assert_eq!(rest.len(), 4, "{rest:?}");

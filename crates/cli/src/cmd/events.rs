@@ -249,7 +249,75 @@ pub async fn replay(args: ReplayArgs, settings: &Settings, json: bool) -> Result
         "replaying {lines} line(s) of {kind_name} dead letters from {}…",
         path.display()
     );
-    let summary = match kind {
+    // On a terminal, a running clock while the replay (retries and
+    // back-off included) is under way.
+    let ticker = crate::util::stderr_is_tty().then(|| {
+        tokio::spawn(async {
+            let started = std::time::Instant::now();
+            loop {
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                eprint!("\r… {} s", started.elapsed().as_secs());
+            }
+        })
+    });
+    let summary = replay_kind(kind, path, settings).await;
+    if let Some(t) = ticker {
+        t.abort();
+        eprint!("\r");
+    }
+    let summary = summary?;
+    for (line, reason) in &summary.invalid {
+        eprintln!(
+            "{}:{line}: kept, not a valid letter: {reason}",
+            path.display()
+        );
+    }
+    if json {
+        let v = json!({
+            "file": path.display().to_string(),
+            "kind": kind_name.to_lowercase(),
+            "read": summary.read,
+            "delivered": summary.delivered,
+            "duplicates": summary.duplicates,
+            "failed": summary.failed,
+            "skipped": summary.skipped,
+            "invalid": summary.invalid.len(),
+            "remaining": summary.remaining,
+        });
+        println!("{v}");
+    } else {
+        let dup = summary
+            .duplicates
+            .map(|d| format!(" ({d} already received)"))
+            .unwrap_or_default();
+        println!(
+            "read {}, delivered {}{dup}, failed {}, skipped {}, invalid {}; {} line(s) remain in {}",
+            summary.read,
+            summary.delivered,
+            summary.failed,
+            summary.skipped,
+            summary.invalid.len(),
+            summary.remaining,
+            path.display()
+        );
+    }
+    if summary.remaining > 0 {
+        return Err(CliError::Failed(format!(
+            "{} line(s) remain in {}",
+            summary.remaining,
+            path.display()
+        )));
+    }
+    Ok(())
+}
+
+/// Runs the replay of `path` as `kind`.
+async fn replay_kind(
+    kind: LetterKind,
+    path: &Path,
+    settings: &Settings,
+) -> Result<Summary, CliError> {
+    Ok(match kind {
         LetterKind::Esauti => {
             let mut b = flagwire::esauti::Client::builder()
                 .api_key(settings.require("esauti_api_key")?)
@@ -295,48 +363,5 @@ pub async fn replay(args: ReplayArgs, settings: &Settings, json: bool) -> Result
                 remaining: r.remaining,
             }
         }
-    };
-    for (line, reason) in &summary.invalid {
-        eprintln!(
-            "{}:{line}: kept, not a valid letter: {reason}",
-            path.display()
-        );
-    }
-    if json {
-        let v = json!({
-            "file": path.display().to_string(),
-            "kind": kind_name.to_lowercase(),
-            "read": summary.read,
-            "delivered": summary.delivered,
-            "duplicates": summary.duplicates,
-            "failed": summary.failed,
-            "skipped": summary.skipped,
-            "invalid": summary.invalid.len(),
-            "remaining": summary.remaining,
-        });
-        println!("{v}");
-    } else {
-        let dup = summary
-            .duplicates
-            .map(|d| format!(" ({d} already received)"))
-            .unwrap_or_default();
-        println!(
-            "read {}, delivered {}{dup}, failed {}, skipped {}, invalid {}; {} line(s) remain in {}",
-            summary.read,
-            summary.delivered,
-            summary.failed,
-            summary.skipped,
-            summary.invalid.len(),
-            summary.remaining,
-            path.display()
-        );
-    }
-    if summary.remaining > 0 {
-        return Err(CliError::Failed(format!(
-            "{} line(s) remain in {}",
-            summary.remaining,
-            path.display()
-        )));
-    }
-    Ok(())
+    })
 }

@@ -29,7 +29,9 @@ fn shell_quote(value: &str) -> String {
     }
 }
 
-pub async fn run(args: MockArgs, json: bool) -> Result<(), CliError> {
+/// `api_key` is the global `--api-key`: the emulator accepts it (first, so
+/// it is the key printed), as `flagwire-mock --api-key` does.
+pub async fn run(args: MockArgs, api_key: Option<&str>, json: bool) -> Result<(), CliError> {
     let mut builder = MockServer::builder().ip(args.host).rest_port(args.port);
     let capture_port = match args.capture_port {
         Some(p) => p,
@@ -39,11 +41,14 @@ pub async fn run(args: MockArgs, json: bool) -> Result<(), CliError> {
         })?,
     };
     builder = builder.capture_port(capture_port);
-    for key in &args.accept_keys {
+    for key in api_key
+        .into_iter()
+        .chain(args.accept_keys.iter().map(String::as_str))
+    {
         if key.is_empty() {
-            return Err(CliError::usage("--accept-key is empty"));
+            return Err(CliError::usage("an accepted API key is empty"));
         }
-        builder = builder.api_key(key.clone());
+        builder = builder.api_key(key);
     }
     let webhook_secret = args.webhook_secret.clone().unwrap_or_else(random_secret);
     builder = builder.webhook_secret(webhook_secret.clone());

@@ -19,7 +19,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
         // Neither needs settings: they work without a configuration.
         Command::Completions(args) => misc::completions(&args),
-        Command::Mock(args) => mock::run(args, json).await,
+        Command::Mock(args) => mock::run(args, cli.global.api_key.as_deref(), json).await,
         command => {
             let settings = settings(&cli.global)?;
             match command {

@@ -185,7 +185,12 @@ impl AnyVerifier {
 fn body_of(arg: Option<&str>) -> Result<Vec<u8>, CliError> {
     match arg {
         Some(a) => read_body_arg(a),
-        None => read_stdin(),
+        None => {
+            if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+                eprintln!("reading the body from standard input (end it with Ctrl-D)…");
+            }
+            read_stdin()
+        }
     }
 }
 
