@@ -57,16 +57,6 @@ impl CliError {
         CliError::Failed(message.into())
     }
 
-    /// An error status of the API, with its message or body.
-    pub fn api(status: u16, message: &str) -> Self {
-        let message = if message.trim().is_empty() {
-            format!("the API answered {status}")
-        } else {
-            format!("the API answered {status}: {message}")
-        };
-        CliError::Api(message)
-    }
-
     /// An I/O error while handling `what`.
     pub fn io(what: impl Into<String>, source: std::io::Error) -> Self {
         CliError::Io {
@@ -155,7 +145,7 @@ mod tests {
         assert_eq!(CliError::usage("x").exit_code(), 2);
         assert_eq!(CliError::failed("x").exit_code(), 1);
         assert_eq!(CliError::Verification("x".into()).exit_code(), 3);
-        assert_eq!(CliError::api(500, "boom").exit_code(), 4);
+        assert_eq!(CliError::Api("boom".into()).exit_code(), 4);
         assert_eq!(CliError::Network("x".into()).exit_code(), 4);
         assert_eq!(CliError::FlagOff.exit_code(), 5);
         assert!(!CliError::FlagOff.has_message());
@@ -163,7 +153,7 @@ mod tests {
 
     #[test]
     fn messages_are_one_line() {
-        let e = CliError::api(400, "bad\n  request\tbody");
+        let e = CliError::Api("the API answered 400: bad\n  request\tbody".into());
         assert_eq!(e.to_string(), "the API answered 400: bad request body");
         let e = CliError::io("a.json", std::io::Error::other("no\nway"));
         assert_eq!(e.to_string(), "a.json: no way");

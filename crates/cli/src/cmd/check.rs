@@ -180,7 +180,11 @@ pub async fn run(args: CheckArgs, settings: &Settings, json: bool) -> Result<(),
         builder = builder.check_timeout(t);
     }
     if args.watch {
-        let mut ds = DataStreamOptions::new().flag_check_events(false);
+        // A company or user not yet in memory is fetched over the socket;
+        // give it time before a check falls back to the API.
+        let mut ds = DataStreamOptions::new()
+            .flag_check_events(false)
+            .resource_timeout(Duration::from_secs(5));
         if let Some(url) = settings.get("datastream_url") {
             ds = ds.url(url);
         }

@@ -385,20 +385,20 @@ async fn send(args: SendArgs, settings: &Settings, json: bool) -> Result<(), Cli
             style.red(&s)
         };
         println!("{} {} → {s}", scheme_name(args.scheme), args.to);
-        if answer != Value::Null {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&answer).unwrap_or_default()
-            );
+        match &answer {
+            Value::Null => {}
+            Value::String(text) => println!("{text}"),
+            v => println!("{}", serde_json::to_string_pretty(v).unwrap_or_default()),
         }
     }
     if response.status().is_success() {
         Ok(())
     } else {
-        Err(CliError::api(
-            status,
-            &String::from_utf8_lossy(response.body()),
-        ))
+        Err(CliError::Api(format!(
+            "{} answered {status}: {}",
+            args.to,
+            crate::error::one_line(&String::from_utf8_lossy(response.body()))
+        )))
     }
 }
 
