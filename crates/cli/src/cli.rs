@@ -51,8 +51,8 @@ pub struct Cli {
     pub command: Command,
 }
 
-/// Options every command takes.
-#[derive(Debug, Args)]
+/// Options every command takes. `Debug` redacts the secrets.
+#[derive(Args)]
 pub struct Global {
     /// Print machine-readable JSON on standard output.
     #[arg(long, global = true)]
@@ -149,8 +149,8 @@ Examples:
     Config(ConfigCommand),
 }
 
-/// `flagwire mock`.
-#[derive(Debug, Args)]
+/// `flagwire mock`. `Debug` redacts the webhook secret.
+#[derive(Args)]
 pub struct MockArgs {
     /// REST API port (0 picks a free port).
     #[arg(long, default_value_t = 8787)]
@@ -326,8 +326,8 @@ pub enum SchemeArg {
     Esauti,
 }
 
-/// The secret of a webhook command.
-#[derive(Debug, Args)]
+/// The secret of a webhook command. `Debug` redacts it.
+#[derive(Args)]
 pub struct SecretArg {
     /// The signing secret [env: SCHEMATIC_WEBHOOK_SECRET].
     #[arg(long, value_name = "SECRET")]
@@ -529,6 +529,54 @@ pub enum ConfigCommand {
     Path,
 }
 
+/// `Some("<redacted>")` for a set secret.
+fn redacted(secret: &Option<String>) -> Option<&'static str> {
+    secret.as_ref().map(|_| "<redacted>")
+}
+
+impl std::fmt::Debug for Global {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Global")
+            .field("json", &self.json)
+            .field("config", &self.config)
+            .field("profile", &self.profile)
+            .field("api_key", &redacted(&self.api_key))
+            .field("api_url", &self.api_url)
+            .field("capture_url", &self.capture_url)
+            .field("datastream_url", &self.datastream_url)
+            .field("esauti_api_url", &self.esauti_api_url)
+            .field("esauti_events_url", &self.esauti_events_url)
+            .field("esauti_api_key", &redacted(&self.esauti_api_key))
+            .field("esauti_hmac_secret", &redacted(&self.esauti_hmac_secret))
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for SecretArg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SecretArg")
+            .field("secret", &redacted(&self.secret))
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for MockArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MockArgs")
+            .field("port", &self.port)
+            .field("capture_port", &self.capture_port)
+            .field("host", &self.host)
+            .field("seed", &self.seed)
+            .field("accept_keys", &self.accept_keys.len())
+            .field("webhook_secret", &redacted(&self.webhook_secret))
+            .field("esauti_port", &self.esauti_port)
+            .field("no_esauti", &self.no_esauti)
+            .field("export", &self.export)
+            .field("duration", &self.duration)
+            .finish()
+    }
+}
+
 /// Parses `Name: value`.
 fn parse_header(text: &str) -> Result<(String, String), String> {
     match text.split_once(':') {
@@ -547,6 +595,30 @@ mod tests {
     #[test]
     fn the_grammar_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn debug_output_redacts_secrets() {
+        let cli = Cli::try_parse_from([
+            "flagwire",
+            "--api-key",
+            "sch_hidden_1",
+            "--esauti-hmac-secret",
+            "hidden_2",
+            "webhook",
+            "sign",
+            "--scheme",
+            "github",
+            "--secret",
+            "hidden_3",
+        ])
+        .unwrap();
+        let text = format!("{cli:?}");
+        assert!(!text.contains("hidden"), "{text}");
+        assert!(text.contains("<redacted>"), "{text}");
+        let cli =
+            Cli::try_parse_from(["flagwire", "mock", "--webhook-secret", "hidden_4"]).unwrap();
+        assert!(!format!("{cli:?}").contains("hidden"));
     }
 
     #[test]
