@@ -633,13 +633,22 @@ async fn listen(args: ListenArgs, settings: &Settings, json: bool) -> Result<(),
     let accept_connections = connections.clone();
     let acceptor = tokio::spawn(async move {
         loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                continue;
+            let stream = match listener.accept().await {
+                Ok((stream, _)) => stream,
+                Err(_) => {
+                    // Out of descriptors, or a connection reset before it
+                    // was accepted: try again shortly rather than spin.
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
             };
             let (verifier, forward, tx) = (verifier.clone(), forward.clone(), tx.clone());
             let service =
                 service_fn(move |req| handle(req, verifier.clone(), forward.clone(), tx.clone()));
-            accept_connections.lock().await.spawn(async move {
+            let mut set = accept_connections.lock().await;
+            // Forget the connections that are done.
+            while set.try_join_next().is_some() {}
+            set.spawn(async move {
                 let _ = http1::Builder::new()
                     .keep_alive(false)
                     .serve_connection(TokioIo::new(stream), service)
