@@ -357,6 +357,24 @@ fn check_prints_value_reason_rule_and_source() {
     for label in ["reason:", "rule:", "source:", "company keys:", "flag id:"] {
         assert!(r.stdout.contains(label), "{label} missing: {r:?}");
     }
+    // The flag's rules, the matched one marked.
+    assert!(r.stdout.contains("1. acme only → true  ← matched"), "{r:?}");
+    assert!(r.stdout.contains("    default → false"), "{r:?}");
+    let r = run_against(
+        &server,
+        &[
+            "check",
+            "beta",
+            "--company",
+            "id=acme",
+            "--explain",
+            "--json",
+        ],
+    );
+    let v = r.json();
+    assert_eq!(v["explain"]["default_value"], false, "{v}");
+    assert_eq!(v["explain"]["rules"][0]["matched"], true, "{v}");
+    assert_eq!(v["explain"]["rules"][0]["name"], "acme only", "{v}");
 
     // Off is an answer, not an error; --exit-status makes it 5.
     let r = run_against(&server, &["check", "beta", "--company", "id=other"]);

@@ -159,6 +159,124 @@ fn print_human(check: &FlagCheck, explain: bool, who: &Who) {
     }
 }
 
+/// The flag's default and rules (by priority), for `--explain`: fetched
+/// with `getFlag`; `None` with a note when that fails.
+async fn flag_rules(client: &Client, check: &FlagCheck) -> Result<Value, String> {
+    let Some(flag_id) = &check.flag_id else {
+        return Err("the flag id is unknown".to_owned());
+    };
+    let op =
+        crate::ops::find(crate::ops::Service::Schematic, "getFlag").map_err(|e| e.to_string())?;
+    let prepared = crate::ops::prepare(op, &[("flag_id".to_owned(), flag_id.clone())], None)
+        .map_err(|e| e.to_string())?;
+    let doc = client
+        .send(crate::ops::DynamicOperation(prepared))
+        .await
+        .map_err(|e| e.to_string())?;
+    let data = &doc["data"];
+    let mut rules: Vec<Value> = data["rules"]
+        .as_array()
+        .map(|rules| {
+            rules
+                .iter()
+                .map(|r| {
+                    let conditions: Vec<String> = r["conditions"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .map(condition_text)
+                        .collect();
+                    json!({
+                        "id": r["id"],
+                        "name": r["name"],
+                        "priority": r["priority"],
+                        "rule_type": r["rule_type"],
+                        "value": r["value"],
+                        "matched": r["id"].as_str().is_some() && r["id"].as_str() == check.rule_id.as_deref(),
+                        "conditions": conditions,
+                    })
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    rules.sort_by_key(|r| r["priority"].as_i64().unwrap_or(i64::MAX));
+    Ok(json!({"default_value": data["default_value"], "rules": rules}))
+}
+
+/// One condition in a few words: `company eq comp_1`, `trait plan eq pro`.
+fn condition_text(c: &Value) -> String {
+    let s = |k: &str| c[k].as_str().unwrap_or_default().to_owned();
+    let mut out = format!("{} {}", s("condition_type"), s("operator"));
+    let ids: Vec<&str> = c["resource_ids"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    if !ids.is_empty() {
+        out.push(' ');
+        out.push_str(&ids.join(","));
+    }
+    for key in ["trait_value", "event_subtype"] {
+        if !s(key).is_empty() {
+            out.push(' ');
+            out.push_str(&s(key));
+        }
+    }
+    if let Some(v) = c["metric_value"].as_i64() {
+        out.push_str(&format!(" {v}"));
+    }
+    out
+}
+
+/// Prints the rules fetched by [`flag_rules`].
+fn print_rules(rules: &Result<Value, String>) {
+    let style = Style::stdout();
+    match rules {
+        Err(e) => println!(
+            "  {:<14}{}",
+            "rules:",
+            style.dim(&format!("unavailable ({e})"))
+        ),
+        Ok(v) => {
+            let list = v["rules"].as_array().cloned().unwrap_or_default();
+            if list.is_empty() {
+                println!("  {:<14}none", "rules:");
+            } else {
+                println!("  rules (by priority):");
+            }
+            for r in &list {
+                let mark = if r["matched"] == true {
+                    style.green("  ← matched")
+                } else {
+                    String::new()
+                };
+                let conditions = r["conditions"]
+                    .as_array()
+                    .map(|c| {
+                        c.iter()
+                            .filter_map(Value::as_str)
+                            .collect::<Vec<_>>()
+                            .join(" and ")
+                    })
+                    .unwrap_or_default();
+                println!(
+                    "    {}. {} → {}{mark}{}",
+                    r["priority"],
+                    r["name"].as_str().unwrap_or("(unnamed)"),
+                    r["value"],
+                    if conditions.is_empty() {
+                        String::new()
+                    } else {
+                        style.dim(&format!("  [{conditions}]"))
+                    }
+                );
+            }
+            println!("    default → {}", v["default_value"]);
+        }
+    }
+}
+
 fn context(who: &Who) -> Context<'_> {
     let mut ctx = Context::none();
     if !who.company.is_empty() {
@@ -212,10 +330,24 @@ pub async fn run(args: CheckArgs, settings: &Settings, json: bool) -> Result<(),
         let check = client
             .check_flag_with(&args.flag, context(&args.who), options)
             .await;
+        let rules = if args.explain {
+            Some(flag_rules(&client, &check).await)
+        } else {
+            None
+        };
         if json {
-            println!("{}", to_json(&check));
+            let mut v = to_json(&check);
+            match &rules {
+                Some(Ok(r)) => v["explain"] = r.clone(),
+                Some(Err(e)) => v["explain"] = json!({"error": e}),
+                None => {}
+            }
+            println!("{v}");
         } else {
             print_human(&check, args.explain, &args.who);
+            if let Some(r) = &rules {
+                print_rules(r);
+            }
         }
         verdict(&check, &args)
     };
