@@ -340,12 +340,30 @@ mod tests {
         move |k: &str| map.get(k).cloned()
     }
 
-    fn temp_file(text: &str) -> PathBuf {
+    /// A configuration file in a directory of its own, removed on drop.
+    struct TempFile(PathBuf);
+
+    impl std::ops::Deref for TempFile {
+        type Target = Path;
+        fn deref(&self) -> &Path {
+            &self.0
+        }
+    }
+
+    impl Drop for TempFile {
+        fn drop(&mut self) {
+            if let Some(dir) = self.0.parent() {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+        }
+    }
+
+    fn temp_file(text: &str) -> TempFile {
         let dir = std::env::temp_dir().join(format!("flagwire-cli-config-{}", fastrand::u64(..)));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("config.toml");
         std::fs::write(&path, text).unwrap();
-        path
+        TempFile(path)
     }
 
     #[test]

@@ -65,7 +65,12 @@ pub fn flagwire() -> Command {
             cmd.env_remove(key);
         }
     }
-    cmd.env("XDG_CONFIG_HOME", temp_dir("home"));
+    // A configuration home without a file in it (the default file is
+    // optional): nothing of the machine's own configuration leaks in.
+    cmd.env(
+        "XDG_CONFIG_HOME",
+        std::env::temp_dir().join("flagwire-cli-test-no-config-home"),
+    );
     cmd.env("NO_COLOR", "1");
     cmd.env_remove("RUST_BACKTRACE");
     cmd
