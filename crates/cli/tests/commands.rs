@@ -1136,3 +1136,41 @@ fn webhook_send_to_listen_round_trip() {
     r.assert_one_line_error(4);
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn the_emulator_delivers_signed_webhooks_to_listen() {
+    let server = MockServer::builder()
+        .webhook_secret("whsec_e2e")
+        .start_blocking()
+        .unwrap();
+    let mut cmd = against(&server);
+    cmd.env("SCHEMATIC_WEBHOOK_SECRET", "whsec_e2e").args([
+        "webhook", "listen", "--port", "0", "--count", "1", "--for", "30s", "--json",
+    ]);
+    let listen = Background::start(&mut cmd);
+    let hello: Value = serde_json::from_str(&listen.line(Duration::from_secs(20))).unwrap();
+    let url = format!("{}hook", hello["listening"].as_str().unwrap());
+    let body = json!({"name": "local", "url": url, "request_types": ["company.created"]});
+    let r = run_against(
+        &server,
+        &["api", "createWebhook", "--body", &body.to_string()],
+    );
+    assert_eq!(r.code, 0, "{r:?}");
+    let r = run_against(
+        &server,
+        &[
+            "api",
+            "upsertCompany",
+            "--body",
+            r#"{"keys":{"id":"acme"},"name":"Acme"}"#,
+        ],
+    );
+    assert_eq!(r.code, 0, "{r:?}");
+    let (code, rest, err) = listen.finish(Duration::from_secs(30));
+    assert_eq!(code, 0, "{rest:?} {err}");
+    let got: Value = serde_json::from_str(&rest[0]).unwrap();
+    assert_eq!(got["verified"], true, "{got}");
+    assert_eq!(got["body"]["action"], "company.created", "{got}");
+    assert_eq!(got["body"]["body"]["name"], "Acme", "{got}");
+    server.stop();
+}
