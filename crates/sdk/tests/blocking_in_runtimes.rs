@@ -9,6 +9,7 @@ use flagwire_core::schematic::companies::ListCompanies;
 fn client(server: &flagwire_mock::MockServer) -> blocking::Client {
     blocking::Client::builder(server.api_key())
         .base_url(server.rest_url())
+        .capture_url(server.capture_url())
         .build()
         .unwrap()
 }

@@ -32,6 +32,7 @@ async fn schematic_requests_go_through_the_configured_proxy() {
     let proxy = dead_proxy();
     let client = Client::builder(server.api_key())
         .base_url(server.rest_url())
+        .capture_url(server.capture_url())
         .retry_policy(RetryPolicy::none())
         .proxy(Proxy::all(&proxy).unwrap())
         .connect_timeout(Some(Duration::from_secs(2)))
@@ -54,6 +55,7 @@ async fn schematic_requests_go_through_the_configured_proxy() {
     // `no_proxy()` after it: straight to the emulator.
     let client = Client::builder(server.api_key())
         .base_url(server.rest_url())
+        .capture_url(server.capture_url())
         .proxy(Proxy::all(&proxy).unwrap())
         .no_proxy()
         .pool_idle_timeout(Some(Duration::from_secs(5)))
@@ -69,6 +71,7 @@ async fn the_local_address_is_used() {
     // An IPv6 source cannot reach the emulator on 127.0.0.1.
     let client = Client::builder(server.api_key())
         .base_url(server.rest_url())
+        .capture_url(server.capture_url())
         .retry_policy(RetryPolicy::none())
         .no_proxy()
         .local_address(IpAddr::V6(Ipv6Addr::LOCALHOST))
@@ -79,6 +82,7 @@ async fn the_local_address_is_used() {
 
     let client = Client::builder(server.api_key())
         .base_url(server.rest_url())
+        .capture_url(server.capture_url())
         .no_proxy()
         .local_address(IpAddr::from([127, 0, 0, 1]))
         .build()
@@ -92,11 +96,13 @@ async fn clients_share_one_pool() {
     let pool = HttpsClient::builder().no_proxy().build().unwrap();
     let first = Client::builder(server.api_key())
         .base_url(server.rest_url())
+        .capture_url(server.capture_url())
         .http_client(pool.clone())
         .build()
         .unwrap();
     let second = Client::builder(server.api_key())
         .base_url(server.rest_url())
+        .capture_url(server.capture_url())
         .http_client(pool.clone())
         .build()
         .unwrap();
@@ -106,6 +112,7 @@ async fn clients_share_one_pool() {
     // Settings the shared client would ignore are refused.
     let err = Client::builder(server.api_key())
         .base_url(server.rest_url())
+        .capture_url(server.capture_url())
         .http_client(pool)
         .connect_timeout(Some(Duration::from_secs(1)))
         .build()

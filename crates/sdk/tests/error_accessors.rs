@@ -113,6 +113,7 @@ async fn refused_connections_and_timeouts_are_told_apart() {
         .unwrap();
     let client = Client::builder("sch_dev_test")
         .base_url(format!("http://{closed}"))
+        .capture_url(format!("http://{closed}"))
         .retry_policy(RetryPolicy::default().base_delay(Duration::from_millis(1)))
         .transport(|t| t.map_client(|c| c.no_proxy()))
         .build()
@@ -136,6 +137,7 @@ async fn refused_connections_and_timeouts_are_told_apart() {
     });
     let client = Client::builder("sch_dev_test")
         .base_url(format!("http://{addr}"))
+        .capture_url(format!("http://{addr}"))
         .timeout(Duration::from_millis(200))
         .transport(|t| t.map_client(|c| c.no_proxy()))
         .build()

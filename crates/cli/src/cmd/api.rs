@@ -95,7 +95,8 @@ pub async fn run(args: ApiArgs, settings: &Settings, json: bool) -> Result<(), C
     }
     let value = match args.service {
         Service::Schematic => {
-            let client = super::schematic_builder(settings)?
+            // `api` sends no events: the capture URL only has to be valid.
+            let client = super::schematic_builder_without_events(settings)?
                 .timeout(args.timeout)
                 .build()?;
             let out = if args.all {

@@ -81,6 +81,19 @@ fn schematic_builder(settings: &Settings) -> Result<flagwire::schematic::ClientB
     Ok(builder)
 }
 
+/// [`schematic_builder`] for commands that send no events: without a capture
+/// URL of its own, the client names the default one explicitly, so that an
+/// `api_url` on this machine is not refused for the events' sake.
+fn schematic_builder_without_events(
+    settings: &Settings,
+) -> Result<flagwire::schematic::ClientBuilder, CliError> {
+    let builder = schematic_builder(settings)?;
+    Ok(match settings.get("capture_url") {
+        Some(_) => builder,
+        None => builder.capture_url(flagwire::core::events::DEFAULT_CAPTURE_BASE_URL),
+    })
+}
+
 /// An `http(s)://` URL with a host, or a usage error naming the setting.
 fn check_url(url: &str, name: &str) -> Result<(), CliError> {
     let ok = url

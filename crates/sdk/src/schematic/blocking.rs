@@ -37,6 +37,7 @@
 //! let server = flagwire_mock::MockServer::start_blocking()?;
 //! let client = blocking::Client::builder(server.api_key())
 //!     .base_url(server.rest_url())
+//!     .capture_url(server.capture_url())
 //!     .build()?;
 //!
 //! let body = UpsertCompanyRequestBody::new([("id", "acme")]);

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use flagwire_core::datastream::datastream_url;
-use flagwire_core::events::{ApiKey, capture_batch_url};
+use flagwire_core::events::{ApiKey, DEFAULT_CAPTURE_BASE_URL, capture_batch_url};
 use flagwire_core::schematic::BASE_URL;
 use flagwire_transport::auth::{SCHEMATIC_API_KEY, Secret};
 use flagwire_transport::proxy::Proxy;
@@ -198,6 +198,11 @@ impl<M> ClientBuilder<M> {
     /// The event-capture base URL (default `https://c.schematichq.com`).
     /// A blank value means the default; anything else must be an absolute
     /// `http`/`https` URL, or [`build`](Self::build) fails.
+    ///
+    /// Set it whenever [`base_url`](Self::base_url) is not the real API:
+    /// with a base URL on this machine (an emulator, a test server) and no
+    /// capture URL, `build` fails rather than send the events to the
+    /// production capture host; with another base URL it logs a warning.
     pub fn capture_url(mut self, url: impl Into<String>) -> Self {
         self.capture_url = Some(url.into());
         self
@@ -391,6 +396,34 @@ impl<M> ClientBuilder<M> {
         transport.websocket_connector().map_err(Error::Transport)
     }
 
+    /// A base URL other than the real API's with no capture URL would send
+    /// events to the production capture host: refused for a base URL on
+    /// this machine (surely a test server), warned about otherwise.
+    fn check_capture_url_is_set(&self, base: &str) -> Result<(), Error> {
+        let capture_set = self
+            .capture_url
+            .as_deref()
+            .is_some_and(|url| !url.trim().is_empty());
+        if capture_set || self.offline || base == BASE_URL {
+            return Ok(());
+        }
+        if is_local(base) {
+            return Err(Error::config(format!(
+                "base_url `{base}` is on this machine but capture_url is not set: events would go \
+                 to the production capture host ({DEFAULT_CAPTURE_BASE_URL}). Set capture_url \
+                 (the emulator's is `MockServer::capture_url()`), or set it to \
+                 {DEFAULT_CAPTURE_BASE_URL} to send them there on purpose"
+            )));
+        }
+        tracing::warn!(
+            base_url = base,
+            capture_url = DEFAULT_CAPTURE_BASE_URL,
+            "base_url is not the Schematic API but capture_url is not set: events go to the \
+             production capture host"
+        );
+        Ok(())
+    }
+
     /// Validates the settings and starts an async client.
     fn build_async(self) -> Result<Client, Error> {
         let key = self.api_key.expose();
@@ -400,6 +433,7 @@ impl<M> ClientBuilder<M> {
             ));
         }
         let base = checked_base_url(&self.base_url, "base")?;
+        self.check_capture_url_is_set(&base)?;
         let capture = capture_batch_url(self.capture_url.as_deref())
             .map_err(|e| Error::config(format!("capture URL: {e}")))?;
         let event_key = if key.trim().is_empty() {
@@ -557,5 +591,82 @@ impl<M> ClientBuilder<M> {
     /// [`build`](Self::build) fails: configure the shared client instead.
     pub fn http_client(self, client: HttpsClient) -> Self {
         self.transport(move |t| t.http_client(client.clone()))
+    }
+}
+
+/// Whether the URL's host is this machine: `localhost`, a loopback address
+/// or the unspecified address.
+fn is_local(url: &str) -> bool {
+    let Ok(uri) = http::Uri::try_from(url) else {
+        return false;
+    };
+    let Some(host) = uri.host() else {
+        return false;
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if host.eq_ignore_ascii_case("localhost") || host.to_ascii_lowercase().ends_with(".localhost") {
+        return true;
+    }
+    host.parse::<std::net::IpAddr>()
+        .is_ok_and(|ip| ip.is_loopback() || ip.is_unspecified())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schematic::Client;
+
+    #[test]
+    fn local_hosts() {
+        for url in [
+            "http://127.0.0.1:8080",
+            "http://localhost:1",
+            "https://api.localhost",
+            "http://[::1]:9",
+            "http://0.0.0.0:80",
+            "http://127.8.9.10",
+        ] {
+            assert!(is_local(url), "{url}");
+        }
+        for url in [
+            "https://api.schematichq.com",
+            "http://10.0.0.1",
+            "http://example.com",
+        ] {
+            assert!(!is_local(url), "{url}");
+        }
+    }
+
+    #[test]
+    fn a_local_base_url_without_a_capture_url_is_refused() {
+        let err = Client::builder("sch_dev_x")
+            .base_url("http://127.0.0.1:9")
+            .build()
+            .unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("capture_url is not set"), "{text}");
+        assert!(text.contains("c.schematichq.com"), "{text}");
+        // A blank capture URL is the default, so it is refused the same way.
+        assert!(
+            Client::builder("sch_dev_x")
+                .base_url("http://localhost:9")
+                .capture_url(" ")
+                .build()
+                .is_err()
+        );
+        // Explicitly the production host, offline, or the real API: fine.
+        for builder in [
+            Client::builder("sch_dev_x")
+                .base_url("http://127.0.0.1:9")
+                .capture_url(DEFAULT_CAPTURE_BASE_URL),
+            Client::builder("sch_dev_x")
+                .base_url("http://127.0.0.1:9")
+                .offline(true),
+            Client::builder("sch_dev_x").base_url("http://10.0.0.1:9"),
+            Client::builder("sch_dev_x"),
+        ] {
+            let client = builder.build().unwrap();
+            drop(client);
+        }
     }
 }

@@ -24,7 +24,10 @@
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let server = flagwire_mock::MockServer::start().await?;
-//! let client = Client::builder(server.api_key()).base_url(server.rest_url()).build()?;
+//! let client = Client::builder(server.api_key())
+//!     .base_url(server.rest_url())
+//!     .capture_url(server.capture_url())
+//!     .build()?;
 //!
 //! let body = UpsertCompanyRequestBody::new([("id", "acme")]);
 //! let acme = client.companies().upsert_company(body).await?;
