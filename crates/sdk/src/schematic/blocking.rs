@@ -62,7 +62,7 @@ use flagwire_core::{Operation, Paginated};
 use futures_util::TryStreamExt;
 
 use super::builder::{Async, Blocking, ClientBuilder};
-use super::events::{EventShutdown, EventStats};
+use super::events::{EventShutdown, EventStats, IntoEventBody};
 use super::flags::{CheckOptions, FlagCheck};
 use super::options::RequestOptions;
 use crate::context::{Context, OwnedContext};
@@ -248,22 +248,30 @@ impl Client {
     }
 
     /// Queues an identify event; never blocks (allowed anywhere).
-    pub fn identify(&self, body: IdentifyBody) -> Result<(), Error> {
+    pub fn identify(&self, body: impl IntoEventBody<IdentifyBody>) -> Result<(), Error> {
         self.inner.identify(body)
     }
 
     /// [`identify`](Self::identify) with per-event options.
-    pub fn identify_with(&self, body: IdentifyBody, options: EventOptions) -> Result<(), Error> {
+    pub fn identify_with(
+        &self,
+        body: impl IntoEventBody<IdentifyBody>,
+        options: EventOptions,
+    ) -> Result<(), Error> {
         self.inner.identify_with(body, options)
     }
 
     /// Queues a track event; never blocks (allowed anywhere).
-    pub fn track(&self, body: TrackBody) -> Result<(), Error> {
+    pub fn track(&self, body: impl IntoEventBody<TrackBody>) -> Result<(), Error> {
         self.inner.track(body)
     }
 
     /// [`track`](Self::track) with per-event options.
-    pub fn track_with(&self, body: TrackBody, options: EventOptions) -> Result<(), Error> {
+    pub fn track_with(
+        &self,
+        body: impl IntoEventBody<TrackBody>,
+        options: EventOptions,
+    ) -> Result<(), Error> {
         self.inner.track_with(body, options)
     }
 

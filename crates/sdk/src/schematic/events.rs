@@ -109,26 +109,29 @@ impl Client {
     ///
     /// ```
     /// use flagwire::schematic::Client;
-    /// use flagwire_core::events::IdentifyBody;
+    /// use flagwire::schematic::IdentifyBody;
     ///
     /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// let client = Client::builder("sch_dev_example").offline(true).build()?;
     /// client.identify(
     ///     IdentifyBody::builder()
     ///         .keys([("email", "ann@example.com")])
-    ///         .traits([("role", "admin")])
-    ///         .build()?,
+    ///         .traits([("role", "admin")]),
     /// )?;
     /// # Ok(()) }
     /// ```
-    pub fn identify(&self, body: IdentifyBody) -> Result<(), Error> {
-        self.enqueue(body.into())
+    pub fn identify(&self, body: impl IntoEventBody<IdentifyBody>) -> Result<(), Error> {
+        self.enqueue(body.into_event_body()?.into())
     }
 
     /// [`identify`](Self::identify) with per-event options (idempotency
     /// key, `sent_at`, trusted clock, backfill).
-    pub fn identify_with(&self, body: IdentifyBody, options: EventOptions) -> Result<(), Error> {
-        self.enqueue_with(body.into(), &options)
+    pub fn identify_with(
+        &self,
+        body: impl IntoEventBody<IdentifyBody>,
+        options: EventOptions,
+    ) -> Result<(), Error> {
+        self.enqueue_with(body.into_event_body()?.into(), &options)
     }
 
     /// Queues a `track` event (event name, company, user, traits, quantity,
@@ -137,14 +140,14 @@ impl Client {
     ///
     /// ```
     /// use flagwire::schematic::Client;
-    /// use flagwire_core::events::TrackBody;
+    /// use flagwire::schematic::TrackBody;
     ///
     /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// let client = Client::builder("sch_dev_example").offline(true).build()?;
-    /// client.track(TrackBody::builder("export").company([("id", "acme")]).quantity(3).build()?)?;
+    /// client.track(TrackBody::builder("export").company([("id", "acme")]).quantity(3))?;
     /// # Ok(()) }
     /// ```
-    pub fn track(&self, body: TrackBody) -> Result<(), Error> {
+    pub fn track(&self, body: impl IntoEventBody<TrackBody>) -> Result<(), Error> {
         self.track_with(body, EventOptions::new())
     }
 
@@ -154,7 +157,7 @@ impl Client {
     ///
     /// ```
     /// use flagwire::schematic::Client;
-    /// use flagwire_core::events::{EventOptions, TrackBody};
+    /// use flagwire::schematic::{EventOptions, TrackBody};
     /// use time::macros::datetime;
     ///
     /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -168,7 +171,12 @@ impl Client {
     /// )?;
     /// # Ok(()) }
     /// ```
-    pub fn track_with(&self, body: TrackBody, options: EventOptions) -> Result<(), Error> {
+    pub fn track_with(
+        &self,
+        body: impl IntoEventBody<TrackBody>,
+        options: EventOptions,
+    ) -> Result<(), Error> {
+        let body = body.into_event_body()?;
         let Some(event) = self.envelope(body, &options)? else {
             return Ok(());
         };
@@ -345,5 +353,37 @@ impl Client {
                 .unwrap_or_default(),
             discarded_offline: self.inner.offline_discarded.load(Ordering::Relaxed),
         }
+    }
+}
+
+/// An event body, or its builder: [`Client::track`] and
+/// [`Client::identify`] take either, so a builder needs no `.build()?` of
+/// its own (its validation error comes back as [`Error::Event`]).
+pub trait IntoEventBody<B> {
+    /// The body, validated.
+    fn into_event_body(self) -> Result<B, Error>;
+}
+
+impl IntoEventBody<TrackBody> for TrackBody {
+    fn into_event_body(self) -> Result<TrackBody, Error> {
+        Ok(self)
+    }
+}
+
+impl IntoEventBody<TrackBody> for flagwire_core::events::TrackBuilder {
+    fn into_event_body(self) -> Result<TrackBody, Error> {
+        Ok(self.build()?)
+    }
+}
+
+impl IntoEventBody<IdentifyBody> for IdentifyBody {
+    fn into_event_body(self) -> Result<IdentifyBody, Error> {
+        Ok(self)
+    }
+}
+
+impl IntoEventBody<IdentifyBody> for flagwire_core::events::IdentifyBuilder {
+    fn into_event_body(self) -> Result<IdentifyBody, Error> {
+        Ok(self.build()?)
     }
 }

@@ -91,7 +91,7 @@ mod resources;
 pub use breaker::{BreakerPolicy, BreakerState};
 pub use builder::{Async, Blocking, ClientBuilder, DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT};
 pub use client::Client;
-pub use events::{EventShutdown, EventStats};
+pub use events::{EventShutdown, EventStats, IntoEventBody};
 pub use flags::{CachedCheck, CheckOptions, CheckSource, DEFAULT_CHECK_TIMEOUT, FlagCheck};
 pub use options::RequestOptions;
 pub use resources::*;
