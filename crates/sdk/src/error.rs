@@ -21,6 +21,27 @@ use crate::events::BufferError;
 /// [`attempts`](Self::attempts), [`is_timeout`](Self::is_timeout),
 /// [`is_connect`](Self::is_connect)) answer for every variant, so a caller
 /// rarely needs to match.
+///
+/// ```
+/// use flagwire::schematic::Client;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let server = flagwire_mock::MockServer::start().await?;
+/// let client = Client::builder(server.api_key())
+///     .base_url(server.rest_url())
+///     .capture_url(server.capture_url())
+///     .build()?;
+/// match client.companies().get_company("comp_missing").await {
+///     Ok(company) => println!("{}", company.name),
+///     Err(e) if e.status() == Some(http::StatusCode::NOT_FOUND) => {
+///         // e.api_message(): the server's words; e.request_id(): for support.
+///         println!("no such company ({})", e.request_id().unwrap_or("no request id"));
+///     }
+///     Err(e) => return Err(e.into()),
+/// }
+/// # Ok(()) }
+/// ```
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum Error {
