@@ -18,7 +18,7 @@
 use std::time::Duration;
 
 use flagwire::Error;
-use flagwire::esauti::api::contacts::{CreateContact, ListContacts};
+use flagwire::esauti::api::contacts::ListContacts;
 use flagwire::esauti::{Client, EventEnvelope, EventType, Receipt};
 use flagwire_mock::esauti::{DEFAULT_BEARER_TOKEN, DEFAULT_HMAC_SECRET, EsautiServer};
 use serde_json::{Map, Value};
@@ -36,7 +36,7 @@ pub async fn rest_api(base_url: &str, token: &str) -> Result<(Document, Document
     let contacts = client.send(ListContacts::new().limit(10)).await?;
     println!("{contacts:?}");
     let fields = [("firstname", "Jane"), ("email", "jane@esauti.com")];
-    let contact = client.send(CreateContact::new(fields)).await?;
+    let contact = client.contacts().create(fields).await?;
     println!("{contact:?}");
     Ok((contacts, contact))
 }
