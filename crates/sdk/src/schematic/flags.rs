@@ -349,8 +349,10 @@ fn is_outage(error: &Error) -> bool {
 }
 
 impl Client {
-    /// The value of `flag` for `context`. Never fails; see the
-    /// [module docs](self) for where the answer comes from.
+    /// The value of `flag` for `context`. Never fails: the answer comes from
+    /// local evaluation (DataStream on), the result cache, the API within
+    /// the check deadline and behind the circuit breaker, or the defaults, in
+    /// that order ([`CheckSource`]).
     ///
     /// ```
     /// use flagwire::Context;
