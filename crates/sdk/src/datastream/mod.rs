@@ -92,6 +92,9 @@ pub struct DataStreamOptions {
     pub(crate) pong_timeout: Duration,
     pub(crate) handshake_timeout: Duration,
     pub(crate) max_message_size: usize,
+    /// Set by [`ClientBuilder::replicator`](crate::schematic::ClientBuilder::replicator).
+    #[cfg(feature = "redis")]
+    pub(crate) replicator: Option<crate::redis::ReplicatorOptions>,
 }
 
 impl Default for DataStreamOptions {
@@ -132,6 +135,8 @@ impl DataStreamOptions {
             pong_timeout: Duration::from_secs(10),
             handshake_timeout: Duration::from_secs(30),
             max_message_size: flagwire_core::datastream::MAX_MESSAGE_SIZE,
+            #[cfg(feature = "redis")]
+            replicator: None,
         }
     }
 
@@ -352,6 +357,9 @@ pub(crate) struct DataStream {
     commands: mpsc::UnboundedSender<Command>,
     shutdown: watch::Sender<bool>,
     thread: Mutex<Option<JoinHandle<()>>>,
+    /// Replicator mode: no socket; misses are read from Redis.
+    #[cfg(feature = "redis")]
+    pub(crate) replicator: Option<Arc<crate::redis::replicator::Link>>,
 }
 
 impl fmt::Debug for DataStream {
@@ -404,12 +412,62 @@ impl DataStream {
             commands,
             shutdown,
             thread: Mutex::new(Some(thread)),
+            #[cfg(feature = "redis")]
+            replicator: None,
         })
+    }
+
+    /// Replicator mode: the same store, as a short-lived layer over Redis,
+    /// and no socket. The background work runs on the Redis connection's
+    /// thread.
+    #[cfg(feature = "redis")]
+    pub(crate) fn start_replicator(
+        replicator: crate::redis::ReplicatorOptions,
+    ) -> Result<DataStream, crate::Error> {
+        let options = DataStreamOptions::new().flag_check_events(replicator.flag_check_events);
+        let store = Arc::new(Store::new(Limits {
+            companies: replicator.max_local_entities,
+            users: replicator.max_local_entities,
+            ttl: replicator.local_ttl,
+        }));
+        let shared = Arc::new(Shared::new());
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        // No socket task: entity requests are never sent.
+        let (commands, _) = mpsc::unbounded_channel();
+        let link = crate::redis::replicator::Link::start(
+            replicator,
+            store.clone(),
+            shared.clone(),
+            shutdown_rx,
+        )?;
+        Ok(DataStream {
+            store,
+            waiters: Arc::new(Waiters::default()),
+            shared,
+            options,
+            commands,
+            shutdown,
+            thread: Mutex::new(None),
+            replicator: Some(link),
+        })
+    }
+
+    /// Whether this is replicator mode (evaluation from Redis, no socket).
+    #[inline]
+    pub(crate) fn is_replicator(&self) -> bool {
+        #[cfg(feature = "redis")]
+        {
+            self.replicator.is_some()
+        }
+        #[cfg(not(feature = "redis"))]
+        {
+            false
+        }
     }
 
     /// Whether the socket is connected (entity requests can be sent).
     pub(crate) fn is_connected(&self) -> bool {
-        self.shared.state() == ConnectionState::Connected
+        self.shared.state() == ConnectionState::Connected && !self.is_replicator()
     }
 
     /// Asks the socket task to subscribe to an entity; false when the task

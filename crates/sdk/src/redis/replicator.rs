@@ -1,0 +1,501 @@
+//! Replicator mode: evaluate from the Redis a `schematic-datastream-replicator`
+//! keeps current, with a short-lived in-process layer in front.
+
+use std::fmt;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use flagwire_core::rules::{Company, Flag, User};
+use tokio::sync::watch;
+
+use super::entities::{RedisEntityStore, Slot};
+use super::health::{self, HealthUrl};
+use super::{Redis, RedisOptions, RedisStats};
+use crate::cache::KeyPairs;
+use crate::context::Context;
+use crate::datastream::store::Store;
+use crate::datastream::waiters::EntityKind;
+use crate::datastream::{ConnectionState, Shared};
+
+/// Default URL of the replicator's health document.
+pub const DEFAULT_HEALTH_URL: &str = "http://127.0.0.1:8090/ready";
+/// Default interval between two reads of the health document.
+pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(30);
+/// Default deadline of one read of the health document.
+pub const DEFAULT_HEALTH_TIMEOUT: Duration = Duration::from_secs(5);
+/// Default lifetime of what the in-process layer holds.
+pub const DEFAULT_LOCAL_TTL: Duration = Duration::from_secs(1);
+/// Default number of companies (and, separately, users) in the in-process
+/// layer.
+pub const DEFAULT_LOCAL_ENTITIES: usize = 1_000;
+
+/// Settings of replicator mode, for
+/// [`ClientBuilder::replicator`](crate::schematic::ClientBuilder::replicator).
+///
+/// ```
+/// use std::time::Duration;
+/// use flagwire::redis::{RedisOptions, ReplicatorOptions};
+///
+/// let options = ReplicatorOptions::new(RedisOptions::new("redis://127.0.0.1:6379"))
+///     .health_url("http://127.0.0.1:8090/ready")
+///     .poll_interval(Duration::from_secs(10))
+///     .local_ttl(Duration::from_millis(500))
+///     .max_local_entities(5_000);
+/// assert_eq!(options.get_local_ttl(), Duration::from_millis(500));
+/// ```
+#[derive(Clone)]
+pub struct ReplicatorOptions {
+    pub(crate) redis: RedisOptions,
+    pub(crate) health_url: String,
+    pub(crate) poll_interval: Duration,
+    pub(crate) health_timeout: Duration,
+    pub(crate) cache_version: Option<String>,
+    pub(crate) local_ttl: Duration,
+    pub(crate) max_local_entities: usize,
+    pub(crate) flag_check_events: bool,
+}
+
+impl fmt::Debug for ReplicatorOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ReplicatorOptions")
+            .field("redis", &self.redis)
+            .field("health_url", &self.health_url)
+            .field("poll_interval", &self.poll_interval)
+            .field("health_timeout", &self.health_timeout)
+            .field("cache_version", &self.cache_version)
+            .field("local_ttl", &self.local_ttl)
+            .field("max_local_entities", &self.max_local_entities)
+            .field("flag_check_events", &self.flag_check_events)
+            .finish()
+    }
+}
+
+impl ReplicatorOptions {
+    /// Replicator mode over the Redis of `redis`, with the defaults: health
+    /// document at `http://127.0.0.1:8090/ready` read every 30 s (5 s
+    /// deadline), in-process layer of 1,000 companies and 1,000 users kept
+    /// at most 1 s, `flag_check` events on.
+    pub fn new(redis: RedisOptions) -> Self {
+        ReplicatorOptions {
+            redis,
+            health_url: DEFAULT_HEALTH_URL.to_owned(),
+            poll_interval: DEFAULT_POLL_INTERVAL,
+            health_timeout: DEFAULT_HEALTH_TIMEOUT,
+            cache_version: None,
+            local_ttl: DEFAULT_LOCAL_TTL,
+            max_local_entities: DEFAULT_LOCAL_ENTITIES,
+            flag_check_events: true,
+        }
+    }
+
+    /// The replicator's health document (`http://` only).
+    #[must_use]
+    pub fn health_url(mut self, url: impl Into<String>) -> Self {
+        self.health_url = url.into();
+        self
+    }
+
+    /// How often the health document is read (default 30 s).
+    #[must_use]
+    pub fn poll_interval(mut self, interval: Duration) -> Self {
+        self.poll_interval = interval.max(Duration::from_millis(10));
+        self
+    }
+
+    /// Deadline of one read of the health document (default 5 s).
+    #[must_use]
+    pub fn health_timeout(mut self, timeout: Duration) -> Self {
+        self.health_timeout = timeout;
+        self
+    }
+
+    /// Pins the cache version instead of reading it from the health
+    /// document (which is then only read for the replicator's readiness).
+    #[must_use]
+    pub fn cache_version(mut self, version: impl Into<String>) -> Self {
+        self.cache_version = Some(version.into());
+        self
+    }
+
+    /// How long the in-process layer holds a flag, company or user read
+    /// from Redis before it is read again (default 1 s): the bound on how
+    /// stale a check can be. Held entries are refreshed in the background
+    /// while Redis answers, so hot checks stay in memory.
+    #[must_use]
+    pub fn local_ttl(mut self, ttl: Duration) -> Self {
+        self.local_ttl = ttl.max(Duration::from_millis(10));
+        self
+    }
+
+    /// The configured in-process TTL.
+    pub fn get_local_ttl(&self) -> Duration {
+        self.local_ttl
+    }
+
+    /// Companies (and, separately, users) the in-process layer holds
+    /// (default 1,000; the oldest read goes first).
+    #[must_use]
+    pub fn max_local_entities(mut self, max: usize) -> Self {
+        self.max_local_entities = max.max(1);
+        self
+    }
+
+    /// Whether each check evaluated here queues a `flag_check` event
+    /// (default true, as with DataStream).
+    #[must_use]
+    pub fn flag_check_events(mut self, on: bool) -> Self {
+        self.flag_check_events = on;
+        self
+    }
+}
+
+/// A snapshot of replicator mode, from
+/// [`Client::replicator_status`](crate::schematic::Client::replicator_status).
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct ReplicatorStatus {
+    /// Whether the replicator's last health document said ready.
+    pub replicator_ready: bool,
+    /// The cache version in use; `None` until known (checks then go to the
+    /// API).
+    pub cache_version: Option<String>,
+    /// Health documents read.
+    pub polls: u64,
+    /// Reads of the health document that failed.
+    pub poll_failures: u64,
+    /// Round trips to Redis made by checks (misses of the in-process layer).
+    pub redis_reads: u64,
+    /// Checks Redis could not answer (down, or flag absent) that went on to
+    /// the API and the defaults.
+    pub fallbacks: u64,
+    /// Counters of the Redis connection (corrupt values skipped, errors).
+    pub redis: RedisStats,
+    /// The last health or Redis error, if any.
+    pub last_error: Option<String>,
+}
+
+/// The replicator side of a client's [`DataStream`](crate::datastream).
+pub(crate) struct Link {
+    redis: Redis,
+    options: ReplicatorOptions,
+    health: Option<HealthUrl>,
+    version: Mutex<Option<String>>,
+    replicator_ready: AtomicBool,
+    polls: AtomicU64,
+    poll_failures: AtomicU64,
+    pub(crate) redis_reads: AtomicU64,
+    pub(crate) fallbacks: AtomicU64,
+    last_error: Mutex<Option<String>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Link {
+    /// Opens Redis (a malformed URL or health URL is an error; an
+    /// unreachable Redis or replicator is not) and starts the background
+    /// task: health polls, refresh and expiry of the in-process layer.
+    pub(crate) fn start(
+        options: ReplicatorOptions,
+        store: Arc<Store>,
+        shared: Arc<Shared>,
+        shutdown: watch::Receiver<bool>,
+    ) -> Result<Arc<Link>, crate::Error> {
+        let health = match (&options.cache_version, options.health_url.is_empty()) {
+            (Some(_), true) => None,
+            _ => Some(HealthUrl::parse(&options.health_url).map_err(crate::Error::config)?),
+        };
+        let redis = Redis::open(options.redis.clone())?;
+        let link = Arc::new(Link {
+            redis,
+            health,
+            version: Mutex::new(None),
+            replicator_ready: AtomicBool::new(false),
+            polls: AtomicU64::new(0),
+            poll_failures: AtomicU64::new(0),
+            redis_reads: AtomicU64::new(0),
+            fallbacks: AtomicU64::new(0),
+            last_error: Mutex::new(None),
+            options,
+        });
+        shared.set_state(ConnectionState::Connecting);
+        if let Some(version) = link.options.cache_version.clone() {
+            link.set_version(version, &store, &shared);
+        }
+        let task = link.clone().run(store, shared, shutdown);
+        link.redis.shared.conn.handle().spawn(task);
+        Ok(link)
+    }
+
+    /// The entity store at the current version, if known.
+    fn entities(&self) -> Option<RedisEntityStore> {
+        let version = lock(&self.version).clone()?;
+        Some(RedisEntityStore::new(self.redis.clone(), version))
+    }
+
+    fn set_error(&self, error: impl Into<String>) {
+        *lock(&self.last_error) = Some(error.into());
+    }
+
+    /// Switches to `version`: what the in-process layer holds belongs to the
+    /// old keyspace and is dropped.
+    fn set_version(&self, version: String, store: &Store, shared: &Shared) {
+        let mut current = lock(&self.version);
+        if current.as_deref() == Some(version.as_str()) {
+            return;
+        }
+        tracing::debug!(version, "replicator cache version");
+        *current = Some(version);
+        store.clear_entities();
+        store.replace_flags(Vec::new());
+        shared.set_ready(true);
+    }
+
+    pub(crate) fn status(&self) -> ReplicatorStatus {
+        ReplicatorStatus {
+            replicator_ready: self.replicator_ready.load(Ordering::Acquire),
+            cache_version: lock(&self.version).clone(),
+            polls: self.polls.load(Ordering::Relaxed),
+            poll_failures: self.poll_failures.load(Ordering::Relaxed),
+            redis_reads: self.redis_reads.load(Ordering::Relaxed),
+            fallbacks: self.fallbacks.load(Ordering::Relaxed),
+            redis: self.redis.stats(),
+            last_error: lock(&self.last_error).clone(),
+        }
+    }
+
+    /// Reads from Redis, in one round trip, what the in-process layer lacks
+    /// for a check of `flag` for `context`, and adds it. `Ok(Some(kind))`:
+    /// the caller's keys name different entities. `Err`: Redis could not
+    /// answer, or the flag is not there (the check goes to the API).
+    pub(crate) async fn fill(
+        &self,
+        store: &Store,
+        flag: &str,
+        context: &Context<'_>,
+    ) -> Result<Option<EntityKind>, String> {
+        let Some(entities) = self.entities() else {
+            return Err("the replicator's cache version is not known yet".to_owned());
+        };
+        let need_flag = store.flag_default(flag).is_none();
+        let lookups = |kind: EntityKind, keys: Option<&(dyn KeyPairs + Sync)>| -> Vec<String> {
+            match keys {
+                Some(keys) if !store.holds(kind, keys) => {
+                    let mut out = Vec::with_capacity(keys.pair_count());
+                    keys.try_for_each_pair(&mut |name, value| {
+                        out.push(self.redis.shared.layout.lookup(
+                            kind,
+                            entities.version(),
+                            name,
+                            value,
+                        ));
+                        true
+                    });
+                    out
+                }
+                _ => Vec::new(),
+            }
+        };
+        let company = lookups(EntityKind::Company, context.company_keys());
+        let user = lookups(EntityKind::User, context.user_keys());
+        if !need_flag && company.is_empty() && user.is_empty() {
+            return Ok(None);
+        }
+        self.redis_reads.fetch_add(1, Ordering::Relaxed);
+        let fetched = entities
+            .fetch(need_flag.then_some(flag), company, user)
+            .await
+            .map_err(|e| {
+                let e = e.to_string();
+                self.set_error(e.clone());
+                e
+            })?;
+        if need_flag {
+            let key = entities.flag_key(flag);
+            match parse::<Flag>(&self.redis, &key, fetched.flag) {
+                Some(flag) if !flag.key.is_empty() => store.upsert_flag(flag),
+                _ => return Err("the flag is not in Redis".to_owned()),
+            }
+        }
+        for (kind, slot) in [
+            (EntityKind::Company, fetched.company),
+            (EntityKind::User, fetched.user),
+        ] {
+            match slot {
+                Slot::Missing => {}
+                Slot::Conflict => return Ok(Some(kind)),
+                Slot::Json(json) => self.add_entity(store, kind, json),
+            }
+        }
+        Ok(None)
+    }
+
+    fn add_entity(&self, store: &Store, kind: EntityKind, json: String) {
+        let key = "(entity read by lookup key)";
+        match kind {
+            EntityKind::Company => {
+                if let Some(company) = parse::<Company>(&self.redis, key, Some(json)) {
+                    store.upsert_company(company);
+                }
+            }
+            EntityKind::User => {
+                if let Some(user) = parse::<User>(&self.redis, key, Some(json)) {
+                    store.upsert_user(user);
+                }
+            }
+        }
+    }
+
+    /// The background task: health polls, and the in-process layer kept
+    /// fresh (re-read from Redis every half TTL) or emptied (when Redis
+    /// stays unreachable for a TTL).
+    async fn run(
+        self: Arc<Self>,
+        store: Arc<Store>,
+        shared: Arc<Shared>,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
+        let ttl = self.options.local_ttl;
+        let tick = (ttl / 2).max(Duration::from_millis(5));
+        let mut next_poll = Instant::now();
+        let mut last_refresh = Instant::now();
+        loop {
+            if *shutdown.borrow() {
+                shared.set_state(ConnectionState::Stopped);
+                return;
+            }
+            let now = Instant::now();
+            if now >= next_poll {
+                self.poll(&store, &shared).await;
+                next_poll = Instant::now() + self.options.poll_interval;
+            }
+            if self.refresh(&store).await {
+                last_refresh = Instant::now();
+            } else if last_refresh.elapsed() >= ttl {
+                // Redis is unreachable: stop answering from stale data.
+                store.replace_flags(Vec::new());
+                store.clear_entities();
+            }
+            store.sweep_expired(Instant::now());
+            let wait = tick.min(next_poll.saturating_duration_since(Instant::now()));
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = shutdown.changed() => {}
+            }
+        }
+    }
+
+    async fn poll(&self, store: &Store, shared: &Shared) {
+        let Some(url) = &self.health else {
+            shared.set_state(ConnectionState::Connected);
+            return;
+        };
+        match health::fetch(url, self.options.health_timeout).await {
+            Ok(doc) => {
+                self.polls.fetch_add(1, Ordering::Relaxed);
+                self.replicator_ready.store(doc.ready, Ordering::Release);
+                if self.options.cache_version.is_none()
+                    && let Some(version) = doc.cache_version
+                {
+                    self.set_version(version, store, shared);
+                }
+                shared.set_state(if doc.ready {
+                    ConnectionState::Connected
+                } else {
+                    ConnectionState::Disconnected
+                });
+            }
+            Err(e) => {
+                self.poll_failures.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(error = %e, "replicator health document unavailable");
+                self.replicator_ready.store(false, Ordering::Release);
+                shared.set_state(ConnectionState::Disconnected);
+                self.set_error(e);
+            }
+        }
+    }
+
+    /// Re-reads every flag and entity the in-process layer holds; false when
+    /// Redis could not answer.
+    async fn refresh(&self, store: &Store) -> bool {
+        let Some(entities) = self.entities() else {
+            return true;
+        };
+        let flags = store.flag_keys();
+        let companies = store.entity_ids(EntityKind::Company);
+        let users = store.entity_ids(EntityKind::User);
+        if flags.is_empty() && companies.is_empty() && users.is_empty() {
+            // Nothing held: ping, so an outage is still noticed.
+            return self.redis.ping().await.is_ok();
+        }
+        let mut keys: Vec<String> = flags.iter().map(|f| entities.flag_key(f)).collect();
+        keys.extend(
+            companies
+                .iter()
+                .map(|id| entities.entity_key(EntityKind::Company, id)),
+        );
+        keys.extend(
+            users
+                .iter()
+                .map(|id| entities.entity_key(EntityKind::User, id)),
+        );
+        let values = match entities.mget(keys.clone()).await {
+            Ok(values) => values,
+            Err(e) => {
+                self.set_error(e.to_string());
+                return false;
+            }
+        };
+        // The version may have changed while the read was in flight.
+        if lock(&self.version).as_deref() != Some(entities.version()) {
+            return true;
+        }
+        let mut values = keys.iter().zip(values);
+        for flag in &flags {
+            let Some((key, value)) = values.next() else {
+                break;
+            };
+            match parse::<Flag>(&self.redis, key, value) {
+                Some(fresh) if !fresh.key.is_empty() => store.upsert_flag(fresh),
+                _ => store.remove_flag(flag),
+            }
+        }
+        let no_keys = std::collections::BTreeMap::new();
+        for id in &companies {
+            let Some((key, value)) = values.next() else {
+                break;
+            };
+            match parse::<Company>(&self.redis, key, value) {
+                Some(company) => store.upsert_company(company),
+                None => store.delete(EntityKind::Company, id, &no_keys),
+            }
+        }
+        for id in &users {
+            let Some((key, value)) = values.next() else {
+                break;
+            };
+            match parse::<User>(&self.redis, key, value) {
+                Some(user) => store.upsert_user(user),
+                None => store.delete(EntityKind::User, id, &no_keys),
+            }
+        }
+        true
+    }
+}
+
+fn parse<T: serde::de::DeserializeOwned>(
+    redis: &Redis,
+    key: &str,
+    json: Option<String>,
+) -> Option<T> {
+    let json = json?;
+    match serde_json::from_str(&json) {
+        Ok(v) => Some(v),
+        Err(e) => {
+            redis.shared.count_corrupt(key, &e);
+            None
+        }
+    }
+}
