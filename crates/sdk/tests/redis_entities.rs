@@ -302,7 +302,7 @@ async fn two_clients_on_one_redis_see_each_others_writes() {
         assert!(Instant::now() < deadline, "the answer never reached Redis");
         tokio::time::sleep(Duration::from_millis(10)).await;
     };
-    assert_eq!(got.value, true);
+    assert!(got.value);
     assert_eq!(got.reason, "rule 3");
     assert_eq!(got.rule_id.as_deref(), Some("rule_3"));
     assert!(
