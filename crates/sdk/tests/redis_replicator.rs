@@ -178,6 +178,12 @@ async fn checks_are_evaluated_from_redis_without_a_socket() {
     assert_eq!(check.source, CheckSource::Local);
     assert!(!check.value);
     assert_eq!(check.company_id, None);
+    // ... and remembered as absent for the local TTL: no round trip each time.
+    let reads = client.replicator_status().unwrap().redis_reads;
+    for _ in 0..20 {
+        assert!(!client.check_flag("beta", Context::company(&ghost)).await);
+    }
+    assert_eq!(client.replicator_status().unwrap().redis_reads, reads);
     // A flag Redis does not hold goes to the API.
     let check = client
         .check_flag_detailed("no-such-flag", Context::company(&acme))

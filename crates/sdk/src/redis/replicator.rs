@@ -1,6 +1,7 @@
 //! Replicator mode: evaluate from the Redis a `schematic-datastream-replicator`
 //! keeps current, with a short-lived in-process layer in front.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -14,6 +15,7 @@ use super::health::{self, HealthUrl};
 use super::{Redis, RedisOptions, RedisStats};
 use crate::cache::KeyPairs;
 use crate::context::Context;
+use crate::datastream::lookup::fold;
 use crate::datastream::store::Store;
 use crate::datastream::waiters::EntityKind;
 use crate::datastream::{ConnectionState, Shared};
@@ -187,6 +189,23 @@ pub(crate) struct Link {
     pub(crate) redis_reads: AtomicU64,
     pub(crate) fallbacks: AtomicU64,
     last_error: Mutex<Option<String>>,
+    /// Keys Redis had no entity for, until when: checks for them are
+    /// evaluated without the entity and without a round trip.
+    absent: Mutex<HashMap<(EntityKind, String), Instant>>,
+}
+
+/// Most key sets remembered as absent; beyond, the memory is cleared.
+const MAX_ABSENT: usize = 10_000;
+
+/// A stable text of a key set: folded pairs, sorted.
+fn key_set(keys: &dyn KeyPairs) -> String {
+    let mut pairs = Vec::with_capacity(keys.pair_count());
+    keys.try_for_each_pair(&mut |name, value| {
+        pairs.push(format!("{}\u{0}{}", fold(name), fold(value)));
+        true
+    });
+    pairs.sort_unstable();
+    pairs.join("\u{1}")
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -218,6 +237,7 @@ impl Link {
             redis_reads: AtomicU64::new(0),
             fallbacks: AtomicU64::new(0),
             last_error: Mutex::new(None),
+            absent: Mutex::new(HashMap::new()),
             options,
         });
         shared.set_state(ConnectionState::Connecting);
@@ -248,6 +268,7 @@ impl Link {
         }
         tracing::debug!(version, "replicator cache version");
         *current = Some(version);
+        lock(&self.absent).clear();
         store.clear_entities();
         store.replace_flags(Vec::new());
         shared.set_ready(true);
@@ -280,26 +301,26 @@ impl Link {
             return Err("the replicator's cache version is not known yet".to_owned());
         };
         let need_flag = store.flag_default(flag).is_none();
-        let lookups = |kind: EntityKind, keys: Option<&(dyn KeyPairs + Sync)>| -> Vec<String> {
-            match keys {
-                Some(keys) if !store.holds(kind, keys) => {
-                    let mut out = Vec::with_capacity(keys.pair_count());
-                    keys.try_for_each_pair(&mut |name, value| {
-                        out.push(self.redis.shared.layout.lookup(
-                            kind,
-                            entities.version(),
-                            name,
-                            value,
-                        ));
-                        true
-                    });
-                    out
-                }
-                _ => Vec::new(),
+        let now = Instant::now();
+        let company_keys = self.wanted(store, EntityKind::Company, context.company_keys(), now);
+        let user_keys = self.wanted(store, EntityKind::User, context.user_keys(), now);
+        let lookups = |kind: EntityKind, keys: Option<&(&(dyn KeyPairs + Sync), String)>| {
+            let mut out = Vec::new();
+            if let Some((keys, _)) = keys {
+                keys.try_for_each_pair(&mut |name, value| {
+                    out.push(self.redis.shared.layout.lookup(
+                        kind,
+                        entities.version(),
+                        name,
+                        value,
+                    ));
+                    true
+                });
             }
+            out
         };
-        let company = lookups(EntityKind::Company, context.company_keys());
-        let user = lookups(EntityKind::User, context.user_keys());
+        let company = lookups(EntityKind::Company, company_keys.as_ref());
+        let user = lookups(EntityKind::User, user_keys.as_ref());
         if !need_flag && company.is_empty() && user.is_empty() {
             return Ok(None);
         }
@@ -319,17 +340,42 @@ impl Link {
                 _ => return Err("the flag is not in Redis".to_owned()),
             }
         }
-        for (kind, slot) in [
-            (EntityKind::Company, fetched.company),
-            (EntityKind::User, fetched.user),
+        for (kind, slot, keys) in [
+            (EntityKind::Company, fetched.company, company_keys),
+            (EntityKind::User, fetched.user, user_keys),
         ] {
             match slot {
-                Slot::Missing => {}
+                Slot::Missing => {
+                    if let Some((_, set)) = keys {
+                        let mut absent = lock(&self.absent);
+                        if absent.len() >= MAX_ABSENT {
+                            absent.clear();
+                        }
+                        absent.insert((kind, set), now + self.options.local_ttl);
+                    }
+                }
                 Slot::Conflict => return Ok(Some(kind)),
                 Slot::Json(json) => self.add_entity(store, kind, json),
             }
         }
         Ok(None)
+    }
+
+    /// The caller's keys when they are to be read from Redis: not held,
+    /// and not known to lead nowhere.
+    fn wanted<'k>(
+        &self,
+        store: &Store,
+        kind: EntityKind,
+        keys: Option<&'k (dyn KeyPairs + Sync)>,
+        now: Instant,
+    ) -> Option<(&'k (dyn KeyPairs + Sync), String)> {
+        let keys = keys.filter(|keys| !store.holds(kind, *keys))?;
+        let set = key_set(keys);
+        let absent = lock(&self.absent)
+            .get(&(kind, set.clone()))
+            .is_some_and(|until| *until > now);
+        (!absent).then_some((keys, set))
     }
 
     fn add_entity(&self, store: &Store, kind: EntityKind, json: String) {
