@@ -21,7 +21,8 @@
 //!   caller's runtime, p50/p99 (target ≤ 1.2 × the bare `GET`);
 //! * scale: 8 replicator-mode clients in one process, one thread each,
 //!   1,000,000 checks in all over 100 companies: checks/s, and Redis
-//!   commands/s from `INFO stats`.
+//!   commands/s from `INFO stats`; then 100,000 checks with an in-process
+//!   layer of half the companies, so that every check reads Redis.
 
 #[path = "../tests/redis_support/mod.rs"]
 mod redis_support;
@@ -264,10 +265,13 @@ fn report_cold(setup: &Setup, runtime: &tokio::runtime::Runtime, samples: usize)
     runtime.block_on(client.shutdown(Duration::from_secs(1)));
 }
 
-fn report_scale(setup: &Setup, total: usize) {
+/// 8 clients, `total` checks over the 100 companies; with an in-process
+/// layer of `layer` companies (100: all warm; 50: every check misses it,
+/// as the companies are visited in a cycle).
+fn report_scale(setup: &Setup, total: usize, layer: usize) {
     const CLIENTS: usize = 8;
     let clients: Vec<Client> = (0..CLIENTS)
-        .map(|_| replicator_client(setup, 1_000))
+        .map(|_| replicator_client(setup, layer))
         .collect();
     let rt = runtime();
     for c in &clients {
@@ -299,11 +303,16 @@ fn report_scale(setup: &Setup, total: usize) {
         handles.into_iter().map(|h| h.join().unwrap()).sum()
     });
     let elapsed = started.elapsed();
-    let commands = setup.redis.info_stat("total_commands_processed") - commands_before;
+    let commands_after = setup.redis.info_stat("total_commands_processed");
+    let commands = commands_after - commands_before;
     let checks = per_client * CLIENTS;
     assert_eq!(trues, checks / COMPANIES, "one company in 100 matches");
+    let reads: u64 = clients
+        .iter()
+        .map(|c| c.replicator_status().unwrap().redis_reads)
+        .sum();
     println!(
-        "redis/scale: {CLIENTS} clients, {checks} checks over {COMPANIES} companies in {:.2} s: {:.0} checks/s; Redis {commands} commands, {:.0} commands/s",
+        "redis/scale: {CLIENTS} clients, in-process layer of {layer} companies, {checks} checks over {COMPANIES} companies in {:.2} s: {:.0} checks/s, {reads} Redis round trips by checks; Redis {commands} commands (the 2 GETs inside each read script count), {:.0} commands/s",
         elapsed.as_secs_f64(),
         checks as f64 / elapsed.as_secs_f64(),
         commands as f64 / elapsed.as_secs_f64()
@@ -363,14 +372,15 @@ fn main() {
     }
     let runtime = runtime();
     let Some(setup) = setup(&runtime) else { return };
-    let (rounds, samples, total) = if test_mode {
-        (4, 200, 80_000)
+    let (rounds, samples, total, cold_total) = if test_mode {
+        (4, 200, 80_000, 800)
     } else {
-        (200, 20_000, 1_000_000)
+        (200, 20_000, 1_000_000, 100_000)
     };
     report_warm(&setup, &runtime, rounds);
     report_cold(&setup, &runtime, samples);
-    report_scale(&setup, total);
+    report_scale(&setup, total, COMPANIES);
+    report_scale(&setup, cold_total, COMPANIES / 2);
     runtime.block_on(async {
         setup.server.stop_redis_replicator();
     });
