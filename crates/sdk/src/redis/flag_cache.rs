@@ -272,3 +272,38 @@ impl FlagCache<CachedCheck> for RedisFlagCache {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_stored_form_round_trips_every_field() {
+        let check = FlagCheck {
+            flag: "f".into(),
+            value: true,
+            reason: "rule".into(),
+            rule_id: Some("r".into()),
+            rule_type: Some("standard".into()),
+            flag_id: Some("flag_1".into()),
+            company_id: Some("co_1".into()),
+            user_id: Some("u_1".into()),
+            entitlement: None,
+            feature_usage: Some(3),
+            feature_allocation: Some(10),
+            error: Some("e".into()),
+            source: CheckSource::Api,
+        };
+        let json = serde_json::to_string(&Stored::of(&check)).unwrap();
+        assert!(json.contains("\"rule_id\":\"r\""), "{json}");
+        let back = serde_json::from_str::<Stored>(&json).unwrap().into_check();
+        assert_eq!(back, check);
+        // Absent fields are absent, not null.
+        let json = serde_json::to_string(&Stored::of(&FlagCheck {
+            rule_id: None,
+            ..check
+        }))
+        .unwrap();
+        assert!(!json.contains("rule_id"));
+    }
+}

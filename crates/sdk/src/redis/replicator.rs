@@ -545,3 +545,42 @@ fn parse<T: serde::de::DeserializeOwned>(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_sets_ignore_order_and_case() {
+        let a = key_set(&[("id", "Acme"), ("Domain", "acme.com")]);
+        let b = key_set(&[("domain", "ACME.com"), ("ID", "acme")]);
+        assert_eq!(a, b);
+        assert_ne!(a, key_set(&[("id", "acme")]));
+        // Separators cannot be forged by names or values that hold ':'.
+        assert_ne!(key_set(&[("a:b", "c")]), key_set(&[("a", "b:c")]));
+    }
+
+    #[test]
+    fn options_have_the_documented_defaults_and_hide_the_url() {
+        let o = ReplicatorOptions::new(RedisOptions::new("redis://:secret@10.0.0.1:6379"));
+        assert_eq!(o.health_url, DEFAULT_HEALTH_URL);
+        assert_eq!(o.poll_interval, DEFAULT_POLL_INTERVAL);
+        assert_eq!(o.health_timeout, DEFAULT_HEALTH_TIMEOUT);
+        assert_eq!(o.local_ttl, DEFAULT_LOCAL_TTL);
+        assert_eq!(o.max_local_entities, DEFAULT_LOCAL_ENTITIES);
+        assert!(o.flag_check_events);
+        assert_eq!(o.cache_version, None);
+        let shown = format!("{o:?}");
+        assert!(
+            !shown.contains("secret") && !shown.contains("10.0.0.1"),
+            "{shown}"
+        );
+        let o = o
+            .local_ttl(Duration::ZERO)
+            .max_local_entities(0)
+            .poll_interval(Duration::ZERO);
+        assert_eq!(o.local_ttl, Duration::from_millis(10));
+        assert_eq!(o.max_local_entities, 1);
+        assert_eq!(o.poll_interval, Duration::from_millis(10));
+    }
+}
