@@ -6,22 +6,23 @@
 //!
 //! Without `SCHEMATIC_API_KEY` it starts the `flagwire-mock` emulator in this
 //! process and runs against it over loopback: seeds a flag with a targeting
-//! rule, upserts companies and a user, sends identify and track events,
-//! checks the flag for two companies, lists companies page by page, receives
-//! a signed webhook and verifies it, and shuts down with every event
-//! delivered. With `SCHEMATIC_API_KEY` set, the same client calls run
+//! rule, connects to DataStream so that checks are answered in-process,
+//! upserts companies and a user, sends identify and track events, checks the
+//! flag for two companies, changes the flag's rule and sees the change
+//! arrive, lists companies page by page, receives a signed webhook and
+//! verifies it, and shuts down with every event delivered. With `SCHEMATIC_API_KEY` set, the same client calls run
 //! against the real API (`SCHEMATIC_FLAG` names the flag to check; default
 //! `new-editor`), without the emulator-only steps.
 
 use std::time::Duration;
 
 use flagwire::Context;
-use flagwire::schematic::Client;
-use flagwire_core::events::{CompanyIdentity, IdentifyBody, Keys, TrackBody};
-use flagwire_core::schematic::companies::ListCompanies;
-use flagwire_core::schematic::models::{UpsertCompanyRequestBody, UpsertUserRequestBody};
+use flagwire::datastream::DataStreamOptions;
+use flagwire::schematic::api::companies::ListCompanies;
+use flagwire::schematic::models::{UpsertCompanyRequestBody, UpsertUserRequestBody};
+use flagwire::schematic::{CheckSource, Client, CompanyIdentity, IdentifyBody, Keys, TrackBody};
+use flagwire::webhooks::SchematicVerifier;
 use flagwire_mock::MockServer;
-use flagwire_webhooks::SchematicVerifier;
 use futures_util::StreamExt;
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -39,6 +40,11 @@ pub struct Report {
     pub lines: Vec<String>,
     /// The flag's value for Acme and for Globex.
     pub flag_values: (bool, bool),
+    /// Where those two answers came from.
+    pub flag_sources: (Option<CheckSource>, Option<CheckSource>),
+    /// Whether Globex saw the flag turn on after the rule changed, and how
+    /// long the change took to reach the client.
+    pub after_change: Option<(bool, Duration)>,
     /// Companies seen while paging.
     pub companies_listed: usize,
     /// Pages fetched.
@@ -92,12 +98,61 @@ pub async fn run_with_mock() -> Result<Report, BoxError> {
     )?;
     report.say(format!("seeded flag `{FLAG}`: on for company acme"));
 
+    // DataStream keeps the flags (and the companies and users checked) in
+    // memory, so that checks are evaluated here, without a request each.
     let client = Client::builder(server.api_key())
         .base_url(server.rest_url())
         .capture_url(server.capture_url())
+        .datastream(DataStreamOptions::new())
         .events(|e| e.flush_interval(Duration::from_millis(50)))
         .build()?;
+    let ready = client.wait_until_ready(Duration::from_secs(5)).await;
+    report.say(format!(
+        "DataStream {}",
+        if ready {
+            "ready: flags in memory"
+        } else {
+            "not ready; checks use the API"
+        }
+    ));
     run_client(&client, &mut report, true).await?;
+
+    // Turn the flag on for Globex too: the emulator pushes the new rule over
+    // the socket and the next local check sees it.
+    let globex = server
+        .company_by_key("id", "globex")
+        .ok_or("globex was upserted")?;
+    let changed = std::time::Instant::now();
+    server.set_flag_rules(
+        FLAG,
+        json!([{"name": "acme and globex", "priority": 0, "value": true, "conditions": [
+            {"condition_type": "company", "operator": "eq",
+             "resource_ids": [acme["id"], globex["id"]]}
+        ], "condition_groups": []}]),
+    )?;
+    let globex_keys = keys("id", "globex");
+    let mut seen = false;
+    while changed.elapsed() < Duration::from_secs(5) {
+        if client
+            .check_flag(FLAG, Context::company(&globex_keys))
+            .await
+        {
+            seen = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let took = changed.elapsed();
+    report.after_change = Some((seen, took));
+    report.say(format!(
+        "rule changed to include globex: {} after {:.1} ms",
+        if seen {
+            "seen by the client"
+        } else {
+            "NOT seen"
+        },
+        took.as_secs_f64() * 1e3
+    ));
 
     // The company update above triggered a signed delivery.
     let verifier = SchematicVerifier::new(WEBHOOK_SECRET)?;
@@ -169,9 +224,10 @@ async fn run_client(client: &Client, report: &mut Report, mock: bool) -> Result<
         .check_flag_detailed(&flag, Context::company(&keys("id", "globex")))
         .await;
     report.flag_values = (a.value, g.value);
+    report.flag_sources = (Some(a.source), Some(g.source));
     report.say(format!(
-        "check `{flag}`: acme={} ({}), globex={} ({})",
-        a.value, a.reason, g.value, g.reason
+        "check `{flag}`: acme={} ({}, {:?}), globex={} ({}, {:?})",
+        a.value, a.reason, a.source, g.value, g.reason, g.source
     ));
 
     let pages = client.paginate(ListCompanies::new().limit(1)).enumerate();

@@ -37,6 +37,26 @@
 //! Webhook verification is [`flagwire_webhooks`], re-exported as
 //! [`webhooks`].
 //!
+//! # One dependency
+//!
+//! `flagwire` is the only crate most users add: the layers below it are
+//! re-exported ([`core`], [`transport`], [`webhooks`], and the emulator as
+//! `mock` with the feature of that name), and the types a call needs are
+//! re-exported next to the client that takes them: request types and models
+//! in [`schematic::api`] and [`schematic::models`], event bodies such as
+//! [`schematic::TrackBody`], eSauti's operations and event types in
+//! [`esauti::api`] and [`esauti::EventType`].
+//!
+//! # Cargo features
+//!
+//! | feature | default | what it adds |
+//! | --- | --- | --- |
+//! | `webpki-roots` | yes | trust the Mozilla roots compiled into the binary |
+//! | `native-roots` | no | trust the operating system's certificate store |
+//! | `mock` | no | `flagwire::mock`, the emulator, for your own tests |
+//! | `axum` | no | `webhooks::axum`: an extractor that verifies deliveries |
+//! | `tower` | no | `webhooks::tower`: a layer that verifies deliveries |
+//!
 //! ```
 //! use std::time::Duration;
 //! use flagwire::cache::{FlagCacheKey, LocalFlagCache};
@@ -74,4 +94,22 @@ pub mod schematic;
 
 pub use context::Context;
 pub use error::Error;
+
+/// The sans-IO layer: generated API types, event envelopes, the rules engine
+/// and the DataStream protocol ([`flagwire_core`]).
+pub use flagwire_core as core;
+/// The emulator of the platforms over loopback, for tests and examples
+/// ([`flagwire_mock`], feature `mock`).
+#[cfg(feature = "mock")]
+#[cfg_attr(docsrs, doc(cfg(feature = "mock")))]
+pub use flagwire_mock as mock;
+/// The HTTP stack: the HTTPS client, retry policies, proxies and the tower
+/// layers ([`flagwire_transport`]).
+pub use flagwire_transport as transport;
+/// Webhook verification and signing ([`flagwire_webhooks`]).
 pub use flagwire_webhooks as webhooks;
+
+// The package README's example compiles.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

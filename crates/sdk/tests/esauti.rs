@@ -592,3 +592,86 @@ async fn a_torn_dead_letter_line_is_reported_kept_and_never_merged() {
     assert_eq!(std::fs::read_to_string(&path).unwrap(), format!("{torn}\n"));
     std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
 }
+
+#[tokio::test]
+async fn the_short_forms_pairs_optional_settings_send_event_and_no_schematic_headers() {
+    let server = EsautiServer::start().await.unwrap();
+    // Settings read from the environment pass as they are: `None` leaves
+    // them unset (here: no bearer token on top of the API key).
+    let client = Client::builder()
+        .api_key(Some(DEFAULT_API_KEY))
+        .bearer_token(std::env::var("FLAGWIRE_TEST_UNSET_TOKEN").ok())
+        .hmac_secret(Some(DEFAULT_HMAC_SECRET.to_owned()))
+        .rest_url(server.rest_url())
+        .events_url(Some(server.events_url()))
+        .retry_policy(fast())
+        .build()
+        .unwrap();
+
+    // A body as key/value pairs, no map to build.
+    let created = client
+        .contacts()
+        .create([("email", "dee@example.com"), ("firstname", "Dee")])
+        .await
+        .unwrap();
+    let id = created["contact"]["id"].as_i64().unwrap();
+    client
+        .contacts()
+        .edit(id, [("points", json!(3))])
+        .await
+        .unwrap();
+    let got = client.contacts().get(id).await.unwrap();
+    assert_eq!(got["contact"]["fields"]["all"]["firstname"], "Dee");
+
+    // The event builder and the send on the client, as on the blocking one.
+    let event = client
+        .event(EventType::OrderCreated)
+        .customer_id("cus_2")
+        .customer_field("email", "dee@example.com")
+        .entity("order", "ord_10")
+        .property("currency", "KES")
+        .property("value", 10);
+    let receipt = client.send_event(event).await.unwrap();
+    assert!(receipt.received && !receipt.duplicate, "{receipt:?}");
+    assert_eq!(event_requests(&server).len(), 1);
+
+    // eSauti is not Schematic: a User-Agent, none of Schematic's SDK headers.
+    let requests = server.requests();
+    assert!(requests.len() >= 4, "{requests:?}");
+    for r in &requests {
+        assert!(
+            r.headers["user-agent"]
+                .to_str()
+                .unwrap()
+                .starts_with("flagwire/"),
+            "{:?}",
+            r.headers
+        );
+        assert!(
+            r.headers.keys().all(|n| !n.as_str().starts_with("x-fern-")),
+            "{} {}: {:?}",
+            r.method,
+            r.path,
+            r.headers
+        );
+    }
+}
+
+#[tokio::test]
+async fn two_credentials_from_the_environment_are_still_refused() {
+    let server = EsautiServer::start().await.unwrap();
+    let err = Client::builder()
+        .api_key(Some("key"))
+        .bearer_token(Some("token"))
+        .rest_url(server.rest_url())
+        .build()
+        .unwrap_err();
+    assert!(err.to_string().contains("not both"), "{err}");
+    // Nothing set at all: a clear error, not a client without credentials.
+    let err = Client::builder()
+        .api_key(None::<String>)
+        .rest_url(server.rest_url())
+        .build()
+        .unwrap_err();
+    assert!(err.to_string().contains("no credentials"), "{err}");
+}

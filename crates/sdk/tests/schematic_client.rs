@@ -440,10 +440,17 @@ fn invalid_settings_are_config_errors() {
 async fn quickstart_runs_against_the_emulator() {
     let report = quickstart::run_with_mock().await.unwrap();
     assert_eq!(report.flag_values, (true, false));
+    let local = Some(flagwire::schematic::CheckSource::Local);
+    assert_eq!(report.flag_sources, (local, local), "{:#?}", report.lines);
+    let (seen, _) = report.after_change.expect("the rule was changed");
+    assert!(seen, "{:#?}", report.lines);
     assert_eq!(report.companies_listed, 2);
     assert_eq!(report.pages, 2);
     assert!(report.webhook_verified);
-    assert_eq!(report.events, (2, 2));
+    // identify, track, and a flag_check event per local check.
+    let (queued, delivered) = report.events;
+    assert!(queued >= 4, "{:#?}", report.lines);
+    assert_eq!(queued, delivered, "{:#?}", report.lines);
 }
 
 #[tokio::test]

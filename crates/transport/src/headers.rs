@@ -96,6 +96,25 @@ impl IdentificationLayer {
         })
     }
 
+    /// Only `User-Agent: flagwire/<version>`, without the `X-Fern-*` headers
+    /// that identify a Schematic SDK: for APIs other than Schematic's.
+    ///
+    /// ```
+    /// use flagwire_transport::headers::IdentificationLayer;
+    ///
+    /// let layer = IdentificationLayer::user_agent_only();
+    /// let names: Vec<_> = layer.headers().map(|(name, _)| name.as_str()).collect();
+    /// assert_eq!(names, ["user-agent"]);
+    /// ```
+    pub fn user_agent_only() -> Self {
+        IdentificationLayer {
+            headers: vec![(
+                USER_AGENT,
+                HeaderValue::from_static(concat!("flagwire/", env!("CARGO_PKG_VERSION"))),
+            )],
+        }
+    }
+
     /// Adds (or replaces) one more header sent with every request, e.g.
     /// `X-Schematic-Environment-Id`.
     pub fn header(mut self, name: HeaderName, value: HeaderValue) -> Self {

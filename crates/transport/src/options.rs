@@ -35,6 +35,10 @@ pub struct RequestOptions {
     /// layer then retries it like a `PUT`. `None` or `Some(false)`: decided
     /// by the method and the `Idempotency-Key` header.
     pub idempotent: Option<bool>,
+    /// Base of the exponential back-off before a retry of this request (the
+    /// policy's `base_delay`); `None` keeps the layer's. A `Retry-After` the
+    /// server sends still wins.
+    pub retry_delay: Option<Duration>,
 }
 
 impl RequestOptions {
@@ -45,7 +49,16 @@ impl RequestOptions {
             timeout: None,
             attempt_timeout: None,
             idempotent: None,
+            retry_delay: None,
         }
+    }
+
+    /// Overrides the base of the back-off before a retry: a request with a
+    /// short deadline of its own (a flag check) retries after milliseconds,
+    /// not after the policy's second.
+    pub const fn retry_delay(mut self, delay: Duration) -> Self {
+        self.retry_delay = Some(delay);
+        self
     }
 
     /// Overrides the number of retries (0 disables retrying).

@@ -463,7 +463,10 @@ where
             attempt: 1,
             max_retries,
             replay_safe,
-            policy: self.policy.clone(),
+            policy: match options.and_then(|o| o.retry_delay) {
+                Some(delay) => Arc::new((*self.policy).clone().base_delay(delay)),
+                None => self.policy.clone(),
+            },
             budget: self.budget.clone(),
             counter,
             deadline,

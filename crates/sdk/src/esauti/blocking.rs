@@ -50,10 +50,11 @@ use flagwire_core::esauti::{EnvelopeBuilder, EventType};
 use super::builder::ClientBuilder;
 use super::events::{IntoEnvelope, ReplayReport, SendOptions};
 use super::receipt::Receipt;
-use super::resources::{Body, Out, for_each_resource};
+use super::resources::{Out, for_each_resource};
 use crate::error::Error;
 use crate::runtime_thread::RuntimeThread;
 use crate::schematic::RequestOptions;
+use serde_json::Value;
 
 /// The synchronous eSauti client. Cheap to clone; clones share the runtime thread.
 #[derive(Clone)]
@@ -223,17 +224,17 @@ macro_rules! blocking_resource {
             }
 
             #[doc = concat!("`POST /", $path, "/new`: creates an item.")]
-            pub fn create(&self, body: Body) -> Out<$module::$create> {
+            pub fn create(&self, body: impl IntoIterator<Item = (impl Into<String>, impl Into<Value>)>) -> Out<$module::$create> {
                 self.client.send($module::$create::new(body))
             }
 
             /// [`create`](Self::create) with per-request options.
-            pub fn create_with(&self, body: Body, options: RequestOptions) -> Out<$module::$create> {
+            pub fn create_with(&self, body: impl IntoIterator<Item = (impl Into<String>, impl Into<Value>)>, options: RequestOptions) -> Out<$module::$create> {
                 self.client.send_with($module::$create::new(body), options)
             }
 
             #[doc = concat!("`PATCH /", $path, "/{id}/edit`: changes the given fields.")]
-            pub fn edit(&self, id: i64, body: Body) -> Out<$module::$edit> {
+            pub fn edit(&self, id: i64, body: impl IntoIterator<Item = (impl Into<String>, impl Into<Value>)>) -> Out<$module::$edit> {
                 self.client.send($module::$edit::new(id, body))
             }
 
@@ -241,14 +242,14 @@ macro_rules! blocking_resource {
             pub fn edit_with(
                 &self,
                 id: i64,
-                body: Body,
+                body: impl IntoIterator<Item = (impl Into<String>, impl Into<Value>)>,
                 options: RequestOptions,
             ) -> Out<$module::$edit> {
                 self.client.send_with($module::$edit::new(id, body), options)
             }
 
             #[doc = concat!("`PUT /", $path, "/{id}/edit`: replaces the item or creates it.")]
-            pub fn replace(&self, id: i64, body: Body) -> Out<$module::$replace> {
+            pub fn replace(&self, id: i64, body: impl IntoIterator<Item = (impl Into<String>, impl Into<Value>)>) -> Out<$module::$replace> {
                 self.client.send($module::$replace::new(id, body))
             }
 
@@ -256,7 +257,7 @@ macro_rules! blocking_resource {
             pub fn replace_with(
                 &self,
                 id: i64,
-                body: Body,
+                body: impl IntoIterator<Item = (impl Into<String>, impl Into<Value>)>,
                 options: RequestOptions,
             ) -> Out<$module::$replace> {
                 self.client.send_with($module::$replace::new(id, body), options)
@@ -294,7 +295,11 @@ impl Contacts<'_> {
     }
 
     /// `POST /contacts/{id}/utm/add`.
-    pub fn add_utm(&self, id: i64, body: Body) -> Out<contacts::AddContactUtm> {
+    pub fn add_utm(
+        &self,
+        id: i64,
+        body: impl IntoIterator<Item = (impl Into<String>, impl Into<Value>)>,
+    ) -> Out<contacts::AddContactUtm> {
         self.client.send(contacts::AddContactUtm::new(id, body))
     }
 

@@ -8,6 +8,7 @@ use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use flagwire_transport::auth::{Clock, ESAUTI_API_KEY, HmacSha256Signer, Secret};
+use flagwire_transport::headers::IdentificationLayer;
 use flagwire_transport::proxy::Proxy;
 use flagwire_transport::{
     BoxError, HttpsClient, HttpsClientBuilder, RetryPolicy, TransportBuilder,
@@ -18,6 +19,7 @@ use tower::Service;
 use super::client::{Client, EventsTarget, Inner, RestTarget};
 use super::deadletter::{DeadLetterSink, JsonlDeadLetters};
 use super::events::CountAttemptsLayer;
+use super::optional::IntoOptionalString;
 use super::redact::Redactor;
 use crate::base_url::checked_base_url;
 use crate::error::Error;
@@ -163,32 +165,41 @@ impl ClientBuilder {
     }
 
     /// Authenticates with `X-eSauti-Api-Key: <key>`.
-    pub fn api_key(mut self, key: impl Into<String>) -> Self {
-        self.set_credential(Credential::ApiKey(Secret::new(key.into())));
+    /// `None` (e.g. from `std::env::var(..).ok()`) leaves the credential unset.
+    pub fn api_key(mut self, key: impl IntoOptionalString) -> Self {
+        if let Some(key) = key.into_optional_string() {
+            self.set_credential(Credential::ApiKey(Secret::new(key)));
+        }
         self
     }
 
     /// Authenticates with `Authorization: Bearer <token>`.
-    pub fn bearer_token(mut self, token: impl Into<String>) -> Self {
-        self.set_credential(Credential::Bearer(Secret::new(token.into())));
+    /// `None` leaves the credential unset.
+    pub fn bearer_token(mut self, token: impl IntoOptionalString) -> Self {
+        if let Some(token) = token.into_optional_string() {
+            self.set_credential(Credential::Bearer(Secret::new(token)));
+        }
         self
     }
 
     /// Signs every event request (each attempt afresh) with HMAC-SHA256 keyed by `secret`.
-    pub fn hmac_secret(mut self, secret: impl Into<String>) -> Self {
-        self.hmac_secret = Some(Secret::new(secret.into()));
+    /// `None` turns signing off.
+    pub fn hmac_secret(mut self, secret: impl IntoOptionalString) -> Self {
+        self.hmac_secret = secret.into_optional_string().map(Secret::new);
         self
     }
 
     /// The REST base URL, e.g. `https://tenant.example.com/api`.
-    pub fn rest_url(mut self, url: impl Into<String>) -> Self {
-        self.rest_url = Some(url.into());
+    /// `None` leaves the REST API unconfigured.
+    pub fn rest_url(mut self, url: impl IntoOptionalString) -> Self {
+        self.rest_url = url.into_optional_string();
         self
     }
 
     /// The Event Injection base URL, e.g. `https://tenant.example.com`.
-    pub fn events_url(mut self, url: impl Into<String>) -> Self {
-        self.events_url = Some(url.into());
+    /// `None` leaves Event Injection unconfigured.
+    pub fn events_url(mut self, url: impl IntoOptionalString) -> Self {
+        self.events_url = url.into_optional_string();
         self
     }
 
@@ -286,7 +297,9 @@ impl ClientBuilder {
     }
 
     fn transport_builder(&self, policy: RetryPolicy) -> Result<TransportBuilder, Error> {
+        // eSauti is not Schematic: no `X-Fern-*` SDK headers, only a User-Agent.
         let builder = TransportBuilder::new()
+            .identification(IdentificationLayer::user_agent_only())
             .timeout(self.timeout)
             .attempt_timeout(self.attempt_timeout)
             .retry(policy);

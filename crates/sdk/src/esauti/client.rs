@@ -12,10 +12,12 @@ use tower::ServiceExt;
 
 use super::builder::ClientBuilder;
 use super::deadletter::DeadLetterSink;
-use super::events::{Events, REQUEST_ID};
+use super::events::{Events, IntoEnvelope, REQUEST_ID, SendOptions};
+use super::receipt::Receipt;
 use super::redact::Redactor;
 use crate::error::Error;
 use crate::schematic::RequestOptions;
+use flagwire_core::esauti::{EnvelopeBuilder, EventType};
 
 pub(crate) struct RestTarget {
     pub(crate) transport: BoxTransport,
@@ -121,6 +123,38 @@ impl Client {
     /// Event Injection: build, send and replay events.
     pub fn events(&self) -> Events<'_> {
         Events::new(self)
+    }
+
+    /// A builder for an event whose `source` is the client's; finish it with
+    /// `build()` or pass it as it is to [`send_event`](Self::send_event). The
+    /// same as [`Events::event`]; the blocking client has the same method.
+    pub fn event(&self, event_type: impl Into<EventType>) -> EnvelopeBuilder {
+        self.events().event(event_type)
+    }
+
+    /// Validates and sends one event; see [`Events::send`] for the errors.
+    ///
+    /// ```no_run
+    /// # async fn run(client: flagwire::esauti::Client) -> Result<(), flagwire::Error> {
+    /// use flagwire::esauti::EventType;
+    ///
+    /// let event = client
+    ///     .event(EventType::CustomerLogin)
+    ///     .customer_id("cus_42");
+    /// let receipt = client.send_event(event).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn send_event(&self, event: impl IntoEnvelope) -> Result<Receipt, Error> {
+        self.events().send(event).await
+    }
+
+    /// [`send_event`](Self::send_event) with per-event options.
+    pub async fn send_event_with(
+        &self,
+        event: impl IntoEnvelope,
+        options: SendOptions,
+    ) -> Result<Receipt, Error> {
+        self.events().send_with(event, options).await
     }
 
     /// Sends one REST operation (any request type of [`flagwire_core::esauti::api`]) and

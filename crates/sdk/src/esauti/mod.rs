@@ -57,6 +57,7 @@ mod builder;
 mod client;
 mod deadletter;
 mod events;
+mod optional;
 mod receipt;
 mod redact;
 mod resources;
@@ -72,9 +73,17 @@ pub use deadletter::{DeadLetter, DeadLetterSink, FailureKind, JsonlDeadLetters};
 pub use events::{
     Events, IDEMPOTENCY_KEY, IntoEnvelope, REQUEST_ID, ReplayReport, SOURCE, SendOptions,
 };
+pub use optional::IntoOptionalString;
 pub use receipt::Receipt;
 pub use redact::Redactor;
 pub use resources::*;
+
+/// eSauti's REST operations as typed requests and its Event Injection
+/// envelope and event registry, from [`flagwire_core::esauti`].
+pub use flagwire_core::esauti::{
+    EntityType, EnvelopeBuilder, EventEnvelope, EventGroup, EventId, EventType, Object, Tracking,
+    api,
+};
 
 /// Per-request options of [`Client::send_with`] and the accessors' `_with` methods (the
 /// same type as the Schematic client's).

@@ -108,21 +108,21 @@ macro_rules! resource {
             }
 
             #[doc = concat!("`POST /", $path, "/new`: creates an item.")]
-            pub async fn create(&self, body: Body) -> Out<$module::$create> {
+            pub async fn create(&self, body: impl IntoIterator<Item = (impl Into<String>, impl Into<Value>)>) -> Out<$module::$create> {
                 self.client.send($module::$create::new(body)).await
             }
 
             /// [`create`](Self::create) with per-request options.
             pub async fn create_with(
                 &self,
-                body: Body,
+                body: impl IntoIterator<Item = (impl Into<String>, impl Into<Value>)>,
                 options: RequestOptions,
             ) -> Out<$module::$create> {
                 self.client.send_with($module::$create::new(body), options).await
             }
 
             #[doc = concat!("`PATCH /", $path, "/{id}/edit`: changes the given fields.")]
-            pub async fn edit(&self, id: i64, body: Body) -> Out<$module::$edit> {
+            pub async fn edit(&self, id: i64, body: impl IntoIterator<Item = (impl Into<String>, impl Into<Value>)>) -> Out<$module::$edit> {
                 self.client.send($module::$edit::new(id, body)).await
             }
 
@@ -130,14 +130,14 @@ macro_rules! resource {
             pub async fn edit_with(
                 &self,
                 id: i64,
-                body: Body,
+                body: impl IntoIterator<Item = (impl Into<String>, impl Into<Value>)>,
                 options: RequestOptions,
             ) -> Out<$module::$edit> {
                 self.client.send_with($module::$edit::new(id, body), options).await
             }
 
             #[doc = concat!("`PUT /", $path, "/{id}/edit`: replaces the item, creating it if absent.")]
-            pub async fn replace(&self, id: i64, body: Body) -> Out<$module::$replace> {
+            pub async fn replace(&self, id: i64, body: impl IntoIterator<Item = (impl Into<String>, impl Into<Value>)>) -> Out<$module::$replace> {
                 self.client.send($module::$replace::new(id, body)).await
             }
 
@@ -145,7 +145,7 @@ macro_rules! resource {
             pub async fn replace_with(
                 &self,
                 id: i64,
-                body: Body,
+                body: impl IntoIterator<Item = (impl Into<String>, impl Into<Value>)>,
                 options: RequestOptions,
             ) -> Out<$module::$replace> {
                 self.client.send_with($module::$replace::new(id, body), options).await
@@ -312,7 +312,11 @@ impl Contacts<'_> {
     }
 
     /// `POST /contacts/{id}/utm/add`: records UTM tags on a contact.
-    pub async fn add_utm(&self, id: i64, body: Body) -> Out<contacts::AddContactUtm> {
+    pub async fn add_utm(
+        &self,
+        id: i64,
+        body: impl IntoIterator<Item = (impl Into<String>, impl Into<Value>)>,
+    ) -> Out<contacts::AddContactUtm> {
         self.client
             .send(contacts::AddContactUtm::new(id, body))
             .await
@@ -322,7 +326,7 @@ impl Contacts<'_> {
     pub async fn add_utm_with(
         &self,
         id: i64,
-        body: Body,
+        body: impl IntoIterator<Item = (impl Into<String>, impl Into<Value>)>,
         options: RequestOptions,
     ) -> Out<contacts::AddContactUtm> {
         self.client

@@ -47,6 +47,9 @@ use crate::error::Error;
 /// What the result cache stores: the full answer of an API check, shared.
 pub type CachedCheck = Arc<FlagCheck>;
 
+/// Base of the back-off before a flag check's retry.
+const CHECK_RETRY_DELAY: Duration = Duration::from_millis(50);
+
 /// Default deadline of a flag check's API request (both attempts).
 pub const DEFAULT_CHECK_TIMEOUT: Duration = Duration::from_millis(1_500);
 
@@ -857,9 +860,12 @@ impl Client {
             );
         }
         // A check changes nothing on the server: it may be resent.
+        // The retry comes after 50 ms, not the REST policy's second: it has
+        // to fit in the check's own short deadline.
         let request = RequestOptions::new()
             .timeout(options.timeout.unwrap_or(self.inner.check_timeout))
             .max_retries(self.inner.check_retries)
+            .retry_delay(CHECK_RETRY_DELAY)
             .idempotent(true);
         let op = CheckFlag::new(flag, request_body(context, preflight));
         let answer = self.send_with(op, request).await;

@@ -95,3 +95,16 @@ pub use events::{EventShutdown, EventStats};
 pub use flags::{CachedCheck, CheckOptions, CheckSource, DEFAULT_CHECK_TIMEOUT, FlagCheck};
 pub use options::RequestOptions;
 pub use resources::*;
+
+/// The capture events [`Client::identify`] and [`Client::track`] take, from
+/// [`flagwire_core::events`].
+pub use flagwire_core::events::{
+    CompanyIdentity, EventOptions, IdempotencyKey, IdentifyBody, InferenceBody, Keys, TrackBody,
+    Traits,
+};
+/// Every Schematic API operation as a typed request, one module per API tag
+/// (`api::companies::ListCompanies`, ...), from [`flagwire_core::schematic`].
+pub use flagwire_core::schematic as api;
+/// The API's models (request and response bodies), from
+/// [`flagwire_core::schematic::models`].
+pub use flagwire_core::schematic::models;

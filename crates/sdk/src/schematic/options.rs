@@ -38,6 +38,9 @@ pub struct RequestOptions {
     /// `Some(true)`: the request is safe to send more than once, so a
     /// `POST`/`PATCH` is retried like a `PUT`; `None` keeps the default.
     pub idempotent: Option<bool>,
+    /// Base of the back-off before a retry of this request; `None` keeps the
+    /// client's retry policy's.
+    pub retry_delay: Option<Duration>,
 }
 
 impl RequestOptions {
@@ -55,6 +58,13 @@ impl RequestOptions {
     /// Sets the number of retries of this request (0: a single attempt).
     pub fn max_retries(mut self, retries: u32) -> Self {
         self.max_retries = Some(retries);
+        self
+    }
+
+    /// Sets the base of the back-off before a retry of this request (a
+    /// server's `Retry-After` still wins).
+    pub fn retry_delay(mut self, delay: Duration) -> Self {
+        self.retry_delay = Some(delay);
         self
     }
 
@@ -114,6 +124,9 @@ impl RequestOptions {
         }
         if let Some(idempotent) = self.idempotent {
             transport = transport.idempotent(idempotent);
+        }
+        if let Some(delay) = self.retry_delay {
+            transport = transport.retry_delay(delay);
         }
         if transport != flagwire_transport::RequestOptions::new() {
             req.extensions_mut().insert(transport);
