@@ -95,6 +95,9 @@ pub struct DataStreamOptions {
     /// Set by [`ClientBuilder::replicator`](crate::schematic::ClientBuilder::replicator).
     #[cfg(feature = "redis")]
     pub(crate) replicator: Option<crate::redis::ReplicatorOptions>,
+    /// A Redis shared by direct-mode clients as their entity cache.
+    #[cfg(feature = "redis")]
+    pub(crate) redis: Option<crate::redis::RedisOptions>,
 }
 
 impl Default for DataStreamOptions {
@@ -137,6 +140,8 @@ impl DataStreamOptions {
             max_message_size: flagwire_core::datastream::MAX_MESSAGE_SIZE,
             #[cfg(feature = "redis")]
             replicator: None,
+            #[cfg(feature = "redis")]
+            redis: None,
         }
     }
 
@@ -208,6 +213,21 @@ impl DataStreamOptions {
     /// Deadline of the WebSocket handshake (default 30 s).
     pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
         self.handshake_timeout = timeout;
+        self
+    }
+
+    /// Shares flags, companies and users with other clients through Redis
+    /// (feature `redis`): everything the socket brings is also written to
+    /// Redis (in the replicator's key layout, at
+    /// [`RedisOptions::version`](crate::redis::RedisOptions::version)), and a
+    /// company or user this client lacks is read from Redis before the
+    /// socket is asked (and then subscribed to, so it stays current). A
+    /// malformed URL makes `build` fail; an unreachable Redis only costs
+    /// the reads. For one socket for all clients, see
+    /// [`ClientBuilder::replicator`](crate::schematic::ClientBuilder::replicator).
+    #[cfg(feature = "redis")]
+    pub fn redis(mut self, options: crate::redis::RedisOptions) -> Self {
+        self.redis = Some(options);
         self
     }
 
@@ -360,6 +380,9 @@ pub(crate) struct DataStream {
     /// Replicator mode: no socket; misses are read from Redis.
     #[cfg(feature = "redis")]
     pub(crate) replicator: Option<Arc<crate::redis::replicator::Link>>,
+    /// Direct mode sharing entities through Redis.
+    #[cfg(feature = "redis")]
+    pub(crate) mirror: Option<Arc<crate::redis::mirror::Mirror>>,
 }
 
 impl fmt::Debug for DataStream {
@@ -376,6 +399,13 @@ impl DataStream {
         options: DataStreamOptions,
         dial: connection::Dial,
     ) -> Result<DataStream, crate::Error> {
+        // Before the runtime: a failure here must not drop it (this may run
+        // inside an async task).
+        #[cfg(feature = "redis")]
+        let mirror = match &options.redis {
+            Some(redis) => Some(crate::redis::mirror::Mirror::start(redis.clone())?),
+            None => None,
+        };
         let store = Arc::new(Store::new(Limits {
             companies: options.max_companies.max(1),
             users: options.max_users.max(1),
@@ -390,6 +420,8 @@ impl DataStream {
             .build()
             .map_err(|e| crate::Error::config(format!("could not start a runtime: {e}")))?;
         let task = connection::Task {
+            #[cfg(feature = "redis")]
+            mirror: mirror.clone(),
             store: store.clone(),
             waiters: waiters.clone(),
             shared: shared.clone(),
@@ -414,6 +446,8 @@ impl DataStream {
             thread: Mutex::new(Some(thread)),
             #[cfg(feature = "redis")]
             replicator: None,
+            #[cfg(feature = "redis")]
+            mirror,
         })
     }
 
@@ -449,6 +483,7 @@ impl DataStream {
             shutdown,
             thread: Mutex::new(None),
             replicator: Some(link),
+            mirror: None,
         })
     }
 

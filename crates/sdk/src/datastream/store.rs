@@ -352,6 +352,24 @@ impl Store {
     }
 
     #[cfg(feature = "redis")]
+    /// The held company `id`.
+    pub(crate) fn company(&self, id: &str) -> Option<Company> {
+        let guard = self.collector.enter();
+        self.companies
+            .get_by_id(id, &guard)
+            .map(|e| e.model.to_company())
+    }
+
+    #[cfg(feature = "redis")]
+    /// The held user `id`.
+    pub(crate) fn user(&self, id: &str) -> Option<User> {
+        let guard = self.collector.enter();
+        self.users
+            .get_by_id(id, &guard)
+            .map(|e| e.model.user().clone())
+    }
+
+    #[cfg(feature = "redis")]
     /// The ids of every held company or user.
     pub(crate) fn entity_ids(&self, kind: EntityKind) -> Vec<String> {
         let guard = self.collector.enter();

@@ -57,12 +57,18 @@ impl Conn {
             .set_max_delay(Duration::from_millis(200));
         let manager = {
             let _enter = runtime.enter();
-            ConnectionManager::new_lazy_with_config(client, config).map_err(|e| {
-                RedisError::new(
+            ConnectionManager::new_lazy_with_config(client, config)
+        };
+        let manager = match manager {
+            Ok(manager) => manager,
+            Err(e) => {
+                // Dropping a runtime may block, which an async caller forbids.
+                runtime.shutdown_background();
+                return Err(RedisError::new(
                     RedisErrorKind::Connection,
                     format!("Redis client: {:?}", e.kind()),
-                )
-            })?
+                ));
+            }
         };
         let handle = runtime.handle().clone();
         let (shutdown, mut stop) = watch::channel(false);

@@ -271,6 +271,19 @@ impl RedisEntityStore {
         self.redis.shared.layout.flag(&self.version, key)
     }
 
+    pub(crate) fn lookup_key(&self, kind: EntityKind, name: &str, value: &str) -> String {
+        self.redis
+            .shared
+            .layout
+            .lookup(kind, &self.version, name, value)
+    }
+
+    /// Parses an entity read from Redis; a value that does not parse is
+    /// counted and `None`.
+    pub(crate) fn parse_entity<T: DeserializeOwned>(&self, json: &str) -> Option<T> {
+        self.parse("(entity read by lookup key)", Some(json.to_owned()))
+    }
+
     pub(crate) fn entity_key(&self, kind: EntityKind, id: &str) -> String {
         self.redis.shared.layout.entity(kind, &self.version, id)
     }

@@ -11,6 +11,10 @@
 //! * [`RedisEntityStore`] reads and writes flags, companies and users in the
 //!   key layout of Schematic's `schematic-datastream-replicator` and the
 //!   official SDKs (below), as snake_case JSON.
+//! * **Direct mode over a shared Redis**
+//!   ([`DataStreamOptions::redis`](crate::datastream::DataStreamOptions::redis)):
+//!   each client keeps its socket, writes what it brings to Redis, and reads
+//!   a company or user it lacks from Redis before asking the socket.
 //! * **Replicator mode**
 //!   ([`ClientBuilder::replicator`](crate::schematic::ClientBuilder::replicator)):
 //!   one replicator keeps Redis current; each client opens no socket and
@@ -58,6 +62,7 @@ mod entities;
 mod flag_cache;
 mod health;
 pub(crate) mod keys;
+pub(crate) mod mirror;
 pub(crate) mod replicator;
 
 use std::fmt;

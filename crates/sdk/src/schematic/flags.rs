@@ -753,6 +753,13 @@ impl Client {
         if let Some(ds) = &self.inner.datastream
             && !ds.is_replicator()
         {
+            #[cfg(feature = "redis")]
+            if let Some(check) = self
+                .entities_from_redis(ds, flag, &context, &preflight, options.default)
+                .await
+            {
+                return check;
+            }
             match self.evaluate_locally(ds, flag, &context, &preflight, options.default) {
                 Local::Done(check) => return check,
                 Local::Conflict { kind } => {
@@ -798,6 +805,52 @@ impl Client {
         }
         self.check_via_api(flag, &context, &preflight, options)
             .await
+    }
+
+    /// Direct mode sharing entities through Redis: the company or user the
+    /// store lacks, read from Redis (and subscribed to, so it stays
+    /// current), then the check evaluated. `None`: not answerable this way.
+    #[cfg(feature = "redis")]
+    async fn entities_from_redis(
+        &self,
+        ds: &DataStream,
+        flag: &str,
+        context: &Context<'_>,
+        preflight: &Preflight<'_>,
+        default: Option<bool>,
+    ) -> Option<FlagCheck> {
+        let mirror = ds.mirror.as_ref()?;
+        let probe = ds
+            .store
+            .evaluate(flag, context, &EvalOptions::new(), now_utc(), |_| ());
+        if !matches!(probe, Local::Need { .. }) {
+            return None;
+        }
+        let filled = match mirror.fill(&ds.store, context).await {
+            Ok(filled) => filled,
+            Err(reason) => {
+                tracing::debug!(flag, reason, "Redis could not answer; asking DataStream");
+                return None;
+            }
+        };
+        if let Some(kind) = filled.conflict {
+            return Some(self.key_conflict(ds, flag, context, kind, default));
+        }
+        if filled.company
+            && let Some(keys) = context.company_map()
+        {
+            ds.subscribe(EntityKind::Company, keys);
+        }
+        if filled.user
+            && let Some(keys) = context.user_map()
+        {
+            ds.subscribe(EntityKind::User, keys);
+        }
+        match self.evaluate_locally(ds, flag, context, preflight, default) {
+            Local::Done(check) => Some(check),
+            Local::Conflict { kind } => Some(self.key_conflict(ds, flag, context, kind, default)),
+            _ => None,
+        }
     }
 
     /// Asks the DataStream server for the missing company and/or user and
