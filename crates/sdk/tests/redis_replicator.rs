@@ -242,6 +242,28 @@ async fn changes_the_replicator_writes_reach_checks_within_the_local_ttl() {
     let check = eventually(&client, "quota", Context::company(&acme), |c| c.value).await;
     assert!(check.value);
 
+    // A deleted company leaves Redis, then the in-process layer.
+    let globex = [("id", "globex")];
+    let check = client
+        .check_flag_detailed("quota", Context::company(&globex))
+        .await;
+    let globex_id = check.company_id.clone().expect("globex resolved");
+    let rest = rest_client(&server);
+    rest.send(flagwire_core::schematic::companies::DeleteCompany::new(
+        globex_id.clone(),
+    ))
+    .await
+    .unwrap();
+    assert!(server.redis_replicator_synced(WAIT).await);
+    assert_eq!(redis.get(&format!("schematic:company:1:{globex_id}")), None);
+    assert_eq!(redis.get("schematic:company:1:id:globex"), None);
+    let check = eventually(&client, "quota", Context::company(&globex), |c| {
+        c.company_id.is_none()
+    })
+    .await;
+    assert_eq!((check.company_id, check.source), (None, CheckSource::Local));
+    rest.shutdown(Duration::from_secs(1)).await;
+
     // A second client on the same Redis sees the same state.
     let other = self::client(&server, options(&redis, &server));
     assert!(other.wait_until_ready(WAIT).await);

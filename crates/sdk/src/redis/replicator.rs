@@ -113,7 +113,8 @@ impl ReplicatorOptions {
     }
 
     /// Pins the cache version instead of reading it from the health
-    /// document (which is then only read for the replicator's readiness).
+    /// document (which is then only read for the replicator's readiness;
+    /// with an empty [`health_url`](Self::health_url) it is not read).
     #[must_use]
     pub fn cache_version(mut self, version: impl Into<String>) -> Self {
         self.cache_version = Some(version.into());
@@ -192,6 +193,16 @@ pub(crate) struct Link {
     /// Keys Redis had no entity for, until when: checks for them are
     /// evaluated without the entity and without a round trip.
     absent: Mutex<HashMap<(EntityKind, String), Instant>>,
+    /// A hash of the value each held flag and entity had when read, by Redis
+    /// key: a refresh that reads the same value leaves the entry alone.
+    seen: Mutex<HashMap<String, u64>>,
+}
+
+fn hash_of(text: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    text.hash(&mut hasher);
+    hasher.finish()
 }
 
 /// Most key sets remembered as absent; beyond, the memory is cleared.
@@ -238,6 +249,7 @@ impl Link {
             fallbacks: AtomicU64::new(0),
             last_error: Mutex::new(None),
             absent: Mutex::new(HashMap::new()),
+            seen: Mutex::new(HashMap::new()),
             options,
         });
         shared.set_state(ConnectionState::Connecting);
@@ -269,6 +281,7 @@ impl Link {
         tracing::debug!(version, "replicator cache version");
         *current = Some(version);
         lock(&self.absent).clear();
+        lock(&self.seen).clear();
         store.clear_entities();
         store.replace_flags(Vec::new());
         shared.set_ready(true);
@@ -335,8 +348,14 @@ impl Link {
             })?;
         if need_flag {
             let key = entities.flag_key(flag);
+            let hash = fetched.flag.as_deref().map(hash_of);
             match parse::<Flag>(&self.redis, &key, fetched.flag) {
-                Some(flag) if !flag.key.is_empty() => store.upsert_flag(flag),
+                Some(flag) if !flag.key.is_empty() => {
+                    store.upsert_flag(flag);
+                    if let Some(hash) = hash {
+                        lock(&self.seen).insert(key, hash);
+                    }
+                }
                 _ => return Err("the flag is not in Redis".to_owned()),
             }
         }
@@ -355,7 +374,7 @@ impl Link {
                     }
                 }
                 Slot::Conflict => return Ok(Some(kind)),
-                Slot::Json(json) => self.add_entity(store, kind, json),
+                Slot::Json(json) => self.add_entity(store, &entities, kind, json),
             }
         }
         Ok(None)
@@ -378,19 +397,29 @@ impl Link {
         (!absent).then_some((keys, set))
     }
 
-    fn add_entity(&self, store: &Store, kind: EntityKind, json: String) {
+    fn add_entity(
+        &self,
+        store: &Store,
+        entities: &RedisEntityStore,
+        kind: EntityKind,
+        json: String,
+    ) {
+        let hash = hash_of(&json);
         let key = "(entity read by lookup key)";
-        match kind {
-            EntityKind::Company => {
-                if let Some(company) = parse::<Company>(&self.redis, key, Some(json)) {
-                    store.upsert_company(company);
-                }
-            }
-            EntityKind::User => {
-                if let Some(user) = parse::<User>(&self.redis, key, Some(json)) {
-                    store.upsert_user(user);
-                }
-            }
+        let id = match kind {
+            EntityKind::Company => parse::<Company>(&self.redis, key, Some(json)).map(|company| {
+                let id = company.id.clone();
+                store.upsert_company(company);
+                id
+            }),
+            EntityKind::User => parse::<User>(&self.redis, key, Some(json)).map(|user| {
+                let id = user.id.clone();
+                store.upsert_user(user);
+                id
+            }),
+        };
+        if let Some(id) = id {
+            lock(&self.seen).insert(entities.entity_key(kind, &id), hash);
         }
     }
 
@@ -421,10 +450,10 @@ impl Link {
                 last_refresh = Instant::now();
             } else if last_refresh.elapsed() >= ttl {
                 // Redis is unreachable: stop answering from stale data.
+                lock(&self.seen).clear();
                 store.replace_flags(Vec::new());
                 store.clear_entities();
             }
-            store.sweep_expired(Instant::now());
             let wait = tick.min(next_poll.saturating_duration_since(Instant::now()));
             tokio::select! {
                 _ = tokio::time::sleep(wait) => {}
@@ -498,33 +527,90 @@ impl Link {
         if lock(&self.version).as_deref() != Some(entities.version()) {
             return true;
         }
-        let mut values = keys.iter().zip(values);
-        for flag in &flags {
-            let Some((key, value)) = values.next() else {
-                break;
+        let mut seen = std::mem::take(&mut *lock(&self.seen));
+        let mut fresh_seen = HashMap::with_capacity(keys.len());
+        // Unchanged values keep their entries (and hash); changed ones are
+        // parsed and replace them; gone or corrupt ones are dropped.
+        let mut changed = Vec::new();
+        for (key, value) in keys.iter().zip(values) {
+            let Some(json) = value else {
+                changed.push((key, None));
+                continue;
             };
-            match parse::<Flag>(&self.redis, key, value) {
-                Some(fresh) if !fresh.key.is_empty() => store.upsert_flag(fresh),
-                _ => store.remove_flag(flag),
+            let hash = hash_of(&json);
+            if seen.remove(key) == Some(hash) {
+                fresh_seen.insert(key.clone(), hash);
+            } else {
+                changed.push((key, Some((json, hash))));
             }
         }
+        drop(seen);
+        let flag_keys: HashMap<&String, &String> = keys.iter().zip(&flags).collect();
+        let company_ids: HashMap<&String, &String> =
+            keys[flags.len()..].iter().zip(&companies).collect();
+        let user_ids: HashMap<&String, &String> = keys[flags.len() + companies.len()..]
+            .iter()
+            .zip(&users)
+            .collect();
         let no_keys = std::collections::BTreeMap::new();
-        for id in &companies {
-            let Some((key, value)) = values.next() else {
-                break;
+        for (key, value) in changed {
+            let (json, hash) = match value {
+                Some((json, hash)) => (Some(json), Some(hash)),
+                None => (None, None),
             };
-            match parse::<Company>(&self.redis, key, value) {
-                Some(company) => store.upsert_company(company),
-                None => store.delete(EntityKind::Company, id, &no_keys),
+            let kept = if let Some(flag) = flag_keys.get(key) {
+                match parse::<Flag>(&self.redis, key, json) {
+                    Some(fresh) if !fresh.key.is_empty() => {
+                        store.upsert_flag(fresh);
+                        true
+                    }
+                    _ => {
+                        store.remove_flag(flag);
+                        false
+                    }
+                }
+            } else if let Some(id) = company_ids.get(key) {
+                match parse::<Company>(&self.redis, key, json) {
+                    Some(company) => {
+                        store.upsert_company(company);
+                        true
+                    }
+                    None => {
+                        store.delete(EntityKind::Company, id, &no_keys);
+                        false
+                    }
+                }
+            } else if let Some(id) = user_ids.get(key) {
+                match parse::<User>(&self.redis, key, json) {
+                    Some(user) => {
+                        store.upsert_user(user);
+                        true
+                    }
+                    None => {
+                        store.delete(EntityKind::User, id, &no_keys);
+                        false
+                    }
+                }
+            } else {
+                false
+            };
+            if let (true, Some(hash)) = (kept, hash) {
+                fresh_seen.insert(key.clone(), hash);
             }
         }
-        for id in &users {
-            let Some((key, value)) = values.next() else {
-                break;
-            };
-            match parse::<User>(&self.redis, key, value) {
-                Some(user) => store.upsert_user(user),
-                None => store.delete(EntityKind::User, id, &no_keys),
+        // What checks added meanwhile stays known; where a check and this
+        // refresh read different values, the next refresh re-reads it.
+        let mut seen = lock(&self.seen);
+        for (key, hash) in fresh_seen {
+            match seen.entry(key) {
+                std::collections::hash_map::Entry::Occupied(e) => {
+                    if *e.get() != hash {
+                        e.remove();
+                    }
+                }
+                std::collections::hash_map::Entry::Vacant(e) => {
+                    e.insert(hash);
+                }
             }
         }
         true
