@@ -312,6 +312,17 @@ async fn two_clients_on_one_redis_see_each_others_writes() {
     );
     let ttl = server.pttl("schematic:flag_check:f:new-editor;c:id:acme");
     assert!(ttl > 0 && ttl <= 5_000, "{ttl}");
+
+    // A miss is read once, then not asked again for the miss TTL.
+    let other = FlagCacheKey::new("other", &[("id", "acme")], &());
+    let misses = server.info_stat("keyspace_misses");
+    for _ in 0..5 {
+        assert!(tokio::task::block_in_place(|| cache_b.get(&other).unwrap()).is_none());
+    }
+    assert_eq!(server.info_stat("keyspace_misses"), misses + 1);
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    assert!(tokio::task::block_in_place(|| cache_b.get(&other).unwrap()).is_none());
+    assert_eq!(server.info_stat("keyspace_misses"), misses + 2);
 }
 
 async fn api_check(flag: &str, value: bool) -> flagwire::schematic::FlagCheck {

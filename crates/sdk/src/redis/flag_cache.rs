@@ -13,6 +13,8 @@ use crate::schematic::{CachedCheck, CheckSource, FlagCheck};
 
 /// Default lifetime of an answer in Redis (the local cache's 5 s).
 pub const DEFAULT_REDIS_TTL: Duration = Duration::from_secs(5);
+/// Default time a key Redis had no answer for is not asked again.
+pub const DEFAULT_MISS_TTL: Duration = Duration::from_millis(100);
 
 /// The stored form of an answer (snake_case JSON).
 #[derive(Serialize, Deserialize)]
@@ -87,8 +89,11 @@ impl Stored {
 /// [`FlagCacheKey::canonical`]), blocking the calling thread for at most the
 /// command timeout, because [`FlagCache`] is synchronous. Writes go to
 /// Redis in the background. After a failed read, Redis is skipped for one
-/// second, so an outage costs a check at most one timeout a second; values
-/// that do not parse are skipped and counted.
+/// second, so an outage costs a check at most one timeout a second; a key
+/// Redis had no answer for is not asked again for 100 ms
+/// ([`miss_ttl`](RedisFlagCacheBuilder::miss_ttl)), so a check that goes on
+/// to the API reads Redis once; values that do not parse are skipped and
+/// counted.
 ///
 /// ```no_run
 /// use std::time::Duration;
@@ -106,6 +111,7 @@ impl Stored {
 pub struct RedisFlagCache {
     redis: Redis,
     local: LocalFlagCache<CachedCheck>,
+    misses: LocalFlagCache<()>,
     ttl: Duration,
 }
 
@@ -127,9 +133,18 @@ pub struct RedisFlagCacheBuilder {
     ttl: Duration,
     local_capacity: usize,
     local_ttl: Duration,
+    miss_ttl: Duration,
 }
 
 impl RedisFlagCacheBuilder {
+    /// How long a key Redis had no answer for is not asked again (default
+    /// 100 ms; zero asks every time).
+    #[must_use]
+    pub fn miss_ttl(mut self, ttl: Duration) -> Self {
+        self.miss_ttl = ttl;
+        self
+    }
+
     /// Lifetime of an answer in Redis (default 5 s).
     #[must_use]
     pub fn ttl(mut self, ttl: Duration) -> Self {
@@ -160,6 +175,10 @@ impl RedisFlagCacheBuilder {
                 .capacity(self.local_capacity)
                 .ttl(self.local_ttl)
                 .build(),
+            misses: LocalFlagCache::builder()
+                .capacity(self.local_capacity)
+                .ttl(self.miss_ttl)
+                .build(),
             ttl: self.ttl,
         }
     }
@@ -173,6 +192,7 @@ impl RedisFlagCache {
             ttl: DEFAULT_REDIS_TTL,
             local_capacity: crate::cache::DEFAULT_CAPACITY,
             local_ttl: crate::cache::DEFAULT_TTL,
+            miss_ttl: DEFAULT_MISS_TTL,
         }
     }
 
@@ -187,6 +207,9 @@ impl RedisFlagCache {
     }
 
     fn read_redis(&self, key: &FlagCacheKey<'_>) -> Result<Option<CachedCheck>, CacheError> {
+        if !self.misses.ttl().is_zero() && self.misses.peek_with(key, |_| ()).is_some() {
+            return Ok(None);
+        }
         let redis_key = self.redis.shared.layout.flag_check(&key.canonical());
         let read_key = redis_key.clone();
         let json = self
@@ -202,6 +225,9 @@ impl RedisFlagCache {
             })
             .map_err(|e| CacheError::with_source("redis read", e))?;
         let Some(json) = json else {
+            if !self.misses.ttl().is_zero() {
+                let _ = FlagCache::insert(&self.misses, key, ());
+            }
             return Ok(None);
         };
         match serde_json::from_str::<Stored>(&json) {
@@ -231,6 +257,7 @@ impl FlagCache<CachedCheck> for RedisFlagCache {
         let json = serde_json::to_string(&Stored::of(&value))
             .map_err(|e| CacheError::with_source("encoding a check", e))?;
         let _ = FlagCache::insert(&self.local, key, value);
+        self.misses.remove(key);
         let redis_key = self.redis.shared.layout.flag_check(&key.canonical());
         let ttl = u64::try_from(self.ttl.as_millis()).unwrap_or(u64::MAX);
         self.redis.shared.conn.spawn(move |mut c| async move {

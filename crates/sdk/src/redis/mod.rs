@@ -71,7 +71,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 pub use entities::{Found, RedisEntityStore};
-pub use flag_cache::{DEFAULT_REDIS_TTL, RedisFlagCache, RedisFlagCacheBuilder};
+pub use flag_cache::{DEFAULT_MISS_TTL, DEFAULT_REDIS_TTL, RedisFlagCache, RedisFlagCacheBuilder};
 pub use replicator::{
     DEFAULT_HEALTH_TIMEOUT, DEFAULT_HEALTH_URL, DEFAULT_LOCAL_ENTITIES, DEFAULT_LOCAL_TTL,
     DEFAULT_POLL_INTERVAL, ReplicatorOptions, ReplicatorStatus,
