@@ -432,19 +432,30 @@ impl Link {
         shared: Arc<Shared>,
         mut shutdown: watch::Receiver<bool>,
     ) {
+        // Health polls run beside the refreshes, so a slow health document
+        // never delays them.
+        let poller = {
+            let link = self.clone();
+            let store = store.clone();
+            let shared = shared.clone();
+            let mut shutdown = shutdown.clone();
+            async move {
+                loop {
+                    link.poll(&store, &shared).await;
+                    tokio::select! {
+                        _ = tokio::time::sleep(link.options.poll_interval) => {}
+                        _ = shutdown.wait_for(|s| *s) => return,
+                    }
+                }
+            }
+        };
+        let poller = tokio::spawn(poller);
         let ttl = self.options.local_ttl;
         let tick = (ttl / 2).max(Duration::from_millis(5));
-        let mut next_poll = Instant::now();
         let mut last_refresh = Instant::now();
         loop {
             if *shutdown.borrow() {
-                shared.set_state(ConnectionState::Stopped);
-                return;
-            }
-            let now = Instant::now();
-            if now >= next_poll {
-                self.poll(&store, &shared).await;
-                next_poll = Instant::now() + self.options.poll_interval;
+                break;
             }
             if self.refresh(&store).await {
                 last_refresh = Instant::now();
@@ -454,12 +465,13 @@ impl Link {
                 store.replace_flags(Vec::new());
                 store.clear_entities();
             }
-            let wait = tick.min(next_poll.saturating_duration_since(Instant::now()));
             tokio::select! {
-                _ = tokio::time::sleep(wait) => {}
+                _ = tokio::time::sleep(tick) => {}
                 _ = shutdown.changed() => {}
             }
         }
+        poller.abort();
+        shared.set_state(ConnectionState::Stopped);
     }
 
     async fn poll(&self, store: &Store, shared: &Shared) {
