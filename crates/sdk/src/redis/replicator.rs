@@ -121,10 +121,11 @@ impl ReplicatorOptions {
         self
     }
 
-    /// How long the in-process layer holds a flag, company or user read
-    /// from Redis before it is read again (default 1 s): the bound on how
-    /// stale a check can be. Held entries are refreshed in the background
-    /// while Redis answers, so hot checks stay in memory.
+    /// How stale the in-process layer may get (default 1 s): what it holds
+    /// is re-read from Redis every half of it, in the background, so hot
+    /// checks stay in memory; when Redis cannot be read for this long, the
+    /// layer is emptied. Keys Redis had no entity for are remembered this
+    /// long.
     #[must_use]
     pub fn local_ttl(mut self, ttl: Duration) -> Self {
         self.local_ttl = ttl.max(Duration::from_millis(10));
@@ -137,7 +138,7 @@ impl ReplicatorOptions {
     }
 
     /// Companies (and, separately, users) the in-process layer holds
-    /// (default 1,000; the oldest read goes first).
+    /// (default 1,000; the one read or changed longest ago goes first).
     #[must_use]
     pub fn max_local_entities(mut self, max: usize) -> Self {
         self.max_local_entities = max.max(1);
