@@ -24,6 +24,10 @@ pub enum MockError {
     InvalidConfig(&'static str),
     /// The server is stopped.
     Stopped,
+    /// The replicator emulation could not reach or use Redis (feature
+    /// `redis`).
+    #[cfg(feature = "redis")]
+    Redis(String),
 }
 
 impl fmt::Display for MockError {
@@ -36,6 +40,8 @@ impl fmt::Display for MockError {
             MockError::Seed(msg) => write!(f, "invalid seed data: {msg}"),
             MockError::InvalidConfig(what) => write!(f, "invalid mock server setting: {what}"),
             MockError::Stopped => f.write_str("the mock server is stopped"),
+            #[cfg(feature = "redis")]
+            MockError::Redis(msg) => write!(f, "Redis: {msg}"),
         }
     }
 }

@@ -159,6 +159,8 @@ mod metrics;
 mod operations;
 mod record;
 mod render;
+#[cfg(feature = "redis")]
+mod replicator;
 mod schematic;
 mod seed;
 mod server;

@@ -46,6 +46,9 @@ pub(crate) struct Inner {
     webhook_tx: mpsc::UnboundedSender<Outgoing>,
     pub(crate) deliveries: Arc<Deliveries>,
     pub(crate) datastream: crate::datastream::DataStream,
+    /// The replicator emulation writing to Redis, when started.
+    #[cfg(feature = "redis")]
+    pub(crate) replicator: crate::replicator::Slot,
 }
 
 impl Inner {
@@ -64,6 +67,8 @@ impl Inner {
         let out = f(&mut store);
         let replaced = store.refresh();
         self.datastream.publish(&store, &replaced);
+        #[cfg(feature = "redis")]
+        self.replicator.publish(&store, &replaced);
         let notices = store.take_notices();
         let mut outgoing = Vec::new();
         for n in &notices {
@@ -144,6 +149,8 @@ impl Inner {
             webhook_tx,
             deliveries: Arc::new(Deliveries::default()),
             datastream: crate::datastream::DataStream::new(&Default::default()),
+            #[cfg(feature = "redis")]
+            replicator: Default::default(),
         })
     }
 }
@@ -361,6 +368,8 @@ impl MockServerBuilder {
             webhook_tx,
             deliveries: deliveries.clone(),
             datastream: crate::datastream::DataStream::new(&self.datastream),
+            #[cfg(feature = "redis")]
+            replicator: Default::default(),
         });
         for seed in &self.seeds {
             seed.apply(&inner)?;
@@ -541,7 +550,10 @@ impl MockServer {
             fresh.max_events = store.max_events;
             let old = std::mem::replace(&mut *store, fresh);
             // DataStream subscribers see everything deleted.
-            self.inner.datastream.publish(&store, &old.into_replaced());
+            let replaced = old.into_replaced();
+            self.inner.datastream.publish(&store, &replaced);
+            #[cfg(feature = "redis")]
+            self.inner.replicator.publish(&store, &replaced);
         }
         self.inner.datastream.clear_records();
         self.inner.recorder.clear();

@@ -87,6 +87,8 @@ pub mod datastream;
 pub mod error;
 pub mod esauti;
 pub mod events;
+#[cfg(feature = "redis")]
+pub mod redis;
 mod runtime_thread;
 pub mod schematic;
 

@@ -199,6 +199,12 @@ impl DataStream {
         push_bounded(&self.handshakes, handshake);
     }
 
+    /// The `cache_version` `GET /ready` reports.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn cache_version(&self) -> &str {
+        &self.cache_version
+    }
+
     /// The replicator health document and its status.
     pub(crate) fn ready_document(&self) -> (StatusCode, Bytes) {
         let ready = self.ready.load(Ordering::Acquire);

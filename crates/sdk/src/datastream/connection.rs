@@ -73,6 +73,9 @@ pub(crate) struct Task {
     pub(crate) dial: Dial,
     pub(crate) commands: mpsc::UnboundedReceiver<Command>,
     pub(crate) shutdown: watch::Receiver<bool>,
+    /// Where applied messages are also written (direct mode over Redis).
+    #[cfg(feature = "redis")]
+    pub(crate) mirror: Option<Arc<crate::redis::mirror::Mirror>>,
 }
 
 impl Task {
@@ -341,7 +344,16 @@ impl Task {
                 self.shared.message_received();
                 let reload = matches!(received.message, Message::Reload);
                 let flags = matches!(received.message, Message::Flags { .. });
+                #[cfg(feature = "redis")]
+                let pending = match &self.mirror {
+                    Some(_) => crate::redis::mirror::Mirror::before_apply(&received.message),
+                    None => None,
+                };
                 let dropped = self.store.apply(received, &self.waiters);
+                #[cfg(feature = "redis")]
+                if let (Some(mirror), Some(pending)) = (&self.mirror, pending) {
+                    mirror.after_apply(pending, &self.store);
+                }
                 self.forget_dropped(dropped, session);
                 if flags {
                     self.shared.set_ready(true);

@@ -92,6 +92,12 @@ pub struct DataStreamOptions {
     pub(crate) pong_timeout: Duration,
     pub(crate) handshake_timeout: Duration,
     pub(crate) max_message_size: usize,
+    /// Set by [`ClientBuilder::replicator`](crate::schematic::ClientBuilder::replicator).
+    #[cfg(feature = "redis")]
+    pub(crate) replicator: Option<crate::redis::ReplicatorOptions>,
+    /// A Redis shared by direct-mode clients as their entity cache.
+    #[cfg(feature = "redis")]
+    pub(crate) redis: Option<crate::redis::RedisOptions>,
 }
 
 impl Default for DataStreamOptions {
@@ -132,6 +138,10 @@ impl DataStreamOptions {
             pong_timeout: Duration::from_secs(10),
             handshake_timeout: Duration::from_secs(30),
             max_message_size: flagwire_core::datastream::MAX_MESSAGE_SIZE,
+            #[cfg(feature = "redis")]
+            replicator: None,
+            #[cfg(feature = "redis")]
+            redis: None,
         }
     }
 
@@ -203,6 +213,21 @@ impl DataStreamOptions {
     /// Deadline of the WebSocket handshake (default 30 s).
     pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
         self.handshake_timeout = timeout;
+        self
+    }
+
+    /// Shares flags, companies and users with other clients through Redis
+    /// (feature `redis`): everything the socket brings is also written to
+    /// Redis (in the replicator's key layout, at
+    /// [`RedisOptions::version`](crate::redis::RedisOptions::version)), and a
+    /// company or user this client lacks is read from Redis before the
+    /// socket is asked (and then subscribed to, so it stays current). A
+    /// malformed URL makes `build` fail; an unreachable Redis only costs
+    /// the reads. For one socket for all clients, see
+    /// [`ClientBuilder::replicator`](crate::schematic::ClientBuilder::replicator).
+    #[cfg(feature = "redis")]
+    pub fn redis(mut self, options: crate::redis::RedisOptions) -> Self {
+        self.redis = Some(options);
         self
     }
 
@@ -352,6 +377,12 @@ pub(crate) struct DataStream {
     commands: mpsc::UnboundedSender<Command>,
     shutdown: watch::Sender<bool>,
     thread: Mutex<Option<JoinHandle<()>>>,
+    /// Replicator mode: no socket; misses are read from Redis.
+    #[cfg(feature = "redis")]
+    pub(crate) replicator: Option<Arc<crate::redis::replicator::Link>>,
+    /// Direct mode sharing entities through Redis.
+    #[cfg(feature = "redis")]
+    pub(crate) mirror: Option<Arc<crate::redis::mirror::Mirror>>,
 }
 
 impl fmt::Debug for DataStream {
@@ -368,6 +399,13 @@ impl DataStream {
         options: DataStreamOptions,
         dial: connection::Dial,
     ) -> Result<DataStream, crate::Error> {
+        // Before the runtime: a failure here must not drop it (this may run
+        // inside an async task).
+        #[cfg(feature = "redis")]
+        let mirror = match &options.redis {
+            Some(redis) => Some(crate::redis::mirror::Mirror::start(redis.clone())?),
+            None => None,
+        };
         let store = Arc::new(Store::new(Limits {
             companies: options.max_companies.max(1),
             users: options.max_users.max(1),
@@ -382,6 +420,8 @@ impl DataStream {
             .build()
             .map_err(|e| crate::Error::config(format!("could not start a runtime: {e}")))?;
         let task = connection::Task {
+            #[cfg(feature = "redis")]
+            mirror: mirror.clone(),
             store: store.clone(),
             waiters: waiters.clone(),
             shared: shared.clone(),
@@ -404,12 +444,65 @@ impl DataStream {
             commands,
             shutdown,
             thread: Mutex::new(Some(thread)),
+            #[cfg(feature = "redis")]
+            replicator: None,
+            #[cfg(feature = "redis")]
+            mirror,
         })
+    }
+
+    /// Replicator mode: the same store, as a short-lived layer over Redis,
+    /// and no socket. The background work runs on the Redis connection's
+    /// thread.
+    #[cfg(feature = "redis")]
+    pub(crate) fn start_replicator(
+        replicator: crate::redis::ReplicatorOptions,
+    ) -> Result<DataStream, crate::Error> {
+        let options = DataStreamOptions::new().flag_check_events(replicator.flag_check_events);
+        let store = Arc::new(Store::new(Limits {
+            companies: replicator.max_local_entities,
+            users: replicator.max_local_entities,
+            ttl: replicator.local_ttl,
+        }));
+        let shared = Arc::new(Shared::new());
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        // No socket task: entity requests are never sent.
+        let (commands, _) = mpsc::unbounded_channel();
+        let link = crate::redis::replicator::Link::start(
+            replicator,
+            store.clone(),
+            shared.clone(),
+            shutdown_rx,
+        )?;
+        Ok(DataStream {
+            store,
+            waiters: Arc::new(Waiters::default()),
+            shared,
+            options,
+            commands,
+            shutdown,
+            thread: Mutex::new(None),
+            replicator: Some(link),
+            mirror: None,
+        })
+    }
+
+    /// Whether this is replicator mode (evaluation from Redis, no socket).
+    #[inline]
+    pub(crate) fn is_replicator(&self) -> bool {
+        #[cfg(feature = "redis")]
+        {
+            self.replicator.is_some()
+        }
+        #[cfg(not(feature = "redis"))]
+        {
+            false
+        }
     }
 
     /// Whether the socket is connected (entity requests can be sent).
     pub(crate) fn is_connected(&self) -> bool {
-        self.shared.state() == ConnectionState::Connected
+        self.shared.state() == ConnectionState::Connected && !self.is_replicator()
     }
 
     /// Asks the socket task to subscribe to an entity; false when the task

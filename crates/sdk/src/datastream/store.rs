@@ -277,6 +277,21 @@ impl Store {
         now: OffsetDateTime,
         f: impl FnOnce(&Evaluation<'_>) -> R,
     ) -> Local<R> {
+        self.evaluate_with::<false, R>(flag, context, options, now, f)
+    }
+
+    /// [`evaluate`](Self::evaluate); with `MISSING_OK` a company or user
+    /// the store does not hold is evaluated as absent instead of needed
+    /// (replicator mode, where misses are never fetched).
+    #[inline]
+    pub(crate) fn evaluate_with<const MISSING_OK: bool, R>(
+        &self,
+        flag: &str,
+        context: &Context<'_>,
+        options: &EvalOptions<'_>,
+        now: OffsetDateTime,
+        f: impl FnOnce(&Evaluation<'_>) -> R,
+    ) -> Local<R> {
         if !self.flags_loaded.load(Ordering::Acquire) {
             return Local::NotReady;
         }
@@ -290,7 +305,7 @@ impl Store {
             Some(keys) => match self.companies.find(keys, &guard) {
                 Found::One(entry) => Some(&entry.model),
                 Found::Missing => {
-                    need_company = true;
+                    need_company = !MISSING_OK;
                     None
                 }
                 Found::Conflict => {
@@ -306,7 +321,7 @@ impl Store {
             Some(keys) => match self.users.find(keys, &guard) {
                 Found::One(entry) => Some(&entry.model),
                 Found::Missing => {
-                    need_user = true;
+                    need_user = !MISSING_OK;
                     None
                 }
                 Found::Conflict => {
@@ -324,6 +339,54 @@ impl Store {
         }
         let evaluation = compiled.evaluate(company, user, now, options);
         Local::Done(f(&evaluation))
+    }
+
+    #[cfg(feature = "redis")]
+    /// Whether the caller's `keys` lead to a held entity (or to a conflict).
+    pub(crate) fn holds(&self, kind: EntityKind, keys: &dyn KeyPairs) -> bool {
+        let guard = self.collector.enter();
+        match kind {
+            EntityKind::Company => !matches!(self.companies.find(keys, &guard), Found::Missing),
+            EntityKind::User => !matches!(self.users.find(keys, &guard), Found::Missing),
+        }
+    }
+
+    #[cfg(feature = "redis")]
+    /// The held company `id`.
+    pub(crate) fn company(&self, id: &str) -> Option<Company> {
+        let guard = self.collector.enter();
+        self.companies
+            .get_by_id(id, &guard)
+            .map(|e| e.model.to_company())
+    }
+
+    #[cfg(feature = "redis")]
+    /// The held user `id`.
+    pub(crate) fn user(&self, id: &str) -> Option<User> {
+        let guard = self.collector.enter();
+        self.users
+            .get_by_id(id, &guard)
+            .map(|e| e.model.user().clone())
+    }
+
+    #[cfg(feature = "redis")]
+    /// The ids of every held company or user.
+    pub(crate) fn entity_ids(&self, kind: EntityKind) -> Vec<String> {
+        let guard = self.collector.enter();
+        match kind {
+            EntityKind::Company => self
+                .companies
+                .by_id
+                .keys(&guard)
+                .map(|k| k.to_string())
+                .collect(),
+            EntityKind::User => self
+                .users
+                .by_id
+                .keys(&guard)
+                .map(|k| k.to_string())
+                .collect(),
+        }
     }
 
     /// The default value of `flag`, if the store has it.
@@ -452,6 +515,14 @@ impl Store {
         let guard = self.collector.enter();
         self.flags
             .insert(TextKey::new(&flag.key), CompiledFlag::new(flag), &guard);
+    }
+
+    #[cfg(feature = "redis")]
+    /// Removes one flag.
+    pub(crate) fn remove_flag(&self, key: &str) {
+        let _log = self.write_log();
+        let guard = self.collector.enter();
+        self.flags.remove(&TextQuery(key), &guard);
     }
 
     /// Caches a company (replacing any earlier version).

@@ -237,6 +237,34 @@ impl<M> ClientBuilder<M> {
         self
     }
 
+    /// Turns on replicator mode (feature `redis`): no DataStream socket;
+    /// flags, companies and users are read from the Redis a
+    /// `schematic-datastream-replicator` keeps current, through a small
+    /// short-lived in-process layer, and evaluated here. A company or user
+    /// not in Redis is evaluated as absent (never fetched); a flag not in
+    /// Redis, or Redis unreachable, sends the check on to the result cache,
+    /// the API and the defaults. Replaces a [`datastream`](Self::datastream)
+    /// setting. See [`crate::redis`].
+    ///
+    /// A malformed Redis or health URL makes [`build`](Self::build) fail;
+    /// an unreachable Redis or replicator does not.
+    ///
+    /// ```
+    /// use flagwire::redis::{RedisOptions, ReplicatorOptions};
+    /// use flagwire::schematic::Client;
+    ///
+    /// let options = ReplicatorOptions::new(RedisOptions::new("redis://127.0.0.1:6379"));
+    /// let builder = Client::builder("sch_dev_example").replicator(options);
+    /// # drop(builder);
+    /// ```
+    #[cfg(feature = "redis")]
+    pub fn replicator(mut self, options: crate::redis::ReplicatorOptions) -> Self {
+        let mut datastream = DataStreamOptions::new();
+        datastream.replicator = Some(options);
+        self.datastream = Some(datastream);
+        self
+    }
+
     /// Deadline of a flag check's API request, both attempts included
     /// (default 1.5 s). A check never waits longer for the API; per call,
     /// [`CheckOptions::timeout`](super::CheckOptions::timeout) overrides it.
@@ -461,7 +489,15 @@ impl<M> ClientBuilder<M> {
 
         // Everything the DataStream needs is read before the settings are
         // moved out below; its thread starts last.
+        #[cfg(feature = "redis")]
+        let replicator = match (&self.datastream, self.offline) {
+            (Some(options), false) => options.replicator.clone(),
+            _ => None,
+        };
+        #[cfg(not(feature = "redis"))]
+        let replicator: Option<std::convert::Infallible> = None;
         let dial = match (&self.datastream, self.offline) {
+            _ if replicator.is_some() => None,
             (Some(options), false) => {
                 let url = match &options.url {
                     Some(url) => url.clone(),
@@ -499,9 +535,11 @@ impl<M> ClientBuilder<M> {
             Some(events.spawn(sender)?)
         };
 
-        let datastream = match dial {
-            Some((options, dial)) => Some(DataStream::start(options, dial)?),
-            None => None,
+        let datastream = match (dial, replicator) {
+            (Some((options, dial)), _) => Some(DataStream::start(options, dial)?),
+            #[cfg(feature = "redis")]
+            (None, Some(replicator)) => Some(DataStream::start_replicator(replicator)?),
+            _ => None,
         };
 
         Ok(Client::from_inner(Inner {

@@ -101,6 +101,15 @@ impl Client {
         self.inner.datastream.as_ref().map(DataStream::status)
     }
 
+    /// Replicator mode's state (cache version, replicator readiness, Redis
+    /// counters), when it is on
+    /// ([`ClientBuilder::replicator`](super::ClientBuilder::replicator)).
+    #[cfg(feature = "redis")]
+    pub fn replicator_status(&self) -> Option<crate::redis::ReplicatorStatus> {
+        let ds = self.inner.datastream.as_ref()?;
+        ds.replicator.as_ref().map(|link| link.status())
+    }
+
     /// Waits until checks can be answered locally (DataStream's flags have
     /// arrived), at most `timeout`. True when ready; also true at once when
     /// local evaluation is off or the client is offline (there is nothing to

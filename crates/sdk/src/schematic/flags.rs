@@ -57,7 +57,8 @@ pub const DEFAULT_CHECK_TIMEOUT: Duration = Duration::from_millis(1_500);
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum CheckSource {
-    /// Evaluated in this process from DataStream data.
+    /// Evaluated in this process from DataStream data (in replicator mode,
+    /// data read from Redis).
     Local,
     /// The result cache (an earlier API answer still fresh).
     Cache,
@@ -522,6 +523,10 @@ impl Client {
                 Local::Conflict { kind } => {
                     return Some(self.key_conflict(ds, flag, context, kind, None).value);
                 }
+                // Read what is missing from Redis on the slow path.
+                Local::Need { .. } | Local::NoFlag | Local::NotReady if ds.is_replicator() => {
+                    return None;
+                }
                 // Ask for the entity on the slow path.
                 Local::Need { .. } if ds.is_connected() => return None,
                 Local::Need { .. } | Local::NoFlag | Local::NotReady => {}
@@ -553,6 +558,9 @@ impl Client {
                 Local::Conflict { kind } => {
                     return Some(self.key_conflict(ds, flag, context, kind, default));
                 }
+                Local::Need { .. } | Local::NoFlag | Local::NotReady if ds.is_replicator() => {
+                    return None;
+                }
                 Local::Need { .. } if ds.is_connected() => return None,
                 Local::Need { .. } | Local::NoFlag | Local::NotReady => {}
             }
@@ -570,21 +578,35 @@ impl Client {
         preflight: &Preflight<'_>,
         default: Option<bool>,
     ) -> Local<FlagCheck> {
+        self.evaluate_locally_with::<false>(ds, flag, context, preflight, default)
+    }
+
+    /// [`evaluate_locally`](Self::evaluate_locally); with `MISSING_OK` an
+    /// entity the store lacks is evaluated as absent (replicator mode).
+    fn evaluate_locally_with<const MISSING_OK: bool>(
+        &self,
+        ds: &DataStream,
+        flag: &str,
+        context: &Context<'_>,
+        preflight: &Preflight<'_>,
+        default: Option<bool>,
+    ) -> Local<FlagCheck> {
         let events = ds.options.flag_check_events && self.inner.events.is_some();
         let options = preflight.engine_options();
-        ds.store.evaluate(flag, context, &options, now_utc(), |e| {
-            if events {
-                self.enqueue_flag_check(e, context);
-            }
-            let mut check = FlagCheck::from_evaluation(e, false);
-            if e.err.is_some() {
-                // Invalid input: the per-call default wins over the flag's.
-                if let Some(d) = default {
-                    check.value = d;
+        ds.store
+            .evaluate_with::<MISSING_OK, _>(flag, context, &options, now_utc(), |e| {
+                if events {
+                    self.enqueue_flag_check(e, context);
                 }
-            }
-            check
-        })
+                let mut check = FlagCheck::from_evaluation(e, false);
+                if e.err.is_some() {
+                    // Invalid input: the per-call default wins over the flag's.
+                    if let Some(d) = default {
+                        check.value = d;
+                    }
+                }
+                check
+            })
     }
 
     /// The answer to a key conflict (two of the caller's keys name different
@@ -702,7 +724,44 @@ impl Client {
                 );
             }
         };
-        if let Some(ds) = &self.inner.datastream {
+        #[cfg(feature = "redis")]
+        if let Some(ds) = &self.inner.datastream
+            && let Some(link) = &ds.replicator
+        {
+            match link.fill(&ds.store, flag, &context).await {
+                Ok(None) => match self.evaluate_locally_with::<true>(
+                    ds,
+                    flag,
+                    &context,
+                    &preflight,
+                    options.default,
+                ) {
+                    Local::Done(check) => return check,
+                    Local::Conflict { kind } => {
+                        return self.key_conflict(ds, flag, &context, kind, options.default);
+                    }
+                    _ => {}
+                },
+                Ok(Some(kind)) => {
+                    return self.key_conflict(ds, flag, &context, kind, options.default);
+                }
+                Err(reason) => {
+                    tracing::debug!(flag, reason, "not answerable from Redis; asking the API");
+                }
+            }
+            link.fallbacks
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        if let Some(ds) = &self.inner.datastream
+            && !ds.is_replicator()
+        {
+            #[cfg(feature = "redis")]
+            if let Some(check) = self
+                .entities_from_redis(ds, flag, &context, &preflight, options.default)
+                .await
+            {
+                return check;
+            }
             match self.evaluate_locally(ds, flag, &context, &preflight, options.default) {
                 Local::Done(check) => return check,
                 Local::Conflict { kind } => {
@@ -748,6 +807,52 @@ impl Client {
         }
         self.check_via_api(flag, &context, &preflight, options)
             .await
+    }
+
+    /// Direct mode sharing entities through Redis: the company or user the
+    /// store lacks, read from Redis (and subscribed to, so it stays
+    /// current), then the check evaluated. `None`: not answerable this way.
+    #[cfg(feature = "redis")]
+    async fn entities_from_redis(
+        &self,
+        ds: &DataStream,
+        flag: &str,
+        context: &Context<'_>,
+        preflight: &Preflight<'_>,
+        default: Option<bool>,
+    ) -> Option<FlagCheck> {
+        let mirror = ds.mirror.as_ref()?;
+        let probe = ds
+            .store
+            .evaluate(flag, context, &EvalOptions::new(), now_utc(), |_| ());
+        if !matches!(probe, Local::Need { .. }) {
+            return None;
+        }
+        let filled = match mirror.fill(&ds.store, context).await {
+            Ok(filled) => filled,
+            Err(reason) => {
+                tracing::debug!(flag, reason, "Redis could not answer; asking DataStream");
+                return None;
+            }
+        };
+        if let Some(kind) = filled.conflict {
+            return Some(self.key_conflict(ds, flag, context, kind, default));
+        }
+        if filled.company
+            && let Some(keys) = context.company_map()
+        {
+            ds.subscribe(EntityKind::Company, keys);
+        }
+        if filled.user
+            && let Some(keys) = context.user_map()
+        {
+            ds.subscribe(EntityKind::User, keys);
+        }
+        match self.evaluate_locally(ds, flag, context, preflight, default) {
+            Local::Done(check) => Some(check),
+            Local::Conflict { kind } => Some(self.key_conflict(ds, flag, context, kind, default)),
+            _ => None,
+        }
     }
 
     /// Asks the DataStream server for the missing company and/or user and
@@ -847,6 +952,31 @@ impl Client {
         context: &Context<'_>,
     ) -> Option<Vec<FlagCheck>> {
         let ds = self.inner.datastream.as_ref()?;
+        #[cfg(feature = "redis")]
+        if let Some(link) = &ds.replicator {
+            // Each flag read through the in-process layer; any miss in
+            // Redis sends the whole set to the API.
+            if flags.is_empty() {
+                return None;
+            }
+            let mut out = Vec::with_capacity(flags.len());
+            for flag in flags {
+                if link.fill(&ds.store, flag, context).await.ok()?.is_some() {
+                    return None;
+                }
+                match ds.store.evaluate_with::<true, _>(
+                    flag,
+                    context,
+                    &EvalOptions::new(),
+                    now_utc(),
+                    |e| FlagCheck::from_evaluation(e, false),
+                ) {
+                    Local::Done(check) => out.push(check),
+                    _ => return None,
+                }
+            }
+            return Some(out);
+        }
         if !ds.store.is_ready() {
             return None;
         }
