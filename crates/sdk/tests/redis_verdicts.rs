@@ -5,133 +5,20 @@
 
 mod redis_support;
 
+mod verdict_scenarios;
+
 use std::time::Duration;
 
 use flagwire::Context;
 use flagwire::datastream::DataStreamOptions;
 use flagwire::redis::{RedisOptions, ReplicatorOptions};
 use flagwire::schematic::{CheckSource, Client};
-use flagwire_core::schematic::companies::ListEntityTraitDefinitions;
 use flagwire_mock::MockServer;
 use proptest::prelude::*;
 use redis_support::RedisServer;
 use serde_json::{Value, json};
 
-const TIERS: [&str; 3] = ["free", "pro", "enterprise"];
-
-#[derive(Debug, Clone)]
-struct CompanySpec {
-    tier: usize,
-    seats: i64,
-    calls: i64,
-}
-
-#[derive(Debug, Clone)]
-enum ConditionSpec {
-    Tier { op: &'static str, tier: usize },
-    Seats { op: &'static str, value: i64 },
-    Calls { op: &'static str, value: i64 },
-    Company { index: usize, negate: bool },
-    UserPlan { op: &'static str, tier: usize },
-}
-
-#[derive(Debug, Clone)]
-struct RuleSpec {
-    value: bool,
-    priority: i64,
-    conditions: Vec<ConditionSpec>,
-    /// One OR group, when present.
-    group: Vec<ConditionSpec>,
-}
-
-#[derive(Debug, Clone)]
-struct FlagSpec {
-    default_value: bool,
-    rules: Vec<RuleSpec>,
-}
-
-fn op() -> impl Strategy<Value = &'static str> {
-    prop::sample::select(vec!["eq", "ne", "gt", "gte", "lt", "lte"])
-}
-
-fn condition(companies: usize) -> impl Strategy<Value = ConditionSpec> {
-    prop_oneof![
-        (prop::sample::select(vec!["eq", "ne"]), 0..TIERS.len())
-            .prop_map(|(op, tier)| ConditionSpec::Tier { op, tier }),
-        (op(), 0i64..20).prop_map(|(op, value)| ConditionSpec::Seats { op, value }),
-        (op(), 0i64..6).prop_map(|(op, value)| ConditionSpec::Calls { op, value }),
-        (0..companies, any::<bool>())
-            .prop_map(|(index, negate)| ConditionSpec::Company { index, negate }),
-        (prop::sample::select(vec!["eq", "ne"]), 0..TIERS.len())
-            .prop_map(|(op, tier)| ConditionSpec::UserPlan { op, tier }),
-    ]
-}
-
-fn scenario() -> impl Strategy<Value = (Vec<CompanySpec>, Vec<FlagSpec>)> {
-    let companies = prop::collection::vec(
-        (0..TIERS.len(), 0i64..20, 0i64..6).prop_map(|(tier, seats, calls)| CompanySpec {
-            tier,
-            seats,
-            calls,
-        }),
-        1..5,
-    );
-    companies.prop_flat_map(|companies| {
-        let n = companies.len();
-        let rule = (
-            any::<bool>(),
-            0i64..5,
-            prop::collection::vec(condition(n), 0..3),
-            prop::collection::vec(condition(n), 0..3),
-        )
-            .prop_map(|(value, priority, conditions, group)| RuleSpec {
-                value,
-                priority,
-                conditions,
-                group,
-            });
-        let flag = (any::<bool>(), prop::collection::vec(rule, 0..4)).prop_map(
-            |(default_value, rules)| FlagSpec {
-                default_value,
-                rules,
-            },
-        );
-        (Just(companies), prop::collection::vec(flag, 1..4))
-    })
-}
-
-struct Defs {
-    tier: String,
-    seats: String,
-    user_plan: String,
-}
-
-fn condition_json(c: &ConditionSpec, defs: &Defs, company_ids: &[String]) -> Value {
-    match c {
-        ConditionSpec::Tier { op, tier } => json!({"condition_type": "trait", "operator": op,
-            "resource_ids": [], "trait_id": defs.tier, "trait_value": TIERS[*tier]}),
-        ConditionSpec::Seats { op, value } => json!({"condition_type": "trait", "operator": op,
-            "resource_ids": [], "trait_id": defs.seats, "trait_value": value.to_string()}),
-        ConditionSpec::Calls { op, value } => json!({"condition_type": "metric", "operator": op,
-            "resource_ids": [], "event_subtype": "api-call", "metric_value": value,
-            "metric_period": "all_time"}),
-        ConditionSpec::Company { index, negate } => json!({"condition_type": "company",
-            "operator": if *negate { "ne" } else { "eq" }, "resource_ids": [company_ids[*index]]}),
-        ConditionSpec::UserPlan { op, tier } => json!({"condition_type": "trait", "operator": op,
-            "resource_ids": [], "trait_id": defs.user_plan, "trait_value": TIERS[*tier]}),
-    }
-}
-
-async fn trait_definition(client: &Client, name: &str) -> String {
-    let defs = client
-        .send(ListEntityTraitDefinitions::new())
-        .await
-        .unwrap();
-    defs.into_iter()
-        .find(|d| d.hierarchy.first().map(String::as_str) == Some(name))
-        .map(|d| d.id)
-        .unwrap_or_else(|| panic!("no trait definition {name}"))
-}
+use verdict_scenarios::*;
 
 async fn run(
     redis: &RedisServer,
