@@ -56,6 +56,7 @@
 //! | `mock` | no | `flagwire::mock`, the emulator, for your own tests |
 //! | `axum` | no | `webhooks::axum`: an extractor that verifies deliveries |
 //! | `tower` | no | `webhooks::tower`: a layer that verifies deliveries |
+//! | `redis` | no | `flagwire::redis`: Redis-backed caches and replicator mode |
 //!
 //! ```
 //! use std::time::Duration;
