@@ -195,3 +195,55 @@ unsafe impl GlobalAlloc for LiveBytesAllocator {
         new
     }
 }
+
+/// Measurement helpers shared by the workspace's benchmarks.
+pub mod bench {
+    use std::hint::black_box;
+    use std::pin::pin;
+    use std::task::{Context, Poll, Waker};
+    use std::time::Instant;
+
+    /// Polls a future once and returns its output; panics if it is not
+    /// ready at once. For checks that must complete on the caller's thread
+    /// (a cache hit, a local evaluation).
+    ///
+    /// ```
+    /// assert_eq!(flagwire_alloc_counter::bench::ready(async { 7 }), 7);
+    /// ```
+    pub fn ready<F: Future>(fut: F) -> F::Output {
+        let mut fut = pin!(fut);
+        match fut.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+            Poll::Ready(out) => out,
+            Poll::Pending => panic!("the future was expected to complete without waiting"),
+        }
+    }
+
+    /// Times each of `fs` in `rounds` alternating batches of `batch` calls
+    /// and returns the median nanoseconds per call of each, in order. The
+    /// alternation gives every closure the same machine load, which is
+    /// steadier on a shared machine than runs taken seconds apart.
+    ///
+    /// ```
+    /// let medians = flagwire_alloc_counter::bench::paired_medians(5, 10, &[&|| true, &|| false]);
+    /// assert_eq!(medians.len(), 2);
+    /// ```
+    pub fn paired_medians(rounds: usize, batch: u32, fs: &[&dyn Fn() -> bool]) -> Vec<f64> {
+        let mut samples: Vec<Vec<f64>> = vec![Vec::with_capacity(rounds); fs.len()];
+        for _ in 0..rounds {
+            for (f, out) in fs.iter().zip(samples.iter_mut()) {
+                let start = Instant::now();
+                for _ in 0..batch {
+                    black_box(f());
+                }
+                out.push(start.elapsed().as_nanos() as f64 / f64::from(batch));
+            }
+        }
+        samples
+            .into_iter()
+            .map(|mut s| {
+                s.sort_by(f64::total_cmp);
+                s[s.len() / 2]
+            })
+            .collect()
+    }
+}

@@ -25,9 +25,8 @@
 //! ratios to `direct` (target: `openfeature` ≤ 1.5 ×) and allocations per
 //! evaluation.
 
-use std::future::Future;
+use flagwire_alloc_counter::bench::{paired_medians, ready};
 use std::hint::black_box;
-use std::task::{Context as TaskContext, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use criterion::Criterion;
@@ -49,19 +48,6 @@ static ALLOC: CountingAllocator = CountingAllocator::new();
 
 const FLAG: &str = "new-editor";
 const WAIT: Duration = Duration::from_secs(20);
-
-/// Polls a future that must be ready at once (every caller here answers
-/// from memory).
-fn ready<F: Future>(fut: F) -> F::Output {
-    let mut fut = std::pin::pin!(fut);
-    match fut
-        .as_mut()
-        .poll(&mut TaskContext::from_waker(Waker::noop()))
-    {
-        Poll::Ready(out) => out,
-        Poll::Pending => panic!("an evaluation answered from memory must not wait"),
-    }
-}
 
 /// One way of answering, with its three callers.
 struct Case {
@@ -260,26 +246,6 @@ impl Case {
         .expect("details")
         .value
     }
-}
-
-fn paired_medians(rounds: usize, batch: u32, fs: &[&dyn Fn() -> bool]) -> Vec<f64> {
-    let mut samples: Vec<Vec<f64>> = vec![Vec::with_capacity(rounds); fs.len()];
-    for _ in 0..rounds {
-        for (f, out) in fs.iter().zip(samples.iter_mut()) {
-            let start = Instant::now();
-            for _ in 0..batch {
-                black_box(f());
-            }
-            out.push(start.elapsed().as_nanos() as f64 / f64::from(batch));
-        }
-    }
-    samples
-        .into_iter()
-        .map(|mut s| {
-            s.sort_by(f64::total_cmp);
-            s[s.len() / 2]
-        })
-        .collect()
 }
 
 fn constant(setup: &Setup) -> bool {

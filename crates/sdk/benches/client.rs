@@ -27,10 +27,10 @@
 //!
 //! `cargo bench -p flagwire --bench client -- --warm-up-time 1 --measurement-time 3`
 
+use flagwire_alloc_counter::bench::ready;
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::hint::black_box;
-use std::task::{Context as TaskContext, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -83,19 +83,6 @@ fn client_with_gate(gate: tokio::sync::watch::Receiver<bool>) -> Client {
 
 fn keys(name: &str, value: &str) -> Keys {
     Keys::from([(name.to_owned(), value.to_owned())])
-}
-
-/// Polls a future that is expected to be ready at once (a cache hit never
-/// waits).
-fn ready<F: Future>(fut: F) -> F::Output {
-    let mut fut = std::pin::pin!(fut);
-    match fut
-        .as_mut()
-        .poll(&mut TaskContext::from_waker(Waker::noop()))
-    {
-        Poll::Ready(out) => out,
-        Poll::Pending => panic!("a cache hit must complete without waiting"),
-    }
 }
 
 fn track_body() -> TrackBody {

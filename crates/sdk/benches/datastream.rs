@@ -36,11 +36,10 @@
 #[path = "../../core/tests/rules_common/mod.rs"]
 mod rules_common;
 
+use flagwire_alloc_counter::bench::{paired_medians, ready};
 use std::collections::{BTreeMap, HashMap};
-use std::future::Future;
 use std::hint::black_box;
 use std::sync::Barrier;
-use std::task::{Context as TaskContext, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group};
@@ -72,19 +71,6 @@ fn runtime() -> tokio::runtime::Runtime {
         .enable_all()
         .build()
         .expect("runtime")
-}
-
-/// Polls a future that must be ready at once (a check answered from memory
-/// never waits).
-fn ready<F: Future>(fut: F) -> F::Output {
-    let mut fut = std::pin::pin!(fut);
-    match fut
-        .as_mut()
-        .poll(&mut TaskContext::from_waker(Waker::noop()))
-    {
-        Poll::Ready(out) => out,
-        Poll::Pending => panic!("a check answered from memory must not wait"),
-    }
 }
 
 fn company(i: usize) -> Company {
@@ -221,28 +207,6 @@ impl Parts {
         )
         .value
     }
-}
-
-/// The median nanoseconds per call of each closure, from alternating
-/// batches of `batch` calls; each side keeps the median of its batches.
-fn paired_medians(rounds: usize, batch: u32, fs: &[&dyn Fn() -> bool]) -> Vec<f64> {
-    let mut samples: Vec<Vec<f64>> = vec![Vec::with_capacity(rounds); fs.len()];
-    for _ in 0..rounds {
-        for (f, out) in fs.iter().zip(samples.iter_mut()) {
-            let start = Instant::now();
-            for _ in 0..batch {
-                black_box(f());
-            }
-            out.push(start.elapsed().as_nanos() as f64 / f64::from(batch));
-        }
-    }
-    samples
-        .into_iter()
-        .map(|mut s| {
-            s.sort_by(f64::total_cmp);
-            s[s.len() / 2]
-        })
-        .collect()
 }
 
 fn report_latency(setup: &Setup, rounds: usize) {

@@ -27,9 +27,8 @@
 #[path = "../tests/redis_support/mod.rs"]
 mod redis_support;
 
-use std::future::Future;
+use flagwire_alloc_counter::bench::{paired_medians, ready};
 use std::hint::black_box;
-use std::task::{Context as TaskContext, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group};
@@ -44,17 +43,6 @@ use serde_json::json;
 const FLAG: &str = "beta";
 const COMPANIES: usize = 100;
 const WAIT: Duration = Duration::from_secs(20);
-
-fn ready<F: Future>(fut: F) -> F::Output {
-    let mut fut = std::pin::pin!(fut);
-    match fut
-        .as_mut()
-        .poll(&mut TaskContext::from_waker(Waker::noop()))
-    {
-        Poll::Ready(out) => out,
-        Poll::Pending => panic!("a warm check must not wait"),
-    }
-}
 
 struct Setup {
     redis: RedisServer,
@@ -141,26 +129,6 @@ fn direct_client(setup: &Setup, runtime: &tokio::runtime::Runtime) -> Client {
         .expect("direct client");
     assert!(runtime.block_on(client.wait_until_ready(WAIT)));
     client
-}
-
-fn paired_medians(rounds: usize, batch: u32, fs: &[&dyn Fn() -> bool]) -> Vec<f64> {
-    let mut samples: Vec<Vec<f64>> = vec![Vec::with_capacity(rounds); fs.len()];
-    for _ in 0..rounds {
-        for (f, out) in fs.iter().zip(samples.iter_mut()) {
-            let start = Instant::now();
-            for _ in 0..batch {
-                black_box(f());
-            }
-            out.push(start.elapsed().as_nanos() as f64 / f64::from(batch));
-        }
-    }
-    samples
-        .into_iter()
-        .map(|mut s| {
-            s.sort_by(f64::total_cmp);
-            s[s.len() / 2]
-        })
-        .collect()
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
