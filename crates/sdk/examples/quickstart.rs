@@ -202,15 +202,13 @@ async fn run_client(client: &Client, report: &mut Report, mock: bool) -> Result<
         IdentifyBody::builder()
             .key("email", "ann@acme.test")
             .name("Ann")
-            .company(CompanyIdentity::builder().key("id", "acme").build()?)
-            .build()?,
+            .company(CompanyIdentity::builder().key("id", "acme").build()?),
     )?;
     client.track(
         TrackBody::builder("api-call")
             .company_key("id", "acme")
             .user_key("email", "ann@acme.test")
-            .quantity(3)
-            .build()?,
+            .quantity(3),
     )?;
     client.flush().await?;
     report.say("identify + track(api-call, quantity 3) delivered");
