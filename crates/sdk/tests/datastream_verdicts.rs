@@ -11,65 +11,12 @@ use flagwire::datastream::DataStreamOptions;
 use flagwire::schematic::{CheckSource, Client};
 use flagwire_mock::MockServer;
 use proptest::prelude::*;
-use serde_json::{Value, json};
 
 use verdict_scenarios::*;
 
 async fn run(companies: Vec<CompanySpec>, flags: Vec<FlagSpec>) -> Result<(), TestCaseError> {
     let server = MockServer::start().await.unwrap();
-    let mut company_ids = Vec::new();
-    for (i, c) in companies.iter().enumerate() {
-        let company = server
-            .upsert_company(json!({"keys": {"id": format!("co{i}")},
-                "traits": {"tier": TIERS[c.tier], "seats": c.seats}}))
-            .unwrap();
-        company_ids.push(company["id"].as_str().unwrap().to_owned());
-        if c.calls > 0 {
-            server
-                .track(&[("id", &format!("co{i}"))], "api-call", c.calls)
-                .unwrap();
-        }
-        server
-            .upsert_user(json!({"keys": {"email": format!("u{i}@example.com")},
-                "traits": {"plan": TIERS[(c.tier + i) % TIERS.len()]}, "company": {"id": format!("co{i}")}}))
-            .unwrap();
-    }
-    let rest = Client::builder(server.api_key())
-        .base_url(server.rest_url())
-        .capture_url(server.capture_url())
-        .disable_cache()
-        .build()
-        .unwrap();
-    let defs = Defs {
-        tier: trait_definition(&rest, "tier").await,
-        seats: trait_definition(&rest, "seats").await,
-        user_plan: trait_definition(&rest, "plan").await,
-    };
-    for (f, spec) in flags.iter().enumerate() {
-        let key = format!("flag-{f}");
-        server
-            .create_flag(
-                json!({"key": key, "name": key, "description": "", "flag_type": "boolean",
-                "default_value": spec.default_value}),
-            )
-            .unwrap();
-        let rules: Vec<Value> = spec
-            .rules
-            .iter()
-            .enumerate()
-            .map(|(r, rule)| {
-                let group: Vec<Value> = rule
-                    .group
-                    .iter()
-                    .map(|c| condition_json(c, &defs, &company_ids))
-                    .collect();
-                json!({"name": format!("rule {r}"), "priority": rule.priority, "value": rule.value,
-                    "conditions": rule.conditions.iter().map(|c| condition_json(c, &defs, &company_ids)).collect::<Vec<_>>(),
-                    "condition_groups": if group.is_empty() { json!([]) } else { json!([{"conditions": group}]) }})
-            })
-            .collect();
-        server.set_flag_rules(&key, json!(rules)).unwrap();
-    }
+    let rest = seed_scenario(&server, &companies, &flags).await;
     let local = Client::builder(server.api_key())
         .base_url(server.rest_url())
         .capture_url(server.capture_url())
