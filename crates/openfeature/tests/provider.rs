@@ -92,6 +92,16 @@ fn company(id: &str) -> EvaluationContext {
     EvaluationContext::default().with_custom_field("company.id", id)
 }
 
+/// The details of `FLAG` for the company `id`, through OpenFeature's client.
+async fn company_details(
+    of: &open_feature::Client,
+    id: &str,
+) -> open_feature::EvaluationDetails<bool> {
+    of.get_bool_details(FLAG, Some(&company(id)), None)
+        .await
+        .unwrap()
+}
+
 async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
     let deadline = Instant::now() + WAIT;
     while !done() {
@@ -109,34 +119,22 @@ async fn api_answers_targeting_match_default_then_cached() {
     let (server, rule_id) = seeded().await;
     let (_api, of, _p) = open(SchematicProvider::new(builder(&server).build().unwrap())).await;
 
-    let acme = of
-        .get_bool_details(FLAG, Some(&company("acme")), None)
-        .await
-        .unwrap();
+    let acme = company_details(&of, "acme").await;
     assert!(acme.value);
     assert_eq!(acme.reason, Some(EvaluationReason::TargetingMatch));
     assert_eq!(acme.variant.as_deref(), Some(rule_id.as_str()));
 
-    let globex = of
-        .get_bool_details(FLAG, Some(&company("globex")), None)
-        .await
-        .unwrap();
+    let globex = company_details(&of, "globex").await;
     assert!(!globex.value);
     assert_eq!(globex.reason, Some(EvaluationReason::Default));
     assert_eq!(globex.variant, None);
 
     // The same checks again come from the result cache.
-    let again = of
-        .get_bool_details(FLAG, Some(&company("acme")), None)
-        .await
-        .unwrap();
+    let again = company_details(&of, "acme").await;
     assert!(again.value);
     assert_eq!(again.reason, Some(EvaluationReason::Cached));
     assert_eq!(again.variant.as_deref(), Some(rule_id.as_str()));
-    let again = of
-        .get_bool_details(FLAG, Some(&company("globex")), None)
-        .await
-        .unwrap();
+    let again = company_details(&of, "globex").await;
     assert_eq!(
         (again.value, again.reason),
         (false, Some(EvaluationReason::Cached))
@@ -163,19 +161,13 @@ async fn local_evaluation_answers_targeting_match_and_default() {
     assert!(!provider.initialize_timed_out());
 
     for _ in 0..3 {
-        let acme = of
-            .get_bool_details(FLAG, Some(&company("acme")), None)
-            .await
-            .unwrap();
+        let acme = company_details(&of, "acme").await;
         assert!(acme.value);
         // Local answers are never `CACHED`, however often they repeat.
         assert_eq!(acme.reason, Some(EvaluationReason::TargetingMatch));
         assert_eq!(acme.variant.as_deref(), Some(rule_id.as_str()));
     }
-    let globex = of
-        .get_bool_details(FLAG, Some(&company("globex")), None)
-        .await
-        .unwrap();
+    let globex = company_details(&of, "globex").await;
     assert_eq!(
         (globex.value, globex.reason),
         (false, Some(EvaluationReason::Default))
@@ -441,10 +433,7 @@ async fn contexts_map_to_company_and_user_keys() {
     assert!(body["company"].is_null(), "{body}");
 
     // Company only.
-    let d = of
-        .get_bool_details(FLAG, Some(&company("acme")), None)
-        .await
-        .unwrap();
+    let d = company_details(&of, "acme").await;
     assert_eq!(d.variant.as_deref(), Some(rule_id.as_str()));
     let body = last_check_body(&server);
     assert_eq!(body["company"], json!({"id": "acme"}));
@@ -596,10 +585,7 @@ async fn status_goes_stale_when_the_stream_drops_and_ready_again_on_reconnect() 
     assert_eq!(server.datastream_drop_connections(), 1);
     eventually("STALE", || provider.status() == ProviderStatus::STALE).await;
     // Data still answers while stale.
-    let d = of
-        .get_bool_details(FLAG, Some(&company("acme")), None)
-        .await
-        .unwrap();
+    let d = company_details(&of, "acme").await;
     assert!(d.value);
     eventually("READY after reconnecting", || {
         provider.status() == ProviderStatus::Ready
