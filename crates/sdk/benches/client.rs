@@ -76,7 +76,7 @@ fn client_with_gate(gate: tokio::sync::watch::Receiver<bool>) -> Client {
     });
     Client::builder("sch_dev_bench")
         .service(double)
-        .events(|b| b.capacity(1 << 24))
+        .events(|b| b.capacity(1 << 24).max_queue_bytes(1 << 30))
         .build()
         .expect("client builds")
 }

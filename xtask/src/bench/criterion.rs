@@ -43,6 +43,30 @@ struct Package {
 struct Target {
     name: String,
     kind: Vec<String>,
+    #[serde(default, rename = "required-features")]
+    required_features: Vec<String>,
+}
+
+/// The features a bench target needs (`required-features` in its manifest),
+/// from `cargo metadata`; none when it cannot be read.
+fn required_features(root: &Path, package: &str, bench: &str) -> Vec<String> {
+    let Ok(out) = Command::new(cargo())
+        .current_dir(root)
+        .args(["metadata", "--format-version", "1", "--no-deps"])
+        .output()
+    else {
+        return Vec::new();
+    };
+    let Ok(meta) = serde_json::from_slice::<Metadata>(&out.stdout) else {
+        return Vec::new();
+    };
+    meta.packages
+        .into_iter()
+        .filter(|p| p.name == package)
+        .flat_map(|p| p.targets)
+        .find(|t| t.name == bench && t.kind.iter().any(|k| k == "bench"))
+        .map(|t| t.required_features)
+        .unwrap_or_default()
 }
 
 /// The bench targets listed in `cargo metadata` output, sorted.
@@ -85,12 +109,14 @@ pub fn run(
     settings: Settings,
 ) -> Result<Vec<String>, String> {
     let mut cmd = Command::new(cargo());
-    cmd.current_dir(root).args([
-        "bench",
-        "-p",
-        package,
-        "--bench",
-        bench,
+    cmd.current_dir(root)
+        .args(["bench", "-p", package, "--bench", bench]);
+    // A bench that needs a feature (the Redis one) gets it.
+    let features = required_features(root, package, bench);
+    if !features.is_empty() {
+        cmd.arg("--features").arg(features.join(","));
+    }
+    cmd.args([
         "--",
         "--warm-up-time",
         &settings.warm_up.to_string(),

@@ -283,10 +283,27 @@ fn flagwire_side(_args: &[&str]) -> Result<(), String> {
 
 /// Cargo's target directory.
 fn target_dir(root: &Path) -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .map(|p| if p.is_absolute() { p } else { root.join(p) })
-        .unwrap_or_else(|| root.join("target"))
+    // Cargo's own answer covers `CARGO_TARGET_DIR` and a `build.target-dir`
+    // in any config file; the fallback covers a cargo that cannot answer.
+    #[derive(serde::Deserialize)]
+    struct Meta {
+        target_directory: PathBuf,
+    }
+    let from_cargo =
+        std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned()))
+            .current_dir(root)
+            .args(["metadata", "--format-version", "1", "--no-deps"])
+            .output()
+            .ok()
+            .filter(|out| out.status.success())
+            .and_then(|out| serde_json::from_slice::<Meta>(&out.stdout).ok())
+            .map(|meta| meta.target_directory);
+    from_cargo.unwrap_or_else(|| {
+        std::env::var_os("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .map(|p| if p.is_absolute() { p } else { root.join(p) })
+            .unwrap_or_else(|| root.join("target"))
+    })
 }
 
 /// The first of `ids` with a result (benches get renamed; a row lists the
@@ -522,6 +539,55 @@ fn rows(
             flagwire: crit(est, &["rules/check_1_rule_1_condition"]),
             limit: target("target", Figure::Time(50.0)),
             python: py_cell(Py::None(no_rules)),
+        },
+        Row {
+            scenario: "Local flag check over DataStream, 10 rules x 3 conditions, company and user in memory"
+                .to_owned(),
+            source: "datastream/local_check".to_owned(),
+            flagwire: crit(est, &["datastream/local_check"]),
+            limit: crit_limit(
+                est,
+                "the same evaluation and lookups alone",
+                &["datastream/parts_alone"],
+            ),
+            python: py_cell(Py::None(no_rules)),
+        },
+        Row {
+            scenario: "Flag check in Redis replicator mode, in-process layer warm".to_owned(),
+            source: "redis/replicator_check_warm".to_owned(),
+            flagwire: crit(est, &["redis/replicator_check_warm"]),
+            limit: crit_limit(est, "direct-mode local check", &["redis/direct_local_check"]),
+            python: py_cell(Py::None("not measured: needs the Python SDK's Redis provider")),
+        },
+        Row {
+            scenario: "Flag check in Redis replicator mode, company read from Redis".to_owned(),
+            source: "redis/replicator_check_cold".to_owned(),
+            flagwire: crit(est, &["redis/replicator_check_cold"]),
+            limit: crit_limit(est, "bare Redis GET, same connection", &["redis/bare_get"]),
+            python: py_cell(Py::None("not measured: needs the Python SDK's Redis provider")),
+        },
+        Row {
+            scenario: "OpenFeature boolean evaluation, flagwire-openfeature provider alone (local check)"
+                .to_owned(),
+            source: "openfeature/local/provider".to_owned(),
+            flagwire: crit(est, &["openfeature/local/provider"]),
+            limit: crit_limit(est, "check_flag_detailed called directly", &["openfeature/local/direct"]),
+            python: py_cell(Py::None("no Python OpenFeature provider for Schematic")),
+        },
+        Row {
+            scenario: "OpenFeature boolean evaluation through open-feature's client (local check)"
+                .to_owned(),
+            source: "openfeature/local/openfeature".to_owned(),
+            flagwire: crit(est, &["openfeature/local/openfeature"]),
+            limit: crit_limit(est, "check_flag_detailed called directly", &["openfeature/local/direct"]),
+            python: py_cell(Py::None("no Python OpenFeature provider for Schematic")),
+        },
+        Row {
+            scenario: "HTTPS round trip through a loopback CONNECT proxy".to_owned(),
+            source: "proxy/https_proxied".to_owned(),
+            flagwire: crit(est, &["proxy/https_proxied"]),
+            limit: crit_limit(est, "the same round trip direct", &["proxy/https_direct"]),
+            python: py_cell(Py::None("not measured")),
         },
         Row {
             scenario: "Emulator flag checks, 32 concurrent keep-alive clients".to_owned(),
