@@ -102,7 +102,17 @@ impl Op {
                 .iter()
                 .any(|p| p.name == n && p.location == Location::Query)
         };
-        self.method == "GET" && has("limit") && has("offset")
+        self.method == "GET" && has("limit") && (has("offset") || has("start"))
+    }
+
+    /// The query parameter that says where a page starts: `offset`
+    /// (Schematic) or `start` (eSauti).
+    pub fn page_start_param(&self) -> &'static str {
+        let has_offset = self
+            .params
+            .iter()
+            .any(|p| p.name == "offset" && p.location == Location::Query);
+        if has_offset { "offset" } else { "start" }
     }
 
     /// A one-line synopsis: `GET /companies/{company_id}  [q, limit]`.
@@ -342,10 +352,11 @@ impl Prepared {
 
     /// The same request with `limit` and `offset` set (for `--all`).
     pub fn with_page(&self, limit: u64, offset: u64) -> Prepared {
+        let start = self.op.page_start_param();
         let mut next = self.clone();
-        next.query.retain(|(n, _)| n != "limit" && n != "offset");
+        next.query.retain(|(n, _)| n != "limit" && n != start);
         next.query.push(("limit".to_owned(), limit.to_string()));
-        next.query.push(("offset".to_owned(), offset.to_string()));
+        next.query.push((start.to_owned(), offset.to_string()));
         next
     }
 }

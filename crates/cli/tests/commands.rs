@@ -1174,3 +1174,63 @@ fn the_emulator_delivers_signed_webhooks_to_listen() {
     assert_eq!(got["body"]["body"]["name"], "Acme", "{got}");
     server.stop();
 }
+
+#[test]
+fn api_all_pages_through_esauti_lists() {
+    use flagwire_mock::esauti::{DEFAULT_API_KEY, EsautiServer};
+
+    let server = EsautiServer::start_blocking().unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let client = flagwire::esauti::Client::builder()
+            .api_key(DEFAULT_API_KEY)
+            .rest_url(server.rest_url())
+            .build()
+            .unwrap();
+        for i in 0..5 {
+            let email = format!("c{i}@example.com");
+            client
+                .contacts()
+                .create([("email", email.as_str())])
+                .await
+                .unwrap();
+        }
+    });
+    let r = run(
+        flagwire()
+            .env("ESAUTI_API_KEY", DEFAULT_API_KEY)
+            .env("ESAUTI_API_URL", server.rest_url())
+            .args([
+                "api",
+                "--service",
+                "esauti",
+                "listContacts",
+                "--all",
+                "--page-size",
+                "2",
+                "--json",
+            ]),
+        b"",
+    );
+    assert_eq!(r.code, 0, "{r:?}");
+    let v = r.json();
+    let contacts = v["contacts"].as_object().expect("the merged contacts");
+    assert_eq!(contacts.len(), 5, "{v}");
+    assert_eq!(
+        v["total"]
+            .as_u64()
+            .or_else(|| v["total"].as_str()?.parse().ok()),
+        Some(5),
+        "{v}"
+    );
+    // Three pages of at most two were asked for.
+    let lists = server
+        .requests()
+        .iter()
+        .filter(|r| r.method == "GET" && r.path == "/api/contacts")
+        .count();
+    assert_eq!(lists, 3);
+}

@@ -116,13 +116,9 @@ pub async fn run(args: ApiArgs, settings: &Settings, json: bool) -> Result<(), C
     Ok(())
 }
 
-/// Walks every page: `limit` from `--param limit=` or `--page-size`.
-async fn all_pages(
-    client: &flagwire::schematic::Client,
-    prepared: &Prepared,
-    page_size: u64,
-) -> Result<Value, CliError> {
-    let limit = prepared
+/// The page size: `--param limit=` or `--page-size`.
+fn page_limit(prepared: &Prepared, page_size: u64) -> Result<u64, CliError> {
+    Ok(prepared
         .query
         .iter()
         .find(|(n, _)| n == "limit")
@@ -133,13 +129,28 @@ async fn all_pages(
                 .ok_or_else(|| CliError::usage(format!("limit `{v}` is not a positive number")))
         })
         .transpose()?
-        .unwrap_or(page_size);
-    let mut offset = prepared
+        .unwrap_or(page_size))
+}
+
+/// Where the first page starts: `--param offset=` (or `start=`), else 0.
+fn first_offset(prepared: &Prepared) -> u64 {
+    let name = prepared.op.page_start_param();
+    prepared
         .query
         .iter()
-        .find(|(n, _)| n == "offset")
+        .find(|(n, _)| n == name)
         .and_then(|(_, v)| v.parse::<u64>().ok())
-        .unwrap_or(0);
+        .unwrap_or(0)
+}
+
+/// Walks every page: `limit` from `--param limit=` or `--page-size`.
+async fn all_pages(
+    client: &flagwire::schematic::Client,
+    prepared: &Prepared,
+    page_size: u64,
+) -> Result<Value, CliError> {
+    let limit = page_limit(prepared, page_size)?;
+    let mut offset = first_offset(prepared);
     let progress = stderr_is_tty();
     let mut items = Vec::new();
     for _ in 0..MAX_PAGES {
@@ -185,12 +196,73 @@ async fn esauti(
         .build()?;
     let method = http::Method::from_bytes(prepared.op.method.as_bytes())
         .map_err(|_| CliError::failed("the operation table has an invalid method"))?;
+    if !args.all {
+        return esauti_call(&client, &method, prepared).await;
+    }
+    // eSauti lists answer `{"total": N, "<items>": {"<id>": {...}, ...}}` and
+    // page with `start`/`limit`: the pages' items are merged into one object.
+    let limit = page_limit(prepared, args.page_size)?;
+    let mut start = first_offset(prepared);
+    let progress = stderr_is_tty();
+    let mut merged: Option<(String, serde_json::Map<String, Value>)> = None;
+    let mut total = Value::Null;
+    for _ in 0..MAX_PAGES {
+        let page = esauti_call(&client, &method, &prepared.with_page(limit, start)).await?;
+        let Value::Object(mut doc) = page else {
+            return Err(CliError::failed("an eSauti page is not a JSON object"));
+        };
+        total = doc.remove("total").unwrap_or(Value::Null);
+        let Some((name, Value::Object(items))) =
+            doc.into_iter().find(|(_, v)| v.is_object() || v.is_array())
+        else {
+            break;
+        };
+        let n = items.len() as u64;
+        match &mut merged {
+            Some((_, all)) => all.extend(items),
+            None => merged = Some((name, items)),
+        }
+        let fetched = merged.as_ref().map_or(0, |(_, all)| all.len());
+        if progress {
+            eprint!("\rfetched {fetched} item(s)");
+        }
+        let reached_total = total
+            .as_u64()
+            .or_else(|| total.as_str().and_then(|t| t.parse().ok()))
+            .is_some_and(|t| fetched as u64 >= t);
+        if n < limit || reached_total {
+            break;
+        }
+        start += n;
+    }
+    if progress {
+        eprintln!();
+    }
+    let mut out = serde_json::Map::new();
+    out.insert("total".to_owned(), total);
+    if let Some((name, items)) = merged {
+        out.insert(name, Value::Object(items));
+    }
+    Ok(Value::Object(out))
+}
+
+/// One eSauti REST call of a prepared request.
+async fn esauti_call(
+    client: &flagwire::esauti::Client,
+    method: &http::Method,
+    prepared: &Prepared,
+) -> Result<Value, CliError> {
     let query: Vec<(&str, &str)> = prepared
         .query
         .iter()
         .map(|(k, v)| (k.as_str(), v.as_str()))
         .collect();
     Ok(client
-        .call(method, &prepared.path, &query, prepared.body.as_ref())
+        .call(
+            method.clone(),
+            &prepared.path,
+            &query,
+            prepared.body.as_ref(),
+        )
         .await?)
 }
