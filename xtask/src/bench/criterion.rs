@@ -10,9 +10,19 @@ use serde::Deserialize;
 
 use super::process::run_logged;
 
-/// Every bench target of the workspace's packages, as `(package, bench)`,
-/// from `cargo metadata`.
-pub fn discover(root: &Path) -> Result<Vec<(String, String)>, String> {
+/// A bench target of the workspace.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Bench {
+    /// Its package.
+    pub package: String,
+    /// The target's name.
+    pub name: String,
+    /// Its `required-features`, passed to `cargo bench`.
+    pub features: Vec<String>,
+}
+
+/// Every bench target of the workspace's packages, from `cargo metadata`.
+pub fn discover(root: &Path) -> Result<Vec<Bench>, String> {
     let out = Command::new(cargo())
         .current_dir(root)
         .args(["metadata", "--format-version", "1", "--no-deps"])
@@ -47,33 +57,11 @@ struct Target {
     required_features: Vec<String>,
 }
 
-/// The features a bench target needs (`required-features` in its manifest),
-/// from `cargo metadata`; none when it cannot be read.
-fn required_features(root: &Path, package: &str, bench: &str) -> Vec<String> {
-    let Ok(out) = Command::new(cargo())
-        .current_dir(root)
-        .args(["metadata", "--format-version", "1", "--no-deps"])
-        .output()
-    else {
-        return Vec::new();
-    };
-    let Ok(meta) = serde_json::from_slice::<Metadata>(&out.stdout) else {
-        return Vec::new();
-    };
-    meta.packages
-        .into_iter()
-        .filter(|p| p.name == package)
-        .flat_map(|p| p.targets)
-        .find(|t| t.name == bench && t.kind.iter().any(|k| k == "bench"))
-        .map(|t| t.required_features)
-        .unwrap_or_default()
-}
-
 /// The bench targets listed in `cargo metadata` output, sorted.
-fn benches_in_metadata(json: &str) -> Result<Vec<(String, String)>, String> {
+fn benches_in_metadata(json: &str) -> Result<Vec<Bench>, String> {
     let meta: Metadata =
         serde_json::from_str(json).map_err(|e| format!("cargo metadata output: {e}"))?;
-    let mut out: Vec<(String, String)> = meta
+    let mut out: Vec<Bench> = meta
         .packages
         .into_iter()
         .flat_map(|p| {
@@ -81,7 +69,11 @@ fn benches_in_metadata(json: &str) -> Result<Vec<(String, String)>, String> {
             p.targets
                 .into_iter()
                 .filter(|t| t.kind.iter().any(|k| k == "bench"))
-                .map(move |t| (name.clone(), t.name))
+                .map(move |t| Bench {
+                    package: name.clone(),
+                    name: t.name,
+                    features: t.required_features,
+                })
         })
         .collect();
     out.sort();
@@ -104,15 +96,18 @@ pub struct Settings {
 pub fn run(
     root: &Path,
     logs: &Path,
-    package: &str,
-    bench: &str,
+    bench: &Bench,
     settings: Settings,
 ) -> Result<Vec<String>, String> {
+    let Bench {
+        package,
+        name: bench,
+        features,
+    } = bench;
     let mut cmd = Command::new(cargo());
     cmd.current_dir(root)
         .args(["bench", "-p", package, "--bench", bench]);
     // A bench that needs a feature (the Redis one) gets it.
-    let features = required_features(root, package, bench);
     if !features.is_empty() {
         cmd.arg("--features").arg(features.join(","));
     }
@@ -340,13 +335,23 @@ mod tests {
     fn finds_bench_targets_in_metadata() {
         let json = r#"{"packages":[
             {"name":"flagwire","targets":[{"name":"flagwire","kind":["lib"]},
-                {"name":"enqueue","kind":["bench"]},{"name":"cache","kind":["bench"]}]},
+                {"name":"enqueue","kind":["bench"],"required-features":["redis"]},
+                {"name":"cache","kind":["bench"]}]},
             {"name":"xtask","targets":[{"name":"xtask","kind":["bin"]}]}]}"#;
+        let found: Vec<(String, String, Vec<String>)> = benches_in_metadata(json)
+            .unwrap()
+            .into_iter()
+            .map(|b| (b.package, b.name, b.features))
+            .collect();
         assert_eq!(
-            benches_in_metadata(json).unwrap(),
+            found,
             vec![
-                ("flagwire".to_owned(), "cache".to_owned()),
-                ("flagwire".to_owned(), "enqueue".to_owned())
+                ("flagwire".to_owned(), "cache".to_owned(), vec![]),
+                (
+                    "flagwire".to_owned(),
+                    "enqueue".to_owned(),
+                    vec!["redis".to_owned()]
+                )
             ]
         );
         assert!(benches_in_metadata("[]").is_err());

@@ -164,8 +164,8 @@ pub fn run(root: &Path, args: &[&str]) -> Result<(), String> {
     let benches = criterion::discover(root)?;
     if let Some(only) = &options.only {
         for n in only {
-            if n != EXAMPLE && !benches.iter().any(|(_, b)| b == n) {
-                let known: Vec<&str> = benches.iter().map(|(_, b)| b.as_str()).collect();
+            if n != EXAMPLE && !benches.iter().any(|b| &b.name == n) {
+                let known: Vec<&str> = benches.iter().map(|b| b.name.as_str()).collect();
                 return Err(format!(
                     "--only: no bench named {n:?} (benches: {}; and {EXAMPLE})",
                     known.join(", ")
@@ -176,7 +176,8 @@ pub fn run(root: &Path, args: &[&str]) -> Result<(), String> {
     // The same-run comparisons two benches print go to their logs with the
     // rest of their output and are read back from there.
     let mut same_run = SameRun::default();
-    for (package, bench) in &benches {
+    for target in &benches {
+        let (package, bench) = (&target.package, &target.name);
         if !options.selected(bench) {
             continue;
         }
@@ -188,7 +189,7 @@ pub fn run(root: &Path, args: &[&str]) -> Result<(), String> {
             continue;
         }
         println!("==> cargo bench -p {package} --bench {bench}");
-        match criterion::run(root, &logs, package, bench, options.settings) {
+        match criterion::run(root, &logs, target, options.settings) {
             Ok(ids) => {
                 analysed.extend(ids);
                 same_run.read_log(package, bench, &log, None, false);
