@@ -380,20 +380,11 @@ impl HttpsClientBuilder {
 /// `Request<Bytes>` and returns the response with its body read into
 /// `Bytes`. Cloning is cheap and shares the connection pool (and the
 /// settings), so one client can serve several transports.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct HttpsClient {
     /// The settings it was built with, for connectors that share them.
     settings: Arc<HttpsClientBuilder>,
     inner: CollectBody<HyperService>,
-}
-
-impl fmt::Debug for HttpsClient {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("HttpsClient")
-            .field("settings", &self.settings)
-            .field("inner", &self.inner)
-            .finish()
-    }
 }
 
 impl HttpsClient {

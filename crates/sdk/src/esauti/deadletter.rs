@@ -287,11 +287,9 @@ pub(crate) fn open_replay(path: &Path) -> io::Result<Option<(ReplayFile, Vec<Ent
     let entries = lines
         .into_iter()
         .map(|line| {
-            let parsed = if line.complete {
-                DeadLetter::from_json_line(&line.text).map_err(|e| e.to_string())
-            } else {
-                Err("incomplete last line (a write cut short by a crash)".to_owned())
-            };
+            let parsed = line
+                .check_complete()
+                .and_then(|()| DeadLetter::from_json_line(&line.text).map_err(|e| e.to_string()));
             match parsed {
                 Ok(letter) => Entry::Letter(Box::new(letter), line.text),
                 Err(reason) => Entry::Invalid(

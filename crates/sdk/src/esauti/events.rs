@@ -231,19 +231,18 @@ impl<'a> Events<'a> {
             attempts: attempts.clone(),
             armed: options.dead_letter,
         };
-        let outcome = match pending.envelope.as_ref() {
-            Some(envelope) => {
-                self.execute(
-                    request,
-                    envelope,
-                    &pending.key,
-                    &pending.request_id,
-                    attempts,
-                )
-                .await
-            }
-            None => return Err(Error::config("the event was lost before it was sent")),
+        let Some(envelope) = pending.envelope.as_ref() else {
+            unreachable!("the envelope was stored just above");
         };
+        let outcome = self
+            .execute(
+                request,
+                envelope,
+                &pending.key,
+                &pending.request_id,
+                attempts,
+            )
+            .await;
         pending.armed = false;
         match outcome {
             Ok(receipt) => Ok(receipt),

@@ -908,7 +908,7 @@ impl EventBuffer {
         let backlog_room = |len: usize, bytes: usize, size: usize| {
             len < config.capacity && bytes + size <= config.max_bytes
         };
-        let memory_fits = |q: &Queue| q.len < config.capacity && q.bytes + size <= config.max_bytes;
+        let memory_fits = |q: &Queue| backlog_room(q.len, q.bytes, size);
         let mut spool_over = false;
         if let Some(spool) = &shared.spool {
             let live = spool.live_bytes.load(Ordering::Relaxed);
@@ -961,11 +961,10 @@ impl EventBuffer {
         }
         let sealed = st.queue.push(key, event, config.max_batch);
         st.enqueued += 1;
-        let commit = shared.spool.as_ref().is_some_and(|spool| {
-            spool_over
-                || st.queue.bytes >= commit_threshold(config, spool.config())
-                    && !std::mem::replace(&mut st.commit_now, true)
-        });
+        let commit = shared.spool.is_some()
+            && (spool_over
+                || st.queue.bytes >= commit_threshold(config.max_bytes)
+                    && !std::mem::replace(&mut st.commit_now, true));
         drop(st);
         shared.note_lost(lost);
         if shared.spool.is_some() {
@@ -1111,8 +1110,8 @@ impl EventBuffer {
 }
 
 /// Pending bytes at which the spool commits before its interval is over.
-fn commit_threshold(config: &Config, _spool: &SpoolConfig) -> usize {
-    (config.max_bytes / 8).clamp(64 * 1024, 4 * 1024 * 1024)
+fn commit_threshold(max_bytes: usize) -> usize {
+    (max_bytes / 8).clamp(64 * 1024, 4 * 1024 * 1024)
 }
 
 /// Bounds an async wait without a runtime timer: a helper thread sets

@@ -147,6 +147,18 @@ pub(crate) struct Line {
     pub(crate) complete: bool,
 }
 
+impl Line {
+    /// `Err` with the reason when the line is a torn tail (a write cut short
+    /// by a crash), which replay reports instead of parsing.
+    pub(crate) fn check_complete(&self) -> Result<(), String> {
+        if self.complete {
+            Ok(())
+        } else {
+            Err("incomplete last line (a write cut short by a crash)".to_owned())
+        }
+    }
+}
+
 /// A file being replayed. Only one replay of a path runs at a time in a
 /// process; dropping the value ends it.
 pub(crate) struct ReplayFile {

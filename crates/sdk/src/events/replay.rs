@@ -12,6 +12,7 @@ use time::OffsetDateTime;
 
 use super::deadletter::{DeadEvents, DeadLetter, DeadLetterReason, JsonlDeadLetterFile};
 use super::jsonl::{Line, ReplayFile};
+use super::worker::exponential_backoff;
 use super::{Batch, BatchSender, SendError};
 
 /// Attempts per batch during a replay.
@@ -84,9 +85,7 @@ struct Letter {
 
 /// Parses one line; `Err` says why it is not a letter.
 fn parse(line: &Line) -> Result<Letter, String> {
-    if !line.complete {
-        return Err("incomplete last line (a write cut short by a crash)".to_owned());
-    }
+    line.check_complete()?;
     let parsed: LineIn<'_> =
         serde_json::from_str(&line.text).map_err(|e| format!("not a dead letter: {e}"))?;
     if let Some(reason) = &parsed.reason
@@ -278,10 +277,11 @@ async fn send(
             .await;
         match outcome {
             Err(e) if e.is_retryable() && attempt < REPLAY_ATTEMPTS => {
-                let delay = e
-                    .retry_after()
-                    .unwrap_or(Duration::from_secs(1 << (attempt - 1)))
-                    .min(Duration::from_secs(5));
+                let cap = Duration::from_secs(5);
+                let delay = e.retry_after().map_or_else(
+                    || exponential_backoff(Duration::from_secs(1), cap, attempt, 0.0),
+                    |wait| wait.min(cap),
+                );
                 tokio::time::sleep(delay).await;
             }
             other => return (other, attempt),

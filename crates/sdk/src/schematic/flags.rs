@@ -32,12 +32,11 @@ use flagwire_core::schematic::models::{
     CheckFlagRequestBody, CheckFlagResponseData, FeatureEntitlement,
     PreflightEventUsageRequestBody, PreflightRequestBody,
 };
-use time::OffsetDateTime;
 
 use super::breaker::Permit;
 use super::client::Client;
 use super::options::RequestOptions;
-use crate::cache::FlagCacheKey;
+use crate::cache::{FlagCacheKey, coarse_utc_now};
 use crate::context::Context;
 use crate::datastream::DataStream;
 use crate::datastream::store::Local;
@@ -333,12 +332,6 @@ fn request_body(context: &Context<'_>, preflight: &Preflight<'_>) -> CheckFlagRe
     body
 }
 
-/// The current time for rule evaluation.
-#[inline]
-fn now_utc() -> OffsetDateTime {
-    crate::cache::coarse_utc_now()
-}
-
 /// Whether a failed check request says the API is unavailable (what the
 /// breaker counts) rather than answering about this check.
 fn is_outage(error: &Error) -> bool {
@@ -510,14 +503,14 @@ impl Client {
         }
         if let Some(ds) = &inner.datastream {
             let events = ds.options.flag_check_events && inner.events.is_some();
-            let local = ds
-                .store
-                .evaluate(flag, context, &EvalOptions::new(), now_utc(), |e| {
-                    if events {
-                        self.enqueue_flag_check(e, context);
-                    }
-                    e.value
-                });
+            let local =
+                ds.store
+                    .evaluate(flag, context, &EvalOptions::new(), coarse_utc_now(), |e| {
+                        if events {
+                            self.enqueue_flag_check(e, context);
+                        }
+                        e.value
+                    });
             match local {
                 Local::Done(value) => return Some(value),
                 Local::Conflict { kind } => {
@@ -594,7 +587,7 @@ impl Client {
         let events = ds.options.flag_check_events && self.inner.events.is_some();
         let options = preflight.engine_options();
         ds.store
-            .evaluate_with::<MISSING_OK, _>(flag, context, &options, now_utc(), |e| {
+            .evaluate_with::<MISSING_OK, _>(flag, context, &options, coarse_utc_now(), |e| {
                 if events {
                     self.enqueue_flag_check(e, context);
                 }
@@ -824,7 +817,7 @@ impl Client {
         let mirror = ds.mirror.as_ref()?;
         let probe = ds
             .store
-            .evaluate(flag, context, &EvalOptions::new(), now_utc(), |_| ());
+            .evaluate(flag, context, &EvalOptions::new(), coarse_utc_now(), |_| ());
         if !matches!(probe, Local::Need { .. }) {
             return None;
         }
@@ -968,7 +961,7 @@ impl Client {
                     flag,
                     context,
                     &EvalOptions::new(),
-                    now_utc(),
+                    coarse_utc_now(),
                     |e| FlagCheck::from_evaluation(e, false),
                 ) {
                     Local::Done(check) => out.push(check),
@@ -982,7 +975,7 @@ impl Client {
         }
         let evaluate = |flag: &str| {
             ds.store
-                .evaluate(flag, context, &EvalOptions::new(), now_utc(), |e| {
+                .evaluate(flag, context, &EvalOptions::new(), coarse_utc_now(), |e| {
                     FlagCheck::from_evaluation(e, false)
                 })
         };
