@@ -21,8 +21,18 @@ pub struct Bench {
     pub features: Vec<String>,
 }
 
-/// Every bench target of the workspace's packages, from `cargo metadata`.
-pub fn discover(root: &Path) -> Result<Vec<Bench>, String> {
+/// What `cargo metadata` says of the workspace.
+#[derive(Debug)]
+pub struct Workspace {
+    /// Every bench target of the workspace's packages, sorted.
+    pub benches: Vec<Bench>,
+    /// Where cargo builds (it honours `CARGO_TARGET_DIR` and a
+    /// `build.target-dir` in any config file).
+    pub target_directory: Option<PathBuf>,
+}
+
+/// The workspace's benches and target directory, from one `cargo metadata`.
+pub fn discover(root: &Path) -> Result<Workspace, String> {
     let out = Command::new(cargo())
         .current_dir(root)
         .args(["metadata", "--format-version", "1", "--no-deps"])
@@ -35,12 +45,20 @@ pub fn discover(root: &Path) -> Result<Vec<Bench>, String> {
         ));
     }
     let text = String::from_utf8(out.stdout).map_err(|e| format!("cargo metadata: {e}"))?;
-    benches_in_metadata(&text)
+    let target_directory = serde_json::from_str::<Metadata>(&text)
+        .ok()
+        .and_then(|m| m.target_directory);
+    Ok(Workspace {
+        benches: benches_in_metadata(&text)?,
+        target_directory,
+    })
 }
 
 #[derive(Deserialize)]
 struct Metadata {
     packages: Vec<Package>,
+    #[serde(default)]
+    target_directory: Option<PathBuf>,
 }
 
 #[derive(Deserialize)]

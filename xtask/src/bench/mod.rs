@@ -154,14 +154,17 @@ pub fn run(root: &Path, args: &[&str]) -> Result<(), String> {
         return Ok(());
     }
     let options = Options::parse(args)?;
-    let target = target_dir(root);
+    let workspace = criterion::discover(root)?;
+    let target = workspace
+        .target_directory
+        .unwrap_or_else(|| target_dir_from_env(root));
     let logs = target.join("xtask-bench").join("logs");
     let machine = Machine::describe(root);
     let started = SystemTime::now();
     let mut failures = Vec::new();
     let mut analysed = std::collections::BTreeSet::new();
 
-    let benches = criterion::discover(root)?;
+    let benches = workspace.benches;
     if let Some(only) = &options.only {
         for n in only {
             if n != EXAMPLE && !benches.iter().any(|b| &b.name == n) {
@@ -282,29 +285,13 @@ fn flagwire_side(_args: &[&str]) -> Result<(), String> {
     )
 }
 
-/// Cargo's target directory.
-fn target_dir(root: &Path) -> PathBuf {
-    // Cargo's own answer covers `CARGO_TARGET_DIR` and a `build.target-dir`
-    // in any config file; the fallback covers a cargo that cannot answer.
-    #[derive(serde::Deserialize)]
-    struct Meta {
-        target_directory: PathBuf,
-    }
-    let from_cargo =
-        std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned()))
-            .current_dir(root)
-            .args(["metadata", "--format-version", "1", "--no-deps"])
-            .output()
-            .ok()
-            .filter(|out| out.status.success())
-            .and_then(|out| serde_json::from_slice::<Meta>(&out.stdout).ok())
-            .map(|meta| meta.target_directory);
-    from_cargo.unwrap_or_else(|| {
-        std::env::var_os("CARGO_TARGET_DIR")
-            .map(PathBuf::from)
-            .map(|p| if p.is_absolute() { p } else { root.join(p) })
-            .unwrap_or_else(|| root.join("target"))
-    })
+/// Cargo's target directory when `cargo metadata` did not say: from
+/// `CARGO_TARGET_DIR`, else `target` in the workspace.
+fn target_dir_from_env(root: &Path) -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .map(|p| if p.is_absolute() { p } else { root.join(p) })
+        .unwrap_or_else(|| root.join("target"))
 }
 
 /// The first of `ids` with a result (benches get renamed; a row lists the

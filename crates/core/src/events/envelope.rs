@@ -430,9 +430,9 @@ impl EventOptions {
         if let Some(at) = self.sent_at {
             envelope = envelope.with_sent_at(at)?;
         }
-        envelope.trusted_client_clock = self.trusted_client_clock;
-        envelope.backfill = self.backfill;
-        Ok(envelope)
+        Ok(envelope
+            .with_trusted_client_clock(self.trusted_client_clock)
+            .with_backfill(self.backfill))
     }
 }
 

@@ -905,7 +905,7 @@ impl<'a> EntitlementRef<'a> {
 
     /// The entitlement, parsed.
     pub fn parse(&self) -> Result<FeatureEntitlement, serde_json::Error> {
-        serde_json::from_str(self.json)
+        self.parse_as()
     }
 
     /// The entitlement parsed into another type with the same wire form
