@@ -24,9 +24,9 @@ use open_feature::{EvaluationError, EvaluationErrorCode, EvaluationReason, FlagM
 
 /// The reason the SDK's fallback gives when the client has a default for the
 /// flag.
-const CLIENT_DEFAULT: &str = "client default";
+const CLIENT_DEFAULT: &str = FlagCheck::REASON_CLIENT_DEFAULT;
 /// The reason the SDK gives to a key conflict.
-const KEY_CONFLICT: &str = "key conflict";
+const KEY_CONFLICT: &str = FlagCheck::REASON_KEY_CONFLICT;
 
 /// Flag metadata keys set on boolean details when the check carries
 /// entitlement data.

@@ -278,6 +278,13 @@ pub struct FlagCheck {
 }
 
 impl FlagCheck {
+    /// The reason of a check answered by the client's default for the flag
+    /// ([`ClientBuilder::flag_default`](super::ClientBuilder::flag_default)).
+    pub const REASON_CLIENT_DEFAULT: &'static str = "client default";
+    /// The reason of a check whose keys named two different companies (or
+    /// users); [`FlagCheck::error`] says which.
+    pub const REASON_KEY_CONFLICT: &'static str = "key conflict";
+
     fn from_api(data: CheckFlagResponseData) -> Self {
         FlagCheck {
             flag: data.flag,
@@ -619,7 +626,7 @@ impl Client {
         let check = FlagCheck {
             flag: flag.to_owned(),
             value,
-            reason: "key conflict".to_owned(),
+            reason: FlagCheck::REASON_KEY_CONFLICT.to_owned(),
             rule_id: None,
             rule_type: None,
             flag_id: None,
@@ -638,8 +645,8 @@ impl Client {
             source: CheckSource::Local,
         };
         if ds.options.flag_check_events && self.inner.events.is_some() {
-            let mut body =
-                FlagCheckBody::builder(flag, value, "key conflict").error("key conflict");
+            let mut body = FlagCheckBody::builder(flag, value, FlagCheck::REASON_KEY_CONFLICT)
+                .error(FlagCheck::REASON_KEY_CONFLICT);
             if let Some(keys) = context.company_map() {
                 body = body.req_company(keys);
             }
@@ -1086,7 +1093,7 @@ impl Client {
     ) -> FlagCheck {
         let (value, reason) = match (default, self.inner.defaults.get(flag)) {
             (Some(v), _) => (v, "per-call default"),
-            (None, Some(v)) => (*v, "client default"),
+            (None, Some(v)) => (*v, FlagCheck::REASON_CLIENT_DEFAULT),
             (None, None) => (false, "no default configured"),
         };
         FlagCheck {
