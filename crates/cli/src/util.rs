@@ -183,11 +183,6 @@ pub fn edit_distance(a: &str, b: &str) -> usize {
     prev[b.len()]
 }
 
-/// The current time as Unix seconds.
-pub fn unix_now() -> i64 {
-    time::OffsetDateTime::now_utc().unix_timestamp()
-}
-
 /// The current time, RFC 3339, for log lines.
 pub fn now_rfc3339() -> String {
     time::OffsetDateTime::now_utc()
