@@ -183,6 +183,18 @@ impl RetryPolicy {
     }
 
     fn delay_at(&self, retry: u32, headers: Option<&HeaderMap>, now: SystemTime) -> Duration {
+        self.delay_from(self.base_delay, retry, headers, now)
+    }
+
+    /// [`delay`](Self::delay) with another back-off base (a request's
+    /// `RequestOptions::retry_delay`).
+    fn delay_from(
+        &self,
+        base_delay: Duration,
+        retry: u32,
+        headers: Option<&HeaderMap>,
+        now: SystemTime,
+    ) -> Duration {
         if let Some(headers) = headers {
             if let Some(wait) = retry_after(headers, now) {
                 return wait.min(self.max_delay);
@@ -193,8 +205,7 @@ impl RetryPolicy {
             }
         }
         let factor = 2u32.checked_pow(retry).unwrap_or(u32::MAX);
-        let backoff = self
-            .base_delay
+        let backoff = base_delay
             .checked_mul(factor)
             .unwrap_or(self.max_delay)
             .min(self.max_delay);
@@ -463,10 +474,10 @@ where
             attempt: 1,
             max_retries,
             replay_safe,
-            policy: match options.and_then(|o| o.retry_delay) {
-                Some(delay) => Arc::new((*self.policy).clone().base_delay(delay)),
-                None => self.policy.clone(),
-            },
+            policy: self.policy.clone(),
+            base_delay: options
+                .and_then(|o| o.retry_delay)
+                .unwrap_or(self.policy.base_delay),
             budget: self.budget.clone(),
             counter,
             deadline,
@@ -502,6 +513,9 @@ pin_project! {
         // reached the server.
         replay_safe: bool,
         policy: Arc<RetryPolicy>,
+        // The back-off base of this request (the policy's, or the request's
+        // `retry_delay`).
+        base_delay: Duration,
         budget: Option<RetryBudget>,
         counter: Option<AttemptCounter>,
         deadline: Option<Deadline>,
@@ -524,6 +538,7 @@ where
             max_retries: 0,
             replay_safe: false,
             policy: retry.policy.clone(),
+            base_delay: retry.policy.base_delay,
             budget: None,
             counter: None,
             deadline: None,
@@ -570,7 +585,12 @@ where
                     let verdict = match &outcome {
                         Ok(resp) if this.policy.is_retryable_status(resp.status()) => {
                             if *this.replay_safe {
-                                Verdict::Again(this.policy.delay(retry_index, Some(resp.headers())))
+                                Verdict::Again(this.policy.delay_from(
+                                    *this.base_delay,
+                                    retry_index,
+                                    Some(resp.headers()),
+                                    SystemTime::now(),
+                                ))
                             } else {
                                 Verdict::Done
                             }
@@ -581,7 +601,12 @@ where
                         }
                         // Nothing reached the server: safe for any method.
                         Err(e) if e.is_retryable() && (*this.replay_safe || e.never_sent()) => {
-                            Verdict::Again(this.policy.delay(retry_index, None))
+                            Verdict::Again(this.policy.delay_from(
+                                *this.base_delay,
+                                retry_index,
+                                None,
+                                SystemTime::now(),
+                            ))
                         }
                         Err(_) => Verdict::Done,
                     };
