@@ -22,6 +22,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use flagwire_core::datastream::CacheKeys;
 use redis::aio::ConnectionManager;
 use tokio::sync::{mpsc, watch};
 
@@ -32,6 +33,13 @@ use crate::store::{Refreshed, Store};
 /// How long the writer lock lives without renewal.
 const WRITER_LOCK_TTL: Duration = Duration::from_secs(15);
 
+/// Which entity an [`Op`] writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Company,
+    User,
+}
+
 /// One write, in the order the changes happened.
 #[derive(Debug, Clone)]
 enum Op {
@@ -39,14 +47,14 @@ enum Op {
     Flags(Vec<(String, String)>),
     /// An entity written: kind, id, JSON, its keys now, its keys before.
     Put(
-        &'static str,
+        Kind,
         String,
         String,
         Vec<(String, String)>,
         Vec<(String, String)>,
     ),
     /// An entity removed: kind, id, the keys it had.
-    Delete(&'static str, String, Vec<(String, String)>),
+    Delete(Kind, String, Vec<(String, String)>),
 }
 
 /// The running emulation.
@@ -62,10 +70,6 @@ pub(crate) struct Replicator {
 /// Where the emulation lives on the server.
 #[derive(Debug, Default)]
 pub(crate) struct Slot(Mutex<Option<Replicator>>);
-
-fn fold(text: &str) -> String {
-    text.chars().flat_map(char::to_lowercase).collect()
-}
 
 fn pairs(keys: impl Iterator<Item = (impl AsRef<str>, impl AsRef<str>)>) -> Vec<(String, String)> {
     keys.map(|(k, v)| (k.as_ref().to_owned(), v.as_ref().to_owned()))
@@ -102,13 +106,13 @@ fn ops(store: &Store, replaced: &Refreshed) -> Vec<Op> {
         let old_keys = old.as_ref().map(|c| pairs(c.keys())).unwrap_or_default();
         match store.prepared_companies.get(id) {
             Some(company) => out.push(Op::Put(
-                "company",
+                Kind::Company,
                 id.clone(),
                 serde_json::to_string(&company.to_company()).unwrap_or_default(),
                 pairs(company.keys()),
                 old_keys,
             )),
-            None => out.push(Op::Delete("company", id.clone(), old_keys)),
+            None => out.push(Op::Delete(Kind::Company, id.clone(), old_keys)),
         }
     }
     for (id, old) in &replaced.users {
@@ -118,13 +122,13 @@ fn ops(store: &Store, replaced: &Refreshed) -> Vec<Op> {
             .unwrap_or_default();
         match store.prepared_users.get(id) {
             Some(user) => out.push(Op::Put(
-                "user",
+                Kind::User,
                 id.clone(),
                 serde_json::to_string(user.user()).unwrap_or_default(),
                 pairs(user.user().keys.iter()),
                 old_keys,
             )),
-            None => out.push(Op::Delete("user", id.clone(), old_keys)),
+            None => out.push(Op::Delete(Kind::User, id.clone(), old_keys)),
         }
     }
     out
@@ -153,7 +157,7 @@ fn full_state(store: &Store) -> Vec<Op> {
     companies.sort_by(|a, b| a.0.cmp(b.0));
     for (id, company) in companies {
         out.push(Op::Put(
-            "company",
+            Kind::Company,
             id.clone(),
             serde_json::to_string(&company.to_company()).unwrap_or_default(),
             pairs(company.keys()),
@@ -164,7 +168,7 @@ fn full_state(store: &Store) -> Vec<Op> {
     users.sort_by(|a, b| a.0.cmp(b.0));
     for (id, user) in users {
         out.push(Op::Put(
-            "user",
+            Kind::User,
             id.clone(),
             serde_json::to_string(user.user()).unwrap_or_default(),
             pairs(user.user().keys.iter()),
@@ -174,27 +178,51 @@ fn full_state(store: &Store) -> Vec<Op> {
     out
 }
 
-/// The keys of one prefix and version.
+/// The keys of one prefix and version: the shared layout
+/// ([`CacheKeys`]) and the writer lock.
 struct Keys {
     prefix: String,
-    version: String,
+    cache: CacheKeys,
 }
 
 impl Keys {
+    fn new(prefix: &str, version: &str) -> Self {
+        Keys {
+            prefix: prefix.to_owned(),
+            cache: CacheKeys::new(prefix, version),
+        }
+    }
+    fn version(&self) -> &str {
+        self.cache.version()
+    }
+    /// A key written by `write`; with an empty prefix it starts with `:`,
+    /// like the writer lock.
+    fn build(&self, write: impl FnOnce(&CacheKeys, &mut String)) -> String {
+        let mut out = String::with_capacity(64);
+        if self.prefix.is_empty() {
+            out.push(':');
+        }
+        write(&self.cache, &mut out);
+        out
+    }
     fn flag(&self, key: &str) -> String {
-        format!("{}:flags:{}:{}", self.prefix, self.version, fold(key))
+        self.build(|k, out| k.write_flag(out, key))
     }
-    fn entity(&self, kind: &str, id: &str) -> String {
-        format!("{}:{kind}:{}:{id}", self.prefix, self.version)
+    /// What every flag key of the version starts with.
+    fn flags_prefix(&self) -> String {
+        self.build(|k, out| out.push_str(&k.flags_prefix()))
     }
-    fn lookup(&self, kind: &str, name: &str, value: &str) -> String {
-        format!(
-            "{}:{kind}:{}:{}:{}",
-            self.prefix,
-            self.version,
-            fold(name),
-            fold(value)
-        )
+    fn entity(&self, kind: Kind, id: &str) -> String {
+        self.build(|k, out| match kind {
+            Kind::Company => k.write_company(out, id),
+            Kind::User => k.write_user(out, id),
+        })
+    }
+    fn lookup(&self, kind: Kind, name: &str, value: &str) -> String {
+        self.build(|k, out| match kind {
+            Kind::Company => k.write_company_lookup(out, name, value),
+            Kind::User => k.write_user_lookup(out, name, value),
+        })
     }
     fn writer_lock(&self) -> String {
         format!("{}:datastream:writer_lock", self.prefix)
@@ -228,7 +256,7 @@ async fn apply(c: &mut ConnectionManager, keys: &Keys, op: Op) -> redis::RedisRe
         Op::Flags(flags) => {
             let keep: std::collections::HashSet<String> =
                 flags.iter().map(|(k, _)| keys.flag(k)).collect();
-            let existing = scan(c, &format!("{}:flags:{}:*", keys.prefix, keys.version)).await?;
+            let existing = scan(c, &format!("{}*", keys.flags_prefix())).await?;
             for (key, json) in &flags {
                 pipe.cmd("SET").arg(keys.flag(key)).arg(json).ignore();
             }
@@ -281,12 +309,9 @@ impl MockServer {
         let mut conn = ConnectionManager::new_with_config(client, config)
             .await
             .map_err(|e| MockError::Redis(e.to_string()))?;
-        let keys = Keys {
-            prefix: prefix.to_owned(),
-            version: self.inner.datastream.cache_version().to_owned(),
-        };
+        let keys = Keys::new(prefix, self.inner.datastream.cache_version());
         for kind in ["flags", "company", "user"] {
-            let pattern = format!("{}:{kind}:{}:*", keys.prefix, keys.version);
+            let pattern = format!("{}:{kind}:{}:*", keys.prefix, keys.version());
             let stale = scan(&mut conn, &pattern)
                 .await
                 .map_err(|e| MockError::Redis(e.to_string()))?;
@@ -407,16 +432,21 @@ mod tests {
 
     #[test]
     fn keys_follow_the_replicator_layout() {
-        let k = Keys {
-            prefix: "schematic".into(),
-            version: "v1".into(),
-        };
+        let k = Keys::new("schematic", "v1");
         assert_eq!(k.flag("New-Editor"), "schematic:flags:v1:new-editor");
-        assert_eq!(k.entity("company", "Co_1"), "schematic:company:v1:Co_1");
+        assert_eq!(k.entity(Kind::Company, "Co_1"), "schematic:company:v1:Co_1");
         assert_eq!(
-            k.lookup("user", "Email", "A@B"),
+            k.lookup(Kind::User, "Email", "A@B"),
             "schematic:user:v1:email:a@b"
         );
         assert_eq!(k.writer_lock(), "schematic:datastream:writer_lock");
+        assert_eq!(k.flags_prefix(), "schematic:flags:v1:");
+        // An empty prefix keeps the leading `:` the emulator always wrote.
+        let k = Keys::new("", "v1");
+        assert_eq!(k.flag("F"), ":flags:v1:f");
+        assert_eq!(k.flags_prefix(), ":flags:v1:");
+        assert_eq!(k.entity(Kind::User, "U"), ":user:v1:U");
+        assert_eq!(k.lookup(Kind::Company, "Id", "X"), ":company:v1:id:x");
+        assert_eq!(k.writer_lock(), ":datastream:writer_lock");
     }
 }

@@ -5,6 +5,7 @@ use std::fmt;
 use std::sync::LazyLock;
 use std::time::Duration;
 
+use flagwire_core::datastream::{CacheKeys, stale_lookups};
 use flagwire_core::rules::{Company, Flag, User};
 use redis::aio::ConnectionManager;
 use redis::{Script, Value};
@@ -168,6 +169,7 @@ impl Entity for User {
 pub struct RedisEntityStore {
     redis: Redis,
     version: String,
+    keys: CacheKeys,
 }
 
 impl fmt::Debug for RedisEntityStore {
@@ -200,7 +202,23 @@ async fn get(c: &mut ConnectionManager, key: &str) -> Result<Option<String>, Red
 
 impl RedisEntityStore {
     pub(crate) fn new(redis: Redis, version: String) -> Self {
-        RedisEntityStore { redis, version }
+        let keys = CacheKeys::new(redis.shared.layout.prefix(), version.as_str());
+        RedisEntityStore {
+            redis,
+            version,
+            keys,
+        }
+    }
+
+    /// A key written by `write`; with an empty prefix it starts with `:`,
+    /// as this crate's keys always have.
+    fn key(&self, write: impl FnOnce(&CacheKeys, &mut String)) -> String {
+        let mut out = String::with_capacity(64);
+        if self.keys.prefix().is_empty() {
+            out.push(':');
+        }
+        write(&self.keys, &mut out);
+        out
     }
 
     /// The same store at another cache version.
@@ -219,7 +237,9 @@ impl RedisEntityStore {
         &self.redis
     }
 
-    fn parse<T: DeserializeOwned>(&self, key: &str, json: Option<String>) -> Option<T> {
+    /// Parses a value read from Redis at `key`; a value that does not
+    /// parse is counted and `None`.
+    pub(crate) fn parse<T: DeserializeOwned>(&self, key: &str, json: Option<String>) -> Option<T> {
         let json = json?;
         match serde_json::from_str(&json) {
             Ok(value) => Some(value),
@@ -268,24 +288,27 @@ impl RedisEntityStore {
     }
 
     pub(crate) fn flag_key(&self, key: &str) -> String {
-        self.redis.shared.layout.flag(&self.version, key)
+        self.key(|k, out| k.write_flag(out, key))
     }
 
     pub(crate) fn lookup_key(&self, kind: EntityKind, name: &str, value: &str) -> String {
-        self.redis
-            .shared
-            .layout
-            .lookup(kind, &self.version, name, value)
+        self.key(|k, out| match kind {
+            EntityKind::Company => k.write_company_lookup(out, name, value),
+            EntityKind::User => k.write_user_lookup(out, name, value),
+        })
     }
 
     /// Parses an entity read from Redis; a value that does not parse is
     /// counted and `None`.
-    pub(crate) fn parse_entity<T: DeserializeOwned>(&self, json: &str) -> Option<T> {
-        self.parse("(entity read by lookup key)", Some(json.to_owned()))
+    pub(crate) fn parse_entity<T: DeserializeOwned>(&self, json: String) -> Option<T> {
+        self.parse("(entity read by lookup key)", Some(json))
     }
 
     pub(crate) fn entity_key(&self, kind: EntityKind, id: &str) -> String {
-        self.redis.shared.layout.entity(kind, &self.version, id)
+        self.key(|k, out| match kind {
+            EntityKind::Company => k.write_company(out, id),
+            EntityKind::User => k.write_user(out, id),
+        })
     }
 
     /// Writes one flag (it lives at least 30 days, or forever without an
@@ -428,11 +451,11 @@ impl RedisEntityStore {
         Ok(self.parse(&key, json))
     }
 
-    fn lookup_keys(&self, kind: EntityKind, keys: &dyn KeyPairs) -> Vec<String> {
-        let layout = &self.redis.shared.layout;
+    /// The lookup keys of every pair of `keys`.
+    pub(crate) fn lookup_keys(&self, kind: EntityKind, keys: &dyn KeyPairs) -> Vec<String> {
         let mut out = Vec::with_capacity(keys.pair_count());
         keys.try_for_each_pair(&mut |name, value| {
-            out.push(layout.lookup(kind, &self.version, name, value));
+            out.push(self.lookup_key(kind, name, value));
             true
         });
         out
@@ -526,10 +549,8 @@ impl RedisEntityStore {
         // The stored version's keys, to remove the ones this one lacks.
         let old = self.get_text(entity_key.clone()).await?;
         let stale: Vec<String> = match self.parse::<T>(&entity_key, old) {
-            Some(old) => self
-                .lookup_keys(T::KIND, old.keys())
-                .into_iter()
-                .filter(|k| !new.contains(k))
+            Some(old) => stale_lookups(old.keys(), entity.keys())
+                .map(|(name, value)| self.lookup_key(T::KIND, name, value))
                 .collect(),
             None => Vec::new(),
         };
@@ -563,11 +584,10 @@ impl RedisEntityStore {
         let old = self.get_text(entity_key.clone()).await?;
         let mut lookups = self.lookup_keys(T::KIND, keys);
         if let Some(old) = self.parse::<T>(&entity_key, old) {
-            for key in self.lookup_keys(T::KIND, old.keys()) {
-                if !lookups.contains(&key) {
-                    lookups.push(key);
-                }
-            }
+            lookups.extend(
+                stale_lookups(old.keys(), keys)
+                    .map(|(name, value)| self.lookup_key(T::KIND, name, value)),
+            );
         }
         let id = id.to_owned();
         self.redis
@@ -625,5 +645,47 @@ async fn scan(c: &mut ConnectionManager, pattern: &str) -> Result<Vec<String>, R
             return Ok(out);
         }
         cursor = next;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::redis::RedisOptions;
+
+    fn store(prefix: &str, version: &str) -> RedisEntityStore {
+        Redis::open(RedisOptions::new("redis://127.0.0.1:1").prefix(prefix))
+            .expect("a lazy handle")
+            .entity_store()
+            .with_version(version)
+    }
+
+    #[test]
+    fn keys_follow_the_replicator_layout() {
+        let s = store("schematic", "14269364");
+        assert_eq!(
+            s.flag_key("New-Editor"),
+            "schematic:flags:14269364:new-editor"
+        );
+        let s = s.with_version("1");
+        assert_eq!(
+            s.entity_key(EntityKind::Company, "Co_ABC"),
+            "schematic:company:1:Co_ABC"
+        );
+        assert_eq!(
+            s.lookup_key(EntityKind::Company, "Domain", "ACME.com"),
+            "schematic:company:1:domain:acme.com"
+        );
+        assert_eq!(
+            s.with_version("v2")
+                .lookup_key(EntityKind::User, "Email", "Ä@x"),
+            "schematic:user:v2:email:ä@x"
+        );
+        assert_eq!(store("app:sch", "1").flag_key("x"), "app:sch:flags:1:x");
+        // An empty prefix keeps the leading `:` this crate always wrote.
+        let s = store("", "1");
+        assert_eq!(s.flag_key("X"), ":flags:1:x");
+        assert_eq!(s.entity_key(EntityKind::User, "u"), ":user:1:u");
+        assert_eq!(s.lookup_key(EntityKind::User, "id", "U"), ":user:1:id:u");
     }
 }

@@ -1,9 +1,13 @@
-//! A minimal HTTP/1.1 `GET` for the replicator's health document (a
-//! sidecar on plain HTTP; no TLS, no redirects).
+//! The replicator's health document, read over plain HTTP (a sidecar; no
+//! TLS, no proxy) with the SDK's HTTP client.
 
 use std::time::Duration;
 
-use tokio::net::TcpStream;
+use bytes::Bytes;
+use flagwire_transport::{HttpsClient, Roots};
+use http::StatusCode;
+use http::header::ACCEPT;
+use tower::ServiceExt;
 
 /// Largest health document accepted.
 const MAX_RESPONSE: usize = 64 * 1024;
@@ -56,125 +60,55 @@ pub(crate) struct Health {
     pub(crate) cache_version: Option<String>,
 }
 
-/// Fetches and parses the document (a 503 still carries one).
-pub(crate) async fn fetch(url: &HealthUrl, timeout: Duration) -> Result<Health, String> {
-    match tokio::time::timeout(timeout, fetch_body(url)).await {
-        Ok(Ok(body)) => parse(&body),
-        Ok(Err(e)) => Err(e),
-        Err(_) => Err(format!("no health document within {timeout:?}")),
+impl HealthUrl {
+    /// The URL as a request target.
+    fn uri(&self) -> String {
+        if self.host.contains(':') {
+            format!("http://[{}]:{}{}", self.host, self.port, self.path)
+        } else {
+            format!("http://{}:{}{}", self.host, self.port, self.path)
+        }
     }
 }
 
-async fn fetch_body(url: &HealthUrl) -> Result<Vec<u8>, String> {
-    let stream = TcpStream::connect((url.host.as_str(), url.port))
-        .await
-        .map_err(|e| format!("health check connect: {e}"))?;
-    let host = if url.host.contains(':') {
-        format!("[{}]:{}", url.host, url.port)
-    } else {
-        format!("{}:{}", url.host, url.port)
-    };
-    let request = format!(
-        "GET {} HTTP/1.1\r\nHost: {host}\r\nAccept: application/json\r\nConnection: close\r\n\r\n",
-        url.path
-    );
-    let mut written = 0;
-    let bytes = request.as_bytes();
-    while written < bytes.len() {
-        stream
-            .writable()
-            .await
-            .map_err(|e| format!("health check write: {e}"))?;
-        match stream.try_write(&bytes[written..]) {
-            Ok(n) => written += n,
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-            Err(e) => return Err(format!("health check write: {e}")),
-        }
+/// Reads the health document at one URL, with one client for every read.
+#[derive(Debug, Clone)]
+pub(crate) struct HealthCheck {
+    uri: String,
+    client: HttpsClient,
+}
+
+impl HealthCheck {
+    pub(crate) fn new(url: &HealthUrl) -> Result<HealthCheck, String> {
+        let client = HttpsClient::builder()
+            .roots(Roots::None)
+            .no_proxy()
+            .max_response_body(MAX_RESPONSE)
+            .build()
+            .map_err(|e| format!("health check client: {e}"))?;
+        Ok(HealthCheck {
+            uri: url.uri(),
+            client,
+        })
     }
-    let mut response = Vec::with_capacity(1024);
-    let mut buf = [0u8; 4096];
-    loop {
-        stream
-            .readable()
-            .await
-            .map_err(|e| format!("health check read: {e}"))?;
-        match stream.try_read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => {
-                response.extend_from_slice(&buf[..n]);
-                if response.len() > MAX_RESPONSE {
-                    return Err("health document too large".to_owned());
+
+    /// Fetches and parses the document (a 503 still carries one).
+    pub(crate) async fn fetch(&self, timeout: Duration) -> Result<Health, String> {
+        let request = http::Request::get(self.uri.as_str())
+            .header(ACCEPT, "application/json")
+            .body(Bytes::new())
+            .map_err(|e| format!("health check request: {e}"))?;
+        match tokio::time::timeout(timeout, self.client.clone().oneshot(request)).await {
+            Ok(Ok(response)) => {
+                let status = response.status();
+                if !status.is_success() && status != StatusCode::SERVICE_UNAVAILABLE {
+                    return Err(format!("health check: HTTP status {}", status.as_str()));
                 }
-                if complete(&response) {
-                    break;
-                }
+                parse(response.body())
             }
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-            Err(e) => return Err(format!("health check read: {e}")),
+            Ok(Err(e)) => Err(format!("health check: {e}")),
+            Err(_) => Err(format!("no health document within {timeout:?}")),
         }
-    }
-    body_of(&response)
-}
-
-fn split_head(response: &[u8]) -> Option<(&str, &[u8])> {
-    let end = response.windows(4).position(|w| w == b"\r\n\r\n")?;
-    let head = std::str::from_utf8(&response[..end]).ok()?;
-    Some((head, &response[end + 4..]))
-}
-
-fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
-    head.lines().skip(1).find_map(|line| {
-        let (n, v) = line.split_once(':')?;
-        n.trim().eq_ignore_ascii_case(name).then(|| v.trim())
-    })
-}
-
-/// Whether the whole body has arrived (by `Content-Length`).
-fn complete(response: &[u8]) -> bool {
-    let Some((head, body)) = split_head(response) else {
-        return false;
-    };
-    match header(head, "content-length").and_then(|v| v.parse::<usize>().ok()) {
-        Some(len) => body.len() >= len,
-        None => false,
-    }
-}
-
-fn body_of(response: &[u8]) -> Result<Vec<u8>, String> {
-    let (head, body) = split_head(response).ok_or("health check: malformed response")?;
-    let status = head.split(' ').nth(1).unwrap_or("");
-    if !status.starts_with('2') && status != "503" {
-        return Err(format!("health check: HTTP status {status}"));
-    }
-    let chunked = header(head, "transfer-encoding")
-        .is_some_and(|v| v.to_ascii_lowercase().contains("chunked"));
-    if !chunked {
-        return Ok(
-            match header(head, "content-length").and_then(|v| v.parse().ok()) {
-                Some(len) => body[..body.len().min(len)].to_vec(),
-                None => body.to_vec(),
-            },
-        );
-    }
-    let mut out = Vec::new();
-    let mut rest = body;
-    loop {
-        let line_end = rest
-            .windows(2)
-            .position(|w| w == b"\r\n")
-            .ok_or("health check: malformed chunk")?;
-        let size_text = std::str::from_utf8(&rest[..line_end]).map_err(|_| "bad chunk size")?;
-        let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16)
-            .map_err(|_| "health check: malformed chunk size")?;
-        rest = &rest[line_end + 2..];
-        if size == 0 {
-            return Ok(out);
-        }
-        if rest.len() < size {
-            return Err("health check: truncated chunk".to_owned());
-        }
-        out.extend_from_slice(&rest[..size]);
-        rest = rest.get(size + 2..).unwrap_or(&[]);
     }
 }
 
@@ -234,16 +168,5 @@ mod tests {
         assert!(!h.ready);
         assert_eq!(parse(b"{}").unwrap().cache_version, None);
         assert!(parse(b"not json").is_err());
-    }
-
-    #[test]
-    fn bodies_are_extracted() {
-        let r = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}";
-        assert!(complete(r));
-        assert_eq!(body_of(r).unwrap(), b"{}");
-        let r = b"HTTP/1.1 503 Service Unavailable\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n";
-        assert_eq!(body_of(r).unwrap(), b"{}");
-        assert!(body_of(b"HTTP/1.1 404 Not Found\r\n\r\n").is_err());
-        assert!(body_of(b"garbage").is_err());
     }
 }

@@ -9,9 +9,11 @@
 //! <prefix>:flag_check:<canonical check key>      a cached API answer
 //! ```
 //!
-//! Lower-casing is `char::to_lowercase`, as in the local store.
+//! Lower-casing is `char::to_lowercase`, as in the local store. Flag,
+//! entity and lookup keys are built with
+//! [`CacheKeys`](flagwire_core::datastream::CacheKeys) (see
+//! `RedisEntityStore`); this module holds the rest.
 
-use crate::datastream::lookup::fold;
 use crate::datastream::waiters::EntityKind;
 
 /// Builds the Redis keys of one prefix.
@@ -31,11 +33,6 @@ impl Layout {
         &self.prefix
     }
 
-    /// `<prefix>:flags:<ver>:<lower key>`.
-    pub(crate) fn flag(&self, version: &str, key: &str) -> String {
-        format!("{}:flags:{version}:{}", self.prefix, fold(key))
-    }
-
     /// The pattern matching every flag of one version.
     pub(crate) fn flag_pattern(&self, version: &str) -> String {
         format!("{}:flags:{}:*", self.prefix, escape_glob(version))
@@ -47,34 +44,13 @@ impl Layout {
         format!("{}:{}:{version}:", self.prefix, kind_name(kind))
     }
 
-    /// `<prefix>:<kind>:<ver>:<id>`.
-    pub(crate) fn entity(&self, kind: EntityKind, version: &str, id: &str) -> String {
-        format!("{}{id}", self.entity_prefix(kind, version))
-    }
-
-    /// `<prefix>:<kind>:<ver>:<lower name>:<lower value>`.
-    pub(crate) fn lookup(
-        &self,
-        kind: EntityKind,
-        version: &str,
-        name: &str,
-        value: &str,
-    ) -> String {
-        format!(
-            "{}{}:{}",
-            self.entity_prefix(kind, version),
-            fold(name),
-            fold(value)
-        )
-    }
-
     /// `<prefix>:flag_check:<canonical>`.
     pub(crate) fn flag_check(&self, canonical: &str) -> String {
         format!("{}:flag_check:{canonical}", self.prefix)
     }
 }
 
-pub(crate) fn kind_name(kind: EntityKind) -> &'static str {
+fn kind_name(kind: EntityKind) -> &'static str {
     match kind {
         EntityKind::Company => "company",
         EntityKind::User => "user",
@@ -100,25 +76,12 @@ mod tests {
     #[test]
     fn keys_follow_the_replicator_layout() {
         let l = Layout::new("schematic");
-        assert_eq!(
-            l.flag("14269364", "New-Editor"),
-            "schematic:flags:14269364:new-editor"
-        );
         assert_eq!(l.flag_pattern("1"), "schematic:flags:1:*");
         assert_eq!(l.flag_pattern("a*b"), "schematic:flags:a\\*b:*");
         assert_eq!(
-            l.entity(EntityKind::Company, "1", "Co_ABC"),
-            "schematic:company:1:Co_ABC"
-        );
-        assert_eq!(
-            l.lookup(EntityKind::Company, "1", "Domain", "ACME.com"),
-            "schematic:company:1:domain:acme.com"
-        );
-        assert_eq!(
-            l.lookup(EntityKind::User, "v2", "Email", "Ä@x"),
-            "schematic:user:v2:email:ä@x"
+            l.entity_prefix(EntityKind::Company, "1"),
+            "schematic:company:1:"
         );
         assert_eq!(l.flag_check("f:x"), "schematic:flag_check:f:x");
-        assert_eq!(Layout::new("app:sch").flag("1", "x"), "app:sch:flags:1:x");
     }
 }

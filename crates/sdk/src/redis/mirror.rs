@@ -122,14 +122,8 @@ impl Mirror {
         context: &Context<'_>,
     ) -> Result<Filled, String> {
         let lookups = |kind: EntityKind, keys: Option<&(dyn KeyPairs + Sync)>| -> Vec<String> {
-            let mut out = Vec::new();
-            if let Some(keys) = keys.filter(|k| !store.holds(kind, *k)) {
-                keys.try_for_each_pair(&mut |name, value| {
-                    out.push(self.entities.lookup_key(kind, name, value));
-                    true
-                });
-            }
-            out
+            keys.filter(|k| !store.holds(kind, *k))
+                .map_or_else(Vec::new, |keys| self.entities.lookup_keys(kind, keys))
         };
         let company = lookups(EntityKind::Company, context.company_keys());
         let user = lookups(EntityKind::User, context.user_keys());
@@ -145,7 +139,7 @@ impl Mirror {
         match fetched.company {
             Slot::Conflict => filled.conflict = Some(EntityKind::Company),
             Slot::Json(json) => {
-                if let Some(c) = self.entities.parse_entity::<Company>(&json) {
+                if let Some(c) = self.entities.parse_entity::<Company>(json) {
                     store.upsert_company(c);
                     self.hits.fetch_add(1, Ordering::Relaxed);
                     filled.company = true;
@@ -156,7 +150,7 @@ impl Mirror {
         match fetched.user {
             Slot::Conflict => filled.conflict = filled.conflict.or(Some(EntityKind::User)),
             Slot::Json(json) => {
-                if let Some(u) = self.entities.parse_entity::<User>(&json) {
+                if let Some(u) = self.entities.parse_entity::<User>(json) {
                     store.upsert_user(u);
                     self.hits.fetch_add(1, Ordering::Relaxed);
                     filled.user = true;

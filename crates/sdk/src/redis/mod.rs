@@ -78,7 +78,7 @@ pub use replicator::{
 };
 
 /// Default key prefix, the one the official SDKs and the replicator use.
-pub const DEFAULT_PREFIX: &str = "schematic";
+pub use flagwire_core::datastream::DEFAULT_PREFIX;
 /// Default lifetime of entities and lookup keys written by this crate (the
 /// official SDKs' 24 h). Flags live at least 30 days.
 pub const DEFAULT_ENTITY_TTL: Duration = Duration::from_secs(24 * 60 * 60);

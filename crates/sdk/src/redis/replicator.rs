@@ -11,7 +11,7 @@ use flagwire_core::rules::{Company, Flag, User};
 use tokio::sync::watch;
 
 use super::entities::{RedisEntityStore, Slot};
-use super::health::{self, HealthUrl};
+use super::health::{HealthCheck, HealthUrl};
 use super::{Redis, RedisOptions, RedisStats};
 use crate::cache::KeyPairs;
 use crate::context::Context;
@@ -183,7 +183,7 @@ pub struct ReplicatorStatus {
 pub(crate) struct Link {
     redis: Redis,
     options: ReplicatorOptions,
-    health: Option<HealthUrl>,
+    health: Option<HealthCheck>,
     version: Mutex<Option<String>>,
     replicator_ready: AtomicBool,
     polls: AtomicU64,
@@ -236,7 +236,10 @@ impl Link {
     ) -> Result<Arc<Link>, crate::Error> {
         let health = match (&options.cache_version, options.health_url.is_empty()) {
             (Some(_), true) => None,
-            _ => Some(HealthUrl::parse(&options.health_url).map_err(crate::Error::config)?),
+            _ => {
+                let url = HealthUrl::parse(&options.health_url).map_err(crate::Error::config)?;
+                Some(HealthCheck::new(&url).map_err(crate::Error::config)?)
+            }
         };
         let redis = Redis::open(options.redis.clone())?;
         let link = Arc::new(Link {
@@ -319,19 +322,7 @@ impl Link {
         let company_keys = self.wanted(store, EntityKind::Company, context.company_keys(), now);
         let user_keys = self.wanted(store, EntityKind::User, context.user_keys(), now);
         let lookups = |kind: EntityKind, keys: Option<&(&(dyn KeyPairs + Sync), String)>| {
-            let mut out = Vec::new();
-            if let Some((keys, _)) = keys {
-                keys.try_for_each_pair(&mut |name, value| {
-                    out.push(self.redis.shared.layout.lookup(
-                        kind,
-                        entities.version(),
-                        name,
-                        value,
-                    ));
-                    true
-                });
-            }
-            out
+            keys.map_or_else(Vec::new, |(keys, _)| entities.lookup_keys(kind, *keys))
         };
         let company = lookups(EntityKind::Company, company_keys.as_ref());
         let user = lookups(EntityKind::User, user_keys.as_ref());
@@ -350,7 +341,7 @@ impl Link {
         if need_flag {
             let key = entities.flag_key(flag);
             let hash = fetched.flag.as_deref().map(hash_of);
-            match parse::<Flag>(&self.redis, &key, fetched.flag) {
+            match entities.parse::<Flag>(&key, fetched.flag) {
                 Some(flag) if !flag.key.is_empty() => {
                     store.upsert_flag(flag);
                     if let Some(hash) = hash {
@@ -406,14 +397,13 @@ impl Link {
         json: String,
     ) {
         let hash = hash_of(&json);
-        let key = "(entity read by lookup key)";
         let id = match kind {
-            EntityKind::Company => parse::<Company>(&self.redis, key, Some(json)).map(|company| {
+            EntityKind::Company => entities.parse_entity::<Company>(json).map(|company| {
                 let id = company.id.clone();
                 store.upsert_company(company);
                 id
             }),
-            EntityKind::User => parse::<User>(&self.redis, key, Some(json)).map(|user| {
+            EntityKind::User => entities.parse_entity::<User>(json).map(|user| {
                 let id = user.id.clone();
                 store.upsert_user(user);
                 id
@@ -476,11 +466,11 @@ impl Link {
     }
 
     async fn poll(&self, store: &Store, shared: &Shared) {
-        let Some(url) = &self.health else {
+        let Some(health) = &self.health else {
             shared.set_state(ConnectionState::Connected);
             return;
         };
-        match health::fetch(url, self.options.health_timeout).await {
+        match health.fetch(self.options.health_timeout).await {
             Ok(doc) => {
                 self.polls.fetch_add(1, Ordering::Relaxed);
                 self.replicator_ready.store(doc.ready, Ordering::Release);
@@ -572,7 +562,7 @@ impl Link {
                 None => (None, None),
             };
             let kept = if let Some(flag) = flag_keys.get(key) {
-                match parse::<Flag>(&self.redis, key, json) {
+                match entities.parse::<Flag>(key, json) {
                     Some(fresh) if !fresh.key.is_empty() => {
                         store.upsert_flag(fresh);
                         true
@@ -583,7 +573,7 @@ impl Link {
                     }
                 }
             } else if let Some(id) = company_ids.get(key) {
-                match parse::<Company>(&self.redis, key, json) {
+                match entities.parse::<Company>(key, json) {
                     Some(company) => {
                         store.upsert_company(company);
                         true
@@ -594,7 +584,7 @@ impl Link {
                     }
                 }
             } else if let Some(id) = user_ids.get(key) {
-                match parse::<User>(&self.redis, key, json) {
+                match entities.parse::<User>(key, json) {
                     Some(user) => {
                         store.upsert_user(user);
                         true
@@ -627,21 +617,6 @@ impl Link {
             }
         }
         true
-    }
-}
-
-fn parse<T: serde::de::DeserializeOwned>(
-    redis: &Redis,
-    key: &str,
-    json: Option<String>,
-) -> Option<T> {
-    let json = json?;
-    match serde_json::from_str(&json) {
-        Ok(v) => Some(v),
-        Err(e) => {
-            redis.shared.count_corrupt(key, &e);
-            None
-        }
     }
 }
 
