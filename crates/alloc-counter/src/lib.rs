@@ -218,6 +218,16 @@ pub mod bench {
         }
     }
 
+    /// The `p` quantile (0.0–1.0, nearest rank) of sorted samples.
+    ///
+    /// ```
+    /// assert_eq!(flagwire_alloc_counter::bench::percentile(&[1, 2, 3, 4, 5], 0.5), 3);
+    /// ```
+    pub fn percentile<T: Copy>(sorted: &[T], p: f64) -> T {
+        let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+        sorted[i.min(sorted.len() - 1)]
+    }
+
     /// Times each of `fs` in `rounds` alternating batches of `batch` calls
     /// and returns the median nanoseconds per call of each, in order. The
     /// alternation gives every closure the same machine load, which is

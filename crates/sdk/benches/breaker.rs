@@ -12,6 +12,7 @@
 //! (check deadline 1.5 s, one retry, breaker open after 5 failures); "kept
 //! closed" is a breaker that needs `u32::MAX` failures to open.
 
+use flagwire_alloc_counter::bench::percentile;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -56,11 +57,6 @@ async fn timed_check(client: &Client) -> Duration {
     let took = started.elapsed();
     assert!(on.value, "the default");
     took
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i]
 }
 
 fn show(d: Duration) -> String {

@@ -27,7 +27,7 @@
 #[path = "../tests/redis_support/mod.rs"]
 mod redis_support;
 
-use flagwire_alloc_counter::bench::{paired_medians, ready};
+use flagwire_alloc_counter::bench::{paired_medians, percentile, ready};
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
@@ -129,11 +129,6 @@ fn direct_client(setup: &Setup, runtime: &tokio::runtime::Runtime) -> Client {
         .expect("direct client");
     assert!(runtime.block_on(client.wait_until_ready(WAIT)));
     client
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
 }
 
 fn report_warm(setup: &Setup, runtime: &tokio::runtime::Runtime, rounds: usize) {
